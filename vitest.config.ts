@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
+    // Integration tests start real servers, containers and HAProxy; give them room.
+    testTimeout: 120_000,
+    hookTimeout: 600_000,
+    pool: "forks",
+    // Two cores: files that share host resources (engine, HAProxy ports) must not trample each other.
+    fileParallelism: false,
+  },
+});
