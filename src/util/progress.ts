@@ -27,7 +27,11 @@ export class Reporter {
   }
 
   /** Runs `fn` as one step: "title... ✓ (detail, 1.2s)" or "title... ✗ reason". */
-  async step<T>(title: string, fn: (update: (text: string) => void) => Promise<T>, detail?: (result: T) => string): Promise<T> {
+  async step<T>(
+    title: string,
+    fn: (update: (text: string) => void) => Promise<T>,
+    detail?: (result: T) => string,
+  ): Promise<T> {
     const started = performance.now();
     let spinner: Ora | undefined;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
@@ -47,7 +51,13 @@ export class Reporter {
     }
   }
 
-  private finish(spinner: Ora | undefined, title: string, status: "ok" | "fail", ms: number, detail?: string) {
+  private finish(
+    spinner: Ora | undefined,
+    title: string,
+    status: "ok" | "fail",
+    ms: number,
+    detail?: string,
+  ) {
     if (this.mode === "json") {
       this.event({ type: "step", title, status, ms: Math.round(ms), ...(detail ? { detail } : {}) });
       return;
@@ -74,7 +84,8 @@ export class Reporter {
 
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload: Record<string, unknown>): void {
-    if (this.mode === "json") this.out.write(`${JSON.stringify({ ts: new Date().toISOString(), ...payload })}\n`);
+    if (this.mode === "json")
+      this.out.write(`${JSON.stringify({ ts: new Date().toISOString(), ...payload })}\n`);
   }
 }
 
@@ -88,6 +99,10 @@ export function formatDuration(ms: number): string {
 export function textTable(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
   return [fmt(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(fmt)].join("\n");
 }
