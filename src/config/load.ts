@@ -1,0 +1,92 @@
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import type { ZodType, z } from "zod";
+import { UserError } from "../util/errors.js";
+import { configSchema, type ModelshipConfig } from "./schema.js";
+
+export interface LoadedConfig {
+  config: ModelshipConfig;
+  /** The file read, or undefined when none was given. */
+  path: string | undefined;
+  /** Resolves a path written in the config file (relative to the file's folder). */
+  resolvePath(p: string): string;
+}
+
+/** Reads and validates modelship.yaml; no path → an empty config (flags and defaults only). */
+export async function loadConfig(path: string | undefined): Promise<LoadedConfig> {
+  if (!path) return { config: {}, path: undefined, resolvePath: (p) => resolve(p) };
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read config ${path}: ${code === "ENOENT" ? "no such file" : code}`);
+  }
+  const config = parseConfigText(text, path);
+  const base = dirname(resolve(path));
+  return { config, path, resolvePath: (p) => (isAbsolute(p) ? p : resolve(base, p)) };
+}
+
+export function parseConfigText(text: string, where: string): ModelshipConfig {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = e.linePos?.[0] ? ` (line ${e.linePos[0].line})` : "";
+    throw new UserError(`${where} is not valid YAML${line}: ${e.message.split("\n")[0]}`);
+  }
+  const value: unknown = doc.toJS() ?? {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new UserError(`${where} must be a YAML mapping with sections such as train:, validate:`);
+  }
+  return parseWith(configSchema, value, where);
+}
+
+/** zod-validates a value; failures list every issue as `path: what was expected`. */
+export function parseWith<S extends ZodType>(
+  schema: S,
+  value: unknown,
+  where: string,
+  prefix: string[] = [],
+): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => describeIssue(schema, issue, prefix));
+  throw new UserError(`${where}: ${lines.join("; ")}`, {
+    hint: "see the configuration reference in the README",
+  });
+}
+
+function describeIssue(root: ZodType, issue: z.core.$ZodIssue, prefix: string[]): string {
+  const path = [...prefix, ...issue.path.map(String)];
+  if (issue.code === "unrecognized_keys") {
+    const allowed = objectKeysAt(root, issue.path.map(String));
+    return issue.keys
+      .map((k) => {
+        const key = [...path, k].join(".");
+        return `${key}: unknown key${allowed ? ` (expected one of: ${allowed.join(", ")})` : ""}`;
+      })
+      .join("; ");
+  }
+  return `${path.join(".") || "(root)"}: ${issue.message}`;
+}
+
+/** Keys the object schema at `path` accepts (looking through optional/default wrappers). */
+function objectKeysAt(schema: ZodType, path: string[]): string[] | undefined {
+  let current: unknown = schema;
+  for (const key of [undefined, ...path]) {
+    current = unwrap(current);
+    if (key === undefined) continue;
+    const shape = (current as { shape?: Record<string, unknown> }).shape;
+    if (!shape || !(key in shape)) return undefined;
+    current = shape[key];
+  }
+  const shape = (unwrap(current) as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : undefined;
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as { def?: { innerType?: unknown } } | undefined;
+  while (s?.def?.innerType) s = s.def.innerType as typeof s;
+  return s;
+}

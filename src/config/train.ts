@@ -1,0 +1,111 @@
+import { z } from "zod";
+
+/** Defaults that make `modelship train --data FILE` reproduce the acceptance numbers. */
+export const TRAIN_DEFAULTS = {
+  textColumn: "text",
+  labelColumn: "airline_sentiment",
+  testSize: 0.2,
+  seed: 42,
+  cvFolds: 5,
+  out: "models",
+  name: "model",
+} as const;
+
+const nonEmpty = z.string().trim().min(1);
+
+/** `train:` in modelship.yaml. Paths are relative to the config file. Flags override every key. */
+export const trainConfigSchema = z
+  .object({
+    /** CSV with a text column and a label column. */
+    data: nonEmpty.optional(),
+    textColumn: nonEmpty.optional(),
+    labelColumn: nonEmpty.optional(),
+    /** Keep only these labels (others are dropped); their order is the model's class order. */
+    labels: z.array(nonEmpty).min(2, "labels: list at least two classes").optional(),
+    /** Rename labels before filtering, e.g. { pos: positive }. */
+    labelMap: z.record(nonEmpty, nonEmpty).optional(),
+    /** Share of rows held out for the test split (stratified). */
+    testSize: z.number().gt(0).lt(1).optional(),
+    seed: z.number().int().optional(),
+    /** k for the cross-validation estimate on the training part; 0 skips it. */
+    cvFolds: z.union([z.literal(0), z.number().int().min(2).max(20)]).optional(),
+    /** Trainer hyper-parameters (see the trainer's reference); unknown ones are rejected by the trainer. */
+    params: z.record(z.string(), z.unknown()).optional(),
+    /** Directory that receives `<name>-<version>/` bundles. */
+    out: nonEmpty.optional(),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'")
+      .optional(),
+  })
+  .strict();
+
+/** `validate:` in modelship.yaml: production-checklist limits checked by train and validate. */
+export const checkLimitsSchema = z
+  .object({
+    maxSizeMb: z.number().positive().default(500),
+    maxLoadMs: z.number().positive().default(5000),
+    maxP95Ms: z.number().positive().default(100),
+  })
+  .strict();
+
+export type TrainConfig = z.infer<typeof trainConfigSchema>;
+export type CheckLimits = z.infer<typeof checkLimitsSchema>;
+export const DEFAULT_LIMITS: CheckLimits = checkLimitsSchema.parse({});
+
+/** Everything `train` needs, after flags > config > environment > defaults. */
+export interface TrainSettings {
+  data: string;
+  textColumn: string;
+  labelColumn: string;
+  labels: string[] | undefined;
+  labelMap: Record<string, string> | undefined;
+  testSize: number;
+  seed: number;
+  cvFolds: number;
+  params: Record<string, unknown>;
+  out: string;
+  name: string;
+  limits: CheckLimits;
+}
+
+export type TrainFlags = Partial<Omit<TrainSettings, "limits" | "params">> & {
+  limits?: Partial<CheckLimits>;
+  params?: Record<string, unknown>;
+};
+
+/**
+ * Layers the sources. `resolveConfigPath` makes config paths relative to the config file; flag paths
+ * stay relative to the working directory.
+ */
+export function resolveTrainSettings(
+  config: { train?: TrainConfig; validate?: CheckLimits },
+  resolveConfigPath: (p: string) => string,
+  flags: TrainFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<TrainSettings, "data"> & { data: string | undefined } {
+  const t = config.train ?? {};
+  const defined = <T>(...values: (T | undefined)[]): T | undefined => values.find((v) => v !== undefined);
+  return {
+    data: defined(
+      flags.data,
+      t.data ? resolveConfigPath(t.data) : undefined,
+      env.MODELSHIP_DATA || undefined,
+    ),
+    textColumn: defined(flags.textColumn, t.textColumn) ?? TRAIN_DEFAULTS.textColumn,
+    labelColumn: defined(flags.labelColumn, t.labelColumn) ?? TRAIN_DEFAULTS.labelColumn,
+    labels: defined(flags.labels, t.labels),
+    labelMap: defined(flags.labelMap, t.labelMap),
+    testSize: defined(flags.testSize, t.testSize) ?? TRAIN_DEFAULTS.testSize,
+    seed: defined(flags.seed, t.seed) ?? TRAIN_DEFAULTS.seed,
+    cvFolds: defined(flags.cvFolds, t.cvFolds) ?? TRAIN_DEFAULTS.cvFolds,
+    params: { ...(t.params ?? {}), ...(flags.params ?? {}) },
+    out: defined(flags.out, t.out ? resolveConfigPath(t.out) : undefined) ?? TRAIN_DEFAULTS.out,
+    name: defined(flags.name, t.name) ?? TRAIN_DEFAULTS.name,
+    limits: { ...DEFAULT_LIMITS, ...(config.validate ?? {}), ...stripUndefined(flags.limits ?? {}) },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
