@@ -1,0 +1,170 @@
+import { execFile } from "node:child_process";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { z } from "zod";
+import { CARD_FILE } from "../bundle/schema.js";
+import { ExitCode, UserError } from "../util/errors.js";
+import { type GateCard, loadCard, parseCard } from "./card.js";
+import type { GateSubject } from "./verdict.js";
+
+/** The production model to compare against, or null with the plain reason (first deploy). */
+export interface Baseline {
+  subject: GateSubject | null;
+  /** How it was found, or why there is none — printed in every report. */
+  note: string;
+}
+
+/** The part of `modelship status --json` the gate needs (issue 4's stable keys, plus optional paths). */
+export const statusSchema = z.object({
+  edge: z.object({ url: z.string() }).partial().optional(),
+  versions: z.array(
+    z
+      .object({
+        version: z.string(),
+        role: z.string(),
+        weight: z.number().optional(),
+        image: z.string().optional(),
+        /** Optional: where the ledger keeps the bundle / card for this version. */
+        bundle: z.string().optional(),
+        modelJson: z.string().optional(),
+      })
+      .loose(),
+  ),
+});
+export type HostStatus = z.infer<typeof statusSchema>;
+
+export function noBaseline(why: string): Baseline {
+  return {
+    subject: null,
+    note: `No production baseline (${why}): first deploy — only absolute rules apply.`,
+  };
+}
+
+/**
+ * `--baseline <path>`: a bundle directory, a model.json, or a saved `modelship status --json` output.
+ * The user named it, so a missing file is an error rather than "first deploy".
+ */
+export async function baselineFromPath(path: string): Promise<Baseline> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info)
+    throw new UserError(`baseline ${path} does not exist`, {
+      hint: "pass a bundle, model.json or status JSON",
+    });
+  if (info.isFile()) {
+    const text = await readFile(path, "utf8");
+    const json = safeJson(text);
+    if (json && typeof json === "object" && "versions" in json) {
+      return baselineFromStatus(parseStatus(json, path), `status file ${path}`);
+    }
+  }
+  const loaded = await loadCard(path, "baseline");
+  return { subject: { card: loaded.card, source: loaded.source }, note: `Baseline: ${loaded.source}.` };
+}
+
+/** `--baseline-from-host`: asks this host's ledger through `modelship status --json`. */
+export async function baselineFromHost(options: { stateDir?: string; cli?: string[] }): Promise<Baseline> {
+  const cli = options.cli ?? [process.execPath, process.argv[1] ?? "modelship"];
+  const args = [
+    ...cli.slice(1),
+    "status",
+    "--json",
+    ...(options.stateDir ? ["--state-dir", options.stateDir] : []),
+  ];
+  let stdout: string;
+  try {
+    ({ stdout } = await promisify(execFile)(cli[0]!, args, { maxBuffer: 16 * 1024 * 1024 }));
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    const detail = (e.stderr ?? e.message).trim().split("\n").at(-1);
+    throw new UserError(`cannot read the host ledger (modelship status --json): ${detail}`, {
+      exitCode: ExitCode.environment,
+    });
+  }
+  const json = safeJson(lastJsonLine(stdout));
+  if (json === undefined)
+    throw new UserError("modelship status --json did not print JSON", { exitCode: ExitCode.environment });
+  return baselineFromStatus(parseStatus(json, "modelship status --json"), "host ledger");
+}
+
+/**
+ * Picks the stable version from a status document and finds its model card: a bundle/model.json path
+ * recorded in the ledger, else the serving container's `/model-info` through the edge (the stable
+ * version takes all traffic outside a rollout).
+ */
+export async function baselineFromStatus(status: HostStatus, where: string): Promise<Baseline> {
+  const stable = status.versions.find((v) => v.role === "stable");
+  if (!stable) return noBaseline(`${where} has no stable version`);
+  const path = stable.modelJson ?? (stable.bundle ? join(stable.bundle, CARD_FILE) : undefined);
+  if (path) {
+    const loaded = await loadCard(path, "baseline");
+    return {
+      subject: { card: loaded.card, source: `${where}: ${stable.version}` },
+      note: `Baseline: production ${stable.version} from the ${where}.`,
+    };
+  }
+  const edge = status.edge?.url;
+  if (!edge)
+    throw new UserError(`${where}: stable ${stable.version} has no bundle path and no edge URL to ask`);
+  const card = await fetchModelInfo(edge);
+  if (card.version && card.version !== stable.version) {
+    throw new UserError(
+      `${where}: the edge serves ${card.version} but the ledger's stable version is ${stable.version} — a rollout is in progress, try again when it ends`,
+      { exitCode: ExitCode.busy },
+    );
+  }
+  return {
+    subject: { card, source: `${where}: ${stable.version}` },
+    note: `Baseline: production ${stable.version} (metrics from ${edge}/model-info).`,
+  };
+}
+
+async function fetchModelInfo(edge: string): Promise<GateCard> {
+  const url = `${edge.replace(/\/$/, "")}/model-info`;
+  let text: string;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    text = await res.text();
+  } catch (err) {
+    throw new UserError(`cannot read the production model from ${url}: ${(err as Error).message}`, {
+      exitCode: ExitCode.environment,
+    });
+  }
+  return parseCard(text, url);
+}
+
+/** A production model.json fetched from GitHub (release asset / artifact); null body = none published yet. */
+export function baselineFromText(text: string | null, where: string): Baseline {
+  if (text === null) return noBaseline(`nothing published at ${where}`);
+  const card = parseCard(text, where);
+  return {
+    subject: { card, source: where },
+    note: `Baseline: production ${card.version ?? "model"} from ${where}.`,
+  };
+}
+
+function parseStatus(json: unknown, where: string): HostStatus {
+  const parsed = statusSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UserError(`${where}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Status may print progress events before the final object in JSON mode; the object is the last line. */
+function lastJsonLine(stdout: string): string {
+  const trimmed = stdout.trim();
+  if (trimmed.startsWith("{") && safeJson(trimmed) !== undefined) return trimmed;
+  const lines = trimmed.split("\n").filter((l) => l.trim().startsWith("{"));
+  return lines.at(-1) ?? trimmed;
+}

@@ -1,0 +1,110 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { UserError } from "../util/errors.js";
+
+const unit = z.number().min(0).max(1);
+const positive = z.number().positive();
+
+/** Per-class F1 floor: one number for every class, or a map label → floor ("*" = every other class). */
+const classFloorSchema = z.union([unit, z.record(z.string().min(1), unit)]);
+
+/**
+ * The metrics gate. Absolute floors always apply; regression limits apply only when a production
+ * baseline exists (first deploy → absolute rules only). Every field has a default so `gate: {}` works.
+ */
+export const gatePolicySchema = z
+  .object({
+    /** Absolute floors on the candidate's test-split metrics. Unset = no floor. */
+    minimum: z
+      .object({
+        accuracy: unit.optional(),
+        macroF1: unit.optional(),
+        rocAuc: unit.optional(),
+        classF1: classFloorSchema.optional(),
+      })
+      .strict()
+      .default({}),
+    /** Largest allowed drop versus the production model (baseline − candidate). */
+    maxDrop: z
+      .object({
+        accuracy: unit.default(0.005),
+        macroF1: unit.default(0.01),
+        rocAuc: unit.default(0.01),
+        classF1: unit.default(0.01),
+      })
+      .strict()
+      .default({ accuracy: 0.005, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }),
+    /** Runtime limits from the bundle's onnxruntime-node measurements. */
+    runtime: z
+      .object({
+        maxP95Ms: positive.default(100),
+        maxSizeMB: positive.default(500),
+        maxLoadMs: positive.default(5000),
+      })
+      .strict()
+      .default({ maxP95Ms: 100, maxSizeMB: 500, maxLoadMs: 5000 }),
+    /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
+    goldenParity: z.boolean().default(true),
+    /** Largest allowed |probability − expected| for golden parity. */
+    goldenTolerance: z.number().positive().max(0.5).default(1e-4),
+  })
+  .strict();
+
+export type GatePolicy = z.infer<typeof gatePolicySchema>;
+export type GatePolicyInput = z.input<typeof gatePolicySchema>;
+
+export const defaultGatePolicy: GatePolicy = gatePolicySchema.parse({});
+
+export function parseGatePolicy(value: unknown, where: string): GatePolicy {
+  const parsed = gatePolicySchema.safeParse(value ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = ["gate", ...issue.path.map(String)].join(".");
+    throw new UserError(`${where}: ${key}: ${issue.message}`, {
+      hint: "see the gate policy reference in the README",
+    });
+  }
+  return parsed.data;
+}
+
+/**
+ * Reads a policy file: either a standalone policy (`minimum:`, `maxDrop:`, ...) or a `modelship.yaml`
+ * whose `gate:` section holds it. Only the gate section is validated here; the rest of modelship.yaml
+ * belongs to the config loader.
+ */
+export async function loadGatePolicy(path: string | undefined): Promise<GatePolicy> {
+  if (!path) return defaultGatePolicy;
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read gate policy ${path}: ${code === "ENOENT" ? "no such file" : code}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new UserError(`gate policy ${path} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (doc === null || doc === undefined) return defaultGatePolicy;
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new UserError(`gate policy ${path} must be a YAML mapping`);
+  }
+  const record = doc as Record<string, unknown>;
+  const section = "gate" in record ? record.gate : isStandalonePolicy(record) ? record : {};
+  return parseGatePolicy(section, path);
+}
+
+function isStandalonePolicy(doc: Record<string, unknown>): boolean {
+  const keys = Object.keys(gatePolicySchema.shape);
+  return Object.keys(doc).some((k) => keys.includes(k));
+}
+
+/** Floor for one class, or undefined when no floor applies. */
+export function classFloor(policy: GatePolicy, label: string): number | undefined {
+  const floor = policy.minimum.classF1;
+  if (floor === undefined || typeof floor === "number") return floor;
+  return floor[label] ?? floor["*"];
+}
