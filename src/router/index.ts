@@ -1,0 +1,21 @@
+export { type RouterPaths, renderConfig, routerPaths } from "./config.js";
+export { type ApplyResult, Router, type RunningInfo } from "./router.js";
+export { parseServersState, parseStatCsv, RuntimeApi } from "./runtime-api.js";
+export {
+  BACKEND,
+  percentToWeight,
+  RouterDesired,
+  RouterSettings,
+  ServerSpec,
+  ServerState,
+  weightToPercent,
+} from "./schema.js";
+export {
+  type CounterSnapshot,
+  diffCounters,
+  type ResponseCodes,
+  type ServerCounters,
+  type ServerDelta,
+  type ServerStats,
+  toServerStats,
+} from "./stats.js";

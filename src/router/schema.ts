@@ -1,0 +1,95 @@
+import { z } from "zod";
+
+/**
+ * Typed settings and desired state of the traffic layer. `src/router/` is the only code that knows
+ * HAProxy; everything else talks in these shapes (server name = model version, weight = percent).
+ */
+
+/** HAProxy server names double as version labels: keep them to characters HAProxy accepts. */
+export const ServerName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
+
+export const ServerState = z.enum(["ready", "drain", "maint"]);
+export type ServerState = z.infer<typeof ServerState>;
+
+export const ServerSpec = z.object({
+  name: ServerName,
+  address: z
+    .string()
+    .regex(/^[A-Za-z0-9.:_-]+$/, "address: an IP or host name")
+    .default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535),
+  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
+  weight: z.number().min(0).max(100),
+  state: ServerState.default("ready"),
+});
+export type ServerSpec = z.infer<typeof ServerSpec>;
+export type ServerSpecInput = z.input<typeof ServerSpec>;
+
+export const RouterDesired = z
+  .object({ servers: z.array(ServerSpec).default([]) })
+  .refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+    message: "server names must be unique",
+  });
+export type RouterDesired = z.infer<typeof RouterDesired>;
+export type RouterDesiredInput = z.input<typeof RouterDesired>;
+
+const Port = z.number().int().min(1).max(65535);
+const Millis = z.number().int().positive();
+
+export const RouterSettings = z.object({
+  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
+  stateDir: z.string().min(1),
+  haproxyBin: z.string().default("/usr/sbin/haproxy"),
+  edge: z.object({ bind: z.string().default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: z.object({ bind: z.string().default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  health: z
+    .object({
+      path: z.string().startsWith("/").default("/ready"),
+      interMs: Millis.default(1000),
+      /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
+      fastInterMs: Millis.default(250),
+      downInterMs: Millis.default(1000),
+      timeoutMs: Millis.default(1000),
+      fall: z.number().int().min(1).default(2),
+      rise: z.number().int().min(1).default(2),
+      /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
+      slowstartMs: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
+  timeouts: z
+    .object({
+      connectMs: Millis.default(1000),
+      clientMs: Millis.default(30_000),
+      serverMs: Millis.default(30_000),
+      httpRequestMs: Millis.default(10_000),
+      keepAliveMs: Millis.default(10_000),
+      queueMs: Millis.default(5_000),
+      /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
+      hardStopAfterMs: Millis.default(30_000),
+    })
+    .prefault({}),
+  retries: z.number().int().min(0).max(10).default(3),
+  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
+  retryOn500: z.boolean().default(true),
+  maxconn: z.number().int().positive().default(4096),
+  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
+  supervisor: z.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: z.string().default("modelship-haproxy.service"),
+});
+export type RouterSettings = z.infer<typeof RouterSettings>;
+export type RouterSettingsInput = z.input<typeof RouterSettings>;
+
+export const BACKEND = "models";
+export const MAX_HAPROXY_WEIGHT = 256;
+
+/** Percent (0–100) → HAProxy weight (0–256). Any non-zero share gets at least weight 1. */
+export function percentToWeight(percent: number): number {
+  if (percent <= 0) return 0;
+  return Math.max(1, Math.min(MAX_HAPROXY_WEIGHT, Math.round((percent * MAX_HAPROXY_WEIGHT) / 100)));
+}
+
+export function weightToPercent(weight: number): number {
+  return Math.round(((weight * 100) / MAX_HAPROXY_WEIGHT) * 10) / 10;
+}

@@ -1,0 +1,161 @@
+import type { StatRow } from "./runtime-api.js";
+import { weightToPercent } from "./schema.js";
+
+/** One server (model version) as HAProxy sees it right now. */
+export interface ServerStats {
+  name: string;
+  address: string;
+  /** HAProxy's status text: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/2" (going down), "no check"… */
+  status: string;
+  /** Serving: UP (or going down but not yet DOWN) and not in maintenance. */
+  up: boolean;
+  /** Effective HAProxy weight (0–256) and the share of traffic it gets among servers that are up. */
+  weight: number;
+  userWeight: number;
+  weightPercent: number;
+  sharePercent: number;
+  currentSessions: number;
+  totalSessions: number;
+  requests: number;
+  responses: ResponseCodes;
+  connectionErrors: number;
+  responseErrors: number;
+  retries: number;
+  redispatches: number;
+  /** HAProxy's averages over the last 1024 requests, in ms. */
+  avgQueueMs: number;
+  avgConnectMs: number;
+  avgResponseMs: number;
+  avgTotalMs: number;
+  checkStatus: string;
+  checkCode: string;
+  checkDescription: string;
+}
+
+export interface ResponseCodes {
+  "1xx": number;
+  "2xx": number;
+  "3xx": number;
+  "4xx": number;
+  "5xx": number;
+  other: number;
+}
+
+const num = (v: string | undefined) => {
+  const n = Number(v);
+  return v === undefined || v === "" || !Number.isFinite(n) ? 0 : n;
+};
+
+/** Turns `show stat` rows of the models backend into ServerStats (FRONTEND/BACKEND rows dropped). */
+export function toServerStats(rows: StatRow[]): ServerStats[] {
+  const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
+  const parsed = servers.map((r): ServerStats => {
+    const status = r.status ?? "";
+    const weight = num(r.weight);
+    return {
+      name: r.svname ?? "",
+      address: r.addr ?? "",
+      status,
+      up: /^(UP|no check|DRAIN)/.test(status),
+      weight,
+      userWeight: r.uweight !== undefined && r.uweight !== "" ? num(r.uweight) : weight,
+      weightPercent: weightToPercent(weight),
+      sharePercent: 0,
+      currentSessions: num(r.scur),
+      totalSessions: num(r.stot),
+      requests: r.req_tot !== undefined && r.req_tot !== "" ? num(r.req_tot) : num(r.stot),
+      responses: {
+        "1xx": num(r.hrsp_1xx),
+        "2xx": num(r.hrsp_2xx),
+        "3xx": num(r.hrsp_3xx),
+        "4xx": num(r.hrsp_4xx),
+        "5xx": num(r.hrsp_5xx),
+        other: num(r.hrsp_other),
+      },
+      connectionErrors: num(r.econ),
+      responseErrors: num(r.eresp),
+      retries: num(r.wretr),
+      redispatches: num(r.wredis),
+      avgQueueMs: num(r.qtime),
+      avgConnectMs: num(r.ctime),
+      avgResponseMs: num(r.rtime),
+      avgTotalMs: num(r.ttime),
+      checkStatus: r.check_status ?? "",
+      checkCode: r.check_code ?? "",
+      checkDescription: r.check_desc ?? "",
+    };
+  });
+  const serving = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN"));
+  const total = serving.reduce((sum, s) => sum + s.weight, 0);
+  for (const s of serving) s.sharePercent = total > 0 ? Math.round((s.weight / total) * 1000) / 10 : 0;
+  return parsed;
+}
+
+/** Monotonic per-server counters at one instant; diff two to analyse an interval. */
+export interface CounterSnapshot {
+  at: number;
+  servers: Record<string, ServerCounters>;
+}
+
+export interface ServerCounters {
+  requests: number;
+  responses: ResponseCodes;
+  connectionErrors: number;
+  responseErrors: number;
+  retries: number;
+  redispatches: number;
+}
+
+export function toSnapshot(stats: ServerStats[], at = Date.now()): CounterSnapshot {
+  const servers: Record<string, ServerCounters> = {};
+  for (const s of stats) {
+    servers[s.name] = {
+      requests: s.requests,
+      responses: { ...s.responses },
+      connectionErrors: s.connectionErrors,
+      responseErrors: s.responseErrors,
+      retries: s.retries,
+      redispatches: s.redispatches,
+    };
+  }
+  return { at, servers };
+}
+
+export interface ServerDelta extends ServerCounters {
+  /** 5xx responses over responses received from this server in the interval (0 when none). */
+  errorRate: number;
+}
+
+/**
+ * Per-server change between two snapshots. A server absent from `before` (just added) counts from 0;
+ * a counter that went backwards (HAProxy restarted, server re-added) restarts from 0 too.
+ */
+export function diffCounters(
+  before: CounterSnapshot,
+  after: CounterSnapshot,
+): { seconds: number; servers: Record<string, ServerDelta> } {
+  const servers: Record<string, ServerDelta> = {};
+  for (const [name, a] of Object.entries(after.servers)) {
+    const b = before.servers[name];
+    const d = (x: number, y: number | undefined) => (y === undefined || x < y ? x : x - y);
+    const responses: ResponseCodes = {
+      "1xx": d(a.responses["1xx"], b?.responses["1xx"]),
+      "2xx": d(a.responses["2xx"], b?.responses["2xx"]),
+      "3xx": d(a.responses["3xx"], b?.responses["3xx"]),
+      "4xx": d(a.responses["4xx"], b?.responses["4xx"]),
+      "5xx": d(a.responses["5xx"], b?.responses["5xx"]),
+      other: d(a.responses.other, b?.responses.other),
+    };
+    const answered = Object.values(responses).reduce((s, n) => s + n, 0);
+    servers[name] = {
+      requests: d(a.requests, b?.requests),
+      responses,
+      connectionErrors: d(a.connectionErrors, b?.connectionErrors),
+      responseErrors: d(a.responseErrors, b?.responseErrors),
+      retries: d(a.retries, b?.retries),
+      redispatches: d(a.redispatches, b?.redispatches),
+      errorRate: answered > 0 ? responses["5xx"] / answered : 0,
+    };
+  }
+  return { seconds: (after.at - before.at) / 1000, servers };
+}
