@@ -1,0 +1,520 @@
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { z } from "zod";
+import { ExitCode, UserError } from "../util/errors.js";
+import {
+  type ContainerInspect,
+  type ContainerListEntry,
+  containerInspectSchema,
+  containerListEntrySchema,
+  type ImageInspect,
+  imageInspectSchema,
+  versionSchema,
+} from "./schema.js";
+
+/**
+ * The one place that talks to the container engine. It drives the real `docker` CLI, so it works
+ * against Docker Engine and Podman's Docker-compatible service alike and honours DOCKER_HOST /
+ * docker contexts exactly as the user's shell does.
+ */
+
+export type RestartPolicy = "no" | "on-failure" | "unless-stopped" | "always";
+
+export interface RunOptions {
+  image: string;
+  name?: string;
+  labels?: Record<string, string>;
+  env?: Record<string, string>;
+  /** Container port to publish on the host (TCP). */
+  port?: number;
+  /** Host port; 0 or undefined lets the engine pick a free one. */
+  hostPort?: number;
+  /** Host address the port binds to; loopback by default so only the local router reaches it. */
+  hostIp?: string;
+  /** Docker memory string, e.g. "512m". */
+  memory?: string;
+  cpus?: number;
+  restart?: RestartPolicy;
+  /** Seconds `docker stop` waits after SIGTERM before SIGKILL (engine default 10). */
+  stopTimeoutSec?: number;
+  command?: string[];
+  extraArgs?: string[];
+}
+
+export interface BuildOptions {
+  context: string;
+  dockerfile?: string;
+  tags: string[];
+  buildArgs?: Record<string, string | undefined>;
+  labels?: Record<string, string>;
+  target?: string;
+  /** Each line of the engine's build output, as it arrives. */
+  onProgress?: (line: string) => void;
+}
+
+export interface ContainerState {
+  id: string;
+  name: string;
+  image: string;
+  status: string;
+  running: boolean;
+  restarting: boolean;
+  oomKilled: boolean;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** "healthy" | "unhealthy" | "starting"; null when the image has no health check or it never ran. */
+  health: string | null;
+  restartCount: number;
+  labels: Record<string, string>;
+  user: string;
+  /** Published host ports keyed by "8080/tcp". */
+  ports: Record<string, { hostIp: string; hostPort: number }[]>;
+  raw: ContainerInspect;
+}
+
+export interface ImageInfo {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  sizeBytes: number;
+  created: string | null;
+  user: string;
+  labels: Record<string, string>;
+  healthcheck: string[] | null;
+  raw: ImageInspect;
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  status: string;
+  labels: Record<string, string>;
+}
+
+export interface EngineInfo {
+  /** "Docker Engine", "Podman Engine", … */
+  server: string;
+  serverVersion: string;
+  apiVersion: string | null;
+  podman: boolean;
+  host: string;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+const UNREACHABLE =
+  /cannot connect to the docker daemon|connection refused|no such file or directory.*sock|is the docker daemon running|error during connect|permission denied while trying to connect/i;
+
+export class EngineError extends UserError {
+  override name = "EngineError";
+}
+
+/** Where the CLI will connect: DOCKER_HOST, else the CLI's own default. */
+export function engineHost(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DOCKER_HOST || "unix:///var/run/docker.sock (docker default)";
+}
+
+function unreachableError(detail: string): EngineError {
+  return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
+    exitCode: ExitCode.environment,
+    hint:
+      "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), " +
+      "then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)",
+  });
+}
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l.length > 0) ?? "(no output)"
+  );
+}
+
+function parseJson<S extends z.ZodType>(schema: S, text: string, what: string): z.infer<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new EngineError(`${what}: the engine returned output that is not JSON: ${firstLine(text)}`, {
+      exitCode: ExitCode.environment,
+    });
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new EngineError(
+      `${what}: unexpected engine output (${issue?.path.join(".") || "?"}: ${issue?.message ?? "invalid"})`,
+      { exitCode: ExitCode.environment },
+    );
+  }
+  return parsed.data;
+}
+
+function labelArgs(flag: string, map: Record<string, string | undefined> | undefined): string[] {
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(map ?? {})) if (v !== undefined) args.push(flag, `${k}=${v}`);
+  return args;
+}
+
+function parseLabelString(
+  labels: string | Record<string, string> | null | undefined,
+): Record<string, string> {
+  if (!labels) return {};
+  if (typeof labels !== "string") return labels;
+  const out: Record<string, string> = {};
+  for (const pair of labels.split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq > 0) out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+export class Engine {
+  readonly bin: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private infoCache: EngineInfo | undefined;
+
+  constructor(options: { bin?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.bin = options.bin ?? process.env.MODELSHIP_DOCKER_BIN ?? "docker";
+    this.env = { ...process.env, ...options.env };
+  }
+
+  /** An engine that answered a version query; throws exit-3 UserError with the fix otherwise. */
+  static async connect(options: { bin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Engine> {
+    const engine = new Engine(options);
+    await engine.info();
+    return engine;
+  }
+
+  /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
+  exec(
+    args: string[],
+    options: {
+      input?: string;
+      timeoutMs?: number;
+      onLine?: (line: string) => void;
+      env?: NodeJS.ProcessEnv;
+    } = {},
+  ): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.bin, args, {
+        env: { ...this.env, ...options.env },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      let timer: NodeJS.Timeout | undefined;
+      if (options.timeoutMs) {
+        timer = setTimeout(() => {
+          stderr += `\n(timed out after ${options.timeoutMs} ms)`;
+          child.kill("SIGKILL");
+        }, options.timeoutMs);
+      }
+      if (options.onLine) {
+        const onLine = options.onLine;
+        createInterface({ input: child.stdout }).on("line", (l) => {
+          stdout += `${l}\n`;
+          onLine(l);
+        });
+        createInterface({ input: child.stderr }).on("line", (l) => {
+          stderr += `${l}\n`;
+          onLine(l);
+        });
+      } else {
+        child.stdout.on("data", (d: Buffer) => {
+          stdout += d.toString();
+        });
+        child.stderr.on("data", (d: Buffer) => {
+          stderr += d.toString();
+        });
+      }
+      child.on("error", (err: NodeJS.ErrnoException) => {
+        if (timer) clearTimeout(timer);
+        if (err.code === "ENOENT") {
+          reject(
+            new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+              exitCode: ExitCode.environment,
+              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST",
+            }),
+          );
+        } else reject(err);
+      });
+      child.on("close", (code) => {
+        if (timer) clearTimeout(timer);
+        resolve({ stdout, stderr, code: code ?? 1 });
+      });
+      child.stdin.on("error", () => {});
+      child.stdin.end(options.input ?? "");
+    });
+  }
+
+  /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */
+  async run(what: string, args: string[], options: Parameters<Engine["exec"]>[1] = {}): Promise<string> {
+    const result = await this.exec(args, options);
+    if (result.code !== 0) throw this.failure(what, result);
+    return result.stdout;
+  }
+
+  private failure(what: string, result: ExecResult): EngineError {
+    const text = `${result.stderr}\n${result.stdout}`;
+    if (UNREACHABLE.test(text)) return unreachableError(text);
+    const lines = text
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0 && !/^DEPRECATED|^Install the buildx|^BuildKit is currently/i.test(l));
+    const errLine =
+      lines.filter((l) => /error|failed|denied|not found|no such/i.test(l)).pop() ?? lines.pop();
+    return new EngineError(`${what} failed: ${errLine ?? `exit ${result.code}`}`, {
+      exitCode: ExitCode.environment,
+    });
+  }
+
+  async info(): Promise<EngineInfo> {
+    if (this.infoCache) return this.infoCache;
+    const result = await this.exec(["version", "--format", "{{json .}}"], { timeoutMs: 15_000 });
+    // The CLI prints the client half and exits 1 when the server is unreachable.
+    if (result.code !== 0) {
+      if (UNREACHABLE.test(result.stderr) || result.stderr.includes("timed out"))
+        throw unreachableError(result.stderr);
+      throw this.failure("docker version", result);
+    }
+    const v = parseJson(versionSchema, result.stdout, "docker version");
+    if (!v.Server) throw unreachableError("the CLI got no server version");
+    const component = v.Server.Components?.[0]?.Name ?? v.Server.Platform?.Name ?? "Docker Engine";
+    this.infoCache = {
+      server: component,
+      serverVersion: v.Server.Version,
+      apiVersion: v.Server.ApiVersion ?? null,
+      podman: /podman/i.test(component),
+      host: engineHost(this.env),
+    };
+    return this.infoCache;
+  }
+
+  // ---- images ----------------------------------------------------------------------------------
+
+  /** Builds an image; returns its id. The classic builder is used against Podman (no BuildKit). */
+  async build(options: BuildOptions): Promise<{ imageId: string; log: string }> {
+    const info = await this.info();
+    const [firstTag] = options.tags;
+    if (!firstTag) throw new EngineError("docker build needs at least one tag", { exitCode: ExitCode.usage });
+    const args = ["build", "--pull=false"];
+    if (options.dockerfile) args.push("--file", options.dockerfile);
+    for (const tag of options.tags) args.push("--tag", tag);
+    args.push(...labelArgs("--build-arg", options.buildArgs));
+    args.push(...labelArgs("--label", options.labels));
+    if (options.target) args.push("--target", options.target);
+    args.push(options.context);
+    const env = info.podman ? { DOCKER_BUILDKIT: "0" } : {};
+    const result = await this.exec(args, { onLine: options.onProgress ?? (() => {}), env });
+    if (result.code !== 0) throw this.failure("docker build", result);
+    const image = await this.inspectImage(firstTag);
+    if (!image) throw new EngineError(`docker build reported success but ${firstTag} does not exist`);
+    return { imageId: image.id, log: `${result.stdout}${result.stderr}` };
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo | null> {
+    const result = await this.exec(["image", "inspect", ref]);
+    if (result.code !== 0) {
+      if (/no such (image|object)|not found|image not known/i.test(result.stderr)) return null;
+      throw this.failure(`docker image inspect ${ref}`, result);
+    }
+    const [raw] = parseJson(imageInspectSchema.array().min(1), result.stdout, `docker image inspect ${ref}`);
+    const image = raw as ImageInspect;
+    return {
+      id: image.Id.startsWith("sha256:") ? image.Id : `sha256:${image.Id}`,
+      repoTags: image.RepoTags ?? [],
+      repoDigests: image.RepoDigests ?? [],
+      sizeBytes: image.Size,
+      created: image.Created ?? null,
+      user: image.Config?.User ?? "",
+      labels: image.Config?.Labels ?? {},
+      healthcheck: image.Config?.Healthcheck?.Test ?? null,
+      raw: image,
+    };
+  }
+
+  async tagImage(source: string, target: string): Promise<void> {
+    await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);
+  }
+
+  async removeImage(ref: string, options: { force?: boolean } = {}): Promise<void> {
+    const result = await this.exec(["image", "rm", ...(options.force ? ["--force"] : []), ref]);
+    if (result.code !== 0 && !/no such image|not known|not found/i.test(result.stderr))
+      throw this.failure(`docker image rm ${ref}`, result);
+  }
+
+  /** Logs in with the password on stdin (never on the command line, where `ps` would show it). */
+  async login(registry: string, username: string, password: string): Promise<void> {
+    const result = await this.exec(["login", registry, "--username", username, "--password-stdin"], {
+      input: password,
+      timeoutMs: 60_000,
+    });
+    if (result.code !== 0) {
+      const err = this.failure(`docker login ${registry}`, result);
+      throw new EngineError(err.message, {
+        exitCode: ExitCode.environment,
+        hint: "check the registry host, user name and token (GHCR: a token with write:packages)",
+      });
+    }
+  }
+
+  /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
+  async push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string | null }> {
+    const result = await this.exec(["push", ref], { onLine: onProgress ?? (() => {}) });
+    if (result.code !== 0) throw this.failure(`docker push ${ref}`, result);
+    const match = /digest: (sha256:[0-9a-f]{64})/i.exec(`${result.stdout}\n${result.stderr}`);
+    if (match?.[1]) return { digest: match[1] };
+    const image = await this.inspectImage(ref);
+    const repo = ref.replace(/:[^/:]+$/, "");
+    const repoDigest = image?.repoDigests.find((d) => d.startsWith(`${repo}@`));
+    return { digest: repoDigest ? repoDigest.slice(repoDigest.indexOf("@") + 1) : null };
+  }
+
+  // ---- containers ------------------------------------------------------------------------------
+
+  /** Creates and starts a detached container; returns its id. */
+  async runContainer(options: RunOptions): Promise<string> {
+    const args = ["run", "--detach"];
+    if (options.name) args.push("--name", options.name);
+    args.push(...labelArgs("--label", options.labels));
+    args.push(...labelArgs("--env", options.env));
+    if (options.port !== undefined) {
+      const hostIp = options.hostIp ?? "127.0.0.1";
+      const hostPort = options.hostPort ? String(options.hostPort) : "";
+      args.push("--publish", `${hostIp}:${hostPort}:${options.port}/tcp`);
+    }
+    if (options.memory) args.push("--memory", options.memory);
+    if (options.cpus) args.push("--cpus", String(options.cpus));
+    if (options.restart) args.push("--restart", options.restart);
+    if (options.stopTimeoutSec !== undefined) args.push("--stop-timeout", String(options.stopTimeoutSec));
+    args.push(...(options.extraArgs ?? []), options.image, ...(options.command ?? []));
+    const stdout = await this.run(`docker run ${options.image}`, args);
+    const id = stdout.trim().split("\n").pop()?.trim() ?? "";
+    if (!/^[0-9a-f]{12,64}$/.test(id))
+      throw new EngineError(`docker run ${options.image}: no container id in the output`);
+    return id;
+  }
+
+  async inspectContainer(nameOrId: string): Promise<ContainerState | null> {
+    const result = await this.exec(["container", "inspect", nameOrId]);
+    if (result.code !== 0) {
+      if (/no such (container|object)|not found|no container with/i.test(result.stderr)) return null;
+      throw this.failure(`docker inspect ${nameOrId}`, result);
+    }
+    const [raw] = parseJson(
+      containerInspectSchema.array().min(1),
+      result.stdout,
+      `docker inspect ${nameOrId}`,
+    );
+    const c = raw as ContainerInspect;
+    const health = c.State.Health ?? c.State.Healthcheck;
+    const ports: ContainerState["ports"] = {};
+    for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+      ports[key] = (bindings ?? [])
+        .filter((b) => b.HostPort)
+        .map((b) => ({ hostIp: b.HostIp ?? "", hostPort: Number(b.HostPort) }));
+    }
+    return {
+      id: c.Id,
+      name: c.Name.replace(/^\//, ""),
+      image: c.Config.Image ?? c.Image,
+      status: c.State.Status,
+      running: c.State.Running,
+      restarting: c.State.Restarting ?? false,
+      oomKilled: c.State.OOMKilled ?? false,
+      exitCode: c.State.ExitCode ?? null,
+      startedAt: c.State.StartedAt ?? null,
+      finishedAt: c.State.FinishedAt ?? null,
+      health: health?.Status ? health.Status : null,
+      restartCount: c.RestartCount ?? 0,
+      labels: c.Config.Labels ?? {},
+      user: c.Config.User ?? "",
+      ports,
+      raw: c,
+    };
+  }
+
+  /** The host port a container port is published on. */
+  async hostPort(nameOrId: string, containerPort: number): Promise<number> {
+    const state = await this.inspectContainer(nameOrId);
+    if (!state)
+      throw new EngineError(`container ${nameOrId} does not exist`, { exitCode: ExitCode.environment });
+    const binding = state.ports[`${containerPort}/tcp`]?.[0];
+    if (!binding)
+      throw new EngineError(`container ${nameOrId} does not publish port ${containerPort}`, {
+        exitCode: ExitCode.environment,
+      });
+    return binding.hostPort;
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutSec` (the server drains in that window). */
+  async stop(nameOrId: string, options: { timeoutSec?: number } = {}): Promise<void> {
+    const args = ["stop", "--time", String(options.timeoutSec ?? 10), nameOrId];
+    const result = await this.exec(args);
+    if (result.code !== 0 && !/no such container|not found|no container with/i.test(result.stderr))
+      throw this.failure(`docker stop ${nameOrId}`, result);
+  }
+
+  async kill(nameOrId: string, signal = "KILL"): Promise<void> {
+    await this.run(`docker kill ${nameOrId}`, ["kill", "--signal", signal, nameOrId]);
+  }
+
+  async start(nameOrId: string): Promise<void> {
+    await this.run(`docker start ${nameOrId}`, ["start", nameOrId]);
+  }
+
+  /** Removes a container; absent is fine (idempotent cleanup). */
+  async remove(nameOrId: string, options: { force?: boolean } = {}): Promise<void> {
+    const result = await this.exec(["rm", ...(options.force ? ["--force"] : []), nameOrId]);
+    if (result.code !== 0 && !/no such container|not found|no container with/i.test(result.stderr))
+      throw this.failure(`docker rm ${nameOrId}`, result);
+  }
+
+  /** The last `tail` lines of stdout+stderr. */
+  async logs(nameOrId: string, options: { tail?: number } = {}): Promise<string> {
+    const result = await this.exec(["logs", "--tail", String(options.tail ?? 50), nameOrId]);
+    if (result.code !== 0) throw this.failure(`docker logs ${nameOrId}`, result);
+    return `${result.stdout}${result.stderr}`;
+  }
+
+  /** Containers carrying all the given labels (running and stopped unless `running`). */
+  async listContainers(
+    options: { labels?: Record<string, string | true>; running?: boolean } = {},
+  ): Promise<ContainerSummary[]> {
+    const args = ["ps", "--no-trunc", "--format", "{{json .}}"];
+    if (!options.running) args.push("--all");
+    for (const [k, v] of Object.entries(options.labels ?? {}))
+      args.push("--filter", v === true ? `label=${k}` : `label=${k}=${v}`);
+    const stdout = await this.run("docker ps", args);
+    return stdout
+      .split("\n")
+      .filter((l) => l.trim().startsWith("{"))
+      .map((line) => {
+        const e: ContainerListEntry = parseJson(containerListEntrySchema, line, "docker ps");
+        const name = Array.isArray(e.Names) ? (e.Names[0] ?? "") : e.Names;
+        return {
+          id: e.ID,
+          name: name.replace(/^\//, ""),
+          image: e.Image,
+          state: e.State ?? "",
+          status: e.Status ?? "",
+          labels: parseLabelString(e.Labels),
+        };
+      });
+  }
+
+  /** Runs a command inside a running container. */
+  async execIn(nameOrId: string, command: string[], options: { user?: string } = {}): Promise<ExecResult> {
+    return this.exec(["exec", ...(options.user ? ["--user", options.user] : []), nameOrId, ...command]);
+  }
+}

@@ -1,0 +1,274 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+import { readBundle } from "../bundle/read.js";
+import type { ModelCard } from "../bundle/schema.js";
+import { Engine, type RunOptions } from "../engine/engine.js";
+import { formatSmokeReport, runSmokeTest, type SmokeResult, waitForReady } from "../smoke/smoke.js";
+import { ExitCode, UserError } from "../util/errors.js";
+import { Reporter } from "../util/progress.js";
+import { stageBuildContext } from "./context.js";
+import { imageLabels, MODEL_LABELS } from "./labels.js";
+
+/** The official Node image the Dockerfile defaults to (see serving/Dockerfile). */
+export const DEFAULT_BASE_IMAGE = "node:20-bookworm-slim";
+export const SERVER_PORT = 8080;
+
+export interface BuildImageOptions {
+  bundleDir: string;
+  /** Repository without tag, e.g. ghcr.io/acme/sentiment. Default `modelship/<model name>`. */
+  image?: string;
+  /** Extra tags: a bare tag ("latest") goes on `image`, a full reference is used as is. */
+  extraTags?: string[];
+  baseImage?: string;
+  smoke?: boolean;
+  smokeTimeoutMs?: number;
+  push?: boolean;
+  registry?: { host: string; username: string; password: string };
+  /** Git commit the image is built from (default: GITHUB_SHA, else HEAD of the working directory). */
+  revision?: string | null;
+  sourceUrl?: string | null;
+  engine?: Engine;
+  reporter?: Reporter;
+}
+
+export interface SmokeSummary extends SmokeResult {
+  startToReadyMs: number;
+  container: string;
+}
+
+export interface BuildImageResult {
+  image: string;
+  tags: string[];
+  imageId: string;
+  /** Registry digest after a push, else the local image id (both sha256:…). */
+  digest: string;
+  pushed: boolean;
+  sizeBytes: number;
+  contextBytes: number;
+  buildMs: number;
+  baseImage: string;
+  labels: Record<string, string>;
+  model: { name: string; version: string; sha256: string };
+  smoke: SmokeSummary | null;
+  startToReadyMs: number | null;
+}
+
+const run = promisify(execFile);
+
+async function gitRevision(): Promise<string | null> {
+  if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;
+  try {
+    const { stdout } = await run("git", ["rev-parse", "HEAD"]);
+    return /^[0-9a-f]{40}$/.test(stdout.trim()) ? stdout.trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function sourceUrl(): Promise<string | null> {
+  if (process.env.GITHUB_REPOSITORY)
+    return `${process.env.GITHUB_SERVER_URL ?? "https://github.com"}/${process.env.GITHUB_REPOSITORY}`;
+  try {
+    const { stdout } = await run("git", ["remote", "get-url", "origin"]);
+    const url = stdout.trim();
+    // git@github.com:owner/repo.git → https://github.com/owner/repo
+    const ssh = /^git@([^:]+):(.+?)(\.git)?$/.exec(url);
+    if (ssh) return `https://${ssh[1]}/${ssh[2]}`;
+    return url.replace(/\.git$/, "") || null;
+  } catch {
+    return null;
+  }
+}
+
+const REF_PART = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** All references to build: `<image>:<model-version>`, `<image>:sha-<7>`, then the extra tags. */
+export function imageTags(
+  image: string,
+  card: ModelCard,
+  revision: string | null,
+  extra: string[] = [],
+): string[] {
+  if (!REF_PART.test(image))
+    throw new UserError(`--image '${image}' is not a valid image repository (lower case, no tag)`, {
+      hint: "e.g. --image ghcr.io/acme/sentiment",
+    });
+  const tags = [`${image}:${card.version}`];
+  if (revision) tags.push(`${image}:sha-${revision.slice(0, 7)}`);
+  for (const t of extra) {
+    if (t.includes(":") || t.includes("/")) {
+      const [repo, tag] = [t.slice(0, t.lastIndexOf(":")), t.slice(t.lastIndexOf(":") + 1)];
+      if (!t.includes(":") || !REF_PART.test(repo) || !TAG.test(tag))
+        throw new UserError(`--tag '${t}' is not a valid image reference (repository:tag)`);
+      tags.push(t);
+    } else {
+      if (!TAG.test(t))
+        throw new UserError(`--tag '${t}' is not a valid tag (letters, digits, '_', '.', '-')`);
+      tags.push(`${image}:${t}`);
+    }
+  }
+  return [...new Set(tags)];
+}
+
+/** Starts a throwaway container of `image`, waits for ready, runs the golden smoke test, removes it. */
+export async function smokeTestImage(
+  engine: Engine,
+  image: string,
+  card: ModelCard,
+  options: { timeoutMs?: number; tolerance?: number; run?: Partial<RunOptions> } = {},
+): Promise<SmokeSummary> {
+  const name = `modelship-smoke-${card.name.replace(/[^a-z0-9_.-]/g, "-")}-${randomBytes(3).toString("hex")}`;
+  const started = performance.now();
+  await engine.runContainer({
+    image,
+    name,
+    port: SERVER_PORT,
+    labels: { "dev.modelship.role": "smoke", [MODEL_LABELS.version]: card.version },
+    // One worker starts fastest; no drain grace, the throwaway container has no load balancer.
+    env: { MODELSHIP_WORKERS: "1", MODELSHIP_DRAIN_GRACE_MS: "0" },
+    memory: "512m",
+    ...options.run,
+  });
+  try {
+    const port = await engine.hostPort(name, SERVER_PORT);
+    const baseUrl = `http://127.0.0.1:${port}`;
+    await waitForReady(baseUrl, {
+      timeoutMs: options.timeoutMs ?? 60_000,
+      intervalMs: 25,
+      isAlive: async () => {
+        const state = await engine.inspectContainer(name);
+        if (state?.running) return null;
+        const logs = await engine.logs(name, { tail: 5 }).catch(() => "");
+        return `container exited (${state?.status ?? "gone"}, code ${state?.exitCode ?? "?"}): ${logs.trim().split("\n").pop() ?? ""}`;
+      },
+    }).catch(async (err: Error) => {
+      const logs = await engine.logs(name, { tail: 20 }).catch(() => "(no logs)");
+      throw new UserError(`smoke container ${name} did not become ready: ${err.message}\n${logs.trim()}`, {
+        exitCode: ExitCode.failed,
+      });
+    });
+    const startToReadyMs = Math.round(performance.now() - started);
+    const result = await runSmokeTest({ baseUrl, card, tolerance: options.tolerance });
+    return { ...result, startToReadyMs, container: name };
+  } finally {
+    await engine.stop(name, { timeoutSec: 5 }).catch(() => {});
+    await engine.remove(name, { force: true }).catch(() => {});
+  }
+}
+
+export async function buildModelImage(options: BuildImageOptions): Promise<BuildImageResult> {
+  const reporter = options.reporter ?? new Reporter("silent");
+  const { card } = await readBundle(options.bundleDir);
+  const engine = options.engine ?? (await Engine.connect());
+  const image = options.image ?? `modelship/${card.name}`;
+  const revision = options.revision === undefined ? await gitRevision() : options.revision;
+  const tags = imageTags(image, card, revision, options.extraTags);
+  const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
+  const source = options.sourceUrl === undefined ? await sourceUrl() : options.sourceUrl;
+  const labels = imageLabels(card, { revision, source, created: new Date() });
+
+  const context = await reporter.step(
+    "Staging build context",
+    () => stageBuildContext({ bundleDir: options.bundleDir }),
+    (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`,
+  );
+  let built: { imageId: string };
+  const buildStarted = performance.now();
+  try {
+    built = await reporter.step(
+      `Building ${tags[0]}`,
+      (update) =>
+        engine.build({
+          context: context.dir,
+          dockerfile: context.dockerfile,
+          tags,
+          buildArgs: {
+            BASE_IMAGE: baseImage,
+            MODEL_NAME: card.name,
+            MODEL_VERSION: card.version,
+            MODEL_SHA256: card.model.sha256,
+            GIT_REVISION: labels["org.opencontainers.image.revision"],
+            SOURCE_URL: labels["org.opencontainers.image.source"],
+            CREATED: labels["org.opencontainers.image.created"],
+          },
+          labels,
+          onProgress: (line) => {
+            if (/^(STEP|Step) \d+/.test(line)) update(line);
+          },
+        }),
+      () => `from ${baseImage}`,
+    );
+  } finally {
+    await context.cleanup();
+  }
+  const buildMs = Math.round(performance.now() - buildStarted);
+  const info = await engine.inspectImage(built.imageId);
+  if (!info)
+    throw new UserError(`the built image ${built.imageId} disappeared`, { exitCode: ExitCode.environment });
+
+  let smoke: SmokeSummary | null = null;
+  if (options.smoke !== false) {
+    smoke = await reporter.step(
+      "Smoke-testing the image",
+      async () => {
+        const result = await smokeTestImage(engine, built.imageId, card, {
+          timeoutMs: options.smokeTimeoutMs,
+        });
+        if (!result.passed) {
+          throw new SmokeFailure(result, tags);
+        }
+        return result;
+      },
+      (r) => `${r.examples} golden examples, start→ready ${r.startToReadyMs} ms`,
+    );
+  }
+
+  let digest = built.imageId;
+  let pushed = false;
+  if (options.push) {
+    if (options.registry) {
+      const { host, username, password } = options.registry;
+      await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+    }
+    for (const tag of tags) {
+      const result = await reporter.step(
+        `Pushing ${tag}`,
+        () => engine.push(tag),
+        (r) => r.digest ?? "",
+      );
+      if (result.digest) digest = result.digest;
+    }
+    pushed = true;
+  }
+
+  return {
+    image: pushed ? `${tags[0]}@${digest}` : (tags[0] as string),
+    tags,
+    imageId: built.imageId,
+    digest,
+    pushed,
+    sizeBytes: info.sizeBytes,
+    contextBytes: context.bytes,
+    buildMs,
+    baseImage,
+    labels,
+    model: { name: card.name, version: card.version, sha256: card.model.sha256 },
+    smoke,
+    startToReadyMs: smoke?.startToReadyMs ?? null,
+  };
+}
+
+/** The smoke test found a difference: the build fails (exit 1) with the diff table as its message. */
+export class SmokeFailure extends UserError {
+  override name = "SmokeFailure";
+  readonly result: SmokeSummary;
+  constructor(result: SmokeSummary, tags: string[]) {
+    super(
+      `smoke test failed for ${tags[0]}: the image does not reproduce the bundle's golden predictions\n${formatSmokeReport(result)}`,
+      { exitCode: ExitCode.failed },
+    );
+    this.result = result;
+  }
+}

@@ -1,0 +1,251 @@
+import { existsSync, readFileSync } from "node:fs";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { builtinModules } from "node:module";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CARD_FILE, MODEL_FILE } from "../bundle/schema.js";
+import { ExitCode, UserError } from "../util/errors.js";
+
+/**
+ * Stages the image build context so `docker build` needs no network and no compiler: the compiled
+ * server plus only the library files and npm packages it actually imports (traced from the JS), with
+ * onnxruntime-node's binaries for other platforms left out, and the model bundle. The same context
+ * builds on Docker Engine and Podman.
+ */
+
+/** Where the server's compiled entry points live, relative to the app root. */
+export const SERVER_DIST_DIR = "dist/serving";
+const ORT_BIN_DIR = join("node_modules", "onnxruntime-node", "bin", "napi-v6");
+const KEEP_OS = "linux";
+const KEEP_ARCH = "x64";
+/** Needed only by onnxruntime-node's install script (binary download), never at run time. */
+const INSTALL_ONLY_PACKAGES = new Set(["adm-zip", "global-agent"]);
+
+export interface StagedContext {
+  dir: string;
+  dockerfile: string;
+  /** Relative paths of the dist files copied. */
+  distFiles: string[];
+  /** Package directories copied, relative to node_modules' parent. */
+  packages: string[];
+  bytes: number;
+  cleanup: () => Promise<void>;
+}
+
+/** The modelship checkout (or installed package) this code runs from: nearest package.json named modelship. */
+export function findAppRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = resolve(from);
+  for (;;) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "modelship") return dir;
+      } catch {
+        // not ours; keep walking
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir)
+      throw new UserError(
+        "cannot find the modelship installation (no package.json named modelship above this file)",
+        {
+          exitCode: ExitCode.environment,
+        },
+      );
+    dir = parent;
+  }
+}
+
+const BUILTINS = new Set(builtinModules);
+// Static imports/exports, dynamic import(), require(), and worker files referenced as new URL(…, import.meta.url).
+const SPECIFIER_PATTERNS = [
+  /\b(?:import|export)\s[^'"`;]*?\bfrom\s*["']([^"']+)["']/g,
+  /\bimport\s*["']([^"']+)["']/g,
+  /\bimport\(\s*["']([^"']+)["']\s*\)/g,
+  /\brequire\(\s*["']([^"']+)["']\s*\)/g,
+  /\bnew\s+URL\(\s*["']([^"']+)["']\s*,\s*import\.meta\.url\s*\)/g,
+];
+
+export function extractSpecifiers(source: string): string[] {
+  const found = new Set<string>();
+  for (const pattern of SPECIFIER_PATTERNS)
+    for (const m of source.matchAll(pattern)) if (m[1]) found.add(m[1]);
+  return [...found];
+}
+
+function packageName(specifier: string): string | null {
+  if (specifier.startsWith("node:") || BUILTINS.has(specifier) || BUILTINS.has(specifier.split("/")[0] ?? ""))
+    return null;
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? `${parts[0]}/${parts[1]}` : (parts[0] ?? null);
+}
+
+async function listJs(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listJs(full)));
+    else if (/\.(m?js|cjs|json)$/.test(entry.name)) out.push(full);
+  }
+  return out;
+}
+
+/** Every dist file reachable from the server's entry points, and the npm packages they import. */
+export async function traceServer(appRoot: string): Promise<{ files: string[]; packages: string[] }> {
+  const serverDir = join(appRoot, SERVER_DIST_DIR);
+  if (!existsSync(join(serverDir, "main.js")))
+    throw new UserError(
+      `the compiled server is missing (${relative(process.cwd(), join(serverDir, "main.js"))})`,
+      {
+        exitCode: ExitCode.environment,
+        hint: "run `npm run build` in the modelship checkout first (npm ci does it)",
+      },
+    );
+  const distRoot = join(appRoot, "dist");
+  const queue = await listJs(serverDir);
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  while (queue.length > 0) {
+    const file = queue.pop() as string;
+    if (files.has(file)) continue;
+    files.add(file);
+    if (file.endsWith(".json")) continue;
+    for (const spec of extractSpecifiers(await readFile(file, "utf8"))) {
+      if (spec.startsWith(".")) {
+        const target = resolve(dirname(file), spec);
+        if (!target.startsWith(distRoot + sep))
+          throw new UserError(`${relative(appRoot, file)} imports ${spec}, outside dist/`);
+        if (existsSync(target)) queue.push(target);
+        else
+          throw new UserError(
+            `${relative(appRoot, file)} imports ${spec}, which is not compiled (run npm run build)`,
+          );
+      } else {
+        const name = packageName(spec);
+        if (name) packages.add(name);
+      }
+    }
+  }
+  return { files: [...files].map((f) => relative(appRoot, f)).sort(), packages: [...packages].sort() };
+}
+
+interface PackageJson {
+  name?: string;
+  version?: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+
+/** Node's lookup: <dir>/node_modules/<name>, walking up to the app root. */
+function resolvePackageDir(appRoot: string, fromDir: string, name: string): string | null {
+  let dir = fromDir;
+  for (;;) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+    if (dir === appRoot || dir.length <= appRoot.length) return null;
+    dir = dirname(dir);
+  }
+}
+
+/** The installed package directories needed by `roots`, with their runtime dependency closure. */
+export function packageClosure(appRoot: string, roots: string[]): string[] {
+  const dirs = new Set<string>();
+  const queue: Array<{ from: string; name: string; optional: boolean }> = roots.map((name) => ({
+    from: appRoot,
+    name,
+    optional: false,
+  }));
+  while (queue.length > 0) {
+    const { from, name, optional } = queue.shift() as { from: string; name: string; optional: boolean };
+    if (INSTALL_ONLY_PACKAGES.has(name)) continue;
+    const dir = resolvePackageDir(appRoot, from, name);
+    if (!dir) {
+      if (optional) continue;
+      throw new UserError(`package '${name}' is imported by the server but not installed`, {
+        exitCode: ExitCode.environment,
+        hint: "run `npm ci` in the modelship checkout",
+      });
+    }
+    if (dirs.has(dir)) continue;
+    dirs.add(dir);
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as PackageJson;
+    for (const dep of Object.keys(pkg.dependencies ?? {}))
+      queue.push({ from: dir, name: dep, optional: false });
+    for (const dep of Object.keys({ ...pkg.optionalDependencies, ...pkg.peerDependencies }))
+      queue.push({ from: dir, name: dep, optional: true });
+  }
+  return [...dirs].map((d) => relative(appRoot, d)).sort();
+}
+
+async function dirBytes(path: string): Promise<number> {
+  const info = await stat(path);
+  if (!info.isDirectory()) return info.size;
+  let total = 0;
+  for (const entry of await readdir(path)) total += await dirBytes(join(path, entry));
+  return total;
+}
+
+export interface StageOptions {
+  bundleDir: string;
+  appRoot?: string;
+  /** Parent for the temp context dir (default: the OS temp dir). */
+  tmpRoot?: string;
+}
+
+export async function stageBuildContext(options: StageOptions): Promise<StagedContext> {
+  const appRoot = options.appRoot ?? findAppRoot();
+  const bundleDir = resolve(options.bundleDir);
+  for (const file of [CARD_FILE, MODEL_FILE])
+    if (!existsSync(join(bundleDir, file)))
+      throw new UserError(
+        `${join(bundleDir, file)} not found: --model must point at a model bundle directory`,
+      );
+  const trace = await traceServer(appRoot);
+  const packages = packageClosure(appRoot, trace.packages);
+
+  const dir = await mkdtemp(join(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    const app = join(dir, "app");
+    await mkdir(app, { recursive: true });
+    const own = JSON.parse(await readFile(join(appRoot, "package.json"), "utf8")) as PackageJson;
+    // "type": "module" makes node treat the compiled dist/*.js as ESM, as in the checkout.
+    await writeFile(
+      join(app, "package.json"),
+      `${JSON.stringify({ name: "modelship-server", version: own.version ?? "0.0.0", private: true, type: "module" }, null, 2)}\n`,
+    );
+    for (const file of trace.files) {
+      await mkdir(dirname(join(app, file)), { recursive: true });
+      await cp(join(appRoot, file), join(app, file));
+    }
+    const ortBin = join(appRoot, ORT_BIN_DIR);
+    // Nested packages live inside their parent's folder; copying the parent brings them along.
+    const copied: string[] = [];
+    for (const pkg of packages) {
+      if (copied.some((parent) => pkg.startsWith(parent + sep))) continue;
+      copied.push(pkg);
+      await cp(join(appRoot, pkg), join(app, pkg), {
+        recursive: true,
+        verbatimSymlinks: true,
+        filter: (src) => {
+          if (src.startsWith(ortBin + sep)) {
+            const [os, arch] = relative(ortBin, src).split(sep);
+            return os === KEEP_OS && (arch === undefined || arch === KEEP_ARCH);
+          }
+          return basename(src) !== ".bin";
+        },
+      });
+    }
+    await mkdir(join(dir, "model"));
+    for (const file of [CARD_FILE, MODEL_FILE]) await cp(join(bundleDir, file), join(dir, "model", file));
+    const dockerfile = join(dir, "Dockerfile");
+    await cp(join(appRoot, "serving", "Dockerfile"), dockerfile);
+    await writeFile(join(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
