@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { register as build } from "./build.js";
 
 /** Every CLI command registers itself here (one module per command under ./). */
-export const commands: Array<(program: Command) => void> = [];
+export const commands: Array<(program: Command) => void> = [build];
