@@ -1,3 +1,4 @@
+import { mdCell as cell, mdConfusionMatrix, mermaidXyChart } from "../github/markdown.js";
 import { textTable } from "../util/progress.js";
 import { fmt, fmtDelta, type Verdict } from "./verdict.js";
 
@@ -12,7 +13,6 @@ export interface RenderContext {
 }
 
 const mark = (ok: boolean) => (ok ? "✅" : "❌");
-const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
 /** Job summary and PR comment body: verdict table, failing rules, confusion matrix, a mermaid chart. */
 export function renderMarkdown(verdict: Verdict, ctx: RenderContext): string {
@@ -37,16 +37,13 @@ export function renderMarkdown(verdict: Verdict, ctx: RenderContext): string {
   const cm = verdict.confusionMatrix;
   if (cm && cm.labels.length > 0) {
     out.push(
-      "<details><summary>Confusion matrix (candidate, test split; rows = true, columns = predicted)</summary>",
+      mdConfusionMatrix(
+        cm.labels,
+        cm.matrix,
+        "Confusion matrix (candidate, test split; rows = true, columns = predicted)",
+      ),
       "",
     );
-    out.push(`| true \\ predicted | ${cm.labels.map(cell).join(" | ")} |`);
-    out.push(`|---|${cm.labels.map(() => "--:").join("|")}|`);
-    cm.matrix.forEach((row, i) => {
-      const cells = row.map((v, j) => (i === j ? `**${v}**` : String(v)));
-      out.push(`| ${cell(cm.labels[i] ?? "?")} | ${cells.join(" | ")} |`);
-    });
-    out.push("", "</details>", "");
   }
   const chart = renderChart(verdict);
   if (chart) out.push(chart, "");
@@ -67,20 +64,16 @@ export function renderChart(verdict: Verdict): string | null {
   if (entries.length === 0) return null;
   const values = entries.flatMap(([, v]) => [v.c, v.b]).filter((v): v is number => v !== null);
   const floor = Math.max(0, Math.floor((Math.min(...values) - 0.05) * 20) / 20);
-  const axis = entries.map(([k]) => JSON.stringify(k.replace(/"/g, "'"))).join(", ");
-  const series = (pick: (v: { c: number | null; b: number | null }) => number | null) =>
-    entries.map(([, v]) => (pick(v) ?? floor).toFixed(4)).join(", ");
-  const lines = [
-    "```mermaid",
-    "xychart-beta",
-    `  title "${verdict.baseline ? "Candidate (bars) vs production (line)" : "Candidate (first deploy)"}"`,
-    `  x-axis [${axis}]`,
-    `  y-axis "score" ${floor.toFixed(2)} --> 1`,
-    `  bar [${series((v) => v.c)}]`,
-  ];
-  if (verdict.baseline && entries.some(([, v]) => v.b !== null)) lines.push(`  line [${series((v) => v.b)}]`);
-  lines.push("```");
-  return lines.join("\n");
+  const withBaseline = verdict.baseline !== null && entries.some(([, v]) => v.b !== null);
+  return mermaidXyChart({
+    title: verdict.baseline ? "Candidate (bars) vs production (line)" : "Candidate (first deploy)",
+    x: entries.map(([k]) => k),
+    yLabel: "score",
+    yMin: floor,
+    yMax: 1,
+    bars: [entries.map(([, v]) => v.c ?? floor)],
+    lines: withBaseline ? [entries.map(([, v]) => v.b ?? floor)] : [],
+  });
 }
 
 /** Terminal form: aligned table, the baseline note and the failing rules. */

@@ -1,0 +1,128 @@
+import { type GitHub, gitHubError } from "./client.js";
+
+/** What every modelship Deployment carries, so the deployments page says which model is live. */
+export interface ModelDeploymentPayload {
+  modelVersion: string;
+  modelSha256?: string;
+  image?: string;
+  imageDigest?: string;
+  /** "deploy" or "rollback". */
+  kind: "deploy" | "rollback";
+  reason?: string;
+}
+
+export type DeploymentState =
+  | "in_progress"
+  | "success"
+  | "failure"
+  | "error"
+  | "inactive"
+  | "queued"
+  | "pending";
+
+export interface DeploymentRef {
+  id: number;
+  environment: string;
+}
+
+export async function createDeployment(
+  gh: GitHub,
+  options: { ref: string; environment: string; payload: ModelDeploymentPayload; description?: string },
+): Promise<DeploymentRef> {
+  try {
+    const res = await gh.octokit.rest.repos.createDeployment({
+      owner: gh.owner,
+      repo: gh.repo,
+      ref: options.ref,
+      environment: options.environment,
+      task: options.payload.kind === "rollback" ? "deploy:rollback" : "deploy",
+      payload: { ...options.payload },
+      description: (options.description ?? `${options.payload.kind} ${options.payload.modelVersion}`).slice(
+        0,
+        140,
+      ),
+      // The model gate and our own checks decide; don't wait for commit statuses or try to merge.
+      auto_merge: false,
+      required_contexts: [],
+      production_environment: options.environment === "production",
+      transient_environment: false,
+    });
+    // 202 = GitHub wanted to merge the default branch first; with auto_merge off this means "not created".
+    if (res.status !== 201 || !("id" in res.data)) {
+      throw new Error(("message" in res.data && res.data.message) || `unexpected status ${res.status}`);
+    }
+    return { id: res.data.id, environment: options.environment };
+  } catch (err) {
+    throw gitHubError(
+      `creating a ${options.environment} deployment for ${options.payload.modelVersion}`,
+      err,
+    );
+  }
+}
+
+export async function setDeploymentStatus(
+  gh: GitHub,
+  deployment: DeploymentRef,
+  state: DeploymentState,
+  options: { logUrl?: string; environmentUrl?: string; description?: string } = {},
+): Promise<void> {
+  try {
+    await gh.octokit.rest.repos.createDeploymentStatus({
+      owner: gh.owner,
+      repo: gh.repo,
+      deployment_id: deployment.id,
+      state,
+      environment: deployment.environment,
+      // Older deployments of this environment go inactive when this one succeeds.
+      auto_inactive: true,
+      ...(options.logUrl ? { log_url: options.logUrl } : {}),
+      ...(options.environmentUrl ? { environment_url: options.environmentUrl } : {}),
+      ...(options.description ? { description: options.description.slice(0, 140) } : {}),
+    });
+  } catch (err) {
+    throw gitHubError(`setting deployment ${deployment.id} to ${state}`, err);
+  }
+}
+
+/**
+ * Wraps a rollout in a GitHub Deployment: created, `in_progress`, then `success` or `failure` with a
+ * link to the run. The rollout's own error is rethrown unchanged; a failure to record the final status
+ * is reported through `onWarning` rather than masking the rollout's result.
+ */
+export async function trackDeployment<T>(
+  gh: GitHub,
+  options: {
+    ref: string;
+    environment: string;
+    payload: ModelDeploymentPayload;
+    logUrl?: string;
+    environmentUrl?: string;
+    onWarning?: (message: string) => void;
+  },
+  rollout: (deployment: DeploymentRef) => Promise<T>,
+): Promise<T> {
+  const deployment = await createDeployment(gh, options);
+  const links = {
+    ...(options.logUrl ? { logUrl: options.logUrl } : {}),
+    ...(options.environmentUrl ? { environmentUrl: options.environmentUrl } : {}),
+  };
+  await setDeploymentStatus(gh, deployment, "in_progress", {
+    ...links,
+    description: `${options.payload.kind} ${options.payload.modelVersion} started`,
+  });
+  let result: T;
+  try {
+    result = await rollout(deployment);
+  } catch (err) {
+    await setDeploymentStatus(gh, deployment, "failure", {
+      ...links,
+      description: (err as Error)?.message ?? "rollout failed",
+    }).catch((e: Error) => options.onWarning?.(e.message));
+    throw err;
+  }
+  await setDeploymentStatus(gh, deployment, "success", {
+    ...links,
+    description: `${options.payload.modelVersion} is live`,
+  }).catch((e: Error) => options.onWarning?.(e.message));
+  return result;
+}

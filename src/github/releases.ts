@@ -1,0 +1,33 @@
+import { type GitHub, gitHubError, httpStatus } from "./client.js";
+
+/**
+ * Downloads one asset of a release by tag — how a GitHub-hosted PR job gets the production model.json
+ * the deploy workflow published. Returns null when the release or asset does not exist yet (first deploy).
+ */
+export async function downloadReleaseAsset(
+  gh: GitHub,
+  tag: string,
+  assetName: string,
+): Promise<string | null> {
+  let assetId: number | undefined;
+  try {
+    const { data } = await gh.octokit.rest.repos.getReleaseByTag({ owner: gh.owner, repo: gh.repo, tag });
+    assetId = data.assets.find((a) => a.name === assetName)?.id;
+  } catch (err) {
+    if (httpStatus(err) === 404) return null;
+    throw gitHubError(`reading release ${tag}`, err);
+  }
+  if (assetId === undefined) return null;
+  try {
+    const res = await gh.octokit.request("GET /repos/{owner}/{repo}/releases/assets/{asset_id}", {
+      owner: gh.owner,
+      repo: gh.repo,
+      asset_id: assetId,
+      headers: { accept: "application/octet-stream" },
+      request: { parseSuccessResponseBody: false },
+    });
+    return await new Response(res.data as unknown as ReadableStream).text();
+  } catch (err) {
+    throw gitHubError(`downloading ${assetName} from release ${tag}`, err);
+  }
+}
