@@ -1,0 +1,91 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { checkHost } from "../../host/check.js";
+import { initHost, parsePort } from "../../host/init.js";
+import { repairRouter } from "../../host/repair.js";
+import { resolveStateDir } from "../../ledger/ledger.js";
+import { ExitCode } from "../../util/errors.js";
+import { Reporter } from "../../util/progress.js";
+
+interface HostFlags {
+  json?: boolean;
+  stateDir?: string;
+  edgePort?: string;
+  edgeBind?: string;
+  metricsPort?: string;
+}
+
+export function register(program: Command): void {
+  const host = program
+    .command("host")
+    .description(
+      "set up and verify this host: state dir, HAProxy edge (config, process, runtime API), engine",
+    );
+
+  const common = (cmd: Command) =>
+    cmd
+      .option("--json", "machine-readable output")
+      .option("--state-dir <dir>", "state dir (default: $MODELSHIP_STATE_DIR, /var/lib/modelship as root)");
+
+  common(host.command("init"))
+    .description(
+      "create the state dir, write the HAProxy config and start HAProxy (systemd unit when available)",
+    )
+    .option("--edge-port <port>", "port users send traffic to (default 8080)")
+    .option("--edge-bind <addr>", "address the edge listens on (default 0.0.0.0)")
+    .option("--metrics-port <port>", "HAProxy Prometheus exporter port (default 8404, on 127.0.0.1)")
+    .action(async (flags: HostFlags) => {
+      const reporter = new Reporter(flags.json ? "json" : "human");
+      const result = await initHost(
+        {
+          stateDir: resolveStateDir(flags.stateDir),
+          ...(flags.edgePort ? { edgePort: parsePort(flags.edgePort, "--edge-port") } : {}),
+          ...(flags.edgeBind ? { edgeBind: flags.edgeBind } : {}),
+          ...(flags.metricsPort ? { metricsPort: parsePort(flags.metricsPort, "--metrics-port") } : {}),
+        },
+        reporter,
+      );
+      if (flags.json) reporter.event({ type: "result", ...result });
+      else
+        reporter.info(
+          `Host ready: edge ${result.edgeUrl}, metrics ${result.metricsUrl} (${result.supervisor})`,
+        );
+    });
+
+  common(host.command("check"))
+    .description(
+      "verify engine, HAProxy (installed, running our config, runtime API) and state dir; exit 3 if not",
+    )
+    .action(async (flags: HostFlags) => {
+      const stateDir = resolveStateDir(flags.stateDir);
+      const checks = await checkHost(stateDir);
+      const ok = checks.every((c) => c.ok);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ ok, stateDir, checks }, null, 2)}\n`);
+      } else {
+        for (const c of checks) {
+          const mark = c.ok ? pc.green("✓") : pc.red("✗");
+          process.stdout.write(`${mark} ${c.name}: ${c.detail}\n`);
+          if (!c.ok && c.fix) process.stdout.write(`    fix: ${c.fix}\n`);
+        }
+        process.stdout.write(ok ? "Host ready.\n" : "Host not ready: fix the ✗ lines above.\n");
+      }
+      if (!ok) process.exitCode = ExitCode.environment;
+    });
+
+  common(host.command("repair"))
+    .description(
+      "reconcile HAProxy with the desired state: rewrite its config, start it if down, fix live drift",
+    )
+    .action(async (flags: HostFlags) => {
+      const stateDir = resolveStateDir(flags.stateDir);
+      const reporter = new Reporter(flags.json ? "json" : "human");
+      const result = await reporter.step(
+        "Reconciling HAProxy",
+        () => repairRouter(stateDir),
+        (r) => `${r.servers} server(s), pid ${r.pid}, ${r.actions.length} change(s)`,
+      );
+      if (flags.json) reporter.event({ type: "result", stateDir, ...result });
+      else for (const a of result.actions) reporter.info(`  ${a}`);
+    });
+}

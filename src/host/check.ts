@@ -1,0 +1,203 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Engine } from "../engine/engine.js";
+import { Router } from "../router/router.js";
+import { percentToWeight } from "../router/schema.js";
+import { isUserError } from "../util/errors.js";
+
+const run = promisify(execFile);
+
+export interface HostCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** The exact command (or action) that fixes it, when not ok. */
+  fix?: string;
+}
+
+const MIN_HAPROXY = [2, 6];
+
+/** Everything `modelship host check` verifies, in the order a human would fix it. */
+export async function checkHost(stateDir: string): Promise<HostCheck[]> {
+  const checks: HostCheck[] = [];
+  const sd = `--state-dir ${stateDir}`;
+  checks.push(await checkStateDir(stateDir));
+  checks.push(await checkEngine());
+
+  let router: Router | undefined;
+  try {
+    router = await Router.open(stateDir);
+  } catch (err) {
+    checks.push({
+      name: "router settings",
+      ok: false,
+      detail: isUserError(err) ? err.message : String(err),
+      fix: `modelship host init ${sd}`,
+    });
+    return checks;
+  }
+  const bin = router.settings.haproxyBin;
+  const installed = await haproxyVersion(bin);
+  checks.push(
+    installed.ok
+      ? { name: "haproxy installed", ok: true, detail: `${bin} ${installed.version}` }
+      : {
+          name: "haproxy installed",
+          ok: false,
+          detail: installed.detail,
+          fix: "sudo apt-get install -y haproxy   # HAProxy 2.6 or newer",
+        },
+  );
+
+  const p = router.paths;
+  const configOk = await stat(p.config).then(
+    () => true,
+    () => false,
+  );
+  if (!configOk) {
+    checks.push({
+      name: "haproxy config",
+      ok: false,
+      detail: `${p.config} missing`,
+      fix: `modelship host init ${sd}`,
+    });
+  } else if (installed.ok) {
+    try {
+      await run(bin, ["-c", "-q", "-f", p.config]);
+      checks.push({ name: "haproxy config", ok: true, detail: `${p.config} valid` });
+    } catch (err) {
+      const msg = ((err as { stderr?: string }).stderr ?? "").split("\n").find((l) => l.includes("ALERT"));
+      checks.push({
+        name: "haproxy config",
+        ok: false,
+        detail: `${p.config} invalid: ${msg?.trim() ?? "haproxy -c failed"}`,
+        fix: `modelship host repair ${sd}`,
+      });
+    }
+  }
+
+  const live = await router.running();
+  const ours = live && live.configPath === p.config;
+  checks.push(
+    ours
+      ? { name: "haproxy running", ok: true, detail: `pid ${live.pid}, edge ${router.edgeUrl()}` }
+      : {
+          name: "haproxy running",
+          ok: false,
+          detail: live ? `pid ${live.pid} runs ${live.configPath ?? "another config"}` : "not running",
+          fix:
+            router.settings.supervisor === "systemd"
+              ? `sudo systemctl start ${router.settings.systemdUnit}`
+              : `modelship host repair ${sd}`,
+        },
+  );
+
+  const socketMode = await stat(p.socket).then(
+    (s) => s.mode & 0o777,
+    () => undefined,
+  );
+  const answers = socketMode !== undefined && (await router.answers());
+  if (!answers) {
+    checks.push({
+      name: "runtime API",
+      ok: false,
+      detail: socketMode === undefined ? `${p.socket} missing` : `${p.socket} does not answer`,
+      fix: `modelship host repair ${sd}`,
+    });
+  } else if (socketMode !== 0o660) {
+    checks.push({
+      name: "runtime API",
+      ok: false,
+      detail: `${p.socket} has mode ${socketMode.toString(8)}, want 660 (admin level: owner and group only)`,
+      fix: `modelship host repair ${sd}`,
+    });
+  } else {
+    checks.push({ name: "runtime API", ok: true, detail: `${p.socket} (mode 660, admin)` });
+  }
+
+  if (answers) checks.push(await checkLiveMatchesDesired(router, sd));
+  return checks;
+}
+
+async function checkStateDir(stateDir: string): Promise<HostCheck> {
+  const fix = `modelship host init --state-dir ${stateDir}   # or: sudo install -d -m 750 -o "$(id -un)" ${stateDir}`;
+  try {
+    const s = await stat(stateDir);
+    if (!s.isDirectory())
+      return { name: "state dir", ok: false, detail: `${stateDir} is not a directory`, fix };
+    const probe = join(stateDir, `.probe-${randomBytes(4).toString("hex")}`);
+    await writeFile(probe, "");
+    await rm(probe, { force: true });
+    return {
+      name: "state dir",
+      ok: true,
+      detail: `${stateDir} writable (mode ${(s.mode & 0o777).toString(8)})`,
+    };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return {
+      name: "state dir",
+      ok: false,
+      detail: code === "ENOENT" ? `${stateDir} does not exist` : `${stateDir} not writable (${code})`,
+      fix,
+    };
+  }
+}
+
+async function checkEngine(): Promise<HostCheck> {
+  try {
+    const info = await new Engine().info();
+    return {
+      name: "container engine",
+      ok: true,
+      detail: `${info.server} ${info.serverVersion} at ${info.host}`,
+    };
+  } catch (err) {
+    return {
+      name: "container engine",
+      ok: false,
+      detail: isUserError(err) ? err.message : String(err),
+      fix: isUserError(err) && err.hint ? err.hint : "bash .ci/setup-host.sh",
+    };
+  }
+}
+
+async function haproxyVersion(
+  bin: string,
+): Promise<{ ok: true; version: string } | { ok: false; detail: string }> {
+  try {
+    const { stdout } = await run(bin, ["-v"]);
+    const m = /version (\d+)\.(\d+)(\.\S+)?/.exec(stdout);
+    if (!m) return { ok: false, detail: `cannot read the version from '${bin} -v'` };
+    const major = Number(m[1]);
+    const minor = Number(m[2]);
+    const version = `${m[1]}.${m[2]}${m[3] ?? ""}`;
+    const [wantMajor = 2, wantMinor = 6] = MIN_HAPROXY;
+    if (major < wantMajor || (major === wantMajor && minor < wantMinor))
+      return { ok: false, detail: `${bin} is ${version}; modelship needs 2.6+ (dynamic servers, retry-on)` };
+    return { ok: true, version };
+  } catch {
+    return { ok: false, detail: `${bin} not found` };
+  }
+}
+
+/** Drift between the desired state on disk and the live process (someone poked the socket, or a crash). */
+async function checkLiveMatchesDesired(router: Router, sd: string): Promise<HostCheck> {
+  const desired = await router.readDesired();
+  const live = await router.stats();
+  const problems: string[] = [];
+  for (const spec of desired.servers) {
+    const s = live.find((x) => x.name === spec.name);
+    const want = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
+    if (!s) problems.push(`${spec.name} missing`);
+    else if (s.userWeight !== want) problems.push(`${spec.name} weight ${s.userWeight}, want ${want}`);
+  }
+  for (const s of live)
+    if (!desired.servers.some((d) => d.name === s.name)) problems.push(`${s.name} not desired`);
+  return problems.length === 0
+    ? { name: "router state", ok: true, detail: `${desired.servers.length} server(s) as desired` }
+    : { name: "router state", ok: false, detail: problems.join(", "), fix: `modelship host repair ${sd}` };
+}

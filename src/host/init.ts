@@ -1,0 +1,126 @@
+import { execFile } from "node:child_process";
+import { chmod, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Engine } from "../engine/engine.js";
+import { Router } from "../router/router.js";
+import type { RouterSettingsInput } from "../router/schema.js";
+import { ExitCode, UserError } from "../util/errors.js";
+import { atomicWriteFile } from "../util/fs.js";
+import type { Reporter } from "../util/progress.js";
+import { hasSystemd, renderUnit, UNIT_DIR } from "./systemd.js";
+
+const run = promisify(execFile);
+
+export interface HostInitOptions {
+  stateDir: string;
+  edgePort?: number;
+  edgeBind?: string;
+  metricsPort?: number;
+  /** Default: systemd when it is PID 1, else a detached `haproxy -D`. */
+  supervisor?: "daemon" | "systemd";
+}
+
+export interface HostInitResult {
+  stateDir: string;
+  edgeUrl: string;
+  metricsUrl: string;
+  configPath: string;
+  supervisor: "daemon" | "systemd";
+  unitPath?: string;
+  haproxyPid: number;
+  engine: string;
+}
+
+/**
+ * Sets up the host: state dir, router settings, HAProxy config, HAProxy running under something that
+ * outlives this process (systemd unit when available, else a detached daemon), engine reachable.
+ * Idempotent: re-running with other ports rewrites the config and reloads seamlessly.
+ */
+export async function initHost(options: HostInitOptions, reporter: Reporter): Promise<HostInitResult> {
+  const stateDir = options.stateDir;
+  await reporter.step(
+    "Preparing state dir",
+    async () => {
+      await mkdir(stateDir, { recursive: true, mode: 0o750 });
+      await chmod(stateDir, 0o750);
+      await mkdir(join(stateDir, "haproxy"), { recursive: true, mode: 0o750 });
+    },
+    () => stateDir,
+  );
+
+  const supervisor = options.supervisor ?? ((await hasSystemd()) ? "systemd" : "daemon");
+  const overrides: Partial<RouterSettingsInput> = { supervisor };
+  const existing = await Router.open(stateDir);
+  if (options.edgePort !== undefined || options.edgeBind !== undefined)
+    overrides.edge = {
+      bind: options.edgeBind ?? existing.settings.edge.bind,
+      port: options.edgePort ?? existing.settings.edge.port,
+    };
+  if (options.metricsPort !== undefined)
+    overrides.metrics = { bind: existing.settings.metrics.bind, port: options.metricsPort };
+  const router = await Router.open(stateDir, overrides);
+
+  await reporter.step(
+    "Writing HAProxy config",
+    async () => {
+      await router.saveSettings();
+      await router.writeConfig(await router.readDesired());
+    },
+    () => router.paths.config,
+  );
+
+  let unitPath: string | undefined;
+  if (supervisor === "systemd") {
+    unitPath = join(UNIT_DIR, router.settings.systemdUnit);
+    const path = unitPath;
+    await reporter.step(
+      "Installing systemd unit",
+      async () => {
+        await atomicWriteFile(path, renderUnit(router.settings));
+        await run("systemctl", ["daemon-reload"]);
+        await run("systemctl", ["enable", router.settings.systemdUnit]);
+      },
+      () => path,
+    );
+  }
+
+  const pid = await reporter.step(
+    "Starting HAProxy",
+    async () => {
+      const live = await router.running();
+      if (live && (await router.answers())) return (await router.reload()).pid;
+      return (await router.ensureRunning()).pid;
+    },
+    (p) => `pid ${p}, edge ${router.edgeUrl()}, metrics ${router.metricsUrl()}`,
+  );
+
+  const engine = await reporter.step(
+    "Checking container engine",
+    async () => {
+      const info = await new Engine().info();
+      return `${info.server} ${info.serverVersion} at ${info.host}`;
+    },
+    (d) => d,
+  );
+
+  return {
+    stateDir,
+    edgeUrl: router.edgeUrl(),
+    metricsUrl: router.metricsUrl(),
+    configPath: router.paths.config,
+    supervisor,
+    ...(unitPath ? { unitPath } : {}),
+    haproxyPid: pid,
+    engine,
+  };
+}
+
+export function parsePort(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new UserError(`${flag} must be a port number 1–65535, got '${value}'`, {
+      exitCode: ExitCode.usage,
+    });
+  return n;
+}
