@@ -1,0 +1,118 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import lockfile from "proper-lockfile";
+import { readBundle } from "../../src/bundle/read.js";
+import { Engine } from "../../src/engine/engine.js";
+import { type BuildImageResult, buildModelImage } from "../../src/image/build.js";
+import { packageClosure, traceServer } from "../../src/image/context.js";
+import { repoRoot } from "./data.js";
+
+/**
+ * Container images for tests, built once per run and reused across runs while their inputs are
+ * unchanged: tags are derived from content, and a file lock keeps parallel test processes from
+ * building the same image twice.
+ */
+
+const run = promisify(execFile);
+const cacheDir = join(repoRoot, "test", ".cache", "images");
+const DEFAULT_SOCKET = "/run/modelship/podman.sock";
+
+/** Tests talk to the CI host's Podman service unless DOCKER_HOST says otherwise. */
+export function ensureDockerHost(): void {
+  if (!process.env.DOCKER_HOST && existsSync(DEFAULT_SOCKET))
+    process.env.DOCKER_HOST = `unix://${DEFAULT_SOCKET}`;
+}
+
+export async function testEngine(): Promise<Engine> {
+  ensureDockerHost();
+  return Engine.connect();
+}
+
+async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(cacheDir, { recursive: true });
+  const target = join(cacheDir, `${name}.lock-target`);
+  if (!existsSync(target)) await writeFile(target, "");
+  const release = await lockfile.lock(target, {
+    retries: { retries: 600, minTimeout: 200, maxTimeout: 1000 },
+    stale: 120_000,
+  });
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+let baseRef: Promise<string> | undefined;
+
+/** The local stand-in for node:20-bookworm-slim (scripts/base-image.sh); its tag is content-derived. */
+export function baseImage(): Promise<string> {
+  ensureDockerHost();
+  baseRef ??= withLock("base", async () => {
+    const { stdout } = await run("bash", [join(repoRoot, "scripts", "base-image.sh"), "mstest-base"], {
+      env: process.env,
+    });
+    const ref = stdout.trim().split("\n").pop();
+    if (!ref) throw new Error("scripts/base-image.sh printed no image reference");
+    return ref;
+  });
+  return baseRef;
+}
+
+export interface ModelImage {
+  /** Content-derived reference, e.g. localhost/mstest-model:3f2a…; stable while its inputs are. */
+  ref: string;
+  baseImage: string;
+  /** Set when this process built it (null when reused from an earlier build). */
+  build: BuildImageResult | null;
+}
+
+/** Everything that goes into the image: base, Dockerfile, traced server files, packages, bundle. */
+async function imageKey(bundleDir: string, base: string): Promise<string> {
+  const hash = createHash("sha256");
+  hash.update(base);
+  hash.update(await readFile(join(repoRoot, "serving", "Dockerfile")));
+  const trace = await traceServer(repoRoot);
+  for (const file of trace.files) hash.update(file).update(await readFile(join(repoRoot, file)));
+  for (const pkg of packageClosure(repoRoot, trace.packages))
+    hash.update(pkg).update(await readFile(join(repoRoot, pkg, "package.json")));
+  const { card } = await readBundle(bundleDir);
+  hash.update(JSON.stringify(card));
+  return hash.digest("hex").slice(0, 16);
+}
+
+const modelImages = new Map<string, Promise<ModelImage>>();
+
+/** The real model server image for a bundle, on the local base, without the build's own smoke run. */
+export function modelImage(bundleDir: string, opts: { repository?: string } = {}): Promise<ModelImage> {
+  const repository = opts.repository ?? "mstest-model";
+  const memo = `${repository}|${bundleDir}`;
+  let pending = modelImages.get(memo);
+  if (!pending) {
+    pending = (async () => {
+      const engine = await testEngine();
+      const base = await baseImage();
+      const key = await imageKey(bundleDir, base);
+      const ref = `${repository}:${key}`;
+      return withLock(`model-${key}`, async () => {
+        if (await engine.inspectImage(ref)) return { ref, baseImage: base, build: null };
+        const build = await buildModelImage({
+          bundleDir,
+          image: repository,
+          extraTags: [key],
+          baseImage: base,
+          smoke: false,
+          revision: null,
+          engine,
+        });
+        return { ref, baseImage: base, build };
+      });
+    })();
+    modelImages.set(memo, pending);
+  }
+  return pending;
+}
