@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { gatePolicySchema } from "../gate/policy.js";
 import { checkLimitsSchema, trainConfigSchema } from "./train.js";
 
 /**
@@ -10,6 +11,7 @@ export const configSchema = z
   .object({
     train: trainConfigSchema.optional(),
     validate: checkLimitsSchema.optional(),
+    gate: gatePolicySchema.optional(),
   })
   .strict();
 
