@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { register as build } from "./build.js";
+import { register as gate } from "./gate.js";
 import { register as host } from "./host.js";
 
 /** Every CLI command registers itself here (one module per command under ./). */
-export const commands: Array<(program: Command) => void> = [build, host];
+export const commands: Array<(program: Command) => void> = [build, gate, host];

@@ -1,0 +1,96 @@
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { CARD_FILE } from "../../bundle/schema.js";
+import { type Baseline, baselineFromHost, baselineFromPath, baselineFromText } from "../../gate/baseline.js";
+import { gateCandidate, verdictJson } from "../../gate/gate.js";
+import { loadGatePolicy } from "../../gate/policy.js";
+import { renderMarkdown, renderText } from "../../gate/render.js";
+import { connectGitHub } from "../../github/client.js";
+import { downloadReleaseAsset } from "../../github/releases.js";
+import { ExitCode, UserError } from "../../util/errors.js";
+
+interface GateFlags {
+  candidate: string;
+  baseline?: string;
+  baselineFromHost?: boolean;
+  baselineRelease?: string;
+  stateDir?: string;
+  policy?: string;
+  markdown?: string;
+  json?: boolean;
+}
+
+/** Exactly one baseline source (or none = first deploy). */
+export async function resolveBaseline(flags: {
+  baseline?: string | undefined;
+  baselineFromHost?: boolean | undefined;
+  baselineRelease?: string | undefined;
+  stateDir?: string | undefined;
+  token?: string | undefined;
+}): Promise<Baseline> {
+  const given = [flags.baseline, flags.baselineFromHost, flags.baselineRelease].filter(Boolean).length;
+  if (given > 1) {
+    throw new UserError("choose one baseline source: --baseline, --baseline-from-host or --baseline-release");
+  }
+  if (flags.stateDir && !flags.baselineFromHost)
+    throw new UserError("--state-dir only applies with --baseline-from-host");
+  if (flags.baseline) return baselineFromPath(flags.baseline);
+  if (flags.baselineFromHost)
+    return baselineFromHost({ ...(flags.stateDir ? { stateDir: flags.stateDir } : {}) });
+  if (flags.baselineRelease) {
+    const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
+    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
+    return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
+  }
+  return {
+    subject: null,
+    note: "No production baseline given: first deploy — only absolute rules apply.",
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command("gate")
+    .description(
+      "Judge a candidate bundle against the gate policy and the production model; exit 1 when a rule fails",
+    )
+    .requiredOption("--candidate <bundle>", "candidate bundle directory (or its model.json)")
+    .option(
+      "--baseline <path>",
+      "production model: bundle dir, model.json, or saved `modelship status --json` output",
+    )
+    .option("--baseline-from-host", "production model = the stable version in this host's ledger")
+    .option("--state-dir <dir>", "ledger state dir (with --baseline-from-host)")
+    .option(
+      "--baseline-release <tag>",
+      "production model.json from this GitHub release (needs GITHUB_TOKEN, GITHUB_REPOSITORY)",
+    )
+    .option(
+      "--policy <file>",
+      "gate policy file, or a modelship.yaml with a gate: section (default: ./modelship.yaml if present)",
+    )
+    .option("--markdown <file>", "also write the markdown report (PR comment / job summary) to this file")
+    .option("--json", "print the verdict as one JSON document")
+    .addHelpText(
+      "after",
+      "\nWithout a baseline (first deploy) only the absolute rules apply, and the report says so.\nExit: 0 passed · 1 a rule failed (named on stderr) · 2 bad input · 3 ledger/GitHub unreachable",
+    )
+    .action(async (flags: GateFlags) => {
+      const policyPath = flags.policy ?? (existsSync("modelship.yaml") ? "modelship.yaml" : undefined);
+      const policy = await loadGatePolicy(policyPath);
+      const baseline = await resolveBaseline(flags);
+      const outcome = await gateCandidate(flags.candidate, baseline, policy);
+      const ctx = { baselineNote: outcome.baselineNote };
+      if (flags.markdown) await writeFile(flags.markdown, renderMarkdown(outcome.verdict, ctx));
+      if (flags.json) process.stdout.write(`${JSON.stringify(verdictJson(outcome), null, 2)}\n`);
+      else process.stdout.write(`${renderText(outcome.verdict, ctx)}\n`);
+      if (!outcome.verdict.passed) {
+        if (flags.json)
+          process.stderr.write(`modelship: gate failed: ${outcome.verdict.failing.join("; ")}\n`);
+        process.exitCode = ExitCode.failed;
+      } else {
+        process.exitCode = ExitCode.ok;
+      }
+    });
+}
