@@ -1,0 +1,22 @@
+import type { ServerMetrics } from "./metrics.js";
+import type { ModelInput, ServedPrediction } from "./model.js";
+
+/**
+ * The one place that sees every served prediction (both /predict and /v2 infer). Class mix and
+ * confidence histogram live here; drift statistics (issue 7) hook in at `record` too.
+ */
+export class PredictionBook {
+  private readonly metrics: ServerMetrics;
+
+  constructor(metrics: ServerMetrics) {
+    this.metrics = metrics;
+  }
+
+  record(_inputs: readonly ModelInput[], predictions: readonly ServedPrediction[]): void {
+    const { predictions: byClass, confidence } = this.metrics;
+    for (const p of predictions) {
+      byClass.inc({ class: p.label });
+      confidence.observe(p.confidence);
+    }
+  }
+}
