@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { readInputs } from "../../src/action/kit.js";
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+
+/** action.yml inputs → typed settings; every name here is declared in action.yml (tests check both ways). */
+export const inputsSchema = z.object({
+  candidate: z.string({ message: "required: the candidate bundle directory" }).min(1),
+  baseline: z.string().optional(),
+  "baseline-release": z.string().optional(),
+  "baseline-from-host": bool(false),
+  "state-dir": z.string().optional(),
+  policy: z.string().optional(),
+  comment: bool(true),
+  "fail-on-violation": bool(true),
+  "github-token": z.string().optional(),
+});
+
+export const INPUT_NAMES = Object.keys(inputsSchema.shape);
+
+export type GateInputs = z.infer<typeof inputsSchema>;
+
+export function getInputs(): GateInputs {
+  return readInputs(inputsSchema, INPUT_NAMES);
+}
