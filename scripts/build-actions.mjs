@@ -39,7 +39,9 @@ for (const n of only) if (!names.includes(n)) fail(`no actions/${n}/main.ts`);
 const workspaceExternals = {
   name: "workspace-externals",
   setup(b) {
-    const filter = new RegExp(`^(${WORKSPACE_EXTERNALS.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})$`);
+    const filter = new RegExp(
+      `^(${WORKSPACE_EXTERNALS.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})$`,
+    );
     b.onResolve({ filter }, (a) => ({ path: a.path, namespace: "workspace-external" }));
     b.onLoad({ filter: /.*/, namespace: "workspace-external" }, (a) => ({
       loader: "js",
@@ -65,7 +67,9 @@ module.exports = loaded;
 };
 
 for (const name of names) {
-  const outfile = outDir ? join(outDir, name, "dist", "index.js") : join(actionsDir, name, "dist", "index.js");
+  const outfile = outDir
+    ? join(outDir, name, "dist", "index.js")
+    : join(actionsDir, name, "dist", "index.js");
   await build({
     absWorkingDir: root,
     stdin: {
