@@ -34,9 +34,12 @@ describe("modelship.yaml", () => {
   });
 
   it("reports bad values with the key path and what was expected", () => {
-    const err = errorOf(() => parseConfigText("train:\n  testSize: 2\n  seed: abc\n", "m.yaml"));
-    expect(err.message).toContain("train.testSize:");
-    expect(err.message).toMatch(/train\.seed: .*expected number/);
+    const err = errorOf(() =>
+      parseConfigText("train:\n  name: Bad Name\n  labels: [a]\n  out: 3\n", "m.yaml"),
+    );
+    expect(err.message).toContain("train.name: lower-case letters");
+    expect(err.message).toContain("train.labels: list at least two classes");
+    expect(err.message).toMatch(/train\.out: .*expected string/);
     const lim = errorOf(() => parseConfigText("validate:\n  maxP95Ms: -1\n", "m.yaml"));
     expect(lim.message).toMatch(/validate\.maxP95Ms: .*>0/);
     expect(lim.exitCode).toBe(2);
@@ -54,21 +57,21 @@ describe("modelship.yaml", () => {
     const file = join(dir, "modelship.yaml");
     await writeFile(
       file,
-      "train:\n  data: data/x.csv\n  labelColumn: sentiment\n  seed: 7\n  out: bundles\n  params: { C: 2 }\nvalidate:\n  maxP95Ms: 50\n",
+      "train:\n  data: data/x.csv\n  labelColumn: sentiment\n  name: base\n  out: bundles\n  params: { C: 2 }\nvalidate:\n  maxP95Ms: 50\n",
     );
     const loaded = await loadConfig(file);
     const s = resolveTrainSettings(
       loaded.config,
       loaded.resolvePath,
-      { seed: 1, limits: { maxSizeMb: 10 } },
+      { name: "flagged", params: { seed: 1 }, limits: { maxSizeMb: 10 } },
       {},
     );
     expect(s.data).toBe(join(dir, "data/x.csv"));
     expect(s.out).toBe(join(dir, "bundles"));
     expect(s.labelColumn).toBe("sentiment");
     expect(s.textColumn).toBe("text");
-    expect(s.seed).toBe(1);
-    expect(s.params).toEqual({ C: 2 });
+    expect(s.name).toBe("flagged");
+    expect(s.params).toEqual({ C: 2, seed: 1 });
     expect(s.limits).toEqual({ maxSizeMb: 10, maxLoadMs: 5000, maxP95Ms: 50 });
     const viaEnv = resolveTrainSettings({}, (p) => p, {}, { MODELSHIP_DATA: "/d.csv" });
     expect(viaEnv.data).toBe("/d.csv");

@@ -4,9 +4,6 @@ import { z } from "zod";
 export const TRAIN_DEFAULTS = {
   textColumn: "text",
   labelColumn: "airline_sentiment",
-  testSize: 0.2,
-  seed: 42,
-  cvFolds: 5,
   out: "models",
   name: "model",
 } as const;
@@ -20,16 +17,16 @@ export const trainConfigSchema = z
     data: nonEmpty.optional(),
     textColumn: nonEmpty.optional(),
     labelColumn: nonEmpty.optional(),
-    /** Keep only these labels (others are dropped); their order is the model's class order. */
-    labels: z.array(nonEmpty).min(2, "labels: list at least two classes").optional(),
+    /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
+    labels: z.array(nonEmpty).min(2, "list at least two classes").optional(),
     /** Rename labels before filtering, e.g. { pos: positive }. */
     labelMap: z.record(nonEmpty, nonEmpty).optional(),
-    /** Share of rows held out for the test split (stratified). */
-    testSize: z.number().gt(0).lt(1).optional(),
-    seed: z.number().int().optional(),
-    /** k for the cross-validation estimate on the training part; 0 skips it. */
-    cvFolds: z.union([z.literal(0), z.number().int().min(2).max(20)]).optional(),
-    /** Trainer hyper-parameters (see the trainer's reference); unknown ones are rejected by the trainer. */
+    /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
+    onEmpty: z.enum(["error", "drop"]).optional(),
+    /**
+     * Trainer parameters, including seed, testSize and cvFolds (training/params.ts); validated against
+     * the trainer's own schema, so unknown ones are reported as train.params.<key>.
+     */
     params: z.record(z.string(), z.unknown()).optional(),
     /** Directory that receives `<name>-<version>/` bundles. */
     out: nonEmpty.optional(),
@@ -60,9 +57,7 @@ export interface TrainSettings {
   labelColumn: string;
   labels: string[] | undefined;
   labelMap: Record<string, string> | undefined;
-  testSize: number;
-  seed: number;
-  cvFolds: number;
+  onEmpty: "error" | "drop";
   params: Record<string, unknown>;
   out: string;
   name: string;
@@ -96,9 +91,7 @@ export function resolveTrainSettings(
     labelColumn: defined(flags.labelColumn, t.labelColumn) ?? TRAIN_DEFAULTS.labelColumn,
     labels: defined(flags.labels, t.labels),
     labelMap: defined(flags.labelMap, t.labelMap),
-    testSize: defined(flags.testSize, t.testSize) ?? TRAIN_DEFAULTS.testSize,
-    seed: defined(flags.seed, t.seed) ?? TRAIN_DEFAULTS.seed,
-    cvFolds: defined(flags.cvFolds, t.cvFolds) ?? TRAIN_DEFAULTS.cvFolds,
+    onEmpty: defined(flags.onEmpty, t.onEmpty) ?? "error",
     params: { ...(t.params ?? {}), ...(flags.params ?? {}) },
     out: defined(flags.out, t.out ? resolveConfigPath(t.out) : undefined) ?? TRAIN_DEFAULTS.out,
     name: defined(flags.name, t.name) ?? TRAIN_DEFAULTS.name,

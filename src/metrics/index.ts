@@ -1,2 +1,3 @@
 export * from "./classification.js";
 export * from "./histogram.js";
+export * from "./render.js";

@@ -84,13 +84,18 @@ export class ClassifierSession {
     if (opts.labels) this.setLabels(opts.labels);
   }
 
-  /** Loads a model file; every failure becomes one readable UserError. */
-  static async open(path: string, opts: OpenOptions = {}): Promise<ClassifierSession> {
-    await assertReadableFile(path, "ONNX model");
+  /** Loads a model file (or its bytes); every failure becomes one readable UserError. */
+  static async open(model: string | Uint8Array, opts: OpenOptions = {}): Promise<ClassifierSession> {
+    const path = typeof model === "string" ? model : "(in memory)";
+    if (typeof model === "string") await assertReadableFile(model, "ONNX model");
     const started = performance.now();
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(path, sessionOptions(opts.intraOpThreads ?? 1));
+      const options = sessionOptions(opts.intraOpThreads ?? 1);
+      session =
+        typeof model === "string"
+          ? await ort.InferenceSession.create(model, options)
+          : await ort.InferenceSession.create(model, options);
     } catch (err) {
       throw new UserError(`cannot load ONNX model ${path}: ${firstLine(err)}`, {
         hint: "is it an ONNX file (not a pickle/joblib/safetensors file) and complete?",

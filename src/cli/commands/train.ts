@@ -1,0 +1,133 @@
+import { type Command, InvalidArgumentError } from "commander";
+import { trainBundle } from "../../bundle/train.js";
+import { loadConfig } from "../../config/load.js";
+import { type CheckLimits, resolveTrainSettings, type TrainSettings } from "../../config/train.js";
+import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
+import { ExitCode, UserError } from "../../util/errors.js";
+import { Reporter, textTable } from "../../util/progress.js";
+import { checksTable, runtimeChecks } from "../../validate/validate.js";
+
+interface TrainFlags {
+  config?: string;
+  data?: string;
+  textColumn?: string;
+  labelColumn?: string;
+  labels?: string[];
+  labelMap?: Record<string, string>;
+  dropEmpty?: boolean;
+  out?: string;
+  name?: string;
+  maxSizeMb?: number;
+  maxLoadMs?: number;
+  maxP95Ms?: number;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("train")
+    .description("Train a text classifier from a labelled CSV and write an immutable model bundle")
+    .option("--config <file>", "modelship.yaml (flags override its train: and validate: sections)")
+    .option("--data <csv>", "labelled CSV (default: train.data, else $MODELSHIP_DATA)")
+    .option("--text-column <name>", "column with the text (default: text)")
+    .option("--label-column <name>", "column with the label (default: airline_sentiment)")
+    .option("--labels <a,b>", "keep only these labels; rows with others are dropped", parseList)
+    .option("--label-map <from=to,...>", "rename labels before filtering, e.g. pos=positive", parseMap)
+    .option("--drop-empty", "drop rows with empty text or label instead of failing")
+    .option("--out <dir>", "directory that receives <name>-<version>/ (default: models)")
+    .option("--name <name>", "model name (default: model)")
+    .option("--max-size-mb <n>", "check: model file smaller than this (default 500)", parsePositive)
+    .option("--max-load-ms <n>", "check: load time below this (default 5000)", parsePositive)
+    .option("--max-p95-ms <n>", "check: single-row p95 latency below this (default 100)", parsePositive)
+    .option(
+      "--json",
+      "print one JSON object {bundle, version, metrics, checks, passed}; progress goes to stderr",
+    )
+    .action(async (flags: TrainFlags) => {
+      const { settings, where } = await trainSettings(flags);
+      const reporter = new Reporter("human", flags.json ? process.stderr : process.stdout);
+      const result = await trainBundle(settings, reporter, where);
+      const checks = runtimeChecks(result.card.runtime, settings.limits);
+      const passed = checks.every((c) => c.passed);
+      const m = result.card.metrics;
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({ bundle: result.dir, version: result.card.version, metrics: m, checks, passed })}\n`,
+        );
+      } else {
+        const t = classTable(m);
+        const cm = confusionTable(m);
+        reporter.info(
+          [
+            "",
+            ...summaryLines(m),
+            "",
+            textTable(t.header, t.rows),
+            "",
+            textTable(cm.header, cm.rows),
+            "",
+            checksTable(checks),
+            "",
+            `bundle ${result.dir} (version ${result.card.version}; train + export ${(result.trainMs / 1000).toFixed(1)} s)`,
+            passed ? "checks passed" : "checks FAILED",
+          ].join("\n"),
+        );
+      }
+      if (!passed) process.exitCode = ExitCode.failed;
+    });
+}
+
+/** flags > modelship.yaml > $MODELSHIP_DATA > defaults. */
+export async function trainSettings(flags: TrainFlags): Promise<{ settings: TrainSettings; where: string }> {
+  const loaded = await loadConfig(flags.config);
+  const limits: Partial<CheckLimits> = {};
+  if (flags.maxSizeMb !== undefined) limits.maxSizeMb = flags.maxSizeMb;
+  if (flags.maxLoadMs !== undefined) limits.maxLoadMs = flags.maxLoadMs;
+  if (flags.maxP95Ms !== undefined) limits.maxP95Ms = flags.maxP95Ms;
+  const resolved = resolveTrainSettings(loaded.config, loaded.resolvePath, {
+    ...(flags.data !== undefined ? { data: flags.data } : {}),
+    ...(flags.textColumn !== undefined ? { textColumn: flags.textColumn } : {}),
+    ...(flags.labelColumn !== undefined ? { labelColumn: flags.labelColumn } : {}),
+    ...(flags.labels !== undefined ? { labels: flags.labels } : {}),
+    ...(flags.labelMap !== undefined ? { labelMap: flags.labelMap } : {}),
+    ...(flags.dropEmpty ? { onEmpty: "drop" as const } : {}),
+    ...(flags.out !== undefined ? { out: flags.out } : {}),
+    ...(flags.name !== undefined ? { name: flags.name } : {}),
+    limits,
+  });
+  if (!resolved.data) {
+    throw new UserError("no dataset given", {
+      hint: "pass --data FILE, set train.data in modelship.yaml, or MODELSHIP_DATA",
+    });
+  }
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(resolved.name)) {
+    throw new UserError(`model name "${resolved.name}" must use lower-case letters, digits, '.', '_' or '-'`);
+  }
+  return { settings: { ...resolved, data: resolved.data }, where: loaded.path ?? "train params" };
+}
+
+export function parseList(value: string): string[] {
+  const items = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (items.length === 0) throw new InvalidArgumentError("expected a comma-separated list");
+  return items;
+}
+
+function parseMap(value: string): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const pair of parseList(value)) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0 || eq === pair.length - 1)
+      throw new InvalidArgumentError(`expected from=to pairs, got "${pair}"`);
+    map[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return map;
+}
+
+export function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
+  return n;
+}
