@@ -72,7 +72,7 @@ function article(type: string): string {
 const FASTIFY_MESSAGES: Record<string, (req: FastifyRequest, err: FastifyError) => string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: (req) =>
     `unsupported content type ${JSON.stringify(req.headers["content-type"] ?? "(none)")}; send application/json`,
-  FST_ERR_CTP_BODY_TOO_LARGE: (_req, err) => `request body too large (${err.message})`,
+  FST_ERR_CTP_BODY_TOO_LARGE: (req) => `request body too large (limit ${req.routeOptions.bodyLimit} bytes)`,
   FST_ERR_CTP_EMPTY_JSON_BODY: () => "request body is empty; send a JSON object",
   FST_ERR_CTP_INVALID_JSON_BODY: () => "request body is not valid JSON",
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => "request body size does not match Content-Length",

@@ -60,7 +60,7 @@ export function registerPredict(app: FastifyInstance, ctx: ServerContext, chaos:
     if ((text === undefined) === (texts === undefined)) {
       throw new HttpError(
         400,
-        'body must have either "text" (a string) or "texts" (an array of strings), not both',
+        'body must have exactly one of "text" (a string) or "texts" (an array of strings)',
       );
     }
     if (model.kind !== "text") {
