@@ -2,7 +2,8 @@
 # Builds a local stand-in for the official `node:20-bookworm-slim` image from this host's own node
 # binary, for machines that cannot pull from a registry (CI here). The rootfs holds only what the
 # model server needs: node, the shared libraries node and libonnxruntime link against (found with
-# ldd), a minimal /etc/passwd with the same `node` user (uid 1000) the official image has, and /tmp.
+# ldd), glibc's C.UTF-8 locale, a minimal /etc/passwd with the same `node` user (uid 1000) the
+# official image has, and /tmp.
 # It is imported with `docker import` (Podman's Docker API accepts it too).
 #
 # Usage: scripts/base-image.sh [repository]    (default: modelship-base)
@@ -20,7 +21,8 @@ command -v docker >/dev/null || { echo "base-image: the docker CLI is not instal
 libs=$( { ldd "$node_bin"; [ -d "$ort_dir" ] && ldd "$ort_dir"/*.so* "$ort_dir"/*.node; } 2>/dev/null \
   | awk '/=>/ && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | grep -v "$ort_dir" | sort -u)
 
-key=$( { sha256sum "$node_bin"; for l in $libs; do sha256sum "$(readlink -f "$l")"; done; sha256sum "$0"; } \
+key=$( { sha256sum "$node_bin"; for l in $libs; do sha256sum "$(readlink -f "$l")"; done; sha256sum "$0";
+  find /usr/lib/locale/C.utf8 -type f -exec sha256sum {} + 2>/dev/null || true; } \
   | sha256sum | cut -c1-12)
 version=$("$node_bin" -p 'process.versions.node')
 ref="$repo:node$version-$key"
@@ -44,6 +46,12 @@ done
 # Debian's loader lives in /lib/x86_64-linux-gnu; ELF interpreters ask for /lib64/ld-linux-x86-64.so.2.
 if [ ! -e "$root/lib64/ld-linux-x86-64.so.2" ] && [ -e "$root/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" ]; then
   ln -s /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$root/lib64/ld-linux-x86-64.so.2"
+fi
+# onnxruntime's StringNormalizer (text models) constructs the C.UTF-8 locale; glibc loads it from here,
+# as Debian's libc-bin (and so the official slim image) ships it.
+if [ -d /usr/lib/locale/C.utf8 ]; then
+  mkdir -p "$root/usr/lib/locale"
+  cp -a /usr/lib/locale/C.utf8 "$root/usr/lib/locale/"
 fi
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/usr/sbin/nologin

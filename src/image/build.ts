@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promisify } from "node:util";
+import { promisify, stripVTControlCharacters } from "node:util";
 import { readBundle } from "../bundle/read.js";
 import type { ModelCard } from "../bundle/schema.js";
 import { Engine, type RunOptions } from "../engine/engine.js";
@@ -140,12 +140,11 @@ export async function smokeTestImage(
       isAlive: async () => {
         const state = await engine.inspectContainer(name);
         if (state?.running) return null;
-        const logs = await engine.logs(name, { tail: 5 }).catch(() => "");
-        return `container exited (${state?.status ?? "gone"}, code ${state?.exitCode ?? "?"}): ${logs.trim().split("\n").pop() ?? ""}`;
+        const logs = await engine.logs(name, { tail: 30 }).catch(() => "");
+        return `container exited with code ${state?.exitCode ?? "?"}: ${lastErrorLine(logs)}`;
       },
     }).catch(async (err: Error) => {
-      const logs = await engine.logs(name, { tail: 20 }).catch(() => "(no logs)");
-      throw new UserError(`smoke container ${name} did not become ready: ${err.message}\n${logs.trim()}`, {
+      throw new UserError(`smoke container for ${image} did not become ready: ${err.message}`, {
         exitCode: ExitCode.failed,
       });
     });
@@ -156,6 +155,32 @@ export async function smokeTestImage(
     await engine.stop(name, { timeoutSec: 5 }).catch(() => {});
     await engine.remove(name, { force: true }).catch(() => {});
   }
+}
+
+/** The most telling line of a server's log: the last error-level JSON log message, else the last line. */
+export function lastErrorLine(logs: string): string {
+  // Native libraries colour their lines with ANSI codes.
+  const lines = stripVTControlCharacters(logs)
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  let found: string | undefined;
+  for (const line of lines) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      const level = entry.level;
+      if (
+        (level === "error" || level === "fatal" || (typeof level === "number" && level >= 50)) &&
+        typeof entry.msg === "string"
+      )
+        found = entry.msg;
+    } catch {
+      // not a JSON log line
+    }
+  }
+  const text = found ?? lines.at(-1) ?? "(no logs)";
+  return text.length > 400 ? `${text.slice(0, 399)}…` : text;
 }
 
 export async function buildModelImage(options: BuildImageOptions): Promise<BuildImageResult> {
