@@ -1,0 +1,79 @@
+import type { RouterCounters } from "../analysis/analysis.js";
+import type { Sample } from "../analysis/prom.js";
+import type { ModelCard } from "../bundle/schema.js";
+
+/**
+ * What a rollout needs from the outside world. The real implementations (wiring.ts) drive the
+ * container engine and HAProxy; unit tests pass in-memory ones and a manual clock, so the state machine
+ * is tested without sleeps.
+ */
+
+export interface Candidate {
+  version: string;
+  image: { ref: string; digest: string | null };
+  model: { name: string; version: string; sha256: string } | null;
+  /** The bundle card (golden examples for the smoke test, reference for analysis); null if unknown. */
+  card: ModelCard | null;
+  /** Extra container environment (e.g. MODELSHIP_CHAOS_ERROR_RATE for drills). */
+  env?: Record<string, string>;
+}
+
+export interface RunningContainer {
+  id: string;
+  name: string;
+  hostPort: number;
+}
+
+export interface ContainerPort {
+  /** Creates and starts the serving container (limits, restart policy, published port). */
+  start(candidate: Candidate): Promise<RunningContainer>;
+  /** Resolves with ms until ready; rejects with the reason when the timeout passes or it dies. */
+  waitReady(container: RunningContainer, timeoutMs: number): Promise<number>;
+  /** Graceful stop (SIGTERM, server drains) then remove. Absent is fine. */
+  stopAndRemove(container: { id: string; name: string }): Promise<void>;
+  isRunning(container: { id: string; name: string }): Promise<boolean>;
+  /** Best effort: an image still in use or already gone is not an error. */
+  removeImage(ref: string): Promise<void>;
+}
+
+export interface TrafficPort {
+  edgeUrl(): string;
+  ensureRunning(): Promise<void>;
+  /** Adds the server at weight 0 (health-checked, no traffic yet). */
+  attach(name: string, hostPort: number): Promise<void>;
+  /** Waits for HAProxy's health check to mark the server UP. */
+  waitHealthy(name: string, timeoutMs: number): Promise<boolean>;
+  /** Traffic shares in percent, applied together. */
+  setWeights(weights: Record<string, number>): Promise<void>;
+  drain(name: string): Promise<void>;
+  waitDrained(
+    name: string,
+    timeoutMs: number,
+  ): Promise<{ drained: boolean; sessions: number; waitedMs: number }>;
+  detach(name: string): Promise<void>;
+  /** Names of the servers behind the edge now. */
+  servers(): Promise<string[]>;
+  serverCounters(): Promise<Record<string, RouterCounters>>;
+  /** What clients of the edge saw: requests answered and failures (5xx the edge returned). */
+  edgeCounters(): Promise<{ requests: number; failed: number }>;
+}
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+export interface RolloutDeps {
+  containers: ContainerPort;
+  traffic: TrafficPort;
+  /** A server's /metrics, parsed; null when it cannot be scraped. */
+  scrapeMetrics(hostPort: number): Promise<Sample[] | null>;
+  /** Golden smoke test on the container's own port; resolves with a summary, throws on mismatch. */
+  smoke(container: RunningContainer, candidate: Candidate): Promise<string>;
+  clock: Clock;
+}

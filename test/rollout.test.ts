@@ -1,0 +1,369 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { serverMetrics as N, type RouterCounters } from "../src/analysis/analysis.js";
+import { parsePromText } from "../src/analysis/prom.js";
+import { Ledger } from "../src/ledger/ledger.js";
+import { runDeploy } from "../src/rollout/deploy.js";
+import { decide, initialPhase } from "../src/rollout/machine.js";
+import type { Candidate, RolloutDeps, RunningContainer } from "../src/rollout/ports.js";
+import { runRollback } from "../src/rollout/rollback.js";
+import { rolloutSettingsSchema } from "../src/rollout/settings.js";
+import { Reporter } from "../src/util/progress.js";
+
+/**
+ * In-memory host for the state machine: a traffic layer that splits simulated requests by weight and
+ * servers whose behaviour (error rate, class mix) is set per version. Time only moves when the rollout
+ * sleeps, so these tests take milliseconds.
+ */
+interface Behaviour {
+  errorRate: number;
+  negShare: number;
+}
+class FakeHost {
+  now = 1_700_000_000_000;
+  rps = 200;
+  weights = new Map<string, number>();
+  drained = new Set<string>();
+  counters = new Map<string, { ok: number; err: number; neg: number; pos: number }>();
+  running = new Map<string, RunningContainer & { version: string }>();
+  behaviour = new Map<string, Behaviour>();
+  edge = { requests: 0, failed: 0 };
+  log: string[] = [];
+  nextPort = 20000;
+
+  simulate(ms: number) {
+    const total = Math.round((this.rps * ms) / 1000);
+    const live = [...this.weights].filter(([n, w]) => w > 0 && !this.drained.has(n));
+    const sum = live.reduce((a, [, w]) => a + w, 0);
+    for (const [name, w] of live) {
+      const n = Math.round((total * w) / sum);
+      const b = this.behaviour.get(name) ?? { errorRate: 0, negShare: 0.8 };
+      const c = this.counters.get(name) ?? { ok: 0, err: 0, neg: 0, pos: 0 };
+      const err = Math.round(n * b.errorRate);
+      c.err += err;
+      c.ok += n - err;
+      c.neg += Math.round((n - err) * b.negShare);
+      c.pos += n - err - Math.round((n - err) * b.negShare);
+      this.counters.set(name, c);
+      this.edge.requests += n; // HAProxy retries the 500s on another server: users see no error
+    }
+    this.now += ms;
+  }
+
+  metricsFor(port: number): string | null {
+    const c = [...this.running.values()].find((x) => x.hostPort === port);
+    if (!c) return null;
+    const k = this.counters.get(c.version) ?? { ok: 0, err: 0, neg: 0, pos: 0 };
+    const n = k.neg + k.pos;
+    const lines = [
+      `${N.requests}{route="/predict",method="POST",status="200"} ${k.ok}`,
+      `${N.requests}{route="/predict",method="POST",status="500"} ${k.err}`,
+      `${N.predictions}{class="negative"} ${k.neg}`,
+      `${N.predictions}{class="positive"} ${k.pos}`,
+    ];
+    for (const le of [0.001, 0.005, 0.01])
+      lines.push(`${N.latency}_bucket{route="/predict",le="${le}"} ${le >= 0.005 ? k.ok + k.err : 0}`);
+    lines.push(`${N.latency}_bucket{route="/predict",le="+Inf"} ${k.ok + k.err}`);
+    for (let i = 1; i <= 10; i++) lines.push(`${N.confidence}_bucket{le="${i / 10}"} ${i >= 8 ? n : 0}`);
+    lines.push(`${N.confidence}_bucket{le="+Inf"} ${n}`);
+    return lines.join("\n");
+  }
+
+  deps(): RolloutDeps {
+    return {
+      clock: {
+        now: () => this.now,
+        sleep: async (ms) => this.simulate(ms),
+      },
+      containers: {
+        start: async (c: Candidate) => {
+          const rc = {
+            id: `id-${c.version}`,
+            name: `mstest-${c.version}`,
+            hostPort: this.nextPort++,
+            version: c.version,
+          };
+          this.running.set(c.version, rc);
+          if (c.env?.MODELSHIP_CHAOS_ERROR_RATE)
+            this.behaviour.set(c.version, {
+              errorRate: Number(c.env.MODELSHIP_CHAOS_ERROR_RATE),
+              negShare: 0.8,
+            });
+          this.log.push(`start ${c.version}`);
+          return rc;
+        },
+        waitReady: async () => 100,
+        stopAndRemove: async (c) => {
+          this.log.push(`stop ${c.name}`);
+          for (const [v, rc] of this.running) if (rc.id === c.id) this.running.delete(v);
+        },
+        isRunning: async (c) => [...this.running.values()].some((x) => x.id === c.id),
+        removeImage: async (ref) => {
+          this.log.push(`rmi ${ref}`);
+        },
+      },
+      traffic: {
+        edgeUrl: () => "http://127.0.0.1:8080",
+        ensureRunning: async () => {},
+        attach: async (name) => {
+          this.weights.set(name, 0);
+          this.drained.delete(name);
+        },
+        waitHealthy: async () => true,
+        setWeights: async (w) => {
+          for (const [k, v] of Object.entries(w)) {
+            if (!this.weights.has(k)) throw new Error(`unknown server ${k}`);
+            this.weights.set(k, v);
+            if (v > 0) this.drained.delete(k);
+          }
+          this.log.push(`weights ${JSON.stringify(w)}`);
+        },
+        drain: async (name) => {
+          this.drained.add(name);
+        },
+        waitDrained: async () => ({ drained: true, sessions: 0, waitedMs: 5 }),
+        detach: async (name) => {
+          this.weights.delete(name);
+          this.log.push(`detach ${name}`);
+        },
+        servers: async () => [...this.weights.keys()],
+        serverCounters: async () => {
+          const out: Record<string, RouterCounters> = {};
+          for (const [name] of this.weights) {
+            const c = this.counters.get(name) ?? { ok: 0, err: 0 };
+            out[name] = { responses: c.ok + c.err, http5xx: c.err, failures: 0, status: "UP" };
+          }
+          return out;
+        },
+        edgeCounters: async () => ({ ...this.edge }),
+      },
+      scrapeMetrics: async (port) => {
+        const text = this.metricsFor(port);
+        return text === null ? null : parsePromText(text);
+      },
+      smoke: async () => "20/20 golden examples match",
+    };
+  }
+}
+
+const candidate = (version: string, env?: Record<string, string>): Candidate => ({
+  version,
+  image: { ref: `mstest/model:${version}`, digest: null },
+  model: { name: "m", version, sha256: "0".repeat(64) },
+  card: null,
+  env,
+});
+
+const settings = rolloutSettingsSchema.parse({ intervalMs: 5000 });
+const silent = new Reporter("silent");
+let dir: string;
+let ledger: Ledger;
+let host: FakeHost;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "mstest-rollout-"));
+  ledger = new Ledger(dir);
+  host = new FakeHost();
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function deploy(c: Candidate, s = settings) {
+  const op = await ledger.begin("deploy", { target: c.version });
+  try {
+    return await runDeploy({ deps: host.deps(), op, candidate: c, settings: s, reporter: silent });
+  } finally {
+    await op.finish();
+  }
+}
+
+describe("state machine", () => {
+  const m = { steps: [5, 25, 50, 100], maxExtensions: 2, failureThreshold: 2 };
+  it("advances, extends on inconclusive, repeats below the failure threshold, promotes after the last step", () => {
+    let p = initialPhase(m);
+    expect(p).toMatchObject({ kind: "analyse", step: 0 });
+    p = decide(p as never, "pass", "", m);
+    expect(p).toMatchObject({ kind: "analyse", step: 1, attempt: 0 });
+    p = decide(p as never, "inconclusive", "few", m);
+    expect(p).toMatchObject({ kind: "analyse", step: 1, attempt: 1, extensions: 1 });
+    p = decide(p as never, "fail", "5xx", m);
+    expect(p).toMatchObject({ kind: "analyse", step: 1, failures: 1 });
+    p = decide(p as never, "fail", "5xx", m);
+    expect(p).toEqual({ kind: "abort", reason: "analysis failed at 25%: 5xx" });
+    expect(
+      decide({ kind: "analyse", step: 2, attempt: 0, failures: 0, extensions: 0 }, "pass", "", m),
+    ).toEqual({
+      kind: "promote",
+    });
+    const stuck = decide(
+      { kind: "analyse", step: 0, attempt: 2, failures: 0, extensions: 2 },
+      "inconclusive",
+      "x",
+      m,
+    );
+    expect(stuck.kind).toBe("abort");
+    expect(initialPhase({ ...m, steps: [100] })).toEqual({ kind: "promote" });
+  });
+});
+
+describe("deploy rollout (in-memory host)", () => {
+  it("first deploy goes straight to 100% after smoke and health", async () => {
+    const out = await deploy(candidate("v1"));
+    expect(out.status).toBe("promoted");
+    expect(out.firstDeploy).toBe(true);
+    expect(host.weights.get("v1")).toBe(100);
+    const l = await ledger.read();
+    expect(l.versions[0]).toMatchObject({ version: "v1", role: "stable", weight: 100 });
+    expect(l.operation).toBeNull();
+  });
+
+  it("a good canary steps 5→25→50 with analysis and is promoted; old stable becomes warm standby", async () => {
+    await deploy(candidate("v1"));
+    const out = await deploy(candidate("v2"));
+    expect(out.status, out.reason).toBe("promoted");
+    // 5% of 200 req/s for 5 s is 50 predictions, under the 100 the quality checks need: extended once
+    expect(out.timeline.map((t) => t.label)).toEqual(["5%", "5% (+1)", "25%", "50%", "100%"]);
+    expect(host.weights.get("v2")).toBe(100);
+    expect(host.weights.get("v1")).toBe(0);
+    expect(host.running.has("v1")).toBe(true);
+    const l = await ledger.read();
+    const v2 = l.versions.find((v) => v.version === "v2")!;
+    expect(v2.role).toBe("stable");
+    expect(v2.analysis.map((a) => [a.weight, a.verdict])).toEqual([
+      [5, "inconclusive"],
+      [5, "pass"],
+      [25, "pass"],
+      [50, "pass"],
+    ]);
+    expect(v2.analysis[0]!.canaryRequests).toBe(50); // 5% of 200 req/s over 5 s
+    expect(l.versions.find((v) => v.version === "v1")).toMatchObject({ role: "standby", weight: 0 });
+    expect(out.edge).toMatchObject({ failed: 0 });
+    expect(out.edge.requests).toBe(4000); // four 5 s intervals at 200 req/s
+
+    // a third deploy retires v1 (only one warm standby) and keeps v2 warm
+    await deploy(candidate("v3"));
+    const l3 = await ledger.read();
+    expect(l3.versions.map((v) => `${v.version}:${v.role}`)).toEqual([
+      "v1:retired",
+      "v2:standby",
+      "v3:stable",
+    ]);
+    expect(host.running.has("v1")).toBe(false);
+  });
+
+  it("a canary answering 500 is aborted at the first analysis; stable untouched", async () => {
+    await deploy(candidate("v1"));
+    const out = await deploy(candidate("v2", { MODELSHIP_CHAOS_ERROR_RATE: "1" }));
+    expect(out.status).toBe("aborted");
+    expect(out.reason).toMatch(/analysis failed at 5%: error-rate: canary 5xx\/error rate 100\.00%/);
+    expect(out.timeline).toHaveLength(1);
+    expect(host.weights.get("v1")).toBe(100);
+    expect(host.weights.has("v2")).toBe(false);
+    expect(host.running.has("v2")).toBe(false);
+    const l = await ledger.read();
+    expect(l.versions.find((v) => v.version === "v1")).toMatchObject({ role: "stable", weight: 100 });
+    expect(l.versions.find((v) => v.version === "v2")).toMatchObject({ role: "failed", container: null });
+    expect(l.versions.find((v) => v.version === "v2")?.failureReason).toMatch(/error-rate/);
+  });
+
+  it("a flipped model (200 OK) is aborted by the quality check", async () => {
+    await deploy(candidate("v1"));
+    host.behaviour.set("v2", { errorRate: 0, negShare: 0.2 });
+    const out = await deploy(candidate("v2"));
+    expect(out.status).toBe("aborted");
+    expect(out.reason).toMatch(/class-mix/);
+  });
+
+  it("too little traffic extends the step, then aborts instead of promoting blind", async () => {
+    await deploy(candidate("v1"));
+    host.rps = 10;
+    const out = await deploy(candidate("v2"));
+    expect(out.status).toBe("aborted");
+    expect(out.reason).toMatch(/not enough data .* after 4 intervals/);
+    expect(out.timeline).toHaveLength(4);
+    const allowed = await deploy(
+      candidate("v3"),
+      rolloutSettingsSchema.parse({ intervalMs: 5000, allowNoData: true }),
+    );
+    expect(allowed.status).toBe("promoted");
+  });
+
+  it("an interrupted deploy is repaired by the next one", async () => {
+    await deploy(candidate("v1"));
+    // simulate a crash: canary attached at 25%, operation left in the ledger, lock holder gone
+    const op = await ledger.begin("deploy", { target: "v2" });
+    await op.update((l) => {
+      l.versions.push({
+        version: "v2",
+        image: { ref: "x:v2", digest: null },
+        model: null,
+        container: { id: "id-v2", name: "mstest-v2", hostPort: 1 },
+        role: "canary",
+        weight: 25,
+        createdAt: new Date().toISOString(),
+        updatedAt: new Date().toISOString(),
+        analysis: [],
+      });
+    });
+    await op.step("weight 25");
+    host.running.set("v2", { id: "id-v2", name: "mstest-v2", hostPort: 1, version: "v2" });
+    host.weights.set("v2", 25);
+    host.weights.set("v1", 75);
+    await op.release(); // the lock goes, the operation record stays (as after kill -9)
+    const out = await deploy(candidate("v3"));
+    expect(out.repaired.join("\n")).toMatch(
+      /removed the unfinished canary v2 \(interrupted: the deploy .* stopped at "weight 25"\)/,
+    );
+    expect(out.status).toBe("promoted");
+    const l = await ledger.read();
+    expect(l.versions.find((v) => v.version === "v2")).toMatchObject({ role: "failed" });
+    expect(host.running.has("v2")).toBe(false);
+  });
+
+  it("rollback: warm standby is a weight flip; without a standby it starts a container (cold)", async () => {
+    await deploy(candidate("v1"));
+    await deploy(candidate("v2"));
+    const op = await ledger.begin("rollback");
+    const warm = await runRollback({
+      deps: host.deps(),
+      op,
+      settings,
+      reason: "bad drift",
+      by: "alice",
+      reporter: silent,
+    });
+    await op.finish();
+    expect(warm).toMatchObject({ version: "v1", from: "v2", mode: "warm" });
+    expect(host.weights.get("v1")).toBe(100);
+    expect(host.weights.get("v2")).toBe(0);
+    const l = await ledger.read();
+    expect(l.history.at(-1)).toMatchObject({
+      kind: "rollback",
+      version: "v1",
+      from: "v2",
+      by: "alice",
+      reason: "bad drift",
+    });
+    expect(l.versions.find((v) => v.version === "v2")?.role).toBe("standby");
+
+    // the standby's container dies: the next rollback notices and goes cold
+    host.running.delete("v2");
+    const op2 = await ledger.begin("rollback");
+    const cold = await runRollback({
+      deps: host.deps(),
+      op: op2,
+      settings,
+      to: "v2",
+      reason: "forward",
+      by: "bob",
+      reporter: silent,
+    });
+    await op2.finish();
+    expect(cold.mode).toBe("cold");
+    expect(host.weights.get("v2")).toBe(100);
+    expect(host.running.has("v2")).toBe(true);
+  });
+});
