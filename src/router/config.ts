@@ -64,8 +64,9 @@ export function renderConfig(settings: RouterSettings, desired: RouterDesired): 
   const h = settings.health;
   const retryOn = ["conn-failure", "empty-response", "response-timeout"];
   // 500 is retried because /predict is a pure function of its input (no side effects to repeat):
-  // a canary that throws must not cost a user a failed request. The failed response is still counted
-  // against that server (hrsp_5xx / exporter), so the canary analysis sees it.
+  // a canary that throws must not cost a user a failed request. HAProxy 2.6 counts a retried failure
+  // only in that server's retries (wretr / haproxy_server_retry_warnings_total), not in hrsp_5xx:
+  // stats.ts folds retries into `failedAttempts` so the canary analysis still sees it.
   if (settings.retryOn500) retryOn.push("500");
   retryOn.push("502", "503", "504");
   const servers = desired.servers.map((s) => `    server ${s.name} ${serverKeywords(settings, s, true)}`);
@@ -94,6 +95,10 @@ defaults
     # sessions (so drain still reaches 0), and a backend closing an idle connection under us is
     # covered by retry-on conn-failure/empty-response.
     option http-keep-alive
+    # On reload the old process would close idle client connections at once, racing a client that
+    # is just sending its next request on one (a reset it cannot retry). Instead it answers that
+    # request, then closes (bounded by timeout http-keep-alive and hard-stop-after).
+    option idle-close-on-response
     # Retries need the whole request in the buffer; /predict bodies are small.
     option http-buffer-request
     retries ${settings.retries}

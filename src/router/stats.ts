@@ -20,8 +20,11 @@ export interface ServerStats {
   responses: ResponseCodes;
   connectionErrors: number;
   responseErrors: number;
+  /** Attempts on this server that failed and were retried elsewhere (a retried 500/503/reset lands only here). */
   retries: number;
   redispatches: number;
+  /** Everything this server got wrong: 5xx + connection errors + response errors + retried attempts. */
+  failedAttempts: number;
   /** HAProxy's averages over the last 1024 requests, in ms. */
   avgQueueMs: number;
   avgConnectMs: number;
@@ -76,6 +79,7 @@ export function toServerStats(rows: StatRow[]): ServerStats[] {
       responseErrors: num(r.eresp),
       retries: num(r.wretr),
       redispatches: num(r.wredis),
+      failedAttempts: num(r.hrsp_5xx) + num(r.econ) + num(r.eresp) + num(r.wretr),
       avgQueueMs: num(r.qtime),
       avgConnectMs: num(r.ctime),
       avgResponseMs: num(r.rtime),
@@ -98,6 +102,8 @@ export interface CounterSnapshot {
 }
 
 export interface ServerCounters {
+  /** HAProxy status at snapshot time (not a counter; a delta carries the later one). */
+  status: string;
   requests: number;
   responses: ResponseCodes;
   connectionErrors: number;
@@ -110,6 +116,7 @@ export function toSnapshot(stats: ServerStats[], at = Date.now()): CounterSnapsh
   const servers: Record<string, ServerCounters> = {};
   for (const s of stats) {
     servers[s.name] = {
+      status: s.status,
       requests: s.requests,
       responses: { ...s.responses },
       connectionErrors: s.connectionErrors,
@@ -122,7 +129,14 @@ export function toSnapshot(stats: ServerStats[], at = Date.now()): CounterSnapsh
 }
 
 export interface ServerDelta extends ServerCounters {
-  /** 5xx responses over responses received from this server in the interval (0 when none). */
+  /** Attempts on this server in the interval: responses + connection/response errors + retried attempts. */
+  attempts: number;
+  /** 5xx + connection errors + response errors + retried attempts. */
+  failedAttempts: number;
+  /**
+   * failedAttempts / attempts (0 when none). Users may have seen none of these failures (retry-on
+   * moved them to another server); this is the server's own error rate, what canary analysis needs.
+   */
   errorRate: number;
 }
 
@@ -147,14 +161,22 @@ export function diffCounters(
       other: d(a.responses.other, b?.responses.other),
     };
     const answered = Object.values(responses).reduce((s, n) => s + n, 0);
+    const connectionErrors = d(a.connectionErrors, b?.connectionErrors);
+    const responseErrors = d(a.responseErrors, b?.responseErrors);
+    const retries = d(a.retries, b?.retries);
+    const failedAttempts = responses["5xx"] + connectionErrors + responseErrors + retries;
+    const attempts = answered + connectionErrors + responseErrors + retries;
     servers[name] = {
+      status: a.status,
       requests: d(a.requests, b?.requests),
       responses,
-      connectionErrors: d(a.connectionErrors, b?.connectionErrors),
-      responseErrors: d(a.responseErrors, b?.responseErrors),
-      retries: d(a.retries, b?.retries),
+      connectionErrors,
+      responseErrors,
+      retries,
       redispatches: d(a.redispatches, b?.redispatches),
-      errorRate: answered > 0 ? responses["5xx"] / answered : 0,
+      attempts,
+      failedAttempts,
+      errorRate: attempts > 0 ? failedAttempts / attempts : 0,
     };
   }
   return { seconds: (after.at - before.at) / 1000, servers };
