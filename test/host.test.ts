@@ -1,0 +1,160 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Router } from "../src/router/index.js";
+
+const exec = promisify(execFile);
+const env = { ...process.env, DOCKER_HOST: process.env.DOCKER_HOST ?? "unix:///run/modelship/podman.sock" };
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+interface CheckJson {
+  ok: boolean;
+  checks: { name: string; ok: boolean; detail: string; fix?: string }[];
+}
+
+describe("modelship host init|check|repair", () => {
+  let stateDir: string;
+  let edgePort: number;
+  let metricsPort: number;
+
+  beforeAll(async () => {
+    stateDir = join(await mkdtemp(join(tmpdir(), "mstest-host-")), "state");
+    edgePort = await freePort();
+    metricsPort = await freePort();
+  });
+
+  afterAll(async () => {
+    const live = await Router.open(stateDir)
+      .then((r) => r.running())
+      .catch(() => undefined);
+    if (live) process.kill(live.pid, "SIGKILL");
+    await rm(join(stateDir, ".."), { recursive: true, force: true });
+  });
+
+  it("check on a bare host: ✗ lines with the command that fixes each, exit 3", async () => {
+    const r = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain(`✗ state dir: ${stateDir} does not exist`);
+    expect(r.stdout).toContain(`fix: modelship host init --state-dir ${stateDir}`);
+    expect(r.stdout).toMatch(/✗ haproxy running: not running\n\s+fix: modelship host repair --state-dir/);
+    expect(r.stdout).toMatch(/✓ haproxy installed: \/usr\/sbin\/haproxy 2\.\d/);
+    expect(r.stdout).toContain("Host not ready");
+  });
+
+  it("init sets up the state dir, config and a detached HAProxy; check then passes", async () => {
+    const init = await cli([
+      "host",
+      "init",
+      "--state-dir",
+      stateDir,
+      "--edge-port",
+      String(edgePort),
+      "--edge-bind",
+      "127.0.0.1",
+      "--metrics-port",
+      String(metricsPort),
+    ]);
+    expect(init.stderr).toBe("");
+    expect(init.code).toBe(0);
+    expect(init.stdout).toMatch(/Starting HAProxy\.\.\. ✓ pid \d+/);
+    expect(init.stdout).toContain(`edge http://127.0.0.1:${edgePort}`);
+    expect((await stat(stateDir)).mode & 0o777).toBe(0o750);
+    const router = await Router.open(stateDir);
+    expect(router.settings.edge.port).toBe(edgePort);
+    expect(await readFile(router.paths.config, "utf8")).toContain(`bind 127.0.0.1:${edgePort}`);
+    // the edge answers (503: no model deployed yet) and the exporter serves metrics
+    expect((await fetch(`http://127.0.0.1:${edgePort}/predict`)).status).toBe(503);
+    expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toContain(
+      "haproxy_process_",
+    );
+
+    const check = await cli(["host", "check", "--state-dir", stateDir, "--json"]);
+    const report = JSON.parse(check.stdout) as CheckJson;
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(check.code).toBe(0);
+    expect(report.checks.map((c) => c.name)).toEqual([
+      "state dir",
+      "container engine",
+      "haproxy installed",
+      "haproxy config",
+      "haproxy running",
+      "runtime API",
+      "router state",
+    ]);
+  });
+
+  it("check notices HAProxy gone (exit 3) and repair brings it back with the desired servers", async () => {
+    const router = await Router.open(stateDir);
+    await router.apply({ servers: [{ name: "v1", port: 9, weight: 100 }] });
+    const live = await router.running();
+    expect(live).toBeDefined();
+    process.kill(live!.pid, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 200));
+
+    const check = await cli(["host", "check", "--state-dir", stateDir, "--json"]);
+    expect(check.code).toBe(3);
+    const failed = (JSON.parse(check.stdout) as CheckJson).checks.filter((c) => !c.ok);
+    expect(failed.map((c) => c.name)).toEqual(["haproxy running", "runtime API"]);
+    expect(failed[0]?.fix).toBe(`modelship host repair --state-dir ${stateDir}`);
+
+    const repair = await cli(["host", "repair", "--state-dir", stateDir]);
+    expect(repair.code).toBe(0);
+    expect(repair.stdout).toContain("started HAProxy");
+    expect((await router.stats()).map((s) => [s.name, s.userWeight])).toEqual([["v1", 256]]);
+    expect((await cli(["host", "check", "--state-dir", stateDir])).code).toBe(0);
+  });
+
+  it("repair undoes live drift (a server weight changed behind our back)", async () => {
+    const router = await Router.open(stateDir);
+    await router.api.exec("set server models/v1 weight 3");
+    const check = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(check.code).toBe(3);
+    expect(check.stdout).toContain("✗ router state: v1 weight 3, want 256");
+    const repair = await cli(["host", "repair", "--state-dir", stateDir, "--json"]);
+    expect(repair.code).toBe(0);
+    const result = repair.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; actions?: string[] })
+      .find((e) => e.type === "result");
+    expect(result?.actions).toContain("runtime API: set server models/v1 weight 256");
+    expect((await router.stats())[0]?.userWeight).toBe(256);
+  });
+
+  it("re-running init with another edge port reloads HAProxy onto it", async () => {
+    const newPort = await freePort();
+    const init = await cli(["host", "init", "--state-dir", stateDir, "--edge-port", String(newPort)]);
+    expect(init.code).toBe(0);
+    const router = await Router.open(stateDir);
+    expect(router.edgeUrl()).toBe(`http://127.0.0.1:${newPort}`);
+    expect((await router.stats()).map((s) => s.name)).toEqual(["v1"]);
+    expect((await fetch(`http://127.0.0.1:${newPort}/`)).status).toBe(503); // v1 (port 9) is down
+  });
+
+  it("rejects bad flags with exit 2 and one line", async () => {
+    const r = await cli(["host", "init", "--state-dir", stateDir, "--edge-port", "99999"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe("modelship: --edge-port must be a port number 1–65535, got '99999'");
+  });
+});
