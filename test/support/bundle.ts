@@ -1,0 +1,125 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { promisify } from "node:util";
+import lockfile from "proper-lockfile";
+import { readBundle } from "../../src/bundle/read.js";
+import { sha256File } from "../../src/util/fs.js";
+import { dataPath, repoRoot } from "./data.js";
+
+const exec = promisify(execFile);
+
+export interface TrainedBundleOptions {
+  /** "binary" (negative/positive, neutral dropped; default) or "three-class". */
+  classes?: "binary" | "three-class";
+  /**
+   * A deliberately wrong binary model: positive and negative swapped before training. It loads,
+   * answers 200 OK and passes its own golden examples, but its predictions are flipped — what the
+   * canary analysis has to catch.
+   */
+  swapped?: boolean;
+}
+
+/** Everything that changes what `modelship train` writes; any change retrains. */
+const SOURCES = [
+  "training",
+  "src/bundle",
+  "src/data",
+  "src/onnx",
+  "src/metrics",
+  "src/config",
+  "src/util",
+  "src/cli/commands/train.ts",
+];
+
+const cacheRoot = join(repoRoot, "test", ".cache", "bundles");
+
+/**
+ * Path of a real bundle trained by the real CLI (`node bin/modelship.js train`) from the real
+ * dataset, built once and cached under test/.cache/bundles/<key>, where key hashes the training
+ * sources, the dataset's sha256 and the options. A file lock keeps parallel test processes from
+ * training the same bundle twice. Needs dist/ (test/global-setup.ts builds it).
+ */
+export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<string> {
+  const classes = opts.classes ?? "binary";
+  const swapped = opts.swapped ?? false;
+  if (swapped && classes !== "binary")
+    throw new Error("trainedBundle: swapped applies to the binary model only");
+  const data = dataPath();
+  const key = await cacheKey(data, { classes, swapped });
+  const dir = join(cacheRoot, key);
+  const found = await existingBundle(dir);
+  if (found) return found;
+
+  await mkdir(cacheRoot, { recursive: true });
+  const lockTarget = join(cacheRoot, `${key}.lock-target`);
+  await writeFile(lockTarget, "", { flag: "a" });
+  const release = await lockfile.lock(lockTarget, {
+    stale: 60_000,
+    update: 10_000,
+    retries: { retries: 600, minTimeout: 500, maxTimeout: 1000 },
+  });
+  try {
+    const again = await existingBundle(dir);
+    if (again) return again;
+    const name = swapped ? "airline-swapped" : classes === "binary" ? "airline" : "airline3";
+    const args = ["bin/modelship.js", "train", "--data", data, "--out", dir, "--name", name, "--json"];
+    if (classes === "binary") args.push("--labels", "negative,positive");
+    if (swapped) args.push("--label-map", "positive=negative,negative=positive");
+    let stdout: string;
+    try {
+      ({ stdout } = await exec("node", args, { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 }));
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`trainedBundle: modelship train failed: ${e.stderr?.trim() || e.message}`);
+    }
+    const { bundle } = JSON.parse(stdout) as { bundle: string };
+    await readBundle(bundle);
+    return bundle;
+  } finally {
+    await release();
+  }
+}
+
+async function existingBundle(dir: string): Promise<string | undefined> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return undefined;
+  }
+  for (const entry of entries.sort().reverse()) {
+    if (entry.startsWith(".")) continue;
+    const candidate = join(dir, entry);
+    try {
+      await readBundle(candidate);
+      return candidate;
+    } catch {
+      // not a complete bundle (should not happen: bundles are renamed into place when complete)
+    }
+  }
+  return undefined;
+}
+
+async function cacheKey(data: string, options: object): Promise<string> {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify(options));
+  hash.update(await sha256File(data));
+  for (const source of SOURCES) {
+    for (const file of await listFiles(join(repoRoot, source))) {
+      hash.update(relative(repoRoot, file));
+      hash.update(await readFile(file));
+    }
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+async function listFiles(path: string): Promise<string[]> {
+  const s = await stat(path).catch(() => undefined);
+  if (!s) return [];
+  if (s.isFile()) return path.endsWith(".ts") ? [path] : [];
+  const out: string[] = [];
+  for (const entry of (await readdir(path)).sort()) out.push(...(await listFiles(join(path, entry))));
+  return out;
+}
