@@ -13,6 +13,11 @@ export const containerSettingsSchema = z.object({
   workers: z.number().int().min(1).max(64).default(1),
   /** Port the server listens on inside the image. */
   port: z.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>`. */
+  namePrefix: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)
+    .default("modelship-"),
 });
 
 export const rolloutSettingsSchema = z.object({
