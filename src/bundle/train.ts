@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import {
   crossValidate,
   stratifiedSplit,
@@ -14,7 +15,7 @@ import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
 import { pickGolden, referenceDistribution } from "./evidence.js";
 import type { ModelCard } from "./schema.js";
-import { StagedBundle } from "./write.js";
+import { prepareOutDir, StagedBundle } from "./write.js";
 
 /** Largest |ONNX − trainer| probability difference tolerated on any test row. */
 export const PARITY_TOLERANCE = 1e-4;
@@ -38,6 +39,8 @@ export async function trainBundle(
   where = "train.params",
 ): Promise<TrainResult> {
   const params = parseWith(textTrainerParamsSchema, settings.params, where, ["train", "params"]);
+  // before minutes of training, not after
+  await prepareOutDir(resolve(settings.out));
 
   const ds = await reporter.step(
     "load data",

@@ -104,7 +104,8 @@ export class StagedBundle {
   }
 }
 
-async function prepareOutDir(outDir: string): Promise<void> {
+/** Creates the output directory if needed and fails early, with one clear line, if it is not writable. */
+export async function prepareOutDir(outDir: string): Promise<void> {
   try {
     await mkdir(outDir, { recursive: true });
     const s = await stat(outDir);
