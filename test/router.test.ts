@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { diffCounters, Router, RouterDesired, renderConfig } from "../src/router/index.js";
+import { diffCounters, percentToWeight, Router, RouterDesired, renderConfig } from "../src/router/index.js";
 import { isUserError } from "../src/util/errors.js";
 
 /** What a backend does with /predict (and /ready, for the failure modes that take the process down). */
@@ -431,5 +431,54 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     const text = await (await fetch(router.metricsUrl())).text();
     expect(text).toMatch(/haproxy_server_http_responses_total\{proxy="models",server="a",code="2xx"\} [1-9]/);
     expect(text).toContain('haproxy_server_check_status{proxy="models",server="b"');
+  });
+});
+
+describe("router pure parts", () => {
+  it("maps percentages to HAProxy weights 0–256 (any non-zero share stays non-zero)", () => {
+    expect([0, 0.1, 5, 25, 50, 95, 100].map(percentToWeight)).toEqual([0, 1, 13, 64, 128, 243, 256]);
+  });
+
+  it("diffs counters between intervals, restarting from 0 when a counter went backwards", () => {
+    const codes = (ok: number, err: number) => ({
+      "1xx": 0,
+      "2xx": ok,
+      "3xx": 0,
+      "4xx": 0,
+      "5xx": err,
+      other: 0,
+    });
+    const counters = (requests: number, ok: number, err: number, retries: number) => ({
+      status: "UP",
+      requests,
+      responses: codes(ok, err),
+      connectionErrors: 0,
+      responseErrors: 0,
+      retries,
+      redispatches: retries,
+    });
+    const before = { at: 1_000, servers: { a: counters(100, 99, 1, 0), b: counters(500, 500, 0, 0) } };
+    const after = {
+      at: 3_000,
+      servers: { a: counters(150, 148, 2, 3), b: counters(20, 20, 0, 0), c: counters(5, 5, 0, 0) },
+    };
+    const d = diffCounters(before, after);
+    expect(d.seconds).toBe(2);
+    expect(d.servers.a).toMatchObject({ requests: 50, attempts: 53, failedAttempts: 4, retries: 3 });
+    expect(d.servers.a?.errorRate).toBeCloseTo(4 / 53);
+    expect(d.servers.b).toMatchObject({ requests: 20, attempts: 20, failedAttempts: 0 }); // HAProxy restarted
+    expect(d.servers.c).toMatchObject({ requests: 5, errorRate: 0 }); // added during the interval
+  });
+
+  it("rejects a corrupt router.json with the file named", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "mstest-router-"));
+    try {
+      await writeFile(join(dir, "router.json"), JSON.stringify({ edge: { port: "eighty" } }));
+      const err = await Router.open(dir).catch((e) => e);
+      expect(isUserError(err)).toBe(true);
+      expect(err.message).toMatch(/invalid router settings in .*router\.json: edge\.port/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
