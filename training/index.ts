@@ -54,7 +54,7 @@ export function trainTextClassifier(
   }
   onProgress?.({ phase: "vectorize" });
   const texts = examples.map((e) => e.text);
-  const vectorizer = TfidfVectorizer.fit(texts, {
+  const { vectorizer, X } = TfidfVectorizer.fitTransform(texts, {
     lowercase: full.lowercase,
     tokenPattern: full.tokenPattern,
     ngramRange: full.ngramRange,
@@ -70,7 +70,6 @@ export function trainTextClassifier(
       { hint: "use more data or lower minDf" },
     );
   }
-  const X = vectorizer.transform(texts);
   const index = new Map(labels.map((l, i) => [l, i]));
   const y = Int32Array.from(examples, (e) => index.get(e.label)!);
   const model = LogisticRegression.fit(X, y, labels.length, {

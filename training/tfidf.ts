@@ -47,32 +47,65 @@ export class TfidfVectorizer {
   }
 
   static fit(texts: readonly string[], options: TfidfOptions): TfidfVectorizer {
+    return TfidfVectorizer.fitTransform(texts, options).vectorizer;
+  }
+
+  /** Fits and transforms the training texts in one pass over their n-grams. */
+  static fitTransform(
+    texts: readonly string[],
+    options: TfidfOptions,
+  ): { vectorizer: TfidfVectorizer; X: SparseMatrix } {
     const pattern = new RegExp(options.tokenPattern, "g");
     const stop = options.stopWords ? englishStopWords() : undefined;
-    const df = new Map<string, number>();
-    const total = new Map<string, number>();
-    for (const text of texts) {
-      const seen = new Set<string>();
-      for (const g of docNgrams(text, pattern, options)) {
-        total.set(g, (total.get(g) ?? 0) + 1);
-        if (!seen.has(g)) {
-          seen.add(g);
-          df.set(g, (df.get(g) ?? 0) + 1);
+    // Integer ids per distinct n-gram keep the counting off string-keyed maps (most bigrams are unique).
+    const ids = new Map<string, number>();
+    const terms: string[] = [];
+    let df = new Int32Array(1 << 16);
+    let total = new Int32Array(1 << 16);
+    let lastDoc = new Int32Array(1 << 16).fill(-1);
+    const docs: Int32Array[] = texts.map((text, d) => {
+      const grams = docNgrams(text, pattern, options);
+      const out = new Int32Array(grams.length);
+      grams.forEach((g, k) => {
+        let id = ids.get(g);
+        if (id === undefined) {
+          id = terms.length;
+          ids.set(g, id);
+          terms.push(g);
+          if (id >= df.length) {
+            df = grow(df, 0);
+            total = grow(total, 0);
+            lastDoc = grow(lastDoc, -1);
+          }
         }
-      }
-    }
+        total[id]!++;
+        if (lastDoc[id] !== d) {
+          lastDoc[id] = d;
+          df[id]!++;
+        }
+        out[k] = id;
+      });
+      return out;
+    });
     const maxDocs = options.maxDf * texts.length;
-    const candidates: string[] = [];
-    for (const [g, d] of df) {
+    const candidates: number[] = [];
+    for (let id = 0; id < terms.length; id++) {
+      const d = df[id]!;
       if (d < options.minDf || d > maxDocs) continue;
-      if (stop && g.split(NGRAM_JOIN).some((t) => stop.has(t))) continue;
-      candidates.push(g);
+      if (stop && terms[id]!.split(NGRAM_JOIN).some((t) => stop.has(t))) continue;
+      candidates.push(id);
     }
-    candidates.sort((a, b) => total.get(b)! - total.get(a)! || compare(a, b));
-    const vocabulary = candidates.slice(0, options.maxFeatures).sort(compare);
+    candidates.sort((a, b) => total[b]! - total[a]! || compare(terms[a]!, terms[b]!));
+    const kept = candidates.slice(0, options.maxFeatures).sort((a, b) => compare(terms[a]!, terms[b]!));
+    const vocabulary = kept.map((id) => terms[id]!);
     const n = texts.length;
-    const idf = Float64Array.from(vocabulary, (g) => Math.log((1 + n) / (1 + df.get(g)!)) + 1);
-    return new TfidfVectorizer(options, vocabulary, idf);
+    const idf = Float64Array.from(kept, (id) => Math.log((1 + n) / (1 + df[id]!)) + 1);
+    const vectorizer = new TfidfVectorizer(options, vocabulary, idf);
+    const column = new Int32Array(terms.length).fill(-1);
+    kept.forEach((id, j) => {
+      column[id] = j;
+    });
+    return { vectorizer, X: vectorizer.fromColumns(docs.map((doc) => doc.map((id) => column[id]!))) };
   }
 
   /** Restores a fitted vectorizer (vocabulary and idf as fitted). */
@@ -81,20 +114,26 @@ export class TfidfVectorizer {
   }
 
   transform(texts: readonly string[]): SparseMatrix {
-    const indptr = new Int32Array(texts.length + 1);
+    return this.fromColumns(
+      texts.map((text) =>
+        Int32Array.from(docNgrams(text, this.pattern, this.options), (g) => this.index.get(g) ?? -1),
+      ),
+    );
+  }
+
+  /** Rows of column indices (−1 = not in the vocabulary) → L2-normalised tf-idf rows. */
+  private fromColumns(docs: readonly Int32Array[]): SparseMatrix {
+    const indptr = new Int32Array(docs.length + 1);
     const indices: number[] = [];
     const values: number[] = [];
     const counts = new Map<number, number>();
-    texts.forEach((text, r) => {
+    docs.forEach((cols, r) => {
       counts.clear();
-      for (const g of docNgrams(text, this.pattern, this.options)) {
-        const j = this.index.get(g);
-        if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
-      }
-      const cols = [...counts.keys()].sort((a, b) => a - b);
+      for (const j of cols) if (j >= 0) counts.set(j, (counts.get(j) ?? 0) + 1);
+      const sortedCols = [...counts.keys()].sort((a, b) => a - b);
       let norm = 0;
       const start = values.length;
-      for (const j of cols) {
+      for (const j of sortedCols) {
         const tf = counts.get(j)!;
         const v = (this.options.sublinearTf ? 1 + Math.log(tf) : tf) * this.idf[j]!;
         indices.push(j);
@@ -108,13 +147,19 @@ export class TfidfVectorizer {
       indptr[r + 1] = values.length;
     });
     return {
-      rows: texts.length,
+      rows: docs.length,
       cols: this.vocabulary.length,
       indptr,
       indices: Int32Array.from(indices),
       values: Float64Array.from(values),
     };
   }
+}
+
+function grow(a: Int32Array, fill: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(a.length * 2).fill(fill);
+  b.set(a);
+  return b;
 }
 
 function docNgrams(text: string, pattern: RegExp, options: TfidfOptions): string[] {
