@@ -69,7 +69,7 @@ describe("gate verdict", () => {
     expect(v.passed).toBe(true);
     expect(v.baseline).toBeNull();
     expect(v.rows.map((r) => r.kind)).not.toContain("regression");
-    expect(v.rows.map((r) => r.rule)).toEqual([
+    expect(v.rows.filter((r) => r.kind !== "info").map((r) => r.rule)).toEqual([
       "minimum.accuracy",
       "runtime.maxP95Ms",
       "runtime.maxSizeMB",
@@ -79,7 +79,15 @@ describe("gate verdict", () => {
     const md = renderMarkdown(v, {
       baselineNote: "No production baseline (nothing published): first deploy — only absolute rules apply.",
     });
+    // Metrics without a rule are still reported, never judged.
+    expect(v.rows.filter((r) => r.kind === "info").map((r) => r.metric)).toEqual([
+      "macro-F1",
+      "ROC AUC",
+      "F1 (negative)",
+      "F1 (positive)",
+    ]);
     expect(md.startsWith(GATE_COMMENT_MARKER)).toBe(true);
+    expect(md).toContain("| · | macro-F1 | 0.8750 | — | — | no rule |");
     expect(md).toContain("first deploy");
     expect(md).toContain("Candidate (first deploy)");
   });

@@ -1,6 +1,6 @@
 import { mdCell as cell, mdConfusionMatrix, mermaidXyChart } from "../github/markdown.js";
 import { textTable } from "../util/progress.js";
-import { fmt, fmtDelta, type Verdict } from "./verdict.js";
+import { fmtRowDelta, fmtValue, type Verdict } from "./verdict.js";
 
 /** Hidden marker that identifies the sticky PR comment (one per PR, updated in place). */
 export const GATE_COMMENT_MARKER = "<!-- modelship:gate -->";
@@ -22,10 +22,13 @@ export function renderMarkdown(verdict: Verdict, ctx: RenderContext): string {
   out.push(`> ${cell(ctx.baselineNote)}`, "");
   out.push("| | Metric | Candidate | Baseline | Δ | Rule |", "|:-:|---|--:|--:|--:|---|");
   for (const r of verdict.rows) {
-    const candidate = r.candidate === null ? `**missing**` : fmt(r.candidate);
-    const rule = `${r.limit} <sub>\`${cell(r.rule)}\`</sub>${r.note ? `<br>${cell(r.note)}` : ""}`;
+    const candidate = r.candidate === null ? `**missing**` : fmtValue(r, r.candidate);
+    const rule =
+      r.kind === "info"
+        ? "no rule"
+        : `${r.limit} <sub>\`${cell(r.rule)}\`</sub>${r.note ? `<br>${cell(r.note)}` : ""}`;
     out.push(
-      `| ${mark(r.status === "pass")} | ${cell(r.metric)} | ${candidate} | ${fmt(r.baseline)} | ${fmtDelta(r.delta)} | ${rule} |`,
+      `| ${r.kind === "info" ? "·" : mark(r.status === "pass")} | ${cell(r.metric)} | ${candidate} | ${fmtValue(r, r.baseline)} | ${fmtRowDelta(r)} | ${rule} |`,
     );
   }
   out.push("");
@@ -55,7 +58,7 @@ export function renderMarkdown(verdict: Verdict, ctx: RenderContext): string {
 export function renderChart(verdict: Verdict): string | null {
   const points = new Map<string, { c: number | null; b: number | null }>();
   for (const r of verdict.rows) {
-    if (r.kind !== "minimum" && r.kind !== "regression") continue;
+    if (r.kind !== "minimum" && r.kind !== "regression" && r.kind !== "info") continue;
     const name = r.metric;
     const prev = points.get(name);
     points.set(name, { c: r.candidate ?? prev?.c ?? null, b: r.baseline ?? prev?.b ?? null });
@@ -79,12 +82,12 @@ export function renderChart(verdict: Verdict): string | null {
 /** Terminal form: aligned table, the baseline note and the failing rules. */
 export function renderText(verdict: Verdict, ctx: RenderContext): string {
   const rows = verdict.rows.map((r) => [
-    r.status === "pass" ? "✓" : "✗",
+    r.kind === "info" ? "·" : r.status === "pass" ? "✓" : "✗",
     r.metric,
-    r.candidate === null ? "missing" : fmt(r.candidate),
-    fmt(r.baseline),
-    fmtDelta(r.delta),
-    `${r.limit}  (${r.rule})`,
+    r.candidate === null ? "missing" : fmtValue(r, r.candidate),
+    fmtValue(r, r.baseline),
+    fmtRowDelta(r),
+    r.kind === "info" ? "no rule" : `${r.limit}  (${r.rule})`,
   ]);
   const lines = [
     `Gate for ${verdict.candidate.label}`,

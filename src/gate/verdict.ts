@@ -1,7 +1,8 @@
 import { describeCard, type GateCard } from "./card.js";
 import { classFloor, type GatePolicy } from "./policy.js";
 
-export type RowKind = "minimum" | "regression" | "runtime" | "golden" | "required";
+/** `info`: a candidate metric no rule covers, shown so the report always carries the numbers. */
+export type RowKind = "minimum" | "regression" | "runtime" | "golden" | "required" | "info";
 export type RowStatus = "pass" | "fail";
 
 export interface VerdictRow {
@@ -117,6 +118,25 @@ export function evaluateGate(
       );
     }
   }
+
+  // Quality metrics no rule looked at (e.g. a first deploy without floors) still belong in the report.
+  const covered = new Set(rows.map((r) => r.metric));
+  const info = (metric: string, value: number | undefined, base: number | undefined) => {
+    if (value === undefined || covered.has(metric)) return;
+    const delta = base === undefined ? null : value - base;
+    rows.push({
+      kind: "info",
+      rule: "(no rule)",
+      metric,
+      candidate: value,
+      baseline: base ?? null,
+      delta,
+      limit: "—",
+      status: "pass",
+    });
+  };
+  for (const [key, label] of scalar) info(label, c[key], b?.[key]);
+  for (const cls of labels) info(`F1 (${cls})`, c.classes?.[cls]?.f1, b?.classes?.[cls]?.f1);
 
   const rt = candidate.card.runtime;
   const brt = baseline?.card.runtime;
@@ -312,7 +332,20 @@ function describeFailure(row: VerdictRow): string {
   if (row.kind === "regression") {
     return `${row.rule}: ${row.metric} ${fmt(row.candidate)} vs baseline ${fmt(row.baseline)} dropped ${fmt(-(row.delta ?? 0))} (allowed ${row.limit})`;
   }
-  return `${row.rule}: ${row.metric} ${fmt(row.candidate)} (required ${row.limit})`;
+  return `${row.rule}: ${row.metric} ${fmtValue(row, row.candidate)} (required ${row.limit})`;
+}
+
+/** A row's value as printed: metrics to 4 decimals, runtime figures (ms, MB) to 2. */
+export function fmtValue(row: Pick<VerdictRow, "kind">, value: number | null | undefined): string {
+  if (row.kind === "runtime" && value !== null && value !== undefined) return value.toFixed(2);
+  return fmt(value);
+}
+
+export function fmtRowDelta(row: Pick<VerdictRow, "kind" | "delta">): string {
+  if (row.kind === "runtime" && row.delta !== null) {
+    return `${row.delta > 0 ? "+" : row.delta < 0 ? "−" : "±"}${Math.abs(row.delta).toFixed(2)}`;
+  }
+  return fmtDelta(row.delta);
 }
 
 /** Metrics to 4 decimals, larger figures to 1 — what the tables print. */

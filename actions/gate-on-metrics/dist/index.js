@@ -52265,6 +52265,23 @@ function evaluateGate(candidate, baseline, policy, golden) {
       );
     }
   }
+  const covered = new Set(rows.map((r) => r.metric));
+  const info2 = (metric, value, base) => {
+    if (value === void 0 || covered.has(metric)) return;
+    const delta = base === void 0 ? null : value - base;
+    rows.push({
+      kind: "info",
+      rule: "(no rule)",
+      metric,
+      candidate: value,
+      baseline: base ?? null,
+      delta,
+      limit: "—",
+      status: "pass"
+    });
+  };
+  for (const [key, label] of scalar) info2(label, c[key], b?.[key]);
+  for (const cls of labels) info2(`F1 (${cls})`, c.classes?.[cls]?.f1, b?.classes?.[cls]?.f1);
   const rt = candidate.card.runtime;
   const brt = baseline?.card.runtime;
   rows.push(
@@ -52420,7 +52437,17 @@ function describeFailure(row) {
   if (row.kind === "regression") {
     return `${row.rule}: ${row.metric} ${fmt(row.candidate)} vs baseline ${fmt(row.baseline)} dropped ${fmt(-(row.delta ?? 0))} (allowed ${row.limit})`;
   }
-  return `${row.rule}: ${row.metric} ${fmt(row.candidate)} (required ${row.limit})`;
+  return `${row.rule}: ${row.metric} ${fmtValue(row, row.candidate)} (required ${row.limit})`;
+}
+function fmtValue(row, value) {
+  if (row.kind === "runtime" && value !== null && value !== void 0) return value.toFixed(2);
+  return fmt(value);
+}
+function fmtRowDelta(row) {
+  if (row.kind === "runtime" && row.delta !== null) {
+    return `${row.delta > 0 ? "+" : row.delta < 0 ? "−" : "±"}${Math.abs(row.delta).toFixed(2)}`;
+  }
+  return fmtDelta(row.delta);
 }
 function fmt(value) {
   if (value === null || value === void 0) return "—";
@@ -52506,10 +52533,10 @@ function renderMarkdown(verdict, ctx) {
   out.push(`> ${mdCell(ctx.baselineNote)}`, "");
   out.push("| | Metric | Candidate | Baseline | Δ | Rule |", "|:-:|---|--:|--:|--:|---|");
   for (const r of verdict.rows) {
-    const candidate = r.candidate === null ? `**missing**` : fmt(r.candidate);
-    const rule = `${r.limit} <sub>\`${mdCell(r.rule)}\`</sub>${r.note ? `<br>${mdCell(r.note)}` : ""}`;
+    const candidate = r.candidate === null ? `**missing**` : fmtValue(r, r.candidate);
+    const rule = r.kind === "info" ? "no rule" : `${r.limit} <sub>\`${mdCell(r.rule)}\`</sub>${r.note ? `<br>${mdCell(r.note)}` : ""}`;
     out.push(
-      `| ${mark(r.status === "pass")} | ${mdCell(r.metric)} | ${candidate} | ${fmt(r.baseline)} | ${fmtDelta(r.delta)} | ${rule} |`
+      `| ${r.kind === "info" ? "·" : mark(r.status === "pass")} | ${mdCell(r.metric)} | ${candidate} | ${fmtValue(r, r.baseline)} | ${fmtRowDelta(r)} | ${rule} |`
     );
   }
   out.push("");
@@ -52538,7 +52565,7 @@ function renderMarkdown(verdict, ctx) {
 function renderChart(verdict) {
   const points = /* @__PURE__ */ new Map();
   for (const r of verdict.rows) {
-    if (r.kind !== "minimum" && r.kind !== "regression") continue;
+    if (r.kind !== "minimum" && r.kind !== "regression" && r.kind !== "info") continue;
     const name = r.metric;
     const prev = points.get(name);
     points.set(name, { c: r.candidate ?? prev?.c ?? null, b: r.baseline ?? prev?.b ?? null });

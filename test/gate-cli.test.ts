@@ -1,0 +1,120 @@
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { trainedBundle } from "./support/bundle.js";
+import { repoRoot } from "./support/data.js";
+
+const exec = promisify(execFile);
+
+/** Runs the real CLI; resolves with the exit code instead of throwing. */
+async function gate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec("node", ["bin/modelship.js", "gate", ...args], { cwd: repoRoot });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe("modelship gate on real bundles (onnxruntime-node re-runs the golden examples)", () => {
+  let good: string;
+  let swapped: string;
+  let dir: string;
+  beforeAll(async () => {
+    good = await trainedBundle();
+    swapped = await trainedBundle({ swapped: true });
+    dir = await mkdtemp(join(tmpdir(), "mstest-gate-cli-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("first deploy: says so plainly, checks golden parity for real, passes", async () => {
+    const golden = JSON.parse(await readFile(join(good, "model.json"), "utf8")).golden.length;
+    const r = await gate("--candidate", good, "--policy", "/dev/null");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("first deploy — only absolute rules apply");
+    expect(r.stdout).toMatch(new RegExp(`✓\\s+golden parity \\(${golden} examples, max \\|Δp\\|\\)`));
+    expect(r.stdout).toMatch(/·\s+accuracy\s+0\.9\d{3}/);
+    expect(r.stdout).toContain("Gate passed.");
+  });
+
+  it("a model with flipped labels regresses the negative class: exit 1, rule named, JSON verdict", async () => {
+    const r = await gate("--candidate", swapped, "--baseline", good, "--json", "--policy", "/dev/null");
+    expect(r.code).toBe(1);
+    const v = JSON.parse(r.stdout);
+    expect(v.passed).toBe(false);
+    expect(v.baseline.name).toBe("airline");
+    expect(v.failing).toHaveLength(1);
+    expect(v.failing[0]).toMatch(
+      /^maxDrop\.classF1\[negative\]: F1 \(negative\) 0\.\d{4} vs baseline 0\.9\d{3} dropped/,
+    );
+    expect(r.stderr.trim()).toBe(`modelship: gate failed: ${v.failing[0]}`);
+  });
+
+  it("golden parity: a card whose recorded probabilities do not match model.onnx fails", async () => {
+    const tampered = join(dir, "tampered");
+    await cp(good, tampered, { recursive: true });
+    const card = JSON.parse(await readFile(join(tampered, "model.json"), "utf8"));
+    const p = card.golden[2].expected.probabilities;
+    p[0] = Math.min(1, p[0] + 0.01);
+    p[1] = Math.max(0, p[1] - 0.01);
+    await writeFile(join(tampered, "model.json"), JSON.stringify(card));
+    const md = join(dir, "report.md");
+    const r = await gate(
+      "--candidate",
+      tampered,
+      "--baseline",
+      good,
+      "--markdown",
+      md,
+      "--policy",
+      "/dev/null",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/✗ goldenParity: 1 of \d+ differ; example 3 differs by 1\.00e-2/);
+    const report = await readFile(md, "utf8");
+    expect(report.startsWith("<!-- modelship:gate -->")).toBe(true);
+    expect(report).toContain("Confusion matrix");
+  });
+
+  it("baseline from a saved `modelship status --json`: the stable version's bundle", async () => {
+    const status = join(dir, "status.json");
+    await writeFile(
+      status,
+      JSON.stringify({
+        edge: { url: "http://127.0.0.1:1" },
+        versions: [
+          { version: "20261122.033505-f89b2ed2", role: "stable", weight: 100, image: "x", bundle: good },
+        ],
+      }),
+    );
+    const r = await gate("--candidate", good, "--baseline", status, "--json", "--policy", "/dev/null");
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v.baselineNote).toContain(`status file ${status}`);
+    expect(v.rows.find((x: { rule: string }) => x.rule === "maxDrop.accuracy").delta).toBe(0);
+  });
+
+  it("bad input: one line, exit 2, no stack trace", async () => {
+    const both = await gate("--candidate", good, "--baseline", good, "--baseline-from-host");
+    expect([both.code, both.stderr.trim()]).toEqual([
+      2,
+      "modelship: choose one baseline source: --baseline, --baseline-from-host or --baseline-release",
+    ]);
+    const missing = await gate("--candidate", join(dir, "nope"));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split("\n")).toHaveLength(1);
+    const policy = join(dir, "bad.yaml");
+    await writeFile(policy, "gate:\n  maxDrop:\n    accuracy: -1\n");
+    const bad = await gate("--candidate", good, "--policy", policy);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/gate\.maxDrop\.accuracy: /);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
+});
