@@ -347,6 +347,22 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     expect((await router.waitHealthy("b", 5_000)).healthy).toBe(true);
   });
 
+  it("serialises concurrent changes from separate Router instances under the file lock (no lost update)", async () => {
+    const routers = [1, 2, 3, 4].map(() => new Router(router.settings));
+    await Promise.all(routers.map((r, i) => r.upsertServer({ name: `c${i}`, port: b.port, weight: 0 })));
+    expect((await router.readDesired()).servers.map((s) => s.name).sort()).toEqual([
+      "a",
+      "b",
+      "c0",
+      "c1",
+      "c2",
+      "c3",
+    ]);
+    expect((await router.stats()).length).toBe(6);
+    await Promise.all(routers.map((r, i) => r.remove(`c${i}`)));
+    expect((await router.stats()).map((s) => s.name).sort()).toEqual(["a", "b"]);
+  });
+
   for (const failure of ["503", "reset", "killed"] as const) {
     it(`masks a backend that starts failing (${failure}) while the health check takes it out`, async () => {
       const load = new Load(router.edgeUrl(), 16).start();

@@ -224,14 +224,22 @@ export class Router {
    * connection. Starts HAProxy if it is not running.
    */
   async apply(input: RouterDesiredInput): Promise<ApplyResult> {
-    const parsed = RouterDesired.safeParse(input);
-    if (!parsed.success) {
-      throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
-        exitCode: ExitCode.usage,
-      });
-    }
-    const desired = parsed.data;
+    return this.update(() => input);
+  }
+
+  /**
+   * Read-modify-write of the desired state under the router lock, so two processes changing
+   * different servers at once do not lose each other's change.
+   */
+  private async update(change: (current: RouterDesired) => RouterDesiredInput): Promise<ApplyResult> {
     return this.withLock(async () => {
+      const parsed = RouterDesired.safeParse(change(await this.readDesired()));
+      if (!parsed.success) {
+        throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
+          exitCode: ExitCode.usage,
+        });
+      }
+      const desired = parsed.data;
       await this.writeConfig(desired);
       await atomicWriteJson(this.paths.desired, desired);
       if (!(await this.running()) || !(await this.answers())) {
@@ -287,24 +295,24 @@ export class Router {
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec: ServerSpecInput): Promise<ApplyResult> {
     const parsed = parseSpec(spec);
-    const desired = await this.readDesired();
-    const servers = desired.servers.filter((s) => s.name !== parsed.name);
-    servers.push(parsed);
-    return this.apply({ servers });
+    return this.update((desired) => ({
+      servers: [...desired.servers.filter((s) => s.name !== parsed.name), parsed],
+    }));
   }
 
   /** Sets traffic shares in percent; a server given a share > 0 is made ready. Others keep theirs. */
   async setWeights(weights: Record<string, number>): Promise<ApplyResult> {
-    const desired = await this.readDesired();
-    for (const name of Object.keys(weights)) {
-      if (!desired.servers.some((s) => s.name === name)) throw unknownServer(name, desired);
-    }
-    return this.apply({
-      servers: desired.servers.map((s) => {
-        const w = weights[s.name];
-        if (w === undefined) return s;
-        return { ...s, weight: w, state: w > 0 ? "ready" : s.state };
-      }),
+    return this.update((desired) => {
+      for (const name of Object.keys(weights)) {
+        if (!desired.servers.some((s) => s.name === name)) throw unknownServer(name, desired);
+      }
+      return {
+        servers: desired.servers.map((s) => {
+          const w = weights[s.name];
+          if (w === undefined) return s;
+          return { ...s, weight: w, state: w > 0 ? "ready" : s.state };
+        }),
+      };
     });
   }
 
@@ -314,9 +322,10 @@ export class Router {
   }
 
   async setState(name: string, state: ServerSpec["state"]): Promise<ApplyResult> {
-    const desired = await this.readDesired();
-    if (!desired.servers.some((s) => s.name === name)) throw unknownServer(name, desired);
-    return this.apply({ servers: desired.servers.map((s) => (s.name === name ? { ...s, state } : s)) });
+    return this.update((desired) => {
+      if (!desired.servers.some((s) => s.name === name)) throw unknownServer(name, desired);
+      return { servers: desired.servers.map((s) => (s.name === name ? { ...s, state } : s)) };
+    });
   }
 
   /** Waits until `name` has no current sessions (or it is gone). */
@@ -354,8 +363,7 @@ export class Router {
 
   /** Takes `name` out of HAProxy (live and in the config). Drain and wait first for a clean exit. */
   async remove(name: string): Promise<ApplyResult> {
-    const desired = await this.readDesired();
-    return this.apply({ servers: desired.servers.filter((s) => s.name !== name) });
+    return this.update((desired) => ({ servers: desired.servers.filter((s) => s.name !== name) }));
   }
 
   async stats(): Promise<ServerStats[]> {
