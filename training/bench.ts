@@ -91,7 +91,7 @@ for (const seed of seeds(process.env.BENCH_SEEDS)) {
   console.log(
     `seed ${seed}: accuracy ${accuracy(yTrue, yPred).toFixed(4)} · F1(positive) ${f1.toFixed(4)} · ` +
       `train ${(trainMs / 1000).toFixed(2)} s + export ${((totalMs - trainMs) / 1000).toFixed(2)} s = ` +
-      `${(totalMs / 1000).toFixed(2)} s (${(totalMs / floorMs).toFixed(1)}× the tokenize floor of ${floorMs.toFixed(0)} ms) · ` +
+      `${(totalMs / 1000).toFixed(2)} s (${(totalMs / floorMs).toFixed(1)}× the floor: ${floorMs.toFixed(0)} ms to tokenize into ${grams} n-grams) · ` +
       `${model.optimizer.iterations} L-BFGS iterations · ONNX ${(onnx.byteLength / 1024).toFixed(0)} KiB · ` +
       `parity max |Δp| ${parity.toExponential(2)}${cvLine}`,
   );
