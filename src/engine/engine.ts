@@ -338,9 +338,30 @@ export class Engine {
       created: image.Created ?? null,
       user: image.Config?.User ?? "",
       labels: image.Config?.Labels ?? {},
-      healthcheck: image.Config?.Healthcheck?.Test ?? null,
+      healthcheck: image.Config?.Healthcheck?.Test ?? (await this.healthcheckFromHistory(ref)),
       raw: image,
     };
+  }
+
+  /**
+   * Podman's Docker API leaves Healthcheck out of `image inspect` (the image has it); the newest
+   * HEALTHCHECK instruction in the image history is the same information.
+   */
+  private async healthcheckFromHistory(ref: string): Promise<string[] | null> {
+    const result = await this.exec(["history", "--no-trunc", "--format", "{{.CreatedBy}}", ref]);
+    if (result.code !== 0) return null;
+    const line = result.stdout.split("\n").find((l) => /\bHEALTHCHECK\b/.test(l));
+    if (!line || /HEALTHCHECK\s+NONE/.test(line)) return null;
+    const cmd = /\sCMD\s+(.*)$/.exec(line)?.[1]?.trim();
+    if (!cmd) return null;
+    if (cmd.startsWith("[")) {
+      try {
+        return ["CMD", ...(JSON.parse(cmd) as string[])];
+      } catch {
+        return null;
+      }
+    }
+    return ["CMD-SHELL", cmd];
   }
 
   async tagImage(source: string, target: string): Promise<void> {

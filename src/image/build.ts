@@ -199,6 +199,10 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
     () => stageBuildContext({ bundleDir: options.bundleDir }),
     (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`,
   );
+  // With a smoke test, the real tags are applied only once it passed: a broken image never carries
+  // a tag a deploy could pick up.
+  const smokeFirst = options.smoke !== false;
+  const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes(4).toString("hex")}`] : tags;
   let built: { imageId: string };
   const buildStarted = performance.now();
   try {
@@ -208,7 +212,7 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
         engine.build({
           context: context.dir,
           dockerfile: context.dockerfile,
-          tags,
+          tags: buildTags,
           buildArgs: {
             BASE_IMAGE: baseImage,
             MODEL_NAME: card.name,
@@ -218,9 +222,9 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
             SOURCE_URL: labels["org.opencontainers.image.source"],
             CREATED: labels["org.opencontainers.image.created"],
           },
-          labels,
           onProgress: (line) => {
-            if (/^(STEP|Step) \d+/.test(line)) update(line);
+            const step = /(?:STEP|Step) \d+\/\d+.*/.exec(line);
+            if (step) update(step[0].slice(0, 80));
           },
         }),
       () => `from ${baseImage}`,
@@ -234,20 +238,23 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
     throw new UserError(`the built image ${built.imageId} disappeared`, { exitCode: ExitCode.environment });
 
   let smoke: SmokeSummary | null = null;
-  if (options.smoke !== false) {
-    smoke = await reporter.step(
-      "Smoke-testing the image",
-      async () => {
-        const result = await smokeTestImage(engine, built.imageId, card, {
-          timeoutMs: options.smokeTimeoutMs,
-        });
-        if (!result.passed) {
-          throw new SmokeFailure(result, tags);
-        }
-        return result;
-      },
-      (r) => `${r.examples} golden examples, start→ready ${r.startToReadyMs} ms`,
-    );
+  if (smokeFirst) {
+    try {
+      smoke = await reporter.step(
+        "Smoke-testing the image",
+        async () => {
+          const result = await smokeTestImage(engine, built.imageId, card, {
+            timeoutMs: options.smokeTimeoutMs,
+          });
+          if (!result.passed) throw new SmokeFailure(result, tags);
+          return result;
+        },
+        (r) => `${r.examples} golden examples, start→ready ${r.startToReadyMs} ms`,
+      );
+      for (const tag of tags) await engine.tagImage(built.imageId, tag);
+    } finally {
+      await engine.removeImage(buildTags[0] as string).catch(() => {});
+    }
   }
 
   let digest = built.imageId;

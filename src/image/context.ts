@@ -33,8 +33,7 @@ export interface StagedContext {
   cleanup: () => Promise<void>;
 }
 
-/** The modelship checkout (or installed package) this code runs from: nearest package.json named modelship. */
-export function findAppRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+function modelshipRootAbove(from: string): string | null {
   let dir = resolve(from);
   for (;;) {
     const pkg = join(dir, "package.json");
@@ -46,15 +45,45 @@ export function findAppRoot(from: string = dirname(fileURLToPath(import.meta.url
       }
     }
     const parent = dirname(dir);
-    if (parent === dir)
-      throw new UserError(
-        "cannot find the modelship installation (no package.json named modelship above this file)",
-        {
-          exitCode: ExitCode.environment,
-        },
-      );
+    if (parent === dir) return null;
     dir = parent;
   }
+}
+
+function thisFileDir(): string | null {
+  try {
+    return dirname(fileURLToPath(import.meta.url));
+  } catch {
+    return null; // bundled as CommonJS: no import.meta
+  }
+}
+
+/**
+ * The modelship checkout whose compiled server goes into the image: MODELSHIP_APP_ROOT, else the one
+ * this code runs from, else the one around the working directory (an action checked out under the
+ * runner's _actions/ has no build of its own; the workspace has).
+ */
+export function findAppRoot(): string {
+  const candidates = [
+    process.env.MODELSHIP_APP_ROOT,
+    thisFileDir(),
+    process.env.GITHUB_WORKSPACE,
+    process.cwd(),
+  ]
+    .filter((c): c is string => Boolean(c))
+    .map((c) => modelshipRootAbove(c))
+    .filter((c): c is string => c !== null);
+  const built = candidates.find((root) => existsSync(join(root, SERVER_DIST_DIR, "main.js")));
+  if (built) return built;
+  throw new UserError(
+    candidates.length > 0
+      ? `the compiled model server is missing in ${candidates[0]} (${SERVER_DIST_DIR}/main.js)`
+      : "cannot find the modelship checkout (no package.json named modelship above this file or the working directory)",
+    {
+      exitCode: ExitCode.environment,
+      hint: "run `npm ci` (it builds dist/) in the modelship checkout, or set MODELSHIP_APP_ROOT to it",
+    },
+  );
 }
 
 const BUILTINS = new Set(builtinModules);

@@ -1,0 +1,279 @@
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readBundle } from "../src/bundle/read.js";
+import type { ModelCard } from "../src/bundle/schema.js";
+import type { Engine, ImageInfo } from "../src/engine/engine.js";
+import { SERVER_PORT, smokeTestImage } from "../src/image/build.js";
+import { MODEL_LABELS, OCI_LABELS } from "../src/image/labels.js";
+import { formatSmokeReport, runSmokeTest, waitForReady } from "../src/smoke/smoke.js";
+import { trainedBundle } from "./support/bundle.js";
+import { repoRoot } from "./support/data.js";
+import { baseImage, type ModelImage, modelImage, testEngine } from "./support/images.js";
+
+const run = promisify(execFile);
+const suffix = Math.random().toString(16).slice(2, 8);
+
+/** Runs the CLI; resolves with the exit code instead of throwing. */
+async function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return run("node", [join(repoRoot, "bin", "modelship.js"), ...args], {
+    cwd: repoRoot,
+    env,
+    maxBuffer: 32 * 1024 * 1024,
+  }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({
+      code: e.code,
+      stdout: e.stdout,
+      stderr: e.stderr,
+    }),
+  );
+}
+
+/** A temp copy of a bundle whose golden expectations were edited: the model itself is untouched. */
+async function tamperedCopy(bundleDir: string): Promise<{ dir: string; card: ModelCard }> {
+  const dir = await mkdtemp(join(tmpdir(), "mstest-tampered-"));
+  await cp(bundleDir, dir, { recursive: true });
+  const card = JSON.parse(await readFile(join(dir, "model.json"), "utf8")) as ModelCard;
+  const first = card.golden[0];
+  if (!first) throw new Error("bundle has no golden examples");
+  // Reverse the probabilities and take the other label: what a different model would have answered.
+  first.expected.probabilities = [...first.expected.probabilities].reverse();
+  const labels = card.io.labels;
+  const best = first.expected.probabilities.indexOf(Math.max(...first.expected.probabilities));
+  first.expected.label = labels[best] ?? first.expected.label;
+  await writeFile(join(dir, "model.json"), JSON.stringify(card, null, 2));
+  return { dir, card: (await readBundle(dir)).card };
+}
+
+describe("model server image (real docker build on the local base, real model)", () => {
+  let engine: Engine;
+  let bundleDir: string;
+  let card: ModelCard;
+  let image: ModelImage;
+  let info: ImageInfo;
+  const containers: string[] = [];
+  const tempDirs: string[] = [];
+  const images: string[] = [];
+
+  beforeAll(async () => {
+    engine = await testEngine();
+    bundleDir = await trainedBundle();
+    card = (await readBundle(bundleDir)).card;
+    image = await modelImage(bundleDir);
+    const inspected = await engine.inspectImage(image.ref);
+    if (!inspected) throw new Error(`${image.ref} missing after build`);
+    info = inspected;
+    if (image.build)
+      console.log(`[image] built ${image.ref} in ${image.build.buildMs} ms, ${info.sizeBytes} bytes`);
+  });
+
+  afterAll(async () => {
+    for (const c of containers) await engine?.remove(c, { force: true });
+    for (const i of images) await engine?.removeImage(i, { force: true });
+    for (const d of tempDirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it("carries the OCI and model labels", () => {
+    expect(info.labels[OCI_LABELS.version]).toBe(card.version);
+    expect(info.labels[OCI_LABELS.created]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(info.labels).toHaveProperty([OCI_LABELS.revision]);
+    expect(info.labels).toHaveProperty([OCI_LABELS.source]);
+    expect(info.labels[MODEL_LABELS.name]).toBe(card.name);
+    expect(info.labels[MODEL_LABELS.version]).toBe(card.version);
+    expect(info.labels[MODEL_LABELS.sha256]).toBe(card.model.sha256);
+  });
+
+  it("runs as the non-root node user, with a HEALTHCHECK on /ready", () => {
+    expect(info.user).toBe("node");
+    expect(info.healthcheck?.[0]).toBe("CMD");
+    expect(info.healthcheck?.join(" ")).toContain("/ready");
+  });
+
+  it("stays under the 200 MB goal", () => {
+    expect(info.sizeBytes).toBeLessThan(200e6);
+  });
+
+  describe("a running container", () => {
+    const name = `mstest-image-${suffix}`;
+    let baseUrl: string;
+
+    beforeAll(async () => {
+      containers.push(name);
+      await engine.runContainer({
+        image: image.ref,
+        name,
+        port: SERVER_PORT,
+        env: { MODELSHIP_WORKERS: "1", MODELSHIP_DRAIN_GRACE_MS: "0" },
+      });
+      baseUrl = `http://127.0.0.1:${await engine.hostPort(name, SERVER_PORT)}`;
+      await waitForReady(baseUrl, { timeoutMs: 60_000 });
+    });
+
+    const inContainer = async (script: string) => {
+      const r = await engine.execIn(name, ["node", "-e", script]);
+      return { code: r.code, out: r.stdout.trim(), err: r.stderr.trim() };
+    };
+
+    it("serves as uid 1000 and cannot rewrite its code or model", async () => {
+      expect((await inContainer("process.stdout.write(String(process.getuid()))")).out).toBe("1000");
+      for (const path of ["/app/dist/serving/main.js", "/model/model.onnx"]) {
+        const r = await inContainer(
+          `try{require('fs').appendFileSync(${JSON.stringify(path)},'x');process.stdout.write('written')}catch(e){process.stdout.write(e.code)}`,
+        );
+        expect(r.out).toBe("EACCES");
+      }
+    });
+
+    it("keeps only the linux-x64 onnxruntime binaries", async () => {
+      const r = await inContainer(
+        "const fs=require('fs'),b='/app/node_modules/onnxruntime-node/bin/napi-v6';process.stdout.write(JSON.stringify(fs.readdirSync(b).map(o=>o+'/'+fs.readdirSync(b+'/'+o).join(','))))",
+      );
+      expect(JSON.parse(r.out)).toEqual(["linux/x64"]);
+    });
+
+    it("reports healthy through its own HEALTHCHECK command", async () => {
+      const test = info.healthcheck?.slice(1) ?? [];
+      const r = await engine.execIn(name, test);
+      expect(r.code).toBe(0);
+    });
+
+    it("passes the golden smoke test", async () => {
+      const result = await runSmokeTest({ baseUrl, card });
+      expect(formatSmokeReport(result)).not.toContain("FAILED");
+      expect(result.passed).toBe(true);
+      expect(result.checks.map((c) => c.name)).toEqual([
+        "/predict",
+        "/predict (batch)",
+        `/v2/models/${card.name}/infer`,
+        "/metrics",
+        "/model-info",
+      ]);
+      expect(result.examples).toBe(card.golden.length);
+      expect(result.maxAbsDiff).toBeLessThanOrEqual(1e-4);
+    });
+
+    it("fails the smoke test with a readable diff when the expectations differ", async () => {
+      const tampered = await tamperedCopy(bundleDir);
+      tempDirs.push(tampered.dir);
+      const result = await runSmokeTest({ baseUrl, card: tampered.card });
+      expect(result.passed).toBe(false);
+      const report = formatSmokeReport(result);
+      // Example 0 differs on both routes; every other example still matches.
+      expect(result.mismatches.every((m) => m.example === 0)).toBe(true);
+      expect(result.mismatches.map((m) => m.route)).toContain("/predict");
+      expect(result.mismatches.map((m) => m.route)).toContain(`/v2/models/${card.name}/infer`);
+      expect(report).toMatch(/golden mismatches \(tolerance 0\.0001\)/);
+      expect(report).toMatch(/#\s+route\s+input\s+field\s+expected\s+actual\s+\|diff\|/);
+      expect(report).toContain(`${card.golden.length - 1}/${card.golden.length} golden examples`);
+      const first = card.golden[0]?.expected.probabilities[0] as number;
+      expect(report).toContain(first.toFixed(6));
+    });
+
+    it("fails the smoke test when the server is another model", async () => {
+      const other = structuredClone(card);
+      other.version = "20000101.000000-00000000";
+      const result = await runSmokeTest({ baseUrl, card: other });
+      expect(result.passed).toBe(false);
+      const byName = Object.fromEntries(result.checks.map((c) => [c.name, c]));
+      expect(byName["/metrics"]?.ok).toBe(false);
+      expect(byName["/model-info"]?.ok).toBe(false);
+      expect(byName["/model-info"]?.detail).toContain(card.version);
+      expect(byName["/predict (batch)"]?.ok).toBe(false);
+    });
+  });
+
+  it("smoke-tests a throwaway container and removes it", async () => {
+    const result = await smokeTestImage(engine, image.ref, card);
+    expect(result.passed).toBe(true);
+    console.log(`[image] start → ready ${result.startToReadyMs} ms (docker run to first 200 on /ready)`);
+    expect(result.startToReadyMs).toBeGreaterThan(0);
+    expect(await engine.inspectContainer(result.container)).toBeNull();
+  });
+
+  it("`modelship build --json` builds, tags, smoke-tests and reports the image", async () => {
+    const repo = `mstest-cli-${suffix}`;
+    const r = await cli([
+      "build",
+      "--model",
+      bundleDir,
+      "--image",
+      repo,
+      "--tag",
+      "candidate",
+      "--base-image",
+      image.baseImage,
+      "--json",
+    ]);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      image: string;
+      tags: string[];
+      digest: string;
+      sizeBytes: number;
+      smoke: { passed: boolean; examples: number };
+      startToReadyMs: number;
+      buildMs: number;
+    };
+    images.push(...out.tags);
+    const built = await engine.inspectImage(out.image);
+    // The revision label is the commit checked out when the build ran, and the sha tag names it.
+    const revision = built?.labels[OCI_LABELS.revision] ?? "";
+    expect(revision).toMatch(/^[0-9a-f]{40}$/);
+    await run("git", ["cat-file", "-e", `${revision}^{commit}`], { cwd: repoRoot });
+    expect(out.image).toBe(`${repo}:${card.version}`);
+    expect(out.tags).toEqual([
+      `${repo}:${card.version}`,
+      `${repo}:sha-${revision.slice(0, 7)}`,
+      `${repo}:candidate`,
+    ]);
+    expect(out.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(out.smoke).toMatchObject({ passed: true, examples: card.golden.length });
+    for (const tag of out.tags) expect((await engine.inspectImage(tag))?.id).toBe(out.digest);
+    expect(out.sizeBytes).toBe(built?.sizeBytes);
+    console.log(
+      `[image] modelship build: ${out.buildMs} ms build, ${(out.sizeBytes / 1e6).toFixed(1)} MB, start → ready ${out.startToReadyMs} ms`,
+    );
+    // No smoke containers left behind.
+    expect(await engine.listContainers({ labels: { "dev.modelship.role": "smoke" } })).toEqual([]);
+  });
+
+  it("`modelship build` fails (exit 1) when the image does not reproduce the bundle's golden examples", async () => {
+    const tampered = await tamperedCopy(bundleDir);
+    tempDirs.push(tampered.dir);
+    const repo = `mstest-bad-${suffix}`;
+    const r = await cli(["build", "--model", tampered.dir, "--image", repo, "--base-image", image.baseImage]);
+    const all = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    const left = all.stdout.split("\n").filter((ref) => ref.includes(repo));
+    images.push(...left);
+    expect(r.code).toBe(1);
+    // An image that failed its smoke test keeps no tag a deploy could pick up.
+    expect(left).toEqual([]);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    // The server itself refuses to become ready with golden examples it cannot reproduce.
+    expect(r.stderr).toMatch(/smoke container for .* did not become ready: .*golden/i);
+    expect(await engine.listContainers({ labels: { "dev.modelship.role": "smoke" } })).toEqual([]);
+  });
+
+  it("rejects bad flags with one line and exit 2", async () => {
+    const r = await cli([
+      "build",
+      "--model",
+      bundleDir,
+      "--image",
+      "Not A Valid Name",
+      "--base-image",
+      await baseImage(),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("--image 'Not A Valid Name' is not a valid image repository");
+    const noBundle = await cli(["build", "--model", join(tmpdir(), `mstest-none-${suffix}`)]);
+    expect(noBundle.code).toBe(2);
+    expect(noBundle.stderr).toMatch(/is not a model bundle/);
+  });
+});
