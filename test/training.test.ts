@@ -246,6 +246,32 @@ describe("trainTextClassifier", () => {
     });
   });
 
+  it("exports non-default pipelines with parity (case kept, stop words, trigrams, raw tf, 3 classes)", async () => {
+    const three = [
+      ...examples,
+      ...["The flight was OK", "it was fine", "The flight was on time", "OK I guess"].map((text) => ({
+        text,
+        label: "neutral",
+      })),
+    ];
+    const variants = [
+      { minDf: 1, lowercase: false, sublinearTf: false },
+      { minDf: 1, stopWords: true, ngramRange: [1, 3] as [number, number], classWeight: "none" as const },
+      { minDf: 1, ngramRange: [2, 2] as [number, number], C: 0.5 },
+    ];
+    const probe = ["Great crew", "GREAT crew", "the flight was delayed", "lost bag was ok", "", "ok ok ok"];
+    for (const params of variants) {
+      const model = trainTextClassifier(three, params);
+      const session = await ort.InferenceSession.create(model.toOnnx());
+      const out = await session.run({ text: new ort.Tensor("string", probe, [probe.length]) });
+      const flat = out.probabilities!.data as Float32Array;
+      const mine = model.predictProba(probe);
+      for (let i = 0; i < probe.length; i++) {
+        for (let k = 0; k < 3; k++) expect(Math.abs(flat[i * 3 + k]! - mine[i]![k]!)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it("rejects one class, an empty vocabulary and bad params with a UserError", () => {
     expect(() => trainTextClassifier([{ text: "x", label: "a" }])).toThrow(/at least two classes/);
     expect(() => trainTextClassifier(examples, { minDf: 50 })).toThrow(/no n-gram occurs in at least 50/);

@@ -108,11 +108,6 @@ export class TfidfVectorizer {
     return { vectorizer, X: vectorizer.fromColumns(docs.map((doc) => doc.map((id) => column[id]!))) };
   }
 
-  /** Restores a fitted vectorizer (vocabulary and idf as fitted). */
-  static restore(options: TfidfOptions, vocabulary: string[], idf: Float64Array): TfidfVectorizer {
-    return new TfidfVectorizer(options, vocabulary, idf);
-  }
-
   transform(texts: readonly string[]): SparseMatrix {
     return this.fromColumns(
       texts.map((text) =>
