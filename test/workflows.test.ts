@@ -161,3 +161,15 @@ describe("GitHub workflows", () => {
     }
   });
 });
+
+describe("README action reference", () => {
+  it("matches every action.yml (regenerate with `npm run docs:actions`)", async () => {
+    // @ts-expect-error — plain ESM script without type declarations
+    const { renderReadme } = (await import("../scripts/action-docs.mjs")) as {
+      renderReadme: (t: string) => string;
+    };
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    expect(readme).toContain("<!-- action-docs:gate-on-metrics -->");
+    expect(renderReadme(readme)).toBe(readme);
+  });
+});
