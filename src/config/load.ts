@@ -4,6 +4,7 @@ import { parseDocument } from "yaml";
 import type { ZodType, z } from "zod";
 import { UserError } from "../util/errors.js";
 import { configSchema, type ModelshipConfig } from "./schema.js";
+import { resolveTrainSettings, type TrainFlags, type TrainSettings } from "./train.js";
 
 export interface LoadedConfig {
   config: ModelshipConfig;
@@ -89,4 +90,25 @@ function unwrap(schema: unknown): unknown {
   let s = schema as { def?: { innerType?: unknown } } | undefined;
   while (s?.def?.innerType) s = s.def.innerType as typeof s;
   return s;
+}
+
+/**
+ * Train settings from flags > modelship.yaml > $MODELSHIP_DATA > defaults (CLI and action alike).
+ * `where` names the config file for error messages about trainer params.
+ */
+export async function loadTrainSettings(
+  configPath: string | undefined,
+  flags: TrainFlags,
+): Promise<{ settings: TrainSettings; where: string }> {
+  const loaded = await loadConfig(configPath);
+  const resolved = resolveTrainSettings(loaded.config, loaded.resolvePath, flags);
+  if (!resolved.data) {
+    throw new UserError("no dataset given", {
+      hint: "pass --data FILE, set train.data in modelship.yaml, or MODELSHIP_DATA",
+    });
+  }
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(resolved.name)) {
+    throw new UserError(`model name "${resolved.name}" must use lower-case letters, digits, '.', '_' or '-'`);
+  }
+  return { settings: { ...resolved, data: resolved.data }, where: loaded.path ?? "train params" };
 }

@@ -64,8 +64,11 @@ export interface TrainSettings {
   limits: CheckLimits;
 }
 
-export type TrainFlags = Partial<Omit<TrainSettings, "limits" | "params">> & {
-  limits?: Partial<CheckLimits>;
+/** Overrides from flags or action inputs; undefined means "not given". */
+export type TrainFlags = {
+  [K in Exclude<keyof TrainSettings, "limits" | "params">]?: TrainSettings[K] | undefined;
+} & {
+  limits?: { [K in keyof CheckLimits]?: number | undefined };
   params?: Record<string, unknown>;
 };
 

@@ -1,9 +1,8 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { trainBundle } from "../../bundle/train.js";
-import { loadConfig } from "../../config/load.js";
-import { type CheckLimits, resolveTrainSettings, type TrainSettings } from "../../config/train.js";
+import { loadTrainSettings } from "../../config/load.js";
 import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
-import { ExitCode, UserError } from "../../util/errors.js";
+import { ExitCode } from "../../util/errors.js";
 import { Reporter, textTable } from "../../util/progress.js";
 import { checksTable, runtimeChecks } from "../../validate/validate.js";
 
@@ -44,7 +43,17 @@ export function register(program: Command): void {
       "print one JSON object {bundle, version, metrics, checks, passed}; progress goes to stderr",
     )
     .action(async (flags: TrainFlags) => {
-      const { settings, where } = await trainSettings(flags);
+      const { settings, where } = await loadTrainSettings(flags.config, {
+        data: flags.data,
+        textColumn: flags.textColumn,
+        labelColumn: flags.labelColumn,
+        labels: flags.labels,
+        labelMap: flags.labelMap,
+        onEmpty: flags.dropEmpty ? "drop" : undefined,
+        out: flags.out,
+        name: flags.name,
+        limits: { maxSizeMb: flags.maxSizeMb, maxLoadMs: flags.maxLoadMs, maxP95Ms: flags.maxP95Ms },
+      });
       const reporter = new Reporter("human", flags.json ? process.stderr : process.stdout);
       const result = await trainBundle(settings, reporter, where);
       const checks = runtimeChecks(result.card.runtime, settings.limits);
@@ -75,35 +84,6 @@ export function register(program: Command): void {
       }
       if (!passed) process.exitCode = ExitCode.failed;
     });
-}
-
-/** flags > modelship.yaml > $MODELSHIP_DATA > defaults. */
-export async function trainSettings(flags: TrainFlags): Promise<{ settings: TrainSettings; where: string }> {
-  const loaded = await loadConfig(flags.config);
-  const limits: Partial<CheckLimits> = {};
-  if (flags.maxSizeMb !== undefined) limits.maxSizeMb = flags.maxSizeMb;
-  if (flags.maxLoadMs !== undefined) limits.maxLoadMs = flags.maxLoadMs;
-  if (flags.maxP95Ms !== undefined) limits.maxP95Ms = flags.maxP95Ms;
-  const resolved = resolveTrainSettings(loaded.config, loaded.resolvePath, {
-    ...(flags.data !== undefined ? { data: flags.data } : {}),
-    ...(flags.textColumn !== undefined ? { textColumn: flags.textColumn } : {}),
-    ...(flags.labelColumn !== undefined ? { labelColumn: flags.labelColumn } : {}),
-    ...(flags.labels !== undefined ? { labels: flags.labels } : {}),
-    ...(flags.labelMap !== undefined ? { labelMap: flags.labelMap } : {}),
-    ...(flags.dropEmpty ? { onEmpty: "drop" as const } : {}),
-    ...(flags.out !== undefined ? { out: flags.out } : {}),
-    ...(flags.name !== undefined ? { name: flags.name } : {}),
-    limits,
-  });
-  if (!resolved.data) {
-    throw new UserError("no dataset given", {
-      hint: "pass --data FILE, set train.data in modelship.yaml, or MODELSHIP_DATA",
-    });
-  }
-  if (!/^[a-z0-9][a-z0-9._-]*$/.test(resolved.name)) {
-    throw new UserError(`model name "${resolved.name}" must use lower-case letters, digits, '.', '_' or '-'`);
-  }
-  return { settings: { ...resolved, data: resolved.data }, where: loaded.path ?? "train params" };
 }
 
 export function parseList(value: string): string[] {
