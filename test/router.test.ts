@@ -245,6 +245,9 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     expect(config).toMatch(/server v1 127\.0\.0\.1:9001 weight 243 check inter 300ms/);
     expect(config).toMatch(/server v2 127\.0\.0\.1:9002 weight 0 check/);
     expect(config).toMatch(/server v3 .* disabled$/m);
+    const withGroup = renderConfig(new Router({ ...router.settings, socketGroup: "0" }).settings, desired);
+    expect(withGroup).toContain("mode 660 gid 0 level admin");
+    await router.validate(withGroup);
   });
 
   it("refuses bad input with a clear UserError", async () => {

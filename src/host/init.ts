@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdir } from "node:fs/promises";
+import { chmod, chown, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Engine } from "../engine/engine.js";
@@ -17,6 +17,8 @@ export interface HostInitOptions {
   edgePort?: number;
   edgeBind?: string;
   metricsPort?: number;
+  /** Group allowed on the runtime API socket; default: the sudo caller's group when run via sudo. */
+  socketGroup?: string;
   /** Default: systemd when it is PID 1, else a detached `haproxy -D`. */
   supervisor?: "daemon" | "systemd";
 }
@@ -59,6 +61,10 @@ export async function initHost(options: HostInitOptions, reporter: Reporter): Pr
     };
   if (options.metricsPort !== undefined)
     overrides.metrics = { bind: existing.settings.metrics.bind, port: options.metricsPort };
+  const sudoUid = process.getuid?.() === 0 ? Number(process.env.SUDO_UID) : Number.NaN;
+  const sudoGid = process.getuid?.() === 0 ? Number(process.env.SUDO_GID) : Number.NaN;
+  const socketGroup = options.socketGroup ?? (Number.isInteger(sudoGid) ? String(sudoGid) : undefined);
+  if (socketGroup !== undefined) overrides.socketGroup = socketGroup;
   const router = await Router.open(stateDir, overrides);
 
   await reporter.step(
@@ -66,6 +72,12 @@ export async function initHost(options: HostInitOptions, reporter: Reporter): Pr
     async () => {
       await router.saveSettings();
       await router.writeConfig(await router.readDesired());
+      // `sudo modelship host init` hands the state dir to the user who will deploy (the CI runner);
+      // HAProxy itself may keep running as root.
+      if (Number.isInteger(sudoUid) && Number.isInteger(sudoGid)) {
+        for (const path of [stateDir, join(stateDir, "haproxy"), router.paths.settings, router.paths.config])
+          await chown(path, sudoUid, sudoGid);
+      }
     },
     () => router.paths.config,
   );

@@ -36,6 +36,12 @@ export function routerPaths(stateDir: string): RouterPaths {
 
 const ms = (n: number) => `${n}ms`;
 
+const socketGroup = (settings: RouterSettings) => {
+  const g = settings.socketGroup;
+  if (!g) return "";
+  return /^\d+$/.test(g) ? ` gid ${g}` : ` group ${g}`;
+};
+
 /** The keywords a server line needs; also used for `add server`, which does not inherit default-server in 2.6. */
 export function serverKeywords(settings: RouterSettings, spec: ServerSpec, forConfig: boolean): string {
   const h = settings.health;
@@ -75,7 +81,7 @@ global
     pidfile ${p.pidfile}
     # admin level for weights/drain/add/del; expose-fd lets a reload (-x) take over the listening
     # sockets, so no connection is refused while the old process hands over.
-    stats socket ${p.socket} mode 660 level admin expose-fd listeners
+    stats socket ${p.socket} mode 660${socketGroup(settings)} level admin expose-fd listeners
     stats timeout 30s
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}

@@ -70,6 +70,14 @@ export const RouterSettings = z.object({
       hardStopAfterMs: Millis.default(30_000),
     })
     .prefault({}),
+  /**
+   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
+   * runs as root while deploys run as the CI runner's user: that user's group goes here.
+   */
+  socketGroup: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid")
+    .optional(),
   retries: z.number().int().min(0).max(10).default(3),
   /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
   retryOn500: z.boolean().default(true),

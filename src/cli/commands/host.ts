@@ -13,6 +13,7 @@ interface HostFlags {
   edgePort?: string;
   edgeBind?: string;
   metricsPort?: string;
+  socketGroup?: string;
 }
 
 export function register(program: Command): void {
@@ -34,6 +35,10 @@ export function register(program: Command): void {
     .option("--edge-port <port>", "port users send traffic to (default 8080)")
     .option("--edge-bind <addr>", "address the edge listens on (default 0.0.0.0)")
     .option("--metrics-port <port>", "HAProxy Prometheus exporter port (default 8404, on 127.0.0.1)")
+    .option(
+      "--socket-group <group>",
+      "group that may use the runtime API socket (default under sudo: the caller's)",
+    )
     .action(async (flags: HostFlags) => {
       const reporter = new Reporter(flags.json ? "json" : "human");
       const result = await initHost(
@@ -42,6 +47,7 @@ export function register(program: Command): void {
           ...(flags.edgePort ? { edgePort: parsePort(flags.edgePort, "--edge-port") } : {}),
           ...(flags.edgeBind ? { edgeBind: flags.edgeBind } : {}),
           ...(flags.metricsPort ? { metricsPort: parsePort(flags.metricsPort, "--metrics-port") } : {}),
+          ...(flags.socketGroup ? { socketGroup: flags.socketGroup } : {}),
         },
         reporter,
       );
