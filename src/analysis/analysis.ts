@@ -62,7 +62,11 @@ export const analysisConfigSchema = z.object({
   maxP99Ms: z.number().positive().default(500),
   /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
   latencyFactor: z.number().min(1).default(2),
-  latencySlackMs: z.number().min(0).default(5),
+  latencySlackMs: z.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: z
+    .object({ p95: z.number().int().min(1).default(50), p99: z.number().int().min(1).default(200) })
+    .prefault({}),
   /** Predictions needed on the canary before the quality checks judge. */
   minPredictions: z.number().int().min(1).default(100),
   /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
@@ -118,6 +122,7 @@ interface ServerDelta {
   errors: number;
   p95?: number;
   p99?: number;
+  latencySamples: number;
   classCounts: Map<string, number>;
   predictions: number;
   confidenceBins: number[];
@@ -137,6 +142,7 @@ function serverDelta(start: ServerSnapshot, end: ServerSnapshot): ServerDelta {
   let serverErrors = 0;
   let p95: number | undefined;
   let p99: number | undefined;
+  let latencySamples = 0;
   let classCounts = new Map<string, number>();
   let confidenceBins: number[] = [];
   if (start.metrics && end.metrics) {
@@ -152,6 +158,7 @@ function serverDelta(start: ServerSnapshot, end: ServerSnapshot): ServerDelta {
       histogramBuckets(m0, serverMetrics.latency, predictRoute),
       histogramBuckets(m1, serverMetrics.latency, predictRoute),
     );
+    latencySamples = lat.at(-1)?.[1] ?? 0;
     const q95 = histogramQuantile(0.95, lat);
     const q99 = histogramQuantile(0.99, lat);
     p95 = q95 === undefined ? undefined : q95 * 1000;
@@ -175,6 +182,7 @@ function serverDelta(start: ServerSnapshot, end: ServerSnapshot): ServerDelta {
     errors: Math.max(routerErrors, serverErrors),
     p95,
     p99,
+    latencySamples,
     classCounts,
     predictions,
     confidenceBins,
@@ -284,6 +292,18 @@ export function analyseInterval(
     const value = canary[q];
     if (value === undefined || canary.responses < config.minRequests) {
       checks.push(noData(name, `not enough canary requests to measure ${q} latency`, limit));
+      continue;
+    }
+    const needed = config.minLatencySamples[q];
+    if (canary.latencySamples < needed) {
+      // Too few samples for this quantile to mean anything: say so, and let the other checks decide.
+      checks.push({
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`,
+      });
       continue;
     }
     const base = stable?.[q];
