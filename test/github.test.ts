@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { dispatchWorkflow, upsertIssue } from "../src/github/automation.js";
 import { connectGitHub, currentRunUrl, type GitHub } from "../src/github/client.js";
 import { upsertStickyComment } from "../src/github/comments.js";
-import { trackDeployment } from "../src/github/deployments.js";
+import { trackDeployment, withRunDeployment } from "../src/github/deployments.js";
 import { downloadReleaseAsset } from "../src/github/releases.js";
 import { callLines, type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
 
@@ -92,6 +92,35 @@ describe("GitHub REST module against the recorder", () => {
       .map((c) => c.body as { state: string; description: string });
     expect(states.map((s) => s.state)).toEqual(["in_progress", "failure"]);
     expect(states[1]!.description).toContain("canary aborted");
+  });
+
+  it("withRunDeployment: the current commit and run from the Actions environment; no token = just run", async () => {
+    const env = {
+      GITHUB_REPOSITORY: "acme/models",
+      GITHUB_SHA: "c0ffee5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f",
+      GITHUB_RUN_ID: "99",
+      GITHUB_API_URL: rec.url,
+    };
+    const payload = {
+      kind: "rollback" as const,
+      modelVersion: "20261120.000000-11111111",
+      reason: "p95 regression",
+    };
+    const id = await withRunDeployment(
+      { token: "t", environment: "production", payload, env },
+      async (d) => d?.id,
+    );
+    expect(typeof id).toBe("number");
+    expect(rec.calls[0]!.body).toMatchObject({ ref: env.GITHUB_SHA, task: "deploy:rollback", payload });
+    expect(rec.calls.at(-1)!.body).toMatchObject({
+      state: "success",
+      log_url: "https://github.com/acme/models/actions/runs/99",
+    });
+    rec.take();
+    expect(
+      await withRunDeployment({ token: undefined, environment: "production", payload, env }, async (d) => d),
+    ).toBeNull();
+    expect(rec.calls).toEqual([]);
   });
 
   it("release asset: downloads the production model.json; null when nothing is published", async () => {

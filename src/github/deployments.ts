@@ -1,4 +1,4 @@
-import { type GitHub, gitHubError } from "./client.js";
+import { connectGitHub, currentRunUrl, type GitHub, gitHubError } from "./client.js";
 
 /** What every modelship Deployment carries, so the deployments page says which model is live. */
 export interface ModelDeploymentPayload {
@@ -125,4 +125,42 @@ export async function trackDeployment<T>(
     description: `${options.payload.modelVersion} is live`,
   }).catch((e: Error) => options.onWarning?.(e.message));
   return result;
+}
+
+/**
+ * For actions (canary-deploy, rollback): records the rollout as a GitHub Deployment of the current
+ * commit with a link to this run — or just runs it when no token / repository is available (local
+ * runs, CLI), so callers need no branching.
+ */
+export async function withRunDeployment<T>(
+  options: {
+    token: string | undefined;
+    environment: string;
+    payload: ModelDeploymentPayload;
+    environmentUrl?: string;
+    onWarning?: (message: string) => void;
+    env?: NodeJS.ProcessEnv;
+  },
+  rollout: (deployment: DeploymentRef | null) => Promise<T>,
+): Promise<T> {
+  const env = options.env ?? process.env;
+  if (!options.token || !env.GITHUB_REPOSITORY) return rollout(null);
+  const gh = connectGitHub({
+    token: options.token,
+    repository: env.GITHUB_REPOSITORY,
+    ...(env.GITHUB_API_URL ? { apiUrl: env.GITHUB_API_URL } : {}),
+  });
+  const logUrl = currentRunUrl(env);
+  return trackDeployment(
+    gh,
+    {
+      ref: env.GITHUB_SHA ?? env.GITHUB_REF ?? "HEAD",
+      environment: options.environment,
+      payload: options.payload,
+      ...(logUrl ? { logUrl } : {}),
+      ...(options.environmentUrl ? { environmentUrl: options.environmentUrl } : {}),
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    },
+    rollout,
+  );
 }
