@@ -1,0 +1,389 @@
+/**
+ * `npm run bench:serve` — model server throughput and latency against floors measured in the same run:
+ *   (a) bare node:http hello world (same worker count)   ← HTTP floor
+ *   (b) POST /predict, one text                            (also with dynamic batching on)
+ *   (c) POST /predict, batch of 32 texts
+ *   (d) in-process session.run, 1 text and 32 texts        ← model floor
+ * Load: wrk (or autocannon when wrk is missing) at 32 connections. RSS per worker before/after.
+ * Flags: --model <bundle> (default: the test suite's trained bundle) --duration <s> (10) --workers <n>
+ *        --connections <n> (32) --soak <s> (5-minute soak: RSS sampled every 10 s) --json
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { readBundle } from "../src/bundle/read.js";
+import { ClassifierSession } from "../src/onnx/session.js";
+import { textTable } from "../src/util/progress.js";
+
+const exec = promisify(execFile);
+const root = resolve(import.meta.dirname, "..");
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: "string" },
+    duration: { type: "string", default: "10" },
+    workers: { type: "string", default: String(availableParallelism()) },
+    connections: { type: "string", default: "32" },
+    soak: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+});
+const duration = Number(args.duration);
+const workers = Number(args.workers);
+const connections = Number(args.connections);
+
+interface Load {
+  detail?: string;
+  non2xx?: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  requests: number;
+}
+
+interface Row extends Load {
+  name: string;
+  /** Items (texts) per request, for texts/s. */
+  items: number;
+  floor?: string;
+  rssBefore?: number[];
+  rssAfter?: number[];
+}
+
+async function hasWrk(): Promise<boolean> {
+  return exec("wrk", ["--version"]).then(
+    () => true,
+    (e: { stdout?: string }) => Boolean(e.stdout?.includes("wrk")),
+  );
+}
+
+const useWrk = await hasWrk();
+
+/** Runs the load generator against `url` and returns req/s and latency percentiles (ms). */
+async function load(url: string, body?: string, seconds = duration): Promise<Load> {
+  if (useWrk) {
+    const dir = await mkdtemp(join(tmpdir(), "msbench-"));
+    try {
+      const script = join(dir, "post.lua");
+      await writeFile(
+        script,
+        body === undefined
+          ? ""
+          : `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`,
+      );
+      const { stdout } = await exec(
+        "wrk",
+        ["-t", "2", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url],
+        { maxBuffer: 1 << 20 },
+      );
+      const ms = (s: string) => {
+        const m = /([\d.]+)(us|ms|s)/.exec(s)!;
+        return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
+      };
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]);
+      const p50 = ms(/\s50%\s+(\S+)/.exec(stdout)![1]!);
+      const p99 = ms(/\s99%\s+(\S+)/.exec(stdout)![1]!);
+      const requests = Number(/(\d+) requests in/.exec(stdout)![1]);
+      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+      const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+      const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+      // wrk counts a request still unanswered after 2 s as a socket timeout: that is latency, not a 5xx.
+      return {
+        rps,
+        p50,
+        p99,
+        errors,
+        requests,
+        ...(sockErr ? { detail: sockErr[0] } : {}),
+        ...(non2xx ? { non2xx } : {}),
+      };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  interface Autocannon {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number };
+    errors: number;
+    non2xx: number;
+    timeouts: number;
+  }
+  // autocannon ships no types; this is the slice of its result we read.
+  const { default: autocannon } = (await import("autocannon" as string)) as {
+    default: (opts: object) => Promise<Autocannon>;
+  };
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    ...(body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body }),
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+    requests: result.requests.total,
+  };
+}
+
+/** Starts a child that logs a JSON line with msg "ready" and port; returns it with its port. */
+function startChild(
+  cmd: string[],
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, cmd, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (const line of buf.split("\n")) {
+        try {
+          const j = JSON.parse(line) as { msg?: string; port?: number; role?: string };
+          if (j.msg === "ready" && j.port) {
+            child.stdout!.removeAllListeners("data");
+            child.stdout!.resume();
+            resolve({ child, port: j.port });
+          }
+        } catch {}
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${cmd.join(" ")} exited ${code} before ready`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await done;
+}
+
+/** RSS (MB) of a process's children: the server's workers. */
+async function workerRss(pid: number): Promise<number[]> {
+  const { stdout } = await exec("ps", ["-o", "rss=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => Math.round(Number(l.trim()) / 1024));
+}
+
+const HELLO = `
+const cluster = require("node:cluster"); const http = require("node:http");
+const n = Number(process.env.WORKERS);
+if (cluster.isPrimary) {
+  let ready = 0; let port = 0;
+  for (let i = 0; i < n; i++) cluster.fork().on("message", (m) => { port = m; if (++ready === n) console.log(JSON.stringify({ msg: "ready", port })); });
+  process.on("SIGTERM", () => { for (const w of Object.values(cluster.workers)) w.kill(); process.exit(0); });
+} else {
+  const s = http.createServer((req, res) => { req.resume(); req.on("end", () => { res.setHeader("content-type", "application/json"); res.end('{"hello":"world"}'); }); });
+  s.keepAliveTimeout = 65000;
+  s.listen(0, "127.0.0.1", () => process.send(s.address().port));
+}`;
+
+/** (d) model floor: session.run in this process, no HTTP, sequential (one core). */
+async function sessionFloor(
+  modelPath: string,
+  card: Awaited<ReturnType<typeof readBundle>>["card"],
+  batch: number,
+): Promise<Load> {
+  const session = await ClassifierSession.open(modelPath, {
+    labels: card.io.labels,
+    probabilitiesOutput: card.io.probabilitiesOutput,
+    intraOpThreads: 1,
+  });
+  const texts = card.golden.map((g) => g.input as string);
+  const inputs = (i: number) => Array.from({ length: batch }, (_, k) => texts[(i + k) % texts.length]!);
+  for (let i = 0; i < 200; i++) await session.predict(inputs(i));
+  const times: number[] = [];
+  const end = performance.now() + Math.min(duration, 5) * 1000;
+  let i = 0;
+  const started = performance.now();
+  while (performance.now() < end) {
+    const t0 = performance.now();
+    await session.predict(inputs(i++));
+    times.push(performance.now() - t0);
+  }
+  const elapsed = performance.now() - started;
+  await session.release();
+  times.sort((a, b) => a - b);
+  return {
+    rps: (times.length / elapsed) * 1000,
+    p50: times[Math.floor(times.length * 0.5)]!,
+    p99: times[Math.floor(times.length * 0.99)]!,
+    errors: 0,
+    requests: times.length,
+  };
+}
+
+async function main() {
+  const modelDir = args.model ?? (await (await import("../test/support/bundle.js")).trainedBundle());
+  const bundle = await readBundle(modelDir);
+  const card = bundle.card;
+  const texts = card.golden.map((g) => g.input as string);
+  const single = JSON.stringify({ text: texts[0] });
+  const batch32 = JSON.stringify({ texts: Array.from({ length: 32 }, (_, i) => texts[i % texts.length]) });
+  const load0 = loadavg();
+  const rows: Row[] = [];
+  const log = (s: string) => {
+    if (!args.json) process.stderr.write(`${s}\n`);
+  };
+  log(
+    `bench:serve — model ${card.name} ${card.version}, ${workers} workers, ${connections} connections, ${duration}s per run, load generator ${useWrk ? "wrk" : "autocannon"}, load average ${load0.map((l) => l.toFixed(1)).join(" ")}`,
+  );
+
+  log("(a) node:http hello floor...");
+  {
+    // cluster.fork() re-runs a script file, so the floor server is written to one.
+    const dir = await mkdtemp(join(tmpdir(), "msbench-hello-"));
+    const script = join(dir, "hello.cjs");
+    await writeFile(script, HELLO);
+    const { child, port } = await startChild([script], { WORKERS: String(workers) });
+    rows.push({
+      name: "(a) node:http hello (floor)",
+      items: 1,
+      ...(await load(`http://127.0.0.1:${port}/`, "{}")),
+    });
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const serverRuns: { name: string; body: string; items: number; env: Record<string, string> }[] = [
+    { name: "(b) POST /predict 1 text", body: single, items: 1, env: {} },
+    {
+      name: "(b') /predict 1 text, no access log",
+      body: single,
+      items: 1,
+      env: { MODELSHIP_ACCESS_LOG: "0" },
+    },
+    {
+      name: "(b'') /predict 1 text, dynamic batching 32/1ms",
+      body: single,
+      items: 1,
+      env: { MODELSHIP_BATCH_MAX_SIZE: "32", MODELSHIP_BATCH_MAX_DELAY_MS: "1" },
+    },
+    { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: {} },
+  ];
+  for (const run of serverRuns) {
+    log(`${run.name}...`);
+    const { child, port } = await startChild(["dist/serving/main.js"], {
+      MODELSHIP_MODEL_DIR: bundle.dir,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      MODELSHIP_WORKERS: String(workers),
+      ...run.env,
+    });
+    const rssBefore = await workerRss(child.pid!);
+    const result = await load(`http://127.0.0.1:${port}/predict`, run.body);
+    const rssAfter = await workerRss(child.pid!);
+    rows.push({ name: run.name, items: run.items, ...result, rssBefore, rssAfter });
+    await stopChild(child);
+  }
+
+  log("(d) in-process session.run floor...");
+  rows.push({
+    name: "(d) session.run 1 text (floor, 1 process)",
+    items: 1,
+    ...(await sessionFloor(bundle.modelPath, card, 1)),
+  });
+  rows.push({
+    name: "(d) session.run 32 texts (floor, 1 process)",
+    items: 32,
+    ...(await sessionFloor(bundle.modelPath, card, 32)),
+  });
+
+  let soak:
+    | { seconds: number; samples: { t: number; rss: number[] }[]; rps: number; errors: number }
+    | undefined;
+  if (args.soak) {
+    const seconds = Number(args.soak);
+    log(`soak: /predict for ${seconds}s, RSS every 10s...`);
+    const { child, port } = await startChild(["dist/serving/main.js"], {
+      MODELSHIP_MODEL_DIR: bundle.dir,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      MODELSHIP_WORKERS: String(workers),
+    });
+    const samples: { t: number; rss: number[] }[] = [{ t: 0, rss: await workerRss(child.pid!) }];
+    const t0 = performance.now();
+    const timer = setInterval(
+      async () =>
+        samples.push({ t: Math.round((performance.now() - t0) / 1000), rss: await workerRss(child.pid!) }),
+      10_000,
+    );
+    const result = await load(`http://127.0.0.1:${port}/predict`, single, seconds);
+    clearInterval(timer);
+    samples.push({ t: seconds, rss: await workerRss(child.pid!) });
+    await stopChild(child);
+    soak = { seconds, samples, rps: result.rps, errors: result.errors };
+  }
+
+  const hello = rows[0]!;
+  const floorOf = (r: Row) =>
+    r.name.startsWith("(d)") || r === hello
+      ? undefined
+      : r.items === 1
+        ? rows.find((x) => x.name.startsWith("(d) session.run 1"))!
+        : rows.find((x) => x.name.startsWith("(d) session.run 32"))!;
+  if (args.json) {
+    process.stdout.write(
+      `${JSON.stringify({ model: `${card.name} ${card.version}`, workers, connections, duration, generator: useWrk ? "wrk" : "autocannon", loadavg: load0, rows, soak }, null, 2)}\n`,
+    );
+    return;
+  }
+  const f1 = (n: number) => n.toFixed(1);
+  const f2 = (n: number) => n.toFixed(2);
+  const table = textTable(
+    [
+      "run",
+      "req/s",
+      "texts/s",
+      "p50 ms",
+      "p99 ms",
+      "errors",
+      "÷ hello req/s",
+      "÷ session.run",
+      "worker RSS MB before→after",
+    ],
+    rows.map((r) => {
+      const floor = floorOf(r);
+      return [
+        r.name,
+        Math.round(r.rps),
+        Math.round(r.rps * r.items),
+        f2(r.p50),
+        f2(r.p99),
+        r.non2xx
+          ? `${r.errors} (${r.non2xx} non-2xx)`
+          : r.errors
+            ? `${r.errors} (${r.detail ?? "socket"})`
+            : 0,
+        r.name.startsWith("(d)") ? "" : `${f2(r.rps / hello.rps)}`,
+        floor ? `${f2(r.rps / floor.rps)}` : "",
+        r.rssBefore ? `${r.rssBefore.join("/")} → ${r.rssAfter!.join("/")}` : "",
+      ];
+    }),
+  );
+  process.stdout.write(`${table}\n`);
+  process.stdout.write(
+    `load average at start: ${load0.map(f1).join(" ")} (${availableParallelism()} cores)\n`,
+  );
+  if (soak) {
+    const first = soak.samples[0]!.rss;
+    const last = soak.samples.at(-1)!.rss;
+    const max = soak.samples.reduce((m, s) => Math.max(m, ...s.rss), 0);
+    process.stdout.write(
+      `soak ${soak.seconds}s: ${Math.round(soak.rps)} req/s, ${soak.errors} errors, worker RSS MB ${first.join("/")} → ${last.join("/")} (max ${max})\n`,
+    );
+    process.stdout.write(`  samples: ${soak.samples.map((s) => `${s.t}s ${s.rss.join("/")}`).join(" · ")}\n`);
+  }
+}
+
+await main();
