@@ -1,0 +1,251 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readBundle } from "../src/bundle/read.js";
+import { Ledger } from "../src/ledger/ledger.js";
+import { emptyLedger, type VersionEntry } from "../src/ledger/schema.js";
+import {
+  type MonitoringResult,
+  startMonitoring,
+  stopMonitoring,
+  syncTargets,
+} from "../src/monitoring/index.js";
+import { monitoringPaths } from "../src/monitoring/paths.js";
+import { runningPid } from "../src/monitoring/prometheus.js";
+import { trainedBundle } from "./support/bundle.js";
+import { repoRoot } from "./support/data.js";
+import { postJson, type RunningServer, startServer } from "./support/serving.js";
+
+/**
+ * The shipped monitoring stack end to end: a real Prometheus (Debian's) started by startMonitoring
+ * in fast mode (1 s scrape/evaluation, rule windows ÷30), scraping two real model servers
+ * (node dist/serving/main.js, real trained bundle) found through file_sd written from a real deploy
+ * ledger. One server fails every predict (MODELSHIP_CHAOS_ERROR_RATE=1) and is listed in the ledger
+ * under a version it does not serve; the other is healthy and matches the ledger.
+ */
+
+const GOOD_ROLE = "stable";
+const BAD_VERSION = "canary-mismatch";
+
+interface AlertRow {
+  labels: Record<string, string>;
+  state: "pending" | "firing";
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("monitoring stack on a real Prometheus", () => {
+  let stateDir: string;
+  let good: RunningServer | undefined;
+  let bad: RunningServer | undefined;
+  let prom: MonitoringResult;
+  let modelVersion: string;
+  let modelSha: string;
+  const seen: AlertRow[] = [];
+  let load: Promise<void> | undefined;
+  let stopLoad = false;
+
+  const api = async (path: string) => {
+    const res = await fetch(`${prom.url}${path}`);
+    return (await res.json()) as { status: string; data: unknown; error?: string };
+  };
+  const alerts = async (): Promise<AlertRow[]> =>
+    ((await api("/api/v1/alerts")).data as { alerts: AlertRow[] }).alerts;
+  /** Polls the alerts API (recording every state it sees) until `until` holds. */
+  const watchAlerts = async (until: (rows: AlertRow[]) => boolean, timeoutMs: number) => {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const rows = await alerts();
+      seen.push(...rows);
+      if (until(rows)) return rows;
+      await sleep(500);
+    }
+    throw new Error(
+      `alert condition not reached in ${timeoutMs} ms; last: ${JSON.stringify(await alerts())}`,
+    );
+  };
+
+  function entry(version: string, role: VersionEntry["role"], hostPort: number): VersionEntry {
+    const now = new Date().toISOString();
+    return {
+      version,
+      image: { ref: `modelship/airline:${version}`, digest: null },
+      model: { name: "airline", version, sha256: modelSha },
+      container: { id: `id-${version}`, name: `mstest-${version}`, hostPort },
+      role,
+      weight: role === "stable" ? 95 : 5,
+      createdAt: now,
+      updatedAt: now,
+      analysis: [],
+    };
+  }
+
+  beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), "mstest-prom-"));
+    const bundle = await trainedBundle();
+    const { card } = await readBundle(bundle);
+    modelVersion = card.version;
+    modelSha = card.model.sha256;
+    [good, bad] = await Promise.all([
+      startServer(bundle),
+      startServer(bundle, { MODELSHIP_CHAOS_ERROR_RATE: "1" }),
+    ]);
+    // Ledger at first: only the stable version (the canary comes with the "deploy" below).
+    const ledger = emptyLedger();
+    ledger.versions = [entry(modelVersion, "stable", good.port)];
+    await new Ledger(stateDir).write(ledger);
+    prom = await startMonitoring({
+      stateDir,
+      port: await freePort(),
+      // Nothing listens there: the HAProxy job is down in this test (its rules have promtool tests).
+      haproxyTarget: `127.0.0.1:${await freePort()}`,
+      fast: true,
+      scrapeInterval: "1s",
+      evaluationInterval: "1s",
+      assets: join(repoRoot, "monitoring"),
+    });
+  });
+
+  afterAll(async () => {
+    stopLoad = true;
+    await load;
+    if (stateDir) await stopMonitoring(stateDir);
+    await Promise.all([good?.stop(), bad?.stop()]);
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it("starts Prometheus as a daemon with the rendered config, and a second start only reloads it", async () => {
+    expect(prom.started).toBe(true);
+    expect(await runningPid(monitoringPaths(stateDir))).toBe(prom.pid);
+    const again = await startMonitoring({
+      stateDir,
+      haproxyTarget: "127.0.0.1:1",
+      assets: join(repoRoot, "monitoring"),
+    });
+    expect(again).toMatchObject({ started: false, pid: prom.pid, url: prom.url });
+    const rules = (await api("/api/v1/rules")).data as { groups: { rules: { name: string }[] }[] };
+    expect(rules.groups.flatMap((g) => g.rules.map((r) => r.name))).toContain("ModelHighErrorRate");
+  });
+
+  it("targets follow the ledger: a deploy adds the canary with its ledger labels", async () => {
+    const ledger = await new Ledger(stateDir).read();
+    ledger.versions.push(entry(BAD_VERSION, "canary", bad!.port));
+    await new Ledger(stateDir).write(ledger);
+    await syncTargets(stateDir);
+
+    type Target = { labels: Record<string, string>; health: string };
+    const end = Date.now() + 20_000;
+    let active: Target[] = [];
+    while (Date.now() < end) {
+      active = ((await api("/api/v1/targets")).data as { activeTargets: Target[] }).activeTargets.filter(
+        (t) => t.labels.job === "modelship-models",
+      );
+      if (active.length === 2 && active.every((t) => t.health === "up")) break;
+      await sleep(300);
+    }
+    expect(active.map((t) => t.labels.ledger_version).sort()).toEqual([BAD_VERSION, modelVersion].sort());
+    const canary = active.find((t) => t.labels.ledger_version === BAD_VERSION)!;
+    expect(canary.labels).toMatchObject({
+      instance: `127.0.0.1:${bad!.port}`,
+      ledger_role: "canary",
+      ledger_sha256: modelSha,
+    });
+    expect(active.every((t) => t.health === "up")).toBe(true);
+  });
+
+  it("fires ModelHighErrorRate and ModelVersionMismatch for the failing, mislabelled canary only", async () => {
+    // ~20 req/s to each server: the chaos one answers every predict with 500.
+    load = (async () => {
+      const texts = ["@united thanks, great flight", "@united lost my bag again, awful", "@delta on time"];
+      let i = 0;
+      while (!stopLoad) {
+        const text = texts[i++ % texts.length];
+        await Promise.all([
+          postJson(`${good!.url}/predict`, { text }),
+          postJson(`${bad!.url}/predict`, { text }),
+          sleep(50),
+        ]);
+      }
+    })();
+
+    const firing = (rows: AlertRow[], name: string) =>
+      rows.filter((a) => a.labels.alertname === name && a.state === "firing");
+    const rows = await watchAlerts(
+      (r) => firing(r, "ModelHighErrorRate").length > 0 && firing(r, "ModelVersionMismatch").length > 0,
+      40_000,
+    );
+    expect(firing(rows, "ModelHighErrorRate").map((a) => a.labels)).toEqual([
+      expect.objectContaining({ ledger_version: BAD_VERSION, ledger_role: "canary", severity: "critical" }),
+    ]);
+    expect(firing(rows, "ModelVersionMismatch").map((a) => a.labels)).toEqual([
+      expect.objectContaining({
+        ledger_version: BAD_VERSION,
+        version: modelVersion,
+        instance: `127.0.0.1:${bad!.port}`,
+      }),
+    ]);
+
+    // Keep watching a few more evaluations: the healthy stable version never even goes pending.
+    await watchAlerts(() => false, 4_000).catch(() => {});
+    const aboutGood = seen.filter(
+      (a) =>
+        ["ModelHighErrorRate", "ModelVersionMismatch", "ModelServerDown", "ModelLatencyP99High"].includes(
+          a.labels.alertname!,
+        ) && a.labels.ledger_version === modelVersion,
+    );
+    expect(aboutGood).toEqual([]);
+    expect(
+      seen.some((a) => a.labels.ledger_role === GOOD_ROLE && a.labels.alertname === "ModelNoTraffic"),
+    ).toBe(false);
+  });
+
+  it("every Grafana panel query parses and runs on Prometheus; traffic panels return both versions", async () => {
+    const dash = JSON.parse(await readFile(join(repoRoot, "monitoring/grafana/modelship.json"), "utf8")) as {
+      panels: { title: string; targets?: { expr: string }[] }[];
+    };
+    const queries = dash.panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ title: p.title, expr: t.expr })),
+    );
+    expect(queries.length).toBeGreaterThan(15);
+    const results = new Map<string, { metric: Record<string, string> }[]>();
+    for (const q of queries) {
+      // What Grafana substitutes before sending: the rate interval and the "All" version choice.
+      const expr = q.expr.replaceAll("$__rate_interval", "10s").replaceAll("$version", ".*");
+      const answer = await api(`/api/v1/query?query=${encodeURIComponent(expr)}`);
+      expect(answer.error, `${q.title}: ${expr}`).toBeUndefined();
+      expect(answer.status, `${q.title}: ${expr}`).toBe("success");
+      results.set(q.expr, (answer.data as { result: { metric: Record<string, string> }[] }).result);
+    }
+    const reqs = queries.find((q) => q.title.startsWith("Requests/s per version"))!;
+    expect(
+      results
+        .get(reqs.expr)!
+        .map((r) => r.metric.ledger_version)
+        .sort(),
+    ).toEqual([BAD_VERSION, modelVersion].sort());
+    const mix = queries.find((q) => q.title.startsWith("Class mix"))!;
+    const goodMix = results.get(mix.expr)!.filter((r) => r.metric.ledger_version === modelVersion);
+    expect(goodMix.map((r) => r.metric.class).sort()).toEqual(["negative", "positive"]);
+  });
+
+  it("stopMonitoring ends the daemon", async () => {
+    stopLoad = true;
+    await load;
+    expect(await stopMonitoring(stateDir)).toBe(true);
+    expect(await runningPid(monitoringPaths(stateDir))).toBeUndefined();
+    expect(await stopMonitoring(stateDir)).toBe(false);
+  });
+});
