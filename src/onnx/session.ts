@@ -150,6 +150,10 @@ export class ClassifierSession {
     batch: readonly string[] | readonly (readonly number[])[],
     withLabelOutput = true,
   ): Promise<{ probabilities: Float32Array[]; graphLabels?: string[] }> {
+    if (batch.length === 0)
+      return withLabelOutput && this.labelOutput
+        ? { probabilities: [], graphLabels: [] }
+        : { probabilities: [] };
     const feed = this.makeFeed(batch);
     const fetches = [this.probabilitiesOutput];
     if (withLabelOutput && this.labelOutput) fetches.push(this.labelOutput);
