@@ -1,11 +1,13 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Router } from "../src/router/index.js";
+import { renderUnit } from "../src/host/systemd.js";
+import { Router, RouterSettings } from "../src/router/index.js";
 
 const exec = promisify(execFile);
 const env = { ...process.env, DOCKER_HOST: process.env.DOCKER_HOST ?? "unix:///run/modelship/podman.sock" };
@@ -157,4 +159,25 @@ describe("modelship host init|check|repair", () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe("modelship: --edge-port must be a port number 1–65535, got '99999'");
   });
+});
+
+describe("systemd unit for real hosts", () => {
+  it.skipIf(!existsSync("/usr/bin/systemd-analyze"))(
+    "is a unit systemd accepts, running our config in master-worker mode",
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "mstest-unit-"));
+      try {
+        const unit = renderUnit(RouterSettings.parse({ stateDir: "/var/lib/modelship" }));
+        expect(unit).toContain("ExecStart=/usr/sbin/haproxy -Ws -f $CONFIG");
+        expect(unit).toContain('Environment="CONFIG=/var/lib/modelship/haproxy/haproxy.cfg"');
+        expect(unit).toContain("ExecReload=/bin/kill -USR2 $MAINPID");
+        const file = join(dir, "modelship-haproxy.service");
+        await writeFile(file, unit);
+        const { stderr } = await exec("systemd-analyze", ["verify", file]);
+        expect(stderr).not.toMatch(/unknown|invalid|error|failed|ignoring/i);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
