@@ -1,9 +1,13 @@
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { modelInfo } from "../serving/routes/status.js";
+import { readBundle } from "../src/bundle/read.js";
 import { trainedBundle } from "./support/bundle.js";
 import { repoRoot } from "./support/data.js";
 
@@ -101,6 +105,47 @@ describe("modelship gate on real bundles (onnxruntime-node re-runs the golden ex
     expect(v.rows.find((x: { rule: string }) => x.rule === "maxDrop.accuracy").delta).toBe(0);
   });
 
+  it("baseline from the host's status: the stable container's own /model-info (the real server's shape)", async () => {
+    const { card } = await readBundle(good);
+    const server = createServer((req, res) => {
+      res.writeHead(req.url === "/model-info" ? 200 : 404, { "content-type": "application/json" });
+      res.end(JSON.stringify(req.url === "/model-info" ? modelInfo(card) : { error: "not found" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const status = join(dir, "status-live.json");
+      const entry = {
+        version: card.version,
+        role: "stable",
+        weight: 100,
+        image: "m:1",
+        container: { id: "x", name: "x", hostPort: port },
+      };
+      await writeFile(
+        status,
+        JSON.stringify({ edge: { url: "http://127.0.0.1:1", running: true }, versions: [entry] }),
+      );
+      const r = await gate("--candidate", swapped, "--baseline", status, "--json", "--policy", "/dev/null");
+      const v = JSON.parse(r.stdout);
+      expect(v.baselineNote).toBe(
+        `Baseline: production ${card.version} (metrics from http://127.0.0.1:${port}/model-info).`,
+      );
+      expect(v.failing.map((f: string) => f.split(":")[0])).toEqual(["maxDrop.classF1[negative]"]);
+
+      // The container answers with another version than the ledger's stable one: refuse (busy), don't guess.
+      await writeFile(
+        status,
+        JSON.stringify({ versions: [{ ...entry, version: "20990101.000000-00000000" }] }),
+      );
+      const busy = await gate("--candidate", swapped, "--baseline", status);
+      expect(busy.code).toBe(4);
+      expect(busy.stderr).toMatch(/rollout is in progress/);
+    } finally {
+      server.close();
+    }
+  });
+
   it("bad input: one line, exit 2, no stack trace", async () => {
     const both = await gate("--candidate", good, "--baseline", good, "--baseline-from-host");
     expect([both.code, both.stderr.trim()]).toEqual([
@@ -108,7 +153,7 @@ describe("modelship gate on real bundles (onnxruntime-node re-runs the golden ex
       "modelship: choose one baseline source: --baseline, --baseline-from-host or --baseline-release",
     ]);
     const missing = await gate("--candidate", join(dir, "nope"));
-    expect(missing.code).toBe(2);
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringContaining("does not exist")]);
     expect(missing.stderr.trim().split("\n")).toHaveLength(1);
     const policy = join(dir, "bad.yaml");
     await writeFile(policy, "gate:\n  maxDrop:\n    accuracy: -1\n");

@@ -28,6 +28,8 @@ export const statusSchema = z.object({
         /** Optional: where the ledger keeps the bundle / card for this version. */
         bundle: z.string().optional(),
         modelJson: z.string().optional(),
+        /** The running container; its own /model-info is the exact card of this version. */
+        container: z.object({ hostPort: z.number().int().positive() }).loose().nullable().optional(),
       })
       .loose(),
   ),
@@ -89,8 +91,7 @@ export async function baselineFromHost(options: { stateDir?: string; cli?: strin
 
 /**
  * Picks the stable version from a status document and finds its model card: a bundle/model.json path
- * recorded in the ledger, else the serving container's `/model-info` through the edge (the stable
- * version takes all traffic outside a rollout).
+ * when one is recorded, else the serving container's `/model-info` (its card summary with the metrics).
  */
 export async function baselineFromStatus(status: HostStatus, where: string): Promise<Baseline> {
   const stable = status.versions.find((v) => v.role === "stable");
@@ -103,19 +104,24 @@ export async function baselineFromStatus(status: HostStatus, where: string): Pro
       note: `Baseline: production ${stable.version} from the ${where}.`,
     };
   }
-  const edge = status.edge?.url;
-  if (!edge)
-    throw new UserError(`${where}: stable ${stable.version} has no bundle path and no edge URL to ask`);
-  const card = await fetchModelInfo(edge);
+  // Ask the stable container directly (exactly this version); the edge only as a fallback, since
+  // during a rollout it may answer from the canary.
+  const port = stable.container?.hostPort;
+  const base = port ? `http://127.0.0.1:${port}` : status.edge?.url;
+  if (!base)
+    throw new UserError(
+      `${where}: stable ${stable.version} has no bundle path, container or edge URL to ask`,
+    );
+  const card = await fetchModelInfo(base);
   if (card.version && card.version !== stable.version) {
     throw new UserError(
-      `${where}: the edge serves ${card.version} but the ledger's stable version is ${stable.version} — a rollout is in progress, try again when it ends`,
+      `${where}: ${base} serves ${card.version} but the ledger's stable version is ${stable.version} — a rollout is in progress, try again when it ends`,
       { exitCode: ExitCode.busy },
     );
   }
   return {
     subject: { card, source: `${where}: ${stable.version}` },
-    note: `Baseline: production ${stable.version} (metrics from ${edge}/model-info).`,
+    note: `Baseline: production ${stable.version} (metrics from ${base}/model-info).`,
   };
 }
 

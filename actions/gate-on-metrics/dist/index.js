@@ -51928,7 +51928,9 @@ var statusSchema = external_exports.object({
       image: external_exports.string().optional(),
       /** Optional: where the ledger keeps the bundle / card for this version. */
       bundle: external_exports.string().optional(),
-      modelJson: external_exports.string().optional()
+      modelJson: external_exports.string().optional(),
+      /** The running container; its own /model-info is the exact card of this version. */
+      container: external_exports.object({ hostPort: external_exports.number().int().positive() }).loose().nullable().optional()
     }).loose()
   )
 });
@@ -51988,19 +51990,22 @@ async function baselineFromStatus(status, where) {
       note: `Baseline: production ${stable.version} from the ${where}.`
     };
   }
-  const edge = status.edge?.url;
-  if (!edge)
-    throw new UserError(`${where}: stable ${stable.version} has no bundle path and no edge URL to ask`);
-  const card = await fetchModelInfo(edge);
+  const port = stable.container?.hostPort;
+  const base = port ? `http://127.0.0.1:${port}` : status.edge?.url;
+  if (!base)
+    throw new UserError(
+      `${where}: stable ${stable.version} has no bundle path, container or edge URL to ask`
+    );
+  const card = await fetchModelInfo(base);
   if (card.version && card.version !== stable.version) {
     throw new UserError(
-      `${where}: the edge serves ${card.version} but the ledger's stable version is ${stable.version} — a rollout is in progress, try again when it ends`,
+      `${where}: ${base} serves ${card.version} but the ledger's stable version is ${stable.version} — a rollout is in progress, try again when it ends`,
       { exitCode: ExitCode2.busy }
     );
   }
   return {
     subject: { card, source: `${where}: ${stable.version}` },
-    note: `Baseline: production ${stable.version} (metrics from ${edge}/model-info).`
+    note: `Baseline: production ${stable.version} (metrics from ${base}/model-info).`
   };
 }
 async function fetchModelInfo(edge) {
