@@ -222,6 +222,9 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
             SOURCE_URL: labels["org.opencontainers.image.source"],
             CREATED: labels["org.opencontainers.image.created"],
           },
+          // Also as --label: Podman's builder reuses a cached LABEL step even when the build args
+          // it expands changed, and --label is applied on every commit.
+          labels,
           onProgress: (line) => {
             const step = /(?:STEP|Step) \d+\/\d+.*/.exec(line);
             if (step) update(step[0].slice(0, 80));

@@ -109,6 +109,11 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
           revision: null,
           engine,
         });
+        // Older content keys of this repository are stale: drop them so runs do not pile up images.
+        const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        for (const old of stdout.split("\n"))
+          if (old.replace(/^localhost\//, "").startsWith(`${repository}:`) && !old.endsWith(`:${key}`))
+            await engine.removeImage(old).catch(() => {});
         return { ref, baseImage: base, build };
       });
     })();
