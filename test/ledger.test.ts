@@ -92,6 +92,16 @@ describe("deploy ledger", () => {
     );
   });
 
+  it("a lock held across several mtime refreshes is still released cleanly", async () => {
+    const ledger = new Ledger(dir);
+    const op = await ledger.begin("deploy", { lockUpdateMs: 100 });
+    await new Promise((r) => setTimeout(r, 450));
+    await op.finish();
+    expect(await readdir(dir)).not.toContain("operation.lock");
+    const again = await ledger.begin("rollback");
+    await again.finish();
+  });
+
   it("refuses a second concurrent operation from another process with exit code 4", async () => {
     const ledger = new Ledger(dir);
     const op = await ledger.begin("deploy", { target: "v1" });

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rename, rm } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { homedir, hostname, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import lockfile from "proper-lockfile";
@@ -19,7 +19,11 @@ export const LEDGER_FILE = "ledger.json";
 /** The previous good ledger, written before every replace: the first thing repair falls back to. */
 export const BACKUP_FILE = "ledger.json.bak";
 const LOCK_DIR = "operation.lock";
-const OWNER_FILE = "owner.json";
+/**
+ * Who holds the lock, next to (not inside) the lock dir: writing inside it would change the dir's mtime,
+ * which proper-lockfile reads as a compromised lock. The lock dir's inode ties the record to one lock.
+ */
+const OWNER_FILE = "operation.owner.json";
 const HISTORY_LIMIT = 500;
 
 /**
@@ -40,6 +44,7 @@ const ownerSchema = z.object({
   kind: z.string(),
   since: z.string(),
   target: z.string().optional(),
+  lockIno: z.number(),
 });
 type Owner = z.infer<typeof ownerSchema>;
 
@@ -51,6 +56,8 @@ export interface BeginOptions {
   by?: string;
   /** Poll interval while waiting (tests shorten it). */
   pollMs?: number;
+  /** How often the lock's mtime is refreshed (proper-lockfile `update`; tests shorten it). */
+  lockUpdateMs?: number;
 }
 
 export function currentUser(): string {
@@ -126,12 +133,14 @@ export class Ledger {
     return next;
   }
 
-  /** Who holds the operation lock right now (undefined when free or unknown). */
+  /** Who holds the operation lock right now (undefined when free, or when the record is not this lock's). */
   async lockOwner(): Promise<Owner | undefined> {
     try {
-      const raw = JSON.parse(await readFile(join(this.stateDir, LOCK_DIR, OWNER_FILE), "utf8"));
+      const raw = JSON.parse(await readFile(join(this.stateDir, OWNER_FILE), "utf8"));
       const parsed = ownerSchema.safeParse(raw);
-      return parsed.success ? parsed.data : undefined;
+      if (!parsed.success) return undefined;
+      const lock = await stat(this.lockPath);
+      return lock.ino === parsed.data.lockIno ? parsed.data : undefined;
     } catch {
       return undefined;
     }
@@ -170,7 +179,7 @@ export class Ledger {
           lockfilePath: this.lockPath,
           realpath: false,
           stale: 60_000,
-          update: 10_000,
+          update: options.lockUpdateMs ?? 10_000,
           // A long event-loop stall must not crash a rollout midway; the ledger stays consistent.
           onCompromised: () => {},
         });
@@ -185,10 +194,6 @@ export class Ledger {
         const owner = await this.lockOwner();
         if (owner && owner.host === hostname() && !pidAlive(owner.pid)) {
           // The holder died (kill -9, runner ended the job): its lock protects nothing any more.
-          await rm(this.lockPath, { recursive: true, force: true });
-          continue;
-        }
-        if (code === "ENOTEMPTY" && !owner) {
           await rm(this.lockPath, { recursive: true, force: true });
           continue;
         }
@@ -210,8 +215,16 @@ export class Ledger {
         continue;
       }
       const since = new Date().toISOString();
-      const owner: Owner = { pid: process.pid, host: hostname(), kind, since, target: options.target };
-      await atomicWriteJson(join(this.lockPath, OWNER_FILE), owner);
+      const lockIno = (await stat(this.lockPath)).ino;
+      const owner: Owner = {
+        pid: process.pid,
+        host: hostname(),
+        kind,
+        since,
+        target: options.target,
+        lockIno,
+      };
+      await atomicWriteJson(join(this.stateDir, OWNER_FILE), owner);
       const handle = new OperationHandle(this, release, {
         id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes(3).toString("hex")}`,
         kind,
@@ -353,7 +366,7 @@ export class OperationHandle {
     const release = this.releaseLock;
     this.releaseLock = undefined;
     if (!release) return;
-    await rm(join(this.ledger.stateDir, LOCK_DIR, OWNER_FILE), { force: true });
+    await rm(join(this.ledger.stateDir, OWNER_FILE), { force: true });
     await release().catch(() => {});
   }
 }
