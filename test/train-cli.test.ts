@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -208,5 +208,37 @@ describe("modelship train with modelship.yaml", () => {
       doc.metrics.accuracy,
     );
     expect((await readdir(join(dir, "cfg", "bundles"))).filter((e) => e.startsWith("."))).toEqual([]);
+  });
+});
+
+describe("modelship train interrupted", () => {
+  it("SIGTERM while the bundle is being staged leaves no partial directory", async () => {
+    const config = join(dir, "interrupt.yaml");
+    await writeFile(config, "train:\n  labels: [negative, positive]\n  params:\n    cvFolds: 2\n");
+    const out = join(dir, "interrupted");
+    const child = spawn(
+      "node",
+      ["bin/modelship.js", "train", "--config", config, "--data", dataPath(), "--out", out],
+      {
+        stdio: "ignore",
+      },
+    );
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+      child.on("exit", (code, signal) => resolve(signal ?? code)),
+    );
+    let sawPartial = false;
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline && child.exitCode === null) {
+      const entries = await leftovers(out);
+      if (entries.some((e) => e.endsWith(".partial"))) {
+        sawPartial = true;
+        child.kill("SIGTERM");
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(sawPartial).toBe(true);
+    expect(await exited).toBe("SIGTERM");
+    expect(await leftovers(out)).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { access, constants, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type MeasureOptions, type ModelInput, measureRuntime } from "../onnx/runtime.js";
@@ -37,6 +38,11 @@ export class StagedBundle {
   private readonly outDir: string;
   private readonly createdAt: Date;
   private committed = false;
+  /** Ctrl-C or a runner cancelling the job must not leave a half-written bundle either. */
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    rmSync(this.tmp, { recursive: true, force: true });
+    process.kill(process.pid, signal);
+  };
 
   private constructor(name: string, outDir: string, onnx: Uint8Array, createdAt: Date) {
     this.name = name;
@@ -63,6 +69,8 @@ export class StagedBundle {
     await prepareOutDir(outDir);
     const staged = new StagedBundle(opts.name, outDir, opts.onnx, opts.now ?? new Date());
     await assertAbsent(staged.dir);
+    process.once("SIGINT", staged.onSignal);
+    process.once("SIGTERM", staged.onSignal);
     try {
       await mkdir(staged.tmp);
       await writeSynced(staged.modelPath, opts.onnx);
@@ -95,12 +103,19 @@ export class StagedBundle {
     await assertAbsent(this.dir);
     await rename(this.tmp, this.dir);
     this.committed = true;
+    this.removeSignalHandlers();
     await syncDir(this.outDir);
     return { dir: this.dir, card };
   }
 
   async discard(): Promise<void> {
+    this.removeSignalHandlers();
     if (!this.committed) await rm(this.tmp, { recursive: true, force: true });
+  }
+
+  private removeSignalHandlers(): void {
+    process.off("SIGINT", this.onSignal);
+    process.off("SIGTERM", this.onSignal);
   }
 }
 
