@@ -49,7 +49,7 @@ const workspaceExternals = {
 const { createRequire } = require("node:module");
 const { join } = require("node:path");
 const name = ${JSON.stringify(a.path)};
-const roots = [process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean);
+const roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
 let loaded;
 for (const r of roots) {
   try { loaded = createRequire(join(r, "package.json"))(name); break; } catch (e) { if (e.code !== "MODULE_NOT_FOUND") throw e; }

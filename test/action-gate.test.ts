@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildActions, runAction } from "./support/action-runner.js";
+import { trainedBundle } from "./support/bundle.js";
 import { callLines, type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
 
 /** A model.json as the trainer writes it, reduced to what the gate reads (no model.onnx: parity off). */
@@ -185,5 +186,36 @@ describe("gate-on-metrics action, run like the runner runs it", () => {
     expect(missing.errors).toEqual([
       `candidate ${join(dir, "nope")} does not exist — pass a bundle directory or model.json`,
     ]);
+  });
+
+  it("golden parity under the bundled action: onnxruntime-node comes from the workspace, not the bundle", async () => {
+    const bundle = await trainedBundle();
+    // The fresh build lives in a temp dir outside the repository, like a `uses: owner/repo/...` checkout.
+    const ok = await runAction("gate-on-metrics", {
+      inputs: { candidate: bundle, policy: "/dev/null" },
+      distRoot: dist,
+    });
+    expect(ok.errors).toEqual([]);
+    expect(ok.exitCode).toBe(0);
+    const parity = JSON.parse(ok.outputs.verdict!).rows.find(
+      (r: { rule: string }) => r.rule === "goldenParity",
+    );
+    expect(parity).toMatchObject({
+      status: "pass",
+      metric: expect.stringMatching(/^golden parity \(\d+ examples/),
+    });
+
+    // A workspace without `npm ci`: the parity rule fails and says what to do.
+    const empty = join(dir, "empty-workspace");
+    await mkdir(empty);
+    const bare = await runAction("gate-on-metrics", {
+      inputs: { candidate: bundle, policy: "/dev/null" },
+      distRoot: dist,
+      workspace: empty,
+    });
+    expect(bare.exitCode).toBe(1);
+    expect(bare.outputs.failing).toBe(
+      `goldenParity: onnxruntime-node is not installed in the workspace (${empty}): run \`npm ci\` (or \`npm install onnxruntime-node\`) in a step before this action`,
+    );
   });
 });

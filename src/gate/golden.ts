@@ -28,9 +28,13 @@ export async function checkGoldenParity(
   try {
     ort = await import("onnxruntime-node");
   } catch (err) {
+    // The bundled actions' loader already says where it looked and what to run.
+    const message = (err as Error).message.split("\n")[0] ?? "";
     return {
       status: "unavailable",
-      reason: `onnxruntime-node is not installed (${(err as Error).message.split("\n")[0]}) — run \`npm ci\` in the workspace first`,
+      reason: message.includes("not installed")
+        ? message
+        : `cannot load onnxruntime-node (${message}) — run \`npm ci\` in the workspace first`,
     };
   }
 

@@ -19933,7 +19933,7 @@ var require_onnxruntime_node = __commonJS({
     var { createRequire } = __require("node:module");
     var { join: join5 } = __require("node:path");
     var name = "onnxruntime-node";
-    var roots = [process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean);
+    var roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
     var loaded;
     for (const r of roots) {
       try {
@@ -52069,9 +52069,10 @@ async function checkGoldenParity(bundleDir, card, tolerance) {
   try {
     ort = await Promise.resolve().then(() => __toESM(require_onnxruntime_node(), 1));
   } catch (err) {
+    const message = err.message.split("\n")[0] ?? "";
     return {
       status: "unavailable",
-      reason: `onnxruntime-node is not installed (${err.message.split("\n")[0]}) — run \`npm ci\` in the workspace first`
+      reason: message.includes("not installed") ? message : `cannot load onnxruntime-node (${message}) — run \`npm ci\` in the workspace first`
     };
   }
   let session;
