@@ -8,7 +8,7 @@ import { diffCounters, percentToWeight, Router, RouterDesired, renderConfig } fr
 import { isUserError } from "../src/util/errors.js";
 
 /** What a backend does with /predict (and /ready, for the failure modes that take the process down). */
-type Mode = "ok" | "500" | "503" | "reset";
+type Mode = "ok" | "500" | "503" | "reset" | "slow";
 
 /** A real HTTP server standing in for a model container: answers with its name so we see the split. */
 class Backend {
@@ -47,9 +47,13 @@ class Backend {
           res.end("failing");
           return;
         }
-        this.served++;
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ backend: this.name }));
+        const answer = () => {
+          this.served++;
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ backend: this.name }));
+        };
+        if (this.mode === "slow" && req.url !== "/ready") setTimeout(answer, 800);
+        else answer();
       });
     });
     server.keepAliveTimeout = 60_000;
@@ -348,6 +352,31 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     await router.upsertServer({ name: "b", port: b.port, weight: 50 });
     await router.setWeights({ a: 50 });
     expect((await router.waitHealthy("b", 5_000)).healthy).toBe(true);
+  });
+
+  it("removing a server lets its in-flight requests finish before deleting it", async () => {
+    const c = await Backend.start("c");
+    c.mode = "slow";
+    try {
+      await router.upsertServer({ name: "c", port: c.port, weight: 0 });
+      expect((await router.waitHealthy("c", 5_000)).healthy).toBe(true);
+      await router.setWeights({ a: 0, b: 0, c: 100 });
+      const inFlight = new Load(router.edgeUrl(), 4, 4).run();
+      await sleep(300);
+      const t0 = Date.now();
+      const removed = await router.remove("c");
+      const waited = Date.now() - t0;
+      const result = await inFlight;
+      expect(result.problems).toEqual([]);
+      expect(result.byBackend.c).toBe(4);
+      expect(removed.commands).toContain("del server models/c");
+      expect(removed.pendingRemoval).toEqual([]);
+      expect(waited).toBeGreaterThan(300); // it waited for the slow requests rather than cutting them
+    } finally {
+      await router.setWeights({ a: 50, b: 50 });
+      await c.kill();
+    }
+    expect((await router.stats()).map((s) => s.name)).toEqual(["a", "b"]);
   });
 
   it("serialises concurrent changes from separate Router instances under the file lock (no lost update)", async () => {

@@ -278,17 +278,30 @@ export class Router {
         await exec(`set server ${ref} state ${spec.state}`);
     }
     const wanted = new Set(desired.servers.map((s) => s.name));
-    for (const name of live.keys()) {
-      if (wanted.has(name)) continue;
-      const ref = `${BACKEND}/${name}`;
-      await exec(`set server ${ref} state maint`);
-      await exec(`shutdown sessions server ${ref}`);
-      try {
-        await exec(`del server ${ref}`, /Server deleted/);
-      } catch {
-        pendingRemoval.push(name);
+    const leaving = [...live.keys()].filter((name) => !wanted.has(name));
+    // Maintenance stops new requests but lets in-flight ones finish; HAProxy 2.6 refuses to delete a
+    // server that still has sessions or idle connections, so retry until it lets go (bounded). Never
+    // `shutdown sessions`: that would fail requests users are waiting on.
+    for (const name of leaving) await exec(`set server ${BACKEND}/${name} state maint`);
+    const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
+    let pending = leaving;
+    while (pending.length > 0) {
+      const still: string[] = [];
+      for (const name of pending) {
+        const cmd = `del server ${BACKEND}/${name}`;
+        const answer = await this.api.send(cmd);
+        if (/Server deleted/.test(answer)) commands.push(cmd);
+        else if (/still has connections/i.test(answer)) still.push(name);
+        else
+          throw new UserError(`HAProxy refused '${cmd}': ${answer.trim()}`, {
+            exitCode: ExitCode.environment,
+          });
       }
+      pending = still;
+      if (pending.length === 0 || Date.now() > deadline) break;
+      await sleep(100);
     }
+    pendingRemoval.push(...pending);
     return { commands, pendingRemoval };
   }
 

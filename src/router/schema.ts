@@ -68,6 +68,8 @@ export const RouterSettings = z.object({
       queueMs: Millis.default(5_000),
       /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
       hardStopAfterMs: Millis.default(30_000),
+      /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
+      removeGraceMs: Millis.default(10_000),
     })
     .prefault({}),
   /**
