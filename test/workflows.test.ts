@@ -173,3 +173,44 @@ describe("README action reference", () => {
     expect(renderReadme(readme)).toBe(readme);
   });
 });
+
+describe("action packaging", () => {
+  const actionsDir = join(repoRoot, "actions");
+  const names = readdirSync(actionsDir).filter((n) => existsSync(join(actionsDir, n, "main.ts")));
+
+  it("every action.yml is complete: name, description, described inputs with defaults, outputs, node runtime", () => {
+    expect(names).toContain("gate-on-metrics");
+    for (const name of names) {
+      const meta = parseYaml(readFileSync(join(actionsDir, name, "action.yml"), "utf8")) as {
+        name?: string;
+        description?: string;
+        inputs?: Record<string, { description?: string; required?: boolean; default?: unknown }>;
+        outputs?: Record<string, { description?: string }>;
+        runs?: { using?: string; main?: string };
+      };
+      expect(meta.name, name).toBeTruthy();
+      expect(meta.description, name).toBeTruthy();
+      for (const [key, spec] of Object.entries(meta.inputs ?? {})) {
+        expect(spec.description, `${name}.inputs.${key}`).toBeTruthy();
+        if (!spec.required) expect(typeof spec.default, `${name}.inputs.${key} default`).toBe("string");
+      }
+      expect(Object.keys(meta.outputs ?? {}).length, name).toBeGreaterThan(0);
+      for (const [key, spec] of Object.entries(meta.outputs ?? {})) {
+        expect(spec.description, `${name}.outputs.${key}`).toBeTruthy();
+      }
+      expect(["node20", "node24"], name).toContain(meta.runs?.using);
+      expect(meta.runs?.main, name).toBe("dist/index.js");
+      expect(existsSync(join(actionsDir, name, "dist", "index.js")), `${name}: dist/index.js`).toBe(true);
+    }
+  });
+
+  it("the bundles keep native modules out and load them from the workspace", () => {
+    for (const name of names) {
+      const bundle = readFileSync(join(actionsDir, name, "dist", "index.js"), "utf8");
+      // esbuild marks inlined packages with `// node_modules/<pkg>/…` comments: ORT must never be one of them,
+      // and no plain import of it may survive (it would resolve next to the bundle, not in the workspace).
+      expect(bundle, name).not.toMatch(/\/\/ node_modules\/onnxruntime-(node|common)\//);
+      expect(bundle, name).not.toMatch(/(from |import\(|require\()"onnxruntime-node"/);
+    }
+  });
+});
