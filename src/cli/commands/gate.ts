@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option("--json", "print the verdict as one JSON document")
     .addHelpText(
       "after",
-      "\nWithout a baseline (first deploy) only the absolute rules apply, and the report says so.\nExit: 0 passed · 1 a rule failed (named on stderr) · 2 bad input · 3 ledger/GitHub unreachable",
+      "\nWithout a baseline (first deploy) only the absolute rules apply, and the report says so.\nExit: 0 passed · 1 a rule failed (each named) · 2 bad input · 3 ledger/GitHub unreachable · 4 a rollout is in progress",
     )
     .action(async (flags: GateFlags) => {
       const policyPath = flags.policy ?? (existsSync("modelship.yaml") ? "modelship.yaml" : undefined);
