@@ -366,7 +366,7 @@ export class Router {
     for (;;) {
       const s = (await this.stats()).find((x) => x.name === name);
       const status = s ? `${s.status} ${s.checkStatus}`.trim() : "absent";
-      if (s && s.status.startsWith("UP") && s.checkStatus.startsWith("L7OK"))
+      if (s?.status.startsWith("UP") && s.checkStatus.startsWith("L7OK"))
         return { healthy: true, status, waitedMs: Date.now() - started };
       if (Date.now() - started >= timeoutMs)
         return { healthy: false, status, waitedMs: Date.now() - started };
