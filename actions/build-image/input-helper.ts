@@ -1,0 +1,76 @@
+import { z } from "zod";
+import { readInputs } from "../../src/action/kit.js";
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+
+/** action.yml inputs → typed settings; every name here is declared in action.yml. */
+export const inputsSchema = z
+  .object({
+    bundle: z.string({ message: "required: the model bundle directory" }).min(1),
+    image: z.string().optional(),
+    tags: z
+      .string()
+      .optional()
+      .transform((v) =>
+        (v ?? "")
+          .split(/[\n,]/)
+          .map((t) => t.trim())
+          .filter(Boolean),
+      ),
+    push: bool(false),
+    registry: z.string().optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    "base-image": z.string().optional(),
+    smoke: bool(true),
+    "smoke-timeout": z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        const n = Number(v ?? "60");
+        if (!Number.isFinite(n) || n <= 0) {
+          ctx.addIssue({ code: "custom", message: "expected a positive number of seconds" });
+          return z.NEVER;
+        }
+        return n;
+      }),
+  })
+  .superRefine((v, ctx) => {
+    if (v.registry && (!v.username || !v.password))
+      ctx.addIssue({ code: "custom", path: ["registry"], message: "needs username and password too" });
+    if ((v.username || v.password) && !v.registry)
+      ctx.addIssue({
+        code: "custom",
+        path: ["registry"],
+        message: "required when username/password are given",
+      });
+    if (v.registry && !v.push)
+      ctx.addIssue({
+        code: "custom",
+        path: ["push"],
+        message: "registry login is only used to push: set push: true",
+      });
+  });
+
+export const INPUT_NAMES = [
+  "bundle",
+  "image",
+  "tags",
+  "push",
+  "registry",
+  "username",
+  "password",
+  "base-image",
+  "smoke",
+  "smoke-timeout",
+] as const;
+
+export type BuildImageInputs = z.infer<typeof inputsSchema>;
+
+export function getInputs(): BuildImageInputs {
+  return readInputs(inputsSchema, INPUT_NAMES);
+}
