@@ -72,7 +72,12 @@ describe("gate-on-metrics action, run like the runner runs it", () => {
   });
 
   it("on a PR: passes, sets outputs, writes the summary and creates one sticky comment; a rerun updates it", async () => {
-    const inputs = { candidate: paths.good, baseline: paths.baseline, policy: paths.policy };
+    const inputs = {
+      candidate: paths.good,
+      baseline: paths.baseline,
+      policy: paths.policy,
+      extra: "**Image** (not pushed): ✅ built, golden smoke test passed",
+    };
     const first = await runAction("gate-on-metrics", {
       inputs,
       event: "pull_request",
@@ -88,6 +93,7 @@ describe("gate-on-metrics action, run like the runner runs it", () => {
     expect(first.summary).toContain("<!-- modelship:gate -->");
     expect(first.summary).toContain("| ✅ | accuracy | 0.9210 | 0.9180 | +0.0030 |");
     expect(first.summary).toContain("```mermaid");
+    expect(first.summary).toContain("\n**Image** (not pushed): ✅ built, golden smoke test passed\n");
     expect(first.summary).toContain(
       "[workflow run](https://github.com/acme/models/actions/runs/4242/attempts/1)",
     );

@@ -18,6 +18,7 @@ export const inputsSchema = z.object({
   comment: bool(true),
   "fail-on-violation": bool(true),
   "github-token": z.string().optional(),
+  extra: z.string().optional(),
 });
 
 export const INPUT_NAMES = Object.keys(inputsSchema.shape);

@@ -39,6 +39,7 @@ export function run(): Promise<void> {
     const markdown = renderMarkdown(outcome.verdict, {
       baselineNote: outcome.baselineNote,
       ...(runUrl ? { runUrl } : {}),
+      ...(inputs.extra ? { extra: inputs.extra } : {}),
     });
     await core.summary.addRaw(markdown).write();
 

@@ -10,6 +10,8 @@ export interface RenderContext {
   baselineNote: string;
   /** Link to the workflow run, when known. */
   runUrl?: string;
+  /** Extra markdown for the report (e.g. the image smoke-test result from the same workflow). */
+  extra?: string;
 }
 
 const mark = (ok: boolean) => (ok ? "✅" : "❌");
@@ -50,6 +52,7 @@ export function renderMarkdown(verdict: Verdict, ctx: RenderContext): string {
   }
   const chart = renderChart(verdict);
   if (chart) out.push(chart, "");
+  if (ctx.extra?.trim()) out.push(ctx.extra.trim(), "");
   if (ctx.runUrl) out.push(`<sub>[workflow run](${ctx.runUrl}) · modelship gate</sub>`);
   return `${out.join("\n").trimEnd()}\n`;
 }

@@ -52564,6 +52564,7 @@ function renderMarkdown(verdict, ctx) {
   }
   const chart = renderChart(verdict);
   if (chart) out.push(chart, "");
+  if (ctx.extra?.trim()) out.push(ctx.extra.trim(), "");
   if (ctx.runUrl) out.push(`<sub>[workflow run](${ctx.runUrl}) · modelship gate</sub>`);
   return `${out.join("\n").trimEnd()}
 `;
@@ -52731,7 +52732,8 @@ var inputsSchema = external_exports.object({
   policy: external_exports.string().optional(),
   comment: bool(true),
   "fail-on-violation": bool(true),
-  "github-token": external_exports.string().optional()
+  "github-token": external_exports.string().optional(),
+  extra: external_exports.string().optional()
 });
 var INPUT_NAMES = Object.keys(inputsSchema.shape);
 function getInputs() {
@@ -52758,7 +52760,8 @@ function run() {
     const runUrl = currentRunUrl();
     const markdown = renderMarkdown(outcome.verdict, {
       baselineNote: outcome.baselineNote,
-      ...runUrl ? { runUrl } : {}
+      ...runUrl ? { runUrl } : {},
+      ...inputs.extra ? { extra: inputs.extra } : {}
     });
     await summary.addRaw(markdown).write();
     let commentUrl;
