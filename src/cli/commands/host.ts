@@ -4,6 +4,7 @@ import { checkHost } from "../../host/check.js";
 import { initHost, parsePort } from "../../host/init.js";
 import { repairRouter } from "../../host/repair.js";
 import { resolveStateDir } from "../../ledger/ledger.js";
+import { repairLedger } from "../../rollout/repair.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
 
@@ -81,11 +82,19 @@ export function register(program: Command): void {
 
   common(host.command("repair"))
     .description(
-      "reconcile HAProxy with the desired state: rewrite its config, start it if down, fix live drift",
+      "repair after a crash: deploy ledger (unfinished canary out, stable at 100%), then HAProxy (config, process, live drift)",
     )
     .action(async (flags: HostFlags) => {
       const stateDir = resolveStateDir(flags.stateDir);
       const reporter = new Reporter(flags.json ? "json" : "human");
+      // The ledger decides the desired state (unfinished canary out, stable at 100%); HAProxy follows.
+      const ledger = await reporter.step(
+        "Repairing deploy ledger",
+        () => repairLedger(stateDir),
+        (r) => `${r.actions.length} change(s)`,
+      );
+      if (flags.json) reporter.event({ type: "ledger-repair", stateDir, ...ledger });
+      else for (const a of ledger.actions) reporter.info(`  ${a}`);
       const result = await reporter.step(
         "Reconciling HAProxy",
         () => repairRouter(stateDir),
