@@ -37914,7 +37914,7 @@ var require_onnxruntime_node = __commonJS({
     var { createRequire: createRequire2 } = __require("node:module");
     var { join: join5 } = __require("node:path");
     var name = "onnxruntime-node";
-    var roots = [process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean);
+    var roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
     var loaded;
     for (const r of roots) {
       try {
@@ -61630,6 +61630,8 @@ var ClassifierSession = class _ClassifierSession {
   }
   /** Like predict, but also returns the graph's own label output (used to check label order). */
   async runRaw(batch, withLabelOutput = true) {
+    if (batch.length === 0)
+      return withLabelOutput && this.labelOutput ? { probabilities: [], graphLabels: [] } : { probabilities: [] };
     const feed = this.makeFeed(batch);
     const fetches = [this.probabilitiesOutput];
     if (withLabelOutput && this.labelOutput) fetches.push(this.labelOutput);
@@ -61869,6 +61871,7 @@ function maxOf(row) {
 
 // src/bundle/write.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
+import { rmSync } from "node:fs";
 import { access as access3, constants as constants3, mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, stat as stat4 } from "node:fs/promises";
 import { join, resolve as resolve2 } from "node:path";
 
@@ -62098,6 +62101,11 @@ var StagedBundle = class _StagedBundle {
   outDir;
   createdAt;
   committed = false;
+  /** Ctrl-C or a runner cancelling the job must not leave a half-written bundle either. */
+  onSignal = (signal) => {
+    rmSync(this.tmp, { recursive: true, force: true });
+    process.kill(process.pid, signal);
+  };
   constructor(name, outDir, onnx, createdAt) {
     this.name = name;
     this.outDir = outDir;
@@ -62117,6 +62125,8 @@ var StagedBundle = class _StagedBundle {
     await prepareOutDir(outDir);
     const staged = new _StagedBundle(opts.name, outDir, opts.onnx, opts.now ?? /* @__PURE__ */ new Date());
     await assertAbsent(staged.dir);
+    process.once("SIGINT", staged.onSignal);
+    process.once("SIGTERM", staged.onSignal);
     try {
       await mkdir2(staged.tmp);
       await writeSynced(staged.modelPath, opts.onnx);
@@ -62147,11 +62157,17 @@ var StagedBundle = class _StagedBundle {
     await assertAbsent(this.dir);
     await rename2(this.tmp, this.dir);
     this.committed = true;
+    this.removeSignalHandlers();
     await syncDir(this.outDir);
     return { dir: this.dir, card };
   }
   async discard() {
+    this.removeSignalHandlers();
     if (!this.committed) await rm2(this.tmp, { recursive: true, force: true });
+  }
+  removeSignalHandlers() {
+    process.off("SIGINT", this.onSignal);
+    process.off("SIGTERM", this.onSignal);
   }
 };
 async function prepareOutDir(outDir) {
