@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 
 /** Binary float64-input LinearClassifier with int labels, probabilities output "probs". */
-function float64Model(): Uint8Array {
+function float64Model(opts: { shapes?: boolean } = {}): Uint8Array {
   const g = new GraphBuilder("f64");
   g.input("X", { tensor: "double", shape: ["N", 2] });
   const [label, probs] = g.node(
@@ -34,8 +34,9 @@ function float64Model(): Uint8Array {
     },
     { domain: "ai.onnx.ml" },
   );
-  g.output(label!, { tensor: "int64", shape: ["N"] });
-  g.output(probs!, { tensor: "float", shape: ["N", 2] });
+  const shapes = opts.shapes ?? true;
+  g.output(label!, shapes ? { tensor: "int64", shape: ["N"] } : { tensor: "int64" });
+  g.output(probs!, shapes ? { tensor: "float", shape: ["N", 2] } : { tensor: "float" });
   return g.toModel({ opsets: { "": 17, "ai.onnx.ml": 3 } });
 }
 
@@ -95,6 +96,16 @@ describe("ClassifierSession", () => {
       expect(p.probabilities[0]![0]).toBeCloseTo(1 / (1 + Math.exp(-4)), 6);
       await expect(s.predict(["text"])).rejects.toThrow(/takes numeric features .* but text was given/);
       await expect(s.predict([[1, 2, 3]])).rejects.toThrow(/expects 2 features per row/);
+    } finally {
+      await s.release();
+    }
+  });
+
+  it("finds the probabilities of a graph that declares no output shapes", async () => {
+    const s = await ClassifierSession.open(float64Model({ shapes: false }), { labels: ["0", "1"] });
+    try {
+      expect(s.probabilitiesOutput).toBe("probs");
+      expect((await s.predict([[0, 3]])).labels).toEqual(["1"]);
     } finally {
       await s.release();
     }

@@ -303,7 +303,10 @@ function pickProbabilities(outputs: ValueSpec[], name: string | undefined, path:
     }
     return found;
   }
-  const candidates = outputs.filter((o) => o.isTensor && FLOAT_INPUTS.has(o.dtype) && o.shape.length === 2);
+  const floats = outputs.filter((o) => o.isTensor && FLOAT_INPUTS.has(o.dtype));
+  // rank 2 = [N, classes]; a graph without shape information reports [] and is taken at its word
+  const ranked = floats.filter((o) => o.shape.length === 2);
+  const candidates = ranked.length > 0 ? ranked : floats.filter((o) => o.shape.length === 0);
   if (candidates.length === 0) {
     if (zipMap) {
       throw new UserError(
