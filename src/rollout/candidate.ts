@@ -26,12 +26,18 @@ export async function candidateFromImage(engine: Engine, ref: string): Promise<C
   return { version, image: { ref, digest }, model: { name, version, sha256 }, card: null };
 }
 
-/** A bundle directory: validated (schema + model hash) before anything is built. */
-export async function candidateFromBundle(dir: string): Promise<Candidate & { bundleDir: string }> {
+/**
+ * A bundle directory: validated (schema + model hash) before anything is built. The image ref is the
+ * one the build will tag first (`<repository>:<version>`), so the ledger entry is valid from the start.
+ */
+export async function candidateFromBundle(
+  dir: string,
+  repository?: string,
+): Promise<Candidate & { bundleDir: string }> {
   const { card } = await readBundle(dir);
   return {
     version: card.version,
-    image: { ref: "", digest: null },
+    image: { ref: `${repository ?? `modelship/${card.name}`}:${card.version}`, digest: null },
     model: { name: card.name, version: card.version, sha256: card.model.sha256 },
     card,
     bundleDir: dir,

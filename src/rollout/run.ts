@@ -39,7 +39,8 @@ export async function deploy(req: DeployRequest): Promise<DeployOutcome> {
 
   const candidate: Candidate & { bundleDir?: string } = await reporter.step(
     "Validating model",
-    async () => (req.model ? candidateFromBundle(req.model) : candidateFromImage(engine, req.image!)),
+    async () =>
+      req.model ? candidateFromBundle(req.model, req.repository) : candidateFromImage(engine, req.image!),
     (c) =>
       `(${c.model?.name} ${c.version}, sha256 ${c.model?.sha256.slice(0, 12)}…${req.image ? `, image ${req.image}` : ""})`,
   );
