@@ -8,6 +8,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modelInfo } from "../serving/routes/status.js";
 import { readBundle } from "../src/bundle/read.js";
+import { Ledger } from "../src/ledger/ledger.js";
+import { emptyLedger } from "../src/ledger/schema.js";
 import { trainedBundle } from "./support/bundle.js";
 import { repoRoot } from "./support/data.js";
 
@@ -132,6 +134,53 @@ describe("modelship gate on real bundles (onnxruntime-node re-runs the golden ex
         `Baseline: production ${card.version} (metrics from http://127.0.0.1:${port}/model-info).`,
       );
       expect(v.failing.map((f: string) => f.split(":")[0])).toEqual(["maxDrop.classF1[negative]"]);
+
+      // The same through the real ledger and `modelship status --json` (what --baseline-from-host runs).
+      const stateDir = join(dir, "state");
+      const now = new Date().toISOString();
+      await new Ledger(stateDir).write({
+        ...emptyLedger(),
+        versions: [
+          {
+            version: card.version,
+            image: { ref: "localhost/mstest-model:1", digest: null },
+            model: { name: card.name, version: card.version, sha256: card.model.sha256 },
+            container: { id: "c0ffee", name: "mstest-gate-baseline", hostPort: port },
+            role: "stable",
+            weight: 100,
+            createdAt: now,
+            updatedAt: now,
+            analysis: [],
+          },
+        ],
+      });
+      const host = await gate(
+        "--candidate",
+        swapped,
+        "--baseline-from-host",
+        "--state-dir",
+        stateDir,
+        "--json",
+        "--policy",
+        "/dev/null",
+      );
+      expect(host.stderr).toBe(`modelship: gate failed: ${JSON.parse(host.stdout).failing.join("; ")}\n`);
+      expect(JSON.parse(host.stdout).baselineNote).toBe(
+        `Baseline: production ${card.version} (metrics from http://127.0.0.1:${port}/model-info).`,
+      );
+      const empty = await gate(
+        "--candidate",
+        good,
+        "--baseline-from-host",
+        "--state-dir",
+        join(dir, "empty-state"),
+        "--policy",
+        "/dev/null",
+      );
+      expect(empty.code).toBe(0);
+      expect(empty.stdout).toContain(
+        "No production baseline (host ledger has no stable version): first deploy",
+      );
 
       // The container answers with another version than the ledger's stable one: refuse (busy), don't guess.
       await writeFile(

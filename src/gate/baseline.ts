@@ -71,6 +71,9 @@ export async function baselineFromHost(options: { stateDir?: string; cli?: strin
     ...cli.slice(1),
     "status",
     "--json",
+    // The card is all we need: skip the live-rate sampling window.
+    "--window",
+    "0",
     ...(options.stateDir ? ["--state-dir", options.stateDir] : []),
   ];
   let stdout: string;

@@ -51962,6 +51962,9 @@ async function baselineFromHost(options) {
     ...cli.slice(1),
     "status",
     "--json",
+    // The card is all we need: skip the live-rate sampling window.
+    "--window",
+    "0",
     ...options.stateDir ? ["--state-dir", options.stateDir] : []
   ];
   let stdout;
