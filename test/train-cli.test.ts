@@ -95,6 +95,18 @@ describe("modelship train: bad input → one clear line, non-zero exit, no bundl
       message: /1 row\(s\) with empty text or an empty label, at line\(s\) 3/,
     },
     {
+      name: "too few rows for a test split with golden examples",
+      args: async () => [
+        "--data",
+        await csv(
+          "small.csv",
+          `text,airline_sentiment\n${Array.from({ length: 40 }, (_, i) => `tweet number ${i},${i % 2 ? "positive" : "negative"}`).join("\n")}\n`,
+        ),
+      ],
+      code: 2,
+      message: /the test split has 8 rows; a bundle needs at least 20/,
+    },
+    {
       name: "a bad label-map flag",
       args: async () => ["--data", dataPath(), "--label-map", "positive"],
       code: 2,

@@ -13,7 +13,7 @@ import { evaluateClassifier } from "../metrics/classification.js";
 import { ClassifierSession } from "../onnx/session.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
-import { pickGolden, referenceDistribution } from "./evidence.js";
+import { MIN_GOLDEN, pickGolden, referenceDistribution } from "./evidence.js";
 import type { ModelCard } from "./schema.js";
 import { prepareOutDir, StagedBundle } from "./write.js";
 
@@ -71,6 +71,12 @@ export async function trainBundle(
     (s) =>
       `stratified ${Math.round((1 - params.testSize) * 100)}/${Math.round(params.testSize * 100)}: ${s.train.length} train, ${s.test.length} test (seed ${params.seed})`,
   );
+  if (split.test.length < MIN_GOLDEN) {
+    throw new UserError(
+      `the test split has ${split.test.length} rows; a bundle needs at least ${MIN_GOLDEN} (its golden examples come from it)`,
+      { hint: "use more data or a larger params.testSize" },
+    );
+  }
   const train = split.train.map((i) => examples[i]!);
   const test = split.test.map((i) => examples[i]!);
   const testTexts = test.map((e) => e.text);
