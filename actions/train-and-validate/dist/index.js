@@ -61772,7 +61772,9 @@ function pickProbabilities(outputs, name, path) {
     }
     return found;
   }
-  const candidates = outputs.filter((o) => o.isTensor && FLOAT_INPUTS.has(o.dtype) && o.shape.length === 2);
+  const floats = outputs.filter((o) => o.isTensor && FLOAT_INPUTS.has(o.dtype));
+  const ranked = floats.filter((o) => o.shape.length === 2);
+  const candidates = ranked.length > 0 ? ranked : floats.filter((o) => o.shape.length === 0);
   if (candidates.length === 0) {
     if (zipMap) {
       throw new UserError(
@@ -62241,6 +62243,12 @@ async function trainBundle(settings, reporter, where = "train.params") {
     ),
     (s) => `stratified ${Math.round((1 - params.testSize) * 100)}/${Math.round(params.testSize * 100)}: ${s.train.length} train, ${s.test.length} test (seed ${params.seed})`
   );
+  if (split.test.length < MIN_GOLDEN) {
+    throw new UserError(
+      `the test split has ${split.test.length} rows; a bundle needs at least ${MIN_GOLDEN} (its golden examples come from it)`,
+      { hint: "use more data or a larger params.testSize" }
+    );
+  }
   const train = split.train.map((i) => examples[i]);
   const test = split.test.map((i) => examples[i]);
   const testTexts = test.map((e) => e.text);
