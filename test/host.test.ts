@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repairRouter } from "../src/host/repair.js";
 import { renderUnit } from "../src/host/systemd.js";
 import { Router, RouterSettings } from "../src/router/index.js";
 
@@ -106,9 +107,8 @@ describe("modelship host init|check|repair", () => {
     ]);
   });
 
-  it("check notices HAProxy gone (exit 3) and repair brings it back with the desired servers", async () => {
+  it("check notices HAProxy gone (exit 3) and `host repair` brings it back", async () => {
     const router = await Router.open(stateDir);
-    await router.apply({ servers: [{ name: "v1", port: 9, weight: 100 }] });
     const live = await router.running();
     expect(live).toBeDefined();
     process.kill(live!.pid, "SIGKILL");
@@ -122,25 +122,44 @@ describe("modelship host init|check|repair", () => {
 
     const repair = await cli(["host", "repair", "--state-dir", stateDir]);
     expect(repair.code).toBe(0);
-    expect(repair.stdout).toContain("started HAProxy");
-    expect((await router.stats()).map((s) => [s.name, s.userWeight])).toEqual([["v1", 256]]);
+    expect(repair.stdout).toMatch(/Reconciling HAProxy\.\.\. ✓/);
+    expect(await router.running()).toBeDefined();
     expect((await cli(["host", "check", "--state-dir", stateDir])).code).toBe(0);
   });
 
-  it("repair undoes live drift (a server weight changed behind our back)", async () => {
+  it("check flags a server added behind our back; `host repair` takes it out", async () => {
     const router = await Router.open(stateDir);
+    await router.api.exec("add server models/rogue 127.0.0.1:9", /New server registered/);
+    const check = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(check.code).toBe(3);
+    expect(check.stdout).toContain("✗ router state: rogue not desired");
+    const repair = await cli(["host", "repair", "--state-dir", stateDir, "--json"]);
+    expect(repair.code).toBe(0);
+    expect(
+      repair.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).type),
+    ).toContain("result");
+    expect((await router.stats()).map((s) => s.name)).toEqual([]);
+    expect((await cli(["host", "check", "--state-dir", stateDir])).code).toBe(0);
+  });
+
+  it("the router half of repair restarts HAProxy with the desired servers and undoes weight drift", async () => {
+    const router = await Router.open(stateDir);
+    await router.apply({ servers: [{ name: "v1", port: 9, weight: 100 }] });
+    process.kill((await router.running())!.pid, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 200));
+    const restarted = await repairRouter(stateDir);
+    expect(restarted.actions).toContain("started HAProxy");
+    expect((await router.stats()).map((s) => [s.name, s.userWeight])).toEqual([["v1", 256]]);
+
     await router.api.exec("set server models/v1 weight 3");
     const check = await cli(["host", "check", "--state-dir", stateDir]);
     expect(check.code).toBe(3);
     expect(check.stdout).toContain("✗ router state: v1 weight 3, want 256");
-    const repair = await cli(["host", "repair", "--state-dir", stateDir, "--json"]);
-    expect(repair.code).toBe(0);
-    const result = repair.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { type: string; actions?: string[] })
-      .find((e) => e.type === "result");
-    expect(result?.actions).toContain("runtime API: set server models/v1 weight 256");
+    const fixed = await repairRouter(stateDir);
+    expect(fixed.actions).toEqual(["runtime API: set server models/v1 weight 256"]);
     expect((await router.stats())[0]?.userWeight).toBe(256);
   });
 
