@@ -144,6 +144,29 @@ describe("gate-on-metrics action, run like the runner runs it", () => {
     expect(gh.state.comments[0]!.body).toContain("Model gate failed");
   });
 
+  it("a fork PR's read-only token: the comment is refused (403), the verdict still stands", async () => {
+    const fork = await startGitHubRecorder();
+    fork.failWith("POST", /\/issues\/\d+\/comments$/, 403);
+    try {
+      const r = await runAction("gate-on-metrics", {
+        inputs: { candidate: paths.good, baseline: paths.baseline, policy: paths.policy },
+        event: "pull_request",
+        github: fork,
+        distRoot: dist,
+      });
+      expect(r.exitCode).toBe(0);
+      expect(r.outputs.passed).toBe("true");
+      expect(r.outputs["comment-url"]).toBeUndefined();
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toMatch(
+        /^could not comment on #7: GitHub API: creating the comment on #7 failed \(403: Resource not accessible/,
+      );
+      expect(r.summary).toContain("Model gate passed");
+    } finally {
+      await fork.close();
+    }
+  });
+
   it("on push: baseline from the published release asset, no comment; none published = first deploy", async () => {
     const firstDeploy = await runAction("gate-on-metrics", {
       inputs: { candidate: paths.good, "baseline-release": "model-production", policy: paths.policy },

@@ -61,6 +61,8 @@ export interface GitHubRecorder {
   url: string;
   calls: RecordedCall[];
   take(): RecordedCall[];
+  /** Answers `status` (GitHub's error body) to matching calls from now on — e.g. 403 for a fork PR's token. */
+  failWith(method: string, path: RegExp, status: number, message?: string): void;
   /** Publishes a release with assets (e.g. the production model.json) for code under test to find. */
   addRelease(repo: string, tag: string, assets: Record<string, string>): void;
   state: { comments: Comment[]; deployments: Deployment[]; issues: Issue[]; dispatches: unknown[] };
@@ -74,6 +76,7 @@ export async function startGitHubRecorder(): Promise<GitHubRecorder> {
   const issues: Issue[] = [];
   const releases: Release[] = [];
   const dispatches: unknown[] = [];
+  const failures: Array<{ method: string; path: RegExp; status: number; message: string }> = [];
   let nextId = 1000;
   let base = "";
 
@@ -95,6 +98,12 @@ export async function startGitHubRecorder(): Promise<GitHubRecorder> {
     };
     const b = (body ?? {}) as Record<string, unknown>;
     const method = req.method;
+    const failure = failures.find((f) => f.method === method && f.path.test(url.pathname));
+    if (failure)
+      return send(failure.status, {
+        message: failure.message,
+        documentation_url: "https://docs.github.com/rest",
+      });
     let r: RegExpExecArray = [] as unknown as RegExpExecArray;
     /** Matches the path (and method, when given); the captures land in `r`. */
     const on = (want: string | null, re: RegExp): boolean => {
@@ -232,6 +241,9 @@ export async function startGitHubRecorder(): Promise<GitHubRecorder> {
     url: base,
     calls,
     take: () => calls.splice(0, calls.length),
+    failWith(method, path, status, message = "Resource not accessible by integration") {
+      failures.push({ method, path, status, message });
+    },
     addRelease(repo, tag, assets) {
       releases.push({
         id: nextId++,
