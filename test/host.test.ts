@@ -103,6 +103,7 @@ describe("modelship host init|check|repair", () => {
       "haproxy config",
       "haproxy running",
       "runtime API",
+      "edge and exporter",
       "router state",
     ]);
   });

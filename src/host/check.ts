@@ -118,7 +118,10 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     checks.push({ name: "runtime API", ok: true, detail: `${p.socket} (mode 660, admin)` });
   }
 
-  if (answers) checks.push(await checkLiveMatchesDesired(router, sd));
+  if (answers) {
+    checks.push(await checkListening(router, sd));
+    checks.push(await checkLiveMatchesDesired(router, sd));
+  }
   return checks;
 }
 
@@ -182,6 +185,34 @@ async function haproxyVersion(
   } catch {
     return { ok: false, detail: `${bin} not found` };
   }
+}
+
+/** The edge answers HTTP (any status: 503 just means no model yet) and the exporter serves metrics. */
+async function checkListening(router: Router, sd: string): Promise<HostCheck> {
+  const get = async (url: string) => {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+      const body = await res.text();
+      return { status: res.status, body };
+    } catch (err) {
+      return { status: 0, body: (err as Error).message };
+    }
+  };
+  const edge = await get(router.edgeUrl());
+  const metrics = await get(router.metricsUrl());
+  const exporting = metrics.status === 200 && metrics.body.includes("haproxy_process_");
+  if (edge.status > 0 && exporting)
+    return {
+      name: "edge and exporter",
+      ok: true,
+      detail: `${router.edgeUrl()} answers (HTTP ${edge.status}), ${router.metricsUrl()} exports`,
+    };
+  return {
+    name: "edge and exporter",
+    ok: false,
+    detail: edge.status === 0 ? `${router.edgeUrl()} not answering` : `${router.metricsUrl()} not exporting`,
+    fix: `modelship host repair ${sd}   # or re-run \`modelship host init\` with free --edge-port/--metrics-port`,
+  };
 }
 
 /** Drift between the desired state on disk and the live process (someone poked the socket, or a crash). */
