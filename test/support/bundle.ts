@@ -67,12 +67,19 @@ export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<st
     const args = ["bin/modelship.js", "train", "--data", data, "--out", dir, "--name", name, "--json"];
     if (classes === "binary") args.push("--labels", "negative,positive");
     if (swapped) args.push("--label-map", "positive=negative,negative=positive");
-    let stdout: string;
-    try {
-      ({ stdout } = await exec("node", args, { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 }));
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new Error(`trainedBundle: modelship train failed: ${e.stderr?.trim() || e.message}`);
+    // One retry: in a shared working tree another test run's global setup may be rewriting dist/
+    // while the CLI starts. A real failure fails twice and is reported.
+    let stdout = "";
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ({ stdout } = await exec("node", args, { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024 }));
+        break;
+      } catch (err) {
+        const e = err as { stderr?: string; message: string };
+        if (attempt >= 2)
+          throw new Error(`trainedBundle: modelship train failed: ${e.stderr?.trim() || e.message}`);
+        await new Promise((r) => setTimeout(r, 3000));
+      }
     }
     const { bundle } = JSON.parse(stdout) as { bundle: string };
     await readBundle(bundle);
