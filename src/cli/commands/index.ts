@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { register as build } from "./build.js";
+import { register as demo } from "./demo.js";
 import { register as deploy } from "./deploy.js";
 import { register as gate } from "./gate.js";
 import { register as host } from "./host.js";
@@ -12,6 +13,7 @@ import { register as validate } from "./validate.js";
 /** Every CLI command registers itself here (one module per command under ./). */
 export const commands: Array<(program: Command) => void> = [
   build,
+  demo,
   deploy,
   gate,
   host,

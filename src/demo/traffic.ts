@@ -1,0 +1,237 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { Agent, request } from "node:http";
+import { fileURLToPath } from "node:url";
+import { stratifiedSplit } from "../../training/split.js";
+import { loadTextDataset } from "../data/dataset.js";
+
+/**
+ * Live synthetic traffic for the demo: real tweets from the model's test split, `POST /predict` at a
+ * steady rate over keep-alive connections, from a SEPARATE process so the demo's own work (training,
+ * deploys) never throttles it. Every response is counted by status and every connection error by code:
+ * the final count is the honest one.
+ */
+export interface TrafficOptions {
+  url: string;
+  data: string;
+  textColumn: string;
+  labelColumn: string;
+  labels?: string[];
+  /** The split the model was trained with, so the texts are ones it has never seen. */
+  seed: number;
+  testSize: number;
+  rps?: number;
+  connections?: number;
+}
+
+export interface TrafficReport {
+  sent: number;
+  completed: number;
+  ok: number;
+  byStatus: Record<string, number>;
+  /** Connection-level failures by code (ECONNRESET, ECONNREFUSED, ETIMEDOUT…). */
+  errors: Record<string, number>;
+  failed: number;
+  durationMs: number;
+  achievedRps: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  /** Ticks skipped because every connection was busy (the target was slower than the rate). */
+  skipped: number;
+  texts: number;
+}
+
+export interface TrafficHandle {
+  pid: number;
+  snapshot(): Promise<TrafficReport>;
+  /** Stops sending, waits for in-flight requests (bounded), returns the totals. */
+  stop(): Promise<TrafficReport>;
+  /** Immediate stop without a report (cleanup after an interrupt). */
+  kill(): void;
+}
+
+type ChildMessage =
+  | { ready: true; texts: number }
+  | { id: number; report: TrafficReport }
+  | { error: string };
+
+const self = fileURLToPath(import.meta.url);
+const CHILD_FLAG = "--modelship-traffic-child";
+
+export async function startTraffic(options: TrafficOptions): Promise<TrafficHandle> {
+  const child: ChildProcess = fork(self, [CHILD_FLAG], {
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+    env: { ...process.env, MODELSHIP_TRAFFIC_OPTIONS: JSON.stringify(options) },
+    // Its own process group: a terminal Ctrl-C reaches the demo, which stops traffic in order.
+    detached: true,
+  });
+  const pending = new Map<number, (r: TrafficReport) => void>();
+  let seq = 0;
+  let exited = false;
+  child.on("exit", () => {
+    exited = true;
+  });
+  child.on("message", (m: ChildMessage) => {
+    if ("id" in m) {
+      pending.get(m.id)?.(m.report);
+      pending.delete(m.id);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.on("message", (m: ChildMessage) => {
+      if ("ready" in m) resolve();
+      if ("error" in m) reject(new Error(`traffic generator: ${m.error}`));
+    });
+    child.once("exit", (code) => reject(new Error(`traffic generator exited early (code ${code})`)));
+  });
+  const ask = (cmd: "snapshot" | "stop") =>
+    new Promise<TrafficReport>((resolve, reject) => {
+      if (exited) return reject(new Error("the traffic generator is not running"));
+      const id = ++seq;
+      pending.set(id, resolve);
+      child.send({ cmd, id });
+    });
+  return {
+    pid: child.pid ?? 0,
+    snapshot: () => ask("snapshot"),
+    stop: async () => {
+      const report = await ask("stop");
+      if (!exited) await new Promise((r) => child.once("exit", r));
+      return report;
+    },
+    kill: () => {
+      if (!exited) child.kill("SIGKILL");
+    },
+  };
+}
+
+/** The texts of the test split, exactly as the trainer split them. */
+export function testSplitTexts(o: TrafficOptions): string[] {
+  const ds = loadTextDataset({
+    path: o.data,
+    textColumn: o.textColumn,
+    labelColumn: o.labelColumn,
+    labels: o.labels,
+    onEmpty: "drop",
+  });
+  const split = stratifiedSplit(
+    ds.examples.map((e) => e.label),
+    o.testSize,
+    o.seed,
+  );
+  return split.test.map((i) => ds.examples[i]!.text).filter((t) => t.trim().length > 0);
+}
+
+function quantile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! * 10) / 10;
+}
+
+async function child(): Promise<void> {
+  const o = JSON.parse(process.env.MODELSHIP_TRAFFIC_OPTIONS ?? "{}") as TrafficOptions;
+  const rps = o.rps ?? 100;
+  const connections = o.connections ?? 8;
+  const target = new URL("/predict", o.url);
+  const bodies = testSplitTexts(o).map((text) => JSON.stringify({ text }));
+  if (bodies.length === 0) throw new Error("no test texts to send");
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const byStatus: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  const latencies: number[] = [];
+  let sent = 0;
+  let completed = 0;
+  let inFlight = 0;
+  let skipped = 0;
+  let stopping = false;
+  const started = performance.now();
+
+  const report = (): TrafficReport => {
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const ok = Object.entries(byStatus)
+      .filter(([s]) => s.startsWith("2"))
+      .reduce((a, [, n]) => a + n, 0);
+    const durationMs = performance.now() - started;
+    return {
+      sent,
+      completed,
+      ok,
+      byStatus: { ...byStatus },
+      errors: { ...errors },
+      failed: completed - ok,
+      durationMs: Math.round(durationMs),
+      achievedRps: Math.round((completed / (durationMs / 1000)) * 10) / 10,
+      p50Ms: quantile(sorted, 0.5),
+      p95Ms: quantile(sorted, 0.95),
+      p99Ms: quantile(sorted, 0.99),
+      skipped,
+      texts: bodies.length,
+    };
+  };
+
+  const fire = () => {
+    if (inFlight >= connections * 2) {
+      skipped++;
+      return;
+    }
+    const body = bodies[sent % bodies.length]!;
+    sent++;
+    inFlight++;
+    const t0 = performance.now();
+    let done = false;
+    const finish = (status: number | null, code?: string) => {
+      if (done) return;
+      done = true;
+      inFlight--;
+      completed++;
+      if (status !== null) byStatus[status] = (byStatus[status] ?? 0) + 1;
+      else errors[code ?? "error"] = (errors[code ?? "error"] ?? 0) + 1;
+      if (latencies.length < 500_000) latencies.push(performance.now() - t0);
+    };
+    const req = request(
+      target,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        timeout: 10_000,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => finish(res.statusCode ?? 0));
+        res.on("error", (e: NodeJS.ErrnoException) => finish(null, e.code ?? e.message));
+      },
+    );
+    req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
+    req.on("error", (e: NodeJS.ErrnoException) => finish(null, e.code ?? e.message));
+    req.end(body);
+  };
+
+  // Even pacing: every 5 ms, send what the rate owes since the start.
+  const timer = setInterval(() => {
+    if (stopping) return;
+    const owed = Math.floor(((performance.now() - started) / 1000) * rps) - sent - skipped;
+    for (let i = 0; i < owed; i++) fire();
+  }, 5);
+
+  process.on("message", async (m: { cmd: string; id: number }) => {
+    if (m.cmd === "snapshot") process.send?.({ id: m.id, report: report() });
+    if (m.cmd === "stop") {
+      stopping = true;
+      clearInterval(timer);
+      const deadline = performance.now() + 15_000;
+      while (inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      agent.destroy();
+      process.send?.({ id: m.id, report: report() }, () => process.exit(0));
+    }
+  });
+  // The demo went away (crash, kill -9): never keep sending on our own.
+  process.on("disconnect", () => process.exit(0));
+  process.send?.({ ready: true, texts: bodies.length });
+}
+
+if (process.argv.includes(CHILD_FLAG)) {
+  child().catch((err) => {
+    process.send?.({ error: err instanceof Error ? err.message : String(err) });
+    process.exit(1);
+  });
+}
