@@ -247,6 +247,7 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     expect(config).toContain("option httpchk GET /ready");
     expect(config).toContain("http-request use-service prometheus-exporter if { path /metrics }");
     expect(config).toMatch(/server v1 127\.0\.0\.1:9001 weight 243 check inter 300ms/);
+    expect(config).toMatch(/server v1 .* observe layer4 error-limit 1 on-error mark-down$/m);
     expect(config).toMatch(/server v2 127\.0\.0\.1:9002 weight 0 check/);
     expect(config).toMatch(/server v3 .* disabled$/m);
     const withGroup = renderConfig(new Router({ ...router.settings, socketGroup: "0" }).settings, desired);
@@ -276,7 +277,7 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     });
     expect(applied.started).toBe(false);
     expect(applied.commands).toContain(
-      `add server models/b 127.0.0.1:${b.port} weight 0 check inter 300ms fastinter 100ms downinter 300ms fall 2 rise 2`,
+      `add server models/b 127.0.0.1:${b.port} weight 0 check inter 300ms fastinter 100ms downinter 300ms fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down`,
     );
     expect((await router.waitHealthy("a", 5_000)).healthy).toBe(true);
     expect((await router.waitHealthy("b", 5_000)).healthy).toBe(true);
@@ -420,6 +421,43 @@ describe("router (real HAProxy 2.6, real backends)", () => {
       expect(result.byBackend.a ?? 0).toBeGreaterThan(0);
     });
   }
+
+  it("a backup server (warm standby) serves while the only regular server is dead", async () => {
+    const flipped = await router.upsertServer({ name: "b", port: b.port, weight: 100, backup: true });
+    expect(flipped.commands.some((c) => c.startsWith("reload (backup flag changed"))).toBe(true);
+    await router.setWeights({ a: 100 });
+    expect((await router.waitHealthy("a", 5_000)).healthy).toBe(true);
+    expect((await router.waitHealthy("b", 5_000)).healthy).toBe(true);
+    const stats = await router.stats();
+    expect(stats.find((s) => s.name === "b")).toMatchObject({ backup: true, sharePercent: 0 });
+    expect(stats.find((s) => s.name === "a")).toMatchObject({ backup: false, sharePercent: 100 });
+    try {
+      const quiet = await new Load(router.edgeUrl(), 4, 200).run();
+      expect(quiet.byBackend).toEqual({ a: 200 }); // a backup gets nothing while a regular server is up
+
+      const load = new Load(router.edgeUrl(), 16).start();
+      await sleep(300);
+      await a.kill();
+      await waitFor("a DOWN", async () =>
+        (await router.stats()).find((x) => x.name === "a")?.status.startsWith("DOWN") ? true : undefined,
+      );
+      await sleep(500);
+      await a.revive();
+      expect((await router.waitHealthy("a", 10_000)).healthy).toBe(true);
+      await sleep(300);
+      const result = await load.stop();
+      console.log(
+        `only regular server killed, backup serving: ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors (a ${result.byBackend.a}, backup b ${result.byBackend.b})`,
+      );
+      expect(result.problems).toEqual([]);
+      expect(result.byBackend.b ?? 0).toBeGreaterThan(0);
+    } finally {
+      const back = await router.upsertServer({ name: "b", port: b.port, weight: 50 });
+      expect(back.commands.some((c) => c.startsWith("reload"))).toBe(true);
+      await router.setWeights({ a: 50 });
+      expect((await router.waitHealthy("a", 5_000)).healthy).toBe(true);
+    }
+  });
 
   it("retries a 500 on the other server; the failing server's 5xx stay visible to the analysis", async () => {
     const load = new Load(router.edgeUrl(), 8).start();

@@ -56,7 +56,12 @@ export function serverKeywords(settings: RouterSettings, spec: ServerSpec, forCo
     `fall ${h.fall}`,
     `rise ${h.rise}`,
   ];
+  // Passive check: connection errors seen on live traffic mark the server DOWN at once, so the
+  // retries of the very requests that hit a dead container are redispatched elsewhere (to the
+  // backup when it was the last regular server) instead of burning all attempts on it.
+  if (h.errorLimit > 0) words.push(`observe layer4 error-limit ${h.errorLimit} on-error mark-down`);
   if (h.slowstartMs > 0) words.push(`slowstart ${ms(h.slowstartMs)}`);
+  if (spec.backup) words.push("backup");
   // "disabled" starts the server in maintenance; drain is expressed as weight 0 in the file and as
   // the DRAIN admin state at runtime (both send it no new requests; checks keep running).
   if (forConfig && spec.state === "maint") words.push("disabled");

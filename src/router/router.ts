@@ -173,32 +173,33 @@ export class Router {
    * (-sf). Live server state (weights, admin states, health) is handed over via server-state-file.
    */
   async reload(): Promise<{ pid: number; previousPid: number | undefined }> {
-    return this.withLock(async () => {
-      const old = await this.running();
-      await this.writeConfig(await this.readDesired());
-      if (!old) return { pid: await this.start(), previousPid: undefined };
-      await this.dumpServerState();
-      if (this.settings.supervisor === "systemd") {
-        await systemctl("reload", this.settings.systemdUnit);
-      } else {
-        await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
+    return this.withLock(() => this.reloadLocked());
+  }
+
+  private async reloadLocked(): Promise<{ pid: number; previousPid: number | undefined }> {
+    const old = await this.running();
+    await this.writeConfig(await this.readDesired());
+    if (!old) return { pid: await this.start(), previousPid: undefined };
+    await this.dumpServerState();
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("reload", this.settings.systemdUnit);
+    } else {
+      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
+    }
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const now = await this.running();
+      if (now && now.pid !== old.pid && (await this.answers())) return { pid: now.pid, previousPid: old.pid };
+      if (this.settings.supervisor === "systemd" && now && (await this.answers()))
+        return { pid: now.pid, previousPid: old.pid }; // master-worker keeps the master pid
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy did not come back after reload within 10s", {
+          exitCode: ExitCode.environment,
+          hint: "run `modelship host check`",
+        });
       }
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const now = await this.running();
-        if (now && now.pid !== old.pid && (await this.answers()))
-          return { pid: now.pid, previousPid: old.pid };
-        if (this.settings.supervisor === "systemd" && now && (await this.answers()))
-          return { pid: now.pid, previousPid: old.pid }; // master-worker keeps the master pid
-        if (Date.now() > deadline) {
-          throw new UserError("HAProxy did not come back after reload within 10s", {
-            exitCode: ExitCode.environment,
-            hint: "run `modelship host check`",
-          });
-        }
-        await sleep(50);
-      }
-    });
+      await sleep(50);
+    }
   }
 
   /** Stops our HAProxy (tests, `host` maintenance); in-flight requests are finished (soft stop). */
@@ -258,9 +259,13 @@ export class Router {
       return this.api.exec(cmd, ok);
     };
     const live = new Map((await this.api.showServersState(BACKEND)).map((s) => [s.name, s]));
+    const liveBackup = new Map((await this.api.showStat(BACKEND)).map((r) => [r.svname, r.bck === "1"]));
+    let reload = false;
     for (const spec of desired.servers) {
       const ref = `${BACKEND}/${spec.name}`;
       const cur = live.get(spec.name);
+      // The runtime API cannot flip `backup` on a server: the (seamless) reload below applies it.
+      if (cur && liveBackup.get(spec.name) !== spec.backup) reload = true;
       if (!cur) {
         // HAProxy 2.6: dynamic servers start in maintenance, ignore default-server, and need their
         // health check enabled explicitly.
@@ -302,6 +307,10 @@ export class Router {
       await sleep(100);
     }
     pendingRemoval.push(...pending);
+    if (reload) {
+      const r = await this.reloadLocked();
+      commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
+    }
     return { commands, pendingRemoval };
   }
 

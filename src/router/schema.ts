@@ -23,6 +23,11 @@ export const ServerSpec = z.object({
   /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
   weight: z.number().min(0).max(100),
   state: ServerState.default("ready"),
+  /**
+   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
+   * standby, so a crashed serving container costs users nothing while the engine restarts it.
+   */
+  backup: z.boolean().default(false),
 });
 export type ServerSpec = z.infer<typeof ServerSpec>;
 export type ServerSpecInput = z.input<typeof ServerSpec>;
@@ -54,6 +59,8 @@ export const RouterSettings = z.object({
       timeoutMs: Millis.default(1000),
       fall: z.number().int().min(1).default(2),
       rise: z.number().int().min(1).default(2),
+      /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
+      errorLimit: z.number().int().min(0).default(1),
       /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
       slowstartMs: z.number().int().min(0).default(0),
     })

@@ -7,6 +7,8 @@ export interface ServerStats {
   address: string;
   /** HAProxy's status text: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/2" (going down), "no check"… */
   status: string;
+  /** Only gets traffic while no regular server is up. */
+  backup: boolean;
   /** Serving: UP (or going down but not yet DOWN) and not in maintenance. */
   up: boolean;
   /** Effective HAProxy weight (0–256) and the share of traffic it gets among servers that are up. */
@@ -59,6 +61,7 @@ export function toServerStats(rows: StatRow[]): ServerStats[] {
       name: r.svname ?? "",
       address: r.addr ?? "",
       status,
+      backup: r.bck === "1",
       up: /^(UP|no check|DRAIN)/.test(status),
       weight,
       userWeight: r.uweight !== undefined && r.uweight !== "" ? num(r.uweight) : weight,
@@ -89,7 +92,10 @@ export function toServerStats(rows: StatRow[]): ServerStats[] {
       checkDescription: r.check_desc ?? "",
     };
   });
-  const serving = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN"));
+  const up = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN"));
+  // Backups share the traffic only when no regular server is up.
+  const regular = up.filter((s) => !s.backup);
+  const serving = regular.length > 0 ? regular : up;
   const total = serving.reduce((sum, s) => sum + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round((s.weight / total) * 1000) / 10 : 0;
   return parsed;
