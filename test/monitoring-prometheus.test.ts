@@ -8,6 +8,7 @@ import { Ledger } from "../src/ledger/ledger.js";
 import { emptyLedger, type VersionEntry } from "../src/ledger/schema.js";
 import {
   type MonitoringResult,
+  monitoringStatus,
   startMonitoring,
   stopMonitoring,
   syncTargets,
@@ -301,6 +302,9 @@ describe("monitoring stack on a real Prometheus", () => {
     expect(rows.filter((a) => a.labels.alertname === "StableVersionNotRouted").map((a) => a.labels)).toEqual([
       expect.objectContaining({ ledger_version: modelVersion, server: modelVersion }),
     ]);
+    const status = await monitoringStatus(stateDir);
+    expect(status).toMatchObject({ configured: true, ready: true, pid: prom.pid, targets: 2, url: prom.url });
+    expect(status.firing).toEqual(expect.arrayContaining(["ModelHighErrorRate", "StableVersionNotRouted"]));
   });
 
   it("stopMonitoring ends the daemon", async () => {
@@ -309,5 +313,6 @@ describe("monitoring stack on a real Prometheus", () => {
     expect(await stopMonitoring(stateDir)).toBe(true);
     expect(await runningPid(monitoringPaths(stateDir))).toBeUndefined();
     expect(await stopMonitoring(stateDir)).toBe(false);
+    expect(await monitoringStatus(stateDir)).toMatchObject({ configured: true, ready: false, firing: [] });
   });
 });

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { Ledger } from "../src/ledger/ledger.js";
 import { emptyLedger, type VersionEntry } from "../src/ledger/schema.js";
-import { startMonitoring } from "../src/monitoring/index.js";
+import { monitoringStatus, startMonitoring } from "../src/monitoring/index.js";
 import { monitoringPaths } from "../src/monitoring/paths.js";
 import { checkConfig, renderPrometheusUnit } from "../src/monitoring/prometheus.js";
 import { FAST_FACTOR, renderPrometheusConfig, renderRules, seconds } from "../src/monitoring/render.js";
@@ -298,6 +298,7 @@ describe("file_sd targets from the deploy ledger", () => {
   });
 
   it("an empty or missing ledger gives an empty target list (Prometheus then scrapes no model)", async () => {
+    expect(await monitoringStatus(dir)).toEqual({ configured: false, ready: false, targets: 0, firing: [] });
     expect(await syncTargets(dir)).toEqual([]);
     expect(JSON.parse(await readFile(monitoringPaths(dir).modelTargets, "utf8"))).toEqual([]);
   });

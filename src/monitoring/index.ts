@@ -1,5 +1,6 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import { Router } from "../router/router.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile, atomicWriteJson } from "../util/fs.js";
@@ -7,6 +8,7 @@ import { Reporter } from "../util/progress.js";
 import { ASSET, assetsDir, type MonitoringPaths, monitoringPaths } from "./paths.js";
 import {
   checkConfig,
+  isReady,
   launchDaemon,
   prometheusUrl,
   reloadDaemon,
@@ -18,7 +20,7 @@ import {
 } from "./prometheus.js";
 import { readAsset, renderPrometheusConfig, renderRules } from "./render.js";
 import { MonitoringSettings, type MonitoringSettingsInput } from "./schema.js";
-import { syncTargets } from "./targets.js";
+import { readTargets, syncTargets } from "./targets.js";
 
 export { monitoringPaths } from "./paths.js";
 export { renderPrometheusUnit, stopDaemon } from "./prometheus.js";
@@ -127,6 +129,68 @@ export async function startMonitoring(options: StartMonitoringOptions): Promise<
     (r) => `${r.started ? "started" : "reloaded"} pid ${r.pid}, ${r.url}`,
   );
 }
+
+export interface MonitoringStatus {
+  /** `startMonitoring` has run for this state dir (monitoring.json exists). */
+  configured: boolean;
+  url?: string;
+  supervisor?: "daemon" | "systemd";
+  /** Daemon pid when it runs (systemd: unknown here, see `ready`). */
+  pid?: number;
+  /** GET /-/ready answered 200. */
+  ready: boolean;
+  /** Model targets in the file_sd file. */
+  targets: number;
+  /** Names of alerts firing now (empty when Prometheus does not answer). */
+  firing: string[];
+}
+
+/** For `host check` / `status`: is Prometheus there, how many models it scrapes, what fires. */
+export async function monitoringStatus(stateDir: string): Promise<MonitoringStatus> {
+  const paths = monitoringPaths(stateDir);
+  const targets = (await readTargets(paths.modelTargets).catch(() => [])).length;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(paths.settings, "utf8"));
+  } catch {
+    return { configured: false, ready: false, targets, firing: [] };
+  }
+  const parsed = MonitoringSettings.safeParse(raw);
+  if (!parsed.success) return { configured: false, ready: false, targets, firing: [] };
+  const settings = parsed.data;
+  const url = prometheusUrl(settings);
+  const pid = settings.supervisor === "daemon" ? await runningPid(paths) : undefined;
+  const ready = await isReady(settings);
+  let firing: string[] = [];
+  if (ready) {
+    try {
+      const res = await fetch(`${url}/api/v1/alerts`, { signal: AbortSignal.timeout(2000) });
+      const body = AlertsAnswer.parse(await res.json());
+      firing = [
+        ...new Set(body.data.alerts.filter((a) => a.state === "firing").map((a) => a.labels.alertname)),
+      ]
+        .filter((n): n is string => Boolean(n))
+        .sort();
+    } catch {
+      // answers /-/ready but not the API: report no alerts rather than fail the check
+    }
+  }
+  return {
+    configured: true,
+    url,
+    supervisor: settings.supervisor,
+    ...(pid ? { pid } : {}),
+    ready,
+    targets,
+    firing,
+  };
+}
+
+const AlertsAnswer = z.object({
+  data: z.object({
+    alerts: z.array(z.object({ state: z.string(), labels: z.record(z.string(), z.string()) })),
+  }),
+});
 
 /** Stops the daemon Prometheus of a state dir (no-op when it is not running). */
 export async function stopMonitoring(stateDir: string): Promise<boolean> {
