@@ -1,3 +1,4 @@
+import type { DriftRecorder } from "./drift.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { ModelInput, ServedPrediction } from "./model.js";
 
@@ -8,11 +9,15 @@ import type { ModelInput, ServedPrediction } from "./model.js";
 export class PredictionBook {
   private readonly metrics: ServerMetrics;
 
-  constructor(metrics: ServerMetrics) {
+  private readonly drift: DriftRecorder | undefined;
+
+  constructor(metrics: ServerMetrics, drift?: DriftRecorder) {
     this.metrics = metrics;
+    this.drift = drift;
   }
 
-  record(_inputs: readonly ModelInput[], predictions: readonly ServedPrediction[]): void {
+  record(inputs: readonly ModelInput[], predictions: readonly ServedPrediction[]): void {
+    this.drift?.record(inputs, predictions);
     const { predictions: byClass, confidence } = this.metrics;
     for (const p of predictions) {
       byClass.inc({ class: p.label });

@@ -6,6 +6,7 @@ import { AggregatorRegistry } from "prom-client";
 import { readBundle } from "../src/bundle/read.js";
 import type { ModelCard } from "../src/bundle/schema.js";
 import { ExitCode, UserError } from "../src/util/errors.js";
+import { DriftHub } from "./drift.js";
 import { isMessage, SETTINGS_ENV_VAR, type ToPrimary, type ToWorker } from "./ipc.js";
 import { createLogger } from "./logger.js";
 import type { ServeSettings } from "./settings.js";
@@ -40,6 +41,7 @@ export async function runServer(settings: ServeSettings, hooks: RunHooks = {}): 
   const logger = hooks.logger ?? createLogger(settings, { role: "primary" });
   const { card } = await readBundle(settings.modelDir);
   hooks.onBundle?.(card);
+  const drift = new DriftHub(card, logger);
   if (settings.chaosErrorRate > 0) {
     logger.warn(
       { chaosErrorRate: settings.chaosErrorRate },
@@ -82,6 +84,7 @@ export async function runServer(settings: ServeSettings, hooks: RunHooks = {}): 
     };
 
     const onMessage = (worker: Worker, msg: unknown) => {
+      if (drift.handle(worker, msg)) return;
       if (!isMessage<ToPrimary>(msg)) return;
       switch (msg.type) {
         case "modelship:ready": {
@@ -115,7 +118,7 @@ export async function runServer(settings: ServeSettings, hooks: RunHooks = {}): 
           abort(msg.exitCode, `worker ${worker.id} failed to start: ${msg.message}`);
           break;
         case "modelship:metrics-req":
-          aggregator.clusterMetrics().then(
+          drift.appendMetrics(aggregator.clusterMetrics()).then(
             (text) =>
               worker.isConnected() &&
               worker.send({

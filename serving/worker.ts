@@ -5,6 +5,7 @@ import { readBundle } from "../src/bundle/read.js";
 import { describeError, ExitCode, isUserError } from "../src/util/errors.js";
 import { buildApp } from "./app.js";
 import type { ServerContext, WorkerState } from "./context.js";
+import { DriftRecorder, registerDriftRoute } from "./drift.js";
 import { isMessage, SETTINGS_ENV_VAR, type ToPrimary, type ToWorker } from "./ipc.js";
 import { createLogger } from "./logger.js";
 import { createServerMetrics } from "./metrics.js";
@@ -71,17 +72,19 @@ async function start(settings: ServeSettings, logger: Logger): Promise<void> {
   });
   const golden = await model.verifyGolden(settings.goldenTolerance);
   const metrics = createServerMetrics(bundle.card);
+  const drift = await DriftRecorder.open(bundle);
   const state: WorkerState = { ready: false, draining: false };
   const ctx: ServerContext = {
     model,
     settings,
     metrics,
-    book: new PredictionBook(metrics),
+    book: new PredictionBook(metrics, drift),
     state,
     logger,
     clusterMetrics: metricsFromPrimary(),
   };
   const app = buildApp(ctx);
+  registerDriftRoute(app, drift);
   await app.listen({ host: settings.host, port: settings.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : settings.port;

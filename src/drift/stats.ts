@@ -1,0 +1,166 @@
+import { z } from "zod";
+import type { Reference } from "../bundle/schema.js";
+import type { DriftCounts } from "./counts.js";
+
+/** The four statistics, named as the monitoring rules label them (`statistic="score_psi"`, …). */
+export const STATISTICS = ["score_psi", "class_mix_distance", "input_length_psi", "oov_rate"] as const;
+export type StatisticName = (typeof STATISTICS)[number];
+
+/** Prometheus gauge per statistic; `<name>_threshold` is exported next to each (monitoring/README.md). */
+export const DRIFT_GAUGE: Record<StatisticName, string> = {
+  score_psi: "modelship_drift_score_psi",
+  class_mix_distance: "modelship_drift_class_mix_distance",
+  input_length_psi: "modelship_drift_input_length_psi",
+  oov_rate: "modelship_drift_oov_rate",
+};
+
+/**
+ * Defaults measured on the airline model (test/drift.test.ts, README "Drift"): over 400 in-distribution
+ * windows of 1000 predictions the largest values were score PSI 0.018, class-mix distance 0.036, length
+ * PSI 0.024, OOV rate 0.061, so each threshold sits at 2× or more the worst in-distribution window.
+ * PSI noise scales like (bins − 1) / window: a smaller window needs larger thresholds.
+ */
+export const DEFAULT_THRESHOLDS = {
+  scorePsi: 0.05,
+  classMixDistance: 0.075,
+  inputLengthPsi: 0.05,
+  oovRate: 0.15,
+} as const;
+
+export const DEFAULT_WINDOW = 1000;
+
+export const thresholdsSchema = z.object({
+  scorePsi: z.number().positive().default(DEFAULT_THRESHOLDS.scorePsi),
+  classMixDistance: z.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance),
+  inputLengthPsi: z.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi),
+  oovRate: z.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate),
+});
+export type DriftThresholds = z.infer<typeof thresholdsSchema>;
+
+const THRESHOLD_KEY: Record<StatisticName, keyof DriftThresholds> = {
+  score_psi: "scorePsi",
+  class_mix_distance: "classMixDistance",
+  input_length_psi: "inputLengthPsi",
+  oov_rate: "oovRate",
+};
+
+export const statisticSchema = z.object({
+  name: z.enum(STATISTICS),
+  /** null: not applicable (no text input, no reference) or nothing observed yet. */
+  value: z.number().nullable(),
+  threshold: z.number(),
+  over: z.boolean(),
+});
+export type Statistic = z.infer<typeof statisticSchema>;
+
+/** `GET /drift` body; also what `modelship drift --log` computes. */
+export const driftReportSchema = z.object({
+  model: z.object({ name: z.string(), version: z.string() }),
+  windowSize: z.number().int().positive(),
+  observed: z.number().int().nonnegative(),
+  /** The window holds at least windowSize predictions; only then can a statistic be "over". */
+  full: z.boolean(),
+  oldestAt: z.string().nullable(),
+  newestAt: z.string().nullable(),
+  drift: z.boolean(),
+  statistics: z.array(statisticSchema),
+});
+export type DriftReport = z.infer<typeof driftReportSchema>;
+
+/** Additive smoothing per bin, so an empty bin on either side gives a finite PSI. */
+const SMOOTHING = 0.5;
+
+/**
+ * Population stability index Σ (q − p) ln(q / p) of observed counts against reference counts, both
+ * smoothed. ≈ χ²/n under no drift, so its noise floor shrinks with the window size.
+ */
+export function psi(observed: readonly number[], reference: readonly number[]): number {
+  if (observed.length !== reference.length) throw new RangeError("psi: bin counts differ");
+  const k = observed.length;
+  const n = sum(observed) + SMOOTHING * k;
+  const r = sum(reference) + SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = (observed[i]! + SMOOTHING) / n;
+    const p = (reference[i]! + SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+
+/** Total-variation distance ½ Σ |q − p|: the share of predictions that would have to change class. */
+export function totalVariation(observed: readonly number[], referenceShares: readonly number[]): number {
+  const n = sum(observed);
+  if (n === 0) return 0;
+  let total = 0;
+  for (let i = 0; i < observed.length; i++) total += Math.abs(observed[i]! / n - (referenceShares[i] ?? 0));
+  return total / 2;
+}
+
+function sum(xs: readonly number[]): number {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
+/** Statistic values of a window of counts against the bundle's reference. */
+export function statisticValues(
+  counts: DriftCounts,
+  reference: Reference,
+  labels: readonly string[],
+): Record<StatisticName, number | null> {
+  if (counts.n === 0)
+    return { score_psi: null, class_mix_distance: null, input_length_psi: null, oov_rate: null };
+  return {
+    score_psi: psi(counts.scoreBins, reference.scoreHistogram.counts),
+    class_mix_distance: totalVariation(
+      counts.classes,
+      labels.map((l) => reference.classMix[l] ?? 0),
+    ),
+    input_length_psi:
+      reference.inputLengthHistogram && counts.lengthBins.length > 0
+        ? psi(counts.lengthBins, reference.inputLengthHistogram.counts)
+        : null,
+    oov_rate: counts.tokens > 0 ? counts.oovTokens / counts.tokens : null,
+  };
+}
+
+/** The full report: each statistic with its threshold; "over" only once the window is full. */
+export function evaluateDrift(options: {
+  counts: DriftCounts;
+  reference: Reference;
+  labels: readonly string[];
+  model: { name: string; version: string };
+  thresholds: DriftThresholds;
+  windowSize: number;
+  oldestAt?: Date | undefined;
+  newestAt?: Date | undefined;
+}): DriftReport {
+  const { counts, thresholds, windowSize } = options;
+  const values = statisticValues(counts, options.reference, options.labels);
+  const full = counts.n >= windowSize;
+  const statistics = STATISTICS.map((name) => {
+    const value = values[name];
+    const threshold = thresholds[THRESHOLD_KEY[name]];
+    return {
+      name,
+      value: value === null ? null : round(value),
+      threshold,
+      over: full && value !== null && value > threshold,
+    };
+  });
+  return {
+    model: options.model,
+    windowSize,
+    observed: counts.n,
+    full,
+    oldestAt: options.oldestAt?.toISOString() ?? null,
+    newestAt: options.newestAt?.toISOString() ?? null,
+    drift: statistics.some((s) => s.over),
+    statistics,
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}
