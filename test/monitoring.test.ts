@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -12,7 +12,13 @@ import { monitoringPaths } from "../src/monitoring/paths.js";
 import { checkConfig, renderPrometheusUnit } from "../src/monitoring/prometheus.js";
 import { FAST_FACTOR, renderPrometheusConfig, renderRules, seconds } from "../src/monitoring/render.js";
 import { MonitoringSettings } from "../src/monitoring/schema.js";
-import { readTargets, syncTargets, targetsFromLedger, writeTargets } from "../src/monitoring/targets.js";
+import {
+  handOverTargets,
+  readTargets,
+  syncTargets,
+  targetsFromLedger,
+  writeTargets,
+} from "../src/monitoring/targets.js";
 import { ExitCode, UserError } from "../src/util/errors.js";
 import { repoRoot } from "./support/data.js";
 
@@ -302,6 +308,23 @@ describe("file_sd targets from the deploy ledger", () => {
     expect(await syncTargets(dir)).toEqual([]);
     expect(JSON.parse(await readFile(monitoringPaths(dir).modelTargets, "utf8"))).toEqual([]);
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "hands the targets dir to the sudo caller so deploys can rewrite it",
+    async () => {
+      await syncTargets(dir);
+      expect(await handOverTargets(dir, { uid: 65534, gid: 65534 })).toBe(true);
+      const paths = monitoringPaths(dir);
+      for (const p of [paths.targetsDir, paths.modelTargets]) expect((await stat(p)).uid).toBe(65534);
+      const saved = { uid: process.env.SUDO_UID, gid: process.env.SUDO_GID };
+      try {
+        delete process.env.SUDO_UID;
+        expect(await handOverTargets(dir)).toBe(false);
+      } finally {
+        if (saved.uid !== undefined) process.env.SUDO_UID = saved.uid;
+      }
+    },
+  );
 
   it("rejects bad targets with one line naming the target, and leaves the old file in place", async () => {
     const file = join(dir, "t.json");

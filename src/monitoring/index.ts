@@ -20,13 +20,13 @@ import {
 } from "./prometheus.js";
 import { readAsset, renderPrometheusConfig, renderRules } from "./render.js";
 import { MonitoringSettings, type MonitoringSettingsInput } from "./schema.js";
-import { readTargets, syncTargets } from "./targets.js";
+import { handOverTargets, readTargets, syncTargets } from "./targets.js";
 
 export { monitoringPaths } from "./paths.js";
 export { renderPrometheusUnit, stopDaemon } from "./prometheus.js";
 export { renderPrometheusConfig, renderRules } from "./render.js";
 export { MonitoringSettings, ScrapeTarget } from "./schema.js";
-export { syncTargets, TARGET_LABEL, targetsFromLedger, writeTargets } from "./targets.js";
+export { handOverTargets, syncTargets, TARGET_LABEL, targetsFromLedger, writeTargets } from "./targets.js";
 
 export interface StartMonitoringOptions
   extends Partial<Omit<MonitoringSettingsInput, "stateDir" | "listen">> {
@@ -78,6 +78,7 @@ export async function startMonitoring(options: StartMonitoringOptions): Promise<
       const assets = options.assets ?? assetsDir();
       await atomicWriteFile(paths.rules, renderRules(await readAsset(assets, ASSET.rules), settings));
       const written = await syncTargets(options.stateDir);
+      await handOverTargets(options.stateDir);
       const config = renderPrometheusConfig(await readAsset(assets, ASSET.config), {
         settings,
         paths,

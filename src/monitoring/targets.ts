@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
 import { Ledger } from "../ledger/ledger.js";
@@ -101,4 +101,28 @@ export async function syncTargets(stateDir: string): Promise<ScrapeTarget[]> {
   } finally {
     await release();
   }
+}
+
+/**
+ * `sudo modelship host init --monitoring` runs as root, but deploys (which rewrite the targets) run
+ * as the CI user: hand the targets dir to that user. Default owner: SUDO_UID/SUDO_GID when root.
+ */
+export async function handOverTargets(
+  stateDir: string,
+  owner: { uid: number; gid: number } | undefined = sudoCaller(),
+): Promise<boolean> {
+  if (!owner) return false;
+  const paths = monitoringPaths(stateDir);
+  await mkdir(paths.targetsDir, { recursive: true });
+  await chown(paths.targetsDir, owner.uid, owner.gid);
+  for (const name of await readdir(paths.targetsDir))
+    await chown(join(paths.targetsDir, name), owner.uid, owner.gid);
+  return true;
+}
+
+function sudoCaller(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(process.env.SUDO_UID);
+  const gid = Number(process.env.SUDO_GID);
+  return Number.isInteger(uid) && Number.isInteger(gid) && uid > 0 ? { uid, gid } : undefined;
 }
