@@ -1,7 +1,7 @@
 /**
  * `npm run bench:serve` — model server throughput and latency against floors measured in the same run:
  *   (a) bare node:http hello world (same worker count)   ← HTTP floor
- *   (b) POST /predict, one text                            (also with dynamic batching on)
+ *   (b) POST /predict, one text                            (also without the access log)
  *   (c) POST /predict, batch of 32 texts
  *   (d) in-process session.run, 1 text and 32 texts        ← model floor
  * Load: wrk (or autocannon when wrk is missing) at 32 connections. RSS per worker before/after.
@@ -9,7 +9,7 @@
  *        --connections <n> (32) --soak <s> (5-minute soak: RSS sampled every 10 s) --json
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -35,6 +35,8 @@ const workers = Number(args.workers);
 const connections = Number(args.connections);
 
 interface Load {
+  /** Server CPU time per request (all its processes), in microseconds. */
+  cpuUs?: number;
   detail?: string;
   non2xx?: number;
   rps: number;
@@ -166,6 +168,29 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await done;
 }
 
+/**
+ * CPU seconds (user + system) used so far by a process and its children. On a shared machine
+ * wall-clock req/s depends on the neighbours; CPU per request does not, so both are reported.
+ */
+async function treeCpuSeconds(pid: number): Promise<number> {
+  const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
+  const pids = [
+    pid,
+    ...stdout
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => Number(l.trim())),
+  ];
+  let ticks = 0;
+  for (const p of pids) {
+    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+    // Fields after the ")" of the command name: utime is the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+
 /** RSS (MB) of a process's children: the server's workers. */
 async function workerRss(pid: number): Promise<number[]> {
   const { stdout } = await exec("ps", ["-o", "rss=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
@@ -205,12 +230,14 @@ async function sessionFloor(
   const times: number[] = [];
   const end = performance.now() + Math.min(duration, 5) * 1000;
   let i = 0;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   while (performance.now() < end) {
     const t0 = performance.now();
     await session.predict(inputs(i++));
     times.push(performance.now() - t0);
   }
+  const cpu = process.cpuUsage(cpu0);
   const elapsed = performance.now() - started;
   await session.release();
   times.sort((a, b) => a - b);
@@ -218,6 +245,7 @@ async function sessionFloor(
     rps: (times.length / elapsed) * 1000,
     p50: times[Math.floor(times.length * 0.5)]!,
     p99: times[Math.floor(times.length * 0.99)]!,
+    cpuUs: (cpu.user + cpu.system) / times.length,
     errors: 0,
     requests: times.length,
   };
@@ -246,11 +274,10 @@ async function main() {
     const script = join(dir, "hello.cjs");
     await writeFile(script, HELLO);
     const { child, port } = await startChild([script], { WORKERS: String(workers) });
-    rows.push({
-      name: "(a) node:http hello (floor)",
-      items: 1,
-      ...(await load(`http://127.0.0.1:${port}/`, "{}")),
-    });
+    const cpu0 = await treeCpuSeconds(child.pid!);
+    const result = await load(`http://127.0.0.1:${port}/`, "{}");
+    const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / result.requests) * 1e6;
+    rows.push({ name: "(a) node:http hello (floor)", items: 1, ...result, cpuUs });
     await stopChild(child);
     await rm(dir, { recursive: true, force: true });
   }
@@ -262,12 +289,6 @@ async function main() {
       body: single,
       items: 1,
       env: { MODELSHIP_ACCESS_LOG: "0" },
-    },
-    {
-      name: "(b'') /predict 1 text, dynamic batching 32/1ms",
-      body: single,
-      items: 1,
-      env: { MODELSHIP_BATCH_MAX_SIZE: "32", MODELSHIP_BATCH_MAX_DELAY_MS: "1" },
     },
     { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: {} },
   ];
@@ -281,9 +302,11 @@ async function main() {
       ...run.env,
     });
     const rssBefore = await workerRss(child.pid!);
+    const cpu0 = await treeCpuSeconds(child.pid!);
     const result = await load(`http://127.0.0.1:${port}/predict`, run.body);
+    const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / result.requests) * 1e6;
     const rssAfter = await workerRss(child.pid!);
-    rows.push({ name: run.name, items: run.items, ...result, rssBefore, rssAfter });
+    rows.push({ name: run.name, items: run.items, ...result, cpuUs, rssBefore, rssAfter });
     await stopChild(child);
   }
 
@@ -347,8 +370,10 @@ async function main() {
       "texts/s",
       "p50 ms",
       "p99 ms",
+      "CPU µs/req",
       "errors",
       "÷ hello req/s",
+      "÷ hello by CPU",
       "÷ session.run",
       "worker RSS MB before→after",
     ],
@@ -360,12 +385,14 @@ async function main() {
         Math.round(r.rps * r.items),
         f2(r.p50),
         f2(r.p99),
+        r.cpuUs === undefined ? "" : Math.round(r.cpuUs),
         r.non2xx
           ? `${r.errors} (${r.non2xx} non-2xx)`
           : r.errors
             ? `${r.errors} (${r.detail ?? "socket"})`
             : 0,
         r.name.startsWith("(d)") ? "" : `${f2(r.rps / hello.rps)}`,
+        r.name.startsWith("(d)") || !r.cpuUs || !hello.cpuUs ? "" : `${f2(hello.cpuUs / r.cpuUs)}`,
         floor ? `${f2(r.rps / floor.rps)}` : "",
         r.rssBefore ? `${r.rssBefore.join("/")} → ${r.rssAfter!.join("/")}` : "",
       ];

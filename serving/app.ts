@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import type { Counter, Histogram } from "prom-client";
 import type { ServerContext } from "./context.js";
 import { clientErrorResponse, formatValidationError, HttpError, installErrorHandling } from "./errors.js";
 import { registerOip } from "./routes/oip.js";
@@ -56,6 +57,21 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
   ];
   installErrorHandling(app, allowedMethods);
 
+  // Label-bound children, cached: prom-client otherwise hashes the label object on every request.
+  const series = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string> }>();
+  const seriesFor = (route: string, method: string, status: string) => {
+    const key = `${route} ${method} ${status}`;
+    let s = series.get(key);
+    if (!s) {
+      s = {
+        requests: metrics.requests.labels({ route, method, status }),
+        duration: metrics.duration.labels({ route, method }),
+      };
+      series.set(key, s);
+    }
+    return s;
+  };
+
   app.addHook("onRequest", (request, reply, done) => {
     const started = performance.now();
     metrics.inFlight.inc();
@@ -66,8 +82,9 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
       const route = request.routeOptions.url ?? "unmatched";
       const status = reply.raw.writableFinished ? String(reply.raw.statusCode) : "aborted";
       const seconds = (performance.now() - started) / 1000;
-      metrics.requests.inc({ route, method: request.method, status });
-      metrics.duration.observe({ route, method: request.method }, seconds);
+      const series = seriesFor(route, request.method, status);
+      series.requests.inc();
+      series.duration.observe(seconds);
       if (settings.accessLog) {
         request.log.info(
           { method: request.method, url: request.url, route, status, ms: Math.round(seconds * 1e5) / 100 },

@@ -1,4 +1,5 @@
 import { describeError, isUserError } from "../src/util/errors.js";
+import { flushLogs } from "./logger.js";
 import { resolveSettings } from "./settings.js";
 import { runServer } from "./supervisor.js";
 
@@ -8,6 +9,7 @@ import { runServer } from "./supervisor.js";
  */
 try {
   const code = await runServer(resolveSettings());
+  flushLogs();
   process.exit(code);
 } catch (err) {
   process.stderr.write(`modelship-serve: ${describeError(err)}\n`);

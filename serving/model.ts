@@ -3,7 +3,6 @@ import type { GoldenExample, ModelCard } from "../src/bundle/schema.js";
 import { argmax } from "../src/metrics/classification.js";
 import { ClassifierSession } from "../src/onnx/session.js";
 import { ExitCode, UserError } from "../src/util/errors.js";
-import { Batcher } from "./batcher.js";
 
 export type ModelInput = string | readonly number[];
 
@@ -16,33 +15,21 @@ export interface ServedPrediction {
   confidence: number;
 }
 
-/** One worker's model: an ORT session plus the card, with optional dynamic batching in front. */
+/** One worker's model: an ORT session plus the card. */
 export class ServedModel {
   readonly card: ModelCard;
   readonly kind: "text" | "features";
   readonly featureCount: number | undefined;
   private readonly session: ClassifierSession;
-  private readonly batcher: Batcher<ModelInput, ServedPrediction> | undefined;
 
-  private constructor(
-    card: ModelCard,
-    session: ClassifierSession,
-    batch: { maxSize: number; maxDelayMs: number },
-  ) {
+  private constructor(card: ModelCard, session: ClassifierSession) {
     this.card = card;
     this.session = session;
     this.kind = session.inputKind === "text" ? "text" : "features";
     this.featureCount = session.featureCount ?? card.io.featureColumns?.length;
-    this.batcher =
-      batch.maxSize > 1
-        ? new Batcher((inputs) => this.run(inputs), { maxSize: batch.maxSize, maxDelayMs: batch.maxDelayMs })
-        : undefined;
   }
 
-  static async open(
-    bundle: LoadedBundle,
-    batch: { maxSize: number; maxDelayMs: number } = { maxSize: 0, maxDelayMs: 0 },
-  ): Promise<ServedModel> {
+  static async open(bundle: LoadedBundle): Promise<ServedModel> {
     const { card } = bundle;
     const session = await ClassifierSession.open(bundle.modelPath, {
       intraOpThreads: 1,
@@ -50,16 +37,18 @@ export class ServedModel {
       probabilitiesOutput: card.io.probabilitiesOutput,
       labels: card.io.labels,
     });
-    return new ServedModel(card, session, batch);
+    return new ServedModel(card, session);
   }
 
   get inputName(): string {
     return this.session.input.name;
   }
 
-  /** Predicts a batch; goes through the batcher when dynamic batching is on. */
+  /**
+   * Predicts a batch. No dynamic batching across requests: bench:serve measured no reliable win
+   * (docs/benchmarks.md), so each request is one model run.
+   */
   predict(inputs: readonly ModelInput[]): Promise<ServedPrediction[]> {
-    if (this.batcher && inputs.length < this.batcher.maxSize) return this.batcher.submit(inputs);
     return this.run(inputs);
   }
 

@@ -1,3 +1,4 @@
+import type { Counter } from "prom-client";
 import type { DriftRecorder } from "./drift.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { ModelInput, ServedPrediction } from "./model.js";
@@ -7,21 +8,21 @@ import type { ModelInput, ServedPrediction } from "./model.js";
  * confidence histogram live here; drift statistics (issue 7) hook in at `record` too.
  */
 export class PredictionBook {
-  private readonly metrics: ServerMetrics;
-
+  private readonly byClass: Map<string, Counter.Internal>;
+  private readonly confidence: ServerMetrics["confidence"];
   private readonly drift: DriftRecorder | undefined;
 
-  constructor(metrics: ServerMetrics, drift?: DriftRecorder) {
-    this.metrics = metrics;
+  constructor(metrics: ServerMetrics, labels: readonly string[], drift?: DriftRecorder) {
     this.drift = drift;
+    this.byClass = new Map(labels.map((l) => [l, metrics.predictions.labels({ class: l })]));
+    this.confidence = metrics.confidence;
   }
 
   record(inputs: readonly ModelInput[], predictions: readonly ServedPrediction[]): void {
     this.drift?.record(inputs, predictions);
-    const { predictions: byClass, confidence } = this.metrics;
     for (const p of predictions) {
-      byClass.inc({ class: p.label });
-      confidence.observe(p.confidence);
+      this.byClass.get(p.label)?.inc();
+      this.confidence.observe(p.confidence);
     }
   }
 }

@@ -38,9 +38,6 @@ export const serveSettingsSchema = z.object({
     .int()
     .min(1024)
     .default(16 * 1024),
-  /** Dynamic batching: 0 = off (see docs/benchmarks.md for why it is off by default). */
-  batchMaxSize: z.number().int().min(0).default(0),
-  batchMaxDelayMs: z.number().min(0).max(100).default(1),
   goldenTolerance: z.number().positive().default(1e-4),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** One log line per request (id, route, status, ms — never the body). */
@@ -67,8 +64,6 @@ export const SETTINGS_ENV = {
   headersTimeoutMs: "MODELSHIP_HEADERS_TIMEOUT_MS",
   keepAliveTimeoutMs: "MODELSHIP_KEEPALIVE_TIMEOUT_MS",
   maxHeaderBytes: "MODELSHIP_MAX_HEADER_BYTES",
-  batchMaxSize: "MODELSHIP_BATCH_MAX_SIZE",
-  batchMaxDelayMs: "MODELSHIP_BATCH_MAX_DELAY_MS",
   goldenTolerance: "MODELSHIP_GOLDEN_TOLERANCE",
   logLevel: "MODELSHIP_LOG_LEVEL",
   accessLog: "MODELSHIP_ACCESS_LOG",
@@ -87,8 +82,6 @@ const numericKeys = new Set<keyof ServeSettings>([
   "headersTimeoutMs",
   "keepAliveTimeoutMs",
   "maxHeaderBytes",
-  "batchMaxSize",
-  "batchMaxDelayMs",
   "goldenTolerance",
   "chaosErrorRate",
 ]);

@@ -27,6 +27,9 @@ export interface RunHooks {
   logger?: Logger;
 }
 
+/** V8 young-generation semi-space per worker (MB); Node's default (16) costs ~30 MB RSS for nothing here. */
+const WORKER_SEMI_SPACE_MB = 4;
+
 /** Restarts of crashed workers allowed per minute before the server gives up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
 
@@ -50,7 +53,11 @@ export async function runServer(settings: ServeSettings, hooks: RunHooks = {}): 
   }
 
   const self = fileURLToPath(import.meta.url);
-  cluster.setupPrimary({ exec: self.replace(/supervisor(\.[cm]?[jt]s)$/, `worker${extname(self)}`) });
+  cluster.setupPrimary({
+    exec: self.replace(/supervisor(\.[cm]?[jt]s)$/, `worker${extname(self)}`),
+    // A small young generation: request garbage dies young, and RSS stays well under 150 MB per worker.
+    execArgv: [...process.execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`],
+  });
   const aggregator = new AggregatorRegistry();
   const workerEnv = { [SETTINGS_ENV_VAR]: JSON.stringify(settings) };
 

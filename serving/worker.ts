@@ -7,7 +7,7 @@ import { buildApp } from "./app.js";
 import type { ServerContext, WorkerState } from "./context.js";
 import { DriftRecorder, registerDriftRoute } from "./drift.js";
 import { isMessage, SETTINGS_ENV_VAR, type ToPrimary, type ToWorker } from "./ipc.js";
-import { createLogger } from "./logger.js";
+import { createLogger, flushLogs } from "./logger.js";
 import { createServerMetrics } from "./metrics.js";
 import { ServedModel } from "./model.js";
 import { PredictionBook } from "./predictions.js";
@@ -17,6 +17,11 @@ import { type ServeSettings, serveSettingsSchema } from "./settings.js";
  * One worker process: one ORT session, one fastify app on the shared port. It listens only after
  * the golden examples reproduce, so a reachable worker is always a warmed one.
  */
+
+function exitFlushed(code: number): never {
+  flushLogs();
+  process.exit(code);
+}
 
 function send(msg: ToPrimary): void {
   process.send?.(msg);
@@ -66,10 +71,7 @@ async function start(settings: ServeSettings, logger: Logger): Promise<void> {
   const started = performance.now();
   // The primary already checked the model file against its sha256.
   const bundle = await readBundle(settings.modelDir, { verifyHash: false });
-  const model = await ServedModel.open(bundle, {
-    maxSize: settings.batchMaxSize,
-    maxDelayMs: settings.batchMaxDelayMs,
-  });
+  const model = await ServedModel.open(bundle);
   const golden = await model.verifyGolden(settings.goldenTolerance);
   const metrics = createServerMetrics(bundle.card);
   const drift = await DriftRecorder.open(bundle);
@@ -78,7 +80,7 @@ async function start(settings: ServeSettings, logger: Logger): Promise<void> {
     model,
     settings,
     metrics,
-    book: new PredictionBook(metrics, drift),
+    book: new PredictionBook(metrics, bundle.card.io.labels, drift),
     state,
     logger,
     clusterMetrics: metricsFromPrimary(),
@@ -108,18 +110,18 @@ function installDrain(app: FastifyInstance, ctx: ServerContext): void {
           { timeoutMs: settings.shutdownTimeoutMs },
           "in-flight requests did not finish in time; exiting",
         );
-        process.exit(ExitCode.failed);
+        exitFlushed(ExitCode.failed);
       }, settings.shutdownTimeoutMs);
       hard.unref();
       app.close().then(
         async () => {
           await ctx.model.close();
           logger.info("drained; exiting");
-          process.exit(ExitCode.ok);
+          exitFlushed(ExitCode.ok);
         },
         (err) => {
           logger.error({ err }, "close failed");
-          process.exit(ExitCode.failed);
+          exitFlushed(ExitCode.failed);
         },
       );
     }, settings.drainGraceMs);
@@ -140,6 +142,6 @@ if (cluster.isWorker) {
     const message = describeError(err);
     logger.error({ err: isUserError(err) ? undefined : err }, message);
     send({ type: "modelship:fatal", message, exitCode: isUserError(err) ? err.exitCode : ExitCode.failed });
-    setTimeout(() => process.exit(isUserError(err) ? err.exitCode : ExitCode.failed), 50);
+    setTimeout(() => exitFlushed(isUserError(err) ? err.exitCode : ExitCode.failed), 50);
   });
 }

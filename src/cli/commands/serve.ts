@@ -10,8 +10,6 @@ interface ServeFlags {
   host?: string;
   workers?: string;
   drainGrace?: string;
-  batchMaxSize?: string;
-  batchMaxDelay?: string;
   json?: boolean;
 }
 
@@ -40,14 +38,6 @@ export function register(program: Command): void {
       "--drain-grace <ms>",
       `after SIGTERM, keep serving this long with readiness false (env ${SETTINGS_ENV.drainGraceMs}, default 3000)`,
     )
-    .option(
-      "--batch-max-size <n>",
-      `dynamic batching: max inputs per model run, 0 = off (env ${SETTINGS_ENV.batchMaxSize})`,
-    )
-    .option(
-      "--batch-max-delay <ms>",
-      `dynamic batching: max wait for a batch to fill (env ${SETTINGS_ENV.batchMaxDelayMs}, default 1)`,
-    )
     .option("--json", "progress as JSON events (server logs are always JSON lines)")
     .addHelpText(
       "after",
@@ -61,8 +51,6 @@ export function register(program: Command): void {
         host: flags.host,
         workers: num(flags.workers, "--workers"),
         drainGraceMs: num(flags.drainGrace, "--drain-grace"),
-        batchMaxSize: num(flags.batchMaxSize, "--batch-max-size"),
-        batchMaxDelayMs: num(flags.batchMaxDelay, "--batch-max-delay"),
       };
       const settings = resolveSettings(overrides);
       let bundleLoaded!: () => void;
