@@ -128,6 +128,15 @@ describe("model server image (real docker build on the local base, real model)",
       }
     });
 
+    it("has no shell or package manager (the runtime is FROM scratch plus node)", async () => {
+      for (const cmd of [
+        ["sh", "-c", "true"],
+        ["/bin/sh", "-c", "true"],
+        ["npm", "--version"],
+      ])
+        expect((await engine.execIn(name, cmd)).code).not.toBe(0);
+    });
+
     it("keeps only the linux-x64 onnxruntime binaries", async () => {
       const r = await inContainer(
         "const fs=require('fs'),b='/app/node_modules/onnxruntime-node/bin/napi-v6';process.stdout.write(JSON.stringify(fs.readdirSync(b).map(o=>o+'/'+fs.readdirSync(b+'/'+o).join(','))))",

@@ -271,6 +271,7 @@ export async function stageBuildContext(options: StageOptions): Promise<StagedCo
     for (const file of [CARD_FILE, MODEL_FILE]) await cp(join(bundleDir, file), join(dir, "model", file));
     const dockerfile = join(dir, "Dockerfile");
     await cp(join(appRoot, "serving", "Dockerfile"), dockerfile);
+    await cp(join(appRoot, "src", "image", "rootfs.cjs"), join(dir, "rootfs.cjs"));
     await writeFile(join(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {

@@ -76,6 +76,7 @@ async function imageKey(bundleDir: string, base: string): Promise<string> {
   const hash = createHash("sha256");
   hash.update(base);
   hash.update(await readFile(join(repoRoot, "serving", "Dockerfile")));
+  hash.update(await readFile(join(repoRoot, "src", "image", "rootfs.cjs")));
   const trace = await traceServer(repoRoot);
   for (const file of trace.files) hash.update(file).update(await readFile(join(repoRoot, file)));
   for (const pkg of packageClosure(repoRoot, trace.packages))

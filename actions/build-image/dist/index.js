@@ -44144,6 +44144,7 @@ async function stageBuildContext(options) {
     for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join2(bundleDir, file2), join2(dir, "model", file2));
     const dockerfile = join2(dir, "Dockerfile");
     await cp(join2(appRoot, "serving", "Dockerfile"), dockerfile);
+    await cp(join2(appRoot, "src", "image", "rootfs.cjs"), join2(dir, "rootfs.cjs"));
     await writeFile2(join2(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
