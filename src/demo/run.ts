@@ -69,6 +69,12 @@ export function demoStateDir(flag?: string): string {
   return join(homedir(), ".modelship", "demo");
 }
 
+/** Shared by every demo state dir (tests use temp ones), so a second run never rebuilds an unchanged image. */
+export function demoImageCacheFile(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "modelship", "demo-images.json");
+}
+
 /** The installed package's root (works from src/ under tsx and from dist/src/). */
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -331,7 +337,7 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
     say(pc.dim(`data: ${data}`));
     const v1 = await trainVersion("v1", V1_PARAMS);
     checkpoint();
-    const images = new ImageCache(join(work, "images.json"));
+    const images = new ImageCache(demoImageCacheFile());
     /** Deploys a trained bundle; an identical model built by an earlier run is deployed from its image. */
     const deployBundle = async (bundle: string): Promise<string> => {
       const { card } = await readBundle(bundle);

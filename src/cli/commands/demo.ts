@@ -21,7 +21,7 @@ export function register(program: Command): void {
   program
     .command("demo")
     .description(
-      "the whole journey on this host: train v1 → deploy → live traffic → train v2 → gate → canary → rollback → forward, counting every request",
+      "Show the whole journey on this host: train v1 → deploy → live traffic → train v2 → gate → canary → rollback → forward, counting every request",
     )
     .option(
       "--data <csv>",

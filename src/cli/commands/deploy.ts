@@ -46,7 +46,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("deploy")
     .description(
-      "canary-deploy a model image behind the edge: smoke test, 5%→25%→50%→100% with analysis, automatic abort",
+      "Canary-deploy a model image behind the edge: smoke test, 5%→25%→50%→100% with analysis, automatic abort",
     )
     .option("--image <ref>", "model image built by `modelship build`")
     .option("--model <bundle>", "model bundle directory: build its image first, then deploy it")

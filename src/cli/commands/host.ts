@@ -21,7 +21,7 @@ export function register(program: Command): void {
   const host = program
     .command("host")
     .description(
-      "set up and verify this host: state dir, HAProxy edge (config, process, runtime API), engine",
+      "Set up and verify this host: state dir, HAProxy edge (config, process, runtime API), engine",
     );
 
   const common = (cmd: Command) =>
@@ -31,7 +31,7 @@ export function register(program: Command): void {
 
   common(host.command("init"))
     .description(
-      "create the state dir, write the HAProxy config and start HAProxy (systemd unit when available)",
+      "Create the state dir, write the HAProxy config and start HAProxy (systemd unit when available)",
     )
     .option("--edge-port <port>", "port users send traffic to (default 8080)")
     .option("--edge-bind <addr>", "address the edge listens on (default 0.0.0.0)")
@@ -61,7 +61,7 @@ export function register(program: Command): void {
 
   common(host.command("check"))
     .description(
-      "verify engine, HAProxy (installed, running our config, runtime API) and state dir; exit 3 if not",
+      "Verify engine, HAProxy (installed, running our config, runtime API) and state dir; exit 3 if not",
     )
     .action(async (flags: HostFlags) => {
       const stateDir = resolveStateDir(flags.stateDir);
@@ -82,7 +82,7 @@ export function register(program: Command): void {
 
   common(host.command("repair"))
     .description(
-      "repair after a crash: deploy ledger (unfinished canary out, stable at 100%), then HAProxy (config, process, live drift)",
+      "Repair after a crash: deploy ledger (unfinished canary out, stable at 100%), then HAProxy (config, process, live drift)",
     )
     .action(async (flags: HostFlags) => {
       const stateDir = resolveStateDir(flags.stateDir);

@@ -18,7 +18,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("rollback")
     .description(
-      "switch traffic back to the previous version (warm standby: a weight flip; else start it from its image)",
+      "Switch traffic back to the previous version (warm standby: a weight flip; else start it from its image)",
     )
     .option("--to <version>", "version to roll back to (default: the warm standby, else the newest retired)")
     .requiredOption("--reason <text>", "why (recorded in the ledger with who did it)")

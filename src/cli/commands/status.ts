@@ -14,7 +14,7 @@ export function register(program: Command): void {
   program
     .command("status")
     .description(
-      "what serves on this host: edge URL, versions, roles, weights, health, req/s, error rate, p95",
+      "Show what serves on this host: edge URL, versions, roles, weights, health, req/s, error rate, p95",
     )
     .option(
       "--state-dir <dir>",
