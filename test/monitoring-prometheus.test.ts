@@ -102,9 +102,15 @@ describe("monitoring stack on a real Prometheus", () => {
     const { card } = await readBundle(bundle);
     modelVersion = card.version;
     modelSha = card.model.sha256;
+    // A 20-prediction drift window flushed at once, so the drift gauges fill within the test.
+    const drift = {
+      MODELSHIP_DRIFT_WINDOW: "20",
+      MODELSHIP_DRIFT_CHUNK: "1",
+      MODELSHIP_DRIFT_FLUSH_MS: "100",
+    };
     [good, bad] = await Promise.all([
-      startServer(bundle),
-      startServer(bundle, { MODELSHIP_CHAOS_ERROR_RATE: "1" }),
+      startServer(bundle, drift),
+      startServer(bundle, { ...drift, MODELSHIP_CHAOS_ERROR_RATE: "1" }),
     ]);
     // Ledger at first: only the stable version (the canary comes with the "deploy" below).
     const ledger = emptyLedger();
@@ -291,6 +297,38 @@ describe("monitoring stack on a real Prometheus", () => {
     const mix = queries.find((q) => q.title.startsWith("Class mix"))!;
     const goodMix = results.get(mix.expr)!.filter((r) => r.metric.ledger_version === modelVersion);
     expect(goodMix.map((r) => r.metric.class).sort()).toEqual(["negative", "positive"]);
+  });
+
+  it("ModelDrift goes active on the server's own drift gauges: three repeated texts are not the airline reference", async () => {
+    // The load above sends the stable version three texts over and over; its window is full.
+    const rows = await watchAlerts(
+      (r) => r.some((a) => a.labels.alertname === "ModelDrift" && a.labels.ledger_version === modelVersion),
+      20_000,
+    );
+    const driftAlerts = rows.filter((a) => a.labels.alertname === "ModelDrift");
+    expect(driftAlerts.length).toBeGreaterThan(0);
+    for (const a of driftAlerts) {
+      // Only the stable one: the canary fails every predict, so its window never fills (NaN gauges).
+      expect(a.labels.ledger_version).toBe(modelVersion);
+      const stat = a.labels.statistic!;
+      expect(["score_psi", "class_mix_distance", "input_length_psi", "oov_rate"]).toContain(stat);
+      const value = async (name: string) => {
+        const q = `${name}{ledger_version="${modelVersion}"}`;
+        const r = (await api(`/api/v1/query?query=${encodeURIComponent(q)}`)).data as {
+          result: { value: [number, string] }[];
+        };
+        return Number(r.result[0]!.value[1]);
+      };
+      expect(await value(`modelship_drift_${stat}`)).toBeGreaterThan(
+        await value(`modelship_drift_${stat}_threshold`),
+      );
+    }
+    const canaryGauge = (
+      await api(
+        `/api/v1/query?query=${encodeURIComponent(`modelship_drift_score_psi{ledger_version="${BAD_VERSION}"}`)}`,
+      )
+    ).data as { result: { value: [number, string] }[] };
+    expect(canaryGauge.result[0]?.value[1]).toBe("NaN");
   });
 
   it("fires StableVersionNotRouted when the edge takes the ledger's stable version out", async () => {
