@@ -26,6 +26,7 @@ class FakeHost {
   rps = 200;
   weights = new Map<string, number>();
   drained = new Set<string>();
+  backups = new Set<string>();
   counters = new Map<string, { ok: number; err: number; neg: number; pos: number }>();
   running = new Map<string, RunningContainer & { version: string }>();
   behaviour = new Map<string, Behaviour>();
@@ -122,6 +123,13 @@ class FakeHost {
         },
         drain: async (name) => {
           this.drained.add(name);
+        },
+        standby: async (name) => {
+          this.backups.add(name);
+          this.drained.delete(name);
+        },
+        activate: async (name) => {
+          this.backups.delete(name);
         },
         waitDrained: async () => ({ drained: true, sessions: 0, waitedMs: 5 }),
         detach: async (name) => {
@@ -229,6 +237,7 @@ describe("deploy rollout (in-memory host)", () => {
     expect(host.weights.get("v2")).toBe(100);
     expect(host.weights.get("v1")).toBe(0);
     expect(host.running.has("v1")).toBe(true);
+    expect([...host.backups]).toEqual(["v1"]); // warm standby takes over if v2's container dies
     const l = await ledger.read();
     const v2 = l.versions.find((v) => v.version === "v2")!;
     expect(v2.role).toBe("stable");
@@ -348,6 +357,7 @@ describe("deploy rollout (in-memory host)", () => {
       reason: "bad drift",
     });
     expect(l.versions.find((v) => v.version === "v2")?.role).toBe("standby");
+    expect([...host.backups]).toEqual(["v2"]);
 
     // the standby's container dies: the next rollback notices and goes cold
     host.running.delete("v2");

@@ -185,7 +185,7 @@ export async function runDeploy(input: {
         parts.push(`${c.name} on port ${c.hostPort}, ready in ${(readyMs / 1000).toFixed(1)}s`);
         await op.step("smoke test");
         update("golden smoke test");
-        parts.push(await deps.smoke(c, candidate));
+        parts.push(settings.skipSmoke ? "smoke test skipped (--skip-smoke)" : await deps.smoke(c, candidate));
         await op.step("attaching to router at weight 0");
         await traffic.attach(name, c.hostPort);
         if (!(await traffic.waitHealthy(name, settings.healthTimeoutMs)))
@@ -355,7 +355,9 @@ export async function runDeploy(input: {
         async () => {
           await op.step(`draining ${previous.version}`);
           await traffic.drain(previous.version);
-          return traffic.waitDrained(previous.version, settings.drainTimeoutMs);
+          const drained = await traffic.waitDrained(previous.version, settings.drainTimeoutMs);
+          await traffic.standby(previous.version);
+          return drained;
         },
         (d) =>
           d.drained

@@ -10,6 +10,7 @@ export interface RolloutFlags {
   maxExtensions?: string;
   failureThreshold?: string;
   allowNoData?: boolean;
+  skipSmoke?: boolean;
   readyTimeout?: string;
   drainTimeout?: string;
   standbyWindow?: string;
@@ -66,6 +67,7 @@ export function settingsFromFlags(flags: RolloutFlags): RolloutSettings {
       maxExtensions: num("--max-extensions", flags.maxExtensions),
       failureThreshold: num("--failure-threshold", flags.failureThreshold),
       allowNoData: flags.allowNoData,
+      skipSmoke: flags.skipSmoke,
       readyTimeoutMs: dur("--ready-timeout", flags.readyTimeout),
       drainTimeoutMs: dur("--drain-timeout", flags.drainTimeout),
       standbyWindowMs: dur("--standby-window", flags.standbyWindow),

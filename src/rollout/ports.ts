@@ -46,6 +46,13 @@ export interface TrafficPort {
   /** Traffic shares in percent, applied together. */
   setWeights(weights: Record<string, number>): Promise<void>;
   drain(name: string): Promise<void>;
+  /**
+   * Keeps `name` warm as HAProxy `backup`: no traffic while a regular server is up, all of it while
+   * none is (a crashed stable container costs no request while the engine restarts it).
+   */
+  standby(name: string): Promise<void>;
+  /** Makes a backup server a regular one again (rollback target). */
+  activate(name: string): Promise<void>;
   waitDrained(
     name: string,
     timeoutMs: number,

@@ -63,10 +63,10 @@ export async function reconcile(
       await deps.traffic.attach(stable.version, stable.container.hostPort);
       actions.push(`re-attached stable ${stable.version} to the router`);
     }
-    const weights: Record<string, number> = { [stable.version]: 100 };
+    await deps.traffic.activate(stable.version);
+    await deps.traffic.setWeights({ [stable.version]: 100 });
     for (const v of fresh.versions)
-      if (v.role === "standby" && servers.has(v.version)) weights[v.version] = 0;
-    await deps.traffic.setWeights(weights);
+      if (v.role === "standby" && servers.has(v.version)) await deps.traffic.standby(v.version);
     if (stable.weight !== 100) {
       await op.update((l) => {
         const s = l.versions.find((x) => x.version === stable.version);

@@ -118,6 +118,8 @@ export async function runRollback(input: {
             throw new UserError(`${target.version} did not pass HAProxy's health check`, {
               exitCode: ExitCode.failed,
             });
+          // As a backup first: whatever order HAProxy applies the flip in, some server always takes requests.
+          await traffic.standby(target.version);
           return readyMs;
         },
         (ms) => `(ready in ${(ms / 1000).toFixed(1)}s)`,
@@ -173,8 +175,11 @@ export async function runRollback(input: {
   await reporter.step(
     "Draining old connections",
     async () => {
+      await traffic.activate(target.version);
       await traffic.drain(current.version);
-      return traffic.waitDrained(current.version, settings.drainTimeoutMs);
+      const drained = await traffic.waitDrained(current.version, settings.drainTimeoutMs);
+      await traffic.standby(current.version);
+      return drained;
     },
     (d) =>
       d.drained

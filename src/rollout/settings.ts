@@ -44,6 +44,8 @@ export const rolloutSettingsSchema = z.object({
     .default(24 * 3600_000),
   /** Images of this many most recent versions are kept; older ones are removed with their version. */
   keepImages: z.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: z.boolean().default(false),
   /** Promote even when the analysis has no data (demo without traffic). */
   allowNoData: z.boolean().default(false),
   analysis: analysisConfigSchema.prefault({}),

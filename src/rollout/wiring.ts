@@ -104,6 +104,14 @@ export function routerTraffic(router: Router): TrafficPort {
     drain: async (name) => {
       await router.drain(name);
     },
+    standby: async (name) => {
+      const spec = (await router.readDesired()).servers.find((s) => s.name === name);
+      if (spec) await router.upsertServer({ ...spec, weight: 100, state: "ready", backup: true });
+    },
+    activate: async (name) => {
+      const spec = (await router.readDesired()).servers.find((s) => s.name === name);
+      if (spec?.backup) await router.upsertServer({ ...spec, backup: false });
+    },
     waitDrained: (name, timeoutMs) => router.waitDrained(name, timeoutMs),
     detach: async (name) => {
       await router.remove(name);

@@ -61,6 +61,7 @@ export function register(program: Command): void {
     )
     .option("--failure-threshold <n>", "failed analyses at one step before aborting (default 1)")
     .option("--allow-no-data", "promote even when there was no traffic to analyse")
+    .option("--skip-smoke", "skip the golden smoke test on the candidate (drills; the analysis still judges)")
     .option("--max-error-rate <ratio>", "largest canary 5xx rate (default 0.01)")
     .option("--max-p95 <ms>", "absolute p95 latency limit in ms (default 250)")
     .option("--max-p99 <ms>", "absolute p99 latency limit in ms (default 500)")
