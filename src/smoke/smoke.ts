@@ -98,20 +98,29 @@ async function call(
   body: unknown,
   timeoutMs: number,
 ): Promise<{ status: number; json: unknown; text: string }> {
-  const res = await fetch(new URL(path, baseUrl), {
-    method: body === undefined ? "GET" : "POST",
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
+  let status: number;
+  let text: string;
+  try {
+    const res = await fetch(new URL(path, baseUrl), {
+      method: body === undefined ? "GET" : "POST",
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    status = res.status;
+    text = await res.text();
+  } catch (err) {
+    // A refused or timed-out request is a failed check with a reason, not a crash of the smoke test.
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+    return { status: 0, json: undefined, text: `request failed: ${cause}` };
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
     json = undefined;
   }
-  return { status: res.status, json, text };
+  return { status, json, text };
 }
 
 function short(input: GoldenExample["input"], width = 40): string {

@@ -43734,20 +43734,28 @@ var v2OutputSchema = external_exports.object({
 var v2ResponseSchema = external_exports.object({ model_name: external_exports.string(), outputs: external_exports.array(v2OutputSchema) }).loose();
 var modelInfoSchema = external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).loose();
 async function call(baseUrl, path, body, timeoutMs) {
-  const res = await fetch(new URL(path, baseUrl), {
-    method: body === void 0 ? "GET" : "POST",
-    headers: body === void 0 ? {} : { "content-type": "application/json" },
-    body: body === void 0 ? void 0 : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs)
-  });
-  const text = await res.text();
+  let status;
+  let text;
+  try {
+    const res = await fetch(new URL(path, baseUrl), {
+      method: body === void 0 ? "GET" : "POST",
+      headers: body === void 0 ? {} : { "content-type": "application/json" },
+      body: body === void 0 ? void 0 : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs)
+    });
+    status = res.status;
+    text = await res.text();
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+    return { status: 0, json: void 0, text: `request failed: ${cause}` };
+  }
   let json2;
   try {
     json2 = JSON.parse(text);
   } catch {
     json2 = void 0;
   }
-  return { status: res.status, json: json2, text };
+  return { status, json: json2, text };
 }
 function short(input2, width = 40) {
   const s = typeof input2 === "string" ? input2 : `[${input2.join(", ")}]`;
