@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { driftPolicySchema } from "../drift/policy.js";
 import { gatePolicySchema } from "../gate/policy.js";
 import { checkLimitsSchema, trainConfigSchema } from "./train.js";
 
@@ -12,6 +13,7 @@ export const configSchema = z
     train: trainConfigSchema.optional(),
     validate: checkLimitsSchema.optional(),
     gate: gatePolicySchema.optional(),
+    drift: driftPolicySchema.optional(),
   })
   .strict();
 

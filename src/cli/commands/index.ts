@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { register as build } from "./build.js";
 import { register as demo } from "./demo.js";
 import { register as deploy } from "./deploy.js";
+import { register as drift } from "./drift.js";
 import { register as gate } from "./gate.js";
 import { register as host } from "./host.js";
 import { register as rollback } from "./rollback.js";
@@ -15,6 +16,7 @@ export const commands: Array<(program: Command) => void> = [
   build,
   demo,
   deploy,
+  drift,
   gate,
   host,
   rollback,
