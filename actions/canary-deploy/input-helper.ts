@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { readInputs } from "../../src/action/kit.js";
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+
+/** action.yml inputs → typed settings; every name here is declared in action.yml. */
+export const inputsSchema = z
+  .object({
+    image: z.string().optional(),
+    model: z.string().optional(),
+    repository: z.string().optional(),
+    "state-dir": z.string().optional(),
+    steps: z.string().optional(),
+    interval: z.string().optional(),
+    fast: bool(false),
+    "max-error-rate": z.string().optional(),
+    "max-p95": z.string().optional(),
+    "max-class-shift": z.string().optional(),
+    "max-psi": z.string().optional(),
+    "allow-no-data": bool(false),
+    "standby-window": z.string().optional(),
+    wait: bool(true),
+    environment: z.string().default("production"),
+    "github-token": z.string().optional(),
+  })
+  .refine((i) => Boolean(i.image) || Boolean(i.model), {
+    message: "give `image` (a model image) or `model` (a bundle directory to build)",
+    path: ["image"],
+  });
+
+export const INPUT_NAMES = [
+  "image",
+  "model",
+  "repository",
+  "state-dir",
+  "steps",
+  "interval",
+  "fast",
+  "max-error-rate",
+  "max-p95",
+  "max-class-shift",
+  "max-psi",
+  "allow-no-data",
+  "standby-window",
+  "wait",
+  "environment",
+  "github-token",
+] as const;
+
+export type CanaryInputs = z.infer<typeof inputsSchema>;
+
+export function getInputs(): CanaryInputs {
+  return readInputs(inputsSchema, INPUT_NAMES);
+}

@@ -1,0 +1,81 @@
+import * as core from "@actions/core";
+import { runAction, setOutputs } from "../../src/action/kit.js";
+import { Engine } from "../../src/engine/engine.js";
+import { withRunDeployment } from "../../src/github/deployments.js";
+import { resolveStateDir } from "../../src/ledger/ledger.js";
+import { candidateFromBundle, candidateFromImage } from "../../src/rollout/candidate.js";
+import type { DeployOutcome } from "../../src/rollout/deploy.js";
+import { settingsFromFlags } from "../../src/rollout/options.js";
+import { deploy } from "../../src/rollout/run.js";
+import { deploySummaryMarkdown } from "../../src/rollout/summary.js";
+import { ExitCode, UserError } from "../../src/util/errors.js";
+import { Reporter } from "../../src/util/progress.js";
+import { getInputs } from "./input-helper.js";
+
+/** canary-deploy: inputs → `modelship deploy` (as a GitHub Deployment) → outputs, job summary with timeline. */
+export function run(): Promise<void> {
+  return runAction(async () => {
+    const inputs = getInputs();
+    const settings = settingsFromFlags({
+      steps: inputs.steps,
+      interval: inputs.interval,
+      fast: inputs.fast,
+      maxErrorRate: inputs["max-error-rate"],
+      maxP95: inputs["max-p95"],
+      maxClassShift: inputs["max-class-shift"],
+      maxPsi: inputs["max-psi"],
+      allowNoData: inputs["allow-no-data"],
+      standbyWindow: inputs["standby-window"],
+    });
+    const stateDir = resolveStateDir(inputs["state-dir"]);
+    // Resolved up front so the GitHub Deployment names the model, not just an image reference.
+    const candidate = inputs.image
+      ? await candidateFromImage(await Engine.connect(), inputs.image)
+      : await candidateFromBundle(inputs.model!);
+    let outcome: DeployOutcome | undefined;
+    await withRunDeployment(
+      {
+        token: inputs["github-token"],
+        environment: inputs.environment,
+        payload: {
+          kind: "deploy",
+          modelVersion: candidate.version,
+          ...(candidate.model ? { modelSha256: candidate.model.sha256 } : {}),
+          ...(inputs.image ? { image: inputs.image } : {}),
+          ...(candidate.image.digest ? { imageDigest: candidate.image.digest } : {}),
+        },
+        onWarning: (m) => core.warning(m),
+      },
+      async () => {
+        outcome = await deploy({
+          image: inputs.image,
+          // An image wins: the bundle is then only the workflow's record of what was built.
+          model: inputs.image ? undefined : inputs.model,
+          repository: inputs.repository,
+          stateDir,
+          wait: inputs.wait,
+          settings,
+          reporter: new Reporter("human"),
+        });
+        // A failed rollout must mark the GitHub Deployment failed too.
+        if (outcome.status === "aborted")
+          throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {
+            exitCode: ExitCode.failed,
+          });
+        return outcome;
+      },
+    ).finally(async () => {
+      if (!outcome) return;
+      await core.summary.addRaw(deploySummaryMarkdown(outcome)).write();
+      setOutputs({
+        status: outcome.status,
+        version: outcome.version,
+        previous: outcome.previous ?? "",
+        "edge-url": outcome.edge.url,
+        requests: outcome.edge.requests,
+        "failed-requests": outcome.edge.failed,
+        timeline: outcome.timeline,
+      });
+    });
+  });
+}

@@ -1,0 +1,27 @@
+import { z } from "zod";
+import { readInputs } from "../../src/action/kit.js";
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+
+/** action.yml inputs → typed settings; every name here is declared in action.yml. */
+export const inputsSchema = z.object({
+  version: z.string().optional(),
+  reason: z.string({ message: "required: say why you roll back (it is recorded)" }).min(1),
+  by: z.string().optional(),
+  "state-dir": z.string().optional(),
+  wait: bool(true),
+  environment: z.string().default("production"),
+  "github-token": z.string().optional(),
+});
+
+export const INPUT_NAMES = Object.keys(inputsSchema.shape);
+
+export type RollbackInputs = z.infer<typeof inputsSchema>;
+
+export function getInputs(): RollbackInputs {
+  return readInputs(inputsSchema, INPUT_NAMES);
+}

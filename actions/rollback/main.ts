@@ -1,0 +1,47 @@
+import * as core from "@actions/core";
+import { runAction, setOutputs } from "../../src/action/kit.js";
+import { withRunDeployment } from "../../src/github/deployments.js";
+import { resolveStateDir } from "../../src/ledger/ledger.js";
+import type { RollbackOutcome } from "../../src/rollout/rollback.js";
+import { rollback } from "../../src/rollout/run.js";
+import { rolloutSettingsSchema } from "../../src/rollout/settings.js";
+import { rollbackSummaryMarkdown } from "../../src/rollout/summary.js";
+import { Reporter } from "../../src/util/progress.js";
+import { getInputs } from "./input-helper.js";
+
+/** rollback: inputs → `modelship rollback` (as a GitHub Deployment) → outputs and job summary. */
+export function run(): Promise<void> {
+  return runAction(async () => {
+    const inputs = getInputs();
+    let outcome: RollbackOutcome | undefined;
+    await withRunDeployment(
+      {
+        token: inputs["github-token"],
+        environment: inputs.environment,
+        payload: { kind: "rollback", modelVersion: inputs.version ?? "previous", reason: inputs.reason },
+        onWarning: (m) => core.warning(m),
+      },
+      async () => {
+        outcome = await rollback({
+          to: inputs.version,
+          reason: inputs.reason,
+          by: inputs.by ?? process.env.GITHUB_ACTOR,
+          stateDir: resolveStateDir(inputs["state-dir"]),
+          wait: inputs.wait,
+          settings: rolloutSettingsSchema.parse({}),
+          reporter: new Reporter("human"),
+        });
+        return outcome;
+      },
+    );
+    if (!outcome) return;
+    await core.summary.addRaw(rollbackSummaryMarkdown(outcome)).write();
+    setOutputs({
+      version: outcome.version,
+      from: outcome.from,
+      mode: outcome.mode,
+      "switch-ms": Math.round(outcome.switchMs),
+      "edge-url": outcome.edge.url,
+    });
+  });
+}
