@@ -1,0 +1,186 @@
+/**
+ * `npm run bench:drift` — what drift accounting costs the server: POST /predict throughput and CPU per
+ * request with drift on (default settings) and off (MODELSHIP_DRIFT=false), same bundle, same worker
+ * count, runs interleaved off/on/off/on… so a busy neighbour on a shared machine hits both alike.
+ * Goal: on ≥ 0.95 × off (≤ 5 % throughput cost). CPU µs/request is printed too: on a shared machine it
+ * is the steadier figure.
+ * Flags: --model <bundle> (default: the test suite's trained bundle) --duration <s> (8) --rounds <n> (3)
+ *        --workers <n> --connections <n> (32) --json
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { readBundle } from "../src/bundle/read.js";
+import { textTable } from "../src/util/progress.js";
+
+const exec = promisify(execFile);
+const root = resolve(import.meta.dirname, "..");
+const { values: args } = parseArgs({
+  options: {
+    model: { type: "string" },
+    duration: { type: "string", default: "8" },
+    rounds: { type: "string", default: "3" },
+    workers: { type: "string", default: String(availableParallelism()) },
+    connections: { type: "string", default: "32" },
+    json: { type: "boolean", default: false },
+  },
+});
+
+async function wrk(
+  url: string,
+  body: string,
+  seconds: number,
+): Promise<{ rps: number; requests: number; errors: number }> {
+  const dir = await mkdtemp(join(tmpdir(), "msbench-drift-"));
+  try {
+    const script = join(dir, "post.lua");
+    await writeFile(
+      script,
+      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`,
+    );
+    const { stdout } = await exec("wrk", [
+      "-t",
+      "2",
+      "-c",
+      args.connections!,
+      "-d",
+      `${seconds}s`,
+      "-s",
+      script,
+      url,
+    ]);
+    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+    return {
+      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
+      requests: Number(/(\d+) requests in/.exec(stdout)![1]),
+      errors: non2xx,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function start(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ["dist/serving/main.js"], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((res, rej) => {
+    let buf = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (const line of buf.split("\n")) {
+        try {
+          const j = JSON.parse(line) as { msg?: string; port?: number; role?: string };
+          if (j.msg === "ready" && j.role === "primary" && j.port) {
+            child.stdout!.removeAllListeners("data");
+            child.stdout!.resume();
+            res({ child, port: j.port });
+          }
+        } catch {}
+      }
+    });
+    child.once("exit", (code) => rej(new Error(`server exited ${code} before ready`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await done;
+}
+
+/** CPU seconds of a process and its children (the server's primary + workers). */
+async function treeCpuSeconds(pid: number): Promise<number> {
+  const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
+  let ticks = 0;
+  for (const p of [
+    pid,
+    ...stdout
+      .split("\n")
+      .filter((l) => l.trim())
+      .map(Number),
+  ]) {
+    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main() {
+  const modelDir = args.model ?? (await (await import("../test/support/bundle.js")).trainedBundle());
+  const { card, dir } = await readBundle(modelDir);
+  const texts = card.golden.map((g) => g.input as string);
+  const bodies = [
+    { name: "1 text", body: JSON.stringify({ text: texts[0] }) },
+    {
+      name: "32 texts",
+      body: JSON.stringify({ texts: Array.from({ length: 32 }, (_, i) => texts[i % texts.length]) }),
+    },
+  ];
+  const seconds = Number(args.duration);
+  const rounds = Number(args.rounds);
+  const results: { case: string; drift: "off" | "on"; rps: number; cpuUs: number; errors: number }[] = [];
+  for (const b of bodies) {
+    for (let round = 0; round < rounds; round++) {
+      for (const drift of ["off", "on"] as const) {
+        if (!args.json) process.stderr.write(`${b.name}, drift ${drift}, round ${round + 1}/${rounds}...\n`);
+        const { child, port } = await start({
+          MODELSHIP_MODEL_DIR: dir,
+          PORT: "0",
+          HOST: "127.0.0.1",
+          MODELSHIP_WORKERS: args.workers!,
+          MODELSHIP_ACCESS_LOG: "0",
+          MODELSHIP_DRIFT: drift === "on" ? "true" : "false",
+        });
+        await wrk(`http://127.0.0.1:${port}/predict`, b.body, 1); // warm-up
+        const cpu0 = await treeCpuSeconds(child.pid!);
+        const r = await wrk(`http://127.0.0.1:${port}/predict`, b.body, seconds);
+        const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / r.requests) * 1e6;
+        results.push({ case: b.name, drift, rps: r.rps, cpuUs, errors: r.errors });
+        await stop(child);
+      }
+    }
+  }
+  const summary = bodies.map((b) => {
+    const pick = (d: "off" | "on") => results.filter((r) => r.case === b.name && r.drift === d);
+    const off = {
+      rps: median(pick("off").map((r) => r.rps)),
+      cpuUs: median(pick("off").map((r) => r.cpuUs)),
+    };
+    const on = { rps: median(pick("on").map((r) => r.rps)), cpuUs: median(pick("on").map((r) => r.cpuUs)) };
+    return { case: b.name, off, on, throughputRatio: on.rps / off.rps, cpuRatio: on.cpuUs / off.cpuUs };
+  });
+  if (args.json) {
+    process.stdout.write(
+      `${JSON.stringify({ model: `${card.name} ${card.version}`, workers: Number(args.workers), results, summary }, null, 2)}\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    `${textTable(
+      ["/predict", "req/s off", "req/s on", "on ÷ off", "CPU µs/req off", "CPU µs/req on", "CPU on ÷ off"],
+      summary.map((s) => [
+        s.case,
+        Math.round(s.off.rps),
+        Math.round(s.on.rps),
+        s.throughputRatio.toFixed(3),
+        Math.round(s.off.cpuUs),
+        Math.round(s.on.cpuUs),
+        s.cpuRatio.toFixed(3),
+      ]),
+    )}\n`,
+  );
+  process.stdout.write(
+    `medians of ${rounds} interleaved ${seconds}s runs, ${args.workers} workers, ${args.connections} connections; goal: on ÷ off ≥ 0.95\n`,
+  );
+}
+
+await main();
