@@ -137,6 +137,27 @@ describe("container engine wrapper (real engine)", () => {
     expect(await engine.inspectImage(base)).not.toBeNull();
   });
 
+  it("reports an unreachable registry on login and push as such (not as an unreachable engine)", async () => {
+    const login = await engine.login("127.0.0.1:9", "mstest", "not-a-real-token").catch((e: unknown) => e);
+    expect(login).toBeInstanceOf(EngineError);
+    expect((login as EngineError).message).toMatch(/^docker login 127\.0\.0\.1:9 failed: .*127\.0\.0\.1:9/);
+    expect((login as EngineError).message).not.toContain("not-a-real-token");
+    expect((login as EngineError).hint).toMatch(/registry host, user name and token/);
+
+    const ref = `127.0.0.1:9/mstest/engine:${suffix}`;
+    await engine.tagImage(base, ref);
+    try {
+      const push = await engine.push(ref).catch((e: unknown) => e);
+      expect(push).toBeInstanceOf(EngineError);
+      expect((push as EngineError).message).toMatch(
+        /^docker push 127\.0\.0\.1:9\/mstest\/engine:\w+ failed: .*connection refused/,
+      );
+      expect((push as EngineError).message).not.toMatch(/container engine not reachable/);
+    } finally {
+      await engine.removeImage(ref);
+    }
+  });
+
   it("turns engine failures into one readable line", async () => {
     const err = await engine
       .runContainer({ image: `mstest-does-not-exist:${suffix}`, name: name("missing"), command: ["true"] })

@@ -109,8 +109,9 @@ export interface ExecResult {
   code: number;
 }
 
+// Only failures to reach the engine itself: a registry refusing a connection is another problem.
 const UNREACHABLE =
-  /cannot connect to the docker daemon|connection refused|no such file or directory.*sock|is the docker daemon running|error during connect|permission denied while trying to connect/i;
+  /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied while trying to connect to the docker (daemon|api)/i;
 
 export class EngineError extends UserError {
   override name = "EngineError";
@@ -267,15 +268,21 @@ export class Engine {
   private failure(what: string, result: ExecResult): EngineError {
     const text = `${result.stderr}\n${result.stdout}`;
     if (UNREACHABLE.test(text)) return unreachableError(text);
-    const lines = text
-      .split("\n")
-      .map((l) => l.trim())
-      .filter((l) => l.length > 0 && !/^DEPRECATED|^Install the buildx|^BuildKit is currently/i.test(l));
-    const errLine =
-      lines.filter((l) => /error|failed|denied|not found|no such/i.test(l)).pop() ?? lines.pop();
-    return new EngineError(`${what} failed: ${errLine ?? `exit ${result.code}`}`, {
-      exitCode: ExitCode.environment,
-    });
+    const clean = (out: string) =>
+      out
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(
+          (l) =>
+            l.length > 0 &&
+            !/^DEPRECATED|^Install the buildx|^BuildKit is currently|environment-variable\.$/i.test(l),
+        );
+    // The CLI prints its error last on stderr; progress goes to stdout.
+    const stderr = clean(result.stderr);
+    const telling = /error|failed|denied|not found|no such|refused|unauthorized|timed? ?out|invalid/i;
+    const line = stderr.filter((l) => telling.test(l)).pop() ?? stderr.pop() ?? clean(result.stdout).pop();
+    const message = (line ?? `exit ${result.code}`).replace(/^Error( response from daemon)?:\s*/i, "");
+    return new EngineError(`${what} failed: ${message}`, { exitCode: ExitCode.environment });
   }
 
   async info(): Promise<EngineInfo> {

@@ -11,8 +11,9 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
-const ROOT = "/rootfs";
-const APP = "/app";
+// Overridable so the script can be tried on a host (then `chroot $ROOTFS_OUT node …`).
+const ROOT = process.env.ROOTFS_OUT || "/rootfs";
+const APP = process.env.ROOTFS_APP || "/app";
 const ORT_BIN = path.join(APP, "node_modules/onnxruntime-node/bin/napi-v6");
 const KEEP = "linux/x64";
 const JUNK = /\.(d\.[cm]?ts|map|md|markdown)$/i;

@@ -39788,7 +39788,7 @@ var versionSchema2 = external_exports.object({
 }).loose();
 
 // src/engine/engine.ts
-var UNREACHABLE = /cannot connect to the docker daemon|connection refused|no such file or directory.*sock|is the docker daemon running|error during connect|permission denied while trying to connect/i;
+var UNREACHABLE = /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied while trying to connect to the docker (daemon|api)/i;
 var EngineError = class extends UserError {
   name = "EngineError";
 };
@@ -39919,11 +39919,14 @@ var Engine = class _Engine {
     const text = `${result.stderr}
 ${result.stdout}`;
     if (UNREACHABLE.test(text)) return unreachableError(text);
-    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0 && !/^DEPRECATED|^Install the buildx|^BuildKit is currently/i.test(l));
-    const errLine = lines.filter((l) => /error|failed|denied|not found|no such/i.test(l)).pop() ?? lines.pop();
-    return new EngineError(`${what} failed: ${errLine ?? `exit ${result.code}`}`, {
-      exitCode: ExitCode2.environment
-    });
+    const clean = (out) => out.split("\n").map((l) => l.trim()).filter(
+      (l) => l.length > 0 && !/^DEPRECATED|^Install the buildx|^BuildKit is currently|environment-variable\.$/i.test(l)
+    );
+    const stderr = clean(result.stderr);
+    const telling = /error|failed|denied|not found|no such|refused|unauthorized|timed? ?out|invalid/i;
+    const line = stderr.filter((l) => telling.test(l)).pop() ?? stderr.pop() ?? clean(result.stdout).pop();
+    const message = (line ?? `exit ${result.code}`).replace(/^Error( response from daemon)?:\s*/i, "");
+    return new EngineError(`${what} failed: ${message}`, { exitCode: ExitCode2.environment });
   }
   async info() {
     if (this.infoCache) return this.infoCache;
