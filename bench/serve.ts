@@ -136,7 +136,8 @@ async function load(url: string, body?: string, seconds = duration): Promise<Loa
 function startChild(
   cmd: string[],
   env: Record<string, string>,
-): Promise<{ child: ChildProcess; port: number }> {
+): Promise<{ child: ChildProcess; port: number; readyMs: number }> {
+  const spawnedAt = performance.now();
   const child = spawn(process.execPath, cmd, {
     cwd: root,
     env: { ...process.env, ...env },
@@ -152,7 +153,7 @@ function startChild(
           if (j.msg === "ready" && j.port) {
             child.stdout!.removeAllListeners("data");
             child.stdout!.resume();
-            resolve({ child, port: j.port });
+            resolve({ child, port: j.port, readyMs: Math.round(performance.now() - spawnedAt) });
           }
         } catch {}
       }
@@ -292,15 +293,21 @@ async function main() {
     },
     { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: {} },
   ];
+  const readyMs: number[] = [];
   for (const run of serverRuns) {
     log(`${run.name}...`);
-    const { child, port } = await startChild(["dist/serving/main.js"], {
+    const {
+      child,
+      port,
+      readyMs: startup,
+    } = await startChild(["dist/serving/main.js"], {
       MODELSHIP_MODEL_DIR: bundle.dir,
       PORT: "0",
       HOST: "127.0.0.1",
       MODELSHIP_WORKERS: String(workers),
       ...run.env,
     });
+    readyMs.push(startup);
     const rssBefore = await workerRss(child.pid!);
     const cpu0 = await treeCpuSeconds(child.pid!);
     const result = await load(`http://127.0.0.1:${port}/predict`, run.body);
@@ -357,7 +364,7 @@ async function main() {
         : rows.find((x) => x.name.startsWith("(d) session.run 32"))!;
   if (args.json) {
     process.stdout.write(
-      `${JSON.stringify({ model: `${card.name} ${card.version}`, workers, connections, duration, generator: useWrk ? "wrk" : "autocannon", loadavg: load0, rows, soak }, null, 2)}\n`,
+      `${JSON.stringify({ model: `${card.name} ${card.version}`, workers, connections, duration, generator: useWrk ? "wrk" : "autocannon", loadavg: load0, rows, readyMs, soak }, null, 2)}\n`,
     );
     return;
   }
@@ -399,6 +406,9 @@ async function main() {
     }),
   );
   process.stdout.write(`${table}\n`);
+  process.stdout.write(
+    `server process start → ready (bundle check, ${workers} workers, golden warm-up): ${readyMs.join(" / ")} ms\n`,
+  );
   process.stdout.write(
     `load average at start: ${load0.map(f1).join(" ")} (${availableParallelism()} cores)\n`,
   );

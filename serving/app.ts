@@ -49,7 +49,7 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
 
   const routes: { method: string; pattern: RegExp }[] = [];
   app.addHook("onRoute", (route) => {
-    const pattern = new RegExp(`^${route.url.replace(/:[^/]+/g, "[^/]+")}/?$`);
+    const pattern = new RegExp(`^${route.url.replace(/:[^/]+/g, "[^/]+")}$`);
     for (const method of [route.method].flat()) routes.push({ method, pattern });
   });
   const allowedMethods = (path: string) => [

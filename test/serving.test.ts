@@ -292,6 +292,12 @@ describe("bad input: always a one-line 4xx JSON error, never a 5xx", () => {
     ],
     ["unknown route", () => request(`${url}/predictions`), 404, /no such route: GET \/predictions/],
     [
+      "a route with a trailing slash",
+      () => postJson(`${url}/predict/`, { text: "x" }),
+      404,
+      /no such route: POST \/predict\//,
+    ],
+    [
       "wrong method on /predict",
       () => request(`${url}/predict`),
       405,
