@@ -91,6 +91,8 @@ for (const name of names) {
     legalComments: "none",
     logLevel: "warning",
     charset: "utf8",
+    // Same output whether node_modules is a real folder or a symlink (clean-tree freshness checks).
+    preserveSymlinks: true,
   }).catch(() => fail(`bundling actions/${name} failed`));
   console.log(`built ${relative(root, outfile)}`);
 }
