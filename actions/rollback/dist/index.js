@@ -46808,11 +46808,14 @@ var Engine = class _Engine {
     const text = `${result.stderr}
 ${result.stdout}`;
     if (UNREACHABLE.test(text)) return unreachableError(text);
-    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0 && !/^DEPRECATED|^Install the buildx|^BuildKit is currently/i.test(l));
-    const errLine = lines.filter((l) => /error|failed|denied|not found|no such/i.test(l)).pop() ?? lines.pop();
-    return new EngineError(`${what} failed: ${errLine ?? `exit ${result.code}`}`, {
-      exitCode: ExitCode2.environment
-    });
+    const clean = (out) => out.split("\n").map((l) => l.trim()).filter(
+      (l) => l.length > 0 && !/^DEPRECATED|^Install the buildx|^BuildKit is currently|environment-variable\.$/i.test(l)
+    );
+    const stderr = clean(result.stderr);
+    const telling = /error|failed|denied|not found|no such|refused|unauthorized|timed? ?out|invalid/i;
+    const line = stderr.filter((l) => telling.test(l)).pop() ?? stderr.pop() ?? clean(result.stdout).pop();
+    const message = (line ?? `exit ${result.code}`).replace(/^Error( response from daemon)?:\s*/i, "");
+    return new EngineError(`${what} failed: ${message}`, { exitCode: ExitCode2.environment });
   }
   async info() {
     if (this.infoCache) return this.infoCache;
@@ -51150,7 +51153,6 @@ defaults
     option idle-close-on-response
     # Retries need the whole request in the buffer; /predict bodies are small.
     option http-buffer-request
-    http-reuse ${process.env.REUSE ?? "safe"}
     retries ${settings.retries}
     option redispatch 1
     retry-on ${retryOn.join(" ")}
@@ -51169,9 +51171,6 @@ frontend prometheus
 
 backend ${BACKEND}
     balance roundrobin
-    # Backups (warm standby) take over, sharing by weight, when no regular server is usable: down,
-    # in maintenance, or at weight 0 (so a rollback to the standby is a weight change, no reload).
-    option allbackups
     option httpchk GET ${h.path}
     http-check expect status 200
 ${servers.join("\n")}
@@ -53034,9 +53033,9 @@ function toServerStats(rows) {
       checkDescription: r.check_desc ?? ""
     };
   });
-  const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
-  const regular = usable.filter((s) => !s.backup);
-  const serving = regular.length > 0 ? regular : usable;
+  const up = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN"));
+  const regular = up.filter((s) => !s.backup);
+  const serving = regular.length > 0 ? regular : up;
   const total = serving.reduce((sum, s) => sum + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round(s.weight / total * 1e3) / 10 : 0;
   return parsed;

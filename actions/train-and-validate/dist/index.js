@@ -59430,12 +59430,64 @@ function crossValidate(examples, params, folds, seed) {
 }
 
 // src/config/load.ts
-var import_yaml2 = __toESM(require_dist(), 1);
+var import_yaml3 = __toESM(require_dist(), 1);
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 
-// src/gate/policy.ts
+// src/drift/policy.ts
 var import_yaml = __toESM(require_dist(), 1);
+
+// src/drift/stats.ts
+var STATISTICS = ["score_psi", "class_mix_distance", "input_length_psi", "oov_rate"];
+var DEFAULT_THRESHOLDS = {
+  scorePsi: 0.05,
+  classMixDistance: 0.075,
+  inputLengthPsi: 0.05,
+  oovRate: 0.15
+};
+var DEFAULT_WINDOW = 1e3;
+var thresholdsSchema = external_exports.object({
+  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi),
+  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance),
+  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi),
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate)
+});
+var statisticSchema = external_exports.object({
+  name: external_exports.enum(STATISTICS),
+  /** null: not applicable (no text input, no reference) or nothing observed yet. */
+  value: external_exports.number().nullable(),
+  threshold: external_exports.number(),
+  over: external_exports.boolean()
+});
+var driftReportSchema = external_exports.object({
+  model: external_exports.object({ name: external_exports.string(), version: external_exports.string() }),
+  windowSize: external_exports.number().int().positive(),
+  observed: external_exports.number().int().nonnegative(),
+  /** The window holds at least windowSize predictions; only then can a statistic be "over". */
+  full: external_exports.boolean(),
+  oldestAt: external_exports.string().nullable(),
+  newestAt: external_exports.string().nullable(),
+  drift: external_exports.boolean(),
+  statistics: external_exports.array(statisticSchema)
+});
+
+// src/drift/policy.ts
+var driftPolicySchema = external_exports.object({
+  /** Consecutive checks with a full window over a threshold before drift is confirmed. */
+  sustain: external_exports.number().int().min(1).max(100).default(3),
+  thresholds: thresholdsSchema.partial().strict().optional(),
+  /** Window size when computing from a prediction log (the server's own window applies for --url). */
+  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW),
+  retrain: external_exports.object({
+    /** Workflow dispatched when drift is confirmed (once per model version). */
+    workflow: external_exports.string().min(1).default("deploy.yml"),
+    enabled: external_exports.boolean().default(true)
+  }).strict().default({ workflow: "deploy.yml", enabled: true })
+}).strict();
+var defaultDriftPolicy = driftPolicySchema.parse({});
+
+// src/gate/policy.ts
+var import_yaml2 = __toESM(require_dist(), 1);
 var unit = external_exports.number().min(0).max(1);
 var positive = external_exports.number().positive();
 var classFloorSchema = external_exports.union([unit, external_exports.record(external_exports.string().min(1), unit)]);
@@ -59529,7 +59581,8 @@ function stripUndefined(o) {
 var configSchema = external_exports.object({
   train: trainConfigSchema.optional(),
   validate: checkLimitsSchema.optional(),
-  gate: gatePolicySchema.optional()
+  gate: gatePolicySchema.optional(),
+  drift: driftPolicySchema.optional()
 }).strict();
 
 // src/config/load.ts
@@ -59547,7 +59600,7 @@ async function loadConfig(path) {
   return { config: config2, path, resolvePath: (p) => isAbsolute(p) ? p : resolve(base, p) };
 }
 function parseConfigText(text, where) {
-  const doc = (0, import_yaml2.parseDocument)(text, { prettyErrors: false });
+  const doc = (0, import_yaml3.parseDocument)(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const line = e.linePos?.[0] ? ` (line ${e.linePos[0].line})` : "";
