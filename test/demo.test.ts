@@ -19,6 +19,9 @@ import { ensureDockerHost } from "./support/images.js";
  */
 
 const bin = join(repoRoot, "bin", "modelship.js");
+/** picocolors colours output when CI is set; assertions read the plain text. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what we strip
+const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
 const dirs: string[] = [];
 const tempDir = () => {
   const d = mkdtempSync(join(tmpdir(), "mstest-demo-"));
@@ -136,13 +139,13 @@ describe("modelship demo (CLI)", () => {
     ensureDockerHost();
     const dir = tempDir();
     const child: ChildProcess = spawn(process.execPath, [bin, "demo", "--fast", "--state-dir", dir], {
-      env: { ...process.env, MODELSHIP_DATA: dataPath(), CI: "1" },
+      env: { ...process.env, MODELSHIP_DATA: dataPath() },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     let err = "";
     child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
+      out += stripAnsi(d.toString());
     });
     child.stderr?.on("data", (d: Buffer) => {
       err += d.toString();

@@ -15,6 +15,9 @@ import { ensureDockerHost } from "./support/images.js";
  * developer's own demo is untouched) and the data path. It must end with the zero-drop line and exit 0.
  */
 
+/** picocolors colours output when CI is set; assertions read the plain text. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what we strip
+const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
 const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
 const stateDir = mkdtempSync(join(tmpdir(), "mstest-readme-demo-"));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
@@ -43,13 +46,13 @@ describe("README", () => {
     const started = performance.now();
     const child = spawn("bash", ["-c", command!], {
       cwd: repoRoot,
-      env: { ...process.env, MODELSHIP_DEMO_STATE_DIR: stateDir, MODELSHIP_DATA: dataPath(), CI: "1" },
+      env: { ...process.env, MODELSHIP_DEMO_STATE_DIR: stateDir, MODELSHIP_DATA: dataPath() },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
+      out += stripAnsi(d.toString());
     });
     child.stderr.on("data", (d: Buffer) => {
       err += d.toString();
