@@ -434,6 +434,12 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     try {
       const quiet = await new Load(router.edgeUrl(), 4, 200).run();
       expect(quiet.byBackend).toEqual({ a: 200 }); // a backup gets nothing while a regular server is up
+      // the only regular server at weight 0 → the backup serves at once (warm rollback, no reload)
+      await router.setWeights({ a: 0 });
+      expect((await router.stats()).find((s) => s.name === "b")?.sharePercent).toBe(100);
+      const flippedToBackup = await new Load(router.edgeUrl(), 4, 200).run();
+      expect(flippedToBackup.byBackend).toEqual({ b: 200 });
+      await router.setWeights({ a: 100 });
 
       const load = new Load(router.edgeUrl(), 16).start();
       await sleep(300);

@@ -92,10 +92,10 @@ export function toServerStats(rows: StatRow[]): ServerStats[] {
       checkDescription: r.check_desc ?? "",
     };
   });
-  const up = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN"));
-  // Backups share the traffic only when no regular server is up.
-  const regular = up.filter((s) => !s.backup);
-  const serving = regular.length > 0 ? regular : up;
+  const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
+  // Backups share the traffic (option allbackups) only when no regular server is usable.
+  const regular = usable.filter((s) => !s.backup);
+  const serving = regular.length > 0 ? regular : usable;
   const total = serving.reduce((sum, s) => sum + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round((s.weight / total) * 1000) / 10 : 0;
   return parsed;
