@@ -196,6 +196,75 @@ describe("startup checks", () => {
   });
 });
 
+describe("modelship serve (CLI)", () => {
+  it("--json: step events, a ready event with the URL, serves, and exits 0 after SIGTERM", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        "bin/modelship.js",
+        "serve",
+        "--model",
+        bundle,
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--drain-grace",
+        "200",
+        "--json",
+      ],
+      { cwd: repoRoot, env: { ...process.env, MODELSHIP_ACCESS_LOG: "0" } },
+    );
+    const events: Record<string, unknown>[] = [];
+    let buffered = "";
+    const ready = new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split("\n");
+        buffered = lines.pop() ?? "";
+        for (const line of lines) {
+          const event = JSON.parse(line) as Record<string, unknown>;
+          events.push(event);
+          if (event.type === "ready") resolve(event.url as string);
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`serve exited ${code} before ready`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const url = await ready;
+    const res = await postJson(`${url}/predict`, { text: "lovely crew, thank you" });
+    expect(res.status).toBe(200);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    // Every stdout line parsed as JSON (progress events and server logs alike).
+    const steps = events.filter((e) => e.type === "step");
+    expect(steps.map((e) => [e.title, e.status])).toEqual([
+      ["Loading model bundle", "ok"],
+      ["Starting 1 worker (golden examples must reproduce)", "ok"],
+    ]);
+    expect(events.some((e) => e.type === "stopped" && e.exitCode === 0)).toBe(true);
+  });
+
+  it("a bad flag is one line and exit 2", async () => {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        ["bin/modelship.js", "serve", "--model", bundle, "--workers", "two"],
+        { cwd: repoRoot },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d) => {
+        stderr += d;
+      });
+      child.on("exit", (code) => resolve({ code, stderr }));
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('modelship: --workers must be a number, got "two"');
+  });
+});
+
 describe("chaos switch (testing only)", () => {
   it("MODELSHIP_CHAOS_ERROR_RATE fails that fraction of predict/infer requests with 500 and warns loudly", async () => {
     const server = await startServer(bundle, {
