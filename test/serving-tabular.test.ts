@@ -150,9 +150,9 @@ describe("tabular model over the Open Inference Protocol", () => {
     const labels = body.outputs.find((o) => o.name === "label")!;
     expect(probs.shape).toEqual([rows.length, 3]);
     card.golden.forEach((g, i) => {
-      g.expected.probabilities.forEach((p, j) =>
-        expect(Math.abs((probs.data[i * 3 + j] as number) - p)).toBeLessThanOrEqual(1e-4),
-      );
+      g.expected.probabilities.forEach((p, j) => {
+        expect(Math.abs((probs.data[i * 3 + j] as number) - p)).toBeLessThanOrEqual(1e-4);
+      });
       expect(labels.data[i]).toBe(g.expected.label);
     });
   });
