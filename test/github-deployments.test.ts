@@ -1,10 +1,16 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ledger } from "../src/ledger/ledger.js";
+import { freePort } from "../src/rollout/wiring.js";
 import { buildActions, runAction } from "./support/action-runner.js";
+import { trainedBundle } from "./support/bundle.js";
+import { repoRoot } from "./support/data.js";
 import { callLines, type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
-import { ensureDockerHost } from "./support/images.js";
+import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 
 /**
  * The rollback action run like the runner runs it (workflow_dispatch payload, INPUT_*, GITHUB_API_URL at
@@ -65,5 +71,107 @@ describe("rollback action records a GitHub Deployment", () => {
       expect(s.log_url).toBe("https://github.com/acme/models/actions/runs/4242/attempts/1");
     // The Deployment says why, in the same words as the step's error.
     expect(r.errors[0]).toContain(statuses[1]!.description!.slice(0, 40));
+  });
+});
+
+const exec = promisify(execFile);
+
+/** The real CLI; resolves with the exit code. */
+async function cli(args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
+      cwd: repoRoot,
+      timeout: 300_000,
+    });
+    return { code: 0, out: stdout + stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` };
+  }
+}
+
+/** Same weights, another release: what a retrain that changed nothing would ship. */
+async function release(src: string, stamp: string, into: string): Promise<string> {
+  const card = JSON.parse(await readFile(join(src, "model.json"), "utf8"));
+  const version = `${stamp}-${card.model.sha256.slice(0, 8)}`;
+  const dir = join(into, `${card.name}-${version}`);
+  await cp(src, dir, { recursive: true });
+  await writeFile(join(dir, "model.json"), `${JSON.stringify({ ...card, version }, null, 2)}\n`);
+  return dir;
+}
+
+describe("rollback action on a real host: the Deployment ends success", () => {
+  let dir: string;
+  let dist: string;
+  let stateDir: string;
+  let gh: GitHubRecorder;
+  const versions: string[] = [];
+
+  beforeAll(async () => {
+    ensureDockerHost();
+    dir = await mkdtemp(join(tmpdir(), "mstest-gh-host-"));
+    dist = await buildActions(join(dir, "dist"), "rollback");
+    gh = await startGitHubRecorder();
+    const good = await trainedBundle();
+    stateDir = join(dir, "state");
+    const init = await cli([
+      "host",
+      "init",
+      "--state-dir",
+      stateDir,
+      "--edge-port",
+      String(await freePort()),
+      "--metrics-port",
+      String(await freePort()),
+    ]);
+    expect(init.code, init.out).toBe(0);
+    // Two releases of the real model (repositories shared with the acceptance test's image cache).
+    for (const [stamp, repo] of [
+      ["20260101.000001", "mstest-acc-v1"],
+      ["20260101.000002", "mstest-acc-v2"],
+    ] as const) {
+      const bundle = await release(good, stamp, dir);
+      const image = await modelImage(bundle, { repository: repo });
+      const common = ["--state-dir", stateDir, "--name-prefix", "mstest-ghd-", "--fast", "--allow-no-data"];
+      const r = await cli(["deploy", "--image", image.ref, "--steps", "100", ...common]);
+      expect(r.code, r.out).toBe(0);
+      versions.push(JSON.parse(await readFile(join(bundle, "model.json"), "utf8")).version);
+    }
+  }, 900_000);
+
+  afterAll(async () => {
+    await gh?.close();
+    if (stateDir) {
+      const engine = await testEngine();
+      for (const c of await engine.listContainers({ labels: { "dev.modelship.state-dir": stateDir } }))
+        await engine.remove(c.id, { force: true }).catch(() => {});
+      const pid = await readFile(join(stateDir, "haproxy", "haproxy.pid"), "utf8").catch(() => "");
+      if (Number(pid)) process.kill(Number(pid), "SIGTERM");
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("warm rollback: created → in_progress → success, outputs set, ledger shows the old version stable", async () => {
+    const r = await runAction("rollback", {
+      inputs: { reason: "drill", "state-dir": stateDir },
+      event: "workflow_dispatch",
+      github: gh,
+      distRoot: dist,
+    });
+    expect(r.errors).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    expect(r.outputs).toMatchObject({ version: versions[0], from: versions[1], mode: "warm" });
+    const id = gh.state.deployments.at(-1)!.id;
+    expect(callLines(r.calls)).toEqual([
+      "POST /repos/acme/models/deployments",
+      `POST /repos/acme/models/deployments/${id}/statuses`,
+      `POST /repos/acme/models/deployments/${id}/statuses`,
+    ]);
+    expect(r.calls.slice(1).map((c) => (c.body as { state: string }).state)).toEqual([
+      "in_progress",
+      "success",
+    ]);
+    const stable = (await new Ledger(stateDir).read()).versions.find((v) => v.role === "stable");
+    expect(stable?.version).toBe(versions[0]);
   });
 });
