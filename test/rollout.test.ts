@@ -108,8 +108,9 @@ class FakeHost {
       traffic: {
         edgeUrl: () => "http://127.0.0.1:8080",
         ensureRunning: async () => {},
-        attach: async (name) => {
-          this.weights.set(name, 0);
+        attach: async (name, _port, options) => {
+          this.weights.set(name, options?.backup ? 100 : 0);
+          if (options?.backup) this.backups.add(name);
           this.drained.delete(name);
         },
         waitHealthy: async () => true,

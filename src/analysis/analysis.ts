@@ -148,8 +148,12 @@ function serverDelta(start: ServerSnapshot, end: ServerSnapshot): ServerDelta {
   if (start.metrics && end.metrics) {
     const m0 = start.metrics;
     const m1 = end.metrics;
-    const is5xx: LabelFilter = (l) => /^5/.test(l[serverMetrics.statusLabel] ?? "");
-    serverResponses = counterDelta(sumOf(m0, serverMetrics.requests), sumOf(m1, serverMetrics.requests));
+    // Only prediction traffic: health checks and scrapes would dilute the rate.
+    const is5xx: LabelFilter = (l) => predictRoute(l) && /^5/.test(l[serverMetrics.statusLabel] ?? "");
+    serverResponses = counterDelta(
+      sumOf(m0, serverMetrics.requests, predictRoute),
+      sumOf(m1, serverMetrics.requests, predictRoute),
+    );
     serverErrors = counterDelta(
       sumOf(m0, serverMetrics.requests, is5xx),
       sumOf(m1, serverMetrics.requests, is5xx),
@@ -177,9 +181,11 @@ function serverDelta(start: ServerSnapshot, end: ServerSnapshot): ServerDelta {
   const predictions = [...classCounts.values()].reduce((a, b) => a + b, 0);
   const statusText = end.router?.status ?? "unknown";
   return {
-    // HAProxy sees what users sent; the server's own counters also see retried attempts.
-    responses: Math.max(routerResponses, serverResponses),
-    errors: Math.max(routerErrors, serverErrors),
+    // HAProxy and the server count differently (HAProxy books a retried 500 as a retry; the server
+    // sees every attempt): judge by the source that saw more errors, with its own denominator.
+    ...(serverErrors > routerErrors
+      ? { responses: serverResponses, errors: serverErrors }
+      : { responses: Math.max(routerResponses, routerErrors), errors: routerErrors }),
     p95,
     p99,
     latencySamples,

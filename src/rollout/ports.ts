@@ -39,8 +39,8 @@ export interface ContainerPort {
 export interface TrafficPort {
   edgeUrl(): string;
   ensureRunning(): Promise<void>;
-  /** Adds the server at weight 0 (health-checked, no traffic yet). */
-  attach(name: string, hostPort: number): Promise<void>;
+  /** Adds the server at weight 0 (health-checked, no traffic yet), or as a backup (see `standby`). */
+  attach(name: string, hostPort: number, options?: { backup?: boolean }): Promise<void>;
   /** Waits for HAProxy's health check to mark the server UP. */
   waitHealthy(name: string, timeoutMs: number): Promise<boolean>;
   /** Traffic shares in percent, applied together. */

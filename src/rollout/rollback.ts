@@ -12,7 +12,9 @@ export interface RollbackOutcome {
   mode: "warm" | "cold";
   /** Time from the decision to flip until HAProxy sends all new requests to the target. */
   switchMs: number;
-  /** Whole operation, including starting a container for a cold rollback. */
+  /** From the start until all new requests go to the target (production restored). */
+  restoredMs: number;
+  /** Whole operation, including draining the old version afterwards. */
   totalMs: number;
   by: string;
   reason: string;
@@ -113,13 +115,12 @@ export async function runRollback(input: {
           });
           update("waiting for ready");
           const readyMs = await containers.waitReady(c, settings.readyTimeoutMs);
-          await traffic.attach(target.version, c.hostPort);
+          // As a backup: whatever order HAProxy applies the flip in, some server always takes requests.
+          await traffic.attach(target.version, c.hostPort, { backup: true });
           if (!(await traffic.waitHealthy(target.version, settings.healthTimeoutMs)))
             throw new UserError(`${target.version} did not pass HAProxy's health check`, {
               exitCode: ExitCode.failed,
             });
-          // As a backup first: whatever order HAProxy applies the flip in, some server always takes requests.
-          await traffic.standby(target.version);
           return readyMs;
         },
         (ms) => `(ready in ${(ms / 1000).toFixed(1)}s)`,
@@ -142,12 +143,14 @@ export async function runRollback(input: {
   }
 
   const standbyUntil = new Date(clock.now() + settings.standbyWindowMs).toISOString();
+  let restoredMs = 0;
   const switchMs = await reporter.step(
     `Switching traffic to ${target.version} (${warm ? "warm standby" : "cold start"})`,
     async () => {
       const t0 = performance.now();
       await traffic.setWeights({ [target.version]: 100, [current.version]: 0 });
       const ms = performance.now() - t0;
+      restoredMs = clock.now() - started;
       await op.update((l) => {
         const at = nowIso();
         const t = l.versions.find((x) => x.version === target.version);
@@ -201,13 +204,14 @@ export async function runRollback(input: {
   };
   const totalMs = clock.now() - started;
   reporter.info(
-    `Rolled back to ${target.version} (${warm ? "warm" : "cold"}: switch ${Math.round(switchMs)}ms, total ${(totalMs / 1000).toFixed(1)}s). ${edge.failed === 0 ? "Zero requests dropped" : `${edge.failed} requests failed at the edge`} (${edge.requests} requests meanwhile).`,
+    `Rolled back to ${target.version} (${warm ? "warm" : "cold"}: switch ${Math.round(switchMs)}ms, traffic restored after ${(restoredMs / 1000).toFixed(1)}s, done after ${(totalMs / 1000).toFixed(1)}s). ${edge.failed === 0 ? "Zero requests dropped" : `${edge.failed} requests failed at the edge`} (${edge.requests} requests meanwhile).`,
   );
   const outcome: RollbackOutcome = {
     version: target.version,
     from: current.version,
     mode: warm ? "warm" : "cold",
     switchMs,
+    restoredMs,
     totalMs,
     by: input.by,
     reason: input.reason,

@@ -94,8 +94,16 @@ export function routerTraffic(router: Router): TrafficPort {
     ensureRunning: async () => {
       await router.ensureRunning();
     },
-    attach: async (name, hostPort) => {
-      await router.upsertServer({ name, address: "127.0.0.1", port: hostPort, weight: 0, state: "ready" });
+    attach: async (name, hostPort, options) => {
+      const backup = options?.backup ?? false;
+      await router.upsertServer({
+        name,
+        address: "127.0.0.1",
+        port: hostPort,
+        weight: backup ? 100 : 0,
+        state: "ready",
+        backup,
+      });
     },
     waitHealthy: async (name, timeoutMs) => (await router.waitHealthy(name, timeoutMs)).healthy,
     setWeights: async (weights) => {
@@ -123,7 +131,8 @@ export function routerTraffic(router: Router): TrafficPort {
         out[s.name] = {
           responses: Object.values(s.responses).reduce((a, b) => a + b, 0),
           http5xx: s.responses["5xx"],
-          failures: s.connectionErrors + s.responseErrors,
+          // A 500 that HAProxy retried elsewhere shows up only as a retry (wretr) on this server.
+          failures: s.connectionErrors + s.responseErrors + s.retries,
           status: s.status,
         };
       }
