@@ -281,6 +281,20 @@ describe("model server image (real docker build on the local base, real model)",
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toContain("--image 'Not A Valid Name' is not a valid image repository");
+    for (const [args, message] of [
+      [
+        ["--registry", "ghcr.io", "--username", "octocat"],
+        "--registry is only used to push: add --push, or drop --registry",
+      ],
+      [["--push", "--username", "octocat"], "--username/--password-stdin need --registry <host>"],
+      [["--smoke-timeout", "soon"], "--smoke-timeout must be a positive number of seconds, got 'soon'"],
+    ] as const) {
+      const bad = await cli(["build", "--model", bundleDir, ...args]);
+      expect({ code: bad.code, stderr: bad.stderr.trim() }).toEqual({
+        code: 2,
+        stderr: `modelship: ${message}`,
+      });
+    }
     const noBundle = await cli(["build", "--model", join(tmpdir(), `mstest-none-${suffix}`)]);
     expect(noBundle.code).toBe(2);
     expect(noBundle.stderr).toMatch(/is not a model bundle/);

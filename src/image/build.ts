@@ -226,7 +226,8 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
           // it expands changed, and --label is applied on every commit.
           labels,
           onProgress: (line) => {
-            const step = /(?:STEP|Step) \d+\/\d+.*/.exec(line);
+            // Classic builder / Podman: "STEP 3/18: COPY …"; BuildKit plain progress: "#7 [app 2/3] COPY …".
+            const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
             if (step) update(step[0].slice(0, 80));
           },
         }),

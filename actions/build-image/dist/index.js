@@ -44334,7 +44334,7 @@ async function buildModelImage(options) {
         // it expands changed, and --label is applied on every commit.
         labels,
         onProgress: (line) => {
-          const step = /(?:STEP|Step) \d+\/\d+.*/.exec(line);
+          const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
           if (step) update(step[0].slice(0, 80));
         }
       }),
