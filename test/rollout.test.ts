@@ -229,6 +229,29 @@ describe("deploy rollout (in-memory host)", () => {
     expect(l.operation).toBeNull();
   });
 
+  it("--model: the image built inside the rollout is what the ledger records", async () => {
+    const c = candidate("v1");
+    c.image = { ref: "", digest: null };
+    const op = await ledger.begin("deploy");
+    const out = await runDeploy({
+      deps: host.deps(),
+      op,
+      candidate: c,
+      settings,
+      reporter: silent,
+      build: async () => {
+        c.image = { ref: "mstest/built:v1", digest: "sha256:abc" };
+        return "built";
+      },
+    });
+    await op.finish();
+    expect(out.status).toBe("promoted");
+    expect((await ledger.read()).versions[0]?.image).toEqual({
+      ref: "mstest/built:v1",
+      digest: "sha256:abc",
+    });
+  });
+
   it("a good canary steps 5→25→50 with analysis and is promoted; old stable becomes warm standby", async () => {
     await deploy(candidate("v1"));
     const out = await deploy(candidate("v2"));

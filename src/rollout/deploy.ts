@@ -46,7 +46,8 @@ function newEntry(c: Candidate): VersionEntry {
   const at = nowIso();
   return {
     version: c.version,
-    image: c.image,
+    // `--model`: the image is built inside the "Building container" step and recorded then.
+    image: c.image.ref ? c.image : { ref: "(building)", digest: null },
     model: c.model,
     container: null,
     role: "canary",
@@ -174,6 +175,7 @@ export async function runDeploy(input: {
         if (input.build) {
           update("building image");
           parts.push(await input.build());
+          await op.update((l) => patch(l, name, { image: candidate.image }));
         }
         await op.step("starting candidate container");
         update("starting container");

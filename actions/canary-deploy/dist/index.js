@@ -54690,7 +54690,8 @@ function newEntry(c) {
   const at = nowIso2();
   return {
     version: c.version,
-    image: c.image,
+    // `--model`: the image is built inside the "Building container" step and recorded then.
+    image: c.image.ref ? c.image : { ref: "(building)", digest: null },
     model: c.model,
     container: null,
     role: "canary",
@@ -54795,6 +54796,7 @@ async function runDeploy(input2) {
         if (input2.build) {
           update("building image");
           parts.push(await input2.build());
+          await op.update((l) => patch(l, name, { image: candidate.image }));
         }
         await op.step("starting candidate container");
         update("starting container");
