@@ -87,6 +87,8 @@ async function imageKey(bundleDir: string, base: string): Promise<string> {
 }
 
 const modelImages = new Map<string, Promise<ModelImage>>();
+/** References handed out by this process: never dropped as stale while it runs. */
+const handedOut = new Set<string>();
 
 /** The real model server image for a bundle, on the local base, without the build's own smoke run. */
 export function modelImage(bundleDir: string, opts: { repository?: string } = {}): Promise<ModelImage> {
@@ -99,6 +101,7 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
       const base = await baseImage();
       const key = await imageKey(bundleDir, base);
       const ref = `${repository}:${key}`;
+      handedOut.add(ref);
       return withLock(`model-${key}`, async () => {
         if (await engine.inspectImage(ref)) return { ref, baseImage: base, build: null };
         const build = await buildModelImage({
@@ -113,7 +116,10 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
         // Older content keys of this repository are stale: drop them so runs do not pile up images.
         const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]);
         for (const old of stdout.split("\n"))
-          if (old.replace(/^localhost\//, "").startsWith(`${repository}:`) && !old.endsWith(`:${key}`))
+          if (
+            old.replace(/^localhost\//, "").startsWith(`${repository}:`) &&
+            !handedOut.has(old.replace(/^localhost\//, ""))
+          )
             await engine.removeImage(old).catch(() => {});
         return { ref, baseImage: base, build };
       });
