@@ -4,6 +4,7 @@ import { checkHost } from "../../host/check.js";
 import { initHost, parsePort } from "../../host/init.js";
 import { repairRouter } from "../../host/repair.js";
 import { resolveStateDir } from "../../ledger/ledger.js";
+import { startMonitoring } from "../../monitoring/index.js";
 import { repairLedger } from "../../rollout/repair.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
@@ -15,6 +16,8 @@ interface HostFlags {
   edgeBind?: string;
   metricsPort?: string;
   socketGroup?: string;
+  monitoring?: boolean;
+  monitoringPort?: string;
 }
 
 export function register(program: Command): void {
@@ -40,11 +43,14 @@ export function register(program: Command): void {
       "--socket-group <group>",
       "group that may use the runtime API socket (default under sudo: the caller's)",
     )
+    .option("--monitoring", "also start Prometheus with modelship's scrape config and alert rules")
+    .option("--monitoring-port <port>", "Prometheus port (default 9090, on 127.0.0.1)")
     .action(async (flags: HostFlags) => {
       const reporter = new Reporter(flags.json ? "json" : "human");
+      const stateDir = resolveStateDir(flags.stateDir);
       const result = await initHost(
         {
-          stateDir: resolveStateDir(flags.stateDir),
+          stateDir,
           ...(flags.edgePort ? { edgePort: parsePort(flags.edgePort, "--edge-port") } : {}),
           ...(flags.edgeBind ? { edgeBind: flags.edgeBind } : {}),
           ...(flags.metricsPort ? { metricsPort: parsePort(flags.metricsPort, "--metrics-port") } : {}),
@@ -52,11 +58,21 @@ export function register(program: Command): void {
         },
         reporter,
       );
-      if (flags.json) reporter.event({ type: "result", ...result });
-      else
+      const monitoring = flags.monitoring
+        ? await startMonitoring({
+            stateDir,
+            supervisor: result.supervisor,
+            reporter,
+            ...(flags.monitoringPort ? { port: parsePort(flags.monitoringPort, "--monitoring-port") } : {}),
+          })
+        : undefined;
+      if (flags.json) reporter.event({ type: "result", ...result, ...(monitoring ? { monitoring } : {}) });
+      else {
         reporter.info(
           `Host ready: edge ${result.edgeUrl}, metrics ${result.metricsUrl} (${result.supervisor})`,
         );
+        if (monitoring) reporter.info(`Monitoring: Prometheus ${monitoring.url} (${monitoring.supervisor})`);
+      }
     });
 
   common(host.command("check"))
