@@ -114,7 +114,8 @@ describe("modelship demo (CLI)", () => {
     expect(r.stdout).toMatch(
       /^\s+\S.*(podman system service|systemctl start docker|dockerd|apt-get install)/m,
     );
-    expect(r.stderr).toMatch(/modelship: missing a container engine; --no-install was given/);
+    expect(r.stderr).toMatch(/^modelship: missing a container engine; --no-install was given/m);
+    expect(r.stderr).not.toMatch(/demo stopped/);
     expect(existsSync(join(dir, "ledger.json"))).toBe(false);
   });
 

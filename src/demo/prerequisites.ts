@@ -146,12 +146,15 @@ export async function ensureHost(reporter: Reporter, opts: { install: boolean })
         : "this is not a Debian/Ubuntu host with apt-get";
     const missing = [
       ...(facts.haproxy ? [] : ["HAProxy"]),
-      ...(facts.engineAnswers ? [] : [`a container engine (${facts.engineDetail})`]),
+      ...(facts.engineAnswers ? [] : ["a container engine"]),
     ];
     const sudo = facts.root ? "" : "sudo ";
     const lines = fixes.map((f) => `  ${sudo}${f.command}`);
     const hosts = fixes.filter((f) => f.dockerHost).map((f) => `  export DOCKER_HOST=${f.dockerHost}`);
-    reporter.info(`This host needs: ${missing.join("; ")}. Run:\n${[...lines, ...hosts].join("\n")}`);
+    const engineWhy = facts.engineAnswers ? "" : ` (${facts.engineDetail})`;
+    reporter.info(
+      `This host needs: ${missing.join(" and ")}${engineWhy}. Run:\n${[...lines, ...hosts].join("\n")}`,
+    );
     throw new UserError(`missing ${missing.join(" and ")}; ${why}, so the demo did not install it`, {
       exitCode: ExitCode.environment,
       hint: "run the commands above, then `npm run demo` again",

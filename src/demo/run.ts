@@ -506,10 +506,12 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
     // A failed step leaves nothing running unless --keep asked for it (to look at what went wrong).
     if (!opts.keep)
       await teardown(stateDir).then(
-        (d) =>
-          reporter.warn(
-            `demo stopped: removed ${d.containers.length} container(s) and its HAProxy (--keep leaves them for inspection)`,
-          ),
+        (d) => {
+          if (d.containers.length || d.haproxyStopped)
+            reporter.warn(
+              `demo stopped: removed ${d.containers.length} container(s) and its HAProxy (--keep leaves them for inspection)`,
+            );
+        },
         (e) => reporter.warn(`cleanup after the failure failed too: ${(e as Error).message}`),
       );
     throw err;
