@@ -73,4 +73,7 @@ tar -C "$root" --numeric-owner -cf - . | docker import \
   --message "modelship local base: host node $version + shared libraries" \
   - "$ref" >/dev/null
 echo "base-image: built $ref" >&2
+# Older content keys of this repository are stale; untag them (an image still in use stays).
+stale=$(docker images --format '{{.Repository}}:{{.Tag}}' | sed 's|^localhost/||' | grep "^$repo:" | grep -vx "$ref" || true)
+for old in $stale; do docker rmi "$old" >/dev/null 2>&1 || true; done
 echo "$ref"
