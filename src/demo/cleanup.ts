@@ -6,6 +6,7 @@ import { retire } from "../rollout/reconcile.js";
 import { SERVED_LABELS } from "../rollout/wiring.js";
 import { routerPaths } from "../router/config.js";
 import { Router } from "../router/router.js";
+import { pickDockerHost } from "./prerequisites.js";
 
 export interface TeardownResult {
   containers: string[];
@@ -25,6 +26,7 @@ export async function teardown(stateDir: string): Promise<TeardownResult> {
   const hasRouter = existsSync(routerPaths(stateDir).settings);
   if (!hasLedger && !hasRouter) return result;
 
+  pickDockerHost(); // `demo --down` runs without the host check that sets it
   const ledger = new Ledger(stateDir);
   const op = await ledger.begin("repair", { wait: true, waitTimeoutMs: 30_000, by: "modelship demo" });
   try {
