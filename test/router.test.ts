@@ -317,6 +317,19 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     expect(stats.find((s) => s.name === "a")?.weight).toBe(0);
   });
 
+  it("a weight flip raises the gaining server before lowering the losing one", async () => {
+    await router.setWeights({ a: 100, b: 0 });
+    const flip = await router.setWeights({ a: 0, b: 100 });
+    const raise = flip.commands.indexOf("set server models/b weight 256");
+    const lower = flip.commands.indexOf("set server models/a weight 0");
+    expect(raise).toBeGreaterThanOrEqual(0);
+    expect(lower).toBeGreaterThan(raise);
+    const back = await router.setWeights({ a: 100, b: 0 });
+    expect(back.commands.indexOf("set server models/b weight 0")).toBeGreaterThan(
+      back.commands.indexOf("set server models/a weight 256"),
+    );
+  });
+
   it("drains a server under continuous keep-alive load with zero failed requests", async () => {
     await router.setWeights({ a: 50, b: 50 });
     const load = new Load(router.edgeUrl(), 16).start();

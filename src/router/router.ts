@@ -261,7 +261,15 @@ export class Router {
     const live = new Map((await this.api.showServersState(BACKEND)).map((s) => [s.name, s]));
     const liveBackup = new Map((await this.api.showStat(BACKEND)).map((r) => [r.svname, r.bck === "1"]));
     let reload = false;
-    for (const spec of desired.servers) {
+    // Servers gaining traffic first, losing traffic last: a flip never passes through a moment where
+    // no server takes requests.
+    const effectiveWeight = (name: string) => {
+      const cur = live.get(name);
+      return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
+    };
+    const gain = (spec: RouterDesired["servers"][number]) =>
+      (spec.state === "ready" ? percentToWeight(spec.weight) : 0) - effectiveWeight(spec.name);
+    for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
       const ref = `${BACKEND}/${spec.name}`;
       const cur = live.get(spec.name);
       // The runtime API cannot flip `backup` on a server: the (seamless) reload below applies it.
