@@ -58,6 +58,11 @@ export interface BeginOptions {
   pollMs?: number;
   /** How often the lock's mtime is refreshed (proper-lockfile `update`; tests shorten it). */
   lockUpdateMs?: number;
+  /**
+   * Called after every ledger write of this operation (e.g. to keep Prometheus targets in step).
+   * Its failures never fail the operation: the ledger is the source of truth.
+   */
+  onChange?: (ledger: LedgerData) => Promise<unknown>;
 }
 
 export function currentUser(): string {
@@ -225,7 +230,7 @@ export class Ledger {
         lockIno,
       };
       await atomicWriteJson(join(this.stateDir, OWNER_FILE), owner);
-      const handle = new OperationHandle(this, release, {
+      const handle = new OperationHandle(this, release, options.onChange, {
         id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes(3).toString("hex")}`,
         kind,
         pid: process.pid,
@@ -308,10 +313,17 @@ export class OperationHandle {
   /** The operation a crashed process left behind, if any (found when this one began). */
   interrupted: Operation | null = null;
   private releaseLock: (() => Promise<void>) | undefined;
+  private readonly onChange: BeginOptions["onChange"];
 
-  constructor(ledger: Ledger, release: () => Promise<void>, operation: Operation) {
+  constructor(
+    ledger: Ledger,
+    release: () => Promise<void>,
+    onChange: BeginOptions["onChange"],
+    operation: Operation,
+  ) {
     this.ledger = ledger;
     this.releaseLock = release;
+    this.onChange = onChange;
     this.operation = operation;
   }
 
@@ -335,7 +347,9 @@ export class OperationHandle {
     if (!this.releaseLock) throw new Error("operation already finished");
     const draft = await this.ledger.read();
     fn(draft);
-    return this.ledger.write(draft);
+    const written = await this.ledger.write(draft);
+    await this.onChange?.(written).catch(() => {});
+    return written;
   }
 
   /** Records how far the operation got (what `status` shows after a crash). */

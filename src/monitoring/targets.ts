@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
@@ -101,6 +102,11 @@ export async function syncTargets(stateDir: string): Promise<ScrapeTarget[]> {
   } finally {
     await release();
   }
+}
+
+/** `syncTargets` on hosts where `host init --monitoring` set monitoring up; a no-op elsewhere. */
+export async function syncTargetsIfMonitored(stateDir: string): Promise<void> {
+  if (existsSync(monitoringPaths(stateDir).targetsDir)) await syncTargets(stateDir);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Engine } from "../engine/engine.js";
 import { currentUser, Ledger } from "../ledger/ledger.js";
+import { syncTargetsIfMonitored } from "../monitoring/targets.js";
 import { Router } from "../router/router.js";
 import { reconcile } from "./reconcile.js";
 import { rolloutSettingsSchema } from "./settings.js";
@@ -22,7 +23,11 @@ export async function repairLedger(
 ): Promise<LedgerRepair> {
   const ledger = new Ledger(stateDir);
   const file = await ledger.repairFile();
-  const op = await ledger.begin("repair", { wait: options.wait, by: currentUser() });
+  const op = await ledger.begin("repair", {
+    wait: options.wait,
+    by: currentUser(),
+    onChange: () => syncTargetsIfMonitored(stateDir),
+  });
   try {
     const settings = rolloutSettingsSchema.parse({});
     const deps = realDeps(await Engine.connect(), await Router.open(stateDir), stateDir, settings);

@@ -1,6 +1,7 @@
 import { Engine } from "../engine/engine.js";
 import { buildModelImage } from "../image/build.js";
 import { currentUser, Ledger, type OperationHandle } from "../ledger/ledger.js";
+import { syncTargetsIfMonitored } from "../monitoring/targets.js";
 import { Router } from "../router/router.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
@@ -47,7 +48,12 @@ export async function deploy(req: DeployRequest): Promise<DeployOutcome> {
   candidate.env = req.env;
 
   const ledger = new Ledger(req.stateDir);
-  const op = await ledger.begin("deploy", { wait: req.wait, target: candidate.version, by: currentUser() });
+  const op = await ledger.begin("deploy", {
+    wait: req.wait,
+    target: candidate.version,
+    by: currentUser(),
+    onChange: () => syncTargetsIfMonitored(req.stateDir),
+  });
   try {
     const build = candidate.bundleDir
       ? async () => {
@@ -97,7 +103,12 @@ export async function rollback(req: RollbackRequest): Promise<RollbackOutcome> {
   const router = await Router.open(req.stateDir);
   const ledger = new Ledger(req.stateDir);
   const by = req.by ?? currentUser();
-  const op = await ledger.begin("rollback", { wait: req.wait, target: req.to, by });
+  const op = await ledger.begin("rollback", {
+    wait: req.wait,
+    target: req.to,
+    by,
+    onChange: () => syncTargetsIfMonitored(req.stateDir),
+  });
   try {
     const outcome = await runRollback({
       deps: realDeps(engine, router, req.stateDir, req.settings),
