@@ -500,6 +500,8 @@ describe("router (real HAProxy 2.6, real backends)", () => {
 
   it("reloads seamlessly under load (-x / -sf) and keeps weights and states", async () => {
     await router.setWeights({ a: 75, b: 25 });
+    const edgeBefore = await router.edgeTotals();
+    const countersBefore = await router.counters();
     const load = new Load(router.edgeUrl(), 16).start();
     await sleep(300);
     const pids: number[] = [];
@@ -513,6 +515,17 @@ describe("router (real HAProxy 2.6, real backends)", () => {
     console.log(`3 reloads under load: ${result.ok} ok, ${result.non2xx} non-2xx, ${result.errors} errors`);
     expect(result.problems).toEqual([]);
     expect(new Set(pids).size).toBe(3);
+    // Counters stay monotonic across reloads. The outgoing process's last ~100 ms (snapshot → handover)
+    // go uncounted, so allow a margin; without the carry only the last process's share would show.
+    await sleep(200);
+    const edge = await router.edgeTotals();
+    const delta = diffCounters(countersBefore, await router.counters());
+    const served = (delta.servers.a?.responses["2xx"] ?? 0) + (delta.servers.b?.responses["2xx"] ?? 0);
+    console.log(`edge counted ${edge.requests - edgeBefore.requests} of ${result.ok} answers across reloads`);
+    expect(edge.requests - edgeBefore.requests).toBeGreaterThanOrEqual(result.ok * 0.8);
+    expect(edge.requests - edgeBefore.requests).toBeLessThanOrEqual(result.ok);
+    expect(served).toBeGreaterThanOrEqual(result.ok * 0.8);
+    expect(edge.failed - edgeBefore.failed).toBe(0);
     const stats = await router.stats();
     expect(stats.find((s) => s.name === "a")?.weight).toBe(192);
     expect(stats.find((s) => s.name === "b")?.weight).toBe(64);

@@ -138,16 +138,8 @@ export function routerTraffic(router: Router): TrafficPort {
       }
       return out;
     },
-    edgeCounters: () => edgeCounters(router),
+    edgeCounters: () => router.edgeTotals(),
   };
-}
-
-/** The edge frontend's own counters: what clients were answered, and how many answers were 5xx. */
-export async function edgeCounters(router: Router): Promise<{ requests: number; failed: number }> {
-  const rows = await router.api.showStatAll();
-  const fe = rows.find((r) => r.pxname === "edge" && r.svname === "FRONTEND");
-  const n = (v: string | undefined) => (v && Number.isFinite(Number(v)) ? Number(v) : 0);
-  return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
 }
 
 export async function scrapeMetrics(hostPort: number): Promise<ReturnType<typeof parsePromText> | null> {

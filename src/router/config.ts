@@ -14,6 +14,8 @@ export interface RouterPaths {
   pidfile: string;
   /** `show servers state` dump handed from an old process to the new one across a reload. */
   serverState: string;
+  /** Counters of HAProxy processes replaced by reloads (a new process starts from 0). */
+  counterCarry: string;
   /** Router settings written by `host init` (ports, bind addresses, health-check timings). */
   settings: string;
   /** The servers we want (name, address, weight %, state): the config is rendered from it. */
@@ -28,6 +30,7 @@ export function routerPaths(stateDir: string): RouterPaths {
     socket: join(dir, "haproxy.sock"),
     pidfile: join(dir, "haproxy.pid"),
     serverState: join(dir, "server-state"),
+    counterCarry: join(dir, "counters-carry.json"),
     settings: join(stateDir, "router.json"),
     desired: join(stateDir, "router-desired.json"),
     lock: join(dir, "router"),

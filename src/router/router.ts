@@ -18,7 +18,18 @@ import {
   ServerSpec,
   type ServerSpecInput,
 } from "./schema.js";
-import { type CounterSnapshot, type ServerStats, toServerStats, toSnapshot } from "./stats.js";
+import {
+  type CounterCarry,
+  type CounterSnapshot,
+  carryOver,
+  counterCarrySchema,
+  type EdgeTotals,
+  emptyCarry,
+  type ServerStats,
+  toServerStats,
+  toSnapshot,
+  withCarry,
+} from "./stats.js";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -158,6 +169,8 @@ export class Router {
   private async start(): Promise<number> {
     await mkdir(join(this.settings.stateDir, "haproxy"), { recursive: true, mode: 0o750 });
     await atomicWriteFile(this.paths.serverState, "1\n");
+    // A cold start counts from 0 like any fresh HAProxy; interval diffs treat it as a reset.
+    await rm(this.paths.counterCarry, { force: true });
     if (this.settings.supervisor === "systemd") {
       await systemctl("start", this.settings.systemdUnit);
     } else {
@@ -181,6 +194,8 @@ export class Router {
     await this.writeConfig(await this.readDesired());
     if (!old) return { pid: await this.start(), previousPid: undefined };
     await this.dumpServerState();
+    // Snapshot the outgoing process's counters; persisted once the new process answers.
+    const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => undefined);
     if (this.settings.supervisor === "systemd") {
       await systemctl("reload", this.settings.systemdUnit);
     } else {
@@ -189,9 +204,16 @@ export class Router {
     const deadline = Date.now() + 10_000;
     for (;;) {
       const now = await this.running();
-      if (now && now.pid !== old.pid && (await this.answers())) return { pid: now.pid, previousPid: old.pid };
-      if (this.settings.supervisor === "systemd" && now && (await this.answers()))
-        return { pid: now.pid, previousPid: old.pid }; // master-worker keeps the master pid
+      const replaced = now && now.pid !== old.pid && (await this.answers());
+      // master-worker (systemd) keeps the master pid
+      const reloadedInPlace = this.settings.supervisor === "systemd" && now && (await this.answers());
+      if (now && (replaced || reloadedInPlace)) {
+        if (outgoing) {
+          const carry = carryOver(await this.readCarry(), outgoing[0], outgoing[1]);
+          await atomicWriteJson(this.paths.counterCarry, carry);
+        }
+        return { pid: now.pid, previousPid: old.pid };
+      }
       if (Date.now() > deadline) {
         throw new UserError("HAProxy did not come back after reload within 10s", {
           exitCode: ExitCode.environment,
@@ -400,9 +422,39 @@ export class Router {
     return toServerStats(await this.api.showStat(BACKEND));
   }
 
-  /** Counters per server now; `diffCounters(before, after)` gives an interval's requests and codes. */
+  /**
+   * Counters per server now, monotonic across seamless reloads; `diffCounters(before, after)` gives
+   * an interval's requests and codes.
+   */
   async counters(): Promise<CounterSnapshot> {
+    return withCarry(await this.liveCounters(), await this.readCarry());
+  }
+
+  /** The edge frontend's totals (what clients were answered; 5xx among them), across reloads. */
+  async edgeTotals(): Promise<EdgeTotals> {
+    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.readCarry()]);
+    return { requests: live.requests + carry.edge.requests, failed: live.failed + carry.edge.failed };
+  }
+
+  private async liveCounters(): Promise<CounterSnapshot> {
     return toSnapshot(await this.stats());
+  }
+
+  private async liveEdgeTotals(): Promise<EdgeTotals> {
+    const rows = await this.api.showStatAll();
+    const fe = rows.find((r) => r.pxname === "edge" && r.svname === "FRONTEND");
+    const n = (v: string | undefined) => (v && Number.isFinite(Number(v)) ? Number(v) : 0);
+    return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
+  }
+
+  private async readCarry(): Promise<CounterCarry> {
+    const text = await readFile(this.paths.counterCarry, "utf8").catch(() => undefined);
+    if (text === undefined) return emptyCarry();
+    try {
+      return counterCarrySchema.parse(JSON.parse(text));
+    } catch {
+      return emptyCarry(); // a damaged carry only costs pre-reload history, never a deploy
+    }
   }
 
   /** True when the admin socket answers. */

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { StatRow } from "./runtime-api.js";
 import { weightToPercent } from "./schema.js";
 
@@ -186,4 +187,86 @@ export function diffCounters(
     };
   }
   return { seconds: (after.at - before.at) / 1000, servers };
+}
+
+/** The edge frontend's own totals: every answer clients got, and how many were 5xx. */
+export interface EdgeTotals {
+  requests: number;
+  failed: number;
+}
+
+/**
+ * What reloaded-away HAProxy processes had counted. A seamless reload starts the new process from 0,
+ * so counters are reported as live + carry to stay monotonic across reloads (interval diffs and the
+ * rollout's "zero requests dropped" would otherwise lose everything before the reload). Approximate:
+ * what the outgoing process answers between the snapshot and the handover (~100 ms) is not counted.
+ */
+export const counterCarrySchema = z.object({
+  edge: z.object({ requests: z.number(), failed: z.number() }),
+  servers: z.record(
+    z.string(),
+    z.object({
+      requests: z.number(),
+      responses: z.object({
+        "1xx": z.number(),
+        "2xx": z.number(),
+        "3xx": z.number(),
+        "4xx": z.number(),
+        "5xx": z.number(),
+        other: z.number(),
+      }),
+      connectionErrors: z.number(),
+      responseErrors: z.number(),
+      retries: z.number(),
+      redispatches: z.number(),
+    }),
+  ),
+});
+export type CounterCarry = z.infer<typeof counterCarrySchema>;
+
+export const emptyCarry = (): CounterCarry => ({ edge: { requests: 0, failed: 0 }, servers: {} });
+
+type Counted = Omit<ServerCounters, "status">;
+
+function addCounted(a: Counted | undefined, b: Counted): Counted {
+  if (!a) return { ...b, responses: { ...b.responses } };
+  const r = (k: keyof ResponseCodes) => a.responses[k] + b.responses[k];
+  return {
+    requests: a.requests + b.requests,
+    responses: {
+      "1xx": r("1xx"),
+      "2xx": r("2xx"),
+      "3xx": r("3xx"),
+      "4xx": r("4xx"),
+      "5xx": r("5xx"),
+      other: r("other"),
+    },
+    connectionErrors: a.connectionErrors + b.connectionErrors,
+    responseErrors: a.responseErrors + b.responseErrors,
+    retries: a.retries + b.retries,
+    redispatches: a.redispatches + b.redispatches,
+  };
+}
+
+/** Folds a snapshot of a process about to be replaced into the carry. */
+export function carryOver(carry: CounterCarry, live: CounterSnapshot, edge: EdgeTotals): CounterCarry {
+  const servers = { ...carry.servers };
+  for (const [name, c] of Object.entries(live.servers)) {
+    const { status: _status, ...counted } = c;
+    servers[name] = addCounted(servers[name], counted);
+  }
+  return {
+    edge: { requests: carry.edge.requests + edge.requests, failed: carry.edge.failed + edge.failed },
+    servers,
+  };
+}
+
+/** Live counters plus what earlier processes counted. */
+export function withCarry(live: CounterSnapshot, carry: CounterCarry): CounterSnapshot {
+  const servers: Record<string, ServerCounters> = {};
+  for (const [name, c] of Object.entries(live.servers)) {
+    const prior = carry.servers[name];
+    servers[name] = prior ? { status: c.status, ...addCounted(prior, c) } : c;
+  }
+  return { at: live.at, servers };
 }
