@@ -45,7 +45,7 @@ export class DriftRecorder {
     this.card = card;
     this.settings = settings;
     this.text = text;
-    this.counter = new ChunkCounter(layoutOf(card.reference, card.io.labels), text);
+    this.counter = new ChunkCounter(layoutOf(card.reference, card.io.labels), text, settings.oovEvery);
     this.send = send;
     if (settings.enabled) {
       const timer = setInterval(

@@ -35,7 +35,12 @@ beforeAll(async () => {
 
 /** Feeds `count` predictions drawn (with replacement) from `pool` into the window in server-size chunks. */
 function feed(window: SlidingWindow, pool: readonly Observation[], count: number, next: () => number): void {
-  const counter = new ChunkCounter(layoutOf(streams.card.reference, streams.card.io.labels), text);
+  // As the server counts: its default OOV sampling included.
+  const counter = new ChunkCounter(
+    layoutOf(streams.card.reference, streams.card.io.labels),
+    text,
+    driftSettingsFromEnv({}).oovEvery,
+  );
   for (let i = 0; i < count; i++) {
     counter.add(pool[Math.floor(next() * pool.length)]!);
     if (counter.size >= 50) window.push(counter.take());

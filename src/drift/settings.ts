@@ -10,6 +10,8 @@ export const driftSettingsSchema = z.object({
   /** Predictions a worker counts before handing them to the primary (also flushed after flushMs). */
   chunk: z.number().int().min(1).max(10_000).default(50),
   flushMs: z.number().int().min(10).max(60_000).default(1000),
+  /** Tokenize every n-th text for the OOV rate (1 = every text). */
+  oovEvery: z.number().int().min(1).max(1000).default(4),
   thresholds: thresholdsSchema.default(thresholdsSchema.parse({})),
   log: z
     .object({
@@ -36,6 +38,7 @@ export const DRIFT_ENV = {
   MODELSHIP_DRIFT_WINDOW: "window",
   MODELSHIP_DRIFT_CHUNK: "chunk",
   MODELSHIP_DRIFT_FLUSH_MS: "flushMs",
+  MODELSHIP_DRIFT_OOV_EVERY: "oovEvery",
   MODELSHIP_DRIFT_SCORE_PSI: "thresholds.scorePsi",
   MODELSHIP_DRIFT_CLASS_MIX_DISTANCE: "thresholds.classMixDistance",
   MODELSHIP_DRIFT_INPUT_LENGTH_PSI: "thresholds.inputLengthPsi",

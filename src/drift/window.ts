@@ -25,12 +25,19 @@ export class ChunkCounter {
   private counts: DriftCounts;
   private readonly layout: CountsLayout;
   private readonly text: TextProfile | undefined;
+  private readonly oovEvery: number;
+  private texts = 0;
   /** When the first observation of the current chunk arrived (ms since epoch), 0 when empty. */
   startedAt = 0;
 
-  constructor(layout: CountsLayout, text: TextProfile | undefined) {
+  /**
+   * `oovEvery`: tokenize every n-th text only. Tokenizing is most of the per-prediction cost, and the
+   * OOV *rate* of a systematic sample is unbiased and still precise over a window (README "Drift").
+   */
+  constructor(layout: CountsLayout, text: TextProfile | undefined, oovEvery = 1) {
     this.layout = layout;
     this.text = text;
+    this.oovEvery = Math.max(1, Math.floor(oovEvery));
     this.counts = emptyCounts(layout);
   }
 
@@ -46,7 +53,7 @@ export class ChunkCounter {
     if (o.classIndex >= 0 && o.classIndex < c.classes.length) c.classes[o.classIndex]!++;
     if (typeof o.input === "string") {
       if (c.lengthBins.length > 0) c.lengthBins[binOf(codePointLength(o.input), this.layout.lengthEdges)]!++;
-      if (this.text) {
+      if (this.text && this.texts++ % this.oovEvery === 0) {
         const t = this.text.count(o.input);
         c.tokens += t.tokens;
         c.oovTokens += t.oov;
