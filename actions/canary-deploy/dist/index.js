@@ -20419,8 +20419,8 @@ var require_graceful_fs = __commonJS({
       fs4.createReadStream = createReadStream2;
       fs4.createWriteStream = createWriteStream;
       var fs$readFile = fs4.readFile;
-      fs4.readFile = readFile5;
-      function readFile5(path, options, cb) {
+      fs4.readFile = readFile6;
+      function readFile6(path, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$readFile(path, options, cb);
@@ -20436,8 +20436,8 @@ var require_graceful_fs = __commonJS({
         }
       }
       var fs$writeFile = fs4.writeFile;
-      fs4.writeFile = writeFile4;
-      function writeFile4(path, data, options, cb) {
+      fs4.writeFile = writeFile5;
+      function writeFile5(path, data, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$writeFile(path, data, options, cb);
@@ -20491,9 +20491,9 @@ var require_graceful_fs = __commonJS({
         }
       }
       var fs$readdir = fs4.readdir;
-      fs4.readdir = readdir4;
+      fs4.readdir = readdir5;
       var noReaddirOptionVersions = /^v[0-5]\./;
-      function readdir4(path, options, cb) {
+      function readdir5(path, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         var go$readdir = noReaddirOptionVersions.test(process.version) ? function go$readdir2(path2, options2, cb2, startTime) {
@@ -21472,27 +21472,27 @@ var require_adapter = __commonJS({
 var require_proper_lockfile = __commonJS({
   "node_modules/proper-lockfile/index.js"(exports, module) {
     "use strict";
-    var lockfile3 = require_lockfile();
+    var lockfile4 = require_lockfile();
     var { toPromise, toSync, toSyncOptions } = require_adapter();
     async function lock(file2, options) {
-      const release = await toPromise(lockfile3.lock)(file2, options);
+      const release = await toPromise(lockfile4.lock)(file2, options);
       return toPromise(release);
     }
     function lockSync(file2, options) {
-      const release = toSync(lockfile3.lock)(file2, toSyncOptions(options));
+      const release = toSync(lockfile4.lock)(file2, toSyncOptions(options));
       return toSync(release);
     }
     function unlock(file2, options) {
-      return toPromise(lockfile3.unlock)(file2, options);
+      return toPromise(lockfile4.unlock)(file2, options);
     }
     function unlockSync(file2, options) {
-      return toSync(lockfile3.unlock)(file2, toSyncOptions(options));
+      return toSync(lockfile4.unlock)(file2, toSyncOptions(options));
     }
     function check2(file2, options) {
-      return toPromise(lockfile3.check)(file2, options);
+      return toPromise(lockfile4.check)(file2, options);
     }
     function checkSync(file2, options) {
-      return toSync(lockfile3.check)(file2, toSyncOptions(options));
+      return toSync(lockfile4.check)(file2, toSyncOptions(options));
     }
     module.exports = lock;
     module.exports.lock = lock;
@@ -46926,7 +46926,7 @@ var Ledger = class {
         lockIno
       };
       await atomicWriteJson(join2(this.stateDir, OWNER_FILE), owner);
-      const handle = new OperationHandle(this, release, {
+      const handle = new OperationHandle(this, release, options.onChange, {
         id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes2(3).toString("hex")}`,
         kind,
         pid: process.pid,
@@ -47004,9 +47004,11 @@ var OperationHandle = class {
   /** The operation a crashed process left behind, if any (found when this one began). */
   interrupted = null;
   releaseLock;
-  constructor(ledger, release, operation) {
+  onChange;
+  constructor(ledger, release, onChange, operation) {
     this.ledger = ledger;
     this.releaseLock = release;
+    this.onChange = onChange;
     this.operation = operation;
   }
   async init() {
@@ -47028,7 +47030,10 @@ var OperationHandle = class {
     if (!this.releaseLock) throw new Error("operation already finished");
     const draft = await this.ledger.read();
     fn(draft);
-    return this.ledger.write(draft);
+    const written = await this.ledger.write(draft);
+    await this.onChange?.(written).catch(() => {
+    });
+    return written;
   }
   /** Records how far the operation got (what `status` shows after a crash). */
   async step(step) {
@@ -52025,16 +52030,145 @@ ${formatSmokeReport(result)}`,
   }
 };
 
-// src/router/router.ts
+// src/monitoring/targets.ts
 var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
-import { execFile as execFile2 } from "node:child_process";
-import { mkdir as mkdir4, readFile as readFile4, rm as rm5 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
+import { existsSync as existsSync4 } from "node:fs";
+import { chown, mkdir as mkdir4, readdir as readdir4, readFile as readFile4, writeFile as writeFile4 } from "node:fs/promises";
 import { join as join6 } from "node:path";
+
+// src/monitoring/paths.ts
+import { join as join5 } from "node:path";
+function monitoringPaths(stateDir) {
+  const dir = join5(stateDir, "monitoring");
+  return {
+    dir,
+    settings: join5(stateDir, "monitoring.json"),
+    config: join5(dir, "prometheus.yml"),
+    rulesDir: join5(dir, "rules"),
+    rules: join5(dir, "rules", "modelship.rules.yml"),
+    targetsDir: join5(dir, "targets"),
+    modelTargets: join5(dir, "targets", "models.json"),
+    data: join5(dir, "data"),
+    pidfile: join5(dir, "prometheus.pid"),
+    log: join5(dir, "prometheus.log")
+  };
+}
+var ASSET = {
+  config: "prometheus.yml",
+  rules: join5("rules", "modelship.rules.yml"),
+  dashboard: join5("grafana", "modelship.json")
+};
+
+// src/monitoring/schema.ts
+var Port = external_exports.number().int().min(1).max(65535);
+var PromDuration = external_exports.string().regex(/^(\d+(ms|s|m|h|d|w|y))+$/, "a Prometheus duration like 15s, 1m or 1h30m");
+var MonitoringSettings = external_exports.object({
+  stateDir: external_exports.string().min(1),
+  prometheusBin: external_exports.string().default("/usr/bin/prometheus"),
+  promtoolBin: external_exports.string().default("/usr/bin/promtool"),
+  listen: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port.default(9090) }).prefault({}),
+  scrapeInterval: PromDuration.default("15s"),
+  evaluationInterval: PromDuration.default("15s"),
+  retention: PromDuration.default("15d"),
+  /**
+   * Divide every rule window and `for:` by 30 (5m → 10s): alerts fire within seconds. For demos and
+   * tests, with a ~1s scrape interval; never on a real host.
+   */
+  fast: external_exports.boolean().default(false),
+  /** "daemon": a detached `prometheus` we start; "systemd": the host's unit owns it (survives CI jobs). */
+  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: external_exports.string().default("modelship-prometheus.service")
+});
+var ROLES_SCRAPED = ["stable", "canary", "standby"];
+var ScrapeTarget = external_exports.object({
+  /** host:port of the container's published port. */
+  address: external_exports.string().regex(/^[A-Za-z0-9.:_[\]-]+:\d{1,5}$/, "address must be host:port"),
+  version: external_exports.string().min(1),
+  role: external_exports.enum(ROLES_SCRAPED),
+  /** Model sha256 the ledger recorded; absent when it does not know (the mismatch alert then checks the version only). */
+  sha256: external_exports.string().min(1).optional()
+});
+var FileSdGroup = external_exports.object({
+  targets: external_exports.array(external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string()).default({})
+});
+var FileSdFile = external_exports.array(FileSdGroup);
+
+// src/monitoring/targets.ts
+var TARGET_LABEL = {
+  version: "ledger_version",
+  role: "ledger_role",
+  sha256: "ledger_sha256"
+};
+function targetsFromLedger(ledger) {
+  const scraped = ROLES_SCRAPED;
+  return ledger.versions.flatMap(
+    (v) => v.container && scraped.includes(v.role) ? [
+      ScrapeTarget.parse({
+        address: `127.0.0.1:${v.container.hostPort}`,
+        version: v.version,
+        role: v.role,
+        ...v.model?.sha256 ? { sha256: v.model.sha256 } : {}
+      })
+    ] : []
+  );
+}
+function toFileSd(targets) {
+  return targets.map((t) => ({
+    targets: [t.address],
+    labels: {
+      [TARGET_LABEL.version]: t.version,
+      [TARGET_LABEL.role]: t.role,
+      ...t.sha256 ? { [TARGET_LABEL.sha256]: t.sha256 } : {}
+    }
+  }));
+}
+async function writeTargets(file2, targets) {
+  const parsed = targets.map((t, i) => {
+    const r = ScrapeTarget.safeParse(t);
+    if (!r.success)
+      throw new UserError(
+        `scrape target #${i + 1}: ${r.error.issues.map((x) => `${x.path.join(".") || "target"}: ${x.message}`).join("; ")}`,
+        { exitCode: ExitCode2.usage }
+      );
+    return r.data;
+  });
+  const addresses = new Set(parsed.map((t) => t.address));
+  if (addresses.size !== parsed.length)
+    throw new UserError("scrape targets: two targets share one address", { exitCode: ExitCode2.usage });
+  await atomicWriteJson(file2, toFileSd(parsed));
+  return parsed;
+}
+async function syncTargets(stateDir) {
+  const paths = monitoringPaths(stateDir);
+  await mkdir4(paths.targetsDir, { recursive: true });
+  const lockTarget = join6(paths.targetsDir, ".lock-target");
+  await writeFile4(lockTarget, "", { flag: "a" });
+  const release = await import_proper_lockfile2.default.lock(lockTarget, {
+    stale: 1e4,
+    retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }
+  });
+  try {
+    const ledger = await new Ledger(stateDir).read();
+    return await writeTargets(paths.modelTargets, targetsFromLedger(ledger));
+  } finally {
+    await release();
+  }
+}
+async function syncTargetsIfMonitored(stateDir) {
+  if (existsSync4(monitoringPaths(stateDir).targetsDir)) await syncTargets(stateDir);
+}
+
+// src/router/router.ts
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
+import { execFile as execFile2 } from "node:child_process";
+import { mkdir as mkdir5, readFile as readFile5, rm as rm5 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join8 } from "node:path";
 import { promisify as promisify2 } from "node:util";
 
 // src/router/config.ts
-import { join as join5 } from "node:path";
+import { join as join7 } from "node:path";
 
 // src/router/schema.ts
 var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
@@ -52055,14 +52189,14 @@ var ServerSpec = external_exports.object({
 var RouterDesired = external_exports.object({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
   message: "server names must be unique"
 });
-var Port = external_exports.number().int().min(1).max(65535);
+var Port2 = external_exports.number().int().min(1).max(65535);
 var Millis = external_exports.number().int().positive();
 var RouterSettings = external_exports.object({
   /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
   stateDir: external_exports.string().min(1),
   haproxyBin: external_exports.string().default("/usr/sbin/haproxy"),
-  edge: external_exports.object({ bind: external_exports.string().default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
-  metrics: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  edge: external_exports.object({ bind: external_exports.string().default("0.0.0.0"), port: Port2.default(8080) }).prefault({}),
+  metrics: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port2.default(8404) }).prefault({}),
   health: external_exports.object({
     path: external_exports.string().startsWith("/").default("/ready"),
     interMs: Millis.default(1e3),
@@ -52114,15 +52248,16 @@ function weightToPercent(weight) {
 
 // src/router/config.ts
 function routerPaths(stateDir) {
-  const dir = join5(stateDir, "haproxy");
+  const dir = join7(stateDir, "haproxy");
   return {
-    config: join5(dir, "haproxy.cfg"),
-    socket: join5(dir, "haproxy.sock"),
-    pidfile: join5(dir, "haproxy.pid"),
-    serverState: join5(dir, "server-state"),
-    settings: join5(stateDir, "router.json"),
-    desired: join5(stateDir, "router-desired.json"),
-    lock: join5(dir, "router")
+    config: join7(dir, "haproxy.cfg"),
+    socket: join7(dir, "haproxy.sock"),
+    pidfile: join7(dir, "haproxy.pid"),
+    serverState: join7(dir, "server-state"),
+    counterCarry: join7(dir, "counters-carry.json"),
+    settings: join7(stateDir, "router.json"),
+    desired: join7(stateDir, "router-desired.json"),
+    lock: join7(dir, "router")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -54099,6 +54234,66 @@ function toSnapshot(stats, at = Date.now()) {
   }
   return { at, servers };
 }
+var counterCarrySchema = external_exports.object({
+  edge: external_exports.object({ requests: external_exports.number(), failed: external_exports.number() }),
+  servers: external_exports.record(
+    external_exports.string(),
+    external_exports.object({
+      requests: external_exports.number(),
+      responses: external_exports.object({
+        "1xx": external_exports.number(),
+        "2xx": external_exports.number(),
+        "3xx": external_exports.number(),
+        "4xx": external_exports.number(),
+        "5xx": external_exports.number(),
+        other: external_exports.number()
+      }),
+      connectionErrors: external_exports.number(),
+      responseErrors: external_exports.number(),
+      retries: external_exports.number(),
+      redispatches: external_exports.number()
+    })
+  )
+});
+var emptyCarry = () => ({ edge: { requests: 0, failed: 0 }, servers: {} });
+function addCounted(a, b) {
+  if (!a) return { ...b, responses: { ...b.responses } };
+  const r = (k) => a.responses[k] + b.responses[k];
+  return {
+    requests: a.requests + b.requests,
+    responses: {
+      "1xx": r("1xx"),
+      "2xx": r("2xx"),
+      "3xx": r("3xx"),
+      "4xx": r("4xx"),
+      "5xx": r("5xx"),
+      other: r("other")
+    },
+    connectionErrors: a.connectionErrors + b.connectionErrors,
+    responseErrors: a.responseErrors + b.responseErrors,
+    retries: a.retries + b.retries,
+    redispatches: a.redispatches + b.redispatches
+  };
+}
+function carryOver(carry, live, edge) {
+  const servers = { ...carry.servers };
+  for (const [name, c] of Object.entries(live.servers)) {
+    const { status: _status, ...counted } = c;
+    servers[name] = addCounted(servers[name], counted);
+  }
+  return {
+    edge: { requests: carry.edge.requests + edge.requests, failed: carry.edge.failed + edge.failed },
+    servers
+  };
+}
+function withCarry(live, carry) {
+  const servers = {};
+  for (const [name, c] of Object.entries(live.servers)) {
+    const prior = carry.servers[name];
+    servers[name] = prior ? { status: c.status, ...addCounted(prior, c) } : c;
+  }
+  return { at: live.at, servers };
+}
 
 // src/router/router.ts
 var run2 = promisify2(execFile2);
@@ -54150,9 +54345,9 @@ var Router = class _Router {
   }
   /** Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. */
   async validate(config2) {
-    const dir = join6(tmpdir2(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
-    await mkdir4(dir, { recursive: true });
-    const file2 = join6(dir, "haproxy.cfg");
+    const dir = join8(tmpdir2(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
+    await mkdir5(dir, { recursive: true });
+    const file2 = join8(dir, "haproxy.cfg");
     try {
       await atomicWriteFile(file2, config2);
       await run2(this.settings.haproxyBin, ["-c", "-q", "-f", file2]);
@@ -54178,14 +54373,14 @@ var Router = class _Router {
   async running() {
     let pid;
     try {
-      pid = Number((await readFile4(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
+      pid = Number((await readFile5(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
     } catch {
       return void 0;
     }
     if (!Number.isInteger(pid) || pid <= 0) return void 0;
     let cmdline;
     try {
-      cmdline = (await readFile4(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+      cmdline = (await readFile5(`/proc/${pid}/cmdline`, "utf8")).split("\0");
     } catch {
       return void 0;
     }
@@ -54207,8 +54402,9 @@ var Router = class _Router {
   }
   /** Cold start from the config file (the config is the truth: stale server state is dropped). */
   async start() {
-    await mkdir4(join6(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
+    await mkdir5(join8(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
     await atomicWriteFile(this.paths.serverState, "1\n");
+    await rm5(this.paths.counterCarry, { force: true });
     if (this.settings.supervisor === "systemd") {
       await systemctl("start", this.settings.systemdUnit);
     } else {
@@ -54230,6 +54426,7 @@ var Router = class _Router {
     await this.writeConfig(await this.readDesired());
     if (!old) return { pid: await this.start(), previousPid: void 0 };
     await this.dumpServerState();
+    const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => void 0);
     if (this.settings.supervisor === "systemd") {
       await systemctl("reload", this.settings.systemdUnit);
     } else {
@@ -54238,9 +54435,15 @@ var Router = class _Router {
     const deadline = Date.now() + 1e4;
     for (; ; ) {
       const now = await this.running();
-      if (now && now.pid !== old.pid && await this.answers()) return { pid: now.pid, previousPid: old.pid };
-      if (this.settings.supervisor === "systemd" && now && await this.answers())
+      const replaced = now && now.pid !== old.pid && await this.answers();
+      const reloadedInPlace = this.settings.supervisor === "systemd" && now && await this.answers();
+      if (now && (replaced || reloadedInPlace)) {
+        if (outgoing) {
+          const carry = carryOver(await this.readCarry(), outgoing[0], outgoing[1]);
+          await atomicWriteJson(this.paths.counterCarry, carry);
+        }
         return { pid: now.pid, previousPid: old.pid };
+      }
       if (Date.now() > deadline) {
         throw new UserError("HAProxy did not come back after reload within 10s", {
           exitCode: ExitCode2.environment,
@@ -54306,7 +54509,12 @@ var Router = class _Router {
     const live = new Map((await this.api.showServersState(BACKEND)).map((s) => [s.name, s]));
     const liveBackup = new Map((await this.api.showStat(BACKEND)).map((r) => [r.svname, r.bck === "1"]));
     let reload = false;
-    for (const spec of desired.servers) {
+    const effectiveWeight = (name) => {
+      const cur = live.get(name);
+      return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
+    };
+    const gain = (spec) => (spec.state === "ready" ? percentToWeight(spec.weight) : 0) - effectiveWeight(spec.name);
+    for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
       const ref = `${BACKEND}/${spec.name}`;
       const cur = live.get(spec.name);
       if (cur && liveBackup.get(spec.name) !== spec.backup) reload = true;
@@ -54416,9 +54624,35 @@ var Router = class _Router {
   async stats() {
     return toServerStats(await this.api.showStat(BACKEND));
   }
-  /** Counters per server now; `diffCounters(before, after)` gives an interval's requests and codes. */
+  /**
+   * Counters per server now, monotonic across seamless reloads; `diffCounters(before, after)` gives
+   * an interval's requests and codes.
+   */
   async counters() {
+    return withCarry(await this.liveCounters(), await this.readCarry());
+  }
+  /** The edge frontend's totals (what clients were answered; 5xx among them), across reloads. */
+  async edgeTotals() {
+    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.readCarry()]);
+    return { requests: live.requests + carry.edge.requests, failed: live.failed + carry.edge.failed };
+  }
+  async liveCounters() {
     return toSnapshot(await this.stats());
+  }
+  async liveEdgeTotals() {
+    const rows = await this.api.showStatAll();
+    const fe = rows.find((r) => r.pxname === "edge" && r.svname === "FRONTEND");
+    const n = (v) => v && Number.isFinite(Number(v)) ? Number(v) : 0;
+    return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
+  }
+  async readCarry() {
+    const text = await readFile5(this.paths.counterCarry, "utf8").catch(() => void 0);
+    if (text === void 0) return emptyCarry();
+    try {
+      return counterCarrySchema.parse(JSON.parse(text));
+    } catch {
+      return emptyCarry();
+    }
   }
   /** True when the admin socket answers. */
   async answers() {
@@ -54462,10 +54696,10 @@ var Router = class _Router {
     }
   }
   async withLock(fn) {
-    await mkdir4(join6(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
+    await mkdir5(join8(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
     let release;
     try {
-      release = await import_proper_lockfile2.default.lock(this.paths.lock, {
+      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
         realpath: false,
         stale: 15e3,
         retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
@@ -54534,7 +54768,7 @@ function connectHost(bind2) {
 async function readJson(path) {
   let text;
   try {
-    text = await readFile4(path, "utf8");
+    text = await readFile5(path, "utf8");
   } catch (err) {
     if (err.code === "ENOENT") return void 0;
     throw err;
@@ -55133,14 +55367,8 @@ function routerTraffic(router) {
       }
       return out;
     },
-    edgeCounters: () => edgeCounters(router)
+    edgeCounters: () => router.edgeTotals()
   };
-}
-async function edgeCounters(router) {
-  const rows = await router.api.showStatAll();
-  const fe = rows.find((r) => r.pxname === "edge" && r.svname === "FRONTEND");
-  const n = (v) => v && Number.isFinite(Number(v)) ? Number(v) : 0;
-  return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
 }
 async function scrapeMetrics(hostPort) {
   try {
@@ -55205,7 +55433,12 @@ async function deploy(req) {
   );
   candidate.env = req.env;
   const ledger = new Ledger(req.stateDir);
-  const op = await ledger.begin("deploy", { wait: req.wait, target: candidate.version, by: currentUser() });
+  const op = await ledger.begin("deploy", {
+    wait: req.wait,
+    target: candidate.version,
+    by: currentUser(),
+    onChange: () => syncTargetsIfMonitored(req.stateDir)
+  });
   try {
     const build = candidate.bundleDir ? async () => {
       const result = await buildModelImage({
