@@ -10,10 +10,12 @@ import { checkLimitsSchema, trainConfigSchema } from "./train.js";
  */
 export const configSchema = z
   .object({
-    train: trainConfigSchema.optional(),
-    validate: checkLimitsSchema.optional(),
-    gate: gatePolicySchema.optional(),
-    drift: driftPolicySchema.optional(),
+    train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
+    validate: checkLimitsSchema
+      .optional()
+      .describe("Production-checklist limits checked by train and validate."),
+    gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
+    drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
   })
   .strict();
 

@@ -14,35 +14,57 @@ const nonEmpty = z.string().trim().min(1);
 export const trainConfigSchema = z
   .object({
     /** CSV with a text column and a label column. */
-    data: nonEmpty.optional(),
-    textColumn: nonEmpty.optional(),
-    labelColumn: nonEmpty.optional(),
+    data: nonEmpty
+      .optional()
+      .describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+    textColumn: nonEmpty.optional().describe("CSV column holding the text."),
+    labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
     /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-    labels: z.array(nonEmpty).min(2, "list at least two classes").optional(),
+    labels: z
+      .array(nonEmpty)
+      .min(2, "list at least two classes")
+      .optional()
+      .describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
     /** Rename labels before filtering, e.g. { pos: positive }. */
-    labelMap: z.record(nonEmpty, nonEmpty).optional(),
+    labelMap: z
+      .record(nonEmpty, nonEmpty)
+      .optional()
+      .describe("Rename labels before filtering, e.g. { pos: positive }."),
     /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
-    onEmpty: z.enum(["error", "drop"]).optional(),
+    onEmpty: z
+      .enum(["error", "drop"])
+      .optional()
+      .describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
     /**
      * Trainer parameters, including seed, testSize and cvFolds (training/params.ts); validated against
      * the trainer's own schema, so unknown ones are reported as train.params.<key>.
      */
-    params: z.record(z.string(), z.unknown()).optional(),
+    params: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("Trainer parameters (train.params.* below); unknown keys are errors."),
     /** Directory that receives `<name>-<version>/` bundles. */
-    out: nonEmpty.optional(),
+    out: nonEmpty
+      .optional()
+      .describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
     name: z
       .string()
       .regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'")
-      .optional(),
+      .optional()
+      .describe("Model name; bundles are written to <out>/<name>-<version>/."),
   })
   .strict();
 
 /** `validate:` in modelship.yaml: production-checklist limits checked by train and validate. */
 export const checkLimitsSchema = z
   .object({
-    maxSizeMb: z.number().positive().default(500),
-    maxLoadMs: z.number().positive().default(5000),
-    maxP95Ms: z.number().positive().default(100),
+    maxSizeMb: z.number().positive().default(500).describe("Largest allowed model.onnx size in MB."),
+    maxLoadMs: z
+      .number()
+      .positive()
+      .default(5000)
+      .describe("Longest allowed onnxruntime-node session load time (ms)."),
+    maxP95Ms: z.number().positive().default(100).describe("Largest allowed single-row p95 latency (ms)."),
   })
   .strict();
 

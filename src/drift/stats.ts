@@ -30,10 +30,28 @@ export const DEFAULT_THRESHOLDS = {
 export const DEFAULT_WINDOW = 1000;
 
 export const thresholdsSchema = z.object({
-  scorePsi: z.number().positive().default(DEFAULT_THRESHOLDS.scorePsi),
-  classMixDistance: z.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance),
-  inputLengthPsi: z.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi),
-  oovRate: z.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate),
+  scorePsi: z
+    .number()
+    .positive()
+    .default(DEFAULT_THRESHOLDS.scorePsi)
+    .describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
+  classMixDistance: z
+    .number()
+    .positive()
+    .max(1)
+    .default(DEFAULT_THRESHOLDS.classMixDistance)
+    .describe("Total-variation distance of the predicted class mix versus the test split."),
+  inputLengthPsi: z
+    .number()
+    .positive()
+    .default(DEFAULT_THRESHOLDS.inputLengthPsi)
+    .describe("PSI of input text length (characters) versus the test-split reference."),
+  oovRate: z
+    .number()
+    .positive()
+    .max(1)
+    .default(DEFAULT_THRESHOLDS.oovRate)
+    .describe("Share of input tokens outside the model's vocabulary."),
 });
 export type DriftThresholds = z.infer<typeof thresholdsSchema>;
 

@@ -49400,10 +49400,10 @@ var DEFAULT_THRESHOLDS = {
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
-  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi),
-  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance),
-  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate)
+  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
+  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
+  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
 });
 var THRESHOLD_KEY = {
   score_psi: "scorePsi",
@@ -49697,15 +49697,15 @@ var import_yaml = __toESM(require_dist(), 1);
 import { readFile as readFile3 } from "node:fs/promises";
 var driftPolicySchema = external_exports.object({
   /** Consecutive checks with a full window over a threshold before drift is confirmed. */
-  sustain: external_exports.number().int().min(1).max(100).default(3),
-  thresholds: thresholdsSchema.partial().strict().optional(),
+  sustain: external_exports.number().int().min(1).max(100).default(3).describe("Consecutive over-threshold checks (full window) before drift is confirmed."),
+  thresholds: thresholdsSchema.partial().strict().optional().describe("Alarm thresholds; each given one overrides the server's."),
   /** Window size when computing from a prediction log (the server's own window applies for --url). */
-  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW),
+  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW).describe("Window size when computing from a prediction log (--url uses the server's window)."),
   retrain: external_exports.object({
     /** Workflow dispatched when drift is confirmed (once per model version). */
-    workflow: external_exports.string().min(1).default("deploy.yml"),
-    enabled: external_exports.boolean().default(true)
-  }).strict().default({ workflow: "deploy.yml", enabled: true })
+    workflow: external_exports.string().min(1).default("deploy.yml").describe("Workflow dispatched when drift is confirmed (once per model version)."),
+    enabled: external_exports.boolean().default(true).describe("Dispatch the retrain workflow on confirmed drift.")
+  }).strict().default({ workflow: "deploy.yml", enabled: true }).describe("Retraining triggered by confirmed drift.")
 }).strict();
 var defaultDriftPolicy = driftPolicySchema.parse({});
 function parseDriftPolicy(value, where) {

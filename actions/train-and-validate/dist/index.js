@@ -59120,33 +59120,33 @@ function date4(params) {
 
 // training/params.ts
 var textTrainerParamsSchema = external_exports.object({
-  lowercase: external_exports.boolean().default(true),
+  lowercase: external_exports.boolean().default(true).describe("Lower-case the text before tokenizing."),
   /** Regular expression for one token (JavaScript and RE2 syntax alike); must not match whitespace. */
   tokenPattern: external_exports.string().min(1).default("[a-z0-9']+").refine(
     isUsablePattern,
     "tokenPattern must be a valid regular expression that never matches whitespace"
-  ),
+  ).describe("Regular expression for one token; must not match whitespace."),
   /** Smallest and largest n-gram length in tokens. */
-  ngramRange: external_exports.tuple([external_exports.number().int().min(1), external_exports.number().int().min(1).max(4)]).default([1, 2]).refine(([lo, hi]) => lo <= hi, "ngramRange: the first number must not exceed the second"),
-  maxFeatures: external_exports.number().int().positive().default(2e4),
+  ngramRange: external_exports.tuple([external_exports.number().int().min(1), external_exports.number().int().min(1).max(4)]).default([1, 2]).refine(([lo, hi]) => lo <= hi, "ngramRange: the first number must not exceed the second").describe("Smallest and largest n-gram length in tokens, e.g. [1, 2]."),
+  maxFeatures: external_exports.number().int().positive().default(2e4).describe("Vocabulary size: the most frequent n-grams kept."),
   /** An n-gram must occur in at least this many training documents. */
-  minDf: external_exports.number().int().min(1).default(2),
+  minDf: external_exports.number().int().min(1).default(2).describe("An n-gram must occur in at least this many documents."),
   /** An n-gram may occur in at most this share of training documents. */
-  maxDf: external_exports.number().gt(0).max(1).default(0.95),
+  maxDf: external_exports.number().gt(0).max(1).default(0.95).describe("An n-gram may occur in at most this share of documents."),
   /** Drop English stop words (stopwords-iso) and every n-gram containing one. */
-  stopWords: external_exports.boolean().default(false),
+  stopWords: external_exports.boolean().default(false).describe("Drop English stop words and every n-gram containing one."),
   /** tf → 1 + ln(tf). */
-  sublinearTf: external_exports.boolean().default(true),
+  sublinearTf: external_exports.boolean().default(true).describe("Use 1 + ln(tf) instead of raw term frequency."),
   /** Inverse L2 regularisation strength. */
-  C: external_exports.number().positive().default(4),
-  classWeight: external_exports.enum(["balanced", "none"]).default("balanced"),
-  maxIterations: external_exports.number().int().positive().default(1e3),
+  C: external_exports.number().positive().default(4).describe("Inverse L2 regularisation strength."),
+  classWeight: external_exports.enum(["balanced", "none"]).default("balanced").describe("Weight classes inversely to their frequency, or not at all."),
+  maxIterations: external_exports.number().int().positive().default(1e3).describe("L-BFGS iteration limit."),
   /** Optimiser stops when the largest gradient component (of the mean loss) is at most this. */
-  tolerance: external_exports.number().positive().default(1e-6),
+  tolerance: external_exports.number().positive().default(1e-6).describe("Stop when the largest gradient component of the mean loss is at most this."),
   /** Seed for the split and the folds (the optimiser itself is deterministic). */
-  seed: external_exports.number().int().default(42),
-  testSize: external_exports.number().gt(0).lt(1).default(0.2),
-  cvFolds: external_exports.number().int().min(2).max(20).default(5)
+  seed: external_exports.number().int().default(42).describe("Seed for the train/test split and the CV folds."),
+  testSize: external_exports.number().gt(0).lt(1).default(0.2).describe("Share of rows held out as the test split (stratified)."),
+  cvFolds: external_exports.number().int().min(2).max(20).default(5).describe("Stratified cross-validation folds on the training split.")
 }).strict();
 function parseTextTrainerParams(input2) {
   const result = textTrainerParamsSchema.safeParse(input2 ?? {});
@@ -59447,10 +59447,10 @@ var DEFAULT_THRESHOLDS = {
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
-  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi),
-  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance),
-  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate)
+  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
+  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
+  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
 });
 var statisticSchema = external_exports.object({
   name: external_exports.enum(STATISTICS),
@@ -59474,15 +59474,15 @@ var driftReportSchema = external_exports.object({
 // src/drift/policy.ts
 var driftPolicySchema = external_exports.object({
   /** Consecutive checks with a full window over a threshold before drift is confirmed. */
-  sustain: external_exports.number().int().min(1).max(100).default(3),
-  thresholds: thresholdsSchema.partial().strict().optional(),
+  sustain: external_exports.number().int().min(1).max(100).default(3).describe("Consecutive over-threshold checks (full window) before drift is confirmed."),
+  thresholds: thresholdsSchema.partial().strict().optional().describe("Alarm thresholds; each given one overrides the server's."),
   /** Window size when computing from a prediction log (the server's own window applies for --url). */
-  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW),
+  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW).describe("Window size when computing from a prediction log (--url uses the server's window)."),
   retrain: external_exports.object({
     /** Workflow dispatched when drift is confirmed (once per model version). */
-    workflow: external_exports.string().min(1).default("deploy.yml"),
-    enabled: external_exports.boolean().default(true)
-  }).strict().default({ workflow: "deploy.yml", enabled: true })
+    workflow: external_exports.string().min(1).default("deploy.yml").describe("Workflow dispatched when drift is confirmed (once per model version)."),
+    enabled: external_exports.boolean().default(true).describe("Dispatch the retrain workflow on confirmed drift.")
+  }).strict().default({ workflow: "deploy.yml", enabled: true }).describe("Retraining triggered by confirmed drift.")
 }).strict();
 var defaultDriftPolicy = driftPolicySchema.parse({});
 
@@ -59494,28 +59494,30 @@ var classFloorSchema = external_exports.union([unit, external_exports.record(ext
 var gatePolicySchema = external_exports.object({
   /** Absolute floors on the candidate's test-split metrics. Unset = no floor. */
   minimum: external_exports.object({
-    accuracy: unit.optional(),
-    macroF1: unit.optional(),
-    rocAuc: unit.optional(),
-    classF1: classFloorSchema.optional()
-  }).strict().default({}),
+    accuracy: unit.optional().describe("Lowest allowed test accuracy. Unset: no floor."),
+    macroF1: unit.optional().describe("Lowest allowed macro-averaged F1. Unset: no floor."),
+    rocAuc: unit.optional().describe("Lowest allowed ROC AUC (binary models). Unset: no floor."),
+    classF1: classFloorSchema.optional().describe('Per-class F1 floor: one number for every class, or { label: floor, "*": rest }.')
+  }).strict().default({}).describe("Absolute floors on the candidate's test-split metrics; always apply."),
   /** Largest allowed drop versus the production model (baseline − candidate). */
   maxDrop: external_exports.object({
-    accuracy: unit.default(5e-3),
-    macroF1: unit.default(0.01),
-    rocAuc: unit.default(0.01),
-    classF1: unit.default(0.01)
-  }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }),
+    accuracy: unit.default(5e-3).describe("Largest allowed accuracy drop versus production."),
+    macroF1: unit.default(0.01).describe("Largest allowed macro-F1 drop versus production."),
+    rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
+    classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
+  }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
-    maxP95Ms: positive.default(100),
-    maxSizeMB: positive.default(500),
-    maxLoadMs: positive.default(5e3)
-  }).strict().default({ maxP95Ms: 100, maxSizeMB: 500, maxLoadMs: 5e3 }),
+    maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
+    maxSizeMB: positive.default(500).describe("Largest allowed model size (MB)."),
+    maxLoadMs: positive.default(5e3).describe("Longest allowed session load time (ms).")
+  }).strict().default({ maxP95Ms: 100, maxSizeMB: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
   /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
-  goldenParity: external_exports.boolean().default(true),
+  goldenParity: external_exports.boolean().default(true).describe(
+    "Re-run the bundle's golden examples under onnxruntime-node and require the recorded output."
+  ),
   /** Largest allowed |probability − expected| for golden parity. */
-  goldenTolerance: external_exports.number().positive().max(0.5).default(1e-4)
+  goldenTolerance: external_exports.number().positive().max(0.5).default(1e-4).describe("Largest allowed |probability − expected| for golden parity.")
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
@@ -59529,28 +59531,28 @@ var TRAIN_DEFAULTS = {
 var nonEmpty = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional(),
-  textColumn: nonEmpty.optional(),
-  labelColumn: nonEmpty.optional(),
+  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional(),
+  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional(),
+  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
-  onEmpty: external_exports.enum(["error", "drop"]).optional(),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
    * Trainer parameters, including seed, testSize and cvFolds (training/params.ts); validated against
    * the trainer's own schema, so unknown ones are reported as train.params.<key>.
    */
-  params: external_exports.record(external_exports.string(), external_exports.unknown()).optional(),
+  params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional(),
-  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional()
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
-  maxSizeMb: external_exports.number().positive().default(500),
-  maxLoadMs: external_exports.number().positive().default(5e3),
-  maxP95Ms: external_exports.number().positive().default(100)
+  maxSizeMb: external_exports.number().positive().default(500).describe("Largest allowed model.onnx size in MB."),
+  maxLoadMs: external_exports.number().positive().default(5e3).describe("Longest allowed onnxruntime-node session load time (ms)."),
+  maxP95Ms: external_exports.number().positive().default(100).describe("Largest allowed single-row p95 latency (ms).")
 }).strict();
 var DEFAULT_LIMITS = checkLimitsSchema.parse({});
 function resolveTrainSettings(config2, resolveConfigPath, flags, env3 = process.env) {
@@ -59579,10 +59581,10 @@ function stripUndefined(o) {
 
 // src/config/schema.ts
 var configSchema = external_exports.object({
-  train: trainConfigSchema.optional(),
-  validate: checkLimitsSchema.optional(),
-  gate: gatePolicySchema.optional(),
-  drift: driftPolicySchema.optional()
+  train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
+  validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
+  gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
 }).strict();
 
 // src/config/load.ts
