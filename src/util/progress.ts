@@ -1,5 +1,5 @@
 import ora, { type Ora } from "ora";
-import pc from "picocolors";
+import { pc } from "./colors.js";
 
 export type ReporterMode = "human" | "json" | "silent";
 

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import pc from "picocolors";
 import {
   applyPolicy,
   type DriftCheck,
@@ -9,6 +8,7 @@ import {
 } from "../../drift/check.js";
 import { loadDriftPolicy } from "../../drift/policy.js";
 import { resolveStateDir } from "../../ledger/ledger.js";
+import { pc } from "../../util/colors.js";
 import { ExitCode, UserError } from "../../util/errors.js";
 import { textTable } from "../../util/progress.js";
 

@@ -1,11 +1,11 @@
 import type { Command } from "commander";
-import pc from "picocolors";
 import { checkHost } from "../../host/check.js";
 import { initHost, parsePort } from "../../host/init.js";
 import { repairRouter } from "../../host/repair.js";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { startMonitoring } from "../../monitoring/index.js";
 import { repairLedger } from "../../rollout/repair.js";
+import { pc } from "../../util/colors.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import pc from "picocolors";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { hostStatus } from "../../rollout/status.js";
+import { pc } from "../../util/colors.js";
 import { textTable } from "../../util/progress.js";
 
 interface StatusFlags {
