@@ -51268,8 +51268,16 @@ function ora(options) {
   return new Ora(options);
 }
 
-// src/util/progress.ts
+// src/util/colors.ts
 var import_picocolors = __toESM(require_picocolors(), 1);
+function wantColor(env2 = process.env) {
+  if (env2.FORCE_COLOR !== void 0) return env2.FORCE_COLOR !== "0";
+  if (env2.NO_COLOR !== void 0) return false;
+  return Boolean(process.stdout.isTTY) && env2.TERM !== "dumb";
+}
+var pc = import_picocolors.default.createColors(wantColor());
+
+// src/util/progress.ts
 var Reporter = class {
   mode;
   out;
@@ -51285,7 +51293,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${import_picocolors.default.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
     };
     try {
       const result = await fn(update);
@@ -51305,8 +51313,8 @@ var Reporter = class {
       return;
     }
     if (this.mode === "silent") return;
-    const mark = status === "ok" ? import_picocolors.default.green("✓") : import_picocolors.default.red("✗");
-    const time3 = import_picocolors.default.dim(`(${formatDuration(ms3)})`);
+    const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    const time3 = pc.dim(`(${formatDuration(ms3)})`);
     const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -51320,7 +51328,7 @@ var Reporter = class {
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${import_picocolors.default.yellow("!")} ${message}
+    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }

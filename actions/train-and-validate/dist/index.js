@@ -65869,8 +65869,16 @@ function ora(options) {
   return new Ora(options);
 }
 
-// src/util/progress.ts
+// src/util/colors.ts
 var import_picocolors = __toESM(require_picocolors(), 1);
+function wantColor(env3 = process.env) {
+  if (env3.FORCE_COLOR !== void 0) return env3.FORCE_COLOR !== "0";
+  if (env3.NO_COLOR !== void 0) return false;
+  return Boolean(process.stdout.isTTY) && env3.TERM !== "dumb";
+}
+var pc = import_picocolors.default.createColors(wantColor());
+
+// src/util/progress.ts
 var Reporter = class {
   mode;
   out;
@@ -65886,7 +65894,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${import_picocolors.default.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
     };
     try {
       const result = await fn(update);
@@ -65906,8 +65914,8 @@ var Reporter = class {
       return;
     }
     if (this.mode === "silent") return;
-    const mark = status === "ok" ? import_picocolors.default.green("✓") : import_picocolors.default.red("✗");
-    const time3 = import_picocolors.default.dim(`(${formatDuration(ms)})`);
+    const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    const time3 = pc.dim(`(${formatDuration(ms)})`);
     const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -65921,7 +65929,7 @@ var Reporter = class {
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${import_picocolors.default.yellow("!")} ${message}
+    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
