@@ -1,4 +1,5 @@
 import type { Reference } from "../bundle/schema.js";
+import { binIndex } from "../metrics/histogram.js";
 
 /**
  * What drift is computed from: plain counts, so windows from several worker processes (and chunks of
@@ -56,23 +57,8 @@ function addInto(a: number[], b: readonly number[], sign: number): void {
   for (let i = 0; i < a.length; i++) a[i]! += sign * b[i]!;
 }
 
-/**
- * Bin of v in edges [e0,e1), …, [e(n-1), en]: last bin closed, out-of-range values to the nearest end
- * bin — the same rule as src/metrics/histogram.ts, which built the reference.
- */
-export function binOf(v: number, edges: readonly number[]): number {
-  const last = edges.length - 2;
-  if (!(v >= edges[0]!)) return 0;
-  if (v >= edges[last + 1]!) return last;
-  let lo = 0;
-  let hi = last;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (edges[mid]! <= v) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
+/** The reference histograms were built with the same binning rule: one implementation serves both. */
+export const binOf = binIndex;
 
 /** Length in code points (what the reference histogram counted), without allocating. */
 export function codePointLength(s: string): number {

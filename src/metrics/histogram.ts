@@ -16,7 +16,8 @@ export function equalEdges(lo: number, hi: number, bins: number): number[] {
   return Array.from({ length: bins + 1 }, (_, i) => (i === bins ? hi : lo + ((hi - lo) * i) / bins));
 }
 
-function binIndex(v: number, edges: readonly number[]): number {
+/** Bin of v: last bin closed, out-of-range values to the nearest end bin (drift counts use it too). */
+export function binIndex(v: number, edges: readonly number[]): number {
   const last = edges.length - 2;
   if (!(v >= edges[0]!)) return 0;
   if (v >= edges[last + 1]!) return last;

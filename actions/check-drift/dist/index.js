@@ -49402,6 +49402,21 @@ async function readBundle(dirArg, opts = {}) {
   return { dir, modelPath, card };
 }
 
+// src/metrics/histogram.ts
+function binIndex(v, edges) {
+  const last = edges.length - 2;
+  if (!(v >= edges[0])) return 0;
+  if (v >= edges[last + 1]) return last;
+  let lo = 0;
+  let hi = last;
+  while (lo < hi) {
+    const mid = lo + hi + 1 >> 1;
+    if (edges[mid] <= v) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 // src/drift/counts.ts
 function layoutOf(reference, labels) {
   return {
@@ -49432,19 +49447,7 @@ function addInto(a, b, sign) {
   if (a.length !== b.length) throw new RangeError(`count layout mismatch (${a.length} vs ${b.length} bins)`);
   for (let i = 0; i < a.length; i++) a[i] += sign * b[i];
 }
-function binOf(v, edges) {
-  const last = edges.length - 2;
-  if (!(v >= edges[0])) return 0;
-  if (v >= edges[last + 1]) return last;
-  let lo = 0;
-  let hi = last;
-  while (lo < hi) {
-    const mid = lo + hi + 1 >> 1;
-    if (edges[mid] <= v) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
+var binOf = binIndex;
 
 // src/drift/log.ts
 var predictionLogRecordSchema = external_exports.object({
