@@ -6,6 +6,7 @@ import { loadCsv, loadTextDataset } from "../../src/data/dataset.js";
 import type { Observation } from "../../src/drift/window.js";
 import { argmax } from "../../src/metrics/classification.js";
 import { ClassifierSession } from "../../src/onnx/session.js";
+import { createRng } from "../../training/random.js";
 import { stratifiedSplit } from "../../training/split.js";
 import { dataPath, repoRoot } from "./data.js";
 
@@ -121,14 +122,5 @@ export function nonAirlineSentences(): string[] {
   return out;
 }
 
-/** Deterministic PRNG (mulberry32) so the false-alarm count is reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (the trainer's mulberry32) so the false-alarm count is reproducible. */
+export const rng = createRng;
