@@ -33,6 +33,11 @@ class FakeHost {
   edge = { requests: 0, failed: 0 };
   log: string[] = [];
   nextPort = 20000;
+  ports = new Map<string, number>();
+  /** Servers HAProxy's health check marks DOWN. */
+  down = new Set<string>();
+  /** What a version's container answers on /model-info as sha256 (default: what its labels say). */
+  serves = new Map<string, string>();
 
   simulate(ms: number) {
     const total = Math.round((this.rps * ms) / 1000);
@@ -79,6 +84,20 @@ class FakeHost {
         sleep: async (ms) => this.simulate(ms),
       },
       containers: {
+        nameFor: (version) => `mstest-${version}`,
+        list: async () =>
+          [...this.running.values()].map((c) => ({
+            id: c.id,
+            name: c.name,
+            running: true,
+            hostPort: c.hostPort,
+            image: `mstest/model:${c.version}`,
+            model: { name: "m", version: c.version, sha256: "0".repeat(64) },
+          })),
+        modelInfo: async (c) => {
+          const rc = [...this.running.values()].find((x) => x.id === c.id);
+          return rc ? { name: "m", version: rc.version, sha256: this.serves.get(rc.version) ?? "0".repeat(64) } : null;
+        },
         start: async (c: Candidate) => {
           const rc = {
             id: `id-${c.version}`,
@@ -108,7 +127,8 @@ class FakeHost {
       traffic: {
         edgeUrl: () => "http://127.0.0.1:8080",
         ensureRunning: async () => {},
-        attach: async (name, _port, options) => {
+        attach: async (name, port, options) => {
+          this.ports.set(name, port);
           this.weights.set(name, options?.backup ? 100 : 0);
           if (options?.backup) this.backups.add(name);
           this.drained.delete(name);
@@ -138,6 +158,15 @@ class FakeHost {
           this.log.push(`detach ${name}`);
         },
         servers: async () => [...this.weights.keys()],
+        view: async () =>
+          [...this.weights].map(([name, weight]) => ({
+            name,
+            port: this.ports.get(name) ?? [...this.running.values()].find((c) => c.version === name)?.hostPort ?? 1,
+            weight,
+            backup: this.backups.has(name),
+            state: this.drained.has(name) ? ("drain" as const) : ("ready" as const),
+            up: !this.down.has(name) && [...this.running.values()].some((c) => c.version === name),
+          })),
         serverCounters: async () => {
           const out: Record<string, RouterCounters> = {};
           for (const [name] of this.weights) {
@@ -341,14 +370,14 @@ describe("deploy rollout (in-memory host)", () => {
         analysis: [],
       });
     });
-    await op.step("weight 25");
+    await op.advance({ name: "canary", version: "v2", step: 1, weight: 25 });
     host.running.set("v2", { id: "id-v2", name: "mstest-v2", hostPort: 1, version: "v2" });
     host.weights.set("v2", 25);
     host.weights.set("v1", 75);
     await op.release(); // the lock goes, the operation record stays (as after kill -9)
     const out = await deploy(candidate("v3"));
     expect(out.repaired.join("\n")).toMatch(
-      /removed the unfinished canary v2 \(interrupted: the deploy .* stopped at "weight 25"\)/,
+      /removed the unfinished canary v2 \(interrupted: the deploy .* stopped at "weight 25 for v2"\)/,
     );
     expect(out.status).toBe("promoted");
     const l = await ledger.read();
