@@ -96,7 +96,9 @@ class FakeHost {
           })),
         modelInfo: async (c) => {
           const rc = [...this.running.values()].find((x) => x.id === c.id);
-          return rc ? { name: "m", version: rc.version, sha256: this.serves.get(rc.version) ?? "0".repeat(64) } : null;
+          return rc
+            ? { name: "m", version: rc.version, sha256: this.serves.get(rc.version) ?? "0".repeat(64) }
+            : null;
         },
         start: async (c: Candidate) => {
           const rc = {
@@ -161,7 +163,10 @@ class FakeHost {
         view: async () =>
           [...this.weights].map(([name, weight]) => ({
             name,
-            port: this.ports.get(name) ?? [...this.running.values()].find((c) => c.version === name)?.hostPort ?? 1,
+            port:
+              this.ports.get(name) ??
+              [...this.running.values()].find((c) => c.version === name)?.hostPort ??
+              1,
             weight,
             backup: this.backups.has(name),
             state: this.drained.has(name) ? ("drain" as const) : ("ready" as const),
@@ -383,6 +388,35 @@ describe("deploy rollout (in-memory host)", () => {
     const l = await ledger.read();
     expect(l.versions.find((v) => v.version === "v2")).toMatchObject({ role: "failed" });
     expect(host.running.has("v2")).toBe(false);
+  });
+
+  it("a container serving another model than its labels say is aborted before any traffic moves", async () => {
+    await deploy(candidate("v1"));
+    host.serves.set("v2", "f".repeat(64));
+    const out = await deploy(candidate("v2"));
+    expect(out.status).toBe("aborted");
+    expect(out.reason).toMatch(/serves another model than its labels say: sha256/);
+    expect(host.log.some((l) => l.includes('"v2":5'))).toBe(false);
+    expect(host.weights.get("v1")).toBe(100);
+  });
+
+  it("the stable version's label on another model (sha256) is an error, not 'nothing to deploy'", async () => {
+    await deploy(candidate("v1"));
+    const other = { ...candidate("v1"), model: { name: "m", version: "v1", sha256: "b".repeat(64) } };
+    await expect(deploy(other)).rejects.toThrow(/a version names exactly one model|sha256 bbbbbbbbbbbb/);
+    expect((await deploy(candidate("v1"))).status).toBe("unchanged");
+  });
+
+  it("pruning removes only images a deploy of this state dir built", async () => {
+    const built = (v: string): Candidate => ({
+      ...candidate(v),
+      image: { ref: `built/model:${v}`, digest: null, builtHere: true },
+    });
+    const few = rolloutSettingsSchema.parse({ intervalMs: 5000, keepImages: 1, allowNoData: true });
+    for (const c of [candidate("v1"), built("v2"), built("v3"), built("v4"), candidate("v5")]) await deploy(c, few);
+    const removed = host.log.filter((l) => l.startsWith("rmi ")).map((l) => l.slice(4));
+    expect(removed).toContain("built/model:v2");
+    expect(removed.some((r) => r.startsWith("mstest/model:"))).toBe(false);
   });
 
   it("rollback: warm standby is a weight flip; without a standby it starts a container (cold)", async () => {

@@ -168,7 +168,9 @@ async function checkLedger(stateDir: string, router: Router, answers: boolean): 
   }
   const stable = data.versions.find((v) => v.role === "stable");
   if (stable) {
-    const server = answers ? (await router.stats().catch(() => [])).find((s) => s.name === stable.version) : undefined;
+    const server = answers
+      ? (await router.stats().catch(() => [])).find((s) => s.name === stable.version)
+      : undefined;
     const container = stable.container
       ? await new Engine().inspectContainer(stable.container.id).catch(() => null)
       : null;

@@ -67,7 +67,10 @@ export function readModelLabels(labels: Record<string, string>, what: string): M
     const value = labels[key];
     throw new UserError(
       `${what}: label ${key}${value === undefined ? " is missing" : `=${JSON.stringify(safeText(value).slice(0, 80))} is invalid`} (${issue.message})`,
-      { exitCode: ExitCode.usage, hint: "deploy images built by `modelship build`; labels are checked, never trusted" },
+      {
+        exitCode: ExitCode.usage,
+        hint: "deploy images built by `modelship build`; labels are checked, never trusted",
+      },
     );
   }
   const l = parsed.data;

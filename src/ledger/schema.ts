@@ -76,7 +76,12 @@ export const phaseSchema = z.discriminatedUnion("name", [
   z.object({ name: z.literal("starting"), version: z.string(), container: z.string() }),
   z.object({ name: z.literal("verifying"), version: z.string() }),
   z.object({ name: z.literal("attaching"), version: z.string() }),
-  z.object({ name: z.literal("canary"), version: z.string(), step: z.number().int(), weight: z.number().int() }),
+  z.object({
+    name: z.literal("canary"),
+    version: z.string(),
+    step: z.number().int(),
+    weight: z.number().int(),
+  }),
   /** The commit point: from here the ledger names `version` stable; repair resumes instead of unwinding. */
   z.object({ name: z.literal("switching"), version: z.string(), from: z.string().nullable() }),
   z.object({ name: z.literal("draining"), version: z.string() }),

@@ -112,7 +112,9 @@ class DeployRun {
     try {
       await this.bringUpCandidate();
     } catch (err) {
-      return this.abort(`the candidate did not get ready: ${err instanceof Error ? err.message : String(err)}`);
+      return this.abort(
+        `the candidate did not get ready: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     const stable = this.stable;
     if (!stable) {
@@ -148,7 +150,7 @@ class DeployRun {
       throw new UserError(
         `${c.image.ref} says it is ${this.name} with model sha256 ${c.model.sha256.slice(0, 12)}…, but ${this.name} serving here has sha256 ${stable.model.sha256.slice(0, 12)}…`,
         {
-          exitCode: ExitCode.failed,
+          exitCode: ExitCode.usage,
           hint: "a version names exactly one model: build the changed model as a new version",
         },
       );
@@ -421,8 +423,12 @@ class DeployRun {
       stable ? `Aborting: all traffic back to ${stable.version}` : "Aborting: removing the candidate",
       async () => {
         await op.advance({ name: "aborting", version: this.name, reason: reason.slice(0, 500) });
-        await this.setWeights({ [this.name]: 0, ...(stable ? { [stable.version]: 100 } : {}) });
-        if ((await deps.traffic.servers()).includes(this.name)) {
+        const attached = (await deps.traffic.servers()).includes(this.name);
+        await this.setWeights({
+          ...(attached ? { [this.name]: 0 } : {}),
+          ...(stable ? { [stable.version]: 100 } : {}),
+        });
+        if (attached) {
           await deps.traffic.drain(this.name);
           await deps.traffic.waitDrained(this.name, settings.drainTimeoutMs);
           await deps.traffic.detach(this.name);

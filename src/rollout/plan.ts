@@ -51,7 +51,10 @@ const LIVE_ROLES = new Set(["stable", "canary", "standby"]);
  * longer than one call, and repair re-derives the router from the ledger). Standbys (backups with
  * their own weight in the router) are included only when asked: at the switch, to take them to 0.
  */
-export function weightsFromLedger(l: LedgerData, options: { standbys?: boolean } = {}): Record<string, number> {
+export function weightsFromLedger(
+  l: LedgerData,
+  options: { standbys?: boolean } = {},
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of l.versions)
     if (v.role === "stable" || v.role === "canary" || (options.standbys && v.role === "standby"))
@@ -73,7 +76,10 @@ export function planRepair(ledger: LedgerData, host: HostView, options: PlanOpti
     const adoption = planAdoption(host, options);
     if (adoption.length === 0 || adoption[0]!.do !== "adopt") return adoption;
     const adopted = (adoption[0] as Extract<RepairStep, { do: "adopt" }>).entries;
-    return [adoption[0]!, ...planKnown({ ...ledger, versions: [...ledger.versions, ...adopted] }, host, options)];
+    return [
+      adoption[0]!,
+      ...planKnown({ ...ledger, versions: [...ledger.versions, ...adopted] }, host, options),
+    ];
   }
   return planKnown(ledger, host, options);
 }
@@ -178,7 +184,9 @@ function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): Re
       reason: why ?? "left over as canary by an earlier operation",
     });
   }
-  for (const v of ledger.versions.filter((x) => (x.role === "retired" || x.role === "failed") && x.container)) {
+  for (const v of ledger.versions.filter(
+    (x) => (x.role === "retired" || x.role === "failed") && x.container,
+  )) {
     if (!safeToRemove(v.version)) {
       steps.push({
         do: "warn",
@@ -192,7 +200,9 @@ function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): Re
       do: "unwind",
       version: v.version,
       role: v.role as "failed" | "retired",
-      reason: why ? `started by an operation that did not finish (${why})` : `a ${v.role} version still had a container`,
+      reason: why
+        ? `started by an operation that did not finish (${why})`
+        : `a ${v.role} version still had a container`,
     });
   }
 
@@ -256,7 +266,11 @@ function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): Re
       .sort((a, b) => (b.standbyUntil ?? "").localeCompare(a.standbyUntil ?? ""))[0]!.version;
     for (const name of keptStandbys.filter((n) => n !== newest)) {
       removing.add(name);
-      steps.push({ do: "retire-standby", version: name, reason: `only one warm standby is kept (${newest})` });
+      steps.push({
+        do: "retire-standby",
+        version: name,
+        reason: `only one warm standby is kept (${newest})`,
+      });
     }
     keptStandbys.splice(0, keptStandbys.length, newest);
   }
@@ -278,7 +292,8 @@ function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): Re
 
   // 5. The stable version behind the edge with all regular traffic.
   if (stable?.container) {
-    if (!server(stable.version)) steps.push({ do: "attach-stable", version: stable.version, port: stable.container.hostPort });
+    if (!server(stable.version))
+      steps.push({ do: "attach-stable", version: stable.version, port: stable.container.hostPort });
     steps.push({ do: "route-to-stable", version: stable.version, standbys: keptStandbys });
     if (!stableOk) {
       steps.push({

@@ -65,7 +65,8 @@ async function applyStep(
   step: RepairStep,
 ): Promise<boolean> {
   const { traffic, containers } = deps;
-  const entry = async (version: string) => (await op.ledger.read()).versions.find((v) => v.version === version);
+  const entry = async (version: string) =>
+    (await op.ledger.read()).versions.find((v) => v.version === version);
   switch (step.do) {
     case "adopt":
       await op.update((l) => {
@@ -78,7 +79,9 @@ async function applyStep(
       const v = await entry(step.version);
       if (!v) return false;
       await takeOut(deps, v, undefined, settings);
-      await op.update((l) => (step.role === "failed" ? markFailed(l, v.version, step.reason) : retire(l, v.version)));
+      await op.update((l) =>
+        step.role === "failed" ? markFailed(l, v.version, step.reason) : retire(l, v.version),
+      );
       return true;
     }
     case "retire-standby": {
@@ -125,7 +128,10 @@ async function applyStep(
         }
       });
       await traffic.activate(step.version);
-      await traffic.setWeights(weightsFromLedger(written));
+      const attached = new Set(await traffic.servers());
+      await traffic.setWeights(
+        Object.fromEntries(Object.entries(weightsFromLedger(written)).filter(([name]) => attached.has(name))),
+      );
       for (const name of step.standbys) if (view.some((x) => x.name === name)) await traffic.standby(name);
       return true;
     }

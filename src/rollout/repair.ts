@@ -52,7 +52,10 @@ export async function repairLedger(
         `found an interrupted ${interrupted.kind}${interrupted.target ? ` of ${interrupted.target}` : ""} (pid ${interrupted.pid}, stopped at "${interrupted.step}")`,
       );
     const all = [...actions, ...reconciled.warnings];
-    await op.event({ kind: "repair", reason: all.length ? all.join("; ").slice(0, 2000) : "nothing to repair" });
+    await op.event({
+      kind: "repair",
+      reason: all.length ? all.join("; ").slice(0, 2000) : "nothing to repair",
+    });
     await op.finish();
     return { actions, warnings: reconciled.warnings, interrupted };
   } catch (err) {

@@ -1,8 +1,8 @@
+import { identityMismatch } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { LedgerData, VersionEntry } from "../ledger/schema.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
-import { identityMismatch } from "../image/labels.js";
 import { drainToStandby, routerWeights } from "./deploy.js";
 import type { RolloutDeps, RunningContainer } from "./ports.js";
 import { reconcile, retire, takeOut } from "./reconcile.js";

@@ -154,6 +154,9 @@ export function edgeFailure(
   if (edge.failed === 0) return null;
   return new UserError(
     `${what}: ${edge.failed} of ${edge.requests} requests through the edge ${edge.url} failed meanwhile`,
-    { exitCode: ExitCode.failed, hint: "see `modelship status` and the HAProxy log; the ledger records what changed" },
+    {
+      exitCode: ExitCode.failed,
+      hint: "see `modelship status` and the HAProxy log; the ledger records what changed",
+    },
   );
 }

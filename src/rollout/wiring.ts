@@ -55,7 +55,10 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
         if (existing.labels[SERVED_LABELS.stateDir] !== stateDir)
           throw new UserError(
             `a container named ${name} exists and does not belong to state dir ${stateDir}; not touching it`,
-            { exitCode: ExitCode.environment, hint: "pass another --name-prefix, or remove that container yourself" },
+            {
+              exitCode: ExitCode.environment,
+              hint: "pass another --name-prefix, or remove that container yourself",
+            },
           );
         await engine.remove(existing.id, { force: true });
       }
@@ -112,7 +115,14 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
               ? { name: "", version: v, sha256: "" }
               : null;
         }
-        out.push({ id: state.id, name: state.name, running: state.running, hostPort: port, image: state.image, model });
+        out.push({
+          id: state.id,
+          name: state.name,
+          running: state.running,
+          hostPort: port,
+          image: state.image,
+          model,
+        });
       }
       return out;
     },

@@ -82,7 +82,8 @@ export class Reporter {
   }
 
   warn(message: string): void {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}\n`);
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}\n`);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
 
