@@ -83,7 +83,7 @@ describe("deploy ledger", () => {
     });
     await op.advance({ name: "canary", version: "v1", step: 1, weight: 25 });
     expect((await ledger.read()).operation).toMatchObject({
-      step: "weight 25 for v1",
+      step: "weight 25",
       phase: { name: "canary", version: "v1", step: 1, weight: 25 },
     });
     await op.finish();
@@ -153,7 +153,7 @@ describe("deploy ledger", () => {
     expect((await ledger.read()).operation?.target).toBe("v9");
     const op = await ledger.begin("repair");
     expect(op.interrupted?.target).toBe("v9");
-    expect(op.interrupted?.step).toBe("weight 25 for v9");
+    expect(op.interrupted?.step).toBe("weight 25");
     expect(op.interrupted?.phase).toEqual({ name: "canary", version: "v9", step: 1, weight: 25 });
     await op.finish();
     const after = await ledger.read();

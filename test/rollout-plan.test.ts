@@ -80,6 +80,13 @@ describe("repair planner", () => {
   it("item 5: an edge routing to something no container of this state dir runs → refuse (change nothing)", () => {
     const steps = planRepair(emptyLedger(), host([], [server("v1", 1001)]), opts);
     expect(kinds(steps)).toEqual(["refuse"]);
+    // a routed server that is down serves nobody: it goes, as do containers nothing routes to
+    const down = planRepair(
+      emptyLedger(),
+      host([container("v9", 1009)], [server("v1", 1001, { up: false })]),
+      opts,
+    );
+    expect(kinds(down)).toEqual(["detach", "remove-container"]);
   });
 
   it("item 6: an expired standby is kept while the stable is down (the last healthy server)", () => {

@@ -382,7 +382,7 @@ describe("deploy rollout (in-memory host)", () => {
     await op.release(); // the lock goes, the operation record stays (as after kill -9)
     const out = await deploy(candidate("v3"));
     expect(out.repaired.join("\n")).toMatch(
-      /removed the unfinished canary v2 \(interrupted: the deploy .* stopped at "weight 25 for v2"\)/,
+      /removed the unfinished canary v2 \(interrupted: the deploy .* stopped at "weight 25"\)/,
     );
     expect(out.status).toBe("promoted");
     const l = await ledger.read();

@@ -106,7 +106,7 @@ export function describePhase(p: PhaseRecord): string {
     case "attaching":
       return `attaching ${p.version} to the router`;
     case "canary":
-      return `weight ${p.weight} for ${p.version}`;
+      return `weight ${p.weight}`;
     case "switching":
       return `switching all traffic to ${p.version}`;
     case "draining":

@@ -86,25 +86,33 @@ export function planRepair(ledger: LedgerData, host: HostView, options: PlanOpti
 
 /** Nothing live in the ledger (lost, emptied, fresh): rebuild from what the edge routes to, or refuse. */
 function planAdoption(host: HostView, options: PlanOptions): RepairStep[] {
-  const serving = host.servers.filter((s) => s.state !== "maint" && (s.weight > 0 || s.backup));
-  if (serving.length === 0) {
-    // Nothing routed: any container of ours serves nobody, so removing it costs no request.
-    return host.containers.map((c) => ({
-      do: "remove-container" as const,
-      container: { id: c.id, name: c.name },
-      reason: "started by this state dir, unknown to the ledger and not behind the edge",
-    }));
-  }
   const match = (s: LiveServer) =>
     host.containers.find((c) => c.running && c.hostPort === s.port && c.model?.version === s.name);
-  const unmatched = serving.filter((s) => !match(s));
-  if (unmatched.length > 0) {
+  const routes = host.servers.filter((s) => s.state !== "maint" && (s.weight > 0 || s.backup));
+  const serving = routes.filter((s) => match(s));
+  const unknownUp = routes.filter((s) => !match(s) && s.up !== false);
+  if (unknownUp.length > 0) {
     return [
       {
         do: "refuse",
-        reason: `the ledger lists nothing live, and the edge routes to ${unmatched.map((s) => `${s.name} (port ${s.port})`).join(", ")} with no running container of this state dir behind it to rebuild the ledger from; nothing was changed`,
+        reason: `the ledger lists nothing live, and the edge routes to ${unknownUp.map((s) => `${s.name} (port ${s.port})`).join(", ")} with no running container of this state dir behind it to rebuild the ledger from; nothing was changed`,
         hint: "restore ledger.json from a backup, or check `docker ps` and HAProxy by hand",
       },
+    ];
+  }
+  if (serving.length === 0) {
+    // Nothing healthy is routed: servers that are down and containers of ours serve nobody.
+    return [
+      ...host.servers.map((s) => ({
+        do: "detach" as const,
+        name: s.name,
+        reason: "not in the ledger and not serving",
+      })),
+      ...host.containers.map((c) => ({
+        do: "remove-container" as const,
+        container: { id: c.id, name: c.name },
+        reason: "started by this state dir, unknown to the ledger and not behind the edge",
+      })),
     ];
   }
   const regular = serving.filter((s) => !s.backup).sort((a, b) => b.weight - a.weight);
