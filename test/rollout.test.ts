@@ -413,7 +413,8 @@ describe("deploy rollout (in-memory host)", () => {
       image: { ref: `built/model:${v}`, digest: null, builtHere: true },
     });
     const few = rolloutSettingsSchema.parse({ intervalMs: 5000, keepImages: 1, allowNoData: true });
-    for (const c of [candidate("v1"), built("v2"), built("v3"), built("v4"), candidate("v5")]) await deploy(c, few);
+    for (const c of [candidate("v1"), built("v2"), built("v3"), built("v4"), candidate("v5")])
+      await deploy(c, few);
     const removed = host.log.filter((l) => l.startsWith("rmi ")).map((l) => l.slice(4));
     expect(removed).toContain("built/model:v2");
     expect(removed.some((r) => r.startsWith("mstest/model:"))).toBe(false);
