@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { INPUT_NAMES } from "../actions/build-image/input-helper.js";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import type { Engine } from "../src/engine/engine.js";
 import { OCI_LABELS } from "../src/image/labels.js";
 import { runAction } from "./support/action-runner.js";

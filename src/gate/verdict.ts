@@ -1,5 +1,6 @@
+import type { GatePolicy } from "../config/gate.js";
 import { describeCard, type GateCard } from "./card.js";
-import { classFloor, type GatePolicy } from "./policy.js";
+import { classFloor } from "./policy.js";
 
 /** `info`: a candidate metric no rule covers, shown so the report always carries the numbers. */
 export type RowKind = "minimum" | "regression" | "runtime" | "golden" | "required" | "info";

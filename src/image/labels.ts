@@ -1,4 +1,4 @@
-import type { ModelCard } from "../bundle/schema.js";
+import type { ModelCard } from "../contracts/card.js";
 
 /** Label keys other parts read back from images and containers (canary deploy, status). */
 export const MODEL_LABELS = {
