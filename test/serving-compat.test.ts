@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { StagedBundle } from "../src/bundle/write.js";
 import { loadTextDataset } from "../src/data/dataset.js";
 import { argmax } from "../src/metrics/index.js";

@@ -19804,15 +19804,6 @@ import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from
 import { readFile, stat as stat2 } from "node:fs/promises";
 import { join, resolve } from "node:path";
 
-// src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-async function sha256File(path) {
-  const hash2 = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash2.update(chunk);
-  return hash2.digest("hex");
-}
-
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
 __export(external_exports, {
@@ -39530,7 +39521,7 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";
@@ -39646,6 +39637,15 @@ var modelCardSchema = external_exports.object({
   golden: external_exports.array(goldenExampleSchema).min(20),
   reference: referenceSchema
 });
+
+// src/util/fs.ts
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+async function sha256File(path) {
+  const hash2 = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash2.update(chunk);
+  return hash2.digest("hex");
+}
 
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {

@@ -47070,7 +47070,7 @@ var OperationHandle = class {
 import { readFile as readFile2, stat as stat3 } from "node:fs/promises";
 import { join as join3, resolve as resolve2 } from "node:path";
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";

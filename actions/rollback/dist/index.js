@@ -47064,7 +47064,7 @@ ${result.stderr}`);
 import { execFile } from "node:child_process";
 import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var probability = external_exports.number().min(0).max(1);
