@@ -46,7 +46,7 @@ async function cli(args: string[], timeoutMs = 180_000): Promise<CliResult> {
 const common = () => ["--state-dir", stateDir, "--name-prefix", PREFIX];
 // This CI host has 2 cores shared with every other suite: a fresh container's latency is noise here, so
 // the latency limits are loosened (test/analysis.test.ts covers those checks); errors and quality are not.
-const LOOSE_LATENCY = ["--latency-factor", "10", "--max-p95", "2000", "--max-p99", "4000"];
+const LOOSE_LATENCY = ["--latency-factor", "10", "--max-p95-ms", "2000", "--max-p99-ms", "4000"];
 const deployArgs = (ref: string, extra: string[] = []) => [
   "deploy",
   "--image",
