@@ -68,7 +68,7 @@ describe("gate verdict", () => {
     expect(v.rows.filter((r) => r.kind !== "info").map((r) => r.rule)).toEqual([
       "minimum.accuracy",
       "runtime.maxP95Ms",
-      "runtime.maxSizeMB",
+      "runtime.maxSizeMb",
       "runtime.maxLoadMs",
       "goldenParity",
     ]);

@@ -51,7 +51,7 @@ describe("actions/build-image (the bundled action, real engine, real model)", ()
   it("builds, smoke-tests and tags the image; outputs and job summary say so", async () => {
     const repo = `mstest-action-${suffix}`;
     const r = await runAction("build-image", {
-      inputs: { bundle: bundleDir, image: repo, tags: "latest", "base-image": base },
+      inputs: { bundle: bundleDir, repository: repo, tags: "latest", "base-image": base },
       timeoutMs: 300_000,
     });
     expect(r.errors).toEqual([]);

@@ -3,13 +3,16 @@ import { join } from "node:path";
 import type { Command, Option } from "commander";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import * as buildInputs from "../actions/build-image/input-helper.js";
 import * as canaryInputs from "../actions/canary-deploy/input-helper.js";
 import * as rollbackInputs from "../actions/rollback/input-helper.js";
 import { flagsFromInputs, settingInputNames } from "../src/action/kit.js";
 import { analysisConfigSchema } from "../src/analysis/analysis.js";
 import { buildProgram } from "../src/cli/main.js";
 import { foldDeprecated } from "../src/cli/settings.js";
+import { gatePolicySchema } from "../src/config/gate.js";
 import { type RolloutFlags, settingsFromFlags } from "../src/rollout/options.js";
+import { BUILD_SETTINGS } from "../src/settings/build.js";
 import { DEPLOY_SETTINGS, ROLLBACK_SETTINGS } from "../src/settings/rollout.js";
 import { actionDefaultOf, camel, flagName, inputOf, type SettingsTable } from "../src/settings/table.js";
 import { repoRoot } from "./support/data.js";
@@ -32,6 +35,7 @@ const OPERATIONS: Array<{
 }> = [
   { command: "deploy", action: "canary-deploy", table: DEPLOY_SETTINGS, helper: canaryInputs },
   { command: "rollback", action: "rollback", table: ROLLBACK_SETTINGS, helper: rollbackInputs },
+  { command: "build", action: "build-image", table: BUILD_SETTINGS, helper: buildInputs },
 ];
 
 const program = buildProgram();
@@ -61,7 +65,8 @@ describe.each(OPERATIONS)("settings of $command / actions/$action", ({ command, 
       else expect(`${spec.default}`, `${action}.inputs.${name} default`).toBe(expected.get(name));
     }
     for (const s of table)
-      for (const old of s.deprecatedInputs ?? []) expect(yml.inputs[old]?.deprecationMessage, old).toBeTruthy();
+      for (const old of s.deprecatedInputs ?? [])
+        expect(yml.inputs[old]?.deprecationMessage, old).toBeTruthy();
   });
 
   it("the action's input helper reads exactly the table's inputs", () => {
@@ -86,7 +91,7 @@ describe.each(OPERATIONS)("settings of $command / actions/$action", ({ command, 
     }
   });
 
-  it("the table's defaults are the ones the rollout settings apply", () => {
+  it.runIf(command !== "build")("the table's defaults are the ones the rollout settings apply", () => {
     const none = settingsFromFlags({});
     for (const s of table) {
       if (s.default === undefined || !s.flag) continue;
@@ -102,7 +107,9 @@ describe("the two defects the tables remove", () => {
     // What the runner passes: every action.yml default, then the workflow's own inputs.
     const defaults = Object.fromEntries(
       Object.entries(yml.inputs)
-        .filter(([, spec]) => spec.default !== undefined && spec.default !== "" && !spec.default.includes("${{"))
+        .filter(
+          ([, spec]) => spec.default !== undefined && spec.default !== "" && !spec.default.includes("${{"),
+        )
         .map(([k, spec]) => [k, spec.default]),
     );
     const parse = (given: Record<string, string>) => {
@@ -137,5 +144,20 @@ describe("the two defects the tables remove", () => {
     const settings = settingsFromFlags(flags);
     expect(settings.analysis.maxP95Ms).toBe(321);
     expect(settings.analysis.maxP99Ms).toBe(654);
+  });
+});
+
+describe("same words for the same thing", () => {
+  it("build takes --repository like deploy (--image stays as a hidden old spelling)", () => {
+    const cmd = buildProgram().commands.find((c) => c.name() === "build")!;
+    cmd.parseOptions(["--model", "m", "--image", "ghcr.io/acme/x"]);
+    expect(foldDeprecated(cmd.opts(), BUILD_SETTINGS)).toMatchObject({ repository: "ghcr.io/acme/x" });
+    expect(cmd.helpInformation()).toMatch(/--repository <repo>/);
+    expect(cmd.helpInformation()).not.toMatch(/--image </);
+  });
+
+  it("gate.runtime.maxSizeMb is spelt like validate.maxSizeMb; the old maxSizeMB still applies", () => {
+    expect(gatePolicySchema.parse({}).runtime.maxSizeMb).toBe(500);
+    expect(gatePolicySchema.parse({ runtime: { maxSizeMB: 20 } }).runtime.maxSizeMB).toBe(20);
   });
 });

@@ -40,11 +40,14 @@ export const gatePolicySchema = z
     runtime: z
       .object({
         maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
-        maxSizeMB: positive.default(500).describe("Largest allowed model size (MB)."),
+        maxSizeMb: positive.default(500).describe("Largest allowed model size (MB)."),
+        maxSizeMB: positive
+          .optional()
+          .describe("Deprecated spelling of maxSizeMb (as in validate.maxSizeMb); wins when given."),
         maxLoadMs: positive.default(5000).describe("Longest allowed session load time (ms)."),
       })
       .strict()
-      .default({ maxP95Ms: 100, maxSizeMB: 500, maxLoadMs: 5000 })
+      .default({ maxP95Ms: 100, maxSizeMb: 500, maxLoadMs: 5000 })
       .describe("Runtime limits from the bundle's onnxruntime-node measurements."),
     /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
     goldenParity: z

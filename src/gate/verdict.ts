@@ -154,11 +154,11 @@ export function evaluateGate(
   const mb = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / 1e6);
   rows.push(
     maximumRow(
-      "runtime.maxSizeMB",
+      "runtime.maxSizeMb",
       "model size (MB)",
       mb(rt?.fileSizeBytes ?? candidate.card.model?.sizeBytes),
       mb(brt?.fileSizeBytes ?? baseline?.card.model?.sizeBytes),
-      policy.runtime.maxSizeMB,
+      policy.runtime.maxSizeMB ?? policy.runtime.maxSizeMb,
       "runtime.fileSizeBytes",
     ),
   );

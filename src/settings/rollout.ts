@@ -1,4 +1,3 @@
-import { analysisConfigSchema } from "../analysis/analysis.js";
 import { FAST_SETTINGS, rolloutSettingsSchema } from "../rollout/settings.js";
 import { type SettingsTable, table } from "./table.js";
 

@@ -19729,6 +19729,15 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -19793,6 +19802,12 @@ function setOutputs(outputs) {
     if (value === void 0) continue;
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
 }
 
 // src/image/build.ts
@@ -44421,10 +44436,85 @@ ${formatSmokeReport(result)}`,
   }
 };
 
+// src/settings/build.ts
+var BUILD_SETTINGS = [
+  {
+    key: "model",
+    flag: "--model <bundle>",
+    input: "bundle",
+    required: true,
+    description: "model bundle directory (model.json + model.onnx)"
+  },
+  {
+    key: "repository",
+    flag: "--repository <repo>",
+    description: "image repository without tag, as for `deploy --repository` (default: modelship/<model name>)",
+    deprecatedFlags: ["--image <name>"],
+    deprecatedInputs: ["image"]
+  },
+  {
+    key: "tag",
+    flag: "--tag <tag>",
+    input: "tags",
+    repeatable: true,
+    description: "extra tag or full reference (repeatable; the input takes a list); <repository>:<version> and <repository>:sha-<git sha> are always added"
+  },
+  {
+    key: "push",
+    flag: "--push",
+    actionDefault: "false",
+    description: "push every tag after the smoke test passed"
+  },
+  {
+    key: "registry",
+    flag: "--registry <host>",
+    description: "log in to this registry before pushing (e.g. ghcr.io)"
+  },
+  { key: "username", flag: "--username <user>", description: "registry user name (with --registry)" },
+  {
+    key: "passwordStdin",
+    flag: "--password-stdin",
+    input: null,
+    description: "read the registry password or token from standard input"
+  },
+  {
+    key: "password",
+    flag: null,
+    input: "password",
+    description: "registry password or token (with registry; GHCR accepts secrets.GITHUB_TOKEN)"
+  },
+  {
+    key: "baseImage",
+    flag: "--base-image <ref>",
+    description: `base image with node on PATH and a node user (default: ${DEFAULT_BASE_IMAGE})`
+  },
+  {
+    key: "smoke",
+    flag: "--no-smoke",
+    input: "smoke",
+    actionDefault: "true",
+    description: "skip the golden smoke test (not recommended: it is what stops a broken image)"
+  },
+  {
+    key: "smokeTimeout",
+    flag: "--smoke-timeout <seconds>",
+    default: "60",
+    description: "how long the smoke container may take to become ready"
+  },
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "print one JSON document instead of progress lines"
+  }
+];
+
 // actions/build-image/input-helper.ts
 var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 var inputsSchema = external_exports.object({
   bundle: external_exports.string({ message: "required: the model bundle directory" }).min(1),
+  repository: external_exports.string().optional(),
+  /** Deprecated name of repository. */
   image: external_exports.string().optional(),
   tags: external_exports.string().optional().transform(
     (v) => (v ?? "").split(/[\n,]/).map((t) => t.trim()).filter(Boolean)
@@ -44459,18 +44549,7 @@ var inputsSchema = external_exports.object({
       message: "registry login is only used to push: set push: true"
     });
 });
-var INPUT_NAMES = [
-  "bundle",
-  "image",
-  "tags",
-  "push",
-  "registry",
-  "username",
-  "password",
-  "base-image",
-  "smoke",
-  "smoke-timeout"
-];
+var INPUT_NAMES = settingInputNames(BUILD_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
@@ -44483,7 +44562,7 @@ function run2() {
     try {
       const result = await buildModelImage({
         bundleDir: inputs.bundle,
-        image: inputs.image,
+        image: inputs.image ?? inputs.repository,
         extraTags: inputs.tags,
         baseImage: inputs["base-image"],
         smoke: inputs.smoke,

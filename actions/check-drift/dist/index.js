@@ -49179,9 +49179,10 @@ var gatePolicySchema = external_exports.object({
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
-    maxSizeMB: positive.default(500).describe("Largest allowed model size (MB)."),
+    maxSizeMb: positive.default(500).describe("Largest allowed model size (MB)."),
+    maxSizeMB: positive.optional().describe("Deprecated spelling of maxSizeMb (as in validate.maxSizeMb); wins when given."),
     maxLoadMs: positive.default(5e3).describe("Longest allowed session load time (ms).")
-  }).strict().default({ maxP95Ms: 100, maxSizeMB: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
+  }).strict().default({ maxP95Ms: 100, maxSizeMb: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
   /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
   goldenParity: external_exports.boolean().default(true).describe(
     "Re-run the bundle's golden examples under onnxruntime-node and require the recorded output."
