@@ -9,7 +9,7 @@ import { repoRoot } from "./support/data.js";
  * layer rule contracts ← domain ← adapters (← tooling) — an import may only point to its own layer or a
  * lower one. THE LAYERS ARE DECLARED HERE, ONCE; the README's architecture section describes them.
  */
-export const LAYERS = [
+const LAYERS = [
   /** Model card, IO signature, metrics, drift thresholds: zod schemas and types, importing nothing of ours. */
   { name: "contracts", paths: ["src/contracts/"] },
   /** Everything that does the work: plain functions and classes, side effects behind injected ports. */

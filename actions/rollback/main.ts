@@ -4,7 +4,7 @@ import { withRunDeployment } from "../../src/github/deployments.js";
 import { resolveStateDir } from "../../src/ledger/ledger.js";
 import { type RolloutFlags, settingsFromFlags } from "../../src/rollout/options.js";
 import type { RollbackOutcome } from "../../src/rollout/rollback.js";
-import { rollback } from "../../src/rollout/run.js";
+import { edgeFailure, rollback } from "../../src/rollout/run.js";
 import { rollbackSummaryMarkdown } from "../../src/rollout/summary.js";
 import { ROLLBACK_SETTINGS } from "../../src/settings/rollout.js";
 import { Reporter } from "../../src/util/progress.js";
@@ -32,6 +32,8 @@ export function run(): Promise<void> {
           settings: settingsFromFlags(flagsFromInputs<RolloutFlags>(inputs, ROLLBACK_SETTINGS)),
           reporter: new Reporter("human"),
         });
+        const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       },
     );
