@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Engine } from "../engine/engine.js";
-import { Router } from "../router/router.js";
 import { driftProblems } from "../router/planner.js";
 import { haproxyBinary } from "../router/process.js";
+import { Router } from "../router/router.js";
 import { CommandFailed, runChecked } from "../util/command.js";
 import { isUserError } from "../util/errors.js";
 import { stateDirProblem } from "../util/state-dir.js";
@@ -71,7 +71,9 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
       await runChecked(bin, ["-c", "-q", "-f", p.config], { timeoutMs: 30_000 });
       checks.push({ name: "haproxy config", ok: true, detail: `${p.config} valid` });
     } catch (err) {
-      const msg = (err instanceof CommandFailed ? err.stderr : "").split("\n").find((l) => l.includes("ALERT"));
+      const msg = (err instanceof CommandFailed ? err.stderr : "")
+        .split("\n")
+        .find((l) => l.includes("ALERT"));
       checks.push({
         name: "haproxy config",
         ok: false,

@@ -1,5 +1,11 @@
 import { serverKeywords } from "./config.js";
-import { BACKEND, percentToWeight, type RouterDesired, type RouterSettings, type ServerSpec } from "./schema.js";
+import {
+  BACKEND,
+  percentToWeight,
+  type RouterDesired,
+  type RouterSettings,
+  type ServerSpec,
+} from "./schema.js";
 
 /**
  * The pure half of applying a desired state: given what the live HAProxy has (from `show servers
@@ -46,7 +52,11 @@ export function adminStateOf(bits: number): ServerSpec["state"] {
 export const weightOf = (spec: ServerSpec): number =>
   spec.state === "ready" ? percentToWeight(spec.weight) : 0;
 
-export function planChanges(settings: RouterSettings, live: LiveServer[], desired: RouterDesired): RouterPlan {
+export function planChanges(
+  settings: RouterSettings,
+  live: LiveServer[],
+  desired: RouterDesired,
+): RouterPlan {
   const byName = new Map(live.map((s) => [s.name, s]));
   const commands: PlannedCommand[] = [];
   let reload = false;

@@ -1,7 +1,7 @@
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile } from "../util/fs.js";
 import { type RouterPaths, renderConfig } from "./config.js";
-import { planChanges, type LiveServer } from "./planner.js";
+import { type LiveServer, planChanges } from "./planner.js";
 import { effectiveRunAs, HaproxyProcess, type RunningInfo } from "./process.js";
 import type { RuntimeApi } from "./runtime-api.js";
 import {
@@ -151,7 +151,8 @@ export class Router {
     // Snapshot the outgoing process's counters; persisted once the new process answers.
     const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => undefined);
     const pid = await this.process.reload(old);
-    if (outgoing) await this.store.writeCarry(carryOver(await this.store.readCarry(), outgoing[0], outgoing[1]));
+    if (outgoing)
+      await this.store.writeCarry(carryOver(await this.store.readCarry(), outgoing[0], outgoing[1]));
     return { pid, previousPid: old.pid };
   }
 
@@ -375,4 +376,3 @@ function connectHost(bind: string): string {
     return "127.0.0.1";
   return bind.includes(":") && !bind.startsWith("[") ? `[${bind}]` : bind;
 }
-

@@ -42,14 +42,19 @@ export type RouterDesired = z.infer<typeof RouterDesired>;
 export type RouterDesiredInput = z.input<typeof RouterDesired>;
 
 const Port = z.number().int().min(1).max(65535);
-const Millis = z.number().int().positive().max(24 * 3600 * 1000);
+const Millis = z
+  .number()
+  .int()
+  .positive()
+  .max(24 * 3600 * 1000);
 
 /**
  * Every string below ends up in haproxy.cfg (or a systemd unit): each is held to a pattern that cannot
  * carry a newline, a space, a quote or a comment, so no value can add a directive (checked on input and
  * again whenever router.json is read back).
  */
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 /** A listen address: `*` / empty (all), an IPv4 or IPv6 address (optionally in brackets) or a host name. */
 export const BindAddress = z.string().refine(
   (v) => {
@@ -63,11 +68,14 @@ export const BindAddress = z.string().refine(
 /** Absolute path of plain characters (it is written into haproxy.cfg and the systemd unit unquoted). */
 export const SafePath = z
   .string()
-  .regex(/^\/[A-Za-z0-9._+@=,~\/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+  .regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
 /** A systemd unit file name (joined to /etc/systemd/system: no slashes). */
 export const UnitName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/, "a systemd unit name like modelship-haproxy.service");
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+    "a systemd unit name like modelship-haproxy.service",
+  );
 
 export const RouterSettings = z.strictObject({
   /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
@@ -78,7 +86,7 @@ export const RouterSettings = z.strictObject({
     .strictObject({
       path: z
         .string()
-        .regex(/^\/[A-Za-z0-9._~\/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-")
+        .regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-")
         .default("/ready"),
       interMs: Millis.default(1000),
       /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */

@@ -78,7 +78,11 @@ export function tail(result: Pick<CommandResult, "stdout" | "stderr">): string {
  * Runs `bin args` to completion. Resolves with the exit status for any exit (callers decide what a
  * non-zero code means); rejects only with CommandNotFound when it cannot start.
  */
-export function runCommand(bin: string, args: string[], options: CommandOptions = {}): Promise<CommandResult> {
+export function runCommand(
+  bin: string,
+  args: string[],
+  options: CommandOptions = {},
+): Promise<CommandResult> {
   const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, {
@@ -176,7 +180,14 @@ export async function startDetached(
  * prometheus, promtool, systemctl): fixed system locations, never a path from a file in the state dir
  * (which a less-privileged user may write).
  */
-export const SYSTEM_BIN_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+export const SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin",
+];
 
 /**
  * The first `name` in SYSTEM_BIN_DIRS that is a regular file owned by root and not writable by group or

@@ -41,8 +41,7 @@ export async function stateDirProblem(stateDir: string): Promise<StateDirProblem
       return { path, detail: `cannot inspect ${path} (${link.code})` };
     }
     // A symlinked state dir is fine when the link itself is trusted; subdirs must be real directories.
-    if (link.isSymbolicLink() && path !== stateDir)
-      return { path, detail: `${path} is a symbolic link` };
+    if (link.isSymbolicLink() && path !== stateDir) return { path, detail: `${path} is a symbolic link` };
     if (link.isSymbolicLink() && !owners.has(link.uid))
       return { path, detail: `${path} is a symbolic link owned by uid ${link.uid}` };
     const s = link.isSymbolicLink() ? await stat(path).catch(() => undefined) : link;
