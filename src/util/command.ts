@@ -212,7 +212,7 @@ export async function rootOwnedChain(path: string): Promise<boolean> {
   let p = real;
   for (;;) {
     const s = await stat(p).catch(() => undefined);
-    if (!s || s.uid !== 0 || (s.mode & 0o022) !== 0) return false;
+    if (s?.uid !== 0 || (s.mode & 0o022) !== 0) return false;
     const parent = dirname(p);
     if (parent === p) return true;
     p = parent;
