@@ -9,6 +9,7 @@ import { freePort } from "../src/rollout/wiring.js";
 import { trainedBundle } from "./support/bundle.js";
 import { repoRoot } from "./support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 import { type LoadHandle, type LoadReport, startLoad } from "./support/load.js";
 
 /**
@@ -139,8 +140,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!stateDir) return;
   await cleanupContainers();
-  const pid = await readFile(join(stateDir, "haproxy", "haproxy.pid"), "utf8").catch(() => "");
-  if (Number(pid)) process.kill(Number(pid), "SIGTERM");
+  await killDaemonsOf(stateDir);
   await rm(stateDir, { recursive: true, force: true });
 });
 
