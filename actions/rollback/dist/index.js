@@ -47272,6 +47272,15 @@ ${result.stdout}`;
       });
     }
   }
+  /**
+   * Removes the stored credentials of a registry (the CLI keeps them in $DOCKER_CONFIG/config.json
+   * until then). Not being logged in is fine.
+   */
+  async logout(registry2) {
+    const result = await this.exec(["logout", registry2], { timeoutMs: 3e4 });
+    if (result.code !== 0 && !/not logged in/i.test(`${result.stdout}${result.stderr}`))
+      throw this.failure(`docker logout ${registry2}`, result);
+  }
   /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
   async push(ref, onProgress) {
     const result = await this.exec(["push", ref], { onLine: onProgress ?? (() => {
