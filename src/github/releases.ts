@@ -9,6 +9,19 @@ export async function downloadReleaseAsset(
   tag: string,
   assetName: string,
 ): Promise<string | null> {
+  const bytes = await downloadReleaseAssetBytes(gh, tag, assetName);
+  return bytes === null ? null : new TextDecoder().decode(bytes);
+}
+
+/** Name of the release asset holding the whole production bundle (model.json + model.onnx). */
+export const BUNDLE_ASSET = "model-bundle.tar.gz";
+
+/** Like downloadReleaseAsset, for binary assets (the bundle archive). */
+export async function downloadReleaseAssetBytes(
+  gh: GitHub,
+  tag: string,
+  assetName: string,
+): Promise<Uint8Array | null> {
   let assetId: number | undefined;
   try {
     const { data } = await gh.octokit.rest.repos.getReleaseByTag({ owner: gh.owner, repo: gh.repo, tag });
@@ -26,7 +39,7 @@ export async function downloadReleaseAsset(
       headers: { accept: "application/octet-stream" },
       request: { parseSuccessResponseBody: false },
     });
-    return await new Response(res.data as unknown as ReadableStream).text();
+    return new Uint8Array(await new Response(res.data as unknown as ReadableStream).arrayBuffer());
   } catch (err) {
     throw gitHubError(`downloading ${assetName} from release ${tag}`, err);
   }
