@@ -147,6 +147,8 @@ export async function comparePaired(
       `the models predict different classes (candidate ${labels.join(", ")}; production ${baseLabels.join(", ")})`,
     );
   }
+  const conflict = labelMapConflict(candidate.card, baseline.card, labels);
+  if (conflict) return unpaired(conflict);
   let rows: EvalRows;
   try {
     rows = evaluationRows(candidate.card, tables, options);
@@ -541,6 +543,29 @@ function describeInput(card: GateCard, table: CsvTable, row: number): string {
   }
   const text = (record[card.dataset?.textColumn ?? "text"] ?? "").replace(/\s+/g, " ").trim();
   return text.length > TEXT_CLIP ? `${text.slice(0, TEXT_CLIP - 1)}…` : text;
+}
+
+/**
+ * Both models must read the data's labels the same way for one truth to judge them: a raw label that
+ * one model's label map turns into class X and the other's into class Y (both real classes) makes
+ * "right" mean different things.
+ */
+function labelMapConflict(
+  candidate: GateCard,
+  baseline: GateCard,
+  labels: readonly string[],
+): string | undefined {
+  const cm = stringMap(candidate.training?.params?.labelMap) ?? {};
+  const bm = stringMap(baseline.training?.params?.labelMap) ?? {};
+  const classes = new Set(labels);
+  for (const raw of new Set([...Object.keys(cm), ...Object.keys(bm)])) {
+    const c = cm[raw] ?? raw;
+    const b = bm[raw] ?? raw;
+    if (c !== b && classes.has(c) && classes.has(b)) {
+      return `the models read the labels differently (raw label "${raw}" is "${c}" for the candidate and "${b}" for production, per their label maps)`;
+    }
+  }
+  return undefined;
 }
 
 function stringMap(value: unknown): Record<string, string> | undefined {
