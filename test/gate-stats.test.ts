@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createRng } from "../training/random.js";
-import { evaluateClassifier } from "../src/metrics/classification.js";
 import { disagreements, mcnemarExact, pairedBootstrap, percentile } from "../src/gate/stats.js";
+import { evaluateClassifier } from "../src/metrics/classification.js";
+import { createRng } from "../training/random.js";
 
 /** Exact two-sided McNemar p with big integers: 2·Σ_{k≤min} C(n,k) / 2^n, capped at 1. */
 function mcnemarBig(b: number, c: number): number {

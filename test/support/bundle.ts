@@ -72,7 +72,12 @@ export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<st
     if (swapped) args.push("--label-map", "positive=negative,negative=positive");
     if (params) {
       const config = join(cacheRoot, `${key}.yaml`);
-      await writeFile(config, `train:\n  params:\n${Object.entries(params).map(([k, v]) => `    ${k}: ${v}\n`).join("")}`);
+      await writeFile(
+        config,
+        `train:\n  params:\n${Object.entries(params)
+          .map(([k, v]) => `    ${k}: ${v}\n`)
+          .join("")}`,
+      );
       args.push("--config", config);
     }
     // One retry: in a shared working tree another test run's global setup may be rewriting dist/
