@@ -112,7 +112,7 @@ describe("paired gate on real trained bundles (airline data, onnxruntime-node)",
     const table = loadCsv(c.evaluation.path);
     const i = table.lines.indexOf(c.examples[0]!.line);
     expect(table.rows[i]!.airline_sentiment).toBe(c.examples[0]!.truth);
-    expect(table.rows[i]!.text.replace(/\s+/g, " ").startsWith(c.examples[0]!.input.replace(/…$/, ""))).toBe(
+    expect(table.rows[i]!.text!.replace(/\s+/g, " ").startsWith(c.examples[0]!.input.replace(/…$/, ""))).toBe(
       true,
     );
 

@@ -5,7 +5,6 @@ import { stratifiedSplit } from "../../training/split.js";
 import { MODEL_FILE } from "../bundle/schema.js";
 import { type CsvTable, loadCsv, loadTabularDataset, loadTextDataset } from "../data/dataset.js";
 import { argmax } from "../metrics/classification.js";
-import { ClassifierSession } from "../onnx/session.js";
 import { UserError } from "../util/errors.js";
 import type { GateCard } from "./card.js";
 import type { GatePolicy } from "./policy.js";
@@ -475,6 +474,9 @@ async function score(
 ): Promise<Scored> {
   const io = model.card.io;
   const own = io?.labels ?? [];
+  // Lazily: onnxruntime-node is a native module the bundled action resolves from the workspace, and a
+  // card-only gate never needs it (a missing install then shows as an unpaired comparison).
+  const { ClassifierSession } = await import("../onnx/session.js");
   const session = await ClassifierSession.open(join(model.bundleDir, MODEL_FILE), {
     ...(io?.inputs?.[0]?.name ? { inputName: io.inputs[0].name } : {}),
     ...(io?.probabilitiesOutput ? { probabilitiesOutput: io.probabilitiesOutput } : {}),

@@ -22,10 +22,30 @@ export async function downloadReleaseAssetBytes(
   tag: string,
   assetName: string,
 ): Promise<Uint8Array | null> {
+  return (await downloadFirstReleaseAsset(gh, tag, [assetName]))?.bytes ?? null;
+}
+
+/**
+ * The first of `names` (in order of preference) the release carries, with one lookup of the release:
+ * e.g. the bundle archive, else the older model.json-only asset. null = no such release or asset.
+ */
+export async function downloadFirstReleaseAsset(
+  gh: GitHub,
+  tag: string,
+  names: readonly string[],
+): Promise<{ name: string; bytes: Uint8Array } | null> {
   let assetId: number | undefined;
+  let assetName = "";
   try {
     const { data } = await gh.octokit.rest.repos.getReleaseByTag({ owner: gh.owner, repo: gh.repo, tag });
-    assetId = data.assets.find((a) => a.name === assetName)?.id;
+    for (const name of names) {
+      const found = data.assets.find((a) => a.name === name);
+      if (found) {
+        assetId = found.id;
+        assetName = name;
+        break;
+      }
+    }
   } catch (err) {
     if (httpStatus(err) === 404) return null;
     throw gitHubError(`reading release ${tag}`, err);
@@ -39,7 +59,10 @@ export async function downloadReleaseAssetBytes(
       headers: { accept: "application/octet-stream" },
       request: { parseSuccessResponseBody: false },
     });
-    return new Uint8Array(await new Response(res.data as unknown as ReadableStream).arrayBuffer());
+    return {
+      name: assetName,
+      bytes: new Uint8Array(await new Response(res.data as unknown as ReadableStream).arrayBuffer()),
+    };
   } catch (err) {
     throw gitHubError(`downloading ${assetName} from release ${tag}`, err);
   }

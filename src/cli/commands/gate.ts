@@ -13,7 +13,7 @@ import { gateCandidate, verdictJson } from "../../gate/gate.js";
 import { loadGatePolicy } from "../../gate/policy.js";
 import { renderMarkdown, renderText } from "../../gate/render.js";
 import { connectGitHub } from "../../github/client.js";
-import { BUNDLE_ASSET, downloadReleaseAsset, downloadReleaseAssetBytes } from "../../github/releases.js";
+import { BUNDLE_ASSET, downloadFirstReleaseAsset } from "../../github/releases.js";
 import { ExitCode, UserError } from "../../util/errors.js";
 
 interface GateFlags {
@@ -50,9 +50,10 @@ export async function resolveBaseline(flags: {
     const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
     // The whole bundle (deploy.yml publishes it) lets the gate score production itself; releases
     // published before that carry only model.json: card-only, unpaired comparison.
-    const archive = await downloadReleaseAssetBytes(gh, flags.baselineRelease, BUNDLE_ASSET);
-    if (archive) return baselineFromArchive(archive, `release ${flags.baselineRelease} (${BUNDLE_ASSET})`);
-    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
+    const asset = await downloadFirstReleaseAsset(gh, flags.baselineRelease, [BUNDLE_ASSET, CARD_FILE]);
+    if (asset?.name === BUNDLE_ASSET)
+      return baselineFromArchive(asset.bytes, `release ${flags.baselineRelease} (${BUNDLE_ASSET})`);
+    const text = asset ? new TextDecoder().decode(asset.bytes) : null;
     return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
   }
   return {
