@@ -390,3 +390,32 @@ function centroidModel(trainCsv: string, features: string[], labels: string[]): 
   g.output(probs!, { tensor: "float", shape: ["N", labels.length] });
   return g.toModel({ opsets: { "": 17, "ai.onnx.ml": 3 } });
 }
+
+describe("paired gate, host ledger: the production bundle is copied out of the stable container", () => {
+  it("status names the stable container: its /model is copied and scored (real engine)", async () => {
+    const { testEngine, modelImage } = await import("./support/images.js");
+    const { baselineFromStatus } = await import("../src/gate/baseline.js");
+    const base = await trainedBundle();
+    const candidate = await trainedBundle({ params: { seed: 7 } });
+    const engine = await testEngine();
+    const image = await modelImage(base);
+    const name = `mstest-gate-copy-${process.pid}-${Date.now()}`;
+    const id = (await engine.run("create", ["create", "--name", name, image.ref])).trim();
+    let copied: string | undefined;
+    try {
+      const card = JSON.parse(await readFile(join(base, "model.json"), "utf8"));
+      const baseline = await baselineFromStatus(
+        { versions: [{ version: card.version, role: "stable", container: { id, name, hostPort: 1 } }] },
+        "host ledger",
+      );
+      copied = baseline.subject?.bundleDir;
+      expect(baseline.note).toBe(`Baseline: production ${card.version} (bundle copied from its container).`);
+      expect(await sha256File(join(copied!, "model.onnx"))).toBe(card.model.sha256);
+      const { verdict } = await gateCandidate(candidate, baseline, defaultGatePolicy);
+      expect(verdict.comparison?.mode).toBe("paired");
+    } finally {
+      await engine.remove(name, { force: true });
+      if (copied) await rm(copied, { recursive: true, force: true });
+    }
+  }, 600_000);
+});
