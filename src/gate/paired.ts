@@ -82,6 +82,8 @@ export type Comparison = PairedComparison | UnpairedComparison;
 /** One loaded CSV per file, shared by the candidate's and the production model's row selection. */
 class Tables {
   private readonly byPath = new Map<string, CsvTable>();
+  /** Replayed splits, by table and everything that decides the split (candidate and production often share one). */
+  readonly splits = new Map<string, ReturnType<typeof replaySplit>>();
   private readonly shaOf = new Map<string, string>();
 
   load(path: string): CsvTable {
@@ -326,7 +328,7 @@ function evaluationRows(card: GateCard, tables: Tables, options: EvaluationOptio
     const picked = selectLabelled(card, table, labelColumn, labelMap, labels);
     return { source: `evaluation data ${table.path} (all labelled rows)`, table, ...picked, notes: [] };
   }
-  const heldOut = reproduceSplit(card, table, split);
+  const heldOut = reproduceSplit(card, table, split, tables);
   const expected = card.dataset?.rows?.test;
   const notes: string[] = [];
   if (expected !== undefined && expected !== heldOut.test.length) {
@@ -364,8 +366,25 @@ function recordedSplit(card: GateCard): SplitRecord | undefined {
   };
 }
 
-/** The trainer's own row selection and stratified split, replayed on the same bytes. */
-function reproduceSplit(card: GateCard, table: CsvTable, split: SplitRecord) {
+/** The trainer's own row selection and stratified split, replayed on the same bytes (memoised). */
+function reproduceSplit(card: GateCard, table: CsvTable, split: SplitRecord, tables: Tables) {
+  const key = JSON.stringify([
+    resolve(table.path),
+    split,
+    card.io?.task,
+    card.io?.featureColumns,
+    card.dataset?.textColumn,
+    card.dataset?.labelColumn,
+  ]);
+  let replayed = tables.splits.get(key);
+  if (!replayed) {
+    replayed = replaySplit(card, table, split);
+    tables.splits.set(key, replayed);
+  }
+  return replayed;
+}
+
+function replaySplit(card: GateCard, table: CsvTable, split: SplitRecord) {
   const labelColumn = card.dataset!.labelColumn!;
   const lineToRow = new Map(table.lines.map((line, i) => [line, i]));
   let lines: number[];
@@ -415,7 +434,7 @@ function trainingRows(card: GateCard, tables: Tables, hints: (string | undefined
     };
   }
   try {
-    const { train, rowIndex } = reproduceSplit(card, table, split);
+    const { train, rowIndex } = reproduceSplit(card, table, split, tables);
     return { status: "known", keys: new Set(train.map((i) => inputKey(card, table, rowIndex[i]!))) };
   } catch (err) {
     return { status: "unknown", reason: `cannot replay its split: ${messageOf(err)}` };

@@ -107,76 +107,67 @@ export function disagreements(input: PairedInput): Disagreements {
   };
 }
 
-/** One model's metrics on rows weighted by how often a resample drew them. */
-class WeightedScorer {
-  private readonly k: number;
-  private readonly tp: Float64Array;
-  private readonly predicted: Float64Array;
-  private readonly support: Float64Array;
-  /** Row order by score and the start of each tie group, for AUC in one pass. */
-  private readonly order: Int32Array | undefined;
-  private readonly groupEnd: Int32Array | undefined;
-
-  constructor(
-    private readonly yTrue: ArrayLike<number>,
-    private readonly pred: ArrayLike<number>,
-    classes: number,
-    score: ArrayLike<number> | undefined,
-  ) {
-    this.k = classes;
-    this.tp = new Float64Array(classes);
-    this.predicted = new Float64Array(classes);
-    this.support = new Float64Array(classes);
-    if (score) {
-      const n = yTrue.length;
-      const order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score[a]! - score[b]!);
-      const groupEnd = new Int32Array(n);
-      for (let i = n - 1; i >= 0; i--) {
-        groupEnd[i] = i + 1 < n && score[order[i + 1]!] === score[order[i]!] ? groupEnd[i + 1]! : i + 1;
-      }
-      this.order = order;
-      this.groupEnd = groupEnd;
-    }
-  }
-
-  /** accuracy, macroF1, per-class F1 (k values), AUC (NaN when undefined) into `out`. */
-  measure(w: ArrayLike<number>, out: Float64Array): void {
-    const { k, tp, predicted, support, yTrue, pred } = this;
-    tp.fill(0);
-    predicted.fill(0);
-    support.fill(0);
+/**
+ * Accuracy, macro-F1 and per-class F1 of both models from counts per (true, candidate, baseline)
+ * combination — k³ numbers instead of n rows — written as [acc, macroF1, f1 × k, auc] per model.
+ */
+function confusionMetrics(cells: Float64Array, k: number, outC: Float64Array, outB: Float64Array): void {
+  for (const [out, which] of [
+    [outC, 0],
+    [outB, 1],
+  ] as const) {
     let total = 0;
     let hits = 0;
-    for (let i = 0; i < yTrue.length; i++) {
-      const wi = w[i]!;
-      if (wi === 0) continue;
-      const t = yTrue[i]!;
-      const p = pred[i]!;
-      total += wi;
-      support[t]! += wi;
-      predicted[p]! += wi;
-      if (t === p) {
-        hits += wi;
-        tp[t]! += wi;
-      }
-    }
-    out[0] = total === 0 ? Number.NaN : hits / total;
     let f1sum = 0;
     for (let c = 0; c < k; c++) {
-      const precision = predicted[c] === 0 ? 0 : tp[c]! / predicted[c]!;
-      const recall = support[c] === 0 ? 0 : tp[c]! / support[c]!;
+      let tp = 0;
+      let predicted = 0;
+      let support = 0;
+      for (let a = 0; a < k; a++) {
+        for (let b = 0; b < k; b++) {
+          // cell (t = c, pc = a, pb = b) for support; (t, p = c) for predicted
+          const own = which === 0 ? a : b;
+          const n = cells[(c * k + a) * k + b]!;
+          support += n;
+          if (own === c) tp += n;
+          const m = which === 0 ? cells[(a * k + c) * k + b]! : cells[(a * k + b) * k + c]!;
+          predicted += m;
+        }
+      }
+      total += support;
+      hits += tp;
+      const precision = predicted === 0 ? 0 : tp / predicted;
+      const recall = support === 0 ? 0 : tp / support;
       const f1 = precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
       out[2 + c] = f1;
       f1sum += f1;
     }
+    out[0] = total === 0 ? Number.NaN : hits / total;
     out[1] = f1sum / k;
-    out[2 + k] = this.auc(w);
+  }
+}
+
+/** Rows sorted by score with tie groups, for a weighted Mann–Whitney AUC in one pass. */
+class AucScorer {
+  private readonly order: Int32Array;
+  private readonly groupEnd: Int32Array;
+
+  constructor(
+    private readonly positive: Uint8Array,
+    score: ArrayLike<number>,
+  ) {
+    const n = positive.length;
+    this.order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score[a]! - score[b]!);
+    this.groupEnd = new Int32Array(n);
+    for (let i = n - 1; i >= 0; i--) {
+      this.groupEnd[i] =
+        i + 1 < n && score[this.order[i + 1]!] === score[this.order[i]!] ? this.groupEnd[i + 1]! : i + 1;
+    }
   }
 
-  /** Weighted Mann–Whitney AUC: ties count half, as sklearn's roc_auc_score. */
-  private auc(w: ArrayLike<number>): number {
-    const { order, groupEnd, yTrue } = this;
-    if (!order || !groupEnd) return Number.NaN;
+  /** Ties count half, as sklearn's roc_auc_score; NaN when a class is absent from the draw. */
+  auc(w: ArrayLike<number>): number {
+    const { order, groupEnd, positive } = this;
     let negBelow = 0;
     let area = 0;
     let pos = 0;
@@ -189,7 +180,7 @@ class WeightedScorer {
         const row = order[j]!;
         const wi = w[row]!;
         if (wi === 0) continue;
-        if (yTrue[row] === 1) gPos += wi;
+        if (positive[row] === 1) gPos += wi;
         else gNeg += wi;
       }
       area += gPos * (negBelow + gNeg / 2);
@@ -202,7 +193,7 @@ class WeightedScorer {
   }
 }
 
-/** Metric keys in the order WeightedScorer writes them. */
+/** Metric keys in the order the bootstrap computes them. */
 export function metricKeys(labels: readonly string[]): string[] {
   return ["accuracy", "macroF1", ...labels.map((l) => `classF1[${l}]`), "rocAuc"];
 }
@@ -221,15 +212,26 @@ export function pairedBootstrap(input: PairedInput, options: BootstrapOptions): 
       `paired bootstrap: ${n} labels but ${input.candidate.length}/${input.baseline.length} predictions`,
     );
   }
+  const combo = new Int32Array(n);
+  for (let i = 0; i < n; i++) combo[i] = (input.yTrue[i]! * k + input.candidate[i]!) * k + input.baseline[i]!;
   const binary = k === 2 && input.candidateScore !== undefined && input.baselineScore !== undefined;
-  const cand = new WeightedScorer(input.yTrue, input.candidate, k, binary ? input.candidateScore : undefined);
-  const base = new WeightedScorer(input.yTrue, input.baseline, k, binary ? input.baselineScore : undefined);
+  const positive = Uint8Array.from({ length: n }, (_, i) => (input.yTrue[i] === 1 ? 1 : 0));
+  const aucC = binary ? new AucScorer(positive, input.candidateScore!) : undefined;
+  const aucB = binary ? new AucScorer(positive, input.baselineScore!) : undefined;
+
   const width = k + 3;
+  const cells = new Float64Array(k * k * k);
+  const score = (w: ArrayLike<number>, outC: Float64Array, outB: Float64Array) => {
+    cells.fill(0);
+    for (let i = 0; i < n; i++) cells[combo[i]!]! += w[i]!;
+    confusionMetrics(cells, k, outC, outB);
+    outC[2 + k] = aucC ? aucC.auc(w) : Number.NaN;
+    outB[2 + k] = aucB ? aucB.auc(w) : Number.NaN;
+  };
   const pointC = new Float64Array(width);
   const pointB = new Float64Array(width);
   const ones = new Float64Array(n).fill(1);
-  cand.measure(ones, pointC);
-  base.measure(ones, pointB);
+  score(ones, pointC, pointB);
 
   const deltas: Float64Array[] = Array.from({ length: width }, () => new Float64Array(options.resamples));
   const counts = new Int32Array(width);
@@ -240,8 +242,7 @@ export function pairedBootstrap(input: PairedInput, options: BootstrapOptions): 
   for (let r = 0; r < options.resamples; r++) {
     w.fill(0);
     for (let i = 0; i < n; i++) w[Math.floor(rng() * n)]!++;
-    cand.measure(w, outC);
-    base.measure(w, outB);
+    score(w, outC, outB);
     for (let m = 0; m < width; m++) {
       const d = outC[m]! - outB[m]!;
       if (Number.isNaN(d)) continue;

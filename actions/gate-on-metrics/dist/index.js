@@ -59600,71 +59600,56 @@ function disagreements(input2) {
     pValue: mcnemarExact(candidateOnly, baselineOnly)
   };
 }
-var WeightedScorer = class {
-  constructor(yTrue, pred, classes, score2) {
-    this.yTrue = yTrue;
-    this.pred = pred;
-    this.k = classes;
-    this.tp = new Float64Array(classes);
-    this.predicted = new Float64Array(classes);
-    this.support = new Float64Array(classes);
-    if (score2) {
-      const n = yTrue.length;
-      const order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score2[a] - score2[b]);
-      const groupEnd = new Int32Array(n);
-      for (let i = n - 1; i >= 0; i--) {
-        groupEnd[i] = i + 1 < n && score2[order[i + 1]] === score2[order[i]] ? groupEnd[i + 1] : i + 1;
-      }
-      this.order = order;
-      this.groupEnd = groupEnd;
-    }
-  }
-  yTrue;
-  pred;
-  k;
-  tp;
-  predicted;
-  support;
-  /** Row order by score and the start of each tie group, for AUC in one pass. */
-  order;
-  groupEnd;
-  /** accuracy, macroF1, per-class F1 (k values), AUC (NaN when undefined) into `out`. */
-  measure(w, out) {
-    const { k, tp, predicted, support, yTrue, pred } = this;
-    tp.fill(0);
-    predicted.fill(0);
-    support.fill(0);
+function confusionMetrics(cells, k, outC, outB) {
+  for (const [out, which2] of [
+    [outC, 0],
+    [outB, 1]
+  ]) {
     let total = 0;
     let hits = 0;
-    for (let i = 0; i < yTrue.length; i++) {
-      const wi = w[i];
-      if (wi === 0) continue;
-      const t = yTrue[i];
-      const p = pred[i];
-      total += wi;
-      support[t] += wi;
-      predicted[p] += wi;
-      if (t === p) {
-        hits += wi;
-        tp[t] += wi;
-      }
-    }
-    out[0] = total === 0 ? Number.NaN : hits / total;
     let f1sum = 0;
     for (let c = 0; c < k; c++) {
-      const precision = predicted[c] === 0 ? 0 : tp[c] / predicted[c];
-      const recall = support[c] === 0 ? 0 : tp[c] / support[c];
+      let tp = 0;
+      let predicted = 0;
+      let support = 0;
+      for (let a = 0; a < k; a++) {
+        for (let b = 0; b < k; b++) {
+          const own2 = which2 === 0 ? a : b;
+          const n = cells[(c * k + a) * k + b];
+          support += n;
+          if (own2 === c) tp += n;
+          const m = which2 === 0 ? cells[(a * k + c) * k + b] : cells[(a * k + b) * k + c];
+          predicted += m;
+        }
+      }
+      total += support;
+      hits += tp;
+      const precision = predicted === 0 ? 0 : tp / predicted;
+      const recall = support === 0 ? 0 : tp / support;
       const f1 = precision + recall === 0 ? 0 : 2 * precision * recall / (precision + recall);
       out[2 + c] = f1;
       f1sum += f1;
     }
+    out[0] = total === 0 ? Number.NaN : hits / total;
     out[1] = f1sum / k;
-    out[2 + k] = this.auc(w);
   }
-  /** Weighted Mann–Whitney AUC: ties count half, as sklearn's roc_auc_score. */
+}
+var AucScorer = class {
+  constructor(positive2, score2) {
+    this.positive = positive2;
+    const n = positive2.length;
+    this.order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score2[a] - score2[b]);
+    this.groupEnd = new Int32Array(n);
+    for (let i = n - 1; i >= 0; i--) {
+      this.groupEnd[i] = i + 1 < n && score2[this.order[i + 1]] === score2[this.order[i]] ? this.groupEnd[i + 1] : i + 1;
+    }
+  }
+  positive;
+  order;
+  groupEnd;
+  /** Ties count half, as sklearn's roc_auc_score; NaN when a class is absent from the draw. */
   auc(w) {
-    const { order, groupEnd, yTrue } = this;
-    if (!order || !groupEnd) return Number.NaN;
+    const { order, groupEnd, positive: positive2 } = this;
     let negBelow = 0;
     let area = 0;
     let pos = 0;
@@ -59677,7 +59662,7 @@ var WeightedScorer = class {
         const row = order[j];
         const wi = w[row];
         if (wi === 0) continue;
-        if (yTrue[row] === 1) gPos += wi;
+        if (positive2[row] === 1) gPos += wi;
         else gNeg += wi;
       }
       area += gPos * (negBelow + gNeg / 2);
@@ -59701,15 +59686,25 @@ function pairedBootstrap(input2, options) {
       `paired bootstrap: ${n} labels but ${input2.candidate.length}/${input2.baseline.length} predictions`
     );
   }
+  const combo = new Int32Array(n);
+  for (let i = 0; i < n; i++) combo[i] = (input2.yTrue[i] * k + input2.candidate[i]) * k + input2.baseline[i];
   const binary = k === 2 && input2.candidateScore !== void 0 && input2.baselineScore !== void 0;
-  const cand = new WeightedScorer(input2.yTrue, input2.candidate, k, binary ? input2.candidateScore : void 0);
-  const base = new WeightedScorer(input2.yTrue, input2.baseline, k, binary ? input2.baselineScore : void 0);
+  const positive2 = Uint8Array.from({ length: n }, (_, i) => input2.yTrue[i] === 1 ? 1 : 0);
+  const aucC = binary ? new AucScorer(positive2, input2.candidateScore) : void 0;
+  const aucB = binary ? new AucScorer(positive2, input2.baselineScore) : void 0;
   const width = k + 3;
+  const cells = new Float64Array(k * k * k);
+  const score2 = (w2, outC2, outB2) => {
+    cells.fill(0);
+    for (let i = 0; i < n; i++) cells[combo[i]] += w2[i];
+    confusionMetrics(cells, k, outC2, outB2);
+    outC2[2 + k] = aucC ? aucC.auc(w2) : Number.NaN;
+    outB2[2 + k] = aucB ? aucB.auc(w2) : Number.NaN;
+  };
   const pointC = new Float64Array(width);
   const pointB = new Float64Array(width);
   const ones = new Float64Array(n).fill(1);
-  cand.measure(ones, pointC);
-  base.measure(ones, pointB);
+  score2(ones, pointC, pointB);
   const deltas = Array.from({ length: width }, () => new Float64Array(options.resamples));
   const counts = new Int32Array(width);
   const w = new Float64Array(n);
@@ -59719,8 +59714,7 @@ function pairedBootstrap(input2, options) {
   for (let r = 0; r < options.resamples; r++) {
     w.fill(0);
     for (let i = 0; i < n; i++) w[Math.floor(rng() * n)]++;
-    cand.measure(w, outC);
-    base.measure(w, outB);
+    score2(w, outC, outB);
     for (let m = 0; m < width; m++) {
       const d = outC[m] - outB[m];
       if (Number.isNaN(d)) continue;
@@ -59757,6 +59751,8 @@ function percentile(sorted2, q) {
 // src/gate/paired.ts
 var Tables = class {
   byPath = /* @__PURE__ */ new Map();
+  /** Replayed splits, by table and everything that decides the split (candidate and production often share one). */
+  splits = /* @__PURE__ */ new Map();
   shaOf = /* @__PURE__ */ new Map();
   load(path) {
     const key = resolve(path);
@@ -59958,7 +59954,7 @@ function evaluationRows(card, tables, options) {
     const picked = selectLabelled(card, table, labelColumn, labelMap, labels);
     return { source: `evaluation data ${table.path} (all labelled rows)`, table, ...picked, notes: [] };
   }
-  const heldOut = reproduceSplit(card, table, split);
+  const heldOut = reproduceSplit(card, table, split, tables);
   const expected = card.dataset?.rows?.test;
   const notes = [];
   if (expected !== void 0 && expected !== heldOut.test.length) {
@@ -59987,7 +59983,23 @@ function recordedSplit(card) {
     labelMap: stringMap(t?.params?.labelMap)
   };
 }
-function reproduceSplit(card, table, split) {
+function reproduceSplit(card, table, split, tables) {
+  const key = JSON.stringify([
+    resolve(table.path),
+    split,
+    card.io?.task,
+    card.io?.featureColumns,
+    card.dataset?.textColumn,
+    card.dataset?.labelColumn
+  ]);
+  let replayed = tables.splits.get(key);
+  if (!replayed) {
+    replayed = replaySplit(card, table, split);
+    tables.splits.set(key, replayed);
+  }
+  return replayed;
+}
+function replaySplit(card, table, split) {
   const labelColumn = card.dataset.labelColumn;
   const lineToRow = new Map(table.lines.map((line, i) => [line, i]));
   let lines;
@@ -60032,7 +60044,7 @@ function trainingRows(card, tables, hints) {
     };
   }
   try {
-    const { train, rowIndex } = reproduceSplit(card, table, split);
+    const { train, rowIndex } = reproduceSplit(card, table, split, tables);
     return { status: "known", keys: new Set(train.map((i) => inputKey(card, table, rowIndex[i]))) };
   } catch (err) {
     return { status: "unknown", reason: `cannot replay its split: ${messageOf(err)}` };
@@ -60960,6 +60972,8 @@ var inputsSchema = external_exports.object({
   "baseline-release": external_exports.string().optional(),
   "baseline-from-host": bool(false),
   "state-dir": external_exports.string().optional(),
+  "eval-data": external_exports.string().optional(),
+  dataset: external_exports.string().optional(),
   policy: external_exports.string().optional(),
   comment: bool(true),
   "fail-on-violation": bool(true),
@@ -60987,7 +61001,10 @@ function run() {
       token: inputs["github-token"]
     });
     info(baseline.note);
-    const outcome = await gateCandidate(inputs.candidate, baseline, policy);
+    const outcome = await gateCandidate(inputs.candidate, baseline, policy, {
+      evalData: inputs["eval-data"],
+      dataset: inputs.dataset
+    });
     const runUrl = currentRunUrl();
     const markdown = renderMarkdown(outcome.verdict, {
       baselineNote: outcome.baselineNote,
