@@ -5514,7 +5514,7 @@ var require_body = __commonJS({
         const boundary = `----formdata-undici-0${`${random(1e11)}`.padStart(11, "0")}`;
         const prefix = `--${boundary}\r
 Content-Disposition: form-data`;
-        const escape = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
+        const escape2 = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
         const normalizeLinefeeds = (value) => value.replace(/\r?\n|\r/g, "\r\n");
         const blobParts = [];
         const rn = new Uint8Array([13, 10]);
@@ -5522,14 +5522,14 @@ Content-Disposition: form-data`;
         let hasUnknownSizeValue = false;
         for (const [name, value] of object2) {
           if (typeof value === "string") {
-            const chunk2 = textEncoder.encode(prefix + `; name="${escape(normalizeLinefeeds(name))}"\r
+            const chunk2 = textEncoder.encode(prefix + `; name="${escape2(normalizeLinefeeds(name))}"\r
 \r
 ${normalizeLinefeeds(value)}\r
 `);
             blobParts.push(chunk2);
             length += chunk2.byteLength;
           } else {
-            const chunk2 = textEncoder.encode(`${prefix}; name="${escape(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape(value.name)}"` : "") + `\r
+            const chunk2 = textEncoder.encode(`${prefix}; name="${escape2(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape2(value.name)}"` : "") + `\r
 Content-Type: ${value.type || "application/octet-stream"}\r
 \r
 `);
@@ -19935,25 +19935,82 @@ var require_lib = __commonJS({
   }
 });
 
+// node_modules/ansi-regex/index.js
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+var ST, stringControls, osc, controlString, linuxPalette, csi, escape, pattern;
+var init_ansi_regex = __esm({
+  "node_modules/ansi-regex/index.js"() {
+    ST = String.raw`(?:\u001B\u005C|\u009C)`;
+    stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+    osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+    controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+    linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+    csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+    escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+    pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+  }
+});
+
+// node_modules/strip-ansi/index.js
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+var regex;
+var init_strip_ansi = __esm({
+  "node_modules/strip-ansi/index.js"() {
+    init_ansi_regex();
+    regex = ansiRegex();
+  }
+});
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+var init_text = __esm({
+  "src/util/text.ts"() {
+    "use strict";
+    init_strip_ansi();
+  }
+});
+
 // src/util/errors.ts
 function isUserError(err) {
   return err instanceof UserError;
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 var ExitCode2, UserError;
 var init_errors = __esm({
   "src/util/errors.ts"() {
     "use strict";
+    init_text();
     ExitCode2 = {
       ok: 0,
       failed: 1,
@@ -21408,8 +21465,8 @@ function anchor(source) {
 }
 function timeSource(args) {
   const hhmm = `(?:[01]\\d|2[0-3]):[0-5]\\d`;
-  const regex = typeof args.precision === "number" ? args.precision === -1 ? `${hhmm}` : args.precision === 0 ? `${hhmm}:[0-5]\\d` : `${hhmm}:[0-5]\\d\\.\\d{${args.precision}}` : args.seconds ? `${hhmm}:[0-5]\\d(?:\\.\\d+)?` : `${hhmm}(?::[0-5]\\d(?:\\.\\d+)?)?`;
-  return regex;
+  const regex2 = typeof args.precision === "number" ? args.precision === -1 ? `${hhmm}` : args.precision === 0 ? `${hhmm}:[0-5]\\d` : `${hhmm}:[0-5]\\d\\.\\d{${args.precision}}` : args.seconds ? `${hhmm}:[0-5]\\d(?:\\.\\d+)?` : `${hhmm}(?::[0-5]\\d(?:\\.\\d+)?)?`;
+  return regex2;
 }
 function time(args) {
   return new RegExp(`^${timeSource(args)}$`);
@@ -21477,8 +21534,8 @@ var init_regexes = __esm({
     date = /* @__PURE__ */ anchor(dateSource);
     anyString = /^[\s\S]{0,}$/;
     string = (params) => {
-      const regex = params ? `[\\s\\S]{${params?.minimum ?? 0},${params?.maximum ?? ""}}` : `[\\s\\S]*`;
-      return new RegExp(`^${regex}$`);
+      const regex2 = params ? `[\\s\\S]{${params?.minimum ?? 0},${params?.maximum ?? ""}}` : `[\\s\\S]*`;
+      return new RegExp(`^${regex2}$`);
     };
     bigint = /^-?\d+n?$/;
     integer = /^-?\d+$/;
@@ -21873,8 +21930,8 @@ var init_checks = __esm({
     $ZodCheckIncludes = /* @__PURE__ */ $constructor("$ZodCheckIncludes", (inst, def) => {
       $ZodCheck.init(inst, def);
       const escapedRegex = escapeRegex(def.includes);
-      const pattern = new RegExp(typeof def.position === "number" ? `^.{${def.position},}${escapedRegex}` : escapedRegex);
-      def.pattern = pattern;
+      const pattern2 = new RegExp(typeof def.position === "number" ? `^.{${def.position},}${escapedRegex}` : escapedRegex);
+      def.pattern = pattern2;
       inst._zod.check = (payload) => {
         if (payload.value.includes(def.includes, def.position))
           return;
@@ -21891,8 +21948,8 @@ var init_checks = __esm({
     });
     $ZodCheckStartsWith = /* @__PURE__ */ $constructor("$ZodCheckStartsWith", (inst, def) => {
       $ZodCheck.init(inst, def);
-      const pattern = new RegExp(`^${escapeRegex(def.prefix)}.*`);
-      def.pattern ?? (def.pattern = pattern);
+      const pattern2 = new RegExp(`^${escapeRegex(def.prefix)}.*`);
+      def.pattern ?? (def.pattern = pattern2);
       inst._zod.check = (payload) => {
         if (payload.value.startsWith(def.prefix))
           return;
@@ -21909,8 +21966,8 @@ var init_checks = __esm({
     });
     $ZodCheckEndsWith = /* @__PURE__ */ $constructor("$ZodCheckEndsWith", (inst, def) => {
       $ZodCheck.init(inst, def);
-      const pattern = new RegExp(`.*${escapeRegex(def.suffix)}$`);
-      def.pattern ?? (def.pattern = pattern);
+      const pattern2 = new RegExp(`.*${escapeRegex(def.suffix)}$`);
+      def.pattern ?? (def.pattern = pattern2);
       inst._zod.check = (payload) => {
         if (payload.value.endsWith(def.suffix))
           return;
@@ -22667,14 +22724,14 @@ function handleReadonlyResult(payload) {
 }
 function leafPattern(schema) {
   const def = schema._zod.def;
-  let pattern = def.pattern;
+  let pattern2 = def.pattern;
   let isInt = !!def.format?.includes("int");
   let minimum;
   let maximum;
   for (const ch of def.checks ?? []) {
     const d = ch._zod.def;
     if (d.pattern)
-      pattern = d.pattern;
+      pattern2 = d.pattern;
     isInt || (isInt = !!d.format?.includes("int"));
     const lo = d.minimum ?? d.length;
     const hi = d.maximum ?? d.length;
@@ -22683,8 +22740,8 @@ function leafPattern(schema) {
     if (hi !== void 0 && (maximum === void 0 || hi < maximum))
       maximum = hi;
   }
-  if (pattern)
-    return pattern.source;
+  if (pattern2)
+    return pattern2.source;
   if (minimum !== void 0 && maximum !== void 0 && minimum > maximum)
     return "(?!)";
   if (minimum !== void 0 || maximum !== void 0)
@@ -24145,8 +24202,8 @@ var init_schemas = __esm({
         return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
       });
       defineLazyInternal(inst, "pattern", (zod) => {
-        const pattern = zod.def.innerType._zod.pattern;
-        return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+        const pattern2 = zod.def.innerType._zod.pattern;
+        return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)})?$`) : void 0;
       });
       inst._zod.parse = (payload, ctx) => {
         if (payload.value === void 0) {
@@ -24173,8 +24230,8 @@ var init_schemas = __esm({
       defineLazyInternal(inst, "optin", (zod) => zod.def.innerType._zod.optin);
       defineLazyInternal(inst, "optout", (zod) => zod.def.innerType._zod.optout);
       defineLazyInternal(inst, "pattern", (zod) => {
-        const pattern = zod.def.innerType._zod.pattern;
-        return pattern ? new RegExp(`^(${cleanRegex(pattern.source)}|null)$`) : void 0;
+        const pattern2 = zod.def.innerType._zod.pattern;
+        return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)}|null)$`) : void 0;
       });
       defineLazyInternal(inst, "values", (zod) => {
         return zod.def.innerType._zod.values ? /* @__PURE__ */ new Set([...zod.def.innerType._zod.values, null]) : void 0;
@@ -34284,9 +34341,9 @@ function generateFileCheck(doc, accessor) {
 }
 function generateTemplateLiteralCheck(doc, ctx, schema, accessor) {
   doc.write(`if (typeof ${accessor} !== "string") return INVALID;`);
-  const pattern = schema._zod.pattern;
-  if (pattern) {
-    const patternConst = addConstant(ctx, pattern);
+  const pattern2 = schema._zod.pattern;
+  if (pattern2) {
+    const patternConst = addConstant(ctx, pattern2);
     doc.write(`${patternConst}.lastIndex = 0;`);
     doc.write(`if (!${patternConst}.test(${accessor})) return INVALID;`);
   }
@@ -35065,12 +35122,12 @@ function _length(length, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _regex(pattern, params) {
+function _regex(pattern2, params) {
   return new $ZodCheckRegex({
     check: "string_format",
     format: "regex",
     ...normalizeParams(params),
-    pattern
+    pattern: pattern2
   });
 }
 // @__NO_SIDE_EFFECTS__
@@ -36101,8 +36158,8 @@ function aggregateChecks(schema) {
   }
   if (bag.mime)
     intersectMime(agg, bag.mime);
-  for (const pattern of bag.patterns ?? [])
-    addPattern(agg, pattern);
+  for (const pattern2 of bag.patterns ?? [])
+    addPattern(agg, pattern2);
   return agg;
 }
 function inputOptin(schema) {
@@ -36248,9 +36305,9 @@ var init_json_schema_processors = __esm({
       if (!agg.multipleOf.includes(value))
         agg.multipleOf.push(value);
     };
-    addPattern = (agg, pattern) => {
+    addPattern = (agg, pattern2) => {
       agg.patterns ?? (agg.patterns = /* @__PURE__ */ new Set());
-      agg.patterns.add(pattern);
+      agg.patterns.add(pattern2);
     };
     intersectMime = (agg, mime) => {
       agg.mime = agg.mime ? agg.mime.filter((m) => mime.includes(m)) : [...mime];
@@ -36328,9 +36385,9 @@ var init_json_schema_processors = __esm({
           json2.pattern = patternList[0].source;
         else if (patternList.length > 1) {
           json2.allOf = [
-            ...patternList.map((regex) => ({
+            ...patternList.map((regex2) => ({
               ...ctx.target === "draft-07" || ctx.target === "draft-04" || ctx.target === "openapi-3.0" ? { type: "string" } : {},
-              pattern: regex.source
+              pattern: regex2.source
             }))
           ];
         }
@@ -36470,11 +36527,11 @@ var init_json_schema_processors = __esm({
     };
     templateLiteralProcessor = (schema, _ctx, json2, _params) => {
       const _json = json2;
-      const pattern = schema._zod.pattern;
-      if (!pattern)
+      const pattern2 = schema._zod.pattern;
+      if (!pattern2)
         throw new Error("Pattern not found in template literal");
       _json.type = "string";
-      _json.pattern = pattern.source;
+      _json.pattern = pattern2.source;
     };
     fileProcessor = (schema, _ctx, json2, _params) => {
       const _json = json2;
@@ -36673,8 +36730,8 @@ var init_json_schema_processors = __esm({
           path: [...params.path, "patternProperties", "*"]
         });
         json2.patternProperties = {};
-        for (const pattern of patterns) {
-          assignProp(json2.patternProperties, exactPattern(pattern).source, valueSchema);
+        for (const pattern2 of patterns) {
+          assignProp(json2.patternProperties, exactPattern(pattern2).source, valueSchema);
         }
       } else {
         if (ctx.target === "draft-07" || ctx.target === "draft-2020-12") {
@@ -37669,10 +37726,10 @@ function currencyCode2(_params) {
 function hash(alg, params) {
   const enc = params?.enc ?? "hex";
   const format = `${alg}_${enc}`;
-  const regex = regexes_exports[format];
-  if (!regex)
+  const regex2 = regexes_exports[format];
+  if (!regex2)
     throw new Error(`Unrecognized hash format: ${format}`);
-  return _stringFormat(ZodCustomStringFormat, format, regex, params);
+  return _stringFormat(ZodCustomStringFormat, format, regex2, params);
 }
 function number2(params) {
   return _number(ZodNumber, params);
@@ -39501,9 +39558,9 @@ function convertBaseSchema(schema, ctx) {
         const patternProps = schema.patternProperties;
         const patternKeys = Object.keys(patternProps);
         const looseRecords = [];
-        for (const pattern of patternKeys) {
-          const patternValue = convertSchema(patternProps[pattern], ctx);
-          const keySchema = z.string().regex(new RegExp(pattern));
+        for (const pattern2 of patternKeys) {
+          const patternValue = convertSchema(patternProps[pattern2], ctx);
+          const keySchema = z.string().regex(new RegExp(pattern2));
           looseRecords.push(z.looseRecord(keySchema, patternValue));
         }
         const schemasToIntersect = [];
@@ -39533,7 +39590,7 @@ function convertBaseSchema(schema, ctx) {
             for (const key of Object.keys(payload.value)) {
               if (propertyKeys.includes(key))
                 continue;
-              if (patterns.some((regex) => regex.test(key)))
+              if (patterns.some((regex2) => regex2.test(key)))
                 continue;
               unrecognized.push(key);
             }
@@ -40428,9 +40485,18 @@ var init_schema = __esm({
       HostConfig: external_exports.object({
         Memory: external_exports.number().nullish(),
         NanoCpus: external_exports.number().nullish(),
-        RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish()
+        RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish(),
+        ReadonlyRootfs: external_exports.boolean().nullish(),
+        CapAdd: external_exports.array(external_exports.string()).nullish(),
+        CapDrop: external_exports.array(external_exports.string()).nullish(),
+        SecurityOpt: external_exports.array(external_exports.string()).nullish(),
+        PidsLimit: external_exports.number().nullish(),
+        Tmpfs: external_exports.record(external_exports.string(), external_exports.string()).nullish(),
+        LogConfig: external_exports.object({ Type: external_exports.string().nullish(), Config: external_exports.record(external_exports.string(), external_exports.string()).nullish() }).loose().nullish()
       }).loose().nullish(),
-      NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish()
+      NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish(),
+      /** Host file of the json-file / k8s-file log. */
+      LogPath: external_exports.string().nullish()
     }).loose();
     imageInspectSchema = external_exports.object({
       Id: external_exports.string(),
@@ -40479,12 +40545,37 @@ var init_schema = __esm({
 // src/engine/engine.ts
 var engine_exports = {};
 __export(engine_exports, {
+  DEFAULT_HARDENING: () => DEFAULT_HARDENING,
   Engine: () => Engine,
   EngineError: () => EngineError,
-  engineHost: () => engineHost
+  engineHost: () => engineHost,
+  hardeningArgs: () => hardeningArgs
 });
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+function hardeningArgs(overrides = {}) {
+  const h = { ...DEFAULT_HARDENING, ...overrides };
+  const args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
+  for (const [path, options] of Object.entries(h.tmpfs)) {
+    if (!TMPFS_PATH.test(path) || path.includes("..") || !TMPFS_OPTIONS.test(options))
+      throw new EngineError(`invalid tmpfs mount ${JSON.stringify(path)}:${JSON.stringify(options)}`, {
+        exitCode: ExitCode2.usage
+      });
+    args.push("--tmpfs", `${path}:${options}`);
+  }
+  if (!Number.isInteger(h.pidsLimit) || h.pidsLimit < 16)
+    throw new EngineError(`pids limit must be an integer >= 16, got ${h.pidsLimit}`, {
+      exitCode: ExitCode2.usage
+    });
+  if (!/^\d+[kmg]$/.test(h.logMaxSize) || !Number.isInteger(h.logMaxFiles) || h.logMaxFiles < 1)
+    throw new EngineError(`invalid log bound ${h.logMaxSize} × ${h.logMaxFiles}`, {
+      exitCode: ExitCode2.usage
+    });
+  args.push("--pids-limit", String(h.pidsLimit));
+  args.push("--log-driver", "json-file", "--log-opt", `max-size=${h.logMaxSize}`);
+  args.push("--log-opt", `max-file=${h.logMaxFiles}`);
+  return args;
+}
 function engineHost(env2 = process.env) {
   return env2.DOCKER_HOST || "unix:///var/run/docker.sock (docker default)";
 }
@@ -40531,12 +40622,20 @@ function parseLabelString(labels) {
   }
   return out;
 }
-var UNREACHABLE, EngineError, Engine;
+var DEFAULT_HARDENING, TMPFS_PATH, TMPFS_OPTIONS, UNREACHABLE, EngineError, Engine;
 var init_engine = __esm({
   "src/engine/engine.ts"() {
     "use strict";
     init_errors();
     init_schema();
+    DEFAULT_HARDENING = {
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777" },
+      pidsLimit: 256,
+      logMaxSize: "10m",
+      logMaxFiles: 3
+    };
+    TMPFS_PATH = /^\/[A-Za-z0-9._/-]+$/;
+    TMPFS_OPTIONS = /^[a-z0-9=,]+$/;
     UNREACHABLE = /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied while trying to connect to the docker (daemon|api)/i;
     EngineError = class extends UserError {
       name = "EngineError";
@@ -40750,7 +40849,7 @@ ${result.stderr}`);
       // ---- containers ------------------------------------------------------------------------------
       /** Creates and starts a detached container; returns its id. */
       async runContainer(options) {
-        const args = ["run", "--detach"];
+        const args = ["run", "--detach", ...hardeningArgs(options.hardening)];
         if (options.name) args.push("--name", options.name);
         args.push(...labelArgs("--label", options.labels));
         args.push(...labelArgs("--env", options.env));
@@ -58535,7 +58634,7 @@ var transform2 = function(original_options = {}) {
     state: init_state(options),
     __needMoreData: function(i, bufLen, end) {
       if (end) return false;
-      const { encoding, escape, quote } = this.options;
+      const { encoding, escape: escape2, quote } = this.options;
       const { quoting, needMoreDataSize, recordDelimiterMaxLength } = this.state;
       const numOfCharLeft = bufLen - i - 1;
       const requiredLength = Math.max(
@@ -58548,7 +58647,7 @@ var transform2 = function(original_options = {}) {
         // recordDelimiterMaxLength,
         recordDelimiterMaxLength === 0 ? Buffer.from("\r\n", encoding).length : recordDelimiterMaxLength,
         // Skip if remaining buffer can be an escaped quote
-        quoting ? (escape === null ? 0 : escape.length) + quote.length : 0,
+        quoting ? (escape2 === null ? 0 : escape2.length) + quote.length : 0,
         // Skip if remaining buffer can be record delimiter following the closing quote
         quoting ? quote.length + recordDelimiterMaxLength : 0
       );
@@ -58571,7 +58670,7 @@ var transform2 = function(original_options = {}) {
         to,
         to_line
       } = this.options;
-      let { comment, escape, quote, record_delimiter } = this.options;
+      let { comment, escape: escape2, quote, record_delimiter } = this.options;
       const {
         bomSkipped,
         delimiterDiscovered,
@@ -58638,7 +58737,7 @@ var transform2 = function(original_options = {}) {
               for (const key in options2) {
                 this.options[key] = options2[key];
               }
-              ({ comment, escape, quote } = this.options);
+              ({ comment, escape: escape2, quote } = this.options);
               break;
             }
           }
@@ -58679,16 +58778,16 @@ var transform2 = function(original_options = {}) {
         if (this.state.escaping === true) {
           this.state.escaping = false;
         } else {
-          if (escape !== null && this.state.quoting === true && this.__isEscape(buf, pos, chr) && pos + escape.length < bufLen) {
+          if (escape2 !== null && this.state.quoting === true && this.__isEscape(buf, pos, chr) && pos + escape2.length < bufLen) {
             if (escapeIsQuote) {
-              if (this.__isQuote(buf, pos + escape.length)) {
+              if (this.__isQuote(buf, pos + escape2.length)) {
                 this.state.escaping = true;
-                pos += escape.length - 1;
+                pos += escape2.length - 1;
                 continue;
               }
             } else {
               this.state.escaping = true;
-              pos += escape.length - 1;
+              pos += escape2.length - 1;
               continue;
             }
           }
@@ -58703,8 +58802,8 @@ var transform2 = function(original_options = {}) {
                 nextChr
               );
               const isNextChrRecordDelimiter = record_delimiter.length === 0 ? this.__autoDiscoverRecordDelimiter(buf, pos + quote.length) : this.__isRecordDelimiter(nextChr, buf, pos + quote.length);
-              if (escape !== null && this.__isEscape(buf, pos, chr) && this.__isQuote(buf, pos + escape.length)) {
-                pos += escape.length - 1;
+              if (escape2 !== null && this.__isEscape(buf, pos, chr) && this.__isQuote(buf, pos + escape2.length)) {
+                pos += escape2.length - 1;
               } else if (!nextChr || isNextChrDelimiter || isNextChrRecordDelimiter || isNextChrComment || isNextChrTrimable) {
                 this.state.quoting = false;
                 this.state.wasQuoting = true;
@@ -59185,12 +59284,12 @@ var transform2 = function(original_options = {}) {
       return 0;
     },
     __isEscape: function(buf, pos, chr) {
-      const { escape } = this.options;
-      if (escape === null) return false;
-      const l = escape.length;
-      if (escape[0] === chr) {
+      const { escape: escape2 } = this.options;
+      if (escape2 === null) return false;
+      const l = escape2.length;
+      if (escape2[0] === chr) {
         for (let i = 0; i < l; i++) {
-          if (escape[i] !== buf[pos + i]) {
+          if (escape2[i] !== buf[pos + i]) {
             return false;
           }
         }
@@ -60220,7 +60319,7 @@ function parseGatePolicy(value, where) {
     const issue3 = parsed.error.issues[0];
     const key = ["gate", ...issue3.path.map(String)].join(".");
     throw new UserError(`${where}: ${key}: ${issue3.message}`, {
-      hint: "see the gate policy reference in the README"
+      hint: "see the gate policy reference in docs/github.md"
     });
   }
   return parsed.data;
@@ -60671,6 +60770,9 @@ function wantColor(env2 = process.env) {
   return Boolean(process.stdout.isTTY) && env2.TERM !== "dumb";
 }
 var pc = import_picocolors.default.createColors(wantColor());
+
+// src/util/progress.ts
+init_text();
 
 // src/gate/render.ts
 var GATE_COMMENT_MARKER = "<!-- modelship:gate -->";
