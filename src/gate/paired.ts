@@ -173,7 +173,7 @@ export async function comparePaired(
     const before = keep.length;
     keep = keep.filter((i) => !seen.keys.has(inputKey(model.card, rows.table, rows.rows[i]!)));
     if (keep.length < before) {
-      notes.push(`${before - keep.length} rows the ${who} was trained on are left out`);
+      notes.push(`${before - keep.length} rows whose input the ${who} was trained on are left out`);
     }
   }
   const excluded = rows.rows.length - keep.length;
