@@ -66,7 +66,9 @@ describe("paired gate on real trained bundles (airline data, onnxruntime-node)",
     expect(acc.significant).toBeNull();
     // The candidate's held-out split (seed 7), minus the rows the production model (seed 42) trained on.
     expect(c.evaluation.source).toContain("seed 7, test size 0.2");
-    expect(c.evaluation.notes.join(" ")).toMatch(/\d+ rows whose input the production model was trained on are left out/);
+    expect(c.evaluation.notes.join(" ")).toMatch(
+      /\d+ rows whose input the production model was trained on are left out/,
+    );
     expect(c.evaluation.excluded).toBeGreaterThan(1000);
     expect(c.evaluation.rows).toBeGreaterThan(300);
     for (const r of verdict.rows.filter((x) => x.kind === "regression")) {
