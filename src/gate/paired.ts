@@ -2,12 +2,12 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { stratifiedSplit } from "../../training/split.js";
-import { MODEL_FILE } from "../bundle/schema.js";
+import type { GatePolicy } from "../config/gate.js";
+import { MODEL_FILE } from "../contracts/card.js";
 import { type CsvTable, loadCsv, loadTabularDataset, loadTextDataset } from "../data/dataset.js";
 import { argmax } from "../metrics/classification.js";
 import { UserError } from "../util/errors.js";
 import type { GateCard } from "./card.js";
-import type { GatePolicy } from "./policy.js";
 import { type Disagreements, disagreements, type MetricDifference, pairedBootstrap } from "./stats.js";
 
 /**

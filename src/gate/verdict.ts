@@ -1,6 +1,7 @@
+import type { GatePolicy } from "../config/gate.js";
 import { describeCard, type GateCard } from "./card.js";
 import type { Comparison } from "./paired.js";
-import { classFloor, type GatePolicy } from "./policy.js";
+import { classFloor } from "./policy.js";
 import type { Disagreements, MetricDifference } from "./stats.js";
 
 /** `info`: a candidate metric no rule covers, shown so the report always carries the numbers. */
@@ -190,11 +191,11 @@ export function evaluateGate(
   const mb = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / 1e6);
   rows.push(
     maximumRow(
-      "runtime.maxSizeMB",
+      "runtime.maxSizeMb",
       "model size (MB)",
       mb(rt?.fileSizeBytes ?? candidate.card.model?.sizeBytes),
       mb(brt?.fileSizeBytes ?? baseline?.card.model?.sizeBytes),
-      policy.runtime.maxSizeMB,
+      policy.runtime.maxSizeMB ?? policy.runtime.maxSizeMb,
       "runtime.fileSizeBytes",
     ),
   );
