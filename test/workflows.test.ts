@@ -317,6 +317,89 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
   });
 });
 
+describe("scripts/runner-job-guard.sh (the runner's pre-job hook)", () => {
+  const guard = join(repoRoot, "scripts", "runner-job-guard.sh");
+  const REPO = "acme/models";
+  const job = (env: Record<string, string>) =>
+    exec("bash", ["-e", guard], {
+      env: { PATH: process.env.PATH, MODELSHIP_RUNNER_REPOSITORY: REPO, ...env },
+    }).then(
+      (x) => ({ code: 0, stdout: x.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+    );
+  const onMain = (wf: string, event = "push") => ({
+    GITHUB_REPOSITORY: REPO,
+    GITHUB_REF: "refs/heads/main",
+    GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/${wf}@refs/heads/main`,
+    GITHUB_EVENT_NAME: event,
+  });
+
+  it("admits deploy, rollback and drift as they are on main", async () => {
+    for (const [wf, event] of [
+      ["deploy.yml", "push"],
+      ["rollback.yml", "workflow_dispatch"],
+      ["drift.yml", "schedule"],
+    ] as const) {
+      const r = await job(onMain(wf, event));
+      expect(r.code, wf).toBe(0);
+      expect(r.stdout).toContain(`${wf} on main admitted`);
+    }
+    // …and exactly the workflows of the repository that reach the runner.
+    const reaching = files.filter((f) => Object.values(workflow(f).jobs).some(selfHosted)).sort();
+    expect(reaching).toEqual(["deploy.yml", "drift.yml", "rollback.yml"]);
+  });
+
+  const refused: [string, Record<string, string>][] = [
+    ["a new workflow file on main", onMain("evil.yml")],
+    [
+      "deploy.yml dispatched from a branch",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REF: "refs/heads/feature",
+        GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/deploy.yml@refs/heads/feature`,
+      },
+    ],
+    [
+      "a pull request (fork or not)",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REF: "refs/pull/7/merge",
+        GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/deploy.yml@refs/pull/7/merge`,
+      },
+    ],
+    [
+      "another repository's deploy.yml",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REPOSITORY: "mallory/models",
+        GITHUB_WORKFLOW_REF: "mallory/models/.github/workflows/deploy.yml@refs/heads/main",
+      },
+    ],
+    [
+      "a tag",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REF: "refs/tags/v1",
+        GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/deploy.yml@refs/tags/v1`,
+      },
+    ],
+    ["no job context at all", {}],
+  ];
+  for (const [what, env] of refused) {
+    it(`refuses ${what}`, async () => {
+      const r = await job(env);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^::error::modelship runner guard: this runner runs only acme\/models's/);
+    });
+  }
+
+  it("refuses everything when the runner was not told its repository", async () => {
+    const r = await job({ ...onMain("deploy.yml"), MODELSHIP_RUNNER_REPOSITORY: "" });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("MODELSHIP_RUNNER_REPOSITORY is not set");
+  });
+});
+
 describe("action reference (docs/github.md and the other docs)", () => {
   it("matches every action.yml (regenerate with `npm run docs:actions`)", async () => {
     // @ts-expect-error — plain ESM script without type declarations
