@@ -49346,6 +49346,134 @@ var require_proper_lockfile = __commonJS({
   }
 });
 
+// src/util/command.ts
+import { spawn } from "node:child_process";
+import { realpath, stat as stat3 } from "node:fs/promises";
+import { dirname as dirname2, join as join4 } from "node:path";
+import { createInterface } from "node:readline";
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve3, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve3({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join4(dir, name);
+    const s = await stat3(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat3(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname2(p);
+    if (parent === p) return true;
+    p = parent;
+  }
+}
+var CommandNotFound, CommandFailed, SYSTEM_BIN_DIRS;
+var init_command = __esm({
+  "src/util/command.ts"() {
+    "use strict";
+    CommandNotFound = class extends Error {
+      bin;
+      code;
+      constructor(bin, cause) {
+        super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+        this.bin = bin;
+        this.code = cause.code;
+      }
+    };
+    CommandFailed = class extends Error {
+      bin;
+      args;
+      result;
+      constructor(bin, args, result) {
+        const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+        super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+        this.bin = bin;
+        this.args = args;
+        this.result = result;
+      }
+      get stderr() {
+        return this.result.stderr;
+      }
+      get stdout() {
+        return this.result.stdout;
+      }
+    };
+    SYSTEM_BIN_DIRS = [
+      "/usr/local/sbin",
+      "/usr/local/bin",
+      "/usr/sbin",
+      "/usr/bin",
+      "/sbin",
+      "/bin"
+    ];
+  }
+});
+
 // src/engine/schema.ts
 var portBindings, healthSchema, containerInspectSchema, imageInspectSchema, containerListEntrySchema, versionSchema2;
 var init_schema = __esm({
@@ -49458,8 +49586,6 @@ __export(engine_exports, {
   engineHost: () => engineHost,
   hardeningArgs: () => hardeningArgs
 });
-import { spawn as spawn2 } from "node:child_process";
-import { createInterface as createInterface2 } from "node:readline";
 function hardeningArgs(overrides = {}) {
   const h = { ...DEFAULT_HARDENING, ...overrides };
   const args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
@@ -49533,6 +49659,7 @@ var DEFAULT_HARDENING, TMPFS_PATH, TMPFS_OPTIONS, UNREACHABLE, EngineError, Engi
 var init_engine = __esm({
   "src/engine/engine.ts"() {
     "use strict";
+    init_command();
     init_errors();
     init_schema();
     DEFAULT_HARDENING = {
@@ -49562,61 +49689,25 @@ var init_engine = __esm({
         return engine;
       }
       /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
-      exec(args, options = {}) {
-        return new Promise((resolve3, reject) => {
-          const child = spawn2(this.bin, args, {
+      async exec(args, options = {}) {
+        try {
+          const r = await runCommand(this.bin, args, {
             env: { ...this.env, ...options.env },
-            stdio: ["pipe", "pipe", "pipe"]
+            ...options.input !== void 0 ? { input: options.input } : {},
+            ...options.timeoutMs ? { timeoutMs: options.timeoutMs } : {},
+            ...options.onLine ? { onLine: options.onLine } : {}
           });
-          let stdout = "";
-          let stderr = "";
-          let timer;
-          if (options.timeoutMs) {
-            timer = setTimeout(() => {
-              stderr += `
-(timed out after ${options.timeoutMs} ms)`;
-              child.kill("SIGKILL");
-            }, options.timeoutMs);
-          }
-          if (options.onLine) {
-            const onLine = options.onLine;
-            createInterface2({ input: child.stdout }).on("line", (l) => {
-              stdout += `${l}
-`;
-              onLine(l);
+          const stderr = r.timedOut ? `${r.stderr}
+(timed out after ${options.timeoutMs} ms)` : r.stderr;
+          return { stdout: r.stdout, stderr, code: r.code ?? 1 };
+        } catch (err) {
+          if (err instanceof CommandNotFound && err.code === "ENOENT")
+            throw new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+              exitCode: ExitCode2.environment,
+              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
             });
-            createInterface2({ input: child.stderr }).on("line", (l) => {
-              stderr += `${l}
-`;
-              onLine(l);
-            });
-          } else {
-            child.stdout.on("data", (d) => {
-              stdout += d.toString();
-            });
-            child.stderr.on("data", (d) => {
-              stderr += d.toString();
-            });
-          }
-          child.on("error", (err) => {
-            if (timer) clearTimeout(timer);
-            if (err.code === "ENOENT") {
-              reject(
-                new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
-                  exitCode: ExitCode2.environment,
-                  hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
-                })
-              );
-            } else reject(err);
-          });
-          child.on("close", (code) => {
-            if (timer) clearTimeout(timer);
-            resolve3({ stdout, stderr, code: code ?? 1 });
-          });
-          child.stdin.on("error", () => {
-          });
-          child.stdin.end(options.input ?? "");
-        });
+          throw err;
+        }
       }
       /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */
       async run(what, args, options = {}) {
@@ -59954,134 +60045,11 @@ function planChanges(settings, live, desired) {
 }
 
 // src/router/process.ts
+init_command();
+init_errors();
 import { mkdir as mkdir3, mkdtemp, readFile as readFile3, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname as dirname3, join as join5 } from "node:path";
-
-// src/util/command.ts
-import { spawn } from "node:child_process";
-import { realpath, stat as stat3 } from "node:fs/promises";
-import { dirname as dirname2, join as join4 } from "node:path";
-import { createInterface } from "node:readline";
-var CommandNotFound = class extends Error {
-  bin;
-  code;
-  constructor(bin, cause) {
-    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
-    this.bin = bin;
-    this.code = cause.code;
-  }
-};
-var CommandFailed = class extends Error {
-  bin;
-  args;
-  result;
-  constructor(bin, args, result) {
-    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
-    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
-    this.bin = bin;
-    this.args = args;
-    this.result = result;
-  }
-  get stderr() {
-    return this.result.stderr;
-  }
-  get stdout() {
-    return this.result.stdout;
-  }
-};
-function tail(result) {
-  const lines = `${result.stderr}
-${result.stdout}`.split("\n").map((l) => l.trim());
-  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
-  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
-}
-function runCommand(bin, args, options = {}) {
-  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve3, reject) => {
-    const child = spawn(bin, args, {
-      env: options.env ?? process.env,
-      ...options.cwd ? { cwd: options.cwd } : {},
-      stdio: ["pipe", "pipe", "pipe"]
-    });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const add = (which2, text) => {
-      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
-      else stderr = (stderr + text).slice(0, maxBuffer);
-    };
-    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, options.timeoutMs) : void 0;
-    if (options.onLine) {
-      const onLine = options.onLine;
-      createInterface({ input: child.stdout }).on("line", (l) => {
-        add("out", `${l}
-`);
-        onLine(l);
-      });
-      createInterface({ input: child.stderr }).on("line", (l) => {
-        add("err", `${l}
-`);
-        onLine(l);
-      });
-    } else {
-      child.stdout.on("data", (d) => add("out", d.toString()));
-      child.stderr.on("data", (d) => add("err", d.toString()));
-    }
-    child.on("error", (err) => {
-      if (timer) clearTimeout(timer);
-      reject(new CommandNotFound(bin, err));
-    });
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve3({ code, signal, stdout, stderr, timedOut });
-    });
-    child.stdin.on("error", () => {
-    });
-    child.stdin.end(options.input ?? "");
-  });
-}
-async function runChecked(bin, args, options = {}) {
-  const result = await runCommand(bin, args, options);
-  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
-  return result;
-}
-var SYSTEM_BIN_DIRS = [
-  "/usr/local/sbin",
-  "/usr/local/bin",
-  "/usr/sbin",
-  "/usr/bin",
-  "/sbin",
-  "/bin"
-];
-async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
-  for (const dir of dirs) {
-    const path = join4(dir, name);
-    const s = await stat3(path).catch(() => void 0);
-    if (!s?.isFile() || (s.mode & 73) === 0) continue;
-    if (await rootOwnedChain(path)) return path;
-  }
-  return void 0;
-}
-async function rootOwnedChain(path) {
-  const real = await realpath(path).catch(() => void 0);
-  if (real === void 0) return false;
-  let p = real;
-  for (; ; ) {
-    const s = await stat3(p).catch(() => void 0);
-    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
-    const parent = dirname2(p);
-    if (parent === p) return true;
-    p = parent;
-  }
-}
-
-// src/router/process.ts
-init_errors();
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
