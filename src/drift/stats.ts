@@ -25,6 +25,7 @@ export const DEFAULT_THRESHOLDS = {
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
   oovRate: 0.15,
+  featurePsi: 0.2,
 } as const;
 
 export const DEFAULT_WINDOW = 1000;
@@ -52,6 +53,11 @@ export const thresholdsSchema = z.object({
     .max(1)
     .default(DEFAULT_THRESHOLDS.oovRate)
     .describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: z
+    .number()
+    .positive()
+    .default(DEFAULT_THRESHOLDS.featurePsi)
+    .describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema)."),
 });
 export type DriftThresholds = z.infer<typeof thresholdsSchema>;
 
@@ -82,6 +88,11 @@ export const driftReportSchema = z.object({
   newestAt: z.string().nullable(),
   drift: z.boolean(),
   statistics: z.array(statisticSchema),
+  /** Tabular models with a feature schema: per-feature PSI; `moved` names those over the threshold. */
+  features: z
+    .array(z.object({ name: z.string(), psi: z.number().nullable(), threshold: z.number(), over: z.boolean() }))
+    .optional(),
+  moved: z.array(z.string()).optional(),
 });
 export type DriftReport = z.infer<typeof driftReportSchema>;
 
@@ -167,6 +178,7 @@ export function evaluateDrift(options: {
       over: full && value !== null && value > threshold,
     };
   });
+  const features = featureStatistics(counts, options.reference, thresholds.featurePsi, full);
   return {
     model: options.model,
     windowSize,
@@ -174,9 +186,26 @@ export function evaluateDrift(options: {
     full,
     oldestAt: options.oldestAt?.toISOString() ?? null,
     newestAt: options.newestAt?.toISOString() ?? null,
-    drift: statistics.some((s) => s.over),
+    drift: statistics.some((s) => s.over) || (features?.some((f) => f.over) ?? false),
     statistics,
+    ...(features ? { features, moved: features.filter((f) => f.over).map((f) => f.name) } : {}),
   };
+}
+
+/** Per-feature PSI of live values against the feature schema's reference histograms. */
+export function featureStatistics(
+  counts: DriftCounts,
+  reference: Reference,
+  threshold: number,
+  full: boolean,
+): { name: string; psi: number | null; threshold: number; over: boolean }[] | undefined {
+  const specs = reference.features;
+  if (!specs || !counts.featureBins) return undefined;
+  return specs.map((spec, i) => {
+    const bins = counts.featureBins![i];
+    const value = counts.n === 0 || !bins ? null : round(psi(bins, spec.histogram.counts));
+    return { name: spec.name, psi: value, threshold, over: full && value !== null && value > threshold };
+  });
 }
 
 function round(x: number): number {

@@ -1,0 +1,12 @@
+import { readFileSync } from "node:fs";
+import * as ort from "onnxruntime-node";
+import { rewriteForServing, inspectGraph, exposeOutput } from "../src/package/graph.js";
+import { decodeModel } from "../src/onnx/model-proto.js";
+import { loadCsv } from "../src/data/dataset.js";
+const air = readFileSync("/work/shared/fixtures/byo/airline-3class-tfidf-lr.onnx");
+const r = rewriteForServing(air, { classCount: 3 });
+console.log(r.transforms, r.probabilitiesOutput);
+const s1 = await ort.InferenceSession.create(air);
+const s2 = await ort.InferenceSession.create(r.bytes);
+const csv = await loadCsv("/work/shared/fixtures/byo/airline-3class-test.csv");
+console.log(Object.keys(csv));
