@@ -28,9 +28,18 @@ export function parseFeatureRequest(
   body: unknown,
   columns: readonly string[],
   specs: readonly FeatureSpec[] | undefined,
-  options: { maxBatch: number; rangeGuard: "off" | "warn" | "reject" },
+  options: { maxBatch: number; rangeGuard: "off" | "warn" | "reject"; modelName: string },
 ): FeatureRequest {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new HttpError(400, SHAPE);
+  if ("text" in body || "texts" in body) {
+    throw new HttpError(
+      400,
+      `model ${options.modelName} takes feature vectors, not text; use POST /v2/models/${options.modelName}/infer or {"features": {${columns
+        .slice(0, 2)
+        .map((c) => `"${c}": …`)
+        .join(", ")}}}`,
+    );
+  }
   const extra = Object.keys(body).filter((k) => k !== "features");
   if (extra.length > 0) throw new HttpError(400, `unexpected field "${extra[0]}": ${SHAPE}`);
   const features = (body as { features?: unknown }).features;
@@ -90,6 +99,7 @@ export function registerTabularPredict(app: FastifyInstance, ctx: ServerContext,
       const parsed = parseFeatureRequest(request.body, columns, specs, {
         maxBatch: settings.maxBatchTexts,
         rangeGuard: settings.rangeGuard,
+        modelName: card.name,
       });
       chaos();
       const predictions = await model.predict(parsed.rows);

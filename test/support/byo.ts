@@ -53,14 +53,20 @@ const exec = promisify(execFile);
  */
 export async function torchLogitsModel(outDir: string): Promise<string | null> {
   const out = join(outDir, "torch-mlp.onnx");
-  try {
-    await exec("python3", [join(repoRoot, "test/fixtures/torch_mlp.py"), byo("iris.csv"), out], {
-      timeout: 120_000,
-    });
-  } catch (err) {
-    const msg = String((err as { stderr?: string }).stderr ?? err);
-    if (/No module named '(torch|onnx)'/.test(msg)) return null;
-    throw err;
+  // Debian's python3-torch lives in the system interpreter; a pyenv shim named python3 may not see it.
+  const pythons = [process.env.MODELSHIP_PYTHON, "/usr/bin/python3", "python3"].filter(
+    (p): p is string => Boolean(p) && (p === "python3" || existsSync(p!)),
+  );
+  for (const python of pythons) {
+    try {
+      await exec(python, [join(repoRoot, "test/fixtures/torch_mlp.py"), byo("iris.csv"), out], {
+        timeout: 120_000,
+      });
+      return out;
+    } catch (err) {
+      const msg = String((err as { stderr?: string }).stderr ?? err);
+      if (!/No module named '(torch|onnx)'/.test(msg)) throw err;
+    }
   }
-  return out;
+  return null;
 }
