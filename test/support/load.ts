@@ -16,6 +16,8 @@ export interface LoadOptions {
   /** Keep-alive connections (max requests in flight). */
   connections?: number;
   path?: string;
+  /** JSON request bodies sent round-robin (default: `{"text": …}` with real tweets). */
+  bodies?: string[];
 }
 
 export interface LoadReport {
@@ -101,7 +103,7 @@ async function child(): Promise<void> {
   const rps = options.rps ?? 250;
   const connections = options.connections ?? 16;
   const target = new URL(options.path ?? "/predict", options.url);
-  const bodies = tweets().map((text) => JSON.stringify({ text }));
+  const bodies = options.bodies ?? tweets().map((text) => JSON.stringify({ text }));
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const byStatus: Record<string, number> = {};
   const errors: Record<string, number> = {};
