@@ -117,7 +117,8 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
 
   registerStatus(app, ctx);
   // Tabular models answer /predict with named features (routes/tabular.ts), text models as before.
-  if (ctx.model.kind === "features" && ctx.model.card.io.featureColumns) registerTabularPredict(app, ctx, chaos);
+  if (ctx.model.kind === "features" && ctx.model.card.io.featureColumns)
+    registerTabularPredict(app, ctx, chaos);
   else registerPredict(app, ctx, chaos);
   registerOip(app, ctx, chaos);
   return app;

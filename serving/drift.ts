@@ -256,7 +256,8 @@ export class DriftHub {
         registers: [this.registry],
         collect() {
           const r = reportForScrape();
-          for (const f of r.features ?? []) this.set({ feature: f.name }, r.full && f.psi !== null ? f.psi : Number.NaN);
+          for (const f of r.features ?? [])
+            this.set({ feature: f.name }, r.full && f.psi !== null ? f.psi : Number.NaN);
         },
       });
       new Gauge({

@@ -19,7 +19,9 @@ let iris: string;
 let irisCard: ModelCard;
 let server: RunningServer;
 let guarded: RunningServer | undefined;
-const rows = loadCsv(byo("iris.csv")).rows.map((r) => Object.fromEntries(FEATURES.map((f) => [f, Number(r[f])])));
+const rows = loadCsv(byo("iris.csv")).rows.map((r) =>
+  Object.fromEntries(FEATURES.map((f) => [f, Number(r[f])])),
+);
 
 beforeAll(async () => {
   iris = await byoBundle("iris-logreg-zipmap");
@@ -41,7 +43,12 @@ describe("tabular /predict with named features (iris, integer labels)", () => {
     const features = Object.fromEntries(FEATURES.map((f, i) => [f, (g.input as number[])[i]]));
     const res = await postJson(`${server.url}/predict`, { features });
     expect(res.status, res.text).toBe(200);
-    const body = res.json() as { label: number; probability: number; probabilities: Record<string, number>; model_version: string };
+    const body = res.json() as {
+      label: number;
+      probability: number;
+      probabilities: Record<string, number>;
+      model_version: string;
+    };
     expect(body.label).toBe(Number(g.expected.label));
     expect(typeof body.label).toBe("number");
     expect(body.model_version).toBe(irisCard.version);
@@ -53,11 +60,15 @@ describe("tabular /predict with named features (iris, integer labels)", () => {
   });
 
   it("batch form: one prediction per row, in order", async () => {
-    const batch = irisCard.golden.map((g) => Object.fromEntries(FEATURES.map((f, i) => [f, (g.input as number[])[i]])));
+    const batch = irisCard.golden.map((g) =>
+      Object.fromEntries(FEATURES.map((f, i) => [f, (g.input as number[])[i]])),
+    );
     const res = await postJson(`${server.url}/predict`, { features: batch });
     expect(res.status, res.text).toBe(200);
     const body = res.json() as { predictions: { label: number }[]; model_version: string };
-    expect(body.predictions.map((p) => String(p.label))).toEqual(irisCard.golden.map((g) => g.expected.label));
+    expect(body.predictions.map((p) => String(p.label))).toEqual(
+      irisCard.golden.map((g) => g.expected.label),
+    );
     expect(body.model_version).toBe(irisCard.version);
   });
 
@@ -65,11 +76,17 @@ describe("tabular /predict with named features (iris, integer labels)", () => {
     const ok = { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 };
     const cases: [unknown, RegExp][] = [
       [{ features: { ...ok, petal_width: undefined } }, /feature "petal_width" is missing/],
-      [{ features: { ...ok, colour: 3 } }, /unknown feature "colour"; the model takes: sepal_length, sepal_width, petal_length, petal_width/],
+      [
+        { features: { ...ok, colour: 3 } },
+        /unknown feature "colour"; the model takes: sepal_length, sepal_width, petal_length, petal_width/,
+      ],
       [{ features: { ...ok, sepal_width: "wide" } }, /feature "sepal_width" must be a number, got "wide"/],
       [{ features: { ...ok, sepal_width: "NaN" } }, /feature "sepal_width" must be a number, got "NaN"/],
       [{ features: { ...ok, sepal_width: null } }, /feature "sepal_width" must be a number, got null/],
-      [{ features: [ok, { ...ok, petal_length: true }] }, /feature "petal_length" must be a number \(row 1\)/],
+      [
+        { features: [ok, { ...ok, petal_length: true }] },
+        /feature "petal_length" must be a number \(row 1\)/,
+      ],
       [{ features: [] }, /body must be \{"features"/],
       [{ feature: ok }, /unexpected field "feature"/],
       [{ text: "hello" }, /takes feature vectors, not text; use POST \/v2\/models\/iris\/infer/],
@@ -99,7 +116,9 @@ describe("tabular /predict with named features (iris, integer labels)", () => {
     guarded = await startServer(iris, { MODELSHIP_RANGE_GUARD: "reject", MODELSHIP_DRIFT: "false" });
     const reject = await postJson(`${guarded.url}/predict`, { features: far });
     expect(reject.status).toBe(400);
-    expect((reject.json() as { error: string }).error).toMatch(/feature "petal_length" = 42 is outside .*\(range guard: reject\)/);
+    expect((reject.json() as { error: string }).error).toMatch(
+      /feature "petal_length" = 42 is outside .*\(range guard: reject\)/,
+    );
     const inside = await postJson(`${guarded.url}/predict`, { features: rows[0] });
     expect(inside.status).toBe(200);
     expect(inside.json()).not.toHaveProperty("warnings");
@@ -107,13 +126,22 @@ describe("tabular /predict with named features (iris, integer labels)", () => {
 
   it("OIP v2 keeps working on the packaged (ZipMap-free) graph", async () => {
     const res = await postJson(`${server.url}/v2/models/iris/infer`, {
-      inputs: [{ name: "float_input", shape: [2, 4], datatype: "FP32", data: [...(irisCard.golden[0]!.input as number[]), ...(irisCard.golden[1]!.input as number[])] }],
+      inputs: [
+        {
+          name: "float_input",
+          shape: [2, 4],
+          datatype: "FP32",
+          data: [...(irisCard.golden[0]!.input as number[]), ...(irisCard.golden[1]!.input as number[])],
+        },
+      ],
     });
     expect(res.status, res.text).toBe(200);
-    const out = (res.json() as { outputs: { name: string; data: number[] }[] }).outputs.find((o) => o.name === "probabilities")!;
-    expect(out.data.slice(0, 3).map((p, i) => Math.abs(p - irisCard.golden[0]!.expected.probabilities[i]!))).toSatisfy(
-      (d: number[]) => d.every((x) => x <= 1e-6),
-    );
+    const out = (res.json() as { outputs: { name: string; data: number[] }[] }).outputs.find(
+      (o) => o.name === "probabilities",
+    )!;
+    expect(
+      out.data.slice(0, 3).map((p, i) => Math.abs(p - irisCard.golden[0]!.expected.probabilities[i]!)),
+    ).toSatisfy((d: number[]) => d.every((x) => x <= 1e-6));
   });
 });
 
@@ -155,7 +183,9 @@ describe("tabular drift: per-feature PSI against the feature schema", () => {
     expect(report.moved).toEqual(["petal_length"]);
     expect(report.drift).toBe(true);
     const metrics = (await request(`${server.url}/metrics`)).text;
-    const line = metrics.split("\n").find((l) => l.startsWith('modelship_drift_feature_psi{feature="petal_length"}'));
+    const line = metrics
+      .split("\n")
+      .find((l) => l.startsWith('modelship_drift_feature_psi{feature="petal_length"}'));
     expect(Number(line?.split(" ")[1])).toBeGreaterThan(0.2);
     expect(metrics).toMatch(/^modelship_drift_feature_psi_threshold 0\.2$/m);
   });
@@ -173,10 +203,14 @@ describe("text BYO model (airline, skl2onnx TF-IDF) answers /predict like a trai
     const g = card.golden[0]!;
     const one = await postJson(`${text.url}/predict`, { text: g.input });
     expect(one.status, one.text).toBe(200);
-    expect(one.json()).toMatchObject({ text: g.input, sentiment: g.expected.label, model_version: card.version });
+    expect(one.json()).toMatchObject({
+      text: g.input,
+      sentiment: g.expected.label,
+      model_version: card.version,
+    });
     const batch = await postJson(`${text.url}/predict`, { texts: card.golden.map((x) => x.input) });
-    expect((batch.json() as { predictions: { sentiment: string }[] }).predictions.map((p) => p.sentiment)).toEqual(
-      card.golden.map((x) => x.expected.label),
-    );
+    expect(
+      (batch.json() as { predictions: { sentiment: string }[] }).predictions.map((p) => p.sentiment),
+    ).toEqual(card.golden.map((x) => x.expected.label));
   });
 });

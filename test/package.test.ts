@@ -73,7 +73,11 @@ describe("modelship package: the three shared skl2onnx exports", async () => {
         // observed range and quantiles of the reference data (--reference = the full CSV)
         const table = loadCsv(f.reference!);
         const first = table.rows.map((row) => Number(row[f.features[0]!]));
-        expect(schema[0]).toMatchObject({ dtype: "float32", min: Math.min(...first), max: Math.max(...first) });
+        expect(schema[0]).toMatchObject({
+          dtype: "float32",
+          min: Math.min(...first),
+          max: Math.max(...first),
+        });
         expect(schema[0]!.quantiles.p50).toBeGreaterThanOrEqual(schema[0]!.min);
         expect(card.reference.rows).toBe(table.rowCount);
         expect(card.reference.source?.path).toBe(f.reference);
@@ -129,11 +133,23 @@ describe("modelship package: a PyTorch logits model ships without re-exporting",
     const model = await torchLogitsModel(dir);
     if (!model) return ctx.skip(); // python3-torch missing: .ci/setup-host.sh installs it
     const out = join(dir, "torch");
-    const base = ["package", "--model", model, "--data", byo("iris-test.csv"), "--out", out, "--name", "torch-mlp"];
+    const base = [
+      "package",
+      "--model",
+      model,
+      "--data",
+      byo("iris-test.csv"),
+      "--out",
+      out,
+      "--name",
+      "torch-mlp",
+    ];
     const asked = await cli(base);
     expect(asked.code).toBe(2);
     expect(asked.stderr.trim().split("\n")).toHaveLength(1);
-    expect(asked.stderr).toMatch(/output 'logits' does not hold probabilities .*are these logits\? — pass --scores logits/);
+    expect(asked.stderr).toMatch(
+      /output 'logits' does not hold probabilities .*are these logits\? — pass --scores logits/,
+    );
     expect(await leftovers(out)).toEqual([]);
 
     const r = await cli([...base, "--scores", "logits", "--json"]);
@@ -143,14 +159,20 @@ describe("modelship package: a PyTorch logits model ships without re-exporting",
     expect(card.origin?.transforms[0]).toMatch(/added Softmax over logits 'logits'/);
     expect(card.io.labels).toEqual(["0", "1", "2"]); // from the data: the graph names no classes
     expect(card.metrics.accuracy).toBeGreaterThan(0.9);
-    for (const g of card.golden) expect(g.expected.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    for (const g of card.golden)
+      expect(g.expected.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
 });
 
 describe("modelship package: bad input → one line, non-zero exit, nothing written", () => {
   const wineArgs = () => ["--model", byo("wine-gbm.onnx"), "--data", byo("wine-test.csv")];
   const cases: { name: string; args: () => Promise<string[]>; code: number; message: RegExp }[] = [
-    { name: "no model", args: async () => ["--data", byo("wine-test.csv")], code: 2, message: /no model given/ },
+    {
+      name: "no model",
+      args: async () => ["--data", byo("wine-test.csv")],
+      code: 2,
+      message: /no model given/,
+    },
     {
       name: "missing model file",
       args: async () => ["--model", join(dir, "nope.onnx"), "--data", byo("wine-test.csv")],
@@ -183,7 +205,8 @@ describe("modelship package: bad input → one line, non-zero exit, nothing writ
         return ["--model", byo("iris-logreg-zipmap.onnx"), "--data", p];
       },
       code: 2,
-      message: /classes disagree: graph \[0, 1, 2\] .*--labels \(none\), data column 'species' \[0, 1, 7\] \(not classes of the model: 7\)/,
+      message:
+        /classes disagree: graph \[0, 1, 2\] .*--labels \(none\), data column 'species' \[0, 1, 7\] \(not classes of the model: 7\)/,
     },
     {
       name: "wrong feature count",
@@ -222,7 +245,8 @@ describe("modelship package: bad input → one line, non-zero exit, nothing writ
         return ["--model", p, "--data", byo("wine-test.csv")];
       },
       code: 2,
-      message: /has 2 inputs \(a \(float32 \[N, 2\]\), b \(float32 \[N, 2\]\)\); modelship feeds one — pick it with --input-name/,
+      message:
+        /has 2 inputs \(a \(float32 \[N, 2\]\), b \(float32 \[N, 2\]\)\); modelship feeds one — pick it with --input-name/,
     },
     {
       name: "not a classifier (one output column)",
@@ -243,7 +267,10 @@ describe("modelship package: bad input → one line, non-zero exit, nothing writ
       args: async () => {
         const g = new GraphBuilder("exotic");
         g.input("x", { tensor: "float", shape: ["N", 13] });
-        g.output(g.op("FancyClassifier", ["x"], {}, { domain: "com.example" }), { tensor: "float", shape: ["N", 3] });
+        g.output(g.op("FancyClassifier", ["x"], {}, { domain: "com.example" }), {
+          tensor: "float",
+          shape: ["N", 3],
+        });
         const p = join(dir, "exotic.onnx");
         await writeFile(p, g.toModel({ opsets: { "": 13, "com.example": 1 } }));
         return ["--model", p, "--data", byo("wine-test.csv")];
@@ -273,7 +300,11 @@ describe("modelship package: bad input → one line, non-zero exit, nothing writ
       args: async () => {
         const g = new GraphBuilder("lin");
         g.input("x", { tensor: "float", shape: ["N", 13] });
-        const w = g.initializer("w", { dtype: "float", dims: [13, 3], values: Array.from({ length: 39 }, (_, i) => (i % 5) - 2) });
+        const w = g.initializer("w", {
+          dtype: "float",
+          dims: [13, 3],
+          values: Array.from({ length: 39 }, (_, i) => (i % 5) - 2),
+        });
         g.output(g.op("MatMul", ["x", w]), { tensor: "float", shape: ["N", 3] });
         const p = join(dir, "linear-logits.onnx");
         await writeFile(p, g.toModel({ opsets: { "": 13 } }));

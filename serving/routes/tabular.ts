@@ -63,7 +63,10 @@ export function parseFeatureRequest(
       if (!(name in obj)) throw new HttpError(400, `feature "${name}" is missing${where}`);
       const v = obj[name];
       if (typeof v !== "number") {
-        throw new HttpError(400, `feature "${name}" must be a number${where}, got ${JSON.stringify(v)?.slice(0, 40)}`);
+        throw new HttpError(
+          400,
+          `feature "${name}" must be a number${where}, got ${JSON.stringify(v)?.slice(0, 40)}`,
+        );
       }
       if (!Number.isFinite(v)) throw new HttpError(400, `feature "${name}" must be a finite number${where}`);
       const spec = specs?.[j];
@@ -105,7 +108,8 @@ export function registerTabularPredict(app: FastifyInstance, ctx: ServerContext,
       const predictions = await model.predict(parsed.rows);
       book.record(parsed.rows, predictions);
       const extra = parsed.warnings.length > 0 ? { warnings: parsed.warnings } : {};
-      if (parsed.warnings.length > 0) request.log.warn({ warnings: parsed.warnings.slice(0, 3) }, "range guard");
+      if (parsed.warnings.length > 0)
+        request.log.warn({ warnings: parsed.warnings.slice(0, 3) }, "range guard");
       if (!parsed.batch) return { ...item(predictions[0]!), model_version: card.version, ...extra };
       return { predictions: predictions.map(item), model_version: card.version, ...extra };
     },

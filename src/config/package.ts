@@ -10,7 +10,9 @@ export const packageConfigSchema = z
   .object({
     model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
     data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
-    labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+    labelColumn: nonEmpty
+      .optional()
+      .describe("CSV column holding the true label (default: the last column)."),
     textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
     featureColumns: z
       .array(nonEmpty)
@@ -30,7 +32,10 @@ export const packageConfigSchema = z
     reference: nonEmpty
       .optional()
       .describe("CSV for the reference distributions (e.g. the training data); default: data."),
-    onEmpty: z.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+    onEmpty: z
+      .enum(["error", "drop"])
+      .optional()
+      .describe("Rows with an empty label: error (default) or drop."),
     out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
     name: z
       .string()

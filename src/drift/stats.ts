@@ -90,7 +90,9 @@ export const driftReportSchema = z.object({
   statistics: z.array(statisticSchema),
   /** Tabular models with a feature schema: per-feature PSI; `moved` names those over the threshold. */
   features: z
-    .array(z.object({ name: z.string(), psi: z.number().nullable(), threshold: z.number(), over: z.boolean() }))
+    .array(
+      z.object({ name: z.string(), psi: z.number().nullable(), threshold: z.number(), over: z.boolean() }),
+    )
     .optional(),
   moved: z.array(z.string()).optional(),
 });

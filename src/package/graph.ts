@@ -67,7 +67,9 @@ export function inspectGraph(model: OnnxModel): GraphInfo {
   const outputs = new Set(graph.output.map((o) => o.name));
   let classes: GraphClasses | undefined;
   // The classifier node's own labels first (they define the probability columns), ZipMap's last.
-  const ordered = [...graph.node].sort((a, b) => Number(a.op_type === "ZipMap") - Number(b.op_type === "ZipMap"));
+  const ordered = [...graph.node].sort(
+    (a, b) => Number(a.op_type === "ZipMap") - Number(b.op_type === "ZipMap"),
+  );
   for (const node of ordered) {
     for (const name of CLASS_ATTRS) {
       const a = node.attribute.find((x) => x.name === name);

@@ -76,7 +76,8 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
     const data = await reporter.step(
       "load evaluation data",
       async () => loadEvalData(s, probe),
-      (d) => `${d.rows.used} rows, ${d.kind === "text" ? `text column '${d.textColumn}'` : `${d.featureColumns!.length} features`}, label column '${d.labelColumn}'`,
+      (d) =>
+        `${d.rows.used} rows, ${d.kind === "text" ? `text column '${d.textColumn}'` : `${d.featureColumns!.length} features`}, label column '${d.labelColumn}'`,
     );
     const labels = resolveClasses(s, info, data);
     if (classCount !== undefined && labels.length !== classCount) {
@@ -139,7 +140,8 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
       const ref = await reporter.step(
         "reference distributions",
         async () => reference(s, data, session, probabilities, labels),
-        (r) => `${r.rows} rows from ${s.reference ?? s.data}${r.features ? `, ${r.features.length} features` : ""}`,
+        (r) =>
+          `${r.rows} rows from ${s.reference ?? s.data}${r.features ? `, ${r.features.length} features` : ""}`,
       );
       const io = ioSignature(session, data, labels, info);
       const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: served.bytes });
@@ -216,11 +218,15 @@ async function openSession(bytes: Uint8Array, path: string, opts: OpenOptions): 
 function explainLoadError(err: unknown, path: string): unknown {
   if (!(err instanceof UserError)) return err;
   const msg = err.message.replace("(in memory)", path);
-  const op = /Could not find an implementation for (\S+)/.exec(msg) ?? /Unrecognized attribute|No Op registered for (\S+)/.exec(msg);
+  const op =
+    /Could not find an implementation for (\S+)/.exec(msg) ??
+    /Unrecognized attribute|No Op registered for (\S+)/.exec(msg);
   if (op) {
     return new UserError(
       `model ${path} uses operator ${op[1] ?? "(unknown)"} that onnxruntime-node cannot run`,
-      { hint: "re-export with operators onnxruntime supports (e.g. a lower target opset), or replace that step" },
+      {
+        hint: "re-export with operators onnxruntime supports (e.g. a lower target opset), or replace that step",
+      },
     );
   }
   const locale = /Failed to construct locale with name:?\s*([^\s:]+)/.exec(msg);
@@ -380,7 +386,11 @@ async function checkParity(
 }
 
 /** The graph's own label output must name argmax(probabilities) through `labels`, or the classes are misread. */
-function checkLabelOutput(graphLabels: string[] | undefined, probabilities: Float32Array[], labels: string[]) {
+function checkLabelOutput(
+  graphLabels: string[] | undefined,
+  probabilities: Float32Array[],
+  labels: string[],
+) {
   if (!graphLabels) return;
   let mismatched = 0;
   graphLabels.forEach((l, i) => {
@@ -409,9 +419,12 @@ async function reference(
     const columns = data.kind === "text" ? [data.textColumn!] : data.featureColumns!;
     const missing = columns.filter((c) => !table.columns.includes(c));
     if (missing.length > 0) {
-      throw new UserError(`reference data ${s.reference} has no column ${missing.map((c) => `'${c}'`).join(", ")}`, {
-        hint: `it needs the model's input columns (${columns.join(", ")})`,
-      });
+      throw new UserError(
+        `reference data ${s.reference} has no column ${missing.map((c) => `'${c}'`).join(", ")}`,
+        {
+          hint: `it needs the model's input columns (${columns.join(", ")})`,
+        },
+      );
     }
     inputs = table.rows.map((row, i) => {
       if (data.kind === "text") return row[data.textColumn!]!;
@@ -440,7 +453,12 @@ async function reference(
   return ref;
 }
 
-function ioSignature(session: ClassifierSession, data: EvalData, labels: string[], info: GraphInfo): IoSignature {
+function ioSignature(
+  session: ClassifierSession,
+  data: EvalData,
+  labels: string[],
+  info: GraphInfo,
+): IoSignature {
   const spec = (v: TensorSpec): TensorSpec => ({ ...v, shape: v.shape.map((d) => (d === "" ? "N" : d)) });
   const labelOutput = session.labelOutput;
   return {

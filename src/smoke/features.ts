@@ -53,11 +53,18 @@ export function checkFeatureAnswer(
   card.golden.forEach((g, i) => {
     const p = parsed.data.predictions[i]!;
     if (String(p.label) !== g.expected.label || (intLabels && typeof p.label !== "number")) {
-      mismatches.push({ example: i, field: "label", expected: g.expected.label, actual: JSON.stringify(p.label), diff: null });
+      mismatches.push({
+        example: i,
+        field: "label",
+        expected: g.expected.label,
+        actual: JSON.stringify(p.label),
+        diff: null,
+      });
     }
     card.io.labels.forEach((l, c) => {
       const actual = p.probabilities[l];
-      const diff = actual === undefined ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]!);
+      const diff =
+        actual === undefined ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]!);
       maxAbsDiff = Math.max(maxAbsDiff, diff);
       if (!(diff <= tolerance)) {
         mismatches.push({

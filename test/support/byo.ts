@@ -8,7 +8,9 @@ import { repoRoot } from "./data.js";
 export function byoDir(): string {
   const dir = process.env.MODELSHIP_BYO_FIXTURES ?? resolve(repoRoot, "../shared/fixtures/byo");
   if (!existsSync(join(dir, "models.json"))) {
-    throw new Error(`BYO fixtures not found at ${dir}: set MODELSHIP_BYO_FIXTURES (tests never download them)`);
+    throw new Error(
+      `BYO fixtures not found at ${dir}: set MODELSHIP_BYO_FIXTURES (tests never download them)`,
+    );
   }
   return dir;
 }
@@ -30,13 +32,24 @@ export interface ByoFixture {
 export async function byoFixtures(): Promise<ByoFixture[]> {
   const { readFile } = await import("node:fs/promises");
   const meta = JSON.parse(await readFile(byo("models.json"), "utf8")) as {
-    models: Record<string, { sklearn_test_accuracy: number; data: string; test_split: string; label_column: string; features?: string[]; text_column?: string }>;
+    models: Record<
+      string,
+      {
+        sklearn_test_accuracy: number;
+        data: string;
+        test_split: string;
+        label_column: string;
+        features?: string[];
+        text_column?: string;
+      }
+    >;
   };
   return Object.entries(meta.models).map(([key, m]) => ({
     key,
     model: byo(`${key}.onnx`),
     data: byo(m.test_split),
-    reference: existsSync(byo(m.data)) && m.data.endsWith(".csv") && !m.data.includes("/") ? byo(m.data) : undefined,
+    reference:
+      existsSync(byo(m.data)) && m.data.endsWith(".csv") && !m.data.includes("/") ? byo(m.data) : undefined,
     accuracy: m.sklearn_test_accuracy,
     kind: m.text_column ? "text" : "features",
     features: m.features ?? [],

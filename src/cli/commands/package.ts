@@ -45,13 +45,23 @@ export function register(program: Command): void {
       parseList,
     )
     .option("--labels <a,b>", "classes in probability-column order (graphs without class labels)", parseList)
-    .option("--scores <kind>", "probabilities | logits (default: detected; logits get a Softmax)", parseScores)
+    .option(
+      "--scores <kind>",
+      "probabilities | logits (default: detected; logits get a Softmax)",
+      parseScores,
+    )
     .option("--input-name <name>", "input to feed when the graph has several")
-    .option("--reference <csv>", "data for the reference distributions, e.g. the training set (default: --data)")
+    .option(
+      "--reference <csv>",
+      "data for the reference distributions, e.g. the training set (default: --data)",
+    )
     .option("--drop-empty", "drop rows with an empty label instead of failing")
     .option("--out <dir>", "directory that receives <name>-<version>/ (default: models)")
     .option("--name <name>", "model name (default: model)")
-    .option("--json", "print one JSON object {bundle, version, metrics, parity, transforms}; progress to stderr")
+    .option(
+      "--json",
+      "print one JSON object {bundle, version, metrics, parity, transforms}; progress to stderr",
+    )
     .action(async (flags: PackageFlags) => {
       const settings = await loadPackageSettings(flags.config, {
         model: flags.model,
