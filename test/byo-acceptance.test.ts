@@ -225,7 +225,7 @@ describe("bring your own model: package → gate → build → canary → /predi
       expectNoFailures(canary.load);
       const ledger = await new Ledger(host.stateDir).read();
       const stable = ledger.versions.find((v) => v.role === "stable")!;
-      expect(stable.version).toBe("20300101.000002-" + card.model.sha256.slice(0, 8));
+      expect(stable.version).toBe(`20300101.000002-${card.model.sha256.slice(0, 8)}`);
       expect(stable.analysis.filter((a) => a.verdict === "pass").map((a) => a.weight)).toEqual([5, 25, 50]);
 
       // 5. /predict through the edge, as a user

@@ -61,7 +61,8 @@ export function addCounts(target: DriftCounts, source: DriftCounts, sign: 1 | -1
   if (target.featureBins && source.featureBins) {
     if (target.featureBins.length !== source.featureBins.length)
       throw new RangeError("count layout mismatch (features)");
-    target.featureBins.forEach((bins, i) => addInto(bins, source.featureBins![i]!, sign));
+    for (let i = 0; i < target.featureBins.length; i++)
+      addInto(target.featureBins[i]!, source.featureBins[i]!, sign);
   }
 }
 

@@ -249,7 +249,10 @@ async function runAll(
     const out = await session.runRaw(inputs.slice(i, i + BATCH) as string[] | number[][]);
     // copy: runRaw rows are views over one output buffer per run
     probabilities.push(...out.probabilities.map((r) => Float32Array.from(r)));
-    if (out.graphLabels) (graphLabels ??= []).push(...out.graphLabels);
+    if (out.graphLabels) {
+      graphLabels ??= [];
+      graphLabels.push(...out.graphLabels);
+    }
   }
   return { probabilities, graphLabels };
 }
@@ -315,7 +318,6 @@ export function resolveClasses(s: PackageSettings, info: GraphInfo, data: EvalDa
   const classes = graph ?? flag ?? data.dataLabels;
   const sameList = (a: readonly string[], b: readonly string[]) =>
     a.length === b.length && a.every((x, i) => x === b[i]);
-  const inData = new Set(data.dataLabels);
   const unknown = data.dataLabels.filter((l) => !classes.includes(l));
   if ((graph && flag && !sameList(graph, flag)) || unknown.length > 0) {
     const fmt = (xs: readonly string[] | undefined) => (xs ? `[${xs.join(", ")}]` : "(none)");
@@ -328,7 +330,6 @@ export function resolveClasses(s: PackageSettings, info: GraphInfo, data: EvalDa
       },
     );
   }
-  void inData;
   return [...classes];
 }
 
