@@ -6,7 +6,7 @@ import { resolveStateDir } from "../../src/ledger/ledger.js";
 import { candidateFromBundle, candidateFromImage } from "../../src/rollout/candidate.js";
 import type { DeployOutcome } from "../../src/rollout/deploy.js";
 import { settingsFromFlags } from "../../src/rollout/options.js";
-import { deploy } from "../../src/rollout/run.js";
+import { deploy, edgeFailure } from "../../src/rollout/run.js";
 import { deploySummaryMarkdown } from "../../src/rollout/summary.js";
 import { ExitCode, UserError } from "../../src/util/errors.js";
 import { Reporter } from "../../src/util/progress.js";
@@ -62,6 +62,8 @@ export function run(): Promise<void> {
           throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {
             exitCode: ExitCode.failed,
           });
+        const failed = edgeFailure(`deploy of ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       },
     ).finally(async () => {

@@ -3,7 +3,7 @@ import { runAction, setOutputs } from "../../src/action/kit.js";
 import { withRunDeployment } from "../../src/github/deployments.js";
 import { resolveStateDir } from "../../src/ledger/ledger.js";
 import type { RollbackOutcome } from "../../src/rollout/rollback.js";
-import { rollback } from "../../src/rollout/run.js";
+import { edgeFailure, rollback } from "../../src/rollout/run.js";
 import { rolloutSettingsSchema } from "../../src/rollout/settings.js";
 import { rollbackSummaryMarkdown } from "../../src/rollout/summary.js";
 import { Reporter } from "../../src/util/progress.js";
@@ -31,6 +31,8 @@ export function run(): Promise<void> {
           settings: rolloutSettingsSchema.parse({}),
           reporter: new Reporter("human"),
         });
+        const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       },
     );

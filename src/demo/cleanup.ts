@@ -30,7 +30,7 @@ export async function teardown(stateDir: string): Promise<TeardownResult> {
   const ledger = new Ledger(stateDir);
   const op = await ledger.begin("repair", { wait: true, waitTimeoutMs: 30_000, by: "modelship demo" });
   try {
-    await op.step("demo teardown");
+    await op.advance({ name: "retiring" });
     if (hasRouter) {
       const router = await Router.open(stateDir);
       if ((await router.readDesired()).servers.length > 0 && (await router.running()))

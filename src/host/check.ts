@@ -1,9 +1,12 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Engine } from "../engine/engine.js";
+import { Ledger } from "../ledger/ledger.js";
+import type { LedgerData } from "../ledger/schema.js";
 import { Router } from "../router/router.js";
 import { percentToWeight } from "../router/schema.js";
 import { isUserError } from "../util/errors.js";
@@ -122,7 +125,90 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     checks.push(await checkListening(router, sd));
     checks.push(await checkLiveMatchesDesired(router, sd));
   }
+  checks.push(...(await checkLedger(stateDir, router, answers)));
   return checks;
+}
+
+/**
+ * The deploy ledger: readable, no operation a crashed process left behind, and the stable version
+ * serving (container running, HAProxy's health check passing). Each failure names the command that fixes it.
+ */
+async function checkLedger(stateDir: string, router: Router, answers: boolean): Promise<HostCheck[]> {
+  const sd = `--state-dir ${stateDir}`;
+  const ledger = new Ledger(stateDir);
+  let data: LedgerData;
+  try {
+    data = await ledger.read();
+  } catch (err) {
+    return [
+      {
+        name: "deploy ledger",
+        ok: false,
+        detail: isUserError(err) ? err.message : String(err),
+        fix: `modelship host repair ${sd}   # restores it from ledger.json.bak or rebuilds it from the running containers`,
+      },
+    ];
+  }
+  const checks: HostCheck[] = [
+    { name: "deploy ledger", ok: true, detail: `${ledger.file} (${data.versions.length} version(s))` },
+  ];
+  if (data.operation) {
+    const op = data.operation;
+    const running = (op.host !== hostname() || pidAlive(op.pid)) && (await ledger.isLocked());
+    checks.push(
+      running
+        ? { name: "operation", ok: true, detail: `${op.kind} in progress (pid ${op.pid}) at "${op.step}"` }
+        : {
+            name: "operation",
+            ok: false,
+            detail: `${op.kind}${op.target ? ` of ${op.target}` : ""} was interrupted at "${op.step}" (pid ${op.pid} is gone)`,
+            fix: `modelship host repair ${sd}`,
+          },
+    );
+  }
+  const stable = data.versions.find((v) => v.role === "stable");
+  if (stable) {
+    const server = answers
+      ? (await router.stats().catch(() => [])).find((s) => s.name === stable.version)
+      : undefined;
+    const container = stable.container
+      ? await new Engine().inspectContainer(stable.container.id).catch(() => null)
+      : null;
+    const standby = data.versions.find((v) => v.role === "standby");
+    const fix = standby
+      ? `modelship rollback --to ${standby.version} --reason "stable down" ${sd}`
+      : `modelship host repair ${sd}   # then, if it stays down: docker logs ${stable.container?.name ?? stable.version}`;
+    if (!container?.running)
+      checks.push({
+        name: "stable version",
+        ok: false,
+        detail: `${stable.version}: container ${stable.container?.name ?? "(none)"} is not running`,
+        fix,
+      });
+    else if (answers && !server?.up)
+      checks.push({
+        name: "stable version",
+        ok: false,
+        detail: `${stable.version}: HAProxy reports it ${server ? server.status : "absent"}`,
+        fix,
+      });
+    else
+      checks.push({
+        name: "stable version",
+        ok: true,
+        detail: `${stable.version} ${answers ? "UP" : "running"} on port ${stable.container?.hostPort}`,
+      });
+  }
+  return checks;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function checkStateDir(stateDir: string): Promise<HostCheck> {

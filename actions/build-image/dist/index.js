@@ -19729,6 +19729,45 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -19752,14 +19791,14 @@ function isUserError(err) {
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 
 // src/action/kit.ts
@@ -39741,9 +39780,18 @@ var containerInspectSchema = external_exports.object({
   HostConfig: external_exports.object({
     Memory: external_exports.number().nullish(),
     NanoCpus: external_exports.number().nullish(),
-    RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish()
+    RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish(),
+    ReadonlyRootfs: external_exports.boolean().nullish(),
+    CapAdd: external_exports.array(external_exports.string()).nullish(),
+    CapDrop: external_exports.array(external_exports.string()).nullish(),
+    SecurityOpt: external_exports.array(external_exports.string()).nullish(),
+    PidsLimit: external_exports.number().nullish(),
+    Tmpfs: external_exports.record(external_exports.string(), external_exports.string()).nullish(),
+    LogConfig: external_exports.object({ Type: external_exports.string().nullish(), Config: external_exports.record(external_exports.string(), external_exports.string()).nullish() }).loose().nullish()
   }).loose().nullish(),
-  NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish()
+  NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish(),
+  /** Host file of the json-file / k8s-file log. */
+  LogPath: external_exports.string().nullish()
 }).loose();
 var imageInspectSchema = external_exports.object({
   Id: external_exports.string(),
@@ -39788,6 +39836,37 @@ var versionSchema2 = external_exports.object({
 }).loose();
 
 // src/engine/engine.ts
+var DEFAULT_HARDENING = {
+  tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777" },
+  pidsLimit: 256,
+  logMaxSize: "10m",
+  logMaxFiles: 3
+};
+var TMPFS_PATH = /^\/[A-Za-z0-9._/-]+$/;
+var TMPFS_OPTIONS = /^[a-z0-9=,]+$/;
+function hardeningArgs(overrides = {}) {
+  const h = { ...DEFAULT_HARDENING, ...overrides };
+  const args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
+  for (const [path, options] of Object.entries(h.tmpfs)) {
+    if (!TMPFS_PATH.test(path) || path.includes("..") || !TMPFS_OPTIONS.test(options))
+      throw new EngineError(`invalid tmpfs mount ${JSON.stringify(path)}:${JSON.stringify(options)}`, {
+        exitCode: ExitCode2.usage
+      });
+    args.push("--tmpfs", `${path}:${options}`);
+  }
+  if (!Number.isInteger(h.pidsLimit) || h.pidsLimit < 16)
+    throw new EngineError(`pids limit must be an integer >= 16, got ${h.pidsLimit}`, {
+      exitCode: ExitCode2.usage
+    });
+  if (!/^\d+[kmg]$/.test(h.logMaxSize) || !Number.isInteger(h.logMaxFiles) || h.logMaxFiles < 1)
+    throw new EngineError(`invalid log bound ${h.logMaxSize} × ${h.logMaxFiles}`, {
+      exitCode: ExitCode2.usage
+    });
+  args.push("--pids-limit", String(h.pidsLimit));
+  args.push("--log-driver", "json-file", "--log-opt", `max-size=${h.logMaxSize}`);
+  args.push("--log-opt", `max-file=${h.logMaxFiles}`);
+  return args;
+}
 var UNREACHABLE = /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied while trying to connect to the docker (daemon|api)/i;
 var EngineError = class extends UserError {
   name = "EngineError";
@@ -40047,7 +40126,7 @@ ${result.stderr}`);
   // ---- containers ------------------------------------------------------------------------------
   /** Creates and starts a detached container; returns its id. */
   async runContainer(options) {
-    const args = ["run", "--detach"];
+    const args = ["run", "--detach", ...hardeningArgs(options.hardening)];
     if (options.name) args.push("--name", options.name);
     args.push(...labelArgs("--label", options.labels));
     args.push(...labelArgs("--env", options.env));
@@ -42859,31 +42938,6 @@ var success2 = green(_isUnicodeSupported ? "✔" : "√");
 var warning2 = yellow(_isUnicodeSupported ? "⚠" : "‼");
 var error63 = red(_isUnicodeSupported ? "✖" : "×");
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
 // node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint = 161;
 var ambiguousMaximumCodePoint = 1114109;
@@ -43650,7 +43704,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(safeText(text))}`;
     };
     try {
       const result = await fn(update);
@@ -43671,8 +43725,9 @@ var Reporter = class {
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
     const time3 = pc.dim(`(${formatDuration(ms)})`);
-    const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
+    const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
     }
@@ -43681,11 +43736,12 @@ var Reporter = class {
   }
   /** A plain line for humans (suppressed in JSON mode). */
   info(message) {
-    if (this.mode === "human") this.out.write(`${message}
+    if (this.mode === "human") this.out.write(`${safeText(message, { multiline: true })}
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
@@ -44197,10 +44253,25 @@ function imageLabels(card, meta3) {
     [MODEL_LABELS.sha256]: card.model.sha256
   };
 }
+var modelLabelsSchema = external_exports.object({
+  [MODEL_LABELS.name]: modelCardSchema.shape.name,
+  [MODEL_LABELS.version]: versionSchema,
+  [MODEL_LABELS.sha256]: external_exports.string().regex(/^[0-9a-f]{64}$/, "sha256: 64 lower-case hex digits")
+});
 
 // src/image/build.ts
 var DEFAULT_BASE_IMAGE = "node:20-bookworm-slim";
 var SERVER_PORT = 8080;
+var PREDICTION_LOG_DIR = "/var/log/modelship";
+function serverHardening(workers) {
+  return {
+    tmpfs: {
+      ...DEFAULT_HARDENING.tmpfs,
+      [PREDICTION_LOG_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777"
+    },
+    pidsLimit: 64 + 24 * (workers + 1)
+  };
+}
 var run = promisify(execFile);
 async function gitRevision() {
   if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;
@@ -44258,6 +44329,7 @@ async function smokeTestImage(engine, image, card, options = {}) {
     // One worker starts fastest; no drain grace, the throwaway container has no load balancer.
     env: { MODELSHIP_WORKERS: "1", MODELSHIP_DRAIN_GRACE_MS: "0" },
     memory: "512m",
+    hardening: serverHardening(1),
     ...options.run
   });
   try {

@@ -22075,6 +22075,45 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -22098,14 +22137,14 @@ function isUserError(err) {
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 
 // src/action/kit.ts
@@ -46198,6 +46237,9 @@ async function atomicWriteJson(path, value) {
   await atomicWriteFile(path, `${JSON.stringify(value, null, 2)}
 `);
 }
+function sha256(data) {
+  return createHash("sha256").update(data).digest("hex");
+}
 
 // src/ledger/schema.ts
 var LEDGER_SCHEMA_VERSION = 1;
@@ -46225,7 +46267,12 @@ var analysisRecordSchema = external_exports.object({
 });
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
-  image: external_exports.object({ ref: external_exports.string().min(1), digest: external_exports.string().nullable() }),
+  image: external_exports.object({
+    ref: external_exports.string().min(1),
+    digest: external_exports.string().nullable(),
+    /** Built by a deploy of this state dir (`--model`): only such images are ever pruned. */
+    builtHere: external_exports.boolean().optional()
+  }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
   container: external_exports.object({ id: external_exports.string(), name: external_exports.string(), hostPort: external_exports.number().int().positive() }).nullable(),
   role: roleSchema,
@@ -46241,14 +46288,62 @@ var versionEntrySchema = external_exports.object({
   analysis: external_exports.array(analysisRecordSchema).default([])
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
+var phaseSchema = external_exports.discriminatedUnion("name", [
+  external_exports.object({ name: external_exports.literal("started") }),
+  external_exports.object({ name: external_exports.literal("reconciling") }),
+  external_exports.object({ name: external_exports.literal("building"), version: external_exports.string() }),
+  /** About to start `container` (its name): a crash from here leaves at most that container behind. */
+  external_exports.object({ name: external_exports.literal("starting"), version: external_exports.string(), container: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("verifying"), version: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("attaching"), version: external_exports.string() }),
+  external_exports.object({
+    name: external_exports.literal("canary"),
+    version: external_exports.string(),
+    step: external_exports.number().int(),
+    weight: external_exports.number().int()
+  }),
+  /** The commit point: from here the ledger names `version` stable; repair resumes instead of unwinding. */
+  external_exports.object({ name: external_exports.literal("switching"), version: external_exports.string(), from: external_exports.string().nullable() }),
+  external_exports.object({ name: external_exports.literal("draining"), version: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("retiring") }),
+  external_exports.object({ name: external_exports.literal("aborting"), version: external_exports.string(), reason: external_exports.string() })
+]);
+function describePhase(p) {
+  switch (p.name) {
+    case "started":
+      return "started";
+    case "reconciling":
+      return "reconciling with the host";
+    case "building":
+      return `building the image of ${p.version}`;
+    case "starting":
+      return `starting container ${p.container}`;
+    case "verifying":
+      return `verifying ${p.version} (model identity, smoke test)`;
+    case "attaching":
+      return `attaching ${p.version} to the router`;
+    case "canary":
+      return `weight ${p.weight}`;
+    case "switching":
+      return `switching all traffic to ${p.version}`;
+    case "draining":
+      return `draining ${p.version}`;
+    case "retiring":
+      return "retiring old versions";
+    case "aborting":
+      return `aborting ${p.version}`;
+  }
+}
 var operationSchema = external_exports.object({
   id: external_exports.string(),
   kind: operationKindSchema,
   pid: external_exports.number().int(),
   host: external_exports.string(),
   startedAt: isoTime,
-  /** Last step reached ("starting candidate", "weight 25", ...). */
+  /** Last step reached, for humans ("starting container …", "weight 25 for …"): describePhase(phase). */
   step: external_exports.string(),
+  /** Last phase reached (absent in ledgers written before phases were typed). */
+  phase: phaseSchema.optional(),
   /** Version being deployed / rolled back to. */
   target: external_exports.string().optional(),
   by: external_exports.string().optional()
@@ -46457,6 +46552,7 @@ var Ledger = class {
         host: hostname3(),
         startedAt: since,
         step: "started",
+        phase: { name: "started" },
         target: options.target,
         by: options.by
       });
@@ -46502,10 +46598,10 @@ var Ledger = class {
       restored = void 0;
     }
     if (restored) actions.push(`restored the ledger from ${BACKUP_FILE} (written ${restored.updatedAt})`);
-    else if (text !== void 0) actions.push("no usable backup: starting an empty ledger");
-    const ledger = restored ?? emptyLedger();
-    await atomicWriteJson(this.file, ledger);
-    return { ledger, actions };
+    else if (text !== void 0)
+      actions.push("no usable backup: the ledger is rebuilt from the containers the edge routes to");
+    if (restored) await atomicWriteJson(this.file, restored);
+    return { ledger: restored ?? emptyLedger(), actions };
   }
 };
 function parseProblem(text) {
@@ -46559,11 +46655,13 @@ var OperationHandle = class {
     });
     return written;
   }
-  /** Records how far the operation got (what `status` shows after a crash). */
-  async step(step) {
+  /** Records the phase the operation enters, before it acts (what `status` and repair read after a crash). */
+  async advance(phase) {
+    const step = describePhase(phase);
     this.operation.step = step;
+    this.operation.phase = phase;
     await this.update((l) => {
-      if (l.operation?.id === this.operation.id) l.operation.step = step;
+      if (l.operation?.id === this.operation.id) Object.assign(l.operation, { step, phase });
     });
   }
   async event(event) {
@@ -46571,11 +46669,16 @@ var OperationHandle = class {
       l.history.push({ at: (/* @__PURE__ */ new Date()).toISOString(), ...event });
     });
   }
-  /** Clears the operation from the ledger and releases the lock. */
+  /**
+   * Clears the operation from the ledger and releases the lock. The backup then becomes the finished
+   * state too: restoring it later must not bring back an operation that in fact completed.
+   */
   async finish() {
     if (!this.releaseLock) return;
-    await this.update((l) => {
+    const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
+    });
+    await atomicWriteJson(join2(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
     });
     await this.release();
   }
@@ -46635,9 +46738,18 @@ var containerInspectSchema = external_exports.object({
   HostConfig: external_exports.object({
     Memory: external_exports.number().nullish(),
     NanoCpus: external_exports.number().nullish(),
-    RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish()
+    RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish(),
+    ReadonlyRootfs: external_exports.boolean().nullish(),
+    CapAdd: external_exports.array(external_exports.string()).nullish(),
+    CapDrop: external_exports.array(external_exports.string()).nullish(),
+    SecurityOpt: external_exports.array(external_exports.string()).nullish(),
+    PidsLimit: external_exports.number().nullish(),
+    Tmpfs: external_exports.record(external_exports.string(), external_exports.string()).nullish(),
+    LogConfig: external_exports.object({ Type: external_exports.string().nullish(), Config: external_exports.record(external_exports.string(), external_exports.string()).nullish() }).loose().nullish()
   }).loose().nullish(),
-  NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish()
+  NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish(),
+  /** Host file of the json-file / k8s-file log. */
+  LogPath: external_exports.string().nullish()
 }).loose();
 var imageInspectSchema = external_exports.object({
   Id: external_exports.string(),
@@ -46682,6 +46794,37 @@ var versionSchema = external_exports.object({
 }).loose();
 
 // src/engine/engine.ts
+var DEFAULT_HARDENING = {
+  tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777" },
+  pidsLimit: 256,
+  logMaxSize: "10m",
+  logMaxFiles: 3
+};
+var TMPFS_PATH = /^\/[A-Za-z0-9._/-]+$/;
+var TMPFS_OPTIONS = /^[a-z0-9=,]+$/;
+function hardeningArgs(overrides = {}) {
+  const h = { ...DEFAULT_HARDENING, ...overrides };
+  const args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
+  for (const [path, options] of Object.entries(h.tmpfs)) {
+    if (!TMPFS_PATH.test(path) || path.includes("..") || !TMPFS_OPTIONS.test(options))
+      throw new EngineError(`invalid tmpfs mount ${JSON.stringify(path)}:${JSON.stringify(options)}`, {
+        exitCode: ExitCode2.usage
+      });
+    args.push("--tmpfs", `${path}:${options}`);
+  }
+  if (!Number.isInteger(h.pidsLimit) || h.pidsLimit < 16)
+    throw new EngineError(`pids limit must be an integer >= 16, got ${h.pidsLimit}`, {
+      exitCode: ExitCode2.usage
+    });
+  if (!/^\d+[kmg]$/.test(h.logMaxSize) || !Number.isInteger(h.logMaxFiles) || h.logMaxFiles < 1)
+    throw new EngineError(`invalid log bound ${h.logMaxSize} × ${h.logMaxFiles}`, {
+      exitCode: ExitCode2.usage
+    });
+  args.push("--pids-limit", String(h.pidsLimit));
+  args.push("--log-driver", "json-file", "--log-opt", `max-size=${h.logMaxSize}`);
+  args.push("--log-opt", `max-file=${h.logMaxFiles}`);
+  return args;
+}
 var UNREACHABLE = /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied while trying to connect to the docker (daemon|api)/i;
 var EngineError = class extends UserError {
   name = "EngineError";
@@ -46941,7 +47084,7 @@ ${result.stderr}`);
   // ---- containers ------------------------------------------------------------------------------
   /** Creates and starts a detached container; returns its id. */
   async runContainer(options) {
-    const args = ["run", "--detach"];
+    const args = ["run", "--detach", ...hardeningArgs(options.hardening)];
     if (options.name) args.push("--name", options.name);
     args.push(...labelArgs("--label", options.labels));
     args.push(...labelArgs("--env", options.env));
@@ -49873,31 +50016,6 @@ var success2 = green(_isUnicodeSupported ? "✔" : "√");
 var warning2 = yellow(_isUnicodeSupported ? "⚠" : "‼");
 var error63 = red(_isUnicodeSupported ? "✖" : "×");
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
 // node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint = 161;
 var ambiguousMaximumCodePoint = 1114109;
@@ -50664,7 +50782,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(safeText(text))}`;
     };
     try {
       const result = await fn(update);
@@ -50685,8 +50803,9 @@ var Reporter = class {
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
     const time3 = pc.dim(`(${formatDuration(ms2)})`);
-    const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
+    const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
     }
@@ -50695,11 +50814,12 @@ var Reporter = class {
   }
   /** A plain line for humans (suppressed in JSON mode). */
   info(message) {
-    if (this.mode === "human") this.out.write(`${message}
+    if (this.mode === "human") this.out.write(`${safeText(message, { multiline: true })}
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
@@ -50982,8 +51102,56 @@ var MODEL_LABELS = {
   version: "dev.modelship.model.version",
   sha256: "dev.modelship.model.sha256"
 };
+var modelLabelsSchema = external_exports.object({
+  [MODEL_LABELS.name]: modelCardSchema.shape.name,
+  [MODEL_LABELS.version]: versionSchema2,
+  [MODEL_LABELS.sha256]: external_exports.string().regex(/^[0-9a-f]{64}$/, "sha256: 64 lower-case hex digits")
+});
+function readModelLabels(labels, what) {
+  const missing = Object.values(MODEL_LABELS).filter((k) => labels[k] === void 0);
+  if (missing.length === Object.keys(MODEL_LABELS).length)
+    throw new UserError(`${what} carries no modelship model labels (${MODEL_LABELS.version}, …)`, {
+      exitCode: ExitCode2.usage,
+      hint: "deploy images built by `modelship build`"
+    });
+  const parsed = modelLabelsSchema.safeParse(labels);
+  if (!parsed.success) {
+    const issue3 = parsed.error.issues[0];
+    const key = String(issue3.path[0] ?? "");
+    const value = labels[key];
+    throw new UserError(
+      `${what}: label ${key}${value === void 0 ? " is missing" : `=${JSON.stringify(safeText(value).slice(0, 80))} is invalid`} (${issue3.message})`,
+      {
+        exitCode: ExitCode2.usage,
+        hint: "deploy images built by `modelship build`; labels are checked, never trusted"
+      }
+    );
+  }
+  const l = parsed.data;
+  return { name: l[MODEL_LABELS.name], version: l[MODEL_LABELS.version], sha256: l[MODEL_LABELS.sha256] };
+}
+function identityMismatch(expected, served) {
+  if (!served) return ["/model-info did not answer with a model identity"];
+  const out = [];
+  for (const key of ["name", "version", "sha256"])
+    if (served[key] !== expected[key])
+      out.push(
+        `${key} ${JSON.stringify(safeText(String(served[key])).slice(0, 80))} served, ${JSON.stringify(expected[key])} expected`
+      );
+  return out;
+}
 
 // src/image/build.ts
+var PREDICTION_LOG_DIR = "/var/log/modelship";
+function serverHardening(workers) {
+  return {
+    tmpfs: {
+      ...DEFAULT_HARDENING.tmpfs,
+      [PREDICTION_LOG_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777"
+    },
+    pidsLimit: 64 + 24 * (workers + 1)
+  };
+}
 var run = promisify(execFile);
 function lastErrorLine(logs) {
   const lines = stripVTControlCharacters2(logs).split("\n").map((l) => l.trim()).filter(Boolean);
@@ -53807,71 +53975,377 @@ var analysisConfigSchema = external_exports.object({
   maxReferenceShift: external_exports.number().min(0).max(1).optional()
 });
 
+// src/rollout/plan.ts
+var LIVE_ROLES = /* @__PURE__ */ new Set(["stable", "canary", "standby"]);
+function weightsFromLedger(l, options = {}) {
+  const out = {};
+  for (const v of l.versions)
+    if (v.role === "stable" || v.role === "canary" || options.standbys && v.role === "standby")
+      out[v.version] = v.weight;
+  return out;
+}
+function pastCommit(op, ledger) {
+  const p = op?.phase;
+  if (!p || !(p.name === "switching" || p.name === "draining" || p.name === "retiring")) return false;
+  const stable = ledger.versions.find((v) => v.role === "stable");
+  return p.name !== "switching" || stable?.version === p.version;
+}
+function planRepair(ledger, host, options) {
+  const live = ledger.versions.filter((v) => LIVE_ROLES.has(v.role));
+  if (live.length === 0) {
+    const adoption = planAdoption(host, options);
+    if (adoption.length === 0 || adoption[0].do !== "adopt") return adoption;
+    const adopted = adoption[0].entries;
+    return [
+      adoption[0],
+      ...planKnown({ ...ledger, versions: [...ledger.versions, ...adopted] }, host, options)
+    ];
+  }
+  return planKnown(ledger, host, options);
+}
+function planAdoption(host, options) {
+  const match = (s) => host.containers.find((c) => c.running && c.hostPort === s.port && c.model?.version === s.name);
+  const routes = host.servers.filter((s) => s.state !== "maint" && (s.weight > 0 || s.backup));
+  const serving = routes.filter((s) => match(s));
+  const unknownUp = routes.filter((s) => !match(s) && s.up !== false);
+  if (unknownUp.length > 0) {
+    return [
+      {
+        do: "refuse",
+        reason: `the ledger lists nothing live, and the edge routes to ${unknownUp.map((s) => `${s.name} (port ${s.port})`).join(", ")} with no running container of this state dir behind it to rebuild the ledger from; nothing was changed`,
+        hint: "restore ledger.json from a backup, or check `docker ps` and HAProxy by hand"
+      }
+    ];
+  }
+  if (serving.length === 0) {
+    return [
+      ...host.servers.map((s) => ({
+        do: "detach",
+        name: s.name,
+        reason: "not in the ledger and not serving"
+      })),
+      ...host.containers.map((c) => ({
+        do: "remove-container",
+        container: { id: c.id, name: c.name },
+        reason: "started by this state dir, unknown to the ledger and not behind the edge"
+      }))
+    ];
+  }
+  const regular = serving.filter((s) => !s.backup).sort((a, b) => b.weight - a.weight);
+  const stableServer = regular.find((s) => s.up !== false) ?? regular[0] ?? serving[0];
+  const at = new Date(host.now).toISOString();
+  const standbyUntil = new Date(host.now + options.standbyWindowMs).toISOString();
+  const entries = serving.map((s) => {
+    const c = match(s);
+    const role = s === stableServer ? "stable" : s.backup ? "standby" : "canary";
+    return {
+      version: s.name,
+      image: { ref: c.image, digest: null },
+      model: c.model,
+      container: { id: c.id, name: c.name, hostPort: s.port },
+      role,
+      weight: role === "standby" ? 0 : Math.round(s.weight),
+      createdAt: at,
+      updatedAt: at,
+      ...role === "stable" ? { promotedAt: at } : {},
+      ...role === "standby" ? { standbyUntil } : {},
+      analysis: []
+    };
+  });
+  return [
+    {
+      do: "adopt",
+      entries,
+      note: `rebuilt the ledger from the running containers: ${entries.map((e) => `${e.version} as ${e.role}`).join(", ")}`
+    }
+  ];
+}
+function planKnown(ledger, host, options) {
+  const steps = [];
+  const server = (name) => host.servers.find((s) => s.name === name);
+  const container = (id) => host.containers.find((c) => c.id === id);
+  const running = (v) => Boolean(v.container && container(v.container.id)?.running);
+  const healthy = (name) => {
+    const s = server(name);
+    const v = ledger.versions.find((x) => x.version === name);
+    const c = v?.container ? container(v.container.id) : host.containers.find((x) => x.name === name);
+    return Boolean(s && s.state !== "maint" && s.up !== false && (c ? c.running : s.up === true));
+  };
+  const stable = ledger.versions.find((v) => v.role === "stable");
+  const stableOk = stable ? running(stable) && server(stable.version)?.up !== false : false;
+  const removing = /* @__PURE__ */ new Set();
+  const safeToRemove = (name) => !healthy(name) || host.servers.some((s) => s.name !== name && !removing.has(s.name) && healthy(s.name));
+  const why = describeInterruption(options.interrupted);
+  const op = options.interrupted;
+  if (op) {
+    steps.push({
+      do: "note",
+      message: pastCommit(op, ledger) ? `the interrupted ${op.kind}${op.target ? ` of ${op.target}` : ""} had already switched traffic (phase "${op.step}"): finishing it` : `the interrupted ${op.kind}${op.target ? ` of ${op.target}` : ""} stopped at "${op.step}", before switching traffic: unwinding it`
+    });
+  }
+  for (const v of ledger.versions.filter((x) => x.role === "canary")) {
+    if (!stableOk && !safeToRemove(v.version)) {
+      steps.push({
+        do: "warn",
+        message: `the unfinished canary ${v.version} is the last healthy server (stable ${stable?.version ?? "none"} is down); kept serving`,
+        fix: `modelship rollback --to ${v.version} --reason "stable down"   # or fix the stable, then \`modelship host repair\``
+      });
+      continue;
+    }
+    removing.add(v.version);
+    steps.push({
+      do: "unwind",
+      version: v.version,
+      role: "failed",
+      reason: why ?? "left over as canary by an earlier operation"
+    });
+  }
+  for (const v of ledger.versions.filter(
+    (x) => (x.role === "retired" || x.role === "failed") && x.container
+  )) {
+    if (!safeToRemove(v.version)) {
+      steps.push({
+        do: "warn",
+        message: `${v.version} (${v.role}) still runs and is the last healthy server; kept`,
+        fix: `modelship rollback --to ${v.version} --reason "only healthy version"`
+      });
+      continue;
+    }
+    removing.add(v.version);
+    steps.push({
+      do: "unwind",
+      version: v.version,
+      role: v.role,
+      reason: why ? `started by an operation that did not finish (${why})` : `a ${v.role} version still had a container`
+    });
+  }
+  const referenced = new Set(ledger.versions.flatMap((v) => v.container ? [v.container.id] : []));
+  for (const c of host.containers) {
+    if (referenced.has(c.id)) continue;
+    const routed = host.servers.find((s) => s.name === c.model?.version && s.port === c.hostPort);
+    if (routed && !safeToRemove(routed.name)) {
+      steps.push({
+        do: "warn",
+        message: `container ${c.name} is unknown to the ledger but is the last healthy server behind the edge; kept`
+      });
+      continue;
+    }
+    if (routed) removing.add(routed.name);
+    steps.push({
+      do: "remove-container",
+      container: { id: c.id, name: c.name },
+      reason: why ? `orphan of an interrupted operation (${why})` : "unknown to the ledger"
+    });
+  }
+  const keptStandbys = [];
+  for (const v of ledger.versions.filter((x) => x.role === "standby")) {
+    const alive = running(v);
+    const expired = v.standbyUntil !== void 0 && Date.parse(v.standbyUntil) <= host.now;
+    if (!alive) {
+      removing.add(v.version);
+      steps.push({
+        do: "retire-standby",
+        version: v.version,
+        reason: "its container is gone; a rollback to it starts a new one"
+      });
+    } else if (expired && !stableOk) {
+      keptStandbys.push(v.version);
+      steps.push({
+        do: "warn",
+        message: `stable ${stable?.version ?? "(none)"} is down, so standby ${v.version} is kept past its window (${v.standbyUntil}): it is the last healthy server`,
+        fix: `modelship rollback --to ${v.version} --reason "stable down"`
+      });
+    } else if (expired) {
+      removing.add(v.version);
+      steps.push({
+        do: "retire-standby",
+        version: v.version,
+        reason: `its standby window ended ${v.standbyUntil}`
+      });
+    } else {
+      keptStandbys.push(v.version);
+      const port = v.container.hostPort;
+      if (!server(v.version)) steps.push({ do: "reattach-standby", version: v.version, port });
+    }
+  }
+  if (stableOk && keptStandbys.length > 1) {
+    const newest = ledger.versions.filter((v) => keptStandbys.includes(v.version)).sort((a, b) => (b.standbyUntil ?? "").localeCompare(a.standbyUntil ?? ""))[0].version;
+    for (const name of keptStandbys.filter((n) => n !== newest)) {
+      removing.add(name);
+      steps.push({
+        do: "retire-standby",
+        version: name,
+        reason: `only one warm standby is kept (${newest})`
+      });
+    }
+    keptStandbys.splice(0, keptStandbys.length, newest);
+  }
+  const keep = /* @__PURE__ */ new Set([...stable ? [stable.version] : [], ...keptStandbys]);
+  for (const s of host.servers) {
+    if (keep.has(s.name) || removing.has(s.name)) continue;
+    if (!safeToRemove(s.name)) {
+      steps.push({
+        do: "warn",
+        message: `server ${s.name} is not in the ledger as stable or standby but is the last healthy server; kept`
+      });
+      continue;
+    }
+    removing.add(s.name);
+    steps.push({ do: "detach", name: s.name, reason: "not in the ledger as stable or standby" });
+  }
+  if (stable?.container) {
+    if (!server(stable.version))
+      steps.push({ do: "attach-stable", version: stable.version, port: stable.container.hostPort });
+    steps.push({ do: "route-to-stable", version: stable.version, standbys: keptStandbys });
+    if (!stableOk) {
+      steps.push({
+        do: "warn",
+        message: `stable ${stable.version} is DOWN (${running(stable) ? "HAProxy's health check fails" : "its container is not running"})`,
+        fix: keptStandbys.length > 0 ? `modelship rollback --to ${keptStandbys[0]} --reason "stable down"` : `docker logs ${stable.container.name}   # then \`modelship deploy\` a working version`
+      });
+    }
+  }
+  return steps;
+}
+function describeInterruption(op) {
+  if (!op) return void 0;
+  return `interrupted: the ${op.kind} (pid ${op.pid}) stopped at "${op.step}"`;
+}
+function describeStep(step) {
+  switch (step.do) {
+    case "adopt":
+      return step.note;
+    case "refuse":
+      return `refused: ${step.reason}`;
+    case "unwind":
+      return step.role === "failed" ? `removed the unfinished canary ${step.version} (${step.reason})` : `removed the container of ${step.version} (${step.reason})`;
+    case "retire-standby":
+      return `retired standby ${step.version} (${step.reason})`;
+    case "reattach-standby":
+      return `re-attached standby ${step.version} to the router as a warm backup`;
+    case "remove-container":
+      return `removed container ${step.container.name} (${step.reason})`;
+    case "detach":
+      return `removed server ${step.name} from the router (${step.reason})`;
+    case "attach-stable":
+      return `re-attached stable ${step.version} to the router`;
+    case "route-to-stable":
+      return `gave stable ${step.version} all traffic`;
+    case "note":
+      return step.message;
+    case "warn":
+      return `WARNING: ${step.message}${step.fix ? ` — fix: ${step.fix}` : ""}`;
+  }
+}
+
 // src/rollout/reconcile.ts
 var nowIso = () => (/* @__PURE__ */ new Date()).toISOString();
+var RepairRefused = class extends UserError {
+};
+async function observe(deps) {
+  const [containers, servers] = await Promise.all([deps.containers.list(), deps.traffic.view()]);
+  return { containers, servers, now: deps.clock.now() };
+}
 async function reconcile(deps, op, settings) {
-  const actions = [];
-  const ledger = await op.ledger.read();
   await deps.traffic.ensureRunning();
-  const attached = new Set(await deps.traffic.servers());
-  const interrupted = op.interrupted;
-  for (const v of ledger.versions.filter((x) => x.role === "canary")) {
-    const why = interrupted ? `interrupted: the ${interrupted.kind} (pid ${interrupted.pid}) stopped at "${interrupted.step}"` : "left over as canary by an earlier operation";
-    await takeOut(deps, v, attached, settings);
-    await op.update((l) => markFailed(l, v.version, why));
-    actions.push(`removed the unfinished canary ${v.version} (${why})`);
+  const host = await observe(deps);
+  const steps = planRepair(await op.ledger.read(), host, {
+    interrupted: op.interrupted,
+    standbyWindowMs: settings.standbyWindowMs
+  });
+  const refusal = steps.find((s) => s.do === "refuse");
+  if (refusal?.do === "refuse")
+    throw new RepairRefused(`repair refused: ${refusal.reason}`, {
+      exitCode: ExitCode2.environment,
+      hint: refusal.hint
+    });
+  const out = { actions: [], warnings: [] };
+  for (const step of steps) {
+    const changed = await applyStep(deps, op, settings, host, step);
+    if (step.do === "warn") out.warnings.push(describeStep(step));
+    else if (changed) out.actions.push(describeStep(step));
   }
-  const now = deps.clock.now();
-  for (const v of ledger.versions.filter((x) => x.role === "standby")) {
-    const expired = v.standbyUntil !== void 0 && Date.parse(v.standbyUntil) <= now;
-    const alive = v.container ? await deps.containers.isRunning(v.container) : false;
-    if (expired || !alive) {
-      await takeOut(deps, v, attached, settings);
-      await op.update((l) => retire(l, v.version));
-      actions.push(
-        expired ? `retired standby ${v.version} (its standby window ended ${v.standbyUntil})` : `retired standby ${v.version} (its container is gone; a rollback to it starts a new one)`
-      );
-    }
-  }
-  const fresh = await op.ledger.read();
-  const keep = new Set(
-    fresh.versions.filter((v) => v.role === "stable" || v.role === "standby").map((v) => v.version)
-  );
-  for (const name of await deps.traffic.servers()) {
-    if (!keep.has(name)) {
-      await deps.traffic.detach(name);
-      actions.push(`removed server ${name} from the router (not in the ledger as stable or standby)`);
-    }
-  }
-  const stable = fresh.versions.find((v) => v.role === "stable");
-  if (stable?.container) {
-    const servers = new Set(await deps.traffic.servers());
-    if (!servers.has(stable.version)) {
-      await deps.traffic.attach(stable.version, stable.container.hostPort);
-      actions.push(`re-attached stable ${stable.version} to the router`);
-    }
-    await deps.traffic.activate(stable.version);
-    await deps.traffic.setWeights({ [stable.version]: 100 });
-    for (const v of fresh.versions)
-      if (v.role === "standby" && servers.has(v.version)) await deps.traffic.standby(v.version);
-    if (stable.weight !== 100) {
+  return out;
+}
+async function applyStep(deps, op, settings, host, step) {
+  const { traffic, containers } = deps;
+  const entry = async (version2) => (await op.ledger.read()).versions.find((v) => v.version === version2);
+  switch (step.do) {
+    case "adopt":
       await op.update((l) => {
-        const s = l.versions.find((x) => x.version === stable.version);
-        if (s) s.weight = 100;
+        l.versions = l.versions.filter((v) => !step.entries.some((e) => e.version === v.version));
+        l.versions.push(...step.entries);
+        l.history.push({ at: nowIso(), kind: "repair", reason: step.note });
       });
-      actions.push(`gave stable ${stable.version} all traffic again`);
+      return true;
+    case "unwind": {
+      const v = await entry(step.version);
+      if (!v) return false;
+      await takeOut(deps, v, void 0, settings);
+      await op.update(
+        (l) => step.role === "failed" ? markFailed(l, v.version, step.reason) : retire(l, v.version)
+      );
+      return true;
     }
+    case "retire-standby": {
+      const v = await entry(step.version);
+      if (!v) return false;
+      await takeOut(deps, v, void 0, settings);
+      await op.update((l) => retire(l, v.version));
+      return true;
+    }
+    case "reattach-standby":
+      await traffic.attach(step.version, step.port, { backup: true });
+      return true;
+    case "remove-container": {
+      const c = host.containers.find((x) => x.id === step.container.id);
+      const routed = host.servers.find((s) => s.name === c?.model?.version && s.port === c?.hostPort);
+      if (routed) await drainAndDetach(deps, routed.name, settings);
+      await containers.stopAndRemove(step.container);
+      return true;
+    }
+    case "detach":
+      await drainAndDetach(deps, step.name, settings);
+      return true;
+    case "attach-stable":
+      await traffic.attach(step.version, step.port);
+      return true;
+    case "route-to-stable": {
+      const before = await op.ledger.read();
+      const stable = before.versions.find((v) => v.version === step.version);
+      const view = await traffic.view();
+      const s = view.find((x) => x.name === step.version);
+      const drift = stable?.weight !== 100 || !s || s.backup || s.weight !== 100 || s.state !== "ready" || view.some((x) => x.name !== step.version && !x.backup && x.weight > 0) || step.standbys.some((n) => view.find((x) => x.name === n && !x.backup));
+      if (!drift) return false;
+      const written = await op.update((l) => {
+        for (const v of l.versions) {
+          if (v.version === step.version) v.weight = 100;
+          else if (v.role === "standby") v.weight = 0;
+        }
+      });
+      await traffic.activate(step.version);
+      const attached = new Set(await traffic.servers());
+      await traffic.setWeights(
+        Object.fromEntries(Object.entries(weightsFromLedger(written)).filter(([name]) => attached.has(name)))
+      );
+      for (const name of step.standbys) if (view.some((x) => x.name === name)) await traffic.standby(name);
+      return true;
+    }
+    case "warn":
+    case "note":
+    case "refuse":
+      return step.do === "note";
   }
-  return actions;
+}
+async function drainAndDetach(deps, name, settings) {
+  await deps.traffic.setWeights({ [name]: 0 });
+  await deps.traffic.drain(name);
+  await deps.traffic.waitDrained(name, settings.drainTimeoutMs);
+  await deps.traffic.detach(name);
 }
 async function takeOut(deps, v, attached, settings) {
   const inRouter = attached ? attached.has(v.version) : (await deps.traffic.servers()).includes(v.version);
-  if (inRouter) {
-    await deps.traffic.setWeights({ [v.version]: 0 });
-    await deps.traffic.drain(v.version);
-    await deps.traffic.waitDrained(v.version, settings.drainTimeoutMs);
-    await deps.traffic.detach(v.version);
-  }
+  if (inRouter) await drainAndDetach(deps, v.version, settings);
   if (v.container) await deps.containers.stopAndRemove(v.container);
 }
 function markFailed(l, version2, reason) {
@@ -53895,6 +54369,29 @@ function retire(l, version2) {
   Object.assign(v, { role: "retired", weight: 0, container: null, retiredAt: at, updatedAt: at });
   delete v.standbyUntil;
   l.history.push({ at, kind: "retire", version: version2 });
+}
+
+// src/rollout/deploy.ts
+function routerWeights(l, versions) {
+  const all = weightsFromLedger(l, { standbys: true });
+  return Object.fromEntries(versions.filter((v) => v in all).map((v) => [v, all[v]]));
+}
+async function drainToStandby(deps, op, settings, reporter, version2) {
+  const { traffic, clock } = deps;
+  await reporter.step(
+    "Draining old connections",
+    async () => {
+      await op.advance({ name: "draining", version: version2 });
+      await traffic.drain(version2);
+      const drained = await traffic.waitDrained(version2, settings.drainTimeoutMs);
+      await traffic.standby(version2);
+      return drained;
+    },
+    (d) => d.drained ? `(${version2} idle after ${d.waitedMs}ms; kept as warm standby until ${standbyUntilText(settings, clock.now())})` : `(${d.sessions} sessions still open on ${version2} after ${d.waitedMs}ms; they finish on their own)`
+  );
+}
+function standbyUntilText(settings, now) {
+  return new Date(now + settings.standbyWindowMs).toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 // src/rollout/rollback.ts
@@ -53933,8 +54430,10 @@ async function runRollback(input2) {
   const { deps, op, settings, reporter } = input2;
   const { traffic, containers, clock } = deps;
   const started = clock.now();
+  await op.advance({ name: "reconciling" });
   const repaired = await reconcile(deps, op, settings);
-  for (const line of repaired) reporter.warn(`repair: ${line}`);
+  for (const line of repaired.actions) reporter.warn(`repair: ${line}`);
+  for (const line of repaired.warnings) reporter.warn(line);
   const edgeStart = await traffic.edgeCounters();
   const ledger = await op.ledger.read();
   const current = ledger.versions.find((v) => v.role === "stable");
@@ -53947,13 +54446,17 @@ async function runRollback(input2) {
   const target = pickTarget(ledger, current, input2.to);
   const servers = new Set(await traffic.servers());
   const warm = target.role === "standby" && target.container !== null && servers.has(target.version) && await containers.isRunning(target.container);
-  await op.step(`rolling back to ${target.version} (${warm ? "warm" : "cold"})`);
   let container = warm ? target.container : null;
   if (!warm) {
     await reporter.step(
       `Starting ${target.version} from ${target.image.ref}`,
       async (update) => {
         if (target.container || servers.has(target.version)) await takeOut(deps, target, servers, settings);
+        await op.advance({
+          name: "starting",
+          version: target.version,
+          container: containers.nameFor(target.version)
+        });
         update("starting container");
         const c = await containers.start({
           version: target.version,
@@ -53968,6 +54471,16 @@ async function runRollback(input2) {
         });
         update("waiting for ready");
         const readyMs = await containers.waitReady(c, settings.readyTimeoutMs);
+        await op.advance({ name: "verifying", version: target.version });
+        if (target.model) {
+          const wrong = identityMismatch(target.model, await containers.modelInfo(c));
+          if (wrong.length > 0)
+            throw new UserError(
+              `${target.image.ref} no longer serves the model the ledger recorded for ${target.version}: ${wrong.join("; ")}; ${current.version} keeps serving`,
+              { exitCode: ExitCode2.failed }
+            );
+        }
+        await op.advance({ name: "attaching", version: target.version });
         await traffic.attach(target.version, c.hostPort, { backup: true });
         if (!await traffic.waitHealthy(target.version, settings.healthTimeoutMs))
           throw new UserError(`${target.version} did not pass HAProxy's health check`, {
@@ -53996,11 +54509,9 @@ async function runRollback(input2) {
   const switchMs = await reporter.step(
     `Switching traffic to ${target.version} (${warm ? "warm standby" : "cold start"})`,
     async () => {
+      await op.advance({ name: "switching", version: target.version, from: current.version });
       const t0 = performance.now();
-      await traffic.setWeights({ [target.version]: 100, [current.version]: 0 });
-      const ms2 = performance.now() - t0;
-      restoredMs = clock.now() - started;
-      await op.update((l) => {
+      const written = await op.update((l) => {
         const at = nowIso2();
         const t = l.versions.find((x) => x.version === target.version);
         if (t) {
@@ -54019,21 +54530,16 @@ async function runRollback(input2) {
           reason: input2.reason
         });
       });
+      await traffic.setWeights(routerWeights(written, [target.version, current.version]));
+      const ms2 = performance.now() - t0;
+      restoredMs = clock.now() - started;
       return ms2;
     },
     (ms2) => `(switched in ${ms2 < 10 ? ms2.toFixed(1) : Math.round(ms2)}ms)`
   );
-  await reporter.step(
-    "Draining old connections",
-    async () => {
-      await traffic.activate(target.version);
-      await traffic.drain(current.version);
-      const drained = await traffic.waitDrained(current.version, settings.drainTimeoutMs);
-      await traffic.standby(current.version);
-      return drained;
-    },
-    (d) => d.drained ? `(${current.version} idle after ${d.waitedMs}ms; kept as warm standby)` : `(${d.sessions} sessions still open on ${current.version}; they finish on their own)`
-  );
+  await traffic.activate(target.version);
+  await drainToStandby(deps, op, settings, reporter, current.version);
+  await op.advance({ name: "retiring" });
   for (const v of (await op.ledger.read()).versions) {
     if (v.role === "standby" && v.version !== current.version) {
       await takeOut(deps, v, void 0, settings);
@@ -54059,7 +54565,8 @@ async function runRollback(input2) {
     totalMs,
     by: input2.by,
     reason: input2.reason,
-    edge
+    edge,
+    warnings: repaired.warnings
   };
   reporter.event({ type: "rolled-back", ...outcome });
   return outcome;
@@ -54091,15 +54598,28 @@ async function freePort() {
     });
   });
 }
-function containerName(prefix, version2) {
-  return `${prefix}${version2}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
+function containerName(prefix, version2, stateDir) {
+  return `${prefix}${version2}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
 function engineContainers(engine, stateDir, settings) {
   const c = settings.container;
+  const nameFor = (version2) => containerName(c.namePrefix, version2, stateDir);
   return {
+    nameFor,
     async start(candidate) {
-      const name = containerName(c.namePrefix, candidate.version);
-      await engine.remove(name, { force: true });
+      const name = nameFor(candidate.version);
+      const existing = await engine.inspectContainer(name);
+      if (existing) {
+        if (existing.labels[SERVED_LABELS.stateDir] !== stateDir)
+          throw new UserError(
+            `a container named ${name} exists and does not belong to state dir ${stateDir}; not touching it`,
+            {
+              exitCode: ExitCode2.environment,
+              hint: "pass another --name-prefix, or remove that container yourself"
+            }
+          );
+        await engine.remove(existing.id, { force: true });
+      }
       const hostPort = await freePort();
       const id = await engine.runContainer({
         image: candidate.image.ref,
@@ -54109,12 +54629,14 @@ function engineContainers(engine, stateDir, settings) {
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
+        hardening: serverHardening(c.workers),
         // The server drains on SIGTERM (readiness false, in-flight finish); give it time before SIGKILL.
         stopTimeoutSec: 15,
         labels: {
           [SERVED_LABELS.role]: "served",
           [SERVED_LABELS.stateDir]: stateDir,
-          [MODEL_LABELS.version]: candidate.version
+          [MODEL_LABELS.version]: candidate.version,
+          ...candidate.model ? { [MODEL_LABELS.name]: candidate.model.name, [MODEL_LABELS.sha256]: candidate.model.sha256 } : {}
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...candidate.env ?? {} }
       });
@@ -54132,6 +54654,44 @@ function engineContainers(engine, stateDir, settings) {
         }
       });
     },
+    async list() {
+      const out = [];
+      for (const summary2 of await engine.listContainers({ labels: { [SERVED_LABELS.stateDir]: stateDir } })) {
+        const state = await engine.inspectContainer(summary2.id).catch(() => null);
+        if (!state || state.labels[SERVED_LABELS.stateDir] !== stateDir) continue;
+        const port = state.ports[`${c.port}/tcp`]?.[0]?.hostPort ?? null;
+        let model = null;
+        const labels = { ...state.labels };
+        const v = labels[MODEL_LABELS.version];
+        try {
+          model = readModelLabels(labels, `container ${state.name}`);
+        } catch {
+          model = v && versionSchema2.safeParse(v).success && !labels[MODEL_LABELS.sha256] ? { name: "", version: v, sha256: "" } : null;
+        }
+        out.push({
+          id: state.id,
+          name: state.name,
+          running: state.running,
+          hostPort: port,
+          image: state.image,
+          model
+        });
+      }
+      return out;
+    },
+    async modelInfo(container) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${container.hostPort}/model-info`, {
+          signal: AbortSignal.timeout(5e3)
+        });
+        if (!res.ok) return null;
+        const body = await res.json();
+        const str = (x) => typeof x === "string" ? x : void 0;
+        return { name: str(body.name), version: str(body.version), sha256: str(body.sha256) };
+      } catch {
+        return null;
+      }
+    },
     async stopAndRemove(container) {
       await engine.stop(container.id, { timeoutSec: 15 }).catch(() => {
       });
@@ -54142,10 +54702,27 @@ function engineContainers(engine, stateDir, settings) {
       return Boolean(state?.running);
     },
     async removeImage(ref) {
+      const elsewhere = await referencedElsewhere(engine, stateDir);
+      if (elsewhere === "unknown" || elsewhere.has(ref)) return;
       await engine.removeImage(ref).catch(() => {
       });
     }
   };
+}
+async function referencedElsewhere(engine, stateDir) {
+  const refs = /* @__PURE__ */ new Set();
+  const dirs = /* @__PURE__ */ new Set();
+  for (const c of await engine.listContainers({ labels: { [SERVED_LABELS.role]: "served" } }))
+    if (c.labels[SERVED_LABELS.stateDir] && c.labels[SERVED_LABELS.stateDir] !== stateDir)
+      dirs.add(c.labels[SERVED_LABELS.stateDir]);
+  for (const dir of dirs) {
+    try {
+      for (const v of (await new Ledger(dir).read()).versions) refs.add(v.image.ref);
+    } catch {
+      return "unknown";
+    }
+  }
+  return refs;
 }
 function routerTraffic(router) {
   return {
@@ -54184,6 +54761,21 @@ function routerTraffic(router) {
       await router.remove(name);
     },
     servers: async () => (await router.readDesired()).servers.map((s) => s.name),
+    view: async () => {
+      const desired = (await router.readDesired()).servers;
+      const stats = await router.answers() ? await router.stats().catch(() => null) : null;
+      return desired.map((d) => {
+        const live = stats?.find((s) => s.name === d.name);
+        return {
+          name: d.name,
+          port: d.port,
+          weight: d.weight,
+          backup: d.backup,
+          state: d.state,
+          up: stats === null ? null : Boolean(live?.up)
+        };
+      });
+    },
     serverCounters: async () => {
       const out = {};
       for (const s of await router.stats()) {
@@ -54281,11 +54873,21 @@ async function rollback(req) {
   }
 }
 async function leaveOperation(op, err) {
-  if (err instanceof UserError && (err.exitCode === ExitCode2.usage || err.exitCode === ExitCode2.busy)) {
+  if (err instanceof RepairRefused || err instanceof UserError && (err.exitCode === ExitCode2.usage || err.exitCode === ExitCode2.busy)) {
     await op.finish().catch(() => op.release());
   } else {
     await op.release();
   }
+}
+function edgeFailure(what, edge) {
+  if (edge.failed === 0) return null;
+  return new UserError(
+    `${what}: ${edge.failed} of ${edge.requests} requests through the edge ${edge.url} failed meanwhile`,
+    {
+      exitCode: ExitCode2.failed,
+      hint: "see `modelship status` and the HAProxy log; the ledger records what changed"
+    }
+  );
 }
 
 // src/rollout/settings.ts
@@ -54298,7 +54900,7 @@ var containerSettingsSchema = external_exports.object({
   workers: external_exports.number().int().min(1).max(64).default(1),
   /** Port the server listens on inside the image. */
   port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>`. */
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
   namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
 });
 var rolloutSettingsSchema = external_exports.object({
@@ -54397,6 +54999,8 @@ function run3() {
           settings: rolloutSettingsSchema.parse({}),
           reporter: new Reporter("human")
         });
+        const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       }
     );

@@ -38513,6 +38513,45 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -38536,14 +38575,14 @@ function isUserError(err) {
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 
 // src/action/kit.ts
@@ -65216,31 +65255,6 @@ var success2 = green(_isUnicodeSupported ? "✔" : "√");
 var warning2 = yellow(_isUnicodeSupported ? "⚠" : "‼");
 var error63 = red(_isUnicodeSupported ? "✖" : "×");
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
 // node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint = 161;
 var ambiguousMaximumCodePoint = 1114109;
@@ -66007,7 +66021,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(safeText(text))}`;
     };
     try {
       const result = await fn(update);
@@ -66028,8 +66042,9 @@ var Reporter = class {
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
     const time3 = pc.dim(`(${formatDuration(ms)})`);
-    const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
+    const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
     }
@@ -66038,11 +66053,12 @@ var Reporter = class {
   }
   /** A plain line for humans (suppressed in JSON mode). */
   info(message) {
-    if (this.mode === "human") this.out.write(`${message}
+    if (this.mode === "human") this.out.write(`${safeText(message, { multiline: true })}
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { parseEnvPairs, type RolloutFlags, settingsFromFlags } from "../../rollout/options.js";
-import { deploy } from "../../rollout/run.js";
+import { deploy, edgeFailure } from "../../rollout/run.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
 
@@ -87,5 +87,8 @@ export function register(program: Command): void {
     });
     reporter.event({ type: "result", ...outcome });
     if (outcome.status === "aborted") process.exitCode = ExitCode.failed;
+    // A rollout during which clients of the edge saw failures is not a success either.
+    const failed = edgeFailure(`deploy of ${outcome.version}`, outcome.edge);
+    if (failed) throw failed;
   });
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { type RolloutFlags, settingsFromFlags } from "../../rollout/options.js";
-import { rollback } from "../../rollout/run.js";
+import { edgeFailure, rollback } from "../../rollout/run.js";
 import { Reporter } from "../../util/progress.js";
 import { rolloutOptions } from "./deploy.js";
 
@@ -35,5 +35,7 @@ export function register(program: Command): void {
       reporter,
     });
     reporter.event({ type: "result", ...outcome });
+    const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);
+    if (failed) throw failed;
   });
 }
