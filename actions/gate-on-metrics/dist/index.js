@@ -51875,7 +51875,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -51914,6 +51919,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -51921,7 +51945,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -51963,6 +51991,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),

@@ -19541,7 +19541,7 @@ var require_float = __commonJS({
 var require_utf8 = __commonJS({
   "node_modules/protobufjs/src/util/utf8.js"(exports) {
     "use strict";
-    var utf82 = exports;
+    var utf83 = exports;
     var looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
     var strictDecoder;
     var TEXT_DECODER_MIN_LENGTH = 64;
@@ -19550,7 +19550,7 @@ var require_utf8 = __commonJS({
     } catch (err) {
       strictDecoder = looseDecoder;
     }
-    utf82.length = function utf8_length(string4) {
+    utf83.length = function utf8_length(string4) {
       var len = 0, c = 0;
       for (var i = 0; i < string4.length; ++i) {
         c = string4.charCodeAt(i);
@@ -19570,7 +19570,7 @@ var require_utf8 = __commonJS({
       var source = start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end);
       return decoder.decode(source);
     }
-    utf82.read = function utf8_read_loose(buffer, start, end) {
+    utf83.read = function utf8_read_loose(buffer, start, end) {
       if (end - start < 1)
         return "";
       if (end - start >= TEXT_DECODER_MIN_LENGTH)
@@ -19597,7 +19597,7 @@ var require_utf8 = __commonJS({
       }
       return str;
     };
-    utf82.readStrict = function utf8_read_strict(buffer, start, end) {
+    utf83.readStrict = function utf8_read_strict(buffer, start, end) {
       if (end - start < 1)
         return "";
       if (end - start >= TEXT_DECODER_MIN_LENGTH)
@@ -19624,7 +19624,7 @@ var require_utf8 = __commonJS({
       }
       return str;
     };
-    utf82.write = function utf8_write(string4, buffer, offset) {
+    utf83.write = function utf8_write(string4, buffer, offset) {
       var start = offset, c1, c2;
       for (var i = 0; i < string4.length; ++i) {
         c1 = string4.charCodeAt(i);
@@ -19727,7 +19727,7 @@ var require_longbits = __commonJS({
       }
       return value.low || value.high ? new LongBits(value.low >>> 0, value.high >>> 0) : zero;
     };
-    LongBits.prototype.toNumber = function toNumber(unsigned) {
+    LongBits.prototype.toNumber = function toNumber2(unsigned) {
       if (!unsigned && this.hi >>> 31) {
         var lo = ~this.lo + 1 >>> 0, hi = ~this.hi >>> 0;
         if (!lo)
@@ -20271,7 +20271,7 @@ var require_umd = __commonJS({
         LongPrototype.toInt = function toInt() {
           return this.unsigned ? this.low >>> 0 : this.low;
         };
-        LongPrototype.toNumber = function toNumber() {
+        LongPrototype.toNumber = function toNumber2() {
           if (this.unsigned)
             return (this.high >>> 0) * TWO_PWR_32_DBL + (this.low >>> 0);
           return this.high * TWO_PWR_32_DBL + (this.low >>> 0);
@@ -20974,7 +20974,7 @@ var require_writer = __commonJS({
     var BufferWriter;
     var LongBits = util.LongBits;
     var base643 = util.base64;
-    var utf82 = util.utf8;
+    var utf83 = util.utf8;
     function Writer() {
       this.pos = 0;
       this.buf = this.constructor.alloc(Writer.initialBufferSize);
@@ -21162,15 +21162,15 @@ var require_writer = __commonJS({
       if (n < 128) {
         this._reserve(n * 3 + 5);
         var lenPos = this.pos;
-        return this._delim(lenPos, utf82.write(value, this.buf, lenPos + 1));
+        return this._delim(lenPos, utf83.write(value, this.buf, lenPos + 1));
       }
-      var len = utf82.length(value);
+      var len = utf83.length(value);
       this.uint32(len);
       this._reserve(len);
       if (len === value.length)
         writeStringAscii(value, this.buf, this.pos);
       else
-        utf82.write(value, this.buf, this.pos);
+        utf83.write(value, this.buf, this.pos);
       this.pos += len;
       return this;
     };
@@ -21460,7 +21460,7 @@ var require_reader = __commonJS({
     var util = require_minimal();
     var BufferReader;
     var LongBits = util.LongBits;
-    var utf82 = util.utf8;
+    var utf83 = util.utf8;
     function indexOutOfRange(reader, writeLength) {
       return RangeError("index out of range: " + reader.pos + " + " + (writeLength || 1) + " > " + reader.len);
     }
@@ -21921,14 +21921,14 @@ var require_reader = __commonJS({
       if (end > this.len)
         throw indexOutOfRange(this, length);
       this.pos = end;
-      return utf82.read(this.buf, start, end);
+      return utf83.read(this.buf, start, end);
     };
     Reader.prototype.stringVerify = function read_string_verify() {
       var length = this.size(), start = this.pos, end = this.pos + length;
       if (end > this.len)
         throw indexOutOfRange(this, length);
       this.pos = end;
-      return utf82.readStrict(this.buf, start, end);
+      return utf83.readStrict(this.buf, start, end);
     };
     Reader.prototype.skip = function skip(length) {
       if (typeof length === "number") {
@@ -23857,11 +23857,11 @@ var require_type = __commonJS({
       return new this.ctor(properties);
     };
     Type.prototype.setup = function setup() {
-      var root2 = this.root;
-      if (root2 && root2._needsRecursiveFeatureResolution) {
-        var edition = root2._edition || this._edition;
+      var root3 = this.root;
+      if (root3 && root3._needsRecursiveFeatureResolution) {
+        var edition = root3._edition || this._edition;
         if (edition)
-          root2._resolveFeaturesRecursive(edition);
+          root3._resolveFeaturesRecursive(edition);
       }
       var fullName = this.fullName, types = [];
       for (var i = 0; i < /* initializes */
@@ -23968,16 +23968,16 @@ var require_root = __commonJS({
       this._edition = "proto2";
       this._fullyQualifiedObjects = {};
     }
-    Root.fromJSON = function fromJSON(json2, root2, depth) {
+    Root.fromJSON = function fromJSON(json2, root3, depth) {
       if (depth === void 0)
         depth = 0;
       if (depth > util.recursionLimit)
         throw Error("max depth exceeded");
-      if (!root2)
-        root2 = new Root();
+      if (!root3)
+        root3 = new Root();
       if (json2.options)
-        root2.setOptions(json2.options);
-      return root2.addJSON(json2.nested, depth).resolveAll();
+        root3.setOptions(json2.options);
+      return root3.addJSON(json2.nested, depth).resolveAll();
     };
     Root.prototype.resolvePath = util.path.resolve;
     Root.prototype.fetch = util.fetch;
@@ -23993,19 +23993,19 @@ var require_root = __commonJS({
         return util.asPromise(load2, self2, filename, options);
       }
       var sync = callback === SYNC;
-      function finish(err, root2) {
+      function finish(err, root3) {
         if (!callback) {
           return;
         }
         if (sync) {
           throw err;
         }
-        if (root2) {
-          root2.resolveAll();
+        if (root3) {
+          root3.resolveAll();
         }
         var cb = callback;
         callback = null;
-        cb(err, root2);
+        cb(err, root3);
       }
       function getBundledFileName(filename2) {
         var idx = filename2.lastIndexOf("google/protobuf/");
@@ -24125,7 +24125,7 @@ var require_root = __commonJS({
       return Namespace.prototype.resolveAll.call(this);
     };
     var exposeRe = /^[A-Z]/;
-    function tryHandleExtension(root2, field) {
+    function tryHandleExtension(root3, field) {
       var extendedType = field.parent.lookup(field.extend);
       if (extendedType) {
         var sisterField = new Field(field.fullName, field.id, field.type, field.rule, void 0, field.options);
@@ -24938,14 +24938,14 @@ var require_object = __commonJS({
         this.parent.remove(this);
       this.parent = parent;
       this.resolved = false;
-      var root2 = parent.root;
-      if (root2 instanceof Root)
-        root2._handleAdd(this);
+      var root3 = parent.root;
+      if (root3 instanceof Root)
+        root3._handleAdd(this);
     };
     ReflectionObject.prototype.onRemove = function onRemove(parent) {
-      var root2 = parent.root;
-      if (root2 instanceof Root)
-        root2._handleRemove(this);
+      var root3 = parent.root;
+      if (root3 instanceof Root)
+        root3._handleRemove(this);
       this.parent = null;
       this.resolved = false;
     };
@@ -25276,19 +25276,19 @@ var require_index_light = __commonJS({
     "use strict";
     exports = module.exports = require_index_minimal();
     exports.build = "light";
-    function load2(filename, root2, callback) {
-      if (typeof root2 === "function") {
-        callback = root2;
-        root2 = new exports.Root();
-      } else if (!root2)
-        root2 = new exports.Root();
-      return root2.load(filename, callback);
+    function load2(filename, root3, callback) {
+      if (typeof root3 === "function") {
+        callback = root3;
+        root3 = new exports.Root();
+      } else if (!root3)
+        root3 = new exports.Root();
+      return root3.load(filename, callback);
     }
     exports.load = load2;
-    function loadSync(filename, root2) {
-      if (!root2)
-        root2 = new exports.Root();
-      return root2.loadSync(filename);
+    function loadSync(filename, root3) {
+      if (!root3)
+        root3 = new exports.Root();
+      return root3.loadSync(filename);
     }
     exports.loadSync = loadSync;
     exports.encoder = require_encoder();
@@ -25610,17 +25610,17 @@ var require_parse2 = __commonJS({
     var typeRefRe = util.patterns.typeRefRe;
     var maxFieldId = 536870911;
     var maxEnumId = 2147483647;
-    function parse4(source, root2, options) {
-      if (!(root2 instanceof Root)) {
-        options = root2;
-        root2 = new Root();
+    function parse4(source, root3, options) {
+      if (!(root3 instanceof Root)) {
+        options = root3;
+        root3 = new Root();
       }
       if (!options)
         options = parse4.defaults;
       var preferTrailingComment = options.preferTrailingComment || false;
       var tn = tokenize2(source, options.alternateCommentMode || false), next = tn.next, push = tn.push, peek = tn.peek, skip = tn.skip, cmnt = tn.cmnt;
       var head = true, pkg, imports, weakImports, edition = "proto2";
-      var ptr = root2;
+      var ptr = root3;
       var topLevelObjects = [];
       var topLevelOptions = {};
       var applyCase = options.keepCase ? function(name) {
@@ -26361,25 +26361,25 @@ var require_parse2 = __commonJS({
       function parseExtension(parent, token2, depth) {
         if ((token2 = next()) === null || !typeRefRe.test(token2))
           throw illegal(token2, "reference");
-        var reference = token2;
+        var reference2 = token2;
         ifBlock(null, function parseExtension_block(token3) {
           switch (token3) {
             case "required":
             case "repeated":
-              parseField(parent, token3, reference, depth + 1);
+              parseField(parent, token3, reference2, depth + 1);
               break;
             case "optional":
               if (edition === "proto3") {
-                parseField(parent, "proto3_optional", reference, depth + 1);
+                parseField(parent, "proto3_optional", reference2, depth + 1);
               } else {
-                parseField(parent, "optional", reference, depth + 1);
+                parseField(parent, "optional", reference2, depth + 1);
               }
               break;
             default:
               if (edition === "proto2" || !typeRefRe.test(token3))
                 throw illegal(token3);
               push(token3);
-              parseField(parent, "optional", reference, depth + 1);
+              parseField(parent, "optional", reference2, depth + 1);
               break;
           }
         });
@@ -26425,7 +26425,7 @@ var require_parse2 = __commonJS({
         "package": pkg,
         "imports": imports,
         weakImports,
-        root: root2
+        root: root3
       };
     }
   }
@@ -27190,9 +27190,9 @@ var require_anchors = __commonJS({
       }
       return true;
     }
-    function anchorNames(root2) {
+    function anchorNames(root3) {
       const anchors = /* @__PURE__ */ new Set();
-      visit2.visit(root2, {
+      visit2.visit(root3, {
         Value(_key, node2) {
           if (node2.anchor)
             anchors.add(node2.anchor);
@@ -38011,7 +38011,7 @@ var require_picocolors = __commonJS({
 });
 
 // actions/train-and-validate/main.ts
-import { existsSync as existsSync2 } from "node:fs";
+import { existsSync as existsSync2, statSync as statSync2 } from "node:fs";
 import { join as join4 } from "node:path";
 
 // node_modules/@actions/core/lib/command.js
@@ -55264,8 +55264,8 @@ function encodeJSONPointerSegment(segment) {
   return segment.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 function extractDefs(ctx, schema) {
-  const root2 = ctx.seen.get(schema);
-  if (!root2)
+  const root3 = ctx.seen.get(schema);
+  if (!root3)
     throw new Error("Unprocessed schema. This is a bug in Zod.");
   if (ctx.external && ctx.sharedDefsExtractedFor === ctx.external)
     return;
@@ -55294,7 +55294,7 @@ function extractDefs(ctx, schema) {
     }
     const uriPrefix = `#`;
     const defUriPrefix = `${uriPrefix}/${defsSegment}/`;
-    if (entry[1] === root2 && !entry[1].schema.id) {
+    if (entry[1] === root3 && !entry[1].schema.id) {
       return { ref: uriPrefix };
     }
     const defId = entry[1].schema.id ?? `__schema${ctx.counter++}`;
@@ -55465,8 +55465,8 @@ function foldIntersection(json2) {
   assignProps(json2, folded);
 }
 function finalize(ctx, schema) {
-  const root2 = ctx.seen.get(schema);
-  if (!root2)
+  const root3 = ctx.seen.get(schema);
+  if (!root3)
     throw new Error("Unprocessed schema. This is a bug in Zod.");
   const flattenRef = (zodSchema) => {
     const seen = ctx.seen.get(zodSchema);
@@ -55577,7 +55577,7 @@ function finalize(ctx, schema) {
       throw new Error("Schema is missing an `id` property");
     result.$id = ctx.external.uri(id);
   }
-  assignProps(result, root2.defId ? root2.schema : root2.def ?? root2.schema);
+  assignProps(result, root3.defId ? root3.schema : root3.def ?? root3.schema);
   const rootMetaId = ctx.metadataRegistry.get(schema)?.id;
   if (rootMetaId !== void 0 && result.id === rootMetaId)
     delete result.id;
@@ -59595,14 +59595,16 @@ var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
-  oovRate: 0.15
+  oovRate: 0.15,
+  featurePsi: 0.2
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
   scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
   classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
   inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
 var statisticSchema = external_exports.object({
   name: external_exports.enum(STATISTICS),
@@ -59620,7 +59622,12 @@ var driftReportSchema = external_exports.object({
   oldestAt: external_exports.string().nullable(),
   newestAt: external_exports.string().nullable(),
   drift: external_exports.boolean(),
-  statistics: external_exports.array(statisticSchema)
+  statistics: external_exports.array(statisticSchema),
+  /** Tabular models with a feature schema: per-feature PSI; `moved` names those over the threshold. */
+  features: external_exports.array(
+    external_exports.object({ name: external_exports.string(), psi: external_exports.number().nullable(), threshold: external_exports.number(), over: external_exports.boolean() })
+  ).optional(),
+  moved: external_exports.array(external_exports.string()).optional()
 });
 
 // src/drift/policy.ts
@@ -59673,6 +59680,23 @@ var gatePolicySchema = external_exports.object({
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
+// src/config/package.ts
+var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
 // src/config/train.ts
 var TRAIN_DEFAULTS = {
   textColumn: "text",
@@ -59680,16 +59704,16 @@ var TRAIN_DEFAULTS = {
   out: "models",
   name: "model"
 };
-var nonEmpty = external_exports.string().trim().min(1);
+var nonEmpty2 = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
-  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
-  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
   onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
@@ -59698,7 +59722,7 @@ var trainConfigSchema = external_exports.object({
    */
   params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
   name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
@@ -59736,7 +59760,8 @@ var configSchema = external_exports.object({
   train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
-  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
 
 // src/config/load.ts
@@ -59774,10 +59799,10 @@ function parseWith(schema, value, where, prefix = []) {
     hint: "see the configuration reference in docs/config.md"
   });
 }
-function describeIssue(root2, issue3, prefix) {
+function describeIssue(root3, issue3, prefix) {
   const path = [...prefix, ...issue3.path.map(String)];
   if (issue3.code === "unrecognized_keys") {
-    const allowed = objectKeysAt(root2, issue3.path.map(String));
+    const allowed = objectKeysAt(root3, issue3.path.map(String));
     return issue3.keys.map((k) => {
       const key = [...path, k].join(".");
       return `${key}: unknown key${allowed ? ` (expected one of: ${allowed.join(", ")})` : ""}`;
@@ -59814,6 +59839,37 @@ async function loadTrainSettings(configPath, flags) {
     throw new UserError(`model name "${resolved.name}" must use lower-case letters, digits, '.', '_' or '-'`);
   }
   return { settings: { ...resolved, data: resolved.data }, where: loaded.path ?? "train params" };
+}
+async function loadPackageSettings(configPath, flags) {
+  const loaded = await loadConfig(configPath);
+  const c = loaded.config.package ?? {};
+  const path = (flag, conf) => flag ?? (conf ? loaded.resolvePath(conf) : void 0);
+  const model = path(flags.model, c.model);
+  const data = path(flags.data, c.data);
+  if (!model) throw new UserError("no model given", { hint: "pass --model model.onnx or set package.model" });
+  if (!data) {
+    throw new UserError("no evaluation data given", {
+      hint: "pass --data eval.csv (labelled rows the model never saw) or set package.data"
+    });
+  }
+  const name = flags.name ?? c.name ?? "model";
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) {
+    throw new UserError(`model name "${name}" must use lower-case letters, digits, '.', '_' or '-'`);
+  }
+  return {
+    model,
+    data,
+    labelColumn: flags.labelColumn ?? c.labelColumn,
+    textColumn: flags.textColumn ?? c.textColumn,
+    featureColumns: flags.featureColumns ?? c.featureColumns,
+    labels: flags.labels ?? c.labels,
+    scores: flags.scores ?? c.scores,
+    inputName: flags.inputName ?? c.inputName,
+    reference: path(flags.reference, c.reference),
+    onEmpty: flags.onEmpty ?? c.onEmpty ?? "error",
+    out: path(flags.out, c.out) ?? "models",
+    name
+  };
 }
 
 // src/data/dataset.ts
@@ -61711,16 +61767,16 @@ function requireColumns(table, wanted) {
   }
 }
 function readDatasetFile(path) {
-  let isFile = false;
+  let isFile2 = false;
   try {
-    isFile = statSync(path).isFile();
+    isFile2 = statSync(path).isFile();
   } catch (err) {
     const code = err.code;
     if (code === "ENOENT")
       throw new UserError(`dataset not found: ${path}`, { hint: "check the --data path" });
     throw new UserError(`cannot read dataset ${path}: ${code ?? String(err)}`, { cause: err });
   }
-  if (!isFile) throw new UserError(`dataset ${path} is not a regular file`);
+  if (!isFile2) throw new UserError(`dataset ${path} is not a regular file`);
   try {
     return readFileSync(path);
   } catch (err) {
@@ -62193,7 +62249,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -62232,6 +62293,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -62239,7 +62319,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -62281,6 +62365,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -62560,6 +62659,796 @@ async function trainBundle(settings, reporter, where = "train.params") {
   } finally {
     await staged.discard();
   }
+}
+
+// src/package/package.ts
+import { readFile as readFile2 } from "node:fs/promises";
+
+// src/package/features.ts
+function quantile2(sorted2, q) {
+  if (sorted2.length === 0) throw new RangeError("quantile of no values");
+  const pos = (sorted2.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted2[lo] + (sorted2[hi] - sorted2[lo]) * (pos - lo);
+}
+function decileEdges(sorted2) {
+  const edges = [];
+  for (let i = 0; i <= 10; i++) {
+    const e = quantile2(sorted2, i / 10);
+    if (edges.length === 0 || e > edges[edges.length - 1]) edges.push(e);
+  }
+  if (edges.length < 2) edges.push(edges[0] + 1);
+  return edges;
+}
+function featureSchema(names, rows, dtype) {
+  return names.map((name, j) => {
+    const values = rows.map((r) => r[j]);
+    const sorted2 = [...values].sort((a, b) => a - b);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
+    const edges = decileEdges(sorted2);
+    return {
+      name,
+      dtype,
+      min: sorted2[0],
+      max: sorted2[sorted2.length - 1],
+      mean,
+      std: Math.sqrt(variance),
+      quantiles: {
+        p01: quantile2(sorted2, 0.01),
+        p05: quantile2(sorted2, 0.05),
+        p25: quantile2(sorted2, 0.25),
+        p50: quantile2(sorted2, 0.5),
+        p75: quantile2(sorted2, 0.75),
+        p95: quantile2(sorted2, 0.95),
+        p99: quantile2(sorted2, 0.99)
+      },
+      histogram: histogram(values, edges)
+    };
+  });
+}
+function softmaxRows(rows) {
+  return rows.map((row) => {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
+    const out = new Float32Array(row.length);
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      out[i] = Math.exp(row[i] - max);
+      sum += out[i];
+    }
+    for (let i = 0; i < row.length; i++) out[i] = out[i] / sum;
+    return out;
+  });
+}
+function firstNonProbabilityRow(rows, tol = 1e-3) {
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    let sum = 0;
+    let bad = false;
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i];
+      if (!(v >= -1e-6 && v <= 1 + 1e-6)) bad = true;
+      sum += v;
+    }
+    if (bad || !(Math.abs(sum - 1) <= tol)) return { row: r, sum };
+  }
+  return void 0;
+}
+
+// src/onnx/model-proto.ts
+var import_protobufjs2 = __toESM(require_protobufjs(), 1);
+var ONNX_PROTO2 = `
+syntax = "proto2";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; SPARSE_TENSOR = 11;
+    TYPE_PROTO = 13; FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
+    SPARSE_TENSORS = 12; TYPE_PROTOS = 14;
+  }
+  optional string name = 1;
+  optional string ref_attr_name = 21;
+  optional string doc_string = 13;
+  optional AttributeType type = 20;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  optional GraphProto g = 6;
+  optional SparseTensorProto sparse_tensor = 22;
+  optional TypeProto tp = 14;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+  repeated TensorProto tensors = 10;
+  repeated GraphProto graphs = 11;
+  repeated SparseTensorProto sparse_tensors = 23;
+  repeated TypeProto type_protos = 15;
+}
+
+message ValueInfoProto {
+  optional string name = 1;
+  optional TypeProto type = 2;
+  optional string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  optional string domain = 7;
+  repeated AttributeProto attribute = 5;
+  optional string doc_string = 6;
+}
+
+message TrainingInfoProto {
+  optional GraphProto initialization = 1;
+  optional GraphProto algorithm = 2;
+  repeated StringStringEntryProto initialization_binding = 3;
+  repeated StringStringEntryProto update_binding = 4;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string domain = 4;
+  optional int64 model_version = 5;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+  repeated TrainingInfoProto training_info = 20;
+  repeated FunctionProto functions = 25;
+}
+
+message StringStringEntryProto {
+  optional string key = 1;
+  optional string value = 2;
+}
+
+message TensorAnnotation {
+  optional string tensor_name = 1;
+  repeated StringStringEntryProto quant_parameter_tensor_names = 2;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  repeated SparseTensorProto sparse_initializer = 15;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+  repeated TensorAnnotation quantization_annotation = 14;
+}
+
+message TensorProto {
+  message Segment {
+    optional int64 begin = 1;
+    optional int64 end = 2;
+  }
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  optional Segment segment = 3;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated bytes string_data = 6;
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional string doc_string = 12;
+  optional bytes raw_data = 9;
+  repeated StringStringEntryProto external_data = 13;
+  optional int32 data_location = 14;
+  repeated double double_data = 10 [packed = true];
+  repeated uint64 uint64_data = 11 [packed = true];
+}
+
+message SparseTensorProto {
+  optional TensorProto values = 1;
+  optional TensorProto indices = 2;
+  repeated int64 dims = 3;
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    optional string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  message Sequence {
+    optional TypeProto elem_type = 1;
+  }
+  message Map {
+    optional int32 key_type = 1;
+    optional TypeProto value_type = 2;
+  }
+  message Optional {
+    optional TypeProto elem_type = 1;
+  }
+  message SparseTensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  message Opaque {
+    optional string domain = 1;
+    optional string name = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+    Sequence sequence_type = 4;
+    Map map_type = 5;
+    Optional optional_type = 9;
+    SparseTensor sparse_tensor_type = 8;
+    Opaque opaque_type = 7;
+  }
+  optional string denotation = 6;
+}
+
+message OperatorSetIdProto {
+  optional string domain = 1;
+  optional int64 version = 2;
+}
+
+message FunctionProto {
+  optional string name = 1;
+  repeated string input = 4;
+  repeated string output = 5;
+  repeated string attribute = 6;
+  repeated AttributeProto attribute_proto = 11;
+  repeated NodeProto node = 7;
+  optional string doc_string = 8;
+  repeated OperatorSetIdProto opset_import = 9;
+  optional string domain = 10;
+}
+`;
+var root2;
+function modelType() {
+  root2 ??= import_protobufjs2.default.parse(ONNX_PROTO2, { keepCase: true }).root;
+  return root2.lookupType("onnx.ModelProto");
+}
+function decodeModel(bytes) {
+  return modelType().decode(bytes);
+}
+function encodeModel(model) {
+  const type = modelType();
+  return type.encode(model).finish();
+}
+function makeMessage(typeName, fields) {
+  root2 ??= import_protobufjs2.default.parse(ONNX_PROTO2, { keepCase: true }).root;
+  return root2.lookupType(`onnx.${typeName}`).fromObject(fields);
+}
+function toNumber(v) {
+  if (v === void 0 || v === null) return void 0;
+  return typeof v === "number" ? v : v.toNumber();
+}
+
+// src/package/graph.ts
+var PORTABLE_LOCALE = "C.UTF-8";
+var ORT_DEFAULT_LOCALE = "en_US.UTF-8";
+var utf82 = new TextDecoder();
+var CLASS_ATTRS = ["classlabels_strings", "classlabels_int64s", "classlabels_ints"];
+function parseOnnx(bytes, path) {
+  let model;
+  try {
+    model = decodeModel(bytes);
+  } catch (err) {
+    throw new UserError(`${path} is not an ONNX model (${err.message.split("\n")[0]})`, {
+      hint: "export the model with skl2onnx or torch.onnx.export (a pickle/joblib/safetensors file is not ONNX)"
+    });
+  }
+  if (!model.graph || model.graph.node.length === 0 || model.graph.output.length === 0) {
+    throw new UserError(`${path} is not an ONNX model (no graph with nodes and outputs)`, {
+      hint: "export the model with skl2onnx or torch.onnx.export"
+    });
+  }
+  return model;
+}
+function inspectGraph(model) {
+  const graph = model.graph;
+  const outputs = new Set(graph.output.map((o) => o.name));
+  let classes;
+  const ordered = [...graph.node].sort(
+    (a, b) => Number(a.op_type === "ZipMap") - Number(b.op_type === "ZipMap")
+  );
+  for (const node2 of ordered) {
+    for (const name of CLASS_ATTRS) {
+      const a = node2.attribute.find((x) => x.name === name);
+      if (!a) continue;
+      const labels = name === "classlabels_strings" ? (a.strings ?? []).map((s) => utf82.decode(s)) : (a.ints ?? []).map((v) => String(toNumber(v)));
+      if (labels.length === 0) continue;
+      classes ??= {
+        labels,
+        kind: name === "classlabels_strings" ? "string" : "int64",
+        source: `${node2.op_type} ${name}`
+      };
+    }
+  }
+  const zip = graph.node.find((n) => n.op_type === "ZipMap" && outputs.has(n.output[0] ?? ""));
+  const locales = graph.node.filter((n) => n.op_type === "StringNormalizer").map((n) => {
+    const a = n.attribute.find((x) => x.name === "locale");
+    return a?.s && a.s.length > 0 ? utf82.decode(a.s) : ORT_DEFAULT_LOCALE;
+  });
+  return {
+    classes,
+    zipMap: zip ? { output: zip.output[0], input: zip.input[0] } : void 0,
+    locales: [...new Set(locales)],
+    opTypes: [...new Set(graph.node.map((n) => n.domain ? `${n.domain}:${n.op_type}` : n.op_type))]
+  };
+}
+function valueInfo(graph, name) {
+  return [...graph.output, ...graph.input, ...graph.value_info].find((v) => v.name === name);
+}
+function tensorOutput(name, elemType, dims) {
+  return makeMessage("ValueInfoProto", {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        shape: { dim: dims.map((d) => typeof d === "number" ? { dim_value: d } : { dim_param: d }) }
+      }
+    }
+  });
+}
+function freshName(graph, base) {
+  const used = /* @__PURE__ */ new Set();
+  for (const n of graph.node) for (const o of [...n.output, ...n.input]) used.add(o);
+  for (const v of [...graph.input, ...graph.output, ...graph.value_info]) used.add(v.name);
+  if (!used.has(base)) return base;
+  for (let i = 1; ; i++) if (!used.has(`${base}_${i}`)) return `${base}_${i}`;
+}
+function rewriteForServing(original, opts) {
+  const model = decodeModel(original);
+  const graph = model.graph;
+  const transforms = [];
+  let probs = opts.scoresOutput;
+  const info2 = inspectGraph(model);
+  if (info2.zipMap) {
+    const { output: output2, input: input2 } = info2.zipMap;
+    graph.node = graph.node.filter((n) => !(n.op_type === "ZipMap" && n.output[0] === output2));
+    const at = graph.output.findIndex((o) => o.name === output2);
+    const dtype = valueInfo(graph, input2)?.type?.tensor_type?.elem_type ?? 1;
+    graph.output.splice(at, 1, tensorOutput(input2, dtype, ["N", opts.classCount]));
+    transforms.push(`removed ZipMap output '${output2}'; probabilities tensor '${input2}' is the output`);
+    if (probs === void 0 || probs === output2) probs = input2;
+  }
+  if (opts.addSoftmax) {
+    if (!probs) throw new Error("rewriteForServing: addSoftmax needs scoresOutput");
+    const logits = probs;
+    const out = freshName(graph, "probabilities");
+    graph.node.push(
+      makeMessage("NodeProto", {
+        input: [logits],
+        output: [out],
+        name: freshName(graph, "modelship_softmax"),
+        op_type: "Softmax",
+        domain: "",
+        attribute: [{ name: "axis", type: 2, i: 1 }]
+      })
+    );
+    const at = graph.output.findIndex((o) => o.name === logits);
+    const replacement = tensorOutput(out, 1, ["N", opts.classCount]);
+    if (at >= 0) graph.output.splice(at, 1, replacement);
+    else graph.output.push(replacement);
+    if (!model.opset_import.some((o) => (o.domain ?? "") === "")) {
+      model.opset_import.push(makeMessage("OperatorSetIdProto", { domain: "", version: 13 }));
+    }
+    transforms.push(`added Softmax over logits '${logits}' as output '${out}'`);
+    probs = out;
+  }
+  for (const node2 of graph.node) {
+    if (node2.op_type !== "StringNormalizer") continue;
+    const current = node2.attribute.find((a) => a.name === "locale");
+    const was = current?.s && current.s.length > 0 ? utf82.decode(current.s) : void 0;
+    if (was === PORTABLE_LOCALE) continue;
+    const attr = makeMessage("AttributeProto", {
+      name: "locale",
+      type: 3,
+      s: new TextEncoder().encode(PORTABLE_LOCALE)
+    });
+    node2.attribute = [...node2.attribute.filter((a) => a.name !== "locale"), attr];
+    transforms.push(
+      `StringNormalizer '${node2.name ?? ""}': locale ${was ?? `(unset: ${ORT_DEFAULT_LOCALE})`} → ${PORTABLE_LOCALE}`
+    );
+  }
+  return {
+    bytes: transforms.length === 0 ? original : encodeModel(model),
+    transforms,
+    probabilitiesOutput: probs
+  };
+}
+function exposeOutput(original, name, classCount) {
+  const model = decodeModel(original);
+  const graph = model.graph;
+  if (graph.output.some((o) => o.name === name)) return original;
+  const dtype = valueInfo(graph, name)?.type?.tensor_type?.elem_type ?? 1;
+  graph.output.push(tensorOutput(name, dtype, ["N", classCount]));
+  return encodeModel(model);
+}
+
+// src/package/package.ts
+var PACKAGE_PARITY_TOLERANCE = 1e-4;
+var BATCH = 512;
+async function packageBundle(s, reporter) {
+  await assertReadableFile(s.model, "ONNX model");
+  const original = new Uint8Array(await readFile2(s.model));
+  const model = parseOnnx(original, s.model);
+  const info2 = inspectGraph(model);
+  const producer = `${model.producer_name || "unknown"} ${model.producer_version ?? ""}`.trim();
+  const classCountGuess = info2.classes?.labels.length ?? s.labels?.length ?? 0;
+  const probe = await reporter.step(
+    "inspect model",
+    async () => {
+      const base = rewriteForServing(original, { classCount: classCountGuess || 2 });
+      return openSession(base.bytes, s.model, {
+        ...s.inputName ? { inputName: s.inputName } : {},
+        ...base.probabilitiesOutput ? { probabilitiesOutput: base.probabilitiesOutput } : {}
+      });
+    },
+    (p) => `${producer}: input '${p.input.name}' ${p.input.dtype} [${p.input.shape.map(dim).join(", ")}], scores '${p.probabilitiesOutput}'${info2.zipMap ? ` (behind ZipMap '${info2.zipMap.output}')` : ""}`
+  );
+  try {
+    const classCount = probe.classCount;
+    if (classCount !== void 0 && classCount < 2) {
+      throw new UserError(
+        `model ${s.model} output '${probe.probabilitiesOutput}' has ${classCount} column; modelship ships classifiers (one score per class, at least two)`,
+        { hint: "a regressor or a single-logit binary model cannot be packaged; export class scores [N, C]" }
+      );
+    }
+    const data = await reporter.step(
+      "load evaluation data",
+      async () => loadEvalData(s, probe),
+      (d) => `${d.rows.used} rows, ${d.kind === "text" ? `text column '${d.textColumn}'` : `${d.featureColumns.length} features`}, label column '${d.labelColumn}'`
+    );
+    const labels = resolveClasses(s, info2, data);
+    if (classCount !== void 0 && labels.length !== classCount) {
+      throw new UserError(
+        `model output '${probe.probabilitiesOutput}' has ${classCount} columns but there are ${labels.length} classes (${labels.join(", ")})`,
+        { hint: "pass --labels with the model's classes in probability-column order" }
+      );
+    }
+    if (data.inputs.length < MIN_GOLDEN) {
+      throw new UserError(
+        `evaluation data ${s.data} has ${data.inputs.length} rows; a bundle needs at least ${MIN_GOLDEN} (its golden examples come from them)`
+      );
+    }
+    const raw = await runAll(probe, data.inputs);
+    const nonProb = firstNonProbabilityRow(raw.probabilities);
+    let scores;
+    if (s.scores === "logits") scores = "logits";
+    else if (nonProb === void 0) scores = "probabilities";
+    else if (s.scores === "probabilities") {
+      throw new UserError(
+        `output '${probe.probabilitiesOutput}' was declared probabilities but evaluation row ${nonProb.row + 1} sums to ${nonProb.sum.toFixed(4)}`,
+        { hint: "if the model outputs logits, pass --scores logits (a Softmax is added to the bundle)" }
+      );
+    } else {
+      throw new UserError(
+        `output '${probe.probabilitiesOutput}' does not hold probabilities (evaluation row ${nonProb.row + 1} sums to ${nonProb.sum.toFixed(4)}): are these logits?`,
+        {
+          hint: "pass --scores logits (a Softmax is added to the bundle) or --scores probabilities (package.scores in modelship.yaml)"
+        }
+      );
+    }
+    const served = rewriteForServing(original, {
+      classCount: labels.length,
+      scoresOutput: probe.probabilitiesOutput,
+      addSoftmax: scores === "logits"
+    });
+    const session = await openSession(served.bytes, s.model, {
+      ...s.inputName ? { inputName: s.inputName } : {},
+      probabilitiesOutput: served.probabilitiesOutput ?? probe.probabilitiesOutput,
+      labels
+    });
+    try {
+      const out = await runAll(session, data.inputs);
+      const probabilities = out.probabilities;
+      const parity = await reporter.step(
+        "parity with the original",
+        async () => checkParity(s, original, info2, probe, scores, out, labels.length, data.inputs),
+        (p) => `max |Δp| ${p.toExponential(1)} over ${data.inputs.length} rows (≤ ${PACKAGE_PARITY_TOLERANCE})${served.transforms.length ? `; ${served.transforms.join("; ")}` : "; graph unchanged"}`
+      );
+      checkLabelOutput(out.graphLabels, probabilities, labels);
+      const index = new Map(labels.map((l, i) => [l, i]));
+      const yTrue = data.yLabels.map((l) => index.get(l));
+      const metrics = evaluateClassifier({ labels, yTrue, probabilities });
+      const ref = await reporter.step(
+        "reference distributions",
+        async () => reference(s, data, session, probabilities, labels),
+        (r) => `${r.rows} rows from ${s.reference ?? s.data}${r.features ? `, ${r.features.length} features` : ""}`
+      );
+      const io = ioSignature(session, data, labels, info2);
+      const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: served.bytes });
+      try {
+        const runtime = await reporter.step(
+          "measure runtime",
+          async () => staged.measureRuntime(data.inputs.slice(0, 256), {
+            labels,
+            ...s.inputName ? { inputName: s.inputName } : {},
+            probabilitiesOutput: io.probabilitiesOutput
+          }),
+          (r) => `load ${r.loadMs.toFixed(0)} ms · single row p50 ${r.singleRowP50Ms.toFixed(2)} ms, p95 ${r.singleRowP95Ms.toFixed(2)} ms`
+        );
+        const written = await reporter.step(
+          "write bundle",
+          async () => staged.commit(
+            {
+              io,
+              dataset: {
+                path: s.data,
+                sha256: data.sha256,
+                ...data.textColumn ? { textColumn: data.textColumn } : {},
+                labelColumn: data.labelColumn,
+                rows: { ...data.rows, train: 0, test: data.rows.used },
+                classCounts: data.classCounts
+              },
+              training: null,
+              origin: {
+                kind: "packaged",
+                file: s.model,
+                sha256: sha256(original),
+                producer,
+                scores,
+                transforms: served.transforms,
+                parity,
+                parityRows: data.inputs.length
+              },
+              metrics,
+              golden: pickGolden(data.inputs, yTrue, probabilities, labels),
+              reference: ref
+            },
+            runtime
+          ),
+          (w) => w.dir
+        );
+        return { ...written, parity, transforms: served.transforms };
+      } finally {
+        await staged.discard();
+      }
+    } finally {
+      await session.release();
+    }
+  } finally {
+    await probe.release();
+  }
+}
+function dim(d) {
+  return typeof d === "number" ? String(d) : "N";
+}
+async function openSession(bytes, path, opts) {
+  try {
+    return await ClassifierSession.open(bytes, opts);
+  } catch (err) {
+    throw explainLoadError(err, path);
+  }
+}
+function explainLoadError(err, path) {
+  if (!(err instanceof UserError)) return err;
+  const msg = err.message.replace("(in memory)", path);
+  const op = /Could not find an implementation for (\S+)/.exec(msg) ?? /Unrecognized attribute|No Op registered for (\S+)/.exec(msg);
+  if (op) {
+    return new UserError(
+      `model ${path} uses operator ${op[1] ?? "(unknown)"} that onnxruntime-node cannot run`,
+      {
+        hint: "re-export with operators onnxruntime supports (e.g. a lower target opset), or replace that step"
+      }
+    );
+  }
+  const locale = /Failed to construct locale with name:?\s*([^\s:]+)/.exec(msg);
+  if (locale) {
+    return new UserError(`model ${path} needs the locale ${locale[1]}, which this host does not have`, {
+      exitCode: ExitCode2.environment,
+      hint: "install it (Debian/Ubuntu: apt-get install locales && locale-gen en_US.UTF-8) to check the packaged graph against the original"
+    });
+  }
+  return new UserError(msg, { ...err.hint ? { hint: err.hint } : {}, exitCode: err.exitCode });
+}
+async function runAll(session, inputs) {
+  const probabilities = [];
+  let graphLabels;
+  for (let i = 0; i < inputs.length; i += BATCH) {
+    const out = await session.runRaw(inputs.slice(i, i + BATCH));
+    probabilities.push(...out.probabilities.map((r) => Float32Array.from(r)));
+    if (out.graphLabels) {
+      graphLabels ??= [];
+      graphLabels.push(...out.graphLabels);
+    }
+  }
+  return { probabilities, graphLabels };
+}
+function loadEvalData(s, session) {
+  const table = loadCsv(s.data);
+  const labelColumn = s.labelColumn ?? table.columns[table.columns.length - 1];
+  const numericLabels = (labels) => labels.every((l) => l.trim() !== "" && Number.isFinite(Number(l))) ? [...labels].sort((a, b) => Number(a) - Number(b)) : labels;
+  if (session.inputKind === "text") {
+    if (s.featureColumns) {
+      throw new UserError(`model input '${session.input.name}' takes text, not feature columns`, {
+        hint: "drop --feature-columns; name the text column with --text-column"
+      });
+    }
+    const textColumn = s.textColumn ?? "text";
+    const ds2 = loadTextDataset({ path: s.data, textColumn, labelColumn, onEmpty: s.onEmpty });
+    return {
+      kind: "text",
+      inputs: ds2.examples.map((e) => e.text),
+      yLabels: ds2.examples.map((e) => e.label),
+      sha256: ds2.sha256,
+      labelColumn,
+      textColumn,
+      rows: ds2.rows,
+      classCounts: ds2.classCounts,
+      dataLabels: numericLabels(ds2.labels)
+    };
+  }
+  if (s.textColumn) {
+    throw new UserError(
+      `model input '${session.input.name}' takes numeric features (${session.input.dtype}), not text`,
+      { hint: "drop --text-column; name the feature columns with --feature-columns" }
+    );
+  }
+  const featureColumns = s.featureColumns ?? table.columns.filter((c) => c !== labelColumn);
+  if (session.featureCount !== void 0 && featureColumns.length !== session.featureCount) {
+    throw new UserError(
+      `model input '${session.input.name}' takes ${session.featureCount} features per row but ${featureColumns.length} feature columns ${s.featureColumns ? "were given" : `are in ${s.data} besides '${labelColumn}'`} (${featureColumns.join(", ")})`,
+      { hint: "pass --feature-columns a,b,c in the model's input order (and --label-column)" }
+    );
+  }
+  const ds = loadTabularDataset({ path: s.data, featureColumns, labelColumn, onEmpty: s.onEmpty });
+  return {
+    kind: "features",
+    inputs: ds.examples.map((e) => e.features),
+    yLabels: ds.examples.map((e) => e.label),
+    sha256: ds.sha256,
+    labelColumn,
+    featureColumns,
+    rows: ds.rows,
+    classCounts: ds.classCounts,
+    dataLabels: numericLabels(ds.labels)
+  };
+}
+function resolveClasses(s, info2, data) {
+  const graph = info2.classes?.labels;
+  const flag = s.labels;
+  const classes = graph ?? flag ?? data.dataLabels;
+  const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const unknown2 = data.dataLabels.filter((l) => !classes.includes(l));
+  if (graph && flag && !sameList(graph, flag) || unknown2.length > 0) {
+    const fmt = (xs) => xs ? `[${xs.join(", ")}]` : "(none)";
+    throw new UserError(
+      `classes disagree: graph ${fmt(graph)}${info2.classes ? ` (${info2.classes.source})` : ""}, --labels ${fmt(flag)}, data column '${data.labelColumn}' ${fmt(data.dataLabels)}${unknown2.length ? ` (not classes of the model: ${unknown2.join(", ")})` : ""}`,
+      {
+        hint: graph ? "the graph's classes win: fix --labels or the label column" : "pass --labels with the model's classes in probability-column order"
+      }
+    );
+  }
+  return [...classes];
+}
+async function checkParity(s, original, info2, probe, scores, served, classCount, inputs) {
+  const scoresName = info2.zipMap ? info2.zipMap.input : probe.probabilitiesOutput;
+  const bytes = info2.zipMap ? exposeOutput(original, scoresName, classCount) : original;
+  const ref = await openSession(bytes, s.model, {
+    ...s.inputName ? { inputName: s.inputName } : {},
+    probabilitiesOutput: scoresName
+  });
+  let theirs;
+  try {
+    theirs = await runAll(ref, inputs);
+  } finally {
+    await ref.release();
+  }
+  const expected = scores === "logits" ? softmaxRows(theirs.probabilities) : theirs.probabilities;
+  let worst = 0;
+  let worstRow = 0;
+  expected.forEach((row, i) => {
+    const mine = served.probabilities[i];
+    for (let c = 0; c < row.length; c++) {
+      const d = Math.abs(row[c] - mine[c]);
+      if (!(d <= worst)) {
+        worst = d;
+        worstRow = i;
+      }
+    }
+  });
+  if (!(worst <= PACKAGE_PARITY_TOLERANCE)) {
+    throw new UserError(
+      `the packaged graph disagrees with ${s.model} by ${worst.toExponential(2)} (> ${PACKAGE_PARITY_TOLERANCE}) on evaluation row ${worstRow + 1}`,
+      { exitCode: ExitCode2.failed, hint: "no bundle written; please report this model" }
+    );
+  }
+  if (theirs.graphLabels && served.graphLabels) {
+    const i = theirs.graphLabels.findIndex((l, r) => l !== served.graphLabels[r]);
+    if (i >= 0) {
+      throw new UserError(
+        `the packaged graph predicts '${served.graphLabels[i]}' where ${s.model} predicts '${theirs.graphLabels[i]}' (evaluation row ${i + 1})`,
+        { exitCode: ExitCode2.failed, hint: "no bundle written; please report this model" }
+      );
+    }
+  }
+  return worst;
+}
+function checkLabelOutput(graphLabels, probabilities, labels) {
+  if (!graphLabels) return;
+  let mismatched = 0;
+  graphLabels.forEach((l, i) => {
+    if (labels[argmax(probabilities[i])] !== l) mismatched++;
+  });
+  if (mismatched / graphLabels.length > 0.01) {
+    throw new UserError(
+      `the model's label output disagrees with its probability columns read as [${labels.join(", ")}] on ${mismatched} of ${graphLabels.length} rows`,
+      { hint: "pass --labels in the model's class order (scikit-learn: model.classes_)" }
+    );
+  }
+}
+async function reference(s, data, session, evalProbabilities, labels) {
+  let inputs = data.inputs;
+  let probabilities = evalProbabilities;
+  let source;
+  if (s.reference) {
+    const table = loadCsv(s.reference);
+    const columns = data.kind === "text" ? [data.textColumn] : data.featureColumns;
+    const missing = columns.filter((c) => !table.columns.includes(c));
+    if (missing.length > 0) {
+      throw new UserError(
+        `reference data ${s.reference} has no column ${missing.map((c) => `'${c}'`).join(", ")}`,
+        {
+          hint: `it needs the model's input columns (${columns.join(", ")})`
+        }
+      );
+    }
+    inputs = table.rows.map((row, i) => {
+      if (data.kind === "text") return row[data.textColumn];
+      return columns.map((c) => {
+        const v = Number(row[c].trim());
+        if (row[c].trim() === "" || !Number.isFinite(v)) {
+          throw new UserError(
+            `reference data ${s.reference} line ${table.lines[i]}, column '${c}': "${row[c]}" is not a number`
+          );
+        }
+        return v;
+      });
+    });
+    probabilities = (await runAll(session, inputs)).probabilities;
+    source = { path: s.reference, sha256: table.sha256 };
+  }
+  const ref = referenceDistribution(inputs, probabilities, labels);
+  if (data.kind === "features") {
+    ref.features = featureSchema(
+      data.featureColumns,
+      inputs,
+      session.input.dtype === "float64" ? "float64" : "float32"
+    );
+  }
+  if (source) ref.source = source;
+  return ref;
+}
+function ioSignature(session, data, labels, info2) {
+  const spec = (v) => ({ ...v, shape: v.shape.map((d) => d === "" ? "N" : d) });
+  const labelOutput = session.labelOutput;
+  return {
+    task: data.kind === "text" ? "text-classification" : "tabular-classification",
+    inputs: session.tensorSpecs("inputs").map(spec),
+    outputs: session.tensorSpecs("outputs").map(spec),
+    probabilitiesOutput: session.probabilitiesOutput,
+    ...labelOutput ? { labelOutput } : {},
+    labels,
+    ...data.featureColumns ? { featureColumns: data.featureColumns } : {},
+    ...info2.classes?.kind === "int64" ? { labelType: "int64" } : {}
+  };
 }
 
 // node_modules/ora/index.js
@@ -65177,7 +66066,7 @@ var format = (open4, close) => {
 };
 var reset = format(0, 0);
 var bold = format(1, 22);
-var dim = format(2, 22);
+var dim2 = format(2, 22);
 var italic = format(3, 23);
 var underline = format(4, 24);
 var underlineDouble = format("4:2", 24);
@@ -66108,7 +66997,7 @@ import { stat as stat6 } from "node:fs/promises";
 import { join as join3 } from "node:path";
 
 // src/bundle/read.ts
-import { readFile as readFile2, stat as stat5 } from "node:fs/promises";
+import { readFile as readFile3, stat as stat5 } from "node:fs/promises";
 import { join as join2, resolve as resolve4 } from "node:path";
 async function readBundle(dirArg, opts = {}) {
   const dir = resolve4(dirArg);
@@ -66116,9 +67005,14 @@ async function readBundle(dirArg, opts = {}) {
   const modelPath = join2(dir, MODEL_FILE);
   let text;
   try {
-    text = await readFile2(cardPath, "utf8");
+    text = await readFile3(cardPath, "utf8");
   } catch (err) {
     const code = err.code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR" ? `${dirArg} is not a model bundle (no ${CARD_FILE})` : `cannot read ${cardPath}: ${code}`,
       { hint: "pass a directory written by `modelship train`" }
@@ -66160,7 +67054,7 @@ async function readBundle(dirArg, opts = {}) {
 
 // src/validate/validate.ts
 var GOLDEN_TOLERANCE = 1e-4;
-var BATCH = 512;
+var BATCH2 = 512;
 async function validateModel(opts) {
   const { modelPath, card } = await locateModel(opts.model);
   const labelColumn = opts.labelColumn ?? card?.dataset.labelColumn;
@@ -66186,8 +67080,8 @@ async function validateModel(opts) {
     const probabilities = [];
     let mismatched = 0;
     let compared = 0;
-    for (let i = 0; i < inputs.length; i += BATCH) {
-      const batch = inputs.slice(i, i + BATCH);
+    for (let i = 0; i < inputs.length; i += BATCH2) {
+      const batch = inputs.slice(i, i + BATCH2);
       const out = await session.runRaw(batch);
       probabilities.push(...out.probabilities);
       if (out.graphLabels) {
@@ -66393,6 +67287,8 @@ var inputsSchema = external_exports.object({
   model: external_exports.string().optional(),
   "feature-columns": list,
   "input-name": external_exports.string().optional(),
+  scores: external_exports.enum(["probabilities", "logits"], { message: 'expected "probabilities" or "logits"' }).optional(),
+  reference: external_exports.string().optional(),
   "max-size-mb": positive2("max-size-mb"),
   "max-load-ms": positive2("max-load-ms"),
   "max-p95-ms": positive2("max-p95-ms"),
@@ -66416,7 +67312,50 @@ function run2() {
     };
     const reporter = new Reporter("human");
     let checks;
-    if (inputs.model) {
+    const bareOnnx = inputs.model !== void 0 && isFile(inputs.model);
+    if (inputs.model && bareOnnx) {
+      if (!inputs.data)
+        throw new UserError("input 'data': required with 'model' (the labelled evaluation CSV)");
+      const settings = await loadPackageSettings(config2, {
+        model: inputs.model,
+        data: inputs.data,
+        labelColumn: inputs["label-column"],
+        textColumn: inputs["text-column"],
+        featureColumns: inputs["feature-columns"],
+        labels: inputs.labels,
+        scores: inputs.scores,
+        inputName: inputs["input-name"],
+        reference: inputs.reference,
+        onEmpty: inputs["drop-empty"] ? "drop" : void 0,
+        out: inputs.out,
+        name: inputs.name
+      });
+      const loaded = await loadConfig(config2);
+      const merged = { ...DEFAULT_LIMITS, ...loaded.config.validate ?? {} };
+      for (const [k, v] of Object.entries(limits)) if (v !== void 0) merged[k] = v;
+      const result = await packageBundle(settings, reporter);
+      const { card } = result;
+      checks = runtimeChecks(card.runtime, merged);
+      setOutputs({
+        bundle: result.dir,
+        version: card.version,
+        metrics: card.metrics,
+        passed: checks.every((c) => c.passed)
+      });
+      await summary.addRaw(
+        reportMarkdown({
+          title: `modelship package: ${card.name} ${card.version}`,
+          metrics: card.metrics,
+          checks,
+          facts: [
+            `bundle \`${result.dir}\` from \`${inputs.model}\` (${card.origin?.producer ?? "unknown producer"})`,
+            `${card.io.task}, classes ${card.io.labels.map((l) => `\`${l}\``).join(", ")}`,
+            `evaluation data \`${card.dataset.path}\` (sha256 ${card.dataset.sha256.slice(0, 12)}…): ${card.dataset.rows.used} rows`,
+            `served graph vs the original: max |Δp| ${result.parity.toExponential(1)} over every row; ${result.transforms.length ? result.transforms.join("; ") : "graph unchanged"}`
+          ]
+        })
+      ).write();
+    } else if (inputs.model) {
       const report = await validateByo(inputs, config2, limits, reporter);
       checks = report.checks;
       setOutputs({
@@ -66474,6 +67413,13 @@ function run2() {
       else warning(message);
     }
   });
+}
+function isFile(path) {
+  try {
+    return statSync2(path).isFile();
+  } catch {
+    return false;
+  }
 }
 async function validateByo(inputs, config2, limits, reporter) {
   if (!inputs.data)
