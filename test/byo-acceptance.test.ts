@@ -4,15 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { loadCsv } from "../src/data/dataset.js";
 import { Ledger } from "../src/ledger/ledger.js";
+import { type LoadOptions, type LoadReport, startLoad } from "../src/load/generator.js";
 import { withClassLabels } from "../src/package/graph.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { type ByoFixture, byo, byoFixtures } from "./support/byo.js";
 import { repoRoot } from "./support/data.js";
 import { baseImage, ensureDockerHost, testEngine } from "./support/images.js";
-import { type LoadReport, startLoad } from "./support/load.js";
 
 /**
  * Bring your own model, end to end on real parts, for each of the three shared Python exports:
@@ -53,19 +53,32 @@ function expectNoFailures(load: LoadReport) {
   });
 }
 
-/** Request bodies for the load generator: the fixture's evaluation rows as users send them. */
-function bodies(f: ByoFixture, only?: (label: string) => boolean): string[] {
-  const table = loadCsv(f.data);
-  const rows = table.rows.filter((r) => !only || only(r[f.labelColumn]!));
-  // (the load generator gets its options through the environment: keep them well under 128 KiB)
-  if (f.kind === "text") return rows.slice(0, 400).map((r) => JSON.stringify({ text: r.text }));
-  return rows.map((r) =>
-    JSON.stringify({ features: Object.fromEntries(f.features.map((c) => [c, Number(r[c])])) }),
-  );
+/** What the load generator sends: the fixture's evaluation rows, as users send them. */
+function traffic(f: ByoFixture, onlyLabels?: string[]): Pick<LoadOptions, "texts" | "features"> {
+  if (f.kind === "text") return { texts: { data: f.data, textColumn: "text" } };
+  return {
+    texts: { data: f.data, textColumn: f.features[0]! },
+    features: {
+      data: f.data,
+      columns: f.features,
+      ...(onlyLabels ? { only: { labelColumn: f.labelColumn, labels: onlyLabels } } : {}),
+    },
+  };
 }
 
-async function underLoad<T>(url: string, body: string[], fn: () => Promise<T>) {
-  const load = await startLoad({ url, rps: 150, connections: 16, bodies: body });
+/** The first request body of that traffic, for a /predict through the edge. */
+function firstBody(f: ByoFixture): string {
+  const row = loadCsv(f.data).rows[0]!;
+  if (f.kind === "text") return JSON.stringify({ text: row.text });
+  return JSON.stringify({ features: Object.fromEntries(f.features.map((c) => [c, Number(row[c])])) });
+}
+
+async function underLoad<T>(
+  url: string,
+  what: Pick<LoadOptions, "texts" | "features">,
+  fn: () => Promise<T>,
+) {
+  const load = await startLoad({ url, rps: 150, connections: 16, ...what } as LoadOptions);
   try {
     await new Promise((r) => setTimeout(r, 1500));
     const result = await fn();
@@ -228,8 +241,7 @@ describe("bring your own model: package → gate → build → canary → /predi
         cli(["deploy", "--image", ref, "--fast", ...LOOSE_LATENCY, ...host.common, ...extra]);
       const first = await deploy(v1);
       expect(first.code, first.stdout + first.stderr).toBe(0);
-      const traffic = bodies(f);
-      const canary = await underLoad(host.edge, traffic, () => deploy(v2));
+      const canary = await underLoad(host.edge, traffic(f), () => deploy(v2));
       expect(canary.result.code, canary.result.stdout + canary.result.stderr).toBe(0);
       expect(canary.result.stdout).toMatch(/Expanding to 100%\.\.\. ✓/);
       expectNoFailures(canary.load);
@@ -242,7 +254,7 @@ describe("bring your own model: package → gate → build → canary → /predi
       const answer = await fetch(`${host.edge}/predict`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: traffic[0],
+        body: firstBody(f),
       });
       expect(answer.status).toBe(200);
       const json = (await answer.json()) as Record<string, unknown>;
@@ -253,7 +265,7 @@ describe("bring your own model: package → gate → build → canary → /predi
       } else expect(json).toHaveProperty("sentiment");
 
       // 6. rollback under load (warm standby)
-      const back = await underLoad(host.edge, traffic, () =>
+      const back = await underLoad(host.edge, traffic(f), () =>
         cli(["rollback", "--reason", `byo ${short}`, "--json", ...host.common]),
       );
       expect(back.result.code, back.result.stderr).toBe(0);
@@ -285,13 +297,8 @@ describe("bring your own model: package → gate → build → canary → /predi
         ]);
         expect(sw.code, sw.stderr).toBe(0);
         const swapped = await cliImage(JSON.parse(sw.stdout).bundle, "mstest-byo-wine-swapped");
-        // traffic mostly of one class, so swapping two labels changes the class mix
-        const skewed = [
-          ...bodies(f, (l) => l === a),
-          ...bodies(f, (l) => l === a),
-          ...bodies(f, (l) => l !== a).slice(0, 6),
-        ];
-        const bad = await underLoad(host.edge, skewed, () => deploy(swapped));
+        // traffic of one class, so swapping two labels changes the class mix
+        const bad = await underLoad(host.edge, traffic(f, [a]), () => deploy(swapped));
         expect(bad.result.code, bad.result.stdout + bad.result.stderr).toBe(1);
         expect(bad.result.stdout).toMatch(/Deployment aborted: analysis failed at \d+%: class-mix/);
         expectNoFailures(bad.load);

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { loadCsv } from "../src/data/dataset.js";
 import { createRng } from "../training/random.js";
 import { byo } from "./support/byo.js";

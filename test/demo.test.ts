@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { planFixes } from "../src/demo/prerequisites.js";
+import { planFixes } from "../src/cli/demo/prerequisites.js";
 import { Engine } from "../src/engine/engine.js";
 import { ledgerSchema } from "../src/ledger/schema.js";
 import { SERVED_LABELS } from "../src/rollout/wiring.js";

@@ -5,12 +5,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
+import { type LoadReport, startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
 import { trainedBundle } from "./support/bundle.js";
-import { repoRoot } from "./support/data.js";
+import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
-import { type LoadReport, startLoad } from "./support/load.js";
 
 /**
  * Issue 10 items 4–9, the rollout/ledger/repair side, as fault drills on real parts: HAProxy, Podman
@@ -61,7 +61,7 @@ const deployArgs = (ref: string, dir = stateDir) => [
 ];
 
 async function underLoad<T>(fn: () => Promise<T>, url = edgeUrl): Promise<{ result: T; load: LoadReport }> {
-  const load = await startLoad({ url, rps: 150, connections: 16 });
+  const load = await startLoad({ url, texts: tweetTexts(), rps: 150, connections: 16 });
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const result = await fn();

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { FeatureSpec } from "../../src/bundle/schema.js";
+import type { FeatureSpec } from "../../src/contracts/card.js";
 import type { ServerContext } from "../context.js";
 import { errorBodySchema, HttpError } from "../errors.js";
 import type { ServedPrediction } from "../model.js";

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify, stripVTControlCharacters } from "node:util";
 import { readBundle } from "../bundle/read.js";
-import type { ModelCard } from "../bundle/schema.js";
+import type { ModelCard } from "../contracts/card.js";
 import { type ContainerHardening, DEFAULT_HARDENING, Engine, type RunOptions } from "../engine/engine.js";
 import { formatSmokeReport, runSmokeTest, type SmokeResult, waitForReady } from "../smoke/smoke.js";
 import { ExitCode, UserError } from "../util/errors.js";

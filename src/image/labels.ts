@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type ModelCard, modelCardSchema, versionSchema } from "../bundle/schema.js";
+import { type ModelCard, modelCardSchema, versionSchema } from "../contracts/card.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { safeText } from "../util/text.js";
 

@@ -1,4 +1,4 @@
-import type { FeatureSpec } from "../bundle/schema.js";
+import type { FeatureSpec } from "../contracts/card.js";
 import { histogram } from "../metrics/histogram.js";
 
 /** Linear-interpolation quantile (numpy's default) of an ascending array. */

@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { MIN_GOLDEN, pickGolden, referenceDistribution } from "../bundle/evidence.js";
-import type { IoSignature, ModelCard, TensorSpec } from "../bundle/schema.js";
 import { StagedBundle } from "../bundle/write.js";
 import type { PackageSettings } from "../config/package.js";
+import type { IoSignature, ModelCard, TensorSpec } from "../contracts/card.js";
 import { loadCsv, loadTabularDataset, loadTextDataset } from "../data/dataset.js";
 import { argmax, evaluateClassifier } from "../metrics/classification.js";
 import type { ModelInput } from "../onnx/runtime.js";

@@ -1,6 +1,6 @@
 import type { RouterCounters } from "../analysis/analysis.js";
 import type { Sample } from "../analysis/prom.js";
-import type { ModelCard } from "../bundle/schema.js";
+import type { ModelCard } from "../contracts/card.js";
 import type { ModelIdentity } from "../image/labels.js";
 
 /**

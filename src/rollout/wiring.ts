@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 import type { RouterCounters } from "../analysis/analysis.js";
 import { parsePromText } from "../analysis/prom.js";
-import { modelCardSchema, versionSchema } from "../bundle/schema.js";
+import { modelCardSchema, versionSchema } from "../contracts/card.js";
 import type { Engine } from "../engine/engine.js";
 import { lastErrorLine, serverHardening } from "../image/build.js";
 import { MODEL_LABELS, readModelLabels } from "../image/labels.js";

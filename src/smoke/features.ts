@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { ModelCard } from "../bundle/schema.js";
+import type { ModelCard } from "../contracts/card.js";
 
 /**
  * The tabular half of the golden smoke test: every golden example through `POST /predict` with named

@@ -1,4 +1,4 @@
-import type { IoSignature } from "../../src/bundle/schema.js";
+import type { IoSignature } from "../../src/contracts/card.js";
 import type { LogisticRegression } from "../logistic.js";
 import { NGRAM_JOIN } from "../text.js";
 import type { TfidfVectorizer } from "../tfidf.js";

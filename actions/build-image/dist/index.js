@@ -19729,6 +19729,15 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+
 // node_modules/ansi-regex/index.js
 var ST = String.raw`(?:\u001B\u005C|\u009C)`;
 var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
@@ -19833,6 +19842,12 @@ function setOutputs(outputs) {
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
 }
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
 
 // src/image/build.ts
 import { execFile } from "node:child_process";
@@ -19842,15 +19857,6 @@ import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from
 // src/bundle/read.ts
 import { readFile, stat as stat2 } from "node:fs/promises";
 import { join, resolve } from "node:path";
-
-// src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-async function sha256File(path) {
-  const hash2 = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash2.update(chunk);
-  return hash2.digest("hex");
-}
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -39569,7 +39575,7 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";
@@ -39728,6 +39734,15 @@ var modelCardSchema = external_exports.object({
   golden: external_exports.array(goldenExampleSchema).min(20),
   reference: referenceSchema
 });
+
+// src/util/fs.ts
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+async function sha256File(path) {
+  const hash2 = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash2.update(chunk);
+  return hash2.digest("hex");
+}
 
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {
@@ -44613,10 +44628,85 @@ ${formatSmokeReport(result)}`,
   }
 };
 
+// src/settings/build.ts
+var BUILD_SETTINGS = [
+  {
+    key: "model",
+    flag: "--model <bundle>",
+    input: "bundle",
+    required: true,
+    description: "model bundle directory (model.json + model.onnx)"
+  },
+  {
+    key: "repository",
+    flag: "--repository <repo>",
+    description: "image repository without tag, as for `deploy --repository` (default: modelship/<model name>)",
+    deprecatedFlags: ["--image <name>"],
+    deprecatedInputs: ["image"]
+  },
+  {
+    key: "tag",
+    flag: "--tag <tag>",
+    input: "tags",
+    repeatable: true,
+    description: "extra tag or full reference (repeatable; the input takes a list); <repository>:<version> and <repository>:sha-<git sha> are always added"
+  },
+  {
+    key: "push",
+    flag: "--push",
+    actionDefault: "false",
+    description: "push every tag after the smoke test passed"
+  },
+  {
+    key: "registry",
+    flag: "--registry <host>",
+    description: "log in to this registry before pushing (e.g. ghcr.io)"
+  },
+  { key: "username", flag: "--username <user>", description: "registry user name (with --registry)" },
+  {
+    key: "passwordStdin",
+    flag: "--password-stdin",
+    input: null,
+    description: "read the registry password or token from standard input"
+  },
+  {
+    key: "password",
+    flag: null,
+    input: "password",
+    description: "registry password or token (with registry; GHCR accepts secrets.GITHUB_TOKEN)"
+  },
+  {
+    key: "baseImage",
+    flag: "--base-image <ref>",
+    description: `base image with node on PATH and a node user (default: ${DEFAULT_BASE_IMAGE})`
+  },
+  {
+    key: "smoke",
+    flag: "--no-smoke",
+    input: "smoke",
+    actionDefault: "true",
+    description: "skip the golden smoke test (not recommended: it is what stops a broken image)"
+  },
+  {
+    key: "smokeTimeout",
+    flag: "--smoke-timeout <seconds>",
+    default: "60",
+    description: "how long the smoke container may take to become ready"
+  },
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "print one JSON document instead of progress lines"
+  }
+];
+
 // actions/build-image/input-helper.ts
 var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 var inputsSchema = external_exports.object({
   bundle: external_exports.string({ message: "required: the model bundle directory" }).min(1),
+  repository: external_exports.string().optional(),
+  /** Deprecated name of repository. */
   image: external_exports.string().optional(),
   tags: external_exports.string().optional().transform(
     (v) => (v ?? "").split(/[\n,]/).map((t) => t.trim()).filter(Boolean)
@@ -44651,18 +44741,7 @@ var inputsSchema = external_exports.object({
       message: "registry login is only used to push: set push: true"
     });
 });
-var INPUT_NAMES = [
-  "bundle",
-  "image",
-  "tags",
-  "push",
-  "registry",
-  "username",
-  "password",
-  "base-image",
-  "smoke",
-  "smoke-timeout"
-];
+var INPUT_NAMES = settingInputNames(BUILD_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
@@ -44675,7 +44754,7 @@ function run2() {
     try {
       const result = await buildModelImage({
         bundleDir: inputs.bundle,
-        image: inputs.image,
+        image: inputs.image ?? inputs.repository,
         extraTags: inputs.tags,
         baseImage: inputs["base-image"],
         smoke: inputs.smoke,

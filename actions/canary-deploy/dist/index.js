@@ -4466,11 +4466,11 @@ var require_util2 = __commonJS({
     }
     function tryUpgradeRequestToAPotentiallyTrustworthyURL(request2) {
     }
-    function sameOrigin(A, B) {
-      if (A.origin === B.origin && A.origin === "null") {
+    function sameOrigin(A2, B) {
+      if (A2.origin === B.origin && A2.origin === "null") {
         return true;
       }
-      if (A.protocol === B.protocol && A.hostname === B.hostname && A.port === B.port) {
+      if (A2.protocol === B.protocol && A2.hostname === B.hostname && A2.port === B.port) {
         return true;
       }
       return false;
@@ -15406,8 +15406,8 @@ var require_util5 = __commonJS({
     var assert2 = __require("node:assert");
     var { URLSerializer } = require_data_url();
     var { isValidHeaderName } = require_util2();
-    function urlEquals(A, B, excludeFragment = false) {
-      const serializedA = URLSerializer(A, excludeFragment);
+    function urlEquals(A2, B, excludeFragment = false) {
+      const serializedA = URLSerializer(A2, excludeFragment);
       const serializedB = URLSerializer(B, excludeFragment);
       return serializedA === serializedB;
     }
@@ -22075,6 +22075,24 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+function table(...parts) {
+  const all = parts.flat();
+  const seen = /* @__PURE__ */ new Set();
+  for (const s of all) {
+    if (seen.has(s.key)) throw new Error(`settings table: '${s.key}' declared twice`);
+    seen.add(s.key);
+  }
+  return all;
+}
+
 // node_modules/ansi-regex/index.js
 var ST = String.raw`(?:\u001B\u005C|\u009C)`;
 var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
@@ -22178,6 +22196,22 @@ function setOutputs(outputs) {
     if (value === void 0) continue;
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
+function flagsFromInputs(inputs, settings) {
+  const flags = {};
+  for (const s of settings) {
+    const input2 = inputOf(s);
+    if (!input2) continue;
+    const value = [...s.deprecatedInputs ?? [], input2].map((n) => inputs[n]).find((v) => v !== void 0);
+    if (value !== void 0) flags[s.key] = value;
+  }
+  return flags;
 }
 
 // src/engine/engine.ts
@@ -23506,9 +23540,9 @@ var Class = class {
   constructor(..._args) {
   }
 };
-function members(proto2, table) {
-  for (const key in table) {
-    const desc = Object.getOwnPropertyDescriptor(table, key);
+function members(proto2, table2) {
+  for (const key in table2) {
+    const desc = Object.getOwnPropertyDescriptor(table2, key);
     if (desc.get)
       Object.defineProperty(proto2, key, { ...desc, enumerable: false });
     else
@@ -23523,10 +23557,10 @@ function hide(inst, key, value) {
   return own(inst, key, value, false);
 }
 // @__NO_SIDE_EFFECTS__
-function derived(computes, table) {
+function derived(computes, table2) {
   for (const key in computes) {
     const compute = computes[key];
-    Object.defineProperty(table, key, {
+    Object.defineProperty(table2, key, {
       configurable: true,
       enumerable: true,
       get() {
@@ -23537,7 +23571,7 @@ function derived(computes, table) {
       }
     });
   }
-  return table;
+  return table2;
 }
 function defineBound(proto2, key, fn) {
   Object.defineProperty(proto2, key, {
@@ -47213,7 +47247,7 @@ var OperationHandle = class {
 import { readFile as readFile2, stat as stat3 } from "node:fs/promises";
 import { join as join3, resolve as resolve2 } from "node:path";
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";
@@ -47998,8 +48032,8 @@ function settingsFromFlags(flags) {
       ...base.analysis ?? {},
       ...defined({
         maxErrorRate: num("--max-error-rate", flags.maxErrorRate),
-        maxP95Ms: num("--max-p95", flags.maxP95),
-        maxP99Ms: num("--max-p99", flags.maxP99),
+        maxP95Ms: num("--max-p95-ms", flags.maxP95Ms),
+        maxP99Ms: num("--max-p99-ms", flags.maxP99Ms),
         latencyFactor: num("--latency-factor", flags.latencyFactor),
         maxClassShift: num("--max-class-shift", flags.maxClassShift),
         maxPsi: num("--max-psi", flags.maxPsi),
@@ -56308,6 +56342,268 @@ function deploySummaryMarkdown(o) {
 `;
 }
 
+// src/settings/rollout.ts
+var R = rolloutSettingsSchema.parse({});
+var A = R.analysis;
+var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
+function formatDuration2(ms3) {
+  for (const [unit, size] of [
+    ["h", 36e5],
+    ["m", 6e4],
+    ["s", 1e3]
+  ])
+    if (ms3 % size === 0) return `${ms3 / size}${unit}`;
+  return `${ms3}ms`;
+}
+var STATE_DIR = {
+  key: "stateDir",
+  flag: "--state-dir <dir>",
+  description: "state dir with the ledger and router state (default: $MODELSHIP_STATE_DIR, /var/lib/modelship as root, else ~/.modelship)"
+};
+var GITHUB = [
+  {
+    key: "environment",
+    flag: null,
+    input: "environment",
+    default: "production",
+    description: "GitHub Deployment environment name."
+  },
+  {
+    key: "githubToken",
+    flag: null,
+    input: "github-token",
+    default: "${{ github.token }}",
+    description: "Token to record the GitHub Deployment (needs `deployments: write`). Empty = no Deployment."
+  }
+];
+var ROLLOUT_SHARED = [
+  {
+    key: "readyTimeout",
+    flag: "--ready-timeout <duration>",
+    input: null,
+    default: formatDuration2(R.readyTimeoutMs),
+    description: "how long a new container may take to become ready"
+  },
+  {
+    key: "drainTimeout",
+    flag: "--drain-timeout <duration>",
+    input: null,
+    default: formatDuration2(R.drainTimeoutMs),
+    fast: formatDuration2(FAST.drainTimeoutMs),
+    description: "how long to wait for a drained server's sessions to end"
+  },
+  {
+    key: "standbyWindow",
+    flag: "--standby-window <duration>",
+    default: formatDuration2(R.standbyWindowMs),
+    description: "keep the replaced version running as warm standby for an instant rollback"
+  },
+  {
+    key: "memory",
+    flag: "--memory <size>",
+    input: null,
+    default: R.container.memory,
+    description: "container memory limit"
+  },
+  {
+    key: "cpus",
+    flag: "--cpus <n>",
+    input: null,
+    default: String(R.container.cpus),
+    description: "container CPU limit"
+  },
+  {
+    key: "workers",
+    flag: "--workers <n>",
+    input: null,
+    default: String(R.container.workers),
+    description: "server worker processes per container"
+  },
+  {
+    key: "namePrefix",
+    flag: "--name-prefix <prefix>",
+    input: null,
+    default: R.container.namePrefix,
+    description: "container name prefix"
+  },
+  STATE_DIR,
+  {
+    key: "wait",
+    flag: "--wait",
+    actionDefault: "true",
+    description: "queue behind a running deploy/rollback instead of refusing (exit 4)"
+  },
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "NDJSON progress events and a final result event"
+  }
+];
+var DEPLOY_SETTINGS = table(
+  [
+    {
+      key: "image",
+      flag: "--image <ref>",
+      description: "model image built by `modelship build` (wins over --model)"
+    },
+    {
+      key: "model",
+      flag: "--model <bundle>",
+      description: "model bundle directory: build its image first, then deploy it"
+    },
+    {
+      key: "repository",
+      flag: "--repository <repo>",
+      description: "image repository for --model builds (default modelship/<model name>)"
+    },
+    {
+      key: "baseImage",
+      flag: "--base-image <ref>",
+      input: null,
+      description: "base image for --model builds"
+    },
+    {
+      key: "steps",
+      flag: "--steps <list>",
+      default: R.steps.join(","),
+      description: "canary traffic percentages, comma separated; reaching 100 is the promotion"
+    },
+    {
+      key: "interval",
+      flag: "--interval <duration>",
+      default: formatDuration2(R.intervalMs),
+      fast: formatDuration2(FAST.intervalMs),
+      description: "analysis interval per step, e.g. 30s, 2m"
+    },
+    {
+      key: "fast",
+      flag: "--fast",
+      actionDefault: "false",
+      description: "demo/test speed: short intervals, smaller minimum samples; explicit settings still win"
+    },
+    {
+      key: "maxExtensions",
+      flag: "--max-extensions <n>",
+      input: null,
+      default: String(R.maxExtensions),
+      fast: String(FAST.maxExtensions),
+      description: "extend an inconclusive step (too little traffic) at most n times"
+    },
+    {
+      key: "failureThreshold",
+      flag: "--failure-threshold <n>",
+      input: null,
+      default: String(R.failureThreshold),
+      description: "failed analyses at one step before aborting"
+    },
+    {
+      key: "allowNoData",
+      flag: "--allow-no-data",
+      actionDefault: "false",
+      description: "promote even when a step saw too little traffic to judge (otherwise it extends, then aborts)"
+    },
+    {
+      key: "skipSmoke",
+      flag: "--skip-smoke",
+      input: null,
+      description: "skip the golden smoke test on the candidate (drills; the analysis still judges)"
+    },
+    {
+      key: "maxErrorRate",
+      flag: "--max-error-rate <ratio>",
+      default: String(A.maxErrorRate),
+      description: "largest canary 5xx rate, 0..1"
+    },
+    {
+      key: "maxP95Ms",
+      flag: "--max-p95-ms <ms>",
+      default: String(A.maxP95Ms),
+      description: `absolute canary p95 latency limit in ms (also at most --latency-factor × stable's + ${A.latencySlackMs} ms)`,
+      deprecatedFlags: ["--max-p95 <ms>"],
+      deprecatedInputs: ["max-p95"]
+    },
+    {
+      key: "maxP99Ms",
+      flag: "--max-p99-ms <ms>",
+      input: null,
+      default: String(A.maxP99Ms),
+      description: "absolute canary p99 latency limit in ms",
+      deprecatedFlags: ["--max-p99 <ms>"]
+    },
+    {
+      key: "latencyFactor",
+      flag: "--latency-factor <k>",
+      input: null,
+      default: String(A.latencyFactor),
+      description: `canary p95/p99 at most k × stable's + ${A.latencySlackMs} ms`
+    },
+    {
+      key: "maxClassShift",
+      flag: "--max-class-shift <d>",
+      default: String(A.maxClassShift),
+      description: "largest class-mix distance between canary and stable predictions (total variation, 0..1)"
+    },
+    {
+      key: "maxPsi",
+      flag: "--max-psi <x>",
+      default: String(A.maxPsi),
+      description: "largest population stability index between canary and stable confidence histograms"
+    },
+    {
+      key: "minRequests",
+      flag: "--min-requests <n>",
+      input: null,
+      default: String(A.minRequests),
+      fast: String(FAST.analysis.minRequests),
+      description: "canary responses needed to judge errors and latency"
+    },
+    {
+      key: "minPredictions",
+      flag: "--min-predictions <n>",
+      input: null,
+      default: String(A.minPredictions),
+      fast: String(FAST.analysis.minPredictions),
+      description: "canary predictions needed to judge quality"
+    },
+    {
+      key: "keepImages",
+      flag: "--keep-images <n>",
+      input: null,
+      default: String(R.keepImages),
+      description: "keep images of the newest n versions"
+    },
+    {
+      key: "env",
+      flag: "--env <KEY=VALUE>",
+      input: null,
+      repeatable: true,
+      description: "extra container environment (repeatable)"
+    }
+  ],
+  ROLLOUT_SHARED,
+  GITHUB
+);
+var ROLLBACK_SETTINGS = table(
+  [
+    {
+      key: "to",
+      flag: "--to <version>",
+      input: "version",
+      description: "version to roll back to, exact or a unique prefix (default: the warm standby, else the newest retired)"
+    },
+    {
+      key: "reason",
+      flag: "--reason <text>",
+      required: true,
+      description: "why (recorded in the ledger with who did it)"
+    },
+    { key: "by", flag: "--by <name>", description: "who rolls back (default $GITHUB_ACTOR, else $USER)" }
+  ],
+  ROLLOUT_SHARED,
+  GITHUB
+);
+
 // actions/canary-deploy/input-helper.ts
 var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 var inputsSchema = external_exports.object({
@@ -56319,6 +56615,8 @@ var inputsSchema = external_exports.object({
   interval: external_exports.string().optional(),
   fast: bool(false),
   "max-error-rate": external_exports.string().optional(),
+  "max-p95-ms": external_exports.string().optional(),
+  /** Deprecated spelling of max-p95-ms. */
   "max-p95": external_exports.string().optional(),
   "max-class-shift": external_exports.string().optional(),
   "max-psi": external_exports.string().optional(),
@@ -56331,24 +56629,7 @@ var inputsSchema = external_exports.object({
   message: "give `image` (a model image) or `model` (a bundle directory to build)",
   path: ["image"]
 });
-var INPUT_NAMES = [
-  "image",
-  "model",
-  "repository",
-  "state-dir",
-  "steps",
-  "interval",
-  "fast",
-  "max-error-rate",
-  "max-p95",
-  "max-class-shift",
-  "max-psi",
-  "allow-no-data",
-  "standby-window",
-  "wait",
-  "environment",
-  "github-token"
-];
+var INPUT_NAMES = settingInputNames(DEPLOY_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
@@ -56357,17 +56638,7 @@ function getInputs() {
 function run3() {
   return runAction(async () => {
     const inputs = getInputs();
-    const settings = settingsFromFlags({
-      steps: inputs.steps,
-      interval: inputs.interval,
-      fast: inputs.fast,
-      maxErrorRate: inputs["max-error-rate"],
-      maxP95: inputs["max-p95"],
-      maxClassShift: inputs["max-class-shift"],
-      maxPsi: inputs["max-psi"],
-      allowNoData: inputs["allow-no-data"],
-      standbyWindow: inputs["standby-window"]
-    });
+    const settings = settingsFromFlags(flagsFromInputs(inputs, DEPLOY_SETTINGS));
     const stateDir = resolveStateDir(inputs["state-dir"]);
     const candidate = inputs.image ? await candidateFromImage(await Engine.connect(), inputs.image) : await candidateFromBundle(inputs.model);
     let outcome;

@@ -4466,11 +4466,11 @@ var require_util2 = __commonJS({
     }
     function tryUpgradeRequestToAPotentiallyTrustworthyURL(request2) {
     }
-    function sameOrigin(A, B) {
-      if (A.origin === B.origin && A.origin === "null") {
+    function sameOrigin(A2, B) {
+      if (A2.origin === B.origin && A2.origin === "null") {
         return true;
       }
-      if (A.protocol === B.protocol && A.hostname === B.hostname && A.port === B.port) {
+      if (A2.protocol === B.protocol && A2.hostname === B.hostname && A2.port === B.port) {
         return true;
       }
       return false;
@@ -15406,8 +15406,8 @@ var require_util5 = __commonJS({
     var assert2 = __require("node:assert");
     var { URLSerializer } = require_data_url();
     var { isValidHeaderName } = require_util2();
-    function urlEquals(A, B, excludeFragment = false) {
-      const serializedA = URLSerializer(A, excludeFragment);
+    function urlEquals(A2, B, excludeFragment = false) {
+      const serializedA = URLSerializer(A2, excludeFragment);
       const serializedB = URLSerializer(B, excludeFragment);
       return serializedA === serializedB;
     }
@@ -17051,8 +17051,8 @@ var require_util7 = __commonJS({
           return false;
         }
       }
-      const num2 = Number.parseInt(value, 10);
-      return num2 >= 8 && num2 <= 15;
+      const num3 = Number.parseInt(value, 10);
+      return num3 >= 8 && num3 <= 15;
     }
     var hasIntl = typeof process.versions.icu === "string";
     var fatalDecoder = hasIntl ? new TextDecoder("utf-8", { fatal: true }) : void 0;
@@ -22075,6 +22075,24 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+function table(...parts) {
+  const all = parts.flat();
+  const seen = /* @__PURE__ */ new Set();
+  for (const s of all) {
+    if (seen.has(s.key)) throw new Error(`settings table: '${s.key}' declared twice`);
+    seen.add(s.key);
+  }
+  return all;
+}
+
 // node_modules/ansi-regex/index.js
 var ST = String.raw`(?:\u001B\u005C|\u009C)`;
 var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
@@ -22178,6 +22196,22 @@ function setOutputs(outputs) {
     if (value === void 0) continue;
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
+function flagsFromInputs(inputs, settings) {
+  const flags = {};
+  for (const s of settings) {
+    const input2 = inputOf(s);
+    if (!input2) continue;
+    const value = [...s.deprecatedInputs ?? [], input2].map((n) => inputs[n]).find((v) => v !== void 0);
+    if (value !== void 0) flags[s.key] = value;
+  }
+  return flags;
 }
 
 // node_modules/@actions/github/lib/context.js
@@ -27817,9 +27851,9 @@ var Class = class {
   constructor(..._args) {
   }
 };
-function members(proto2, table) {
-  for (const key in table) {
-    const desc = Object.getOwnPropertyDescriptor(table, key);
+function members(proto2, table2) {
+  for (const key in table2) {
+    const desc = Object.getOwnPropertyDescriptor(table2, key);
     if (desc.get)
       Object.defineProperty(proto2, key, { ...desc, enumerable: false });
     else
@@ -27834,10 +27868,10 @@ function hide(inst, key, value) {
   return own(inst, key, value, false);
 }
 // @__NO_SIDE_EFFECTS__
-function derived(computes, table) {
+function derived(computes, table2) {
   for (const key in computes) {
     const compute = computes[key];
-    Object.defineProperty(table, key, {
+    Object.defineProperty(table2, key, {
       configurable: true,
       enumerable: true,
       get() {
@@ -27848,7 +27882,7 @@ function derived(computes, table) {
       }
     });
   }
-  return table;
+  return table2;
 }
 function defineBound(proto2, key, fn) {
   Object.defineProperty(proto2, key, {
@@ -46693,6 +46727,176 @@ var OperationHandle = class {
   }
 };
 
+// src/analysis/prom.ts
+var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
+var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
+function parsePromText(text) {
+  const samples = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) {
+      for (const lm of m[2].matchAll(LABEL)) {
+        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      }
+    }
+    const value = parseValue(m[3]);
+    if (value === void 0) continue;
+    samples.push({ name: m[1], labels, value });
+  }
+  return samples;
+}
+function parseValue(s) {
+  if (s === "+Inf") return Number.POSITIVE_INFINITY;
+  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
+  const v = Number(s);
+  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
+}
+
+// src/analysis/analysis.ts
+var analysisConfigSchema = external_exports.object({
+  /** Largest canary 5xx share of its responses. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Canary responses needed before rates and latency mean anything. */
+  minRequests: external_exports.number().int().min(1).default(20),
+  maxP95Ms: external_exports.number().positive().default(250),
+  maxP99Ms: external_exports.number().positive().default(500),
+  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
+  latencyFactor: external_exports.number().min(1).default(2),
+  latencySlackMs: external_exports.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
+  /** Predictions needed on the canary before the quality checks judge. */
+  minPredictions: external_exports.number().int().min(1).default(100),
+  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
+  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
+  /** Largest population stability index between canary and stable confidence histograms. */
+  maxPsi: external_exports.number().min(0).default(0.25),
+  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
+  maxReferenceShift: external_exports.number().min(0).max(1).optional()
+});
+
+// src/rollout/settings.ts
+var containerSettingsSchema = external_exports.object({
+  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
+  cpus: external_exports.number().positive().default(1),
+  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
+  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
+  /** Server worker processes per container. */
+  workers: external_exports.number().int().min(1).max(64).default(1),
+  /** Port the server listens on inside the image. */
+  port: external_exports.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
+  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
+});
+var rolloutSettingsSchema = external_exports.object({
+  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
+  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
+  /** Analysis interval per step. */
+  intervalMs: external_exports.number().int().min(100).default(3e4),
+  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
+  maxExtensions: external_exports.number().int().min(0).default(3),
+  /** Failed analyses (at one step) that abort the rollout. */
+  failureThreshold: external_exports.number().int().min(1).default(1),
+  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
+  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
+  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
+  /** How long the previous stable stays running (weight 0) for an instant rollback. */
+  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
+  /** Images of this many most recent versions are kept; older ones are removed with their version. */
+  keepImages: external_exports.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: external_exports.boolean().default(false),
+  /** Promote even when the analysis has no data (demo without traffic). */
+  allowNoData: external_exports.boolean().default(false),
+  analysis: analysisConfigSchema.prefault({}),
+  container: containerSettingsSchema.prefault({})
+});
+var FAST_SETTINGS = {
+  intervalMs: 4e3,
+  maxExtensions: 5,
+  drainTimeoutMs: 1e4,
+  analysis: { minRequests: 20, minPredictions: 50 }
+};
+function parseDuration(text) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? "s";
+  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit]);
+}
+
+// src/rollout/options.ts
+function num(flag, value) {
+  if (value === void 0) return void 0;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new UserError(`${flag} must be a number (got '${value}')`);
+  return n;
+}
+function dur(flag, value) {
+  if (value === void 0) return void 0;
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new UserError(`${flag}: ${err.message}`);
+  }
+}
+var defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
+function settingsFromFlags(flags) {
+  const base = flags.fast ? FAST_SETTINGS : {};
+  const steps = flags.steps === void 0 ? void 0 : flags.steps.split(",").map((s) => {
+    const n = Number(s.trim().replace(/%$/, ""));
+    if (!Number.isInteger(n)) throw new UserError(`--steps: '${s}' is not a whole percentage`);
+    return n;
+  });
+  const raw = {
+    ...base,
+    ...defined({
+      steps,
+      intervalMs: dur("--interval", flags.interval),
+      maxExtensions: num("--max-extensions", flags.maxExtensions),
+      failureThreshold: num("--failure-threshold", flags.failureThreshold),
+      allowNoData: flags.allowNoData,
+      skipSmoke: flags.skipSmoke,
+      readyTimeoutMs: dur("--ready-timeout", flags.readyTimeout),
+      drainTimeoutMs: dur("--drain-timeout", flags.drainTimeout),
+      standbyWindowMs: dur("--standby-window", flags.standbyWindow),
+      keepImages: num("--keep-images", flags.keepImages)
+    }),
+    analysis: {
+      ...base.analysis ?? {},
+      ...defined({
+        maxErrorRate: num("--max-error-rate", flags.maxErrorRate),
+        maxP95Ms: num("--max-p95-ms", flags.maxP95Ms),
+        maxP99Ms: num("--max-p99-ms", flags.maxP99Ms),
+        latencyFactor: num("--latency-factor", flags.latencyFactor),
+        maxClassShift: num("--max-class-shift", flags.maxClassShift),
+        maxPsi: num("--max-psi", flags.maxPsi),
+        minRequests: num("--min-requests", flags.minRequests),
+        minPredictions: num("--min-predictions", flags.minPredictions)
+      })
+    },
+    container: defined({
+      memory: flags.memory,
+      cpus: num("--cpus", flags.cpus),
+      workers: num("--workers", flags.workers),
+      namePrefix: flags.namePrefix
+    })
+  };
+  const parsed = rolloutSettingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new UserError(
+      `invalid rollout settings: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      { exitCode: ExitCode2.usage }
+    );
+  }
+  return parsed.data;
+}
+var envPairsSchema = external_exports.record(external_exports.string(), external_exports.string());
+
 // src/engine/engine.ts
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -47207,7 +47411,7 @@ ${result.stderr}`);
 import { execFile } from "node:child_process";
 import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var probability = external_exports.number().min(0).max(1);
@@ -53423,7 +53627,7 @@ function parseServersState(answer) {
 }
 
 // src/router/stats.ts
-var num = (v) => {
+var num2 = (v) => {
   const n = Number(v);
   return v === void 0 || v === "" || !Number.isFinite(n) ? 0 : n;
 };
@@ -53431,7 +53635,7 @@ function toServerStats(rows) {
   const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
   const parsed = servers.map((r) => {
     const status = r.status ?? "";
-    const weight = num(r.weight);
+    const weight = num2(r.weight);
     return {
       name: r.svname ?? "",
       address: r.addr ?? "",
@@ -53439,29 +53643,29 @@ function toServerStats(rows) {
       backup: r.bck === "1",
       up: /^(UP|no check|DRAIN)/.test(status),
       weight,
-      userWeight: r.uweight !== void 0 && r.uweight !== "" ? num(r.uweight) : weight,
+      userWeight: r.uweight !== void 0 && r.uweight !== "" ? num2(r.uweight) : weight,
       weightPercent: weightToPercent(weight),
       sharePercent: 0,
-      currentSessions: num(r.scur),
-      totalSessions: num(r.stot),
-      requests: r.req_tot !== void 0 && r.req_tot !== "" ? num(r.req_tot) : num(r.stot),
+      currentSessions: num2(r.scur),
+      totalSessions: num2(r.stot),
+      requests: r.req_tot !== void 0 && r.req_tot !== "" ? num2(r.req_tot) : num2(r.stot),
       responses: {
-        "1xx": num(r.hrsp_1xx),
-        "2xx": num(r.hrsp_2xx),
-        "3xx": num(r.hrsp_3xx),
-        "4xx": num(r.hrsp_4xx),
-        "5xx": num(r.hrsp_5xx),
-        other: num(r.hrsp_other)
+        "1xx": num2(r.hrsp_1xx),
+        "2xx": num2(r.hrsp_2xx),
+        "3xx": num2(r.hrsp_3xx),
+        "4xx": num2(r.hrsp_4xx),
+        "5xx": num2(r.hrsp_5xx),
+        other: num2(r.hrsp_other)
       },
-      connectionErrors: num(r.econ),
-      responseErrors: num(r.eresp),
-      retries: num(r.wretr),
-      redispatches: num(r.wredis),
-      failedAttempts: num(r.hrsp_5xx) + num(r.econ) + num(r.eresp) + num(r.wretr),
-      avgQueueMs: num(r.qtime),
-      avgConnectMs: num(r.ctime),
-      avgResponseMs: num(r.rtime),
-      avgTotalMs: num(r.ttime),
+      connectionErrors: num2(r.econ),
+      responseErrors: num2(r.eresp),
+      retries: num2(r.wretr),
+      redispatches: num2(r.wredis),
+      failedAttempts: num2(r.hrsp_5xx) + num2(r.econ) + num2(r.eresp) + num2(r.wretr),
+      avgQueueMs: num2(r.qtime),
+      avgConnectMs: num2(r.ctime),
+      avgResponseMs: num2(r.rtime),
+      avgTotalMs: num2(r.ttime),
       checkStatus: r.check_status ?? "",
       checkCode: r.check_code ?? "",
       checkDescription: r.check_desc ?? ""
@@ -54037,58 +54241,6 @@ async function readJson(path) {
 function stripUndefined(o) {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
 }
-
-// src/analysis/prom.ts
-var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
-var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
-function parsePromText(text) {
-  const samples = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const labels = {};
-    if (m[2]) {
-      for (const lm of m[2].matchAll(LABEL)) {
-        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
-      }
-    }
-    const value = parseValue(m[3]);
-    if (value === void 0) continue;
-    samples.push({ name: m[1], labels, value });
-  }
-  return samples;
-}
-function parseValue(s) {
-  if (s === "+Inf") return Number.POSITIVE_INFINITY;
-  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
-  const v = Number(s);
-  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
-}
-
-// src/analysis/analysis.ts
-var analysisConfigSchema = external_exports.object({
-  /** Largest canary 5xx share of its responses. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Canary responses needed before rates and latency mean anything. */
-  minRequests: external_exports.number().int().min(1).default(20),
-  maxP95Ms: external_exports.number().positive().default(250),
-  maxP99Ms: external_exports.number().positive().default(500),
-  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
-  latencyFactor: external_exports.number().min(1).default(2),
-  latencySlackMs: external_exports.number().min(0).default(20),
-  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
-  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
-  /** Predictions needed on the canary before the quality checks judge. */
-  minPredictions: external_exports.number().int().min(1).default(100),
-  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
-  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
-  /** Largest population stability index between canary and stable confidence histograms. */
-  maxPsi: external_exports.number().min(0).default(0.25),
-  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
-  maxReferenceShift: external_exports.number().min(0).max(1).optional()
-});
 
 // src/rollout/plan.ts
 var LIVE_ROLES = /* @__PURE__ */ new Set(["stable", "canary", "standby"]);
@@ -55005,43 +55157,6 @@ function edgeFailure(what, edge) {
   );
 }
 
-// src/rollout/settings.ts
-var containerSettingsSchema = external_exports.object({
-  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
-  cpus: external_exports.number().positive().default(1),
-  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
-  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
-  /** Server worker processes per container. */
-  workers: external_exports.number().int().min(1).max(64).default(1),
-  /** Port the server listens on inside the image. */
-  port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
-  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
-});
-var rolloutSettingsSchema = external_exports.object({
-  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
-  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
-  /** Analysis interval per step. */
-  intervalMs: external_exports.number().int().min(100).default(3e4),
-  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
-  maxExtensions: external_exports.number().int().min(0).default(3),
-  /** Failed analyses (at one step) that abort the rollout. */
-  failureThreshold: external_exports.number().int().min(1).default(1),
-  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
-  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
-  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
-  /** How long the previous stable stays running (weight 0) for an instant rollback. */
-  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
-  /** Images of this many most recent versions are kept; older ones are removed with their version. */
-  keepImages: external_exports.number().int().min(1).default(3),
-  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
-  skipSmoke: external_exports.boolean().default(false),
-  /** Promote even when the analysis has no data (demo without traffic). */
-  allowNoData: external_exports.boolean().default(false),
-  analysis: analysisConfigSchema.prefault({}),
-  container: containerSettingsSchema.prefault({})
-});
-
 // src/github/markdown.ts
 function mdCell(value) {
   return String(value).replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
@@ -55076,18 +55191,281 @@ function rollbackSummaryMarkdown(o) {
 `;
 }
 
+// src/settings/rollout.ts
+var R = rolloutSettingsSchema.parse({});
+var A = R.analysis;
+var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
+function formatDuration2(ms2) {
+  for (const [unit, size] of [
+    ["h", 36e5],
+    ["m", 6e4],
+    ["s", 1e3]
+  ])
+    if (ms2 % size === 0) return `${ms2 / size}${unit}`;
+  return `${ms2}ms`;
+}
+var STATE_DIR = {
+  key: "stateDir",
+  flag: "--state-dir <dir>",
+  description: "state dir with the ledger and router state (default: $MODELSHIP_STATE_DIR, /var/lib/modelship as root, else ~/.modelship)"
+};
+var GITHUB = [
+  {
+    key: "environment",
+    flag: null,
+    input: "environment",
+    default: "production",
+    description: "GitHub Deployment environment name."
+  },
+  {
+    key: "githubToken",
+    flag: null,
+    input: "github-token",
+    default: "${{ github.token }}",
+    description: "Token to record the GitHub Deployment (needs `deployments: write`). Empty = no Deployment."
+  }
+];
+var ROLLOUT_SHARED = [
+  {
+    key: "readyTimeout",
+    flag: "--ready-timeout <duration>",
+    input: null,
+    default: formatDuration2(R.readyTimeoutMs),
+    description: "how long a new container may take to become ready"
+  },
+  {
+    key: "drainTimeout",
+    flag: "--drain-timeout <duration>",
+    input: null,
+    default: formatDuration2(R.drainTimeoutMs),
+    fast: formatDuration2(FAST.drainTimeoutMs),
+    description: "how long to wait for a drained server's sessions to end"
+  },
+  {
+    key: "standbyWindow",
+    flag: "--standby-window <duration>",
+    default: formatDuration2(R.standbyWindowMs),
+    description: "keep the replaced version running as warm standby for an instant rollback"
+  },
+  {
+    key: "memory",
+    flag: "--memory <size>",
+    input: null,
+    default: R.container.memory,
+    description: "container memory limit"
+  },
+  {
+    key: "cpus",
+    flag: "--cpus <n>",
+    input: null,
+    default: String(R.container.cpus),
+    description: "container CPU limit"
+  },
+  {
+    key: "workers",
+    flag: "--workers <n>",
+    input: null,
+    default: String(R.container.workers),
+    description: "server worker processes per container"
+  },
+  {
+    key: "namePrefix",
+    flag: "--name-prefix <prefix>",
+    input: null,
+    default: R.container.namePrefix,
+    description: "container name prefix"
+  },
+  STATE_DIR,
+  {
+    key: "wait",
+    flag: "--wait",
+    actionDefault: "true",
+    description: "queue behind a running deploy/rollback instead of refusing (exit 4)"
+  },
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "NDJSON progress events and a final result event"
+  }
+];
+var DEPLOY_SETTINGS = table(
+  [
+    {
+      key: "image",
+      flag: "--image <ref>",
+      description: "model image built by `modelship build` (wins over --model)"
+    },
+    {
+      key: "model",
+      flag: "--model <bundle>",
+      description: "model bundle directory: build its image first, then deploy it"
+    },
+    {
+      key: "repository",
+      flag: "--repository <repo>",
+      description: "image repository for --model builds (default modelship/<model name>)"
+    },
+    {
+      key: "baseImage",
+      flag: "--base-image <ref>",
+      input: null,
+      description: "base image for --model builds"
+    },
+    {
+      key: "steps",
+      flag: "--steps <list>",
+      default: R.steps.join(","),
+      description: "canary traffic percentages, comma separated; reaching 100 is the promotion"
+    },
+    {
+      key: "interval",
+      flag: "--interval <duration>",
+      default: formatDuration2(R.intervalMs),
+      fast: formatDuration2(FAST.intervalMs),
+      description: "analysis interval per step, e.g. 30s, 2m"
+    },
+    {
+      key: "fast",
+      flag: "--fast",
+      actionDefault: "false",
+      description: "demo/test speed: short intervals, smaller minimum samples; explicit settings still win"
+    },
+    {
+      key: "maxExtensions",
+      flag: "--max-extensions <n>",
+      input: null,
+      default: String(R.maxExtensions),
+      fast: String(FAST.maxExtensions),
+      description: "extend an inconclusive step (too little traffic) at most n times"
+    },
+    {
+      key: "failureThreshold",
+      flag: "--failure-threshold <n>",
+      input: null,
+      default: String(R.failureThreshold),
+      description: "failed analyses at one step before aborting"
+    },
+    {
+      key: "allowNoData",
+      flag: "--allow-no-data",
+      actionDefault: "false",
+      description: "promote even when a step saw too little traffic to judge (otherwise it extends, then aborts)"
+    },
+    {
+      key: "skipSmoke",
+      flag: "--skip-smoke",
+      input: null,
+      description: "skip the golden smoke test on the candidate (drills; the analysis still judges)"
+    },
+    {
+      key: "maxErrorRate",
+      flag: "--max-error-rate <ratio>",
+      default: String(A.maxErrorRate),
+      description: "largest canary 5xx rate, 0..1"
+    },
+    {
+      key: "maxP95Ms",
+      flag: "--max-p95-ms <ms>",
+      default: String(A.maxP95Ms),
+      description: `absolute canary p95 latency limit in ms (also at most --latency-factor × stable's + ${A.latencySlackMs} ms)`,
+      deprecatedFlags: ["--max-p95 <ms>"],
+      deprecatedInputs: ["max-p95"]
+    },
+    {
+      key: "maxP99Ms",
+      flag: "--max-p99-ms <ms>",
+      input: null,
+      default: String(A.maxP99Ms),
+      description: "absolute canary p99 latency limit in ms",
+      deprecatedFlags: ["--max-p99 <ms>"]
+    },
+    {
+      key: "latencyFactor",
+      flag: "--latency-factor <k>",
+      input: null,
+      default: String(A.latencyFactor),
+      description: `canary p95/p99 at most k × stable's + ${A.latencySlackMs} ms`
+    },
+    {
+      key: "maxClassShift",
+      flag: "--max-class-shift <d>",
+      default: String(A.maxClassShift),
+      description: "largest class-mix distance between canary and stable predictions (total variation, 0..1)"
+    },
+    {
+      key: "maxPsi",
+      flag: "--max-psi <x>",
+      default: String(A.maxPsi),
+      description: "largest population stability index between canary and stable confidence histograms"
+    },
+    {
+      key: "minRequests",
+      flag: "--min-requests <n>",
+      input: null,
+      default: String(A.minRequests),
+      fast: String(FAST.analysis.minRequests),
+      description: "canary responses needed to judge errors and latency"
+    },
+    {
+      key: "minPredictions",
+      flag: "--min-predictions <n>",
+      input: null,
+      default: String(A.minPredictions),
+      fast: String(FAST.analysis.minPredictions),
+      description: "canary predictions needed to judge quality"
+    },
+    {
+      key: "keepImages",
+      flag: "--keep-images <n>",
+      input: null,
+      default: String(R.keepImages),
+      description: "keep images of the newest n versions"
+    },
+    {
+      key: "env",
+      flag: "--env <KEY=VALUE>",
+      input: null,
+      repeatable: true,
+      description: "extra container environment (repeatable)"
+    }
+  ],
+  ROLLOUT_SHARED,
+  GITHUB
+);
+var ROLLBACK_SETTINGS = table(
+  [
+    {
+      key: "to",
+      flag: "--to <version>",
+      input: "version",
+      description: "version to roll back to, exact or a unique prefix (default: the warm standby, else the newest retired)"
+    },
+    {
+      key: "reason",
+      flag: "--reason <text>",
+      required: true,
+      description: "why (recorded in the ledger with who did it)"
+    },
+    { key: "by", flag: "--by <name>", description: "who rolls back (default $GITHUB_ACTOR, else $USER)" }
+  ],
+  ROLLOUT_SHARED,
+  GITHUB
+);
+
 // actions/rollback/input-helper.ts
 var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 var inputsSchema = external_exports.object({
   version: external_exports.string().optional(),
   reason: external_exports.string({ message: "required: say why you roll back (it is recorded)" }).min(1),
   by: external_exports.string().optional(),
+  "standby-window": external_exports.string().optional(),
   "state-dir": external_exports.string().optional(),
   wait: bool(true),
   environment: external_exports.string().default("production"),
   "github-token": external_exports.string().optional()
 });
-var INPUT_NAMES = Object.keys(inputsSchema.shape);
+var INPUT_NAMES = settingInputNames(ROLLBACK_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
@@ -55111,7 +55489,7 @@ function run3() {
           by: inputs.by ?? process.env.GITHUB_ACTOR,
           stateDir: resolveStateDir(inputs["state-dir"]),
           wait: inputs.wait,
-          settings: rolloutSettingsSchema.parse({}),
+          settings: settingsFromFlags(flagsFromInputs(inputs, ROLLBACK_SETTINGS)),
           reporter: new Reporter("human")
         });
         const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);

@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Engine } from "../engine/engine.js";
-import { LEDGER_FILE, Ledger } from "../ledger/ledger.js";
-import { retire } from "../rollout/reconcile.js";
-import { SERVED_LABELS } from "../rollout/wiring.js";
-import { routerPaths } from "../router/config.js";
-import { Router } from "../router/router.js";
+import { Engine } from "../../engine/engine.js";
+import { LEDGER_FILE, Ledger } from "../../ledger/ledger.js";
+import { retire } from "../../rollout/reconcile.js";
+import { SERVED_LABELS } from "../../rollout/wiring.js";
+import { routerPaths } from "../../router/config.js";
+import { Router } from "../../router/router.js";
 import { pickDockerHost } from "./prerequisites.js";
 
 export interface TeardownResult {

@@ -1,9 +1,9 @@
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
-import { Engine } from "../engine/engine.js";
-import { ExitCode, UserError } from "../util/errors.js";
-import type { Reporter } from "../util/progress.js";
+import { Engine } from "../../engine/engine.js";
+import { ExitCode, UserError } from "../../util/errors.js";
+import type { Reporter } from "../../util/progress.js";
 
 const run = promisify(execFile);
 
