@@ -12,7 +12,7 @@ import { withClassLabels } from "../src/package/graph.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { type ByoFixture, byo, byoFixtures } from "./support/byo.js";
 import { repoRoot } from "./support/data.js";
-import { baseImage, ensureDockerHost, testEngine } from "./support/images.js";
+import { ensureDockerHost, testEngine } from "./support/images.js";
 
 /**
  * Bring your own model, end to end on real parts, for each of the three shared Python exports:
@@ -25,7 +25,17 @@ import { baseImage, ensureDockerHost, testEngine } from "./support/images.js";
 const exec = promisify(execFile);
 const LOOSE_LATENCY = ["--latency-factor", "10", "--max-p95", "2000", "--max-p99", "4000"];
 let work: string;
-let base: string;
+
+/**
+ * The local base image, resolved before every build (not once per run): other suites on this shared
+ * host may drop a base tag while this one runs; scripts/base-image.sh recreates it from its content key.
+ */
+async function base(): Promise<string> {
+  const { stdout } = await exec("bash", [join(repoRoot, "scripts", "base-image.sh"), "mstest-base"], {
+    env: process.env,
+  });
+  return stdout.trim().split("\n").pop()!;
+}
 let policy: string;
 const fixtures = await byoFixtures();
 
@@ -141,7 +151,7 @@ const hosts: Host[] = [];
 
 /** `modelship build` (with its smoke test) of a further bundle; the image is removed after the run. */
 async function cliImage(bundle: string, image: string): Promise<string> {
-  const r = await cli(["build", "--model", bundle, "--image", image, "--base-image", base, "--json"]);
+  const r = await cli(["build", "--model", bundle, "--image", image, "--base-image", await base(), "--json"]);
   expect(r.code, r.stdout + r.stderr).toBe(0);
   const tags = (JSON.parse(r.stdout) as { tags: string[] }).tags;
   builtImages.push(...tags);
@@ -153,7 +163,6 @@ const builtImages: string[] = [];
 beforeAll(async () => {
   ensureDockerHost();
   work = await mkdtemp(join(tmpdir(), "mstest-byo-acc-"));
-  base = await baseImage();
   policy = join(work, "gate.yaml");
   // The fixtures are what they are (airline scores 0.816): absolute floors below them, no drop allowed.
   await writeFile(policy, "gate:\n  minimum:\n    accuracy: 0.8\n  maxDrop:\n    accuracy: 0.001\n");
@@ -217,7 +226,7 @@ describe("bring your own model: package → gate → build → canary → /predi
         "--image",
         `mstest-byo-${short}`,
         "--base-image",
-        base,
+        await base(),
         "--json",
       ]);
       expect(build.code, build.stdout + build.stderr).toBe(0);

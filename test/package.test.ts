@@ -249,6 +249,20 @@ describe("modelship package: bad input → one line, non-zero exit, nothing writ
         /has 2 inputs \(a \(float32 \[N, 2\]\), b \(float32 \[N, 2\]\)\); modelship feeds one — pick it with --input-name/,
     },
     {
+      name: "a fixed batch dimension (torch.onnx.export without dynamic_axes)",
+      args: async () => {
+        const g = new GraphBuilder("fixed");
+        g.input("input", { tensor: "float", shape: [1, 13] });
+        g.output(g.op("Softmax", ["input"], { axis: 1 }), { tensor: "float", shape: [1, 13] });
+        const p = join(dir, "fixed-batch.onnx");
+        await writeFile(p, g.toModel({ opsets: { "": 13 } }));
+        return ["--model", p, "--data", byo("wine-test.csv")];
+      },
+      code: 2,
+      message:
+        /model input 'input' has a fixed batch size of 1 \(\[1, 13\]\).*— re-export with a dynamic first dimension/,
+    },
+    {
       name: "not a classifier (one output column)",
       args: async () => {
         const g = new GraphBuilder("reg");

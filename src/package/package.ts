@@ -66,6 +66,15 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
       `${producer}: input '${p.input.name}' ${p.input.dtype} [${p.input.shape.map(dim).join(", ")}], scores '${p.probabilitiesOutput}'${info.zipMap ? ` (behind ZipMap '${info.zipMap.output}')` : ""}`,
   );
   try {
+    const batch = probe.input.shape[0];
+    if (probe.input.shape.length >= 2 && typeof batch === "number" && batch > 0) {
+      throw new UserError(
+        `model input '${probe.input.name}' has a fixed batch size of ${batch} ([${probe.input.shape.join(", ")}]); a served model takes any number of rows`,
+        {
+          hint: "re-export with a dynamic first dimension: torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}), skl2onnx FloatTensorType([None, F])",
+        },
+      );
+    }
     const classCount = probe.classCount;
     if (classCount !== undefined && classCount < 2) {
       throw new UserError(
