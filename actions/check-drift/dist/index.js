@@ -49803,6 +49803,39 @@ var predictionLogRecordSchema = external_exports.object({
   features: external_exports.array(external_exports.number()).optional()
 });
 
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference) {
+  const k = Math.max(observed.length, reference.length);
+  const no = sum(observed);
+  const nr = sum(reference);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function sharesOf(counts) {
+  const n = sum(counts);
+  return counts.map((c) => n > 0 ? c / n : 0);
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
 // src/drift/stats.ts
 var STATISTICS = ["score_psi", "class_mix_distance", "input_length_psi", "oov_rate"];
 var THRESHOLD_KEY = {
@@ -49834,39 +49867,13 @@ var driftReportSchema = external_exports.object({
   ).optional(),
   moved: external_exports.array(external_exports.string()).optional()
 });
-var SMOOTHING = 0.5;
-function psi(observed, reference) {
-  if (observed.length !== reference.length) throw new RangeError("psi: bin counts differ");
-  const k = observed.length;
-  const n = sum(observed) + SMOOTHING * k;
-  const r = sum(reference) + SMOOTHING * k;
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const q = (observed[i] + SMOOTHING) / n;
-    const p = (reference[i] + SMOOTHING) / r;
-    total += (q - p) * Math.log(q / p);
-  }
-  return total;
-}
-function totalVariation(observed, referenceShares) {
-  const n = sum(observed);
-  if (n === 0) return 0;
-  let total = 0;
-  for (let i = 0; i < observed.length; i++) total += Math.abs(observed[i] / n - (referenceShares[i] ?? 0));
-  return total / 2;
-}
-function sum(xs) {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
 function statisticValues(counts, reference, labels) {
   if (counts.n === 0)
     return { score_psi: null, class_mix_distance: null, input_length_psi: null, oov_rate: null };
   return {
     score_psi: psi(counts.scoreBins, reference.scoreHistogram.counts),
     class_mix_distance: totalVariation(
-      counts.classes,
+      sharesOf(counts.classes),
       labels.map((l) => reference.classMix[l] ?? 0)
     ),
     input_length_psi: reference.inputLengthHistogram && counts.lengthBins.length > 0 ? psi(counts.lengthBins, reference.inputLengthHistogram.counts) : null,
