@@ -58391,6 +58391,19 @@ var gatePolicySchema = external_exports.object({
     rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
     classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
   }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
@@ -61326,8 +61339,8 @@ function loadCsv(path) {
   }
   return { path, sha256: sha2562, columns, rows, lines, rowCount: rows.length };
 }
-function loadTextDataset(options) {
-  const table = loadCsv(options.path);
+function loadTextDataset(options, parsed) {
+  const table = parsed ?? loadCsv(options.path);
   requireColumns(table, [options.textColumn, options.labelColumn]);
   const selected = selectRows(table, options, (row) => row[options.textColumn].trim() === "", "empty text");
   return {
@@ -61335,19 +61348,19 @@ function loadTextDataset(options) {
     sha256: table.sha256,
     textColumn: options.textColumn,
     labelColumn: options.labelColumn,
-    examples: selected.rows.map(({ row, label }) => ({ text: row[options.textColumn], label })),
+    examples: selected.rows.map(({ row, label, line }) => ({ text: row[options.textColumn], label, line })),
     labels: selected.labels,
     classCounts: selected.classCounts,
     rows: selected.counts
   };
 }
-function loadTabularDataset(options) {
+function loadTabularDataset(options, parsed) {
   if (options.featureColumns.length === 0) {
     throw new UserError("no feature columns given", {
       hint: "name the CSV columns the model takes as input"
     });
   }
-  const table = loadCsv(options.path);
+  const table = parsed ?? loadCsv(options.path);
   requireColumns(table, [...options.featureColumns, options.labelColumn]);
   const selected = selectRows(table, options, () => false, "");
   const examples = selected.rows.map(({ row, line, label }) => ({
@@ -61362,7 +61375,8 @@ function loadTabularDataset(options) {
       }
       return value;
     }),
-    label
+    label,
+    line
   }));
   return {
     path: options.path,
