@@ -61940,8 +61940,10 @@ async function haproxyBinary() {
 }
 async function effectiveRunAs(settings) {
   if (settings.runAs === "root") return void 0;
+  const root = process.geteuid?.() === 0;
+  if (!root && settings.supervisor === "daemon") return void 0;
   if (settings.runAs) return settings.runAs;
-  if (process.geteuid?.() !== 0) return void 0;
+  if (!root) return void 0;
   const passwd = await readFile3("/etc/passwd", "utf8").catch(() => "");
   const group = await readFile3("/etc/group", "utf8").catch(() => "");
   const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
