@@ -54783,7 +54783,7 @@ function planAdoption(host, options) {
 function planKnown(ledger, host, options) {
   const steps = [];
   const server = (name) => host.servers.find((s) => s.name === name);
-  const container = (id) => host.containers.find((c) => c.id === id);
+  const container = (id) => id ? host.containers.find((c) => c.id.startsWith(id) || id.startsWith(c.id)) : void 0;
   const running = (v) => Boolean(v.container && container(v.container.id)?.running);
   const healthy2 = (name) => {
     const s = server(name);
@@ -54839,9 +54839,10 @@ function planKnown(ledger, host, options) {
       reason: why ? `started by an operation that did not finish (${why})` : `a ${v.role} version still had a container`
     });
   }
-  const referenced = new Set(ledger.versions.flatMap((v) => v.container ? [v.container.id] : []));
+  const recorded = ledger.versions.flatMap((v) => v.container ? [v.container] : []);
+  const isRecorded = (c) => recorded.some((r) => r.name === c.name || c.id.startsWith(r.id) || r.id.startsWith(c.id));
   for (const c of host.containers) {
-    if (referenced.has(c.id)) continue;
+    if (isRecorded(c)) continue;
     const routed = host.servers.find((s) => s.name === c.model?.version && s.port === c.hostPort);
     if (routed && !safeToRemove(routed.name)) {
       steps.push({
