@@ -1,12 +1,14 @@
+import { isAbsolute } from "node:path";
 import type { Command } from "commander";
 import { checkHost } from "../../host/check.js";
 import { initHost, parsePort } from "../../host/init.js";
 import { repairRouter } from "../../host/repair.js";
+import { CI_EXTRAS, type HostSetupOptions, setupHost } from "../../host/setup.js";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { startMonitoring } from "../../monitoring/index.js";
 import { repairLedger } from "../../rollout/repair.js";
 import { pc } from "../../util/colors.js";
-import { ExitCode } from "../../util/errors.js";
+import { ExitCode, UserError } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
 
 interface HostFlags {
@@ -18,6 +20,34 @@ interface HostFlags {
   socketGroup?: string;
   monitoring?: boolean;
   monitoringPort?: string;
+  install?: boolean;
+  engineSocket?: string;
+  with?: string;
+  printDockerHost?: boolean;
+}
+
+function setupOptions(flags: HostFlags, install: boolean): HostSetupOptions {
+  const extras: Record<string, string> = {};
+  for (const cmd of (flags.with ?? "")
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean)) {
+    if (!/^[a-z0-9][a-z0-9.+-]*$/.test(cmd))
+      throw new UserError(`--with takes command names like wrk,promtool, got '${cmd}'`, {
+        exitCode: ExitCode.usage,
+      });
+    extras[cmd] = CI_EXTRAS[cmd] ?? cmd;
+  }
+  if (flags.engineSocket !== undefined && !isAbsolute(flags.engineSocket))
+    throw new UserError(`--engine-socket must be an absolute path, got '${flags.engineSocket}'`, {
+      exitCode: ExitCode.usage,
+    });
+  return {
+    install,
+    extras,
+    ...(flags.engineSocket ? { socket: flags.engineSocket } : {}),
+    ...(flags.socketGroup ? { socketGroup: flags.socketGroup } : {}),
+  };
 }
 
 export function register(program: Command): void {
@@ -32,6 +62,36 @@ export function register(program: Command): void {
       .option("--json", "machine-readable output")
       .option("--state-dir <dir>", "state dir (default: $MODELSHIP_STATE_DIR, /var/lib/modelship as root)");
 
+  host
+    .command("setup")
+    .description(
+      "Install and start what this host needs (container engine, HAProxy): Docker when its daemon can run, else Podman's Docker API; as root on Debian/Ubuntu, else prints the commands (exit 3)",
+    )
+    .option("--json", "machine-readable output (NDJSON steps, then the result)")
+    .option("--no-install", "change nothing: print the commands this host needs (exit 3 if any)")
+    .option(
+      "--engine-socket <path>",
+      "where to start Podman's Docker API (default: DOCKER_HOST's path, else /run/modelship/podman.sock)",
+    )
+    .option("--socket-group <group>", "group allowed to use the engine socket (the runner's)")
+    .option("--with <commands>", "also install these commands, e.g. wrk,prometheus,promtool (CI)")
+    .option("--print-docker-host", "progress on stderr; stdout is only the DOCKER_HOST to use (for scripts)")
+    .action(async (flags: HostFlags) => {
+      const options = setupOptions(flags, flags.install !== false);
+      const reporter = new Reporter(
+        flags.json ? "json" : "human",
+        flags.printDockerHost ? process.stderr : process.stdout,
+      );
+      const result = await setupHost(reporter, options);
+      if (flags.printDockerHost) process.stdout.write(`${result.dockerHost}\n`);
+      else if (flags.json) reporter.event({ type: "result", ...result });
+      else {
+        for (const n of result.notes) reporter.info(`  ${n}`);
+        reporter.info(`Host set up: ${result.server} at ${result.dockerHost}, HAProxy ${result.haproxy}`);
+        reporter.info(`export DOCKER_HOST=${result.dockerHost}`);
+      }
+    });
+
   common(host.command("init"))
     .description(
       "Create the state dir, write the HAProxy config and start HAProxy (systemd unit when available)",
@@ -43,11 +103,17 @@ export function register(program: Command): void {
       "--socket-group <group>",
       "group that may use the runtime API socket (default under sudo: the caller's)",
     )
+    .option("--install", "first install and start the container engine and HAProxy (`host setup`)")
+    .option("--engine-socket <path>", "with --install: where to start Podman's Docker API")
     .option("--monitoring", "also start Prometheus with modelship's scrape config and alert rules")
     .option("--monitoring-port <port>", "Prometheus port (default 9090, on 127.0.0.1)")
     .action(async (flags: HostFlags) => {
       const reporter = new Reporter(flags.json ? "json" : "human");
       const stateDir = resolveStateDir(flags.stateDir);
+      if (flags.install) {
+        const setup = await setupHost(reporter, setupOptions(flags, true));
+        if (flags.json) reporter.event({ type: "setup", ...setup });
+      }
       const result = await initHost(
         {
           stateDir,
