@@ -36,11 +36,31 @@ export const analysisRecordSchema = z.object({
 });
 export type AnalysisRecord = z.infer<typeof analysisRecordSchema>;
 
+/** How a serving container was started: what `host repair` needs to recreate it identically. */
+export const containerRunSchema = z.object({
+  containerPort: z.number().int().min(1).max(65535),
+  memory: z.string(),
+  cpus: z.number().positive(),
+  restart: z.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: z.number().int().nonnegative(),
+  env: z.record(z.string(), z.string()),
+  labels: z.record(z.string(), z.string()),
+});
+export type ContainerRun = z.infer<typeof containerRunSchema>;
+
 export const versionEntrySchema = z.object({
   version: z.string().min(1),
   image: z.object({ ref: z.string().min(1), digest: z.string().nullable() }),
   model: z.object({ name: z.string(), version: z.string(), sha256: z.string() }).nullable(),
-  container: z.object({ id: z.string(), name: z.string(), hostPort: z.number().int().positive() }).nullable(),
+  container: z
+    .object({
+      id: z.string(),
+      name: z.string(),
+      hostPort: z.number().int().positive(),
+      /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+      run: containerRunSchema.optional(),
+    })
+    .nullable(),
   role: roleSchema,
   weight: z.number().int().min(0).max(100),
   createdAt: isoTime,

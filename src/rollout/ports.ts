@@ -1,6 +1,7 @@
 import type { RouterCounters } from "../analysis/analysis.js";
 import type { Sample } from "../analysis/prom.js";
 import type { ModelCard } from "../bundle/schema.js";
+import type { ContainerRun } from "../ledger/schema.js";
 
 /**
  * What a rollout needs from the outside world. The real implementations (wiring.ts) drive the
@@ -22,6 +23,8 @@ export interface RunningContainer {
   id: string;
   name: string;
   hostPort: number;
+  /** How it was started (recorded in the ledger so `host repair` can recreate it). */
+  run?: ContainerRun;
 }
 
 export interface ContainerPort {

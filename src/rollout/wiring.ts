@@ -4,6 +4,7 @@ import { parsePromText } from "../analysis/prom.js";
 import { modelCardSchema } from "../bundle/schema.js";
 import type { Engine } from "../engine/engine.js";
 import { lastErrorLine } from "../image/build.js";
+import type { ContainerRun } from "../ledger/schema.js";
 import { MODEL_LABELS } from "../image/labels.js";
 import type { Router } from "../router/router.js";
 import { formatSmokeReport, runSmokeTest, waitForReady } from "../smoke/smoke.js";
@@ -36,6 +37,28 @@ export function containerName(prefix: string, version: string): string {
   return `${prefix}${version}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
 
+/** Starts a serving container exactly as recorded (deploy, rollback, and `host repair` recreating it). */
+export function runServing(
+  engine: Engine,
+  image: string,
+  name: string,
+  hostPort: number,
+  run: ContainerRun,
+): Promise<string> {
+  return engine.runContainer({
+    image,
+    name,
+    port: run.containerPort,
+    hostPort,
+    memory: run.memory,
+    cpus: run.cpus,
+    restart: run.restart,
+    stopTimeoutSec: run.stopTimeoutSec,
+    labels: run.labels,
+    env: run.env,
+  });
+}
+
 export function engineContainers(engine: Engine, stateDir: string, settings: RolloutSettings): ContainerPort {
   const c = settings.container;
   return {
@@ -43,11 +66,8 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
       const name = containerName(c.namePrefix, candidate.version);
       await engine.remove(name, { force: true });
       const hostPort = await freePort();
-      const id = await engine.runContainer({
-        image: candidate.image.ref,
-        name,
-        port: c.port,
-        hostPort,
+      const run: ContainerRun = {
+        containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
@@ -59,8 +79,9 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
           [MODEL_LABELS.version]: candidate.version,
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...(candidate.env ?? {}) },
-      });
-      return { id, name, hostPort };
+      };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run);
+      return { id, name, hostPort, run };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {
