@@ -1,12 +1,22 @@
 #!/usr/bin/env node
-// Regenerates the inputs/outputs tables in README.md from each actions/<name>/action.yml, between
-// `<!-- action-docs:<name> -->` and `<!-- /action-docs:<name> -->`. `--check` exits 1 when stale.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+// Regenerates the inputs/outputs tables in the docs (docs/*.md, and README.md should it hold any) from
+// each actions/<name>/action.yml, between `<!-- action-docs:<name> -->` and `<!-- /action-docs:<name> -->`.
+// `--check` exits 1 when stale.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Every markdown file that may carry action-docs markers, relative to the repository root. */
+export function docFiles() {
+  const docs = readdirSync(join(root, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`);
+  return ["README.md", ...docs];
+}
 
 /** Markdown for one action, or a placeholder when its action.yml does not exist yet. */
 export function actionDocs(name) {
@@ -30,7 +40,7 @@ export function actionDocs(name) {
   return lines.join("\n");
 }
 
-/** README with every marked block regenerated. */
+/** A markdown text with every marked block regenerated. */
 export function renderReadme(text) {
   return text.replace(
     /(<!-- action-docs:([\w-]+) -->)[\s\S]*?(<!-- \/action-docs:\2 -->)/g,
@@ -39,16 +49,19 @@ export function renderReadme(text) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const readme = join(root, "README.md");
-  const text = readFileSync(readme, "utf8");
-  const next = renderReadme(text);
-  if (process.argv.includes("--check")) {
-    if (next !== text) {
-      console.error("action-docs: README action tables are stale — run `npm run docs:actions`");
-      process.exit(1);
+  let stale = false;
+  for (const file of docFiles()) {
+    const path = join(root, file);
+    const text = readFileSync(path, "utf8");
+    const next = renderReadme(text);
+    if (next === text) continue;
+    if (process.argv.includes("--check")) {
+      console.error(`action-docs: ${file} action tables are stale — run \`npm run docs:actions\``);
+      stale = true;
+    } else {
+      writeFileSync(path, next);
+      console.log(`action-docs: ${file} updated`);
     }
-  } else if (next !== text) {
-    writeFileSync(readme, next);
-    console.log("action-docs: README updated");
   }
+  if (stale) process.exit(1);
 }

@@ -2,10 +2,10 @@ import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
 import {
+  CONFIG_DOC_PATH,
   configRows,
   END,
   leafPaths,
-  README_PATH,
   renderTable,
   START,
   withReference,
@@ -25,12 +25,12 @@ function schemaLeaves(schema: z.ZodType, prefix: string[] = []): string[] {
   });
 }
 
-describe("README configuration reference (npm run docs:config)", () => {
+describe("docs/config.md configuration reference (npm run docs:config)", () => {
   it("is up to date with the zod schemas", async () => {
-    const readme = await readFile(README_PATH, "utf8");
+    const readme = await readFile(CONFIG_DOC_PATH, "utf8");
     expect(readme).toContain(START);
     expect(readme).toContain(END);
-    // Regenerating in memory must be a no-op; otherwise run `npm run docs:config` and commit README.md.
+    // Regenerating in memory must be a no-op; otherwise run `npm run docs:config` and commit docs/config.md.
     expect(withReference(readme)).toBe(readme);
   });
 
@@ -40,7 +40,7 @@ describe("README configuration reference (npm run docs:config)", () => {
     expect(leaves).toContain("drift.retrain.workflow");
     expect(leafPaths().sort()).toEqual([...leaves].sort());
 
-    const readme = await readFile(README_PATH, "utf8");
+    const readme = await readFile(CONFIG_DOC_PATH, "utf8");
     const block = readme.slice(readme.indexOf(START), readme.indexOf(END));
     for (const path of leaves) expect(block, path).toContain(`| \`${path}\` |`);
   });
@@ -56,7 +56,7 @@ describe("README configuration reference (npm run docs:config)", () => {
     expect(byPath.get("gate.goldenTolerance")?.type).toBe("number > 0, ≤ 0.5");
   });
 
-  it("fails loudly when the README lacks the markers", () => {
+  it("fails loudly when the document lacks the markers", () => {
     expect(() => withReference("# no markers here\n")).toThrow(/markers/);
     expect(withReference(`a\n${START}\nstale\n${END}\nb`)).toContain(renderTable());
   });

@@ -162,15 +162,24 @@ describe("GitHub workflows", () => {
   });
 });
 
-describe("README action reference", () => {
+describe("action reference (docs/github.md and the other docs)", () => {
   it("matches every action.yml (regenerate with `npm run docs:actions`)", async () => {
     // @ts-expect-error — plain ESM script without type declarations
-    const { renderReadme } = (await import("../scripts/action-docs.mjs")) as {
+    const { renderReadme, docFiles } = (await import("../scripts/action-docs.mjs")) as {
       renderReadme: (t: string) => string;
+      docFiles: () => string[];
     };
-    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
-    expect(readme).toContain("<!-- action-docs:gate-on-metrics -->");
-    expect(renderReadme(readme)).toBe(readme);
+    const all = docFiles()
+      .map((f) => readFileSync(join(repoRoot, f), "utf8"))
+      .join("\n");
+    for (const name of readdirSync(join(repoRoot, "actions")).filter((n) =>
+      existsSync(join(repoRoot, "actions", n, "action.yml")),
+    ))
+      expect(all, name).toContain(`<!-- action-docs:${name} -->`);
+    for (const file of docFiles()) {
+      const text = readFileSync(join(repoRoot, file), "utf8");
+      expect(renderReadme(text), file).toBe(text);
+    }
   });
 });
 

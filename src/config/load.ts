@@ -54,7 +54,7 @@ export function parseWith<S extends ZodType>(
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => describeIssue(schema, issue, prefix));
   throw new UserError(`${where}: ${lines.join("; ")}`, {
-    hint: "see the configuration reference in the README",
+    hint: "see the configuration reference in docs/config.md",
   });
 }
 

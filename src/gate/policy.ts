@@ -77,7 +77,7 @@ export function parseGatePolicy(value: unknown, where: string): GatePolicy {
     const issue = parsed.error.issues[0]!;
     const key = ["gate", ...issue.path.map(String)].join(".");
     throw new UserError(`${where}: ${key}: ${issue.message}`, {
-      hint: "see the gate policy reference in the README",
+      hint: "see the gate policy reference in docs/github.md",
     });
   }
   return parsed.data;

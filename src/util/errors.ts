@@ -1,5 +1,5 @@
 /**
- * Exit codes shared by the CLI and the actions (documented in the README).
+ * Exit codes shared by the CLI and the actions (documented in docs/cli.md).
  * 0 ok · 1 a check failed or a rollout aborted · 2 usage/config/input error · 3 environment problem
  * (engine, HAProxy, permissions) · 4 busy (another deploy holds the lock).
  */

@@ -52255,7 +52255,7 @@ function parseGatePolicy(value, where) {
     const issue3 = parsed.error.issues[0];
     const key = ["gate", ...issue3.path.map(String)].join(".");
     throw new UserError(`${where}: ${key}: ${issue3.message}`, {
-      hint: "see the gate policy reference in the README"
+      hint: "see the gate policy reference in docs/github.md"
     });
   }
   return parsed.data;

@@ -59619,7 +59619,7 @@ function parseWith(schema, value, where, prefix = []) {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue3) => describeIssue(schema, issue3, prefix));
   throw new UserError(`${where}: ${lines.join("; ")}`, {
-    hint: "see the configuration reference in the README"
+    hint: "see the configuration reference in docs/config.md"
   });
 }
 function describeIssue(root2, issue3, prefix) {
