@@ -1,9 +1,9 @@
 import { createServer } from "node:net";
 import type { Engine } from "../engine/engine.js";
 import { lastErrorLine } from "../image/build.js";
+import { MODEL_LABELS } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { ContainerRun, LedgerData } from "../ledger/schema.js";
-import { MODEL_LABELS } from "../image/labels.js";
 import type { RolloutSettings } from "../rollout/settings.js";
 import { freePort, runServing, SERVED_LABELS } from "../rollout/wiring.js";
 import type { Router } from "../router/router.js";
@@ -11,9 +11,9 @@ import { waitForReady } from "../smoke/smoke.js";
 import {
   DEFAULT_HEAL_POLICY,
   describeHeal,
+  HEALED_ROLES,
   type HealAction,
   type HealPolicy,
-  HEALED_ROLES,
   type LiveState,
   planHeal,
 } from "./heal.js";
@@ -114,7 +114,10 @@ function defaultRun(ctx: HealContext, version: string): ContainerRun {
   };
 }
 
-async function bringBack(ctx: HealContext, action: Exclude<HealAction, { kind: "give-up" }>): Promise<string> {
+async function bringBack(
+  ctx: HealContext,
+  action: Exclude<HealAction, { kind: "give-up" }>,
+): Promise<string> {
   const { engine } = ctx;
   let { id, hostPort } = action.container;
   const name = action.container.name;

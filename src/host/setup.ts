@@ -217,6 +217,8 @@ export async function startSupervised(step: Extract<SetupStep, { kind: "service"
   const child = spawn("sh", ["-c", 'while :; do "$@"; sleep 1; done', "modelship-supervisor", ...step.argv], {
     detached: true,
     stdio: ["ignore", fd, fd],
+    // GitHub's runner kills every process carrying its RUNNER_TRACKING_ID when the job ends.
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "RUNNER_TRACKING_ID")),
   });
   closeSync(fd);
   child.unref();

@@ -1,4 +1,6 @@
 import { Engine } from "../engine/engine.js";
+import type { HealPolicy } from "../host/heal.js";
+import { type HealOutcome, heal } from "../host/heal-run.js";
 import { currentUser, Ledger } from "../ledger/ledger.js";
 import { syncTargetsIfMonitored } from "../monitoring/targets.js";
 import { Router } from "../router/router.js";
@@ -10,6 +12,8 @@ export interface LedgerRepair {
   actions: string[];
   /** The operation a crashed process left behind, if there was one. */
   interrupted: { kind: string; target?: string; step: string; pid: number } | null;
+  /** Containers the ledger wants that were brought back (or reported as crash-looping). */
+  heal: HealOutcome;
 }
 
 /**
@@ -19,7 +23,7 @@ export interface LedgerRepair {
  */
 export async function repairLedger(
   stateDir: string,
-  options: { wait?: boolean } = {},
+  options: { wait?: boolean; heal?: HealPolicy } = {},
 ): Promise<LedgerRepair> {
   const ledger = new Ledger(stateDir);
   const file = await ledger.repairFile();
@@ -30,8 +34,20 @@ export async function repairLedger(
   });
   try {
     const settings = rolloutSettingsSchema.parse({});
-    const deps = realDeps(await Engine.connect(), await Router.open(stateDir), stateDir, settings);
-    const actions = [...file.actions, ...(await reconcile(deps, op, settings))];
+    const engine = await Engine.connect();
+    const router = await Router.open(stateDir);
+    const deps = realDeps(engine, router, stateDir, settings);
+    // Containers first (stable, standby, canary back from their recorded image), so reconcile sees them alive.
+    await router.ensureRunning();
+    const healed = await heal({
+      engine,
+      router,
+      op,
+      stateDir,
+      settings,
+      ...(options.heal ? { policy: options.heal } : {}),
+    });
+    const actions = [...file.actions, ...healed.actions, ...(await reconcile(deps, op, settings))];
     const interrupted = op.interrupted
       ? {
           kind: op.interrupted.kind,
@@ -46,7 +62,7 @@ export async function repairLedger(
       );
     await op.event({ kind: "repair", reason: actions.length ? actions.join("; ") : "nothing to repair" });
     await op.finish();
-    return { actions, interrupted };
+    return { actions, interrupted, heal: healed };
   } catch (err) {
     await op.release();
     throw err;
