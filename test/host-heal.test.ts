@@ -228,7 +228,8 @@ describe("self-healing under load (host repair, host watch)", () => {
     expect(after.container?.id).not.toBe(v1.container?.id);
     expect(after.container?.hostPort).toBe(v1.container?.hostPort);
     const state = await engine().inspectContainer(after.container!.name);
-    expect(state).toMatchObject({ running: true, image: versions.v1.ref });
+    expect(state?.running).toBe(true);
+    expect(state?.image.endsWith(versions.v1.ref)).toBe(true);
     expect(state?.labels["dev.modelship.state-dir"]).toBe(stateDir);
     expect(await server(v1.version)).toMatchObject({ status: expect.stringMatching(/^UP/) });
     expectNoFailures(await sinceMark());
@@ -269,6 +270,9 @@ describe("self-healing under load (host repair, host watch)", () => {
     const ms = await until("the watcher brings the stable back", 90_000, async () => {
       const s = await server(v2.version);
       return Boolean(s?.status.startsWith("UP") && s.weight === 256);
+    }).catch(async (err) => {
+      console.error(await readFile(join(stateDir, WATCH_LOG), "utf8").catch(() => "(no watch log)"));
+      throw err;
     });
     const log = await readFile(join(stateDir, WATCH_LOG), "utf8");
     expect(log).toMatch(/check failed: .*not reachable/);

@@ -53,7 +53,9 @@ export async function watchCheck(options: WatchOptions, seen: Map<string, number
   const policy = options.policy ?? DEFAULT_HEAL_POLICY;
   const ledger = await new Ledger(stateDir).read();
   const op = ledger.operation;
-  if (op && op.host === hostname() && pidAlive(op.pid)) return null; // a deploy/rollback is working
+  // A deploy/rollback at work is left alone. Our own pid there is a repair of ours that failed (engine
+  // down): the next repair takes it over as interrupted.
+  if (op && op.host === hostname() && op.pid !== process.pid && pidAlive(op.pid)) return null;
   const router = await Router.open(stateDir);
   const problems: string[] = [];
   const live = await liveStates(new Engine(), ledger);
@@ -82,11 +84,15 @@ export async function runWatch(options: WatchOptions, signal?: AbortSignal): Pro
   const seen = new Map<string, number>();
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      signal?.addEventListener("abort", () => {
+      const wake = () => {
         clearTimeout(t);
         resolve();
-      });
+      };
+      const t = setTimeout(() => {
+        signal?.removeEventListener("abort", wake);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", wake, { once: true });
     });
   while (!signal?.aborted) {
     if (!existsSync(options.stateDir)) {
