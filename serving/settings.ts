@@ -42,6 +42,11 @@ export const serveSettingsSchema = z.object({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** One log line per request (id, route, status, ms — never the body). */
   accessLog: z.boolean().default(true),
+  /**
+   * Share of requests that get an access-log line (0–1). The image sets 0.01: at thousands of
+   * requests a second one line each fills the engine's log; the metrics count every request anyway.
+   */
+  accessLogSample: z.number().min(0).max(1).default(1),
   /** TESTING ONLY: answer this fraction of predict/infer requests with 500. */
   chaosErrorRate: z.number().min(0).max(1).default(0),
 });
@@ -67,6 +72,7 @@ export const SETTINGS_ENV = {
   goldenTolerance: "MODELSHIP_GOLDEN_TOLERANCE",
   logLevel: "MODELSHIP_LOG_LEVEL",
   accessLog: "MODELSHIP_ACCESS_LOG",
+  accessLogSample: "MODELSHIP_ACCESS_LOG_SAMPLE",
   chaosErrorRate: "MODELSHIP_CHAOS_ERROR_RATE",
 } as const satisfies Record<keyof ServeSettings, string>;
 
@@ -83,6 +89,7 @@ const numericKeys = new Set<keyof ServeSettings>([
   "keepAliveTimeoutMs",
   "maxHeaderBytes",
   "goldenTolerance",
+  "accessLogSample",
   "chaosErrorRate",
 ]);
 

@@ -70,6 +70,12 @@ describe("container engine wrapper (real engine)", () => {
     expect(state?.raw.HostConfig?.Memory).toBe(128 * 1024 * 1024);
     expect(state?.raw.HostConfig?.NanoCpus).toBe(500_000_000);
     expect(state?.raw.HostConfig?.RestartPolicy?.Name).toBe("unless-stopped");
+    // Every container is hardened (DEFAULT_HARDENING): read-only root, tmpfs /tmp, no capabilities.
+    expect(state?.raw.HostConfig?.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(state?.raw.HostConfig?.Tmpfs ?? {})).toContain("/tmp");
+    expect(state?.raw.HostConfig?.PidsLimit).toBe(256);
+    expect(state?.raw.HostConfig?.SecurityOpt).toContainEqual(expect.stringMatching(/^no-new-privileges/));
+    expect(state?.raw.HostConfig?.LogConfig?.Type).toBe("json-file");
     const binding = state?.ports["8080/tcp"]?.[0];
     expect(binding?.hostIp).toBe("127.0.0.1");
 

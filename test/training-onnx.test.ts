@@ -1,9 +1,11 @@
 import * as ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadTextDataset, type TextExample } from "../src/data/dataset.js";
+import { textProfileFromOnnx } from "../src/drift/vocabulary.js";
 import { accuracy, argmax, confusionMatrix, perClassScores } from "../src/metrics/index.js";
 import { stratifiedSplit, type TrainedTextModel, trainTextClassifier } from "../training/index.js";
 import { GraphBuilder } from "../training/onnx/builder.js";
+import { modelProtoType } from "../training/onnx/proto.js";
 import { lowerCase } from "../training/text.js";
 import { dataPath } from "./support/data.js";
 
@@ -128,6 +130,76 @@ describe("binary airline model (default params)", () => {
   });
 });
 
+interface GraphNode {
+  op_type: string;
+  input: string[];
+}
+interface GraphTensor {
+  name: string;
+  dims: (number | { toNumber(): number })[];
+}
+function graphOf(bytes: Uint8Array): { node: GraphNode[]; initializer: GraphTensor[] } {
+  const m = modelProtoType().decode(bytes) as unknown as {
+    graph: { node: GraphNode[]; initializer: GraphTensor[] };
+  };
+  return m.graph;
+}
+
+/**
+ * Ways a graph's per-row cost grows with the vocabulary: an op that emits or consumes a dense
+ * [N, vocabulary] tensor, or a vocabulary-sized table used other than as rows fetched by Gather.
+ */
+function denseVocabularyOps(bytes: Uint8Array, vocabulary: number): string[] {
+  const graph = graphOf(bytes);
+  const big = new Set(
+    graph.initializer
+      .filter((t) => t.dims.some((d) => (typeof d === "number" ? d : d.toNumber()) >= vocabulary))
+      .map((t) => t.name),
+  );
+  const found: string[] = [];
+  for (const n of graph.node) {
+    if (["TfIdfVectorizer", "MatMul", "Gemm", "OneHot", "CategoryMapper"].includes(n.op_type))
+      found.push(n.op_type);
+    n.input.forEach((name, i) => {
+      const gathered = (n.op_type === "Gather" || n.op_type === "GatherND") && i === 0;
+      if (big.has(name) && !gathered) found.push(`${n.op_type}(${name})`);
+    });
+  }
+  return found;
+}
+
+describe("graph layout", () => {
+  it("has no dense [N, vocabulary] op: n-grams are looked up and only their rows gathered", () => {
+    const bytes = model.toOnnx();
+    expect(denseVocabularyOps(bytes, model.vocabularySize)).toEqual([]);
+    const ops = graphOf(bytes).node.map((n) => n.op_type);
+    expect(ops).toEqual(expect.arrayContaining(["LabelEncoder", "StringConcat", "Unique", "ScatterND"]));
+    // The check can fail: the dense graph of earlier bundles trips it.
+    expect(denseVocabularyOps(model.toOnnx({ graph: "dense" }), model.vocabularySize)).toEqual(
+      expect.arrayContaining(["TfIdfVectorizer", "MatMul"]),
+    );
+  });
+
+  it("the dense graph of earlier bundles still agrees with the trainer on every test row", async () => {
+    const dense = await ort.InferenceSession.create(model.toOnnx({ graph: "dense" }));
+    const texts = test.map((e) => e.text);
+    const out = await dense.run({ text: new ort.Tensor("string", texts, [texts.length]) });
+    const flat = out.probabilities!.data as Float32Array;
+    const onnx = texts.map((_, i) => Array.from(flat.subarray(i * 2, i * 2 + 2)));
+    expect(maxAbsDiff(onnx, model.predictProba(texts))).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("drift reads the same text profile (token rule, lower-casing, unigrams) from both layouts", () => {
+    const sparse = textProfileFromOnnx(model.toOnnx())!;
+    const dense = textProfileFromOnnx(model.toOnnx({ graph: "dense" }))!;
+    expect(sparse.vocabulary.size).toBeGreaterThan(1000);
+    expect([...sparse.vocabulary].sort()).toEqual([...dense.vocabulary].sort());
+    const sample = "GREAT flight, but the wi-fi was zzzqqq";
+    expect(sparse.count(sample)).toEqual(dense.count(sample));
+    expect(sparse.count(sample).oov).toBeGreaterThan(0);
+  });
+});
+
 describe("three-class airline model", () => {
   it("trains and reports sane metrics with parity", async () => {
     const ds = loadTextDataset({ path: dataPath(), textColumn: "text", labelColumn: "airline_sentiment" });
@@ -149,7 +221,7 @@ describe("three-class airline model", () => {
     for (const f of f1) expect(f).toBeGreaterThan(0.6);
 
     const s = await ort.InferenceSession.create(three.toOnnx());
-    const texts = testRows.slice(0, 500).map((e) => e.text);
+    const texts = testRows.map((e) => e.text);
     const out = await s.run({ text: new ort.Tensor("string", texts, [texts.length]) });
     const flat = out.probabilities!.data as Float32Array;
     const onnx = texts.map((_, i) => Array.from(flat.subarray(i * 3, i * 3 + 3)));

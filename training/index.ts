@@ -3,6 +3,7 @@ import { accuracy, argmax, confusionMatrix, macroF1, meanStd, perClassScores } f
 import { UserError } from "../src/util/errors.js";
 import { LogisticRegression } from "./logistic.js";
 import { exportTextModel, textModelIoSignature } from "./onnx/text-model.js";
+import { exportDenseTextModel } from "./onnx/text-model-dense.js";
 import { parseTextTrainerParams, type TextTrainerParams } from "./params.js";
 import { stratifiedKFold } from "./split.js";
 import { TfidfVectorizer } from "./tfidf.js";
@@ -31,8 +32,12 @@ export interface TrainedTextModel {
   /** Optimiser iterations and whether it reached the tolerance. */
   optimizer: { iterations: number; converged: boolean };
   predictProba(texts: string[]): number[][];
-  /** One ONNX graph from raw strings to probabilities and labels (see training/onnx/text-model.ts). */
-  toOnnx(opts?: { name?: string }): Uint8Array;
+  /**
+   * One ONNX graph from raw strings to probabilities and labels: the sparse graph
+   * (training/onnx/text-model.ts), or the dense one earlier versions wrote (text-model-dense.ts; for
+   * compatibility tests and benchmarks).
+   */
+  toOnnx(opts?: { name?: string; graph?: "sparse" | "dense" }): Uint8Array;
   ioSignature(): IoSignature;
 }
 
@@ -87,7 +92,13 @@ export function trainTextClassifier(
     vocabularySize: vectorizer.vocabulary.length,
     optimizer: { iterations: model.iterations, converged: model.converged },
     predictProba: (batch) => model.predictProba(vectorizer.transform(batch)),
-    toOnnx: (opts) => exportTextModel({ vectorizer, model, labels, name: opts?.name ?? "text-classifier" }),
+    toOnnx: (opts) =>
+      (opts?.graph === "dense" ? exportDenseTextModel : exportTextModel)({
+        vectorizer,
+        model,
+        labels,
+        name: opts?.name ?? "text-classifier",
+      }),
     ioSignature: () => textModelIoSignature(labels),
   };
 }

@@ -39,6 +39,58 @@ export interface RunOptions {
   stopTimeoutSec?: number;
   command?: string[];
   extraArgs?: string[];
+  /** Overrides of the hardening every container gets (DEFAULT_HARDENING); it cannot be switched off. */
+  hardening?: Partial<ContainerHardening>;
+}
+
+/**
+ * What every container modelship starts gets (CIS Docker Benchmark 5.x): a read-only root
+ * filesystem with tmpfs where something must write, no Linux capabilities at all, no privilege
+ * gain through setuid binaries, a process/thread cap against fork bombs, and a bounded log.
+ */
+export interface ContainerHardening {
+  /** tmpfs mounts (path → mount options); everything else is read-only. */
+  tmpfs: Record<string, string>;
+  /** Processes + threads in the container (each node process runs ~11 threads). */
+  pidsLimit: number;
+  /** json-file log: rotate at this size (Podman 4.x: truncates at it; max-file is not honoured). */
+  logMaxSize: string;
+  logMaxFiles: number;
+}
+
+export const DEFAULT_HARDENING: ContainerHardening = {
+  tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777" },
+  pidsLimit: 256,
+  logMaxSize: "10m",
+  logMaxFiles: 3,
+};
+
+const TMPFS_PATH = /^\/[A-Za-z0-9._/-]+$/;
+const TMPFS_OPTIONS = /^[a-z0-9=,]+$/;
+
+/** The `docker run` flags for a hardening; refuses a malformed tmpfs path or option list. */
+export function hardeningArgs(overrides: Partial<ContainerHardening> = {}): string[] {
+  const h = { ...DEFAULT_HARDENING, ...overrides };
+  const args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
+  for (const [path, options] of Object.entries(h.tmpfs)) {
+    if (!TMPFS_PATH.test(path) || path.includes("..") || !TMPFS_OPTIONS.test(options))
+      throw new EngineError(`invalid tmpfs mount ${JSON.stringify(path)}:${JSON.stringify(options)}`, {
+        exitCode: ExitCode.usage,
+      });
+    args.push("--tmpfs", `${path}:${options}`);
+  }
+  if (!Number.isInteger(h.pidsLimit) || h.pidsLimit < 16)
+    throw new EngineError(`pids limit must be an integer >= 16, got ${h.pidsLimit}`, {
+      exitCode: ExitCode.usage,
+    });
+  if (!/^\d+[kmg]$/.test(h.logMaxSize) || !Number.isInteger(h.logMaxFiles) || h.logMaxFiles < 1)
+    throw new EngineError(`invalid log bound ${h.logMaxSize} × ${h.logMaxFiles}`, {
+      exitCode: ExitCode.usage,
+    });
+  args.push("--pids-limit", String(h.pidsLimit));
+  args.push("--log-driver", "json-file", "--log-opt", `max-size=${h.logMaxSize}`);
+  args.push("--log-opt", `max-file=${h.logMaxFiles}`);
+  return args;
 }
 
 export interface BuildOptions {
@@ -412,7 +464,7 @@ export class Engine {
 
   /** Creates and starts a detached container; returns its id. */
   async runContainer(options: RunOptions): Promise<string> {
-    const args = ["run", "--detach"];
+    const args = ["run", "--detach", ...hardeningArgs(options.hardening)];
     if (options.name) args.push("--name", options.name);
     args.push(...labelArgs("--label", options.labels));
     args.push(...labelArgs("--env", options.env));

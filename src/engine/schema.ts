@@ -61,10 +61,22 @@ export const containerInspectSchema = z
         Memory: z.number().nullish(),
         NanoCpus: z.number().nullish(),
         RestartPolicy: z.object({ Name: z.string().nullish() }).loose().nullish(),
+        ReadonlyRootfs: z.boolean().nullish(),
+        CapAdd: z.array(z.string()).nullish(),
+        CapDrop: z.array(z.string()).nullish(),
+        SecurityOpt: z.array(z.string()).nullish(),
+        PidsLimit: z.number().nullish(),
+        Tmpfs: z.record(z.string(), z.string()).nullish(),
+        LogConfig: z
+          .object({ Type: z.string().nullish(), Config: z.record(z.string(), z.string()).nullish() })
+          .loose()
+          .nullish(),
       })
       .loose()
       .nullish(),
     NetworkSettings: z.object({ Ports: portBindings }).loose().nullish(),
+    /** Host file of the json-file / k8s-file log. */
+    LogPath: z.string().nullish(),
   })
   .loose();
 

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { promisify, stripVTControlCharacters } from "node:util";
 import { readBundle } from "../bundle/read.js";
 import type { ModelCard } from "../bundle/schema.js";
-import { Engine, type RunOptions } from "../engine/engine.js";
+import { type ContainerHardening, DEFAULT_HARDENING, Engine, type RunOptions } from "../engine/engine.js";
 import { formatSmokeReport, runSmokeTest, type SmokeResult, waitForReady } from "../smoke/smoke.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { Reporter } from "../util/progress.js";
@@ -13,6 +13,23 @@ import { imageLabels, MODEL_LABELS } from "./labels.js";
 /** The official Node image the Dockerfile defaults to (see serving/Dockerfile). */
 export const DEFAULT_BASE_IMAGE = "node:20-bookworm-slim";
 export const SERVER_PORT = 8080;
+/** Writable (tmpfs) in a server container: where MODELSHIP_PREDICTION_LOG files go. */
+export const PREDICTION_LOG_DIR = "/var/log/modelship";
+
+/**
+ * The hardening of a model server container on top of the engine's defaults: a 64 MiB tmpfs for the
+ * prediction log (the default log rotates at 5 × 10 MiB), and a pids limit from the worker count —
+ * each node process runs about 12 threads, plus the health check's and `docker exec`'s.
+ */
+export function serverHardening(workers: number): Partial<ContainerHardening> {
+  return {
+    tmpfs: {
+      ...DEFAULT_HARDENING.tmpfs,
+      [PREDICTION_LOG_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777",
+    },
+    pidsLimit: 64 + 24 * (workers + 1),
+  };
+}
 
 export interface BuildImageOptions {
   bundleDir: string;
@@ -129,6 +146,7 @@ export async function smokeTestImage(
     // One worker starts fastest; no drain grace, the throwaway container has no load balancer.
     env: { MODELSHIP_WORKERS: "1", MODELSHIP_DRAIN_GRACE_MS: "0" },
     memory: "512m",
+    hardening: serverHardening(1),
     ...options.run,
   });
   try {

@@ -3,7 +3,7 @@ import type { RouterCounters } from "../analysis/analysis.js";
 import { parsePromText } from "../analysis/prom.js";
 import { modelCardSchema } from "../bundle/schema.js";
 import type { Engine } from "../engine/engine.js";
-import { lastErrorLine } from "../image/build.js";
+import { lastErrorLine, serverHardening } from "../image/build.js";
 import { MODEL_LABELS } from "../image/labels.js";
 import type { ContainerRun } from "../ledger/schema.js";
 import type { Router } from "../router/router.js";
@@ -71,6 +71,7 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
+        hardening: serverHardening(c.workers),
         // The server drains on SIGTERM (readiness false, in-flight finish); give it time before SIGKILL.
         stopTimeoutSec: 15,
         labels: {

@@ -41903,9 +41903,18 @@ var containerInspectSchema = external_exports.object({
   HostConfig: external_exports.object({
     Memory: external_exports.number().nullish(),
     NanoCpus: external_exports.number().nullish(),
-    RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish()
+    RestartPolicy: external_exports.object({ Name: external_exports.string().nullish() }).loose().nullish(),
+    ReadonlyRootfs: external_exports.boolean().nullish(),
+    CapAdd: external_exports.array(external_exports.string()).nullish(),
+    CapDrop: external_exports.array(external_exports.string()).nullish(),
+    SecurityOpt: external_exports.array(external_exports.string()).nullish(),
+    PidsLimit: external_exports.number().nullish(),
+    Tmpfs: external_exports.record(external_exports.string(), external_exports.string()).nullish(),
+    LogConfig: external_exports.object({ Type: external_exports.string().nullish(), Config: external_exports.record(external_exports.string(), external_exports.string()).nullish() }).loose().nullish()
   }).loose().nullish(),
-  NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish()
+  NetworkSettings: external_exports.object({ Ports: portBindings }).loose().nullish(),
+  /** Host file of the json-file / k8s-file log. */
+  LogPath: external_exports.string().nullish()
 }).loose();
 var imageInspectSchema = external_exports.object({
   Id: external_exports.string(),
@@ -41950,6 +41959,37 @@ var versionSchema = external_exports.object({
 }).loose();
 
 // src/engine/engine.ts
+var DEFAULT_HARDENING = {
+  tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777" },
+  pidsLimit: 256,
+  logMaxSize: "10m",
+  logMaxFiles: 3
+};
+var TMPFS_PATH = /^\/[A-Za-z0-9._/-]+$/;
+var TMPFS_OPTIONS = /^[a-z0-9=,]+$/;
+function hardeningArgs(overrides = {}) {
+  const h = { ...DEFAULT_HARDENING, ...overrides };
+  const args = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
+  for (const [path, options] of Object.entries(h.tmpfs)) {
+    if (!TMPFS_PATH.test(path) || path.includes("..") || !TMPFS_OPTIONS.test(options))
+      throw new EngineError(`invalid tmpfs mount ${JSON.stringify(path)}:${JSON.stringify(options)}`, {
+        exitCode: ExitCode2.usage
+      });
+    args.push("--tmpfs", `${path}:${options}`);
+  }
+  if (!Number.isInteger(h.pidsLimit) || h.pidsLimit < 16)
+    throw new EngineError(`pids limit must be an integer >= 16, got ${h.pidsLimit}`, {
+      exitCode: ExitCode2.usage
+    });
+  if (!/^\d+[kmg]$/.test(h.logMaxSize) || !Number.isInteger(h.logMaxFiles) || h.logMaxFiles < 1)
+    throw new EngineError(`invalid log bound ${h.logMaxSize} × ${h.logMaxFiles}`, {
+      exitCode: ExitCode2.usage
+    });
+  args.push("--pids-limit", String(h.pidsLimit));
+  args.push("--log-driver", "json-file", "--log-opt", `max-size=${h.logMaxSize}`);
+  args.push("--log-opt", `max-file=${h.logMaxFiles}`);
+  return args;
+}
 var UNREACHABLE = /cannot connect to the docker daemon|is the docker daemon running|error during connect|permission denied while trying to connect to the docker (daemon|api)/i;
 var EngineError = class extends UserError {
   name = "EngineError";
@@ -42209,7 +42249,7 @@ ${result.stderr}`);
   // ---- containers ------------------------------------------------------------------------------
   /** Creates and starts a detached container; returns its id. */
   async runContainer(options) {
-    const args = ["run", "--detach"];
+    const args = ["run", "--detach", ...hardeningArgs(options.hardening)];
     if (options.name) args.push("--name", options.name);
     args.push(...labelArgs("--label", options.labels));
     args.push(...labelArgs("--env", options.env));
@@ -51818,6 +51858,16 @@ async function stageBuildContext(options) {
 // src/image/build.ts
 var DEFAULT_BASE_IMAGE = "node:20-bookworm-slim";
 var SERVER_PORT = 8080;
+var PREDICTION_LOG_DIR = "/var/log/modelship";
+function serverHardening(workers) {
+  return {
+    tmpfs: {
+      ...DEFAULT_HARDENING.tmpfs,
+      [PREDICTION_LOG_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777"
+    },
+    pidsLimit: 64 + 24 * (workers + 1)
+  };
+}
 var run = promisify(execFile);
 async function gitRevision() {
   if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;
@@ -51875,6 +51925,7 @@ async function smokeTestImage(engine, image, card, options = {}) {
     // One worker starts fastest; no drain grace, the throwaway container has no load balancer.
     env: { MODELSHIP_WORKERS: "1", MODELSHIP_DRAIN_GRACE_MS: "0" },
     memory: "512m",
+    hardening: serverHardening(1),
     ...options.run
   });
   try {
@@ -55287,6 +55338,7 @@ function engineContainers(engine, stateDir, settings) {
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
+        hardening: serverHardening(c.workers),
         // The server drains on SIGTERM (readiness false, in-flight finish); give it time before SIGKILL.
         stopTimeoutSec: 15,
         labels: {

@@ -39318,8 +39318,9 @@ function bytesOf(a) {
 var TEXT_INPUT = "text";
 var PROBABILITIES_OUTPUT = "probabilities";
 var LABEL_OUTPUT = "label";
-var TEXT_MODEL_OPSETS = { "": 17, "ai.onnx.ml": 3, "com.microsoft": 1 };
-var LOCALE = "C.UTF-8";
+var TEXT_MODEL_OPSETS = { "": 20, "ai.onnx.ml": 3, "com.microsoft": 1 };
+var IR_VERSION = 9;
+var TOKENIZER_LOCALE = "C.UTF-8";
 var PAD = "";
 function textModelIoSignature(labels) {
   return {
@@ -39344,7 +39345,114 @@ function exportTextModel(parts) {
   g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
   g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
   g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
-  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: LOCALE }) : TEXT_INPUT;
+  const constant = (name, dtype, values, dims = [values.length]) => g.initializer(name, { dtype, dims, values });
+  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
+  const tokens = g.op(
+    "Tokenizer",
+    [text],
+    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
+    { domain: "com.microsoft" }
+  );
+  const axis1 = constant("axis1", "int64", [1]);
+  const zero = constant("start0", "int64", [0]);
+  const one = constant("start1", "int64", [1]);
+  const end = constant("end", "int64", [Number.MAX_SAFE_INTEGER]);
+  const joiner = g.initializer("ngram_join", { dtype: "string", dims: [], values: [NGRAM_JOIN] });
+  const grams = [];
+  if (minN <= 1) grams.push(tokens);
+  if (maxN >= 2) {
+    const spaced = g.op("StringConcat", [tokens, joiner]);
+    let previous = tokens;
+    for (let n = 2; n <= maxN; n++) {
+      const head = g.op("Slice", [spaced, zero, constant(`end_minus_${n - 1}`, "int64", [-(n - 1)]), axis1]);
+      const tail = g.op("Slice", [previous, one, end, axis1]);
+      previous = g.op("StringConcat", [head, tail]);
+      if (n >= minN) grams.push(previous);
+    }
+  }
+  const allGrams = grams.length === 1 ? grams[0] : g.op("Concat", grams, { axis: 1 });
+  const ids = g.op(
+    "LabelEncoder",
+    [allGrams],
+    {
+      keys_strings: vectorizer.vocabulary,
+      values_int64s: Array.from({ length: V }, (_, j) => j),
+      default_int64: V
+    },
+    { domain: "ai.onnx.ml" }
+  );
+  const offsets = g.op(
+    "CumSum",
+    [
+      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
+        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
+      }),
+      constant("axis0", "int64", [0], [])
+    ],
+    { exclusive: 1 }
+  );
+  const [uniqueKeys, , , counts] = g.node("Unique", [g.op("Add", [ids, offsets])], 4, { sorted: 0 });
+  const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
+  const stride = constant("stride", "int64", [V + 1], []);
+  const row = g.op("Div", [keyColumn, stride]);
+  const column = g.op("Mod", [keyColumn, stride]);
+  let tf = g.op("Unsqueeze", [g.op("Cast", [counts], { to: 1 }), axis1]);
+  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
+  const idf = Float64Array.from({ length: V + 1 }, (_, j) => j < V ? vectorizer.idf[j] : 0);
+  const value = g.op("Mul", [
+    tf,
+    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column])
+  ]);
+  const { weights, bias } = model.logitParameters();
+  const coef = new Float64Array((V + 1) * C);
+  coef.set(weights);
+  const shapeN = g.op("Shape", [TEXT_INPUT]);
+  const filled = (width, fill) => g.op(
+    "ConstantOfShape",
+    [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
+    {
+      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } }
+    }
+  );
+  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
+    reduction: "add"
+  });
+  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
+  const dot2 = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
+  const logits = g.op("Add", [
+    g.op("Div", [dot2, g.op("Sqrt", [sumSquares])]),
+    constant("intercept", "float", Array.from(bias))
+  ]);
+  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
+  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
+  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
+  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
+  return g.toModel({
+    opsets: TEXT_MODEL_OPSETS,
+    irVersion: IR_VERSION,
+    producerName: "modelship",
+    docString: "TF-IDF + logistic regression, sparse (n-gram lookup); input: raw text [N]; outputs: probabilities [N, C], label [N]",
+    metadata: {
+      labels: JSON.stringify(labels),
+      trainer: "modelship-tfidf-logreg",
+      graph: "sparse-ngram-lookup"
+    }
+  });
+}
+
+// training/onnx/text-model-dense.ts
+var DENSE_OPSETS = { "": 17, "ai.onnx.ml": 3, "com.microsoft": 1 };
+function exportDenseTextModel(parts) {
+  const { vectorizer, model, labels } = parts;
+  const opts = vectorizer.options;
+  const [minN, maxN] = opts.ngramRange;
+  const V = vectorizer.vocabulary.length;
+  const C = labels.length;
+  const g = new GraphBuilder(parts.name);
+  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
+  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
+  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
+  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
   const tokens = g.op(
     "Tokenizer",
     [text],
@@ -39394,7 +39502,7 @@ function exportTextModel(parts) {
   const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
   g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
   return g.toModel({
-    opsets: TEXT_MODEL_OPSETS,
+    opsets: DENSE_OPSETS,
     producerName: "modelship",
     docString: "TF-IDF + logistic regression; input: raw text [N]; outputs: probabilities [N, C], label [N]",
     metadata: { labels: JSON.stringify(labels), trainer: "modelship-tfidf-logreg" }
@@ -59403,7 +59511,12 @@ function trainTextClassifier(examples, params, onProgress) {
     vocabularySize: vectorizer.vocabulary.length,
     optimizer: { iterations: model.iterations, converged: model.converged },
     predictProba: (batch) => model.predictProba(vectorizer.transform(batch)),
-    toOnnx: (opts) => exportTextModel({ vectorizer, model, labels, name: opts?.name ?? "text-classifier" }),
+    toOnnx: (opts) => (opts?.graph === "dense" ? exportDenseTextModel : exportTextModel)({
+      vectorizer,
+      model,
+      labels,
+      name: opts?.name ?? "text-classifier"
+    }),
     ioSignature: () => textModelIoSignature(labels)
   };
 }
