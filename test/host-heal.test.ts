@@ -220,6 +220,7 @@ describe("self-healing under load (host repair, host watch)", () => {
   it("docker rm the standby → recreated from its recorded image and settings, back as HAProxy backup", async () => {
     const v1 = await byVersion(versions.v1.version);
     expect(v1.container?.run).toMatchObject({ memory: "512m", restart: "always", containerPort: 8080 });
+    expect(v1.container?.run?.hardening?.pidsLimit).toBeGreaterThan(0);
     spawnSync("docker", ["rm", "--force", v1.container!.name], { env });
     const repair = await cli(["host", "repair", "--json", ...sd()]);
     expect(repair.code, repair.stdout + repair.stderr).toBe(0);

@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import type { Engine } from "../engine/engine.js";
-import { lastErrorLine } from "../image/build.js";
+import { lastErrorLine, serverHardening } from "../image/build.js";
 import { MODEL_LABELS } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { ContainerRun, LedgerData } from "../ledger/schema.js";
@@ -105,6 +105,7 @@ function defaultRun(ctx: HealContext, version: string): ContainerRun {
     cpus: c.cpus,
     restart: c.restart,
     stopTimeoutSec: 15,
+    hardening: serverHardening(c.workers),
     labels: {
       [SERVED_LABELS.role]: "served",
       [SERVED_LABELS.stateDir]: ctx.stateDir,

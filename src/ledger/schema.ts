@@ -43,6 +43,15 @@ export const containerRunSchema = z.object({
   cpus: z.number().positive(),
   restart: z.enum(["no", "always", "unless-stopped", "on-failure"]),
   stopTimeoutSec: z.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: z
+    .object({
+      tmpfs: z.record(z.string(), z.string()).optional(),
+      pidsLimit: z.number().int().positive().optional(),
+      logMaxSize: z.string().optional(),
+      logMaxFiles: z.number().int().positive().optional(),
+    })
+    .optional(),
   env: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
 });

@@ -54,6 +54,7 @@ export function runServing(
     cpus: run.cpus,
     restart: run.restart,
     stopTimeoutSec: run.stopTimeoutSec,
+    ...(run.hardening ? { hardening: run.hardening } : {}),
     labels: run.labels,
     env: run.env,
   });
