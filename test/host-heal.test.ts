@@ -65,7 +65,7 @@ const byVersion = async (v: string) => (await ledger()).versions.find((x) => x.v
 async function bundleAs(src: string, stamp: string): Promise<string> {
   const card = JSON.parse(await readFile(join(src, "model.json"), "utf8"));
   const version = `${stamp}-${card.model.sha256.slice(0, 8)}`;
-  const out = join(repoRoot, "test", ".cache", "acceptance", `${card.name}-${version}`);
+  const out = join(repoRoot, "test", ".cache", "heal", `${card.name}-${version}`);
   await rm(out, { recursive: true, force: true });
   await cp(src, out, { recursive: true });
   await writeFile(join(out, "model.json"), `${JSON.stringify({ ...card, version }, null, 2)}\n`);
@@ -125,9 +125,9 @@ async function sinceMark(): Promise<LoadReport> {
 beforeAll(async () => {
   ensureDockerHost();
   const good = await trainedBundle();
-  // Same bundles and repositories as test/acceptance.test.ts: the images are built once for both.
-  versions.v1 = await imageOf(await bundleAs(good, "20260101.000001"), "mstest-acc-v1");
-  versions.v2 = await imageOf(await bundleAs(good, "20260101.000002"), "mstest-acc-v2");
+  // Repositories of its own: modelImage drops older tags of a repository another suite may be using.
+  versions.v1 = await imageOf(await bundleAs(good, "20260101.000001"), "mstest-heal-v1");
+  versions.v2 = await imageOf(await bundleAs(good, "20260101.000002"), "mstest-heal-v2");
 
   dir = await mkdtemp(join(tmpdir(), "mstest-heal-"));
   stateDir = join(dir, "state");
@@ -270,7 +270,8 @@ describe("self-healing under load (host repair, host watch)", () => {
     expect(back.code, back.stdout + back.stderr).toBe(0);
     const ms = await until("the watcher brings the stable back", 90_000, async () => {
       const s = await server(v2.version);
-      return Boolean(s?.status.startsWith("UP") && s.weight === 256);
+      const log = await readFile(join(stateDir, WATCH_LOG), "utf8");
+      return Boolean(s?.status.startsWith("UP") && s.weight === 256 && log.includes(" repaired ("));
     }).catch(async (err) => {
       console.error(await readFile(join(stateDir, WATCH_LOG), "utf8").catch(() => "(no watch log)"));
       throw err;

@@ -43,6 +43,7 @@ export async function probeSocket(socketPath: string, timeoutMs = 3000): Promise
   const ping = await socketGet(socketPath, "/_ping", timeoutMs);
   if (ping === null) return null;
   const version = await socketGet(socketPath, "/version", timeoutMs);
+  if (version === null) return "Docker API (version did not answer)";
   try {
     const v = JSON.parse(version ?? "{}") as { Version?: string; Components?: { Name?: string }[] };
     return `${v.Components?.[0]?.Name ?? "Docker Engine"} ${v.Version ?? "?"}`;
