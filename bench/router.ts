@@ -13,11 +13,12 @@ import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { Ledger } from "../src/ledger/ledger.js";
+import { startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { textTable } from "../src/util/progress.js";
 import { trainedBundle } from "../test/support/bundle.js";
+import { tweetTexts } from "../test/support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "../test/support/images.js";
-import { startLoad } from "../test/support/load.js";
 
 const exec = promisify(execFile);
 const root = resolve(import.meta.dirname, "..");
@@ -117,7 +118,7 @@ try {
   const h = await wrk(`${edge}/predict`, body);
   const d2 = await wrk(`${direct}/predict`, body); // direct again: how much the machine drifted
 
-  const load = await startLoad({ url: edge, rps: 200, connections: 16 });
+  const load = await startLoad({ url: edge, texts: tweetTexts(), rps: 200, connections: 16 });
   const t0 = performance.now();
   await cli(["deploy", "--image", v2.ref, "--fast", ...common]);
   const deployMs = performance.now() - t0;

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { Gauge, Registry } from "prom-client";
 import type { LoadedBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { type CountsLayout, type DriftCounts, layoutOf } from "../src/drift/counts.js";
 import { hashText, type PredictionLogRecord, RotatingLog } from "../src/drift/log.js";
 import { type DriftSettings, driftSettingsFromEnv } from "../src/drift/settings.js";

@@ -1,5 +1,5 @@
 import type { LoadedBundle } from "../src/bundle/read.js";
-import type { GoldenExample, ModelCard } from "../src/bundle/schema.js";
+import type { GoldenExample, ModelCard } from "../src/contracts/card.js";
 import { argmax } from "../src/metrics/classification.js";
 import { ClassifierSession } from "../src/onnx/session.js";
 import { ExitCode, UserError } from "../src/util/errors.js";

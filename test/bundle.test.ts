@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
-import { CARD_FILE, MODEL_FILE, type ModelCard, modelCardSchema } from "../src/bundle/schema.js";
 import { StagedBundle } from "../src/bundle/write.js";
+import { CARD_FILE, MODEL_FILE, type ModelCard, modelCardSchema } from "../src/contracts/card.js";
 import { ClassifierSession } from "../src/onnx/session.js";
 import { trainedBundle } from "./support/bundle.js";
 

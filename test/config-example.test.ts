@@ -4,10 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { modelCardSchema } from "../src/bundle/schema.js";
 import { loadConfig, loadTrainSettings } from "../src/config/index.js";
-import { loadDriftPolicy } from "../src/drift/policy.js";
-import { loadGatePolicy } from "../src/gate/policy.js";
+import { loadDriftPolicy, loadGatePolicy } from "../src/config/load.js";
+import { modelCardSchema } from "../src/contracts/card.js";
 import { dataPath, repoRoot } from "./support/data.js";
 
 const run = promisify(execFile);

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { type ContainerState, DEFAULT_HARDENING, type Engine, hardeningArgs } from "../src/engine/engine.js";
 import { PREDICTION_LOG_DIR } from "../src/image/build.js";
 import type { RunningContainer } from "../src/rollout/ports.js";

@@ -3,18 +3,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "../src/contracts/drift.js";
 import { layoutOf } from "../src/drift/counts.js";
 import { predictionLogRecordSchema, RotatingLog } from "../src/drift/log.js";
 import { driftSettingsFromEnv } from "../src/drift/settings.js";
-import {
-  DEFAULT_THRESHOLDS,
-  DEFAULT_WINDOW,
-  type DriftReport,
-  driftReportSchema,
-  evaluateDrift,
-  psi,
-  thresholdsSchema,
-} from "../src/drift/stats.js";
+import { type DriftReport, driftReportSchema, evaluateDrift, psi } from "../src/drift/stats.js";
 import { readTextProfile, type TextProfile } from "../src/drift/vocabulary.js";
 import { ChunkCounter, type Observation, SlidingWindow } from "../src/drift/window.js";
 import { trainedBundle } from "./support/bundle.js";

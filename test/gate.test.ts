@@ -2,14 +2,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultGatePolicy, type GatePolicyInput, gatePolicySchema } from "../src/config/gate.js";
+import { loadGatePolicy } from "../src/config/load.js";
 import { baselineFromPath, baselineFromStatus } from "../src/gate/baseline.js";
 import { type GateCard, parseCard } from "../src/gate/card.js";
-import {
-  defaultGatePolicy,
-  type GatePolicyInput,
-  gatePolicySchema,
-  loadGatePolicy,
-} from "../src/gate/policy.js";
 import { GATE_COMMENT_MARKER, renderMarkdown, renderText } from "../src/gate/render.js";
 import { evaluateGate, type GoldenResult } from "../src/gate/verdict.js";
 
@@ -72,7 +68,7 @@ describe("gate verdict", () => {
     expect(v.rows.filter((r) => r.kind !== "info").map((r) => r.rule)).toEqual([
       "minimum.accuracy",
       "runtime.maxP95Ms",
-      "runtime.maxSizeMB",
+      "runtime.maxSizeMb",
       "runtime.maxLoadMs",
       "goldenParity",
     ]);

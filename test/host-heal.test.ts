@@ -10,12 +10,12 @@ import { stopSupervised } from "../src/host/setup.js";
 import { stopWatch, WATCH_LOG, WATCH_PIDFILE } from "../src/host/watch.js";
 import { Ledger } from "../src/ledger/ledger.js";
 import type { VersionEntry } from "../src/ledger/schema.js";
+import { type LoadHandle, type LoadReport, startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
 import { trainedBundle } from "./support/bundle.js";
-import { repoRoot } from "./support/data.js";
+import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage } from "./support/images.js";
-import { type LoadHandle, type LoadReport, startLoad } from "./support/load.js";
 
 /**
  * Self-healing on real parts, under load from a separate process the whole time: a Podman Docker API
@@ -115,7 +115,7 @@ async function sinceMark(): Promise<LoadReport> {
     errorCount: now.errorCount - prev.errorCount,
     errors: Object.fromEntries(
       Object.entries(now.errors)
-        .map(([k, n]) => [k, n - (prev.errors[k] ?? 0)] as const)
+        .map(([k, n]) => [k, (n as number) - (prev.errors[k] ?? 0)] as const)
         .filter(([, n]) => n > 0),
     ),
     failures: now.failures.slice(prev.failures.length),
@@ -165,7 +165,7 @@ beforeAll(async () => {
   ];
   const first = await cli(["deploy", "--image", versions.v1.ref, ...common]);
   expect(first.code, first.stdout + first.stderr).toBe(0);
-  load = await startLoad({ url: edgeUrl, rps: 150, connections: 16 });
+  load = await startLoad({ url: edgeUrl, texts: tweetTexts(), rps: 150, connections: 16 });
   const second = await cli(["deploy", "--image", versions.v2.ref, ...common]);
   expect(second.code, second.stdout + second.stderr).toBe(0);
   expect((await byVersion(versions.v2.version)).role).toBe("stable");

@@ -105,6 +105,7 @@ describe("modelship host init|check|repair", () => {
       "runtime API",
       "edge and exporter",
       "router state",
+      "deploy ledger",
     ]);
   });
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { INPUT_NAMES } from "../actions/build-image/input-helper.js";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import type { Engine } from "../src/engine/engine.js";
 import { OCI_LABELS } from "../src/image/labels.js";
 import { runAction } from "./support/action-runner.js";
@@ -45,13 +45,13 @@ describe("actions/build-image (the bundled action, real engine, real model)", ()
     };
     expect(Object.keys(meta.inputs).sort()).toEqual([...INPUT_NAMES].sort());
     expect(Object.keys(meta.outputs)).toEqual(["image", "digest", "tags", "size-bytes", "start-to-ready-ms"]);
-    expect(meta.runs).toEqual({ using: "node20", main: "dist/index.js" });
+    expect(meta.runs).toEqual({ using: "node24", main: "dist/index.js" });
   });
 
   it("builds, smoke-tests and tags the image; outputs and job summary say so", async () => {
     const repo = `mstest-action-${suffix}`;
     const r = await runAction("build-image", {
-      inputs: { bundle: bundleDir, image: repo, tags: "latest", "base-image": base },
+      inputs: { bundle: bundleDir, repository: repo, tags: "latest", "base-image": base },
       timeoutMs: 300_000,
     });
     expect(r.errors).toEqual([]);

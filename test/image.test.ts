@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import type { Engine, ImageInfo } from "../src/engine/engine.js";
 import { SERVER_PORT, smokeTestImage } from "../src/image/build.js";
 import { MODEL_LABELS, OCI_LABELS } from "../src/image/labels.js";

@@ -81,8 +81,11 @@ describe("deploy ledger", () => {
     await op.update((l) => {
       l.versions.push(entry("v1"));
     });
-    await op.step("weight 25");
-    expect((await ledger.read()).operation?.step).toBe("weight 25");
+    await op.advance({ name: "canary", version: "v1", step: 1, weight: 25 });
+    expect((await ledger.read()).operation).toMatchObject({
+      step: "weight 25",
+      phase: { name: "canary", version: "v1", step: 1, weight: 25 },
+    });
     await op.finish();
     const after = await ledger.read();
     expect(after.operation).toBeNull();
@@ -140,10 +143,10 @@ describe("deploy ledger", () => {
   it("a lock left by a killed process is broken and the interrupted operation is recorded", async () => {
     const p = child(
       dir,
-      `const op = await ledger.begin("deploy", { target: "v9" }); await op.step("weight 25"); console.log("HELD"); setInterval(() => {}, 1000);`,
+      `const op = await ledger.begin("deploy", { target: "v9" }); await op.advance({ name: "canary", version: "v9", step: 1, weight: 25 }); console.log("HELD"); setInterval(() => {}, 1000);`,
     );
     const done = exited(p);
-    await waitFor(async () => (await new Ledger(dir).read()).operation?.step === "weight 25");
+    await waitFor(async () => (await new Ledger(dir).read()).operation?.phase?.name === "canary");
     p.kill("SIGKILL");
     await done;
     const ledger = new Ledger(dir);
@@ -151,6 +154,7 @@ describe("deploy ledger", () => {
     const op = await ledger.begin("repair");
     expect(op.interrupted?.target).toBe("v9");
     expect(op.interrupted?.step).toBe("weight 25");
+    expect(op.interrupted?.phase).toEqual({ name: "canary", version: "v9", step: 1, weight: 25 });
     await op.finish();
     const after = await ledger.read();
     expect(after.history.some((h) => h.kind === "interrupted" && h.version === "v9")).toBe(true);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { metricsSchema } from "../src/bundle/schema.js";
+import { metricsSchema } from "../src/contracts/card.js";
 import {
   accuracy,
   argmax,

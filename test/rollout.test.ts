@@ -33,6 +33,11 @@ class FakeHost {
   edge = { requests: 0, failed: 0 };
   log: string[] = [];
   nextPort = 20000;
+  ports = new Map<string, number>();
+  /** Servers HAProxy's health check marks DOWN. */
+  down = new Set<string>();
+  /** What a version's container answers on /model-info as sha256 (default: what its labels say). */
+  serves = new Map<string, string>();
 
   simulate(ms: number) {
     const total = Math.round((this.rps * ms) / 1000);
@@ -79,6 +84,22 @@ class FakeHost {
         sleep: async (ms) => this.simulate(ms),
       },
       containers: {
+        nameFor: (version) => `mstest-${version}`,
+        list: async () =>
+          [...this.running.values()].map((c) => ({
+            id: c.id,
+            name: c.name,
+            running: true,
+            hostPort: c.hostPort,
+            image: `mstest/model:${c.version}`,
+            model: { name: "m", version: c.version, sha256: "0".repeat(64) },
+          })),
+        modelInfo: async (c) => {
+          const rc = [...this.running.values()].find((x) => x.id === c.id);
+          return rc
+            ? { name: "m", version: rc.version, sha256: this.serves.get(rc.version) ?? "0".repeat(64) }
+            : null;
+        },
         start: async (c: Candidate) => {
           const rc = {
             id: `id-${c.version}`,
@@ -108,7 +129,8 @@ class FakeHost {
       traffic: {
         edgeUrl: () => "http://127.0.0.1:8080",
         ensureRunning: async () => {},
-        attach: async (name, _port, options) => {
+        attach: async (name, port, options) => {
+          this.ports.set(name, port);
           this.weights.set(name, options?.backup ? 100 : 0);
           if (options?.backup) this.backups.add(name);
           this.drained.delete(name);
@@ -138,6 +160,18 @@ class FakeHost {
           this.log.push(`detach ${name}`);
         },
         servers: async () => [...this.weights.keys()],
+        view: async () =>
+          [...this.weights].map(([name, weight]) => ({
+            name,
+            port:
+              this.ports.get(name) ??
+              [...this.running.values()].find((c) => c.version === name)?.hostPort ??
+              1,
+            weight,
+            backup: this.backups.has(name),
+            state: this.drained.has(name) ? ("drain" as const) : ("ready" as const),
+            up: !this.down.has(name) && [...this.running.values()].some((c) => c.version === name),
+          })),
         serverCounters: async () => {
           const out: Record<string, RouterCounters> = {};
           for (const [name] of this.weights) {
@@ -341,7 +375,7 @@ describe("deploy rollout (in-memory host)", () => {
         analysis: [],
       });
     });
-    await op.step("weight 25");
+    await op.advance({ name: "canary", version: "v2", step: 1, weight: 25 });
     host.running.set("v2", { id: "id-v2", name: "mstest-v2", hostPort: 1, version: "v2" });
     host.weights.set("v2", 25);
     host.weights.set("v1", 75);
@@ -354,6 +388,36 @@ describe("deploy rollout (in-memory host)", () => {
     const l = await ledger.read();
     expect(l.versions.find((v) => v.version === "v2")).toMatchObject({ role: "failed" });
     expect(host.running.has("v2")).toBe(false);
+  });
+
+  it("a container serving another model than its labels say is aborted before any traffic moves", async () => {
+    await deploy(candidate("v1"));
+    host.serves.set("v2", "f".repeat(64));
+    const out = await deploy(candidate("v2"));
+    expect(out.status).toBe("aborted");
+    expect(out.reason).toMatch(/serves another model than its labels say: sha256/);
+    expect(host.log.some((l) => l.includes('"v2":5'))).toBe(false);
+    expect(host.weights.get("v1")).toBe(100);
+  });
+
+  it("the stable version's label on another model (sha256) is an error, not 'nothing to deploy'", async () => {
+    await deploy(candidate("v1"));
+    const other = { ...candidate("v1"), model: { name: "m", version: "v1", sha256: "b".repeat(64) } };
+    await expect(deploy(other)).rejects.toThrow(/a version names exactly one model|sha256 bbbbbbbbbbbb/);
+    expect((await deploy(candidate("v1"))).status).toBe("unchanged");
+  });
+
+  it("pruning removes only images a deploy of this state dir built", async () => {
+    const built = (v: string): Candidate => ({
+      ...candidate(v),
+      image: { ref: `built/model:${v}`, digest: null, builtHere: true },
+    });
+    const few = rolloutSettingsSchema.parse({ intervalMs: 5000, keepImages: 1, allowNoData: true });
+    for (const c of [candidate("v1"), built("v2"), built("v3"), built("v4"), candidate("v5")])
+      await deploy(c, few);
+    const removed = host.log.filter((l) => l.startsWith("rmi ")).map((l) => l.slice(4));
+    expect(removed).toContain("built/model:v2");
+    expect(removed.some((r) => r.startsWith("mstest/model:"))).toBe(false);
   });
 
   it("rollback: warm standby is a weight flip; without a standby it starts a container (cold)", async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ModelCard, modelCardSchema } from "../src/bundle/schema.js";
+import { type ModelCard, modelCardSchema } from "../src/contracts/card.js";
 import { ClassifierSession } from "../src/onnx/session.js";
 import { sha256 } from "../src/util/fs.js";
 import { attr, GraphBuilder } from "../training/onnx/builder.js";

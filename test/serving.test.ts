@@ -2,7 +2,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePromText, type Sample, sumOf } from "../src/analysis/prom.js";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { trainedBundle } from "./support/bundle.js";
 import { type Answer, postJson, type RunningServer, request, startServer } from "./support/serving.js";
 

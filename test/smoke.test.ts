@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
-import type { ModelCard } from "../src/bundle/schema.js";
+import type { ModelCard } from "../src/contracts/card.js";
 import { formatSmokeReport, runSmokeTest, v2Request, waitForReady } from "../src/smoke/smoke.js";
 import { trainedBundle } from "./support/bundle.js";
 import { type RunningServer, startServer } from "./support/serving.js";

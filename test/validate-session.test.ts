@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
-import { MODEL_FILE, type ModelCard } from "../src/bundle/schema.js";
+import { MODEL_FILE, type ModelCard } from "../src/contracts/card.js";
 import { quantile } from "../src/onnx/runtime.js";
 import { ClassifierSession } from "../src/onnx/session.js";
 import { attr, GraphBuilder } from "../training/onnx/builder.js";

@@ -1,4 +1,4 @@
-import type { IoSignature } from "../src/bundle/schema.js";
+import type { IoSignature } from "../src/contracts/card.js";
 import { accuracy, argmax, confusionMatrix, macroF1, meanStd, perClassScores } from "../src/metrics/index.js";
 import { UserError } from "../src/util/errors.js";
 import { LogisticRegression } from "./logistic.js";

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { readInputs } from "../../src/action/kit.js";
+import { readInputs, settingInputNames } from "../../src/action/kit.js";
+import { BUILD_SETTINGS } from "../../src/settings/build.js";
 
 const bool = (fallback: boolean) =>
   z
@@ -11,6 +12,8 @@ const bool = (fallback: boolean) =>
 export const inputsSchema = z
   .object({
     bundle: z.string({ message: "required: the model bundle directory" }).min(1),
+    repository: z.string().optional(),
+    /** Deprecated name of repository. */
     image: z.string().optional(),
     tags: z
       .string()
@@ -56,18 +59,8 @@ export const inputsSchema = z
       });
   });
 
-export const INPUT_NAMES = [
-  "bundle",
-  "image",
-  "tags",
-  "push",
-  "registry",
-  "username",
-  "password",
-  "base-image",
-  "smoke",
-  "smoke-timeout",
-] as const;
+/** Every input of action.yml, from the build settings table (test/settings.test.ts holds action.yml to it). */
+export const INPUT_NAMES = settingInputNames(BUILD_SETTINGS);
 
 export type BuildImageInputs = z.infer<typeof inputsSchema>;
 

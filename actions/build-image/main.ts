@@ -17,7 +17,7 @@ export function run(): Promise<void> {
     try {
       const result = await buildModelImage({
         bundleDir: inputs.bundle,
-        image: inputs.image,
+        image: inputs.image ?? inputs.repository,
         extraTags: inputs.tags,
         baseImage: inputs["base-image"],
         smoke: inputs.smoke,

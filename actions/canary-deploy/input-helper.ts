@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { readInputs } from "../../src/action/kit.js";
+import { readInputs, settingInputNames } from "../../src/action/kit.js";
+import { DEPLOY_SETTINGS } from "../../src/settings/rollout.js";
 
 const bool = (fallback: boolean) =>
   z
@@ -18,6 +19,8 @@ export const inputsSchema = z
     interval: z.string().optional(),
     fast: bool(false),
     "max-error-rate": z.string().optional(),
+    "max-p95-ms": z.string().optional(),
+    /** Deprecated spelling of max-p95-ms. */
     "max-p95": z.string().optional(),
     "max-class-shift": z.string().optional(),
     "max-psi": z.string().optional(),
@@ -32,24 +35,8 @@ export const inputsSchema = z
     path: ["image"],
   });
 
-export const INPUT_NAMES = [
-  "image",
-  "model",
-  "repository",
-  "state-dir",
-  "steps",
-  "interval",
-  "fast",
-  "max-error-rate",
-  "max-p95",
-  "max-class-shift",
-  "max-psi",
-  "allow-no-data",
-  "standby-window",
-  "wait",
-  "environment",
-  "github-token",
-] as const;
+/** Every input of action.yml, from the deploy settings table (test/settings.test.ts holds action.yml to it). */
+export const INPUT_NAMES = settingInputNames(DEPLOY_SETTINGS);
 
 export type CanaryInputs = z.infer<typeof inputsSchema>;
 

@@ -1,13 +1,14 @@
 import * as core from "@actions/core";
-import { runAction, setOutputs } from "../../src/action/kit.js";
+import { flagsFromInputs, runAction, setOutputs } from "../../src/action/kit.js";
 import { Engine } from "../../src/engine/engine.js";
 import { withRunDeployment } from "../../src/github/deployments.js";
 import { resolveStateDir } from "../../src/ledger/ledger.js";
 import { candidateFromBundle, candidateFromImage } from "../../src/rollout/candidate.js";
 import type { DeployOutcome } from "../../src/rollout/deploy.js";
-import { settingsFromFlags } from "../../src/rollout/options.js";
-import { deploy } from "../../src/rollout/run.js";
+import { type RolloutFlags, settingsFromFlags } from "../../src/rollout/options.js";
+import { deploy, edgeFailure } from "../../src/rollout/run.js";
 import { deploySummaryMarkdown } from "../../src/rollout/summary.js";
+import { DEPLOY_SETTINGS } from "../../src/settings/rollout.js";
 import { ExitCode, UserError } from "../../src/util/errors.js";
 import { Reporter } from "../../src/util/progress.js";
 import { getInputs } from "./input-helper.js";
@@ -16,17 +17,7 @@ import { getInputs } from "./input-helper.js";
 export function run(): Promise<void> {
   return runAction(async () => {
     const inputs = getInputs();
-    const settings = settingsFromFlags({
-      steps: inputs.steps,
-      interval: inputs.interval,
-      fast: inputs.fast,
-      maxErrorRate: inputs["max-error-rate"],
-      maxP95: inputs["max-p95"],
-      maxClassShift: inputs["max-class-shift"],
-      maxPsi: inputs["max-psi"],
-      allowNoData: inputs["allow-no-data"],
-      standbyWindow: inputs["standby-window"],
-    });
+    const settings = settingsFromFlags(flagsFromInputs<RolloutFlags>(inputs, DEPLOY_SETTINGS));
     const stateDir = resolveStateDir(inputs["state-dir"]);
     // Resolved up front so the GitHub Deployment names the model, not just an image reference.
     const candidate = inputs.image
@@ -62,6 +53,8 @@ export function run(): Promise<void> {
           throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {
             exitCode: ExitCode.failed,
           });
+        const failed = edgeFailure(`deploy of ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       },
     ).finally(async () => {

@@ -3,10 +3,9 @@ import { join } from "node:path";
 import * as core from "@actions/core";
 import { context } from "@actions/github";
 import { runAction, setOutputs } from "../../src/action/kit.js";
-import { resolveBaseline } from "../../src/cli/commands/gate.js";
-import { baselineFromHost } from "../../src/gate/baseline.js";
+import { loadGatePolicy } from "../../src/config/load.js";
+import { baselineFromHost, resolveBaseline } from "../../src/gate/baseline.js";
 import { gateCandidate, verdictJson } from "../../src/gate/gate.js";
-import { loadGatePolicy } from "../../src/gate/policy.js";
 import { GATE_COMMENT_MARKER, renderMarkdown } from "../../src/gate/render.js";
 import { connectGitHub, currentRunUrl, httpStatus } from "../../src/github/client.js";
 import { upsertStickyComment } from "../../src/github/comments.js";
@@ -23,10 +22,7 @@ export function run(): Promise<void> {
     const policy = await loadGatePolicy(policyPath);
 
     const baseline = inputs["baseline-from-host"]
-      ? await baselineFromHost({
-          cli: workspaceCli(workspace),
-          ...(inputs["state-dir"] ? { stateDir: inputs["state-dir"] } : {}),
-        })
+      ? await baselineFromHost(inputs["state-dir"] ? { stateDir: inputs["state-dir"] } : {})
       : await resolveBaseline({
           baseline: inputs.baseline,
           baselineRelease: inputs["baseline-release"],
@@ -73,13 +69,4 @@ export function run(): Promise<void> {
       core.info(`model gate passed for ${outcome.verdict.candidate.label}`);
     }
   });
-}
-
-/** The workspace's modelship CLI (installed package, or this repository's own bin). */
-function workspaceCli(workspace: string): string[] {
-  for (const bin of ["node_modules/modelship/bin/modelship.js", "bin/modelship.js"]) {
-    const path = join(workspace, bin);
-    if (existsSync(path)) return [process.execPath, path];
-  }
-  return ["modelship"];
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { readInputs } from "../../src/action/kit.js";
+import { readInputs, settingInputNames } from "../../src/action/kit.js";
+import { ROLLBACK_SETTINGS } from "../../src/settings/rollout.js";
 
 const bool = (fallback: boolean) =>
   z
@@ -12,13 +13,15 @@ export const inputsSchema = z.object({
   version: z.string().optional(),
   reason: z.string({ message: "required: say why you roll back (it is recorded)" }).min(1),
   by: z.string().optional(),
+  "standby-window": z.string().optional(),
   "state-dir": z.string().optional(),
   wait: bool(true),
   environment: z.string().default("production"),
   "github-token": z.string().optional(),
 });
 
-export const INPUT_NAMES = Object.keys(inputsSchema.shape);
+/** Every input of action.yml, from the rollback settings table (test/settings.test.ts holds action.yml to it). */
+export const INPUT_NAMES = settingInputNames(ROLLBACK_SETTINGS);
 
 export type RollbackInputs = z.infer<typeof inputsSchema>;
 

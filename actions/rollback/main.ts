@@ -1,11 +1,12 @@
 import * as core from "@actions/core";
-import { runAction, setOutputs } from "../../src/action/kit.js";
+import { flagsFromInputs, runAction, setOutputs } from "../../src/action/kit.js";
 import { withRunDeployment } from "../../src/github/deployments.js";
 import { resolveStateDir } from "../../src/ledger/ledger.js";
+import { type RolloutFlags, settingsFromFlags } from "../../src/rollout/options.js";
 import type { RollbackOutcome } from "../../src/rollout/rollback.js";
-import { rollback } from "../../src/rollout/run.js";
-import { rolloutSettingsSchema } from "../../src/rollout/settings.js";
+import { edgeFailure, rollback } from "../../src/rollout/run.js";
 import { rollbackSummaryMarkdown } from "../../src/rollout/summary.js";
+import { ROLLBACK_SETTINGS } from "../../src/settings/rollout.js";
 import { Reporter } from "../../src/util/progress.js";
 import { getInputs } from "./input-helper.js";
 
@@ -28,9 +29,11 @@ export function run(): Promise<void> {
           by: inputs.by ?? process.env.GITHUB_ACTOR,
           stateDir: resolveStateDir(inputs["state-dir"]),
           wait: inputs.wait,
-          settings: rolloutSettingsSchema.parse({}),
+          settings: settingsFromFlags(flagsFromInputs<RolloutFlags>(inputs, ROLLBACK_SETTINGS)),
           reporter: new Reporter("human"),
         });
+        const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       },
     );

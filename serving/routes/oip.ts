@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { TensorSpec } from "../../src/bundle/schema.js";
+import type { TensorSpec } from "../../src/contracts/card.js";
 import type { ServerContext } from "../context.js";
 import { errorBodySchema, HttpError } from "../errors.js";
 import type { ModelInput } from "../model.js";

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { ModelCard } from "../../src/bundle/schema.js";
+import type { ModelCard } from "../../src/contracts/card.js";
 import type { ServerContext } from "../context.js";
 
 /** The card summary `/model-info` returns: who this model is and how good it was at training. */

@@ -1,5 +1,6 @@
 import * as core from "@actions/core";
 import type { z } from "zod";
+import { inputOf, type SettingsTable } from "../settings/table.js";
 import { describeError, isUserError, UserError } from "../util/errors.js";
 
 /**
@@ -42,4 +43,28 @@ export function setOutputs(outputs: Record<string, string | number | boolean | o
     if (value === undefined) continue;
     core.setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
+}
+
+/** The action inputs of a settings table (src/settings/), old names included, in table order. */
+export function settingInputNames(settings: SettingsTable): string[] {
+  return settings.flatMap((s) => {
+    const input = inputOf(s);
+    return input ? [input, ...(s.deprecatedInputs ?? [])] : [];
+  });
+}
+
+/** Validated inputs (by input name) → the operation's flags (by setting key), old input names folded in. */
+export function flagsFromInputs<T extends object>(
+  inputs: Record<string, unknown>,
+  settings: SettingsTable,
+): T {
+  const flags: Record<string, unknown> = {};
+  for (const s of settings) {
+    const input = inputOf(s);
+    if (!input) continue;
+    // An old name has no default, so a value there was given on purpose: it wins over the new name's default.
+    const value = [...(s.deprecatedInputs ?? []), input].map((n) => inputs[n]).find((v) => v !== undefined);
+    if (value !== undefined) flags[s.key] = value;
+  }
+  return flags as T;
 }

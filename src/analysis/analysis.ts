@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Reference } from "../bundle/schema.js";
+import type { Reference } from "../contracts/card.js";
 import {
   binsFromCumulative,
   counterDelta,

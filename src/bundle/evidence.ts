@@ -1,7 +1,7 @@
+import type { GoldenExample, Reference } from "../contracts/card.js";
 import { argmax } from "../metrics/classification.js";
 import { equalEdges, histogram } from "../metrics/histogram.js";
 import type { ModelInput } from "../onnx/runtime.js";
-import type { GoldenExample, Reference } from "./schema.js";
 
 export const MIN_GOLDEN = 20;
 export const GOLDEN_TARGET = 24;

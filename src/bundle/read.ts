@@ -1,8 +1,8 @@
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { CARD_FILE, MODEL_FILE, type ModelCard, modelCardSchema } from "../contracts/card.js";
 import { UserError } from "../util/errors.js";
 import { sha256File } from "../util/fs.js";
-import { CARD_FILE, MODEL_FILE, type ModelCard, modelCardSchema } from "./schema.js";
 
 export interface LoadedBundle {
   dir: string;

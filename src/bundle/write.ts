@@ -2,10 +2,6 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { access, constants, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type MeasureOptions, type ModelInput, measureRuntime } from "../onnx/runtime.js";
-import { ExitCode, UserError } from "../util/errors.js";
-import { sha256 } from "../util/fs.js";
-import { gitState } from "./git.js";
 import {
   BUNDLE_SCHEMA_VERSION,
   CARD_FILE,
@@ -13,7 +9,11 @@ import {
   type ModelCard,
   modelCardSchema,
   type RuntimeFigures,
-} from "./schema.js";
+} from "../contracts/card.js";
+import { type MeasureOptions, type ModelInput, measureRuntime } from "../onnx/runtime.js";
+import { ExitCode, UserError } from "../util/errors.js";
+import { sha256 } from "../util/fs.js";
+import { gitState } from "./git.js";
 import { bundleDirName, makeVersion } from "./version.js";
 
 /** model.json fields the caller provides; identity, hashes, git state and timestamps are filled here. */

@@ -1,3 +1,5 @@
+export * from "./drift.js";
+export * from "./gate.js";
 export * from "./load.js";
 export * from "./schema.js";
 export * from "./train.js";

@@ -3,6 +3,8 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { ZodType, z } from "zod";
 import { UserError } from "../util/errors.js";
+import { driftPolicySchema } from "./drift.js";
+import { gatePolicySchema } from "./gate.js";
 import { configSchema, type ModelshipConfig } from "./schema.js";
 import { resolveTrainSettings, type TrainFlags, type TrainSettings } from "./train.js";
 
@@ -17,30 +19,66 @@ export interface LoadedConfig {
 /** Reads and validates modelship.yaml; no path → an empty config (flags and defaults only). */
 export async function loadConfig(path: string | undefined): Promise<LoadedConfig> {
   if (!path) return { config: {}, path: undefined, resolvePath: (p) => resolve(p) };
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read config ${path}: ${code === "ENOENT" ? "no such file" : code}`);
-  }
-  const config = parseConfigText(text, path);
+  const config = parseConfigText(await readText(path, "config"), path);
   const base = dirname(resolve(path));
   return { config, path, resolvePath: (p) => (isAbsolute(p) ? p : resolve(base, p)) };
 }
 
 export function parseConfigText(text: string, where: string): ModelshipConfig {
+  const value = parseYamlText(text, where) ?? {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new UserError(`${where} must be a YAML mapping with sections such as train:, validate:`);
+  }
+  return parseWith(configSchema, value, where);
+}
+
+/** The sections a tool can also take from a standalone file (`--policy FILE`: the keys without the section). */
+const POLICY_SCHEMAS = { gate: gatePolicySchema, drift: driftPolicySchema } as const;
+export type PolicySection = keyof typeof POLICY_SCHEMAS;
+export type Policy<K extends PolicySection> = z.infer<(typeof POLICY_SCHEMAS)[K]>;
+
+/**
+ * One section of modelship.yaml (`gate:`, `drift:`), or a standalone file holding just that section's
+ * keys. No path → the section's defaults. Only that section is validated: the rest of a modelship.yaml
+ * belongs to loadConfig.
+ */
+export async function loadPolicy<K extends PolicySection>(
+  section: K,
+  path: string | undefined,
+): Promise<Policy<K>> {
+  const schema: ZodType = POLICY_SCHEMAS[section];
+  if (!path) return schema.parse({}) as Policy<K>;
+  const what = `${section} policy`;
+  const doc = parseYamlText(await readText(path, what), `${what} ${path}`);
+  if (doc === null || doc === undefined) return schema.parse({}) as Policy<K>;
+  if (typeof doc !== "object" || Array.isArray(doc))
+    throw new UserError(`${what} ${path} must be a YAML mapping`);
+  const record = doc as Record<string, unknown>;
+  const standalone = Object.keys(record).some((k) => k in POLICY_SCHEMAS[section].shape);
+  const value = section in record ? record[section] : standalone ? record : {};
+  return parseWith(schema, value ?? {}, path, [section]) as Policy<K>;
+}
+
+export const loadGatePolicy = (path: string | undefined) => loadPolicy("gate", path);
+export const loadDriftPolicy = (path: string | undefined) => loadPolicy("drift", path);
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : code}`);
+  }
+}
+
+function parseYamlText(text: string, where: string): unknown {
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = e.linePos?.[0] ? ` (line ${e.linePos[0].line})` : "";
     throw new UserError(`${where} is not valid YAML${line}: ${e.message.split("\n")[0]}`);
   }
-  const value: unknown = doc.toJS() ?? {};
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw new UserError(`${where} must be a YAML mapping with sections such as train:, validate:`);
-  }
-  return parseWith(configSchema, value, where);
+  return doc.toJS();
 }
 
 /** zod-validates a value; failures list every issue as `path: what was expected`. */

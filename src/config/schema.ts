@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { driftPolicySchema } from "../drift/policy.js";
-import { gatePolicySchema } from "../gate/policy.js";
+import { driftPolicySchema } from "./drift.js";
+import { gatePolicySchema } from "./gate.js";
 import { checkLimitsSchema, trainConfigSchema } from "./train.js";
 
 /**

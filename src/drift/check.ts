@@ -3,18 +3,15 @@ import { join } from "node:path";
 import lockfile from "proper-lockfile";
 import { z } from "zod";
 import { readBundle } from "../bundle/read.js";
+import type { DriftPolicy } from "../config/drift.js";
+import { loadDriftPolicy } from "../config/load.js";
+import { thresholdsSchema } from "../contracts/drift.js";
+import { resolveStateDir } from "../ledger/ledger.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteJson } from "../util/fs.js";
 import { addCounts, binOf, emptyCounts, layoutOf } from "./counts.js";
 import { predictionLogRecordSchema } from "./log.js";
-import type { DriftPolicy } from "./policy.js";
-import {
-  type DriftReport,
-  driftReportSchema,
-  evaluateDrift,
-  type StatisticName,
-  thresholdsSchema,
-} from "./stats.js";
+import { type DriftReport, driftReportSchema, evaluateDrift, type StatisticName } from "./stats.js";
 
 export const DRIFT_STATE_FILE = "drift-state.json";
 
@@ -256,4 +253,38 @@ export function renderDriftMarkdown(check: DriftCheck, extra: { runUrl?: string 
   ];
   if (extra.runUrl) lines.push("", `Check run: ${extra.runUrl}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** Runs one drift check: `modelship drift` and actions/check-drift. */
+export async function runDriftCheck(options: {
+  url?: string | undefined;
+  log?: string | undefined;
+  model?: string | undefined;
+  policy?: string | undefined;
+  stateDir?: string | undefined;
+  keepState?: boolean;
+}): Promise<DriftCheck> {
+  if (!!options.url === !!options.log)
+    throw new UserError("pass exactly one of --url <edge or server> and --log <prediction log>");
+  if (options.log && !options.model)
+    throw new UserError(
+      "--log needs --model <bundle dir>: the reference to compare with lives in the bundle",
+    );
+  const policy = await loadDriftPolicy(options.policy);
+  const raw = options.url
+    ? await fetchDriftReport(options.url)
+    : await driftFromLog(options.log!, options.model!, policy);
+  const report = applyPolicy(raw, policy);
+  if (options.keepState === false) {
+    return {
+      report,
+      over: report.statistics.filter((s) => s.over).map((s) => s.name),
+      consecutive: report.drift ? 1 : 0,
+      sustain: policy.sustain,
+      confirmed: report.drift && policy.sustain <= 1,
+      retrain: false,
+      stateFile: "",
+    };
+  }
+  return recordCheck(report, policy, resolveStateDir(options.stateDir));
 }

@@ -1,4 +1,4 @@
-import type { Reference } from "../bundle/schema.js";
+import type { Reference } from "../contracts/card.js";
 import { binIndex } from "../metrics/histogram.js";
 
 /**

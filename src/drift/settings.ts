@@ -1,6 +1,6 @@
 import { z } from "zod";
+import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "../contracts/drift.js";
 import { UserError } from "../util/errors.js";
-import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "./stats.js";
 
 /** Server-side drift settings. The image is configured by env only, so these are env variables. */
 export const driftSettingsSchema = z.object({

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import type { Reference } from "../bundle/schema.js";
+import type { Reference } from "../contracts/card.js";
+import type { DriftThresholds } from "../contracts/drift.js";
 import type { DriftCounts } from "./counts.js";
 
 /** The four statistics, named as the monitoring rules label them (`statistic="score_psi"`, …). */
@@ -13,47 +14,6 @@ export const DRIFT_GAUGE: Record<StatisticName, string> = {
   input_length_psi: "modelship_drift_input_length_psi",
   oov_rate: "modelship_drift_oov_rate",
 };
-
-/**
- * Defaults measured on the airline model (test/drift.test.ts, README "Drift"): over 400 in-distribution
- * windows of 1000 predictions the largest values were score PSI 0.018, class-mix distance 0.036, length
- * PSI 0.024, OOV rate 0.061, so each threshold sits at 2× or more the worst in-distribution window.
- * PSI noise scales like (bins − 1) / window: a smaller window needs larger thresholds.
- */
-export const DEFAULT_THRESHOLDS = {
-  scorePsi: 0.05,
-  classMixDistance: 0.075,
-  inputLengthPsi: 0.05,
-  oovRate: 0.15,
-} as const;
-
-export const DEFAULT_WINDOW = 1000;
-
-export const thresholdsSchema = z.object({
-  scorePsi: z
-    .number()
-    .positive()
-    .default(DEFAULT_THRESHOLDS.scorePsi)
-    .describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
-  classMixDistance: z
-    .number()
-    .positive()
-    .max(1)
-    .default(DEFAULT_THRESHOLDS.classMixDistance)
-    .describe("Total-variation distance of the predicted class mix versus the test split."),
-  inputLengthPsi: z
-    .number()
-    .positive()
-    .default(DEFAULT_THRESHOLDS.inputLengthPsi)
-    .describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: z
-    .number()
-    .positive()
-    .max(1)
-    .default(DEFAULT_THRESHOLDS.oovRate)
-    .describe("Share of input tokens outside the model's vocabulary."),
-});
-export type DriftThresholds = z.infer<typeof thresholdsSchema>;
 
 const THRESHOLD_KEY: Record<StatisticName, keyof DriftThresholds> = {
   score_psi: "scorePsi",

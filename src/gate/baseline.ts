@@ -1,9 +1,12 @@
-import { execFile } from "node:child_process";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { z } from "zod";
-import { CARD_FILE } from "../bundle/schema.js";
+import { CARD_FILE } from "../contracts/card.js";
+import { connectGitHub } from "../github/client.js";
+import { downloadReleaseAsset } from "../github/releases.js";
+import { Ledger, resolveStateDir } from "../ledger/ledger.js";
+import type { LedgerData } from "../ledger/schema.js";
+import { Router } from "../router/router.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { type GateCard, loadCard, parseCard } from "./card.js";
 import type { GateSubject } from "./verdict.js";
@@ -64,32 +67,33 @@ export async function baselineFromPath(path: string): Promise<Baseline> {
   return { subject: { card: loaded.card, source: loaded.source }, note: `Baseline: ${loaded.source}.` };
 }
 
-/** `--baseline-from-host`: asks this host's ledger through `modelship status --json`. */
-export async function baselineFromHost(options: { stateDir?: string; cli?: string[] }): Promise<Baseline> {
-  const cli = options.cli ?? [process.execPath, process.argv[1] ?? "modelship"];
-  const args = [
-    ...cli.slice(1),
-    "status",
-    "--json",
-    // The card is all we need: skip the live-rate sampling window.
-    "--window",
-    "0",
-    ...(options.stateDir ? ["--state-dir", options.stateDir] : []),
-  ];
-  let stdout: string;
+/**
+ * `--baseline-from-host`: reads this host's deploy ledger in-process (the same document
+ * `modelship status --json` prints, without the live rates) and asks its stable version for the card.
+ */
+export async function baselineFromHost(options: { stateDir?: string }): Promise<Baseline> {
+  const stateDir = resolveStateDir(options.stateDir);
+  let ledger: LedgerData;
   try {
-    ({ stdout } = await promisify(execFile)(cli[0]!, args, { maxBuffer: 16 * 1024 * 1024 }));
+    ledger = await new Ledger(stateDir).read();
   } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    const detail = (e.stderr ?? e.message).trim().split("\n").at(-1);
-    throw new UserError(`cannot read the host ledger (modelship status --json): ${detail}`, {
+    throw new UserError(`cannot read the host ledger: ${(err as Error).message}`, {
       exitCode: ExitCode.environment,
     });
   }
-  const json = safeJson(lastJsonLine(stdout));
-  if (json === undefined)
-    throw new UserError("modelship status --json did not print JSON", { exitCode: ExitCode.environment });
-  return baselineFromStatus(parseStatus(json, "modelship status --json"), "host ledger");
+  const status: HostStatus = {
+    versions: ledger.versions.map((v) => ({
+      version: v.version,
+      role: v.role,
+      weight: v.weight,
+      image: v.image.ref,
+      container: v.container,
+    })),
+  };
+  // The edge only matters when the stable version has no container port of its own.
+  const router = await Router.open(stateDir).catch(() => undefined);
+  if (router) status.edge = { url: router.edgeUrl() };
+  return baselineFromStatus(status, "host ledger");
 }
 
 /**
@@ -170,10 +174,30 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Status may print progress events before the final object in JSON mode; the object is the last line. */
-function lastJsonLine(stdout: string): string {
-  const trimmed = stdout.trim();
-  if (trimmed.startsWith("{") && safeJson(trimmed) !== undefined) return trimmed;
-  const lines = trimmed.split("\n").filter((l) => l.trim().startsWith("{"));
-  return lines.at(-1) ?? trimmed;
+/** Exactly one baseline source (or none = first deploy). */
+export async function resolveBaseline(flags: {
+  baseline?: string | undefined;
+  baselineFromHost?: boolean | undefined;
+  baselineRelease?: string | undefined;
+  stateDir?: string | undefined;
+  token?: string | undefined;
+}): Promise<Baseline> {
+  const given = [flags.baseline, flags.baselineFromHost, flags.baselineRelease].filter(Boolean).length;
+  if (given > 1) {
+    throw new UserError("choose one baseline source: --baseline, --baseline-from-host or --baseline-release");
+  }
+  if (flags.stateDir && !flags.baselineFromHost)
+    throw new UserError("--state-dir only applies with --baseline-from-host");
+  if (flags.baseline) return baselineFromPath(flags.baseline);
+  if (flags.baselineFromHost)
+    return baselineFromHost({ ...(flags.stateDir ? { stateDir: flags.stateDir } : {}) });
+  if (flags.baselineRelease) {
+    const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
+    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
+    return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
+  }
+  return {
+    subject: null,
+    note: "No production baseline given: first deploy — only absolute rules apply.",
+  };
 }

@@ -9,7 +9,7 @@ import {
   MODEL_FILE,
   metricsSchema,
   runtimeSchema,
-} from "../bundle/schema.js";
+} from "../contracts/card.js";
 import { UserError } from "../util/errors.js";
 
 /**

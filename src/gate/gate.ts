@@ -1,7 +1,7 @@
+import type { GatePolicy } from "../config/gate.js";
 import type { Baseline } from "./baseline.js";
 import { loadCard } from "./card.js";
 import { checkGoldenParity } from "./golden.js";
-import type { GatePolicy } from "./policy.js";
 import { evaluateGate, type Verdict } from "./verdict.js";
 
 export interface GateOutcome {

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { MODEL_FILE } from "../bundle/schema.js";
+import { MODEL_FILE } from "../contracts/card.js";
 import type { GateCard } from "./card.js";
 import type { GoldenResult } from "./verdict.js";
 

@@ -1,5 +1,6 @@
+import type { GatePolicy } from "../config/gate.js";
 import { describeCard, type GateCard } from "./card.js";
-import { classFloor, type GatePolicy } from "./policy.js";
+import { classFloor } from "./policy.js";
 
 /** `info`: a candidate metric no rule covers, shown so the report always carries the numbers. */
 export type RowKind = "minimum" | "regression" | "runtime" | "golden" | "required" | "info";
@@ -153,11 +154,11 @@ export function evaluateGate(
   const mb = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / 1e6);
   rows.push(
     maximumRow(
-      "runtime.maxSizeMB",
+      "runtime.maxSizeMb",
       "model size (MB)",
       mb(rt?.fileSizeBytes ?? candidate.card.model?.sizeBytes),
       mb(brt?.fileSizeBytes ?? baseline?.card.model?.sizeBytes),
-      policy.runtime.maxSizeMB,
+      policy.runtime.maxSizeMB ?? policy.runtime.maxSizeMb,
       "runtime.fileSizeBytes",
     ),
   );

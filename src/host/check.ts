@@ -1,14 +1,16 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Engine } from "../engine/engine.js";
+import { Ledger } from "../ledger/ledger.js";
+import type { LedgerData } from "../ledger/schema.js";
+import { driftProblems } from "../router/planner.js";
+import { haproxyBinary } from "../router/process.js";
 import { Router } from "../router/router.js";
-import { percentToWeight } from "../router/schema.js";
+import { CommandFailed, runChecked } from "../util/command.js";
 import { isUserError } from "../util/errors.js";
-
-const run = promisify(execFile);
+import { stateDirProblem } from "../util/state-dir.js";
 
 export interface HostCheck {
   name: string;
@@ -24,7 +26,10 @@ const MIN_HAPROXY = [2, 6];
 export async function checkHost(stateDir: string): Promise<HostCheck[]> {
   const checks: HostCheck[] = [];
   const sd = `--state-dir ${stateDir}`;
-  checks.push(await checkStateDir(stateDir));
+  const { untrusted, ...stateDirCheck } = await checkStateDir(stateDir);
+  checks.push(stateDirCheck);
+  // A state dir another user could have prepared is not read any further (nothing in it is trusted).
+  if (untrusted) return checks;
   checks.push(await checkEngine());
 
   let router: Router | undefined;
@@ -39,7 +44,7 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     });
     return checks;
   }
-  const bin = router.settings.haproxyBin;
+  const bin = await haproxyBinary().catch(() => "haproxy");
   const installed = await haproxyVersion(bin);
   checks.push(
     installed.ok
@@ -66,10 +71,12 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     });
   } else if (installed.ok) {
     try {
-      await run(bin, ["-c", "-q", "-f", p.config]);
+      await runChecked(bin, ["-c", "-q", "-f", p.config], { timeoutMs: 30_000 });
       checks.push({ name: "haproxy config", ok: true, detail: `${p.config} valid` });
     } catch (err) {
-      const msg = ((err as { stderr?: string }).stderr ?? "").split("\n").find((l) => l.includes("ALERT"));
+      const msg = (err instanceof CommandFailed ? err.stderr : "")
+        .split("\n")
+        .find((l) => l.includes("ALERT"));
       checks.push({
         name: "haproxy config",
         ok: false,
@@ -122,11 +129,103 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     checks.push(await checkListening(router, sd));
     checks.push(await checkLiveMatchesDesired(router, sd));
   }
+  checks.push(...(await checkLedger(stateDir, router, answers)));
   return checks;
 }
 
-async function checkStateDir(stateDir: string): Promise<HostCheck> {
+/**
+ * The deploy ledger: readable, no operation a crashed process left behind, and the stable version
+ * serving (container running, HAProxy's health check passing). Each failure names the command that fixes it.
+ */
+async function checkLedger(stateDir: string, router: Router, answers: boolean): Promise<HostCheck[]> {
+  const sd = `--state-dir ${stateDir}`;
+  const ledger = new Ledger(stateDir);
+  let data: LedgerData;
+  try {
+    data = await ledger.read();
+  } catch (err) {
+    return [
+      {
+        name: "deploy ledger",
+        ok: false,
+        detail: isUserError(err) ? err.message : String(err),
+        fix: `modelship host repair ${sd}   # restores it from ledger.json.bak or rebuilds it from the running containers`,
+      },
+    ];
+  }
+  const checks: HostCheck[] = [
+    { name: "deploy ledger", ok: true, detail: `${ledger.file} (${data.versions.length} version(s))` },
+  ];
+  if (data.operation) {
+    const op = data.operation;
+    const running = (op.host !== hostname() || pidAlive(op.pid)) && (await ledger.isLocked());
+    checks.push(
+      running
+        ? { name: "operation", ok: true, detail: `${op.kind} in progress (pid ${op.pid}) at "${op.step}"` }
+        : {
+            name: "operation",
+            ok: false,
+            detail: `${op.kind}${op.target ? ` of ${op.target}` : ""} was interrupted at "${op.step}" (pid ${op.pid} is gone)`,
+            fix: `modelship host repair ${sd}`,
+          },
+    );
+  }
+  const stable = data.versions.find((v) => v.role === "stable");
+  if (stable) {
+    const server = answers
+      ? (await router.stats().catch(() => [])).find((s) => s.name === stable.version)
+      : undefined;
+    const container = stable.container
+      ? await new Engine().inspectContainer(stable.container.id).catch(() => null)
+      : null;
+    const standby = data.versions.find((v) => v.role === "standby");
+    const fix = standby
+      ? `modelship rollback --to ${standby.version} --reason "stable down" ${sd}`
+      : `modelship host repair ${sd}   # then, if it stays down: docker logs ${stable.container?.name ?? stable.version}`;
+    if (!container?.running)
+      checks.push({
+        name: "stable version",
+        ok: false,
+        detail: `${stable.version}: container ${stable.container?.name ?? "(none)"} is not running`,
+        fix,
+      });
+    else if (answers && !server?.up)
+      checks.push({
+        name: "stable version",
+        ok: false,
+        detail: `${stable.version}: HAProxy reports it ${server ? server.status : "absent"}`,
+        fix,
+      });
+    else
+      checks.push({
+        name: "stable version",
+        ok: true,
+        detail: `${stable.version} ${answers ? "UP" : "running"} on port ${stable.container?.hostPort}`,
+      });
+  }
+  return checks;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function checkStateDir(stateDir: string): Promise<HostCheck & { untrusted?: boolean }> {
   const fix = `modelship host init --state-dir ${stateDir}   # or: sudo install -d -m 750 -o "$(id -un)" ${stateDir}`;
+  const problem = await stateDirProblem(stateDir);
+  if (problem)
+    return {
+      name: "state dir",
+      ok: false,
+      untrusted: true,
+      detail: `refusing to use ${stateDir}: ${problem.detail}`,
+      fix: `run as the owner of ${stateDir}, or recreate it owned by you with mode 750: sudo install -d -m 750 -o "$(id -un)" ${stateDir}`,
+    };
   try {
     const s = await stat(stateDir);
     if (!s.isDirectory())
@@ -172,7 +271,7 @@ async function haproxyVersion(
   bin: string,
 ): Promise<{ ok: true; version: string } | { ok: false; detail: string }> {
   try {
-    const { stdout } = await run(bin, ["-v"]);
+    const { stdout } = await runChecked(bin, ["-v"], { timeoutMs: 10_000 });
     const m = /version (\d+)\.(\d+)(\.\S+)?/.exec(stdout);
     if (!m) return { ok: false, detail: `cannot read the version from '${bin} -v'` };
     const major = Number(m[1]);
@@ -218,16 +317,7 @@ async function checkListening(router: Router, sd: string): Promise<HostCheck> {
 /** Drift between the desired state on disk and the live process (someone poked the socket, or a crash). */
 async function checkLiveMatchesDesired(router: Router, sd: string): Promise<HostCheck> {
   const desired = await router.readDesired();
-  const live = await router.stats();
-  const problems: string[] = [];
-  for (const spec of desired.servers) {
-    const s = live.find((x) => x.name === spec.name);
-    const want = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
-    if (!s) problems.push(`${spec.name} missing`);
-    else if (s.userWeight !== want) problems.push(`${spec.name} weight ${s.userWeight}, want ${want}`);
-  }
-  for (const s of live)
-    if (!desired.servers.some((d) => d.name === s.name)) problems.push(`${s.name} not desired`);
+  const problems = driftProblems(await router.liveServers(), desired);
   return problems.length === 0
     ? { name: "router state", ok: true, detail: `${desired.servers.length} server(s) as desired` }
     : { name: "router state", ok: false, detail: problems.join(", "), fix: `modelship host repair ${sd}` };

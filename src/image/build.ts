@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify, stripVTControlCharacters } from "node:util";
 import { readBundle } from "../bundle/read.js";
-import type { ModelCard } from "../bundle/schema.js";
+import type { ModelCard } from "../contracts/card.js";
 import { type ContainerHardening, DEFAULT_HARDENING, Engine, type RunOptions } from "../engine/engine.js";
 import { formatSmokeReport, runSmokeTest, type SmokeResult, waitForReady } from "../smoke/smoke.js";
 import { ExitCode, UserError } from "../util/errors.js";
@@ -282,19 +282,25 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
   let digest = built.imageId;
   let pushed = false;
   if (options.push) {
-    if (options.registry) {
-      const { host, username, password } = options.registry;
-      await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+    const registry = options.registry;
+    try {
+      if (registry) {
+        const { host, username, password } = registry;
+        await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+      }
+      for (const tag of tags) {
+        const result = await reporter.step(
+          `Pushing ${tag}`,
+          () => engine.push(tag),
+          (r) => r.digest ?? "",
+        );
+        if (result.digest) digest = result.digest;
+      }
+      pushed = true;
+    } finally {
+      // The token must not stay in the runner user's docker config once the push is over (or failed).
+      if (registry) await engine.logout(registry.host).catch(() => {});
     }
-    for (const tag of tags) {
-      const result = await reporter.step(
-        `Pushing ${tag}`,
-        () => engine.push(tag),
-        (r) => r.digest ?? "",
-      );
-      if (result.digest) digest = result.digest;
-    }
-    pushed = true;
   }
 
   return {

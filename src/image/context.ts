@@ -4,7 +4,7 @@ import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CARD_FILE, MODEL_FILE } from "../bundle/schema.js";
+import { CARD_FILE, MODEL_FILE } from "../contracts/card.js";
 import { ExitCode, UserError } from "../util/errors.js";
 
 /**

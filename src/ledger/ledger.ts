@@ -7,12 +7,14 @@ import { z } from "zod";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile, atomicWriteJson } from "../util/fs.js";
 import {
+  describePhase,
   emptyLedger,
   type HistoryEvent,
   type LedgerData,
   ledgerSchema,
   type Operation,
   type OperationKind,
+  type PhaseRecord,
 } from "./schema.js";
 
 export const LEDGER_FILE = "ledger.json";
@@ -237,6 +239,7 @@ export class Ledger {
         host: hostname(),
         startedAt: since,
         step: "started",
+        phase: { name: "started" },
         target: options.target,
         by: options.by,
       });
@@ -283,10 +286,12 @@ export class Ledger {
       restored = undefined;
     }
     if (restored) actions.push(`restored the ledger from ${BACKUP_FILE} (written ${restored.updatedAt})`);
-    else if (text !== undefined) actions.push("no usable backup: starting an empty ledger");
-    const ledger = restored ?? emptyLedger();
-    await atomicWriteJson(this.file, ledger);
-    return { ledger, actions };
+    else if (text !== undefined)
+      actions.push("no usable backup: the ledger is rebuilt from the containers the edge routes to");
+    // Without a backup nothing is written here: an absent ledger reads as empty, and repair then
+    // rebuilds it from what runs (or refuses, leaving the edge as it is).
+    if (restored) await atomicWriteJson(this.file, restored);
+    return { ledger: restored ?? emptyLedger(), actions };
   }
 }
 
@@ -352,11 +357,13 @@ export class OperationHandle {
     return written;
   }
 
-  /** Records how far the operation got (what `status` shows after a crash). */
-  async step(step: string): Promise<void> {
+  /** Records the phase the operation enters, before it acts (what `status` and repair read after a crash). */
+  async advance(phase: PhaseRecord): Promise<void> {
+    const step = describePhase(phase);
     this.operation.step = step;
+    this.operation.phase = phase;
     await this.update((l) => {
-      if (l.operation?.id === this.operation.id) l.operation.step = step;
+      if (l.operation?.id === this.operation.id) Object.assign(l.operation, { step, phase });
     });
   }
 
@@ -366,12 +373,16 @@ export class OperationHandle {
     });
   }
 
-  /** Clears the operation from the ledger and releases the lock. */
+  /**
+   * Clears the operation from the ledger and releases the lock. The backup then becomes the finished
+   * state too: restoring it later must not bring back an operation that in fact completed.
+   */
   async finish(): Promise<void> {
     if (!this.releaseLock) return;
-    await this.update((l) => {
+    const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
     });
+    await atomicWriteJson(join(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {});
     await this.release();
   }
 

@@ -59,7 +59,12 @@ export type ContainerRun = z.infer<typeof containerRunSchema>;
 
 export const versionEntrySchema = z.object({
   version: z.string().min(1),
-  image: z.object({ ref: z.string().min(1), digest: z.string().nullable() }),
+  image: z.object({
+    ref: z.string().min(1),
+    digest: z.string().nullable(),
+    /** Built by a deploy of this state dir (`--model`): only such images are ever pruned. */
+    builtHere: z.boolean().optional(),
+  }),
   model: z.object({ name: z.string(), version: z.string(), sha256: z.string() }).nullable(),
   container: z
     .object({
@@ -87,6 +92,61 @@ export type VersionEntry = z.infer<typeof versionEntrySchema>;
 export const operationKindSchema = z.enum(["deploy", "rollback", "repair"]);
 export type OperationKind = z.infer<typeof operationKindSchema>;
 
+/**
+ * Where a running deploy/rollback is: a typed value, advanced by one function per phase and written to
+ * the ledger before the phase acts, so a crash leaves the exact point for repair to resume or unwind
+ * from (see rollout/plan.ts). `step` (below) is its human rendering.
+ */
+export const phaseSchema = z.discriminatedUnion("name", [
+  z.object({ name: z.literal("started") }),
+  z.object({ name: z.literal("reconciling") }),
+  z.object({ name: z.literal("building"), version: z.string() }),
+  /** About to start `container` (its name): a crash from here leaves at most that container behind. */
+  z.object({ name: z.literal("starting"), version: z.string(), container: z.string() }),
+  z.object({ name: z.literal("verifying"), version: z.string() }),
+  z.object({ name: z.literal("attaching"), version: z.string() }),
+  z.object({
+    name: z.literal("canary"),
+    version: z.string(),
+    step: z.number().int(),
+    weight: z.number().int(),
+  }),
+  /** The commit point: from here the ledger names `version` stable; repair resumes instead of unwinding. */
+  z.object({ name: z.literal("switching"), version: z.string(), from: z.string().nullable() }),
+  z.object({ name: z.literal("draining"), version: z.string() }),
+  z.object({ name: z.literal("retiring") }),
+  z.object({ name: z.literal("aborting"), version: z.string(), reason: z.string() }),
+]);
+export type PhaseRecord = z.infer<typeof phaseSchema>;
+
+/** How a phase reads in `status` and history ("weight 25 of v2"). */
+export function describePhase(p: PhaseRecord): string {
+  switch (p.name) {
+    case "started":
+      return "started";
+    case "reconciling":
+      return "reconciling with the host";
+    case "building":
+      return `building the image of ${p.version}`;
+    case "starting":
+      return `starting container ${p.container}`;
+    case "verifying":
+      return `verifying ${p.version} (model identity, smoke test)`;
+    case "attaching":
+      return `attaching ${p.version} to the router`;
+    case "canary":
+      return `weight ${p.weight}`;
+    case "switching":
+      return `switching all traffic to ${p.version}`;
+    case "draining":
+      return `draining ${p.version}`;
+    case "retiring":
+      return "retiring old versions";
+    case "aborting":
+      return `aborting ${p.version}`;
+  }
+}
+
 /** The operation in progress; still present after a crash, which is how `status` can explain it. */
 export const operationSchema = z.object({
   id: z.string(),
@@ -94,8 +154,10 @@ export const operationSchema = z.object({
   pid: z.number().int(),
   host: z.string(),
   startedAt: isoTime,
-  /** Last step reached ("starting candidate", "weight 25", ...). */
+  /** Last step reached, for humans ("starting container …", "weight 25 for …"): describePhase(phase). */
   step: z.string(),
+  /** Last phase reached (absent in ledgers written before phases were typed). */
+  phase: phaseSchema.optional(),
   /** Version being deployed / rolled back to. */
   target: z.string().optional(),
   by: z.string().optional(),

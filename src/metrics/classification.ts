@@ -1,4 +1,4 @@
-import type { Metrics } from "../bundle/schema.js";
+import type { Metrics } from "../contracts/card.js";
 
 /**
  * Classification metrics with scikit-learn's conventions, so numbers in model.json can be compared

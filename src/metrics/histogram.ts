@@ -1,4 +1,4 @@
-import type { Histogram } from "../bundle/schema.js";
+import type { Histogram } from "../contracts/card.js";
 
 /**
  * Counts values into bins [e0,e1), [e1,e2), …, [e(n-1), en] (last bin closed, as numpy.histogram).

@@ -1,4 +1,4 @@
-import type { Metrics } from "../bundle/schema.js";
+import type { Metrics } from "../contracts/card.js";
 
 /** Tables shared by the terminal output and the job summary, so both always show the same numbers. */
 export interface Table {

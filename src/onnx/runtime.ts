@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import type { RuntimeFigures } from "../bundle/schema.js";
+import type { RuntimeFigures } from "../contracts/card.js";
 import { ClassifierSession, type OpenOptions, ORT_VERSION } from "./session.js";
 
 export type ModelInput = string | readonly number[];

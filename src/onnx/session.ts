@@ -1,6 +1,6 @@
 import { access, stat } from "node:fs/promises";
 import * as ort from "onnxruntime-node";
-import type { TensorSpec } from "../bundle/schema.js";
+import type { TensorSpec } from "../contracts/card.js";
 import { argmax } from "../metrics/classification.js";
 import { ExitCode, UserError } from "../util/errors.js";
 

@@ -1,6 +1,6 @@
 import { readBundle } from "../bundle/read.js";
 import type { Engine } from "../engine/engine.js";
-import { MODEL_LABELS } from "../image/labels.js";
+import { readModelLabels } from "../image/labels.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Candidate } from "./ports.js";
 
@@ -13,17 +13,10 @@ export async function candidateFromImage(engine: Engine, ref: string): Promise<C
       hint: "build it with `modelship build --model <bundle>` or pull it first",
     });
   }
-  const version = info.labels[MODEL_LABELS.version];
-  const name = info.labels[MODEL_LABELS.name];
-  const sha256 = info.labels[MODEL_LABELS.sha256];
-  if (!version || !name || !sha256 || version === "unknown") {
-    throw new UserError(`image ${ref} carries no modelship model labels (${MODEL_LABELS.version}, …)`, {
-      exitCode: ExitCode.usage,
-      hint: "deploy images built by `modelship build`",
-    });
-  }
+  // Checked against strict patterns before anything runs; checked again against /model-info once started.
+  const model = readModelLabels(info.labels, `image ${ref}`);
   const digest = info.repoDigests[0]?.split("@")[1] ?? info.id;
-  return { version, image: { ref, digest }, model: { name, version, sha256 }, card: null };
+  return { version: model.version, image: { ref, digest }, model, card: null };
 }
 
 /**

@@ -5,10 +5,13 @@ import {
   explain,
   type Scrape,
 } from "../analysis/analysis.js";
+import { identityMismatch } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { AnalysisRecord, LedgerData, VersionEntry } from "../ledger/schema.js";
+import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
 import { decide, initialPhase, type Phase } from "./machine.js";
+import { weightsFromLedger } from "./plan.js";
 import type { Candidate, RolloutDeps, RunningContainer } from "./ports.js";
 import { markFailed, pruneImages, reconcile, retire, takeOut } from "./reconcile.js";
 import type { RolloutSettings } from "./settings.js";
@@ -36,6 +39,8 @@ export interface DeployOutcome {
   timeline: TimelinePoint[];
   durationMs: number;
   repaired: string[];
+  /** What repair found wrong and left alone before the rollout (e.g. the stable was down). */
+  warnings: string[];
 }
 
 class RolloutAborted extends Error {}
@@ -63,12 +68,7 @@ function patch(l: LedgerData, version: string, fields: Partial<VersionEntry>): v
   if (v) Object.assign(v, fields, { updatedAt: nowIso() });
 }
 
-/**
- * Deploys `candidate` behind the edge: container → ready → golden smoke test → weight 0 → canary steps
- * with analysis → promote (old stable drained and kept warm) or abort (stable untouched). Every step is
- * written to the ledger first, so a crash at any point is visible and repairable.
- */
-export async function runDeploy(input: {
+export interface DeployInput {
   deps: RolloutDeps;
   op: OperationHandle;
   candidate: Candidate;
@@ -76,301 +76,328 @@ export async function runDeploy(input: {
   reporter: Reporter;
   /** Builds the image first (`--model`); returns a detail for the "Building container" line. */
   build?: () => Promise<string>;
-}): Promise<DeployOutcome> {
-  const { deps, op, candidate, settings, reporter } = input;
-  const { traffic, containers, clock } = deps;
-  const started = clock.now();
-  const name = candidate.version;
-  const timeline: TimelinePoint[] = [];
+}
 
-  const repaired = await reconcile(deps, op, settings);
-  for (const line of repaired) reporter.warn(`repair: ${line}`);
-  const edgeStart = await traffic.edgeCounters();
-  const edgeOutcome = async () => {
-    const end = await traffic.edgeCounters();
-    return {
-      url: traffic.edgeUrl(),
-      requests: Math.max(0, end.requests - edgeStart.requests),
-      failed: Math.max(0, end.failed - edgeStart.failed),
-    };
-  };
+/**
+ * Deploys `candidate` behind the edge: container → ready → identity (`/model-info` vs labels) →
+ * golden smoke test → weight 0 → canary steps with analysis → promote (old stable drained and kept
+ * warm) or abort (stable untouched). Each phase is one method that first records its typed phase in
+ * the ledger, so a crash at any point leaves the exact point for repair to resume or unwind from.
+ */
+export function runDeploy(input: DeployInput): Promise<DeployOutcome> {
+  return new DeployRun(input).run();
+}
 
-  const before = await op.ledger.read();
-  const stable = before.versions.find((v) => v.role === "stable");
-  if (stable?.version === name) {
-    reporter.info(`${name} is already the stable version: nothing to deploy.`);
-    return {
-      status: "unchanged",
-      version: name,
-      previous: name,
-      firstDeploy: false,
-      edge: await edgeOutcome(),
-      timeline,
-      durationMs: clock.now() - started,
-      repaired,
-    };
+class DeployRun {
+  private readonly timeline: TimelinePoint[] = [];
+  private readonly started: number;
+  private readonly name: string;
+  private edgeStart = { requests: 0, failed: 0 };
+  private repaired: string[] = [];
+  private warnings: string[] = [];
+  private stable: VersionEntry | undefined;
+  private container: RunningContainer | undefined;
+
+  constructor(private readonly input: DeployInput) {
+    this.started = input.deps.clock.now();
+    this.name = input.candidate.version;
   }
-  // A version deployed before (failed, retired, standby) starts over from a fresh container.
-  const earlier = before.versions.find((v) => v.version === name);
-  if (earlier) await takeOut(deps, earlier, undefined, settings);
-  await op.update((l) => {
-    l.versions = l.versions.filter((v) => v.version !== name);
-    l.versions.push(newEntry(candidate));
-    l.history.push({
-      at: nowIso(),
-      kind: "deploy",
-      version: name,
-      from: stable?.version,
-      by: op.operation.by,
+
+  async run(): Promise<DeployOutcome> {
+    await this.reconcile();
+    const before = await this.input.op.ledger.read();
+    this.stable = before.versions.find((v) => v.role === "stable");
+    if (this.stable?.version === this.name) return this.unchanged(this.stable);
+    await this.record(before);
+    try {
+      await this.bringUpCandidate();
+    } catch (err) {
+      return this.abort(
+        `the candidate did not get ready: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    const stable = this.stable;
+    if (!stable) {
+      await this.firstDeploy();
+      return this.finish(null);
+    }
+    try {
+      await this.canarySteps(stable);
+    } catch (err) {
+      if (err instanceof RolloutAborted) return this.abort(err.message);
+      return this.abort(`rollout error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await this.promote(stable);
+    return this.finish(stable);
+  }
+
+  // ---- phase: reconciling (the host and ledger in line before anything changes) ----
+  private async reconcile(): Promise<void> {
+    const { deps, op, settings, reporter } = this.input;
+    await op.advance({ name: "reconciling" });
+    const r = await reconcile(deps, op, settings);
+    this.repaired = r.actions;
+    this.warnings = r.warnings;
+    for (const line of r.actions) reporter.warn(`repair: ${line}`);
+    for (const line of r.warnings) reporter.warn(line);
+    this.edgeStart = await deps.traffic.edgeCounters();
+  }
+
+  /** Same version already stable: nothing to do, unless the image is another model under that version. */
+  private async unchanged(stable: VersionEntry): Promise<DeployOutcome> {
+    const c = this.input.candidate;
+    if (stable.model && c.model && stable.model.sha256 !== c.model.sha256) {
+      throw new UserError(
+        `${c.image.ref} says it is ${this.name} with model sha256 ${c.model.sha256.slice(0, 12)}…, but ${this.name} serving here has sha256 ${stable.model.sha256.slice(0, 12)}…`,
+        {
+          exitCode: ExitCode.usage,
+          hint: "a version names exactly one model: build the changed model as a new version",
+        },
+      );
+    }
+    this.input.reporter.info(`${this.name} is already the stable version: nothing to deploy.`);
+    return this.outcome("unchanged", this.name, { firstDeploy: false });
+  }
+
+  /** The candidate enters the ledger as canary at weight 0 (a version deployed before starts over). */
+  private async record(before: LedgerData): Promise<void> {
+    const { deps, op, settings, candidate } = this.input;
+    const earlier = before.versions.find((v) => v.version === this.name);
+    if (earlier) await takeOut(deps, earlier, undefined, settings);
+    await op.update((l) => {
+      l.versions = l.versions.filter((v) => v.version !== this.name);
+      l.versions.push(newEntry(candidate));
+      l.history.push({
+        at: nowIso(),
+        kind: "deploy",
+        version: this.name,
+        from: this.stable?.version,
+        by: op.operation.by,
+      });
     });
-  });
+  }
 
-  let container: RunningContainer | undefined;
-  const fail = async (reason: string): Promise<DeployOutcome> => {
-    await reporter.step(
-      stable ? `Aborting: all traffic back to ${stable.version}` : "Aborting: removing the candidate",
-      async () => {
-        if (stable) await traffic.setWeights({ [stable.version]: 100 });
-        const servers = await traffic.servers();
-        if (servers.includes(name)) {
-          await traffic.setWeights({ [name]: 0 });
-          await traffic.drain(name);
-          await traffic.waitDrained(name, settings.drainTimeoutMs);
-          await traffic.detach(name);
-        }
-        if (container) await containers.stopAndRemove(container);
-        await op.update((l) => {
-          markFailed(l, name, reason);
-          if (stable) patch(l, stable.version, { weight: 100 });
-        });
-      },
-    );
-    const edge = await edgeOutcome();
-    reporter.info(`Deployment aborted: ${reason}`);
-    reporter.info(
-      stable
-        ? `${stable.version} keeps serving 100% of traffic. ${edge.failed === 0 ? "Zero requests dropped" : `${edge.failed} requests failed at the edge`} (${edge.requests} requests during the rollout).`
-        : `Nothing is serving yet. ${edge.requests} requests reached the edge during the attempt.`,
-    );
-    reporter.event({ type: "aborted", version: name, reason, edge });
-    return {
-      status: "aborted",
-      version: name,
-      previous: stable?.version ?? null,
-      firstDeploy: !stable,
-      reason,
-      edge,
-      timeline,
-      durationMs: clock.now() - started,
-      repaired,
-    };
-  };
-
-  // ---- candidate container: start, ready, golden smoke test, behind the router at weight 0 ----
-  try {
+  // ---- phases: building → starting → verifying → attaching (one reporter step) ----
+  private async bringUpCandidate(): Promise<void> {
+    const { reporter } = this.input;
     await reporter.step(
       "Building container",
       async (update) => {
         const parts: string[] = [];
-        if (input.build) {
-          update("building image");
-          parts.push(await input.build());
-          await op.update((l) => patch(l, name, { image: candidate.image }));
-        }
-        await op.step("starting candidate container");
-        update("starting container");
-        container = await containers.start(candidate);
-        const c = container;
-        await op.update((l) => patch(l, name, { container: c }));
-        update("waiting for ready");
-        const readyMs = await containers.waitReady(c, settings.readyTimeoutMs);
-        parts.push(`${c.name} on port ${c.hostPort}, ready in ${(readyMs / 1000).toFixed(1)}s`);
-        await op.step("smoke test");
-        update("golden smoke test");
-        parts.push(settings.skipSmoke ? "smoke test skipped (--skip-smoke)" : await deps.smoke(c, candidate));
-        await op.step("attaching to router at weight 0");
-        await traffic.attach(name, c.hostPort);
-        if (!(await traffic.waitHealthy(name, settings.healthTimeoutMs)))
-          throw new Error(`HAProxy's health check did not pass within ${settings.healthTimeoutMs} ms`);
+        if (this.input.build) parts.push(await this.buildImage(update));
+        parts.push(await this.startContainer(update));
+        parts.push(await this.verify(update));
+        await this.attach(update);
         return parts.join("; ");
       },
       (detail) => `(${detail})`,
     );
-  } catch (err) {
-    return fail(`the candidate did not get ready: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const canary = container!;
 
-  // ---- first deploy: nothing to compare with, straight to 100% ----
-  if (!stable) {
+  private async buildImage(update: (t: string) => void): Promise<string> {
+    const { op, candidate } = this.input;
+    await op.advance({ name: "building", version: this.name });
+    update("building image");
+    const detail = await this.input.build!();
+    await op.update((l) => patch(l, this.name, { image: candidate.image }));
+    return detail;
+  }
+
+  private async startContainer(update: (t: string) => void): Promise<string> {
+    const { deps, op, settings, candidate } = this.input;
+    await op.advance({ name: "starting", version: this.name, container: deps.containers.nameFor(this.name) });
+    update("starting container");
+    const c = await deps.containers.start(candidate);
+    this.container = c;
+    await op.update((l) => patch(l, this.name, { container: c }));
+    update("waiting for ready");
+    const readyMs = await deps.containers.waitReady(c, settings.readyTimeoutMs);
+    return `${c.name} on port ${c.hostPort}, ready in ${(readyMs / 1000).toFixed(1)}s`;
+  }
+
+  /** What the container serves must be what its labels (and so the ledger) say, before any traffic. */
+  private async verify(update: (t: string) => void): Promise<string> {
+    const { deps, op, settings, candidate } = this.input;
+    const c = this.container!;
+    await op.advance({ name: "verifying", version: this.name });
+    if (candidate.model) {
+      update("checking /model-info against the labels");
+      const wrong = identityMismatch(candidate.model, await deps.containers.modelInfo(c));
+      if (wrong.length > 0)
+        throw new Error(`the container serves another model than its labels say: ${wrong.join("; ")}`);
+    }
+    update("golden smoke test");
+    return settings.skipSmoke ? "smoke test skipped (--skip-smoke)" : await deps.smoke(c, candidate);
+  }
+
+  private async attach(update: (t: string) => void): Promise<void> {
+    const { deps, op, settings } = this.input;
+    await op.advance({ name: "attaching", version: this.name });
+    update("attaching to the router at weight 0");
+    await deps.traffic.attach(this.name, this.container!.hostPort);
+    if (!(await deps.traffic.waitHealthy(this.name, settings.healthTimeoutMs)))
+      throw new Error(`HAProxy's health check did not pass within ${settings.healthTimeoutMs} ms`);
+  }
+
+  /** Every weight change: the ledger first, then the router set from the ledger (one source). */
+  private async setWeights(weights: Record<string, number>, extra?: (l: LedgerData) => void): Promise<void> {
+    const written = await this.input.op.update((l) => {
+      for (const [version, weight] of Object.entries(weights)) patch(l, version, { weight });
+      extra?.(l);
+    });
+    await this.input.deps.traffic.setWeights(routerWeights(written, Object.keys(weights)));
+  }
+
+  // ---- phase: switching (first deploy: nothing to compare with, straight to 100%) ----
+  private async firstDeploy(): Promise<void> {
+    const { op, reporter } = this.input;
     await reporter.step(
       "Starting first deployment (100% traffic)",
       async () => {
-        await op.step("weight 100 (first deploy)");
-        await traffic.setWeights({ [name]: 100 });
-        await op.update((l) => {
-          patch(l, name, { role: "stable", weight: 100, promotedAt: nowIso() });
-          l.history.push({ at: nowIso(), kind: "promote", version: name, reason: "first deploy" });
+        await op.advance({ name: "switching", version: this.name, from: null });
+        await this.setWeights({ [this.name]: 100 }, (l) => {
+          patch(l, this.name, { role: "stable", promotedAt: nowIso() });
+          l.history.push({ at: nowIso(), kind: "promote", version: this.name, reason: "first deploy" });
         });
       },
-      () => `(${name}, no previous version to compare with)`,
+      () => `(${this.name}, no previous version to compare with)`,
     );
-    timeline.push({
-      at: nowIso(),
-      label: "100%",
-      weight: 100,
-      canaryRequests: 0,
-      canaryErrors: 0,
-      errorRate: 0,
-    });
-    return finish(null);
+    this.point("100%", 100);
   }
-  const stableContainer = stable.container;
 
-  // ---- canary steps ----
-  const steps = settings.steps.filter((w) => w < 100);
-  const scrape = async (): Promise<Scrape> => {
+  // ---- phase: canary (one step per weight, analysed, advanced by the pure machine) ----
+  private async canarySteps(stable: VersionEntry): Promise<void> {
+    const { settings } = this.input;
+    const steps = settings.steps.filter((w) => w < 100);
+    let phase: Phase = initialPhase(settings);
+    while (phase.kind === "analyse") phase = await this.canaryStep(stable, phase, steps[phase.step]!);
+  }
+
+  private async canaryStep(
+    stable: VersionEntry,
+    entry: Extract<Phase, { kind: "analyse" }>,
+    weight: number,
+  ): Promise<Phase> {
+    const { deps, op, settings, reporter, candidate } = this.input;
+    const stepIndex = entry.step;
+    const title =
+      stepIndex === 0
+        ? `Starting canary deployment (${weight}% traffic)`
+        : `No errors detected, expanding to ${weight}%`;
+    let last: AnalysisResult | undefined;
+    return reporter.step(
+      title,
+      async (update) => {
+        await op.advance({ name: "canary", version: this.name, step: stepIndex, weight });
+        await this.setWeights({ [this.name]: weight, [stable.version]: 100 - weight });
+        reporter.event({ type: "weight", version: this.name, weight, stable: stable.version });
+        let current = entry;
+        let start = await this.scrape(stable);
+        const stepStarted = nowIso();
+        for (;;) {
+          update(`analysing ${Math.round(settings.intervalMs / 1000)}s of traffic`);
+          await deps.clock.sleep(settings.intervalMs);
+          const end = await this.scrape(stable);
+          const result = analyseInterval(start, end, settings.analysis, {
+            reference: candidate.card?.reference,
+            allowNoData: settings.allowNoData,
+          });
+          last = result;
+          await this.recordAnalysis(stepIndex, weight, stepStarted, current.attempt, result);
+          const next = decide(current, result.verdict, explain(result), settings);
+          if (next.kind !== "analyse" || next.step !== stepIndex) {
+            if (next.kind === "abort") throw new RolloutAborted(next.reason);
+            return next;
+          }
+          if (result.verdict === "inconclusive") {
+            reporter.event({ type: "extend", version: this.name, weight, reason: explain(result) });
+            // Extending keeps the same start: the evidence accumulates until it is enough.
+          } else {
+            start = end;
+          }
+          current = next;
+        }
+      },
+      () => (last ? `(${last.summary})` : ""),
+    );
+  }
+
+  private async scrape(stable: VersionEntry): Promise<Scrape> {
+    const { deps } = this.input;
+    const canary = this.container!;
     const [counters, cm, sm] = await Promise.all([
-      traffic.serverCounters(),
+      deps.traffic.serverCounters(),
       deps.scrapeMetrics(canary.hostPort),
-      stableContainer ? deps.scrapeMetrics(stableContainer.hostPort) : Promise.resolve(null),
+      stable.container ? deps.scrapeMetrics(stable.container.hostPort) : Promise.resolve(null),
     ]);
     return {
-      at: clock.now(),
-      canary: { router: counters[name] ?? null, metrics: cm },
+      at: deps.clock.now(),
+      canary: { router: counters[this.name] ?? null, metrics: cm },
       stable: { router: counters[stable.version] ?? null, metrics: sm },
     };
-  };
-
-  let phase: Phase = initialPhase(settings);
-  try {
-    while (phase.kind === "analyse") {
-      const stepIndex: number = phase.step;
-      const weight = steps[stepIndex]!;
-      const title =
-        stepIndex === 0
-          ? `Starting canary deployment (${weight}% traffic)`
-          : `No errors detected, expanding to ${weight}%`;
-      let last: AnalysisResult | undefined;
-      phase = await reporter.step(
-        title,
-        async (update) => {
-          await op.step(`weight ${weight}`);
-          await traffic.setWeights({ [name]: weight, [stable.version]: 100 - weight });
-          await op.update((l) => {
-            patch(l, name, { weight });
-            patch(l, stable.version, { weight: 100 - weight });
-          });
-          reporter.event({ type: "weight", version: name, weight, stable: stable.version });
-          let current = phase as Extract<Phase, { kind: "analyse" }>;
-          let start = await scrape();
-          const stepStarted = nowIso();
-          for (;;) {
-            update(`analysing ${Math.round(settings.intervalMs / 1000)}s of traffic`);
-            await clock.sleep(settings.intervalMs);
-            const end = await scrape();
-            const result = analyseInterval(start, end, settings.analysis, {
-              reference: candidate.card?.reference,
-              allowNoData: settings.allowNoData,
-            });
-            last = result;
-            const record: AnalysisRecord = {
-              step: stepIndex,
-              weight,
-              startedAt: stepStarted,
-              endedAt: nowIso(),
-              verdict: result.verdict,
-              canaryRequests: result.figures.canaryRequests,
-              canaryErrors: result.figures.canaryErrors,
-              stableRequests: result.figures.stableRequests,
-              checks: result.checks,
-            };
-            await op.update((l) => {
-              const v = l.versions.find((x) => x.version === name);
-              v?.analysis.push(record);
-            });
-            timeline.push({
-              at: record.endedAt,
-              label: `${weight}%${current.attempt > 0 ? ` (+${current.attempt})` : ""}`,
-              weight,
-              canaryRequests: result.figures.canaryRequests,
-              canaryErrors: result.figures.canaryErrors,
-              errorRate:
-                result.figures.canaryRequests > 0
-                  ? result.figures.canaryErrors / result.figures.canaryRequests
-                  : 0,
-              verdict: result.verdict,
-              summary: result.summary,
-            });
-            reporter.event({ type: "analysis", version: name, weight, attempt: current.attempt, ...result });
-            const next = decide(current, result.verdict, explain(result), settings);
-            if (next.kind !== "analyse" || next.step !== stepIndex) {
-              if (next.kind === "abort") throw new RolloutAborted(next.reason);
-              return next;
-            }
-            if (result.verdict === "inconclusive") {
-              reporter.event({ type: "extend", version: name, weight, reason: explain(result) });
-              // Extending keeps the same start: the evidence accumulates until it is enough.
-            } else {
-              start = end;
-            }
-            current = next;
-          }
-        },
-        () => (last ? `(${last.summary})` : ""),
-      );
-    }
-  } catch (err) {
-    if (err instanceof RolloutAborted) return fail(err.message);
-    return fail(`rollout error: ${err instanceof Error ? err.message : String(err)}`);
   }
 
-  // ---- promote ----
-  const standbyUntil = new Date(clock.now() + settings.standbyWindowMs).toISOString();
-  await reporter.step(
-    "Expanding to 100%",
-    async () => {
-      await op.step("promoting");
-      await traffic.setWeights({ [name]: 100, [stable.version]: 0 });
-      await op.update((l) => {
-        patch(l, name, { role: "stable", weight: 100, promotedAt: nowIso() });
-        patch(l, stable.version, { role: "standby", weight: 0, standbyUntil });
-        l.history.push({ at: nowIso(), kind: "promote", version: name, from: stable.version });
-      });
-      timeline.push({
-        at: nowIso(),
-        label: "100%",
-        weight: 100,
-        canaryRequests: 0,
-        canaryErrors: 0,
-        errorRate: 0,
-      });
-    },
-    () => `(${name} is stable)`,
-  );
-  return finish(stable);
+  private async recordAnalysis(
+    step: number,
+    weight: number,
+    startedAt: string,
+    attempt: number,
+    result: AnalysisResult,
+  ): Promise<void> {
+    const record: AnalysisRecord = {
+      step,
+      weight,
+      startedAt,
+      endedAt: nowIso(),
+      verdict: result.verdict,
+      canaryRequests: result.figures.canaryRequests,
+      canaryErrors: result.figures.canaryErrors,
+      stableRequests: result.figures.stableRequests,
+      checks: result.checks,
+    };
+    await this.input.op.update((l) => {
+      l.versions.find((x) => x.version === this.name)?.analysis.push(record);
+    });
+    this.timeline.push({
+      at: record.endedAt,
+      label: `${weight}%${attempt > 0 ? ` (+${attempt})` : ""}`,
+      weight,
+      canaryRequests: result.figures.canaryRequests,
+      canaryErrors: result.figures.canaryErrors,
+      errorRate:
+        result.figures.canaryRequests > 0 ? result.figures.canaryErrors / result.figures.canaryRequests : 0,
+      verdict: result.verdict,
+      summary: result.summary,
+    });
+    this.input.reporter.event({ type: "analysis", version: this.name, weight, attempt, ...result });
+  }
 
-  async function finish(previous: VersionEntry | null): Promise<DeployOutcome> {
-    if (previous) {
-      await reporter.step(
-        "Draining old connections",
-        async () => {
-          await op.step(`draining ${previous.version}`);
-          await traffic.drain(previous.version);
-          const drained = await traffic.waitDrained(previous.version, settings.drainTimeoutMs);
-          await traffic.standby(previous.version);
-          return drained;
-        },
-        (d) =>
-          d.drained
-            ? `(${previous.version} idle after ${d.waitedMs}ms; kept as warm standby until ${standbyUntilText(settings, clock.now())})`
-            : `(${d.sessions} sessions still open on ${previous.version} after ${d.waitedMs}ms; they finish on their own)`,
-      );
-    }
-    // Only one warm standby: the version we just replaced. Older ones are retired.
-    await op.step("retiring old versions");
-    const now = await op.ledger.read();
-    for (const v of now.versions) {
+  // ---- phase: switching (the commit point: from here repair finishes the deploy instead of unwinding) ----
+  private async promote(stable: VersionEntry): Promise<void> {
+    const { op, reporter, settings, deps } = this.input;
+    const standbyUntil = new Date(deps.clock.now() + settings.standbyWindowMs).toISOString();
+    await reporter.step(
+      "Expanding to 100%",
+      async () => {
+        await op.advance({ name: "switching", version: this.name, from: stable.version });
+        await this.setWeights({ [this.name]: 100, [stable.version]: 0 }, (l) => {
+          patch(l, this.name, { role: "stable", promotedAt: nowIso() });
+          patch(l, stable.version, { role: "standby", standbyUntil });
+          l.history.push({ at: nowIso(), kind: "promote", version: this.name, from: stable.version });
+        });
+        this.point("100%", 100);
+      },
+      () => `(${this.name} is stable)`,
+    );
+  }
+
+  // ---- phases: draining → retiring ----
+  private async finish(previous: VersionEntry | null): Promise<DeployOutcome> {
+    const { deps, op, settings, reporter } = this.input;
+    if (previous) await drainToStandby(deps, op, settings, reporter, previous.version);
+    await op.advance({ name: "retiring" });
+    // Only one warm standby: the version just replaced. Older ones are retired.
+    for (const v of (await op.ledger.read()).versions) {
       if (v.role === "standby" && v.version !== previous?.version) {
         await takeOut(deps, v, undefined, settings);
         await op.update((l) => retire(l, v.version));
@@ -378,24 +405,107 @@ export async function runDeploy(input: {
     }
     const pruned = await pruneImages(deps, await op.ledger.read(), settings.keepImages);
     if (pruned.length) reporter.event({ type: "images-removed", refs: pruned });
-    const edge = await edgeOutcome();
+    const out = await this.outcome("promoted", previous?.version ?? null, { firstDeploy: previous === null });
     reporter.info(
-      edge.failed === 0
-        ? `Deployment complete! Zero requests dropped. (${edge.requests} requests through the edge during the rollout)`
-        : `Deployment complete, but ${edge.failed} of ${edge.requests} requests failed at the edge during the rollout.`,
+      out.edge.failed === 0
+        ? `Deployment complete! Zero requests dropped. (${out.edge.requests} requests through the edge during the rollout)`
+        : `Deployment complete, but ${out.edge.failed} of ${out.edge.requests} requests failed at the edge during the rollout.`,
     );
-    reporter.event({ type: "promoted", version: name, previous: previous?.version ?? null, edge });
+    reporter.event({ type: "promoted", version: this.name, previous: out.previous, edge: out.edge });
+    return out;
+  }
+
+  // ---- phase: aborting (all traffic back to the stable, candidate out, marked failed) ----
+  private async abort(reason: string): Promise<DeployOutcome> {
+    const { deps, op, settings, reporter } = this.input;
+    const stable = this.stable;
+    await reporter.step(
+      stable ? `Aborting: all traffic back to ${stable.version}` : "Aborting: removing the candidate",
+      async () => {
+        await op.advance({ name: "aborting", version: this.name, reason: reason.slice(0, 500) });
+        const attached = (await deps.traffic.servers()).includes(this.name);
+        await this.setWeights({
+          ...(attached ? { [this.name]: 0 } : {}),
+          ...(stable ? { [stable.version]: 100 } : {}),
+        });
+        if (attached) {
+          await deps.traffic.drain(this.name);
+          await deps.traffic.waitDrained(this.name, settings.drainTimeoutMs);
+          await deps.traffic.detach(this.name);
+        }
+        if (this.container) await deps.containers.stopAndRemove(this.container);
+        await op.update((l) => markFailed(l, this.name, reason));
+      },
+    );
+    const out = await this.outcome("aborted", stable?.version ?? null, { firstDeploy: !stable, reason });
+    reporter.info(`Deployment aborted: ${reason}`);
+    reporter.info(
+      stable
+        ? `${stable.version} keeps serving 100% of traffic. ${out.edge.failed === 0 ? "Zero requests dropped" : `${out.edge.failed} requests failed at the edge`} (${out.edge.requests} requests during the rollout).`
+        : `Nothing is serving yet. ${out.edge.requests} requests reached the edge during the attempt.`,
+    );
+    reporter.event({ type: "aborted", version: this.name, reason, edge: out.edge });
+    return out;
+  }
+
+  private point(label: string, weight: number): void {
+    this.timeline.push({ at: nowIso(), label, weight, canaryRequests: 0, canaryErrors: 0, errorRate: 0 });
+  }
+
+  private async outcome(
+    status: DeployOutcome["status"],
+    previous: string | null,
+    extra: { firstDeploy: boolean; reason?: string },
+  ): Promise<DeployOutcome> {
+    const { deps } = this.input;
+    const end = await deps.traffic.edgeCounters();
     return {
-      status: "promoted",
-      version: name,
-      previous: previous?.version ?? null,
-      firstDeploy: previous === null,
-      edge,
-      timeline,
-      durationMs: clock.now() - started,
-      repaired,
+      status,
+      version: this.name,
+      previous,
+      ...extra,
+      edge: {
+        url: deps.traffic.edgeUrl(),
+        requests: Math.max(0, end.requests - this.edgeStart.requests),
+        failed: Math.max(0, end.failed - this.edgeStart.failed),
+      },
+      timeline: this.timeline,
+      durationMs: deps.clock.now() - this.started,
+      repaired: this.repaired,
+      warnings: this.warnings,
     };
   }
+}
+
+/** The router weights of `versions`, as the ledger now has them (a standby's backup weight is left alone otherwise). */
+export function routerWeights(l: LedgerData, versions: string[]): Record<string, number> {
+  const all = weightsFromLedger(l, { standbys: true });
+  return Object.fromEntries(versions.filter((v) => v in all).map((v) => [v, all[v]!]));
+}
+
+/** Phase draining, shared with rollback: the replaced version drained, then kept as a warm backup. */
+export async function drainToStandby(
+  deps: RolloutDeps,
+  op: OperationHandle,
+  settings: RolloutSettings,
+  reporter: Reporter,
+  version: string,
+): Promise<void> {
+  const { traffic, clock } = deps;
+  await reporter.step(
+    "Draining old connections",
+    async () => {
+      await op.advance({ name: "draining", version });
+      await traffic.drain(version);
+      const drained = await traffic.waitDrained(version, settings.drainTimeoutMs);
+      await traffic.standby(version);
+      return drained;
+    },
+    (d) =>
+      d.drained
+        ? `(${version} idle after ${d.waitedMs}ms; kept as warm standby until ${standbyUntilText(settings, clock.now())})`
+        : `(${d.sessions} sessions still open on ${version} after ${d.waitedMs}ms; they finish on their own)`,
+  );
 }
 
 function standbyUntilText(settings: RolloutSettings, now: number): string {

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ExitCode, UserError } from "../util/errors.js";
 import { FAST_SETTINGS, parseDuration, type RolloutSettings, rolloutSettingsSchema } from "./settings.js";
 
-/** Flags shared by `deploy`, `rollback` and the actions, as strings (CLI / action inputs). */
+/** Flags shared by `deploy`, `rollback` and the actions, as strings (CLI / action inputs); named in src/settings/rollout.ts. */
 export interface RolloutFlags {
   steps?: string;
   interval?: string;
@@ -20,8 +20,8 @@ export interface RolloutFlags {
   workers?: string;
   namePrefix?: string;
   maxErrorRate?: string;
-  maxP95?: string;
-  maxP99?: string;
+  maxP95Ms?: string;
+  maxP99Ms?: string;
   latencyFactor?: string;
   maxClassShift?: string;
   maxPsi?: string;
@@ -77,8 +77,8 @@ export function settingsFromFlags(flags: RolloutFlags): RolloutSettings {
       ...(base.analysis ?? {}),
       ...defined({
         maxErrorRate: num("--max-error-rate", flags.maxErrorRate),
-        maxP95Ms: num("--max-p95", flags.maxP95),
-        maxP99Ms: num("--max-p99", flags.maxP99),
+        maxP95Ms: num("--max-p95-ms", flags.maxP95Ms),
+        maxP99Ms: num("--max-p99-ms", flags.maxP99Ms),
         latencyFactor: num("--latency-factor", flags.latencyFactor),
         maxClassShift: num("--max-class-shift", flags.maxClassShift),
         maxPsi: num("--max-psi", flags.maxPsi),

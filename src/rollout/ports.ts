@@ -1,6 +1,7 @@
 import type { RouterCounters } from "../analysis/analysis.js";
 import type { Sample } from "../analysis/prom.js";
-import type { ModelCard } from "../bundle/schema.js";
+import type { ModelCard } from "../contracts/card.js";
+import type { ModelIdentity } from "../image/labels.js";
 import type { ContainerRun } from "../ledger/schema.js";
 
 /**
@@ -11,8 +12,8 @@ import type { ContainerRun } from "../ledger/schema.js";
 
 export interface Candidate {
   version: string;
-  image: { ref: string; digest: string | null };
-  model: { name: string; version: string; sha256: string } | null;
+  image: { ref: string; digest: string | null; builtHere?: boolean };
+  model: ModelIdentity | null;
   /** The bundle card (golden examples for the smoke test, reference for analysis); null if unknown. */
   card: ModelCard | null;
   /** Extra container environment (e.g. MODELSHIP_CHAOS_ERROR_RATE for drills). */
@@ -27,9 +28,38 @@ export interface RunningContainer {
   run?: ContainerRun;
 }
 
+/** A serving container of THIS state dir (found by its state-dir label), as the engine sees it now. */
+export interface LiveContainer {
+  id: string;
+  name: string;
+  running: boolean;
+  hostPort: number | null;
+  image: string;
+  /** The model its labels name (checked against the label patterns); null when they do not. */
+  model: ModelIdentity | null;
+}
+
+/** A server behind the edge: the router's desired state joined with HAProxy's live view. */
+export interface LiveServer {
+  name: string;
+  port: number;
+  /** Percent of traffic in the desired state. */
+  weight: number;
+  backup: boolean;
+  state: "ready" | "drain" | "maint";
+  /** HAProxy's health check passes; null when HAProxy does not answer. */
+  up: boolean | null;
+}
+
 export interface ContainerPort {
+  /** The container name a version gets in this state dir (recorded before it is started). */
+  nameFor(version: string): string;
   /** Creates and starts the serving container (limits, restart policy, published port). */
   start(candidate: Candidate): Promise<RunningContainer>;
+  /** Every container this state dir started (running or not). */
+  list(): Promise<LiveContainer[]>;
+  /** What the container says it serves (`/model-info`); null when it does not answer. */
+  modelInfo(container: RunningContainer): Promise<Partial<ModelIdentity> | null>;
   /** Resolves with ms until ready; rejects with the reason when the timeout passes or it dies. */
   waitReady(container: RunningContainer, timeoutMs: number): Promise<number>;
   /** Graceful stop (SIGTERM, server drains) then remove. Absent is fine. */
@@ -63,6 +93,8 @@ export interface TrafficPort {
   detach(name: string): Promise<void>;
   /** Names of the servers behind the edge now. */
   servers(): Promise<string[]>;
+  /** Every server with its desired weight/backup/state and whether HAProxy sees it UP. */
+  view(): Promise<LiveServer[]>;
   serverCounters(): Promise<Record<string, RouterCounters>>;
   /** What clients of the edge saw: requests answered and failures (5xx the edge returned). */
   edgeCounters(): Promise<{ requests: number; failed: number }>;

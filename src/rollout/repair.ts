@@ -4,12 +4,14 @@ import { type HealOutcome, heal } from "../host/heal-run.js";
 import { currentUser, Ledger } from "../ledger/ledger.js";
 import { syncTargetsIfMonitored } from "../monitoring/targets.js";
 import { Router } from "../router/router.js";
-import { reconcile } from "./reconcile.js";
+import { RepairRefused, reconcile } from "./reconcile.js";
 import { rolloutSettingsSchema } from "./settings.js";
 import { realDeps } from "./wiring.js";
 
 export interface LedgerRepair {
   actions: string[];
+  /** What is wrong and was left alone on purpose (the last healthy server is never taken out), with fixes. */
+  warnings: string[];
   /** The operation a crashed process left behind, if there was one. */
   interrupted: { kind: string; target?: string; step: string; pid: number } | null;
   /** Containers the ledger wants that were brought back (or reported as crash-looping). */
@@ -17,9 +19,12 @@ export interface LedgerRepair {
 }
 
 /**
- * The ledger half of `modelship host repair`: makes the ledger file readable again (backup, or empty),
- * then under the operation lock takes out an unfinished canary, retires dead standbys, and gives the
- * stable version all traffic. Run before the router's own repair, which then applies this state.
+ * The ledger half of `modelship host repair`: makes the ledger file readable again (backup; with no
+ * usable backup it is rebuilt from the containers the edge routes to, or repair refuses), then under
+ * the operation lock plans against what really runs (plan.ts) and applies the plan: an interrupted
+ * operation resumed or unwound from its recorded phase, orphan containers removed, dead standbys
+ * retired, detached ones re-attached, the stable version at 100% — never taking out the last healthy
+ * server. Run before the router's own repair, which then applies this state.
  */
 export async function repairLedger(
   stateDir: string,
@@ -39,6 +44,7 @@ export async function repairLedger(
     const deps = realDeps(engine, router, stateDir, settings);
     // Containers first (stable, standby, canary back from their recorded image), so reconcile sees them alive.
     await router.ensureRunning();
+    await op.advance({ name: "reconciling" });
     const healed = await heal({
       engine,
       router,
@@ -47,7 +53,8 @@ export async function repairLedger(
       settings,
       ...(options.heal ? { policy: options.heal } : {}),
     });
-    const actions = [...file.actions, ...healed.actions, ...(await reconcile(deps, op, settings))];
+    const reconciled = await reconcile(deps, op, settings);
+    const actions = [...file.actions, ...healed.actions, ...reconciled.actions];
     const interrupted = op.interrupted
       ? {
           kind: op.interrupted.kind,
@@ -60,11 +67,16 @@ export async function repairLedger(
       actions.unshift(
         `found an interrupted ${interrupted.kind}${interrupted.target ? ` of ${interrupted.target}` : ""} (pid ${interrupted.pid}, stopped at "${interrupted.step}")`,
       );
-    await op.event({ kind: "repair", reason: actions.length ? actions.join("; ") : "nothing to repair" });
+    const all = [...actions, ...reconciled.warnings];
+    await op.event({
+      kind: "repair",
+      reason: all.length ? all.join("; ").slice(0, 2000) : "nothing to repair",
+    });
     await op.finish();
-    return { actions, interrupted, heal: healed };
+    return { actions, warnings: reconciled.warnings, interrupted, heal: healed };
   } catch (err) {
-    await op.release();
+    if (err instanceof RepairRefused) await op.finish().catch(() => op.release());
+    else await op.release();
     throw err;
   }
 }

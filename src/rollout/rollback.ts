@@ -1,7 +1,9 @@
+import { identityMismatch } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { LedgerData, VersionEntry } from "../ledger/schema.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
+import { drainToStandby, routerWeights } from "./deploy.js";
 import type { RolloutDeps, RunningContainer } from "./ports.js";
 import { reconcile, retire, takeOut } from "./reconcile.js";
 import type { RolloutSettings } from "./settings.js";
@@ -19,6 +21,8 @@ export interface RollbackOutcome {
   by: string;
   reason: string;
   edge: { url: string; requests: number; failed: number };
+  /** What repair found wrong and left alone before the rollback. */
+  warnings: string[];
 }
 
 const nowIso = () => new Date().toISOString();
@@ -74,8 +78,10 @@ export async function runRollback(input: {
   const { deps, op, settings, reporter } = input;
   const { traffic, containers, clock } = deps;
   const started = clock.now();
+  await op.advance({ name: "reconciling" });
   const repaired = await reconcile(deps, op, settings);
-  for (const line of repaired) reporter.warn(`repair: ${line}`);
+  for (const line of repaired.actions) reporter.warn(`repair: ${line}`);
+  for (const line of repaired.warnings) reporter.warn(line);
   const edgeStart = await traffic.edgeCounters();
   const ledger = await op.ledger.read();
   const current = ledger.versions.find((v) => v.role === "stable");
@@ -92,7 +98,6 @@ export async function runRollback(input: {
     target.container !== null &&
     servers.has(target.version) &&
     (await containers.isRunning(target.container));
-  await op.step(`rolling back to ${target.version} (${warm ? "warm" : "cold"})`);
 
   let container: RunningContainer | null = warm ? target.container : null;
   if (!warm) {
@@ -101,6 +106,11 @@ export async function runRollback(input: {
         `Starting ${target.version} from ${target.image.ref}`,
         async (update) => {
           if (target.container || servers.has(target.version)) await takeOut(deps, target, servers, settings);
+          await op.advance({
+            name: "starting",
+            version: target.version,
+            container: containers.nameFor(target.version),
+          });
           update("starting container");
           const c = await containers.start({
             version: target.version,
@@ -115,6 +125,16 @@ export async function runRollback(input: {
           });
           update("waiting for ready");
           const readyMs = await containers.waitReady(c, settings.readyTimeoutMs);
+          await op.advance({ name: "verifying", version: target.version });
+          if (target.model) {
+            const wrong = identityMismatch(target.model, await containers.modelInfo(c));
+            if (wrong.length > 0)
+              throw new UserError(
+                `${target.image.ref} no longer serves the model the ledger recorded for ${target.version}: ${wrong.join("; ")}; ${current.version} keeps serving`,
+                { exitCode: ExitCode.failed },
+              );
+          }
+          await op.advance({ name: "attaching", version: target.version });
           // As a backup: whatever order HAProxy applies the flip in, some server always takes requests.
           await traffic.attach(target.version, c.hostPort, { backup: true });
           if (!(await traffic.waitHealthy(target.version, settings.healthTimeoutMs)))
@@ -147,11 +167,10 @@ export async function runRollback(input: {
   const switchMs = await reporter.step(
     `Switching traffic to ${target.version} (${warm ? "warm standby" : "cold start"})`,
     async () => {
+      await op.advance({ name: "switching", version: target.version, from: current.version });
       const t0 = performance.now();
-      await traffic.setWeights({ [target.version]: 100, [current.version]: 0 });
-      const ms = performance.now() - t0;
-      restoredMs = clock.now() - started;
-      await op.update((l) => {
+      // The ledger first, then the router from it (one source of weights).
+      const written = await op.update((l) => {
         const at = nowIso();
         const t = l.versions.find((x) => x.version === target.version);
         if (t) {
@@ -170,26 +189,18 @@ export async function runRollback(input: {
           reason: input.reason,
         });
       });
+      await traffic.setWeights(routerWeights(written, [target.version, current.version]));
+      const ms = performance.now() - t0;
+      restoredMs = clock.now() - started;
       return ms;
     },
     (ms) => `(switched in ${ms < 10 ? ms.toFixed(1) : Math.round(ms)}ms)`,
   );
 
-  await reporter.step(
-    "Draining old connections",
-    async () => {
-      await traffic.activate(target.version);
-      await traffic.drain(current.version);
-      const drained = await traffic.waitDrained(current.version, settings.drainTimeoutMs);
-      await traffic.standby(current.version);
-      return drained;
-    },
-    (d) =>
-      d.drained
-        ? `(${current.version} idle after ${d.waitedMs}ms; kept as warm standby)`
-        : `(${d.sessions} sessions still open on ${current.version}; they finish on their own)`,
-  );
+  await traffic.activate(target.version);
+  await drainToStandby(deps, op, settings, reporter, current.version);
   // One warm standby: the version just replaced.
+  await op.advance({ name: "retiring" });
   for (const v of (await op.ledger.read()).versions) {
     if (v.role === "standby" && v.version !== current.version) {
       await takeOut(deps, v, undefined, settings);
@@ -216,6 +227,7 @@ export async function runRollback(input: {
     by: input.by,
     reason: input.reason,
     edge,
+    warnings: repaired.warnings,
   };
   reporter.event({ type: "rolled-back", ...outcome });
   return outcome;

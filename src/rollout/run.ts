@@ -8,6 +8,7 @@ import type { Reporter } from "../util/progress.js";
 import { candidateFromBundle, candidateFromImage } from "./candidate.js";
 import { type DeployOutcome, runDeploy } from "./deploy.js";
 import type { Candidate } from "./ports.js";
+import { RepairRefused } from "./reconcile.js";
 import { type RollbackOutcome, runRollback } from "./rollback.js";
 import type { RolloutSettings } from "./settings.js";
 import { realDeps } from "./wiring.js";
@@ -64,7 +65,7 @@ export async function deploy(req: DeployRequest): Promise<DeployOutcome> {
             smoke: false,
             engine,
           });
-          candidate.image = { ref: result.tags[0]!, digest: result.digest };
+          candidate.image = { ref: result.tags[0]!, digest: result.digest, builtHere: true };
           return `image ${result.tags[0]} built in ${(result.buildMs / 1000).toFixed(1)}s`;
         }
       : undefined;
@@ -132,9 +133,30 @@ export async function rollback(req: RollbackRequest): Promise<RollbackOutcome> {
  * ledger (so `status` explains it and the next operation repairs) and only releases the lock.
  */
 async function leaveOperation(op: OperationHandle, err: unknown): Promise<void> {
-  if (err instanceof UserError && (err.exitCode === ExitCode.usage || err.exitCode === ExitCode.busy)) {
+  if (
+    err instanceof RepairRefused ||
+    (err instanceof UserError && (err.exitCode === ExitCode.usage || err.exitCode === ExitCode.busy))
+  ) {
     await op.finish().catch(() => op.release());
   } else {
     await op.release();
   }
+}
+
+/**
+ * A deploy or rollback during which clients of the edge saw failed requests did not succeed, whatever
+ * else went right: the error every adapter (CLI, actions) raises for it, or null.
+ */
+export function edgeFailure(
+  what: string,
+  edge: { requests: number; failed: number; url: string },
+): UserError | null {
+  if (edge.failed === 0) return null;
+  return new UserError(
+    `${what}: ${edge.failed} of ${edge.requests} requests through the edge ${edge.url} failed meanwhile`,
+    {
+      exitCode: ExitCode.failed,
+      hint: "see `modelship status` and the HAProxy log; the ledger records what changed",
+    },
+  );
 }

@@ -13,7 +13,7 @@ export const containerSettingsSchema = z.object({
   workers: z.number().int().min(1).max(64).default(1),
   /** Port the server listens on inside the image. */
   port: z.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>`. */
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
   namePrefix: z
     .string()
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)

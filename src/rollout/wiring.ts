@@ -1,15 +1,17 @@
 import { createServer } from "node:net";
 import type { RouterCounters } from "../analysis/analysis.js";
 import { parsePromText } from "../analysis/prom.js";
-import { modelCardSchema } from "../bundle/schema.js";
+import { modelCardSchema, versionSchema } from "../contracts/card.js";
 import type { Engine } from "../engine/engine.js";
 import { lastErrorLine, serverHardening } from "../image/build.js";
-import { MODEL_LABELS } from "../image/labels.js";
+import { MODEL_LABELS, readModelLabels } from "../image/labels.js";
+import { Ledger } from "../ledger/ledger.js";
 import type { ContainerRun } from "../ledger/schema.js";
 import type { Router } from "../router/router.js";
 import { formatSmokeReport, runSmokeTest, waitForReady } from "../smoke/smoke.js";
 import { ExitCode, UserError } from "../util/errors.js";
-import type { Candidate, ContainerPort, RolloutDeps, TrafficPort } from "./ports.js";
+import { sha256 } from "../util/fs.js";
+import type { Candidate, ContainerPort, LiveContainer, RolloutDeps, TrafficPort } from "./ports.js";
 import { systemClock } from "./ports.js";
 import type { RolloutSettings } from "./settings.js";
 
@@ -33,8 +35,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function containerName(prefix: string, version: string): string {
-  return `${prefix}${version}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
+/**
+ * `<prefix><version>-<8 hex of the state dir>`: two state dirs on one host (same prefix, same version)
+ * never share a container name, so one never replaces the other's container.
+ */
+export function containerName(prefix: string, version: string, stateDir: string): string {
+  return `${prefix}${version}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
 
 /** Starts a serving container exactly as recorded (deploy, rollback, and `host repair` recreating it). */
@@ -62,10 +68,24 @@ export function runServing(
 
 export function engineContainers(engine: Engine, stateDir: string, settings: RolloutSettings): ContainerPort {
   const c = settings.container;
+  const nameFor = (version: string) => containerName(c.namePrefix, version, stateDir);
   return {
+    nameFor,
     async start(candidate: Candidate) {
-      const name = containerName(c.namePrefix, candidate.version);
-      await engine.remove(name, { force: true });
+      const name = nameFor(candidate.version);
+      const existing = await engine.inspectContainer(name);
+      if (existing) {
+        // Only ever replace a container this state dir started (a stale one of an earlier attempt).
+        if (existing.labels[SERVED_LABELS.stateDir] !== stateDir)
+          throw new UserError(
+            `a container named ${name} exists and does not belong to state dir ${stateDir}; not touching it`,
+            {
+              exitCode: ExitCode.environment,
+              hint: "pass another --name-prefix, or remove that container yourself",
+            },
+          );
+        await engine.remove(existing.id, { force: true });
+      }
       const hostPort = await freePort();
       const run: ContainerRun = {
         containerPort: c.port,
@@ -79,6 +99,9 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
           [SERVED_LABELS.role]: "served",
           [SERVED_LABELS.stateDir]: stateDir,
           [MODEL_LABELS.version]: candidate.version,
+          ...(candidate.model
+            ? { [MODEL_LABELS.name]: candidate.model.name, [MODEL_LABELS.sha256]: candidate.model.sha256 }
+            : {}),
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...(candidate.env ?? {}) },
       };
@@ -97,6 +120,48 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
         },
       });
     },
+    async list() {
+      const out: LiveContainer[] = [];
+      for (const summary of await engine.listContainers({ labels: { [SERVED_LABELS.stateDir]: stateDir } })) {
+        const state = await engine.inspectContainer(summary.id).catch(() => null);
+        if (!state || state.labels[SERVED_LABELS.stateDir] !== stateDir) continue;
+        const port = state.ports[`${c.port}/tcp`]?.[0]?.hostPort ?? null;
+        let model: LiveContainer["model"] = null;
+        const labels = { ...state.labels };
+        // Containers started before the name/sha256 labels: the version label alone still identifies them.
+        const v = labels[MODEL_LABELS.version];
+        try {
+          model = readModelLabels(labels, `container ${state.name}`);
+        } catch {
+          model =
+            v && versionSchema.safeParse(v).success && !labels[MODEL_LABELS.sha256]
+              ? { name: "", version: v, sha256: "" }
+              : null;
+        }
+        out.push({
+          id: state.id,
+          name: state.name,
+          running: state.running,
+          hostPort: port,
+          image: state.image,
+          model,
+        });
+      }
+      return out;
+    },
+    async modelInfo(container) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${container.hostPort}/model-info`, {
+          signal: AbortSignal.timeout(5000),
+        });
+        if (!res.ok) return null;
+        const body = (await res.json()) as Record<string, unknown>;
+        const str = (x: unknown) => (typeof x === "string" ? x : undefined);
+        return { name: str(body.name), version: str(body.version), sha256: str(body.sha256) };
+      } catch {
+        return null;
+      }
+    },
     async stopAndRemove(container) {
       await engine.stop(container.id, { timeoutSec: 15 }).catch(() => {});
       await engine.remove(container.id, { force: true });
@@ -106,9 +171,32 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
       return Boolean(state?.running);
     },
     async removeImage(ref) {
+      // Never an image another state dir's ledger references (or one we cannot read to be sure).
+      const elsewhere = await referencedElsewhere(engine, stateDir);
+      if (elsewhere === "unknown" || elsewhere.has(ref)) return;
       await engine.removeImage(ref).catch(() => {});
     },
   };
+}
+
+/**
+ * Images the ledgers of other state dirs on this host reference (found through the state-dir label of
+ * their containers). "unknown" when one of them cannot be read: nothing is pruned then.
+ */
+async function referencedElsewhere(engine: Engine, stateDir: string): Promise<Set<string> | "unknown"> {
+  const refs = new Set<string>();
+  const dirs = new Set<string>();
+  for (const c of await engine.listContainers({ labels: { [SERVED_LABELS.role]: "served" } }))
+    if (c.labels[SERVED_LABELS.stateDir] && c.labels[SERVED_LABELS.stateDir] !== stateDir)
+      dirs.add(c.labels[SERVED_LABELS.stateDir]!);
+  for (const dir of dirs) {
+    try {
+      for (const v of (await new Ledger(dir).read()).versions) refs.add(v.image.ref);
+    } catch {
+      return "unknown";
+    }
+  }
+  return refs;
 }
 
 export function routerTraffic(router: Router): TrafficPort {
@@ -148,6 +236,21 @@ export function routerTraffic(router: Router): TrafficPort {
       await router.remove(name);
     },
     servers: async () => (await router.readDesired()).servers.map((s) => s.name),
+    view: async () => {
+      const desired = (await router.readDesired()).servers;
+      const stats = (await router.answers()) ? await router.stats().catch(() => null) : null;
+      return desired.map((d) => {
+        const live = stats?.find((s) => s.name === d.name);
+        return {
+          name: d.name,
+          port: d.port,
+          weight: d.weight,
+          backup: d.backup,
+          state: d.state,
+          up: stats === null ? null : Boolean(live?.up),
+        };
+      });
+    },
     serverCounters: async () => {
       const out: Record<string, RouterCounters> = {};
       for (const s of await router.stats()) {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { GoldenExample, ModelCard } from "../bundle/schema.js";
+import type { GoldenExample, ModelCard } from "../contracts/card.js";
 import { textTable } from "../util/progress.js";
 
 /**

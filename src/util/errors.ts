@@ -1,3 +1,5 @@
+import { safeText } from "./text.js";
+
 /**
  * Exit codes shared by the CLI and the actions (documented in docs/cli.md).
  * 0 ok · 1 a check failed or a rollout aborted · 2 usage/config/input error · 3 environment problem
@@ -28,14 +30,16 @@ export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }
 
-/** One line for humans; stack traces only when debugging. */
+/** One line for humans (outside text in it cleaned of control characters); stack traces only when debugging. */
 export function describeError(err: unknown, debug = false): string {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug && err.stack ? `${line}\n${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug && err.stack
+      ? safeText(err.stack, { multiline: true })
+      : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }

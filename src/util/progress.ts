@@ -1,5 +1,6 @@
 import ora, { type Ora } from "ora";
 import { pc } from "./colors.js";
+import { safeText } from "./text.js";
 
 export type ReporterMode = "human" | "json" | "silent";
 
@@ -36,7 +37,7 @@ export class Reporter {
     let spinner: Ora | undefined;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text: string) => {
-      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(safeText(text))}`;
     };
     try {
       const result = await fn(update);
@@ -64,8 +65,11 @@ export class Reporter {
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    // Details and failure reasons carry outside text (labels, container output): cleaned here, once.
+    detail = detail === undefined ? undefined : safeText(detail, { multiline: true });
     const time = pc.dim(`(${formatDuration(ms)})`);
-    const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time}`;
+    // Details and failure reasons carry outside text (labels, container output): cleaned here, once.
+    const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time}`;
     if (spinner) {
       spinner.stop();
     }
@@ -74,11 +78,12 @@ export class Reporter {
 
   /** A plain line for humans (suppressed in JSON mode). */
   info(message: string): void {
-    if (this.mode === "human") this.out.write(`${message}\n`);
+    if (this.mode === "human") this.out.write(`${safeText(message, { multiline: true })}\n`);
   }
 
   warn(message: string): void {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}\n`);
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}\n`);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
 

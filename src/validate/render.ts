@@ -1,4 +1,4 @@
-import type { Metrics } from "../bundle/schema.js";
+import type { Metrics } from "../contracts/card.js";
 import { classTable, confusionTable, markdownTable, summaryLines } from "../metrics/render.js";
 import type { Check } from "./validate.js";
 

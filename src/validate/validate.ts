@@ -1,14 +1,14 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readBundle } from "../bundle/read.js";
+import type { CheckLimits } from "../config/train.js";
 import {
   CARD_FILE,
   type Metrics,
   MODEL_FILE,
   type ModelCard,
   type RuntimeFigures,
-} from "../bundle/schema.js";
-import type { CheckLimits } from "../config/train.js";
+} from "../contracts/card.js";
 import { loadTabularDataset, loadTextDataset } from "../data/dataset.js";
 import { evaluateClassifier } from "../metrics/classification.js";
 import { type MeasureOptions, type ModelInput, measureRuntime } from "../onnx/runtime.js";

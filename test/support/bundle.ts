@@ -25,6 +25,8 @@ export interface TrainedBundleOptions {
 const SOURCES = [
   "training",
   "src/bundle",
+  "src/contracts",
+  "src/pipeline",
   "src/data",
   "src/onnx",
   "src/metrics",

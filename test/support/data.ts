@@ -14,3 +14,8 @@ export function dataPath(): string {
   }
   return path;
 }
+
+/** Every tweet of the shared dataset, for the load generator (src/load/generator.ts). */
+export function tweetTexts(): { data: string; textColumn: string } {
+  return { data: dataPath(), textColumn: "text" };
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readBundle } from "../../src/bundle/read.js";
-import type { ModelCard } from "../../src/bundle/schema.js";
+import type { ModelCard } from "../../src/contracts/card.js";
 import { loadCsv, loadTextDataset } from "../../src/data/dataset.js";
 import type { Observation } from "../../src/drift/window.js";
 import { argmax } from "../../src/metrics/classification.js";

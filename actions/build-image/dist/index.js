@@ -19729,6 +19729,54 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -19752,14 +19800,14 @@ function isUserError(err) {
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 
 // src/action/kit.ts
@@ -19794,6 +19842,12 @@ function setOutputs(outputs) {
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
 }
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
 
 // src/image/build.ts
 import { execFile } from "node:child_process";
@@ -19803,15 +19857,6 @@ import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from
 // src/bundle/read.ts
 import { readFile, stat as stat2 } from "node:fs/promises";
 import { join, resolve } from "node:path";
-
-// src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-async function sha256File(path) {
-  const hash2 = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash2.update(chunk);
-  return hash2.digest("hex");
-}
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -39530,7 +39575,7 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";
@@ -39646,6 +39691,15 @@ var modelCardSchema = external_exports.object({
   golden: external_exports.array(goldenExampleSchema).min(20),
   reference: referenceSchema
 });
+
+// src/util/fs.ts
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+async function sha256File(path) {
+  const hash2 = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash2.update(chunk);
+  return hash2.digest("hex");
+}
 
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {
@@ -40070,6 +40124,15 @@ ${result.stdout}`;
         hint: "check the registry host, user name and token (GHCR: a token with write:packages)"
       });
     }
+  }
+  /**
+   * Removes the stored credentials of a registry (the CLI keeps them in $DOCKER_CONFIG/config.json
+   * until then). Not being logged in is fine.
+   */
+  async logout(registry2) {
+    const result = await this.exec(["logout", registry2], { timeoutMs: 3e4 });
+    if (result.code !== 0 && !/not logged in/i.test(`${result.stdout}${result.stderr}`))
+      throw this.failure(`docker logout ${registry2}`, result);
   }
   /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
   async push(ref, onProgress) {
@@ -42899,31 +42962,6 @@ var success2 = green(_isUnicodeSupported ? "✔" : "√");
 var warning2 = yellow(_isUnicodeSupported ? "⚠" : "‼");
 var error63 = red(_isUnicodeSupported ? "✖" : "×");
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
 // node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint = 161;
 var ambiguousMaximumCodePoint = 1114109;
@@ -43690,7 +43728,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(safeText(text))}`;
     };
     try {
       const result = await fn(update);
@@ -43711,8 +43749,9 @@ var Reporter = class {
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
     const time3 = pc.dim(`(${formatDuration(ms)})`);
-    const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
+    const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
     }
@@ -43721,11 +43760,12 @@ var Reporter = class {
   }
   /** A plain line for humans (suppressed in JSON mode). */
   info(message) {
-    if (this.mode === "human") this.out.write(`${message}
+    if (this.mode === "human") this.out.write(`${safeText(message, { multiline: true })}
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
@@ -44237,6 +44277,11 @@ function imageLabels(card, meta3) {
     [MODEL_LABELS.sha256]: card.model.sha256
   };
 }
+var modelLabelsSchema = external_exports.object({
+  [MODEL_LABELS.name]: modelCardSchema.shape.name,
+  [MODEL_LABELS.version]: versionSchema,
+  [MODEL_LABELS.sha256]: external_exports.string().regex(/^[0-9a-f]{64}$/, "sha256: 64 lower-case hex digits")
+});
 
 // src/image/build.ts
 var DEFAULT_BASE_IMAGE = "node:20-bookworm-slim";
@@ -44429,19 +44474,25 @@ async function buildModelImage(options) {
   let digest = built.imageId;
   let pushed = false;
   if (options.push) {
-    if (options.registry) {
-      const { host, username, password } = options.registry;
-      await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+    const registry2 = options.registry;
+    try {
+      if (registry2) {
+        const { host, username, password } = registry2;
+        await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+      }
+      for (const tag of tags) {
+        const result = await reporter.step(
+          `Pushing ${tag}`,
+          () => engine.push(tag),
+          (r) => r.digest ?? ""
+        );
+        if (result.digest) digest = result.digest;
+      }
+      pushed = true;
+    } finally {
+      if (registry2) await engine.logout(registry2.host).catch(() => {
+      });
     }
-    for (const tag of tags) {
-      const result = await reporter.step(
-        `Pushing ${tag}`,
-        () => engine.push(tag),
-        (r) => r.digest ?? ""
-      );
-      if (result.digest) digest = result.digest;
-    }
-    pushed = true;
   }
   return {
     image: pushed ? `${tags[0]}@${digest}` : tags[0],
@@ -44472,10 +44523,85 @@ ${formatSmokeReport(result)}`,
   }
 };
 
+// src/settings/build.ts
+var BUILD_SETTINGS = [
+  {
+    key: "model",
+    flag: "--model <bundle>",
+    input: "bundle",
+    required: true,
+    description: "model bundle directory (model.json + model.onnx)"
+  },
+  {
+    key: "repository",
+    flag: "--repository <repo>",
+    description: "image repository without tag, as for `deploy --repository` (default: modelship/<model name>)",
+    deprecatedFlags: ["--image <name>"],
+    deprecatedInputs: ["image"]
+  },
+  {
+    key: "tag",
+    flag: "--tag <tag>",
+    input: "tags",
+    repeatable: true,
+    description: "extra tag or full reference (repeatable; the input takes a list); <repository>:<version> and <repository>:sha-<git sha> are always added"
+  },
+  {
+    key: "push",
+    flag: "--push",
+    actionDefault: "false",
+    description: "push every tag after the smoke test passed"
+  },
+  {
+    key: "registry",
+    flag: "--registry <host>",
+    description: "log in to this registry before pushing (e.g. ghcr.io)"
+  },
+  { key: "username", flag: "--username <user>", description: "registry user name (with --registry)" },
+  {
+    key: "passwordStdin",
+    flag: "--password-stdin",
+    input: null,
+    description: "read the registry password or token from standard input"
+  },
+  {
+    key: "password",
+    flag: null,
+    input: "password",
+    description: "registry password or token (with registry; GHCR accepts secrets.GITHUB_TOKEN)"
+  },
+  {
+    key: "baseImage",
+    flag: "--base-image <ref>",
+    description: `base image with node on PATH and a node user (default: ${DEFAULT_BASE_IMAGE})`
+  },
+  {
+    key: "smoke",
+    flag: "--no-smoke",
+    input: "smoke",
+    actionDefault: "true",
+    description: "skip the golden smoke test (not recommended: it is what stops a broken image)"
+  },
+  {
+    key: "smokeTimeout",
+    flag: "--smoke-timeout <seconds>",
+    default: "60",
+    description: "how long the smoke container may take to become ready"
+  },
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "print one JSON document instead of progress lines"
+  }
+];
+
 // actions/build-image/input-helper.ts
 var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 var inputsSchema = external_exports.object({
   bundle: external_exports.string({ message: "required: the model bundle directory" }).min(1),
+  repository: external_exports.string().optional(),
+  /** Deprecated name of repository. */
   image: external_exports.string().optional(),
   tags: external_exports.string().optional().transform(
     (v) => (v ?? "").split(/[\n,]/).map((t) => t.trim()).filter(Boolean)
@@ -44510,18 +44636,7 @@ var inputsSchema = external_exports.object({
       message: "registry login is only used to push: set push: true"
     });
 });
-var INPUT_NAMES = [
-  "bundle",
-  "image",
-  "tags",
-  "push",
-  "registry",
-  "username",
-  "password",
-  "base-image",
-  "smoke",
-  "smoke-timeout"
-];
+var INPUT_NAMES = settingInputNames(BUILD_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
@@ -44534,7 +44649,7 @@ function run2() {
     try {
       const result = await buildModelImage({
         bundleDir: inputs.bundle,
-        image: inputs.image,
+        image: inputs.image ?? inputs.repository,
         extraTags: inputs.tags,
         baseImage: inputs["base-image"],
         smoke: inputs.smoke,

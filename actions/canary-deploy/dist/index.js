@@ -4466,11 +4466,11 @@ var require_util2 = __commonJS({
     }
     function tryUpgradeRequestToAPotentiallyTrustworthyURL(request2) {
     }
-    function sameOrigin(A, B) {
-      if (A.origin === B.origin && A.origin === "null") {
+    function sameOrigin(A2, B) {
+      if (A2.origin === B.origin && A2.origin === "null") {
         return true;
       }
-      if (A.protocol === B.protocol && A.hostname === B.hostname && A.port === B.port) {
+      if (A2.protocol === B.protocol && A2.hostname === B.hostname && A2.port === B.port) {
         return true;
       }
       return false;
@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -15406,8 +15406,8 @@ var require_util5 = __commonJS({
     var assert2 = __require("node:assert");
     var { URLSerializer } = require_data_url();
     var { isValidHeaderName } = require_util2();
-    function urlEquals(A, B, excludeFragment = false) {
-      const serializedA = URLSerializer(A, excludeFragment);
+    function urlEquals(A2, B, excludeFragment = false) {
+      const serializedA = URLSerializer(A2, excludeFragment);
       const serializedB = URLSerializer(B, excludeFragment);
       return serializedA === serializedB;
     }
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -20419,8 +20419,8 @@ var require_graceful_fs = __commonJS({
       fs4.createReadStream = createReadStream2;
       fs4.createWriteStream = createWriteStream;
       var fs$readFile = fs4.readFile;
-      fs4.readFile = readFile6;
-      function readFile6(path, options, cb) {
+      fs4.readFile = readFile7;
+      function readFile7(path, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$readFile(path, options, cb);
@@ -20436,8 +20436,8 @@ var require_graceful_fs = __commonJS({
         }
       }
       var fs$writeFile = fs4.writeFile;
-      fs4.writeFile = writeFile5;
-      function writeFile5(path, data, options, cb) {
+      fs4.writeFile = writeFile6;
+      function writeFile6(path, data, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$writeFile(path, data, options, cb);
@@ -21132,11 +21132,11 @@ var require_mtime_precision = __commonJS({
     function probe(file2, fs3, callback) {
       const cachedPrecision = fs3[cacheSymbol];
       if (cachedPrecision) {
-        return fs3.stat(file2, (err, stat5) => {
+        return fs3.stat(file2, (err, stat7) => {
           if (err) {
             return callback(err);
           }
-          callback(null, stat5.mtime, cachedPrecision);
+          callback(null, stat7.mtime, cachedPrecision);
         });
       }
       const mtime = new Date(Math.ceil(Date.now() / 1e3) * 1e3 + 5);
@@ -21144,13 +21144,13 @@ var require_mtime_precision = __commonJS({
         if (err) {
           return callback(err);
         }
-        fs3.stat(file2, (err2, stat5) => {
+        fs3.stat(file2, (err2, stat7) => {
           if (err2) {
             return callback(err2);
           }
-          const precision = stat5.mtime.getTime() % 1e3 === 0 ? "s" : "ms";
+          const precision = stat7.mtime.getTime() % 1e3 === 0 ? "s" : "ms";
           Object.defineProperty(fs3, cacheSymbol, { value: precision });
-          callback(null, stat5.mtime, precision);
+          callback(null, stat7.mtime, precision);
         });
       });
     }
@@ -21204,14 +21204,14 @@ var require_lockfile = __commonJS({
         if (options.stale <= 0) {
           return callback(Object.assign(new Error("Lock file is already being held"), { code: "ELOCKED", file: file2 }));
         }
-        options.fs.stat(lockfilePath, (err2, stat5) => {
+        options.fs.stat(lockfilePath, (err2, stat7) => {
           if (err2) {
             if (err2.code === "ENOENT") {
               return acquireLock(file2, { ...options, stale: 0 }, callback);
             }
             return callback(err2);
           }
-          if (!isLockStale(stat5, options)) {
+          if (!isLockStale(stat7, options)) {
             return callback(Object.assign(new Error("Lock file is already being held"), { code: "ELOCKED", file: file2 }));
           }
           removeLock(file2, options, (err3) => {
@@ -21223,8 +21223,8 @@ var require_lockfile = __commonJS({
         });
       });
     }
-    function isLockStale(stat5, options) {
-      return stat5.mtime.getTime() < Date.now() - options.stale;
+    function isLockStale(stat7, options) {
+      return stat7.mtime.getTime() < Date.now() - options.stale;
     }
     function removeLock(file2, options, callback) {
       options.fs.rmdir(getLockFile(file2, options), (err) => {
@@ -21242,7 +21242,7 @@ var require_lockfile = __commonJS({
       lock2.updateDelay = lock2.updateDelay || options.update;
       lock2.updateTimeout = setTimeout(() => {
         lock2.updateTimeout = null;
-        options.fs.stat(lock2.lockfilePath, (err, stat5) => {
+        options.fs.stat(lock2.lockfilePath, (err, stat7) => {
           const isOverThreshold = lock2.lastUpdate + options.stale < Date.now();
           if (err) {
             if (err.code === "ENOENT" || isOverThreshold) {
@@ -21251,7 +21251,7 @@ var require_lockfile = __commonJS({
             lock2.updateDelay = 1e3;
             return updateLock(file2, options);
           }
-          const isMtimeOurs = lock2.mtime.getTime() === stat5.mtime.getTime();
+          const isMtimeOurs = lock2.mtime.getTime() === stat7.mtime.getTime();
           if (!isMtimeOurs) {
             return setLockAsCompromised(
               file2,
@@ -21376,11 +21376,11 @@ var require_lockfile = __commonJS({
         if (err) {
           return callback(err);
         }
-        options.fs.stat(getLockFile(file3, options), (err2, stat5) => {
+        options.fs.stat(getLockFile(file3, options), (err2, stat7) => {
           if (err2) {
             return err2.code === "ENOENT" ? callback(null, false) : callback(err2);
           }
-          return callback(null, !isLockStale(stat5, options));
+          return callback(null, !isLockStale(stat7, options));
         });
       });
     }
@@ -22075,6 +22075,63 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+function table(...parts) {
+  const all = parts.flat();
+  const seen = /* @__PURE__ */ new Set();
+  for (const s of all) {
+    if (seen.has(s.key)) throw new Error(`settings table: '${s.key}' declared twice`);
+    seen.add(s.key);
+  }
+  return all;
+}
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -22098,14 +22155,14 @@ function isUserError(err) {
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 
 // src/action/kit.ts
@@ -22126,8 +22183,8 @@ function readInputs(schema, names) {
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
+    const issues2 = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues2.join("; "));
   }
   return parsed.data;
 }
@@ -22139,6 +22196,22 @@ function setOutputs(outputs) {
     if (value === void 0) continue;
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
+function flagsFromInputs(inputs, settings) {
+  const flags = {};
+  for (const s of settings) {
+    const input2 = inputOf(s);
+    if (!input2) continue;
+    const value = [...s.deprecatedInputs ?? [], input2].map((n) => inputs[n]).find((v) => v !== void 0);
+    if (value !== void 0) flags[s.key] = value;
+  }
+  return flags;
 }
 
 // src/engine/engine.ts
@@ -23305,8 +23378,8 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path, issues) {
-  return issues.map((iss) => {
+function prefixIssues(path, issues2) {
+  return issues2.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
     iss.path.unshift(path);
@@ -23328,10 +23401,10 @@ function sizeCaps(defChecks) {
   }
   return caps;
 }
-function attachSchema(issues, start, inst) {
+function attachSchema(issues2, start, inst) {
   var _a3;
-  for (let i = start; i < issues.length; i++) {
-    (_a3 = issues[i]).schema ?? (_a3.schema = inst);
+  for (let i = start; i < issues2.length; i++) {
+    (_a3 = issues2[i]).schema ?? (_a3.schema = inst);
   }
 }
 function finalizeIssue(iss, ctx, config2) {
@@ -23467,9 +23540,9 @@ var Class = class {
   constructor(..._args) {
   }
 };
-function members(proto2, table) {
-  for (const key in table) {
-    const desc = Object.getOwnPropertyDescriptor(table, key);
+function members(proto2, table2) {
+  for (const key in table2) {
+    const desc = Object.getOwnPropertyDescriptor(table2, key);
     if (desc.get)
       Object.defineProperty(proto2, key, { ...desc, enumerable: false });
     else
@@ -23484,10 +23557,10 @@ function hide(inst, key, value) {
   return own(inst, key, value, false);
 }
 // @__NO_SIDE_EFFECTS__
-function derived(computes, table) {
+function derived(computes, table2) {
   for (const key in computes) {
     const compute = computes[key];
-    Object.defineProperty(table, key, {
+    Object.defineProperty(table2, key, {
       configurable: true,
       enumerable: true,
       get() {
@@ -23498,7 +23571,7 @@ function derived(computes, table) {
       }
     });
   }
-  return table;
+  return table2;
 }
 function defineBound(proto2, key, fn) {
   Object.defineProperty(proto2, key, {
@@ -23774,7 +23847,7 @@ function formatError(error64, mapper = (issue3) => issue3.message) {
   const processError = (error65, path = []) => {
     for (const issue3 of error65.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path, ...issue3.path]));
+        issue3.errors.map((issues2) => processError({ issues: issues2 }, [...path, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
         processError({ issues: issue3.issues }, [...path, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
@@ -23823,7 +23896,7 @@ function treeifyError(error64, mapper = (issue3) => issue3.message) {
     var _a3;
     for (const issue3 of error65.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path, ...issue3.path]));
+        issue3.errors.map((issues2) => processError({ issues: issues2 }, [...path, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
         processError({ issues: issue3.issues }, [...path, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
@@ -23886,8 +23959,8 @@ function toDotPath(_path) {
 }
 function prettifyError(error64) {
   const lines = [];
-  const issues = [...error64.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
-  for (const issue3 of issues) {
+  const issues2 = [...error64.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
+  for (const issue3 of issues2) {
     lines.push(`✖ ${issue3.message}`);
     if (issue3.path?.length)
       lines.push(`  → at ${toDotPath(issue3.path)}`);
@@ -23941,21 +24014,21 @@ var _safeParse = (_Err) => (schema, value, _ctx) => {
   return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParse = /* @__PURE__ */ _safeParse($ZodRealError);
-function failure(Err, issues, ctx) {
+function failure(Err, issues2, ctx) {
   let error64;
   return {
     success: false,
     get error() {
       if (!error64) {
-        error64 = new Err(issues.map((iss) => finalizeIssue(iss, ctx, config())));
-        issues = void 0;
+        error64 = new Err(issues2.map((iss) => finalizeIssue(iss, ctx, config())));
+        issues2 = void 0;
         ctx = void 0;
       }
       return error64;
     },
     set error(e) {
       error64 = e;
-      issues = void 0;
+      issues2 = void 0;
       ctx = void 0;
     }
   };
@@ -27205,8 +27278,8 @@ var NO_ISSUES = [];
 function isRef(value) {
   return value !== null && typeof value === "object";
 }
-function cloneIssues(issues) {
-  return issues.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
+function cloneIssues(issues2) {
+  return issues2.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
 }
 var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
@@ -39347,8 +39420,8 @@ function _lazyMethod(proto2, key, make) {
     }
   });
 }
-var initializer2 = (inst, issues) => {
-  $ZodError.init(inst, issues);
+var initializer2 = (inst, issues2) => {
+  $ZodError.init(inst, issues2);
   inst.name = "ZodError";
   const proto2 = Object.getPrototypeOf(inst);
   if (_installedErrorProtos.has(proto2))
@@ -39360,8 +39433,8 @@ var initializer2 = (inst, issues) => {
     self.issues.push(issue3);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
-  _lazyMethod(proto2, "addIssues", (self) => (issues2) => {
-    self.issues.push(...issues2);
+  _lazyMethod(proto2, "addIssues", (self) => (issues3) => {
+    self.issues.push(...issues3);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
   Object.defineProperty(proto2, "isEmpty", {
@@ -41648,7 +41721,7 @@ function visit(schema, fnOrHandlers) {
     return h ? h(node2, rewritten) : node2;
   };
   const cache = /* @__PURE__ */ new Map();
-  function run4(s) {
+  function run3(s) {
     const cached2 = cache.get(s);
     if (cached2 === RESOLVING) {
       return new $ZodLazy({
@@ -41674,21 +41747,21 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newShape = {};
         for (const k of keys) {
-          const mapped = run4(oldShape[k]);
+          const mapped = run3(oldShape[k]);
           if (mapped !== oldShape[k])
             changed = true;
           newShape[k] = mapped;
         }
         let newCatchall = def.catchall;
         if (def.catchall) {
-          newCatchall = run4(def.catchall);
+          newCatchall = run3(def.catchall);
           if (newCatchall !== def.catchall)
             changed = true;
         }
         return changed ? clone(s, { ...def, shape: newShape, catchall: newCatchall }) : s;
       }
       case "array": {
-        const mapped = run4(def.element);
+        const mapped = run3(def.element);
         return mapped === def.element ? s : clone(s, { ...def, element: mapped });
       }
       case "tuple": {
@@ -41696,14 +41769,14 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newItems = [];
         for (const item of oldItems) {
-          const mapped = run4(item);
+          const mapped = run3(item);
           if (mapped !== item)
             changed = true;
           newItems.push(mapped);
         }
         let newRest = def.rest;
         if (def.rest) {
-          newRest = run4(def.rest);
+          newRest = run3(def.rest);
           if (newRest !== def.rest)
             changed = true;
         }
@@ -41711,12 +41784,12 @@ function visit(schema, fnOrHandlers) {
       }
       case "record":
       case "map": {
-        const newKey = run4(def.keyType);
-        const newVal = run4(def.valueType);
+        const newKey = run3(def.keyType);
+        const newVal = run3(def.valueType);
         return newKey === def.keyType && newVal === def.valueType ? s : clone(s, { ...def, keyType: newKey, valueType: newVal });
       }
       case "set": {
-        const newVal = run4(def.valueType);
+        const newVal = run3(def.valueType);
         return newVal === def.valueType ? s : clone(s, { ...def, valueType: newVal });
       }
       case "union": {
@@ -41724,7 +41797,7 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newOptions = [];
         for (const opt of oldOptions) {
-          const mapped = run4(opt);
+          const mapped = run3(opt);
           if (mapped !== opt)
             changed = true;
           newOptions.push(mapped);
@@ -41732,8 +41805,8 @@ function visit(schema, fnOrHandlers) {
         return changed ? clone(s, { ...def, options: newOptions }) : s;
       }
       case "intersection": {
-        const newLeft = run4(def.left);
-        const newRight = run4(def.right);
+        const newLeft = run3(def.left);
+        const newRight = run3(def.right);
         return newLeft === def.left && newRight === def.right ? s : clone(s, { ...def, left: newLeft, right: newRight });
       }
       case "optional":
@@ -41745,23 +41818,23 @@ function visit(schema, fnOrHandlers) {
       case "nonoptional":
       case "promise":
       case "success": {
-        const newInner = run4(def.innerType);
+        const newInner = run3(def.innerType);
         return newInner === def.innerType ? s : clone(s, { ...def, innerType: newInner });
       }
       case "pipe": {
-        const newIn = run4(def.in);
-        const newOut = run4(def.out);
+        const newIn = run3(def.in);
+        const newOut = run3(def.out);
         return newIn === def.in && newOut === def.out ? s : clone(s, { ...def, in: newIn, out: newOut });
       }
       case "function": {
-        const newInput = run4(def.input);
-        const newOutput = run4(def.output);
+        const newInput = run3(def.input);
+        const newOutput = run3(def.output);
         return newInput === def.input && newOutput === def.output ? s : clone(s, { ...def, input: newInput, output: newOutput });
       }
       case "lazy": {
         const original = def.getter;
         const { _cachedInner, ...rest } = def;
-        return clone(s, { ...rest, getter: () => run4(original()) });
+        return clone(s, { ...rest, getter: () => run3(original()) });
       }
       // A leaf by choice: `parts` are regex fragments, not data positions.
       case "template_literal":
@@ -41792,7 +41865,7 @@ function visit(schema, fnOrHandlers) {
       }
     }
   }
-  return run4(schema);
+  return run3(schema);
 }
 
 // node_modules/zod/v4/classic/deep-partial.js
@@ -42232,6 +42305,15 @@ ${result.stdout}`;
         hint: "check the registry host, user name and token (GHCR: a token with write:packages)"
       });
     }
+  }
+  /**
+   * Removes the stored credentials of a registry (the CLI keeps them in $DOCKER_CONFIG/config.json
+   * until then). Not being logged in is fine.
+   */
+  async logout(registry2) {
+    const result = await this.exec(["logout", registry2], { timeoutMs: 3e4 });
+    if (result.code !== 0 && !/not logged in/i.test(`${result.stdout}${result.stderr}`))
+      throw this.failure(`docker logout ${registry2}`, result);
   }
   /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
   async push(ref, onProgress) {
@@ -46558,10 +46640,10 @@ function parseRepository(value) {
   return { owner: match[1], repo: match[2] };
 }
 function currentRunUrl(env2 = process.env) {
-  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run4 } = env2;
-  if (!repo || !run4) return void 0;
+  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run3 } = env2;
+  if (!repo || !run3) return void 0;
   const attempt = env2.GITHUB_RUN_ATTEMPT ? `/attempts/${env2.GITHUB_RUN_ATTEMPT}` : "";
-  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run4}${attempt}`;
+  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run3}${attempt}`;
 }
 function httpStatus(err) {
   const status = err?.status;
@@ -46714,6 +46796,9 @@ async function sha256File(path) {
   for await (const chunk of createReadStream(path)) hash2.update(chunk);
   return hash2.digest("hex");
 }
+function sha256(data) {
+  return createHash("sha256").update(data).digest("hex");
+}
 
 // src/ledger/schema.ts
 var LEDGER_SCHEMA_VERSION = 1;
@@ -46757,7 +46842,12 @@ var containerRunSchema = external_exports.object({
 });
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
-  image: external_exports.object({ ref: external_exports.string().min(1), digest: external_exports.string().nullable() }),
+  image: external_exports.object({
+    ref: external_exports.string().min(1),
+    digest: external_exports.string().nullable(),
+    /** Built by a deploy of this state dir (`--model`): only such images are ever pruned. */
+    builtHere: external_exports.boolean().optional()
+  }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
   container: external_exports.object({
     id: external_exports.string(),
@@ -46779,14 +46869,62 @@ var versionEntrySchema = external_exports.object({
   analysis: external_exports.array(analysisRecordSchema).default([])
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
+var phaseSchema = external_exports.discriminatedUnion("name", [
+  external_exports.object({ name: external_exports.literal("started") }),
+  external_exports.object({ name: external_exports.literal("reconciling") }),
+  external_exports.object({ name: external_exports.literal("building"), version: external_exports.string() }),
+  /** About to start `container` (its name): a crash from here leaves at most that container behind. */
+  external_exports.object({ name: external_exports.literal("starting"), version: external_exports.string(), container: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("verifying"), version: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("attaching"), version: external_exports.string() }),
+  external_exports.object({
+    name: external_exports.literal("canary"),
+    version: external_exports.string(),
+    step: external_exports.number().int(),
+    weight: external_exports.number().int()
+  }),
+  /** The commit point: from here the ledger names `version` stable; repair resumes instead of unwinding. */
+  external_exports.object({ name: external_exports.literal("switching"), version: external_exports.string(), from: external_exports.string().nullable() }),
+  external_exports.object({ name: external_exports.literal("draining"), version: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("retiring") }),
+  external_exports.object({ name: external_exports.literal("aborting"), version: external_exports.string(), reason: external_exports.string() })
+]);
+function describePhase(p) {
+  switch (p.name) {
+    case "started":
+      return "started";
+    case "reconciling":
+      return "reconciling with the host";
+    case "building":
+      return `building the image of ${p.version}`;
+    case "starting":
+      return `starting container ${p.container}`;
+    case "verifying":
+      return `verifying ${p.version} (model identity, smoke test)`;
+    case "attaching":
+      return `attaching ${p.version} to the router`;
+    case "canary":
+      return `weight ${p.weight}`;
+    case "switching":
+      return `switching all traffic to ${p.version}`;
+    case "draining":
+      return `draining ${p.version}`;
+    case "retiring":
+      return "retiring old versions";
+    case "aborting":
+      return `aborting ${p.version}`;
+  }
+}
 var operationSchema = external_exports.object({
   id: external_exports.string(),
   kind: operationKindSchema,
   pid: external_exports.number().int(),
   host: external_exports.string(),
   startedAt: isoTime,
-  /** Last step reached ("starting candidate", "weight 25", ...). */
+  /** Last step reached, for humans ("starting container …", "weight 25 for …"): describePhase(phase). */
   step: external_exports.string(),
+  /** Last phase reached (absent in ledgers written before phases were typed). */
+  phase: phaseSchema.optional(),
   /** Version being deployed / rolled back to. */
   target: external_exports.string().optional(),
   by: external_exports.string().optional()
@@ -46995,6 +47133,7 @@ var Ledger = class {
         host: hostname3(),
         startedAt: since,
         step: "started",
+        phase: { name: "started" },
         target: options.target,
         by: options.by
       });
@@ -47040,10 +47179,10 @@ var Ledger = class {
       restored = void 0;
     }
     if (restored) actions.push(`restored the ledger from ${BACKUP_FILE} (written ${restored.updatedAt})`);
-    else if (text !== void 0) actions.push("no usable backup: starting an empty ledger");
-    const ledger = restored ?? emptyLedger();
-    await atomicWriteJson(this.file, ledger);
-    return { ledger, actions };
+    else if (text !== void 0)
+      actions.push("no usable backup: the ledger is rebuilt from the containers the edge routes to");
+    if (restored) await atomicWriteJson(this.file, restored);
+    return { ledger: restored ?? emptyLedger(), actions };
   }
 };
 function parseProblem(text) {
@@ -47097,11 +47236,13 @@ var OperationHandle = class {
     });
     return written;
   }
-  /** Records how far the operation got (what `status` shows after a crash). */
-  async step(step) {
+  /** Records the phase the operation enters, before it acts (what `status` and repair read after a crash). */
+  async advance(phase) {
+    const step = describePhase(phase);
     this.operation.step = step;
+    this.operation.phase = phase;
     await this.update((l) => {
-      if (l.operation?.id === this.operation.id) l.operation.step = step;
+      if (l.operation?.id === this.operation.id) Object.assign(l.operation, { step, phase });
     });
   }
   async event(event) {
@@ -47109,11 +47250,16 @@ var OperationHandle = class {
       l.history.push({ at: (/* @__PURE__ */ new Date()).toISOString(), ...event });
     });
   }
-  /** Clears the operation from the ledger and releases the lock. */
+  /**
+   * Clears the operation from the ledger and releases the lock. The backup then becomes the finished
+   * state too: restoring it later must not bring back an operation that in fact completed.
+   */
   async finish() {
     if (!this.releaseLock) return;
-    await this.update((l) => {
+    const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
+    });
+    await atomicWriteJson(join2(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
     });
     await this.release();
   }
@@ -47132,7 +47278,7 @@ var OperationHandle = class {
 import { readFile as readFile2, stat as stat3 } from "node:fs/promises";
 import { join as join3, resolve as resolve2 } from "node:path";
 
-// src/bundle/schema.ts
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";
@@ -47272,8 +47418,8 @@ async function readBundle(dirArg, opts = {}) {
   }
   const parsed = modelCardSchema.safeParse(json2);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new UserError(`${cardPath} does not match the bundle schema: ${issues.join("; ")}`);
+    const issues2 = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new UserError(`${cardPath} does not match the bundle schema: ${issues2.join("; ")}`);
   }
   const card = parsed.data;
   try {
@@ -47323,6 +47469,44 @@ function imageLabels(card, meta3) {
     [MODEL_LABELS.sha256]: card.model.sha256
   };
 }
+var modelLabelsSchema = external_exports.object({
+  [MODEL_LABELS.name]: modelCardSchema.shape.name,
+  [MODEL_LABELS.version]: versionSchema2,
+  [MODEL_LABELS.sha256]: external_exports.string().regex(/^[0-9a-f]{64}$/, "sha256: 64 lower-case hex digits")
+});
+function readModelLabels(labels, what) {
+  const missing = Object.values(MODEL_LABELS).filter((k) => labels[k] === void 0);
+  if (missing.length === Object.keys(MODEL_LABELS).length)
+    throw new UserError(`${what} carries no modelship model labels (${MODEL_LABELS.version}, …)`, {
+      exitCode: ExitCode2.usage,
+      hint: "deploy images built by `modelship build`"
+    });
+  const parsed = modelLabelsSchema.safeParse(labels);
+  if (!parsed.success) {
+    const issue3 = parsed.error.issues[0];
+    const key = String(issue3.path[0] ?? "");
+    const value = labels[key];
+    throw new UserError(
+      `${what}: label ${key}${value === void 0 ? " is missing" : `=${JSON.stringify(safeText(value).slice(0, 80))} is invalid`} (${issue3.message})`,
+      {
+        exitCode: ExitCode2.usage,
+        hint: "deploy images built by `modelship build`; labels are checked, never trusted"
+      }
+    );
+  }
+  const l = parsed.data;
+  return { name: l[MODEL_LABELS.name], version: l[MODEL_LABELS.version], sha256: l[MODEL_LABELS.sha256] };
+}
+function identityMismatch(expected, served) {
+  if (!served) return ["/model-info did not answer with a model identity"];
+  const out = [];
+  for (const key of ["name", "version", "sha256"])
+    if (served[key] !== expected[key])
+      out.push(
+        `${key} ${JSON.stringify(safeText(String(served[key])).slice(0, 80))} served, ${JSON.stringify(expected[key])} expected`
+      );
+  return out;
+}
 
 // src/rollout/candidate.ts
 async function candidateFromImage(engine, ref) {
@@ -47333,17 +47517,9 @@ async function candidateFromImage(engine, ref) {
       hint: "build it with `modelship build --model <bundle>` or pull it first"
     });
   }
-  const version2 = info2.labels[MODEL_LABELS.version];
-  const name = info2.labels[MODEL_LABELS.name];
-  const sha256 = info2.labels[MODEL_LABELS.sha256];
-  if (!version2 || !name || !sha256 || version2 === "unknown") {
-    throw new UserError(`image ${ref} carries no modelship model labels (${MODEL_LABELS.version}, …)`, {
-      exitCode: ExitCode2.usage,
-      hint: "deploy images built by `modelship build`"
-    });
-  }
+  const model = readModelLabels(info2.labels, `image ${ref}`);
   const digest = info2.repoDigests[0]?.split("@")[1] ?? info2.id;
-  return { version: version2, image: { ref, digest }, model: { name, version: version2, sha256 }, card: null };
+  return { version: model.version, image: { ref, digest }, model, card: null };
 }
 async function candidateFromBundle(dir, repository) {
   const { card } = await readBundle(dir);
@@ -47758,7 +47934,7 @@ var containerSettingsSchema = external_exports.object({
   workers: external_exports.number().int().min(1).max(64).default(1),
   /** Port the server listens on inside the image. */
   port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>`. */
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
   namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
 });
 var rolloutSettingsSchema = external_exports.object({
@@ -47839,8 +48015,8 @@ function settingsFromFlags(flags) {
       ...base.analysis ?? {},
       ...defined({
         maxErrorRate: num("--max-error-rate", flags.maxErrorRate),
-        maxP95Ms: num("--max-p95", flags.maxP95),
-        maxP99Ms: num("--max-p99", flags.maxP99),
+        maxP95Ms: num("--max-p95-ms", flags.maxP95Ms),
+        maxP99Ms: num("--max-p99-ms", flags.maxP99Ms),
         latencyFactor: num("--latency-factor", flags.latencyFactor),
         maxClassShift: num("--max-class-shift", flags.maxClassShift),
         maxPsi: num("--max-psi", flags.maxPsi),
@@ -50564,31 +50740,6 @@ var success2 = green(_isUnicodeSupported ? "✔" : "√");
 var warning2 = yellow(_isUnicodeSupported ? "⚠" : "‼");
 var error63 = red(_isUnicodeSupported ? "✖" : "×");
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
 // node_modules/get-east-asian-width/lookup-data.js
 var ambiguousMinimalCodePoint = 161;
 var ambiguousMaximumCodePoint = 1114109;
@@ -51355,7 +51506,7 @@ var Reporter = class {
     let spinner;
     if (this.mode === "human" && this.tty) spinner = ora({ text: `${title}...`, stream: this.out }).start();
     const update = (text) => {
-      if (spinner) spinner.text = `${title}... ${pc.dim(text)}`;
+      if (spinner) spinner.text = `${title}... ${pc.dim(safeText(text))}`;
     };
     try {
       const result = await fn(update);
@@ -51376,8 +51527,9 @@ var Reporter = class {
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
+    detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
     const time3 = pc.dim(`(${formatDuration(ms3)})`);
-    const line = `${title}... ${mark}${detail ? ` ${detail}` : ""} ${time3}`;
+    const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
     }
@@ -51386,11 +51538,12 @@ var Reporter = class {
   }
   /** A plain line for humans (suppressed in JSON mode). */
   info(message) {
-    if (this.mode === "human") this.out.write(`${message}
+    if (this.mode === "human") this.out.write(`${safeText(message, { multiline: true })}
 `);
   }
   warn(message) {
-    if (this.mode === "human") process.stderr.write(`${pc.yellow("!")} ${message}
+    if (this.mode === "human")
+      process.stderr.write(`${pc.yellow("!")} ${safeText(message, { multiline: true })}
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
@@ -52068,19 +52221,25 @@ async function buildModelImage(options) {
   let digest = built.imageId;
   let pushed = false;
   if (options.push) {
-    if (options.registry) {
-      const { host, username, password } = options.registry;
-      await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+    const registry2 = options.registry;
+    try {
+      if (registry2) {
+        const { host, username, password } = registry2;
+        await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+      }
+      for (const tag of tags) {
+        const result = await reporter.step(
+          `Pushing ${tag}`,
+          () => engine.push(tag),
+          (r) => r.digest ?? ""
+        );
+        if (result.digest) digest = result.digest;
+      }
+      pushed = true;
+    } finally {
+      if (registry2) await engine.logout(registry2.host).catch(() => {
+      });
     }
-    for (const tag of tags) {
-      const result = await reporter.step(
-        `Pushing ${tag}`,
-        () => engine.push(tag),
-        (r) => r.digest ?? ""
-      );
-      if (result.digest) digest = result.digest;
-    }
-    pushed = true;
   }
   return {
     image: pushed ? `${tags[0]}@${digest}` : tags[0],
@@ -52140,14 +52299,114 @@ var ASSET = {
   dashboard: join5("grafana", "modelship.json")
 };
 
-// src/monitoring/schema.ts
+// src/router/schema.ts
+import { isIP } from "node:net";
+var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
+var ServerState = external_exports.enum(["ready", "drain", "maint"]);
+var ServerSpec = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
+  weight: external_exports.number().min(0).max(100),
+  state: ServerState.default("ready"),
+  /**
+   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
+   * standby, so a crashed serving container costs users nothing while the engine restarts it.
+   */
+  backup: external_exports.boolean().default(false)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+  message: "server names must be unique"
+});
 var Port = external_exports.number().int().min(1).max(65535);
+var Millis = external_exports.number().int().positive().max(24 * 3600 * 1e3);
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+var BindAddress = external_exports.string().refine(
+  (v) => {
+    if (v === "" || v === "*") return true;
+    const inner = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(inner) !== 0) return true;
+    return inner === v && HOSTNAME.test(v);
+  },
+  { message: "bind address: an IP address, a host name or '*'" }
+);
+var SafePath = external_exports.string().regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+var UnitName = external_exports.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+  "a systemd unit name like modelship-haproxy.service"
+);
+var RouterSettings = external_exports.strictObject({
+  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
+  stateDir: SafePath,
+  edge: external_exports.strictObject({ bind: BindAddress.default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  health: external_exports.strictObject({
+    path: external_exports.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-").default("/ready"),
+    interMs: Millis.default(1e3),
+    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
+    fastInterMs: Millis.default(250),
+    downInterMs: Millis.default(1e3),
+    timeoutMs: Millis.default(1e3),
+    fall: external_exports.number().int().min(1).default(2),
+    rise: external_exports.number().int().min(1).default(2),
+    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
+    errorLimit: external_exports.number().int().min(0).default(1),
+    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
+    slowstartMs: external_exports.number().int().min(0).default(0)
+  }).prefault({}),
+  timeouts: external_exports.strictObject({
+    connectMs: Millis.default(1e3),
+    clientMs: Millis.default(3e4),
+    serverMs: Millis.default(3e4),
+    httpRequestMs: Millis.default(1e4),
+    keepAliveMs: Millis.default(1e4),
+    queueMs: Millis.default(5e3),
+    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
+    hardStopAfterMs: Millis.default(3e4),
+    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
+    removeGraceMs: Millis.default(1e4)
+  }).prefault({}),
+  /**
+   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
+   * runs as root while deploys run as the CI runner's user: that user's group goes here.
+   */
+  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
+  retries: external_exports.number().int().min(0).max(10).default(3),
+  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
+  retryOn500: external_exports.boolean().default(true),
+  maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
+  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: UnitName.default("modelship-haproxy.service"),
+  /**
+   * User HAProxy drops to after binding its ports (global `user`/`group`), when started as root.
+   * `host init` sets it to `haproxy` when that account exists; "root" keeps root (not recommended).
+   */
+  runAs: external_exports.string().regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, "runAs: a user name or user:group").optional()
+});
+var BACKEND = "models";
+var MAX_HAPROXY_WEIGHT = 256;
+function percentToWeight(percent) {
+  if (percent <= 0) return 0;
+  return Math.max(1, Math.min(MAX_HAPROXY_WEIGHT, Math.round(percent * MAX_HAPROXY_WEIGHT / 100)));
+}
+function weightToPercent(weight) {
+  return Math.round(weight * 100 / MAX_HAPROXY_WEIGHT * 10) / 10;
+}
+
+// src/monitoring/schema.ts
+var Port2 = external_exports.number().int().min(1).max(65535);
 var PromDuration = external_exports.string().regex(/^(\d+(ms|s|m|h|d|w|y))+$/, "a Prometheus duration like 15s, 1m or 1h30m");
-var MonitoringSettings = external_exports.object({
-  stateDir: external_exports.string().min(1),
-  prometheusBin: external_exports.string().default("/usr/bin/prometheus"),
-  promtoolBin: external_exports.string().default("/usr/bin/promtool"),
-  listen: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port.default(9090) }).prefault({}),
+var MonitoringSettings = external_exports.strictObject({
+  stateDir: SafePath,
+  /**
+   * Executables: never read from monitoring.json (a file the state dir's owner can write). Default: the
+   * root-owned system copy (/usr/bin/prometheus); an in-process caller may pass another.
+   */
+  prometheusBin: SafePath.default("/usr/bin/prometheus"),
+  promtoolBin: SafePath.default("/usr/bin/promtool"),
+  listen: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port2.default(9090) }).prefault({}),
   scrapeInterval: PromDuration.default("15s"),
   evaluationInterval: PromDuration.default("15s"),
   retention: PromDuration.default("15d"),
@@ -52158,7 +52417,7 @@ var MonitoringSettings = external_exports.object({
   fast: external_exports.boolean().default(false),
   /** "daemon": a detached `prometheus` we start; "systemd": the host's unit owns it (survives CI jobs). */
   supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
-  systemdUnit: external_exports.string().default("modelship-prometheus.service")
+  systemdUnit: UnitName.default("modelship-prometheus.service")
 });
 var ROLES_SCRAPED = ["stable", "canary", "standby"];
 var ScrapeTarget = external_exports.object({
@@ -52240,94 +52499,8 @@ async function syncTargetsIfMonitored(stateDir) {
   if (existsSync4(monitoringPaths(stateDir).targetsDir)) await syncTargets(stateDir);
 }
 
-// src/router/router.ts
-var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
-import { execFile as execFile2 } from "node:child_process";
-import { mkdir as mkdir5, readFile as readFile5, rm as rm5 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join8 } from "node:path";
-import { promisify as promisify2 } from "node:util";
-
 // src/router/config.ts
 import { join as join7 } from "node:path";
-
-// src/router/schema.ts
-var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
-var ServerState = external_exports.enum(["ready", "drain", "maint"]);
-var ServerSpec = external_exports.object({
-  name: ServerName,
-  address: external_exports.string().regex(/^[A-Za-z0-9.:_-]+$/, "address: an IP or host name").default("127.0.0.1"),
-  port: external_exports.number().int().min(1).max(65535),
-  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
-  weight: external_exports.number().min(0).max(100),
-  state: ServerState.default("ready"),
-  /**
-   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
-   * standby, so a crashed serving container costs users nothing while the engine restarts it.
-   */
-  backup: external_exports.boolean().default(false)
-});
-var RouterDesired = external_exports.object({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
-  message: "server names must be unique"
-});
-var Port2 = external_exports.number().int().min(1).max(65535);
-var Millis = external_exports.number().int().positive();
-var RouterSettings = external_exports.object({
-  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
-  stateDir: external_exports.string().min(1),
-  haproxyBin: external_exports.string().default("/usr/sbin/haproxy"),
-  edge: external_exports.object({ bind: external_exports.string().default("0.0.0.0"), port: Port2.default(8080) }).prefault({}),
-  metrics: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port2.default(8404) }).prefault({}),
-  health: external_exports.object({
-    path: external_exports.string().startsWith("/").default("/ready"),
-    interMs: Millis.default(1e3),
-    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
-    fastInterMs: Millis.default(250),
-    downInterMs: Millis.default(1e3),
-    timeoutMs: Millis.default(1e3),
-    fall: external_exports.number().int().min(1).default(2),
-    rise: external_exports.number().int().min(1).default(2),
-    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
-    errorLimit: external_exports.number().int().min(0).default(1),
-    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
-    slowstartMs: external_exports.number().int().min(0).default(0)
-  }).prefault({}),
-  timeouts: external_exports.object({
-    connectMs: Millis.default(1e3),
-    clientMs: Millis.default(3e4),
-    serverMs: Millis.default(3e4),
-    httpRequestMs: Millis.default(1e4),
-    keepAliveMs: Millis.default(1e4),
-    queueMs: Millis.default(5e3),
-    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
-    hardStopAfterMs: Millis.default(3e4),
-    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
-    removeGraceMs: Millis.default(1e4)
-  }).prefault({}),
-  /**
-   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
-   * runs as root while deploys run as the CI runner's user: that user's group goes here.
-   */
-  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
-  retries: external_exports.number().int().min(0).max(10).default(3),
-  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
-  retryOn500: external_exports.boolean().default(true),
-  maxconn: external_exports.number().int().positive().default(4096),
-  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
-  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
-  systemdUnit: external_exports.string().default("modelship-haproxy.service")
-});
-var BACKEND = "models";
-var MAX_HAPROXY_WEIGHT = 256;
-function percentToWeight(percent) {
-  if (percent <= 0) return 0;
-  return Math.max(1, Math.min(MAX_HAPROXY_WEIGHT, Math.round(percent * MAX_HAPROXY_WEIGHT / 100)));
-}
-function weightToPercent(weight) {
-  return Math.round(weight * 100 / MAX_HAPROXY_WEIGHT * 10) / 10;
-}
-
-// src/router/config.ts
 function routerPaths(stateDir) {
   const dir = join7(stateDir, "haproxy");
   return {
@@ -52366,6 +52539,32 @@ function serverKeywords(settings, spec, forConfig) {
   if (forConfig && spec.state === "maint") words.push("disabled");
   return words.join(" ");
 }
+var EDGE_ERRORS = {
+  400: "bad request: the edge could not parse it",
+  403: "forbidden",
+  408: "request timeout: the request was not received in time",
+  429: "too many requests",
+  500: "internal error at the edge",
+  502: "bad gateway: the model server sent an invalid response",
+  503: "no model server is available; retry shortly",
+  504: "gateway timeout: the model server did not answer in time"
+};
+function edgeErrorLines() {
+  return Object.entries(EDGE_ERRORS).map(
+    ([status, message]) => (
+      // JSON.stringify of our fixed ASCII messages never contains a single quote.
+      `    http-error status ${status} content-type application/json string '${JSON.stringify({ error: message })}'`
+    )
+  );
+}
+function runAsLines(settings) {
+  if (!settings.runAs || settings.runAs === "root") return "";
+  const [user, group = user] = settings.runAs.split(":");
+  return `    # bound as root, runs unprivileged from here on
+    user ${user}
+    group ${group}
+`;
+}
 function renderConfig(settings, desired) {
   const p = routerPaths(settings.stateDir);
   const t = settings.timeouts;
@@ -52384,7 +52583,7 @@ global
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
     hard-stop-after ${ms2(t.hardStopAfterMs)}
-
+${runAsLines(settings)}
 defaults
     mode http
     timeout connect ${ms2(t.connectMs)}
@@ -52414,6 +52613,8 @@ defaults
     option redispatch 1
     retry-on ${retryOn.join(" ")}
     load-server-state-from-file global
+    # Errors HAProxy itself answers are JSON like the model server's: {"error": "..."}
+${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
@@ -52435,6 +52636,176 @@ backend ${BACKEND}
     http-check expect status 200
 ${servers.join("\n")}
 `;
+}
+
+// src/router/planner.ts
+function adminStateOf(bits) {
+  if (bits & 39) return "maint";
+  if (bits & 24) return "drain";
+  return "ready";
+}
+var weightOf = (spec) => spec.state === "ready" ? percentToWeight(spec.weight) : 0;
+function planChanges(settings, live, desired) {
+  const byName = new Map(live.map((s) => [s.name, s]));
+  const commands = [];
+  let reload = false;
+  const effectiveWeight = (name) => {
+    const cur = byName.get(name);
+    return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
+  };
+  const gain = (spec) => weightOf(spec) - effectiveWeight(spec.name);
+  for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
+    const ref = `${BACKEND}/${spec.name}`;
+    const cur = byName.get(spec.name);
+    if (cur && cur.backup !== spec.backup) reload = true;
+    if (!cur) {
+      commands.push({
+        command: `add server ${ref} ${serverKeywords(settings, spec, false)}`,
+        ok: /New server registered/
+      });
+      commands.push({ command: `enable health ${ref}` });
+    } else if (cur.address !== spec.address || cur.port !== spec.port) {
+      commands.push({
+        command: `set server ${ref} addr ${spec.address} port ${spec.port}`,
+        ok: /changed|no need/i
+      });
+    }
+    const weight = weightOf(spec);
+    if (!cur || cur.userWeight !== weight) commands.push({ command: `set server ${ref} weight ${weight}` });
+    if (!cur || adminStateOf(cur.adminState) !== spec.state)
+      commands.push({ command: `set server ${ref} state ${spec.state}` });
+  }
+  const wanted = new Set(desired.servers.map((s) => s.name));
+  const leaving = live.map((s) => s.name).filter((name) => !wanted.has(name));
+  for (const name of leaving) commands.push({ command: `set server ${BACKEND}/${name} state maint` });
+  return { commands, leaving, reload };
+}
+
+// src/router/process.ts
+import { mkdir as mkdir5, mkdtemp as mkdtemp2, readFile as readFile5, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { dirname as dirname4, join as join9 } from "node:path";
+
+// src/util/command.ts
+import { spawn as spawn2 } from "node:child_process";
+import { realpath, stat as stat5 } from "node:fs/promises";
+import { dirname as dirname3, join as join8 } from "node:path";
+import { createInterface as createInterface2 } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve4, reject) => {
+    const child = spawn2(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface2({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface2({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve4({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+var SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin"
+];
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join8(dir, name);
+    const s = await stat5(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat5(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname3(p);
+    if (parent === p) return true;
+    p = parent;
+  }
 }
 
 // src/router/runtime-api.ts
@@ -54248,6 +54619,193 @@ function parseServersState(answer) {
   });
 }
 
+// src/router/process.ts
+var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+async function haproxyBinary() {
+  const bin = await systemExecutable("haproxy");
+  if (!bin)
+    throw new UserError("HAProxy not found in the system directories (/usr/sbin, /usr/bin, …)", {
+      exitCode: ExitCode2.environment,
+      hint: "install it: `sudo apt-get install haproxy` (2.6+)"
+    });
+  return bin;
+}
+async function effectiveRunAs(settings) {
+  if (settings.runAs === "root") return void 0;
+  if (settings.runAs) return settings.runAs;
+  if (process.geteuid?.() !== 0) return void 0;
+  const passwd = await readFile5("/etc/passwd", "utf8").catch(() => "");
+  const group = await readFile5("/etc/group", "utf8").catch(() => "");
+  const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
+  return has(passwd, "haproxy") && has(group, "haproxy") ? "haproxy" : void 0;
+}
+var HaproxyProcess = class {
+  constructor(settings, paths) {
+    this.settings = settings;
+    this.paths = paths;
+    this.api = new RuntimeApi(paths.socket);
+  }
+  settings;
+  paths;
+  api;
+  /**
+   * Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. The file is
+   * written into a fresh private (0700, random name) directory, so no other user can swap it.
+   */
+  async validate(config2) {
+    const bin = await haproxyBinary();
+    const dir = await mkdtemp2(join9(tmpdir2(), "modelship-haproxy-check-"));
+    const file2 = join9(dir, "haproxy.cfg");
+    try {
+      await writeFile5(file2, config2, { flag: "wx", mode: 384 });
+      await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
+    } catch (err) {
+      if (err instanceof CommandNotFound) throw haproxyMissing(bin);
+      if (!(err instanceof CommandFailed)) throw err;
+      throw new UserError(`HAProxy rejects the generated config: ${alertLine(err, "haproxy -c failed")}`, {
+        exitCode: ExitCode2.usage
+      });
+    } finally {
+      await rm5(dir, { recursive: true, force: true });
+    }
+  }
+  /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
+  async running() {
+    let pid;
+    try {
+      pid = Number((await readFile5(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
+    } catch {
+      return void 0;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) return void 0;
+    let cmdline;
+    try {
+      cmdline = (await readFile5(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    } catch {
+      return void 0;
+    }
+    if (!cmdline.some((a) => a.includes("haproxy"))) return void 0;
+    const f = cmdline.indexOf("-f");
+    return { pid, configPath: f >= 0 ? cmdline[f + 1] : void 0 };
+  }
+  /** True when the admin socket answers. */
+  async answers() {
+    try {
+      return (await this.api.send("show info")).includes("Name: HAProxy");
+    } catch {
+      return false;
+    }
+  }
+  /** Cold start from the config file (the config is the truth: stale server state is dropped). */
+  async start() {
+    await mkdir5(dirname4(this.paths.config), { recursive: true, mode: 488 });
+    await atomicWriteFile(this.paths.serverState, "1\n");
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("start", this.settings.systemdUnit);
+    } else {
+      await rm5(this.paths.socket, { force: true });
+      await this.launch(["-f", this.paths.config, "-D"]);
+    }
+    return this.waitAnswering();
+  }
+  /**
+   * Seamless reload of the running process `old`: the new process takes the listening sockets over the
+   * admin socket (-x, needs `expose-fd listeners`), then tells the old one to finish its connections
+   * and exit (-sf). Resolves with the new pid once it answers.
+   */
+  async reload(old) {
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("reload", this.settings.systemdUnit);
+    } else {
+      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
+    }
+    const deadline = Date.now() + 1e4;
+    for (; ; ) {
+      const now = await this.running();
+      const replaced = now && now.pid !== old.pid && await this.answers();
+      const reloadedInPlace = this.settings.supervisor === "systemd" && now && await this.answers();
+      if (now && (replaced || reloadedInPlace)) return now.pid;
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy did not come back after reload within 10s", {
+          exitCode: ExitCode2.environment,
+          hint: "run `modelship host check`"
+        });
+      }
+      await sleep2(50);
+    }
+  }
+  /** Stops our HAProxy; in-flight requests are finished (soft stop), then it is killed. */
+  async stop() {
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("stop", this.settings.systemdUnit);
+      return;
+    }
+    const live = await this.running();
+    if (!live) return;
+    process.kill(live.pid, "SIGUSR1");
+    const deadline = Date.now() + this.settings.timeouts.hardStopAfterMs + 2e3;
+    while (Date.now() < deadline) {
+      if (!await this.running()) return;
+      await sleep2(50);
+    }
+    process.kill(live.pid, "SIGKILL");
+  }
+  async launch(args) {
+    const bin = await haproxyBinary();
+    const env2 = { ...process.env };
+    delete env2.RUNNER_TRACKING_ID;
+    try {
+      await runChecked(bin, args, { env: env2, timeoutMs: 15e3 });
+    } catch (err) {
+      if (err instanceof CommandNotFound) throw haproxyMissing(bin);
+      if (!(err instanceof CommandFailed)) throw err;
+      throw new UserError(`HAProxy failed to start: ${alertLine(err, "no output")}`, {
+        exitCode: ExitCode2.environment,
+        hint: `is port ${this.settings.edge.port} or ${this.settings.metrics.port} in use? \`modelship host check\``
+      });
+    }
+  }
+  async waitAnswering() {
+    const deadline = Date.now() + 1e4;
+    for (; ; ) {
+      const live = await this.running();
+      if (live && await this.answers()) return live.pid;
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy started but its runtime API does not answer", {
+          exitCode: ExitCode2.environment,
+          hint: `check ${this.paths.socket} and \`modelship host check\``
+        });
+      }
+      await sleep2(50);
+    }
+  }
+};
+function alertLine(err, fallback) {
+  const out = `${err.stderr}
+${err.stdout}`;
+  const alerts = out.split("\n").filter((l) => l.includes("ALERT"));
+  const text = alerts.length > 0 ? alerts.join(" ") : out.trim().split("\n").at(-1) || fallback;
+  return text.replace(/\s+/g, " ").trim();
+}
+function haproxyMissing(bin) {
+  return new UserError(`HAProxy cannot be run at ${bin}`, {
+    exitCode: ExitCode2.environment,
+    hint: "install it: `sudo apt-get install haproxy` (2.6+)"
+  });
+}
+async function systemctl(...args) {
+  const bin = await systemExecutable("systemctl") ?? "systemctl";
+  try {
+    await runChecked(bin, args, { timeoutMs: 3e4 });
+  } catch (err) {
+    const detail = err instanceof CommandFailed ? err.message : err.message;
+    throw new UserError(`systemctl ${args.join(" ")} failed: ${detail.split("\n")[0]}`, {
+      exitCode: ExitCode2.environment,
+      hint: `see \`journalctl -u ${args.at(-1)}\``
+    });
+  }
+}
+
 // src/router/stats.ts
 var num2 = (v) => {
   const n = Number(v);
@@ -54376,34 +54934,201 @@ function withCarry(live, carry) {
   return { at: live.at, servers };
 }
 
+// src/router/store.ts
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
+import { mkdir as mkdir6, readFile as readFile6, rm as rm6 } from "node:fs/promises";
+import { dirname as dirname5 } from "node:path";
+
+// src/util/state-dir.ts
+import { lstat as lstat2, stat as stat6 } from "node:fs/promises";
+import { join as join10 } from "node:path";
+function trustedOwners() {
+  const uid = process.geteuid?.() ?? process.getuid?.();
+  const owners = /* @__PURE__ */ new Set([0]);
+  if (uid !== void 0) owners.add(uid);
+  if (uid === 0) {
+    const sudo = Number(process.env.SUDO_UID);
+    if (Number.isInteger(sudo) && sudo > 0) owners.add(sudo);
+  }
+  return owners;
+}
+async function stateDirProblem(stateDir) {
+  const owners = trustedOwners();
+  for (const path of [stateDir, join10(stateDir, "haproxy"), join10(stateDir, "monitoring")]) {
+    const link = await lstat2(path).catch((err) => err);
+    if (link instanceof Error) {
+      if (link.code === "ENOENT") {
+        if (path === stateDir) return void 0;
+        continue;
+      }
+      return { path, detail: `cannot inspect ${path} (${link.code})` };
+    }
+    if (link.isSymbolicLink() && path !== stateDir) return { path, detail: `${path} is a symbolic link` };
+    if (link.isSymbolicLink() && !owners.has(link.uid))
+      return { path, detail: `${path} is a symbolic link owned by uid ${link.uid}` };
+    const s = link.isSymbolicLink() ? await stat6(path).catch(() => void 0) : link;
+    if (!s) return { path, detail: `${path} is a dangling symbolic link` };
+    if (!s.isDirectory()) return { path, detail: `${path} is not a directory` };
+    if (!owners.has(s.uid))
+      return {
+        path,
+        detail: `${path} is owned by uid ${s.uid}, not by this user (uid ${[...owners].at(-1)}) or root`
+      };
+    if ((s.mode & 18) !== 0)
+      return {
+        path,
+        detail: `${path} is writable by ${s.mode & 2 ? "others" : "its group"} (mode ${(s.mode & 511).toString(8)})`
+      };
+  }
+  return void 0;
+}
+async function assertSafeStateDir(stateDir) {
+  const problem = await stateDirProblem(stateDir);
+  if (!problem) return;
+  throw new UserError(`refusing to use state dir ${stateDir}: ${problem.detail}`, {
+    exitCode: ExitCode2.environment,
+    hint: `use a directory only you (or root) can write: \`sudo install -d -m 750 -o "$(id -un)" ${stateDir}\` after removing the old one`
+  });
+}
+
+// src/router/store.ts
+var LEGACY_HAPROXY_BIN = "/usr/sbin/haproxy";
+async function loadRouterSettings(stateDir, overrides = {}) {
+  await assertSafeStateDir(stateDir);
+  const file2 = routerPaths(stateDir).settings;
+  const saved = await readJson(file2);
+  const base = saved && typeof saved === "object" ? { ...saved } : {};
+  if ("haproxyBin" in base) {
+    if (base.haproxyBin !== LEGACY_HAPROXY_BIN)
+      throw new UserError(
+        `${file2} sets haproxyBin=${JSON.stringify(base.haproxyBin)}: modelship runs haproxy only from system directories, never from a path in the state dir`,
+        { exitCode: ExitCode2.usage, hint: "remove the haproxyBin key (install HAProxy under /usr/sbin)" }
+      );
+    delete base.haproxyBin;
+  }
+  const fromFile = RouterSettings.safeParse({ ...base, stateDir });
+  if (!fromFile.success)
+    throw new UserError(`invalid router settings in ${file2}: ${issues(fromFile.error)}`, {
+      exitCode: ExitCode2.usage,
+      hint: "fix or delete it and run `modelship host init`"
+    });
+  const parsed = RouterSettings.safeParse({ ...base, ...stripUndefined(overrides), stateDir });
+  if (!parsed.success)
+    throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode2.usage });
+  return parsed.data;
+}
+function issues(error64) {
+  return error64.issues.map((i) => i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message).join("; ");
+}
+var RouterStore = class {
+  constructor(settings) {
+    this.settings = settings;
+    this.paths = routerPaths(settings.stateDir);
+  }
+  settings;
+  paths;
+  async saveSettings() {
+    await atomicWriteJson(this.paths.settings, this.settings);
+  }
+  /** The last desired state written (empty when none yet). */
+  async readDesired() {
+    const raw = await readJson(this.paths.desired);
+    if (raw === void 0) return { servers: [] };
+    const parsed = RouterDesired.safeParse(raw);
+    if (!parsed.success) {
+      throw new UserError(`corrupt router state ${this.paths.desired}: ${issues(parsed.error)}`, {
+        exitCode: ExitCode2.environment,
+        hint: "delete it and re-run the deploy or `modelship host repair`"
+      });
+    }
+    return parsed.data;
+  }
+  async writeDesired(desired) {
+    await atomicWriteJson(this.paths.desired, desired);
+  }
+  async readCarry() {
+    const text = await readFile6(this.paths.counterCarry, "utf8").catch(() => void 0);
+    if (text === void 0) return emptyCarry();
+    try {
+      return counterCarrySchema.parse(JSON.parse(text));
+    } catch {
+      return emptyCarry();
+    }
+  }
+  async writeCarry(carry) {
+    await atomicWriteJson(this.paths.counterCarry, carry);
+  }
+  async clearCarry() {
+    await rm6(this.paths.counterCarry, { force: true });
+  }
+  /** Runs `fn` holding the router lock (one change at a time across processes). */
+  async withLock(fn) {
+    await mkdir6(dirname5(this.paths.config), { recursive: true, mode: 488 });
+    let release;
+    try {
+      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
+        realpath: false,
+        stale: 15e3,
+        retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
+      });
+    } catch (err) {
+      throw new UserError(
+        `the router state is locked by another modelship process (${this.paths.lock}.lock)`,
+        { exitCode: ExitCode2.busy, cause: err }
+      );
+    }
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+};
+async function readJson(path) {
+  let text;
+  try {
+    text = await readFile6(path, "utf8");
+  } catch (err) {
+    if (err.code === "ENOENT") return void 0;
+    throw err;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UserError(`${path} is not valid JSON`, { exitCode: ExitCode2.environment });
+  }
+}
+function stripUndefined(o) {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
+}
+
 // src/router/router.ts
-var run2 = promisify2(execFile2);
-var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep3 = (ms3) => new Promise((r) => setTimeout(r, ms3));
 var Router = class _Router {
   settings;
   paths;
   api;
+  store;
+  process;
   constructor(settings) {
-    this.settings = RouterSettings.parse(settings);
-    this.paths = routerPaths(this.settings.stateDir);
-    this.api = new RuntimeApi(this.paths.socket);
+    const parsed = RouterSettings.safeParse(settings);
+    if (!parsed.success)
+      throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode2.usage });
+    this.settings = parsed.data;
+    this.store = new RouterStore(this.settings);
+    this.paths = this.store.paths;
+    this.process = new HaproxyProcess(this.settings, this.paths);
+    this.api = this.process.api;
   }
-  /** Router for a state dir set up by `modelship host init` (its router.json), with optional overrides. */
+  /**
+   * Router for a state dir set up by `modelship host init` (its router.json), with optional overrides.
+   * Refuses a state dir another user could have prepared, and a router.json that fails the schema.
+   */
   static async open(stateDir, overrides = {}) {
-    const saved = await readJson(routerPaths(stateDir).settings);
-    const base = saved && typeof saved === "object" ? saved : {};
-    const merged = { ...base, ...stripUndefined(overrides), stateDir };
-    const parsed = RouterSettings.safeParse(merged);
-    if (!parsed.success) {
-      throw new UserError(
-        `invalid router settings in ${routerPaths(stateDir).settings}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-        { exitCode: ExitCode2.usage, hint: "fix or delete it and run `modelship host init`" }
-      );
-    }
-    return new _Router(parsed.data);
+    return new _Router(await loadRouterSettings(stateDir, overrides));
   }
   async saveSettings() {
-    await atomicWriteJson(this.paths.settings, this.settings);
+    await this.store.saveSettings();
   }
   edgeUrl() {
     return `http://${connectHost(this.settings.edge.bind)}:${this.settings.edge.port}`;
@@ -54413,67 +55138,37 @@ var Router = class _Router {
   }
   /** The last desired state written (empty when none yet). */
   async readDesired() {
-    const raw = await readJson(this.paths.desired);
-    if (raw === void 0) return { servers: [] };
-    const parsed = RouterDesired.safeParse(raw);
-    if (!parsed.success) {
-      throw new UserError(`corrupt router state ${this.paths.desired}: ${parsed.error.issues[0]?.message}`, {
-        exitCode: ExitCode2.environment,
-        hint: "delete it and re-run the deploy or `modelship host repair`"
-      });
-    }
-    return parsed.data;
+    return this.store.readDesired();
   }
-  /** Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. */
+  /** Checks a config with `haproxy -c` (in a private temp dir); HAProxy's complaint becomes the error. */
   async validate(config2) {
-    const dir = join8(tmpdir2(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
-    await mkdir5(dir, { recursive: true });
-    const file2 = join8(dir, "haproxy.cfg");
-    try {
-      await atomicWriteFile(file2, config2);
-      await run2(this.settings.haproxyBin, ["-c", "-q", "-f", file2]);
-    } catch (err) {
-      const e = err;
-      if (e.code === "ENOENT") throw haproxyMissing(this.settings.haproxyBin);
-      const alert = (e.stderr ?? "").split("\n").find((l) => l.includes("ALERT")) ?? e.stderr ?? e.message;
-      throw new UserError(`HAProxy rejects the generated config: ${alert.trim()}`, {
-        exitCode: ExitCode2.usage
-      });
-    } finally {
-      await rm5(dir, { recursive: true, force: true });
-    }
+    await this.process.validate(config2);
+  }
+  /** The config for `desired` as it would be written (with the user HAProxy drops to resolved). */
+  async render(desired) {
+    const runAs = await effectiveRunAs(this.settings);
+    return renderConfig({ ...this.settings, ...runAs ? { runAs } : { runAs: void 0 } }, desired);
   }
   /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
   async writeConfig(desired) {
-    const config2 = renderConfig(this.settings, desired);
+    const config2 = await this.render(desired);
     await this.validate(config2);
     await atomicWriteFile(this.paths.config, config2);
     return config2;
   }
   /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
   async running() {
-    let pid;
-    try {
-      pid = Number((await readFile5(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
-    } catch {
-      return void 0;
-    }
-    if (!Number.isInteger(pid) || pid <= 0) return void 0;
-    let cmdline;
-    try {
-      cmdline = (await readFile5(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-    } catch {
-      return void 0;
-    }
-    if (!cmdline.some((a) => a.includes("haproxy"))) return void 0;
-    const f = cmdline.indexOf("-f");
-    return { pid, configPath: f >= 0 ? cmdline[f + 1] : void 0 };
+    return this.process.running();
+  }
+  /** True when the admin socket answers. */
+  async answers() {
+    return this.process.answers();
   }
   /** Starts HAProxy with our config unless it is already running. */
   async ensureRunning() {
     const live = await this.running();
     if (live && await this.answers()) return { started: false, pid: live.pid };
-    return this.withLock(async () => {
+    return this.store.withLock(async () => {
       const again = await this.running();
       if (again && await this.answers()) return { started: false, pid: again.pid };
       await this.writeConfig(await this.readDesired());
@@ -54481,26 +55176,18 @@ var Router = class _Router {
       return { started: true, pid };
     });
   }
-  /** Cold start from the config file (the config is the truth: stale server state is dropped). */
+  /** Cold start: a fresh HAProxy counts from 0, so the carry of replaced processes is dropped. */
   async start() {
-    await mkdir5(join8(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
-    await atomicWriteFile(this.paths.serverState, "1\n");
-    await rm5(this.paths.counterCarry, { force: true });
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("start", this.settings.systemdUnit);
-    } else {
-      await rm5(this.paths.socket, { force: true });
-      await this.launch(["-f", this.paths.config, "-D"]);
-    }
-    return this.waitAnswering();
+    await this.store.clearCarry();
+    return this.process.start();
   }
   /**
-   * Seamless reload: the new process takes the listening sockets from the old one over the admin
-   * socket (-x, needs `expose-fd listeners`), then tells it to finish its connections and exit
-   * (-sf). Live server state (weights, admin states, health) is handed over via server-state-file.
+   * Seamless reload: the new process takes the listening sockets from the old one (-x) and lets it
+   * finish its connections (-sf). Live server state (weights, admin states, health) is handed over via
+   * server-state-file; counters of the outgoing process are carried over.
    */
   async reload() {
-    return this.withLock(() => this.reloadLocked());
+    return this.store.withLock(() => this.reloadLocked());
   }
   async reloadLocked() {
     const old = await this.running();
@@ -54508,47 +55195,14 @@ var Router = class _Router {
     if (!old) return { pid: await this.start(), previousPid: void 0 };
     await this.dumpServerState();
     const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => void 0);
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("reload", this.settings.systemdUnit);
-    } else {
-      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
-    }
-    const deadline = Date.now() + 1e4;
-    for (; ; ) {
-      const now = await this.running();
-      const replaced = now && now.pid !== old.pid && await this.answers();
-      const reloadedInPlace = this.settings.supervisor === "systemd" && now && await this.answers();
-      if (now && (replaced || reloadedInPlace)) {
-        if (outgoing) {
-          const carry = carryOver(await this.readCarry(), outgoing[0], outgoing[1]);
-          await atomicWriteJson(this.paths.counterCarry, carry);
-        }
-        return { pid: now.pid, previousPid: old.pid };
-      }
-      if (Date.now() > deadline) {
-        throw new UserError("HAProxy did not come back after reload within 10s", {
-          exitCode: ExitCode2.environment,
-          hint: "run `modelship host check`"
-        });
-      }
-      await sleep2(50);
-    }
+    const pid = await this.process.reload(old);
+    if (outgoing)
+      await this.store.writeCarry(carryOver(await this.store.readCarry(), outgoing[0], outgoing[1]));
+    return { pid, previousPid: old.pid };
   }
   /** Stops our HAProxy (tests, `host` maintenance); in-flight requests are finished (soft stop). */
   async stop() {
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("stop", this.settings.systemdUnit);
-      return;
-    }
-    const live = await this.running();
-    if (!live) return;
-    process.kill(live.pid, "SIGUSR1");
-    const deadline = Date.now() + this.settings.timeouts.hardStopAfterMs + 2e3;
-    while (Date.now() < deadline) {
-      if (!await this.running()) return;
-      await sleep2(50);
-    }
-    process.kill(live.pid, "SIGKILL");
+    await this.process.stop();
   }
   /**
    * Makes `desired` true: writes desired JSON + config atomically, then changes the live process
@@ -54563,7 +55217,7 @@ var Router = class _Router {
    * different servers at once do not lose each other's change.
    */
   async update(change) {
-    return this.withLock(async () => {
+    return this.store.withLock(async () => {
       const parsed = RouterDesired.safeParse(change(await this.readDesired()));
       if (!parsed.success) {
         throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
@@ -54572,7 +55226,7 @@ var Router = class _Router {
       }
       const desired = parsed.data;
       await this.writeConfig(desired);
-      await atomicWriteJson(this.paths.desired, desired);
+      await this.store.writeDesired(desired);
       if (!await this.running() || !await this.answers()) {
         await this.start();
         return { commands: [], started: true, pendingRemoval: [] };
@@ -54580,44 +55234,29 @@ var Router = class _Router {
       return { ...await this.pushRuntime(desired), started: false };
     });
   }
+  /** What the live process has now, in the planner's terms. */
+  async liveServers() {
+    const [state, stat7] = await Promise.all([this.api.showServersState(BACKEND), this.api.showStat(BACKEND)]);
+    const backup = new Map(stat7.map((r) => [r.svname, r.bck === "1"]));
+    return state.map((s) => ({
+      name: s.name,
+      address: s.address,
+      port: s.port,
+      adminState: s.adminState,
+      userWeight: s.userWeight,
+      backup: backup.get(s.name) ?? false
+    }));
+  }
+  /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
   async pushRuntime(desired) {
+    const plan = planChanges(this.settings, await this.liveServers(), desired);
     const commands = [];
-    const pendingRemoval = [];
-    const exec = async (cmd, ok) => {
-      commands.push(cmd);
-      return this.api.exec(cmd, ok);
-    };
-    const live = new Map((await this.api.showServersState(BACKEND)).map((s) => [s.name, s]));
-    const liveBackup = new Map((await this.api.showStat(BACKEND)).map((r) => [r.svname, r.bck === "1"]));
-    let reload = false;
-    const effectiveWeight = (name) => {
-      const cur = live.get(name);
-      return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
-    };
-    const gain = (spec) => (spec.state === "ready" ? percentToWeight(spec.weight) : 0) - effectiveWeight(spec.name);
-    for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
-      const ref = `${BACKEND}/${spec.name}`;
-      const cur = live.get(spec.name);
-      if (cur && liveBackup.get(spec.name) !== spec.backup) reload = true;
-      if (!cur) {
-        await exec(
-          `add server ${ref} ${serverKeywords(this.settings, spec, false)}`,
-          /New server registered/
-        );
-        await exec(`enable health ${ref}`);
-      } else if (cur.address !== spec.address || cur.port !== spec.port) {
-        await exec(`set server ${ref} addr ${spec.address} port ${spec.port}`, /changed|no need/i);
-      }
-      const weight = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
-      if (!cur || cur.userWeight !== weight) await exec(`set server ${ref} weight ${weight}`);
-      if (!cur || adminStateOf(cur.adminState) !== spec.state)
-        await exec(`set server ${ref} state ${spec.state}`);
+    for (const step of plan.commands) {
+      commands.push(step.command);
+      await this.api.exec(step.command, step.ok);
     }
-    const wanted = new Set(desired.servers.map((s) => s.name));
-    const leaving = [...live.keys()].filter((name) => !wanted.has(name));
-    for (const name of leaving) await exec(`set server ${BACKEND}/${name} state maint`);
     const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
-    let pending = leaving;
+    let pending = plan.leaving;
     while (pending.length > 0) {
       const still = [];
       for (const name of pending) {
@@ -54632,14 +55271,13 @@ var Router = class _Router {
       }
       pending = still;
       if (pending.length === 0 || Date.now() > deadline) break;
-      await sleep2(100);
+      await sleep3(100);
     }
-    pendingRemoval.push(...pending);
-    if (reload) {
+    if (plan.reload) {
       const r = await this.reloadLocked();
       commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
     }
-    return { commands, pendingRemoval };
+    return { commands, pendingRemoval: pending };
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {
@@ -54682,7 +55320,7 @@ var Router = class _Router {
       if (sessions === 0) return { drained: true, sessions, waitedMs: Date.now() - started };
       if (Date.now() - started >= timeoutMs)
         return { drained: false, sessions, waitedMs: Date.now() - started };
-      await sleep2(50);
+      await sleep3(50);
     }
   }
   /** Waits until HAProxy's health check says `name` is UP (check passed), or the timeout. */
@@ -54695,7 +55333,7 @@ var Router = class _Router {
         return { healthy: true, status, waitedMs: Date.now() - started };
       if (Date.now() - started >= timeoutMs)
         return { healthy: false, status, waitedMs: Date.now() - started };
-      await sleep2(100);
+      await sleep3(100);
     }
   }
   /** Takes `name` out of HAProxy (live and in the config). Drain and wait first for a clean exit. */
@@ -54710,11 +55348,11 @@ var Router = class _Router {
    * an interval's requests and codes.
    */
   async counters() {
-    return withCarry(await this.liveCounters(), await this.readCarry());
+    return withCarry(await this.liveCounters(), await this.store.readCarry());
   }
   /** The edge frontend's totals (what clients were answered; 5xx among them), across reloads. */
   async edgeTotals() {
-    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.readCarry()]);
+    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.store.readCarry()]);
     return { requests: live.requests + carry.edge.requests, failed: live.failed + carry.edge.failed };
   }
   async liveCounters() {
@@ -54726,86 +55364,11 @@ var Router = class _Router {
     const n = (v) => v && Number.isFinite(Number(v)) ? Number(v) : 0;
     return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
   }
-  async readCarry() {
-    const text = await readFile5(this.paths.counterCarry, "utf8").catch(() => void 0);
-    if (text === void 0) return emptyCarry();
-    try {
-      return counterCarrySchema.parse(JSON.parse(text));
-    } catch {
-      return emptyCarry();
-    }
-  }
-  /** True when the admin socket answers. */
-  async answers() {
-    try {
-      return (await this.api.send("show info")).includes("Name: HAProxy");
-    } catch {
-      return false;
-    }
-  }
   async dumpServerState() {
     const state = await this.api.send(`show servers state`);
     if (state.startsWith("1\n")) await atomicWriteFile(this.paths.serverState, state);
   }
-  async launch(args) {
-    const env2 = { ...process.env };
-    delete env2.RUNNER_TRACKING_ID;
-    try {
-      await run2(this.settings.haproxyBin, args, { env: env2, timeout: 15e3 });
-    } catch (err) {
-      const e = err;
-      if (e.code === "ENOENT") throw haproxyMissing(this.settings.haproxyBin);
-      const alert = (e.stderr ?? "").split("\n").filter((l) => l.includes("ALERT")).join(" ");
-      throw new UserError(`HAProxy failed to start: ${(alert || e.stderr || e.message).trim()}`, {
-        exitCode: ExitCode2.environment,
-        hint: `is port ${this.settings.edge.port} or ${this.settings.metrics.port} in use? \`modelship host check\``
-      });
-    }
-  }
-  async waitAnswering() {
-    const deadline = Date.now() + 1e4;
-    for (; ; ) {
-      const live = await this.running();
-      if (live && await this.answers()) return live.pid;
-      if (Date.now() > deadline) {
-        throw new UserError("HAProxy started but its runtime API does not answer", {
-          exitCode: ExitCode2.environment,
-          hint: `check ${this.paths.socket} and \`modelship host check\``
-        });
-      }
-      await sleep2(50);
-    }
-  }
-  async withLock(fn) {
-    await mkdir5(join8(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
-    let release;
-    try {
-      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
-        realpath: false,
-        stale: 15e3,
-        retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
-      });
-    } catch (err) {
-      throw new UserError(
-        `the router state is locked by another modelship process (${this.paths.lock}.lock)`,
-        {
-          exitCode: ExitCode2.busy,
-          cause: err
-        }
-      );
-    }
-    try {
-      return await fn();
-    } finally {
-      await release();
-    }
-  }
 };
-function adminStateOf(bits) {
-  if (bits & 39) return "maint";
-  if (bits & 24) return "drain";
-  return "ready";
-}
 function parseSpec(spec) {
   const parsed = ServerSpec.safeParse(spec);
   if (!parsed.success) {
@@ -54824,44 +55387,10 @@ function unknownServer(name, desired) {
     exitCode: ExitCode2.usage
   });
 }
-function haproxyMissing(bin) {
-  return new UserError(`HAProxy not found at ${bin}`, {
-    exitCode: ExitCode2.environment,
-    hint: "install it: `sudo apt-get install haproxy` (2.6+)"
-  });
-}
-async function systemctl(verb, unit) {
-  try {
-    await run2("systemctl", [verb, unit], { timeout: 3e4 });
-  } catch (err) {
-    const e = err;
-    throw new UserError(`systemctl ${verb} ${unit} failed: ${(e.stderr || e.message).trim()}`, {
-      exitCode: ExitCode2.environment,
-      hint: `see \`journalctl -u ${unit}\``
-    });
-  }
-}
 function connectHost(bind2) {
   if (bind2 === "" || bind2 === "*" || bind2 === "0.0.0.0" || bind2 === "::" || bind2 === "[::]")
     return "127.0.0.1";
   return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
-}
-async function readJson(path) {
-  let text;
-  try {
-    text = await readFile5(path, "utf8");
-  } catch (err) {
-    if (err.code === "ENOENT") return void 0;
-    throw err;
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UserError(`${path} is not valid JSON`, { exitCode: ExitCode2.environment });
-  }
-}
-function stripUndefined(o) {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
 }
 
 // src/rollout/machine.ts
@@ -54893,71 +55422,377 @@ function decide(phase, verdict, explanation, settings) {
   return { ...phase, attempt: phase.attempt + 1, failures };
 }
 
+// src/rollout/plan.ts
+var LIVE_ROLES = /* @__PURE__ */ new Set(["stable", "canary", "standby"]);
+function weightsFromLedger(l, options = {}) {
+  const out = {};
+  for (const v of l.versions)
+    if (v.role === "stable" || v.role === "canary" || options.standbys && v.role === "standby")
+      out[v.version] = v.weight;
+  return out;
+}
+function pastCommit(op, ledger) {
+  const p = op?.phase;
+  if (!p || !(p.name === "switching" || p.name === "draining" || p.name === "retiring")) return false;
+  const stable = ledger.versions.find((v) => v.role === "stable");
+  return p.name !== "switching" || stable?.version === p.version;
+}
+function planRepair(ledger, host, options) {
+  const live = ledger.versions.filter((v) => LIVE_ROLES.has(v.role));
+  if (live.length === 0) {
+    const adoption = planAdoption(host, options);
+    if (adoption.length === 0 || adoption[0].do !== "adopt") return adoption;
+    const adopted = adoption[0].entries;
+    return [
+      adoption[0],
+      ...planKnown({ ...ledger, versions: [...ledger.versions, ...adopted] }, host, options)
+    ];
+  }
+  return planKnown(ledger, host, options);
+}
+function planAdoption(host, options) {
+  const match = (s) => host.containers.find((c) => c.running && c.hostPort === s.port && c.model?.version === s.name);
+  const routes = host.servers.filter((s) => s.state !== "maint" && (s.weight > 0 || s.backup));
+  const serving = routes.filter((s) => match(s));
+  const unknownUp = routes.filter((s) => !match(s) && s.up !== false);
+  if (unknownUp.length > 0) {
+    return [
+      {
+        do: "refuse",
+        reason: `the ledger lists nothing live, and the edge routes to ${unknownUp.map((s) => `${s.name} (port ${s.port})`).join(", ")} with no running container of this state dir behind it to rebuild the ledger from; nothing was changed`,
+        hint: "restore ledger.json from a backup, or check `docker ps` and HAProxy by hand"
+      }
+    ];
+  }
+  if (serving.length === 0) {
+    return [
+      ...host.servers.map((s) => ({
+        do: "detach",
+        name: s.name,
+        reason: "not in the ledger and not serving"
+      })),
+      ...host.containers.map((c) => ({
+        do: "remove-container",
+        container: { id: c.id, name: c.name },
+        reason: "started by this state dir, unknown to the ledger and not behind the edge"
+      }))
+    ];
+  }
+  const regular = serving.filter((s) => !s.backup).sort((a, b) => b.weight - a.weight);
+  const stableServer = regular.find((s) => s.up !== false) ?? regular[0] ?? serving[0];
+  const at = new Date(host.now).toISOString();
+  const standbyUntil = new Date(host.now + options.standbyWindowMs).toISOString();
+  const entries = serving.map((s) => {
+    const c = match(s);
+    const role = s === stableServer ? "stable" : s.backup ? "standby" : "canary";
+    return {
+      version: s.name,
+      image: { ref: c.image, digest: null },
+      model: c.model,
+      container: { id: c.id, name: c.name, hostPort: s.port },
+      role,
+      weight: role === "standby" ? 0 : Math.round(s.weight),
+      createdAt: at,
+      updatedAt: at,
+      ...role === "stable" ? { promotedAt: at } : {},
+      ...role === "standby" ? { standbyUntil } : {},
+      analysis: []
+    };
+  });
+  return [
+    {
+      do: "adopt",
+      entries,
+      note: `rebuilt the ledger from the running containers: ${entries.map((e) => `${e.version} as ${e.role}`).join(", ")}`
+    }
+  ];
+}
+function planKnown(ledger, host, options) {
+  const steps = [];
+  const server = (name) => host.servers.find((s) => s.name === name);
+  const container = (id) => host.containers.find((c) => c.id === id);
+  const running = (v) => Boolean(v.container && container(v.container.id)?.running);
+  const healthy = (name) => {
+    const s = server(name);
+    const v = ledger.versions.find((x) => x.version === name);
+    const c = v?.container ? container(v.container.id) : host.containers.find((x) => x.name === name);
+    return Boolean(s && s.state !== "maint" && s.up !== false && (c ? c.running : s.up === true));
+  };
+  const stable = ledger.versions.find((v) => v.role === "stable");
+  const stableOk = stable ? running(stable) && server(stable.version)?.up !== false : false;
+  const removing = /* @__PURE__ */ new Set();
+  const safeToRemove = (name) => !healthy(name) || host.servers.some((s) => s.name !== name && !removing.has(s.name) && healthy(s.name));
+  const why = describeInterruption(options.interrupted);
+  const op = options.interrupted;
+  if (op) {
+    steps.push({
+      do: "note",
+      message: pastCommit(op, ledger) ? `the interrupted ${op.kind}${op.target ? ` of ${op.target}` : ""} had already switched traffic (phase "${op.step}"): finishing it` : `the interrupted ${op.kind}${op.target ? ` of ${op.target}` : ""} stopped at "${op.step}", before switching traffic: unwinding it`
+    });
+  }
+  for (const v of ledger.versions.filter((x) => x.role === "canary")) {
+    if (!stableOk && !safeToRemove(v.version)) {
+      steps.push({
+        do: "warn",
+        message: `the unfinished canary ${v.version} is the last healthy server (stable ${stable?.version ?? "none"} is down); kept serving`,
+        fix: `modelship rollback --to ${v.version} --reason "stable down"   # or fix the stable, then \`modelship host repair\``
+      });
+      continue;
+    }
+    removing.add(v.version);
+    steps.push({
+      do: "unwind",
+      version: v.version,
+      role: "failed",
+      reason: why ?? "left over as canary by an earlier operation"
+    });
+  }
+  for (const v of ledger.versions.filter(
+    (x) => (x.role === "retired" || x.role === "failed") && x.container
+  )) {
+    if (!safeToRemove(v.version)) {
+      steps.push({
+        do: "warn",
+        message: `${v.version} (${v.role}) still runs and is the last healthy server; kept`,
+        fix: `modelship rollback --to ${v.version} --reason "only healthy version"`
+      });
+      continue;
+    }
+    removing.add(v.version);
+    steps.push({
+      do: "unwind",
+      version: v.version,
+      role: v.role,
+      reason: why ? `started by an operation that did not finish (${why})` : `a ${v.role} version still had a container`
+    });
+  }
+  const referenced = new Set(ledger.versions.flatMap((v) => v.container ? [v.container.id] : []));
+  for (const c of host.containers) {
+    if (referenced.has(c.id)) continue;
+    const routed = host.servers.find((s) => s.name === c.model?.version && s.port === c.hostPort);
+    if (routed && !safeToRemove(routed.name)) {
+      steps.push({
+        do: "warn",
+        message: `container ${c.name} is unknown to the ledger but is the last healthy server behind the edge; kept`
+      });
+      continue;
+    }
+    if (routed) removing.add(routed.name);
+    steps.push({
+      do: "remove-container",
+      container: { id: c.id, name: c.name },
+      reason: why ? `orphan of an interrupted operation (${why})` : "unknown to the ledger"
+    });
+  }
+  const keptStandbys = [];
+  for (const v of ledger.versions.filter((x) => x.role === "standby")) {
+    const alive = running(v);
+    const expired = v.standbyUntil !== void 0 && Date.parse(v.standbyUntil) <= host.now;
+    if (!alive) {
+      removing.add(v.version);
+      steps.push({
+        do: "retire-standby",
+        version: v.version,
+        reason: "its container is gone; a rollback to it starts a new one"
+      });
+    } else if (expired && !stableOk) {
+      keptStandbys.push(v.version);
+      steps.push({
+        do: "warn",
+        message: `stable ${stable?.version ?? "(none)"} is down, so standby ${v.version} is kept past its window (${v.standbyUntil}): it is the last healthy server`,
+        fix: `modelship rollback --to ${v.version} --reason "stable down"`
+      });
+    } else if (expired) {
+      removing.add(v.version);
+      steps.push({
+        do: "retire-standby",
+        version: v.version,
+        reason: `its standby window ended ${v.standbyUntil}`
+      });
+    } else {
+      keptStandbys.push(v.version);
+      const port = v.container.hostPort;
+      if (!server(v.version)) steps.push({ do: "reattach-standby", version: v.version, port });
+    }
+  }
+  if (stableOk && keptStandbys.length > 1) {
+    const newest = ledger.versions.filter((v) => keptStandbys.includes(v.version)).sort((a, b) => (b.standbyUntil ?? "").localeCompare(a.standbyUntil ?? ""))[0].version;
+    for (const name of keptStandbys.filter((n) => n !== newest)) {
+      removing.add(name);
+      steps.push({
+        do: "retire-standby",
+        version: name,
+        reason: `only one warm standby is kept (${newest})`
+      });
+    }
+    keptStandbys.splice(0, keptStandbys.length, newest);
+  }
+  const keep = /* @__PURE__ */ new Set([...stable ? [stable.version] : [], ...keptStandbys]);
+  for (const s of host.servers) {
+    if (keep.has(s.name) || removing.has(s.name)) continue;
+    if (!safeToRemove(s.name)) {
+      steps.push({
+        do: "warn",
+        message: `server ${s.name} is not in the ledger as stable or standby but is the last healthy server; kept`
+      });
+      continue;
+    }
+    removing.add(s.name);
+    steps.push({ do: "detach", name: s.name, reason: "not in the ledger as stable or standby" });
+  }
+  if (stable?.container) {
+    if (!server(stable.version))
+      steps.push({ do: "attach-stable", version: stable.version, port: stable.container.hostPort });
+    steps.push({ do: "route-to-stable", version: stable.version, standbys: keptStandbys });
+    if (!stableOk) {
+      steps.push({
+        do: "warn",
+        message: `stable ${stable.version} is DOWN (${running(stable) ? "HAProxy's health check fails" : "its container is not running"})`,
+        fix: keptStandbys.length > 0 ? `modelship rollback --to ${keptStandbys[0]} --reason "stable down"` : `docker logs ${stable.container.name}   # then \`modelship deploy\` a working version`
+      });
+    }
+  }
+  return steps;
+}
+function describeInterruption(op) {
+  if (!op) return void 0;
+  return `interrupted: the ${op.kind} (pid ${op.pid}) stopped at "${op.step}"`;
+}
+function describeStep(step) {
+  switch (step.do) {
+    case "adopt":
+      return step.note;
+    case "refuse":
+      return `refused: ${step.reason}`;
+    case "unwind":
+      return step.role === "failed" ? `removed the unfinished canary ${step.version} (${step.reason})` : `removed the container of ${step.version} (${step.reason})`;
+    case "retire-standby":
+      return `retired standby ${step.version} (${step.reason})`;
+    case "reattach-standby":
+      return `re-attached standby ${step.version} to the router as a warm backup`;
+    case "remove-container":
+      return `removed container ${step.container.name} (${step.reason})`;
+    case "detach":
+      return `removed server ${step.name} from the router (${step.reason})`;
+    case "attach-stable":
+      return `re-attached stable ${step.version} to the router`;
+    case "route-to-stable":
+      return `gave stable ${step.version} all traffic`;
+    case "note":
+      return step.message;
+    case "warn":
+      return `WARNING: ${step.message}${step.fix ? ` — fix: ${step.fix}` : ""}`;
+  }
+}
+
 // src/rollout/reconcile.ts
 var nowIso = () => (/* @__PURE__ */ new Date()).toISOString();
+var RepairRefused = class extends UserError {
+};
+async function observe(deps) {
+  const [containers, servers] = await Promise.all([deps.containers.list(), deps.traffic.view()]);
+  return { containers, servers, now: deps.clock.now() };
+}
 async function reconcile(deps, op, settings) {
-  const actions = [];
-  const ledger = await op.ledger.read();
   await deps.traffic.ensureRunning();
-  const attached = new Set(await deps.traffic.servers());
-  const interrupted = op.interrupted;
-  for (const v of ledger.versions.filter((x) => x.role === "canary")) {
-    const why = interrupted ? `interrupted: the ${interrupted.kind} (pid ${interrupted.pid}) stopped at "${interrupted.step}"` : "left over as canary by an earlier operation";
-    await takeOut(deps, v, attached, settings);
-    await op.update((l) => markFailed(l, v.version, why));
-    actions.push(`removed the unfinished canary ${v.version} (${why})`);
+  const host = await observe(deps);
+  const steps = planRepair(await op.ledger.read(), host, {
+    interrupted: op.interrupted,
+    standbyWindowMs: settings.standbyWindowMs
+  });
+  const refusal = steps.find((s) => s.do === "refuse");
+  if (refusal?.do === "refuse")
+    throw new RepairRefused(`repair refused: ${refusal.reason}`, {
+      exitCode: ExitCode2.environment,
+      hint: refusal.hint
+    });
+  const out = { actions: [], warnings: [] };
+  for (const step of steps) {
+    const changed = await applyStep(deps, op, settings, host, step);
+    if (step.do === "warn") out.warnings.push(describeStep(step));
+    else if (changed) out.actions.push(describeStep(step));
   }
-  const now = deps.clock.now();
-  for (const v of ledger.versions.filter((x) => x.role === "standby")) {
-    const expired = v.standbyUntil !== void 0 && Date.parse(v.standbyUntil) <= now;
-    const alive = v.container ? await deps.containers.isRunning(v.container) : false;
-    if (expired || !alive) {
-      await takeOut(deps, v, attached, settings);
-      await op.update((l) => retire(l, v.version));
-      actions.push(
-        expired ? `retired standby ${v.version} (its standby window ended ${v.standbyUntil})` : `retired standby ${v.version} (its container is gone; a rollback to it starts a new one)`
-      );
-    }
-  }
-  const fresh = await op.ledger.read();
-  const keep = new Set(
-    fresh.versions.filter((v) => v.role === "stable" || v.role === "standby").map((v) => v.version)
-  );
-  for (const name of await deps.traffic.servers()) {
-    if (!keep.has(name)) {
-      await deps.traffic.detach(name);
-      actions.push(`removed server ${name} from the router (not in the ledger as stable or standby)`);
-    }
-  }
-  const stable = fresh.versions.find((v) => v.role === "stable");
-  if (stable?.container) {
-    const servers = new Set(await deps.traffic.servers());
-    if (!servers.has(stable.version)) {
-      await deps.traffic.attach(stable.version, stable.container.hostPort);
-      actions.push(`re-attached stable ${stable.version} to the router`);
-    }
-    await deps.traffic.activate(stable.version);
-    await deps.traffic.setWeights({ [stable.version]: 100 });
-    for (const v of fresh.versions)
-      if (v.role === "standby" && servers.has(v.version)) await deps.traffic.standby(v.version);
-    if (stable.weight !== 100) {
+  return out;
+}
+async function applyStep(deps, op, settings, host, step) {
+  const { traffic, containers } = deps;
+  const entry = async (version2) => (await op.ledger.read()).versions.find((v) => v.version === version2);
+  switch (step.do) {
+    case "adopt":
       await op.update((l) => {
-        const s = l.versions.find((x) => x.version === stable.version);
-        if (s) s.weight = 100;
+        l.versions = l.versions.filter((v) => !step.entries.some((e) => e.version === v.version));
+        l.versions.push(...step.entries);
+        l.history.push({ at: nowIso(), kind: "repair", reason: step.note });
       });
-      actions.push(`gave stable ${stable.version} all traffic again`);
+      return true;
+    case "unwind": {
+      const v = await entry(step.version);
+      if (!v) return false;
+      await takeOut(deps, v, void 0, settings);
+      await op.update(
+        (l) => step.role === "failed" ? markFailed(l, v.version, step.reason) : retire(l, v.version)
+      );
+      return true;
     }
+    case "retire-standby": {
+      const v = await entry(step.version);
+      if (!v) return false;
+      await takeOut(deps, v, void 0, settings);
+      await op.update((l) => retire(l, v.version));
+      return true;
+    }
+    case "reattach-standby":
+      await traffic.attach(step.version, step.port, { backup: true });
+      return true;
+    case "remove-container": {
+      const c = host.containers.find((x) => x.id === step.container.id);
+      const routed = host.servers.find((s) => s.name === c?.model?.version && s.port === c?.hostPort);
+      if (routed) await drainAndDetach(deps, routed.name, settings);
+      await containers.stopAndRemove(step.container);
+      return true;
+    }
+    case "detach":
+      await drainAndDetach(deps, step.name, settings);
+      return true;
+    case "attach-stable":
+      await traffic.attach(step.version, step.port);
+      return true;
+    case "route-to-stable": {
+      const before = await op.ledger.read();
+      const stable = before.versions.find((v) => v.version === step.version);
+      const view = await traffic.view();
+      const s = view.find((x) => x.name === step.version);
+      const drift = stable?.weight !== 100 || !s || s.backup || s.weight !== 100 || s.state !== "ready" || view.some((x) => x.name !== step.version && !x.backup && x.weight > 0) || step.standbys.some((n) => view.find((x) => x.name === n && !x.backup));
+      if (!drift) return false;
+      const written = await op.update((l) => {
+        for (const v of l.versions) {
+          if (v.version === step.version) v.weight = 100;
+          else if (v.role === "standby") v.weight = 0;
+        }
+      });
+      await traffic.activate(step.version);
+      const attached = new Set(await traffic.servers());
+      await traffic.setWeights(
+        Object.fromEntries(Object.entries(weightsFromLedger(written)).filter(([name]) => attached.has(name)))
+      );
+      for (const name of step.standbys) if (view.some((x) => x.name === name)) await traffic.standby(name);
+      return true;
+    }
+    case "warn":
+    case "note":
+    case "refuse":
+      return step.do === "note";
   }
-  return actions;
+}
+async function drainAndDetach(deps, name, settings) {
+  await deps.traffic.setWeights({ [name]: 0 });
+  await deps.traffic.drain(name);
+  await deps.traffic.waitDrained(name, settings.drainTimeoutMs);
+  await deps.traffic.detach(name);
 }
 async function takeOut(deps, v, attached, settings) {
   const inRouter = attached ? attached.has(v.version) : (await deps.traffic.servers()).includes(v.version);
-  if (inRouter) {
-    await deps.traffic.setWeights({ [v.version]: 0 });
-    await deps.traffic.drain(v.version);
-    await deps.traffic.waitDrained(v.version, settings.drainTimeoutMs);
-    await deps.traffic.detach(v.version);
-  }
+  if (inRouter) await drainAndDetach(deps, v.version, settings);
   if (v.container) await deps.containers.stopAndRemove(v.container);
 }
 function markFailed(l, version2, reason) {
@@ -54990,6 +55825,7 @@ async function pruneImages(deps, ledger, keep) {
   const kept = new Set(newestFirst.slice(0, keep).map((v) => v.image.ref));
   const removed = [];
   for (const v of newestFirst.slice(keep)) {
+    if (!v.image.builtHere) continue;
     if (inUse.has(v.image.ref) || kept.has(v.image.ref) || removed.includes(v.image.ref)) continue;
     await deps.containers.removeImage(v.image.ref);
     removed.push(v.image.ref);
@@ -55020,274 +55856,287 @@ function patch(l, version2, fields) {
   const v = l.versions.find((x) => x.version === version2);
   if (v) Object.assign(v, fields, { updatedAt: nowIso2() });
 }
-async function runDeploy(input2) {
-  const { deps, op, candidate, settings, reporter } = input2;
-  const { traffic, containers, clock } = deps;
-  const started = clock.now();
-  const name = candidate.version;
-  const timeline = [];
-  const repaired = await reconcile(deps, op, settings);
-  for (const line of repaired) reporter.warn(`repair: ${line}`);
-  const edgeStart = await traffic.edgeCounters();
-  const edgeOutcome = async () => {
-    const end = await traffic.edgeCounters();
-    return {
-      url: traffic.edgeUrl(),
-      requests: Math.max(0, end.requests - edgeStart.requests),
-      failed: Math.max(0, end.failed - edgeStart.failed)
-    };
-  };
-  const before = await op.ledger.read();
-  const stable = before.versions.find((v) => v.role === "stable");
-  if (stable?.version === name) {
-    reporter.info(`${name} is already the stable version: nothing to deploy.`);
-    return {
-      status: "unchanged",
-      version: name,
-      previous: name,
-      firstDeploy: false,
-      edge: await edgeOutcome(),
-      timeline,
-      durationMs: clock.now() - started,
-      repaired
-    };
+function runDeploy(input2) {
+  return new DeployRun(input2).run();
+}
+var DeployRun = class {
+  constructor(input2) {
+    this.input = input2;
+    this.started = input2.deps.clock.now();
+    this.name = input2.candidate.version;
   }
-  const earlier = before.versions.find((v) => v.version === name);
-  if (earlier) await takeOut(deps, earlier, void 0, settings);
-  await op.update((l) => {
-    l.versions = l.versions.filter((v) => v.version !== name);
-    l.versions.push(newEntry(candidate));
-    l.history.push({
-      at: nowIso2(),
-      kind: "deploy",
-      version: name,
-      from: stable?.version,
-      by: op.operation.by
-    });
-  });
-  let container;
-  const fail = async (reason) => {
-    await reporter.step(
-      stable ? `Aborting: all traffic back to ${stable.version}` : "Aborting: removing the candidate",
-      async () => {
-        if (stable) await traffic.setWeights({ [stable.version]: 100 });
-        const servers = await traffic.servers();
-        if (servers.includes(name)) {
-          await traffic.setWeights({ [name]: 0 });
-          await traffic.drain(name);
-          await traffic.waitDrained(name, settings.drainTimeoutMs);
-          await traffic.detach(name);
+  input;
+  timeline = [];
+  started;
+  name;
+  edgeStart = { requests: 0, failed: 0 };
+  repaired = [];
+  warnings = [];
+  stable;
+  container;
+  async run() {
+    await this.reconcile();
+    const before = await this.input.op.ledger.read();
+    this.stable = before.versions.find((v) => v.role === "stable");
+    if (this.stable?.version === this.name) return this.unchanged(this.stable);
+    await this.record(before);
+    try {
+      await this.bringUpCandidate();
+    } catch (err) {
+      return this.abort(
+        `the candidate did not get ready: ${err instanceof Error ? err.message : String(err)}`
+      );
+    }
+    const stable = this.stable;
+    if (!stable) {
+      await this.firstDeploy();
+      return this.finish(null);
+    }
+    try {
+      await this.canarySteps(stable);
+    } catch (err) {
+      if (err instanceof RolloutAborted) return this.abort(err.message);
+      return this.abort(`rollout error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await this.promote(stable);
+    return this.finish(stable);
+  }
+  // ---- phase: reconciling (the host and ledger in line before anything changes) ----
+  async reconcile() {
+    const { deps, op, settings, reporter } = this.input;
+    await op.advance({ name: "reconciling" });
+    const r = await reconcile(deps, op, settings);
+    this.repaired = r.actions;
+    this.warnings = r.warnings;
+    for (const line of r.actions) reporter.warn(`repair: ${line}`);
+    for (const line of r.warnings) reporter.warn(line);
+    this.edgeStart = await deps.traffic.edgeCounters();
+  }
+  /** Same version already stable: nothing to do, unless the image is another model under that version. */
+  async unchanged(stable) {
+    const c = this.input.candidate;
+    if (stable.model && c.model && stable.model.sha256 !== c.model.sha256) {
+      throw new UserError(
+        `${c.image.ref} says it is ${this.name} with model sha256 ${c.model.sha256.slice(0, 12)}…, but ${this.name} serving here has sha256 ${stable.model.sha256.slice(0, 12)}…`,
+        {
+          exitCode: ExitCode2.usage,
+          hint: "a version names exactly one model: build the changed model as a new version"
         }
-        if (container) await containers.stopAndRemove(container);
-        await op.update((l) => {
-          markFailed(l, name, reason);
-          if (stable) patch(l, stable.version, { weight: 100 });
-        });
-      }
-    );
-    const edge = await edgeOutcome();
-    reporter.info(`Deployment aborted: ${reason}`);
-    reporter.info(
-      stable ? `${stable.version} keeps serving 100% of traffic. ${edge.failed === 0 ? "Zero requests dropped" : `${edge.failed} requests failed at the edge`} (${edge.requests} requests during the rollout).` : `Nothing is serving yet. ${edge.requests} requests reached the edge during the attempt.`
-    );
-    reporter.event({ type: "aborted", version: name, reason, edge });
-    return {
-      status: "aborted",
-      version: name,
-      previous: stable?.version ?? null,
-      firstDeploy: !stable,
-      reason,
-      edge,
-      timeline,
-      durationMs: clock.now() - started,
-      repaired
-    };
-  };
-  try {
+      );
+    }
+    this.input.reporter.info(`${this.name} is already the stable version: nothing to deploy.`);
+    return this.outcome("unchanged", this.name, { firstDeploy: false });
+  }
+  /** The candidate enters the ledger as canary at weight 0 (a version deployed before starts over). */
+  async record(before) {
+    const { deps, op, settings, candidate } = this.input;
+    const earlier = before.versions.find((v) => v.version === this.name);
+    if (earlier) await takeOut(deps, earlier, void 0, settings);
+    await op.update((l) => {
+      l.versions = l.versions.filter((v) => v.version !== this.name);
+      l.versions.push(newEntry(candidate));
+      l.history.push({
+        at: nowIso2(),
+        kind: "deploy",
+        version: this.name,
+        from: this.stable?.version,
+        by: op.operation.by
+      });
+    });
+  }
+  // ---- phases: building → starting → verifying → attaching (one reporter step) ----
+  async bringUpCandidate() {
+    const { reporter } = this.input;
     await reporter.step(
       "Building container",
       async (update) => {
         const parts = [];
-        if (input2.build) {
-          update("building image");
-          parts.push(await input2.build());
-          await op.update((l) => patch(l, name, { image: candidate.image }));
-        }
-        await op.step("starting candidate container");
-        update("starting container");
-        container = await containers.start(candidate);
-        const c = container;
-        await op.update((l) => patch(l, name, { container: c }));
-        update("waiting for ready");
-        const readyMs = await containers.waitReady(c, settings.readyTimeoutMs);
-        parts.push(`${c.name} on port ${c.hostPort}, ready in ${(readyMs / 1e3).toFixed(1)}s`);
-        await op.step("smoke test");
-        update("golden smoke test");
-        parts.push(settings.skipSmoke ? "smoke test skipped (--skip-smoke)" : await deps.smoke(c, candidate));
-        await op.step("attaching to router at weight 0");
-        await traffic.attach(name, c.hostPort);
-        if (!await traffic.waitHealthy(name, settings.healthTimeoutMs))
-          throw new Error(`HAProxy's health check did not pass within ${settings.healthTimeoutMs} ms`);
+        if (this.input.build) parts.push(await this.buildImage(update));
+        parts.push(await this.startContainer(update));
+        parts.push(await this.verify(update));
+        await this.attach(update);
         return parts.join("; ");
       },
       (detail) => `(${detail})`
     );
-  } catch (err) {
-    return fail(`the candidate did not get ready: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const canary = container;
-  if (!stable) {
+  async buildImage(update) {
+    const { op, candidate } = this.input;
+    await op.advance({ name: "building", version: this.name });
+    update("building image");
+    const detail = await this.input.build();
+    await op.update((l) => patch(l, this.name, { image: candidate.image }));
+    return detail;
+  }
+  async startContainer(update) {
+    const { deps, op, settings, candidate } = this.input;
+    await op.advance({ name: "starting", version: this.name, container: deps.containers.nameFor(this.name) });
+    update("starting container");
+    const c = await deps.containers.start(candidate);
+    this.container = c;
+    await op.update((l) => patch(l, this.name, { container: c }));
+    update("waiting for ready");
+    const readyMs = await deps.containers.waitReady(c, settings.readyTimeoutMs);
+    return `${c.name} on port ${c.hostPort}, ready in ${(readyMs / 1e3).toFixed(1)}s`;
+  }
+  /** What the container serves must be what its labels (and so the ledger) say, before any traffic. */
+  async verify(update) {
+    const { deps, op, settings, candidate } = this.input;
+    const c = this.container;
+    await op.advance({ name: "verifying", version: this.name });
+    if (candidate.model) {
+      update("checking /model-info against the labels");
+      const wrong = identityMismatch(candidate.model, await deps.containers.modelInfo(c));
+      if (wrong.length > 0)
+        throw new Error(`the container serves another model than its labels say: ${wrong.join("; ")}`);
+    }
+    update("golden smoke test");
+    return settings.skipSmoke ? "smoke test skipped (--skip-smoke)" : await deps.smoke(c, candidate);
+  }
+  async attach(update) {
+    const { deps, op, settings } = this.input;
+    await op.advance({ name: "attaching", version: this.name });
+    update("attaching to the router at weight 0");
+    await deps.traffic.attach(this.name, this.container.hostPort);
+    if (!await deps.traffic.waitHealthy(this.name, settings.healthTimeoutMs))
+      throw new Error(`HAProxy's health check did not pass within ${settings.healthTimeoutMs} ms`);
+  }
+  /** Every weight change: the ledger first, then the router set from the ledger (one source). */
+  async setWeights(weights, extra) {
+    const written = await this.input.op.update((l) => {
+      for (const [version2, weight] of Object.entries(weights)) patch(l, version2, { weight });
+      extra?.(l);
+    });
+    await this.input.deps.traffic.setWeights(routerWeights(written, Object.keys(weights)));
+  }
+  // ---- phase: switching (first deploy: nothing to compare with, straight to 100%) ----
+  async firstDeploy() {
+    const { op, reporter } = this.input;
     await reporter.step(
       "Starting first deployment (100% traffic)",
       async () => {
-        await op.step("weight 100 (first deploy)");
-        await traffic.setWeights({ [name]: 100 });
-        await op.update((l) => {
-          patch(l, name, { role: "stable", weight: 100, promotedAt: nowIso2() });
-          l.history.push({ at: nowIso2(), kind: "promote", version: name, reason: "first deploy" });
+        await op.advance({ name: "switching", version: this.name, from: null });
+        await this.setWeights({ [this.name]: 100 }, (l) => {
+          patch(l, this.name, { role: "stable", promotedAt: nowIso2() });
+          l.history.push({ at: nowIso2(), kind: "promote", version: this.name, reason: "first deploy" });
         });
       },
-      () => `(${name}, no previous version to compare with)`
+      () => `(${this.name}, no previous version to compare with)`
     );
-    timeline.push({
-      at: nowIso2(),
-      label: "100%",
-      weight: 100,
-      canaryRequests: 0,
-      canaryErrors: 0,
-      errorRate: 0
-    });
-    return finish(null);
+    this.point("100%", 100);
   }
-  const stableContainer = stable.container;
-  const steps = settings.steps.filter((w) => w < 100);
-  const scrape = async () => {
+  // ---- phase: canary (one step per weight, analysed, advanced by the pure machine) ----
+  async canarySteps(stable) {
+    const { settings } = this.input;
+    const steps = settings.steps.filter((w) => w < 100);
+    let phase = initialPhase(settings);
+    while (phase.kind === "analyse") phase = await this.canaryStep(stable, phase, steps[phase.step]);
+  }
+  async canaryStep(stable, entry, weight) {
+    const { deps, op, settings, reporter, candidate } = this.input;
+    const stepIndex = entry.step;
+    const title = stepIndex === 0 ? `Starting canary deployment (${weight}% traffic)` : `No errors detected, expanding to ${weight}%`;
+    let last;
+    return reporter.step(
+      title,
+      async (update) => {
+        await op.advance({ name: "canary", version: this.name, step: stepIndex, weight });
+        await this.setWeights({ [this.name]: weight, [stable.version]: 100 - weight });
+        reporter.event({ type: "weight", version: this.name, weight, stable: stable.version });
+        let current = entry;
+        let start = await this.scrape(stable);
+        const stepStarted = nowIso2();
+        for (; ; ) {
+          update(`analysing ${Math.round(settings.intervalMs / 1e3)}s of traffic`);
+          await deps.clock.sleep(settings.intervalMs);
+          const end = await this.scrape(stable);
+          const result = analyseInterval(start, end, settings.analysis, {
+            reference: candidate.card?.reference,
+            allowNoData: settings.allowNoData
+          });
+          last = result;
+          await this.recordAnalysis(stepIndex, weight, stepStarted, current.attempt, result);
+          const next = decide(current, result.verdict, explain(result), settings);
+          if (next.kind !== "analyse" || next.step !== stepIndex) {
+            if (next.kind === "abort") throw new RolloutAborted(next.reason);
+            return next;
+          }
+          if (result.verdict === "inconclusive") {
+            reporter.event({ type: "extend", version: this.name, weight, reason: explain(result) });
+          } else {
+            start = end;
+          }
+          current = next;
+        }
+      },
+      () => last ? `(${last.summary})` : ""
+    );
+  }
+  async scrape(stable) {
+    const { deps } = this.input;
+    const canary = this.container;
     const [counters, cm, sm] = await Promise.all([
-      traffic.serverCounters(),
+      deps.traffic.serverCounters(),
       deps.scrapeMetrics(canary.hostPort),
-      stableContainer ? deps.scrapeMetrics(stableContainer.hostPort) : Promise.resolve(null)
+      stable.container ? deps.scrapeMetrics(stable.container.hostPort) : Promise.resolve(null)
     ]);
     return {
-      at: clock.now(),
-      canary: { router: counters[name] ?? null, metrics: cm },
+      at: deps.clock.now(),
+      canary: { router: counters[this.name] ?? null, metrics: cm },
       stable: { router: counters[stable.version] ?? null, metrics: sm }
     };
-  };
-  let phase = initialPhase(settings);
-  try {
-    while (phase.kind === "analyse") {
-      const stepIndex = phase.step;
-      const weight = steps[stepIndex];
-      const title = stepIndex === 0 ? `Starting canary deployment (${weight}% traffic)` : `No errors detected, expanding to ${weight}%`;
-      let last;
-      phase = await reporter.step(
-        title,
-        async (update) => {
-          await op.step(`weight ${weight}`);
-          await traffic.setWeights({ [name]: weight, [stable.version]: 100 - weight });
-          await op.update((l) => {
-            patch(l, name, { weight });
-            patch(l, stable.version, { weight: 100 - weight });
-          });
-          reporter.event({ type: "weight", version: name, weight, stable: stable.version });
-          let current = phase;
-          let start = await scrape();
-          const stepStarted = nowIso2();
-          for (; ; ) {
-            update(`analysing ${Math.round(settings.intervalMs / 1e3)}s of traffic`);
-            await clock.sleep(settings.intervalMs);
-            const end = await scrape();
-            const result = analyseInterval(start, end, settings.analysis, {
-              reference: candidate.card?.reference,
-              allowNoData: settings.allowNoData
-            });
-            last = result;
-            const record2 = {
-              step: stepIndex,
-              weight,
-              startedAt: stepStarted,
-              endedAt: nowIso2(),
-              verdict: result.verdict,
-              canaryRequests: result.figures.canaryRequests,
-              canaryErrors: result.figures.canaryErrors,
-              stableRequests: result.figures.stableRequests,
-              checks: result.checks
-            };
-            await op.update((l) => {
-              const v = l.versions.find((x) => x.version === name);
-              v?.analysis.push(record2);
-            });
-            timeline.push({
-              at: record2.endedAt,
-              label: `${weight}%${current.attempt > 0 ? ` (+${current.attempt})` : ""}`,
-              weight,
-              canaryRequests: result.figures.canaryRequests,
-              canaryErrors: result.figures.canaryErrors,
-              errorRate: result.figures.canaryRequests > 0 ? result.figures.canaryErrors / result.figures.canaryRequests : 0,
-              verdict: result.verdict,
-              summary: result.summary
-            });
-            reporter.event({ type: "analysis", version: name, weight, attempt: current.attempt, ...result });
-            const next = decide(current, result.verdict, explain(result), settings);
-            if (next.kind !== "analyse" || next.step !== stepIndex) {
-              if (next.kind === "abort") throw new RolloutAborted(next.reason);
-              return next;
-            }
-            if (result.verdict === "inconclusive") {
-              reporter.event({ type: "extend", version: name, weight, reason: explain(result) });
-            } else {
-              start = end;
-            }
-            current = next;
-          }
-        },
-        () => last ? `(${last.summary})` : ""
-      );
-    }
-  } catch (err) {
-    if (err instanceof RolloutAborted) return fail(err.message);
-    return fail(`rollout error: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const standbyUntil = new Date(clock.now() + settings.standbyWindowMs).toISOString();
-  await reporter.step(
-    "Expanding to 100%",
-    async () => {
-      await op.step("promoting");
-      await traffic.setWeights({ [name]: 100, [stable.version]: 0 });
-      await op.update((l) => {
-        patch(l, name, { role: "stable", weight: 100, promotedAt: nowIso2() });
-        patch(l, stable.version, { role: "standby", weight: 0, standbyUntil });
-        l.history.push({ at: nowIso2(), kind: "promote", version: name, from: stable.version });
-      });
-      timeline.push({
-        at: nowIso2(),
-        label: "100%",
-        weight: 100,
-        canaryRequests: 0,
-        canaryErrors: 0,
-        errorRate: 0
-      });
-    },
-    () => `(${name} is stable)`
-  );
-  return finish(stable);
-  async function finish(previous) {
-    if (previous) {
-      await reporter.step(
-        "Draining old connections",
-        async () => {
-          await op.step(`draining ${previous.version}`);
-          await traffic.drain(previous.version);
-          const drained = await traffic.waitDrained(previous.version, settings.drainTimeoutMs);
-          await traffic.standby(previous.version);
-          return drained;
-        },
-        (d) => d.drained ? `(${previous.version} idle after ${d.waitedMs}ms; kept as warm standby until ${standbyUntilText(settings, clock.now())})` : `(${d.sessions} sessions still open on ${previous.version} after ${d.waitedMs}ms; they finish on their own)`
-      );
-    }
-    await op.step("retiring old versions");
-    const now = await op.ledger.read();
-    for (const v of now.versions) {
+  async recordAnalysis(step, weight, startedAt, attempt, result) {
+    const record2 = {
+      step,
+      weight,
+      startedAt,
+      endedAt: nowIso2(),
+      verdict: result.verdict,
+      canaryRequests: result.figures.canaryRequests,
+      canaryErrors: result.figures.canaryErrors,
+      stableRequests: result.figures.stableRequests,
+      checks: result.checks
+    };
+    await this.input.op.update((l) => {
+      l.versions.find((x) => x.version === this.name)?.analysis.push(record2);
+    });
+    this.timeline.push({
+      at: record2.endedAt,
+      label: `${weight}%${attempt > 0 ? ` (+${attempt})` : ""}`,
+      weight,
+      canaryRequests: result.figures.canaryRequests,
+      canaryErrors: result.figures.canaryErrors,
+      errorRate: result.figures.canaryRequests > 0 ? result.figures.canaryErrors / result.figures.canaryRequests : 0,
+      verdict: result.verdict,
+      summary: result.summary
+    });
+    this.input.reporter.event({ type: "analysis", version: this.name, weight, attempt, ...result });
+  }
+  // ---- phase: switching (the commit point: from here repair finishes the deploy instead of unwinding) ----
+  async promote(stable) {
+    const { op, reporter, settings, deps } = this.input;
+    const standbyUntil = new Date(deps.clock.now() + settings.standbyWindowMs).toISOString();
+    await reporter.step(
+      "Expanding to 100%",
+      async () => {
+        await op.advance({ name: "switching", version: this.name, from: stable.version });
+        await this.setWeights({ [this.name]: 100, [stable.version]: 0 }, (l) => {
+          patch(l, this.name, { role: "stable", promotedAt: nowIso2() });
+          patch(l, stable.version, { role: "standby", standbyUntil });
+          l.history.push({ at: nowIso2(), kind: "promote", version: this.name, from: stable.version });
+        });
+        this.point("100%", 100);
+      },
+      () => `(${this.name} is stable)`
+    );
+  }
+  // ---- phases: draining → retiring ----
+  async finish(previous) {
+    const { deps, op, settings, reporter } = this.input;
+    if (previous) await drainToStandby(deps, op, settings, reporter, previous.version);
+    await op.advance({ name: "retiring" });
+    for (const v of (await op.ledger.read()).versions) {
       if (v.role === "standby" && v.version !== previous?.version) {
         await takeOut(deps, v, void 0, settings);
         await op.update((l) => retire(l, v.version));
@@ -55295,22 +56144,83 @@ async function runDeploy(input2) {
     }
     const pruned = await pruneImages(deps, await op.ledger.read(), settings.keepImages);
     if (pruned.length) reporter.event({ type: "images-removed", refs: pruned });
-    const edge = await edgeOutcome();
+    const out = await this.outcome("promoted", previous?.version ?? null, { firstDeploy: previous === null });
     reporter.info(
-      edge.failed === 0 ? `Deployment complete! Zero requests dropped. (${edge.requests} requests through the edge during the rollout)` : `Deployment complete, but ${edge.failed} of ${edge.requests} requests failed at the edge during the rollout.`
+      out.edge.failed === 0 ? `Deployment complete! Zero requests dropped. (${out.edge.requests} requests through the edge during the rollout)` : `Deployment complete, but ${out.edge.failed} of ${out.edge.requests} requests failed at the edge during the rollout.`
     );
-    reporter.event({ type: "promoted", version: name, previous: previous?.version ?? null, edge });
+    reporter.event({ type: "promoted", version: this.name, previous: out.previous, edge: out.edge });
+    return out;
+  }
+  // ---- phase: aborting (all traffic back to the stable, candidate out, marked failed) ----
+  async abort(reason) {
+    const { deps, op, settings, reporter } = this.input;
+    const stable = this.stable;
+    await reporter.step(
+      stable ? `Aborting: all traffic back to ${stable.version}` : "Aborting: removing the candidate",
+      async () => {
+        await op.advance({ name: "aborting", version: this.name, reason: reason.slice(0, 500) });
+        const attached = (await deps.traffic.servers()).includes(this.name);
+        await this.setWeights({
+          ...attached ? { [this.name]: 0 } : {},
+          ...stable ? { [stable.version]: 100 } : {}
+        });
+        if (attached) {
+          await deps.traffic.drain(this.name);
+          await deps.traffic.waitDrained(this.name, settings.drainTimeoutMs);
+          await deps.traffic.detach(this.name);
+        }
+        if (this.container) await deps.containers.stopAndRemove(this.container);
+        await op.update((l) => markFailed(l, this.name, reason));
+      }
+    );
+    const out = await this.outcome("aborted", stable?.version ?? null, { firstDeploy: !stable, reason });
+    reporter.info(`Deployment aborted: ${reason}`);
+    reporter.info(
+      stable ? `${stable.version} keeps serving 100% of traffic. ${out.edge.failed === 0 ? "Zero requests dropped" : `${out.edge.failed} requests failed at the edge`} (${out.edge.requests} requests during the rollout).` : `Nothing is serving yet. ${out.edge.requests} requests reached the edge during the attempt.`
+    );
+    reporter.event({ type: "aborted", version: this.name, reason, edge: out.edge });
+    return out;
+  }
+  point(label, weight) {
+    this.timeline.push({ at: nowIso2(), label, weight, canaryRequests: 0, canaryErrors: 0, errorRate: 0 });
+  }
+  async outcome(status, previous, extra) {
+    const { deps } = this.input;
+    const end = await deps.traffic.edgeCounters();
     return {
-      status: "promoted",
-      version: name,
-      previous: previous?.version ?? null,
-      firstDeploy: previous === null,
-      edge,
-      timeline,
-      durationMs: clock.now() - started,
-      repaired
+      status,
+      version: this.name,
+      previous,
+      ...extra,
+      edge: {
+        url: deps.traffic.edgeUrl(),
+        requests: Math.max(0, end.requests - this.edgeStart.requests),
+        failed: Math.max(0, end.failed - this.edgeStart.failed)
+      },
+      timeline: this.timeline,
+      durationMs: deps.clock.now() - this.started,
+      repaired: this.repaired,
+      warnings: this.warnings
     };
   }
+};
+function routerWeights(l, versions) {
+  const all = weightsFromLedger(l, { standbys: true });
+  return Object.fromEntries(versions.filter((v) => v in all).map((v) => [v, all[v]]));
+}
+async function drainToStandby(deps, op, settings, reporter, version2) {
+  const { traffic, clock } = deps;
+  await reporter.step(
+    "Draining old connections",
+    async () => {
+      await op.advance({ name: "draining", version: version2 });
+      await traffic.drain(version2);
+      const drained = await traffic.waitDrained(version2, settings.drainTimeoutMs);
+      await traffic.standby(version2);
+      return drained;
+    },
+    (d) => d.drained ? `(${version2} idle after ${d.waitedMs}ms; kept as warm standby until ${standbyUntilText(settings, clock.now())})` : `(${d.sessions} sessions still open on ${version2} after ${d.waitedMs}ms; they finish on their own)`
+  );
 }
 function standbyUntilText(settings, now) {
   return new Date(now + settings.standbyWindowMs).toISOString().replace(/\.\d+Z$/, "Z");
@@ -55342,32 +56252,45 @@ async function freePort() {
     });
   });
 }
-function containerName(prefix, version2) {
-  return `${prefix}${version2}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
+function containerName(prefix, version2, stateDir) {
+  return `${prefix}${version2}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
-function runServing(engine, image, name, hostPort, run4) {
+function runServing(engine, image, name, hostPort, run3) {
   return engine.runContainer({
     image,
     name,
-    port: run4.containerPort,
+    port: run3.containerPort,
     hostPort,
-    memory: run4.memory,
-    cpus: run4.cpus,
-    restart: run4.restart,
-    stopTimeoutSec: run4.stopTimeoutSec,
-    ...run4.hardening ? { hardening: run4.hardening } : {},
-    labels: run4.labels,
-    env: run4.env
+    memory: run3.memory,
+    cpus: run3.cpus,
+    restart: run3.restart,
+    stopTimeoutSec: run3.stopTimeoutSec,
+    ...run3.hardening ? { hardening: run3.hardening } : {},
+    labels: run3.labels,
+    env: run3.env
   });
 }
 function engineContainers(engine, stateDir, settings) {
   const c = settings.container;
+  const nameFor = (version2) => containerName(c.namePrefix, version2, stateDir);
   return {
+    nameFor,
     async start(candidate) {
-      const name = containerName(c.namePrefix, candidate.version);
-      await engine.remove(name, { force: true });
+      const name = nameFor(candidate.version);
+      const existing = await engine.inspectContainer(name);
+      if (existing) {
+        if (existing.labels[SERVED_LABELS.stateDir] !== stateDir)
+          throw new UserError(
+            `a container named ${name} exists and does not belong to state dir ${stateDir}; not touching it`,
+            {
+              exitCode: ExitCode2.environment,
+              hint: "pass another --name-prefix, or remove that container yourself"
+            }
+          );
+        await engine.remove(existing.id, { force: true });
+      }
       const hostPort = await freePort();
-      const run4 = {
+      const run3 = {
         containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
@@ -55378,12 +56301,13 @@ function engineContainers(engine, stateDir, settings) {
         labels: {
           [SERVED_LABELS.role]: "served",
           [SERVED_LABELS.stateDir]: stateDir,
-          [MODEL_LABELS.version]: candidate.version
+          [MODEL_LABELS.version]: candidate.version,
+          ...candidate.model ? { [MODEL_LABELS.name]: candidate.model.name, [MODEL_LABELS.sha256]: candidate.model.sha256 } : {}
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...candidate.env ?? {} }
       };
-      const id = await runServing(engine, candidate.image.ref, name, hostPort, run4);
-      return { id, name, hostPort, run: run4 };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run3);
+      return { id, name, hostPort, run: run3 };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {
@@ -55397,6 +56321,44 @@ function engineContainers(engine, stateDir, settings) {
         }
       });
     },
+    async list() {
+      const out = [];
+      for (const summary2 of await engine.listContainers({ labels: { [SERVED_LABELS.stateDir]: stateDir } })) {
+        const state = await engine.inspectContainer(summary2.id).catch(() => null);
+        if (!state || state.labels[SERVED_LABELS.stateDir] !== stateDir) continue;
+        const port = state.ports[`${c.port}/tcp`]?.[0]?.hostPort ?? null;
+        let model = null;
+        const labels = { ...state.labels };
+        const v = labels[MODEL_LABELS.version];
+        try {
+          model = readModelLabels(labels, `container ${state.name}`);
+        } catch {
+          model = v && versionSchema2.safeParse(v).success && !labels[MODEL_LABELS.sha256] ? { name: "", version: v, sha256: "" } : null;
+        }
+        out.push({
+          id: state.id,
+          name: state.name,
+          running: state.running,
+          hostPort: port,
+          image: state.image,
+          model
+        });
+      }
+      return out;
+    },
+    async modelInfo(container) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${container.hostPort}/model-info`, {
+          signal: AbortSignal.timeout(5e3)
+        });
+        if (!res.ok) return null;
+        const body = await res.json();
+        const str = (x) => typeof x === "string" ? x : void 0;
+        return { name: str(body.name), version: str(body.version), sha256: str(body.sha256) };
+      } catch {
+        return null;
+      }
+    },
     async stopAndRemove(container) {
       await engine.stop(container.id, { timeoutSec: 15 }).catch(() => {
       });
@@ -55407,10 +56369,27 @@ function engineContainers(engine, stateDir, settings) {
       return Boolean(state?.running);
     },
     async removeImage(ref) {
+      const elsewhere = await referencedElsewhere(engine, stateDir);
+      if (elsewhere === "unknown" || elsewhere.has(ref)) return;
       await engine.removeImage(ref).catch(() => {
       });
     }
   };
+}
+async function referencedElsewhere(engine, stateDir) {
+  const refs = /* @__PURE__ */ new Set();
+  const dirs = /* @__PURE__ */ new Set();
+  for (const c of await engine.listContainers({ labels: { [SERVED_LABELS.role]: "served" } }))
+    if (c.labels[SERVED_LABELS.stateDir] && c.labels[SERVED_LABELS.stateDir] !== stateDir)
+      dirs.add(c.labels[SERVED_LABELS.stateDir]);
+  for (const dir of dirs) {
+    try {
+      for (const v of (await new Ledger(dir).read()).versions) refs.add(v.image.ref);
+    } catch {
+      return "unknown";
+    }
+  }
+  return refs;
 }
 function routerTraffic(router) {
   return {
@@ -55449,6 +56428,21 @@ function routerTraffic(router) {
       await router.remove(name);
     },
     servers: async () => (await router.readDesired()).servers.map((s) => s.name),
+    view: async () => {
+      const desired = (await router.readDesired()).servers;
+      const stats = await router.answers() ? await router.stats().catch(() => null) : null;
+      return desired.map((d) => {
+        const live = stats?.find((s) => s.name === d.name);
+        return {
+          name: d.name,
+          port: d.port,
+          weight: d.weight,
+          backup: d.backup,
+          state: d.state,
+          up: stats === null ? null : Boolean(live?.up)
+        };
+      });
+    },
     serverCounters: async () => {
       const out = {};
       for (const s of await router.stats()) {
@@ -55543,7 +56537,7 @@ async function deploy(req) {
         smoke: false,
         engine
       });
-      candidate.image = { ref: result.tags[0], digest: result.digest };
+      candidate.image = { ref: result.tags[0], digest: result.digest, builtHere: true };
       return `image ${result.tags[0]} built in ${(result.buildMs / 1e3).toFixed(1)}s`;
     } : void 0;
     const outcome = await runDeploy({
@@ -55562,11 +56556,21 @@ async function deploy(req) {
   }
 }
 async function leaveOperation(op, err) {
-  if (err instanceof UserError && (err.exitCode === ExitCode2.usage || err.exitCode === ExitCode2.busy)) {
+  if (err instanceof RepairRefused || err instanceof UserError && (err.exitCode === ExitCode2.usage || err.exitCode === ExitCode2.busy)) {
     await op.finish().catch(() => op.release());
   } else {
     await op.release();
   }
+}
+function edgeFailure(what, edge) {
+  if (edge.failed === 0) return null;
+  return new UserError(
+    `${what}: ${edge.failed} of ${edge.requests} requests through the edge ${edge.url} failed meanwhile`,
+    {
+      exitCode: ExitCode2.failed,
+      hint: "see `modelship status` and the HAProxy log; the ledger records what changed"
+    }
+  );
 }
 
 // src/github/markdown.ts
@@ -55638,6 +56642,268 @@ function deploySummaryMarkdown(o) {
 `;
 }
 
+// src/settings/rollout.ts
+var R = rolloutSettingsSchema.parse({});
+var A = R.analysis;
+var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
+function formatDuration2(ms3) {
+  for (const [unit, size] of [
+    ["h", 36e5],
+    ["m", 6e4],
+    ["s", 1e3]
+  ])
+    if (ms3 % size === 0) return `${ms3 / size}${unit}`;
+  return `${ms3}ms`;
+}
+var STATE_DIR = {
+  key: "stateDir",
+  flag: "--state-dir <dir>",
+  description: "state dir with the ledger and router state (default: $MODELSHIP_STATE_DIR, /var/lib/modelship as root, else ~/.modelship)"
+};
+var GITHUB = [
+  {
+    key: "environment",
+    flag: null,
+    input: "environment",
+    default: "production",
+    description: "GitHub Deployment environment name."
+  },
+  {
+    key: "githubToken",
+    flag: null,
+    input: "github-token",
+    default: "${{ github.token }}",
+    description: "Token to record the GitHub Deployment (needs `deployments: write`). Empty = no Deployment."
+  }
+];
+var ROLLOUT_SHARED = [
+  {
+    key: "readyTimeout",
+    flag: "--ready-timeout <duration>",
+    input: null,
+    default: formatDuration2(R.readyTimeoutMs),
+    description: "how long a new container may take to become ready"
+  },
+  {
+    key: "drainTimeout",
+    flag: "--drain-timeout <duration>",
+    input: null,
+    default: formatDuration2(R.drainTimeoutMs),
+    fast: formatDuration2(FAST.drainTimeoutMs),
+    description: "how long to wait for a drained server's sessions to end"
+  },
+  {
+    key: "standbyWindow",
+    flag: "--standby-window <duration>",
+    default: formatDuration2(R.standbyWindowMs),
+    description: "keep the replaced version running as warm standby for an instant rollback"
+  },
+  {
+    key: "memory",
+    flag: "--memory <size>",
+    input: null,
+    default: R.container.memory,
+    description: "container memory limit"
+  },
+  {
+    key: "cpus",
+    flag: "--cpus <n>",
+    input: null,
+    default: String(R.container.cpus),
+    description: "container CPU limit"
+  },
+  {
+    key: "workers",
+    flag: "--workers <n>",
+    input: null,
+    default: String(R.container.workers),
+    description: "server worker processes per container"
+  },
+  {
+    key: "namePrefix",
+    flag: "--name-prefix <prefix>",
+    input: null,
+    default: R.container.namePrefix,
+    description: "container name prefix"
+  },
+  STATE_DIR,
+  {
+    key: "wait",
+    flag: "--wait",
+    actionDefault: "true",
+    description: "queue behind a running deploy/rollback instead of refusing (exit 4)"
+  },
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "NDJSON progress events and a final result event"
+  }
+];
+var DEPLOY_SETTINGS = table(
+  [
+    {
+      key: "image",
+      flag: "--image <ref>",
+      description: "model image built by `modelship build` (wins over --model)"
+    },
+    {
+      key: "model",
+      flag: "--model <bundle>",
+      description: "model bundle directory: build its image first, then deploy it"
+    },
+    {
+      key: "repository",
+      flag: "--repository <repo>",
+      description: "image repository for --model builds (default modelship/<model name>)"
+    },
+    {
+      key: "baseImage",
+      flag: "--base-image <ref>",
+      input: null,
+      description: "base image for --model builds"
+    },
+    {
+      key: "steps",
+      flag: "--steps <list>",
+      default: R.steps.join(","),
+      description: "canary traffic percentages, comma separated; reaching 100 is the promotion"
+    },
+    {
+      key: "interval",
+      flag: "--interval <duration>",
+      default: formatDuration2(R.intervalMs),
+      fast: formatDuration2(FAST.intervalMs),
+      description: "analysis interval per step, e.g. 30s, 2m"
+    },
+    {
+      key: "fast",
+      flag: "--fast",
+      actionDefault: "false",
+      description: "demo/test speed: short intervals, smaller minimum samples; explicit settings still win"
+    },
+    {
+      key: "maxExtensions",
+      flag: "--max-extensions <n>",
+      input: null,
+      default: String(R.maxExtensions),
+      fast: String(FAST.maxExtensions),
+      description: "extend an inconclusive step (too little traffic) at most n times"
+    },
+    {
+      key: "failureThreshold",
+      flag: "--failure-threshold <n>",
+      input: null,
+      default: String(R.failureThreshold),
+      description: "failed analyses at one step before aborting"
+    },
+    {
+      key: "allowNoData",
+      flag: "--allow-no-data",
+      actionDefault: "false",
+      description: "promote even when a step saw too little traffic to judge (otherwise it extends, then aborts)"
+    },
+    {
+      key: "skipSmoke",
+      flag: "--skip-smoke",
+      input: null,
+      description: "skip the golden smoke test on the candidate (drills; the analysis still judges)"
+    },
+    {
+      key: "maxErrorRate",
+      flag: "--max-error-rate <ratio>",
+      default: String(A.maxErrorRate),
+      description: "largest canary 5xx rate, 0..1"
+    },
+    {
+      key: "maxP95Ms",
+      flag: "--max-p95-ms <ms>",
+      default: String(A.maxP95Ms),
+      description: `absolute canary p95 latency limit in ms (also at most --latency-factor × stable's + ${A.latencySlackMs} ms)`,
+      deprecatedFlags: ["--max-p95 <ms>"],
+      deprecatedInputs: ["max-p95"]
+    },
+    {
+      key: "maxP99Ms",
+      flag: "--max-p99-ms <ms>",
+      input: null,
+      default: String(A.maxP99Ms),
+      description: "absolute canary p99 latency limit in ms",
+      deprecatedFlags: ["--max-p99 <ms>"]
+    },
+    {
+      key: "latencyFactor",
+      flag: "--latency-factor <k>",
+      input: null,
+      default: String(A.latencyFactor),
+      description: `canary p95/p99 at most k × stable's + ${A.latencySlackMs} ms`
+    },
+    {
+      key: "maxClassShift",
+      flag: "--max-class-shift <d>",
+      default: String(A.maxClassShift),
+      description: "largest class-mix distance between canary and stable predictions (total variation, 0..1)"
+    },
+    {
+      key: "maxPsi",
+      flag: "--max-psi <x>",
+      default: String(A.maxPsi),
+      description: "largest population stability index between canary and stable confidence histograms"
+    },
+    {
+      key: "minRequests",
+      flag: "--min-requests <n>",
+      input: null,
+      default: String(A.minRequests),
+      fast: String(FAST.analysis.minRequests),
+      description: "canary responses needed to judge errors and latency"
+    },
+    {
+      key: "minPredictions",
+      flag: "--min-predictions <n>",
+      input: null,
+      default: String(A.minPredictions),
+      fast: String(FAST.analysis.minPredictions),
+      description: "canary predictions needed to judge quality"
+    },
+    {
+      key: "keepImages",
+      flag: "--keep-images <n>",
+      input: null,
+      default: String(R.keepImages),
+      description: "keep images of the newest n versions"
+    },
+    {
+      key: "env",
+      flag: "--env <KEY=VALUE>",
+      input: null,
+      repeatable: true,
+      description: "extra container environment (repeatable)"
+    }
+  ],
+  ROLLOUT_SHARED,
+  GITHUB
+);
+var ROLLBACK_SETTINGS = table(
+  [
+    {
+      key: "to",
+      flag: "--to <version>",
+      input: "version",
+      description: "version to roll back to, exact or a unique prefix (default: the warm standby, else the newest retired)"
+    },
+    {
+      key: "reason",
+      flag: "--reason <text>",
+      required: true,
+      description: "why (recorded in the ledger with who did it)"
+    },
+    { key: "by", flag: "--by <name>", description: "who rolls back (default $GITHUB_ACTOR, else $USER)" }
+  ],
+  ROLLOUT_SHARED,
+  GITHUB
+);
+
 // actions/canary-deploy/input-helper.ts
 var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 var inputsSchema = external_exports.object({
@@ -55649,6 +56915,8 @@ var inputsSchema = external_exports.object({
   interval: external_exports.string().optional(),
   fast: bool(false),
   "max-error-rate": external_exports.string().optional(),
+  "max-p95-ms": external_exports.string().optional(),
+  /** Deprecated spelling of max-p95-ms. */
   "max-p95": external_exports.string().optional(),
   "max-class-shift": external_exports.string().optional(),
   "max-psi": external_exports.string().optional(),
@@ -55661,43 +56929,16 @@ var inputsSchema = external_exports.object({
   message: "give `image` (a model image) or `model` (a bundle directory to build)",
   path: ["image"]
 });
-var INPUT_NAMES = [
-  "image",
-  "model",
-  "repository",
-  "state-dir",
-  "steps",
-  "interval",
-  "fast",
-  "max-error-rate",
-  "max-p95",
-  "max-class-shift",
-  "max-psi",
-  "allow-no-data",
-  "standby-window",
-  "wait",
-  "environment",
-  "github-token"
-];
+var INPUT_NAMES = settingInputNames(DEPLOY_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
 
 // actions/canary-deploy/main.ts
-function run3() {
+function run2() {
   return runAction(async () => {
     const inputs = getInputs();
-    const settings = settingsFromFlags({
-      steps: inputs.steps,
-      interval: inputs.interval,
-      fast: inputs.fast,
-      maxErrorRate: inputs["max-error-rate"],
-      maxP95: inputs["max-p95"],
-      maxClassShift: inputs["max-class-shift"],
-      maxPsi: inputs["max-psi"],
-      allowNoData: inputs["allow-no-data"],
-      standbyWindow: inputs["standby-window"]
-    });
+    const settings = settingsFromFlags(flagsFromInputs(inputs, DEPLOY_SETTINGS));
     const stateDir = resolveStateDir(inputs["state-dir"]);
     const candidate = inputs.image ? await candidateFromImage(await Engine.connect(), inputs.image) : await candidateFromBundle(inputs.model);
     let outcome;
@@ -55729,6 +56970,8 @@ function run3() {
           throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {
             exitCode: ExitCode2.failed
           });
+        const failed = edgeFailure(`deploy of ${outcome.version}`, outcome.edge);
+        if (failed) throw failed;
         return outcome;
       }
     ).finally(async () => {
@@ -55748,4 +56991,4 @@ function run3() {
 }
 
 // actions/canary-deploy/actions/canary-deploy/entry.ts
-await run3();
+await run2();

@@ -2166,9 +2166,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve(data);
+              return err ? reject(err) : resolve2(data);
             });
           });
         }
@@ -2206,12 +2206,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve(data);
+              ) : resolve2(data);
             });
           });
         }
@@ -2583,14 +2583,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname: hostname3, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname4, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname3;
+          const sessionKey = servername || hostname4;
           assert2(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2606,7 +2606,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname3
+            host: hostname4
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2620,14 +2620,14 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname3
+            host: hostname4
           });
         }
         if (options.keepAlive == null || options.keepAlive) {
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname3, port });
+        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname4, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -4478,8 +4478,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve, reject) => {
-        res = resolve;
+      const promise2 = new Promise((resolve2, reject) => {
+        res = resolve2;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -5506,7 +5506,7 @@ var require_body = __commonJS({
         const boundary = `----formdata-undici-0${`${random(1e11)}`.padStart(11, "0")}`;
         const prefix = `--${boundary}\r
 Content-Disposition: form-data`;
-        const escape = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
+        const escape2 = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
         const normalizeLinefeeds = (value) => value.replace(/\r?\n|\r/g, "\r\n");
         const blobParts = [];
         const rn = new Uint8Array([13, 10]);
@@ -5514,14 +5514,14 @@ Content-Disposition: form-data`;
         let hasUnknownSizeValue = false;
         for (const [name, value] of object2) {
           if (typeof value === "string") {
-            const chunk2 = textEncoder.encode(prefix + `; name="${escape(normalizeLinefeeds(name))}"\r
+            const chunk2 = textEncoder.encode(prefix + `; name="${escape2(normalizeLinefeeds(name))}"\r
 \r
 ${normalizeLinefeeds(value)}\r
 `);
             blobParts.push(chunk2);
             length += chunk2.byteLength;
           } else {
-            const chunk2 = textEncoder.encode(`${prefix}; name="${escape(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape(value.name)}"` : "") + `\r
+            const chunk2 = textEncoder.encode(`${prefix}; name="${escape2(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape2(value.name)}"` : "") + `\r
 Content-Type: ${value.type || "application/octet-stream"}\r
 \r
 `);
@@ -6730,12 +6730,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve2, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7095,8 +7095,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream;
-      const { hostname: hostname3, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname3}${port ? `:${port}` : ""}`;
+      const { hostname: hostname4, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname4}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (error63) => {
         if (request2.aborted) {
@@ -7405,12 +7405,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve2, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7889,16 +7889,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve;
+            this[kClosedResolve] = resolve2;
           } else {
-            resolve(null);
+            resolve2(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7909,7 +7909,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve(null);
+            resolve2(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7936,20 +7936,20 @@ var require_client = __commonJS({
     async function connect(client) {
       assert2(!client[kConnecting]);
       assert2(!client[kHTTPContext]);
-      let { host, hostname: hostname3, protocol, port } = client[kUrl];
-      if (hostname3[0] === "[") {
-        const idx = hostname3.indexOf("]");
+      let { host, hostname: hostname4, protocol, port } = client[kUrl];
+      if (hostname4[0] === "[") {
+        const idx = hostname4.indexOf("]");
         assert2(idx !== -1);
-        const ip = hostname3.substring(1, idx);
+        const ip = hostname4.substring(1, idx);
         assert2(net.isIP(ip));
-        hostname3 = ip;
+        hostname4 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname: hostname3,
+            hostname: hostname4,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -7960,10 +7960,10 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve, reject) => {
+        const socket = await new Promise((resolve2, reject) => {
           client[kConnector]({
             host,
-            hostname: hostname3,
+            hostname: hostname4,
             protocol,
             port,
             servername: client[kServerName],
@@ -7972,7 +7972,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve(socket2);
+              resolve2(socket2);
             }
           });
         });
@@ -7996,7 +7996,7 @@ var require_client = __commonJS({
           channels.connected.publish({
             connectParams: {
               host,
-              hostname: hostname3,
+              hostname: hostname4,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8017,7 +8017,7 @@ var require_client = __commonJS({
           channels.connectError.publish({
             connectParams: {
               host,
-              hostname: hostname3,
+              hostname: hostname4,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -8308,8 +8308,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve) => {
-            this[kClosedResolve] = resolve;
+          await new Promise((resolve2) => {
+            this[kClosedResolve] = resolve2;
           });
         }
       }
@@ -8992,10 +8992,10 @@ var require_env_http_proxy_agent = __commonJS({
         }
       }
       #getProxyAgentForUrl(url2) {
-        let { protocol, host: hostname3, port } = url2;
-        hostname3 = hostname3.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname4, port } = url2;
+        hostname4 = hostname4.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname3, port)) {
+        if (!this.#shouldProxy(hostname4, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -9003,7 +9003,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname3, port) {
+      #shouldProxy(hostname4, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -9019,11 +9019,11 @@ var require_env_http_proxy_agent = __commonJS({
             continue;
           }
           if (!/^[.*]/.test(entry.hostname)) {
-            if (hostname3 === entry.hostname) {
+            if (hostname4 === entry.hostname) {
               return false;
             }
           } else {
-            if (hostname3.endsWith(entry.hostname.replace(/^\*/, ""))) {
+            if (hostname4.endsWith(entry.hostname.replace(/^\*/, ""))) {
               return false;
             }
           }
@@ -9578,7 +9578,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve, reject) => {
+        return await new Promise((resolve2, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9591,7 +9591,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve(null);
+              resolve2(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9610,7 +9610,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve2, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9627,7 +9627,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve,
+              resolve: resolve2,
               reject,
               length: 0,
               body: []
@@ -9697,18 +9697,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve, stream, length } = consume2;
+      const { type, body, resolve: resolve2, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve(chunksDecode(body, length));
+          resolve2(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve(JSON.parse(chunksDecode(body, length)));
+          resolve2(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve(chunksConcat(body, length).buffer);
+          resolve2(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve(new Blob(body, { type: stream[kContentType] }));
+          resolve2(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve(chunksConcat(body, length));
+          resolve2(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9965,9 +9965,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -10190,9 +10190,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -10477,9 +10477,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -10571,9 +10571,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -14436,7 +14436,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve, reject) => agent.dispatch(
+        return new Promise((resolve2, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14512,7 +14512,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve({
+              resolve2({
                 status,
                 statusText,
                 headersList,
@@ -14555,7 +14555,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve({
+              resolve2({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -17051,8 +17051,8 @@ var require_util7 = __commonJS({
           return false;
         }
       }
-      const num = Number.parseInt(value, 10);
-      return num >= 8 && num <= 15;
+      const num2 = Number.parseInt(value, 10);
+      return num2 >= 8 && num2 <= 15;
     }
     var hasIntl = typeof process.versions.icu === "string";
     var fatalDecoder = hasIntl ? new TextDecoder("utf-8", { fatal: true }) : void 0;
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -18295,9 +18295,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
-      return new Promise((resolve) => {
-        setTimeout(resolve, ms).unref();
+    function delay(ms2) {
+      return new Promise((resolve2) => {
+        setTimeout(resolve2, ms2).unref();
       });
     }
     module.exports = {
@@ -19279,11 +19279,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve) {
-          resolve(value);
+        return value instanceof P ? value : new P(function(resolve2) {
+          resolve2(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve, reject) {
+      return new (P || (P = Promise))(function(resolve2, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19299,7 +19299,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19386,26 +19386,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve2) => __awaiter3(this, void 0, void 0, function* () {
             let output2 = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output2 = Buffer.concat([output2, chunk]);
             });
             this.message.on("end", () => {
-              resolve(output2.toString());
+              resolve2(output2.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve2) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve(Buffer.concat(chunks));
+              resolve2(Buffer.concat(chunks));
             });
           }));
         });
@@ -19613,14 +19613,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             function callbackForResult(err, res) {
               if (err) {
                 reject(err);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve(res);
+                resolve2(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -19863,13 +19863,13 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve) => setTimeout(() => resolve(), ms));
+          const ms2 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve2) => setTimeout(() => resolve2(), ms2));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve2, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -19877,7 +19877,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve(response);
+              resolve2(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -19916,7 +19916,7 @@ var require_lib = __commonJS({
               err.result = response.result;
               reject(err);
             } else {
-              resolve(response);
+              resolve2(response);
             }
           }));
         });
@@ -19924,36 +19924,6 @@ var require_lib = __commonJS({
     };
     exports.HttpClient = HttpClient3;
     var lowercaseKeys2 = (obj) => Object.keys(obj).reduce((c, k) => (c[k.toLowerCase()] = obj[k], c), {});
-  }
-});
-
-// workspace-external:onnxruntime-node
-var require_onnxruntime_node = __commonJS({
-  "workspace-external:onnxruntime-node"(exports, module) {
-    var { createRequire } = __require("node:module");
-    var { join: join5 } = __require("node:path");
-    var name = "onnxruntime-node";
-    var roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
-    var loaded;
-    for (const r of roots) {
-      try {
-        loaded = createRequire(join5(r, "package.json"))(name);
-        break;
-      } catch (e) {
-        if (e.code !== "MODULE_NOT_FOUND") throw e;
-      }
-    }
-    if (loaded === void 0) {
-      try {
-        loaded = __require(name);
-      } catch (e) {
-        if (e.code !== "MODULE_NOT_FOUND") throw e;
-      }
-    }
-    if (loaded === void 0) {
-      throw new Error(name + " is not installed in the workspace (" + roots.join(", ") + "): run `npm ci` (or `npm install " + name + "`) in a step before this action");
-    }
-    module.exports = loaded;
   }
 });
 
@@ -22302,9 +22272,9 @@ var require_stringifyNumber = __commonJS({
     function stringifyNumber({ format, minFractionDigits, tag, value }) {
       if (typeof value === "bigint")
         return String(value);
-      const num = typeof value === "number" ? value : Number(value);
-      if (!isFinite(num))
-        return isNaN(num) ? ".nan" : num < 0 ? "-.inf" : ".inf";
+      const num2 = typeof value === "number" ? value : Number(value);
+      if (!isFinite(num2))
+        return isNaN(num2) ? ".nan" : num2 < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
       if (!format && minFractionDigits && (!tag || tag === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i = n.indexOf(".");
@@ -22344,8 +22314,8 @@ var require_float = __commonJS({
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str),
       stringify(node2) {
-        const num = Number(node2.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
+        const num2 = Number(node2.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node2);
       }
     };
     var float = {
@@ -22784,8 +22754,8 @@ var require_float2 = __commonJS({
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str.replace(/_/g, "")),
       stringify(node2) {
-        const num = Number(node2.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
+        const num2 = Number(node2.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node2);
       }
     };
     var float = {
@@ -22987,23 +22957,23 @@ var require_timestamp = __commonJS({
     function parseSexagesimal(str, asBigInt) {
       const sign = str[0];
       const parts = sign === "-" || sign === "+" ? str.substring(1) : str;
-      const num = (n) => asBigInt ? BigInt(n) : Number(n);
-      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign === "-" ? num(-1) * res : res;
+      const num2 = (n) => asBigInt ? BigInt(n) : Number(n);
+      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num2(60) + num2(p), num2(0));
+      return sign === "-" ? num2(-1) * res : res;
     }
     function stringifySexagesimal(node2) {
       let { value } = node2;
-      let num = (n) => n;
+      let num2 = (n) => n;
       if (typeof value === "bigint")
-        num = (n) => BigInt(n);
+        num2 = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node2);
       let sign = "";
       if (value < 0) {
         sign = "-";
-        value *= num(-1);
+        value *= num2(-1);
       }
-      const _60 = num(60);
+      const _60 = num2(60);
       const parts = [value % _60];
       if (value < 60) {
         parts.unshift(0);
@@ -24323,9 +24293,9 @@ var require_compose_collection = __commonJS({
       const tagToken = props.tag;
       const tagName = !tagToken ? null : ctx.directives.tagName(tagToken.source, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg));
       if (token.type === "block-seq") {
-        const { anchor: anchor2, newlineAfterProp: nl } = props;
+        const { anchor: anchor2, newlineAfterProp: nl2 } = props;
         const lastProp = anchor2 && tagToken ? anchor2.offset > tagToken.offset ? anchor2 : tagToken : anchor2 ?? tagToken;
-        if (lastProp && (!nl || nl.offset < lastProp.offset)) {
+        if (lastProp && (!nl2 || nl2.offset < lastProp.offset)) {
           const message = "Missing newline after block sequence props";
           onError(lastProp, "MISSING_CHAR", message);
         }
@@ -25398,9 +25368,9 @@ var require_cst_scalar = __commonJS({
         case "block-map":
         case "block-seq": {
           const offset = token.offset + source.length;
-          const nl = { type: "newline", offset, indent: token.indent, source: "\n" };
+          const nl2 = { type: "newline", offset, indent: token.indent, source: "\n" };
           delete token.items;
-          Object.assign(token, { type, source, end: [nl] });
+          Object.assign(token, { type, source, end: [nl2] });
           break;
         }
         default: {
@@ -25891,18 +25861,18 @@ var require_lexer = __commonJS({
         }
       }
       *parseFlowCollection() {
-        let nl, sp;
+        let nl2, sp;
         let indent = -1;
         do {
-          nl = yield* this.pushNewline();
-          if (nl > 0) {
+          nl2 = yield* this.pushNewline();
+          if (nl2 > 0) {
             sp = yield* this.pushSpaces(false);
             this.indentValue = indent = sp;
           } else {
             sp = 0;
           }
           sp += yield* this.pushSpaces(true);
-        } while (nl + sp > 0);
+        } while (nl2 + sp > 0);
         const line = this.getLine();
         if (line === null)
           return this.setNext("flow");
@@ -25978,16 +25948,16 @@ var require_lexer = __commonJS({
           }
         }
         const qb = this.buffer.substring(0, end);
-        let nl = qb.indexOf("\n", this.pos);
-        if (nl !== -1) {
-          while (nl !== -1) {
-            const cs = this.continueScalar(nl + 1);
+        let nl2 = qb.indexOf("\n", this.pos);
+        if (nl2 !== -1) {
+          while (nl2 !== -1) {
+            const cs = this.continueScalar(nl2 + 1);
             if (cs === -1)
               break;
-            nl = qb.indexOf("\n", cs);
+            nl2 = qb.indexOf("\n", cs);
           }
-          if (nl !== -1) {
-            end = nl - (qb[nl - 1] === "\r" ? 2 : 1);
+          if (nl2 !== -1) {
+            end = nl2 - (qb[nl2 - 1] === "\r" ? 2 : 1);
           }
         }
         if (end === -1) {
@@ -26014,7 +25984,7 @@ var require_lexer = __commonJS({
         return yield* this.pushUntil((ch) => isEmpty(ch) || ch === "#");
       }
       *parseBlockScalar() {
-        let nl = this.pos - 1;
+        let nl2 = this.pos - 1;
         let indent = 0;
         let ch;
         loop: for (let i2 = this.pos; ch = this.buffer[i2]; ++i2) {
@@ -26023,7 +25993,7 @@ var require_lexer = __commonJS({
               indent += 1;
               break;
             case "\n":
-              nl = i2;
+              nl2 = i2;
               indent = 0;
               break;
             case "\r": {
@@ -26047,28 +26017,28 @@ var require_lexer = __commonJS({
             this.indentNext = this.blockScalarIndent + (this.indentNext === 0 ? 1 : this.indentNext);
           }
           do {
-            const cs = this.continueScalar(nl + 1);
+            const cs = this.continueScalar(nl2 + 1);
             if (cs === -1)
               break;
-            nl = this.buffer.indexOf("\n", cs);
-          } while (nl !== -1);
-          if (nl === -1) {
+            nl2 = this.buffer.indexOf("\n", cs);
+          } while (nl2 !== -1);
+          if (nl2 === -1) {
             if (!this.atEnd)
               return this.setNext("block-scalar");
-            nl = this.buffer.length;
+            nl2 = this.buffer.length;
           }
         }
-        let i = nl + 1;
+        let i = nl2 + 1;
         ch = this.buffer[i];
         while (ch === " ")
           ch = this.buffer[++i];
         if (ch === "	") {
           while (ch === "	" || ch === " " || ch === "\r" || ch === "\n")
             ch = this.buffer[++i];
-          nl = i - 1;
+          nl2 = i - 1;
         } else if (!this.blockScalarKeep) {
           do {
-            let i2 = nl - 1;
+            let i2 = nl2 - 1;
             let ch2 = this.buffer[i2];
             if (ch2 === "\r")
               ch2 = this.buffer[--i2];
@@ -26076,13 +26046,13 @@ var require_lexer = __commonJS({
             while (ch2 === " ")
               ch2 = this.buffer[--i2];
             if (ch2 === "\n" && i2 >= this.pos && i2 + 1 + indent > lastChar)
-              nl = i2;
+              nl2 = i2;
             else
               break;
           } while (true);
         }
         yield cst.SCALAR;
-        yield* this.pushToIndex(nl + 1, true);
+        yield* this.pushToIndex(nl2 + 1, true);
         return yield* this.parseLineStart();
       }
       *parsePlainScalar() {
@@ -26667,10 +26637,10 @@ var require_parser = __commonJS({
             this.atNewLine = true;
             this.indent = 0;
             if (this.onNewLine) {
-              let nl = this.source.indexOf("\n") + 1;
-              while (nl !== 0) {
-                this.onNewLine(this.offset + nl);
-                nl = this.source.indexOf("\n", nl) + 1;
+              let nl2 = this.source.indexOf("\n") + 1;
+              while (nl2 !== 0) {
+                this.onNewLine(this.offset + nl2);
+                nl2 = this.source.indexOf("\n", nl2) + 1;
               }
             }
             yield* this.pop();
@@ -26725,25 +26695,25 @@ var require_parser = __commonJS({
           const atNextItem = atMapIndent && (it.sep || it.explicitKey) && this.type !== "seq-item-ind";
           let start = [];
           if (atNextItem && it.sep && !it.value) {
-            const nl = [];
+            const nl2 = [];
             for (let i = 0; i < it.sep.length; ++i) {
               const st = it.sep[i];
               switch (st.type) {
                 case "newline":
-                  nl.push(i);
+                  nl2.push(i);
                   break;
                 case "space":
                   break;
                 case "comment":
                   if (st.indent > map2.indent)
-                    nl.length = 0;
+                    nl2.length = 0;
                   break;
                 default:
-                  nl.length = 0;
+                  nl2.length = 0;
               }
             }
-            if (nl.length >= 2)
-              start = it.sep.splice(nl[1]);
+            if (nl2.length >= 2)
+              start = it.sep.splice(nl2[1]);
           }
           switch (this.type) {
             case "anchor":
@@ -27020,10 +26990,10 @@ var require_parser = __commonJS({
       }
       flowScalar(type) {
         if (this.onNewLine) {
-          let nl = this.source.indexOf("\n") + 1;
-          while (nl !== 0) {
-            this.onNewLine(this.offset + nl);
-            nl = this.source.indexOf("\n", nl) + 1;
+          let nl2 = this.source.indexOf("\n") + 1;
+          while (nl2 !== 0) {
+            this.onNewLine(this.offset + nl2);
+            nl2 = this.source.indexOf("\n", nl2) + 1;
           }
         }
         return {
@@ -27168,7 +27138,7 @@ var require_public_api = __commonJS({
         return docs;
       return Object.assign([], { empty: true }, composer$1.streamInfo());
     }
-    function parseDocument(source, options = {}) {
+    function parseDocument2(source, options = {}) {
       const { lineCounter: lineCounter2, prettyErrors } = parseOptions(options);
       const parser$1 = new parser.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
@@ -27187,14 +27157,14 @@ var require_public_api = __commonJS({
       }
       return doc;
     }
-    function parse5(src, reviver, options) {
+    function parse6(src, reviver, options) {
       let _reviver = void 0;
       if (typeof reviver === "function") {
         _reviver = reviver;
       } else if (options === void 0 && reviver && typeof reviver === "object") {
         options = reviver;
       }
-      const doc = parseDocument(src, options);
+      const doc = parseDocument2(src, options);
       if (!doc)
         return null;
       doc.warnings.forEach((warning2) => log.warn(doc.options.logLevel, warning2));
@@ -27228,9 +27198,9 @@ var require_public_api = __commonJS({
         return value.toString(options);
       return new Document.Document(value, _replacer, options).toString(options);
     }
-    exports.parse = parse5;
+    exports.parse = parse6;
     exports.parseAllDocuments = parseAllDocuments;
-    exports.parseDocument = parseDocument;
+    exports.parseDocument = parseDocument2;
     exports.stringify = stringify;
   }
 });
@@ -27287,6 +27257,1613 @@ var require_dist = __commonJS({
   }
 });
 
+// node_modules/graceful-fs/polyfills.js
+var require_polyfills = __commonJS({
+  "node_modules/graceful-fs/polyfills.js"(exports, module) {
+    var constants3 = __require("constants");
+    var origCwd = process.cwd;
+    var cwd = null;
+    var platform2 = process.env.GRACEFUL_FS_PLATFORM || process.platform;
+    process.cwd = function() {
+      if (!cwd)
+        cwd = origCwd.call(process);
+      return cwd;
+    };
+    try {
+      process.cwd();
+    } catch (er) {
+    }
+    if (typeof process.chdir === "function") {
+      chdir = process.chdir;
+      process.chdir = function(d) {
+        cwd = null;
+        chdir.call(process, d);
+      };
+      if (Object.setPrototypeOf) Object.setPrototypeOf(process.chdir, chdir);
+    }
+    var chdir;
+    module.exports = patch;
+    function patch(fs3) {
+      if (constants3.hasOwnProperty("O_SYMLINK") && process.version.match(/^v0\.6\.[0-2]|^v0\.5\./)) {
+        patchLchmod(fs3);
+      }
+      if (!fs3.lutimes) {
+        patchLutimes(fs3);
+      }
+      fs3.chown = chownFix(fs3.chown);
+      fs3.fchown = chownFix(fs3.fchown);
+      fs3.lchown = chownFix(fs3.lchown);
+      fs3.chmod = chmodFix(fs3.chmod);
+      fs3.fchmod = chmodFix(fs3.fchmod);
+      fs3.lchmod = chmodFix(fs3.lchmod);
+      fs3.chownSync = chownFixSync(fs3.chownSync);
+      fs3.fchownSync = chownFixSync(fs3.fchownSync);
+      fs3.lchownSync = chownFixSync(fs3.lchownSync);
+      fs3.chmodSync = chmodFixSync(fs3.chmodSync);
+      fs3.fchmodSync = chmodFixSync(fs3.fchmodSync);
+      fs3.lchmodSync = chmodFixSync(fs3.lchmodSync);
+      fs3.stat = statFix(fs3.stat);
+      fs3.fstat = statFix(fs3.fstat);
+      fs3.lstat = statFix(fs3.lstat);
+      fs3.statSync = statFixSync(fs3.statSync);
+      fs3.fstatSync = statFixSync(fs3.fstatSync);
+      fs3.lstatSync = statFixSync(fs3.lstatSync);
+      if (fs3.chmod && !fs3.lchmod) {
+        fs3.lchmod = function(path, mode, cb) {
+          if (cb) process.nextTick(cb);
+        };
+        fs3.lchmodSync = function() {
+        };
+      }
+      if (fs3.chown && !fs3.lchown) {
+        fs3.lchown = function(path, uid, gid, cb) {
+          if (cb) process.nextTick(cb);
+        };
+        fs3.lchownSync = function() {
+        };
+      }
+      if (platform2 === "win32") {
+        fs3.rename = typeof fs3.rename !== "function" ? fs3.rename : (function(fs$rename) {
+          function rename4(from, to, cb) {
+            var start = Date.now();
+            var backoff = 0;
+            fs$rename(from, to, function CB(er) {
+              if (er && (er.code === "EACCES" || er.code === "EPERM" || er.code === "EBUSY") && Date.now() - start < 6e4) {
+                setTimeout(function() {
+                  fs3.stat(to, function(stater, st) {
+                    if (stater && stater.code === "ENOENT")
+                      fs$rename(from, to, CB);
+                    else
+                      cb(er);
+                  });
+                }, backoff);
+                if (backoff < 100)
+                  backoff += 10;
+                return;
+              }
+              if (cb) cb(er);
+            });
+          }
+          if (Object.setPrototypeOf) Object.setPrototypeOf(rename4, fs$rename);
+          return rename4;
+        })(fs3.rename);
+      }
+      fs3.read = typeof fs3.read !== "function" ? fs3.read : (function(fs$read) {
+        function read(fd, buffer, offset, length, position, callback_) {
+          var callback;
+          if (callback_ && typeof callback_ === "function") {
+            var eagCounter = 0;
+            callback = function(er, _, __) {
+              if (er && er.code === "EAGAIN" && eagCounter < 10) {
+                eagCounter++;
+                return fs$read.call(fs3, fd, buffer, offset, length, position, callback);
+              }
+              callback_.apply(this, arguments);
+            };
+          }
+          return fs$read.call(fs3, fd, buffer, offset, length, position, callback);
+        }
+        if (Object.setPrototypeOf) Object.setPrototypeOf(read, fs$read);
+        return read;
+      })(fs3.read);
+      fs3.readSync = typeof fs3.readSync !== "function" ? fs3.readSync : /* @__PURE__ */ (function(fs$readSync) {
+        return function(fd, buffer, offset, length, position) {
+          var eagCounter = 0;
+          while (true) {
+            try {
+              return fs$readSync.call(fs3, fd, buffer, offset, length, position);
+            } catch (er) {
+              if (er.code === "EAGAIN" && eagCounter < 10) {
+                eagCounter++;
+                continue;
+              }
+              throw er;
+            }
+          }
+        };
+      })(fs3.readSync);
+      function patchLchmod(fs4) {
+        fs4.lchmod = function(path, mode, callback) {
+          fs4.open(
+            path,
+            constants3.O_WRONLY | constants3.O_SYMLINK,
+            mode,
+            function(err, fd) {
+              if (err) {
+                if (callback) callback(err);
+                return;
+              }
+              fs4.fchmod(fd, mode, function(err2) {
+                fs4.close(fd, function(err22) {
+                  if (callback) callback(err2 || err22);
+                });
+              });
+            }
+          );
+        };
+        fs4.lchmodSync = function(path, mode) {
+          var fd = fs4.openSync(path, constants3.O_WRONLY | constants3.O_SYMLINK, mode);
+          var threw = true;
+          var ret;
+          try {
+            ret = fs4.fchmodSync(fd, mode);
+            threw = false;
+          } finally {
+            if (threw) {
+              try {
+                fs4.closeSync(fd);
+              } catch (er) {
+              }
+            } else {
+              fs4.closeSync(fd);
+            }
+          }
+          return ret;
+        };
+      }
+      function patchLutimes(fs4) {
+        if (constants3.hasOwnProperty("O_SYMLINK") && fs4.futimes) {
+          fs4.lutimes = function(path, at, mt, cb) {
+            fs4.open(path, constants3.O_SYMLINK, function(er, fd) {
+              if (er) {
+                if (cb) cb(er);
+                return;
+              }
+              fs4.futimes(fd, at, mt, function(er2) {
+                fs4.close(fd, function(er22) {
+                  if (cb) cb(er2 || er22);
+                });
+              });
+            });
+          };
+          fs4.lutimesSync = function(path, at, mt) {
+            var fd = fs4.openSync(path, constants3.O_SYMLINK);
+            var ret;
+            var threw = true;
+            try {
+              ret = fs4.futimesSync(fd, at, mt);
+              threw = false;
+            } finally {
+              if (threw) {
+                try {
+                  fs4.closeSync(fd);
+                } catch (er) {
+                }
+              } else {
+                fs4.closeSync(fd);
+              }
+            }
+            return ret;
+          };
+        } else if (fs4.futimes) {
+          fs4.lutimes = function(_a3, _b, _c, cb) {
+            if (cb) process.nextTick(cb);
+          };
+          fs4.lutimesSync = function() {
+          };
+        }
+      }
+      function chmodFix(orig) {
+        if (!orig) return orig;
+        return function(target, mode, cb) {
+          return orig.call(fs3, target, mode, function(er) {
+            if (chownErOk(er)) er = null;
+            if (cb) cb.apply(this, arguments);
+          });
+        };
+      }
+      function chmodFixSync(orig) {
+        if (!orig) return orig;
+        return function(target, mode) {
+          try {
+            return orig.call(fs3, target, mode);
+          } catch (er) {
+            if (!chownErOk(er)) throw er;
+          }
+        };
+      }
+      function chownFix(orig) {
+        if (!orig) return orig;
+        return function(target, uid, gid, cb) {
+          return orig.call(fs3, target, uid, gid, function(er) {
+            if (chownErOk(er)) er = null;
+            if (cb) cb.apply(this, arguments);
+          });
+        };
+      }
+      function chownFixSync(orig) {
+        if (!orig) return orig;
+        return function(target, uid, gid) {
+          try {
+            return orig.call(fs3, target, uid, gid);
+          } catch (er) {
+            if (!chownErOk(er)) throw er;
+          }
+        };
+      }
+      function statFix(orig) {
+        if (!orig) return orig;
+        return function(target, options, cb) {
+          if (typeof options === "function") {
+            cb = options;
+            options = null;
+          }
+          function callback(er, stats) {
+            if (stats) {
+              if (stats.uid < 0) stats.uid += 4294967296;
+              if (stats.gid < 0) stats.gid += 4294967296;
+            }
+            if (cb) cb.apply(this, arguments);
+          }
+          return options ? orig.call(fs3, target, options, callback) : orig.call(fs3, target, callback);
+        };
+      }
+      function statFixSync(orig) {
+        if (!orig) return orig;
+        return function(target, options) {
+          var stats = options ? orig.call(fs3, target, options) : orig.call(fs3, target);
+          if (stats) {
+            if (stats.uid < 0) stats.uid += 4294967296;
+            if (stats.gid < 0) stats.gid += 4294967296;
+          }
+          return stats;
+        };
+      }
+      function chownErOk(er) {
+        if (!er)
+          return true;
+        if (er.code === "ENOSYS")
+          return true;
+        var nonroot = !process.getuid || process.getuid() !== 0;
+        if (nonroot) {
+          if (er.code === "EINVAL" || er.code === "EPERM")
+            return true;
+        }
+        return false;
+      }
+    }
+  }
+});
+
+// node_modules/graceful-fs/legacy-streams.js
+var require_legacy_streams = __commonJS({
+  "node_modules/graceful-fs/legacy-streams.js"(exports, module) {
+    var Stream = __require("stream").Stream;
+    module.exports = legacy;
+    function legacy(fs3) {
+      return {
+        ReadStream,
+        WriteStream
+      };
+      function ReadStream(path, options) {
+        if (!(this instanceof ReadStream)) return new ReadStream(path, options);
+        Stream.call(this);
+        var self = this;
+        this.path = path;
+        this.fd = null;
+        this.readable = true;
+        this.paused = false;
+        this.flags = "r";
+        this.mode = 438;
+        this.bufferSize = 64 * 1024;
+        options = options || {};
+        var keys = Object.keys(options);
+        for (var index = 0, length = keys.length; index < length; index++) {
+          var key = keys[index];
+          this[key] = options[key];
+        }
+        if (this.encoding) this.setEncoding(this.encoding);
+        if (this.start !== void 0) {
+          if ("number" !== typeof this.start) {
+            throw TypeError("start must be a Number");
+          }
+          if (this.end === void 0) {
+            this.end = Infinity;
+          } else if ("number" !== typeof this.end) {
+            throw TypeError("end must be a Number");
+          }
+          if (this.start > this.end) {
+            throw new Error("start must be <= end");
+          }
+          this.pos = this.start;
+        }
+        if (this.fd !== null) {
+          process.nextTick(function() {
+            self._read();
+          });
+          return;
+        }
+        fs3.open(this.path, this.flags, this.mode, function(err, fd) {
+          if (err) {
+            self.emit("error", err);
+            self.readable = false;
+            return;
+          }
+          self.fd = fd;
+          self.emit("open", fd);
+          self._read();
+        });
+      }
+      function WriteStream(path, options) {
+        if (!(this instanceof WriteStream)) return new WriteStream(path, options);
+        Stream.call(this);
+        this.path = path;
+        this.fd = null;
+        this.writable = true;
+        this.flags = "w";
+        this.encoding = "binary";
+        this.mode = 438;
+        this.bytesWritten = 0;
+        options = options || {};
+        var keys = Object.keys(options);
+        for (var index = 0, length = keys.length; index < length; index++) {
+          var key = keys[index];
+          this[key] = options[key];
+        }
+        if (this.start !== void 0) {
+          if ("number" !== typeof this.start) {
+            throw TypeError("start must be a Number");
+          }
+          if (this.start < 0) {
+            throw new Error("start must be >= zero");
+          }
+          this.pos = this.start;
+        }
+        this.busy = false;
+        this._queue = [];
+        if (this.fd === null) {
+          this._open = fs3.open;
+          this._queue.push([this._open, this.path, this.flags, this.mode, void 0]);
+          this.flush();
+        }
+      }
+    }
+  }
+});
+
+// node_modules/graceful-fs/clone.js
+var require_clone = __commonJS({
+  "node_modules/graceful-fs/clone.js"(exports, module) {
+    "use strict";
+    module.exports = clone2;
+    var getPrototypeOf = Object.getPrototypeOf || function(obj) {
+      return obj.__proto__;
+    };
+    function clone2(obj) {
+      if (obj === null || typeof obj !== "object")
+        return obj;
+      if (obj instanceof Object)
+        var copy = { __proto__: getPrototypeOf(obj) };
+      else
+        var copy = /* @__PURE__ */ Object.create(null);
+      Object.getOwnPropertyNames(obj).forEach(function(key) {
+        Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(obj, key));
+      });
+      return copy;
+    }
+  }
+});
+
+// node_modules/graceful-fs/graceful-fs.js
+var require_graceful_fs = __commonJS({
+  "node_modules/graceful-fs/graceful-fs.js"(exports, module) {
+    var fs3 = __require("fs");
+    var polyfills = require_polyfills();
+    var legacy = require_legacy_streams();
+    var clone2 = require_clone();
+    var util = __require("util");
+    var gracefulQueue;
+    var previousSymbol;
+    if (typeof Symbol === "function" && typeof Symbol.for === "function") {
+      gracefulQueue = /* @__PURE__ */ Symbol.for("graceful-fs.queue");
+      previousSymbol = /* @__PURE__ */ Symbol.for("graceful-fs.previous");
+    } else {
+      gracefulQueue = "___graceful-fs.queue";
+      previousSymbol = "___graceful-fs.previous";
+    }
+    function noop3() {
+    }
+    function publishQueue(context3, queue2) {
+      Object.defineProperty(context3, gracefulQueue, {
+        get: function() {
+          return queue2;
+        }
+      });
+    }
+    var debug2 = noop3;
+    if (util.debuglog)
+      debug2 = util.debuglog("gfs4");
+    else if (/\bgfs4\b/i.test(process.env.NODE_DEBUG || ""))
+      debug2 = function() {
+        var m = util.format.apply(util, arguments);
+        m = "GFS4: " + m.split(/\n/).join("\nGFS4: ");
+        console.error(m);
+      };
+    if (!fs3[gracefulQueue]) {
+      queue = global[gracefulQueue] || [];
+      publishQueue(fs3, queue);
+      fs3.close = (function(fs$close) {
+        function close(fd, cb) {
+          return fs$close.call(fs3, fd, function(err) {
+            if (!err) {
+              resetQueue();
+            }
+            if (typeof cb === "function")
+              cb.apply(this, arguments);
+          });
+        }
+        Object.defineProperty(close, previousSymbol, {
+          value: fs$close
+        });
+        return close;
+      })(fs3.close);
+      fs3.closeSync = (function(fs$closeSync) {
+        function closeSync(fd) {
+          fs$closeSync.apply(fs3, arguments);
+          resetQueue();
+        }
+        Object.defineProperty(closeSync, previousSymbol, {
+          value: fs$closeSync
+        });
+        return closeSync;
+      })(fs3.closeSync);
+      if (/\bgfs4\b/i.test(process.env.NODE_DEBUG || "")) {
+        process.on("exit", function() {
+          debug2(fs3[gracefulQueue]);
+          __require("assert").equal(fs3[gracefulQueue].length, 0);
+        });
+      }
+    }
+    var queue;
+    if (!global[gracefulQueue]) {
+      publishQueue(global, fs3[gracefulQueue]);
+    }
+    module.exports = patch(clone2(fs3));
+    if (process.env.TEST_GRACEFUL_FS_GLOBAL_PATCH && !fs3.__patched) {
+      module.exports = patch(fs3);
+      fs3.__patched = true;
+    }
+    function patch(fs4) {
+      polyfills(fs4);
+      fs4.gracefulify = patch;
+      fs4.createReadStream = createReadStream;
+      fs4.createWriteStream = createWriteStream;
+      var fs$readFile = fs4.readFile;
+      fs4.readFile = readFile7;
+      function readFile7(path, options, cb) {
+        if (typeof options === "function")
+          cb = options, options = null;
+        return go$readFile(path, options, cb);
+        function go$readFile(path2, options2, cb2, startTime) {
+          return fs$readFile(path2, options2, function(err) {
+            if (err && (err.code === "EMFILE" || err.code === "ENFILE"))
+              enqueue([go$readFile, [path2, options2, cb2], err, startTime || Date.now(), Date.now()]);
+            else {
+              if (typeof cb2 === "function")
+                cb2.apply(this, arguments);
+            }
+          });
+        }
+      }
+      var fs$writeFile = fs4.writeFile;
+      fs4.writeFile = writeFile4;
+      function writeFile4(path, data, options, cb) {
+        if (typeof options === "function")
+          cb = options, options = null;
+        return go$writeFile(path, data, options, cb);
+        function go$writeFile(path2, data2, options2, cb2, startTime) {
+          return fs$writeFile(path2, data2, options2, function(err) {
+            if (err && (err.code === "EMFILE" || err.code === "ENFILE"))
+              enqueue([go$writeFile, [path2, data2, options2, cb2], err, startTime || Date.now(), Date.now()]);
+            else {
+              if (typeof cb2 === "function")
+                cb2.apply(this, arguments);
+            }
+          });
+        }
+      }
+      var fs$appendFile = fs4.appendFile;
+      if (fs$appendFile)
+        fs4.appendFile = appendFile2;
+      function appendFile2(path, data, options, cb) {
+        if (typeof options === "function")
+          cb = options, options = null;
+        return go$appendFile(path, data, options, cb);
+        function go$appendFile(path2, data2, options2, cb2, startTime) {
+          return fs$appendFile(path2, data2, options2, function(err) {
+            if (err && (err.code === "EMFILE" || err.code === "ENFILE"))
+              enqueue([go$appendFile, [path2, data2, options2, cb2], err, startTime || Date.now(), Date.now()]);
+            else {
+              if (typeof cb2 === "function")
+                cb2.apply(this, arguments);
+            }
+          });
+        }
+      }
+      var fs$copyFile = fs4.copyFile;
+      if (fs$copyFile)
+        fs4.copyFile = copyFile2;
+      function copyFile2(src, dest, flags, cb) {
+        if (typeof flags === "function") {
+          cb = flags;
+          flags = 0;
+        }
+        return go$copyFile(src, dest, flags, cb);
+        function go$copyFile(src2, dest2, flags2, cb2, startTime) {
+          return fs$copyFile(src2, dest2, flags2, function(err) {
+            if (err && (err.code === "EMFILE" || err.code === "ENFILE"))
+              enqueue([go$copyFile, [src2, dest2, flags2, cb2], err, startTime || Date.now(), Date.now()]);
+            else {
+              if (typeof cb2 === "function")
+                cb2.apply(this, arguments);
+            }
+          });
+        }
+      }
+      var fs$readdir = fs4.readdir;
+      fs4.readdir = readdir3;
+      var noReaddirOptionVersions = /^v[0-5]\./;
+      function readdir3(path, options, cb) {
+        if (typeof options === "function")
+          cb = options, options = null;
+        var go$readdir = noReaddirOptionVersions.test(process.version) ? function go$readdir2(path2, options2, cb2, startTime) {
+          return fs$readdir(path2, fs$readdirCallback(
+            path2,
+            options2,
+            cb2,
+            startTime
+          ));
+        } : function go$readdir2(path2, options2, cb2, startTime) {
+          return fs$readdir(path2, options2, fs$readdirCallback(
+            path2,
+            options2,
+            cb2,
+            startTime
+          ));
+        };
+        return go$readdir(path, options, cb);
+        function fs$readdirCallback(path2, options2, cb2, startTime) {
+          return function(err, files) {
+            if (err && (err.code === "EMFILE" || err.code === "ENFILE"))
+              enqueue([
+                go$readdir,
+                [path2, options2, cb2],
+                err,
+                startTime || Date.now(),
+                Date.now()
+              ]);
+            else {
+              if (files && files.sort)
+                files.sort();
+              if (typeof cb2 === "function")
+                cb2.call(this, err, files);
+            }
+          };
+        }
+      }
+      if (process.version.substr(0, 4) === "v0.8") {
+        var legStreams = legacy(fs4);
+        ReadStream = legStreams.ReadStream;
+        WriteStream = legStreams.WriteStream;
+      }
+      var fs$ReadStream = fs4.ReadStream;
+      if (fs$ReadStream) {
+        ReadStream.prototype = Object.create(fs$ReadStream.prototype);
+        ReadStream.prototype.open = ReadStream$open;
+      }
+      var fs$WriteStream = fs4.WriteStream;
+      if (fs$WriteStream) {
+        WriteStream.prototype = Object.create(fs$WriteStream.prototype);
+        WriteStream.prototype.open = WriteStream$open;
+      }
+      Object.defineProperty(fs4, "ReadStream", {
+        get: function() {
+          return ReadStream;
+        },
+        set: function(val) {
+          ReadStream = val;
+        },
+        enumerable: true,
+        configurable: true
+      });
+      Object.defineProperty(fs4, "WriteStream", {
+        get: function() {
+          return WriteStream;
+        },
+        set: function(val) {
+          WriteStream = val;
+        },
+        enumerable: true,
+        configurable: true
+      });
+      var FileReadStream = ReadStream;
+      Object.defineProperty(fs4, "FileReadStream", {
+        get: function() {
+          return FileReadStream;
+        },
+        set: function(val) {
+          FileReadStream = val;
+        },
+        enumerable: true,
+        configurable: true
+      });
+      var FileWriteStream = WriteStream;
+      Object.defineProperty(fs4, "FileWriteStream", {
+        get: function() {
+          return FileWriteStream;
+        },
+        set: function(val) {
+          FileWriteStream = val;
+        },
+        enumerable: true,
+        configurable: true
+      });
+      function ReadStream(path, options) {
+        if (this instanceof ReadStream)
+          return fs$ReadStream.apply(this, arguments), this;
+        else
+          return ReadStream.apply(Object.create(ReadStream.prototype), arguments);
+      }
+      function ReadStream$open() {
+        var that = this;
+        open4(that.path, that.flags, that.mode, function(err, fd) {
+          if (err) {
+            if (that.autoClose)
+              that.destroy();
+            that.emit("error", err);
+          } else {
+            that.fd = fd;
+            that.emit("open", fd);
+            that.read();
+          }
+        });
+      }
+      function WriteStream(path, options) {
+        if (this instanceof WriteStream)
+          return fs$WriteStream.apply(this, arguments), this;
+        else
+          return WriteStream.apply(Object.create(WriteStream.prototype), arguments);
+      }
+      function WriteStream$open() {
+        var that = this;
+        open4(that.path, that.flags, that.mode, function(err, fd) {
+          if (err) {
+            that.destroy();
+            that.emit("error", err);
+          } else {
+            that.fd = fd;
+            that.emit("open", fd);
+          }
+        });
+      }
+      function createReadStream(path, options) {
+        return new fs4.ReadStream(path, options);
+      }
+      function createWriteStream(path, options) {
+        return new fs4.WriteStream(path, options);
+      }
+      var fs$open = fs4.open;
+      fs4.open = open4;
+      function open4(path, flags, mode, cb) {
+        if (typeof mode === "function")
+          cb = mode, mode = null;
+        return go$open(path, flags, mode, cb);
+        function go$open(path2, flags2, mode2, cb2, startTime) {
+          return fs$open(path2, flags2, mode2, function(err, fd) {
+            if (err && (err.code === "EMFILE" || err.code === "ENFILE"))
+              enqueue([go$open, [path2, flags2, mode2, cb2], err, startTime || Date.now(), Date.now()]);
+            else {
+              if (typeof cb2 === "function")
+                cb2.apply(this, arguments);
+            }
+          });
+        }
+      }
+      return fs4;
+    }
+    function enqueue(elem) {
+      debug2("ENQUEUE", elem[0].name, elem[1]);
+      fs3[gracefulQueue].push(elem);
+      retry();
+    }
+    var retryTimer;
+    function resetQueue() {
+      var now = Date.now();
+      for (var i = 0; i < fs3[gracefulQueue].length; ++i) {
+        if (fs3[gracefulQueue][i].length > 2) {
+          fs3[gracefulQueue][i][3] = now;
+          fs3[gracefulQueue][i][4] = now;
+        }
+      }
+      retry();
+    }
+    function retry() {
+      clearTimeout(retryTimer);
+      retryTimer = void 0;
+      if (fs3[gracefulQueue].length === 0)
+        return;
+      var elem = fs3[gracefulQueue].shift();
+      var fn = elem[0];
+      var args = elem[1];
+      var err = elem[2];
+      var startTime = elem[3];
+      var lastTime = elem[4];
+      if (startTime === void 0) {
+        debug2("RETRY", fn.name, args);
+        fn.apply(null, args);
+      } else if (Date.now() - startTime >= 6e4) {
+        debug2("TIMEOUT", fn.name, args);
+        var cb = args.pop();
+        if (typeof cb === "function")
+          cb.call(null, err);
+      } else {
+        var sinceAttempt = Date.now() - lastTime;
+        var sinceStart = Math.max(lastTime - startTime, 1);
+        var desiredDelay = Math.min(sinceStart * 1.2, 100);
+        if (sinceAttempt >= desiredDelay) {
+          debug2("RETRY", fn.name, args);
+          fn.apply(null, args.concat([startTime]));
+        } else {
+          fs3[gracefulQueue].push(elem);
+        }
+      }
+      if (retryTimer === void 0) {
+        retryTimer = setTimeout(retry, 0);
+      }
+    }
+  }
+});
+
+// node_modules/retry/lib/retry_operation.js
+var require_retry_operation = __commonJS({
+  "node_modules/retry/lib/retry_operation.js"(exports, module) {
+    function RetryOperation(timeouts, options) {
+      if (typeof options === "boolean") {
+        options = { forever: options };
+      }
+      this._originalTimeouts = JSON.parse(JSON.stringify(timeouts));
+      this._timeouts = timeouts;
+      this._options = options || {};
+      this._maxRetryTime = options && options.maxRetryTime || Infinity;
+      this._fn = null;
+      this._errors = [];
+      this._attempts = 1;
+      this._operationTimeout = null;
+      this._operationTimeoutCb = null;
+      this._timeout = null;
+      this._operationStart = null;
+      if (this._options.forever) {
+        this._cachedTimeouts = this._timeouts.slice(0);
+      }
+    }
+    module.exports = RetryOperation;
+    RetryOperation.prototype.reset = function() {
+      this._attempts = 1;
+      this._timeouts = this._originalTimeouts;
+    };
+    RetryOperation.prototype.stop = function() {
+      if (this._timeout) {
+        clearTimeout(this._timeout);
+      }
+      this._timeouts = [];
+      this._cachedTimeouts = null;
+    };
+    RetryOperation.prototype.retry = function(err) {
+      if (this._timeout) {
+        clearTimeout(this._timeout);
+      }
+      if (!err) {
+        return false;
+      }
+      var currentTime = (/* @__PURE__ */ new Date()).getTime();
+      if (err && currentTime - this._operationStart >= this._maxRetryTime) {
+        this._errors.unshift(new Error("RetryOperation timeout occurred"));
+        return false;
+      }
+      this._errors.push(err);
+      var timeout = this._timeouts.shift();
+      if (timeout === void 0) {
+        if (this._cachedTimeouts) {
+          this._errors.splice(this._errors.length - 1, this._errors.length);
+          this._timeouts = this._cachedTimeouts.slice(0);
+          timeout = this._timeouts.shift();
+        } else {
+          return false;
+        }
+      }
+      var self = this;
+      var timer = setTimeout(function() {
+        self._attempts++;
+        if (self._operationTimeoutCb) {
+          self._timeout = setTimeout(function() {
+            self._operationTimeoutCb(self._attempts);
+          }, self._operationTimeout);
+          if (self._options.unref) {
+            self._timeout.unref();
+          }
+        }
+        self._fn(self._attempts);
+      }, timeout);
+      if (this._options.unref) {
+        timer.unref();
+      }
+      return true;
+    };
+    RetryOperation.prototype.attempt = function(fn, timeoutOps) {
+      this._fn = fn;
+      if (timeoutOps) {
+        if (timeoutOps.timeout) {
+          this._operationTimeout = timeoutOps.timeout;
+        }
+        if (timeoutOps.cb) {
+          this._operationTimeoutCb = timeoutOps.cb;
+        }
+      }
+      var self = this;
+      if (this._operationTimeoutCb) {
+        this._timeout = setTimeout(function() {
+          self._operationTimeoutCb();
+        }, self._operationTimeout);
+      }
+      this._operationStart = (/* @__PURE__ */ new Date()).getTime();
+      this._fn(this._attempts);
+    };
+    RetryOperation.prototype.try = function(fn) {
+      console.log("Using RetryOperation.try() is deprecated");
+      this.attempt(fn);
+    };
+    RetryOperation.prototype.start = function(fn) {
+      console.log("Using RetryOperation.start() is deprecated");
+      this.attempt(fn);
+    };
+    RetryOperation.prototype.start = RetryOperation.prototype.try;
+    RetryOperation.prototype.errors = function() {
+      return this._errors;
+    };
+    RetryOperation.prototype.attempts = function() {
+      return this._attempts;
+    };
+    RetryOperation.prototype.mainError = function() {
+      if (this._errors.length === 0) {
+        return null;
+      }
+      var counts = {};
+      var mainError = null;
+      var mainErrorCount = 0;
+      for (var i = 0; i < this._errors.length; i++) {
+        var error63 = this._errors[i];
+        var message = error63.message;
+        var count = (counts[message] || 0) + 1;
+        counts[message] = count;
+        if (count >= mainErrorCount) {
+          mainError = error63;
+          mainErrorCount = count;
+        }
+      }
+      return mainError;
+    };
+  }
+});
+
+// node_modules/retry/lib/retry.js
+var require_retry2 = __commonJS({
+  "node_modules/retry/lib/retry.js"(exports) {
+    var RetryOperation = require_retry_operation();
+    exports.operation = function(options) {
+      var timeouts = exports.timeouts(options);
+      return new RetryOperation(timeouts, {
+        forever: options && options.forever,
+        unref: options && options.unref,
+        maxRetryTime: options && options.maxRetryTime
+      });
+    };
+    exports.timeouts = function(options) {
+      if (options instanceof Array) {
+        return [].concat(options);
+      }
+      var opts = {
+        retries: 10,
+        factor: 2,
+        minTimeout: 1 * 1e3,
+        maxTimeout: Infinity,
+        randomize: false
+      };
+      for (var key in options) {
+        opts[key] = options[key];
+      }
+      if (opts.minTimeout > opts.maxTimeout) {
+        throw new Error("minTimeout is greater than maxTimeout");
+      }
+      var timeouts = [];
+      for (var i = 0; i < opts.retries; i++) {
+        timeouts.push(this.createTimeout(i, opts));
+      }
+      if (options && options.forever && !timeouts.length) {
+        timeouts.push(this.createTimeout(i, opts));
+      }
+      timeouts.sort(function(a, b) {
+        return a - b;
+      });
+      return timeouts;
+    };
+    exports.createTimeout = function(attempt, opts) {
+      var random = opts.randomize ? Math.random() + 1 : 1;
+      var timeout = Math.round(random * opts.minTimeout * Math.pow(opts.factor, attempt));
+      timeout = Math.min(timeout, opts.maxTimeout);
+      return timeout;
+    };
+    exports.wrap = function(obj, options, methods) {
+      if (options instanceof Array) {
+        methods = options;
+        options = null;
+      }
+      if (!methods) {
+        methods = [];
+        for (var key in obj) {
+          if (typeof obj[key] === "function") {
+            methods.push(key);
+          }
+        }
+      }
+      for (var i = 0; i < methods.length; i++) {
+        var method = methods[i];
+        var original = obj[method];
+        obj[method] = function retryWrapper(original2) {
+          var op = exports.operation(options);
+          var args = Array.prototype.slice.call(arguments, 1);
+          var callback = args.pop();
+          args.push(function(err) {
+            if (op.retry(err)) {
+              return;
+            }
+            if (err) {
+              arguments[0] = op.mainError();
+            }
+            callback.apply(this, arguments);
+          });
+          op.attempt(function() {
+            original2.apply(obj, args);
+          });
+        }.bind(obj, original);
+        obj[method].options = options;
+      }
+    };
+  }
+});
+
+// node_modules/retry/index.js
+var require_retry3 = __commonJS({
+  "node_modules/retry/index.js"(exports, module) {
+    module.exports = require_retry2();
+  }
+});
+
+// node_modules/proper-lockfile/node_modules/signal-exit/signals.js
+var require_signals = __commonJS({
+  "node_modules/proper-lockfile/node_modules/signal-exit/signals.js"(exports, module) {
+    module.exports = [
+      "SIGABRT",
+      "SIGALRM",
+      "SIGHUP",
+      "SIGINT",
+      "SIGTERM"
+    ];
+    if (process.platform !== "win32") {
+      module.exports.push(
+        "SIGVTALRM",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGUSR2",
+        "SIGTRAP",
+        "SIGSYS",
+        "SIGQUIT",
+        "SIGIOT"
+        // should detect profiler and enable/disable accordingly.
+        // see #21
+        // 'SIGPROF'
+      );
+    }
+    if (process.platform === "linux") {
+      module.exports.push(
+        "SIGIO",
+        "SIGPOLL",
+        "SIGPWR",
+        "SIGSTKFLT",
+        "SIGUNUSED"
+      );
+    }
+  }
+});
+
+// node_modules/proper-lockfile/node_modules/signal-exit/index.js
+var require_signal_exit = __commonJS({
+  "node_modules/proper-lockfile/node_modules/signal-exit/index.js"(exports, module) {
+    var process2 = global.process;
+    var processOk = function(process3) {
+      return process3 && typeof process3 === "object" && typeof process3.removeListener === "function" && typeof process3.emit === "function" && typeof process3.reallyExit === "function" && typeof process3.listeners === "function" && typeof process3.kill === "function" && typeof process3.pid === "number" && typeof process3.on === "function";
+    };
+    if (!processOk(process2)) {
+      module.exports = function() {
+        return function() {
+        };
+      };
+    } else {
+      assert2 = __require("assert");
+      signals = require_signals();
+      isWin = /^win/i.test(process2.platform);
+      EE = __require("events");
+      if (typeof EE !== "function") {
+        EE = EE.EventEmitter;
+      }
+      if (process2.__signal_exit_emitter__) {
+        emitter = process2.__signal_exit_emitter__;
+      } else {
+        emitter = process2.__signal_exit_emitter__ = new EE();
+        emitter.count = 0;
+        emitter.emitted = {};
+      }
+      if (!emitter.infinite) {
+        emitter.setMaxListeners(Infinity);
+        emitter.infinite = true;
+      }
+      module.exports = function(cb, opts) {
+        if (!processOk(global.process)) {
+          return function() {
+          };
+        }
+        assert2.equal(typeof cb, "function", "a callback must be provided for exit handler");
+        if (loaded === false) {
+          load();
+        }
+        var ev = "exit";
+        if (opts && opts.alwaysLast) {
+          ev = "afterexit";
+        }
+        var remove = function() {
+          emitter.removeListener(ev, cb);
+          if (emitter.listeners("exit").length === 0 && emitter.listeners("afterexit").length === 0) {
+            unload();
+          }
+        };
+        emitter.on(ev, cb);
+        return remove;
+      };
+      unload = function unload2() {
+        if (!loaded || !processOk(global.process)) {
+          return;
+        }
+        loaded = false;
+        signals.forEach(function(sig) {
+          try {
+            process2.removeListener(sig, sigListeners[sig]);
+          } catch (er) {
+          }
+        });
+        process2.emit = originalProcessEmit;
+        process2.reallyExit = originalProcessReallyExit;
+        emitter.count -= 1;
+      };
+      module.exports.unload = unload;
+      emit = function emit2(event, code, signal) {
+        if (emitter.emitted[event]) {
+          return;
+        }
+        emitter.emitted[event] = true;
+        emitter.emit(event, code, signal);
+      };
+      sigListeners = {};
+      signals.forEach(function(sig) {
+        sigListeners[sig] = function listener() {
+          if (!processOk(global.process)) {
+            return;
+          }
+          var listeners = process2.listeners(sig);
+          if (listeners.length === emitter.count) {
+            unload();
+            emit("exit", null, sig);
+            emit("afterexit", null, sig);
+            if (isWin && sig === "SIGHUP") {
+              sig = "SIGINT";
+            }
+            process2.kill(process2.pid, sig);
+          }
+        };
+      });
+      module.exports.signals = function() {
+        return signals;
+      };
+      loaded = false;
+      load = function load2() {
+        if (loaded || !processOk(global.process)) {
+          return;
+        }
+        loaded = true;
+        emitter.count += 1;
+        signals = signals.filter(function(sig) {
+          try {
+            process2.on(sig, sigListeners[sig]);
+            return true;
+          } catch (er) {
+            return false;
+          }
+        });
+        process2.emit = processEmit;
+        process2.reallyExit = processReallyExit;
+      };
+      module.exports.load = load;
+      originalProcessReallyExit = process2.reallyExit;
+      processReallyExit = function processReallyExit2(code) {
+        if (!processOk(global.process)) {
+          return;
+        }
+        process2.exitCode = code || /* istanbul ignore next */
+        0;
+        emit("exit", process2.exitCode, null);
+        emit("afterexit", process2.exitCode, null);
+        originalProcessReallyExit.call(process2, process2.exitCode);
+      };
+      originalProcessEmit = process2.emit;
+      processEmit = function processEmit2(ev, arg) {
+        if (ev === "exit" && processOk(global.process)) {
+          if (arg !== void 0) {
+            process2.exitCode = arg;
+          }
+          var ret = originalProcessEmit.apply(this, arguments);
+          emit("exit", process2.exitCode, null);
+          emit("afterexit", process2.exitCode, null);
+          return ret;
+        } else {
+          return originalProcessEmit.apply(this, arguments);
+        }
+      };
+    }
+    var assert2;
+    var signals;
+    var isWin;
+    var EE;
+    var emitter;
+    var unload;
+    var emit;
+    var sigListeners;
+    var loaded;
+    var load;
+    var originalProcessReallyExit;
+    var processReallyExit;
+    var originalProcessEmit;
+    var processEmit;
+  }
+});
+
+// node_modules/proper-lockfile/lib/mtime-precision.js
+var require_mtime_precision = __commonJS({
+  "node_modules/proper-lockfile/lib/mtime-precision.js"(exports, module) {
+    "use strict";
+    var cacheSymbol = /* @__PURE__ */ Symbol();
+    function probe(file2, fs3, callback) {
+      const cachedPrecision = fs3[cacheSymbol];
+      if (cachedPrecision) {
+        return fs3.stat(file2, (err, stat7) => {
+          if (err) {
+            return callback(err);
+          }
+          callback(null, stat7.mtime, cachedPrecision);
+        });
+      }
+      const mtime = new Date(Math.ceil(Date.now() / 1e3) * 1e3 + 5);
+      fs3.utimes(file2, mtime, mtime, (err) => {
+        if (err) {
+          return callback(err);
+        }
+        fs3.stat(file2, (err2, stat7) => {
+          if (err2) {
+            return callback(err2);
+          }
+          const precision = stat7.mtime.getTime() % 1e3 === 0 ? "s" : "ms";
+          Object.defineProperty(fs3, cacheSymbol, { value: precision });
+          callback(null, stat7.mtime, precision);
+        });
+      });
+    }
+    function getMtime(precision) {
+      let now = Date.now();
+      if (precision === "s") {
+        now = Math.ceil(now / 1e3) * 1e3;
+      }
+      return new Date(now);
+    }
+    module.exports.probe = probe;
+    module.exports.getMtime = getMtime;
+  }
+});
+
+// node_modules/proper-lockfile/lib/lockfile.js
+var require_lockfile = __commonJS({
+  "node_modules/proper-lockfile/lib/lockfile.js"(exports, module) {
+    "use strict";
+    var path = __require("path");
+    var fs3 = require_graceful_fs();
+    var retry = require_retry3();
+    var onExit = require_signal_exit();
+    var mtimePrecision = require_mtime_precision();
+    var locks = {};
+    function getLockFile(file2, options) {
+      return options.lockfilePath || `${file2}.lock`;
+    }
+    function resolveCanonicalPath(file2, options, callback) {
+      if (!options.realpath) {
+        return callback(null, path.resolve(file2));
+      }
+      options.fs.realpath(file2, callback);
+    }
+    function acquireLock(file2, options, callback) {
+      const lockfilePath = getLockFile(file2, options);
+      options.fs.mkdir(lockfilePath, (err) => {
+        if (!err) {
+          return mtimePrecision.probe(lockfilePath, options.fs, (err2, mtime, mtimePrecision2) => {
+            if (err2) {
+              options.fs.rmdir(lockfilePath, () => {
+              });
+              return callback(err2);
+            }
+            callback(null, mtime, mtimePrecision2);
+          });
+        }
+        if (err.code !== "EEXIST") {
+          return callback(err);
+        }
+        if (options.stale <= 0) {
+          return callback(Object.assign(new Error("Lock file is already being held"), { code: "ELOCKED", file: file2 }));
+        }
+        options.fs.stat(lockfilePath, (err2, stat7) => {
+          if (err2) {
+            if (err2.code === "ENOENT") {
+              return acquireLock(file2, { ...options, stale: 0 }, callback);
+            }
+            return callback(err2);
+          }
+          if (!isLockStale(stat7, options)) {
+            return callback(Object.assign(new Error("Lock file is already being held"), { code: "ELOCKED", file: file2 }));
+          }
+          removeLock(file2, options, (err3) => {
+            if (err3) {
+              return callback(err3);
+            }
+            acquireLock(file2, { ...options, stale: 0 }, callback);
+          });
+        });
+      });
+    }
+    function isLockStale(stat7, options) {
+      return stat7.mtime.getTime() < Date.now() - options.stale;
+    }
+    function removeLock(file2, options, callback) {
+      options.fs.rmdir(getLockFile(file2, options), (err) => {
+        if (err && err.code !== "ENOENT") {
+          return callback(err);
+        }
+        callback();
+      });
+    }
+    function updateLock(file2, options) {
+      const lock2 = locks[file2];
+      if (lock2.updateTimeout) {
+        return;
+      }
+      lock2.updateDelay = lock2.updateDelay || options.update;
+      lock2.updateTimeout = setTimeout(() => {
+        lock2.updateTimeout = null;
+        options.fs.stat(lock2.lockfilePath, (err, stat7) => {
+          const isOverThreshold = lock2.lastUpdate + options.stale < Date.now();
+          if (err) {
+            if (err.code === "ENOENT" || isOverThreshold) {
+              return setLockAsCompromised(file2, lock2, Object.assign(err, { code: "ECOMPROMISED" }));
+            }
+            lock2.updateDelay = 1e3;
+            return updateLock(file2, options);
+          }
+          const isMtimeOurs = lock2.mtime.getTime() === stat7.mtime.getTime();
+          if (!isMtimeOurs) {
+            return setLockAsCompromised(
+              file2,
+              lock2,
+              Object.assign(
+                new Error("Unable to update lock within the stale threshold"),
+                { code: "ECOMPROMISED" }
+              )
+            );
+          }
+          const mtime = mtimePrecision.getMtime(lock2.mtimePrecision);
+          options.fs.utimes(lock2.lockfilePath, mtime, mtime, (err2) => {
+            const isOverThreshold2 = lock2.lastUpdate + options.stale < Date.now();
+            if (lock2.released) {
+              return;
+            }
+            if (err2) {
+              if (err2.code === "ENOENT" || isOverThreshold2) {
+                return setLockAsCompromised(file2, lock2, Object.assign(err2, { code: "ECOMPROMISED" }));
+              }
+              lock2.updateDelay = 1e3;
+              return updateLock(file2, options);
+            }
+            lock2.mtime = mtime;
+            lock2.lastUpdate = Date.now();
+            lock2.updateDelay = null;
+            updateLock(file2, options);
+          });
+        });
+      }, lock2.updateDelay);
+      if (lock2.updateTimeout.unref) {
+        lock2.updateTimeout.unref();
+      }
+    }
+    function setLockAsCompromised(file2, lock2, err) {
+      lock2.released = true;
+      if (lock2.updateTimeout) {
+        clearTimeout(lock2.updateTimeout);
+      }
+      if (locks[file2] === lock2) {
+        delete locks[file2];
+      }
+      lock2.options.onCompromised(err);
+    }
+    function lock(file2, options, callback) {
+      options = {
+        stale: 1e4,
+        update: null,
+        realpath: true,
+        retries: 0,
+        fs: fs3,
+        onCompromised: (err) => {
+          throw err;
+        },
+        ...options
+      };
+      options.retries = options.retries || 0;
+      options.retries = typeof options.retries === "number" ? { retries: options.retries } : options.retries;
+      options.stale = Math.max(options.stale || 0, 2e3);
+      options.update = options.update == null ? options.stale / 2 : options.update || 0;
+      options.update = Math.max(Math.min(options.update, options.stale / 2), 1e3);
+      resolveCanonicalPath(file2, options, (err, file3) => {
+        if (err) {
+          return callback(err);
+        }
+        const operation = retry.operation(options.retries);
+        operation.attempt(() => {
+          acquireLock(file3, options, (err2, mtime, mtimePrecision2) => {
+            if (operation.retry(err2)) {
+              return;
+            }
+            if (err2) {
+              return callback(operation.mainError());
+            }
+            const lock2 = locks[file3] = {
+              lockfilePath: getLockFile(file3, options),
+              mtime,
+              mtimePrecision: mtimePrecision2,
+              options,
+              lastUpdate: Date.now()
+            };
+            updateLock(file3, options);
+            callback(null, (releasedCallback) => {
+              if (lock2.released) {
+                return releasedCallback && releasedCallback(Object.assign(new Error("Lock is already released"), { code: "ERELEASED" }));
+              }
+              unlock(file3, { ...options, realpath: false }, releasedCallback);
+            });
+          });
+        });
+      });
+    }
+    function unlock(file2, options, callback) {
+      options = {
+        fs: fs3,
+        realpath: true,
+        ...options
+      };
+      resolveCanonicalPath(file2, options, (err, file3) => {
+        if (err) {
+          return callback(err);
+        }
+        const lock2 = locks[file3];
+        if (!lock2) {
+          return callback(Object.assign(new Error("Lock is not acquired/owned by you"), { code: "ENOTACQUIRED" }));
+        }
+        lock2.updateTimeout && clearTimeout(lock2.updateTimeout);
+        lock2.released = true;
+        delete locks[file3];
+        removeLock(file3, options, callback);
+      });
+    }
+    function check2(file2, options, callback) {
+      options = {
+        stale: 1e4,
+        realpath: true,
+        fs: fs3,
+        ...options
+      };
+      options.stale = Math.max(options.stale || 0, 2e3);
+      resolveCanonicalPath(file2, options, (err, file3) => {
+        if (err) {
+          return callback(err);
+        }
+        options.fs.stat(getLockFile(file3, options), (err2, stat7) => {
+          if (err2) {
+            return err2.code === "ENOENT" ? callback(null, false) : callback(err2);
+          }
+          return callback(null, !isLockStale(stat7, options));
+        });
+      });
+    }
+    function getLocks() {
+      return locks;
+    }
+    onExit(() => {
+      for (const file2 in locks) {
+        const options = locks[file2].options;
+        try {
+          options.fs.rmdirSync(getLockFile(file2, options));
+        } catch (e) {
+        }
+      }
+    });
+    module.exports.lock = lock;
+    module.exports.unlock = unlock;
+    module.exports.check = check2;
+    module.exports.getLocks = getLocks;
+  }
+});
+
+// node_modules/proper-lockfile/lib/adapter.js
+var require_adapter = __commonJS({
+  "node_modules/proper-lockfile/lib/adapter.js"(exports, module) {
+    "use strict";
+    var fs3 = require_graceful_fs();
+    function createSyncFs(fs4) {
+      const methods = ["mkdir", "realpath", "stat", "rmdir", "utimes"];
+      const newFs = { ...fs4 };
+      methods.forEach((method) => {
+        newFs[method] = (...args) => {
+          const callback = args.pop();
+          let ret;
+          try {
+            ret = fs4[`${method}Sync`](...args);
+          } catch (err) {
+            return callback(err);
+          }
+          callback(null, ret);
+        };
+      });
+      return newFs;
+    }
+    function toPromise(method) {
+      return (...args) => new Promise((resolve2, reject) => {
+        args.push((err, result) => {
+          if (err) {
+            reject(err);
+          } else {
+            resolve2(result);
+          }
+        });
+        method(...args);
+      });
+    }
+    function toSync(method) {
+      return (...args) => {
+        let err;
+        let result;
+        args.push((_err, _result) => {
+          err = _err;
+          result = _result;
+        });
+        method(...args);
+        if (err) {
+          throw err;
+        }
+        return result;
+      };
+    }
+    function toSyncOptions(options) {
+      options = { ...options };
+      options.fs = createSyncFs(options.fs || fs3);
+      if (typeof options.retries === "number" && options.retries > 0 || options.retries && typeof options.retries.retries === "number" && options.retries.retries > 0) {
+        throw Object.assign(new Error("Cannot use retries with the sync api"), { code: "ESYNC" });
+      }
+      return options;
+    }
+    module.exports = {
+      toPromise,
+      toSync,
+      toSyncOptions
+    };
+  }
+});
+
+// node_modules/proper-lockfile/index.js
+var require_proper_lockfile = __commonJS({
+  "node_modules/proper-lockfile/index.js"(exports, module) {
+    "use strict";
+    var lockfile3 = require_lockfile();
+    var { toPromise, toSync, toSyncOptions } = require_adapter();
+    async function lock(file2, options) {
+      const release = await toPromise(lockfile3.lock)(file2, options);
+      return toPromise(release);
+    }
+    function lockSync(file2, options) {
+      const release = toSync(lockfile3.lock)(file2, toSyncOptions(options));
+      return toSync(release);
+    }
+    function unlock(file2, options) {
+      return toPromise(lockfile3.unlock)(file2, options);
+    }
+    function unlockSync(file2, options) {
+      return toSync(lockfile3.unlock)(file2, toSyncOptions(options));
+    }
+    function check2(file2, options) {
+      return toPromise(lockfile3.check)(file2, options);
+    }
+    function checkSync(file2, options) {
+      return toSync(lockfile3.check)(file2, toSyncOptions(options));
+    }
+    module.exports = lock;
+    module.exports.lock = lock;
+    module.exports.unlock = unlock;
+    module.exports.lockSync = lockSync;
+    module.exports.unlockSync = unlockSync;
+    module.exports.check = check2;
+    module.exports.checkSync = checkSync;
+  }
+});
+
+// workspace-external:onnxruntime-node
+var require_onnxruntime_node = __commonJS({
+  "workspace-external:onnxruntime-node"(exports, module) {
+    var { createRequire } = __require("node:module");
+    var { join: join11 } = __require("node:path");
+    var name = "onnxruntime-node";
+    var roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
+    var loaded;
+    for (const r of roots) {
+      try {
+        loaded = createRequire(join11(r, "package.json"))(name);
+        break;
+      } catch (e) {
+        if (e.code !== "MODULE_NOT_FOUND") throw e;
+      }
+    }
+    if (loaded === void 0) {
+      try {
+        loaded = __require(name);
+      } catch (e) {
+        if (e.code !== "MODULE_NOT_FOUND") throw e;
+      }
+    }
+    if (loaded === void 0) {
+      throw new Error(name + " is not installed in the workspace (" + roots.join(", ") + "): run `npm ci` (or `npm install " + name + "`) in a step before this action");
+    }
+    module.exports = loaded;
+  }
+});
+
 // node_modules/picocolors/picocolors.js
 var require_picocolors = __commonJS({
   "node_modules/picocolors/picocolors.js"(exports, module) {
@@ -27294,9 +28871,9 @@ var require_picocolors = __commonJS({
     var argv = p.argv || [];
     var env = p.env || {};
     var isColorSupported = !(!!env.NO_COLOR || argv.includes("--no-color")) && (!!env.FORCE_COLOR || argv.includes("--color") || p.platform === "win32" || (p.stdout || {}).isTTY && env.TERM !== "dumb" || !!env.CI);
-    var formatter = (open3, close, replace = open3) => (input2) => {
-      let string4 = "" + input2, index = string4.indexOf(close, open3.length);
-      return ~index ? open3 + replaceClose(string4, close, replace, index) + close : open3 + string4 + close;
+    var formatter = (open4, close, replace = open4) => (input2) => {
+      let string4 = "" + input2, index = string4.indexOf(close, open4.length);
+      return ~index ? open4 + replaceClose(string4, close, replace, index) + close : open4 + string4 + close;
     };
     var replaceClose = (string4, close, replace, index) => {
       let result = "", cursor = 0;
@@ -27361,7 +28938,7 @@ var require_picocolors = __commonJS({
 
 // actions/gate-on-metrics/main.ts
 import { existsSync as existsSync3 } from "node:fs";
-import { join as join4 } from "node:path";
+import { join as join10 } from "node:path";
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -27525,11 +29102,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve, reject) {
+  return new (P || (P = Promise))(function(resolve2, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -27545,7 +29122,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -27921,11 +29498,11 @@ var httpClient = __toESM(require_lib(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve, reject) {
+  return new (P || (P = Promise))(function(resolve2, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -27941,7 +29518,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -32030,6 +33607,45 @@ function getOctokit(token, options, ...additionalPlugins) {
   return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
 // src/util/errors.ts
 var ExitCode2 = {
   ok: 0,
@@ -32053,14 +33669,14 @@ function isUserError(err) {
 }
 function describeError(err, debug2 = false) {
   if (isUserError(err)) {
-    const line = err.hint ? `${err.message} — ${err.hint}` : err.message;
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
     return debug2 && err.stack ? `${line}
 ${err.stack}` : line;
   }
   if (err instanceof Error) {
-    return debug2 && err.stack ? err.stack : `unexpected error: ${err.message} (run with --debug for details)`;
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
   }
-  return `unexpected error: ${String(err)}`;
+  return `unexpected error: ${safeText(err)}`;
 }
 
 // src/action/kit.ts
@@ -32081,8 +33697,8 @@ function readInputs(schema, names) {
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
+    const issues2 = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues2.join("; "));
   }
   return parsed.data;
 }
@@ -32095,6 +33711,10 @@ function setOutputs(outputs) {
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
 }
+
+// src/config/load.ts
+import { readFile } from "node:fs/promises";
+var import_yaml = __toESM(require_dist(), 1);
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -33256,8 +34876,8 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path, issues) {
-  return issues.map((iss) => {
+function prefixIssues(path, issues2) {
+  return issues2.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
     iss.path.unshift(path);
@@ -33279,10 +34899,10 @@ function sizeCaps(defChecks) {
   }
   return caps;
 }
-function attachSchema(issues, start, inst) {
+function attachSchema(issues2, start, inst) {
   var _a3;
-  for (let i = start; i < issues.length; i++) {
-    (_a3 = issues[i]).schema ?? (_a3.schema = inst);
+  for (let i = start; i < issues2.length; i++) {
+    (_a3 = issues2[i]).schema ?? (_a3.schema = inst);
   }
 }
 function finalizeIssue(iss, ctx, config2) {
@@ -33725,7 +35345,7 @@ function formatError(error63, mapper = (issue3) => issue3.message) {
   const processError = (error64, path = []) => {
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path, ...issue3.path]));
+        issue3.errors.map((issues2) => processError({ issues: issues2 }, [...path, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
         processError({ issues: issue3.issues }, [...path, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
@@ -33774,7 +35394,7 @@ function treeifyError(error63, mapper = (issue3) => issue3.message) {
     var _a3;
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path, ...issue3.path]));
+        issue3.errors.map((issues2) => processError({ issues: issues2 }, [...path, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
         processError({ issues: issue3.issues }, [...path, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
@@ -33837,8 +35457,8 @@ function toDotPath(_path) {
 }
 function prettifyError(error63) {
   const lines = [];
-  const issues = [...error63.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
-  for (const issue3 of issues) {
+  const issues2 = [...error63.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
+  for (const issue3 of issues2) {
     lines.push(`✖ ${issue3.message}`);
     if (issue3.path?.length)
       lines.push(`  → at ${toDotPath(issue3.path)}`);
@@ -33892,21 +35512,21 @@ var _safeParse = (_Err) => (schema, value, _ctx) => {
   return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParse = /* @__PURE__ */ _safeParse($ZodRealError);
-function failure(Err, issues, ctx) {
+function failure(Err, issues2, ctx) {
   let error63;
   return {
     success: false,
     get error() {
       if (!error63) {
-        error63 = new Err(issues.map((iss) => finalizeIssue(iss, ctx, config())));
-        issues = void 0;
+        error63 = new Err(issues2.map((iss) => finalizeIssue(iss, ctx, config())));
+        issues2 = void 0;
         ctx = void 0;
       }
       return error63;
     },
     set error(e) {
       error63 = e;
-      issues = void 0;
+      issues2 = void 0;
       ctx = void 0;
     }
   };
@@ -33954,18 +35574,18 @@ var validateAsync = async (schema, value, _ctx) => {
   return result.issues.length === 0;
 };
 var _encode = (_Err) => {
-  const parse5 = _parse(_Err);
+  const parse6 = _parse(_Err);
   const fn = (schema, value, _ctx, _params) => {
     const ctx = _ctx ? { ..._ctx, direction: "backward" } : { direction: "backward" };
-    return parse5(schema, value, ctx, finalizeParams(fn, _params));
+    return parse6(schema, value, ctx, finalizeParams(fn, _params));
   };
   return fn;
 };
 var encode = /* @__PURE__ */ _encode($ZodRealError);
 var _decode = (_Err) => {
-  const parse5 = _parse(_Err);
+  const parse6 = _parse(_Err);
   const fn = (schema, value, _ctx, _params) => {
-    return parse5(schema, value, _ctx, finalizeParams(fn, _params));
+    return parse6(schema, value, _ctx, finalizeParams(fn, _params));
   };
   return fn;
 };
@@ -34128,8 +35748,8 @@ function anchor(source) {
 var date = /* @__PURE__ */ anchor(dateSource);
 function timeSource(args) {
   const hhmm = `(?:[01]\\d|2[0-3]):[0-5]\\d`;
-  const regex = typeof args.precision === "number" ? args.precision === -1 ? `${hhmm}` : args.precision === 0 ? `${hhmm}:[0-5]\\d` : `${hhmm}:[0-5]\\d\\.\\d{${args.precision}}` : args.seconds ? `${hhmm}:[0-5]\\d(?:\\.\\d+)?` : `${hhmm}(?::[0-5]\\d(?:\\.\\d+)?)?`;
-  return regex;
+  const regex2 = typeof args.precision === "number" ? args.precision === -1 ? `${hhmm}` : args.precision === 0 ? `${hhmm}:[0-5]\\d` : `${hhmm}:[0-5]\\d\\.\\d{${args.precision}}` : args.seconds ? `${hhmm}:[0-5]\\d(?:\\.\\d+)?` : `${hhmm}(?::[0-5]\\d(?:\\.\\d+)?)?`;
+  return regex2;
 }
 function time(args) {
   return new RegExp(`^${timeSource(args)}$`);
@@ -34144,8 +35764,8 @@ function datetime(args) {
 }
 var anyString = /^[\s\S]{0,}$/;
 var string = (params) => {
-  const regex = params ? `[\\s\\S]{${params?.minimum ?? 0},${params?.maximum ?? ""}}` : `[\\s\\S]*`;
-  return new RegExp(`^${regex}$`);
+  const regex2 = params ? `[\\s\\S]{${params?.minimum ?? 0},${params?.maximum ?? ""}}` : `[\\s\\S]*`;
+  return new RegExp(`^${regex2}$`);
 };
 var bigint = /^-?\d+n?$/;
 var integer = /^-?\d+$/;
@@ -34533,8 +36153,8 @@ var $ZodCheckUpperCase = /* @__PURE__ */ $constructor("$ZodCheckUpperCase", (ins
 var $ZodCheckIncludes = /* @__PURE__ */ $constructor("$ZodCheckIncludes", (inst, def) => {
   $ZodCheck.init(inst, def);
   const escapedRegex = escapeRegex(def.includes);
-  const pattern = new RegExp(typeof def.position === "number" ? `^.{${def.position},}${escapedRegex}` : escapedRegex);
-  def.pattern = pattern;
+  const pattern2 = new RegExp(typeof def.position === "number" ? `^.{${def.position},}${escapedRegex}` : escapedRegex);
+  def.pattern = pattern2;
   inst._zod.check = (payload) => {
     if (payload.value.includes(def.includes, def.position))
       return;
@@ -34551,8 +36171,8 @@ var $ZodCheckIncludes = /* @__PURE__ */ $constructor("$ZodCheckIncludes", (inst,
 });
 var $ZodCheckStartsWith = /* @__PURE__ */ $constructor("$ZodCheckStartsWith", (inst, def) => {
   $ZodCheck.init(inst, def);
-  const pattern = new RegExp(`^${escapeRegex(def.prefix)}.*`);
-  def.pattern ?? (def.pattern = pattern);
+  const pattern2 = new RegExp(`^${escapeRegex(def.prefix)}.*`);
+  def.pattern ?? (def.pattern = pattern2);
   inst._zod.check = (payload) => {
     if (payload.value.startsWith(def.prefix))
       return;
@@ -34569,8 +36189,8 @@ var $ZodCheckStartsWith = /* @__PURE__ */ $constructor("$ZodCheckStartsWith", (i
 });
 var $ZodCheckEndsWith = /* @__PURE__ */ $constructor("$ZodCheckEndsWith", (inst, def) => {
   $ZodCheck.init(inst, def);
-  const pattern = new RegExp(`.*${escapeRegex(def.suffix)}$`);
-  def.pattern ?? (def.pattern = pattern);
+  const pattern2 = new RegExp(`.*${escapeRegex(def.suffix)}$`);
+  def.pattern ?? (def.pattern = pattern2);
   inst._zod.check = (payload) => {
     if (payload.value.endsWith(def.suffix))
       return;
@@ -34922,9 +36542,9 @@ var asciiTabOrNewline = /[\t\n\r]/g;
 function stripTabAndNewline(value) {
   return value.replace(asciiTabOrNewline, "");
 }
-function urlHostnameOk(url2, hostname3) {
-  hostname3.lastIndex = 0;
-  return hostname3.test(url2.hostname);
+function urlHostnameOk(url2, hostname4) {
+  hostname4.lastIndex = 0;
+  return hostname4.test(url2.hostname);
 }
 function urlProtocolOk(url2, protocol) {
   protocol.lastIndex = 0;
@@ -35460,7 +37080,7 @@ function capSize(inst, size) {
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c) => c[0]));
-  const parse5 = inst._zod.parse;
+  const parse6 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
     const n = size(payload.value);
     if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
@@ -35474,7 +37094,7 @@ function capSize(inst, size) {
         }
       }
     }
-    return parse5(payload, ctx);
+    return parse6(payload, ctx);
   };
 }
 var arraySize = (input2) => Array.isArray(input2) ? input2.length : -1;
@@ -36651,8 +38271,8 @@ var $ZodOptional = /* @__PURE__ */ $constructor("$ZodOptional", (inst, def) => {
     return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
   });
   defineLazyInternal(inst, "pattern", (zod) => {
-    const pattern = zod.def.innerType._zod.pattern;
-    return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+    const pattern2 = zod.def.innerType._zod.pattern;
+    return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)})?$`) : void 0;
   });
   inst._zod.parse = (payload, ctx) => {
     if (payload.value === void 0) {
@@ -36679,8 +38299,8 @@ var $ZodNullable = /* @__PURE__ */ $constructor("$ZodNullable", (inst, def) => {
   defineLazyInternal(inst, "optin", (zod) => zod.def.innerType._zod.optin);
   defineLazyInternal(inst, "optout", (zod) => zod.def.innerType._zod.optout);
   defineLazyInternal(inst, "pattern", (zod) => {
-    const pattern = zod.def.innerType._zod.pattern;
-    return pattern ? new RegExp(`^(${cleanRegex(pattern.source)}|null)$`) : void 0;
+    const pattern2 = zod.def.innerType._zod.pattern;
+    return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)}|null)$`) : void 0;
   });
   defineLazyInternal(inst, "values", (zod) => {
     return zod.def.innerType._zod.values ? /* @__PURE__ */ new Set([...zod.def.innerType._zod.values, null]) : void 0;
@@ -36925,14 +38545,14 @@ function handleReadonlyResult(payload) {
 }
 function leafPattern(schema) {
   const def = schema._zod.def;
-  let pattern = def.pattern;
+  let pattern2 = def.pattern;
   let isInt = !!def.format?.includes("int");
   let minimum;
   let maximum;
   for (const ch of def.checks ?? []) {
     const d = ch._zod.def;
     if (d.pattern)
-      pattern = d.pattern;
+      pattern2 = d.pattern;
     isInt || (isInt = !!d.format?.includes("int"));
     const lo = d.minimum ?? d.length;
     const hi = d.maximum ?? d.length;
@@ -36941,8 +38561,8 @@ function leafPattern(schema) {
     if (hi !== void 0 && (maximum === void 0 || hi < maximum))
       maximum = hi;
   }
-  if (pattern)
-    return pattern.source;
+  if (pattern2)
+    return pattern2.source;
   if (minimum !== void 0 && maximum !== void 0 && minimum > maximum)
     return "(?!)";
   if (minimum !== void 0 || maximum !== void 0)
@@ -37156,14 +38776,14 @@ var NO_ISSUES = [];
 function isRef(value) {
   return value !== null && typeof value === "object";
 }
-function cloneIssues(issues) {
-  return issues.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
+function cloneIssues(issues2) {
+  return issues2.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
 }
 var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve) {
+function isRecursive(inst, stack, resolve2) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -37173,7 +38793,7 @@ function isRecursive(inst, stack, resolve) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve);
+      const answer = isRecursive(child, stack, resolve2);
       if (answer > result)
         result = answer;
     }
@@ -37184,7 +38804,7 @@ function isRecursive(inst, stack, resolve) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve2) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -37248,7 +38868,7 @@ function isRecursive(inst, stack, resolve) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve2 ? inst._zod.innerType : void 0);
       merge3(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -46521,9 +48141,9 @@ function generateFileCheck(doc, accessor) {
 }
 function generateTemplateLiteralCheck(doc, ctx, schema, accessor) {
   doc.write(`if (typeof ${accessor} !== "string") return INVALID;`);
-  const pattern = schema._zod.pattern;
-  if (pattern) {
-    const patternConst = addConstant(ctx, pattern);
+  const pattern2 = schema._zod.pattern;
+  if (pattern2) {
+    const patternConst = addConstant(ctx, pattern2);
     doc.write(`${patternConst}.lastIndex = 0;`);
     doc.write(`if (!${patternConst}.test(${accessor})) return INVALID;`);
   }
@@ -47249,12 +48869,12 @@ function _length(length, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _regex(pattern, params) {
+function _regex(pattern2, params) {
   return new $ZodCheckRegex({
     check: "string_format",
     format: "regex",
     ...normalizeParams(params),
-    pattern
+    pattern: pattern2
   });
 }
 // @__NO_SIDE_EFFECTS__
@@ -48255,9 +49875,9 @@ var addDivisor = (agg, value) => {
   if (!agg.multipleOf.includes(value))
     agg.multipleOf.push(value);
 };
-var addPattern = (agg, pattern) => {
+var addPattern = (agg, pattern2) => {
   agg.patterns ?? (agg.patterns = /* @__PURE__ */ new Set());
-  agg.patterns.add(pattern);
+  agg.patterns.add(pattern2);
 };
 var intersectMime = (agg, mime) => {
   agg.mime = agg.mime ? agg.mime.filter((m) => mime.includes(m)) : [...mime];
@@ -48322,8 +49942,8 @@ function aggregateChecks(schema) {
   }
   if (bag.mime)
     intersectMime(agg, bag.mime);
-  for (const pattern of bag.patterns ?? [])
-    addPattern(agg, pattern);
+  for (const pattern2 of bag.patterns ?? [])
+    addPattern(agg, pattern2);
   return agg;
 }
 var formatMap = {
@@ -48363,9 +49983,9 @@ var stringProcessor = (schema, ctx, _json, _params) => {
       json2.pattern = patternList[0].source;
     else if (patternList.length > 1) {
       json2.allOf = [
-        ...patternList.map((regex) => ({
+        ...patternList.map((regex2) => ({
           ...ctx.target === "draft-07" || ctx.target === "draft-04" || ctx.target === "openapi-3.0" ? { type: "string" } : {},
-          pattern: regex.source
+          pattern: regex2.source
         }))
       ];
     }
@@ -48505,11 +50125,11 @@ var nanProcessor = (schema, ctx, json2, params) => {
 };
 var templateLiteralProcessor = (schema, _ctx, json2, _params) => {
   const _json = json2;
-  const pattern = schema._zod.pattern;
-  if (!pattern)
+  const pattern2 = schema._zod.pattern;
+  if (!pattern2)
     throw new Error("Pattern not found in template literal");
   _json.type = "string";
-  _json.pattern = pattern.source;
+  _json.pattern = pattern2.source;
 };
 var fileProcessor = (schema, _ctx, json2, _params) => {
   const _json = json2;
@@ -48780,8 +50400,8 @@ var recordProcessor = (schema, ctx, _json, params) => {
       path: [...params.path, "patternProperties", "*"]
     });
     json2.patternProperties = {};
-    for (const pattern of patterns) {
-      assignProp(json2.patternProperties, exactPattern(pattern).source, valueSchema);
+    for (const pattern2 of patterns) {
+      assignProp(json2.patternProperties, exactPattern(pattern2).source, valueSchema);
     }
   } else {
     if (ctx.target === "draft-07" || ctx.target === "draft-2020-12") {
@@ -49298,8 +50918,8 @@ function _lazyMethod(proto, key, make) {
     }
   });
 }
-var initializer2 = (inst, issues) => {
-  $ZodError.init(inst, issues);
+var initializer2 = (inst, issues2) => {
+  $ZodError.init(inst, issues2);
   inst.name = "ZodError";
   const proto = Object.getPrototypeOf(inst);
   if (_installedErrorProtos.has(proto))
@@ -49311,8 +50931,8 @@ var initializer2 = (inst, issues) => {
     self.issues.push(issue3);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
-  _lazyMethod(proto, "addIssues", (self) => (issues2) => {
-    self.issues.push(...issues2);
+  _lazyMethod(proto, "addIssues", (self) => (issues3) => {
+    self.issues.push(...issues3);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
   Object.defineProperty(proto, "isEmpty", {
@@ -49880,10 +51500,10 @@ function currencyCode2(_params) {
 function hash(alg, params) {
   const enc = params?.enc ?? "hex";
   const format = `${alg}_${enc}`;
-  const regex = regexes_exports[format];
-  if (!regex)
+  const regex2 = regexes_exports[format];
+  if (!regex2)
     throw new Error(`Unrecognized hash format: ${format}`);
-  return _stringFormat(ZodCustomStringFormat, format, regex, params);
+  return _stringFormat(ZodCustomStringFormat, format, regex2, params);
 }
 var ZodNumber = /* @__PURE__ */ $constructor(
   "ZodNumber",
@@ -51361,9 +52981,9 @@ function convertBaseSchema(schema, ctx) {
         const patternProps = schema.patternProperties;
         const patternKeys = Object.keys(patternProps);
         const looseRecords = [];
-        for (const pattern of patternKeys) {
-          const patternValue = convertSchema(patternProps[pattern], ctx);
-          const keySchema = z.string().regex(new RegExp(pattern));
+        for (const pattern2 of patternKeys) {
+          const patternValue = convertSchema(patternProps[pattern2], ctx);
+          const keySchema = z.string().regex(new RegExp(pattern2));
           looseRecords.push(z.looseRecord(keySchema, patternValue));
         }
         const schemasToIntersect = [];
@@ -51393,7 +53013,7 @@ function convertBaseSchema(schema, ctx) {
             for (const key of Object.keys(payload.value)) {
               if (propertyKeys.includes(key))
                 continue;
-              if (patterns.some((regex) => regex.test(key)))
+              if (patterns.some((regex2) => regex2.test(key)))
                 continue;
               unrecognized.push(key);
             }
@@ -51813,7 +53433,183 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/bundle/schema.ts
+// src/contracts/drift.ts
+var DEFAULT_THRESHOLDS = {
+  scorePsi: 0.05,
+  classMixDistance: 0.075,
+  inputLengthPsi: 0.05,
+  oovRate: 0.15
+};
+var DEFAULT_WINDOW = 1e3;
+var thresholdsSchema = external_exports.object({
+  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
+  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
+  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+});
+
+// src/config/drift.ts
+var driftPolicySchema = external_exports.object({
+  /** Consecutive checks with a full window over a threshold before drift is confirmed. */
+  sustain: external_exports.number().int().min(1).max(100).default(3).describe("Consecutive over-threshold checks (full window) before drift is confirmed."),
+  thresholds: thresholdsSchema.partial().strict().optional().describe("Alarm thresholds; each given one overrides the server's."),
+  /** Window size when computing from a prediction log (the server's own window applies for --url). */
+  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW).describe("Window size when computing from a prediction log (--url uses the server's window)."),
+  retrain: external_exports.object({
+    /** Workflow dispatched when drift is confirmed (once per model version). */
+    workflow: external_exports.string().min(1).default("deploy.yml").describe("Workflow dispatched when drift is confirmed (once per model version)."),
+    enabled: external_exports.boolean().default(true).describe("Dispatch the retrain workflow on confirmed drift.")
+  }).strict().default({ workflow: "deploy.yml", enabled: true }).describe("Retraining triggered by confirmed drift.")
+}).strict();
+var defaultDriftPolicy = driftPolicySchema.parse({});
+
+// src/config/gate.ts
+var unit = external_exports.number().min(0).max(1);
+var positive = external_exports.number().positive();
+var classFloorSchema = external_exports.union([unit, external_exports.record(external_exports.string().min(1), unit)]);
+var gatePolicySchema = external_exports.object({
+  /** Absolute floors on the candidate's test-split metrics. Unset = no floor. */
+  minimum: external_exports.object({
+    accuracy: unit.optional().describe("Lowest allowed test accuracy. Unset: no floor."),
+    macroF1: unit.optional().describe("Lowest allowed macro-averaged F1. Unset: no floor."),
+    rocAuc: unit.optional().describe("Lowest allowed ROC AUC (binary models). Unset: no floor."),
+    classF1: classFloorSchema.optional().describe('Per-class F1 floor: one number for every class, or { label: floor, "*": rest }.')
+  }).strict().default({}).describe("Absolute floors on the candidate's test-split metrics; always apply."),
+  /** Largest allowed drop versus the production model (baseline − candidate). */
+  maxDrop: external_exports.object({
+    accuracy: unit.default(5e-3).describe("Largest allowed accuracy drop versus production."),
+    macroF1: unit.default(0.01).describe("Largest allowed macro-F1 drop versus production."),
+    rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
+    classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
+  }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /** Runtime limits from the bundle's onnxruntime-node measurements. */
+  runtime: external_exports.object({
+    maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
+    maxSizeMb: positive.default(500).describe("Largest allowed model size (MB)."),
+    maxSizeMB: positive.optional().describe("Deprecated spelling of maxSizeMb (as in validate.maxSizeMb); wins when given."),
+    maxLoadMs: positive.default(5e3).describe("Longest allowed session load time (ms).")
+  }).strict().default({ maxP95Ms: 100, maxSizeMb: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
+  /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
+  goldenParity: external_exports.boolean().default(true).describe(
+    "Re-run the bundle's golden examples under onnxruntime-node and require the recorded output."
+  ),
+  /** Largest allowed |probability − expected| for golden parity. */
+  goldenTolerance: external_exports.number().positive().max(0.5).default(1e-4).describe("Largest allowed |probability − expected| for golden parity.")
+}).strict();
+var defaultGatePolicy = gatePolicySchema.parse({});
+
+// src/config/train.ts
+var nonEmpty = external_exports.string().trim().min(1);
+var trainConfigSchema = external_exports.object({
+  /** CSV with a text column and a label column. */
+  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
+  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  /** Rename labels before filtering, e.g. { pos: positive }. */
+  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
+  /**
+   * Trainer parameters, including seed, testSize and cvFolds (training/params.ts); validated against
+   * the trainer's own schema, so unknown ones are reported as train.params.<key>.
+   */
+  params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
+  /** Directory that receives `<name>-<version>/` bundles. */
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+var checkLimitsSchema = external_exports.object({
+  maxSizeMb: external_exports.number().positive().default(500).describe("Largest allowed model.onnx size in MB."),
+  maxLoadMs: external_exports.number().positive().default(5e3).describe("Longest allowed onnxruntime-node session load time (ms)."),
+  maxP95Ms: external_exports.number().positive().default(100).describe("Largest allowed single-row p95 latency (ms).")
+}).strict();
+var DEFAULT_LIMITS = checkLimitsSchema.parse({});
+
+// src/config/schema.ts
+var configSchema = external_exports.object({
+  train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
+  validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
+  gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+}).strict();
+
+// src/config/load.ts
+var POLICY_SCHEMAS = { gate: gatePolicySchema, drift: driftPolicySchema };
+async function loadPolicy(section, path) {
+  const schema = POLICY_SCHEMAS[section];
+  if (!path) return schema.parse({});
+  const what = `${section} policy`;
+  const doc = parseYamlText(await readText(path, what), `${what} ${path}`);
+  if (doc === null || doc === void 0) return schema.parse({});
+  if (typeof doc !== "object" || Array.isArray(doc))
+    throw new UserError(`${what} ${path} must be a YAML mapping`);
+  const record2 = doc;
+  const standalone = Object.keys(record2).some((k) => k in POLICY_SCHEMAS[section].shape);
+  const value = section in record2 ? record2[section] : standalone ? record2 : {};
+  return parseWith(schema, value ?? {}, path, [section]);
+}
+var loadGatePolicy = (path) => loadPolicy("gate", path);
+async function readText(path, what) {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    const code = err.code;
+    throw new UserError(`cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : code}`);
+  }
+}
+function parseYamlText(text, where) {
+  const doc = (0, import_yaml.parseDocument)(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e.linePos?.[0] ? ` (line ${e.linePos[0].line})` : "";
+    throw new UserError(`${where} is not valid YAML${line}: ${e.message.split("\n")[0]}`);
+  }
+  return doc.toJS();
+}
+function parseWith(schema, value, where, prefix = []) {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue3) => describeIssue(schema, issue3, prefix));
+  throw new UserError(`${where}: ${lines.join("; ")}`, {
+    hint: "see the configuration reference in docs/config.md"
+  });
+}
+function describeIssue(root, issue3, prefix) {
+  const path = [...prefix, ...issue3.path.map(String)];
+  if (issue3.code === "unrecognized_keys") {
+    const allowed = objectKeysAt(root, issue3.path.map(String));
+    return issue3.keys.map((k) => {
+      const key = [...path, k].join(".");
+      return `${key}: unknown key${allowed ? ` (expected one of: ${allowed.join(", ")})` : ""}`;
+    }).join("; ");
+  }
+  return `${path.join(".") || "(root)"}: ${issue3.message}`;
+}
+function objectKeysAt(schema, path) {
+  let current = schema;
+  for (const key of [void 0, ...path]) {
+    current = unwrap(current);
+    if (key === void 0) continue;
+    const shape2 = current.shape;
+    if (!shape2 || !(key in shape2)) return void 0;
+    current = shape2[key];
+  }
+  const shape = unwrap(current).shape;
+  return shape ? Object.keys(shape) : void 0;
+}
+function unwrap(schema) {
+  let s = schema;
+  while (s?.def?.innerType) s = s.def.innerType;
+  return s;
+}
+
+// src/gate/baseline.ts
+import { readFile as readFile6, stat as stat6 } from "node:fs/promises";
+import { join as join8 } from "node:path";
+
+// src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
 var CARD_FILE = "model.json";
@@ -51930,15 +53726,3568 @@ var modelCardSchema = external_exports.object({
   reference: referenceSchema
 });
 
-// src/gate/baseline.ts
-import { execFile } from "node:child_process";
-import { readFile as readFile2, stat as stat3 } from "node:fs/promises";
-import { join as join2 } from "node:path";
-import { promisify } from "node:util";
+// src/github/client.ts
+function connectGitHub(options) {
+  if (!options.token) {
+    throw new UserError("no GitHub token", {
+      hint: "pass the github-token input (the workflow's github.token) or set GITHUB_TOKEN"
+    });
+  }
+  const repo = parseRepository(options.repository ?? process.env.GITHUB_REPOSITORY);
+  const apiUrl = (options.apiUrl ?? process.env.GITHUB_API_URL ?? "https://api.github.com").replace(
+    /\/$/,
+    ""
+  );
+  const octokit = getOctokit(options.token, { baseUrl: apiUrl, userAgent: "modelship" });
+  return { ...repo, octokit, apiUrl };
+}
+function parseRepository(value) {
+  const match = /^([\w.-]+)\/([\w.-]+)$/.exec(value ?? "");
+  if (!match) {
+    throw new UserError(`GITHUB_REPOSITORY must look like owner/repo (got '${value ?? ""}')`, {
+      exitCode: ExitCode2.environment
+    });
+  }
+  return { owner: match[1], repo: match[2] };
+}
+function currentRunUrl(env = process.env) {
+  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run2 } = env;
+  if (!repo || !run2) return void 0;
+  const attempt = env.GITHUB_RUN_ATTEMPT ? `/attempts/${env.GITHUB_RUN_ATTEMPT}` : "";
+  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run2}${attempt}`;
+}
+function httpStatus(err) {
+  const status = err?.status;
+  return typeof status === "number" ? status : void 0;
+}
+function gitHubError(what, err) {
+  const status = httpStatus(err);
+  const message = err?.message?.split("\n")[0] ?? String(err);
+  const hint = status === 401 ? "the token is invalid or expired" : status === 403 || status === 404 ? "check the job's `permissions:` (e.g. pull-requests: write, deployments: write, contents: write)" : void 0;
+  return new UserError(`GitHub API: ${what} failed (${status ?? "no response"}: ${message})`, {
+    exitCode: ExitCode2.environment,
+    ...hint ? { hint } : {},
+    cause: err
+  });
+}
+
+// src/github/releases.ts
+async function downloadReleaseAsset(gh, tag, assetName) {
+  let assetId;
+  try {
+    const { data } = await gh.octokit.rest.repos.getReleaseByTag({ owner: gh.owner, repo: gh.repo, tag });
+    assetId = data.assets.find((a) => a.name === assetName)?.id;
+  } catch (err) {
+    if (httpStatus(err) === 404) return null;
+    throw gitHubError(`reading release ${tag}`, err);
+  }
+  if (assetId === void 0) return null;
+  try {
+    const res = await gh.octokit.request("GET /repos/{owner}/{repo}/releases/assets/{asset_id}", {
+      owner: gh.owner,
+      repo: gh.repo,
+      asset_id: assetId,
+      headers: { accept: "application/octet-stream" },
+      request: { parseSuccessResponseBody: false }
+    });
+    return await new Response(res.data).text();
+  } catch (err) {
+    throw gitHubError(`downloading ${assetName} from release ${tag}`, err);
+  }
+}
+
+// src/ledger/ledger.ts
+var import_proper_lockfile = __toESM(require_proper_lockfile(), 1);
+import { randomBytes as randomBytes2 } from "node:crypto";
+import { readdir as readdir2, readFile as readFile2, rename as rename3, rm as rm3, stat as stat2 } from "node:fs/promises";
+import { homedir, hostname as hostname3, userInfo } from "node:os";
+import { join as join2, resolve } from "node:path";
+
+// src/util/fs.ts
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
+import { dirname, join } from "node:path";
+async function atomicWriteFile(path, data) {
+  await mkdir2(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    const handle = await open3(tmp, "w");
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename2(tmp, path);
+  } catch (err) {
+    await rm2(tmp, { force: true });
+    throw err;
+  }
+}
+async function atomicWriteJson(path, value) {
+  await atomicWriteFile(path, `${JSON.stringify(value, null, 2)}
+`);
+}
+
+// src/ledger/schema.ts
+var LEDGER_SCHEMA_VERSION = 1;
+var roleSchema = external_exports.enum(["stable", "canary", "standby", "retired", "failed"]);
+var isoTime = external_exports.iso.datetime();
+var checkResultSchema = external_exports.object({
+  name: external_exports.string(),
+  /** "pass" | "fail" | "inconclusive" (not enough data to judge). */
+  status: external_exports.enum(["pass", "fail", "inconclusive"]),
+  value: external_exports.number().nullable(),
+  threshold: external_exports.number().nullable(),
+  message: external_exports.string()
+});
+var analysisRecordSchema = external_exports.object({
+  step: external_exports.number().int().nonnegative(),
+  weight: external_exports.number().int().min(0).max(100),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  /** Requests the canary answered in the interval (HAProxy's count). */
+  canaryRequests: external_exports.number().int().nonnegative(),
+  canaryErrors: external_exports.number().int().nonnegative(),
+  stableRequests: external_exports.number().int().nonnegative(),
+  checks: external_exports.array(checkResultSchema)
+});
+var containerRunSchema = external_exports.object({
+  containerPort: external_exports.number().int().min(1).max(65535),
+  memory: external_exports.string(),
+  cpus: external_exports.number().positive(),
+  restart: external_exports.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: external_exports.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: external_exports.object({
+    tmpfs: external_exports.record(external_exports.string(), external_exports.string()).optional(),
+    pidsLimit: external_exports.number().int().positive().optional(),
+    logMaxSize: external_exports.string().optional(),
+    logMaxFiles: external_exports.number().int().positive().optional()
+  }).optional(),
+  env: external_exports.record(external_exports.string(), external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string())
+});
+var versionEntrySchema = external_exports.object({
+  version: external_exports.string().min(1),
+  image: external_exports.object({
+    ref: external_exports.string().min(1),
+    digest: external_exports.string().nullable(),
+    /** Built by a deploy of this state dir (`--model`): only such images are ever pruned. */
+    builtHere: external_exports.boolean().optional()
+  }),
+  model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
+  container: external_exports.object({
+    id: external_exports.string(),
+    name: external_exports.string(),
+    hostPort: external_exports.number().int().positive(),
+    /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+    run: containerRunSchema.optional()
+  }).nullable(),
+  role: roleSchema,
+  weight: external_exports.number().int().min(0).max(100),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+  promotedAt: isoTime.optional(),
+  /** Warm standby is kept running until this time, then retired by the next operation. */
+  standbyUntil: isoTime.optional(),
+  retiredAt: isoTime.optional(),
+  failedAt: isoTime.optional(),
+  failureReason: external_exports.string().optional(),
+  analysis: external_exports.array(analysisRecordSchema).default([])
+});
+var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
+var phaseSchema = external_exports.discriminatedUnion("name", [
+  external_exports.object({ name: external_exports.literal("started") }),
+  external_exports.object({ name: external_exports.literal("reconciling") }),
+  external_exports.object({ name: external_exports.literal("building"), version: external_exports.string() }),
+  /** About to start `container` (its name): a crash from here leaves at most that container behind. */
+  external_exports.object({ name: external_exports.literal("starting"), version: external_exports.string(), container: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("verifying"), version: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("attaching"), version: external_exports.string() }),
+  external_exports.object({
+    name: external_exports.literal("canary"),
+    version: external_exports.string(),
+    step: external_exports.number().int(),
+    weight: external_exports.number().int()
+  }),
+  /** The commit point: from here the ledger names `version` stable; repair resumes instead of unwinding. */
+  external_exports.object({ name: external_exports.literal("switching"), version: external_exports.string(), from: external_exports.string().nullable() }),
+  external_exports.object({ name: external_exports.literal("draining"), version: external_exports.string() }),
+  external_exports.object({ name: external_exports.literal("retiring") }),
+  external_exports.object({ name: external_exports.literal("aborting"), version: external_exports.string(), reason: external_exports.string() })
+]);
+function describePhase(p) {
+  switch (p.name) {
+    case "started":
+      return "started";
+    case "reconciling":
+      return "reconciling with the host";
+    case "building":
+      return `building the image of ${p.version}`;
+    case "starting":
+      return `starting container ${p.container}`;
+    case "verifying":
+      return `verifying ${p.version} (model identity, smoke test)`;
+    case "attaching":
+      return `attaching ${p.version} to the router`;
+    case "canary":
+      return `weight ${p.weight}`;
+    case "switching":
+      return `switching all traffic to ${p.version}`;
+    case "draining":
+      return `draining ${p.version}`;
+    case "retiring":
+      return "retiring old versions";
+    case "aborting":
+      return `aborting ${p.version}`;
+  }
+}
+var operationSchema = external_exports.object({
+  id: external_exports.string(),
+  kind: operationKindSchema,
+  pid: external_exports.number().int(),
+  host: external_exports.string(),
+  startedAt: isoTime,
+  /** Last step reached, for humans ("starting container …", "weight 25 for …"): describePhase(phase). */
+  step: external_exports.string(),
+  /** Last phase reached (absent in ledgers written before phases were typed). */
+  phase: phaseSchema.optional(),
+  /** Version being deployed / rolled back to. */
+  target: external_exports.string().optional(),
+  by: external_exports.string().optional()
+});
+var historyEventSchema = external_exports.object({
+  at: isoTime,
+  kind: external_exports.enum(["deploy", "promote", "abort", "rollback", "retire", "interrupted", "repair", "restart"]),
+  version: external_exports.string().optional(),
+  from: external_exports.string().optional(),
+  by: external_exports.string().optional(),
+  reason: external_exports.string().optional()
+});
+var ledgerSchema = external_exports.object({
+  schemaVersion: external_exports.literal(LEDGER_SCHEMA_VERSION),
+  updatedAt: isoTime,
+  versions: external_exports.array(versionEntrySchema),
+  operation: operationSchema.nullable(),
+  history: external_exports.array(historyEventSchema)
+});
+function emptyLedger(now = /* @__PURE__ */ new Date()) {
+  return {
+    schemaVersion: LEDGER_SCHEMA_VERSION,
+    updatedAt: now.toISOString(),
+    versions: [],
+    operation: null,
+    history: []
+  };
+}
+
+// src/ledger/ledger.ts
+var LEDGER_FILE = "ledger.json";
+var BACKUP_FILE = "ledger.json.bak";
+var LOCK_DIR = "operation.lock";
+var OWNER_FILE = "operation.owner.json";
+var HISTORY_LIMIT = 500;
+function resolveStateDir(flag) {
+  if (flag) return resolve(flag);
+  const env = process.env.MODELSHIP_STATE_DIR;
+  if (env) return resolve(env);
+  const root = typeof process.getuid === "function" && process.getuid() === 0;
+  return root ? "/var/lib/modelship" : join2(homedir(), ".modelship");
+}
+var ownerSchema = external_exports.object({
+  pid: external_exports.number().int(),
+  host: external_exports.string(),
+  kind: external_exports.string(),
+  since: external_exports.string(),
+  target: external_exports.string().optional(),
+  lockIno: external_exports.number()
+});
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+var sleep = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var Ledger = class {
+  stateDir;
+  file;
+  constructor(stateDir) {
+    this.stateDir = stateDir;
+    this.file = join2(stateDir, LEDGER_FILE);
+  }
+  /** The ledger as on disk; a missing file is an empty ledger, a broken one a clear error. */
+  async read() {
+    let text;
+    try {
+      text = await readFile2(this.file, "utf8");
+    } catch (err) {
+      const code = err.code;
+      if (code === "ENOENT") return emptyLedger();
+      throw new UserError(`cannot read the deploy ledger ${this.file}: ${err.message}`, {
+        exitCode: ExitCode2.environment,
+        hint: "check the state dir's permissions (or pass --state-dir)"
+      });
+    }
+    const problem = parseProblem(text);
+    if (typeof problem === "string") {
+      throw new UserError(`the deploy ledger ${this.file} is corrupt (${problem})`, {
+        exitCode: ExitCode2.environment,
+        hint: "run `modelship host repair` to restore it from the backup and the running containers"
+      });
+    }
+    return problem;
+  }
+  /** Replace the ledger (keeping the previous version as the backup). Callers hold the operation lock. */
+  async write(data) {
+    const next = ledgerSchema.parse({
+      ...data,
+      updatedAt: (/* @__PURE__ */ new Date()).toISOString(),
+      history: data.history.slice(-HISTORY_LIMIT)
+    });
+    try {
+      const current = await readFile2(this.file, "utf8");
+      if (typeof parseProblem(current) !== "string")
+        await atomicWriteFile(join2(this.stateDir, BACKUP_FILE), current);
+    } catch {
+    }
+    await atomicWriteJson(this.file, next);
+    return next;
+  }
+  /** Who holds the operation lock right now (undefined when free, or when the record is not this lock's). */
+  async lockOwner() {
+    try {
+      const raw = JSON.parse(await readFile2(join2(this.stateDir, OWNER_FILE), "utf8"));
+      const parsed = ownerSchema.safeParse(raw);
+      if (!parsed.success) return void 0;
+      const lock = await stat2(this.lockPath);
+      return lock.ino === parsed.data.lockIno ? parsed.data : void 0;
+    } catch {
+      return void 0;
+    }
+  }
+  async isLocked() {
+    try {
+      return await import_proper_lockfile.default.check(this.stateDir, {
+        lockfilePath: this.lockPath,
+        realpath: false,
+        stale: 6e4
+      });
+    } catch {
+      return false;
+    }
+  }
+  get lockPath() {
+    return join2(this.stateDir, LOCK_DIR);
+  }
+  /**
+   * Takes the host-wide operation lock (one deploy/rollback/repair at a time) and records the operation
+   * in the ledger, so a crash leaves a visible trace. A lock left by a dead process on this host is
+   * broken at once; a live holder means refusal (exit 4) unless `wait` is set.
+   */
+  async begin(kind, options = {}) {
+    const started = Date.now();
+    const timeout = options.waitTimeoutMs ?? 30 * 6e4;
+    const pollMs = options.pollMs ?? 500;
+    await atomicWriteFile(join2(this.stateDir, ".keep"), "");
+    for (; ; ) {
+      let release;
+      try {
+        release = await import_proper_lockfile.default.lock(this.stateDir, {
+          lockfilePath: this.lockPath,
+          realpath: false,
+          stale: 6e4,
+          update: options.lockUpdateMs ?? 1e4,
+          // A long event-loop stall must not crash a rollout midway; the ledger stays consistent.
+          onCompromised: () => {
+          }
+        });
+      } catch (err) {
+        const code = err.code;
+        if (code !== "ELOCKED" && code !== "ENOTEMPTY") {
+          throw new UserError(`cannot take the deploy lock in ${this.stateDir}: ${err.message}`, {
+            exitCode: ExitCode2.environment,
+            hint: "check the state dir's permissions (or pass --state-dir)"
+          });
+        }
+        const owner2 = await this.lockOwner();
+        if (owner2 && owner2.host === hostname3() && !pidAlive(owner2.pid)) {
+          await rm3(this.lockPath, { recursive: true, force: true });
+          continue;
+        }
+        const who = owner2 ? `${owner2.kind}${owner2.target ? ` of ${owner2.target}` : ""} by pid ${owner2.pid} on ${owner2.host} since ${owner2.since}` : "another modelship operation";
+        if (!options.wait) {
+          throw new UserError(`another operation is in progress (${who})`, {
+            exitCode: ExitCode2.busy,
+            hint: "wait for it to finish, or pass --wait to queue behind it"
+          });
+        }
+        if (Date.now() - started > timeout) {
+          throw new UserError(`gave up waiting after ${Math.round(timeout / 1e3)}s for ${who}`, {
+            exitCode: ExitCode2.busy
+          });
+        }
+        await sleep(pollMs);
+        continue;
+      }
+      const since = (/* @__PURE__ */ new Date()).toISOString();
+      const lockIno = (await stat2(this.lockPath)).ino;
+      const owner = {
+        pid: process.pid,
+        host: hostname3(),
+        kind,
+        since,
+        target: options.target,
+        lockIno
+      };
+      await atomicWriteJson(join2(this.stateDir, OWNER_FILE), owner);
+      const handle = new OperationHandle(this, release, options.onChange, {
+        id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes2(3).toString("hex")}`,
+        kind,
+        pid: process.pid,
+        host: hostname3(),
+        startedAt: since,
+        step: "started",
+        phase: { name: "started" },
+        target: options.target,
+        by: options.by
+      });
+      try {
+        await handle.init();
+      } catch (err) {
+        await handle.release();
+        throw err;
+      }
+      return handle;
+    }
+  }
+  /**
+   * Makes the ledger readable again: a corrupt file is moved aside and replaced by the backup (or an
+   * empty ledger); stray temp files are removed. The caller then reconciles with the running containers.
+   */
+  async repairFile() {
+    const actions = [];
+    for (const name of await readdir2(this.stateDir).catch(() => [])) {
+      if (/^\.[0-9a-f]{12}\.tmp$/.test(name)) {
+        await rm3(join2(this.stateDir, name), { force: true });
+        actions.push(`removed stray temp file ${name}`);
+      }
+    }
+    let text;
+    try {
+      text = await readFile2(this.file, "utf8");
+    } catch {
+      text = void 0;
+    }
+    if (text !== void 0) {
+      const parsed = parseProblem(text);
+      if (typeof parsed !== "string") return { ledger: parsed, actions };
+      const aside = `${this.file}.corrupt-${Date.now()}`;
+      await rename3(this.file, aside);
+      actions.push(`moved the corrupt ledger (${parsed}) to ${aside}`);
+    }
+    let restored;
+    try {
+      const backup = parseProblem(await readFile2(join2(this.stateDir, BACKUP_FILE), "utf8"));
+      if (typeof backup !== "string") restored = backup;
+    } catch {
+      restored = void 0;
+    }
+    if (restored) actions.push(`restored the ledger from ${BACKUP_FILE} (written ${restored.updatedAt})`);
+    else if (text !== void 0)
+      actions.push("no usable backup: the ledger is rebuilt from the containers the edge routes to");
+    if (restored) await atomicWriteJson(this.file, restored);
+    return { ledger: restored ?? emptyLedger(), actions };
+  }
+};
+function parseProblem(text) {
+  let raw;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return `not JSON: ${err.message}`;
+  }
+  const parsed = ledgerSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue3 = parsed.error.issues[0];
+    return `${issue3?.path.join(".") || "root"}: ${issue3?.message ?? "invalid"}`;
+  }
+  return parsed.data;
+}
+var OperationHandle = class {
+  ledger;
+  operation;
+  /** The operation a crashed process left behind, if any (found when this one began). */
+  interrupted = null;
+  releaseLock;
+  onChange;
+  constructor(ledger, release, onChange, operation) {
+    this.ledger = ledger;
+    this.releaseLock = release;
+    this.onChange = onChange;
+    this.operation = operation;
+  }
+  async init() {
+    await this.update((l) => {
+      if (l.operation) {
+        this.interrupted = l.operation;
+        l.history.push({
+          at: (/* @__PURE__ */ new Date()).toISOString(),
+          kind: "interrupted",
+          version: l.operation.target,
+          reason: `${l.operation.kind} (pid ${l.operation.pid}) stopped at "${l.operation.step}"`
+        });
+      }
+      l.operation = this.operation;
+    });
+  }
+  /** Read-modify-write of the ledger; `fn` mutates the draft in place. */
+  async update(fn) {
+    if (!this.releaseLock) throw new Error("operation already finished");
+    const draft = await this.ledger.read();
+    fn(draft);
+    const written = await this.ledger.write(draft);
+    await this.onChange?.(written).catch(() => {
+    });
+    return written;
+  }
+  /** Records the phase the operation enters, before it acts (what `status` and repair read after a crash). */
+  async advance(phase) {
+    const step = describePhase(phase);
+    this.operation.step = step;
+    this.operation.phase = phase;
+    await this.update((l) => {
+      if (l.operation?.id === this.operation.id) Object.assign(l.operation, { step, phase });
+    });
+  }
+  async event(event) {
+    await this.update((l) => {
+      l.history.push({ at: (/* @__PURE__ */ new Date()).toISOString(), ...event });
+    });
+  }
+  /**
+   * Clears the operation from the ledger and releases the lock. The backup then becomes the finished
+   * state too: restoring it later must not bring back an operation that in fact completed.
+   */
+  async finish() {
+    if (!this.releaseLock) return;
+    const done = await this.update((l) => {
+      if (l.operation?.id === this.operation.id) l.operation = null;
+    });
+    await atomicWriteJson(join2(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
+    });
+    await this.release();
+  }
+  /** Releases the lock without touching the ledger (the operation stays recorded as interrupted). */
+  async release() {
+    const release = this.releaseLock;
+    this.releaseLock = void 0;
+    if (!release) return;
+    await rm3(join2(this.ledger.stateDir, OWNER_FILE), { force: true });
+    await release().catch(() => {
+    });
+  }
+};
+
+// src/router/config.ts
+import { join as join3 } from "node:path";
+
+// src/router/schema.ts
+import { isIP } from "node:net";
+var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
+var ServerState = external_exports.enum(["ready", "drain", "maint"]);
+var ServerSpec = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
+  weight: external_exports.number().min(0).max(100),
+  state: ServerState.default("ready"),
+  /**
+   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
+   * standby, so a crashed serving container costs users nothing while the engine restarts it.
+   */
+  backup: external_exports.boolean().default(false)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+  message: "server names must be unique"
+});
+var Port = external_exports.number().int().min(1).max(65535);
+var Millis = external_exports.number().int().positive().max(24 * 3600 * 1e3);
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+var BindAddress = external_exports.string().refine(
+  (v) => {
+    if (v === "" || v === "*") return true;
+    const inner = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(inner) !== 0) return true;
+    return inner === v && HOSTNAME.test(v);
+  },
+  { message: "bind address: an IP address, a host name or '*'" }
+);
+var SafePath = external_exports.string().regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+var UnitName = external_exports.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+  "a systemd unit name like modelship-haproxy.service"
+);
+var RouterSettings = external_exports.strictObject({
+  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
+  stateDir: SafePath,
+  edge: external_exports.strictObject({ bind: BindAddress.default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  health: external_exports.strictObject({
+    path: external_exports.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-").default("/ready"),
+    interMs: Millis.default(1e3),
+    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
+    fastInterMs: Millis.default(250),
+    downInterMs: Millis.default(1e3),
+    timeoutMs: Millis.default(1e3),
+    fall: external_exports.number().int().min(1).default(2),
+    rise: external_exports.number().int().min(1).default(2),
+    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
+    errorLimit: external_exports.number().int().min(0).default(1),
+    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
+    slowstartMs: external_exports.number().int().min(0).default(0)
+  }).prefault({}),
+  timeouts: external_exports.strictObject({
+    connectMs: Millis.default(1e3),
+    clientMs: Millis.default(3e4),
+    serverMs: Millis.default(3e4),
+    httpRequestMs: Millis.default(1e4),
+    keepAliveMs: Millis.default(1e4),
+    queueMs: Millis.default(5e3),
+    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
+    hardStopAfterMs: Millis.default(3e4),
+    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
+    removeGraceMs: Millis.default(1e4)
+  }).prefault({}),
+  /**
+   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
+   * runs as root while deploys run as the CI runner's user: that user's group goes here.
+   */
+  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
+  retries: external_exports.number().int().min(0).max(10).default(3),
+  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
+  retryOn500: external_exports.boolean().default(true),
+  maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
+  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: UnitName.default("modelship-haproxy.service"),
+  /**
+   * User HAProxy drops to after binding its ports (global `user`/`group`), when started as root.
+   * `host init` sets it to `haproxy` when that account exists; "root" keeps root (not recommended).
+   */
+  runAs: external_exports.string().regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, "runAs: a user name or user:group").optional()
+});
+var BACKEND = "models";
+var MAX_HAPROXY_WEIGHT = 256;
+function percentToWeight(percent) {
+  if (percent <= 0) return 0;
+  return Math.max(1, Math.min(MAX_HAPROXY_WEIGHT, Math.round(percent * MAX_HAPROXY_WEIGHT / 100)));
+}
+function weightToPercent(weight) {
+  return Math.round(weight * 100 / MAX_HAPROXY_WEIGHT * 10) / 10;
+}
+
+// src/router/config.ts
+function routerPaths(stateDir) {
+  const dir = join3(stateDir, "haproxy");
+  return {
+    config: join3(dir, "haproxy.cfg"),
+    socket: join3(dir, "haproxy.sock"),
+    pidfile: join3(dir, "haproxy.pid"),
+    serverState: join3(dir, "server-state"),
+    counterCarry: join3(dir, "counters-carry.json"),
+    settings: join3(stateDir, "router.json"),
+    desired: join3(stateDir, "router-desired.json"),
+    lock: join3(dir, "router")
+  };
+}
+var ms = (n) => `${n}ms`;
+var socketGroup = (settings) => {
+  const g = settings.socketGroup;
+  if (!g) return "";
+  return /^\d+$/.test(g) ? ` gid ${g}` : ` group ${g}`;
+};
+function serverKeywords(settings, spec, forConfig) {
+  const h = settings.health;
+  const weight = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
+  const words = [
+    `${spec.address}:${spec.port}`,
+    `weight ${weight}`,
+    "check",
+    `inter ${ms(h.interMs)}`,
+    `fastinter ${ms(h.fastInterMs)}`,
+    `downinter ${ms(h.downInterMs)}`,
+    `fall ${h.fall}`,
+    `rise ${h.rise}`
+  ];
+  if (h.errorLimit > 0) words.push(`observe layer4 error-limit ${h.errorLimit} on-error mark-down`);
+  if (h.slowstartMs > 0) words.push(`slowstart ${ms(h.slowstartMs)}`);
+  if (spec.backup) words.push("backup");
+  if (forConfig && spec.state === "maint") words.push("disabled");
+  return words.join(" ");
+}
+var EDGE_ERRORS = {
+  400: "bad request: the edge could not parse it",
+  403: "forbidden",
+  408: "request timeout: the request was not received in time",
+  429: "too many requests",
+  500: "internal error at the edge",
+  502: "bad gateway: the model server sent an invalid response",
+  503: "no model server is available; retry shortly",
+  504: "gateway timeout: the model server did not answer in time"
+};
+function edgeErrorLines() {
+  return Object.entries(EDGE_ERRORS).map(
+    ([status, message]) => (
+      // JSON.stringify of our fixed ASCII messages never contains a single quote.
+      `    http-error status ${status} content-type application/json string '${JSON.stringify({ error: message })}'`
+    )
+  );
+}
+function runAsLines(settings) {
+  if (!settings.runAs || settings.runAs === "root") return "";
+  const [user, group = user] = settings.runAs.split(":");
+  return `    # bound as root, runs unprivileged from here on
+    user ${user}
+    group ${group}
+`;
+}
+function renderConfig(settings, desired) {
+  const p = routerPaths(settings.stateDir);
+  const t = settings.timeouts;
+  const h = settings.health;
+  const retryOn = ["conn-failure", "empty-response", "response-timeout"];
+  if (settings.retryOn500) retryOn.push("500");
+  retryOn.push("502", "503", "504");
+  const servers = desired.servers.map((s) => `    server ${s.name} ${serverKeywords(settings, s, true)}`);
+  return `# Generated by modelship — do not edit: \`modelship host repair\` rewrites it from ${p.desired}.
+global
+    pidfile ${p.pidfile}
+    # admin level for weights/drain/add/del; expose-fd lets a reload (-x) take over the listening
+    # sockets, so no connection is refused while the old process hands over.
+    stats socket ${p.socket} mode 660${socketGroup(settings)} level admin expose-fd listeners
+    stats timeout 30s
+    server-state-file ${p.serverState}
+    maxconn ${settings.maxconn}
+    hard-stop-after ${ms(t.hardStopAfterMs)}
+${runAsLines(settings)}
+defaults
+    mode http
+    timeout connect ${ms(t.connectMs)}
+    timeout client ${ms(t.clientMs)}
+    timeout server ${ms(t.serverMs)}
+    timeout http-request ${ms(t.httpRequestMs)}
+    timeout http-keep-alive ${ms(t.keepAliveMs)}
+    timeout queue ${ms(t.queueMs)}
+    timeout check ${ms(h.timeoutMs)}
+    # Keep-alive on both sides (HAProxy's default mode) rather than http-server-close: a new backend
+    # connection per request costs throughput and latency, idle pooled connections do not count as
+    # sessions (so drain still reaches 0), and a backend closing an idle connection under us is
+    # covered by retry-on conn-failure/empty-response.
+    option http-keep-alive
+    # On reload the old process would close idle client connections at once, racing a client that
+    # is just sending its next request on one (a reset it cannot retry). Instead it answers that
+    # request, then closes (bounded by timeout http-keep-alive and hard-stop-after).
+    option idle-close-on-response
+    # Retries need the whole request in the buffer; /predict bodies are small.
+    option http-buffer-request
+    # Each client connection keeps its own server connection (still keep-alive). Sharing idle
+    # connections across clients ("safe") let retries after a container crash land on pooled
+    # connections that were already dead, exhausting all attempts: measured 3 failed requests in 12
+    # crash runs with "safe", none with "never".
+    http-reuse never
+    retries ${settings.retries}
+    option redispatch 1
+    retry-on ${retryOn.join(" ")}
+    load-server-state-from-file global
+    # Errors HAProxy itself answers are JSON like the model server's: {"error": "..."}
+${edgeErrorLines().join("\n")}
+
+frontend edge
+    bind ${settings.edge.bind}:${settings.edge.port}
+    default_backend ${BACKEND}
+
+frontend prometheus
+    bind ${settings.metrics.bind}:${settings.metrics.port}
+    http-request use-service prometheus-exporter if { path /metrics }
+    stats enable
+    stats uri /stats
+    stats refresh 5s
+
+backend ${BACKEND}
+    balance roundrobin
+    # Backups (warm standby) take over, sharing by weight, when no regular server is usable: down,
+    # in maintenance, or at weight 0 (so a rollback to the standby is a weight change, no reload).
+    option allbackups
+    option httpchk GET ${h.path}
+    http-check expect status 200
+${servers.join("\n")}
+`;
+}
+
+// src/router/planner.ts
+function adminStateOf(bits) {
+  if (bits & 39) return "maint";
+  if (bits & 24) return "drain";
+  return "ready";
+}
+var weightOf = (spec) => spec.state === "ready" ? percentToWeight(spec.weight) : 0;
+function planChanges(settings, live, desired) {
+  const byName = new Map(live.map((s) => [s.name, s]));
+  const commands = [];
+  let reload = false;
+  const effectiveWeight = (name) => {
+    const cur = byName.get(name);
+    return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
+  };
+  const gain = (spec) => weightOf(spec) - effectiveWeight(spec.name);
+  for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
+    const ref2 = `${BACKEND}/${spec.name}`;
+    const cur = byName.get(spec.name);
+    if (cur && cur.backup !== spec.backup) reload = true;
+    if (!cur) {
+      commands.push({
+        command: `add server ${ref2} ${serverKeywords(settings, spec, false)}`,
+        ok: /New server registered/
+      });
+      commands.push({ command: `enable health ${ref2}` });
+    } else if (cur.address !== spec.address || cur.port !== spec.port) {
+      commands.push({
+        command: `set server ${ref2} addr ${spec.address} port ${spec.port}`,
+        ok: /changed|no need/i
+      });
+    }
+    const weight = weightOf(spec);
+    if (!cur || cur.userWeight !== weight) commands.push({ command: `set server ${ref2} weight ${weight}` });
+    if (!cur || adminStateOf(cur.adminState) !== spec.state)
+      commands.push({ command: `set server ${ref2} state ${spec.state}` });
+  }
+  const wanted = new Set(desired.servers.map((s) => s.name));
+  const leaving = live.map((s) => s.name).filter((name) => !wanted.has(name));
+  for (const name of leaving) commands.push({ command: `set server ${BACKEND}/${name} state maint` });
+  return { commands, leaving, reload };
+}
+
+// src/router/process.ts
+import { mkdir as mkdir3, mkdtemp, readFile as readFile3, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname as dirname3, join as join5 } from "node:path";
+
+// src/util/command.ts
+import { spawn } from "node:child_process";
+import { realpath, stat as stat3 } from "node:fs/promises";
+import { dirname as dirname2, join as join4 } from "node:path";
+import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve2, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve2({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+var SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin"
+];
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join4(dir, name);
+    const s = await stat3(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat3(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname2(p);
+    if (parent === p) return true;
+    p = parent;
+  }
+}
+
+// src/router/runtime-api.ts
+import { createConnection } from "node:net";
+
+// node_modules/csv-parse/lib/api/CsvError.js
+var CsvError = class _CsvError extends Error {
+  constructor(code, message, options, ...contexts) {
+    if (Array.isArray(message)) message = message.join(" ").trim();
+    super(message);
+    if (Error.captureStackTrace !== void 0) {
+      Error.captureStackTrace(this, _CsvError);
+    }
+    this.code = code;
+    for (const context3 of contexts) {
+      for (const key in context3) {
+        const value = context3[key];
+        this[key] = Buffer.isBuffer(value) ? value.toString(options.encoding) : value == null ? value : JSON.parse(JSON.stringify(value));
+      }
+    }
+  }
+};
+
+// node_modules/csv-parse/lib/utils/is_object.js
+var is_object = function(obj) {
+  return typeof obj === "object" && obj !== null && !Array.isArray(obj);
+};
+
+// node_modules/csv-parse/lib/api/normalize_columns_array.js
+var normalize_columns_array = function(columns) {
+  const normalizedColumns = [];
+  for (let i = 0, l = columns.length; i < l; i++) {
+    const column = columns[i];
+    if (column === void 0 || column === null || column === false) {
+      normalizedColumns[i] = { disabled: true };
+    } else if (typeof column === "string" || typeof column === "number") {
+      normalizedColumns[i] = { name: `${column}` };
+    } else if (is_object(column)) {
+      if (typeof column.name !== "string") {
+        throw new CsvError("CSV_OPTION_COLUMNS_MISSING_NAME", [
+          "Option columns missing name:",
+          `property "name" is required at position ${i}`,
+          "when column is an object literal"
+        ]);
+      }
+      normalizedColumns[i] = column;
+    } else {
+      throw new CsvError("CSV_INVALID_COLUMN_DEFINITION", [
+        "Invalid column definition:",
+        "expect a string or a literal object,",
+        `got ${JSON.stringify(column)} at position ${i}`
+      ]);
+    }
+  }
+  return normalizedColumns;
+};
+
+// node_modules/csv-parse/lib/utils/ResizeableBuffer.js
+var ResizeableBuffer = class {
+  constructor(size = 100) {
+    this.size = size;
+    this.length = 0;
+    this.buf = Buffer.allocUnsafe(size);
+  }
+  prepend(val) {
+    if (Buffer.isBuffer(val)) {
+      const length = this.length + val.length;
+      if (length >= this.size) {
+        this.resize();
+        if (length >= this.size) {
+          throw Error("INVALID_BUFFER_STATE");
+        }
+      }
+      const buf = this.buf;
+      this.buf = Buffer.allocUnsafe(this.size);
+      val.copy(this.buf, 0);
+      buf.copy(this.buf, val.length);
+      this.length += val.length;
+    } else {
+      const length = this.length++;
+      if (length === this.size) {
+        this.resize();
+      }
+      const buf = this.clone();
+      this.buf[0] = val;
+      buf.copy(this.buf, 1, 0, length);
+    }
+  }
+  append(val) {
+    const length = this.length++;
+    if (length === this.size) {
+      this.resize();
+    }
+    this.buf[length] = val;
+  }
+  clone() {
+    return Buffer.from(this.buf.slice(0, this.length));
+  }
+  resize() {
+    const length = this.length;
+    this.size = this.size * 2;
+    const buf = Buffer.allocUnsafe(this.size);
+    this.buf.copy(buf, 0, 0, length);
+    this.buf = buf;
+  }
+  toString(encoding) {
+    if (encoding) {
+      return this.buf.toString(encoding, 0, this.length);
+    } else {
+      return Uint8Array.prototype.slice.call(this.buf.slice(0, this.length));
+    }
+  }
+  toJSON() {
+    return this.toString("utf8");
+  }
+  reset() {
+    this.length = 0;
+  }
+};
+var ResizeableBuffer_default = ResizeableBuffer;
+
+// node_modules/csv-parse/lib/api/init_state.js
+var init_state = function(options) {
+  const timchars = [
+    // Basic Latin
+    32,
+    // [Space](https://www.fileformat.info/info/unicode/char/0020/index.htm)
+    9,
+    // [CHARACTER TABULATION (HT)](https://www.fileformat.info/info/unicode/char/0009/index.htm)
+    10,
+    // [LINE FEED (LF)](https://www.fileformat.info/info/unicode/char/000a/index.htm)
+    13,
+    // [CARRIAGE RETURN (CR)](https://www.fileformat.info/info/unicode/char/000d/index.htm)
+    12,
+    // [FORM FEED (FF)](https://www.fileformat.info/info/unicode/char/000c/index.htm)
+    11,
+    // [LINE TABULATION (VT)](https://www.fileformat.info/info/unicode/char/000b/index.htm)
+    // Latin-1 Supplement
+    160,
+    // [NO-BREAK SPACE (NBSP)](https://www.fileformat.info/info/unicode/char/00a0/index.htm)
+    // Ogham
+    5760,
+    // [OGHAM SPACE MARK](https://www.fileformat.info/info/unicode/char/1680/index.htm)
+    // General Punctuation
+    8192,
+    // [EN QUAD](https://www.fileformat.info/info/unicode/char/2000/index.htm)
+    8193,
+    // [EM QUAD](https://www.fileformat.info/info/unicode/char/2001/index.htm)
+    8194,
+    // [EN SPACE](https://www.fileformat.info/info/unicode/char/2002/index.htm)
+    8195,
+    // [EM SPACE](https://www.fileformat.info/info/unicode/char/2003/index.htm)
+    8196,
+    // [THREE-PER-EM SPACE](https://www.fileformat.info/info/unicode/char/2004/index.htm)
+    8197,
+    // [FOUR-PER-EM SPACE](https://www.fileformat.info/info/unicode/char/2005/index.htm)
+    8198,
+    // [SIX-PER-EM SPACE](https://www.fileformat.info/info/unicode/char/2006/index.htm)
+    8199,
+    // [FIGURE SPACE](https://www.fileformat.info/info/unicode/char/2007/index.htm)
+    8200,
+    // [PUNCTUATION SPACE](https://www.fileformat.info/info/unicode/char/2008/index.htm)
+    8201,
+    // [THIN SPACE](https://www.fileformat.info/info/unicode/char/2009/index.htm)
+    8202,
+    // [HAIR SPACE](https://www.fileformat.info/info/unicode/char/200a/index.htm)
+    8232,
+    // [LINE SEPARATOR](https://www.fileformat.info/info/unicode/char/2028/index.htm)
+    8233,
+    // [PARAGRAPH SEPARATOR](https://www.fileformat.info/info/unicode/char/2029/index.htm)
+    8239,
+    // [NARROW NO-BREAK SPACE (NNBSP)](https://www.fileformat.info/info/unicode/char/202f/index.htm)
+    8287,
+    // [MEDIUM MATHEMATICAL SPACE (MMSP)](https://www.fileformat.info/info/unicode/char/205f/index.htm)
+    12288,
+    // [IDEOGRAPHIC SPACE](https://www.fileformat.info/info/unicode/char/3000/index.htm)
+    65279
+    // [ZERO WIDTH NO-BREAK SPACE (BOM)](https://www.fileformat.info/info/unicode/char/feff/index.htm)
+  ].reduce((acc, codepoint) => {
+    const encoded = Buffer.from(
+      String.fromCharCode(codepoint),
+      options.encoding
+    );
+    if (codepoint !== 63 && encoded.length === 1 && encoded[0] === 63) {
+      return acc;
+    }
+    acc.push(encoded);
+    return acc;
+  }, []);
+  const timcharFirstBytes = new Uint8Array(256);
+  for (const t of timchars) timcharFirstBytes[t[0]] = 1;
+  return {
+    bomSkipped: false,
+    bufBytesStart: 0,
+    castField: options.cast_function,
+    commenting: false,
+    delimiterBufPrevious: void 0,
+    delimiterDiscovered: false,
+    // Current error encountered by a record
+    error: void 0,
+    enabled: options.from_line === 1,
+    escaping: false,
+    escapeIsQuote: Buffer.isBuffer(options.escape) && Buffer.isBuffer(options.quote) && Buffer.compare(options.escape, options.quote) === 0,
+    // columns can be `false`, `true`, `Array`
+    expectedRecordLength: Array.isArray(options.columns) ? options.columns.length : void 0,
+    field: new ResizeableBuffer_default(20),
+    firstLineToHeaders: options.cast_first_line_to_header,
+    needMoreDataSize: Math.max(
+      // Skip if the remaining buffer smaller than comment
+      options.comment !== null ? options.comment.length : 0,
+      ...options.delimiter ? options.delimiter.map((delimiter) => delimiter.length) : [],
+      // Auto discovery of delimiter is limited to 1 character
+      options.delimiter_auto ? 1 : 0,
+      // Skip if the remaining buffer can be escape sequence
+      options.quote !== null ? options.quote.length : 0,
+      ...timchars.map((t) => t.length)
+    ),
+    previousBuf: void 0,
+    quoting: false,
+    stop: false,
+    rawBuffer: new ResizeableBuffer_default(100),
+    record: [],
+    recordHasError: false,
+    record_length: 0,
+    recordDelimiterMaxLength: options.record_delimiter.length === 0 ? 0 : Math.max(...options.record_delimiter.map((v) => v.length)),
+    trimChars: [
+      Buffer.from(" ", options.encoding)[0],
+      Buffer.from("	", options.encoding)[0]
+    ],
+    wasQuoting: false,
+    wasRowDelimiter: false,
+    timchars,
+    timcharFirstBytes
+  };
+};
+
+// node_modules/csv-parse/lib/utils/underscore.js
+var underscore = function(str) {
+  return str.replace(/([A-Z])/g, function(_, match) {
+    return "_" + match.toLowerCase();
+  });
+};
+
+// node_modules/csv-parse/lib/api/normalize_options.js
+var normalize_options = function(opts) {
+  const options = {};
+  for (const opt in opts) {
+    options[underscore(opt)] = opts[opt];
+  }
+  if (options.encoding === void 0 || options.encoding === true) {
+    options.encoding = "utf8";
+  } else if (options.encoding === null || options.encoding === false) {
+    options.encoding = null;
+  } else if (typeof options.encoding !== "string" && options.encoding !== null) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_ENCODING",
+      [
+        "Invalid option encoding:",
+        "encoding must be a string or null to return a buffer,",
+        `got ${JSON.stringify(options.encoding)}`
+      ],
+      options
+    );
+  }
+  if (options.bom === void 0 || options.bom === null || options.bom === false) {
+    options.bom = false;
+  } else if (options.bom !== true) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_BOM",
+      [
+        "Invalid option bom:",
+        "bom must be true,",
+        `got ${JSON.stringify(options.bom)}`
+      ],
+      options
+    );
+  }
+  options.cast_function = null;
+  if (options.cast === void 0 || options.cast === null || options.cast === false || options.cast === "") {
+    options.cast = void 0;
+  } else if (typeof options.cast === "function") {
+    options.cast_function = options.cast;
+    options.cast = true;
+  } else if (options.cast !== true) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_CAST",
+      [
+        "Invalid option cast:",
+        "cast must be true or a function,",
+        `got ${JSON.stringify(options.cast)}`
+      ],
+      options
+    );
+  }
+  if (options.cast_date === void 0 || options.cast_date === null || options.cast_date === false || options.cast_date === "") {
+    options.cast_date = false;
+  } else if (options.cast_date === true) {
+    options.cast_date = function(value) {
+      const date5 = Date.parse(value);
+      return !isNaN(date5) ? new Date(date5) : value;
+    };
+  } else if (typeof options.cast_date !== "function") {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_CAST_DATE",
+      [
+        "Invalid option cast_date:",
+        "cast_date must be true or a function,",
+        `got ${JSON.stringify(options.cast_date)}`
+      ],
+      options
+    );
+  }
+  options.cast_first_line_to_header = void 0;
+  if (options.columns === true) {
+    options.cast_first_line_to_header = void 0;
+  } else if (typeof options.columns === "function") {
+    options.cast_first_line_to_header = options.columns;
+    options.columns = true;
+  } else if (Array.isArray(options.columns)) {
+    options.columns = normalize_columns_array(options.columns);
+  } else if (options.columns === void 0 || options.columns === null || options.columns === false) {
+    options.columns = false;
+  } else {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_COLUMNS",
+      [
+        "Invalid option columns:",
+        "expect an array, a function or true,",
+        `got ${JSON.stringify(options.columns)}`
+      ],
+      options
+    );
+  }
+  if (options.group_columns_by_name === void 0 || options.group_columns_by_name === null || options.group_columns_by_name === false) {
+    options.group_columns_by_name = false;
+  } else if (options.group_columns_by_name !== true) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_GROUP_COLUMNS_BY_NAME",
+      [
+        "Invalid option group_columns_by_name:",
+        "expect an boolean,",
+        `got ${JSON.stringify(options.group_columns_by_name)}`
+      ],
+      options
+    );
+  } else if (options.columns === false) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_GROUP_COLUMNS_BY_NAME",
+      [
+        "Invalid option group_columns_by_name:",
+        "the `columns` mode must be activated."
+      ],
+      options
+    );
+  }
+  if (options.comment === void 0 || options.comment === null || options.comment === false || options.comment === "") {
+    options.comment = null;
+  } else {
+    if (typeof options.comment === "string") {
+      options.comment = Buffer.from(options.comment, options.encoding);
+    }
+    if (!Buffer.isBuffer(options.comment)) {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_COMMENT",
+        [
+          "Invalid option comment:",
+          "comment must be a buffer or a string,",
+          `got ${JSON.stringify(options.comment)}`
+        ],
+        options
+      );
+    }
+  }
+  if (options.comment_no_infix === void 0 || options.comment_no_infix === null || options.comment_no_infix === false) {
+    options.comment_no_infix = false;
+  } else if (options.comment_no_infix !== true) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_COMMENT",
+      [
+        "Invalid option comment_no_infix:",
+        "value must be a boolean,",
+        `got ${JSON.stringify(options.comment_no_infix)}`
+      ],
+      options
+    );
+  }
+  if (options.delimiter_auto === void 0 || options.delimiter_auto === null || options.delimiter_auto === false) {
+    options.delimiter_auto = false;
+  } else if (options.delimiter_auto === true) {
+    options.delimiter_auto = {};
+  } else if (!is_object(options.delimiter_auto)) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_DELIMITER_AUTO",
+      [
+        "Invalid option delimiter_auto:",
+        "delimiter_auto must be a boolean or a configuration object,",
+        `got ${JSON.stringify(options.delimiter_auto)}`
+      ],
+      options
+    );
+  }
+  if (options.delimiter_auto) {
+    if (options.delimiter_auto.preferred === void 0)
+      options.delimiter_auto.preferred = {
+        [",".charCodeAt(0)]: 1.8,
+        ["	".charCodeAt(0)]: 1.8,
+        [";".charCodeAt(0)]: 1.6,
+        [" ".charCodeAt(0)]: 1.6,
+        [":".charCodeAt(0)]: 1.5,
+        [".".charCodeAt(0)]: 1.4,
+        ["/".charCodeAt(0)]: 1.4
+      };
+    else if (!is_object(options.delimiter_auto.preferred)) {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_DELIMITER_AUTO",
+        [
+          "Invalid option delimiter_auto:",
+          "preferred must be an object,",
+          `got ${JSON.stringify(options.delimiter_auto.preferred)}`
+        ],
+        options
+      );
+    }
+    if (options.delimiter_auto.score === void 0)
+      options.delimiter_auto.score = (info2, options2) => {
+        return (info2.total - info2.std) * (options2.preferred[info2.char_code] || 1);
+      };
+    else if (typeof options.delimiter_auto.score !== "function") {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_DELIMITER_AUTO",
+        [
+          "Invalid option delimiter_auto:",
+          "score must be a function,",
+          `got ${JSON.stringify(options.delimiter_auto.score)}`
+        ],
+        options
+      );
+    }
+    if (options.delimiter_auto.size === void 0)
+      options.delimiter_auto.size = 2048;
+    else if (typeof options.delimiter_auto.size !== "number") {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_DELIMITER_AUTO",
+        [
+          "Invalid option delimiter_auto:",
+          "size must be a number,",
+          `got ${JSON.stringify(options.delimiter_auto.size)}`
+        ],
+        options
+      );
+    }
+  }
+  const delimiter_json = JSON.stringify(options.delimiter);
+  if (options.delimiter_auto !== false) {
+    options.delimiter = [];
+  }
+  if (!Array.isArray(options.delimiter)) {
+    if (options.delimiter === void 0 || options.delimiter === null || options.delimiter === false) {
+      options.delimiter = Buffer.from(",", options.encoding);
+    }
+    options.delimiter = [options.delimiter];
+  }
+  options.delimiter = options.delimiter.map(function(delimiter) {
+    if (typeof delimiter === "string") {
+      delimiter = Buffer.from(delimiter, options.encoding);
+    }
+    if (!Buffer.isBuffer(delimiter) || delimiter.length === 0) {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_DELIMITER",
+        [
+          "Invalid option delimiter:",
+          "delimiter must be a non empty string or buffer or array of string|buffer,",
+          `got ${delimiter_json}`
+        ],
+        options
+      );
+    }
+    return delimiter;
+  });
+  if (options.escape === void 0 || options.escape === true) {
+    options.escape = Buffer.from('"', options.encoding);
+  } else if (typeof options.escape === "string") {
+    options.escape = Buffer.from(options.escape, options.encoding);
+  } else if (options.escape === null || options.escape === false) {
+    options.escape = null;
+  }
+  if (options.escape !== null) {
+    if (!Buffer.isBuffer(options.escape)) {
+      throw new Error(
+        `Invalid Option: escape must be a buffer, a string or a boolean, got ${JSON.stringify(options.escape)}`
+      );
+    }
+  }
+  if (options.from === void 0 || options.from === null) {
+    options.from = 1;
+  } else {
+    if (typeof options.from === "string" && /\d+/.test(options.from)) {
+      options.from = parseInt(options.from);
+    }
+    if (Number.isInteger(options.from)) {
+      if (options.from < 0) {
+        throw new Error(
+          `Invalid Option: from must be a positive integer, got ${JSON.stringify(opts.from)}`
+        );
+      }
+    } else {
+      throw new Error(
+        `Invalid Option: from must be an integer, got ${JSON.stringify(options.from)}`
+      );
+    }
+  }
+  if (options.from_line === void 0 || options.from_line === null) {
+    options.from_line = 1;
+  } else {
+    if (typeof options.from_line === "string" && /\d+/.test(options.from_line)) {
+      options.from_line = parseInt(options.from_line);
+    }
+    if (Number.isInteger(options.from_line)) {
+      if (options.from_line <= 0) {
+        throw new Error(
+          `Invalid Option: from_line must be a positive integer greater than 0, got ${JSON.stringify(opts.from_line)}`
+        );
+      }
+    } else {
+      throw new Error(
+        `Invalid Option: from_line must be an integer, got ${JSON.stringify(opts.from_line)}`
+      );
+    }
+  }
+  if (options.ignore_last_delimiters === void 0 || options.ignore_last_delimiters === null) {
+    options.ignore_last_delimiters = false;
+  } else if (typeof options.ignore_last_delimiters === "number") {
+    options.ignore_last_delimiters = Math.floor(options.ignore_last_delimiters);
+    if (options.ignore_last_delimiters === 0) {
+      options.ignore_last_delimiters = false;
+    }
+  } else if (typeof options.ignore_last_delimiters !== "boolean") {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_IGNORE_LAST_DELIMITERS",
+      [
+        "Invalid option `ignore_last_delimiters`:",
+        "the value must be a boolean value or an integer,",
+        `got ${JSON.stringify(options.ignore_last_delimiters)}`
+      ],
+      options
+    );
+  }
+  if (options.ignore_last_delimiters === true && options.columns === false) {
+    throw new CsvError(
+      "CSV_IGNORE_LAST_DELIMITERS_REQUIRES_COLUMNS",
+      [
+        "The option `ignore_last_delimiters`",
+        "requires the activation of the `columns` option"
+      ],
+      options
+    );
+  }
+  if (options.info === void 0 || options.info === null || options.info === false) {
+    options.info = false;
+  } else if (options.info !== true) {
+    throw new Error(
+      `Invalid Option: info must be true, got ${JSON.stringify(options.info)}`
+    );
+  }
+  if (options.max_record_size === void 0 || options.max_record_size === null || options.max_record_size === false) {
+    options.max_record_size = 0;
+  } else if (Number.isInteger(options.max_record_size) && options.max_record_size >= 0) {
+  } else if (typeof options.max_record_size === "string" && /\d+/.test(options.max_record_size)) {
+    options.max_record_size = parseInt(options.max_record_size);
+  } else {
+    throw new Error(
+      `Invalid Option: max_record_size must be a positive integer, got ${JSON.stringify(options.max_record_size)}`
+    );
+  }
+  if (options.objname === void 0 || options.objname === null || options.objname === false) {
+    options.objname = void 0;
+  } else if (Buffer.isBuffer(options.objname)) {
+    if (options.objname.length === 0) {
+      throw new Error(`Invalid Option: objname must be a non empty buffer`);
+    }
+    if (options.encoding === null) {
+    } else {
+      options.objname = options.objname.toString(options.encoding);
+    }
+  } else if (typeof options.objname === "string") {
+    if (options.objname.length === 0) {
+      throw new Error(`Invalid Option: objname must be a non empty string`);
+    }
+  } else if (typeof options.objname === "number") {
+  } else {
+    throw new Error(
+      `Invalid Option: objname must be a string or a buffer, got ${options.objname}`
+    );
+  }
+  if (options.objname !== void 0) {
+    if (typeof options.objname === "number") {
+      if (options.columns !== false) {
+        throw Error(
+          "Invalid Option: objname index cannot be combined with columns or be defined as a field"
+        );
+      }
+    } else {
+      if (options.columns === false) {
+        throw Error(
+          "Invalid Option: objname field must be combined with columns or be defined as an index"
+        );
+      }
+    }
+  }
+  if (options.on_record === void 0 || options.on_record === null) {
+    options.on_record = void 0;
+  } else if (typeof options.on_record !== "function") {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_ON_RECORD",
+      [
+        "Invalid option `on_record`:",
+        "expect a function,",
+        `got ${JSON.stringify(options.on_record)}`
+      ],
+      options
+    );
+  }
+  if (options.on_skip !== void 0 && options.on_skip !== null && typeof options.on_skip !== "function") {
+    throw new Error(
+      `Invalid Option: on_skip must be a function, got ${JSON.stringify(options.on_skip)}`
+    );
+  }
+  if (options.quote === null || options.quote === false || options.quote === "") {
+    options.quote = null;
+  } else {
+    if (options.quote === void 0 || options.quote === true) {
+      options.quote = Buffer.from('"', options.encoding);
+    } else if (typeof options.quote === "string") {
+      options.quote = Buffer.from(options.quote, options.encoding);
+    }
+    if (!Buffer.isBuffer(options.quote)) {
+      throw new Error(
+        `Invalid Option: quote must be a buffer or a string, got ${JSON.stringify(options.quote)}`
+      );
+    }
+  }
+  if (options.raw === void 0 || options.raw === null || options.raw === false) {
+    options.raw = false;
+  } else if (options.raw !== true) {
+    throw new Error(
+      `Invalid Option: raw must be true, got ${JSON.stringify(options.raw)}`
+    );
+  }
+  if (options.record_delimiter === void 0) {
+    options.record_delimiter = [];
+  } else if (typeof options.record_delimiter === "string" || Buffer.isBuffer(options.record_delimiter)) {
+    if (options.record_delimiter.length === 0) {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_RECORD_DELIMITER",
+        [
+          "Invalid option `record_delimiter`:",
+          "value must be a non empty string or buffer,",
+          `got ${JSON.stringify(options.record_delimiter)}`
+        ],
+        options
+      );
+    }
+    options.record_delimiter = [options.record_delimiter];
+  } else if (!Array.isArray(options.record_delimiter)) {
+    throw new CsvError(
+      "CSV_INVALID_OPTION_RECORD_DELIMITER",
+      [
+        "Invalid option `record_delimiter`:",
+        "value must be a string, a buffer or array of string|buffer,",
+        `got ${JSON.stringify(options.record_delimiter)}`
+      ],
+      options
+    );
+  }
+  options.record_delimiter = options.record_delimiter.map(function(rd, i) {
+    if (typeof rd !== "string" && !Buffer.isBuffer(rd)) {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_RECORD_DELIMITER",
+        [
+          "Invalid option `record_delimiter`:",
+          "value must be a string, a buffer or array of string|buffer",
+          `at index ${i},`,
+          `got ${JSON.stringify(rd)}`
+        ],
+        options
+      );
+    } else if (rd.length === 0) {
+      throw new CsvError(
+        "CSV_INVALID_OPTION_RECORD_DELIMITER",
+        [
+          "Invalid option `record_delimiter`:",
+          "value must be a non empty string or buffer",
+          `at index ${i},`,
+          `got ${JSON.stringify(rd)}`
+        ],
+        options
+      );
+    }
+    if (typeof rd === "string") {
+      rd = Buffer.from(rd, options.encoding);
+    }
+    return rd;
+  });
+  if (typeof options.relax_column_count === "boolean") {
+  } else if (options.relax_column_count === void 0 || options.relax_column_count === null) {
+    options.relax_column_count = false;
+  } else {
+    throw new Error(
+      `Invalid Option: relax_column_count must be a boolean, got ${JSON.stringify(options.relax_column_count)}`
+    );
+  }
+  if (typeof options.relax_column_count_less === "boolean") {
+  } else if (options.relax_column_count_less === void 0 || options.relax_column_count_less === null) {
+    options.relax_column_count_less = false;
+  } else {
+    throw new Error(
+      `Invalid Option: relax_column_count_less must be a boolean, got ${JSON.stringify(options.relax_column_count_less)}`
+    );
+  }
+  if (typeof options.relax_column_count_more === "boolean") {
+  } else if (options.relax_column_count_more === void 0 || options.relax_column_count_more === null) {
+    options.relax_column_count_more = false;
+  } else {
+    throw new Error(
+      `Invalid Option: relax_column_count_more must be a boolean, got ${JSON.stringify(options.relax_column_count_more)}`
+    );
+  }
+  if (typeof options.relax_quotes === "boolean") {
+  } else if (options.relax_quotes === void 0 || options.relax_quotes === null) {
+    options.relax_quotes = false;
+  } else {
+    throw new Error(
+      `Invalid Option: relax_quotes must be a boolean, got ${JSON.stringify(options.relax_quotes)}`
+    );
+  }
+  if (typeof options.skip_empty_lines === "boolean") {
+  } else if (options.skip_empty_lines === void 0 || options.skip_empty_lines === null) {
+    options.skip_empty_lines = false;
+  } else {
+    throw new Error(
+      `Invalid Option: skip_empty_lines must be a boolean, got ${JSON.stringify(options.skip_empty_lines)}`
+    );
+  }
+  if (typeof options.skip_records_with_empty_values === "boolean") {
+  } else if (options.skip_records_with_empty_values === void 0 || options.skip_records_with_empty_values === null) {
+    options.skip_records_with_empty_values = false;
+  } else {
+    throw new Error(
+      `Invalid Option: skip_records_with_empty_values must be a boolean, got ${JSON.stringify(options.skip_records_with_empty_values)}`
+    );
+  }
+  if (typeof options.skip_records_with_error === "boolean") {
+  } else if (options.skip_records_with_error === void 0 || options.skip_records_with_error === null) {
+    options.skip_records_with_error = false;
+  } else {
+    throw new Error(
+      `Invalid Option: skip_records_with_error must be a boolean, got ${JSON.stringify(options.skip_records_with_error)}`
+    );
+  }
+  if (options.rtrim === void 0 || options.rtrim === null || options.rtrim === false) {
+    options.rtrim = false;
+  } else if (options.rtrim !== true) {
+    throw new Error(
+      `Invalid Option: rtrim must be a boolean, got ${JSON.stringify(options.rtrim)}`
+    );
+  }
+  if (options.ltrim === void 0 || options.ltrim === null || options.ltrim === false) {
+    options.ltrim = false;
+  } else if (options.ltrim !== true) {
+    throw new Error(
+      `Invalid Option: ltrim must be a boolean, got ${JSON.stringify(options.ltrim)}`
+    );
+  }
+  if (options.trim === void 0 || options.trim === null || options.trim === false) {
+    options.trim = false;
+  } else if (options.trim !== true) {
+    throw new Error(
+      `Invalid Option: trim must be a boolean, got ${JSON.stringify(options.trim)}`
+    );
+  }
+  if (options.trim === true && opts.ltrim !== false) {
+    options.ltrim = true;
+  } else if (options.ltrim !== true) {
+    options.ltrim = false;
+  }
+  if (options.trim === true && opts.rtrim !== false) {
+    options.rtrim = true;
+  } else if (options.rtrim !== true) {
+    options.rtrim = false;
+  }
+  if (options.to === void 0 || options.to === null) {
+    options.to = -1;
+  } else if (options.to !== -1) {
+    if (typeof options.to === "string" && /\d+/.test(options.to)) {
+      options.to = parseInt(options.to);
+    }
+    if (Number.isInteger(options.to)) {
+      if (options.to <= 0) {
+        throw new Error(
+          `Invalid Option: to must be a positive integer greater than 0, got ${JSON.stringify(opts.to)}`
+        );
+      }
+    } else {
+      throw new Error(
+        `Invalid Option: to must be an integer, got ${JSON.stringify(opts.to)}`
+      );
+    }
+  }
+  if (options.to_line === void 0 || options.to_line === null) {
+    options.to_line = -1;
+  } else if (options.to_line !== -1) {
+    if (typeof options.to_line === "string" && /\d+/.test(options.to_line)) {
+      options.to_line = parseInt(options.to_line);
+    }
+    if (Number.isInteger(options.to_line)) {
+      if (options.to_line <= 0) {
+        throw new Error(
+          `Invalid Option: to_line must be a positive integer greater than 0, got ${JSON.stringify(opts.to_line)}`
+        );
+      }
+    } else {
+      throw new Error(
+        `Invalid Option: to_line must be an integer, got ${JSON.stringify(opts.to_line)}`
+      );
+    }
+  }
+  return options;
+};
+
+// node_modules/csv-parse/lib/utils/delimiter_discover.js
+var delimiter_discover = function(records, options) {
+  if (!options) {
+    ({ delimiter_auto: options } = normalize_options({ delimiter_auto: true }));
+  }
+  if (typeof records === "string") {
+    records = Buffer.from(records);
+  }
+  if (Buffer.isBuffer(records)) {
+    records = ((data) => {
+      const records2 = [];
+      const parser = transform2({ delimiter: [] });
+      const push = (record2) => records2.push(record2);
+      const close = () => {
+      };
+      const error63 = parser.parse(data, true, push, close);
+      if (error63 !== void 0) throw error63;
+      return records2;
+    })(records);
+  }
+  const info2 = Array(127).fill().map(() => ({ lines: [] }));
+  records.map(([record2], line) => {
+    for (let i = 0, l = record2.length; i < l; i++) {
+      const code = record2.charCodeAt(i);
+      if (info2[code].lines[line] === void 0) info2[code].lines[line] = 0;
+      info2[code].lines[line]++;
+    }
+  });
+  info2.map((info3, i) => {
+    info3.char_code = i;
+    info3.std = std(info3.lines);
+    info3.total = info3.lines.reduce((acc, val) => acc + val, 0);
+    info3.preferred = !!options.preferred[i];
+    info3.score = options.score(info3, options);
+  });
+  const result = info2.reduce(
+    (acc, info3) => acc.score > info3.score ? acc : info3,
+    {}
+  );
+  return String.fromCharCode(result.char_code);
+};
+var std = function(array2) {
+  const n = array2.length;
+  if (n === 0) return 0;
+  const mean = array2.reduce((a, b) => a + b) / n;
+  return Math.sqrt(
+    array2.map((x) => Math.pow(x - mean, 2)).reduce((a, b) => a + b) / n
+  );
+};
+
+// node_modules/csv-parse/lib/api/index.js
+var isRecordEmpty = function(record2) {
+  return record2.every(
+    (field) => field == null || field.toString && field.toString().trim() === ""
+  );
+};
+var cr = 13;
+var nl = 10;
+var boms = {
+  // Note, the following are equals:
+  // Buffer.from("\ufeff")
+  // Buffer.from([239, 187, 191])
+  // Buffer.from('EFBBBF', 'hex')
+  utf8: Buffer.from([239, 187, 191]),
+  // Note, the following are equals:
+  // Buffer.from "\ufeff", 'utf16le
+  // Buffer.from([255, 254])
+  utf16le: Buffer.from([255, 254])
+};
+var transform2 = function(original_options = {}) {
+  const info2 = {
+    bytes: 0,
+    bytes_records: 0,
+    comment_lines: 0,
+    empty_lines: 0,
+    invalid_field_length: 0,
+    lines: 1,
+    records: 0
+  };
+  const options = normalize_options(original_options);
+  return {
+    info: info2,
+    original_options,
+    options,
+    state: init_state(options),
+    __needMoreData: function(i, bufLen, end) {
+      if (end) return false;
+      const { encoding, escape: escape2, quote } = this.options;
+      const { quoting, needMoreDataSize, recordDelimiterMaxLength } = this.state;
+      const numOfCharLeft = bufLen - i - 1;
+      const requiredLength = Math.max(
+        needMoreDataSize,
+        // Skip if the remaining buffer smaller than record delimiter
+        // If "record_delimiter" is yet to be discovered:
+        // 1. It is equals to `[]` and "recordDelimiterMaxLength" equals `0`
+        // 2. We set the length to windows line ending in the current encoding
+        // Note, that encoding is known from user or bom discovery at that point
+        // recordDelimiterMaxLength,
+        recordDelimiterMaxLength === 0 ? Buffer.from("\r\n", encoding).length : recordDelimiterMaxLength,
+        // Skip if remaining buffer can be an escaped quote
+        quoting ? (escape2 === null ? 0 : escape2.length) + quote.length : 0,
+        // Skip if remaining buffer can be record delimiter following the closing quote
+        quoting ? quote.length + recordDelimiterMaxLength : 0
+      );
+      return numOfCharLeft < requiredLength;
+    },
+    // Central parser implementation
+    parse: function(nextBuf, end, push, close) {
+      const {
+        bom,
+        comment_no_infix,
+        delimiter_auto,
+        encoding,
+        from_line,
+        ltrim,
+        max_record_size,
+        raw,
+        relax_quotes,
+        rtrim,
+        skip_empty_lines,
+        to,
+        to_line
+      } = this.options;
+      let { comment, escape: escape2, quote, record_delimiter } = this.options;
+      const {
+        bomSkipped,
+        delimiterDiscovered,
+        delimiterBufPrevious,
+        rawBuffer,
+        escapeIsQuote
+      } = this.state;
+      if (!delimiterDiscovered && delimiter_auto) {
+        let delimiterBuf;
+        if (delimiterBufPrevious === void 0) {
+          delimiterBuf = nextBuf;
+        } else if (delimiterBufPrevious !== void 0 && nextBuf === void 0) {
+          delimiterBuf = delimiterBufPrevious;
+        } else {
+          delimiterBuf = Buffer.concat([delimiterBufPrevious, nextBuf]);
+        }
+        nextBuf = void 0;
+        if (end || delimiterBuf.length > delimiter_auto.size) {
+          this.options.delimiter = [
+            Buffer.from(
+              delimiter_discover(delimiterBuf, this.options.delimiter_auto)
+            )
+          ];
+          this.state.previousBuf = delimiterBuf;
+          this.state.delimiterBufPrevious = void 0;
+          this.state.delimiterDiscovered = true;
+        } else {
+          this.state.delimiterBufPrevious = delimiterBuf;
+          return;
+        }
+      }
+      const { previousBuf } = this.state;
+      let buf;
+      if (previousBuf === void 0) {
+        if (nextBuf === void 0) {
+          close();
+          return;
+        } else {
+          buf = nextBuf;
+        }
+      } else if (previousBuf !== void 0 && nextBuf === void 0) {
+        buf = previousBuf;
+      } else {
+        buf = Buffer.concat([previousBuf, nextBuf]);
+      }
+      if (bomSkipped === false) {
+        if (bom === false) {
+          this.state.bomSkipped = true;
+        } else if (buf.length < 3) {
+          if (end === false) {
+            this.state.previousBuf = buf;
+            return;
+          }
+        } else {
+          for (const encoding2 in boms) {
+            if (boms[encoding2].compare(buf, 0, boms[encoding2].length) === 0) {
+              const bomLength = boms[encoding2].length;
+              this.state.bufBytesStart += bomLength;
+              buf = buf.slice(bomLength);
+              const options2 = normalize_options({
+                ...this.original_options,
+                encoding: encoding2
+              });
+              for (const key in options2) {
+                this.options[key] = options2[key];
+              }
+              ({ comment, escape: escape2, quote } = this.options);
+              break;
+            }
+          }
+          this.state.bomSkipped = true;
+        }
+      }
+      const bufLen = buf.length;
+      let pos;
+      for (pos = 0; pos < bufLen; pos++) {
+        if (this.__needMoreData(pos, bufLen, end)) {
+          break;
+        }
+        if (this.state.wasRowDelimiter === true) {
+          this.info.lines++;
+          this.state.wasRowDelimiter = false;
+        }
+        if (to_line !== -1 && this.info.lines > to_line) {
+          this.state.stop = true;
+          close();
+          return;
+        }
+        if (this.state.quoting === false && record_delimiter.length === 0) {
+          const record_delimiterCount = this.__autoDiscoverRecordDelimiter(
+            buf,
+            pos
+          );
+          if (record_delimiterCount) {
+            record_delimiter = this.options.record_delimiter;
+          }
+        }
+        const chr = buf[pos];
+        if (raw === true) {
+          rawBuffer.append(chr);
+        }
+        if ((chr === cr || chr === nl) && this.state.wasRowDelimiter === false) {
+          this.state.wasRowDelimiter = true;
+        }
+        if (this.state.escaping === true) {
+          this.state.escaping = false;
+        } else {
+          if (escape2 !== null && this.state.quoting === true && this.__isEscape(buf, pos, chr) && pos + escape2.length < bufLen) {
+            if (escapeIsQuote) {
+              if (this.__isQuote(buf, pos + escape2.length)) {
+                this.state.escaping = true;
+                pos += escape2.length - 1;
+                continue;
+              }
+            } else {
+              this.state.escaping = true;
+              pos += escape2.length - 1;
+              continue;
+            }
+          }
+          if (this.state.commenting === false && this.__isQuote(buf, pos)) {
+            if (this.state.quoting === true) {
+              const nextChr = buf[pos + quote.length];
+              const isNextChrTrimable = rtrim && this.__isCharTrimable(buf, pos + quote.length);
+              const isNextChrComment = comment !== null && this.__compareBytes(comment, buf, pos + quote.length, nextChr);
+              const isNextChrDelimiter = this.__isDelimiter(
+                buf,
+                pos + quote.length,
+                nextChr
+              );
+              const isNextChrRecordDelimiter = record_delimiter.length === 0 ? this.__autoDiscoverRecordDelimiter(buf, pos + quote.length) : this.__isRecordDelimiter(nextChr, buf, pos + quote.length);
+              if (escape2 !== null && this.__isEscape(buf, pos, chr) && this.__isQuote(buf, pos + escape2.length)) {
+                pos += escape2.length - 1;
+              } else if (!nextChr || isNextChrDelimiter || isNextChrRecordDelimiter || isNextChrComment || isNextChrTrimable) {
+                this.state.quoting = false;
+                this.state.wasQuoting = true;
+                pos += quote.length - 1;
+                continue;
+              } else if (relax_quotes === false) {
+                const err = this.__error(
+                  new CsvError(
+                    "CSV_INVALID_CLOSING_QUOTE",
+                    [
+                      "Invalid Closing Quote:",
+                      `got "${String.fromCharCode(nextChr)}"`,
+                      `at line ${this.info.lines}`,
+                      "instead of delimiter, record delimiter, trimable character",
+                      "(if activated) or comment"
+                    ],
+                    this.options,
+                    this.__infoField()
+                  )
+                );
+                if (err !== void 0) return err;
+              } else {
+                this.state.quoting = false;
+                this.state.wasQuoting = true;
+                this.state.field.prepend(quote);
+                pos += quote.length - 1;
+              }
+            } else {
+              if (this.state.field.length !== 0) {
+                if (relax_quotes === false) {
+                  const info3 = this.__infoField();
+                  const bom2 = Object.keys(boms).map(
+                    (b) => boms[b].equals(this.state.field.toString()) ? b : false
+                  ).filter(Boolean)[0];
+                  const err = this.__error(
+                    new CsvError(
+                      "INVALID_OPENING_QUOTE",
+                      [
+                        "Invalid Opening Quote:",
+                        `a quote is found on field ${JSON.stringify(info3.column)} at line ${info3.lines}, value is ${JSON.stringify(this.state.field.toString(encoding))}`,
+                        bom2 ? `(${bom2} bom)` : void 0
+                      ],
+                      this.options,
+                      info3,
+                      {
+                        field: this.state.field
+                      }
+                    )
+                  );
+                  if (err !== void 0) return err;
+                }
+              } else {
+                this.state.quoting = true;
+                pos += quote.length - 1;
+                continue;
+              }
+            }
+          }
+          if (this.state.quoting === false) {
+            const recordDelimiterLength = this.__isRecordDelimiter(
+              chr,
+              buf,
+              pos
+            );
+            if (recordDelimiterLength !== 0) {
+              const skipCommentLine = this.state.commenting && this.state.wasQuoting === false && this.state.record.length === 0 && this.state.field.length === 0;
+              if (skipCommentLine) {
+                this.info.comment_lines++;
+              } else {
+                if (this.state.enabled === false && this.info.lines + (this.state.wasRowDelimiter === true ? 1 : 0) >= from_line) {
+                  this.state.enabled = true;
+                  this.__resetField();
+                  this.__resetRecord();
+                  pos += recordDelimiterLength - 1;
+                  continue;
+                }
+                if (skip_empty_lines === true && this.state.wasQuoting === false && this.state.record.length === 0 && this.state.field.length === 0) {
+                  this.info.empty_lines++;
+                  pos += recordDelimiterLength - 1;
+                  continue;
+                }
+                this.info.bytes = this.state.bufBytesStart + pos;
+                const errField = this.__onField();
+                if (errField !== void 0) return errField;
+                this.info.bytes = this.state.bufBytesStart + pos + recordDelimiterLength;
+                const errRecord = this.__onRecord(push);
+                if (errRecord !== void 0) return errRecord;
+                if (to !== -1 && this.info.records >= to) {
+                  this.state.stop = true;
+                  close();
+                  return;
+                }
+              }
+              this.state.commenting = false;
+              pos += recordDelimiterLength - 1;
+              continue;
+            }
+            if (this.state.commenting) {
+              continue;
+            }
+            if (comment !== null && (comment_no_infix === false || this.state.record.length === 0 && this.state.field.length === 0)) {
+              const commentCount = this.__compareBytes(comment, buf, pos, chr);
+              if (commentCount !== 0) {
+                this.state.commenting = true;
+                continue;
+              }
+            }
+            const delimiterLength = this.__isDelimiter(buf, pos, chr);
+            if (delimiterLength !== 0) {
+              this.info.bytes = this.state.bufBytesStart + pos;
+              const errField = this.__onField();
+              if (errField !== void 0) return errField;
+              pos += delimiterLength - 1;
+              continue;
+            }
+          }
+        }
+        if (this.state.commenting === false) {
+          if (max_record_size !== 0 && this.state.record_length + this.state.field.length > max_record_size) {
+            return this.__error(
+              new CsvError(
+                "CSV_MAX_RECORD_SIZE",
+                [
+                  "Max Record Size:",
+                  "record exceed the maximum number of tolerated bytes",
+                  `of ${max_record_size}`,
+                  `at line ${this.info.lines}`
+                ],
+                this.options,
+                this.__infoField()
+              )
+            );
+          }
+        }
+        const lappend = ltrim === false || this.state.quoting === true || this.state.field.length !== 0 || !this.__isCharTrimable(buf, pos);
+        const rappend = rtrim === false || this.state.wasQuoting === false;
+        if (lappend === true && rappend === true) {
+          this.state.field.append(chr);
+        } else if (rtrim === true && !this.__isCharTrimable(buf, pos)) {
+          return this.__error(
+            new CsvError(
+              "CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE",
+              [
+                "Invalid Closing Quote:",
+                "found non trimable byte after quote",
+                `at line ${this.info.lines}`
+              ],
+              this.options,
+              this.__infoField()
+            )
+          );
+        } else {
+          if (lappend === false) {
+            pos += this.__isCharTrimable(buf, pos) - 1;
+          }
+          continue;
+        }
+      }
+      if (end === true) {
+        if (this.state.quoting === true) {
+          const err = this.__error(
+            new CsvError(
+              "CSV_QUOTE_NOT_CLOSED",
+              [
+                "Quote Not Closed:",
+                `the parsing is finished with an opening quote at line ${this.info.lines}`
+              ],
+              this.options,
+              this.__infoField()
+            )
+          );
+          if (err !== void 0) return err;
+        } else {
+          if (this.state.wasQuoting === true || this.state.record.length !== 0 || this.state.field.length !== 0) {
+            this.info.bytes = this.state.bufBytesStart + pos;
+            const errField = this.__onField();
+            if (errField !== void 0) return errField;
+            const errRecord = this.__onRecord(push);
+            if (errRecord !== void 0) return errRecord;
+          } else if (this.state.wasRowDelimiter === true) {
+            this.info.empty_lines++;
+          } else if (this.state.commenting === true) {
+            this.info.comment_lines++;
+          }
+        }
+      } else {
+        this.state.bufBytesStart += pos;
+        this.state.previousBuf = buf.slice(pos);
+      }
+      if (this.state.wasRowDelimiter === true) {
+        this.info.lines++;
+        this.state.wasRowDelimiter = false;
+      }
+    },
+    __onRecord: function(push) {
+      const {
+        columns,
+        group_columns_by_name,
+        encoding,
+        info: info3,
+        from,
+        relax_column_count,
+        relax_column_count_less,
+        relax_column_count_more,
+        raw,
+        skip_records_with_empty_values
+      } = this.options;
+      const { enabled, record: record2 } = this.state;
+      if (enabled === false) {
+        return this.__resetRecord();
+      }
+      const recordLength = record2.length;
+      if (columns === true) {
+        if (skip_records_with_empty_values === true && isRecordEmpty(record2)) {
+          this.__resetRecord();
+          return;
+        }
+        return this.__firstLineToColumns(record2);
+      }
+      if (columns === false && this.info.records === 0) {
+        this.state.expectedRecordLength = recordLength;
+      }
+      if (recordLength !== this.state.expectedRecordLength) {
+        const err = columns === false ? new CsvError(
+          "CSV_RECORD_INCONSISTENT_FIELDS_LENGTH",
+          [
+            "Invalid Record Length:",
+            `expect ${this.state.expectedRecordLength},`,
+            `got ${recordLength} on line ${this.info.lines}`
+          ],
+          this.options,
+          this.__infoField(),
+          {
+            record: record2
+          }
+        ) : new CsvError(
+          "CSV_RECORD_INCONSISTENT_COLUMNS",
+          [
+            "Invalid Record Length:",
+            `columns length is ${columns.length},`,
+            // rename columns
+            `got ${recordLength} on line ${this.info.lines}`
+          ],
+          this.options,
+          this.__infoField(),
+          {
+            record: record2
+          }
+        );
+        if (relax_column_count === true || relax_column_count_less === true && recordLength < this.state.expectedRecordLength || relax_column_count_more === true && recordLength > this.state.expectedRecordLength) {
+          this.info.invalid_field_length++;
+          this.state.error = err;
+        } else {
+          const finalErr = this.__error(err);
+          if (finalErr) return finalErr;
+        }
+      }
+      if (skip_records_with_empty_values === true && isRecordEmpty(record2)) {
+        this.__resetRecord();
+        return;
+      }
+      if (this.state.recordHasError === true) {
+        this.__resetRecord();
+        this.state.recordHasError = false;
+        return;
+      }
+      this.info.records++;
+      if (from === 1 || this.info.records >= from) {
+        const { objname } = this.options;
+        if (columns !== false) {
+          const obj = {};
+          for (let i = 0, l = record2.length; i < l; i++) {
+            if (columns[i] === void 0 || columns[i].disabled) continue;
+            if (group_columns_by_name === true && Object.hasOwn(obj, columns[i].name)) {
+              if (Array.isArray(obj[columns[i].name])) {
+                obj[columns[i].name] = obj[columns[i].name].concat(record2[i]);
+              } else {
+                obj[columns[i].name] = [obj[columns[i].name], record2[i]];
+              }
+            } else {
+              Object.defineProperty(obj, columns[i].name, {
+                value: record2[i],
+                enumerable: true,
+                writable: true,
+                configurable: true
+              });
+            }
+          }
+          if (raw === true || info3 === true) {
+            const extRecord = Object.assign(
+              { record: obj },
+              raw === true ? { raw: this.state.rawBuffer.toString(encoding) } : {},
+              info3 === true ? { info: this.__infoRecord() } : {}
+            );
+            const err = this.__push(
+              objname === void 0 ? extRecord : [obj[objname], extRecord],
+              push
+            );
+            if (err) {
+              return err;
+            }
+          } else {
+            const err = this.__push(
+              objname === void 0 ? obj : [obj[objname], obj],
+              push
+            );
+            if (err) {
+              return err;
+            }
+          }
+        } else {
+          if (raw === true || info3 === true) {
+            const extRecord = Object.assign(
+              { record: record2 },
+              raw === true ? { raw: this.state.rawBuffer.toString(encoding) } : {},
+              info3 === true ? { info: this.__infoRecord() } : {}
+            );
+            const err = this.__push(
+              objname === void 0 ? extRecord : [record2[objname], extRecord],
+              push
+            );
+            if (err) {
+              return err;
+            }
+          } else {
+            const err = this.__push(
+              objname === void 0 ? record2 : [record2[objname], record2],
+              push
+            );
+            if (err) {
+              return err;
+            }
+          }
+        }
+      }
+      this.__resetRecord();
+    },
+    __firstLineToColumns: function(record2) {
+      const { firstLineToHeaders } = this.state;
+      try {
+        const headers = firstLineToHeaders === void 0 ? record2 : firstLineToHeaders.call(null, record2);
+        if (!Array.isArray(headers)) {
+          return this.__error(
+            new CsvError(
+              "CSV_INVALID_COLUMN_MAPPING",
+              [
+                "Invalid Column Mapping:",
+                "expect an array from column function,",
+                `got ${JSON.stringify(headers)}`
+              ],
+              this.options,
+              this.__infoField(),
+              {
+                headers
+              }
+            )
+          );
+        }
+        const normalizedHeaders = normalize_columns_array(headers);
+        this.state.expectedRecordLength = normalizedHeaders.length;
+        this.options.columns = normalizedHeaders;
+        this.__resetRecord();
+        return;
+      } catch (err) {
+        return err;
+      }
+    },
+    __resetRecord: function() {
+      if (this.options.raw === true) {
+        this.state.rawBuffer.reset();
+      }
+      this.state.error = void 0;
+      this.state.record = [];
+      this.state.record_length = 0;
+    },
+    __onField: function() {
+      const { cast, encoding, rtrim, max_record_size } = this.options;
+      const { enabled, wasQuoting } = this.state;
+      if (enabled === false) {
+        return this.__resetField();
+      }
+      let field = this.state.field.toString(encoding);
+      if (rtrim === true && wasQuoting === false) {
+        field = field.trimRight();
+      }
+      if (cast === true) {
+        const [err, f] = this.__cast(field);
+        if (err !== void 0) return err;
+        field = f;
+      }
+      this.state.record.push(field);
+      if (max_record_size !== 0 && typeof field === "string") {
+        this.state.record_length += field.length;
+      }
+      this.__resetField();
+    },
+    __resetField: function() {
+      this.state.field.reset();
+      this.state.wasQuoting = false;
+    },
+    __push: function(record2, push) {
+      const { on_record } = this.options;
+      if (on_record !== void 0) {
+        const info3 = this.__infoRecord();
+        try {
+          record2 = on_record.call(null, record2, info3);
+        } catch (err) {
+          return err;
+        }
+        if (record2 === void 0 || record2 === null) {
+          return;
+        }
+      }
+      this.info.bytes_records += this.info.bytes;
+      push(record2);
+    },
+    // Return a tuple with the error and the casted value
+    __cast: function(field) {
+      const { columns, relax_column_count } = this.options;
+      const isColumns = Array.isArray(columns);
+      if (isColumns === true && relax_column_count && this.options.columns.length <= this.state.record.length) {
+        return [void 0, void 0];
+      }
+      if (this.state.castField !== null) {
+        try {
+          const info3 = this.__infoField();
+          return [void 0, this.state.castField.call(null, field, info3)];
+        } catch (err) {
+          return [err];
+        }
+      }
+      if (this.__isFloat(field)) {
+        return [void 0, parseFloat(field)];
+      } else if (this.options.cast_date !== false) {
+        const info3 = this.__infoField();
+        return [void 0, this.options.cast_date.call(null, field, info3)];
+      }
+      return [void 0, field];
+    },
+    __compareBytes: function(sourceBuf, targetBuf, targetPos, firstByte) {
+      if (sourceBuf[0] !== firstByte) return 0;
+      const sourceLength = sourceBuf.length;
+      for (let i = 1; i < sourceLength; i++) {
+        if (sourceBuf[i] !== targetBuf[targetPos + i]) return 0;
+      }
+      return sourceLength;
+    },
+    // Helper to test if a character is trimable
+    __isCharTrimable: function(buf, pos) {
+      const { timchars, timcharFirstBytes } = this.state;
+      const first = buf[pos];
+      if (first === void 0 || timcharFirstBytes[first] === 0) return 0;
+      loop1: for (let i = 0; i < timchars.length; i++) {
+        const timchar = timchars[i];
+        for (let j = 0; j < timchar.length; j++) {
+          if (timchar[j] !== buf[pos + j]) continue loop1;
+        }
+        return timchar.length;
+      }
+      return 0;
+    },
+    __isDelimiter: function(buf, pos, chr) {
+      const { delimiter, ignore_last_delimiters } = this.options;
+      if (ignore_last_delimiters === true && this.state.record.length === this.options.columns.length - 1) {
+        return 0;
+      } else if (ignore_last_delimiters !== false && typeof ignore_last_delimiters === "number" && this.state.record.length === ignore_last_delimiters - 1) {
+        return 0;
+      }
+      loop1: for (let i = 0; i < delimiter.length; i++) {
+        const del = delimiter[i];
+        if (del[0] === chr) {
+          for (let j = 1; j < del.length; j++) {
+            if (del[j] !== buf[pos + j]) continue loop1;
+          }
+          return del.length;
+        }
+      }
+      return 0;
+    },
+    __isEscape: function(buf, pos, chr) {
+      const { escape: escape2 } = this.options;
+      if (escape2 === null) return false;
+      const l = escape2.length;
+      if (escape2[0] === chr) {
+        for (let i = 0; i < l; i++) {
+          if (escape2[i] !== buf[pos + i]) {
+            return false;
+          }
+        }
+        return true;
+      }
+      return false;
+    },
+    __isFloat: function(value) {
+      return value - parseFloat(value) + 1 >= 0;
+    },
+    // Keep it in case we implement the `cast_int` option
+    // __isInt(value){
+    //   // return Number.isInteger(parseInt(value))
+    //   // return !isNaN( parseInt( obj ) );
+    //   return /^(\-|\+)?[1-9][0-9]*$/.test(value)
+    // }
+    __isQuote: function(buf, pos) {
+      const { quote } = this.options;
+      if (quote === null) return false;
+      const l = quote.length;
+      for (let i = 0; i < l; i++) {
+        if (quote[i] !== buf[pos + i]) {
+          return false;
+        }
+      }
+      return true;
+    },
+    __isRecordDelimiter: function(chr, buf, pos) {
+      const { record_delimiter } = this.options;
+      const recordDelimiterLength = record_delimiter.length;
+      loop1: for (let i = 0; i < recordDelimiterLength; i++) {
+        const rd = record_delimiter[i];
+        const rdLength = rd.length;
+        if (rd[0] !== chr) {
+          continue;
+        }
+        for (let j = 1; j < rdLength; j++) {
+          if (rd[j] !== buf[pos + j]) {
+            continue loop1;
+          }
+        }
+        return rd.length;
+      }
+      return 0;
+    },
+    __autoDiscoverRecordDelimiter: function(buf, pos) {
+      const { encoding } = this.options;
+      const rds = [
+        // Important, the windows line ending must be before mac os 9
+        Buffer.from("\r\n", encoding),
+        Buffer.from("\n", encoding),
+        Buffer.from("\r", encoding)
+      ];
+      loop: for (let i = 0; i < rds.length; i++) {
+        const l = rds[i].length;
+        for (let j = 0; j < l; j++) {
+          if (rds[i][j] !== buf[pos + j]) {
+            continue loop;
+          }
+        }
+        this.options.record_delimiter.push(rds[i]);
+        this.state.recordDelimiterMaxLength = rds[i].length;
+        return rds[i].length;
+      }
+      return 0;
+    },
+    __error: function(msg) {
+      const { encoding, raw, skip_records_with_error } = this.options;
+      const err = typeof msg === "string" ? new Error(msg) : msg;
+      if (skip_records_with_error) {
+        this.state.recordHasError = true;
+        if (this.options.on_skip !== void 0) {
+          try {
+            this.options.on_skip(
+              err,
+              raw ? this.state.rawBuffer.toString(encoding) : void 0
+            );
+          } catch (err2) {
+            return err2;
+          }
+        }
+        return void 0;
+      } else {
+        return err;
+      }
+    },
+    __infoDataSet: function() {
+      return {
+        ...this.info,
+        columns: this.options.columns
+      };
+    },
+    __infoRecord: function() {
+      const { columns, raw, encoding } = this.options;
+      return {
+        ...this.__infoDataSet(),
+        bytes_records: this.info.bytes,
+        error: this.state.error,
+        header: columns === true,
+        index: this.state.record.length,
+        raw: raw ? this.state.rawBuffer.toString(encoding) : void 0
+      };
+    },
+    __infoField: function() {
+      const { columns } = this.options;
+      const isColumns = Array.isArray(columns);
+      const bytes_records = this.info.bytes_records;
+      return {
+        ...this.__infoRecord(),
+        bytes_records,
+        column: isColumns === true ? columns.length > this.state.record.length ? columns[this.state.record.length].name : null : this.state.record.length,
+        quoting: this.state.wasQuoting
+      };
+    }
+  };
+};
+
+// node_modules/csv-parse/lib/sync.js
+var parse5 = function(data, opts = {}) {
+  if (typeof data === "string") {
+    data = Buffer.from(data);
+  }
+  const records = opts && opts.objname ? /* @__PURE__ */ Object.create(null) : [];
+  const parser = transform2(opts);
+  const push = (record2) => {
+    if (parser.options.objname === void 0) records.push(record2);
+    else {
+      records[record2[0]] = record2[1];
+    }
+  };
+  const close = () => {
+  };
+  const error63 = parser.parse(data, true, push, close);
+  if (error63 !== void 0) throw error63;
+  return records;
+};
+
+// src/router/runtime-api.ts
+var RuntimeApi = class {
+  constructor(socketPath, timeoutMs = 5e3) {
+    this.socketPath = socketPath;
+    this.timeoutMs = timeoutMs;
+  }
+  socketPath;
+  timeoutMs;
+  /** Sends one command and returns HAProxy's raw answer. Connection problems → UserError (exit 3). */
+  send(command) {
+    if (/[\n;]/.test(command)) throw new Error(`runtime API command must be a single command: ${command}`);
+    return new Promise((resolve2, reject) => {
+      const socket = createConnection(this.socketPath);
+      const chunks = [];
+      socket.setTimeout(this.timeoutMs, () => {
+        socket.destroy();
+        reject(
+          new UserError(`HAProxy runtime API did not answer '${command}' within ${this.timeoutMs}ms`, {
+            exitCode: ExitCode2.environment,
+            hint: "check HAProxy with `modelship host check`"
+          })
+        );
+      });
+      socket.on("connect", () => socket.end(`${command}
+`));
+      socket.on("data", (c) => chunks.push(c));
+      socket.on(
+        "error",
+        (err) => reject(
+          new UserError(
+            `cannot reach HAProxy runtime API at ${this.socketPath} (${err.code ?? err.message})`,
+            {
+              exitCode: ExitCode2.environment,
+              hint: "is HAProxy running? `modelship host check` tells, `modelship host repair` starts it",
+              cause: err
+            }
+          )
+        )
+      );
+      socket.on("close", () => resolve2(Buffer.concat(chunks).toString("utf8")));
+    });
+  }
+  /**
+   * Runs a command that answers nothing on success (or exactly `ok` when given); any other answer
+   * is HAProxy's refusal and becomes a UserError quoting the command and the answer.
+   */
+  async exec(command, ok) {
+    const answer = await this.send(command);
+    const text = answer.trim();
+    const accepted = ok ? ok.test(text) : text === "";
+    if (!accepted) {
+      throw new UserError(`HAProxy refused '${command}': ${text.replace(/\s+/g, " ") || "(no answer)"}`, {
+        exitCode: ExitCode2.environment
+      });
+    }
+    return text;
+  }
+  /** `show stat` for one backend's servers, as records keyed by the CSV header. */
+  async showStat(backend) {
+    const answer = await this.send(`show stat ${backend} 4 -1`);
+    return parseStatCsv(answer);
+  }
+  /** `show stat` for everything (frontends, backends, servers). */
+  async showStatAll() {
+    return parseStatCsv(await this.send("show stat"));
+  }
+  /** `show servers state <backend>`: what a reload hands over (admin state, user weight, check state). */
+  async showServersState(backend) {
+    return parseServersState(await this.send(`show servers state ${backend}`));
+  }
+};
+function parseStatCsv(answer) {
+  const text = answer.replace(/^# /, "").trim();
+  if (!text.startsWith("pxname,")) {
+    throw new UserError(`unexpected answer to 'show stat': ${text.slice(0, 120)}`, {
+      exitCode: ExitCode2.environment
+    });
+  }
+  return parse5(text, { columns: true, skip_empty_lines: true, relax_column_count: true });
+}
+function parseServersState(answer) {
+  const lines = answer.split("\n").filter((l) => l.trim() !== "");
+  const header = lines.find((l) => l.startsWith("# "));
+  if (!header) {
+    throw new UserError(`unexpected answer to 'show servers state': ${answer.trim().slice(0, 120)}`, {
+      exitCode: ExitCode2.environment
+    });
+  }
+  const columns = header.slice(2).trim().split(/\s+/);
+  return lines.filter((l) => !l.startsWith("#") && /^\d+ /.test(l) && l.split(/\s+/).length > 4).map((line) => {
+    const values = line.trim().split(/\s+/);
+    const row = Object.fromEntries(columns.map((c, i) => [c, values[i] ?? ""]));
+    return {
+      backend: row.be_name ?? "",
+      name: row.srv_name ?? "",
+      address: row.srv_addr ?? "",
+      port: Number(row.srv_port),
+      opState: Number(row.srv_op_state),
+      adminState: Number(row.srv_admin_state),
+      userWeight: Number(row.srv_uweight)
+    };
+  });
+}
+
+// src/router/process.ts
+var sleep2 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+async function haproxyBinary() {
+  const bin = await systemExecutable("haproxy");
+  if (!bin)
+    throw new UserError("HAProxy not found in the system directories (/usr/sbin, /usr/bin, …)", {
+      exitCode: ExitCode2.environment,
+      hint: "install it: `sudo apt-get install haproxy` (2.6+)"
+    });
+  return bin;
+}
+async function effectiveRunAs(settings) {
+  if (settings.runAs === "root") return void 0;
+  if (settings.runAs) return settings.runAs;
+  if (process.geteuid?.() !== 0) return void 0;
+  const passwd = await readFile3("/etc/passwd", "utf8").catch(() => "");
+  const group = await readFile3("/etc/group", "utf8").catch(() => "");
+  const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
+  return has(passwd, "haproxy") && has(group, "haproxy") ? "haproxy" : void 0;
+}
+var HaproxyProcess = class {
+  constructor(settings, paths) {
+    this.settings = settings;
+    this.paths = paths;
+    this.api = new RuntimeApi(paths.socket);
+  }
+  settings;
+  paths;
+  api;
+  /**
+   * Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. The file is
+   * written into a fresh private (0700, random name) directory, so no other user can swap it.
+   */
+  async validate(config2) {
+    const bin = await haproxyBinary();
+    const dir = await mkdtemp(join5(tmpdir(), "modelship-haproxy-check-"));
+    const file2 = join5(dir, "haproxy.cfg");
+    try {
+      await writeFile3(file2, config2, { flag: "wx", mode: 384 });
+      await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
+    } catch (err) {
+      if (err instanceof CommandNotFound) throw haproxyMissing(bin);
+      if (!(err instanceof CommandFailed)) throw err;
+      throw new UserError(`HAProxy rejects the generated config: ${alertLine(err, "haproxy -c failed")}`, {
+        exitCode: ExitCode2.usage
+      });
+    } finally {
+      await rm4(dir, { recursive: true, force: true });
+    }
+  }
+  /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
+  async running() {
+    let pid;
+    try {
+      pid = Number((await readFile3(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
+    } catch {
+      return void 0;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) return void 0;
+    let cmdline;
+    try {
+      cmdline = (await readFile3(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    } catch {
+      return void 0;
+    }
+    if (!cmdline.some((a) => a.includes("haproxy"))) return void 0;
+    const f = cmdline.indexOf("-f");
+    return { pid, configPath: f >= 0 ? cmdline[f + 1] : void 0 };
+  }
+  /** True when the admin socket answers. */
+  async answers() {
+    try {
+      return (await this.api.send("show info")).includes("Name: HAProxy");
+    } catch {
+      return false;
+    }
+  }
+  /** Cold start from the config file (the config is the truth: stale server state is dropped). */
+  async start() {
+    await mkdir3(dirname3(this.paths.config), { recursive: true, mode: 488 });
+    await atomicWriteFile(this.paths.serverState, "1\n");
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("start", this.settings.systemdUnit);
+    } else {
+      await rm4(this.paths.socket, { force: true });
+      await this.launch(["-f", this.paths.config, "-D"]);
+    }
+    return this.waitAnswering();
+  }
+  /**
+   * Seamless reload of the running process `old`: the new process takes the listening sockets over the
+   * admin socket (-x, needs `expose-fd listeners`), then tells the old one to finish its connections
+   * and exit (-sf). Resolves with the new pid once it answers.
+   */
+  async reload(old) {
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("reload", this.settings.systemdUnit);
+    } else {
+      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
+    }
+    const deadline = Date.now() + 1e4;
+    for (; ; ) {
+      const now = await this.running();
+      const replaced = now && now.pid !== old.pid && await this.answers();
+      const reloadedInPlace = this.settings.supervisor === "systemd" && now && await this.answers();
+      if (now && (replaced || reloadedInPlace)) return now.pid;
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy did not come back after reload within 10s", {
+          exitCode: ExitCode2.environment,
+          hint: "run `modelship host check`"
+        });
+      }
+      await sleep2(50);
+    }
+  }
+  /** Stops our HAProxy; in-flight requests are finished (soft stop), then it is killed. */
+  async stop() {
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("stop", this.settings.systemdUnit);
+      return;
+    }
+    const live = await this.running();
+    if (!live) return;
+    process.kill(live.pid, "SIGUSR1");
+    const deadline = Date.now() + this.settings.timeouts.hardStopAfterMs + 2e3;
+    while (Date.now() < deadline) {
+      if (!await this.running()) return;
+      await sleep2(50);
+    }
+    process.kill(live.pid, "SIGKILL");
+  }
+  async launch(args) {
+    const bin = await haproxyBinary();
+    const env = { ...process.env };
+    delete env.RUNNER_TRACKING_ID;
+    try {
+      await runChecked(bin, args, { env, timeoutMs: 15e3 });
+    } catch (err) {
+      if (err instanceof CommandNotFound) throw haproxyMissing(bin);
+      if (!(err instanceof CommandFailed)) throw err;
+      throw new UserError(`HAProxy failed to start: ${alertLine(err, "no output")}`, {
+        exitCode: ExitCode2.environment,
+        hint: `is port ${this.settings.edge.port} or ${this.settings.metrics.port} in use? \`modelship host check\``
+      });
+    }
+  }
+  async waitAnswering() {
+    const deadline = Date.now() + 1e4;
+    for (; ; ) {
+      const live = await this.running();
+      if (live && await this.answers()) return live.pid;
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy started but its runtime API does not answer", {
+          exitCode: ExitCode2.environment,
+          hint: `check ${this.paths.socket} and \`modelship host check\``
+        });
+      }
+      await sleep2(50);
+    }
+  }
+};
+function alertLine(err, fallback) {
+  const out = `${err.stderr}
+${err.stdout}`;
+  const alerts = out.split("\n").filter((l) => l.includes("ALERT"));
+  const text = alerts.length > 0 ? alerts.join(" ") : out.trim().split("\n").at(-1) || fallback;
+  return text.replace(/\s+/g, " ").trim();
+}
+function haproxyMissing(bin) {
+  return new UserError(`HAProxy cannot be run at ${bin}`, {
+    exitCode: ExitCode2.environment,
+    hint: "install it: `sudo apt-get install haproxy` (2.6+)"
+  });
+}
+async function systemctl(...args) {
+  const bin = await systemExecutable("systemctl") ?? "systemctl";
+  try {
+    await runChecked(bin, args, { timeoutMs: 3e4 });
+  } catch (err) {
+    const detail = err instanceof CommandFailed ? err.message : err.message;
+    throw new UserError(`systemctl ${args.join(" ")} failed: ${detail.split("\n")[0]}`, {
+      exitCode: ExitCode2.environment,
+      hint: `see \`journalctl -u ${args.at(-1)}\``
+    });
+  }
+}
+
+// src/router/stats.ts
+var num = (v) => {
+  const n = Number(v);
+  return v === void 0 || v === "" || !Number.isFinite(n) ? 0 : n;
+};
+function toServerStats(rows) {
+  const servers = rows.filter((r) => r.svname !== "FRONTEND" && r.svname !== "BACKEND");
+  const parsed = servers.map((r) => {
+    const status = r.status ?? "";
+    const weight = num(r.weight);
+    return {
+      name: r.svname ?? "",
+      address: r.addr ?? "",
+      status,
+      backup: r.bck === "1",
+      up: /^(UP|no check|DRAIN)/.test(status),
+      weight,
+      userWeight: r.uweight !== void 0 && r.uweight !== "" ? num(r.uweight) : weight,
+      weightPercent: weightToPercent(weight),
+      sharePercent: 0,
+      currentSessions: num(r.scur),
+      totalSessions: num(r.stot),
+      requests: r.req_tot !== void 0 && r.req_tot !== "" ? num(r.req_tot) : num(r.stot),
+      responses: {
+        "1xx": num(r.hrsp_1xx),
+        "2xx": num(r.hrsp_2xx),
+        "3xx": num(r.hrsp_3xx),
+        "4xx": num(r.hrsp_4xx),
+        "5xx": num(r.hrsp_5xx),
+        other: num(r.hrsp_other)
+      },
+      connectionErrors: num(r.econ),
+      responseErrors: num(r.eresp),
+      retries: num(r.wretr),
+      redispatches: num(r.wredis),
+      failedAttempts: num(r.hrsp_5xx) + num(r.econ) + num(r.eresp) + num(r.wretr),
+      avgQueueMs: num(r.qtime),
+      avgConnectMs: num(r.ctime),
+      avgResponseMs: num(r.rtime),
+      avgTotalMs: num(r.ttime),
+      checkStatus: r.check_status ?? "",
+      checkCode: r.check_code ?? "",
+      checkDescription: r.check_desc ?? ""
+    };
+  });
+  const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
+  const regular = usable.filter((s) => !s.backup);
+  const serving = regular.length > 0 ? regular : usable;
+  const total = serving.reduce((sum, s) => sum + s.weight, 0);
+  for (const s of serving) s.sharePercent = total > 0 ? Math.round(s.weight / total * 1e3) / 10 : 0;
+  return parsed;
+}
+function toSnapshot(stats, at = Date.now()) {
+  const servers = {};
+  for (const s of stats) {
+    servers[s.name] = {
+      status: s.status,
+      requests: s.requests,
+      responses: { ...s.responses },
+      connectionErrors: s.connectionErrors,
+      responseErrors: s.responseErrors,
+      retries: s.retries,
+      redispatches: s.redispatches
+    };
+  }
+  return { at, servers };
+}
+var counterCarrySchema = external_exports.object({
+  edge: external_exports.object({ requests: external_exports.number(), failed: external_exports.number() }),
+  servers: external_exports.record(
+    external_exports.string(),
+    external_exports.object({
+      requests: external_exports.number(),
+      responses: external_exports.object({
+        "1xx": external_exports.number(),
+        "2xx": external_exports.number(),
+        "3xx": external_exports.number(),
+        "4xx": external_exports.number(),
+        "5xx": external_exports.number(),
+        other: external_exports.number()
+      }),
+      connectionErrors: external_exports.number(),
+      responseErrors: external_exports.number(),
+      retries: external_exports.number(),
+      redispatches: external_exports.number()
+    })
+  )
+});
+var emptyCarry = () => ({ edge: { requests: 0, failed: 0 }, servers: {} });
+function addCounted(a, b) {
+  if (!a) return { ...b, responses: { ...b.responses } };
+  const r = (k) => a.responses[k] + b.responses[k];
+  return {
+    requests: a.requests + b.requests,
+    responses: {
+      "1xx": r("1xx"),
+      "2xx": r("2xx"),
+      "3xx": r("3xx"),
+      "4xx": r("4xx"),
+      "5xx": r("5xx"),
+      other: r("other")
+    },
+    connectionErrors: a.connectionErrors + b.connectionErrors,
+    responseErrors: a.responseErrors + b.responseErrors,
+    retries: a.retries + b.retries,
+    redispatches: a.redispatches + b.redispatches
+  };
+}
+function carryOver(carry, live, edge) {
+  const servers = { ...carry.servers };
+  for (const [name, c] of Object.entries(live.servers)) {
+    const { status: _status, ...counted } = c;
+    servers[name] = addCounted(servers[name], counted);
+  }
+  return {
+    edge: { requests: carry.edge.requests + edge.requests, failed: carry.edge.failed + edge.failed },
+    servers
+  };
+}
+function withCarry(live, carry) {
+  const servers = {};
+  for (const [name, c] of Object.entries(live.servers)) {
+    const prior = carry.servers[name];
+    servers[name] = prior ? { status: c.status, ...addCounted(prior, c) } : c;
+  }
+  return { at: live.at, servers };
+}
+
+// src/router/store.ts
+var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+import { mkdir as mkdir4, readFile as readFile4, rm as rm5 } from "node:fs/promises";
+import { dirname as dirname4 } from "node:path";
+
+// src/util/state-dir.ts
+import { lstat as lstat2, stat as stat4 } from "node:fs/promises";
+import { join as join6 } from "node:path";
+function trustedOwners() {
+  const uid = process.geteuid?.() ?? process.getuid?.();
+  const owners = /* @__PURE__ */ new Set([0]);
+  if (uid !== void 0) owners.add(uid);
+  if (uid === 0) {
+    const sudo = Number(process.env.SUDO_UID);
+    if (Number.isInteger(sudo) && sudo > 0) owners.add(sudo);
+  }
+  return owners;
+}
+async function stateDirProblem(stateDir) {
+  const owners = trustedOwners();
+  for (const path of [stateDir, join6(stateDir, "haproxy"), join6(stateDir, "monitoring")]) {
+    const link = await lstat2(path).catch((err) => err);
+    if (link instanceof Error) {
+      if (link.code === "ENOENT") {
+        if (path === stateDir) return void 0;
+        continue;
+      }
+      return { path, detail: `cannot inspect ${path} (${link.code})` };
+    }
+    if (link.isSymbolicLink() && path !== stateDir) return { path, detail: `${path} is a symbolic link` };
+    if (link.isSymbolicLink() && !owners.has(link.uid))
+      return { path, detail: `${path} is a symbolic link owned by uid ${link.uid}` };
+    const s = link.isSymbolicLink() ? await stat4(path).catch(() => void 0) : link;
+    if (!s) return { path, detail: `${path} is a dangling symbolic link` };
+    if (!s.isDirectory()) return { path, detail: `${path} is not a directory` };
+    if (!owners.has(s.uid))
+      return {
+        path,
+        detail: `${path} is owned by uid ${s.uid}, not by this user (uid ${[...owners].at(-1)}) or root`
+      };
+    if ((s.mode & 18) !== 0)
+      return {
+        path,
+        detail: `${path} is writable by ${s.mode & 2 ? "others" : "its group"} (mode ${(s.mode & 511).toString(8)})`
+      };
+  }
+  return void 0;
+}
+async function assertSafeStateDir(stateDir) {
+  const problem = await stateDirProblem(stateDir);
+  if (!problem) return;
+  throw new UserError(`refusing to use state dir ${stateDir}: ${problem.detail}`, {
+    exitCode: ExitCode2.environment,
+    hint: `use a directory only you (or root) can write: \`sudo install -d -m 750 -o "$(id -un)" ${stateDir}\` after removing the old one`
+  });
+}
+
+// src/router/store.ts
+var LEGACY_HAPROXY_BIN = "/usr/sbin/haproxy";
+async function loadRouterSettings(stateDir, overrides = {}) {
+  await assertSafeStateDir(stateDir);
+  const file2 = routerPaths(stateDir).settings;
+  const saved = await readJson(file2);
+  const base = saved && typeof saved === "object" ? { ...saved } : {};
+  if ("haproxyBin" in base) {
+    if (base.haproxyBin !== LEGACY_HAPROXY_BIN)
+      throw new UserError(
+        `${file2} sets haproxyBin=${JSON.stringify(base.haproxyBin)}: modelship runs haproxy only from system directories, never from a path in the state dir`,
+        { exitCode: ExitCode2.usage, hint: "remove the haproxyBin key (install HAProxy under /usr/sbin)" }
+      );
+    delete base.haproxyBin;
+  }
+  const fromFile = RouterSettings.safeParse({ ...base, stateDir });
+  if (!fromFile.success)
+    throw new UserError(`invalid router settings in ${file2}: ${issues(fromFile.error)}`, {
+      exitCode: ExitCode2.usage,
+      hint: "fix or delete it and run `modelship host init`"
+    });
+  const parsed = RouterSettings.safeParse({ ...base, ...stripUndefined(overrides), stateDir });
+  if (!parsed.success)
+    throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode2.usage });
+  return parsed.data;
+}
+function issues(error63) {
+  return error63.issues.map((i) => i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message).join("; ");
+}
+var RouterStore = class {
+  constructor(settings) {
+    this.settings = settings;
+    this.paths = routerPaths(settings.stateDir);
+  }
+  settings;
+  paths;
+  async saveSettings() {
+    await atomicWriteJson(this.paths.settings, this.settings);
+  }
+  /** The last desired state written (empty when none yet). */
+  async readDesired() {
+    const raw = await readJson(this.paths.desired);
+    if (raw === void 0) return { servers: [] };
+    const parsed = RouterDesired.safeParse(raw);
+    if (!parsed.success) {
+      throw new UserError(`corrupt router state ${this.paths.desired}: ${issues(parsed.error)}`, {
+        exitCode: ExitCode2.environment,
+        hint: "delete it and re-run the deploy or `modelship host repair`"
+      });
+    }
+    return parsed.data;
+  }
+  async writeDesired(desired) {
+    await atomicWriteJson(this.paths.desired, desired);
+  }
+  async readCarry() {
+    const text = await readFile4(this.paths.counterCarry, "utf8").catch(() => void 0);
+    if (text === void 0) return emptyCarry();
+    try {
+      return counterCarrySchema.parse(JSON.parse(text));
+    } catch {
+      return emptyCarry();
+    }
+  }
+  async writeCarry(carry) {
+    await atomicWriteJson(this.paths.counterCarry, carry);
+  }
+  async clearCarry() {
+    await rm5(this.paths.counterCarry, { force: true });
+  }
+  /** Runs `fn` holding the router lock (one change at a time across processes). */
+  async withLock(fn) {
+    await mkdir4(dirname4(this.paths.config), { recursive: true, mode: 488 });
+    let release;
+    try {
+      release = await import_proper_lockfile2.default.lock(this.paths.lock, {
+        realpath: false,
+        stale: 15e3,
+        retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
+      });
+    } catch (err) {
+      throw new UserError(
+        `the router state is locked by another modelship process (${this.paths.lock}.lock)`,
+        { exitCode: ExitCode2.busy, cause: err }
+      );
+    }
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+};
+async function readJson(path) {
+  let text;
+  try {
+    text = await readFile4(path, "utf8");
+  } catch (err) {
+    if (err.code === "ENOENT") return void 0;
+    throw err;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UserError(`${path} is not valid JSON`, { exitCode: ExitCode2.environment });
+  }
+}
+function stripUndefined(o) {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
+}
+
+// src/router/router.ts
+var sleep3 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var Router = class _Router {
+  settings;
+  paths;
+  api;
+  store;
+  process;
+  constructor(settings) {
+    const parsed = RouterSettings.safeParse(settings);
+    if (!parsed.success)
+      throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode2.usage });
+    this.settings = parsed.data;
+    this.store = new RouterStore(this.settings);
+    this.paths = this.store.paths;
+    this.process = new HaproxyProcess(this.settings, this.paths);
+    this.api = this.process.api;
+  }
+  /**
+   * Router for a state dir set up by `modelship host init` (its router.json), with optional overrides.
+   * Refuses a state dir another user could have prepared, and a router.json that fails the schema.
+   */
+  static async open(stateDir, overrides = {}) {
+    return new _Router(await loadRouterSettings(stateDir, overrides));
+  }
+  async saveSettings() {
+    await this.store.saveSettings();
+  }
+  edgeUrl() {
+    return `http://${connectHost(this.settings.edge.bind)}:${this.settings.edge.port}`;
+  }
+  metricsUrl() {
+    return `http://${connectHost(this.settings.metrics.bind)}:${this.settings.metrics.port}/metrics`;
+  }
+  /** The last desired state written (empty when none yet). */
+  async readDesired() {
+    return this.store.readDesired();
+  }
+  /** Checks a config with `haproxy -c` (in a private temp dir); HAProxy's complaint becomes the error. */
+  async validate(config2) {
+    await this.process.validate(config2);
+  }
+  /** The config for `desired` as it would be written (with the user HAProxy drops to resolved). */
+  async render(desired) {
+    const runAs = await effectiveRunAs(this.settings);
+    return renderConfig({ ...this.settings, ...runAs ? { runAs } : { runAs: void 0 } }, desired);
+  }
+  /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
+  async writeConfig(desired) {
+    const config2 = await this.render(desired);
+    await this.validate(config2);
+    await atomicWriteFile(this.paths.config, config2);
+    return config2;
+  }
+  /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
+  async running() {
+    return this.process.running();
+  }
+  /** True when the admin socket answers. */
+  async answers() {
+    return this.process.answers();
+  }
+  /** Starts HAProxy with our config unless it is already running. */
+  async ensureRunning() {
+    const live = await this.running();
+    if (live && await this.answers()) return { started: false, pid: live.pid };
+    return this.store.withLock(async () => {
+      const again = await this.running();
+      if (again && await this.answers()) return { started: false, pid: again.pid };
+      await this.writeConfig(await this.readDesired());
+      const pid = await this.start();
+      return { started: true, pid };
+    });
+  }
+  /** Cold start: a fresh HAProxy counts from 0, so the carry of replaced processes is dropped. */
+  async start() {
+    await this.store.clearCarry();
+    return this.process.start();
+  }
+  /**
+   * Seamless reload: the new process takes the listening sockets from the old one (-x) and lets it
+   * finish its connections (-sf). Live server state (weights, admin states, health) is handed over via
+   * server-state-file; counters of the outgoing process are carried over.
+   */
+  async reload() {
+    return this.store.withLock(() => this.reloadLocked());
+  }
+  async reloadLocked() {
+    const old = await this.running();
+    await this.writeConfig(await this.readDesired());
+    if (!old) return { pid: await this.start(), previousPid: void 0 };
+    await this.dumpServerState();
+    const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => void 0);
+    const pid = await this.process.reload(old);
+    if (outgoing)
+      await this.store.writeCarry(carryOver(await this.store.readCarry(), outgoing[0], outgoing[1]));
+    return { pid, previousPid: old.pid };
+  }
+  /** Stops our HAProxy (tests, `host` maintenance); in-flight requests are finished (soft stop). */
+  async stop() {
+    await this.process.stop();
+  }
+  /**
+   * Makes `desired` true: writes desired JSON + config atomically, then changes the live process
+   * through the runtime API (add/del servers, addresses, weights, states) — no reload, no dropped
+   * connection. Starts HAProxy if it is not running.
+   */
+  async apply(input2) {
+    return this.update(() => input2);
+  }
+  /**
+   * Read-modify-write of the desired state under the router lock, so two processes changing
+   * different servers at once do not lose each other's change.
+   */
+  async update(change) {
+    return this.store.withLock(async () => {
+      const parsed = RouterDesired.safeParse(change(await this.readDesired()));
+      if (!parsed.success) {
+        throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
+          exitCode: ExitCode2.usage
+        });
+      }
+      const desired = parsed.data;
+      await this.writeConfig(desired);
+      await this.store.writeDesired(desired);
+      if (!await this.running() || !await this.answers()) {
+        await this.start();
+        return { commands: [], started: true, pendingRemoval: [] };
+      }
+      return { ...await this.pushRuntime(desired), started: false };
+    });
+  }
+  /** What the live process has now, in the planner's terms. */
+  async liveServers() {
+    const [state, stat7] = await Promise.all([this.api.showServersState(BACKEND), this.api.showStat(BACKEND)]);
+    const backup = new Map(stat7.map((r) => [r.svname, r.bck === "1"]));
+    return state.map((s) => ({
+      name: s.name,
+      address: s.address,
+      port: s.port,
+      adminState: s.adminState,
+      userWeight: s.userWeight,
+      backup: backup.get(s.name) ?? false
+    }));
+  }
+  /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
+  async pushRuntime(desired) {
+    const plan = planChanges(this.settings, await this.liveServers(), desired);
+    const commands = [];
+    for (const step of plan.commands) {
+      commands.push(step.command);
+      await this.api.exec(step.command, step.ok);
+    }
+    const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
+    let pending = plan.leaving;
+    while (pending.length > 0) {
+      const still = [];
+      for (const name of pending) {
+        const cmd = `del server ${BACKEND}/${name}`;
+        const answer = await this.api.send(cmd);
+        if (/Server deleted/.test(answer)) commands.push(cmd);
+        else if (/still has connections/i.test(answer)) still.push(name);
+        else
+          throw new UserError(`HAProxy refused '${cmd}': ${answer.trim()}`, {
+            exitCode: ExitCode2.environment
+          });
+      }
+      pending = still;
+      if (pending.length === 0 || Date.now() > deadline) break;
+      await sleep3(100);
+    }
+    if (plan.reload) {
+      const r = await this.reloadLocked();
+      commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
+    }
+    return { commands, pendingRemoval: pending };
+  }
+  /** Adds a server or replaces its spec (address, weight, state). */
+  async upsertServer(spec) {
+    const parsed = parseSpec(spec);
+    return this.update((desired) => ({
+      servers: [...desired.servers.filter((s) => s.name !== parsed.name), parsed]
+    }));
+  }
+  /** Sets traffic shares in percent; a server given a share > 0 is made ready. Others keep theirs. */
+  async setWeights(weights) {
+    return this.update((desired) => {
+      for (const name of Object.keys(weights)) {
+        if (!desired.servers.some((s) => s.name === name)) throw unknownServer(name, desired);
+      }
+      return {
+        servers: desired.servers.map((s) => {
+          const w = weights[s.name];
+          if (w === void 0) return s;
+          return { ...s, weight: w, state: w > 0 ? "ready" : s.state };
+        })
+      };
+    });
+  }
+  /** No new requests to `name`; in-flight ones finish. */
+  async drain(name) {
+    return this.setState(name, "drain");
+  }
+  async setState(name, state) {
+    return this.update((desired) => {
+      if (!desired.servers.some((s) => s.name === name)) throw unknownServer(name, desired);
+      return { servers: desired.servers.map((s) => s.name === name ? { ...s, state } : s) };
+    });
+  }
+  /** Waits until `name` has no current sessions (or it is gone). */
+  async waitDrained(name, timeoutMs) {
+    const started = Date.now();
+    for (; ; ) {
+      const s = (await this.stats()).find((x) => x.name === name);
+      const sessions = s?.currentSessions ?? 0;
+      if (sessions === 0) return { drained: true, sessions, waitedMs: Date.now() - started };
+      if (Date.now() - started >= timeoutMs)
+        return { drained: false, sessions, waitedMs: Date.now() - started };
+      await sleep3(50);
+    }
+  }
+  /** Waits until HAProxy's health check says `name` is UP (check passed), or the timeout. */
+  async waitHealthy(name, timeoutMs) {
+    const started = Date.now();
+    for (; ; ) {
+      const s = (await this.stats()).find((x) => x.name === name);
+      const status = s ? `${s.status} ${s.checkStatus}`.trim() : "absent";
+      if (s?.status.startsWith("UP") && s.checkStatus.startsWith("L7OK"))
+        return { healthy: true, status, waitedMs: Date.now() - started };
+      if (Date.now() - started >= timeoutMs)
+        return { healthy: false, status, waitedMs: Date.now() - started };
+      await sleep3(100);
+    }
+  }
+  /** Takes `name` out of HAProxy (live and in the config). Drain and wait first for a clean exit. */
+  async remove(name) {
+    return this.update((desired) => ({ servers: desired.servers.filter((s) => s.name !== name) }));
+  }
+  async stats() {
+    return toServerStats(await this.api.showStat(BACKEND));
+  }
+  /**
+   * Counters per server now, monotonic across seamless reloads; `diffCounters(before, after)` gives
+   * an interval's requests and codes.
+   */
+  async counters() {
+    return withCarry(await this.liveCounters(), await this.store.readCarry());
+  }
+  /** The edge frontend's totals (what clients were answered; 5xx among them), across reloads. */
+  async edgeTotals() {
+    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.store.readCarry()]);
+    return { requests: live.requests + carry.edge.requests, failed: live.failed + carry.edge.failed };
+  }
+  async liveCounters() {
+    return toSnapshot(await this.stats());
+  }
+  async liveEdgeTotals() {
+    const rows = await this.api.showStatAll();
+    const fe = rows.find((r) => r.pxname === "edge" && r.svname === "FRONTEND");
+    const n = (v) => v && Number.isFinite(Number(v)) ? Number(v) : 0;
+    return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
+  }
+  async dumpServerState() {
+    const state = await this.api.send(`show servers state`);
+    if (state.startsWith("1\n")) await atomicWriteFile(this.paths.serverState, state);
+  }
+};
+function parseSpec(spec) {
+  const parsed = ServerSpec.safeParse(spec);
+  if (!parsed.success) {
+    throw new UserError(
+      `invalid server: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      {
+        exitCode: ExitCode2.usage
+      }
+    );
+  }
+  return parsed.data;
+}
+function unknownServer(name, desired) {
+  const known = desired.servers.map((s) => s.name).join(", ") || "none";
+  return new UserError(`no server '${name}' behind the router (known: ${known})`, {
+    exitCode: ExitCode2.usage
+  });
+}
+function connectHost(bind2) {
+  if (bind2 === "" || bind2 === "*" || bind2 === "0.0.0.0" || bind2 === "::" || bind2 === "[::]")
+    return "127.0.0.1";
+  return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
+}
 
 // src/gate/card.ts
-import { readFile, stat as stat2 } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile as readFile5, stat as stat5 } from "node:fs/promises";
+import { basename, dirname as dirname5, join as join7 } from "node:path";
 var gateCardSchema = external_exports.object({
   name: external_exports.string().optional(),
   version: external_exports.string().optional(),
@@ -51950,16 +57299,16 @@ var gateCardSchema = external_exports.object({
 });
 async function loadCard(path, role) {
   let cardPath = path;
-  const info2 = await stat2(path).catch(() => void 0);
+  const info2 = await stat5(path).catch(() => void 0);
   if (!info2)
     throw new UserError(`${role} ${path} does not exist`, { hint: "pass a bundle directory or model.json" });
-  if (info2.isDirectory()) cardPath = join(path, CARD_FILE);
-  const text = await readFile(cardPath, "utf8").catch(() => {
+  if (info2.isDirectory()) cardPath = join7(path, CARD_FILE);
+  const text = await readFile5(cardPath, "utf8").catch(() => {
     throw new UserError(`${role} ${path} has no ${CARD_FILE}`, { hint: "is this a modelship bundle?" });
   });
   const card = parseCard(text, `${role} ${cardPath}`);
-  const dir = dirname(cardPath);
-  const hasModel = await stat2(join(dir, MODEL_FILE)).then(
+  const dir = dirname5(cardPath);
+  const hasModel = await stat5(join7(dir, MODEL_FILE)).then(
     (s) => s.isFile(),
     () => false
   );
@@ -52013,13 +57362,13 @@ function noBaseline(why) {
   };
 }
 async function baselineFromPath(path) {
-  const info2 = await stat3(path).catch(() => void 0);
+  const info2 = await stat6(path).catch(() => void 0);
   if (!info2)
     throw new UserError(`baseline ${path} does not exist`, {
       hint: "pass a bundle, model.json or status JSON"
     });
   if (info2.isFile()) {
-    const text = await readFile2(path, "utf8");
+    const text = await readFile6(path, "utf8");
     const json2 = safeJson(text);
     if (json2 && typeof json2 === "object" && "versions" in json2) {
       return baselineFromStatus(parseStatus(json2, path), `status file ${path}`);
@@ -52029,35 +57378,32 @@ async function baselineFromPath(path) {
   return { subject: { card: loaded.card, source: loaded.source }, note: `Baseline: ${loaded.source}.` };
 }
 async function baselineFromHost(options) {
-  const cli = options.cli ?? [process.execPath, process.argv[1] ?? "modelship"];
-  const args = [
-    ...cli.slice(1),
-    "status",
-    "--json",
-    // The card is all we need: skip the live-rate sampling window.
-    "--window",
-    "0",
-    ...options.stateDir ? ["--state-dir", options.stateDir] : []
-  ];
-  let stdout;
+  const stateDir = resolveStateDir(options.stateDir);
+  let ledger;
   try {
-    ({ stdout } = await promisify(execFile)(cli[0], args, { maxBuffer: 16 * 1024 * 1024 }));
+    ledger = await new Ledger(stateDir).read();
   } catch (err) {
-    const e = err;
-    const detail = (e.stderr ?? e.message).trim().split("\n").at(-1);
-    throw new UserError(`cannot read the host ledger (modelship status --json): ${detail}`, {
+    throw new UserError(`cannot read the host ledger: ${err.message}`, {
       exitCode: ExitCode2.environment
     });
   }
-  const json2 = safeJson(lastJsonLine(stdout));
-  if (json2 === void 0)
-    throw new UserError("modelship status --json did not print JSON", { exitCode: ExitCode2.environment });
-  return baselineFromStatus(parseStatus(json2, "modelship status --json"), "host ledger");
+  const status = {
+    versions: ledger.versions.map((v) => ({
+      version: v.version,
+      role: v.role,
+      weight: v.weight,
+      image: v.image.ref,
+      container: v.container
+    }))
+  };
+  const router = await Router.open(stateDir).catch(() => void 0);
+  if (router) status.edge = { url: router.edgeUrl() };
+  return baselineFromStatus(status, "host ledger");
 }
 async function baselineFromStatus(status, where) {
   const stable = status.versions.find((v) => v.role === "stable");
   if (!stable) return noBaseline(`${where} has no stable version`);
-  const path = stable.modelJson ?? (stable.bundle ? join2(stable.bundle, CARD_FILE) : void 0);
+  const path = stable.modelJson ?? (stable.bundle ? join8(stable.bundle, CARD_FILE) : void 0);
   if (path) {
     const loaded = await loadCard(path, "baseline");
     return {
@@ -52120,15 +57466,29 @@ function safeJson(text) {
     return void 0;
   }
 }
-function lastJsonLine(stdout) {
-  const trimmed = stdout.trim();
-  if (trimmed.startsWith("{") && safeJson(trimmed) !== void 0) return trimmed;
-  const lines = trimmed.split("\n").filter((l) => l.trim().startsWith("{"));
-  return lines.at(-1) ?? trimmed;
+async function resolveBaseline(flags) {
+  const given = [flags.baseline, flags.baselineFromHost, flags.baselineRelease].filter(Boolean).length;
+  if (given > 1) {
+    throw new UserError("choose one baseline source: --baseline, --baseline-from-host or --baseline-release");
+  }
+  if (flags.stateDir && !flags.baselineFromHost)
+    throw new UserError("--state-dir only applies with --baseline-from-host");
+  if (flags.baseline) return baselineFromPath(flags.baseline);
+  if (flags.baselineFromHost)
+    return baselineFromHost({ ...flags.stateDir ? { stateDir: flags.stateDir } : {} });
+  if (flags.baselineRelease) {
+    const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
+    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
+    return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
+  }
+  return {
+    subject: null,
+    note: "No production baseline given: first deploy — only absolute rules apply."
+  };
 }
 
 // src/gate/golden.ts
-import { join as join3 } from "node:path";
+import { join as join9 } from "node:path";
 async function checkGoldenParity(bundleDir, card, tolerance) {
   if (!bundleDir)
     return { status: "unavailable", reason: `no ${MODEL_FILE} next to the candidate's model.json` };
@@ -52152,7 +57512,7 @@ async function checkGoldenParity(bundleDir, card, tolerance) {
   }
   let session;
   try {
-    session = await ort.InferenceSession.create(join3(bundleDir, MODEL_FILE), {
+    session = await ort.InferenceSession.create(join9(bundleDir, MODEL_FILE), {
       intraOpNumThreads: 1,
       interOpNumThreads: 1
     });
@@ -52215,78 +57575,6 @@ async function checkGoldenParity(bundleDir, card, tolerance) {
 }
 
 // src/gate/policy.ts
-var import_yaml = __toESM(require_dist(), 1);
-import { readFile as readFile3 } from "node:fs/promises";
-var unit = external_exports.number().min(0).max(1);
-var positive = external_exports.number().positive();
-var classFloorSchema = external_exports.union([unit, external_exports.record(external_exports.string().min(1), unit)]);
-var gatePolicySchema = external_exports.object({
-  /** Absolute floors on the candidate's test-split metrics. Unset = no floor. */
-  minimum: external_exports.object({
-    accuracy: unit.optional().describe("Lowest allowed test accuracy. Unset: no floor."),
-    macroF1: unit.optional().describe("Lowest allowed macro-averaged F1. Unset: no floor."),
-    rocAuc: unit.optional().describe("Lowest allowed ROC AUC (binary models). Unset: no floor."),
-    classF1: classFloorSchema.optional().describe('Per-class F1 floor: one number for every class, or { label: floor, "*": rest }.')
-  }).strict().default({}).describe("Absolute floors on the candidate's test-split metrics; always apply."),
-  /** Largest allowed drop versus the production model (baseline − candidate). */
-  maxDrop: external_exports.object({
-    accuracy: unit.default(5e-3).describe("Largest allowed accuracy drop versus production."),
-    macroF1: unit.default(0.01).describe("Largest allowed macro-F1 drop versus production."),
-    rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
-    classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
-  }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
-  /** Runtime limits from the bundle's onnxruntime-node measurements. */
-  runtime: external_exports.object({
-    maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
-    maxSizeMB: positive.default(500).describe("Largest allowed model size (MB)."),
-    maxLoadMs: positive.default(5e3).describe("Longest allowed session load time (ms).")
-  }).strict().default({ maxP95Ms: 100, maxSizeMB: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
-  /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
-  goldenParity: external_exports.boolean().default(true).describe(
-    "Re-run the bundle's golden examples under onnxruntime-node and require the recorded output."
-  ),
-  /** Largest allowed |probability − expected| for golden parity. */
-  goldenTolerance: external_exports.number().positive().max(0.5).default(1e-4).describe("Largest allowed |probability − expected| for golden parity.")
-}).strict();
-var defaultGatePolicy = gatePolicySchema.parse({});
-function parseGatePolicy(value, where) {
-  const parsed = gatePolicySchema.safeParse(value ?? {});
-  if (!parsed.success) {
-    const issue3 = parsed.error.issues[0];
-    const key = ["gate", ...issue3.path.map(String)].join(".");
-    throw new UserError(`${where}: ${key}: ${issue3.message}`, {
-      hint: "see the gate policy reference in docs/github.md"
-    });
-  }
-  return parsed.data;
-}
-async function loadGatePolicy(path) {
-  if (!path) return defaultGatePolicy;
-  let text;
-  try {
-    text = await readFile3(path, "utf8");
-  } catch (err) {
-    const code = err.code;
-    throw new UserError(`cannot read gate policy ${path}: ${code === "ENOENT" ? "no such file" : code}`);
-  }
-  let doc;
-  try {
-    doc = (0, import_yaml.parse)(text);
-  } catch (err) {
-    throw new UserError(`gate policy ${path} is not valid YAML: ${err.message.split("\n")[0]}`);
-  }
-  if (doc === null || doc === void 0) return defaultGatePolicy;
-  if (typeof doc !== "object" || Array.isArray(doc)) {
-    throw new UserError(`gate policy ${path} must be a YAML mapping`);
-  }
-  const record2 = doc;
-  const section = "gate" in record2 ? record2.gate : isStandalonePolicy(record2) ? record2 : {};
-  return parseGatePolicy(section, path);
-}
-function isStandalonePolicy(doc) {
-  const keys = Object.keys(gatePolicySchema.shape);
-  return Object.keys(doc).some((k) => keys.includes(k));
-}
 function classFloor(policy, label) {
   const floor = policy.minimum.classF1;
   if (floor === void 0 || typeof floor === "number") return floor;
@@ -52380,11 +57668,11 @@ function evaluateGate(candidate, baseline, policy, golden) {
   const mb = (bytes) => bytes === void 0 ? void 0 : bytes / 1e6;
   rows.push(
     maximumRow(
-      "runtime.maxSizeMB",
+      "runtime.maxSizeMb",
       "model size (MB)",
       mb(rt?.fileSizeBytes ?? candidate.card.model?.sizeBytes),
       mb(brt?.fileSizeBytes ?? baseline?.card.model?.sizeBytes),
-      policy.runtime.maxSizeMB,
+      policy.runtime.maxSizeMB ?? policy.runtime.maxSizeMb,
       "runtime.fileSizeBytes"
     )
   );
@@ -52592,15 +57880,15 @@ ${table}
 }
 function mermaidXyChart(chart) {
   const quote = (s) => JSON.stringify(s.replace(/"/g, "'"));
-  const num = (v) => Number.isFinite(v) ? Number(v.toFixed(4)).toString() : "0";
+  const num2 = (v) => Number.isFinite(v) ? Number(v.toFixed(4)).toString() : "0";
   const lines = [
     "```mermaid",
     "xychart-beta",
     `  title ${quote(chart.title)}`,
     `  x-axis [${chart.x.map(quote).join(", ")}]`,
-    `  y-axis ${quote(chart.yLabel)} ${num(chart.yMin)} --> ${num(chart.yMax)}`,
-    ...(chart.bars ?? []).map((s) => `  bar [${s.map(num).join(", ")}]`),
-    ...(chart.lines ?? []).map((s) => `  line [${s.map(num).join(", ")}]`),
+    `  y-axis ${quote(chart.yLabel)} ${num2(chart.yMin)} --> ${num2(chart.yMax)}`,
+    ...(chart.bars ?? []).map((s) => `  bar [${s.map(num2).join(", ")}]`),
+    ...(chart.lines ?? []).map((s) => `  line [${s.map(num2).join(", ")}]`),
     "```"
   ];
   return lines.join("\n");
@@ -52679,98 +57967,6 @@ function renderChart(verdict) {
   });
 }
 
-// src/github/client.ts
-function connectGitHub(options) {
-  if (!options.token) {
-    throw new UserError("no GitHub token", {
-      hint: "pass the github-token input (the workflow's github.token) or set GITHUB_TOKEN"
-    });
-  }
-  const repo = parseRepository(options.repository ?? process.env.GITHUB_REPOSITORY);
-  const apiUrl = (options.apiUrl ?? process.env.GITHUB_API_URL ?? "https://api.github.com").replace(
-    /\/$/,
-    ""
-  );
-  const octokit = getOctokit(options.token, { baseUrl: apiUrl, userAgent: "modelship" });
-  return { ...repo, octokit, apiUrl };
-}
-function parseRepository(value) {
-  const match = /^([\w.-]+)\/([\w.-]+)$/.exec(value ?? "");
-  if (!match) {
-    throw new UserError(`GITHUB_REPOSITORY must look like owner/repo (got '${value ?? ""}')`, {
-      exitCode: ExitCode2.environment
-    });
-  }
-  return { owner: match[1], repo: match[2] };
-}
-function currentRunUrl(env = process.env) {
-  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run2 } = env;
-  if (!repo || !run2) return void 0;
-  const attempt = env.GITHUB_RUN_ATTEMPT ? `/attempts/${env.GITHUB_RUN_ATTEMPT}` : "";
-  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run2}${attempt}`;
-}
-function httpStatus(err) {
-  const status = err?.status;
-  return typeof status === "number" ? status : void 0;
-}
-function gitHubError(what, err) {
-  const status = httpStatus(err);
-  const message = err?.message?.split("\n")[0] ?? String(err);
-  const hint = status === 401 ? "the token is invalid or expired" : status === 403 || status === 404 ? "check the job's `permissions:` (e.g. pull-requests: write, deployments: write, contents: write)" : void 0;
-  return new UserError(`GitHub API: ${what} failed (${status ?? "no response"}: ${message})`, {
-    exitCode: ExitCode2.environment,
-    ...hint ? { hint } : {},
-    cause: err
-  });
-}
-
-// src/github/releases.ts
-async function downloadReleaseAsset(gh, tag, assetName) {
-  let assetId;
-  try {
-    const { data } = await gh.octokit.rest.repos.getReleaseByTag({ owner: gh.owner, repo: gh.repo, tag });
-    assetId = data.assets.find((a) => a.name === assetName)?.id;
-  } catch (err) {
-    if (httpStatus(err) === 404) return null;
-    throw gitHubError(`reading release ${tag}`, err);
-  }
-  if (assetId === void 0) return null;
-  try {
-    const res = await gh.octokit.request("GET /repos/{owner}/{repo}/releases/assets/{asset_id}", {
-      owner: gh.owner,
-      repo: gh.repo,
-      asset_id: assetId,
-      headers: { accept: "application/octet-stream" },
-      request: { parseSuccessResponseBody: false }
-    });
-    return await new Response(res.data).text();
-  } catch (err) {
-    throw gitHubError(`downloading ${assetName} from release ${tag}`, err);
-  }
-}
-
-// src/cli/commands/gate.ts
-async function resolveBaseline(flags) {
-  const given = [flags.baseline, flags.baselineFromHost, flags.baselineRelease].filter(Boolean).length;
-  if (given > 1) {
-    throw new UserError("choose one baseline source: --baseline, --baseline-from-host or --baseline-release");
-  }
-  if (flags.stateDir && !flags.baselineFromHost)
-    throw new UserError("--state-dir only applies with --baseline-from-host");
-  if (flags.baseline) return baselineFromPath(flags.baseline);
-  if (flags.baselineFromHost)
-    return baselineFromHost({ ...flags.stateDir ? { stateDir: flags.stateDir } : {} });
-  if (flags.baselineRelease) {
-    const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
-    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
-    return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
-  }
-  return {
-    subject: null,
-    note: "No production baseline given: first deploy — only absolute rules apply."
-  };
-}
-
 // src/github/comments.ts
 async function upsertStickyComment(gh, issueNumber, marker, body) {
   const text = body.includes(marker) ? body : `${marker}
@@ -52831,12 +58027,9 @@ function run() {
   return runAction(async () => {
     const inputs = getInputs();
     const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const policyPath = inputs.policy ?? (existsSync3(join4(workspace, "modelship.yaml")) ? join4(workspace, "modelship.yaml") : void 0);
+    const policyPath = inputs.policy ?? (existsSync3(join10(workspace, "modelship.yaml")) ? join10(workspace, "modelship.yaml") : void 0);
     const policy = await loadGatePolicy(policyPath);
-    const baseline = inputs["baseline-from-host"] ? await baselineFromHost({
-      cli: workspaceCli(workspace),
-      ...inputs["state-dir"] ? { stateDir: inputs["state-dir"] } : {}
-    }) : await resolveBaseline({
+    const baseline = inputs["baseline-from-host"] ? await baselineFromHost(inputs["state-dir"] ? { stateDir: inputs["state-dir"] } : {}) : await resolveBaseline({
       baseline: inputs.baseline,
       baselineRelease: inputs["baseline-release"],
       token: inputs["github-token"]
@@ -52878,13 +58071,6 @@ function run() {
       info(`model gate passed for ${outcome.verdict.candidate.label}`);
     }
   });
-}
-function workspaceCli(workspace) {
-  for (const bin of ["node_modules/modelship/bin/modelship.js", "bin/modelship.js"]) {
-    const path = join4(workspace, bin);
-    if (existsSync3(path)) return [process.execPath, path];
-  }
-  return ["modelship"];
 }
 
 // actions/gate-on-metrics/actions/gate-on-metrics/entry.ts

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
-import { teardown } from "../../demo/cleanup.js";
-import { DEMO_DEFAULTS, demoStateDir, runDemo } from "../../demo/run.js";
 import { parsePort } from "../../host/init.js";
 import { ExitCode, UserError } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
+import { teardown } from "../demo/cleanup.js";
+import { DEMO_DEFAULTS, demoStateDir, runDemo } from "../demo/run.js";
 
 interface DemoFlags {
   data?: string;

@@ -1,15 +1,7 @@
 import type { Command } from "commander";
-import {
-  applyPolicy,
-  type DriftCheck,
-  driftFromLog,
-  fetchDriftReport,
-  recordCheck,
-} from "../../drift/check.js";
-import { loadDriftPolicy } from "../../drift/policy.js";
-import { resolveStateDir } from "../../ledger/ledger.js";
+import { runDriftCheck } from "../../drift/check.js";
 import { pc } from "../../util/colors.js";
-import { ExitCode, UserError } from "../../util/errors.js";
+import { ExitCode } from "../../util/errors.js";
 import { textTable } from "../../util/progress.js";
 
 interface DriftFlags {
@@ -20,40 +12,6 @@ interface DriftFlags {
   stateDir?: string;
   state?: boolean;
   json?: boolean;
-}
-
-/** Runs one drift check (shared with actions/check-drift). */
-export async function runDriftCheck(options: {
-  url?: string | undefined;
-  log?: string | undefined;
-  model?: string | undefined;
-  policy?: string | undefined;
-  stateDir?: string | undefined;
-  keepState?: boolean;
-}): Promise<DriftCheck> {
-  if (!!options.url === !!options.log)
-    throw new UserError("pass exactly one of --url <edge or server> and --log <prediction log>");
-  if (options.log && !options.model)
-    throw new UserError(
-      "--log needs --model <bundle dir>: the reference to compare with lives in the bundle",
-    );
-  const policy = await loadDriftPolicy(options.policy);
-  const raw = options.url
-    ? await fetchDriftReport(options.url)
-    : await driftFromLog(options.log!, options.model!, policy);
-  const report = applyPolicy(raw, policy);
-  if (options.keepState === false) {
-    return {
-      report,
-      over: report.statistics.filter((s) => s.over).map((s) => s.name),
-      consecutive: report.drift ? 1 : 0,
-      sustain: policy.sustain,
-      confirmed: report.drift && policy.sustain <= 1,
-      retrain: false,
-      stateFile: "",
-    };
-  }
-  return recordCheck(report, policy, resolveStateDir(options.stateDir));
 }
 
 export function register(program: Command): void {

@@ -1,14 +1,11 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { CARD_FILE } from "../../bundle/schema.js";
-import { type Baseline, baselineFromHost, baselineFromPath, baselineFromText } from "../../gate/baseline.js";
+import { loadGatePolicy } from "../../config/load.js";
+import { resolveBaseline } from "../../gate/baseline.js";
 import { gateCandidate, verdictJson } from "../../gate/gate.js";
-import { loadGatePolicy } from "../../gate/policy.js";
 import { renderMarkdown, renderText } from "../../gate/render.js";
-import { connectGitHub } from "../../github/client.js";
-import { downloadReleaseAsset } from "../../github/releases.js";
-import { ExitCode, UserError } from "../../util/errors.js";
+import { ExitCode } from "../../util/errors.js";
 
 interface GateFlags {
   candidate: string;
@@ -19,34 +16,6 @@ interface GateFlags {
   policy?: string;
   markdown?: string;
   json?: boolean;
-}
-
-/** Exactly one baseline source (or none = first deploy). */
-export async function resolveBaseline(flags: {
-  baseline?: string | undefined;
-  baselineFromHost?: boolean | undefined;
-  baselineRelease?: string | undefined;
-  stateDir?: string | undefined;
-  token?: string | undefined;
-}): Promise<Baseline> {
-  const given = [flags.baseline, flags.baselineFromHost, flags.baselineRelease].filter(Boolean).length;
-  if (given > 1) {
-    throw new UserError("choose one baseline source: --baseline, --baseline-from-host or --baseline-release");
-  }
-  if (flags.stateDir && !flags.baselineFromHost)
-    throw new UserError("--state-dir only applies with --baseline-from-host");
-  if (flags.baseline) return baselineFromPath(flags.baseline);
-  if (flags.baselineFromHost)
-    return baselineFromHost({ ...(flags.stateDir ? { stateDir: flags.stateDir } : {}) });
-  if (flags.baselineRelease) {
-    const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
-    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
-    return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
-  }
-  return {
-    subject: null,
-    note: "No production baseline given: first deploy — only absolute rules apply.",
-  };
 }
 
 export function register(program: Command): void {

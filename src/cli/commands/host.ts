@@ -13,6 +13,7 @@ import { parseDuration } from "../../rollout/settings.js";
 import { pc } from "../../util/colors.js";
 import { ExitCode, UserError } from "../../util/errors.js";
 import { Reporter } from "../../util/progress.js";
+import { safeText } from "../../util/text.js";
 
 interface HostFlags {
   json?: boolean;
@@ -212,8 +213,8 @@ export function register(program: Command): void {
       } else {
         for (const c of checks) {
           const mark = c.ok ? pc.green("✓") : pc.red("✗");
-          process.stdout.write(`${mark} ${c.name}: ${c.detail}\n`);
-          if (!c.ok && c.fix) process.stdout.write(`    fix: ${c.fix}\n`);
+          process.stdout.write(`${mark} ${c.name}: ${safeText(c.detail)}\n`);
+          if (!c.ok && c.fix) process.stdout.write(`    fix: ${safeText(c.fix)}\n`);
         }
         process.stdout.write(ok ? "Host ready.\n" : "Host not ready: fix the ✗ lines above.\n");
       }
@@ -242,7 +243,12 @@ export function register(program: Command): void {
       );
       if (ledger.heal.failed.length) process.exitCode = ExitCode.failed;
       if (flags.json) reporter.event({ type: "ledger-repair", stateDir, ...ledger });
-      else for (const a of ledger.actions) reporter.info(`  ${a}`);
+      else {
+        for (const a of ledger.actions) reporter.info(`  ${a}`);
+        for (const w of ledger.warnings) reporter.warn(w);
+      }
+      // Something is wrong that repair must not fix by itself (e.g. the stable is down): not a success.
+      if (ledger.warnings.length > 0) process.exitCode = ExitCode.failed;
       const result = await reporter.step(
         "Reconciling HAProxy",
         () => repairRouter(stateDir),

@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { type RolloutFlags, settingsFromFlags } from "../../rollout/options.js";
-import { rollback } from "../../rollout/run.js";
+import { edgeFailure, rollback } from "../../rollout/run.js";
+import { ROLLBACK_SETTINGS } from "../../settings/rollout.js";
 import { Reporter } from "../../util/progress.js";
-import { rolloutOptions } from "./deploy.js";
+import { addSettings } from "../settings.js";
 
 interface RollbackFlags extends RolloutFlags {
   to?: string;
@@ -19,11 +20,8 @@ export function register(program: Command): void {
     .command("rollback")
     .description(
       "Switch traffic back to the previous version (warm standby: a weight flip; else start it from its image)",
-    )
-    .option("--to <version>", "version to roll back to (default: the warm standby, else the newest retired)")
-    .requiredOption("--reason <text>", "why (recorded in the ledger with who did it)")
-    .option("--by <name>", "who rolls back (default $GITHUB_ACTOR, else $USER)");
-  rolloutOptions(cmd).action(async (flags: RollbackFlags) => {
+    );
+  addSettings(cmd, ROLLBACK_SETTINGS).action(async (flags: RollbackFlags) => {
     const reporter = new Reporter(flags.json ? "json" : "human");
     const outcome = await rollback({
       to: flags.to,
@@ -35,5 +33,7 @@ export function register(program: Command): void {
       reporter,
     });
     reporter.event({ type: "result", ...outcome });
+    const failed = edgeFailure(`rollback to ${outcome.version}`, outcome.edge);
+    if (failed) throw failed;
   });
 }

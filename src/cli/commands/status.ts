@@ -3,6 +3,7 @@ import { resolveStateDir } from "../../ledger/ledger.js";
 import { hostStatus } from "../../rollout/status.js";
 import { pc } from "../../util/colors.js";
 import { textTable } from "../../util/progress.js";
+import { safeText } from "../../util/text.js";
 
 interface StatusFlags {
   json?: boolean;
@@ -39,7 +40,7 @@ export function register(program: Command): void {
       out.push(`State: ${status.stateDir}`);
       if (status.operation) {
         const mark = status.operation.state === "running" ? pc.cyan("▶") : pc.yellow("!");
-        out.push(`${mark} ${status.operation.explanation}`);
+        out.push(`${mark} ${safeText(status.operation.explanation)}`);
       }
       const shown = status.versions.filter((v) => v.role !== "retired").slice(-8);
       if (shown.length === 0) out.push("Nothing deployed yet: `modelship deploy --image <ref>`.");
@@ -49,21 +50,22 @@ export function register(program: Command): void {
           textTable(
             ["VERSION", "ROLE", "WEIGHT", "HEALTH", "REQ/S", "ERRORS", "P95", "IMAGE"],
             shown.map((v) => [
-              v.version,
+              // Versions and image refs can come from image labels / the CLI: printed cleaned.
+              safeText(v.version),
               v.role,
               `${v.weight}%`,
               v.health,
               v.reqPerSec === null ? "-" : v.reqPerSec.toFixed(1),
               v.errorRate === null ? "-" : `${(v.errorRate * 100).toFixed(2)}%`,
               v.p95Ms === null ? "-" : `${v.p95Ms}ms`,
-              v.image,
+              safeText(v.image),
             ]),
           ),
         );
         const retired = status.versions.filter((v) => v.role === "retired").length;
         if (retired) out.push(pc.dim(`(${retired} retired version(s) hidden; --json lists all)`));
         for (const v of shown)
-          if (v.failureReason) out.push(pc.dim(`${v.version} failed: ${v.failureReason}`));
+          if (v.failureReason) out.push(pc.dim(safeText(`${v.version} failed: ${v.failureReason}`)));
       }
       process.stdout.write(`${out.join("\n")}\n`);
     });

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from "commander";
-import { trainBundle } from "../../bundle/train.js";
 import { loadTrainSettings } from "../../config/load.js";
 import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
+import { trainBundle } from "../../pipeline/train.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter, textTable } from "../../util/progress.js";
 import { checksTable, runtimeChecks } from "../../validate/validate.js";

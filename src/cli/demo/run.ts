@@ -7,20 +7,20 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
-import { readBundle } from "../bundle/read.js";
-import { loadConfig } from "../config/load.js";
-import { Engine } from "../engine/engine.js";
-import { initHost } from "../host/init.js";
-import { DEFAULT_BASE_IMAGE } from "../image/build.js";
-import { MODEL_LABELS } from "../image/labels.js";
-import { freePort } from "../rollout/wiring.js";
-import { pc } from "../util/colors.js";
-import { ExitCode, UserError } from "../util/errors.js";
-import { formatDuration, type Reporter } from "../util/progress.js";
+import { readBundle } from "../../bundle/read.js";
+import { loadConfig } from "../../config/load.js";
+import { Engine } from "../../engine/engine.js";
+import { initHost } from "../../host/init.js";
+import { DEFAULT_BASE_IMAGE } from "../../image/build.js";
+import { MODEL_LABELS } from "../../image/labels.js";
+import { type LoadHandle, type LoadReport, startLoad } from "../../load/generator.js";
+import { freePort } from "../../rollout/wiring.js";
+import { pc } from "../../util/colors.js";
+import { ExitCode, UserError } from "../../util/errors.js";
+import { formatDuration, type Reporter } from "../../util/progress.js";
 import { teardown } from "./cleanup.js";
 import { ImageCache, imageKey } from "./images.js";
 import { ensureHost } from "./prerequisites.js";
-import { startTraffic, type TrafficHandle, type TrafficReport } from "./traffic.js";
 
 const run = promisify(execFile);
 
@@ -58,7 +58,7 @@ export interface DemoResult {
   v1: string;
   v2: string;
   baseImage: string;
-  traffic: TrafficReport;
+  traffic: LoadReport;
   rollback: { mode: string; switchMs: number };
   rollForward: { mode: string; switchMs: number };
   durationMs: number;
@@ -126,7 +126,7 @@ class Interrupted extends Error {}
 /** The demo's state shared with the SIGINT handler. */
 class Session {
   child: ChildProcess | null = null;
-  traffic: TrafficHandle | null = null;
+  traffic: LoadHandle | null = null;
   interrupted = false;
 }
 
@@ -385,15 +385,20 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
     session.traffic = await reporter.step(
       "Starting the traffic generator (separate process)",
       () =>
-        startTraffic({
+        startLoad({
           url: edgeUrl,
-          data,
-          textColumn: card.dataset.textColumn ?? "text",
-          labelColumn: card.dataset.labelColumn ?? "airline_sentiment",
-          labels: [...DEMO_DEFAULTS.labels],
-          seed: typeof params.seed === "number" ? params.seed : 42,
-          testSize: typeof params.testSize === "number" ? params.testSize : 0.2,
+          texts: {
+            data,
+            textColumn: card.dataset.textColumn ?? "text",
+            split: {
+              labelColumn: card.dataset.labelColumn ?? "airline_sentiment",
+              labels: [...DEMO_DEFAULTS.labels],
+              seed: typeof params.seed === "number" ? params.seed : 42,
+              testSize: typeof params.testSize === "number" ? params.testSize : 0.2,
+            },
+          },
           rps: opts.rps,
+          detached: true,
         }),
       (t) => `(pid ${t.pid}, POST ${edgeUrl}/predict)`,
     );

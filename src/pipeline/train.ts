@@ -6,16 +6,16 @@ import {
   textTrainerParamsSchema,
   trainTextClassifier,
 } from "../../training/index.js";
+import { MIN_GOLDEN, pickGolden, referenceDistribution } from "../bundle/evidence.js";
+import { prepareOutDir, StagedBundle } from "../bundle/write.js";
 import { parseWith } from "../config/load.js";
 import type { TrainSettings } from "../config/train.js";
+import type { ModelCard } from "../contracts/card.js";
 import { loadTextDataset } from "../data/dataset.js";
 import { evaluateClassifier } from "../metrics/classification.js";
 import { ClassifierSession } from "../onnx/session.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
-import { MIN_GOLDEN, pickGolden, referenceDistribution } from "./evidence.js";
-import type { ModelCard } from "./schema.js";
-import { prepareOutDir, StagedBundle } from "./write.js";
 
 /** Largest |ONNX − trainer| probability difference tolerated on any test row. */
 export const PARITY_TOLERANCE = 1e-4;

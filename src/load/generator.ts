@@ -2,35 +2,47 @@ import { type ChildProcess, fork } from "node:child_process";
 import { Agent, request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { stratifiedSplit } from "../../training/split.js";
-import { loadTextDataset } from "../data/dataset.js";
+import { loadCsv, loadTextDataset } from "../data/dataset.js";
 
 /**
- * Live synthetic traffic for the demo: real tweets from the model's test split, `POST /predict` at a
- * steady rate over keep-alive connections, from a SEPARATE process so the demo's own work (training,
- * deploys) never throttles it. Every response is counted by status and every connection error by code:
- * the final count is the honest one.
+ * The one load generator of the demo, the tests and the benchmarks: `POST /predict` with real texts at a
+ * steady rate over keep-alive connections, from a SEPARATE process, so the caller's own work (training,
+ * deploys, assertions) never throttles it. Every response is counted by status and every connection
+ * error by code: the final count is the honest one.
  */
-export interface TrafficOptions {
+export interface LoadOptions {
   url: string;
-  data: string;
-  textColumn: string;
-  labelColumn: string;
-  labels?: string[];
-  /** The split the model was trained with, so the texts are ones it has never seen. */
-  seed: number;
-  testSize: number;
+  /** Where the texts come from: a labelled CSV; with `split`, only the test split the trainer held out. */
+  texts: LoadTexts;
+  /** Target requests per second, spread evenly over time (default 100). */
   rps?: number;
+  /** Keep-alive connections (default 8); at most twice as many requests are in flight. */
   connections?: number;
+  /** Request path (default /predict). */
+  path?: string;
+  /** Own process group: a terminal Ctrl-C reaches the caller only, which stops the load in order. */
+  detached?: boolean;
 }
 
-export interface TrafficReport {
+export interface LoadTexts {
+  data: string;
+  textColumn: string;
+  /** The split the model was trained with, so the texts are ones it has never seen. */
+  split?: { labelColumn: string; labels?: string[] | undefined; seed: number; testSize: number };
+}
+
+export interface LoadReport {
   sent: number;
   completed: number;
+  /** 2xx responses. */
   ok: number;
   byStatus: Record<string, number>;
   /** Connection-level failures by code (ECONNRESET, ECONNREFUSED, ETIMEDOUT…). */
   errors: Record<string, number>;
+  /** Everything that was not a 2xx: non-2xx responses + connection errors. */
   failed: number;
+  non2xx: number;
+  errorCount: number;
   durationMs: number;
   achievedRps: number;
   p50Ms: number;
@@ -38,34 +50,36 @@ export interface TrafficReport {
   p99Ms: number;
   /** Ticks skipped because every connection was busy (the target was slower than the rate). */
   skipped: number;
+  /** Distinct texts sent round-robin. */
   texts: number;
+  /** The first failures with their time (ms since start), for locating them in a log. */
+  failures: Array<{ atMs: number; what: string }>;
 }
 
-export interface TrafficHandle {
+export interface LoadHandle {
   pid: number;
-  snapshot(): Promise<TrafficReport>;
+  /** Counters so far. */
+  snapshot(): Promise<LoadReport>;
   /** Stops sending, waits for in-flight requests (bounded), returns the totals. */
-  stop(): Promise<TrafficReport>;
+  stop(): Promise<LoadReport>;
   /** Immediate stop without a report (cleanup after an interrupt). */
   kill(): void;
 }
 
-type ChildMessage =
-  | { ready: true; texts: number }
-  | { id: number; report: TrafficReport }
-  | { error: string };
+type ChildMessage = { ready: true; texts: number } | { id: number; report: LoadReport } | { error: string };
 
 const self = fileURLToPath(import.meta.url);
-const CHILD_FLAG = "--modelship-traffic-child";
+const CHILD_FLAG = "--modelship-load-child";
 
-export async function startTraffic(options: TrafficOptions): Promise<TrafficHandle> {
+export async function startLoad(options: LoadOptions): Promise<LoadHandle> {
   const child: ChildProcess = fork(self, [CHILD_FLAG], {
+    // Run from the TypeScript source (tests, benches) through tsx; the compiled file needs nothing.
+    execArgv: self.endsWith(".ts") ? ["--import", "tsx"] : [],
     stdio: ["ignore", "ignore", "inherit", "ipc"],
-    env: { ...process.env, MODELSHIP_TRAFFIC_OPTIONS: JSON.stringify(options) },
-    // Its own process group: a terminal Ctrl-C reaches the demo, which stops traffic in order.
-    detached: true,
+    env: { ...process.env, MODELSHIP_LOAD_OPTIONS: JSON.stringify(options) },
+    detached: options.detached ?? false,
   });
-  const pending = new Map<number, (r: TrafficReport) => void>();
+  const pending = new Map<number, (r: LoadReport) => void>();
   let seq = 0;
   let exited = false;
   child.on("exit", () => {
@@ -80,13 +94,13 @@ export async function startTraffic(options: TrafficOptions): Promise<TrafficHand
   await new Promise<void>((resolve, reject) => {
     child.on("message", (m: ChildMessage) => {
       if ("ready" in m) resolve();
-      if ("error" in m) reject(new Error(`traffic generator: ${m.error}`));
+      if ("error" in m) reject(new Error(`load generator: ${m.error}`));
     });
-    child.once("exit", (code) => reject(new Error(`traffic generator exited early (code ${code})`)));
+    child.once("exit", (code) => reject(new Error(`load generator exited early (code ${code})`)));
   });
   const ask = (cmd: "snapshot" | "stop") =>
-    new Promise<TrafficReport>((resolve, reject) => {
-      if (exited) return reject(new Error("the traffic generator is not running"));
+    new Promise<LoadReport>((resolve, reject) => {
+      if (exited) return reject(new Error("the load generator is not running"));
       const id = ++seq;
       pending.set(id, resolve);
       child.send({ cmd, id });
@@ -105,19 +119,24 @@ export async function startTraffic(options: TrafficOptions): Promise<TrafficHand
   };
 }
 
-/** The texts of the test split, exactly as the trainer split them. */
-export function testSplitTexts(o: TrafficOptions): string[] {
+/** The texts to send: the whole CSV, or the test split exactly as the trainer split it. */
+export function loadTexts(o: LoadTexts): string[] {
+  if (!o.split) {
+    return loadCsv(o.data)
+      .rows.map((r) => r[o.textColumn] ?? "")
+      .filter((t) => t.trim().length > 0);
+  }
   const ds = loadTextDataset({
     path: o.data,
     textColumn: o.textColumn,
-    labelColumn: o.labelColumn,
-    labels: o.labels,
+    labelColumn: o.split.labelColumn,
+    labels: o.split.labels,
     onEmpty: "drop",
   });
   const split = stratifiedSplit(
     ds.examples.map((e) => e.label),
-    o.testSize,
-    o.seed,
+    o.split.testSize,
+    o.split.seed,
   );
   return split.test.map((i) => ds.examples[i]!.text).filter((t) => t.trim().length > 0);
 }
@@ -128,15 +147,16 @@ function quantile(sorted: number[], p: number): number {
 }
 
 async function child(): Promise<void> {
-  const o = JSON.parse(process.env.MODELSHIP_TRAFFIC_OPTIONS ?? "{}") as TrafficOptions;
+  const o = JSON.parse(process.env.MODELSHIP_LOAD_OPTIONS ?? "{}") as LoadOptions;
   const rps = o.rps ?? 100;
   const connections = o.connections ?? 8;
-  const target = new URL("/predict", o.url);
-  const bodies = testSplitTexts(o).map((text) => JSON.stringify({ text }));
-  if (bodies.length === 0) throw new Error("no test texts to send");
+  const target = new URL(o.path ?? "/predict", o.url);
+  const bodies = loadTexts(o.texts).map((text) => JSON.stringify({ text }));
+  if (bodies.length === 0) throw new Error("no texts to send");
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const byStatus: Record<string, number> = {};
   const errors: Record<string, number> = {};
+  const failures: LoadReport["failures"] = [];
   const latencies: number[] = [];
   let sent = 0;
   let completed = 0;
@@ -145,11 +165,12 @@ async function child(): Promise<void> {
   let stopping = false;
   const started = performance.now();
 
-  const report = (): TrafficReport => {
+  const report = (): LoadReport => {
     const sorted = [...latencies].sort((a, b) => a - b);
     const ok = Object.entries(byStatus)
       .filter(([s]) => s.startsWith("2"))
       .reduce((a, [, n]) => a + n, 0);
+    const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
     const durationMs = performance.now() - started;
     return {
       sent,
@@ -158,6 +179,8 @@ async function child(): Promise<void> {
       byStatus: { ...byStatus },
       errors: { ...errors },
       failed: completed - ok,
+      non2xx: completed - ok - errorCount,
+      errorCount,
       durationMs: Math.round(durationMs),
       achievedRps: Math.round((completed / (durationMs / 1000)) * 10) / 10,
       p50Ms: quantile(sorted, 0.5),
@@ -165,6 +188,7 @@ async function child(): Promise<void> {
       p99Ms: quantile(sorted, 0.99),
       skipped,
       texts: bodies.length,
+      failures: failures.slice(0, 200),
     };
   };
 
@@ -185,6 +209,9 @@ async function child(): Promise<void> {
       completed++;
       if (status !== null) byStatus[status] = (byStatus[status] ?? 0) + 1;
       else errors[code ?? "error"] = (errors[code ?? "error"] ?? 0) + 1;
+      const what =
+        status === null ? (code ?? "error") : status >= 200 && status < 300 ? null : `HTTP ${status}`;
+      if (what && failures.length < 200) failures.push({ atMs: Math.round(t0 - started), what });
       if (latencies.length < 500_000) latencies.push(performance.now() - t0);
     };
     const req = request(
@@ -224,7 +251,7 @@ async function child(): Promise<void> {
       process.send?.({ id: m.id, report: report() }, () => process.exit(0));
     }
   });
-  // The demo went away (crash, kill -9): never keep sending on our own.
+  // The caller went away (crash, kill -9): never keep sending on our own.
   process.on("disconnect", () => process.exit(0));
   process.send?.({ ready: true, texts: bodies.length });
 }

@@ -2,10 +2,10 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { Engine } from "../engine/engine.js";
-import { packageClosure, traceServer } from "../image/context.js";
-import { MODEL_LABELS } from "../image/labels.js";
-import { atomicWriteJson } from "../util/fs.js";
+import type { Engine } from "../../engine/engine.js";
+import { packageClosure, traceServer } from "../../image/context.js";
+import { MODEL_LABELS } from "../../image/labels.js";
+import { atomicWriteJson } from "../../util/fs.js";
 
 /**
  * Images the demo built before, so a second run skips the (slow) image build: keyed by everything that

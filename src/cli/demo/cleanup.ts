@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Engine } from "../engine/engine.js";
-import { LEDGER_FILE, Ledger } from "../ledger/ledger.js";
-import { retire } from "../rollout/reconcile.js";
-import { SERVED_LABELS } from "../rollout/wiring.js";
-import { routerPaths } from "../router/config.js";
-import { Router } from "../router/router.js";
+import { Engine } from "../../engine/engine.js";
+import { LEDGER_FILE, Ledger } from "../../ledger/ledger.js";
+import { retire } from "../../rollout/reconcile.js";
+import { SERVED_LABELS } from "../../rollout/wiring.js";
+import { routerPaths } from "../../router/config.js";
+import { Router } from "../../router/router.js";
 import { pickDockerHost } from "./prerequisites.js";
 
 export interface TeardownResult {
@@ -30,7 +30,7 @@ export async function teardown(stateDir: string): Promise<TeardownResult> {
   const ledger = new Ledger(stateDir);
   const op = await ledger.begin("repair", { wait: true, waitTimeoutMs: 30_000, by: "modelship demo" });
   try {
-    await op.step("demo teardown");
+    await op.advance({ name: "retiring" });
     if (hasRouter) {
       const router = await Router.open(stateDir);
       if ((await router.readDesired()).servers.length > 0 && (await router.running()))

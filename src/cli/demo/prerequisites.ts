@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
-import { type HostSetupResult, setupHost } from "../host/setup.js";
-import { KNOWN_SOCKETS } from "../host/setup-facts.js";
-import type { Reporter } from "../util/progress.js";
+import { type HostSetupResult, setupHost } from "../../host/setup.js";
+import { KNOWN_SOCKETS } from "../../host/setup-facts.js";
+import type { Reporter } from "../../util/progress.js";
 
-export { PODMAN_SOCKET } from "../host/setup-plan.js";
+export { PODMAN_SOCKET } from "../../host/setup-plan.js";
 
 /** Points DOCKER_HOST at a socket that exists when the user did not choose one. */
 export function pickDockerHost(env: NodeJS.ProcessEnv = process.env): string | undefined {

@@ -1,0 +1,357 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ledger } from "../src/ledger/ledger.js";
+import { type LoadReport, startLoad } from "../src/load/generator.js";
+import { freePort } from "../src/rollout/wiring.js";
+import { Router } from "../src/router/router.js";
+import { trainedBundle } from "./support/bundle.js";
+import { repoRoot, tweetTexts } from "./support/data.js";
+import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+
+/**
+ * Issue 10 items 4–9, the rollout/ledger/repair side, as fault drills on real parts: HAProxy, Podman
+ * containers of the real model server, the real CLI. Every drill that touches a serving host runs
+ * under load from a separate process and must cost 0 failed requests (or refuse and change nothing).
+ * Cases share one host and run in order; each leaves it serving.
+ */
+const exec = promisify(execFile);
+const PREFIX = "mstest-flt-";
+const dirs: string[] = [];
+let stateDir: string;
+let edgeUrl: string;
+const images: Record<"v1" | "v2", { ref: string; version: string; sha256: string }> = {} as never;
+const labelImages: string[] = [];
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], timeoutMs = 240_000): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
+      cwd: repoRoot,
+      env: process.env,
+      timeout: timeoutMs,
+      maxBuffer: 32 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+const out = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
+
+const sd = (dir = stateDir) => ["--state-dir", dir, "--name-prefix", PREFIX];
+const deployArgs = (ref: string, dir = stateDir) => [
+  "deploy",
+  "--image",
+  ref,
+  "--steps",
+  "100",
+  "--drain-timeout",
+  "3s",
+  ...sd(dir),
+];
+
+async function underLoad<T>(fn: () => Promise<T>, url = edgeUrl): Promise<{ result: T; load: LoadReport }> {
+  const load = await startLoad({ url, texts: tweetTexts(), rps: 150, connections: 16 });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const result = await fn();
+    await new Promise((r) => setTimeout(r, 1000));
+    return { result, load: await load.stop() };
+  } catch (err) {
+    await load.stop().catch(() => {});
+    throw err;
+  }
+}
+
+function expectNoFailures(load: LoadReport) {
+  expect(load.completed).toBeGreaterThan(100);
+  expect({ non2xx: load.non2xx, errors: load.errors, first: load.failures.slice(0, 5) }).toEqual({
+    non2xx: 0,
+    errors: {},
+    first: [],
+  });
+}
+
+async function ourContainers(dir = stateDir) {
+  const engine = await testEngine();
+  return engine.listContainers({ labels: { "dev.modelship.state-dir": dir } });
+}
+
+async function bundleAs(src: string, stamp: string): Promise<string> {
+  const card = JSON.parse(await readFile(join(src, "model.json"), "utf8"));
+  const version = `${stamp}-${card.model.sha256.slice(0, 8)}`;
+  const dir = join(repoRoot, "test", ".cache", "faults", `${card.name}-${version}`);
+  await rm(dir, { recursive: true, force: true });
+  await cp(src, dir, { recursive: true });
+  await writeFile(join(dir, "model.json"), `${JSON.stringify({ ...card, version }, null, 2)}\n`);
+  return dir;
+}
+
+/** The same image under other labels (what anyone with `docker build` can produce). */
+async function relabel(ref: string, tag: string, labels: Record<string, string>): Promise<string> {
+  const ctx = await mkdtemp(join(tmpdir(), "mstest-flt-ctx-"));
+  try {
+    await writeFile(join(ctx, "Dockerfile"), `FROM ${ref}\n`);
+    const args = [
+      "build",
+      "-q",
+      "-t",
+      tag,
+      ...Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+      ctx,
+    ];
+    await exec("docker", args, { env: process.env });
+    labelImages.push(tag);
+    return tag;
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+}
+
+async function initHost(dir: string): Promise<string> {
+  const [edge, metrics] = [await freePort(), await freePort()];
+  const init = await cli([
+    "host",
+    "init",
+    "--state-dir",
+    dir,
+    "--edge-port",
+    String(edge),
+    "--metrics-port",
+    String(metrics),
+  ]);
+  expect(init.code, out(init)).toBe(0);
+  return `http://127.0.0.1:${edge}`;
+}
+
+async function serverUp(name: string, dir = stateDir): Promise<boolean | undefined> {
+  const s = (await (await Router.open(dir)).stats()).find((x) => x.name === name);
+  return s?.up;
+}
+
+async function waitFor(cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("condition not reached");
+}
+
+const ledger = (dir = stateDir) => new Ledger(dir).read();
+const roles = async (dir = stateDir) =>
+  Object.fromEntries(
+    (await ledger(dir)).versions
+      .filter((v) => v.role !== "retired" && v.role !== "failed")
+      .map((v) => [v.version, v.role]),
+  );
+
+beforeAll(async () => {
+  ensureDockerHost();
+  const good = await trainedBundle();
+  for (const [key, stamp] of [
+    ["v1", "20260201.000001"],
+    ["v2", "20260201.000002"],
+  ] as const) {
+    const dir = await bundleAs(good, stamp);
+    const card = JSON.parse(await readFile(join(dir, "model.json"), "utf8"));
+    const img = await modelImage(dir, { repository: `mstest-flt-${key}` });
+    images[key] = { ref: img.ref, version: card.version, sha256: card.model.sha256 };
+  }
+  stateDir = await mkdtemp(join(tmpdir(), "mstest-flt-state-"));
+  dirs.push(stateDir);
+  edgeUrl = await initHost(stateDir);
+  for (const v of [images.v1, images.v2]) {
+    const r = await cli(deployArgs(v.ref));
+    expect(r.code, out(r)).toBe(0);
+  }
+  expect(await roles()).toEqual({ [images.v2.version]: "stable", [images.v1.version]: "standby" });
+}, 900_000);
+
+afterAll(async () => {
+  const engine = await testEngine();
+  for (const dir of dirs) {
+    for (const c of await ourContainers(dir).catch(() => []))
+      await engine.remove(c.id, { force: true }).catch(() => {});
+    const pid = await readFile(join(dir, "haproxy", "haproxy.pid"), "utf8").catch(() => "");
+    if (Number(pid)) {
+      try {
+        process.kill(Number(pid), "SIGTERM");
+      } catch {}
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+  for (const tag of labelImages) await engine.removeImage(tag).catch(() => {});
+});
+
+describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repair)", () => {
+  it("item 4: labels are checked before anything runs, then against /model-info before traffic; terminal output is clean", async () => {
+    const before = (await ourContainers()).length;
+    // an escape sequence / newline in the version label: refused before any container starts
+    const evil = await relabel(images.v1.ref, "mstest-flt-evil:1", {
+      "dev.modelship.model.version": "\u001b[31m20260201.000009-aaaaaaaa\u001b[0m",
+    });
+    const r1 = await cli(deployArgs(evil));
+    expect(r1.code, out(r1)).toBe(2);
+    expect(out(r1)).toMatch(/label dev\.modelship\.model\.version=.* is invalid/);
+    expect(out(r1)).not.toContain("\u001b");
+    expect((await ourContainers()).length).toBe(before);
+
+    // a well-formed version label that is not the model inside: the candidate never gets traffic
+    const liar = await relabel(images.v1.ref, "mstest-flt-liar:1", {
+      "dev.modelship.model.version": "20260201.000099-deadbeef",
+    });
+    const { result: r2, load } = await underLoad(() => cli(deployArgs(liar)));
+    expect(r2.code, out(r2)).toBe(1);
+    expect(out(r2)).toContain("serves another model than its labels say");
+    expectNoFailures(load);
+    expect((await ledger()).versions.find((v) => v.version === "20260201.000099-deadbeef")?.role).toBe(
+      "failed",
+    );
+    expect((await roles())[images.v2.version]).toBe("stable");
+
+    // the stable version's label on another model (other sha256): an error, not "nothing to deploy"
+    const same = await relabel(images.v2.ref, "mstest-flt-same:1", {
+      "dev.modelship.model.sha256": "b".repeat(64),
+    });
+    const r3 = await cli(deployArgs(same));
+    expect(r3.code, out(r3)).toBe(2);
+    expect(out(r3)).toContain("a version names exactly one model");
+    expect(out(r3)).not.toContain("nothing to deploy");
+    expect((await ledger()).operation).toBeNull();
+  });
+
+  it("item 7: a deploy in state dir B never touches A's container of the same version and prefix", async () => {
+    const b = await mkdtemp(join(tmpdir(), "mstest-flt-stateB-"));
+    dirs.push(b);
+    await initHost(b);
+    const aStable = (await ledger()).versions.find((v) => v.role === "stable")!;
+    const { result, load } = await underLoad(() => cli(deployArgs(images.v2.ref, b)));
+    expect(result.code, out(result)).toBe(0);
+    expectNoFailures(load);
+    const engine = await testEngine();
+    expect((await engine.inspectContainer(aStable.container!.id))?.running).toBe(true);
+    const bStable = (await ledger(b)).versions.find((v) => v.role === "stable")!;
+    expect(bStable.container!.name).not.toBe(aStable.container!.name);
+    expect(bStable.container!.name.startsWith(`${PREFIX}${images.v2.version}-`)).toBe(true);
+  });
+
+  it("item 5: repair on an emptied ledger (and .bak) rebuilds it from the running containers; a deploy with both files deleted drops nothing", async () => {
+    await writeFile(join(stateDir, "ledger.json"), "");
+    await writeFile(join(stateDir, "ledger.json.bak"), "");
+    const { result, load } = await underLoad(() => cli(["host", "repair", "--state-dir", stateDir]));
+    expect(result.code, out(result)).toBe(0);
+    expect(out(result)).toContain("rebuilt the ledger from the running containers");
+    expectNoFailures(load);
+    expect(await roles()).toEqual({ [images.v2.version]: "stable", [images.v1.version]: "standby" });
+
+    await rm(join(stateDir, "ledger.json"));
+    await rm(join(stateDir, "ledger.json.bak"));
+    const d = await underLoad(() => cli(deployArgs(images.v1.ref)));
+    expect(d.result.code, out(d.result)).toBe(0);
+    expectNoFailures(d.load);
+    expect(await roles()).toEqual({ [images.v1.version]: "stable", [images.v2.version]: "standby" });
+  });
+
+  it("items 6 and 9: stable DOWN + expired standby: check says so with the fix; repair keeps the last healthy server", async () => {
+    const l = await ledger();
+    const stable = l.versions.find((v) => v.role === "stable")!;
+    const standby = l.versions.find((v) => v.role === "standby")!;
+    await exec("docker", ["stop", "-t", "2", stable.container!.id], { env: process.env });
+    await waitFor(async () => (await serverUp(stable.version)) === false);
+    // the standby window ends
+    const ledgerFile = join(stateDir, "ledger.json");
+    const data = JSON.parse(await readFile(ledgerFile, "utf8"));
+    data.versions.find((v: { version: string }) => v.version === standby.version).standbyUntil = new Date(
+      Date.now() - 60_000,
+    ).toISOString();
+    await writeFile(ledgerFile, JSON.stringify(data));
+
+    const check = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(check.code, out(check)).toBe(3);
+    expect(check.stdout).toMatch(/✗ stable version: .*not running/);
+    expect(check.stdout).toContain(`fix: modelship rollback --to ${standby.version}`);
+
+    const { result, load } = await underLoad(() => cli(["host", "repair", "--state-dir", stateDir]));
+    expect(result.code, out(result)).toBe(1);
+    expect(out(result)).toContain(`standby ${standby.version} is kept past its window`);
+    expect(out(result)).not.toContain("retired standby");
+    expectNoFailures(load);
+    expect(await serverUp(standby.version)).toBe(true);
+
+    // the stable comes back: now the expired standby is retired, still without a failed request
+    await exec("docker", ["start", stable.container!.id], { env: process.env });
+    await waitFor(async () => (await serverUp(stable.version)) === true);
+    const again = await underLoad(() => cli(["host", "repair", "--state-dir", stateDir]));
+    expect(again.result.code, out(again.result)).toBe(0);
+    expect(out(again.result)).toContain(`retired standby ${standby.version}`);
+    expectNoFailures(again.load);
+  });
+
+  it("items 8 and 9: kill -9 in a cold rollback: check reports it, repair removes the orphan; a detached standby is re-attached; no false 'interrupted' after restoring .bak", async () => {
+    const target = images.v2.version; // retired by the previous case: the rollback starts it cold
+    expect((await ledger()).versions.find((v) => v.version === target)?.role).toBe("retired");
+    const child: ChildProcess = spawn(
+      "node",
+      ["bin/modelship.js", "rollback", "--to", target, "--reason", "drill", ...sd()],
+      { cwd: repoRoot, env: process.env, stdio: "ignore" },
+    );
+    const exited = new Promise((r) => child.once("exit", r));
+    await waitFor(async () =>
+      (await ourContainers()).some((c) => c.labels["dev.modelship.model.version"] === target),
+    );
+    child.kill("SIGKILL");
+    await exited;
+    expect((await ourContainers()).some((c) => c.labels["dev.modelship.model.version"] === target)).toBe(
+      true,
+    );
+
+    const check = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(check.code, out(check)).toBe(3);
+    expect(check.stdout).toMatch(/✗ operation: rollback of .* was interrupted/);
+    expect(check.stdout).toContain(`fix: modelship host repair --state-dir ${stateDir}`);
+
+    const { result, load } = await underLoad(() => cli(["host", "repair", "--state-dir", stateDir]));
+    expect(result.code, out(result)).toBe(0);
+    expectNoFailures(load);
+    expect((await ourContainers()).some((c) => c.labels["dev.modelship.model.version"] === target)).toBe(
+      false,
+    );
+    expect((await Router.open(stateDir).then((r) => r.readDesired())).servers.map((s) => s.name)).toEqual([
+      images.v1.version,
+    ]);
+
+    // a full rollback, then the standby is detached behind our back: repair re-attaches it
+    const rb = await cli(["rollback", "--to", target, "--reason", "drill", ...sd()]);
+    expect(rb.code, out(rb)).toBe(0);
+    await (await Router.open(stateDir)).remove(images.v1.version);
+    const re = await underLoad(() => cli(["host", "repair", "--state-dir", stateDir]));
+    expect(re.result.code, out(re.result)).toBe(0);
+    expect(out(re.result)).toContain(`re-attached standby ${images.v1.version}`);
+    expectNoFailures(re.load);
+    const desired = (await (await Router.open(stateDir)).readDesired()).servers;
+    expect(desired.find((s) => s.name === images.v1.version)).toMatchObject({ backup: true });
+
+    // a corrupt ledger: check names it; repair restores the backup without a made-up interruption
+    await writeFile(join(stateDir, "ledger.json"), "{ torn");
+    const corrupt = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(corrupt.code).toBe(3);
+    expect(corrupt.stdout).toMatch(/✗ deploy ledger: .* is corrupt/);
+    expect(corrupt.stdout).toContain("fix: modelship host repair");
+    const restored = await cli(["host", "repair", "--state-dir", stateDir]);
+    expect(restored.code, out(restored)).toBe(0);
+    expect(out(restored)).toContain("restored the ledger from ledger.json.bak");
+    expect(out(restored)).not.toMatch(/interrupted/);
+    expect(await roles()).toEqual({ [target]: "stable", [images.v1.version]: "standby" });
+  });
+});
