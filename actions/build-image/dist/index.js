@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -19850,9 +19850,8 @@ function settingInputNames(settings) {
 }
 
 // src/image/build.ts
-import { execFile } from "node:child_process";
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
+import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
 // src/bundle/read.ts
 import { readFile, stat as stat2 } from "node:fs/promises";
@@ -39750,9 +39749,95 @@ async function readBundle(dirArg, opts = {}) {
   return { dir, modelPath, card };
 }
 
-// src/engine/engine.ts
+// src/util/command.ts
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve3, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve3({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
 
 // src/engine/schema.ts
 var portBindings = external_exports.record(
@@ -39947,61 +40032,25 @@ var Engine = class _Engine {
     return engine;
   }
   /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
-  exec(args, options = {}) {
-    return new Promise((resolve3, reject) => {
-      const child = spawn(this.bin, args, {
+  async exec(args, options = {}) {
+    try {
+      const r = await runCommand(this.bin, args, {
         env: { ...this.env, ...options.env },
-        stdio: ["pipe", "pipe", "pipe"]
+        ...options.input !== void 0 ? { input: options.input } : {},
+        ...options.timeoutMs ? { timeoutMs: options.timeoutMs } : {},
+        ...options.onLine ? { onLine: options.onLine } : {}
       });
-      let stdout = "";
-      let stderr = "";
-      let timer;
-      if (options.timeoutMs) {
-        timer = setTimeout(() => {
-          stderr += `
-(timed out after ${options.timeoutMs} ms)`;
-          child.kill("SIGKILL");
-        }, options.timeoutMs);
-      }
-      if (options.onLine) {
-        const onLine = options.onLine;
-        createInterface({ input: child.stdout }).on("line", (l) => {
-          stdout += `${l}
-`;
-          onLine(l);
+      const stderr = r.timedOut ? `${r.stderr}
+(timed out after ${options.timeoutMs} ms)` : r.stderr;
+      return { stdout: r.stdout, stderr, code: r.code ?? 1 };
+    } catch (err) {
+      if (err instanceof CommandNotFound && err.code === "ENOENT")
+        throw new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+          exitCode: ExitCode2.environment,
+          hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
         });
-        createInterface({ input: child.stderr }).on("line", (l) => {
-          stderr += `${l}
-`;
-          onLine(l);
-        });
-      } else {
-        child.stdout.on("data", (d) => {
-          stdout += d.toString();
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d.toString();
-        });
-      }
-      child.on("error", (err) => {
-        if (timer) clearTimeout(timer);
-        if (err.code === "ENOENT") {
-          reject(
-            new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
-              exitCode: ExitCode2.environment,
-              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
-            })
-          );
-        } else reject(err);
-      });
-      child.on("close", (code) => {
-        if (timer) clearTimeout(timer);
-        resolve3({ stdout, stderr, code: code ?? 1 });
-      });
-      child.stdin.on("error", () => {
-      });
-      child.stdin.end(options.input ?? "");
-    });
+      throw err;
+    }
   }
   /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */
   async run(what, args, options = {}) {
@@ -44296,7 +44345,7 @@ function serverHardening(workers) {
     pidsLimit: 64 + 24 * (workers + 1)
   };
 }
-var run = promisify(execFile);
+var run = (bin, args) => runChecked(bin, args, { timeoutMs: 1e4 });
 async function gitRevision() {
   if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;
   try {

@@ -49215,6 +49215,19 @@ var gatePolicySchema = external_exports.object({
     rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
     classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
   }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
@@ -49749,6 +49762,39 @@ var predictionLogRecordSchema = external_exports.object({
   features: external_exports.array(external_exports.number()).optional()
 });
 
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference) {
+  const k = Math.max(observed.length, reference.length);
+  const no = sum(observed);
+  const nr = sum(reference);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function sharesOf(counts) {
+  const n = sum(counts);
+  return counts.map((c) => n > 0 ? c / n : 0);
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
 // src/drift/stats.ts
 var STATISTICS = ["score_psi", "class_mix_distance", "input_length_psi", "oov_rate"];
 var THRESHOLD_KEY = {
@@ -49775,39 +49821,13 @@ var driftReportSchema = external_exports.object({
   drift: external_exports.boolean(),
   statistics: external_exports.array(statisticSchema)
 });
-var SMOOTHING = 0.5;
-function psi(observed, reference) {
-  if (observed.length !== reference.length) throw new RangeError("psi: bin counts differ");
-  const k = observed.length;
-  const n = sum(observed) + SMOOTHING * k;
-  const r = sum(reference) + SMOOTHING * k;
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const q = (observed[i] + SMOOTHING) / n;
-    const p = (reference[i] + SMOOTHING) / r;
-    total += (q - p) * Math.log(q / p);
-  }
-  return total;
-}
-function totalVariation(observed, referenceShares) {
-  const n = sum(observed);
-  if (n === 0) return 0;
-  let total = 0;
-  for (let i = 0; i < observed.length; i++) total += Math.abs(observed[i] / n - (referenceShares[i] ?? 0));
-  return total / 2;
-}
-function sum(xs) {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
 function statisticValues(counts, reference, labels) {
   if (counts.n === 0)
     return { score_psi: null, class_mix_distance: null, input_length_psi: null, oov_rate: null };
   return {
     score_psi: psi(counts.scoreBins, reference.scoreHistogram.counts),
     class_mix_distance: totalVariation(
-      counts.classes,
+      sharesOf(counts.classes),
       labels.map((l) => reference.classMix[l] ?? 0)
     ),
     input_length_psi: reference.inputLengthHistogram && counts.lengthBins.length > 0 ? psi(counts.lengthBins, reference.inputLengthHistogram.counts) : null,
