@@ -1,22 +1,19 @@
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { request } from "node:http";
-import { promisify } from "node:util";
+import { runCommand } from "../util/command.js";
 import { CONTAINERS_CONF, type HostFacts, PODMAN_SOCKET } from "./setup-plan.js";
-
-const run = promisify(execFile);
 
 /** Where a Docker API usually listens when DOCKER_HOST is not set, in the order we prefer them. */
 export const KNOWN_SOCKETS = [PODMAN_SOCKET, "/var/run/docker.sock", "/run/podman/podman.sock"];
 
 export async function onPath(cmd: string): Promise<boolean> {
-  try {
-    await run("sh", ["-c", `command -v ${cmd}`]);
-    return true;
-  } catch {
-    return existsSync(`/usr/sbin/${cmd}`) || existsSync(`/sbin/${cmd}`);
-  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(cmd)) return false;
+  const found = await runCommand("sh", ["-c", `command -v ${cmd}`]).then(
+    (r) => r.code === 0,
+    () => false,
+  );
+  return found || existsSync(`/usr/sbin/${cmd}`) || existsSync(`/sbin/${cmd}`);
 }
 
 /** GET `path` on a Docker API unix socket; null when nothing answers within `timeoutMs`. */
@@ -60,15 +57,11 @@ export async function findEngine(
   if (explicit) {
     if (!explicit.startsWith("unix://")) {
       // tcp:// and ssh:// hosts: ask the CLI, which knows how to reach them.
-      try {
-        const { stdout } = await run("docker", ["version", "--format", "{{.Server.Version}}"], {
-          env,
-          timeout: 15_000,
-        });
-        return { dockerHost: explicit, server: `Docker API ${stdout.trim()}` };
-      } catch {
-        return null;
-      }
+      const r = await runCommand("docker", ["version", "--format", "{{.Server.Version}}"], {
+        env,
+        timeoutMs: 15_000,
+      }).catch(() => null);
+      return r?.code === 0 ? { dockerHost: explicit, server: `Docker API ${r.stdout.trim()}` } : null;
     }
     const server = await probeSocket(explicit.slice("unix://".length));
     return server ? { dockerHost: explicit, server } : null;
@@ -82,13 +75,9 @@ export async function findEngine(
 
 async function haproxyVersion(): Promise<string | null> {
   for (const bin of ["haproxy", "/usr/sbin/haproxy"]) {
-    try {
-      const { stdout } = await run(bin, ["-v"]);
-      const m = /version (\d+\.\d+(?:\.\S+)?)/.exec(stdout);
-      if (m?.[1]) return m[1];
-    } catch {
-      // next
-    }
+    const r = await runCommand(bin, ["-v"]).catch(() => null);
+    const m = /version (\d+\.\d+(?:\.\S+)?)/.exec(r?.stdout ?? "");
+    if (m?.[1]) return m[1];
   }
   return null;
 }

@@ -1,8 +1,7 @@
-import { execFile, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { promisify } from "node:util";
+import { CommandFailed, runChecked, startDetached, tail } from "../util/command.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile } from "../util/fs.js";
 import type { Reporter } from "../util/progress.js";
@@ -16,8 +15,6 @@ import {
   type SetupPlan,
   type SetupStep,
 } from "./setup-plan.js";
-
-const run = promisify(execFile);
 
 /** Extra commands CI needs beyond modelship itself (benchmarks, monitoring tests): command → package. */
 export const CI_EXTRAS: Record<string, string> = {
@@ -186,12 +183,14 @@ async function runStep(step: SetupStep, engineTimeoutMs: number): Promise<string
 
 async function sh(argv: string[], shown: string): Promise<void> {
   const [cmd, ...args] = argv as [string, ...string[]];
-  await run(cmd, args, {
+  await runChecked(cmd, args, {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     maxBuffer: 64 * 1024 * 1024,
-  }).catch((err: { stderr?: string; message: string }) => {
-    const last = (err.stderr || err.message).trim().split("\n").pop();
-    throw new UserError(`\`${shown}\` failed: ${last}`, { exitCode: ExitCode.environment });
+  }).catch((err: unknown) => {
+    const last = err instanceof CommandFailed ? tail(err.result) : (err as Error).message;
+    throw new UserError(`\`${shown}\` failed: ${last.trim().split("\n").pop()}`, {
+      exitCode: ExitCode.environment,
+    });
   });
 }
 
@@ -214,15 +213,15 @@ export async function startSupervised(step: Extract<SetupStep, { kind: "service"
   await stopSupervised(step.pidfile);
   await rm(step.socket, { force: true });
   const fd = openSync(step.log, "a");
-  const child = spawn("sh", ["-c", 'while :; do "$@"; sleep 1; done', "modelship-supervisor", ...step.argv], {
-    detached: true,
-    stdio: ["ignore", fd, fd],
-    // GitHub's runner kills every process carrying its RUNNER_TRACKING_ID when the job ends.
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "RUNNER_TRACKING_ID")),
-  });
-  closeSync(fd);
-  child.unref();
-  if (!child.pid) throw new UserError(`could not start ${step.argv[0]}`, { exitCode: ExitCode.environment });
+  const child = await startDetached(
+    "sh",
+    ["-c", 'while :; do "$@"; sleep 1; done', "modelship-supervisor", ...step.argv],
+    {
+      logFd: fd,
+      // GitHub's runner kills every process carrying its RUNNER_TRACKING_ID when the job ends.
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "RUNNER_TRACKING_ID")),
+    },
+  ).finally(() => closeSync(fd));
   await writeFile(step.pidfile, `${child.pid}\n`);
   return child.pid;
 }

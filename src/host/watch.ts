@@ -1,21 +1,18 @@
-import { execFile, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { Engine } from "../engine/engine.js";
 import { Ledger } from "../ledger/ledger.js";
 import { repairLedger } from "../rollout/repair.js";
 import { Router } from "../router/router.js";
+import { runChecked, startDetached } from "../util/command.js";
 import { atomicWriteFile } from "../util/fs.js";
 import { DEFAULT_HEAL_POLICY, type HealPolicy, planHeal } from "./heal.js";
 import { liveStates } from "./heal-run.js";
 import { repairRouter } from "./repair.js";
 import { UNIT_DIR } from "./systemd.js";
-
-const run = promisify(execFile);
 
 /**
  * The periodic self-healing check: every interval, are the containers the ledger wants running and is
@@ -175,20 +172,18 @@ export async function installWatch(
     });
     await atomicWriteFile(join(UNIT_DIR, `${HEAL_UNIT}.service`), units.service);
     await atomicWriteFile(join(UNIT_DIR, `${HEAL_UNIT}.timer`), units.timer);
-    await run("systemctl", ["daemon-reload"]);
-    await run("systemctl", ["enable", "--now", `${HEAL_UNIT}.timer`]);
+    await runChecked("systemctl", ["daemon-reload"]);
+    await runChecked("systemctl", ["enable", "--now", `${HEAL_UNIT}.timer`]);
     return { kind: "systemd", detail: `${HEAL_UNIT}.timer every ${intervalSec}s` };
   }
   const pidfile = join(stateDir, WATCH_PIDFILE);
   await stopWatch(stateDir);
   const fd = openSync(join(stateDir, WATCH_LOG), "a");
-  const child = spawn(
+  const child = await startDetached(
     process.execPath,
     [bin, "host", "watch", "--state-dir", stateDir, "--interval", `${intervalSec}s`],
-    { detached: true, stdio: ["ignore", fd, fd], env: outlivingEnv() },
-  );
-  closeSync(fd);
-  child.unref();
+    { logFd: fd, env: outlivingEnv() },
+  ).finally(() => closeSync(fd));
   await writeFile(pidfile, `${child.pid}\n`);
   return {
     kind: "process",

@@ -55343,19 +55343,19 @@ async function freePort() {
 function containerName(prefix, version2, stateDir) {
   return `${prefix}${version2}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
-function runServing(engine, image, name, hostPort, run3) {
+function runServing(engine, image, name, hostPort, run2) {
   return engine.runContainer({
     image,
     name,
-    port: run3.containerPort,
+    port: run2.containerPort,
     hostPort,
-    memory: run3.memory,
-    cpus: run3.cpus,
-    restart: run3.restart,
-    stopTimeoutSec: run3.stopTimeoutSec,
-    ...run3.hardening ? { hardening: run3.hardening } : {},
-    labels: run3.labels,
-    env: run3.env
+    memory: run2.memory,
+    cpus: run2.cpus,
+    restart: run2.restart,
+    stopTimeoutSec: run2.stopTimeoutSec,
+    ...run2.hardening ? { hardening: run2.hardening } : {},
+    labels: run2.labels,
+    env: run2.env
   });
 }
 function engineContainers(engine, stateDir, settings) {
@@ -55378,7 +55378,7 @@ function engineContainers(engine, stateDir, settings) {
         await engine.remove(existing.id, { force: true });
       }
       const hostPort = await freePort();
-      const run3 = {
+      const run2 = {
         containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
@@ -55394,8 +55394,8 @@ function engineContainers(engine, stateDir, settings) {
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...candidate.env ?? {} }
       };
-      const id = await runServing(engine, candidate.image.ref, name, hostPort, run3);
-      return { id, name, hostPort, run: run3 };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run2);
+      return { id, name, hostPort, run: run2 };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {
