@@ -54438,7 +54438,7 @@ ${options.body}`;
 
 // actions/check-drift/input-helper.ts
 var inputsSchema = external_exports.object({
-  url: external_exports.url({ message: "url must be an http(s) URL such as http://127.0.0.1:8080" }).optional(),
+  url: external_exports.url({ protocol: /^https?$/, message: "url must be an http(s) URL such as http://127.0.0.1:8080" }).optional(),
   log: external_exports.string().optional(),
   model: external_exports.string().optional(),
   policy: external_exports.string().optional(),
