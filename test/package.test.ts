@@ -26,7 +26,7 @@ const images: string[] = [];
 const children: ChildProcess[] = [];
 
 function installEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
+  const env: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
   // Nothing of this checkout may leak into the installed CLI's lookups.
   for (const key of ["MODELSHIP_APP_ROOT", "GITHUB_WORKSPACE", "NODE_PATH", "MODELSHIP_CLI_ENTRY"])
     delete env[key];
