@@ -34092,7 +34092,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
   const outputVar = newVar(ctx);
   doc.write(`const ${outputVar} = [];`);
   for (let i = 0; i < items.length; i++) {
-    const itemSchema = items[i];
+    const itemSchema2 = items[i];
     if (i >= optoutStart) {
       doc.write(`if (${outputVar}.length === ${i}) {`);
       doc.indented((d) => {
@@ -34100,12 +34100,12 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
         d.indented((d2) => {
           const elemVar = newVar(ctx);
           d2.write(`const ${elemVar} = ${accessor}[${i}];`);
-          const elemOutput = compileChild(d2, ctx, itemSchema, elemVar);
+          const elemOutput = compileChild(d2, ctx, itemSchema2, elemVar);
           d2.write(`${outputVar}[${i}] = ${elemOutput};`);
         });
         d.write(`} else {`);
         d.indented((d2) => {
-          if (dropsWhenAbsent(itemSchema)) {
+          if (dropsWhenAbsent(itemSchema2)) {
             d2.write(`${outputVar}.length = ${i};`);
             return;
           }
@@ -34114,7 +34114,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
           d2.write(`const ${elemVar} = undefined;`);
           d2.write(`const ${branchVar} = (() => {`);
           d2.indented((d3) => {
-            const elemOutput = compileChild(d3, ctx, itemSchema, elemVar);
+            const elemOutput = compileChild(d3, ctx, itemSchema2, elemVar);
             d3.write(`return ${elemOutput};`);
           });
           d2.write(`})();`);
@@ -34127,7 +34127,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
     } else {
       const elemVar = newVar(ctx);
       doc.write(`const ${elemVar} = ${accessor}[${i}];`);
-      const elemOutput = compileChild(doc, ctx, itemSchema, elemVar);
+      const elemOutput = compileChild(doc, ctx, itemSchema2, elemVar);
       doc.write(`${outputVar}[${i}] = ${elemOutput};`);
     }
   }
@@ -39721,7 +39721,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -39760,6 +39765,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -39767,7 +39791,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -39809,6 +39837,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -39834,6 +39877,11 @@ async function readBundle(dirArg, opts = {}) {
     text = await readFile(cardPath, "utf8");
   } catch (err) {
     const code = err.code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR" ? `${dirArg} is not a model bundle (no ${CARD_FILE})` : `cannot read ${cardPath}: ${code}`,
       { hint: "pass a directory written by `modelship train`" }
@@ -40101,7 +40149,7 @@ function engineHost(env2 = process.env) {
 function unreachableError(detail) {
   return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
     exitCode: ExitCode2.environment,
-    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)"
+    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
 function firstLine(text) {
@@ -43961,6 +44009,69 @@ function textTable(header, rows) {
   return [fmt2(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(fmt2)].join("\n");
 }
 
+// src/smoke/features.ts
+var itemSchema = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probability: external_exports.number(),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+}).loose();
+var batchSchema = external_exports.object({ predictions: external_exports.array(itemSchema), model_version: external_exports.string() }).loose();
+function featuresBody(card) {
+  const columns = card.io.featureColumns ?? [];
+  return {
+    features: card.golden.map(
+      (g) => Object.fromEntries(columns.map((c, i) => [c, g.input[i]]))
+    )
+  };
+}
+function checkFeatureAnswer(card, status, json2, text, tolerance) {
+  const parsed = batchSchema.safeParse(json2);
+  if (status !== 200 || !parsed.success || parsed.data.predictions.length !== card.golden.length) {
+    return {
+      ok: false,
+      detail: `status ${status}: ${text.slice(0, 120)}`,
+      maxAbsDiff: Number.POSITIVE_INFINITY,
+      mismatches: []
+    };
+  }
+  const mismatches = [];
+  let maxAbsDiff = 0;
+  const intLabels = card.io.labelType === "int64";
+  card.golden.forEach((g, i) => {
+    const p = parsed.data.predictions[i];
+    if (String(p.label) !== g.expected.label || intLabels && typeof p.label !== "number") {
+      mismatches.push({
+        example: i,
+        field: "label",
+        expected: g.expected.label,
+        actual: JSON.stringify(p.label),
+        diff: null
+      });
+    }
+    card.io.labels.forEach((l, c) => {
+      const actual = p.probabilities[l];
+      const diff = actual === void 0 ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]);
+      maxAbsDiff = Math.max(maxAbsDiff, diff);
+      if (!(diff <= tolerance)) {
+        mismatches.push({
+          example: i,
+          field: `p(${l})`,
+          expected: g.expected.probabilities[c].toFixed(6),
+          actual: actual === void 0 ? "missing" : actual.toFixed(6),
+          diff
+        });
+      }
+    });
+  });
+  const ok = mismatches.length === 0 && parsed.data.model_version === card.version;
+  return {
+    ok,
+    detail: ok ? `${card.golden.length} named-feature rows in one request, labels match, max |Δp| ${maxAbsDiff.toExponential(1)}` : parsed.data.model_version !== card.version ? `model_version ${parsed.data.model_version} ≠ ${card.version}` : `${mismatches.length} mismatches`,
+    maxAbsDiff,
+    mismatches
+  };
+}
+
 // src/smoke/smoke.ts
 var DEFAULT_TOLERANCE = 1e-4;
 var PERCENT_ROUNDING = 5e-3 / 100;
@@ -44109,6 +44220,15 @@ async function runSmokeTest(options) {
       batchOk,
       batchOk ? `${golden.length} texts in one request, labels and model_version match` : `status ${batch.status}: ${parsedBatch.success ? "labels or model_version differ" : batch.text.slice(0, 120)}`
     );
+  }
+  if (card.io.task === "tabular-classification" && card.io.featureColumns) {
+    const res = await call(baseUrl, "/predict", featuresBody(card), timeout);
+    const r = checkFeatureAnswer(card, res.status, res.json, res.text, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, r.maxAbsDiff);
+    for (const m of r.mismatches) {
+      mismatches.push({ ...m, route: "/predict", input: short(golden[m.example].input) });
+    }
+    check2("/predict (features)", r.ok, r.detail);
   }
   const inferPath = `/v2/models/${encodeURIComponent(card.name)}/infer`;
   const infer = await call(
