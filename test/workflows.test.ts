@@ -144,9 +144,11 @@ describe("GitHub workflows", () => {
       for (const [jobName, job] of Object.entries(wf.jobs)) {
         const metaById = new Map<string, ActionMeta>();
         for (const step of job.steps) {
-          if (!step.uses?.startsWith("./actions/")) continue;
+          // reusable workflows run the actions from modelship checked out at .modelship/
+          const uses = step.uses?.replace(/^\.\/\.modelship\//, "./");
+          if (!uses?.startsWith("./actions/")) continue;
           const where = `${f}:${jobName}:${step.uses}`;
-          const metaPath = join(repoRoot, step.uses, "action.yml");
+          const metaPath = join(repoRoot, uses, "action.yml");
           expect(existsSync(metaPath), `${where}: action.yml missing`).toBe(true);
           const meta = parseYaml(readFileSync(metaPath, "utf8")) as ActionMeta;
           const declared = meta.inputs ?? {};
