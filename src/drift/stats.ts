@@ -43,6 +43,13 @@ export const driftReportSchema = z.object({
   newestAt: z.string().nullable(),
   drift: z.boolean(),
   statistics: z.array(statisticSchema),
+  /** Tabular models with a feature schema: per-feature PSI; `moved` names those over the threshold. */
+  features: z
+    .array(
+      z.object({ name: z.string(), psi: z.number().nullable(), threshold: z.number(), over: z.boolean() }),
+    )
+    .optional(),
+  moved: z.array(z.string()).optional(),
 });
 export type DriftReport = z.infer<typeof driftReportSchema>;
 
@@ -92,6 +99,7 @@ export function evaluateDrift(options: {
       over: full && value !== null && value > threshold,
     };
   });
+  const features = featureStatistics(counts, options.reference, thresholds.featurePsi, full);
   return {
     model: options.model,
     windowSize,
@@ -99,9 +107,26 @@ export function evaluateDrift(options: {
     full,
     oldestAt: options.oldestAt?.toISOString() ?? null,
     newestAt: options.newestAt?.toISOString() ?? null,
-    drift: statistics.some((s) => s.over),
+    drift: statistics.some((s) => s.over) || (features?.some((f) => f.over) ?? false),
     statistics,
+    ...(features ? { features, moved: features.filter((f) => f.over).map((f) => f.name) } : {}),
   };
+}
+
+/** Per-feature PSI of live values against the feature schema's reference histograms. */
+export function featureStatistics(
+  counts: DriftCounts,
+  reference: Reference,
+  threshold: number,
+  full: boolean,
+): { name: string; psi: number | null; threshold: number; over: boolean }[] | undefined {
+  const specs = reference.features;
+  if (!specs || !counts.featureBins) return undefined;
+  return specs.map((spec, i) => {
+    const bins = counts.featureBins![i];
+    const value = counts.n === 0 || !bins ? null : round(psi(bins, spec.histogram.counts));
+    return { name: spec.name, psi: value, threshold, over: full && value !== null && value > threshold };
+  });
 }
 
 function round(x: number): number {

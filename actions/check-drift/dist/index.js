@@ -49171,14 +49171,16 @@ var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
-  oovRate: 0.15
+  oovRate: 0.15,
+  featurePsi: 0.2
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
   scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
   classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
   inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
 
 // src/config/drift.ts
@@ -49244,17 +49246,34 @@ var gatePolicySchema = external_exports.object({
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
-// src/config/train.ts
+// src/config/package.ts
 var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
+// src/config/train.ts
+var nonEmpty2 = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
-  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
-  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
   onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
@@ -49263,7 +49282,7 @@ var trainConfigSchema = external_exports.object({
    */
   params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
   name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
@@ -49278,7 +49297,8 @@ var configSchema = external_exports.object({
   train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
-  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
 
 // src/config/load.ts
@@ -49383,7 +49403,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -49422,6 +49447,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -49429,7 +49473,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -49471,6 +49519,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -49519,6 +49582,11 @@ async function readBundle(dirArg, opts = {}) {
     text = await readFile2(cardPath, "utf8");
   } catch (err) {
     const code = err.code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR" ? `${dirArg} is not a model bundle (no ${CARD_FILE})` : `cannot read ${cardPath}: ${code}`,
       { hint: "pass a directory written by `modelship train`" }
@@ -49587,6 +49655,22 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var containerRunSchema = external_exports.object({
+  containerPort: external_exports.number().int().min(1).max(65535),
+  memory: external_exports.string(),
+  cpus: external_exports.number().positive(),
+  restart: external_exports.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: external_exports.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: external_exports.object({
+    tmpfs: external_exports.record(external_exports.string(), external_exports.string()).optional(),
+    pidsLimit: external_exports.number().int().positive().optional(),
+    logMaxSize: external_exports.string().optional(),
+    logMaxFiles: external_exports.number().int().positive().optional()
+  }).optional(),
+  env: external_exports.record(external_exports.string(), external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string())
+});
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
   image: external_exports.object({
@@ -49596,7 +49680,13 @@ var versionEntrySchema = external_exports.object({
     builtHere: external_exports.boolean().optional()
   }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
-  container: external_exports.object({ id: external_exports.string(), name: external_exports.string(), hostPort: external_exports.number().int().positive() }).nullable(),
+  container: external_exports.object({
+    id: external_exports.string(),
+    name: external_exports.string(),
+    hostPort: external_exports.number().int().positive(),
+    /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+    run: containerRunSchema.optional()
+  }).nullable(),
   role: roleSchema,
   weight: external_exports.number().int().min(0).max(100),
   createdAt: isoTime,
@@ -49697,7 +49787,8 @@ function layoutOf(reference, labels) {
   return {
     scoreEdges: reference.scoreHistogram.edges,
     labels,
-    lengthEdges: reference.inputLengthHistogram?.edges ?? []
+    lengthEdges: reference.inputLengthHistogram?.edges ?? [],
+    ...reference.features ? { featureEdges: reference.features.map((f) => f.histogram.edges) } : {}
   };
 }
 function emptyCounts(layout) {
@@ -49707,7 +49798,8 @@ function emptyCounts(layout) {
     classes: new Array(layout.labels.length).fill(0),
     lengthBins: new Array(Math.max(0, layout.lengthEdges.length - 1)).fill(0),
     tokens: 0,
-    oovTokens: 0
+    oovTokens: 0,
+    ...layout.featureEdges ? { featureBins: layout.featureEdges.map((e) => new Array(e.length - 1).fill(0)) } : {}
   };
 }
 function addCounts(target, source, sign = 1) {
@@ -49717,6 +49809,12 @@ function addCounts(target, source, sign = 1) {
   addInto(target.lengthBins, source.lengthBins, sign);
   target.tokens += sign * source.tokens;
   target.oovTokens += sign * source.oovTokens;
+  if (target.featureBins && source.featureBins) {
+    if (target.featureBins.length !== source.featureBins.length)
+      throw new RangeError("count layout mismatch (features)");
+    for (let i = 0; i < target.featureBins.length; i++)
+      addInto(target.featureBins[i], source.featureBins[i], sign);
+  }
 }
 function addInto(a, b, sign) {
   if (a.length !== b.length) throw new RangeError(`count layout mismatch (${a.length} vs ${b.length} bins)`);
@@ -49797,7 +49895,12 @@ var driftReportSchema = external_exports.object({
   oldestAt: external_exports.string().nullable(),
   newestAt: external_exports.string().nullable(),
   drift: external_exports.boolean(),
-  statistics: external_exports.array(statisticSchema)
+  statistics: external_exports.array(statisticSchema),
+  /** Tabular models with a feature schema: per-feature PSI; `moved` names those over the threshold. */
+  features: external_exports.array(
+    external_exports.object({ name: external_exports.string(), psi: external_exports.number().nullable(), threshold: external_exports.number(), over: external_exports.boolean() })
+  ).optional(),
+  moved: external_exports.array(external_exports.string()).optional()
 });
 function statisticValues(counts, reference, labels) {
   if (counts.n === 0)
@@ -49826,6 +49929,7 @@ function evaluateDrift(options) {
       over: full && value !== null && value > threshold
     };
   });
+  const features = featureStatistics(counts, options.reference, thresholds.featurePsi, full);
   return {
     model: options.model,
     windowSize,
@@ -49833,9 +49937,19 @@ function evaluateDrift(options) {
     full,
     oldestAt: options.oldestAt?.toISOString() ?? null,
     newestAt: options.newestAt?.toISOString() ?? null,
-    drift: statistics.some((s) => s.over),
-    statistics
+    drift: statistics.some((s) => s.over) || (features?.some((f) => f.over) ?? false),
+    statistics,
+    ...features ? { features, moved: features.filter((f) => f.over).map((f) => f.name) } : {}
   };
+}
+function featureStatistics(counts, reference, threshold, full) {
+  const specs = reference.features;
+  if (!specs || !counts.featureBins) return void 0;
+  return specs.map((spec, i) => {
+    const bins = counts.featureBins[i];
+    const value = counts.n === 0 || !bins ? null : round(psi(bins, spec.histogram.counts));
+    return { name: spec.name, psi: value, threshold, over: full && value !== null && value > threshold };
+  });
 }
 function round(x) {
   return Math.round(x * 1e6) / 1e6;
@@ -54324,7 +54438,7 @@ ${options.body}`;
 
 // actions/check-drift/input-helper.ts
 var inputsSchema = external_exports.object({
-  url: external_exports.url({ message: "url must be an http(s) URL such as http://127.0.0.1:8080" }).optional(),
+  url: external_exports.url({ protocol: /^https?$/, message: "url must be an http(s) URL such as http://127.0.0.1:8080" }).optional(),
   log: external_exports.string().optional(),
   model: external_exports.string().optional(),
   policy: external_exports.string().optional(),

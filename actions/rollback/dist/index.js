@@ -40640,7 +40640,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
   const outputVar = newVar(ctx);
   doc.write(`const ${outputVar} = [];`);
   for (let i = 0; i < items.length; i++) {
-    const itemSchema = items[i];
+    const itemSchema2 = items[i];
     if (i >= optoutStart) {
       doc.write(`if (${outputVar}.length === ${i}) {`);
       doc.indented((d) => {
@@ -40648,12 +40648,12 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
         d.indented((d2) => {
           const elemVar = newVar(ctx);
           d2.write(`const ${elemVar} = ${accessor}[${i}];`);
-          const elemOutput = compileChild(d2, ctx, itemSchema, elemVar);
+          const elemOutput = compileChild(d2, ctx, itemSchema2, elemVar);
           d2.write(`${outputVar}[${i}] = ${elemOutput};`);
         });
         d.write(`} else {`);
         d.indented((d2) => {
-          if (dropsWhenAbsent(itemSchema)) {
+          if (dropsWhenAbsent(itemSchema2)) {
             d2.write(`${outputVar}.length = ${i};`);
             return;
           }
@@ -40662,7 +40662,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
           d2.write(`const ${elemVar} = undefined;`);
           d2.write(`const ${branchVar} = (() => {`);
           d2.indented((d3) => {
-            const elemOutput = compileChild(d3, ctx, itemSchema, elemVar);
+            const elemOutput = compileChild(d3, ctx, itemSchema2, elemVar);
             d3.write(`return ${elemOutput};`);
           });
           d2.write(`})();`);
@@ -40675,7 +40675,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
     } else {
       const elemVar = newVar(ctx);
       doc.write(`const ${elemVar} = ${accessor}[${i}];`);
-      const elemOutput = compileChild(doc, ctx, itemSchema, elemVar);
+      const elemOutput = compileChild(doc, ctx, itemSchema2, elemVar);
       doc.write(`${outputVar}[${i}] = ${elemOutput};`);
     }
   }
@@ -46299,6 +46299,22 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var containerRunSchema = external_exports.object({
+  containerPort: external_exports.number().int().min(1).max(65535),
+  memory: external_exports.string(),
+  cpus: external_exports.number().positive(),
+  restart: external_exports.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: external_exports.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: external_exports.object({
+    tmpfs: external_exports.record(external_exports.string(), external_exports.string()).optional(),
+    pidsLimit: external_exports.number().int().positive().optional(),
+    logMaxSize: external_exports.string().optional(),
+    logMaxFiles: external_exports.number().int().positive().optional()
+  }).optional(),
+  env: external_exports.record(external_exports.string(), external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string())
+});
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
   image: external_exports.object({
@@ -46308,7 +46324,13 @@ var versionEntrySchema = external_exports.object({
     builtHere: external_exports.boolean().optional()
   }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
-  container: external_exports.object({ id: external_exports.string(), name: external_exports.string(), hostPort: external_exports.number().int().positive() }).nullable(),
+  container: external_exports.object({
+    id: external_exports.string(),
+    name: external_exports.string(),
+    hostPort: external_exports.number().int().positive(),
+    /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+    run: containerRunSchema.optional()
+  }).nullable(),
   role: roleSchema,
   weight: external_exports.number().int().min(0).max(100),
   createdAt: isoTime,
@@ -47386,7 +47408,7 @@ function engineHost(env2 = process.env) {
 function unreachableError(detail) {
   return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
     exitCode: ExitCode2.environment,
-    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)"
+    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
 function firstLine(text) {
@@ -47752,7 +47774,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -47791,6 +47818,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -47798,7 +47844,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -47840,6 +47890,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -51365,6 +51430,69 @@ function textTable(header, rows) {
   return [fmt2(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(fmt2)].join("\n");
 }
 
+// src/smoke/features.ts
+var itemSchema = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probability: external_exports.number(),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+}).loose();
+var batchSchema = external_exports.object({ predictions: external_exports.array(itemSchema), model_version: external_exports.string() }).loose();
+function featuresBody(card) {
+  const columns = card.io.featureColumns ?? [];
+  return {
+    features: card.golden.map(
+      (g) => Object.fromEntries(columns.map((c, i) => [c, g.input[i]]))
+    )
+  };
+}
+function checkFeatureAnswer(card, status, json2, text, tolerance) {
+  const parsed = batchSchema.safeParse(json2);
+  if (status !== 200 || !parsed.success || parsed.data.predictions.length !== card.golden.length) {
+    return {
+      ok: false,
+      detail: `status ${status}: ${text.slice(0, 120)}`,
+      maxAbsDiff: Number.POSITIVE_INFINITY,
+      mismatches: []
+    };
+  }
+  const mismatches = [];
+  let maxAbsDiff = 0;
+  const intLabels = card.io.labelType === "int64";
+  card.golden.forEach((g, i) => {
+    const p = parsed.data.predictions[i];
+    if (String(p.label) !== g.expected.label || intLabels && typeof p.label !== "number") {
+      mismatches.push({
+        example: i,
+        field: "label",
+        expected: g.expected.label,
+        actual: JSON.stringify(p.label),
+        diff: null
+      });
+    }
+    card.io.labels.forEach((l, c) => {
+      const actual = p.probabilities[l];
+      const diff = actual === void 0 ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]);
+      maxAbsDiff = Math.max(maxAbsDiff, diff);
+      if (!(diff <= tolerance)) {
+        mismatches.push({
+          example: i,
+          field: `p(${l})`,
+          expected: g.expected.probabilities[c].toFixed(6),
+          actual: actual === void 0 ? "missing" : actual.toFixed(6),
+          diff
+        });
+      }
+    });
+  });
+  const ok = mismatches.length === 0 && parsed.data.model_version === card.version;
+  return {
+    ok,
+    detail: ok ? `${card.golden.length} named-feature rows in one request, labels match, max |Δp| ${maxAbsDiff.toExponential(1)}` : parsed.data.model_version !== card.version ? `model_version ${parsed.data.model_version} ≠ ${card.version}` : `${mismatches.length} mismatches`,
+    maxAbsDiff,
+    mismatches
+  };
+}
+
 // src/smoke/smoke.ts
 var DEFAULT_TOLERANCE = 1e-4;
 var PERCENT_ROUNDING = 5e-3 / 100;
@@ -51514,6 +51642,15 @@ async function runSmokeTest(options) {
       batchOk ? `${golden.length} texts in one request, labels and model_version match` : `status ${batch.status}: ${parsedBatch.success ? "labels or model_version differ" : batch.text.slice(0, 120)}`
     );
   }
+  if (card.io.task === "tabular-classification" && card.io.featureColumns) {
+    const res = await call(baseUrl2, "/predict", featuresBody(card), timeout);
+    const r = checkFeatureAnswer(card, res.status, res.json, res.text, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, r.maxAbsDiff);
+    for (const m of r.mismatches) {
+      mismatches.push({ ...m, route: "/predict", input: short(golden[m.example].input) });
+    }
+    check2("/predict (features)", r.ok, r.detail);
+  }
   const inferPath = `/v2/models/${encodeURIComponent(card.name)}/infer`;
   const infer = await call(
     baseUrl2,
@@ -51616,7 +51753,7 @@ function formatSmokeReport(result, maxRows = 20) {
 // src/image/context.ts
 import { builtinModules } from "node:module";
 import { basename, dirname as dirname3, join as join4, relative, resolve as resolve2, sep as sep2 } from "node:path";
-var ORT_BIN_DIR = join4("node_modules", "onnxruntime-node", "bin", "napi-v6");
+var ORT_BIN_DIR = join4("bin", "napi-v6");
 var BUILTINS = new Set(builtinModules);
 
 // src/image/labels.ts
@@ -55322,6 +55459,21 @@ async function freePort() {
 function containerName(prefix, version2, stateDir) {
   return `${prefix}${version2}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
+function runServing(engine, image, name, hostPort, run2) {
+  return engine.runContainer({
+    image,
+    name,
+    port: run2.containerPort,
+    hostPort,
+    memory: run2.memory,
+    cpus: run2.cpus,
+    restart: run2.restart,
+    stopTimeoutSec: run2.stopTimeoutSec,
+    ...run2.hardening ? { hardening: run2.hardening } : {},
+    labels: run2.labels,
+    env: run2.env
+  });
+}
 function engineContainers(engine, stateDir, settings) {
   const c = settings.container;
   const nameFor = (version2) => containerName(c.namePrefix, version2, stateDir);
@@ -55342,11 +55494,8 @@ function engineContainers(engine, stateDir, settings) {
         await engine.remove(existing.id, { force: true });
       }
       const hostPort = await freePort();
-      const id = await engine.runContainer({
-        image: candidate.image.ref,
-        name,
-        port: c.port,
-        hostPort,
+      const run2 = {
+        containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
@@ -55360,8 +55509,9 @@ function engineContainers(engine, stateDir, settings) {
           ...candidate.model ? { [MODEL_LABELS.name]: candidate.model.name, [MODEL_LABELS.sha256]: candidate.model.sha256 } : {}
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...candidate.env ?? {} }
-      });
-      return { id, name, hostPort };
+      };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run2);
+      return { id, name, hostPort, run: run2 };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {
