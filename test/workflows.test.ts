@@ -144,9 +144,11 @@ describe("GitHub workflows", () => {
       for (const [jobName, job] of Object.entries(wf.jobs)) {
         const metaById = new Map<string, ActionMeta>();
         for (const step of job.steps) {
-          if (!step.uses?.startsWith("./actions/")) continue;
+          // reusable workflows run the actions from modelship checked out at .modelship/
+          const uses = step.uses?.replace(/^\.\/\.modelship\//, "./");
+          if (!uses?.startsWith("./actions/")) continue;
           const where = `${f}:${jobName}:${step.uses}`;
-          const metaPath = join(repoRoot, step.uses, "action.yml");
+          const metaPath = join(repoRoot, uses, "action.yml");
           expect(existsSync(metaPath), `${where}: action.yml missing`).toBe(true);
           const meta = parseYaml(readFileSync(metaPath, "utf8")) as ActionMeta;
           const declared = meta.inputs ?? {};
@@ -182,8 +184,11 @@ function selfHostedProblems(f: string, wf: Workflow): string[] {
   const jobs = Object.entries(wf.jobs).filter(([, job]) => selfHosted(job));
   if (jobs.length === 0) return problems;
   const events = Object.keys(wf.on);
+  // workflow_call: a reusable workflow runs with its caller's event and ref, so the job's main-only
+  // environment and `if:` below still hold
   for (const e of events)
-    if (!["push", "schedule", "workflow_dispatch"].includes(e)) problems.push(`${f}: triggered by ${e}`);
+    if (!["push", "schedule", "workflow_dispatch", "workflow_call"].includes(e))
+      problems.push(`${f}: triggered by ${e}`);
   const push = wf.on.push as { branches?: string[]; tags?: unknown } | null | undefined;
   if (events.includes("push") && (JSON.stringify(push?.branches) !== '["main"]' || push?.tags))
     problems.push(`${f}: push trigger not limited to main`);
@@ -206,7 +211,12 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
       for (const [name, job] of Object.entries(workflow(f).jobs))
         if (selfHosted(job)) gated.push(`${f}:${name}`);
     }
-    expect(gated.sort()).toEqual(["deploy.yml:canary", "drift.yml:check", "rollback.yml:rollback"]);
+    expect(gated.sort()).toEqual([
+      "deploy.yml:canary",
+      "drift.yml:check",
+      "reusable-deploy.yml:canary",
+      "rollback.yml:rollback",
+    ]);
   });
 
   it("the check catches a planted self-hosted job: any-branch push, pull_request, no environment", () => {
@@ -345,7 +355,11 @@ describe("scripts/runner-job-guard.sh (the runner's pre-job hook)", () => {
       expect(r.stdout).toContain(`${wf} on main admitted`);
     }
     // …and exactly the workflows of the repository that reach the runner.
-    const reaching = files.filter((f) => Object.values(workflow(f).jobs).some(selfHosted)).sort();
+    // a reusable workflow (workflow_call only) never runs on its own: the guard sees its caller's file
+    const reaching = files
+      .filter((f) => Object.keys(workflow(f).on).some((e) => e !== "workflow_call"))
+      .filter((f) => Object.values(workflow(f).jobs).some(selfHosted))
+      .sort();
     expect(reaching).toEqual(["deploy.yml", "drift.yml", "rollback.yml"]);
   });
 
