@@ -13,8 +13,8 @@ import { baseImage, testEngine } from "./support/images.js";
 /**
  * A user's repository that is not a Node project (a Python-style model repo: modelship.yaml, an
  * evaluation CSV, a train.py stand-in, no package.json) uses the actions as
- * `uses: OWNER/modelship/actions/<name>@v1`. Like the runner, the test puts the action repository's
- * files in a separate `_actions/OWNER/modelship/v1/` folder — a copy of this checkout's files without
+ * `uses: modelship/modelship/actions/<name>@v1`. Like the runner, the test puts the action repository's
+ * files in a separate `_actions/modelship/modelship/v1/` folder — a copy of this checkout's files without
  * its node_modules, outside this checkout so nothing of ours is reachable by walking up — and runs each
  * bundle there with GITHUB_WORKSPACE = the user repository. The actions must install what they need
  * themselves (src/action/runtime.ts) into the tool cache.

@@ -215,6 +215,8 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
       "deploy.yml:canary",
       "drift.yml:check",
       "reusable-deploy.yml:canary",
+      "reusable-drift.yml:check",
+      "reusable-rollback.yml:rollback",
       "rollback.yml:rollback",
     ]);
   });
@@ -234,6 +236,42 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
     expect(selfHostedProblems("drift.yml", drift)).toEqual([
       "drift.yml:check: no main-only environment (none)",
     ]);
+  });
+
+  it("reusable workflows: workflow_call only, typed inputs, actions from modelship checked out at the pinned ref", () => {
+    const reusable = files.filter((f) => f.startsWith("reusable-")).sort();
+    expect(reusable).toEqual([
+      "reusable-deploy.yml",
+      "reusable-drift.yml",
+      "reusable-model-pr.yml",
+      "reusable-rollback.yml",
+    ]);
+    for (const f of reusable) {
+      const wf = workflow(f);
+      expect(Object.keys(wf.on), f).toEqual(["workflow_call"]);
+      const inputs = (wf.on.workflow_call as { inputs: Record<string, { type?: string }> }).inputs;
+      expect(Object.keys(inputs), f).toEqual(
+        expect.arrayContaining(["modelship-repository", "modelship-ref"]),
+      );
+      for (const [name, spec] of Object.entries(inputs)) expect(spec.type, `${f}:${name}`).toBeDefined();
+      for (const [jobName, job] of Object.entries(wf.jobs)) {
+        const checkout = job.steps.findIndex((s) => s.with?.path === ".modelship");
+        const first = job.steps.findIndex(
+          (s) => s.uses?.startsWith("./.modelship/") || s.run?.includes(".modelship/"),
+        );
+        if (first === -1) continue;
+        expect(checkout, `${f}:${jobName}`).toBeGreaterThanOrEqual(0);
+        expect(checkout, `${f}:${jobName}`).toBeLessThan(first);
+        expect(job.steps[checkout]?.with?.ref, `${f}:${jobName}`).toBe("${{ inputs.modelship-ref }}");
+        // nothing may reach for an action of the caller's own workspace
+        expect(
+          job.steps.filter((s) => s.uses?.startsWith("./actions/")),
+          `${f}:${jobName}`,
+        ).toEqual([]);
+      }
+    }
+    // model PRs (fork code) never reach a self-hosted runner, reusable or not
+    expect(Object.values(workflow("reusable-model-pr.yml").jobs).some(selfHosted)).toBe(false);
   });
 
   it("no workflow runs on pull_request_target (it would hand fork code the repository's secrets)", () => {
