@@ -8,6 +8,7 @@ import { Engine } from "../src/engine/engine.js";
 import { ledgerSchema } from "../src/ledger/schema.js";
 import { SERVED_LABELS } from "../src/rollout/wiring.js";
 import { routerPaths } from "../src/router/config.js";
+import { pidAlive } from "../src/util/process.js";
 import { dataPath, repoRoot } from "./support/data.js";
 import { ensureDockerHost } from "./support/images.js";
 
@@ -34,15 +35,6 @@ afterAll(() => {
     rmSync(d, { recursive: true, force: true });
   }
 });
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("host prerequisites", () => {
   const ready = {

@@ -10,6 +10,7 @@ import type { LedgerData } from "../ledger/schema.js";
 import { Router } from "../router/router.js";
 import { percentToWeight } from "../router/schema.js";
 import { isUserError } from "../util/errors.js";
+import { pidAlive } from "../util/process.js";
 
 const run = promisify(execFile);
 
@@ -200,15 +201,6 @@ async function checkLedger(stateDir: string, router: Router, answers: boolean): 
       });
   }
   return checks;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 async function checkStateDir(stateDir: string): Promise<HostCheck> {

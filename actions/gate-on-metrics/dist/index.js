@@ -28936,10 +28936,6 @@ var require_picocolors = __commonJS({
   }
 });
 
-// actions/gate-on-metrics/main.ts
-import { existsSync as existsSync3 } from "node:fs";
-import { join as join8 } from "node:path";
-
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -33607,114 +33603,9 @@ function getOctokit(token, options, ...additionalPlugins) {
   return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
-// src/util/text.ts
-function safeText(text, options = {}) {
-  const plain = stripAnsi(String(text));
-  const controls = options.multiline ? (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
-  ) : (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g
-  );
-  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
-  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
-}
-
-// src/util/errors.ts
-var ExitCode2 = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  environment: 3,
-  busy: 4
-};
-var UserError = class extends Error {
-  exitCode;
-  hint;
-  constructor(message, options = {}) {
-    super(message, { cause: options.cause });
-    this.name = "UserError";
-    this.exitCode = options.exitCode ?? ExitCode2.usage;
-    this.hint = options.hint;
-  }
-};
-function isUserError(err) {
-  return err instanceof UserError;
-}
-function describeError(err, debug2 = false) {
-  if (isUserError(err)) {
-    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
-    return debug2 && err.stack ? `${line}
-${err.stack}` : line;
-  }
-  if (err instanceof Error) {
-    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
-  }
-  return `unexpected error: ${safeText(err)}`;
-}
-
 // src/action/kit.ts
-async function runAction(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    const debug2 = isDebug();
-    setFailed(describeError(err, debug2));
-    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
-  }
-}
-function readInputs(schema, names) {
-  const raw = {};
-  for (const name of names) {
-    const value = getInput(name);
-    raw[name] = value === "" ? void 0 : value;
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
-  }
-  return parsed.data;
-}
-var InputError = class extends UserError {
-  name = "InputError";
-};
-function setOutputs(outputs) {
-  for (const [key, value] of Object.entries(outputs)) {
-    if (value === void 0) continue;
-    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
-  }
-}
-
-// src/config/load.ts
-import { readFile } from "node:fs/promises";
-var import_yaml = __toESM(require_dist(), 1);
+import { existsSync as existsSync3 } from "node:fs";
+import { join } from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -33825,7 +33716,7 @@ __export(external_exports, {
   coerce: () => coerce_exports,
   compile: () => compile,
   config: () => config,
-  core: () => core_exports3,
+  core: () => core_exports2,
   creditCard: () => creditCard2,
   cuid: () => cuid3,
   cuid2: () => cuid22,
@@ -33980,8 +33871,8 @@ __export(external_exports, {
 });
 
 // node_modules/zod/v4/core/index.js
-var core_exports3 = {};
-__export(core_exports3, {
+var core_exports2 = {};
+__export(core_exports2, {
   $ZodAny: () => $ZodAny,
   $ZodArray: () => $ZodArray,
   $ZodAsyncError: () => $ZodAsyncError,
@@ -53534,8 +53425,122 @@ var configSchema = external_exports.object({
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
   drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
 }).strict();
+var CONFIG_FILE = "modelship.yaml";
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
+// src/util/errors.ts
+var ExitCode2 = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  environment: 3,
+  busy: 4
+};
+var UserError = class extends Error {
+  exitCode;
+  hint;
+  constructor(message, options = {}) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.exitCode = options.exitCode ?? ExitCode2.usage;
+    this.hint = options.hint;
+  }
+};
+function isUserError(err) {
+  return err instanceof UserError;
+}
+function describeError(err, debug2 = false) {
+  if (isUserError(err)) {
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
+    return debug2 && err.stack ? `${line}
+${err.stack}` : line;
+  }
+  if (err instanceof Error) {
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
+  }
+  return `unexpected error: ${safeText(err)}`;
+}
+
+// src/action/kit.ts
+async function runAction(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const debug2 = isDebug();
+    setFailed(describeError(err, debug2));
+    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
+  }
+}
+function readInputs(schema, names) {
+  const raw = {};
+  for (const name of names) {
+    const value = getInput(name);
+    raw[name] = value === "" ? void 0 : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues.join("; "));
+  }
+  return parsed.data;
+}
+var InputError = class extends UserError {
+  name = "InputError";
+};
+function setOutputs(outputs) {
+  for (const [key, value] of Object.entries(outputs)) {
+    if (value === void 0) continue;
+    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
+  }
+}
+var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+function workspaceConfig(given) {
+  if (given) return given;
+  const path = join(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
+  return existsSync3(path) ? path : void 0;
+}
 
 // src/config/load.ts
+import { readFile } from "node:fs/promises";
+var import_yaml = __toESM(require_dist(), 1);
 var POLICY_SCHEMAS = { gate: gatePolicySchema, drift: driftPolicySchema };
 async function loadPolicy(section, path) {
   const schema = POLICY_SCHEMAS[section];
@@ -53607,7 +53612,7 @@ function unwrap(schema) {
 
 // src/gate/baseline.ts
 import { readFile as readFile5, stat as stat4 } from "node:fs/promises";
-import { join as join6 } from "node:path";
+import { join as join7 } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -53801,15 +53806,15 @@ var import_proper_lockfile = __toESM(require_proper_lockfile(), 1);
 import { randomBytes as randomBytes2 } from "node:crypto";
 import { readdir as readdir2, readFile as readFile2, rename as rename3, rm as rm3, stat as stat2 } from "node:fs/promises";
 import { homedir, hostname as hostname3, userInfo } from "node:os";
-import { join as join2, resolve } from "node:path";
+import { join as join3, resolve } from "node:path";
 
 // src/util/fs.ts
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join as join2 } from "node:path";
 async function atomicWriteFile(path, data) {
   await mkdir2(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = join2(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
   try {
     const handle = await open3(tmp, "w");
     try {
@@ -53827,6 +53832,16 @@ async function atomicWriteFile(path, data) {
 async function atomicWriteJson(path, value) {
   await atomicWriteFile(path, `${JSON.stringify(value, null, 2)}
 `);
+}
+
+// src/util/process.ts
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
 }
 
 // src/ledger/schema.ts
@@ -53972,7 +53987,7 @@ function resolveStateDir(flag) {
   const env = process.env.MODELSHIP_STATE_DIR;
   if (env) return resolve(env);
   const root = typeof process.getuid === "function" && process.getuid() === 0;
-  return root ? "/var/lib/modelship" : join2(homedir(), ".modelship");
+  return root ? "/var/lib/modelship" : join3(homedir(), ".modelship");
 }
 var ownerSchema = external_exports.object({
   pid: external_exports.number().int(),
@@ -53982,21 +53997,13 @@ var ownerSchema = external_exports.object({
   target: external_exports.string().optional(),
   lockIno: external_exports.number()
 });
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === "EPERM";
-  }
-}
 var sleep = (ms2) => new Promise((r) => setTimeout(r, ms2));
 var Ledger = class {
   stateDir;
   file;
   constructor(stateDir) {
     this.stateDir = stateDir;
-    this.file = join2(stateDir, LEDGER_FILE);
+    this.file = join3(stateDir, LEDGER_FILE);
   }
   /** The ledger as on disk; a missing file is an empty ledger, a broken one a clear error. */
   async read() {
@@ -54030,7 +54037,7 @@ var Ledger = class {
     try {
       const current = await readFile2(this.file, "utf8");
       if (typeof parseProblem(current) !== "string")
-        await atomicWriteFile(join2(this.stateDir, BACKUP_FILE), current);
+        await atomicWriteFile(join3(this.stateDir, BACKUP_FILE), current);
     } catch {
     }
     await atomicWriteJson(this.file, next);
@@ -54039,7 +54046,7 @@ var Ledger = class {
   /** Who holds the operation lock right now (undefined when free, or when the record is not this lock's). */
   async lockOwner() {
     try {
-      const raw = JSON.parse(await readFile2(join2(this.stateDir, OWNER_FILE), "utf8"));
+      const raw = JSON.parse(await readFile2(join3(this.stateDir, OWNER_FILE), "utf8"));
       const parsed = ownerSchema.safeParse(raw);
       if (!parsed.success) return void 0;
       const lock = await stat2(this.lockPath);
@@ -54060,7 +54067,7 @@ var Ledger = class {
     }
   }
   get lockPath() {
-    return join2(this.stateDir, LOCK_DIR);
+    return join3(this.stateDir, LOCK_DIR);
   }
   /**
    * Takes the host-wide operation lock (one deploy/rollback/repair at a time) and records the operation
@@ -54071,7 +54078,7 @@ var Ledger = class {
     const started = Date.now();
     const timeout = options.waitTimeoutMs ?? 30 * 6e4;
     const pollMs = options.pollMs ?? 500;
-    await atomicWriteFile(join2(this.stateDir, ".keep"), "");
+    await atomicWriteFile(join3(this.stateDir, ".keep"), "");
     for (; ; ) {
       let release;
       try {
@@ -54122,7 +54129,7 @@ var Ledger = class {
         target: options.target,
         lockIno
       };
-      await atomicWriteJson(join2(this.stateDir, OWNER_FILE), owner);
+      await atomicWriteJson(join3(this.stateDir, OWNER_FILE), owner);
       const handle = new OperationHandle(this, release, options.onChange, {
         id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes2(3).toString("hex")}`,
         kind,
@@ -54151,7 +54158,7 @@ var Ledger = class {
     const actions = [];
     for (const name of await readdir2(this.stateDir).catch(() => [])) {
       if (/^\.[0-9a-f]{12}\.tmp$/.test(name)) {
-        await rm3(join2(this.stateDir, name), { force: true });
+        await rm3(join3(this.stateDir, name), { force: true });
         actions.push(`removed stray temp file ${name}`);
       }
     }
@@ -54170,7 +54177,7 @@ var Ledger = class {
     }
     let restored;
     try {
-      const backup = parseProblem(await readFile2(join2(this.stateDir, BACKUP_FILE), "utf8"));
+      const backup = parseProblem(await readFile2(join3(this.stateDir, BACKUP_FILE), "utf8"));
       if (typeof backup !== "string") restored = backup;
     } catch {
       restored = void 0;
@@ -54256,7 +54263,7 @@ var OperationHandle = class {
     const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
     });
-    await atomicWriteJson(join2(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
+    await atomicWriteJson(join3(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
     });
     await this.release();
   }
@@ -54265,7 +54272,7 @@ var OperationHandle = class {
     const release = this.releaseLock;
     this.releaseLock = void 0;
     if (!release) return;
-    await rm3(join2(this.ledger.stateDir, OWNER_FILE), { force: true });
+    await rm3(join3(this.ledger.stateDir, OWNER_FILE), { force: true });
     await release().catch(() => {
     });
   }
@@ -54276,11 +54283,11 @@ var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
 import { execFile } from "node:child_process";
 import { mkdir as mkdir3, readFile as readFile3, rm as rm4 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 import { promisify } from "node:util";
 
 // src/router/config.ts
-import { join as join3 } from "node:path";
+import { join as join4 } from "node:path";
 
 // src/router/schema.ts
 var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
@@ -54360,16 +54367,16 @@ function weightToPercent(weight) {
 
 // src/router/config.ts
 function routerPaths(stateDir) {
-  const dir = join3(stateDir, "haproxy");
+  const dir = join4(stateDir, "haproxy");
   return {
-    config: join3(dir, "haproxy.cfg"),
-    socket: join3(dir, "haproxy.sock"),
-    pidfile: join3(dir, "haproxy.pid"),
-    serverState: join3(dir, "server-state"),
-    counterCarry: join3(dir, "counters-carry.json"),
-    settings: join3(stateDir, "router.json"),
-    desired: join3(stateDir, "router-desired.json"),
-    lock: join3(dir, "router")
+    config: join4(dir, "haproxy.cfg"),
+    socket: join4(dir, "haproxy.sock"),
+    pidfile: join4(dir, "haproxy.pid"),
+    serverState: join4(dir, "server-state"),
+    counterCarry: join4(dir, "counters-carry.json"),
+    settings: join4(stateDir, "router.json"),
+    desired: join4(stateDir, "router-desired.json"),
+    lock: join4(dir, "router")
   };
 }
 var ms = (n) => `${n}ms`;
@@ -56457,9 +56464,9 @@ var Router = class _Router {
   }
   /** Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. */
   async validate(config2) {
-    const dir = join4(tmpdir(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
+    const dir = join5(tmpdir(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
     await mkdir3(dir, { recursive: true });
-    const file2 = join4(dir, "haproxy.cfg");
+    const file2 = join5(dir, "haproxy.cfg");
     try {
       await atomicWriteFile(file2, config2);
       await run(this.settings.haproxyBin, ["-c", "-q", "-f", file2]);
@@ -56514,7 +56521,7 @@ var Router = class _Router {
   }
   /** Cold start from the config file (the config is the truth: stale server state is dropped). */
   async start() {
-    await mkdir3(join4(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
+    await mkdir3(join5(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
     await atomicWriteFile(this.paths.serverState, "1\n");
     await rm4(this.paths.counterCarry, { force: true });
     if (this.settings.supervisor === "systemd") {
@@ -56808,7 +56815,7 @@ var Router = class _Router {
     }
   }
   async withLock(fn) {
-    await mkdir3(join4(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
+    await mkdir3(join5(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
     let release;
     try {
       release = await import_proper_lockfile2.default.lock(this.paths.lock, {
@@ -56897,7 +56904,7 @@ function stripUndefined(o) {
 
 // src/gate/card.ts
 import { readFile as readFile4, stat as stat3 } from "node:fs/promises";
-import { basename, dirname as dirname2, join as join5 } from "node:path";
+import { basename, dirname as dirname2, join as join6 } from "node:path";
 var gateCardSchema = external_exports.object({
   name: external_exports.string().optional(),
   version: external_exports.string().optional(),
@@ -56912,13 +56919,13 @@ async function loadCard(path, role) {
   const info2 = await stat3(path).catch(() => void 0);
   if (!info2)
     throw new UserError(`${role} ${path} does not exist`, { hint: "pass a bundle directory or model.json" });
-  if (info2.isDirectory()) cardPath = join5(path, CARD_FILE);
+  if (info2.isDirectory()) cardPath = join6(path, CARD_FILE);
   const text = await readFile4(cardPath, "utf8").catch(() => {
     throw new UserError(`${role} ${path} has no ${CARD_FILE}`, { hint: "is this a modelship bundle?" });
   });
   const card = parseCard(text, `${role} ${cardPath}`);
   const dir = dirname2(cardPath);
-  const hasModel = await stat3(join5(dir, MODEL_FILE)).then(
+  const hasModel = await stat3(join6(dir, MODEL_FILE)).then(
     (s) => s.isFile(),
     () => false
   );
@@ -57013,7 +57020,7 @@ async function baselineFromHost(options) {
 async function baselineFromStatus(status, where) {
   const stable = status.versions.find((v) => v.role === "stable");
   if (!stable) return noBaseline(`${where} has no stable version`);
-  const path = stable.modelJson ?? (stable.bundle ? join6(stable.bundle, CARD_FILE) : void 0);
+  const path = stable.modelJson ?? (stable.bundle ? join7(stable.bundle, CARD_FILE) : void 0);
   if (path) {
     const loaded = await loadCard(path, "baseline");
     return {
@@ -57098,7 +57105,7 @@ async function resolveBaseline(flags) {
 }
 
 // src/gate/golden.ts
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 async function checkGoldenParity(bundleDir, card, tolerance) {
   if (!bundleDir)
     return { status: "unavailable", reason: `no ${MODEL_FILE} next to the candidate's model.json` };
@@ -57122,7 +57129,7 @@ async function checkGoldenParity(bundleDir, card, tolerance) {
   }
   let session;
   try {
-    session = await ort.InferenceSession.create(join7(bundleDir, MODEL_FILE), {
+    session = await ort.InferenceSession.create(join8(bundleDir, MODEL_FILE), {
       intraOpNumThreads: 1,
       interOpNumThreads: 1
     });
@@ -57614,7 +57621,7 @@ ${body}`;
 }
 
 // actions/gate-on-metrics/input-helper.ts
-var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+var bool = boolInput;
 var inputsSchema = external_exports.object({
   candidate: external_exports.string({ message: "required: the candidate bundle directory" }).min(1),
   baseline: external_exports.string().optional(),
@@ -57636,8 +57643,7 @@ function getInputs() {
 function run2() {
   return runAction(async () => {
     const inputs = getInputs();
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const policyPath = inputs.policy ?? (existsSync3(join8(workspace, "modelship.yaml")) ? join8(workspace, "modelship.yaml") : void 0);
+    const policyPath = workspaceConfig(inputs.policy);
     const policy = await loadGatePolicy(policyPath);
     const baseline = inputs["baseline-from-host"] ? await baselineFromHost(inputs["state-dir"] ? { stateDir: inputs["state-dir"] } : {}) : await resolveBaseline({
       baseline: inputs.baseline,
