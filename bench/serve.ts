@@ -4,9 +4,13 @@
  *   (b) POST /predict, one text                            (also without the access log)
  *   (c) POST /predict, batch of 32 texts
  *   (d) in-process session.run, 1 text and 32 texts        ← model floor
+ *   (e) the peer: FastAPI + scikit-learn (bench/peer/app.py, same data and model), 1 and 2 uvicorn
+ *       workers — skipped with one line when no python3 has fastapi, uvicorn and scikit-learn
  * Load: wrk (or autocannon when wrk is missing) at 32 connections. RSS per worker before/after.
+ * Ends with the goal table of issue 15 (ratios of figures from this run).
  * Flags: --model <bundle> (default: the test suite's trained bundle) --duration <s> (10) --workers <n>
- *        --connections <n> (32) --soak <s> (5-minute soak: RSS sampled every 10 s) --json
+ *        --connections <n> (32) --soak <s> (5-minute soak: RSS sampled every 10 s) --no-peer
+ *        --data <csv> (peer training data; default the test suite's) --json
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -27,6 +31,8 @@ const { values: args } = parseArgs({
     workers: { type: "string", default: String(availableParallelism()) },
     connections: { type: "string", default: "32" },
     soak: { type: "string" },
+    "no-peer": { type: "boolean", default: false },
+    data: { type: "string" },
     json: { type: "boolean", default: false },
   },
 });
@@ -201,6 +207,17 @@ async function workerRss(pid: number): Promise<number[]> {
     .map((l) => Math.round(Number(l.trim()) / 1024));
 }
 
+/** RSS (MB) of the processes that serve: the children when there are several, else the process itself. */
+async function processRss(pid: number, workers: number): Promise<number[]> {
+  if (workers > 1) {
+    const children = await workerRss(pid);
+    // uvicorn's supervisor may also run a resource-tracker child; the workers are the largest
+    return children.sort((a, b) => b - a).slice(0, workers);
+  }
+  const { stdout } = await exec("ps", ["-o", "rss=", "-p", String(pid)]).catch(() => ({ stdout: "" }));
+  return [Math.round(Number(stdout.trim()) / 1024)];
+}
+
 const HELLO = `
 const cluster = require("node:cluster"); const http = require("node:http");
 const n = Number(process.env.WORKERS);
@@ -250,6 +267,94 @@ async function sessionFloor(
     errors: 0,
     requests: times.length,
   };
+}
+
+/** A python3 that has the peer's packages, or why there is none. */
+async function peerPython(): Promise<{ python: string } | { missing: string }> {
+  const candidates = [process.env.MODELSHIP_PEER_PYTHON, "python3", "/usr/bin/python3"].filter(
+    (c): c is string => Boolean(c),
+  );
+  let last = "python3 not found";
+  for (const python of [...new Set(candidates)]) {
+    try {
+      await exec(python, ["-c", "import fastapi, uvicorn, sklearn"]);
+      return { python };
+    } catch (err) {
+      const e = err as { code?: string; stderr?: string };
+      last =
+        e.code === "ENOENT"
+          ? `${python} not found`
+          : `${python}: ${(e.stderr ?? "").trim().split("\n").at(-1) ?? "import failed"}`;
+    }
+  }
+  return { missing: last };
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the peer (uvicorn, `workers` processes) in its own process group; resolves once /predict answers. */
+async function startPeer(
+  python: string,
+  model: string,
+  workers: number,
+): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(
+    python,
+    ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", String(port), "--workers", String(workers)],
+    {
+      cwd: join(root, "bench", "peer"),
+      env: { ...process.env, PEER_MODEL: model },
+      stdio: "ignore",
+      detached: true,
+    },
+  );
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const done = new Promise((r) => child.once("exit", r));
+    try {
+      process.kill(-child.pid!, "SIGTERM");
+    } catch {}
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {}
+    }, 10_000);
+    await done;
+    clearTimeout(timer);
+  };
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`peer exited with ${child.exitCode} before answering`);
+    const ok = await fetch(`http://127.0.0.1:${port}/predict`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"text":"warm up"}',
+    }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) {
+      // every worker imports the model; give the others a moment after the first answers
+      await new Promise((r) => setTimeout(r, 1000 * (workers - 1)));
+      return { child, port, stop };
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error("peer did not answer within 120 s");
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 async function main() {
@@ -329,6 +434,48 @@ async function main() {
     ...(await sessionFloor(bundle.modelPath, card, 32)),
   });
 
+  let peerNote = "";
+  if (args["no-peer"]) peerNote = "peer: skipped (--no-peer)";
+  else {
+    const found = await peerPython();
+    if ("missing" in found) {
+      peerNote = `peer: skipped — no python3 with fastapi, uvicorn and scikit-learn (${found.missing}); on Debian: apt-get install python3-fastapi python3-uvicorn python3-sklearn`;
+    } else {
+      const data = args.data ?? (await import("../test/support/data.js")).dataPath();
+      const dir = await mkdtemp(join(tmpdir(), "msbench-peer-"));
+      try {
+        const pickle = join(dir, "model.pkl");
+        log("(e) peer: training FastAPI + scikit-learn on the same data...");
+        await exec(found.python, ["app.py", "fit", data, pickle], { cwd: join(root, "bench", "peer") });
+        for (const n of [1, 2]) {
+          log(`(e) peer: FastAPI + scikit-learn, ${n} uvicorn worker${n > 1 ? "s" : ""}...`);
+          const peer = await startPeer(found.python, pickle, n);
+          try {
+            const rssBefore = await processRss(peer.child.pid!, n);
+            const cpu0 = await treeCpuSeconds(peer.child.pid!);
+            const result = await load(`http://127.0.0.1:${peer.port}/predict`, single);
+            const cpuUs = (((await treeCpuSeconds(peer.child.pid!)) - cpu0) / result.requests) * 1e6;
+            const rssAfter = await processRss(peer.child.pid!, n);
+            rows.push({
+              name: `(e) FastAPI+sklearn 1 text, ${n} worker${n > 1 ? "s" : ""}`,
+              items: 1,
+              ...result,
+              cpuUs,
+              rssBefore,
+              rssAfter,
+            });
+          } finally {
+            await peer.stop();
+          }
+        }
+        peerNote = `peer: ${found.python} — FastAPI + uvicorn + scikit-learn (bench/peer/app.py, trained on ${data})`;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    log(peerNote);
+  }
+
   let soak:
     | { seconds: number; samples: { t: number; rss: number[] }[]; rps: number; errors: number }
     | undefined;
@@ -357,14 +504,14 @@ async function main() {
 
   const hello = rows[0]!;
   const floorOf = (r: Row) =>
-    r.name.startsWith("(d)") || r === hello
+    r.name.startsWith("(d)") || r.name.startsWith("(e)") || r === hello
       ? undefined
       : r.items === 1
         ? rows.find((x) => x.name.startsWith("(d) session.run 1"))!
         : rows.find((x) => x.name.startsWith("(d) session.run 32"))!;
   if (args.json) {
     process.stdout.write(
-      `${JSON.stringify({ model: `${card.name} ${card.version}`, workers, connections, duration, generator: useWrk ? "wrk" : "autocannon", loadavg: load0, rows, readyMs, soak }, null, 2)}\n`,
+      `${JSON.stringify({ model: `${card.name} ${card.version}`, workers, connections, duration, generator: useWrk ? "wrk" : "autocannon", loadavg: load0, loadavgEnd: loadavg(), rows, goals: goals(rows), peer: peerNote, readyMs, soak }, null, 2)}\n`,
     );
     return;
   }
@@ -410,7 +557,19 @@ async function main() {
     `server process start → ready (bundle check, ${workers} workers, golden warm-up): ${readyMs.join(" / ")} ms\n`,
   );
   process.stdout.write(
-    `load average at start: ${load0.map(f1).join(" ")} (${availableParallelism()} cores)\n`,
+    `load average at start: ${load0.map(f1).join(" ")}, at end: ${loadavg().map(f1).join(" ")} (${availableParallelism()} cores)\n`,
+  );
+  if (peerNote) process.stdout.write(`${peerNote}\n`);
+  process.stdout.write(
+    `\ngoals (issue 15; ratios of figures from this run):\n${textTable(
+      ["figure", "measured", "goal", "met"],
+      goals(rows).map((g) => [
+        g.figure,
+        g.measured,
+        g.goal,
+        g.met === undefined ? "n/a" : g.met ? "yes" : "NO",
+      ]),
+    )}\n`,
   );
   if (soak) {
     const first = soak.samples[0]!.rss;
@@ -421,6 +580,65 @@ async function main() {
     );
     process.stdout.write(`  samples: ${soak.samples.map((s) => `${s.t}s ${s.rss.join("/")}`).join(" · ")}\n`);
   }
+}
+
+interface Goal {
+  figure: string;
+  measured: string;
+  goal: string;
+  met?: boolean;
+}
+
+/** Issue 15's goal table from this run's rows (figures missing from the run are n/a). */
+function goals(rows: Row[]): Goal[] {
+  const find = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
+  const hello = find("(a)");
+  const one = find("(b) ");
+  const batch = find("(c)");
+  const floor1 = find("(d) session.run 1");
+  const peer1 = find("(e) FastAPI+sklearn 1 text, 1 worker");
+  const peer2 = find("(e) FastAPI+sklearn 1 text, 2 workers");
+  const out: Goal[] = [];
+  const ratio = (figure: string, a: number | undefined, b: number | undefined, min: number, unit = "×") =>
+    out.push(
+      a === undefined || b === undefined
+        ? { figure, measured: "n/a", goal: `≥ ${min}${unit}` }
+        : { figure, measured: `${(a / b).toFixed(2)}${unit}`, goal: `≥ ${min}${unit}`, met: a / b >= min },
+    );
+  if (floor1?.cpuUs !== undefined) {
+    out.push({
+      figure: "session.run 1 text, CPU µs (bench:model has it ÷ the dense graph)",
+      measured: `${floor1.cpuUs.toFixed(0)} µs`,
+      goal: "≤ 25 µs",
+      met: floor1.cpuUs <= 25,
+    });
+  }
+  ratio("/predict 1 text req/s ÷ node:http hello req/s", one?.rps, hello?.rps, 0.3);
+  ratio("/predict 1 text CPU/req: hello ÷ /predict", hello?.cpuUs, one?.cpuUs, 0.3);
+  ratio("/predict 1 text req/s ÷ FastAPI+sklearn (1 worker)", one?.rps, peer1?.rps, 15);
+  ratio("/predict 1 text req/s ÷ FastAPI+sklearn (2 workers)", one?.rps, peer2?.rps, 15);
+  if (one) {
+    out.push({
+      figure: `/predict p99 at ${connections} connections, ${workers} workers`,
+      measured: `${one.p99.toFixed(2)} ms (FastAPI 2 workers: ${peer2 ? `${peer2.p99.toFixed(1)} ms` : "n/a"})`,
+      goal: "≤ 5 ms",
+      met: one.p99 <= 5,
+    });
+  }
+  ratio("32-text request texts/s ÷ 1-text req/s", batch ? batch.rps * 32 : undefined, one?.rps, 5);
+  const rss = rows
+    .filter((r) => r.name.startsWith("(b") || r.name.startsWith("(c"))
+    .flatMap((r) => r.rssAfter ?? []);
+  if (rss.length > 0) {
+    const max = Math.max(...rss);
+    out.push({
+      figure: "worker RSS after load (max)",
+      measured: `${max} MB`,
+      goal: "≤ 150 MB",
+      met: max <= 150,
+    });
+  }
+  return out;
 }
 
 await main();

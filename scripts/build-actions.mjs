@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles every actions/<name>/main.ts into actions/<name>/dist/index.js (ESM, node20) with esbuild.
+// Bundles every actions/<name>/main.ts into actions/<name>/dist/index.js (ESM; syntax target node20 so the bundles also run on the host CLI's Node; the runner runs them on node24) with esbuild.
 //
 // Pure-JS code (our src/, @actions/*, zod, yaml, ...) is bundled. Native modules cannot be: they are
 // left out and loaded at run time from the *workspace's* node_modules — the repository the workflow

@@ -10,6 +10,7 @@ import { trainedBundle } from "./support/bundle.js";
 import { runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 /**
  * The product's promise, end to end on real parts: HAProxy, Podman containers of the real model server,
@@ -119,8 +120,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!stateDir) return;
   await cleanupContainers();
-  const pid = await readFile(join(stateDir, "haproxy", "haproxy.pid"), "utf8").catch(() => "");
-  if (Number(pid)) process.kill(Number(pid), "SIGTERM");
+  await killDaemonsOf(stateDir);
   await rm(stateDir, { recursive: true, force: true });
 });
 

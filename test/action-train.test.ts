@@ -29,7 +29,7 @@ describe("train-and-validate action, run like the runner runs it", () => {
       expect(typeof spec.default, name).toBe("string");
     }
     expect(Object.keys(meta.outputs).sort()).toEqual(["bundle", "metrics", "passed", "version"]);
-    expect(meta.runs).toEqual({ using: "node20", main: "dist/index.js" });
+    expect(meta.runs).toEqual({ using: "node24", main: "dist/index.js" });
   });
 
   it("trains a bundle from modelship.yaml + inputs, sets outputs and writes the job summary", async () => {

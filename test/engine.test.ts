@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -161,6 +163,23 @@ describe("container engine wrapper (real engine)", () => {
       expect((push as EngineError).message).not.toMatch(/container engine not reachable/);
     } finally {
       await engine.removeImage(ref);
+    }
+  });
+
+  it("logout removes the registry token the CLI stored, and is fine when not logged in", async () => {
+    const config = await mkdtemp(join(tmpdir(), "mstest-docker-config-"));
+    try {
+      const auth = Buffer.from("mstest:not-a-real-token").toString("base64");
+      const stored = { auths: { "127.0.0.1:9": { auth }, "other.example:5000": { auth } } };
+      await writeFile(join(config, "config.json"), JSON.stringify(stored));
+      const scoped = new Engine({ env: { DOCKER_CONFIG: config } });
+      await scoped.logout("127.0.0.1:9");
+      const after = await readFile(join(config, "config.json"), "utf8");
+      expect(after).not.toContain("127.0.0.1:9");
+      expect(JSON.parse(after).auths).toEqual({ "other.example:5000": { auth } });
+      await scoped.logout("127.0.0.1:9"); // again: not logged in is not an error
+    } finally {
+      await rm(config, { recursive: true, force: true });
     }
   });
 

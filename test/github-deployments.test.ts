@@ -9,6 +9,7 @@ import { trainedBundle } from "./support/bundle.js";
 import { runCli } from "./support/cli.js";
 import { callLines, type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 /**
  * The rollback action run like the runner runs it (workflow_dispatch payload, INPUT_*, GITHUB_API_URL at
@@ -27,8 +28,10 @@ describe("rollback action records a GitHub Deployment", () => {
     gh = await startGitHubRecorder();
   });
   afterAll(async () => {
-    await gh.close();
-    await rm(dir, { recursive: true, force: true });
+    await gh?.close();
+    // the failing rollback still started the edge for its state dir: stop it even when a test failed
+    if (dir) await killDaemonsOf(dir);
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it("created → in_progress → failure (with the reason and the run link) when there is nothing to roll back to", async () => {
@@ -133,8 +136,7 @@ describe("rollback action on a real host: the Deployment ends success", () => {
       const engine = await testEngine();
       for (const c of await engine.listContainers({ labels: { "dev.modelship.state-dir": stateDir } }))
         await engine.remove(c.id, { force: true }).catch(() => {});
-      const pid = await readFile(join(stateDir, "haproxy", "haproxy.pid"), "utf8").catch(() => "");
-      if (Number(pid)) process.kill(Number(pid), "SIGTERM");
+      await killDaemonsOf(stateDir);
     }
     await rm(dir, { recursive: true, force: true });
   });

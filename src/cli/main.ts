@@ -1,7 +1,9 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { resolveStateDir } from "../ledger/ledger.js";
 import { describeError, ExitCode, isUserError } from "../util/errors.js";
+import { assertSafeStateDir } from "../util/state-dir.js";
 import { commands } from "./commands/index.js";
 
 export function buildProgram(): Command {
@@ -11,6 +13,13 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   for (const register of commands) register(program);
+  // Every command that works on a state dir refuses one another (less privileged) user could have
+  // prepared, before it reads anything from it (docs/security.md).
+  program.hook("preAction", async (_program, action) => {
+    if (action.name() === "demo" || !action.options.some((o) => o.attributeName() === "stateDir")) return;
+    const flag = action.opts<{ stateDir?: string }>().stateDir;
+    await assertSafeStateDir(resolveStateDir(flag));
+  });
   program.addHelpText(
     "after",
     "\nExit codes: 0 ok · 1 check failed / rollout aborted · 2 usage, config or input error · 3 environment (engine, HAProxy, permissions) · 4 busy (another deploy holds the lock)",

@@ -448,6 +448,16 @@ export class Engine {
     }
   }
 
+  /**
+   * Removes the stored credentials of a registry (the CLI keeps them in $DOCKER_CONFIG/config.json
+   * until then). Not being logged in is fine.
+   */
+  async logout(registry: string): Promise<void> {
+    const result = await this.exec(["logout", registry], { timeoutMs: 30_000 });
+    if (result.code !== 0 && !/not logged in/i.test(`${result.stdout}${result.stderr}`))
+      throw this.failure(`docker logout ${registry}`, result);
+  }
+
   /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
   async push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string | null }> {
     const result = await this.exec(["push", ref], { onLine: onProgress ?? (() => {}) });

@@ -1,18 +1,17 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Engine } from "../engine/engine.js";
 import { Ledger } from "../ledger/ledger.js";
 import type { LedgerData } from "../ledger/schema.js";
+import { driftProblems } from "../router/planner.js";
+import { haproxyBinary } from "../router/process.js";
 import { Router } from "../router/router.js";
-import { percentToWeight } from "../router/schema.js";
+import { CommandFailed, runChecked } from "../util/command.js";
 import { isUserError } from "../util/errors.js";
 import { pidAlive } from "../util/process.js";
-
-const run = promisify(execFile);
+import { stateDirProblem } from "../util/state-dir.js";
 
 export interface HostCheck {
   name: string;
@@ -28,7 +27,10 @@ const MIN_HAPROXY = [2, 6];
 export async function checkHost(stateDir: string): Promise<HostCheck[]> {
   const checks: HostCheck[] = [];
   const sd = `--state-dir ${stateDir}`;
-  checks.push(await checkStateDir(stateDir));
+  const { untrusted, ...stateDirCheck } = await checkStateDir(stateDir);
+  checks.push(stateDirCheck);
+  // A state dir another user could have prepared is not read any further (nothing in it is trusted).
+  if (untrusted) return checks;
   checks.push(await checkEngine());
 
   let router: Router | undefined;
@@ -43,7 +45,7 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     });
     return checks;
   }
-  const bin = router.settings.haproxyBin;
+  const bin = await haproxyBinary().catch(() => "haproxy");
   const installed = await haproxyVersion(bin);
   checks.push(
     installed.ok
@@ -70,10 +72,12 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     });
   } else if (installed.ok) {
     try {
-      await run(bin, ["-c", "-q", "-f", p.config]);
+      await runChecked(bin, ["-c", "-q", "-f", p.config], { timeoutMs: 30_000 });
       checks.push({ name: "haproxy config", ok: true, detail: `${p.config} valid` });
     } catch (err) {
-      const msg = ((err as { stderr?: string }).stderr ?? "").split("\n").find((l) => l.includes("ALERT"));
+      const msg = (err instanceof CommandFailed ? err.stderr : "")
+        .split("\n")
+        .find((l) => l.includes("ALERT"));
       checks.push({
         name: "haproxy config",
         ok: false,
@@ -203,8 +207,17 @@ async function checkLedger(stateDir: string, router: Router, answers: boolean): 
   return checks;
 }
 
-async function checkStateDir(stateDir: string): Promise<HostCheck> {
+async function checkStateDir(stateDir: string): Promise<HostCheck & { untrusted?: boolean }> {
   const fix = `modelship host init --state-dir ${stateDir}   # or: sudo install -d -m 750 -o "$(id -un)" ${stateDir}`;
+  const problem = await stateDirProblem(stateDir);
+  if (problem)
+    return {
+      name: "state dir",
+      ok: false,
+      untrusted: true,
+      detail: `refusing to use ${stateDir}: ${problem.detail}`,
+      fix: `run as the owner of ${stateDir}, or recreate it owned by you with mode 750: sudo install -d -m 750 -o "$(id -un)" ${stateDir}`,
+    };
   try {
     const s = await stat(stateDir);
     if (!s.isDirectory())
@@ -250,7 +263,7 @@ async function haproxyVersion(
   bin: string,
 ): Promise<{ ok: true; version: string } | { ok: false; detail: string }> {
   try {
-    const { stdout } = await run(bin, ["-v"]);
+    const { stdout } = await runChecked(bin, ["-v"], { timeoutMs: 10_000 });
     const m = /version (\d+)\.(\d+)(\.\S+)?/.exec(stdout);
     if (!m) return { ok: false, detail: `cannot read the version from '${bin} -v'` };
     const major = Number(m[1]);
@@ -296,16 +309,7 @@ async function checkListening(router: Router, sd: string): Promise<HostCheck> {
 /** Drift between the desired state on disk and the live process (someone poked the socket, or a crash). */
 async function checkLiveMatchesDesired(router: Router, sd: string): Promise<HostCheck> {
   const desired = await router.readDesired();
-  const live = await router.stats();
-  const problems: string[] = [];
-  for (const spec of desired.servers) {
-    const s = live.find((x) => x.name === spec.name);
-    const want = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
-    if (!s) problems.push(`${spec.name} missing`);
-    else if (s.userWeight !== want) problems.push(`${spec.name} weight ${s.userWeight}, want ${want}`);
-  }
-  for (const s of live)
-    if (!desired.servers.some((d) => d.name === s.name)) problems.push(`${s.name} not desired`);
+  const problems = driftProblems(await router.liveServers(), desired);
   return problems.length === 0
     ? { name: "router state", ok: true, detail: `${desired.servers.length} server(s) as desired` }
     : { name: "router state", ok: false, detail: problems.join(", "), fix: `modelship host repair ${sd}` };

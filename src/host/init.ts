@@ -1,16 +1,14 @@
-import { execFile } from "node:child_process";
-import { chmod, chown, mkdir } from "node:fs/promises";
+import { chmod, lchown, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Engine } from "../engine/engine.js";
+import { effectiveRunAs, haproxyBinary, systemctl } from "../router/process.js";
 import { Router } from "../router/router.js";
-import type { RouterSettingsInput } from "../router/schema.js";
+import { BindAddress, type RouterSettingsInput } from "../router/schema.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile } from "../util/fs.js";
 import type { Reporter } from "../util/progress.js";
+import { assertSafeStateDir } from "../util/state-dir.js";
 import { hasSystemd, renderUnit, UNIT_DIR } from "./systemd.js";
-
-const run = promisify(execFile);
 
 export interface HostInitOptions {
   stateDir: string;
@@ -41,12 +39,21 @@ export interface HostInitResult {
  */
 export async function initHost(options: HostInitOptions, reporter: Reporter): Promise<HostInitResult> {
   const stateDir = options.stateDir;
+  if (options.edgeBind !== undefined) parseBind(options.edgeBind, "--edge-bind");
   await reporter.step(
     "Preparing state dir",
     async () => {
+      // A dir someone else prepared (their owner, or writable by others) is refused, never adopted:
+      // its files would be run by us (and under sudo, by root).
+      await assertSafeStateDir(stateDir);
+      const existed = await stat(stateDir).then(
+        () => true,
+        () => false,
+      );
       await mkdir(stateDir, { recursive: true, mode: 0o750 });
-      await chmod(stateDir, 0o750);
+      if (!existed) await chmod(stateDir, 0o750);
       await mkdir(join(stateDir, "haproxy"), { recursive: true, mode: 0o750 });
+      await assertSafeStateDir(stateDir);
     },
     () => stateDir,
   );
@@ -65,6 +72,12 @@ export async function initHost(options: HostInitOptions, reporter: Reporter): Pr
   const sudoGid = process.getuid?.() === 0 ? Number(process.env.SUDO_GID) : Number.NaN;
   const socketGroup = options.socketGroup ?? (Number.isInteger(sudoGid) ? String(sudoGid) : undefined);
   if (socketGroup !== undefined) overrides.socketGroup = socketGroup;
+  // As root, HAProxy drops to the `haproxy` account after binding; persisted so a later reload by
+  // systemd (or another user) renders the same `user`/`group`.
+  if (existing.settings.runAs === undefined) {
+    const runAs = await effectiveRunAs(existing.settings);
+    if (runAs) overrides.runAs = runAs;
+  }
   const router = await Router.open(stateDir, overrides);
 
   await reporter.step(
@@ -76,7 +89,7 @@ export async function initHost(options: HostInitOptions, reporter: Reporter): Pr
       // HAProxy itself may keep running as root.
       if (Number.isInteger(sudoUid) && Number.isInteger(sudoGid)) {
         for (const path of [stateDir, join(stateDir, "haproxy"), router.paths.settings, router.paths.config])
-          await chown(path, sudoUid, sudoGid);
+          await lchown(path, sudoUid, sudoGid);
       }
     },
     () => router.paths.config,
@@ -89,9 +102,9 @@ export async function initHost(options: HostInitOptions, reporter: Reporter): Pr
     await reporter.step(
       "Installing systemd unit",
       async () => {
-        await atomicWriteFile(path, renderUnit(router.settings));
-        await run("systemctl", ["daemon-reload"]);
-        await run("systemctl", ["enable", router.settings.systemdUnit]);
+        await atomicWriteFile(path, renderUnit(router.settings, await haproxyBinary()));
+        await systemctl("daemon-reload");
+        await systemctl("enable", router.settings.systemdUnit);
       },
       () => path,
     );
@@ -135,4 +148,15 @@ export function parsePort(value: string, flag: string): number {
       exitCode: ExitCode.usage,
     });
   return n;
+}
+
+/** `--edge-bind` and friends: an IP address, host name or `*` — nothing that could carry a directive. */
+export function parseBind(value: string, flag: string): string {
+  const parsed = BindAddress.safeParse(value);
+  if (!parsed.success)
+    throw new UserError(
+      `${flag} must be an IP address, a host name or '*', got ${JSON.stringify(value).slice(0, 80)}`,
+      { exitCode: ExitCode.usage },
+    );
+  return parsed.data;
 }

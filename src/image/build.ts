@@ -282,19 +282,25 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
   let digest = built.imageId;
   let pushed = false;
   if (options.push) {
-    if (options.registry) {
-      const { host, username, password } = options.registry;
-      await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+    const registry = options.registry;
+    try {
+      if (registry) {
+        const { host, username, password } = registry;
+        await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+      }
+      for (const tag of tags) {
+        const result = await reporter.step(
+          `Pushing ${tag}`,
+          () => engine.push(tag),
+          (r) => r.digest ?? "",
+        );
+        if (result.digest) digest = result.digest;
+      }
+      pushed = true;
+    } finally {
+      // The token must not stay in the runner user's docker config once the push is over (or failed).
+      if (registry) await engine.logout(registry.host).catch(() => {});
     }
-    for (const tag of tags) {
-      const result = await reporter.step(
-        `Pushing ${tag}`,
-        () => engine.push(tag),
-        (r) => r.digest ?? "",
-      );
-      if (result.digest) digest = result.digest;
-    }
-    pushed = true;
   }
 
   return {

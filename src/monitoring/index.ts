@@ -2,9 +2,11 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { Router } from "../router/router.js";
+import { systemExecutable } from "../util/command.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile, atomicWriteJson } from "../util/fs.js";
 import { Reporter } from "../util/progress.js";
+import { assertSafeStateDir } from "../util/state-dir.js";
 import { ASSET, assetsDir, type MonitoringPaths, monitoringPaths } from "./paths.js";
 import {
   checkConfig,
@@ -86,7 +88,7 @@ export async function startMonitoring(options: StartMonitoringOptions): Promise<
       });
       await atomicWriteFile(paths.config, config);
       await checkConfig(settings, paths.config);
-      await atomicWriteJson(paths.settings, settings);
+      await atomicWriteJson(paths.settings, persisted(settings));
       return written.length;
     },
     (n) => `${paths.config}, ${n} model target${n === 1 ? "" : "s"}, HAProxy exporter ${haproxyTarget}`,
@@ -156,7 +158,7 @@ export async function monitoringStatus(stateDir: string): Promise<MonitoringStat
   } catch {
     return { configured: false, ready: false, targets, firing: [] };
   }
-  const parsed = MonitoringSettings.safeParse(raw);
+  const parsed = MonitoringSettings.safeParse(withoutBinaries(raw));
   if (!parsed.success) return { configured: false, ready: false, targets, firing: [] };
   const settings = parsed.data;
   const url = prometheusUrl(settings);
@@ -202,12 +204,15 @@ async function loadSettings(
   paths: MonitoringPaths,
   options: StartMonitoringOptions,
 ): Promise<MonitoringSettings> {
+  await assertSafeStateDir(options.stateDir);
   let saved: Record<string, unknown> = {};
   try {
     saved = JSON.parse(await readFile(paths.settings, "utf8")) as Record<string, unknown>;
   } catch {
     // first run (or unreadable): defaults, then overrides
   }
+  // Executables never come from the state dir (its owner may be less privileged than whoever runs this).
+  saved = withoutBinaries(saved);
   const { port, bind, haproxyTarget: _h, reporter: _r, assets: _a, readyTimeoutMs: _t, ...rest } = options;
   const savedListen = (saved.listen ?? {}) as Record<string, unknown>;
   const merged = {
@@ -225,7 +230,25 @@ async function loadSettings(
       `invalid monitoring settings: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
       { exitCode: ExitCode.usage, hint: `fix the option or delete ${paths.settings}` },
     );
-  return parsed.data;
+  const settings = parsed.data;
+  if (options.prometheusBin === undefined)
+    settings.prometheusBin = (await systemExecutable("prometheus")) ?? settings.prometheusBin;
+  if (options.promtoolBin === undefined)
+    settings.promtoolBin = (await systemExecutable("promtool")) ?? settings.promtoolBin;
+  return settings;
+}
+
+/** monitoring.json as written: everything but the executables. */
+function persisted(settings: MonitoringSettings): Omit<MonitoringSettings, "prometheusBin" | "promtoolBin"> {
+  const { prometheusBin: _p, promtoolBin: _t, ...rest } = settings;
+  return rest;
+}
+
+/** Drops (legacy) executable paths from a monitoring.json read back. */
+function withoutBinaries(raw: unknown): Record<string, unknown> {
+  if (!raw || typeof raw !== "object") return {};
+  const { prometheusBin: _p, promtoolBin: _t, ...rest } = raw as Record<string, unknown>;
+  return rest;
 }
 
 /** Where `host init` put HAProxy's exporter (router.json), as host:port. */

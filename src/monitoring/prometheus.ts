@@ -1,13 +1,11 @@
-import { execFile, spawn } from "node:child_process";
 import { access, mkdir, open, readFile, rm } from "node:fs/promises";
-import { promisify } from "node:util";
+import { CommandFailed, runChecked, startDetached, tail } from "../util/command.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile } from "../util/fs.js";
 import type { MonitoringPaths } from "./paths.js";
 import { connectHost } from "./render.js";
 import type { MonitoringSettings } from "./schema.js";
 
-const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function prometheusUrl(settings: MonitoringSettings): string {
@@ -43,10 +41,9 @@ export async function requireBinaries(settings: MonitoringSettings): Promise<voi
 /** `promtool check config` (which also checks the rule files): a broken file never reaches Prometheus. */
 export async function checkConfig(settings: MonitoringSettings, configPath: string): Promise<void> {
   try {
-    await run(settings.promtoolBin, ["check", "config", configPath]);
+    await runChecked(settings.promtoolBin, ["check", "config", configPath], { timeoutMs: 60_000 });
   } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    const detail = `${e.stderr ?? ""}${e.stdout ?? ""}`.trim().split("\n").filter(Boolean).pop() ?? e.message;
+    const detail = err instanceof CommandFailed ? tail(err.result) || err.message : (err as Error).message;
     throw new UserError(`promtool rejects ${configPath}: ${detail}`, { exitCode: ExitCode.environment });
   }
 }
@@ -92,28 +89,17 @@ export async function launchDaemon(
 ): Promise<number> {
   await mkdir(paths.data, { recursive: true });
   const log = await open(paths.log, "a");
-  let exited: number | null | undefined;
-  let pid: number;
+  let child: Awaited<ReturnType<typeof startDetached>>;
   try {
-    const child = spawn(settings.prometheusBin, prometheusArgs(settings, paths), {
-      detached: true,
-      stdio: ["ignore", log.fd, log.fd],
-    });
-    const spawned = await new Promise<number>((resolve, reject) => {
-      child.once("spawn", () => resolve(child.pid!));
-      child.once("error", reject);
-    });
-    pid = spawned;
-    child.once("exit", (code) => {
-      exited = code;
-    });
-    child.unref();
+    child = await startDetached(settings.prometheusBin, prometheusArgs(settings, paths), { logFd: log.fd });
   } finally {
     await log.close();
   }
+  const pid = child.pid;
   await atomicWriteFile(paths.pidfile, `${pid}\n`);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    const exited = child.exitCode();
     if (exited !== undefined) throw await startFailure(paths, `Prometheus exited with code ${exited}`);
     if (await isReady(settings)) return pid;
     await sleep(200);
@@ -181,13 +167,4 @@ WantedBy=multi-user.target
 `;
 }
 
-export async function systemctl(...args: string[]): Promise<void> {
-  try {
-    await run("systemctl", args);
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new UserError(`systemctl ${args.join(" ")} failed: ${(e.stderr ?? e.message).trim()}`, {
-      exitCode: ExitCode.environment,
-    });
-  }
-}
+export { systemctl } from "../router/process.js";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BindAddress, SafePath, UnitName } from "../router/schema.js";
 
 /**
  * Settings of the host's Prometheus, kept in `<stateDir>/monitoring.json` so a re-run of
@@ -10,11 +11,15 @@ export const PromDuration = z
   .string()
   .regex(/^(\d+(ms|s|m|h|d|w|y))+$/, "a Prometheus duration like 15s, 1m or 1h30m");
 
-export const MonitoringSettings = z.object({
-  stateDir: z.string().min(1),
-  prometheusBin: z.string().default("/usr/bin/prometheus"),
-  promtoolBin: z.string().default("/usr/bin/promtool"),
-  listen: z.object({ bind: z.string().default("127.0.0.1"), port: Port.default(9090) }).prefault({}),
+export const MonitoringSettings = z.strictObject({
+  stateDir: SafePath,
+  /**
+   * Executables: never read from monitoring.json (a file the state dir's owner can write). Default: the
+   * root-owned system copy (/usr/bin/prometheus); an in-process caller may pass another.
+   */
+  prometheusBin: SafePath.default("/usr/bin/prometheus"),
+  promtoolBin: SafePath.default("/usr/bin/promtool"),
+  listen: z.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(9090) }).prefault({}),
   scrapeInterval: PromDuration.default("15s"),
   evaluationInterval: PromDuration.default("15s"),
   retention: PromDuration.default("15d"),
@@ -25,7 +30,7 @@ export const MonitoringSettings = z.object({
   fast: z.boolean().default(false),
   /** "daemon": a detached `prometheus` we start; "systemd": the host's unit owns it (survives CI jobs). */
   supervisor: z.enum(["daemon", "systemd"]).default("daemon"),
-  systemdUnit: z.string().default("modelship-prometheus.service"),
+  systemdUnit: UnitName.default("modelship-prometheus.service"),
 });
 export type MonitoringSettings = z.infer<typeof MonitoringSettings>;
 export type MonitoringSettingsInput = z.input<typeof MonitoringSettings>;

@@ -71,6 +71,39 @@ export function serverKeywords(settings: RouterSettings, spec: ServerSpec, forCo
   return words.join(" ");
 }
 
+/**
+ * Errors HAProxy answers itself at the edge (bad request, client timeout, no server, server failed or
+ * timed out), in the model server's error shape: `{"error": "<one line>"}` as application/json.
+ */
+export const EDGE_ERRORS: Record<number, string> = {
+  400: "bad request: the edge could not parse it",
+  403: "forbidden",
+  408: "request timeout: the request was not received in time",
+  429: "too many requests",
+  500: "internal error at the edge",
+  502: "bad gateway: the model server sent an invalid response",
+  503: "no model server is available; retry shortly",
+  504: "gateway timeout: the model server did not answer in time",
+};
+
+function edgeErrorLines(): string[] {
+  return Object.entries(EDGE_ERRORS).map(
+    ([status, message]) =>
+      // JSON.stringify of our fixed ASCII messages never contains a single quote.
+      `    http-error status ${status} content-type application/json string '${JSON.stringify({ error: message })}'`,
+  );
+}
+
+/** `user`/`group` lines: HAProxy binds (and creates its socket) as root, then runs as this account. */
+function runAsLines(settings: RouterSettings): string {
+  if (!settings.runAs || settings.runAs === "root") return "";
+  const [user, group = user] = settings.runAs.split(":");
+  return `    # bound as root, runs unprivileged from here on
+    user ${user}
+    group ${group}
+`;
+}
+
 /** Renders haproxy.cfg from the desired state. Pure: same input → same bytes. */
 export function renderConfig(settings: RouterSettings, desired: RouterDesired): string {
   const p = routerPaths(settings.stateDir);
@@ -94,7 +127,7 @@ global
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
     hard-stop-after ${ms(t.hardStopAfterMs)}
-
+${runAsLines(settings)}
 defaults
     mode http
     timeout connect ${ms(t.connectMs)}
@@ -124,6 +157,8 @@ defaults
     option redispatch 1
     retry-on ${retryOn.join(" ")}
     load-server-state-from-file global
+    # Errors HAProxy itself answers are JSON like the model server's: {"error": "..."}
+${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}

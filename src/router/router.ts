@@ -1,16 +1,11 @@
-import { execFile } from "node:child_process";
-import { mkdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
-import lockfile from "proper-lockfile";
 import { ExitCode, UserError } from "../util/errors.js";
-import { atomicWriteFile, atomicWriteJson } from "../util/fs.js";
-import { type RouterPaths, renderConfig, routerPaths, serverKeywords } from "./config.js";
-import { RuntimeApi } from "./runtime-api.js";
+import { atomicWriteFile } from "../util/fs.js";
+import { type RouterPaths, renderConfig } from "./config.js";
+import { type LiveServer, planChanges } from "./planner.js";
+import { effectiveRunAs, HaproxyProcess, type RunningInfo } from "./process.js";
+import type { RuntimeApi } from "./runtime-api.js";
 import {
   BACKEND,
-  percentToWeight,
   RouterDesired,
   type RouterDesiredInput,
   RouterSettings,
@@ -19,19 +14,18 @@ import {
   type ServerSpecInput,
 } from "./schema.js";
 import {
-  type CounterCarry,
   type CounterSnapshot,
   carryOver,
-  counterCarrySchema,
   type EdgeTotals,
-  emptyCarry,
   type ServerStats,
   toServerStats,
   toSnapshot,
   withCarry,
 } from "./stats.js";
+import { issues, loadRouterSettings, RouterStore } from "./store.js";
 
-const run = promisify(execFile);
+export type { RunningInfo } from "./process.js";
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface ApplyResult {
@@ -42,44 +36,41 @@ export interface ApplyResult {
   pendingRemoval: string[];
 }
 
-export interface RunningInfo {
-  pid: number;
-  configPath: string | undefined;
-}
-
 /**
- * The traffic layer: one HAProxy in front of the model containers. The desired state (servers with
- * weights in percent) is persisted next to the rendered config, and every change is applied both to
- * the file and through the runtime API, so a reload or restart reproduces what is live.
+ * The traffic layer: one HAProxy in front of the model containers. Three parts, one file each:
+ * the desired-state store (store.ts: router.json, router-desired.json, lock), process supervision
+ * (process.ts: check, start, reload, stop) and a pure planner (planner.ts: live + desired → runtime
+ * API commands). This class wires them: every change is written to the desired state and the config,
+ * then applied live through the runtime API, so a reload or restart reproduces what is live.
  */
 export class Router {
   readonly settings: RouterSettings;
   readonly paths: RouterPaths;
   readonly api: RuntimeApi;
+  readonly store: RouterStore;
+  readonly process: HaproxyProcess;
 
   constructor(settings: RouterSettingsInput) {
-    this.settings = RouterSettings.parse(settings);
-    this.paths = routerPaths(this.settings.stateDir);
-    this.api = new RuntimeApi(this.paths.socket);
+    const parsed = RouterSettings.safeParse(settings);
+    if (!parsed.success)
+      throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode.usage });
+    this.settings = parsed.data;
+    this.store = new RouterStore(this.settings);
+    this.paths = this.store.paths;
+    this.process = new HaproxyProcess(this.settings, this.paths);
+    this.api = this.process.api;
   }
 
-  /** Router for a state dir set up by `modelship host init` (its router.json), with optional overrides. */
+  /**
+   * Router for a state dir set up by `modelship host init` (its router.json), with optional overrides.
+   * Refuses a state dir another user could have prepared, and a router.json that fails the schema.
+   */
   static async open(stateDir: string, overrides: Partial<RouterSettingsInput> = {}): Promise<Router> {
-    const saved = await readJson(routerPaths(stateDir).settings);
-    const base = saved && typeof saved === "object" ? (saved as Record<string, unknown>) : {};
-    const merged = { ...base, ...stripUndefined(overrides), stateDir };
-    const parsed = RouterSettings.safeParse(merged);
-    if (!parsed.success) {
-      throw new UserError(
-        `invalid router settings in ${routerPaths(stateDir).settings}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-        { exitCode: ExitCode.usage, hint: "fix or delete it and run `modelship host init`" },
-      );
-    }
-    return new Router(parsed.data);
+    return new Router(await loadRouterSettings(stateDir, overrides));
   }
 
   async saveSettings(): Promise<void> {
-    await atomicWriteJson(this.paths.settings, this.settings);
+    await this.store.saveSettings();
   }
 
   edgeUrl(): string {
@@ -92,41 +83,23 @@ export class Router {
 
   /** The last desired state written (empty when none yet). */
   async readDesired(): Promise<RouterDesired> {
-    const raw = await readJson(this.paths.desired);
-    if (raw === undefined) return { servers: [] };
-    const parsed = RouterDesired.safeParse(raw);
-    if (!parsed.success) {
-      throw new UserError(`corrupt router state ${this.paths.desired}: ${parsed.error.issues[0]?.message}`, {
-        exitCode: ExitCode.environment,
-        hint: "delete it and re-run the deploy or `modelship host repair`",
-      });
-    }
-    return parsed.data;
+    return this.store.readDesired();
   }
 
-  /** Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. */
+  /** Checks a config with `haproxy -c` (in a private temp dir); HAProxy's complaint becomes the error. */
   async validate(config: string): Promise<void> {
-    const dir = join(tmpdir(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, "haproxy.cfg");
-    try {
-      await atomicWriteFile(file, config);
-      await run(this.settings.haproxyBin, ["-c", "-q", "-f", file]);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === "ENOENT") throw haproxyMissing(this.settings.haproxyBin);
-      const alert = (e.stderr ?? "").split("\n").find((l) => l.includes("ALERT")) ?? e.stderr ?? e.message;
-      throw new UserError(`HAProxy rejects the generated config: ${alert.trim()}`, {
-        exitCode: ExitCode.usage,
-      });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await this.process.validate(config);
+  }
+
+  /** The config for `desired` as it would be written (with the user HAProxy drops to resolved). */
+  async render(desired: RouterDesired): Promise<string> {
+    const runAs = await effectiveRunAs(this.settings);
+    return renderConfig({ ...this.settings, ...(runAs ? { runAs } : { runAs: undefined }) }, desired);
   }
 
   /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
   async writeConfig(desired: RouterDesired): Promise<string> {
-    const config = renderConfig(this.settings, desired);
+    const config = await this.render(desired);
     await this.validate(config);
     await atomicWriteFile(this.paths.config, config);
     return config;
@@ -134,29 +107,19 @@ export class Router {
 
   /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
   async running(): Promise<RunningInfo | undefined> {
-    let pid: number;
-    try {
-      pid = Number((await readFile(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
-    } catch {
-      return undefined;
-    }
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    let cmdline: string[];
-    try {
-      cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-    } catch {
-      return undefined;
-    }
-    if (!cmdline.some((a) => a.includes("haproxy"))) return undefined; // pid reused by something else
-    const f = cmdline.indexOf("-f");
-    return { pid, configPath: f >= 0 ? cmdline[f + 1] : undefined };
+    return this.process.running();
+  }
+
+  /** True when the admin socket answers. */
+  async answers(): Promise<boolean> {
+    return this.process.answers();
   }
 
   /** Starts HAProxy with our config unless it is already running. */
   async ensureRunning(): Promise<{ started: boolean; pid: number }> {
     const live = await this.running();
     if (live && (await this.answers())) return { started: false, pid: live.pid };
-    return this.withLock(async () => {
+    return this.store.withLock(async () => {
       const again = await this.running();
       if (again && (await this.answers())) return { started: false, pid: again.pid };
       await this.writeConfig(await this.readDesired());
@@ -165,28 +128,19 @@ export class Router {
     });
   }
 
-  /** Cold start from the config file (the config is the truth: stale server state is dropped). */
+  /** Cold start: a fresh HAProxy counts from 0, so the carry of replaced processes is dropped. */
   private async start(): Promise<number> {
-    await mkdir(join(this.settings.stateDir, "haproxy"), { recursive: true, mode: 0o750 });
-    await atomicWriteFile(this.paths.serverState, "1\n");
-    // A cold start counts from 0 like any fresh HAProxy; interval diffs treat it as a reset.
-    await rm(this.paths.counterCarry, { force: true });
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("start", this.settings.systemdUnit);
-    } else {
-      await rm(this.paths.socket, { force: true });
-      await this.launch(["-f", this.paths.config, "-D"]);
-    }
-    return this.waitAnswering();
+    await this.store.clearCarry();
+    return this.process.start();
   }
 
   /**
-   * Seamless reload: the new process takes the listening sockets from the old one over the admin
-   * socket (-x, needs `expose-fd listeners`), then tells it to finish its connections and exit
-   * (-sf). Live server state (weights, admin states, health) is handed over via server-state-file.
+   * Seamless reload: the new process takes the listening sockets from the old one (-x) and lets it
+   * finish its connections (-sf). Live server state (weights, admin states, health) is handed over via
+   * server-state-file; counters of the outgoing process are carried over.
    */
   async reload(): Promise<{ pid: number; previousPid: number | undefined }> {
-    return this.withLock(() => this.reloadLocked());
+    return this.store.withLock(() => this.reloadLocked());
   }
 
   private async reloadLocked(): Promise<{ pid: number; previousPid: number | undefined }> {
@@ -196,49 +150,15 @@ export class Router {
     await this.dumpServerState();
     // Snapshot the outgoing process's counters; persisted once the new process answers.
     const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => undefined);
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("reload", this.settings.systemdUnit);
-    } else {
-      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
-    }
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const now = await this.running();
-      const replaced = now && now.pid !== old.pid && (await this.answers());
-      // master-worker (systemd) keeps the master pid
-      const reloadedInPlace = this.settings.supervisor === "systemd" && now && (await this.answers());
-      if (now && (replaced || reloadedInPlace)) {
-        if (outgoing) {
-          const carry = carryOver(await this.readCarry(), outgoing[0], outgoing[1]);
-          await atomicWriteJson(this.paths.counterCarry, carry);
-        }
-        return { pid: now.pid, previousPid: old.pid };
-      }
-      if (Date.now() > deadline) {
-        throw new UserError("HAProxy did not come back after reload within 10s", {
-          exitCode: ExitCode.environment,
-          hint: "run `modelship host check`",
-        });
-      }
-      await sleep(50);
-    }
+    const pid = await this.process.reload(old);
+    if (outgoing)
+      await this.store.writeCarry(carryOver(await this.store.readCarry(), outgoing[0], outgoing[1]));
+    return { pid, previousPid: old.pid };
   }
 
   /** Stops our HAProxy (tests, `host` maintenance); in-flight requests are finished (soft stop). */
   async stop(): Promise<void> {
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("stop", this.settings.systemdUnit);
-      return;
-    }
-    const live = await this.running();
-    if (!live) return;
-    process.kill(live.pid, "SIGUSR1");
-    const deadline = Date.now() + this.settings.timeouts.hardStopAfterMs + 2_000;
-    while (Date.now() < deadline) {
-      if (!(await this.running())) return;
-      await sleep(50);
-    }
-    process.kill(live.pid, "SIGKILL");
+    await this.process.stop();
   }
 
   /**
@@ -255,7 +175,7 @@ export class Router {
    * different servers at once do not lose each other's change.
    */
   private async update(change: (current: RouterDesired) => RouterDesiredInput): Promise<ApplyResult> {
-    return this.withLock(async () => {
+    return this.store.withLock(async () => {
       const parsed = RouterDesired.safeParse(change(await this.readDesired()));
       if (!parsed.success) {
         throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
@@ -264,7 +184,7 @@ export class Router {
       }
       const desired = parsed.data;
       await this.writeConfig(desired);
-      await atomicWriteJson(this.paths.desired, desired);
+      await this.store.writeDesired(desired);
       if (!(await this.running()) || !(await this.answers())) {
         await this.start();
         return { commands: [], started: true, pendingRemoval: [] };
@@ -273,53 +193,32 @@ export class Router {
     });
   }
 
+  /** What the live process has now, in the planner's terms. */
+  async liveServers(): Promise<LiveServer[]> {
+    const [state, stat] = await Promise.all([this.api.showServersState(BACKEND), this.api.showStat(BACKEND)]);
+    const backup = new Map(stat.map((r) => [r.svname, r.bck === "1"]));
+    return state.map((s) => ({
+      name: s.name,
+      address: s.address,
+      port: s.port,
+      adminState: s.adminState,
+      userWeight: s.userWeight,
+      backup: backup.get(s.name) ?? false,
+    }));
+  }
+
+  /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
   private async pushRuntime(desired: RouterDesired): Promise<Omit<ApplyResult, "started">> {
+    const plan = planChanges(this.settings, await this.liveServers(), desired);
     const commands: string[] = [];
-    const pendingRemoval: string[] = [];
-    const exec = async (cmd: string, ok?: RegExp) => {
-      commands.push(cmd);
-      return this.api.exec(cmd, ok);
-    };
-    const live = new Map((await this.api.showServersState(BACKEND)).map((s) => [s.name, s]));
-    const liveBackup = new Map((await this.api.showStat(BACKEND)).map((r) => [r.svname, r.bck === "1"]));
-    let reload = false;
-    // Servers gaining traffic first, losing traffic last: a flip never passes through a moment where
-    // no server takes requests.
-    const effectiveWeight = (name: string) => {
-      const cur = live.get(name);
-      return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
-    };
-    const gain = (spec: RouterDesired["servers"][number]) =>
-      (spec.state === "ready" ? percentToWeight(spec.weight) : 0) - effectiveWeight(spec.name);
-    for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
-      const ref = `${BACKEND}/${spec.name}`;
-      const cur = live.get(spec.name);
-      // The runtime API cannot flip `backup` on a server: the (seamless) reload below applies it.
-      if (cur && liveBackup.get(spec.name) !== spec.backup) reload = true;
-      if (!cur) {
-        // HAProxy 2.6: dynamic servers start in maintenance, ignore default-server, and need their
-        // health check enabled explicitly.
-        await exec(
-          `add server ${ref} ${serverKeywords(this.settings, spec, false)}`,
-          /New server registered/,
-        );
-        await exec(`enable health ${ref}`);
-      } else if (cur.address !== spec.address || cur.port !== spec.port) {
-        await exec(`set server ${ref} addr ${spec.address} port ${spec.port}`, /changed|no need/i);
-      }
-      const weight = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
-      if (!cur || cur.userWeight !== weight) await exec(`set server ${ref} weight ${weight}`);
-      if (!cur || adminStateOf(cur.adminState) !== spec.state)
-        await exec(`set server ${ref} state ${spec.state}`);
+    for (const step of plan.commands) {
+      commands.push(step.command);
+      await this.api.exec(step.command, step.ok);
     }
-    const wanted = new Set(desired.servers.map((s) => s.name));
-    const leaving = [...live.keys()].filter((name) => !wanted.has(name));
-    // Maintenance stops new requests but lets in-flight ones finish; HAProxy 2.6 refuses to delete a
-    // server that still has sessions or idle connections, so retry until it lets go (bounded). Never
-    // `shutdown sessions`: that would fail requests users are waiting on.
-    for (const name of leaving) await exec(`set server ${BACKEND}/${name} state maint`);
+    // HAProxy 2.6 refuses to delete a server that still has sessions or idle connections, so retry
+    // until it lets go (bounded). Never `shutdown sessions`: that would fail requests users wait on.
     const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
-    let pending = leaving;
+    let pending = plan.leaving;
     while (pending.length > 0) {
       const still: string[] = [];
       for (const name of pending) {
@@ -336,12 +235,11 @@ export class Router {
       if (pending.length === 0 || Date.now() > deadline) break;
       await sleep(100);
     }
-    pendingRemoval.push(...pending);
-    if (reload) {
+    if (plan.reload) {
       const r = await this.reloadLocked();
       commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
     }
-    return { commands, pendingRemoval };
+    return { commands, pendingRemoval: pending };
   }
 
   /** Adds a server or replaces its spec (address, weight, state). */
@@ -427,12 +325,12 @@ export class Router {
    * an interval's requests and codes.
    */
   async counters(): Promise<CounterSnapshot> {
-    return withCarry(await this.liveCounters(), await this.readCarry());
+    return withCarry(await this.liveCounters(), await this.store.readCarry());
   }
 
   /** The edge frontend's totals (what clients were answered; 5xx among them), across reloads. */
   async edgeTotals(): Promise<EdgeTotals> {
-    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.readCarry()]);
+    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.store.readCarry()]);
     return { requests: live.requests + carry.edge.requests, failed: live.failed + carry.edge.failed };
   }
 
@@ -447,97 +345,10 @@ export class Router {
     return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
   }
 
-  private async readCarry(): Promise<CounterCarry> {
-    const text = await readFile(this.paths.counterCarry, "utf8").catch(() => undefined);
-    if (text === undefined) return emptyCarry();
-    try {
-      return counterCarrySchema.parse(JSON.parse(text));
-    } catch {
-      return emptyCarry(); // a damaged carry only costs pre-reload history, never a deploy
-    }
-  }
-
-  /** True when the admin socket answers. */
-  async answers(): Promise<boolean> {
-    try {
-      return (await this.api.send("show info")).includes("Name: HAProxy");
-    } catch {
-      return false;
-    }
-  }
-
   private async dumpServerState(): Promise<void> {
     const state = await this.api.send(`show servers state`);
     if (state.startsWith("1\n")) await atomicWriteFile(this.paths.serverState, state);
   }
-
-  private async launch(args: string[]): Promise<void> {
-    // GitHub's runner kills every process carrying its RUNNER_TRACKING_ID when the job ends; HAProxy
-    // must outlive the job, so it does not inherit it (-D also detaches it from our session).
-    const env = { ...process.env };
-    delete env.RUNNER_TRACKING_ID;
-    try {
-      await run(this.settings.haproxyBin, args, { env, timeout: 15_000 });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === "ENOENT") throw haproxyMissing(this.settings.haproxyBin);
-      const alert = (e.stderr ?? "")
-        .split("\n")
-        .filter((l) => l.includes("ALERT"))
-        .join(" ");
-      throw new UserError(`HAProxy failed to start: ${(alert || e.stderr || e.message).trim()}`, {
-        exitCode: ExitCode.environment,
-        hint: `is port ${this.settings.edge.port} or ${this.settings.metrics.port} in use? \`modelship host check\``,
-      });
-    }
-  }
-
-  private async waitAnswering(): Promise<number> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const live = await this.running();
-      if (live && (await this.answers())) return live.pid;
-      if (Date.now() > deadline) {
-        throw new UserError("HAProxy started but its runtime API does not answer", {
-          exitCode: ExitCode.environment,
-          hint: `check ${this.paths.socket} and \`modelship host check\``,
-        });
-      }
-      await sleep(50);
-    }
-  }
-
-  private async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    await mkdir(join(this.settings.stateDir, "haproxy"), { recursive: true, mode: 0o750 });
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(this.paths.lock, {
-        realpath: false,
-        stale: 15_000,
-        retries: { retries: 100, minTimeout: 20, maxTimeout: 200 },
-      });
-    } catch (err) {
-      throw new UserError(
-        `the router state is locked by another modelship process (${this.paths.lock}.lock)`,
-        {
-          exitCode: ExitCode.busy,
-          cause: err,
-        },
-      );
-    }
-    try {
-      return await fn();
-    } finally {
-      await release();
-    }
-  }
-}
-
-/** admin state bits → our state names (0x01/0x02/0x04/0x20 maint flavours, 0x08/0x10 drain). */
-function adminStateOf(bits: number): ServerSpec["state"] {
-  if (bits & 0x27) return "maint";
-  if (bits & 0x18) return "drain";
-  return "ready";
 }
 
 function parseSpec(spec: ServerSpecInput): ServerSpec {
@@ -560,46 +371,8 @@ function unknownServer(name: string, desired: RouterDesired): UserError {
   });
 }
 
-function haproxyMissing(bin: string): UserError {
-  return new UserError(`HAProxy not found at ${bin}`, {
-    exitCode: ExitCode.environment,
-    hint: "install it: `sudo apt-get install haproxy` (2.6+)",
-  });
-}
-
-async function systemctl(verb: string, unit: string): Promise<void> {
-  try {
-    await run("systemctl", [verb, unit], { timeout: 30_000 });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new UserError(`systemctl ${verb} ${unit} failed: ${(e.stderr || e.message).trim()}`, {
-      exitCode: ExitCode.environment,
-      hint: `see \`journalctl -u ${unit}\``,
-    });
-  }
-}
-
 function connectHost(bind: string): string {
   if (bind === "" || bind === "*" || bind === "0.0.0.0" || bind === "::" || bind === "[::]")
     return "127.0.0.1";
   return bind.includes(":") && !bind.startsWith("[") ? `[${bind}]` : bind;
-}
-
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UserError(`${path} is not valid JSON`, { exitCode: ExitCode.environment });
-  }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

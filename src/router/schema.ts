@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 /**
@@ -13,11 +14,11 @@ export const ServerName = z
 export const ServerState = z.enum(["ready", "drain", "maint"]);
 export type ServerState = z.infer<typeof ServerState>;
 
-export const ServerSpec = z.object({
+export const ServerSpec = z.strictObject({
   name: ServerName,
   address: z
     .string()
-    .regex(/^[A-Za-z0-9.:_-]+$/, "address: an IP or host name")
+    .refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name")
     .default("127.0.0.1"),
   port: z.number().int().min(1).max(65535),
   /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
@@ -33,7 +34,7 @@ export type ServerSpec = z.infer<typeof ServerSpec>;
 export type ServerSpecInput = z.input<typeof ServerSpec>;
 
 export const RouterDesired = z
-  .object({ servers: z.array(ServerSpec).default([]) })
+  .strictObject({ servers: z.array(ServerSpec).default([]) })
   .refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
     message: "server names must be unique",
   });
@@ -41,17 +42,52 @@ export type RouterDesired = z.infer<typeof RouterDesired>;
 export type RouterDesiredInput = z.input<typeof RouterDesired>;
 
 const Port = z.number().int().min(1).max(65535);
-const Millis = z.number().int().positive();
+const Millis = z
+  .number()
+  .int()
+  .positive()
+  .max(24 * 3600 * 1000);
 
-export const RouterSettings = z.object({
+/**
+ * Every string below ends up in haproxy.cfg (or a systemd unit): each is held to a pattern that cannot
+ * carry a newline, a space, a quote or a comment, so no value can add a directive (checked on input and
+ * again whenever router.json is read back).
+ */
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** A listen address: `*` / empty (all), an IPv4 or IPv6 address (optionally in brackets) or a host name. */
+export const BindAddress = z.string().refine(
+  (v) => {
+    if (v === "" || v === "*") return true;
+    const inner = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(inner) !== 0) return true;
+    return inner === v && HOSTNAME.test(v);
+  },
+  { message: "bind address: an IP address, a host name or '*'" },
+);
+/** Absolute path of plain characters (it is written into haproxy.cfg and the systemd unit unquoted). */
+export const SafePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+/** A systemd unit file name (joined to /etc/systemd/system: no slashes). */
+export const UnitName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+    "a systemd unit name like modelship-haproxy.service",
+  );
+
+export const RouterSettings = z.strictObject({
   /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
-  stateDir: z.string().min(1),
-  haproxyBin: z.string().default("/usr/sbin/haproxy"),
-  edge: z.object({ bind: z.string().default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
-  metrics: z.object({ bind: z.string().default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  stateDir: SafePath,
+  edge: z.strictObject({ bind: BindAddress.default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: z.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
   health: z
-    .object({
-      path: z.string().startsWith("/").default("/ready"),
+    .strictObject({
+      path: z
+        .string()
+        .regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-")
+        .default("/ready"),
       interMs: Millis.default(1000),
       /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
       fastInterMs: Millis.default(250),
@@ -66,7 +102,7 @@ export const RouterSettings = z.object({
     })
     .prefault({}),
   timeouts: z
-    .object({
+    .strictObject({
       connectMs: Millis.default(1000),
       clientMs: Millis.default(30_000),
       serverMs: Millis.default(30_000),
@@ -90,10 +126,18 @@ export const RouterSettings = z.object({
   retries: z.number().int().min(0).max(10).default(3),
   /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
   retryOn500: z.boolean().default(true),
-  maxconn: z.number().int().positive().default(4096),
+  maxconn: z.number().int().positive().max(1_000_000).default(4096),
   /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
   supervisor: z.enum(["daemon", "systemd"]).default("daemon"),
-  systemdUnit: z.string().default("modelship-haproxy.service"),
+  systemdUnit: UnitName.default("modelship-haproxy.service"),
+  /**
+   * User HAProxy drops to after binding its ports (global `user`/`group`), when started as root.
+   * `host init` sets it to `haproxy` when that account exists; "root" keeps root (not recommended).
+   */
+  runAs: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, "runAs: a user name or user:group")
+    .optional(),
 });
 export type RouterSettings = z.infer<typeof RouterSettings>;
 export type RouterSettingsInput = z.input<typeof RouterSettings>;

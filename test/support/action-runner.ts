@@ -145,7 +145,10 @@ function resolveDefault(value: string): string {
 
 function spawnNode(entry: string, env: Record<string, string>, cwd: string, timeoutMs: number) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [entry], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+    // The runner executes actions with its own Node (action.yml `runs.using: node24`); set
+    // MODELSHIP_ACTION_NODE to such a binary to run the bundles exactly so (default: this Node).
+    const node = process.env.MODELSHIP_ACTION_NODE || process.execPath;
+    const child = spawn(node, [entry], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {

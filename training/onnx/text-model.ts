@@ -42,7 +42,7 @@ export function textModelIoSignature(labels: readonly string[]): IoSignature {
  *   StringNormalizer (lower-case) → Tokenizer (token regex) → tokens [N, T]
  *   n-grams: StringConcat of shifted token slices → [N, M]           (M = all n-gram positions)
  *   LabelEncoder n-gram → column (unknown → V, a column of zeros)      → ids [N, M]
- *   Unique(row·(V+1) + id) → one entry per (row, term) with its count (tf)
+ *   Unique(row·(V+1) + id) over the known n-grams → one entry per (row, term) with its count (tf)
  *   value = (1 + ln tf) · idf[id]  (Gather)                             → [U]
  *   ScatterND-add per row: Σ value² → [N];  Σ value · coef[id] (Gather) → [N, C]
  *   logits = Σ value·coef / ‖value‖₂ + intercept → Softmax → ArgMax → label strings
@@ -122,7 +122,11 @@ export function exportTextModel(parts: {
     ],
     { exclusive: 1 },
   );
-  const [uniqueKeys, , , counts] = g.node("Unique", [g.op("Add", [ids, offsets])], 4, { sorted: 0 });
+  // Only known n-grams go on: padding and out-of-vocabulary n-grams (id V) are often half the
+  // positions of a batch, and Unique costs per element.
+  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
+  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
+  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
   // [U, 1] index columns, as ScatterND and GatherND take them.
   const keyColumn = g.op("Unsqueeze", [uniqueKeys!, axis1]);
   const stride = constant("stride", "int64", [V + 1], []);

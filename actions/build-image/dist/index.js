@@ -40228,6 +40228,15 @@ ${result.stdout}`;
       });
     }
   }
+  /**
+   * Removes the stored credentials of a registry (the CLI keeps them in $DOCKER_CONFIG/config.json
+   * until then). Not being logged in is fine.
+   */
+  async logout(registry2) {
+    const result = await this.exec(["logout", registry2], { timeoutMs: 3e4 });
+    if (result.code !== 0 && !/not logged in/i.test(`${result.stdout}${result.stderr}`))
+      throw this.failure(`docker logout ${registry2}`, result);
+  }
   /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
   async push(ref, onProgress) {
     const result = await this.exec(["push", ref], { onLine: onProgress ?? (() => {
@@ -44568,19 +44577,25 @@ async function buildModelImage(options) {
   let digest = built.imageId;
   let pushed = false;
   if (options.push) {
-    if (options.registry) {
-      const { host, username, password } = options.registry;
-      await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+    const registry2 = options.registry;
+    try {
+      if (registry2) {
+        const { host, username, password } = registry2;
+        await reporter.step(`Logging in to ${host}`, () => engine.login(host, username, password));
+      }
+      for (const tag of tags) {
+        const result = await reporter.step(
+          `Pushing ${tag}`,
+          () => engine.push(tag),
+          (r) => r.digest ?? ""
+        );
+        if (result.digest) digest = result.digest;
+      }
+      pushed = true;
+    } finally {
+      if (registry2) await engine.logout(registry2.host).catch(() => {
+      });
     }
-    for (const tag of tags) {
-      const result = await reporter.step(
-        `Pushing ${tag}`,
-        () => engine.push(tag),
-        (r) => r.digest ?? ""
-      );
-      if (result.digest) digest = result.digest;
-    }
-    pushed = true;
   }
   return {
     image: pushed ? `${tags[0]}@${digest}` : tags[0],

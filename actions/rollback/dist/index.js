@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify3 } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -20419,8 +20419,8 @@ var require_graceful_fs = __commonJS({
       fs4.createReadStream = createReadStream;
       fs4.createWriteStream = createWriteStream;
       var fs$readFile = fs4.readFile;
-      fs4.readFile = readFile4;
-      function readFile4(path, options, cb) {
+      fs4.readFile = readFile5;
+      function readFile5(path, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$readFile(path, options, cb);
@@ -20436,8 +20436,8 @@ var require_graceful_fs = __commonJS({
         }
       }
       var fs$writeFile = fs4.writeFile;
-      fs4.writeFile = writeFile4;
-      function writeFile4(path, data, options, cb) {
+      fs4.writeFile = writeFile5;
+      function writeFile5(path, data, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$writeFile(path, data, options, cb);
@@ -21132,11 +21132,11 @@ var require_mtime_precision = __commonJS({
     function probe(file2, fs3, callback) {
       const cachedPrecision = fs3[cacheSymbol];
       if (cachedPrecision) {
-        return fs3.stat(file2, (err, stat3) => {
+        return fs3.stat(file2, (err, stat5) => {
           if (err) {
             return callback(err);
           }
-          callback(null, stat3.mtime, cachedPrecision);
+          callback(null, stat5.mtime, cachedPrecision);
         });
       }
       const mtime = new Date(Math.ceil(Date.now() / 1e3) * 1e3 + 5);
@@ -21144,13 +21144,13 @@ var require_mtime_precision = __commonJS({
         if (err) {
           return callback(err);
         }
-        fs3.stat(file2, (err2, stat3) => {
+        fs3.stat(file2, (err2, stat5) => {
           if (err2) {
             return callback(err2);
           }
-          const precision = stat3.mtime.getTime() % 1e3 === 0 ? "s" : "ms";
+          const precision = stat5.mtime.getTime() % 1e3 === 0 ? "s" : "ms";
           Object.defineProperty(fs3, cacheSymbol, { value: precision });
-          callback(null, stat3.mtime, precision);
+          callback(null, stat5.mtime, precision);
         });
       });
     }
@@ -21204,14 +21204,14 @@ var require_lockfile = __commonJS({
         if (options.stale <= 0) {
           return callback(Object.assign(new Error("Lock file is already being held"), { code: "ELOCKED", file: file2 }));
         }
-        options.fs.stat(lockfilePath, (err2, stat3) => {
+        options.fs.stat(lockfilePath, (err2, stat5) => {
           if (err2) {
             if (err2.code === "ENOENT") {
               return acquireLock(file2, { ...options, stale: 0 }, callback);
             }
             return callback(err2);
           }
-          if (!isLockStale(stat3, options)) {
+          if (!isLockStale(stat5, options)) {
             return callback(Object.assign(new Error("Lock file is already being held"), { code: "ELOCKED", file: file2 }));
           }
           removeLock(file2, options, (err3) => {
@@ -21223,8 +21223,8 @@ var require_lockfile = __commonJS({
         });
       });
     }
-    function isLockStale(stat3, options) {
-      return stat3.mtime.getTime() < Date.now() - options.stale;
+    function isLockStale(stat5, options) {
+      return stat5.mtime.getTime() < Date.now() - options.stale;
     }
     function removeLock(file2, options, callback) {
       options.fs.rmdir(getLockFile(file2, options), (err) => {
@@ -21242,7 +21242,7 @@ var require_lockfile = __commonJS({
       lock2.updateDelay = lock2.updateDelay || options.update;
       lock2.updateTimeout = setTimeout(() => {
         lock2.updateTimeout = null;
-        options.fs.stat(lock2.lockfilePath, (err, stat3) => {
+        options.fs.stat(lock2.lockfilePath, (err, stat5) => {
           const isOverThreshold = lock2.lastUpdate + options.stale < Date.now();
           if (err) {
             if (err.code === "ENOENT" || isOverThreshold) {
@@ -21251,7 +21251,7 @@ var require_lockfile = __commonJS({
             lock2.updateDelay = 1e3;
             return updateLock(file2, options);
           }
-          const isMtimeOurs = lock2.mtime.getTime() === stat3.mtime.getTime();
+          const isMtimeOurs = lock2.mtime.getTime() === stat5.mtime.getTime();
           if (!isMtimeOurs) {
             return setLockAsCompromised(
               file2,
@@ -21376,11 +21376,11 @@ var require_lockfile = __commonJS({
         if (err) {
           return callback(err);
         }
-        options.fs.stat(getLockFile(file3, options), (err2, stat3) => {
+        options.fs.stat(getLockFile(file3, options), (err2, stat5) => {
           if (err2) {
             return err2.code === "ENOENT" ? callback(null, false) : callback(err2);
           }
-          return callback(null, !isLockStale(stat3, options));
+          return callback(null, !isLockStale(stat5, options));
         });
       });
     }
@@ -23235,8 +23235,8 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path, issues) {
-  return issues.map((iss) => {
+function prefixIssues(path, issues2) {
+  return issues2.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
     iss.path.unshift(path);
@@ -23258,10 +23258,10 @@ function sizeCaps(defChecks) {
   }
   return caps;
 }
-function attachSchema(issues, start, inst) {
+function attachSchema(issues2, start, inst) {
   var _a3;
-  for (let i = start; i < issues.length; i++) {
-    (_a3 = issues[i]).schema ?? (_a3.schema = inst);
+  for (let i = start; i < issues2.length; i++) {
+    (_a3 = issues2[i]).schema ?? (_a3.schema = inst);
   }
 }
 function finalizeIssue(iss, ctx, config2) {
@@ -23704,7 +23704,7 @@ function formatError(error64, mapper = (issue3) => issue3.message) {
   const processError = (error65, path = []) => {
     for (const issue3 of error65.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path, ...issue3.path]));
+        issue3.errors.map((issues2) => processError({ issues: issues2 }, [...path, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
         processError({ issues: issue3.issues }, [...path, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
@@ -23753,7 +23753,7 @@ function treeifyError(error64, mapper = (issue3) => issue3.message) {
     var _a3;
     for (const issue3 of error65.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path, ...issue3.path]));
+        issue3.errors.map((issues2) => processError({ issues: issues2 }, [...path, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
         processError({ issues: issue3.issues }, [...path, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
@@ -23816,8 +23816,8 @@ function toDotPath(_path) {
 }
 function prettifyError(error64) {
   const lines = [];
-  const issues = [...error64.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
-  for (const issue3 of issues) {
+  const issues2 = [...error64.issues].sort((a, b) => (a.path ?? []).length - (b.path ?? []).length);
+  for (const issue3 of issues2) {
     lines.push(`✖ ${issue3.message}`);
     if (issue3.path?.length)
       lines.push(`  → at ${toDotPath(issue3.path)}`);
@@ -23871,21 +23871,21 @@ var _safeParse = (_Err) => (schema, value, _ctx) => {
   return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParse = /* @__PURE__ */ _safeParse($ZodRealError);
-function failure(Err, issues, ctx) {
+function failure(Err, issues2, ctx) {
   let error64;
   return {
     success: false,
     get error() {
       if (!error64) {
-        error64 = new Err(issues.map((iss) => finalizeIssue(iss, ctx, config())));
-        issues = void 0;
+        error64 = new Err(issues2.map((iss) => finalizeIssue(iss, ctx, config())));
+        issues2 = void 0;
         ctx = void 0;
       }
       return error64;
     },
     set error(e) {
       error64 = e;
-      issues = void 0;
+      issues2 = void 0;
       ctx = void 0;
     }
   };
@@ -27135,8 +27135,8 @@ var NO_ISSUES = [];
 function isRef(value) {
   return value !== null && typeof value === "object";
 }
-function cloneIssues(issues) {
-  return issues.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
+function cloneIssues(issues2) {
+  return issues2.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
 }
 var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
@@ -39277,8 +39277,8 @@ function _lazyMethod(proto2, key, make) {
     }
   });
 }
-var initializer2 = (inst, issues) => {
-  $ZodError.init(inst, issues);
+var initializer2 = (inst, issues2) => {
+  $ZodError.init(inst, issues2);
   inst.name = "ZodError";
   const proto2 = Object.getPrototypeOf(inst);
   if (_installedErrorProtos.has(proto2))
@@ -39290,8 +39290,8 @@ var initializer2 = (inst, issues) => {
     self.issues.push(issue3);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
-  _lazyMethod(proto2, "addIssues", (self) => (issues2) => {
-    self.issues.push(...issues2);
+  _lazyMethod(proto2, "addIssues", (self) => (issues3) => {
+    self.issues.push(...issues3);
     self.message = JSON.stringify(self.issues, jsonStringifyReplacer, 2);
   });
   Object.defineProperty(proto2, "isEmpty", {
@@ -41578,7 +41578,7 @@ function visit(schema, fnOrHandlers) {
     return h ? h(node2, rewritten) : node2;
   };
   const cache = /* @__PURE__ */ new Map();
-  function run4(s) {
+  function run3(s) {
     const cached2 = cache.get(s);
     if (cached2 === RESOLVING) {
       return new $ZodLazy({
@@ -41604,21 +41604,21 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newShape = {};
         for (const k of keys) {
-          const mapped = run4(oldShape[k]);
+          const mapped = run3(oldShape[k]);
           if (mapped !== oldShape[k])
             changed = true;
           newShape[k] = mapped;
         }
         let newCatchall = def.catchall;
         if (def.catchall) {
-          newCatchall = run4(def.catchall);
+          newCatchall = run3(def.catchall);
           if (newCatchall !== def.catchall)
             changed = true;
         }
         return changed ? clone(s, { ...def, shape: newShape, catchall: newCatchall }) : s;
       }
       case "array": {
-        const mapped = run4(def.element);
+        const mapped = run3(def.element);
         return mapped === def.element ? s : clone(s, { ...def, element: mapped });
       }
       case "tuple": {
@@ -41626,14 +41626,14 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newItems = [];
         for (const item of oldItems) {
-          const mapped = run4(item);
+          const mapped = run3(item);
           if (mapped !== item)
             changed = true;
           newItems.push(mapped);
         }
         let newRest = def.rest;
         if (def.rest) {
-          newRest = run4(def.rest);
+          newRest = run3(def.rest);
           if (newRest !== def.rest)
             changed = true;
         }
@@ -41641,12 +41641,12 @@ function visit(schema, fnOrHandlers) {
       }
       case "record":
       case "map": {
-        const newKey = run4(def.keyType);
-        const newVal = run4(def.valueType);
+        const newKey = run3(def.keyType);
+        const newVal = run3(def.valueType);
         return newKey === def.keyType && newVal === def.valueType ? s : clone(s, { ...def, keyType: newKey, valueType: newVal });
       }
       case "set": {
-        const newVal = run4(def.valueType);
+        const newVal = run3(def.valueType);
         return newVal === def.valueType ? s : clone(s, { ...def, valueType: newVal });
       }
       case "union": {
@@ -41654,7 +41654,7 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newOptions = [];
         for (const opt of oldOptions) {
-          const mapped = run4(opt);
+          const mapped = run3(opt);
           if (mapped !== opt)
             changed = true;
           newOptions.push(mapped);
@@ -41662,8 +41662,8 @@ function visit(schema, fnOrHandlers) {
         return changed ? clone(s, { ...def, options: newOptions }) : s;
       }
       case "intersection": {
-        const newLeft = run4(def.left);
-        const newRight = run4(def.right);
+        const newLeft = run3(def.left);
+        const newRight = run3(def.right);
         return newLeft === def.left && newRight === def.right ? s : clone(s, { ...def, left: newLeft, right: newRight });
       }
       case "optional":
@@ -41675,23 +41675,23 @@ function visit(schema, fnOrHandlers) {
       case "nonoptional":
       case "promise":
       case "success": {
-        const newInner = run4(def.innerType);
+        const newInner = run3(def.innerType);
         return newInner === def.innerType ? s : clone(s, { ...def, innerType: newInner });
       }
       case "pipe": {
-        const newIn = run4(def.in);
-        const newOut = run4(def.out);
+        const newIn = run3(def.in);
+        const newOut = run3(def.out);
         return newIn === def.in && newOut === def.out ? s : clone(s, { ...def, in: newIn, out: newOut });
       }
       case "function": {
-        const newInput = run4(def.input);
-        const newOutput = run4(def.output);
+        const newInput = run3(def.input);
+        const newOutput = run3(def.output);
         return newInput === def.input && newOutput === def.output ? s : clone(s, { ...def, input: newInput, output: newOutput });
       }
       case "lazy": {
         const original = def.getter;
         const { _cachedInner, ...rest } = def;
-        return clone(s, { ...rest, getter: () => run4(original()) });
+        return clone(s, { ...rest, getter: () => run3(original()) });
       }
       // A leaf by choice: `parts` are regex fragments, not data positions.
       case "template_literal":
@@ -41722,7 +41722,7 @@ function visit(schema, fnOrHandlers) {
       }
     }
   }
-  return run4(schema);
+  return run3(schema);
 }
 
 // node_modules/zod/v4/classic/deep-partial.js
@@ -42002,8 +42002,8 @@ function readInputs(schema, names) {
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
+    const issues2 = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues2.join("; "));
   }
   return parsed.data;
 }
@@ -46224,10 +46224,10 @@ function parseRepository(value) {
   return { owner: match[1], repo: match[2] };
 }
 function currentRunUrl(env2 = process.env) {
-  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run4 } = env2;
-  if (!repo || !run4) return void 0;
+  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run3 } = env2;
+  if (!repo || !run3) return void 0;
   const attempt = env2.GITHUB_RUN_ATTEMPT ? `/attempts/${env2.GITHUB_RUN_ATTEMPT}` : "";
-  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run4}${attempt}`;
+  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run3}${attempt}`;
 }
 function httpStatus(err) {
   const status = err?.status;
@@ -47376,6 +47376,15 @@ ${result.stdout}`;
         hint: "check the registry host, user name and token (GHCR: a token with write:packages)"
       });
     }
+  }
+  /**
+   * Removes the stored credentials of a registry (the CLI keeps them in $DOCKER_CONFIG/config.json
+   * until then). Not being logged in is fine.
+   */
+  async logout(registry2) {
+    const result = await this.exec(["logout", registry2], { timeoutMs: 3e4 });
+    if (result.code !== 0 && !/not logged in/i.test(`${result.stdout}${result.stderr}`))
+      throw this.failure(`docker logout ${registry2}`, result);
   }
   /** Pushes a tag; returns the registry digest the engine reported (sha256:…), when it did. */
   async push(ref, onProgress) {
@@ -51508,14 +51517,114 @@ var ASSET = {
   dashboard: join4("grafana", "modelship.json")
 };
 
-// src/monitoring/schema.ts
+// src/router/schema.ts
+import { isIP } from "node:net";
+var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
+var ServerState = external_exports.enum(["ready", "drain", "maint"]);
+var ServerSpec = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
+  weight: external_exports.number().min(0).max(100),
+  state: ServerState.default("ready"),
+  /**
+   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
+   * standby, so a crashed serving container costs users nothing while the engine restarts it.
+   */
+  backup: external_exports.boolean().default(false)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+  message: "server names must be unique"
+});
 var Port = external_exports.number().int().min(1).max(65535);
+var Millis = external_exports.number().int().positive().max(24 * 3600 * 1e3);
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+var BindAddress = external_exports.string().refine(
+  (v) => {
+    if (v === "" || v === "*") return true;
+    const inner = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(inner) !== 0) return true;
+    return inner === v && HOSTNAME.test(v);
+  },
+  { message: "bind address: an IP address, a host name or '*'" }
+);
+var SafePath = external_exports.string().regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+var UnitName = external_exports.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+  "a systemd unit name like modelship-haproxy.service"
+);
+var RouterSettings = external_exports.strictObject({
+  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
+  stateDir: SafePath,
+  edge: external_exports.strictObject({ bind: BindAddress.default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  health: external_exports.strictObject({
+    path: external_exports.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-").default("/ready"),
+    interMs: Millis.default(1e3),
+    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
+    fastInterMs: Millis.default(250),
+    downInterMs: Millis.default(1e3),
+    timeoutMs: Millis.default(1e3),
+    fall: external_exports.number().int().min(1).default(2),
+    rise: external_exports.number().int().min(1).default(2),
+    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
+    errorLimit: external_exports.number().int().min(0).default(1),
+    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
+    slowstartMs: external_exports.number().int().min(0).default(0)
+  }).prefault({}),
+  timeouts: external_exports.strictObject({
+    connectMs: Millis.default(1e3),
+    clientMs: Millis.default(3e4),
+    serverMs: Millis.default(3e4),
+    httpRequestMs: Millis.default(1e4),
+    keepAliveMs: Millis.default(1e4),
+    queueMs: Millis.default(5e3),
+    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
+    hardStopAfterMs: Millis.default(3e4),
+    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
+    removeGraceMs: Millis.default(1e4)
+  }).prefault({}),
+  /**
+   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
+   * runs as root while deploys run as the CI runner's user: that user's group goes here.
+   */
+  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
+  retries: external_exports.number().int().min(0).max(10).default(3),
+  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
+  retryOn500: external_exports.boolean().default(true),
+  maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
+  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: UnitName.default("modelship-haproxy.service"),
+  /**
+   * User HAProxy drops to after binding its ports (global `user`/`group`), when started as root.
+   * `host init` sets it to `haproxy` when that account exists; "root" keeps root (not recommended).
+   */
+  runAs: external_exports.string().regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, "runAs: a user name or user:group").optional()
+});
+var BACKEND = "models";
+var MAX_HAPROXY_WEIGHT = 256;
+function percentToWeight(percent) {
+  if (percent <= 0) return 0;
+  return Math.max(1, Math.min(MAX_HAPROXY_WEIGHT, Math.round(percent * MAX_HAPROXY_WEIGHT / 100)));
+}
+function weightToPercent(weight) {
+  return Math.round(weight * 100 / MAX_HAPROXY_WEIGHT * 10) / 10;
+}
+
+// src/monitoring/schema.ts
+var Port2 = external_exports.number().int().min(1).max(65535);
 var PromDuration = external_exports.string().regex(/^(\d+(ms|s|m|h|d|w|y))+$/, "a Prometheus duration like 15s, 1m or 1h30m");
-var MonitoringSettings = external_exports.object({
-  stateDir: external_exports.string().min(1),
-  prometheusBin: external_exports.string().default("/usr/bin/prometheus"),
-  promtoolBin: external_exports.string().default("/usr/bin/promtool"),
-  listen: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port.default(9090) }).prefault({}),
+var MonitoringSettings = external_exports.strictObject({
+  stateDir: SafePath,
+  /**
+   * Executables: never read from monitoring.json (a file the state dir's owner can write). Default: the
+   * root-owned system copy (/usr/bin/prometheus); an in-process caller may pass another.
+   */
+  prometheusBin: SafePath.default("/usr/bin/prometheus"),
+  promtoolBin: SafePath.default("/usr/bin/promtool"),
+  listen: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port2.default(9090) }).prefault({}),
   scrapeInterval: PromDuration.default("15s"),
   evaluationInterval: PromDuration.default("15s"),
   retention: PromDuration.default("15d"),
@@ -51526,7 +51635,7 @@ var MonitoringSettings = external_exports.object({
   fast: external_exports.boolean().default(false),
   /** "daemon": a detached `prometheus` we start; "systemd": the host's unit owns it (survives CI jobs). */
   supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
-  systemdUnit: external_exports.string().default("modelship-prometheus.service")
+  systemdUnit: UnitName.default("modelship-prometheus.service")
 });
 var ROLES_SCRAPED = ["stable", "canary", "standby"];
 var ScrapeTarget = external_exports.object({
@@ -51608,94 +51717,8 @@ async function syncTargetsIfMonitored(stateDir) {
   if (existsSync3(monitoringPaths(stateDir).targetsDir)) await syncTargets(stateDir);
 }
 
-// src/router/router.ts
-var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
-import { execFile as execFile2 } from "node:child_process";
-import { mkdir as mkdir4, readFile as readFile3, rm as rm4 } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join as join7 } from "node:path";
-import { promisify as promisify2 } from "node:util";
-
 // src/router/config.ts
 import { join as join6 } from "node:path";
-
-// src/router/schema.ts
-var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
-var ServerState = external_exports.enum(["ready", "drain", "maint"]);
-var ServerSpec = external_exports.object({
-  name: ServerName,
-  address: external_exports.string().regex(/^[A-Za-z0-9.:_-]+$/, "address: an IP or host name").default("127.0.0.1"),
-  port: external_exports.number().int().min(1).max(65535),
-  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
-  weight: external_exports.number().min(0).max(100),
-  state: ServerState.default("ready"),
-  /**
-   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
-   * standby, so a crashed serving container costs users nothing while the engine restarts it.
-   */
-  backup: external_exports.boolean().default(false)
-});
-var RouterDesired = external_exports.object({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
-  message: "server names must be unique"
-});
-var Port2 = external_exports.number().int().min(1).max(65535);
-var Millis = external_exports.number().int().positive();
-var RouterSettings = external_exports.object({
-  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
-  stateDir: external_exports.string().min(1),
-  haproxyBin: external_exports.string().default("/usr/sbin/haproxy"),
-  edge: external_exports.object({ bind: external_exports.string().default("0.0.0.0"), port: Port2.default(8080) }).prefault({}),
-  metrics: external_exports.object({ bind: external_exports.string().default("127.0.0.1"), port: Port2.default(8404) }).prefault({}),
-  health: external_exports.object({
-    path: external_exports.string().startsWith("/").default("/ready"),
-    interMs: Millis.default(1e3),
-    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
-    fastInterMs: Millis.default(250),
-    downInterMs: Millis.default(1e3),
-    timeoutMs: Millis.default(1e3),
-    fall: external_exports.number().int().min(1).default(2),
-    rise: external_exports.number().int().min(1).default(2),
-    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
-    errorLimit: external_exports.number().int().min(0).default(1),
-    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
-    slowstartMs: external_exports.number().int().min(0).default(0)
-  }).prefault({}),
-  timeouts: external_exports.object({
-    connectMs: Millis.default(1e3),
-    clientMs: Millis.default(3e4),
-    serverMs: Millis.default(3e4),
-    httpRequestMs: Millis.default(1e4),
-    keepAliveMs: Millis.default(1e4),
-    queueMs: Millis.default(5e3),
-    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
-    hardStopAfterMs: Millis.default(3e4),
-    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
-    removeGraceMs: Millis.default(1e4)
-  }).prefault({}),
-  /**
-   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
-   * runs as root while deploys run as the CI runner's user: that user's group goes here.
-   */
-  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
-  retries: external_exports.number().int().min(0).max(10).default(3),
-  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
-  retryOn500: external_exports.boolean().default(true),
-  maxconn: external_exports.number().int().positive().default(4096),
-  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
-  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
-  systemdUnit: external_exports.string().default("modelship-haproxy.service")
-});
-var BACKEND = "models";
-var MAX_HAPROXY_WEIGHT = 256;
-function percentToWeight(percent) {
-  if (percent <= 0) return 0;
-  return Math.max(1, Math.min(MAX_HAPROXY_WEIGHT, Math.round(percent * MAX_HAPROXY_WEIGHT / 100)));
-}
-function weightToPercent(weight) {
-  return Math.round(weight * 100 / MAX_HAPROXY_WEIGHT * 10) / 10;
-}
-
-// src/router/config.ts
 function routerPaths(stateDir) {
   const dir = join6(stateDir, "haproxy");
   return {
@@ -51734,6 +51757,32 @@ function serverKeywords(settings, spec, forConfig) {
   if (forConfig && spec.state === "maint") words.push("disabled");
   return words.join(" ");
 }
+var EDGE_ERRORS = {
+  400: "bad request: the edge could not parse it",
+  403: "forbidden",
+  408: "request timeout: the request was not received in time",
+  429: "too many requests",
+  500: "internal error at the edge",
+  502: "bad gateway: the model server sent an invalid response",
+  503: "no model server is available; retry shortly",
+  504: "gateway timeout: the model server did not answer in time"
+};
+function edgeErrorLines() {
+  return Object.entries(EDGE_ERRORS).map(
+    ([status, message]) => (
+      // JSON.stringify of our fixed ASCII messages never contains a single quote.
+      `    http-error status ${status} content-type application/json string '${JSON.stringify({ error: message })}'`
+    )
+  );
+}
+function runAsLines(settings) {
+  if (!settings.runAs || settings.runAs === "root") return "";
+  const [user, group = user] = settings.runAs.split(":");
+  return `    # bound as root, runs unprivileged from here on
+    user ${user}
+    group ${group}
+`;
+}
 function renderConfig(settings, desired) {
   const p = routerPaths(settings.stateDir);
   const t = settings.timeouts;
@@ -51752,7 +51801,7 @@ global
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
     hard-stop-after ${ms(t.hardStopAfterMs)}
-
+${runAsLines(settings)}
 defaults
     mode http
     timeout connect ${ms(t.connectMs)}
@@ -51782,6 +51831,8 @@ defaults
     option redispatch 1
     retry-on ${retryOn.join(" ")}
     load-server-state-from-file global
+    # Errors HAProxy itself answers are JSON like the model server's: {"error": "..."}
+${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
@@ -51803,6 +51854,176 @@ backend ${BACKEND}
     http-check expect status 200
 ${servers.join("\n")}
 `;
+}
+
+// src/router/planner.ts
+function adminStateOf(bits) {
+  if (bits & 39) return "maint";
+  if (bits & 24) return "drain";
+  return "ready";
+}
+var weightOf = (spec) => spec.state === "ready" ? percentToWeight(spec.weight) : 0;
+function planChanges(settings, live, desired) {
+  const byName = new Map(live.map((s) => [s.name, s]));
+  const commands = [];
+  let reload = false;
+  const effectiveWeight = (name) => {
+    const cur = byName.get(name);
+    return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
+  };
+  const gain = (spec) => weightOf(spec) - effectiveWeight(spec.name);
+  for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
+    const ref = `${BACKEND}/${spec.name}`;
+    const cur = byName.get(spec.name);
+    if (cur && cur.backup !== spec.backup) reload = true;
+    if (!cur) {
+      commands.push({
+        command: `add server ${ref} ${serverKeywords(settings, spec, false)}`,
+        ok: /New server registered/
+      });
+      commands.push({ command: `enable health ${ref}` });
+    } else if (cur.address !== spec.address || cur.port !== spec.port) {
+      commands.push({
+        command: `set server ${ref} addr ${spec.address} port ${spec.port}`,
+        ok: /changed|no need/i
+      });
+    }
+    const weight = weightOf(spec);
+    if (!cur || cur.userWeight !== weight) commands.push({ command: `set server ${ref} weight ${weight}` });
+    if (!cur || adminStateOf(cur.adminState) !== spec.state)
+      commands.push({ command: `set server ${ref} state ${spec.state}` });
+  }
+  const wanted = new Set(desired.servers.map((s) => s.name));
+  const leaving = live.map((s) => s.name).filter((name) => !wanted.has(name));
+  for (const name of leaving) commands.push({ command: `set server ${BACKEND}/${name} state maint` });
+  return { commands, leaving, reload };
+}
+
+// src/router/process.ts
+import { mkdir as mkdir4, mkdtemp, readFile as readFile3, rm as rm4, writeFile as writeFile4 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname as dirname4, join as join8 } from "node:path";
+
+// src/util/command.ts
+import { spawn as spawn2 } from "node:child_process";
+import { realpath, stat as stat3 } from "node:fs/promises";
+import { dirname as dirname3, join as join7 } from "node:path";
+import { createInterface as createInterface2 } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve3, reject) => {
+    const child = spawn2(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface2({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface2({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve3({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+var SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin"
+];
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join7(dir, name);
+    const s = await stat3(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat3(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname3(p);
+    if (parent === p) return true;
+    p = parent;
+  }
 }
 
 // src/router/runtime-api.ts
@@ -53616,6 +53837,193 @@ function parseServersState(answer) {
   });
 }
 
+// src/router/process.ts
+var sleep2 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+async function haproxyBinary() {
+  const bin = await systemExecutable("haproxy");
+  if (!bin)
+    throw new UserError("HAProxy not found in the system directories (/usr/sbin, /usr/bin, …)", {
+      exitCode: ExitCode2.environment,
+      hint: "install it: `sudo apt-get install haproxy` (2.6+)"
+    });
+  return bin;
+}
+async function effectiveRunAs(settings) {
+  if (settings.runAs === "root") return void 0;
+  if (settings.runAs) return settings.runAs;
+  if (process.geteuid?.() !== 0) return void 0;
+  const passwd = await readFile3("/etc/passwd", "utf8").catch(() => "");
+  const group = await readFile3("/etc/group", "utf8").catch(() => "");
+  const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
+  return has(passwd, "haproxy") && has(group, "haproxy") ? "haproxy" : void 0;
+}
+var HaproxyProcess = class {
+  constructor(settings, paths) {
+    this.settings = settings;
+    this.paths = paths;
+    this.api = new RuntimeApi(paths.socket);
+  }
+  settings;
+  paths;
+  api;
+  /**
+   * Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. The file is
+   * written into a fresh private (0700, random name) directory, so no other user can swap it.
+   */
+  async validate(config2) {
+    const bin = await haproxyBinary();
+    const dir = await mkdtemp(join8(tmpdir(), "modelship-haproxy-check-"));
+    const file2 = join8(dir, "haproxy.cfg");
+    try {
+      await writeFile4(file2, config2, { flag: "wx", mode: 384 });
+      await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
+    } catch (err) {
+      if (err instanceof CommandNotFound) throw haproxyMissing(bin);
+      if (!(err instanceof CommandFailed)) throw err;
+      throw new UserError(`HAProxy rejects the generated config: ${alertLine(err, "haproxy -c failed")}`, {
+        exitCode: ExitCode2.usage
+      });
+    } finally {
+      await rm4(dir, { recursive: true, force: true });
+    }
+  }
+  /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
+  async running() {
+    let pid;
+    try {
+      pid = Number((await readFile3(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
+    } catch {
+      return void 0;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) return void 0;
+    let cmdline;
+    try {
+      cmdline = (await readFile3(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    } catch {
+      return void 0;
+    }
+    if (!cmdline.some((a) => a.includes("haproxy"))) return void 0;
+    const f = cmdline.indexOf("-f");
+    return { pid, configPath: f >= 0 ? cmdline[f + 1] : void 0 };
+  }
+  /** True when the admin socket answers. */
+  async answers() {
+    try {
+      return (await this.api.send("show info")).includes("Name: HAProxy");
+    } catch {
+      return false;
+    }
+  }
+  /** Cold start from the config file (the config is the truth: stale server state is dropped). */
+  async start() {
+    await mkdir4(dirname4(this.paths.config), { recursive: true, mode: 488 });
+    await atomicWriteFile(this.paths.serverState, "1\n");
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("start", this.settings.systemdUnit);
+    } else {
+      await rm4(this.paths.socket, { force: true });
+      await this.launch(["-f", this.paths.config, "-D"]);
+    }
+    return this.waitAnswering();
+  }
+  /**
+   * Seamless reload of the running process `old`: the new process takes the listening sockets over the
+   * admin socket (-x, needs `expose-fd listeners`), then tells the old one to finish its connections
+   * and exit (-sf). Resolves with the new pid once it answers.
+   */
+  async reload(old) {
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("reload", this.settings.systemdUnit);
+    } else {
+      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
+    }
+    const deadline = Date.now() + 1e4;
+    for (; ; ) {
+      const now = await this.running();
+      const replaced = now && now.pid !== old.pid && await this.answers();
+      const reloadedInPlace = this.settings.supervisor === "systemd" && now && await this.answers();
+      if (now && (replaced || reloadedInPlace)) return now.pid;
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy did not come back after reload within 10s", {
+          exitCode: ExitCode2.environment,
+          hint: "run `modelship host check`"
+        });
+      }
+      await sleep2(50);
+    }
+  }
+  /** Stops our HAProxy; in-flight requests are finished (soft stop), then it is killed. */
+  async stop() {
+    if (this.settings.supervisor === "systemd") {
+      await systemctl("stop", this.settings.systemdUnit);
+      return;
+    }
+    const live = await this.running();
+    if (!live) return;
+    process.kill(live.pid, "SIGUSR1");
+    const deadline = Date.now() + this.settings.timeouts.hardStopAfterMs + 2e3;
+    while (Date.now() < deadline) {
+      if (!await this.running()) return;
+      await sleep2(50);
+    }
+    process.kill(live.pid, "SIGKILL");
+  }
+  async launch(args) {
+    const bin = await haproxyBinary();
+    const env2 = { ...process.env };
+    delete env2.RUNNER_TRACKING_ID;
+    try {
+      await runChecked(bin, args, { env: env2, timeoutMs: 15e3 });
+    } catch (err) {
+      if (err instanceof CommandNotFound) throw haproxyMissing(bin);
+      if (!(err instanceof CommandFailed)) throw err;
+      throw new UserError(`HAProxy failed to start: ${alertLine(err, "no output")}`, {
+        exitCode: ExitCode2.environment,
+        hint: `is port ${this.settings.edge.port} or ${this.settings.metrics.port} in use? \`modelship host check\``
+      });
+    }
+  }
+  async waitAnswering() {
+    const deadline = Date.now() + 1e4;
+    for (; ; ) {
+      const live = await this.running();
+      if (live && await this.answers()) return live.pid;
+      if (Date.now() > deadline) {
+        throw new UserError("HAProxy started but its runtime API does not answer", {
+          exitCode: ExitCode2.environment,
+          hint: `check ${this.paths.socket} and \`modelship host check\``
+        });
+      }
+      await sleep2(50);
+    }
+  }
+};
+function alertLine(err, fallback) {
+  const out = `${err.stderr}
+${err.stdout}`;
+  const alerts = out.split("\n").filter((l) => l.includes("ALERT"));
+  const text = alerts.length > 0 ? alerts.join(" ") : out.trim().split("\n").at(-1) || fallback;
+  return text.replace(/\s+/g, " ").trim();
+}
+function haproxyMissing(bin) {
+  return new UserError(`HAProxy cannot be run at ${bin}`, {
+    exitCode: ExitCode2.environment,
+    hint: "install it: `sudo apt-get install haproxy` (2.6+)"
+  });
+}
+async function systemctl(...args) {
+  const bin = await systemExecutable("systemctl") ?? "systemctl";
+  try {
+    await runChecked(bin, args, { timeoutMs: 3e4 });
+  } catch (err) {
+    const detail = err instanceof CommandFailed ? err.message : err.message;
+    throw new UserError(`systemctl ${args.join(" ")} failed: ${detail.split("\n")[0]}`, {
+      exitCode: ExitCode2.environment,
+      hint: `see \`journalctl -u ${args.at(-1)}\``
+    });
+  }
+}
+
 // src/router/stats.ts
 var num2 = (v) => {
   const n = Number(v);
@@ -53744,34 +54152,201 @@ function withCarry(live, carry) {
   return { at: live.at, servers };
 }
 
+// src/router/store.ts
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
+import { mkdir as mkdir5, readFile as readFile4, rm as rm5 } from "node:fs/promises";
+import { dirname as dirname5 } from "node:path";
+
+// src/util/state-dir.ts
+import { lstat as lstat2, stat as stat4 } from "node:fs/promises";
+import { join as join9 } from "node:path";
+function trustedOwners() {
+  const uid = process.geteuid?.() ?? process.getuid?.();
+  const owners = /* @__PURE__ */ new Set([0]);
+  if (uid !== void 0) owners.add(uid);
+  if (uid === 0) {
+    const sudo = Number(process.env.SUDO_UID);
+    if (Number.isInteger(sudo) && sudo > 0) owners.add(sudo);
+  }
+  return owners;
+}
+async function stateDirProblem(stateDir) {
+  const owners = trustedOwners();
+  for (const path of [stateDir, join9(stateDir, "haproxy"), join9(stateDir, "monitoring")]) {
+    const link = await lstat2(path).catch((err) => err);
+    if (link instanceof Error) {
+      if (link.code === "ENOENT") {
+        if (path === stateDir) return void 0;
+        continue;
+      }
+      return { path, detail: `cannot inspect ${path} (${link.code})` };
+    }
+    if (link.isSymbolicLink() && path !== stateDir) return { path, detail: `${path} is a symbolic link` };
+    if (link.isSymbolicLink() && !owners.has(link.uid))
+      return { path, detail: `${path} is a symbolic link owned by uid ${link.uid}` };
+    const s = link.isSymbolicLink() ? await stat4(path).catch(() => void 0) : link;
+    if (!s) return { path, detail: `${path} is a dangling symbolic link` };
+    if (!s.isDirectory()) return { path, detail: `${path} is not a directory` };
+    if (!owners.has(s.uid))
+      return {
+        path,
+        detail: `${path} is owned by uid ${s.uid}, not by this user (uid ${[...owners].at(-1)}) or root`
+      };
+    if ((s.mode & 18) !== 0)
+      return {
+        path,
+        detail: `${path} is writable by ${s.mode & 2 ? "others" : "its group"} (mode ${(s.mode & 511).toString(8)})`
+      };
+  }
+  return void 0;
+}
+async function assertSafeStateDir(stateDir) {
+  const problem = await stateDirProblem(stateDir);
+  if (!problem) return;
+  throw new UserError(`refusing to use state dir ${stateDir}: ${problem.detail}`, {
+    exitCode: ExitCode2.environment,
+    hint: `use a directory only you (or root) can write: \`sudo install -d -m 750 -o "$(id -un)" ${stateDir}\` after removing the old one`
+  });
+}
+
+// src/router/store.ts
+var LEGACY_HAPROXY_BIN = "/usr/sbin/haproxy";
+async function loadRouterSettings(stateDir, overrides = {}) {
+  await assertSafeStateDir(stateDir);
+  const file2 = routerPaths(stateDir).settings;
+  const saved = await readJson(file2);
+  const base = saved && typeof saved === "object" ? { ...saved } : {};
+  if ("haproxyBin" in base) {
+    if (base.haproxyBin !== LEGACY_HAPROXY_BIN)
+      throw new UserError(
+        `${file2} sets haproxyBin=${JSON.stringify(base.haproxyBin)}: modelship runs haproxy only from system directories, never from a path in the state dir`,
+        { exitCode: ExitCode2.usage, hint: "remove the haproxyBin key (install HAProxy under /usr/sbin)" }
+      );
+    delete base.haproxyBin;
+  }
+  const fromFile = RouterSettings.safeParse({ ...base, stateDir });
+  if (!fromFile.success)
+    throw new UserError(`invalid router settings in ${file2}: ${issues(fromFile.error)}`, {
+      exitCode: ExitCode2.usage,
+      hint: "fix or delete it and run `modelship host init`"
+    });
+  const parsed = RouterSettings.safeParse({ ...base, ...stripUndefined(overrides), stateDir });
+  if (!parsed.success)
+    throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode2.usage });
+  return parsed.data;
+}
+function issues(error64) {
+  return error64.issues.map((i) => i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message).join("; ");
+}
+var RouterStore = class {
+  constructor(settings) {
+    this.settings = settings;
+    this.paths = routerPaths(settings.stateDir);
+  }
+  settings;
+  paths;
+  async saveSettings() {
+    await atomicWriteJson(this.paths.settings, this.settings);
+  }
+  /** The last desired state written (empty when none yet). */
+  async readDesired() {
+    const raw = await readJson(this.paths.desired);
+    if (raw === void 0) return { servers: [] };
+    const parsed = RouterDesired.safeParse(raw);
+    if (!parsed.success) {
+      throw new UserError(`corrupt router state ${this.paths.desired}: ${issues(parsed.error)}`, {
+        exitCode: ExitCode2.environment,
+        hint: "delete it and re-run the deploy or `modelship host repair`"
+      });
+    }
+    return parsed.data;
+  }
+  async writeDesired(desired) {
+    await atomicWriteJson(this.paths.desired, desired);
+  }
+  async readCarry() {
+    const text = await readFile4(this.paths.counterCarry, "utf8").catch(() => void 0);
+    if (text === void 0) return emptyCarry();
+    try {
+      return counterCarrySchema.parse(JSON.parse(text));
+    } catch {
+      return emptyCarry();
+    }
+  }
+  async writeCarry(carry) {
+    await atomicWriteJson(this.paths.counterCarry, carry);
+  }
+  async clearCarry() {
+    await rm5(this.paths.counterCarry, { force: true });
+  }
+  /** Runs `fn` holding the router lock (one change at a time across processes). */
+  async withLock(fn) {
+    await mkdir5(dirname5(this.paths.config), { recursive: true, mode: 488 });
+    let release;
+    try {
+      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
+        realpath: false,
+        stale: 15e3,
+        retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
+      });
+    } catch (err) {
+      throw new UserError(
+        `the router state is locked by another modelship process (${this.paths.lock}.lock)`,
+        { exitCode: ExitCode2.busy, cause: err }
+      );
+    }
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+};
+async function readJson(path) {
+  let text;
+  try {
+    text = await readFile4(path, "utf8");
+  } catch (err) {
+    if (err.code === "ENOENT") return void 0;
+    throw err;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UserError(`${path} is not valid JSON`, { exitCode: ExitCode2.environment });
+  }
+}
+function stripUndefined(o) {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
+}
+
 // src/router/router.ts
-var run2 = promisify2(execFile2);
-var sleep2 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep3 = (ms2) => new Promise((r) => setTimeout(r, ms2));
 var Router = class _Router {
   settings;
   paths;
   api;
+  store;
+  process;
   constructor(settings) {
-    this.settings = RouterSettings.parse(settings);
-    this.paths = routerPaths(this.settings.stateDir);
-    this.api = new RuntimeApi(this.paths.socket);
+    const parsed = RouterSettings.safeParse(settings);
+    if (!parsed.success)
+      throw new UserError(`invalid router settings: ${issues(parsed.error)}`, { exitCode: ExitCode2.usage });
+    this.settings = parsed.data;
+    this.store = new RouterStore(this.settings);
+    this.paths = this.store.paths;
+    this.process = new HaproxyProcess(this.settings, this.paths);
+    this.api = this.process.api;
   }
-  /** Router for a state dir set up by `modelship host init` (its router.json), with optional overrides. */
+  /**
+   * Router for a state dir set up by `modelship host init` (its router.json), with optional overrides.
+   * Refuses a state dir another user could have prepared, and a router.json that fails the schema.
+   */
   static async open(stateDir, overrides = {}) {
-    const saved = await readJson(routerPaths(stateDir).settings);
-    const base = saved && typeof saved === "object" ? saved : {};
-    const merged = { ...base, ...stripUndefined(overrides), stateDir };
-    const parsed = RouterSettings.safeParse(merged);
-    if (!parsed.success) {
-      throw new UserError(
-        `invalid router settings in ${routerPaths(stateDir).settings}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-        { exitCode: ExitCode2.usage, hint: "fix or delete it and run `modelship host init`" }
-      );
-    }
-    return new _Router(parsed.data);
+    return new _Router(await loadRouterSettings(stateDir, overrides));
   }
   async saveSettings() {
-    await atomicWriteJson(this.paths.settings, this.settings);
+    await this.store.saveSettings();
   }
   edgeUrl() {
     return `http://${connectHost(this.settings.edge.bind)}:${this.settings.edge.port}`;
@@ -53781,67 +54356,37 @@ var Router = class _Router {
   }
   /** The last desired state written (empty when none yet). */
   async readDesired() {
-    const raw = await readJson(this.paths.desired);
-    if (raw === void 0) return { servers: [] };
-    const parsed = RouterDesired.safeParse(raw);
-    if (!parsed.success) {
-      throw new UserError(`corrupt router state ${this.paths.desired}: ${parsed.error.issues[0]?.message}`, {
-        exitCode: ExitCode2.environment,
-        hint: "delete it and re-run the deploy or `modelship host repair`"
-      });
-    }
-    return parsed.data;
+    return this.store.readDesired();
   }
-  /** Checks a config with `haproxy -c`; HAProxy's own complaint becomes the error message. */
+  /** Checks a config with `haproxy -c` (in a private temp dir); HAProxy's complaint becomes the error. */
   async validate(config2) {
-    const dir = join7(tmpdir(), `modelship-haproxy-check-${process.pid}-${Date.now()}`);
-    await mkdir4(dir, { recursive: true });
-    const file2 = join7(dir, "haproxy.cfg");
-    try {
-      await atomicWriteFile(file2, config2);
-      await run2(this.settings.haproxyBin, ["-c", "-q", "-f", file2]);
-    } catch (err) {
-      const e = err;
-      if (e.code === "ENOENT") throw haproxyMissing(this.settings.haproxyBin);
-      const alert = (e.stderr ?? "").split("\n").find((l) => l.includes("ALERT")) ?? e.stderr ?? e.message;
-      throw new UserError(`HAProxy rejects the generated config: ${alert.trim()}`, {
-        exitCode: ExitCode2.usage
-      });
-    } finally {
-      await rm4(dir, { recursive: true, force: true });
-    }
+    await this.process.validate(config2);
+  }
+  /** The config for `desired` as it would be written (with the user HAProxy drops to resolved). */
+  async render(desired) {
+    const runAs = await effectiveRunAs(this.settings);
+    return renderConfig({ ...this.settings, ...runAs ? { runAs } : { runAs: void 0 } }, desired);
   }
   /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
   async writeConfig(desired) {
-    const config2 = renderConfig(this.settings, desired);
+    const config2 = await this.render(desired);
     await this.validate(config2);
     await atomicWriteFile(this.paths.config, config2);
     return config2;
   }
   /** PID of our HAProxy if it is alive (pidfile + /proc), with the config it was started with. */
   async running() {
-    let pid;
-    try {
-      pid = Number((await readFile3(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
-    } catch {
-      return void 0;
-    }
-    if (!Number.isInteger(pid) || pid <= 0) return void 0;
-    let cmdline;
-    try {
-      cmdline = (await readFile3(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-    } catch {
-      return void 0;
-    }
-    if (!cmdline.some((a) => a.includes("haproxy"))) return void 0;
-    const f = cmdline.indexOf("-f");
-    return { pid, configPath: f >= 0 ? cmdline[f + 1] : void 0 };
+    return this.process.running();
+  }
+  /** True when the admin socket answers. */
+  async answers() {
+    return this.process.answers();
   }
   /** Starts HAProxy with our config unless it is already running. */
   async ensureRunning() {
     const live = await this.running();
     if (live && await this.answers()) return { started: false, pid: live.pid };
-    return this.withLock(async () => {
+    return this.store.withLock(async () => {
       const again = await this.running();
       if (again && await this.answers()) return { started: false, pid: again.pid };
       await this.writeConfig(await this.readDesired());
@@ -53849,26 +54394,18 @@ var Router = class _Router {
       return { started: true, pid };
     });
   }
-  /** Cold start from the config file (the config is the truth: stale server state is dropped). */
+  /** Cold start: a fresh HAProxy counts from 0, so the carry of replaced processes is dropped. */
   async start() {
-    await mkdir4(join7(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
-    await atomicWriteFile(this.paths.serverState, "1\n");
-    await rm4(this.paths.counterCarry, { force: true });
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("start", this.settings.systemdUnit);
-    } else {
-      await rm4(this.paths.socket, { force: true });
-      await this.launch(["-f", this.paths.config, "-D"]);
-    }
-    return this.waitAnswering();
+    await this.store.clearCarry();
+    return this.process.start();
   }
   /**
-   * Seamless reload: the new process takes the listening sockets from the old one over the admin
-   * socket (-x, needs `expose-fd listeners`), then tells it to finish its connections and exit
-   * (-sf). Live server state (weights, admin states, health) is handed over via server-state-file.
+   * Seamless reload: the new process takes the listening sockets from the old one (-x) and lets it
+   * finish its connections (-sf). Live server state (weights, admin states, health) is handed over via
+   * server-state-file; counters of the outgoing process are carried over.
    */
   async reload() {
-    return this.withLock(() => this.reloadLocked());
+    return this.store.withLock(() => this.reloadLocked());
   }
   async reloadLocked() {
     const old = await this.running();
@@ -53876,47 +54413,14 @@ var Router = class _Router {
     if (!old) return { pid: await this.start(), previousPid: void 0 };
     await this.dumpServerState();
     const outgoing = await Promise.all([this.liveCounters(), this.liveEdgeTotals()]).catch(() => void 0);
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("reload", this.settings.systemdUnit);
-    } else {
-      await this.launch(["-f", this.paths.config, "-D", "-x", this.paths.socket, "-sf", String(old.pid)]);
-    }
-    const deadline = Date.now() + 1e4;
-    for (; ; ) {
-      const now = await this.running();
-      const replaced = now && now.pid !== old.pid && await this.answers();
-      const reloadedInPlace = this.settings.supervisor === "systemd" && now && await this.answers();
-      if (now && (replaced || reloadedInPlace)) {
-        if (outgoing) {
-          const carry = carryOver(await this.readCarry(), outgoing[0], outgoing[1]);
-          await atomicWriteJson(this.paths.counterCarry, carry);
-        }
-        return { pid: now.pid, previousPid: old.pid };
-      }
-      if (Date.now() > deadline) {
-        throw new UserError("HAProxy did not come back after reload within 10s", {
-          exitCode: ExitCode2.environment,
-          hint: "run `modelship host check`"
-        });
-      }
-      await sleep2(50);
-    }
+    const pid = await this.process.reload(old);
+    if (outgoing)
+      await this.store.writeCarry(carryOver(await this.store.readCarry(), outgoing[0], outgoing[1]));
+    return { pid, previousPid: old.pid };
   }
   /** Stops our HAProxy (tests, `host` maintenance); in-flight requests are finished (soft stop). */
   async stop() {
-    if (this.settings.supervisor === "systemd") {
-      await systemctl("stop", this.settings.systemdUnit);
-      return;
-    }
-    const live = await this.running();
-    if (!live) return;
-    process.kill(live.pid, "SIGUSR1");
-    const deadline = Date.now() + this.settings.timeouts.hardStopAfterMs + 2e3;
-    while (Date.now() < deadline) {
-      if (!await this.running()) return;
-      await sleep2(50);
-    }
-    process.kill(live.pid, "SIGKILL");
+    await this.process.stop();
   }
   /**
    * Makes `desired` true: writes desired JSON + config atomically, then changes the live process
@@ -53931,7 +54435,7 @@ var Router = class _Router {
    * different servers at once do not lose each other's change.
    */
   async update(change) {
-    return this.withLock(async () => {
+    return this.store.withLock(async () => {
       const parsed = RouterDesired.safeParse(change(await this.readDesired()));
       if (!parsed.success) {
         throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
@@ -53940,7 +54444,7 @@ var Router = class _Router {
       }
       const desired = parsed.data;
       await this.writeConfig(desired);
-      await atomicWriteJson(this.paths.desired, desired);
+      await this.store.writeDesired(desired);
       if (!await this.running() || !await this.answers()) {
         await this.start();
         return { commands: [], started: true, pendingRemoval: [] };
@@ -53948,44 +54452,29 @@ var Router = class _Router {
       return { ...await this.pushRuntime(desired), started: false };
     });
   }
+  /** What the live process has now, in the planner's terms. */
+  async liveServers() {
+    const [state, stat5] = await Promise.all([this.api.showServersState(BACKEND), this.api.showStat(BACKEND)]);
+    const backup = new Map(stat5.map((r) => [r.svname, r.bck === "1"]));
+    return state.map((s) => ({
+      name: s.name,
+      address: s.address,
+      port: s.port,
+      adminState: s.adminState,
+      userWeight: s.userWeight,
+      backup: backup.get(s.name) ?? false
+    }));
+  }
+  /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
   async pushRuntime(desired) {
+    const plan = planChanges(this.settings, await this.liveServers(), desired);
     const commands = [];
-    const pendingRemoval = [];
-    const exec = async (cmd, ok) => {
-      commands.push(cmd);
-      return this.api.exec(cmd, ok);
-    };
-    const live = new Map((await this.api.showServersState(BACKEND)).map((s) => [s.name, s]));
-    const liveBackup = new Map((await this.api.showStat(BACKEND)).map((r) => [r.svname, r.bck === "1"]));
-    let reload = false;
-    const effectiveWeight = (name) => {
-      const cur = live.get(name);
-      return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
-    };
-    const gain = (spec) => (spec.state === "ready" ? percentToWeight(spec.weight) : 0) - effectiveWeight(spec.name);
-    for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
-      const ref = `${BACKEND}/${spec.name}`;
-      const cur = live.get(spec.name);
-      if (cur && liveBackup.get(spec.name) !== spec.backup) reload = true;
-      if (!cur) {
-        await exec(
-          `add server ${ref} ${serverKeywords(this.settings, spec, false)}`,
-          /New server registered/
-        );
-        await exec(`enable health ${ref}`);
-      } else if (cur.address !== spec.address || cur.port !== spec.port) {
-        await exec(`set server ${ref} addr ${spec.address} port ${spec.port}`, /changed|no need/i);
-      }
-      const weight = spec.state === "ready" ? percentToWeight(spec.weight) : 0;
-      if (!cur || cur.userWeight !== weight) await exec(`set server ${ref} weight ${weight}`);
-      if (!cur || adminStateOf(cur.adminState) !== spec.state)
-        await exec(`set server ${ref} state ${spec.state}`);
+    for (const step of plan.commands) {
+      commands.push(step.command);
+      await this.api.exec(step.command, step.ok);
     }
-    const wanted = new Set(desired.servers.map((s) => s.name));
-    const leaving = [...live.keys()].filter((name) => !wanted.has(name));
-    for (const name of leaving) await exec(`set server ${BACKEND}/${name} state maint`);
     const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
-    let pending = leaving;
+    let pending = plan.leaving;
     while (pending.length > 0) {
       const still = [];
       for (const name of pending) {
@@ -54000,14 +54489,13 @@ var Router = class _Router {
       }
       pending = still;
       if (pending.length === 0 || Date.now() > deadline) break;
-      await sleep2(100);
+      await sleep3(100);
     }
-    pendingRemoval.push(...pending);
-    if (reload) {
+    if (plan.reload) {
       const r = await this.reloadLocked();
       commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
     }
-    return { commands, pendingRemoval };
+    return { commands, pendingRemoval: pending };
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {
@@ -54050,7 +54538,7 @@ var Router = class _Router {
       if (sessions === 0) return { drained: true, sessions, waitedMs: Date.now() - started };
       if (Date.now() - started >= timeoutMs)
         return { drained: false, sessions, waitedMs: Date.now() - started };
-      await sleep2(50);
+      await sleep3(50);
     }
   }
   /** Waits until HAProxy's health check says `name` is UP (check passed), or the timeout. */
@@ -54063,7 +54551,7 @@ var Router = class _Router {
         return { healthy: true, status, waitedMs: Date.now() - started };
       if (Date.now() - started >= timeoutMs)
         return { healthy: false, status, waitedMs: Date.now() - started };
-      await sleep2(100);
+      await sleep3(100);
     }
   }
   /** Takes `name` out of HAProxy (live and in the config). Drain and wait first for a clean exit. */
@@ -54078,11 +54566,11 @@ var Router = class _Router {
    * an interval's requests and codes.
    */
   async counters() {
-    return withCarry(await this.liveCounters(), await this.readCarry());
+    return withCarry(await this.liveCounters(), await this.store.readCarry());
   }
   /** The edge frontend's totals (what clients were answered; 5xx among them), across reloads. */
   async edgeTotals() {
-    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.readCarry()]);
+    const [live, carry] = await Promise.all([this.liveEdgeTotals(), this.store.readCarry()]);
     return { requests: live.requests + carry.edge.requests, failed: live.failed + carry.edge.failed };
   }
   async liveCounters() {
@@ -54094,86 +54582,11 @@ var Router = class _Router {
     const n = (v) => v && Number.isFinite(Number(v)) ? Number(v) : 0;
     return { requests: n(fe?.req_tot), failed: n(fe?.hrsp_5xx) };
   }
-  async readCarry() {
-    const text = await readFile3(this.paths.counterCarry, "utf8").catch(() => void 0);
-    if (text === void 0) return emptyCarry();
-    try {
-      return counterCarrySchema.parse(JSON.parse(text));
-    } catch {
-      return emptyCarry();
-    }
-  }
-  /** True when the admin socket answers. */
-  async answers() {
-    try {
-      return (await this.api.send("show info")).includes("Name: HAProxy");
-    } catch {
-      return false;
-    }
-  }
   async dumpServerState() {
     const state = await this.api.send(`show servers state`);
     if (state.startsWith("1\n")) await atomicWriteFile(this.paths.serverState, state);
   }
-  async launch(args) {
-    const env2 = { ...process.env };
-    delete env2.RUNNER_TRACKING_ID;
-    try {
-      await run2(this.settings.haproxyBin, args, { env: env2, timeout: 15e3 });
-    } catch (err) {
-      const e = err;
-      if (e.code === "ENOENT") throw haproxyMissing(this.settings.haproxyBin);
-      const alert = (e.stderr ?? "").split("\n").filter((l) => l.includes("ALERT")).join(" ");
-      throw new UserError(`HAProxy failed to start: ${(alert || e.stderr || e.message).trim()}`, {
-        exitCode: ExitCode2.environment,
-        hint: `is port ${this.settings.edge.port} or ${this.settings.metrics.port} in use? \`modelship host check\``
-      });
-    }
-  }
-  async waitAnswering() {
-    const deadline = Date.now() + 1e4;
-    for (; ; ) {
-      const live = await this.running();
-      if (live && await this.answers()) return live.pid;
-      if (Date.now() > deadline) {
-        throw new UserError("HAProxy started but its runtime API does not answer", {
-          exitCode: ExitCode2.environment,
-          hint: `check ${this.paths.socket} and \`modelship host check\``
-        });
-      }
-      await sleep2(50);
-    }
-  }
-  async withLock(fn) {
-    await mkdir4(join7(this.settings.stateDir, "haproxy"), { recursive: true, mode: 488 });
-    let release;
-    try {
-      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
-        realpath: false,
-        stale: 15e3,
-        retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
-      });
-    } catch (err) {
-      throw new UserError(
-        `the router state is locked by another modelship process (${this.paths.lock}.lock)`,
-        {
-          exitCode: ExitCode2.busy,
-          cause: err
-        }
-      );
-    }
-    try {
-      return await fn();
-    } finally {
-      await release();
-    }
-  }
 };
-function adminStateOf(bits) {
-  if (bits & 39) return "maint";
-  if (bits & 24) return "drain";
-  return "ready";
-}
 function parseSpec(spec) {
   const parsed = ServerSpec.safeParse(spec);
   if (!parsed.success) {
@@ -54192,44 +54605,10 @@ function unknownServer(name, desired) {
     exitCode: ExitCode2.usage
   });
 }
-function haproxyMissing(bin) {
-  return new UserError(`HAProxy not found at ${bin}`, {
-    exitCode: ExitCode2.environment,
-    hint: "install it: `sudo apt-get install haproxy` (2.6+)"
-  });
-}
-async function systemctl(verb, unit2) {
-  try {
-    await run2("systemctl", [verb, unit2], { timeout: 3e4 });
-  } catch (err) {
-    const e = err;
-    throw new UserError(`systemctl ${verb} ${unit2} failed: ${(e.stderr || e.message).trim()}`, {
-      exitCode: ExitCode2.environment,
-      hint: `see \`journalctl -u ${unit2}\``
-    });
-  }
-}
 function connectHost(bind2) {
   if (bind2 === "" || bind2 === "*" || bind2 === "0.0.0.0" || bind2 === "::" || bind2 === "[::]")
     return "127.0.0.1";
   return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
-}
-async function readJson(path) {
-  let text;
-  try {
-    text = await readFile3(path, "utf8");
-  } catch (err) {
-    if (err.code === "ENOENT") return void 0;
-    throw err;
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new UserError(`${path} is not valid JSON`, { exitCode: ExitCode2.environment });
-  }
-}
-function stripUndefined(o) {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
 }
 
 // src/rollout/plan.ts
@@ -55461,7 +55840,7 @@ function getInputs() {
 }
 
 // actions/rollback/main.ts
-function run3() {
+function run2() {
   return runAction(async () => {
     const inputs = getInputs();
     let outcome;
@@ -55500,4 +55879,4 @@ function run3() {
 }
 
 // actions/rollback/actions/rollback/entry.ts
-await run3();
+await run2();

@@ -59369,7 +59369,9 @@ function exportTextModel(parts) {
     ],
     { exclusive: 1 }
   );
-  const [uniqueKeys, , , counts] = g.node("Unique", [g.op("Add", [ids, offsets])], 4, { sorted: 0 });
+  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
+  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
+  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
   const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
   const stride = constant("stride", "int64", [V + 1], []);
   const row = g.op("Div", [keyColumn, stride]);

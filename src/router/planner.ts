@@ -1,0 +1,114 @@
+import { serverKeywords } from "./config.js";
+import {
+  BACKEND,
+  percentToWeight,
+  type RouterDesired,
+  type RouterSettings,
+  type ServerSpec,
+} from "./schema.js";
+
+/**
+ * The pure half of applying a desired state: given what the live HAProxy has (from `show servers
+ * state` + `show stat`) and what we want, the runtime API commands that get there, in a safe order.
+ * No I/O here; `Router` executes the plan and handles HAProxy's answers.
+ */
+
+/** One server as the live process reports it. */
+export interface LiveServer {
+  name: string;
+  address: string;
+  port: number;
+  /** HAProxy admin state bits (show servers state srv_admin_state). */
+  adminState: number;
+  /** Configured weight 0–256 (srv_uweight). */
+  userWeight: number;
+  /** `backup` flag (show stat bck). */
+  backup: boolean;
+}
+
+/** A runtime API command and the answer that means success (undefined: an empty answer). */
+export interface PlannedCommand {
+  command: string;
+  ok?: RegExp;
+}
+
+export interface RouterPlan {
+  /** Adds, address/weight/state changes: servers gaining traffic first, losing traffic last. */
+  commands: PlannedCommand[];
+  /** Servers to put in maintenance, then delete once their connections are gone (executor retries). */
+  leaving: string[];
+  /** Something the runtime API cannot change (the backup flag): a seamless reload must follow. */
+  reload: boolean;
+}
+
+/** admin state bits → our state names (0x01/0x02/0x04/0x20 maint flavours, 0x08/0x10 drain). */
+export function adminStateOf(bits: number): ServerSpec["state"] {
+  if (bits & 0x27) return "maint";
+  if (bits & 0x18) return "drain";
+  return "ready";
+}
+
+/** The HAProxy weight a spec means (a server not `ready` gets 0). */
+export const weightOf = (spec: ServerSpec): number =>
+  spec.state === "ready" ? percentToWeight(spec.weight) : 0;
+
+export function planChanges(
+  settings: RouterSettings,
+  live: LiveServer[],
+  desired: RouterDesired,
+): RouterPlan {
+  const byName = new Map(live.map((s) => [s.name, s]));
+  const commands: PlannedCommand[] = [];
+  let reload = false;
+  // Servers gaining traffic first, losing traffic last: a flip never passes through a moment where
+  // no server takes requests.
+  const effectiveWeight = (name: string) => {
+    const cur = byName.get(name);
+    return cur && adminStateOf(cur.adminState) === "ready" ? cur.userWeight : 0;
+  };
+  const gain = (spec: ServerSpec) => weightOf(spec) - effectiveWeight(spec.name);
+  // Stable sort: equal gains keep the desired order, so the plan is deterministic.
+  for (const spec of [...desired.servers].sort((a, b) => gain(b) - gain(a))) {
+    const ref = `${BACKEND}/${spec.name}`;
+    const cur = byName.get(spec.name);
+    // The runtime API cannot flip `backup` on a server: the (seamless) reload applies it.
+    if (cur && cur.backup !== spec.backup) reload = true;
+    if (!cur) {
+      // HAProxy 2.6: dynamic servers start in maintenance, ignore default-server, and need their
+      // health check enabled explicitly.
+      commands.push({
+        command: `add server ${ref} ${serverKeywords(settings, spec, false)}`,
+        ok: /New server registered/,
+      });
+      commands.push({ command: `enable health ${ref}` });
+    } else if (cur.address !== spec.address || cur.port !== spec.port) {
+      commands.push({
+        command: `set server ${ref} addr ${spec.address} port ${spec.port}`,
+        ok: /changed|no need/i,
+      });
+    }
+    const weight = weightOf(spec);
+    if (!cur || cur.userWeight !== weight) commands.push({ command: `set server ${ref} weight ${weight}` });
+    if (!cur || adminStateOf(cur.adminState) !== spec.state)
+      commands.push({ command: `set server ${ref} state ${spec.state}` });
+  }
+  const wanted = new Set(desired.servers.map((s) => s.name));
+  const leaving = live.map((s) => s.name).filter((name) => !wanted.has(name));
+  // Maintenance stops new requests but lets in-flight ones finish; deletion waits for them.
+  for (const name of leaving) commands.push({ command: `set server ${BACKEND}/${name} state maint` });
+  return { commands, leaving, reload };
+}
+
+/** Differences between live and desired that `host check` reports (empty = in sync). */
+export function driftProblems(live: LiveServer[], desired: RouterDesired): string[] {
+  const problems: string[] = [];
+  for (const spec of desired.servers) {
+    const s = live.find((x) => x.name === spec.name);
+    const want = weightOf(spec);
+    if (!s) problems.push(`${spec.name} missing`);
+    else if (s.userWeight !== want) problems.push(`${spec.name} weight ${s.userWeight}, want ${want}`);
+  }
+  for (const s of live)
+    if (!desired.servers.some((d) => d.name === s.name)) problems.push(`${s.name} not desired`);
+  return problems;
+}
