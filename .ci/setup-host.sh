@@ -15,6 +15,19 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) podman runc >&2
 fi
+# modelship package (test/package.test.ts): skl2onnx text graphs are checked against the original under
+# en_US.UTF-8, and a PyTorch logits model is exported at test time with Debian's python3-torch.
+if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
+  echo "setup-host: generating the en_US.UTF-8 locale" >&2
+  dpkg -s locales >/dev/null 2>&1 || { apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends locales >&2; }
+  sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen
+  locale-gen >&2
+fi
+if ! /usr/bin/python3 -c 'import torch, onnx' >/dev/null 2>&1; then
+  echo "setup-host: installing python3-torch python3-onnx (test fixture generator)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-onnx >&2
+fi
 # The sandbox cannot raise rlimits and crun fails on hybrid cgroups: use runc and fixed ulimits.
 mkdir -p /etc/containers
 if ! grep -q 'runtime = "runc"' /etc/containers/containers.conf 2>/dev/null; then

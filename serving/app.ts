@@ -7,6 +7,7 @@ import { clientErrorResponse, formatValidationError, HttpError, installErrorHand
 import { registerOip } from "./routes/oip.js";
 import { registerPredict } from "./routes/predict.js";
 import { registerStatus } from "./routes/status.js";
+import { registerTabularPredict } from "./routes/tabular.js";
 
 /** x-request-id values we accept from clients (anything else gets a fresh id). */
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -135,7 +136,10 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
       : () => {};
 
   registerStatus(app, ctx);
-  registerPredict(app, ctx, chaos);
+  // Tabular models answer /predict with named features (routes/tabular.ts), text models as before.
+  if (ctx.model.kind === "features" && ctx.model.card.io.featureColumns)
+    registerTabularPredict(app, ctx, chaos);
+  else registerPredict(app, ctx, chaos);
   registerOip(app, ctx, chaos);
   return app;
 }

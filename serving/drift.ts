@@ -246,6 +246,26 @@ export class DriftHub {
         registers: [this.registry],
       }).set(thresholdOf[name]);
     }
+    const features = this.card.reference.features;
+    if (features) {
+      // Tabular models: one series per input feature, so an alert can name the feature that moved.
+      new Gauge({
+        name: "modelship_drift_feature_psi",
+        help: "PSI of each input feature over the last window versus its reference histogram (NaN until the window is full)",
+        labelNames: ["feature"],
+        registers: [this.registry],
+        collect() {
+          const r = reportForScrape();
+          for (const f of r.features ?? [])
+            this.set({ feature: f.name }, r.full && f.psi !== null ? f.psi : Number.NaN);
+        },
+      });
+      new Gauge({
+        name: "modelship_drift_feature_psi_threshold",
+        help: "Threshold above which a feature's PSI counts as drift",
+        registers: [this.registry],
+      }).set(thresholds.featurePsi);
+    }
     new Gauge({
       name: "modelship_drift_window_predictions",
       help: "Predictions in the drift window (its target size is modelship_drift_window_size)",

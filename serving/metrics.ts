@@ -1,22 +1,11 @@
 import cluster from "node:cluster";
 import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, register } from "prom-client";
 import type { ModelCard } from "../src/contracts/card.js";
+import { METRIC } from "../src/contracts/metrics.js";
 
-/**
- * Metric names are a contract: the canary analysis and the monitoring rules parse them.
- * Change a name only together with docs (README "Serving") and every reader.
- */
-export const METRIC = {
-  requests: "modelship_http_requests_total",
-  duration: "modelship_http_request_duration_seconds",
-  inFlight: "modelship_http_requests_in_flight",
-  predictions: "modelship_predictions_total",
-  confidence: "modelship_prediction_confidence",
-  modelInfo: "modelship_model_info",
-  ready: "modelship_worker_ready",
-  workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total",
-} as const;
+// Metric names are a contract (the canary analysis and the monitoring rules parse them): defined once
+// in src/contracts/metrics.ts.
+export { METRIC } from "../src/contracts/metrics.js";
 
 /** Latency buckets in seconds: fine below 5 ms, where a healthy model server lives. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];

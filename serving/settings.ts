@@ -49,6 +49,11 @@ export const serveSettingsSchema = z.object({
   accessLogSample: z.number().min(0).max(1).default(1),
   /** TESTING ONLY: answer this fraction of predict/infer requests with 500. */
   chaosErrorRate: z.number().min(0).max(1).default(0),
+  /**
+   * Tabular `/predict`: a feature outside the range seen in the bundle's reference data is let
+   * through ("off"), answered with a warning ("warn"), or refused with 400 ("reject").
+   */
+  rangeGuard: z.enum(["off", "warn", "reject"]).default("warn"),
 });
 
 export type ServeSettings = z.infer<typeof serveSettingsSchema>;
@@ -74,6 +79,7 @@ export const SETTINGS_ENV = {
   accessLog: "MODELSHIP_ACCESS_LOG",
   accessLogSample: "MODELSHIP_ACCESS_LOG_SAMPLE",
   chaosErrorRate: "MODELSHIP_CHAOS_ERROR_RATE",
+  rangeGuard: "MODELSHIP_RANGE_GUARD",
 } as const satisfies Record<keyof ServeSettings, string>;
 
 const numericKeys = new Set<keyof ServeSettings>([

@@ -1,6 +1,8 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildActions, runAction } from "./support/action-runner.js";
 import { trainedBundle } from "./support/bundle.js";
@@ -193,6 +195,34 @@ describe("gate-on-metrics action, run like the runner runs it", () => {
     ]);
     expect(r.exitCode).toBe(1);
     expect(r.outputs.failing).toContain("maxDrop.accuracy: accuracy 0.9210 vs baseline 0.9300");
+  });
+
+  it("release with the bundle archive: production is scored on the candidate's rows (paired)", async () => {
+    const bundle = await trainedBundle();
+    const archive = join(dir, "model-bundle.tar.gz");
+    await promisify(execFile)("tar", ["-czf", archive, "-C", bundle, "."]);
+    gh.addRelease("acme/models", "model-production-bundle", {
+      "model.json": await readFile(join(bundle, "model.json"), "utf8"),
+      "model-bundle.tar.gz": await readFile(archive),
+    });
+    const r = await runAction("gate-on-metrics", {
+      inputs: { candidate: bundle, "baseline-release": "model-production-bundle", policy: "/dev/null" },
+      event: "push",
+      github: gh,
+      distRoot: dist,
+    });
+    expect(r.errors).toEqual([]);
+    expect(callLines(r.calls)).toEqual([
+      "GET /repos/acme/models/releases/tags/model-production-bundle",
+      expect.stringMatching(/^GET \/repos\/acme\/models\/releases\/assets\/\d+$/),
+    ]);
+    expect(r.exitCode).toBe(0);
+    const verdict = JSON.parse(r.outputs.verdict!);
+    expect(verdict.comparison.mode).toBe("paired");
+    expect(verdict.comparison.evaluation.rows).toBeGreaterThan(2000);
+    expect(verdict.comparison.accuracy).toMatchObject({ candidateOnly: 0, baselineOnly: 0, pValue: 1 });
+    expect(r.summary).toContain("**Paired:** both models scored on the same");
+    expect(r.summary).toContain("### Where the models differ");
   });
 
   it("bad input: one readable error line, exit 1, no stack trace, no API calls", async () => {

@@ -7,6 +7,7 @@ import { INPUT_NAMES } from "../actions/train-and-validate/input-helper.js";
 import { readBundle } from "../src/bundle/read.js";
 import { buildActions, runAction } from "./support/action-runner.js";
 import { trainedBundle } from "./support/bundle.js";
+import { byo } from "./support/byo.js";
 import { dataPath, repoRoot } from "./support/data.js";
 
 describe("train-and-validate action, run like the runner runs it", () => {
@@ -81,6 +82,41 @@ describe("train-and-validate action, run like the runner runs it", () => {
     expect(r.summary).toContain("## ❌ modelship validate:");
     expect(r.summary).toMatch(/\| model size \| ❌ fail \|/);
     expect(r.summary).toMatch(/\| golden examples reproduce \| ✅ pass \|/);
+  });
+
+  it("a bare .onnx trained elsewhere (skl2onnx ZipMap export) comes out as a bundle", async () => {
+    const out = join(dir, "byo");
+    const r = await runAction("train-and-validate", {
+      inputs: {
+        model: byo("iris-logreg-zipmap.onnx"),
+        data: byo("iris-test.csv"),
+        reference: byo("iris.csv"),
+        out,
+        name: "iris",
+      },
+      distRoot: dist,
+    });
+    expect(r.errors, r.stdout + r.stderr).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    expect(r.outputs.bundle).toBe(join(out, `iris-${r.outputs.version}`));
+    const { card } = await readBundle(r.outputs.bundle!);
+    expect(card.origin?.transforms[0]).toMatch(/removed ZipMap/);
+    expect(JSON.parse(r.outputs.metrics!).accuracy).toBeCloseTo(0.9778, 3);
+    expect(r.summary).toContain(`## ✅ modelship package: iris ${r.outputs.version}`);
+    expect(r.summary).toMatch(/served graph vs the original: max \|Δp\| 0\.0e\+0 over every row/);
+    const bad = await runAction("train-and-validate", {
+      inputs: {
+        model: byo("wine-gbm.onnx"),
+        data: byo("wine-test.csv"),
+        labels: "x,y,z",
+        out: join(dir, "byo-bad"),
+      },
+      distRoot: dist,
+    });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.errors).toHaveLength(1);
+    expect(bad.errors[0]).toMatch(/^classes disagree: graph \[cultivar_a, cultivar_b, cultivar_c\]/);
+    expect(bad.outputs).toEqual({});
   });
 
   it("bad inputs fail the step with one readable line and no outputs", async () => {

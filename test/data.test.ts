@@ -209,9 +209,9 @@ describe("label subset and mapping", () => {
     });
     expect(ds.labels).toEqual(["negative", "positive"]);
     expect(ds.examples).toEqual([
-      { text: "x", label: "positive" },
-      { text: "y", label: "negative" },
-      { text: "w", label: "positive" },
+      { text: "x", label: "positive", line: 2 },
+      { text: "y", label: "negative", line: 3 },
+      { text: "w", label: "positive", line: 5 },
     ]);
     expect(ds.classCounts).toEqual({ negative: 1, positive: 2 });
     expect(ds.rows).toEqual({ total: 4, used: 3, dropped: 1 });
@@ -223,8 +223,8 @@ describe("loadTabularDataset", () => {
     const path = csv("a,b,y\n1.5,-2,cat\n3e2, 4 ,dog\n");
     const ds = loadTabularDataset({ path, featureColumns: ["b", "a"], labelColumn: "y" });
     expect(ds.examples).toEqual([
-      { features: [-2, 1.5], label: "cat" },
-      { features: [4, 300], label: "dog" },
+      { features: [-2, 1.5], label: "cat", line: 2 },
+      { features: [4, 300], label: "dog", line: 3 },
     ]);
     expect(ds.labels).toEqual(["cat", "dog"]);
   });

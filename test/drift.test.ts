@@ -7,9 +7,10 @@ import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "../src/con
 import { layoutOf } from "../src/drift/counts.js";
 import { predictionLogRecordSchema, RotatingLog } from "../src/drift/log.js";
 import { driftSettingsFromEnv } from "../src/drift/settings.js";
-import { type DriftReport, driftReportSchema, evaluateDrift, psi } from "../src/drift/stats.js";
+import { type DriftReport, driftReportSchema, evaluateDrift } from "../src/drift/stats.js";
 import { readTextProfile, type TextProfile } from "../src/drift/vocabulary.js";
 import { ChunkCounter, type Observation, SlidingWindow } from "../src/drift/window.js";
+import { psi } from "../src/stats/distribution.js";
 import { trainedBundle } from "./support/bundle.js";
 import { predictionStreams, rng, type Streams } from "./support/drift-streams.js";
 import { request, startServer } from "./support/serving.js";

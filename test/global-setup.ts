@@ -26,6 +26,8 @@ export default function setup(): () => Promise<void> {
         // gone
       }
     }
+    // vitest only prints an error thrown here; the exit code is what CI sees
+    process.exitCode = 1;
     throw new Error(
       `tests left ${left.length} process(es) running (killed now): ${left.map((p) => `${p.pid} ${p.cmdline}`).join(" | ")}`,
     );

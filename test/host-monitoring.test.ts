@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { stopMonitoring } from "../src/monitoring/index.js";
 import { Router } from "../src/router/index.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 const exec = promisify(execFile);
 const env = { ...process.env, DOCKER_HOST: process.env.DOCKER_HOST ?? "unix:///run/modelship/podman.sock" };
@@ -30,6 +31,7 @@ describe("modelship host init --monitoring", () => {
       .then((r) => r.running())
       .catch(() => undefined);
     if (live) process.kill(live.pid, "SIGKILL");
+    await killDaemonsOf(root); // reload leftovers, a Prometheus whose pidfile went missing
     await rm(root, { recursive: true, force: true });
   });
 

@@ -10,6 +10,7 @@ import { repairRouter } from "../src/host/repair.js";
 import { renderUnit } from "../src/host/systemd.js";
 import { Router, RouterSettings } from "../src/router/index.js";
 import { runCli } from "./support/cli.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 const exec = promisify(execFile);
 const env = { ...process.env, DOCKER_HOST: process.env.DOCKER_HOST ?? "unix:///run/modelship/podman.sock" };
@@ -45,6 +46,7 @@ describe("modelship host init|check|repair", () => {
       .then((r) => r.running())
       .catch(() => undefined);
     if (live) process.kill(live.pid, "SIGKILL");
+    await killDaemonsOf(join(stateDir, ".."));
     await rm(join(stateDir, ".."), { recursive: true, force: true });
   });
 

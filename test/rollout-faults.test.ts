@@ -121,11 +121,11 @@ async function serverUp(name: string, dir = stateDir): Promise<boolean | undefin
   return s?.up;
 }
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+async function waitFor(cond: () => Promise<boolean>, timeoutMs = 60_000, pollMs = 200): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new Error("condition not reached");
 }
@@ -289,8 +289,12 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
       { cwd: repoRoot, env: process.env, stdio: "ignore" },
     );
     const exited = new Promise((r) => child.once("exit", r));
-    await waitFor(async () =>
-      (await ourContainers()).some((c) => c.labels["dev.modelship.model.version"] === target),
+    // killed while the started container gets ready: after it exists, before any traffic moved
+    await waitFor(
+      async () =>
+        Boolean((await ledger().catch(() => null))?.versions.find((v) => v.version === target)?.container),
+      120_000,
+      20,
     );
     child.kill("SIGKILL");
     await exited;

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Router, RouterDesired, RouterSettings } from "../src/router/index.js";
-import { planChanges } from "../src/router/planner.js";
 import { isUserError } from "../src/util/errors.js";
 import { createLocalUser, isRoot, type LocalUser } from "./support/local-user.js";
 
@@ -203,86 +202,6 @@ describe("router settings hold every value that reaches haproxy.cfg to a strict 
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe("planner: live + desired → runtime API commands (pure)", () => {
-  const settings = RouterSettings.parse({ stateDir: "/var/lib/modelship" });
-  const live = (
-    name: string,
-    userWeight: number,
-    extra: Partial<{ adminState: number; backup: boolean; port: number }> = {},
-  ) => ({
-    name,
-    address: "127.0.0.1",
-    port: extra.port ?? 9001,
-    adminState: extra.adminState ?? 0,
-    userWeight,
-    backup: extra.backup ?? false,
-  });
-
-  it("nothing to do when live matches desired", () => {
-    const plan = planChanges(
-      settings,
-      [live("v1", 256)],
-      RouterDesired.parse({ servers: [{ name: "v1", port: 9001, weight: 100 }] }),
-    );
-    expect(plan).toEqual({ commands: [], leaving: [], reload: false });
-  });
-
-  it("a flip raises the gaining server before lowering the losing one", () => {
-    const plan = planChanges(
-      settings,
-      [live("v1", 256), live("v2", 0, { port: 9002 })],
-      RouterDesired.parse({
-        servers: [
-          { name: "v1", port: 9001, weight: 0 },
-          { name: "v2", port: 9002, weight: 100 },
-        ],
-      }),
-    );
-    expect(plan.commands.map((c) => c.command)).toEqual([
-      "set server models/v2 weight 256",
-      "set server models/v1 weight 0",
-    ]);
-  });
-
-  it("adds a new server in maintenance-first order (add, enable health, weight, state) and retires a leaving one", () => {
-    const plan = planChanges(
-      settings,
-      [live("old", 256)],
-      RouterDesired.parse({ servers: [{ name: "new", port: 9002, weight: 100 }] }),
-    );
-    const cmds = plan.commands.map((c) => c.command);
-    expect(cmds[0]).toMatch(/^add server models\/new 127\.0\.0\.1:9002 weight 256 check /);
-    expect(cmds.slice(1)).toEqual([
-      "enable health models/new",
-      "set server models/new weight 256",
-      "set server models/new state ready",
-      "set server models/old state maint",
-    ]);
-    expect(plan.leaving).toEqual(["old"]);
-    expect(plan.commands[0]?.ok?.test("New server registered.")).toBe(true);
-  });
-
-  it("moves an address, changes admin state, and asks for a reload when the backup flag flips", () => {
-    const plan = planChanges(
-      settings,
-      [live("v1", 256, { port: 9001 }), live("sb", 0, { backup: false, adminState: 0x01 })],
-      RouterDesired.parse({
-        servers: [
-          { name: "v1", port: 9005, weight: 100, state: "drain" },
-          { name: "sb", port: 9001, weight: 0, backup: true },
-        ],
-      }),
-    );
-    expect(plan.commands.map((c) => c.command)).toEqual([
-      "set server models/sb state ready",
-      "set server models/v1 addr 127.0.0.1 port 9005",
-      "set server models/v1 weight 0",
-      "set server models/v1 state drain",
-    ]);
-    expect(plan.reload).toBe(true);
   });
 });
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diffCounters, percentToWeight, Router, RouterDesired, renderConfig } from "../src/router/index.js";
 import { isUserError } from "../src/util/errors.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 /** What a backend does with /predict (and /ready, for the failure modes that take the process down). */
 type Mode = "ok" | "500" | "503" | "reset" | "slow";
@@ -226,6 +227,7 @@ describe("router (real HAProxy 2.6, real backends)", () => {
   afterAll(async () => {
     const live = await router?.running();
     if (live) process.kill(live.pid, "SIGKILL");
+    if (stateDir) await killDaemonsOf(stateDir);
     await a?.kill();
     await b?.kill();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });

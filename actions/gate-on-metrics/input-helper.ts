@@ -10,6 +10,8 @@ export const inputsSchema = z.object({
   "baseline-release": z.string().optional(),
   "baseline-from-host": bool(false),
   "state-dir": z.string().optional(),
+  "eval-data": z.string().optional(),
+  dataset: z.string().optional(),
   policy: z.string().optional(),
   comment: bool(true),
   "fail-on-violation": bool(true),

@@ -25,7 +25,10 @@ export function run(): Promise<void> {
         });
     core.info(baseline.note);
 
-    const outcome = await gateCandidate(inputs.candidate, baseline, policy);
+    const outcome = await gateCandidate(inputs.candidate, baseline, policy, {
+      evalData: inputs["eval-data"],
+      dataset: inputs.dataset,
+    });
     const runUrl = currentRunUrl();
     const markdown = renderMarkdown(outcome.verdict, {
       baselineNote: outcome.baselineNote,

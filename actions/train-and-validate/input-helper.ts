@@ -63,6 +63,8 @@ export const inputsSchema = z.object({
   model: z.string().optional(),
   "feature-columns": list,
   "input-name": z.string().optional(),
+  scores: z.enum(["probabilities", "logits"], { message: 'expected "probabilities" or "logits"' }).optional(),
+  reference: z.string().optional(),
   "max-size-mb": positive("max-size-mb"),
   "max-load-ms": positive("max-load-ms"),
   "max-p95-ms": positive("max-p95-ms"),

@@ -1,7 +1,9 @@
+import { statSync } from "node:fs";
 import * as core from "@actions/core";
 import { runAction, setOutputs, workspaceConfig } from "../../src/action/kit.js";
-import { loadConfig, loadTrainSettings } from "../../src/config/load.js";
+import { loadConfig, loadPackageSettings, loadTrainSettings } from "../../src/config/load.js";
 import { type CheckLimits, DEFAULT_LIMITS } from "../../src/config/train.js";
+import { packageBundle } from "../../src/package/package.js";
 import { trainBundle } from "../../src/pipeline/train.js";
 import { UserError } from "../../src/util/errors.js";
 import { Reporter } from "../../src/util/progress.js";
@@ -26,7 +28,53 @@ export function run(): Promise<void> {
     const reporter = new Reporter("human");
 
     let checks: Check[];
-    if (inputs.model) {
+    const bareOnnx = inputs.model !== undefined && isFile(inputs.model);
+    if (inputs.model && bareOnnx) {
+      // A bare .onnx trained elsewhere: package it into a bundle like a trained one (modelship package).
+      if (!inputs.data)
+        throw new UserError("input 'data': required with 'model' (the labelled evaluation CSV)");
+      const settings = await loadPackageSettings(config, {
+        model: inputs.model,
+        data: inputs.data,
+        labelColumn: inputs["label-column"],
+        textColumn: inputs["text-column"],
+        featureColumns: inputs["feature-columns"],
+        labels: inputs.labels,
+        scores: inputs.scores,
+        inputName: inputs["input-name"],
+        reference: inputs.reference,
+        onEmpty: inputs["drop-empty"] ? "drop" : undefined,
+        out: inputs.out,
+        name: inputs.name,
+      });
+      const loaded = await loadConfig(config);
+      const merged: CheckLimits = { ...DEFAULT_LIMITS, ...(loaded.config.validate ?? {}) };
+      for (const [k, v] of Object.entries(limits)) if (v !== undefined) merged[k as keyof CheckLimits] = v;
+      const result = await packageBundle(settings, reporter);
+      const { card } = result;
+      checks = runtimeChecks(card.runtime, merged);
+      setOutputs({
+        bundle: result.dir,
+        version: card.version,
+        metrics: card.metrics,
+        passed: checks.every((c) => c.passed),
+      });
+      await core.summary
+        .addRaw(
+          reportMarkdown({
+            title: `modelship package: ${card.name} ${card.version}`,
+            metrics: card.metrics,
+            checks,
+            facts: [
+              `bundle \`${result.dir}\` from \`${inputs.model}\` (${card.origin?.producer ?? "unknown producer"})`,
+              `${card.io.task}, classes ${card.io.labels.map((l) => `\`${l}\``).join(", ")}`,
+              `evaluation data \`${card.dataset.path}\` (sha256 ${card.dataset.sha256.slice(0, 12)}…): ${card.dataset.rows.used} rows`,
+              `served graph vs the original: max |Δp| ${result.parity.toExponential(1)} over every row; ${result.transforms.length ? result.transforms.join("; ") : "graph unchanged"}`,
+            ],
+          }),
+        )
+        .write();
+    } else if (inputs.model) {
       const report = await validateByo(inputs, config, limits, reporter);
       checks = report.checks;
       setOutputs({
@@ -89,6 +137,14 @@ export function run(): Promise<void> {
       else core.warning(message);
     }
   });
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 async function validateByo(

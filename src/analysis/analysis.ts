@@ -1,5 +1,7 @@
 import { z } from "zod";
 import type { Reference } from "../contracts/card.js";
+import { METRIC, METRIC_LABEL } from "../contracts/metrics.js";
+import { labelTotalVariation, psi } from "../stats/distribution.js";
 import {
   binsFromCumulative,
   counterDelta,
@@ -18,15 +20,15 @@ import {
  * to a verdict. Every check says what it measured, against what, and why it passed or failed.
  */
 
-/** Names of the model server's Prometheus series (serving/). */
+/** The model server's series this analysis reads (names from the one contract, src/contracts/metrics.ts). */
 export const serverMetrics = {
-  requests: "modelship_http_requests_total",
-  statusLabel: "status",
-  routeLabel: "route",
-  latency: "modelship_http_request_duration_seconds",
-  predictions: "modelship_predictions_total",
-  classLabel: "class",
-  confidence: "modelship_prediction_confidence",
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence,
 };
 export type ServerMetricNames = typeof serverMetrics;
 
@@ -207,37 +209,219 @@ export function shares(counts: Map<string, number>): Record<string, number> {
   return out;
 }
 
-/** Total-variation distance between two distributions over labels: half the L1 distance. */
-export function totalVariation(a: Record<string, number>, b: Record<string, number>): number {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  let sum = 0;
-  for (const k of keys) sum += Math.abs((a[k] ?? 0) - (b[k] ?? 0));
-  return sum / 2;
-}
-
-/**
- * Population stability index of `actual` against `expected` (bin counts), with a small floor per bin
- * so an empty bin does not make it infinite.
- */
-export function psi(expected: number[], actual: number[]): number {
-  const n = Math.max(expected.length, actual.length);
-  const te = expected.reduce((a, b) => a + b, 0);
-  const ta = actual.reduce((a, b) => a + b, 0);
-  if (te === 0 || ta === 0) return 0;
-  const floor = 1e-4;
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    const e = Math.max((expected[i] ?? 0) / te, floor);
-    const a = Math.max((actual[i] ?? 0) / ta, floor);
-    sum += (a - e) * Math.log(a / e);
-  }
-  return sum;
-}
+/** Total-variation distance between two class mixes (label → share): half the L1 distance. */
+export const totalVariation = labelTotalVariation;
+export { psi };
 
 function mixText(mix: Record<string, number>): string {
   const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
   return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
 }
+
+/** What every check sees: both servers' deltas over the interval, the config and the options. */
+interface CheckContext {
+  canary: ServerDelta;
+  stable: ServerDelta | undefined;
+  canaryMix: Record<string, number>;
+  stableMix: Record<string, number>;
+  enoughCanary: boolean;
+  enoughStable: boolean;
+  config: AnalysisConfig;
+  reference: Reference | undefined;
+  end: Scrape;
+  /** A check that lacks data: inconclusive, or a pass when --allow-no-data. */
+  noData(name: string, message: string, threshold: number | null): CheckResult;
+}
+
+/** One check: its results for the interval (none when it does not apply). */
+type Check = (c: CheckContext) => CheckResult[];
+
+const judged = (
+  name: string,
+  ok: boolean,
+  value: number,
+  threshold: number,
+  message: string,
+): CheckResult => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message,
+});
+
+const healthy: Check = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy
+      ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics`
+      : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`,
+  },
+];
+
+/** Errors are judged even on little traffic: a burst of 5xx is evidence enough. */
+const errorRate: Check = ({ canary, config, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config.minRequests}) to judge the error rate`,
+        config.maxErrorRate,
+      ),
+    ];
+  const ok = rate <= config.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config.maxErrorRate,
+      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config.maxErrorRate, 2)}`,
+    ),
+  ];
+};
+
+/** Latency quantile `q`: absolute limit, and relative to stable (factor + slack) when there is one. */
+const latency =
+  (q: "p95" | "p99"): Check =>
+  ({ canary, stable, config, noData }) => {
+    const name = `latency-${q}`;
+    const limit = q === "p95" ? config.maxP95Ms : config.maxP99Ms;
+    const value = canary[q];
+    if (value === undefined || canary.responses < config.minRequests)
+      return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+    const needed = config.minLatencySamples[q];
+    if (canary.latencySamples < needed)
+      // Too few samples for this quantile to mean anything: say so, and let the other checks decide.
+      return [
+        {
+          name,
+          status: "pass",
+          value,
+          threshold: null,
+          message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`,
+        },
+      ];
+    const base = stable?.[q];
+    const relative = base === undefined ? undefined : base * config.latencyFactor + config.latencySlackMs;
+    const threshold = relative === undefined ? limit : Math.min(limit, relative);
+    const ok = value <= threshold;
+    const vsStable =
+      base === undefined
+        ? ""
+        : `, stable ${ms(base)} (limit ${config.latencyFactor}× + ${config.latencySlackMs}ms)`;
+    return [
+      judged(
+        name,
+        ok,
+        value,
+        threshold,
+        `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`,
+      ),
+    ];
+  };
+
+/** Canary vs stable class mix (total variation), with ~1/sqrt(n) allowed for sampling noise. */
+const classMix: Check = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config,
+  noData,
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with",
+      },
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config.minPredictions} each)`,
+        config.maxClassShift,
+      ),
+    ];
+  const tv = totalVariation(canaryMix, stableMix);
+  const threshold = config.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`,
+    ),
+  ];
+};
+
+/** Canary vs stable confidence histogram (PSI); expected PSI of two samples of one distribution ≈ (bins − 1) / n. */
+const confidencePsi: Check = ({ canary, stable, enoughCanary, enoughStable, config, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config.minPredictions})`,
+        config.maxPsi,
+      ),
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`,
+    ),
+  ];
+};
+
+/** Canary class mix vs the bundle's test split, when configured. */
+const referenceMix: Check = ({ canary, canaryMix, enoughCanary, config, reference, noData }) => {
+  if (!reference || config.maxReferenceShift === undefined) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation(canaryMix, reference.classMix);
+  const threshold = config.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`,
+    ),
+  ];
+};
+
+/** The checks, in the order they are reported. Adding a check = one function and one entry here. */
+export const CHECKS: readonly Check[] = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix,
+];
 
 /**
  * Judges one interval. `allowNoData` lets checks that lack data pass (demos with no traffic); by
@@ -251,162 +435,27 @@ export function analyseInterval(
 ): AnalysisResult {
   const canary = serverDelta(start.canary, end.canary);
   const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : undefined;
-  const checks: CheckResult[] = [];
-  const noData = (name: string, message: string, threshold: number | null): CheckResult => ({
-    name,
-    status: options.allowNoData ? "pass" : "inconclusive",
-    value: null,
-    threshold,
-    message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message,
-  });
-
-  checks.push({
-    name: "healthy",
-    status: canary.healthy ? "pass" : "fail",
-    value: canary.healthy ? 1 : 0,
-    threshold: 1,
-    message: canary.healthy
-      ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics`
-      : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`,
-  });
-
-  // Errors are judged even on little traffic: a burst of 5xx is evidence enough.
-  const errorRate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config.minRequests && canary.errors === 0) {
-    checks.push(
-      noData(
-        "error-rate",
-        `only ${canary.responses} canary responses (need ${config.minRequests}) to judge the error rate`,
-        config.maxErrorRate,
-      ),
-    );
-  } else {
-    const ok = errorRate <= config.maxErrorRate;
-    checks.push({
-      name: "error-rate",
-      status: ok ? "pass" : "fail",
-      value: errorRate,
-      threshold: config.maxErrorRate,
-      message: `canary 5xx/error rate ${pct(errorRate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config.maxErrorRate, 2)}`,
-    });
-  }
-
-  for (const [name, q, limit] of [
-    ["latency-p95", "p95", config.maxP95Ms],
-    ["latency-p99", "p99", config.maxP99Ms],
-  ] as const) {
-    const value = canary[q];
-    if (value === undefined || canary.responses < config.minRequests) {
-      checks.push(noData(name, `not enough canary requests to measure ${q} latency`, limit));
-      continue;
-    }
-    const needed = config.minLatencySamples[q];
-    if (canary.latencySamples < needed) {
-      // Too few samples for this quantile to mean anything: say so, and let the other checks decide.
-      checks.push({
-        name,
-        status: "pass",
-        value,
-        threshold: null,
-        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`,
-      });
-      continue;
-    }
-    const base = stable?.[q];
-    const relative = base === undefined ? undefined : base * config.latencyFactor + config.latencySlackMs;
-    const threshold = relative === undefined ? limit : Math.min(limit, relative);
-    const ok = value <= threshold;
-    const vsStable =
-      base === undefined
-        ? ""
-        : `, stable ${ms(base)} (limit ${config.latencyFactor}× + ${config.latencySlackMs}ms)`;
-    checks.push({
-      name,
-      status: ok ? "pass" : "fail",
-      value,
-      threshold,
-      message: `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`,
-    });
-  }
-
   const canaryMix = shares(canary.classCounts);
   const stableMix = stable ? shares(stable.classCounts) : {};
-  const enoughCanary = canary.predictions >= config.minPredictions;
-  const enoughStable = stable !== undefined && stable.predictions >= config.minPredictions;
-  if (!stable) {
-    checks.push({
-      name: "class-mix",
-      status: "pass",
+  const context: CheckContext = {
+    canary,
+    stable,
+    canaryMix,
+    stableMix,
+    enoughCanary: canary.predictions >= config.minPredictions,
+    enoughStable: stable !== undefined && stable.predictions >= config.minPredictions,
+    config,
+    reference: options.reference,
+    end,
+    noData: (name, message, threshold) => ({
+      name,
+      status: options.allowNoData ? "pass" : "inconclusive",
       value: null,
-      threshold: null,
-      message: "no stable version to compare predictions with",
-    });
-  } else if (!enoughCanary || !enoughStable) {
-    checks.push(
-      noData(
-        "class-mix",
-        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config.minPredictions} each)`,
-        config.maxClassShift,
-      ),
-    );
-  } else {
-    // Sampling noise on n predictions moves shares by ~1/sqrt(n); allow for it so small steps don't flap.
-    const tv = totalVariation(canaryMix, stableMix);
-    const threshold = config.maxClassShift + 1 / Math.sqrt(canary.predictions);
-    const ok = tv <= threshold;
-    checks.push({
-      name: "class-mix",
-      status: ok ? "pass" : "fail",
-      value: tv,
       threshold,
-      message: `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`,
-    });
-  }
-
-  if (
-    stable &&
-    enoughCanary &&
-    enoughStable &&
-    canary.confidenceBins.length &&
-    stable.confidenceBins.length
-  ) {
-    // Expected PSI between two samples of the same distribution is ≈ (bins − 1) / n.
-    const value = psi(stable.confidenceBins, canary.confidenceBins);
-    const threshold = config.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-    const ok = value <= threshold;
-    checks.push({
-      name: "confidence-psi",
-      status: ok ? "pass" : "fail",
-      value,
-      threshold,
-      message: `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`,
-    });
-  } else if (stable) {
-    checks.push(
-      noData(
-        "confidence-psi",
-        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config.minPredictions})`,
-        config.maxPsi,
-      ),
-    );
-  }
-
-  if (options.reference && config.maxReferenceShift !== undefined) {
-    if (!enoughCanary) {
-      checks.push(noData("reference-mix", "too few canary predictions to compare with the reference", null));
-    } else {
-      const tv = totalVariation(canaryMix, options.reference.classMix);
-      const threshold = config.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-      const ok = tv <= threshold;
-      checks.push({
-        name: "reference-mix",
-        status: ok ? "pass" : "fail",
-        value: tv,
-        threshold,
-        message: `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(options.reference.classMix)}`,
-      });
-    }
-  }
+      message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message,
+    }),
+  };
+  const checks = CHECKS.flatMap((check) => check(context));
 
   const verdict: CheckStatus = checks.some((c) => c.status === "fail")
     ? "fail"

@@ -1,7 +1,6 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+import { runChecked } from "../util/command.js";
 
-const run = promisify(execFile);
+const run = (bin: string, args: string[], options: { cwd: string }) => runChecked(bin, args, options);
 
 /** The commit a bundle was trained from, when run inside a git work tree; null otherwise. */
 export async function gitState(

@@ -23,6 +23,11 @@ export async function readBundle(dirArg: string, opts: { verifyHash?: boolean } 
     text = await readFile(cardPath, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`,
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR"
         ? `${dirArg} is not a model bundle (no ${CARD_FILE})`

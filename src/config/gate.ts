@@ -36,6 +36,43 @@ export const gatePolicySchema = z
       .strict()
       .default({ accuracy: 0.005, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 })
       .describe("Regression limits (baseline − candidate); only when a production model exists."),
+    /**
+     * How regressions are judged when both models can be scored on the same rows (paired): the
+     * interval of each metric's difference and, for accuracy, McNemar's exact test.
+     */
+    compare: z
+      .object({
+        rule: z
+          .enum(["significant", "point", "noninferior"])
+          .default("significant")
+          .describe(
+            "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop.",
+          ),
+        confidence: z
+          .number()
+          .gt(0.5)
+          .lt(1)
+          .default(0.95)
+          .describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+        resamples: z
+          .number()
+          .int()
+          .min(100)
+          .max(100_000)
+          .default(2000)
+          .describe("Paired bootstrap resamples over the evaluation rows."),
+        seed: z.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+        examples: z
+          .number()
+          .int()
+          .min(0)
+          .max(50)
+          .default(5)
+          .describe("Rows where the models disagree listed in the report."),
+      })
+      .strict()
+      .default({ rule: "significant", confidence: 0.95, resamples: 2000, seed: 17, examples: 5 })
+      .describe("Paired comparison: both models scored on the same rows, differences with intervals."),
     /** Runtime limits from the bundle's onnxruntime-node measurements. */
     runtime: z
       .object({

@@ -5,6 +5,7 @@ import type { ZodType, z } from "zod";
 import { UserError } from "../util/errors.js";
 import { driftPolicySchema } from "./drift.js";
 import { gatePolicySchema } from "./gate.js";
+import type { PackageFlags, PackageSettings } from "./package.js";
 import { configSchema, type ModelshipConfig } from "./schema.js";
 import { resolveTrainSettings, type TrainFlags, type TrainSettings } from "./train.js";
 
@@ -149,4 +150,41 @@ export async function loadTrainSettings(
     throw new UserError(`model name "${resolved.name}" must use lower-case letters, digits, '.', '_' or '-'`);
   }
   return { settings: { ...resolved, data: resolved.data }, where: loaded.path ?? "train params" };
+}
+
+/** Package settings from flags > modelship.yaml `package:` > defaults. */
+export async function loadPackageSettings(
+  configPath: string | undefined,
+  flags: PackageFlags,
+): Promise<PackageSettings> {
+  const loaded = await loadConfig(configPath);
+  const c = loaded.config.package ?? {};
+  const path = (flag: string | undefined, conf: string | undefined) =>
+    flag ?? (conf ? loaded.resolvePath(conf) : undefined);
+  const model = path(flags.model, c.model);
+  const data = path(flags.data, c.data);
+  if (!model) throw new UserError("no model given", { hint: "pass --model model.onnx or set package.model" });
+  if (!data) {
+    throw new UserError("no evaluation data given", {
+      hint: "pass --data eval.csv (labelled rows the model never saw) or set package.data",
+    });
+  }
+  const name = flags.name ?? c.name ?? "model";
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) {
+    throw new UserError(`model name "${name}" must use lower-case letters, digits, '.', '_' or '-'`);
+  }
+  return {
+    model,
+    data,
+    labelColumn: flags.labelColumn ?? c.labelColumn,
+    textColumn: flags.textColumn ?? c.textColumn,
+    featureColumns: flags.featureColumns ?? c.featureColumns,
+    labels: flags.labels ?? c.labels,
+    scores: flags.scores ?? c.scores,
+    inputName: flags.inputName ?? c.inputName,
+    reference: path(flags.reference, c.reference),
+    onEmpty: flags.onEmpty ?? c.onEmpty ?? "error",
+    out: path(flags.out, c.out) ?? "models",
+    name,
+  };
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { driftPolicySchema } from "./drift.js";
 import { gatePolicySchema } from "./gate.js";
+import { packageConfigSchema } from "./package.js";
 import { checkLimitsSchema, trainConfigSchema } from "./train.js";
 
 /**
@@ -16,6 +17,9 @@ export const configSchema = z
       .describe("Production-checklist limits checked by train and validate."),
     gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
     drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+    package: packageConfigSchema
+      .optional()
+      .describe("Packaging an ONNX classifier trained elsewhere (modelship package)."),
   })
   .strict();
 

@@ -35,6 +35,11 @@ export const ioSignatureSchema = z.object({
   labels: z.array(z.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
   featureColumns: z.array(z.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: z.enum(["string", "int64"]).optional(),
 });
 
 export const classMetricsSchema = z.object({
@@ -80,6 +85,30 @@ export const histogramSchema = z.object({
   counts: z.array(z.number().int().nonnegative()),
 });
 
+/**
+ * Tabular models: one input feature as observed on the reference data (the feature schema). The
+ * server checks requests against it (range guard) and drift compares live values with `histogram`.
+ */
+export const featureSpecSchema = z.object({
+  name: z.string().min(1),
+  dtype: z.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: z.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite,
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema,
+});
+
 /** What "normal" looks like on the test split: baseline for canary quality checks and drift. */
 export const referenceSchema = z.object({
   rows: z.number().int().positive(),
@@ -89,6 +118,10 @@ export const referenceSchema = z.object({
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
   inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: z.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: z.object({ path: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
 });
 
 export const goldenExampleSchema = z.object({
@@ -134,6 +167,23 @@ export const modelCardSchema = z.object({
       params: z.record(z.string(), z.unknown()),
     })
     .nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: z
+    .object({
+      kind: z.literal("packaged"),
+      file: z.string(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      producer: z.string(),
+      scores: z.enum(["probabilities", "logits"]),
+      transforms: z.array(z.string()),
+      /** Max |bundle − original| probability over every evaluation row. */
+      parity: finite,
+      parityRows: z.number().int().nonnegative(),
+    })
+    .optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: z.array(goldenExampleSchema).min(20),
@@ -147,4 +197,5 @@ export type RuntimeFigures = z.infer<typeof runtimeSchema>;
 export type Histogram = z.infer<typeof histogramSchema>;
 export type Reference = z.infer<typeof referenceSchema>;
 export type GoldenExample = z.infer<typeof goldenExampleSchema>;
+export type FeatureSpec = z.infer<typeof featureSpecSchema>;
 export type ModelCard = z.infer<typeof modelCardSchema>;

@@ -16,6 +16,7 @@ export const DEFAULT_THRESHOLDS = {
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
   oovRate: 0.15,
+  featurePsi: 0.2,
 } as const;
 
 export const DEFAULT_WINDOW = 1000;
@@ -43,5 +44,10 @@ export const thresholdsSchema = z.object({
     .max(1)
     .default(DEFAULT_THRESHOLDS.oovRate)
     .describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: z
+    .number()
+    .positive()
+    .default(DEFAULT_THRESHOLDS.featurePsi)
+    .describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema)."),
 });
 export type DriftThresholds = z.infer<typeof thresholdsSchema>;

@@ -24,6 +24,8 @@ export interface RowCounts {
 export interface TextExample {
   text: string;
   label: string;
+  /** 1-based line in the file where the row starts (for reports that point at a row). */
+  line: number;
 }
 
 export interface TextDataset {
@@ -41,6 +43,8 @@ export interface TextDataset {
 export interface TabularExample {
   features: number[];
   label: string;
+  /** 1-based line in the file where the row starts. */
+  line: number;
 }
 
 export interface TabularDataset {
@@ -142,8 +146,8 @@ export function loadCsv(path: string): CsvTable {
  * lines, with a hint); pass `onEmpty: "drop"` to skip and count them instead (expose this as a flag).
  * Labels are trimmed; text is kept exactly as decoded (the model's graph lower-cases and tokenizes).
  */
-export function loadTextDataset(options: TextDatasetOptions): TextDataset {
-  const table = loadCsv(options.path);
+export function loadTextDataset(options: TextDatasetOptions, parsed?: CsvTable): TextDataset {
+  const table = parsed ?? loadCsv(options.path);
   requireColumns(table, [options.textColumn, options.labelColumn]);
   const selected = selectRows(table, options, (row) => row[options.textColumn]!.trim() === "", "empty text");
   return {
@@ -151,7 +155,7 @@ export function loadTextDataset(options: TextDatasetOptions): TextDataset {
     sha256: table.sha256,
     textColumn: options.textColumn,
     labelColumn: options.labelColumn,
-    examples: selected.rows.map(({ row, label }) => ({ text: row[options.textColumn]!, label })),
+    examples: selected.rows.map(({ row, label, line }) => ({ text: row[options.textColumn]!, label, line })),
     labels: selected.labels,
     classCounts: selected.classCounts,
     rows: selected.counts,
@@ -162,13 +166,13 @@ export function loadTextDataset(options: TextDatasetOptions): TextDataset {
  * Loads a labelled tabular dataset: every feature cell must parse as a finite number, otherwise the
  * error names the row's line and the column. Used to evaluate bring-your-own tabular ONNX models.
  */
-export function loadTabularDataset(options: TabularDatasetOptions): TabularDataset {
+export function loadTabularDataset(options: TabularDatasetOptions, parsed?: CsvTable): TabularDataset {
   if (options.featureColumns.length === 0) {
     throw new UserError("no feature columns given", {
       hint: "name the CSV columns the model takes as input",
     });
   }
-  const table = loadCsv(options.path);
+  const table = parsed ?? loadCsv(options.path);
   requireColumns(table, [...options.featureColumns, options.labelColumn]);
   const selected = selectRows(table, options, () => false, "");
   const examples = selected.rows.map(({ row, line, label }) => ({
@@ -184,6 +188,7 @@ export function loadTabularDataset(options: TabularDatasetOptions): TabularDatas
       return value;
     }),
     label,
+    line,
   }));
   return {
     path: options.path,

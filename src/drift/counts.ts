@@ -15,12 +15,16 @@ export interface DriftCounts {
   /** Tokens seen in text inputs, and how many of them are outside the model's unigram vocabulary. */
   tokens: number;
   oovTokens: number;
+  /** Tabular models: per input feature, counts over reference.features[i].histogram bins. */
+  featureBins?: number[][];
 }
 
 export interface CountsLayout {
   scoreEdges: readonly number[];
   labels: readonly string[];
   lengthEdges: readonly number[];
+  /** Tabular models with a feature schema: bin edges per feature, in input order. */
+  featureEdges?: readonly (readonly number[])[];
 }
 
 export function layoutOf(reference: Reference, labels: readonly string[]): CountsLayout {
@@ -28,6 +32,7 @@ export function layoutOf(reference: Reference, labels: readonly string[]): Count
     scoreEdges: reference.scoreHistogram.edges,
     labels,
     lengthEdges: reference.inputLengthHistogram?.edges ?? [],
+    ...(reference.features ? { featureEdges: reference.features.map((f) => f.histogram.edges) } : {}),
   };
 }
 
@@ -39,6 +44,9 @@ export function emptyCounts(layout: CountsLayout): DriftCounts {
     lengthBins: new Array<number>(Math.max(0, layout.lengthEdges.length - 1)).fill(0),
     tokens: 0,
     oovTokens: 0,
+    ...(layout.featureEdges
+      ? { featureBins: layout.featureEdges.map((e) => new Array<number>(e.length - 1).fill(0)) }
+      : {}),
   };
 }
 
@@ -50,6 +58,12 @@ export function addCounts(target: DriftCounts, source: DriftCounts, sign: 1 | -1
   addInto(target.lengthBins, source.lengthBins, sign);
   target.tokens += sign * source.tokens;
   target.oovTokens += sign * source.oovTokens;
+  if (target.featureBins && source.featureBins) {
+    if (target.featureBins.length !== source.featureBins.length)
+      throw new RangeError("count layout mismatch (features)");
+    for (let i = 0; i < target.featureBins.length; i++)
+      addInto(target.featureBins[i]!, source.featureBins[i]!, sign);
+  }
 }
 
 function addInto(a: number[], b: readonly number[], sign: number): void {

@@ -43,6 +43,7 @@ export const DRIFT_ENV = {
   MODELSHIP_DRIFT_CLASS_MIX_DISTANCE: "thresholds.classMixDistance",
   MODELSHIP_DRIFT_INPUT_LENGTH_PSI: "thresholds.inputLengthPsi",
   MODELSHIP_DRIFT_OOV_RATE: "thresholds.oovRate",
+  MODELSHIP_DRIFT_FEATURE_PSI: "thresholds.featurePsi",
   MODELSHIP_PREDICTION_LOG: "log.file",
   MODELSHIP_PREDICTION_LOG_SAMPLE: "log.sample",
   MODELSHIP_PREDICTION_LOG_MAX_BYTES: "log.maxBytes",

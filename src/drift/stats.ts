@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Reference } from "../contracts/card.js";
 import type { DriftThresholds } from "../contracts/drift.js";
+import { psi, sharesOf, totalVariation } from "../stats/distribution.js";
 import type { DriftCounts } from "./counts.js";
 
 /** The four statistics, named as the monitoring rules label them (`statistic="score_psi"`, …). */
@@ -42,44 +43,15 @@ export const driftReportSchema = z.object({
   newestAt: z.string().nullable(),
   drift: z.boolean(),
   statistics: z.array(statisticSchema),
+  /** Tabular models with a feature schema: per-feature PSI; `moved` names those over the threshold. */
+  features: z
+    .array(
+      z.object({ name: z.string(), psi: z.number().nullable(), threshold: z.number(), over: z.boolean() }),
+    )
+    .optional(),
+  moved: z.array(z.string()).optional(),
 });
 export type DriftReport = z.infer<typeof driftReportSchema>;
-
-/** Additive smoothing per bin, so an empty bin on either side gives a finite PSI. */
-const SMOOTHING = 0.5;
-
-/**
- * Population stability index Σ (q − p) ln(q / p) of observed counts against reference counts, both
- * smoothed. ≈ χ²/n under no drift, so its noise floor shrinks with the window size.
- */
-export function psi(observed: readonly number[], reference: readonly number[]): number {
-  if (observed.length !== reference.length) throw new RangeError("psi: bin counts differ");
-  const k = observed.length;
-  const n = sum(observed) + SMOOTHING * k;
-  const r = sum(reference) + SMOOTHING * k;
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const q = (observed[i]! + SMOOTHING) / n;
-    const p = (reference[i]! + SMOOTHING) / r;
-    total += (q - p) * Math.log(q / p);
-  }
-  return total;
-}
-
-/** Total-variation distance ½ Σ |q − p|: the share of predictions that would have to change class. */
-export function totalVariation(observed: readonly number[], referenceShares: readonly number[]): number {
-  const n = sum(observed);
-  if (n === 0) return 0;
-  let total = 0;
-  for (let i = 0; i < observed.length; i++) total += Math.abs(observed[i]! / n - (referenceShares[i] ?? 0));
-  return total / 2;
-}
-
-function sum(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
 
 /** Statistic values of a window of counts against the bundle's reference. */
 export function statisticValues(
@@ -92,7 +64,7 @@ export function statisticValues(
   return {
     score_psi: psi(counts.scoreBins, reference.scoreHistogram.counts),
     class_mix_distance: totalVariation(
-      counts.classes,
+      sharesOf(counts.classes),
       labels.map((l) => reference.classMix[l] ?? 0),
     ),
     input_length_psi:
@@ -127,6 +99,7 @@ export function evaluateDrift(options: {
       over: full && value !== null && value > threshold,
     };
   });
+  const features = featureStatistics(counts, options.reference, thresholds.featurePsi, full);
   return {
     model: options.model,
     windowSize,
@@ -134,9 +107,26 @@ export function evaluateDrift(options: {
     full,
     oldestAt: options.oldestAt?.toISOString() ?? null,
     newestAt: options.newestAt?.toISOString() ?? null,
-    drift: statistics.some((s) => s.over),
+    drift: statistics.some((s) => s.over) || (features?.some((f) => f.over) ?? false),
     statistics,
+    ...(features ? { features, moved: features.filter((f) => f.over).map((f) => f.name) } : {}),
   };
+}
+
+/** Per-feature PSI of live values against the feature schema's reference histograms. */
+export function featureStatistics(
+  counts: DriftCounts,
+  reference: Reference,
+  threshold: number,
+  full: boolean,
+): { name: string; psi: number | null; threshold: number; over: boolean }[] | undefined {
+  const specs = reference.features;
+  if (!specs || !counts.featureBins) return undefined;
+  return specs.map((spec, i) => {
+    const bins = counts.featureBins![i];
+    const value = counts.n === 0 || !bins ? null : round(psi(bins, spec.histogram.counts));
+    return { name: spec.name, psi: value, threshold, over: full && value !== null && value > threshold };
+  });
 }
 
 function round(x: number): number {

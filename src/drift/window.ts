@@ -58,6 +58,11 @@ export class ChunkCounter {
         c.tokens += t.tokens;
         c.oovTokens += t.oov;
       }
+    } else if (c.featureBins && this.layout.featureEdges) {
+      const edges = this.layout.featureEdges;
+      for (let j = 0; j < c.featureBins.length && j < o.input.length; j++) {
+        c.featureBins[j]![binOf(o.input[j]!, edges[j]!)]!++;
+      }
     }
   }
 

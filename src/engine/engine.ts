@@ -1,6 +1,5 @@
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import type { z } from "zod";
+import { CommandNotFound, runCommand } from "../util/command.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import {
   type ContainerInspect,
@@ -249,7 +248,7 @@ export class Engine {
   }
 
   /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
-  exec(
+  async exec(
     args: string[],
     options: {
       input?: string;
@@ -258,56 +257,23 @@ export class Engine {
       env?: NodeJS.ProcessEnv;
     } = {},
   ): Promise<ExecResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.bin, args, {
+    try {
+      const r = await runCommand(this.bin, args, {
         env: { ...this.env, ...options.env },
-        stdio: ["pipe", "pipe", "pipe"],
+        ...(options.input !== undefined ? { input: options.input } : {}),
+        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        ...(options.onLine ? { onLine: options.onLine } : {}),
       });
-      let stdout = "";
-      let stderr = "";
-      let timer: NodeJS.Timeout | undefined;
-      if (options.timeoutMs) {
-        timer = setTimeout(() => {
-          stderr += `\n(timed out after ${options.timeoutMs} ms)`;
-          child.kill("SIGKILL");
-        }, options.timeoutMs);
-      }
-      if (options.onLine) {
-        const onLine = options.onLine;
-        createInterface({ input: child.stdout }).on("line", (l) => {
-          stdout += `${l}\n`;
-          onLine(l);
+      const stderr = r.timedOut ? `${r.stderr}\n(timed out after ${options.timeoutMs} ms)` : r.stderr;
+      return { stdout: r.stdout, stderr, code: r.code ?? 1 };
+    } catch (err) {
+      if (err instanceof CommandNotFound && err.code === "ENOENT")
+        throw new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+          exitCode: ExitCode.environment,
+          hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST",
         });
-        createInterface({ input: child.stderr }).on("line", (l) => {
-          stderr += `${l}\n`;
-          onLine(l);
-        });
-      } else {
-        child.stdout.on("data", (d: Buffer) => {
-          stdout += d.toString();
-        });
-        child.stderr.on("data", (d: Buffer) => {
-          stderr += d.toString();
-        });
-      }
-      child.on("error", (err: NodeJS.ErrnoException) => {
-        if (timer) clearTimeout(timer);
-        if (err.code === "ENOENT") {
-          reject(
-            new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
-              exitCode: ExitCode.environment,
-              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST",
-            }),
-          );
-        } else reject(err);
-      });
-      child.on("close", (code) => {
-        if (timer) clearTimeout(timer);
-        resolve({ stdout, stderr, code: code ?? 1 });
-      });
-      child.stdin.on("error", () => {});
-      child.stdin.end(options.input ?? "");
-    });
+      throw err;
+    }
   }
 
   /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */

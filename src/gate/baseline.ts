@@ -1,9 +1,12 @@
-import { readFile, stat } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { z } from "zod";
 import { CARD_FILE } from "../contracts/card.js";
 import { connectGitHub } from "../github/client.js";
-import { downloadReleaseAsset } from "../github/releases.js";
+import { BUNDLE_ASSET, downloadFirstReleaseAsset } from "../github/releases.js";
 import { Ledger, resolveStateDir } from "../ledger/ledger.js";
 import type { LedgerData } from "../ledger/schema.js";
 import { Router } from "../router/router.js";
@@ -32,7 +35,15 @@ export const statusSchema = z.object({
         bundle: z.string().optional(),
         modelJson: z.string().optional(),
         /** The running container; its own /model-info is the exact card of this version. */
-        container: z.object({ hostPort: z.number().int().positive() }).loose().nullable().optional(),
+        container: z
+          .object({
+            hostPort: z.number().int().positive(),
+            id: z.string().optional(),
+            name: z.string().optional(),
+          })
+          .loose()
+          .nullable()
+          .optional(),
       })
       .loose(),
   ),
@@ -64,7 +75,10 @@ export async function baselineFromPath(path: string): Promise<Baseline> {
     }
   }
   const loaded = await loadCard(path, "baseline");
-  return { subject: { card: loaded.card, source: loaded.source }, note: `Baseline: ${loaded.source}.` };
+  return {
+    subject: { card: loaded.card, source: loaded.source, bundleDir: loaded.bundleDir },
+    note: `Baseline: ${loaded.source}.`,
+  };
 }
 
 /**
@@ -100,16 +114,33 @@ export async function baselineFromHost(options: { stateDir?: string }): Promise<
  * Picks the stable version from a status document and finds its model card: a bundle/model.json path
  * when one is recorded, else the serving container's `/model-info` (its card summary with the metrics).
  */
-export async function baselineFromStatus(status: HostStatus, where: string): Promise<Baseline> {
+export async function baselineFromStatus(
+  status: HostStatus,
+  where: string,
+  copyBundle: (container: string) => Promise<string | undefined> = copyBundleFromContainer,
+): Promise<Baseline> {
   const stable = status.versions.find((v) => v.role === "stable");
   if (!stable) return noBaseline(`${where} has no stable version`);
   const path = stable.modelJson ?? (stable.bundle ? join(stable.bundle, CARD_FILE) : undefined);
   if (path) {
     const loaded = await loadCard(path, "baseline");
     return {
-      subject: { card: loaded.card, source: `${where}: ${stable.version}` },
+      subject: { card: loaded.card, source: `${where}: ${stable.version}`, bundleDir: loaded.bundleDir },
       note: `Baseline: production ${stable.version} from the ${where}.`,
     };
+  }
+  // The image carries the whole bundle under /model: copy it out of the stable container, so the
+  // gate can score the production model itself. Without an engine, the card from /model-info.
+  const id = stable.container?.id ?? stable.container?.name;
+  const copied = typeof id === "string" ? await copyBundle(id).catch(() => undefined) : undefined;
+  if (copied) {
+    const loaded = await loadCard(copied, "baseline").catch(() => undefined);
+    if (loaded?.bundleDir && (!loaded.card.version || loaded.card.version === stable.version)) {
+      return {
+        subject: { card: loaded.card, source: `${where}: ${stable.version}`, bundleDir: loaded.bundleDir },
+        note: `Baseline: production ${stable.version} (bundle copied from its container).`,
+      };
+    }
   }
   // Ask the stable container directly (exactly this version); the edge only as a fallback, since
   // during a rollout it may answer from the canary.
@@ -148,6 +179,48 @@ async function fetchModelInfo(edge: string): Promise<GateCard> {
 }
 
 /** A production model.json fetched from GitHub (release asset / artifact); null body = none published yet. */
+/**
+ * Copies /model (model.json + model.onnx, see serving/Dockerfile) out of a container into a temp dir
+ * with the container engine's CLI; undefined when there is no engine or the copy fails.
+ */
+export async function copyBundleFromContainer(container: string): Promise<string | undefined> {
+  const { Engine } = await import("../engine/engine.js");
+  const dir = await mkdtemp(join(tmpdir(), "modelship-baseline-"));
+  try {
+    const engine = await Engine.connect();
+    await engine.run("copying the production bundle", ["cp", `${container}:/model/.`, dir]);
+    return dir;
+  } catch {
+    await rm(dir, { recursive: true, force: true });
+    return undefined;
+  }
+}
+
+/**
+ * The production bundle published as a release asset (a .tar.gz of the bundle directory), unpacked
+ * into a temp dir with the system tar; null body = none published yet.
+ */
+export async function baselineFromArchive(bytes: Uint8Array, where: string): Promise<Baseline> {
+  const dir = await mkdtemp(join(tmpdir(), "modelship-baseline-"));
+  const archive = join(dir, "bundle.tar.gz");
+  await writeFile(archive, bytes);
+  try {
+    await promisify(execFile)("tar", ["-xzf", archive, "-C", dir, "--no-same-owner"]);
+  } catch (err) {
+    throw new UserError(`${where} is not a readable .tar.gz: ${(err as Error).message.split("\n")[0]}`, {
+      exitCode: ExitCode.environment,
+    });
+  }
+  const cardDir = (await stat(join(dir, CARD_FILE)).catch(() => undefined))
+    ? dir
+    : join(dir, (await readdir(dir, { withFileTypes: true })).find((e) => e.isDirectory())?.name ?? "");
+  const loaded = await loadCard(cardDir, "baseline");
+  return {
+    subject: { card: loaded.card, source: where, bundleDir: loaded.bundleDir },
+    note: `Baseline: production ${loaded.card.version ?? "model"} from ${where}.`,
+  };
+}
+
 export function baselineFromText(text: string | null, where: string): Baseline {
   if (text === null) return noBaseline(`nothing published at ${where}`);
   const card = parseCard(text, where);
@@ -193,7 +266,12 @@ export async function resolveBaseline(flags: {
     return baselineFromHost({ ...(flags.stateDir ? { stateDir: flags.stateDir } : {}) });
   if (flags.baselineRelease) {
     const gh = connectGitHub({ token: flags.token ?? process.env.GITHUB_TOKEN ?? "" });
-    const text = await downloadReleaseAsset(gh, flags.baselineRelease, CARD_FILE);
+    // The whole bundle (deploy.yml publishes it) lets the gate score production itself; releases
+    // published before that carry only model.json: card-only, unpaired comparison.
+    const asset = await downloadFirstReleaseAsset(gh, flags.baselineRelease, [BUNDLE_ASSET, CARD_FILE]);
+    if (asset?.name === BUNDLE_ASSET)
+      return baselineFromArchive(asset.bytes, `release ${flags.baselineRelease} (${BUNDLE_ASSET})`);
+    const text = asset ? new TextDecoder().decode(asset.bytes) : null;
     return baselineFromText(text, `release ${flags.baselineRelease} (${CARD_FILE})`);
   }
   return {

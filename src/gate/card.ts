@@ -28,6 +28,24 @@ export const gateCardSchema = z.object({
     .default({}),
   runtime: runtimeSchema.partial().optional(),
   golden: z.array(goldenExampleSchema).optional(),
+  /** Where the evaluation rows come from: the dataset and, for trained bundles, the split's seed. */
+  dataset: z
+    .object({
+      path: z.string(),
+      sha256: z.string(),
+      textColumn: z.string(),
+      labelColumn: z.string(),
+      rows: z.object({ test: z.number() }).partial().loose(),
+    })
+    .partial()
+    .loose()
+    .optional(),
+  training: z
+    .object({ seed: z.number().int(), params: z.record(z.string(), z.unknown()) })
+    .partial()
+    .loose()
+    .nullable()
+    .optional(),
 });
 
 export type GateCard = z.infer<typeof gateCardSchema>;

@@ -1,6 +1,8 @@
 import type { GatePolicy } from "../config/gate.js";
 import { describeCard, type GateCard } from "./card.js";
+import type { Comparison } from "./paired.js";
 import { classFloor } from "./policy.js";
+import type { Disagreements, MetricDifference } from "./stats.js";
 
 /** `info`: a candidate metric no rule covers, shown so the report always carries the numbers. */
 export type RowKind = "minimum" | "regression" | "runtime" | "golden" | "required" | "info";
@@ -20,6 +22,14 @@ export interface VerdictRow {
   status: RowStatus;
   /** Why a row failed without numbers (missing metric, parity not checkable). */
   note?: string;
+  /** Paired rows: the confidence interval of candidate − baseline on the shared evaluation rows. */
+  interval?: [number, number];
+  /** Paired accuracy: McNemar's exact p-value. */
+  pValue?: number;
+  /** Paired rows: whether the difference is statistically significant, and which way. */
+  significant?: "drop" | "gain" | null;
+  /** Regression rows: scored on the same rows (true) or each model's own test split (false). */
+  paired?: boolean;
 }
 
 export type GoldenResult =
@@ -43,12 +53,16 @@ export interface Verdict {
   failing: string[];
   /** Candidate's confusion matrix, for the report. */
   confusionMatrix: { labels: string[]; matrix: number[][] } | null;
+  /** How candidate and production were compared; null without a production model. */
+  comparison: Comparison | null;
   policy: GatePolicy;
 }
 
 export interface GateSubject {
   card: GateCard;
   source: string;
+  /** Directory with the model's model.onnx, when available: needed to score it on the evaluation rows. */
+  bundleDir?: string | undefined;
 }
 
 // Metrics are printed with 4 decimals; comparisons allow for float noise below that.
@@ -60,6 +74,7 @@ export function evaluateGate(
   baseline: GateSubject | null,
   policy: GatePolicy,
   golden: GoldenResult | undefined,
+  comparison?: Comparison,
 ): Verdict {
   const rows: VerdictRow[] = [];
   const c = candidate.card.metrics;
@@ -98,7 +113,29 @@ export function evaluateGate(
     );
   }
 
-  if (baseline && b) {
+  const paired = baseline && comparison?.mode === "paired" ? comparison : undefined;
+  if (paired) {
+    const labelOf: Record<string, string> = { accuracy: "accuracy", macroF1: "macro-F1", rocAuc: "ROC AUC" };
+    for (const d of paired.metrics) {
+      const cls = /^classF1\[(.*)\]$/.exec(d.key)?.[1];
+      const label = cls === undefined ? (labelOf[d.key] ?? d.key) : `F1 (${cls})`;
+      const maxDrop =
+        cls === undefined
+          ? policy.maxDrop[d.key as "accuracy" | "macroF1" | "rocAuc"]
+          : policy.maxDrop.classF1;
+      rows.push(
+        pairedRow(
+          d,
+          `maxDrop.${d.key}`,
+          label,
+          maxDrop,
+          policy,
+          d.key === "accuracy" ? paired.accuracy : undefined,
+          paired.evaluation.rows,
+        ),
+      );
+    }
+  } else if (baseline && b) {
     for (const [key, label] of scalar) {
       // A metric the production model never reported (e.g. AUC on a 3-class model) has nothing to regress from.
       if (b[key] === undefined) continue;
@@ -184,7 +221,64 @@ export function evaluateGate(
     rows,
     failing,
     confusionMatrix: cm ? { labels: cm.labels, matrix: cm.matrix } : null,
+    comparison: baseline ? (comparison ?? null) : null,
     policy,
+  };
+}
+
+/**
+ * A regression rule judged on both models' answers to the same rows. `significant` (default): fail
+ * only when the drop is statistically significant (McNemar for accuracy, the bootstrap interval lying
+ * below 0 otherwise) AND larger than maxDrop; `point`: the point drop alone; `noninferior`: the
+ * interval's lower end must stay above −maxDrop.
+ */
+function pairedRow(
+  d: MetricDifference,
+  rule: string,
+  metric: string,
+  maxDrop: number,
+  policy: GatePolicy,
+  accuracy: Disagreements | undefined,
+  rows: number,
+): VerdictRow {
+  const alpha = 1 - policy.compare.confidence;
+  let significant: "drop" | "gain" | null = null;
+  if (accuracy) {
+    if (accuracy.pValue < alpha && accuracy.candidateOnly !== accuracy.baselineOnly)
+      significant = accuracy.baselineOnly > accuracy.candidateOnly ? "drop" : "gain";
+  } else if (d.high < 0) significant = "drop";
+  else if (d.low > 0) significant = "gain";
+  const drop = -d.delta;
+  const pct = Math.round(policy.compare.confidence * 1000) / 10;
+  let fail: boolean;
+  let limit: string;
+  switch (policy.compare.rule) {
+    case "point":
+      fail = drop > maxDrop + EPS;
+      limit = `drop ≤ ${fmt(maxDrop)}`;
+      break;
+    case "noninferior":
+      fail = d.low < -maxDrop - EPS;
+      limit = `${pct}% CI above −${fmt(maxDrop)}`;
+      break;
+    default:
+      fail = significant === "drop" && drop > maxDrop + EPS;
+      limit = `no significant drop > ${fmt(maxDrop)}`;
+  }
+  return {
+    kind: "regression",
+    rule,
+    metric,
+    candidate: d.candidate,
+    baseline: d.baseline,
+    delta: d.delta,
+    limit,
+    status: fail ? "fail" : "pass",
+    interval: [d.low, d.high],
+    ...(accuracy ? { pValue: accuracy.pValue } : {}),
+    significant,
+    paired: true,
+    note: `paired, ${rows} rows`,
   };
 }
 
@@ -271,6 +365,8 @@ function regressionRow(
     delta,
     limit,
     status: -delta <= maxDrop + EPS ? "pass" : "fail",
+    paired: false,
+    note: "unpaired: each model's own test split",
   };
 }
 
@@ -330,6 +426,10 @@ function goldenRow(golden: GoldenResult | undefined, tolerance: number): Verdict
 function describeFailure(row: VerdictRow): string {
   if (row.note && row.candidate === null) return `${row.rule}: ${row.note}`;
   if (row.kind === "golden") return `${row.rule}: ${row.note ?? "golden examples differ"}`;
+  if (row.kind === "regression" && row.paired && row.interval) {
+    const p = row.pValue === undefined ? "" : `, McNemar p = ${fmtP(row.pValue)}`;
+    return `${row.rule}: ${row.metric} ${fmt(row.candidate)} vs production ${fmt(row.baseline)} on the same rows (${row.note}): Δ ${fmtDelta(row.delta)}, interval [${fmtDelta(row.interval[0])}, ${fmtDelta(row.interval[1])}]${p} (rule: ${row.limit})`;
+  }
   if (row.kind === "regression") {
     return `${row.rule}: ${row.metric} ${fmt(row.candidate)} vs baseline ${fmt(row.baseline)} dropped ${fmt(-(row.delta ?? 0))} (allowed ${row.limit})`;
   }
@@ -362,4 +462,15 @@ export function fmtDelta(value: number | null): string {
   const text = fmt(Math.abs(value));
   if (Math.abs(value) < 5e-5 && Math.abs(value) < 10) return `±${fmt(0)}`;
   return `${value > 0 ? "+" : "−"}${text}`;
+}
+
+/** p-values: 3 significant digits, tiny ones in exponent form. */
+export function fmtP(p: number): string {
+  if (p >= 0.001) return p.toFixed(p >= 0.1 ? 2 : 3);
+  return p.toExponential(1);
+}
+
+/** A paired row's interval as printed: [−0.0123, +0.0045]. */
+export function fmtInterval(row: Pick<VerdictRow, "interval">): string {
+  return row.interval ? `[${fmtDelta(row.interval[0])}, ${fmtDelta(row.interval[1])}]` : "—";
 }

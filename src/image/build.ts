@@ -1,10 +1,10 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promisify, stripVTControlCharacters } from "node:util";
+import { stripVTControlCharacters } from "node:util";
 import { readBundle } from "../bundle/read.js";
 import type { ModelCard } from "../contracts/card.js";
 import { type ContainerHardening, DEFAULT_HARDENING, Engine, type RunOptions } from "../engine/engine.js";
 import { formatSmokeReport, runSmokeTest, type SmokeResult, waitForReady } from "../smoke/smoke.js";
+import { runChecked } from "../util/command.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { Reporter } from "../util/progress.js";
 import { stageBuildContext } from "./context.js";
@@ -71,7 +71,7 @@ export interface BuildImageResult {
   startToReadyMs: number | null;
 }
 
-const run = promisify(execFile);
+const run = (bin: string, args: string[]) => runChecked(bin, args, { timeoutMs: 10_000 });
 
 async function gitRevision(): Promise<string | null> {
   if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;

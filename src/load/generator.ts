@@ -22,6 +22,18 @@ export interface LoadOptions {
   path?: string;
   /** Own process group: a terminal Ctrl-C reaches the caller only, which stops the load in order. */
   detached?: boolean;
+  /**
+   * Tabular models: send named-feature bodies `{"features": {<column>: <number>, …}}` built from these
+   * CSV rows instead of texts (`texts` is then ignored).
+   */
+  features?: LoadFeatures;
+}
+
+export interface LoadFeatures {
+  data: string;
+  columns: string[];
+  /** Only rows whose `labelColumn` value is one of `labels` (e.g. traffic of one class). */
+  only?: { labelColumn: string; labels: string[] };
 }
 
 export interface LoadTexts {
@@ -119,6 +131,13 @@ export async function startLoad(options: LoadOptions): Promise<LoadHandle> {
   };
 }
 
+/** Named-feature `/predict` bodies from CSV rows. */
+export function featureBodies(o: LoadFeatures): string[] {
+  return loadCsv(o.data)
+    .rows.filter((r) => !o.only || o.only.labels.includes((r[o.only.labelColumn] ?? "").trim()))
+    .map((r) => JSON.stringify({ features: Object.fromEntries(o.columns.map((c) => [c, Number(r[c])])) }));
+}
+
 /** The texts to send: the whole CSV, or the test split exactly as the trainer split it. */
 export function loadTexts(o: LoadTexts): string[] {
   if (!o.split) {
@@ -151,7 +170,9 @@ async function child(): Promise<void> {
   const rps = o.rps ?? 100;
   const connections = o.connections ?? 8;
   const target = new URL(o.path ?? "/predict", o.url);
-  const bodies = loadTexts(o.texts).map((text) => JSON.stringify({ text }));
+  const bodies = o.features
+    ? featureBodies(o.features)
+    : loadTexts(o.texts).map((text) => JSON.stringify({ text }));
   if (bodies.length === 0) throw new Error("no texts to send");
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const byStatus: Record<string, number> = {};

@@ -148,7 +148,8 @@ function planAdoption(host: HostView, options: PlanOptions): RepairStep[] {
 function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): RepairStep[] {
   const steps: RepairStep[] = [];
   const server = (name: string) => host.servers.find((s) => s.name === name);
-  const container = (id: string | undefined) => host.containers.find((c) => c.id === id);
+  const container = (id: string | undefined) =>
+    id ? host.containers.find((c) => c.id.startsWith(id) || id.startsWith(c.id)) : undefined;
   const running = (v: VersionEntry) => Boolean(v.container && container(v.container.id)?.running);
   /** Healthy and able to take requests: HAProxy says UP (or cannot say) and the container runs. */
   const healthy = (name: string) => {
@@ -215,9 +216,12 @@ function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): Re
   }
 
   // 2. Containers of this state dir the ledger does not reference (a crash between start and record).
-  const referenced = new Set(ledger.versions.flatMap((v) => (v.container ? [v.container.id] : [])));
+  // Matched by id (short or full form) or name: a container the ledger records is never an orphan.
+  const recorded = ledger.versions.flatMap((v) => (v.container ? [v.container] : []));
+  const isRecorded = (c: LiveContainer) =>
+    recorded.some((r) => r.name === c.name || c.id.startsWith(r.id) || r.id.startsWith(c.id));
   for (const c of host.containers) {
-    if (referenced.has(c.id)) continue;
+    if (isRecorded(c)) continue;
     const routed = host.servers.find((s) => s.name === c.model?.version && s.port === c.hostPort);
     if (routed && !safeToRemove(routed.name)) {
       steps.push({

@@ -32,8 +32,12 @@ export async function haproxyBinary(): Promise<string> {
  */
 export async function effectiveRunAs(settings: RouterSettings): Promise<string | undefined> {
   if (settings.runAs === "root") return undefined;
+  const root = process.geteuid?.() === 0;
+  // A daemon we start as another user cannot switch users (HAProxy would refuse to start); systemd
+  // starts the unit as root, so its config keeps the recorded account whoever renders it.
+  if (!root && settings.supervisor === "daemon") return undefined;
   if (settings.runAs) return settings.runAs;
-  if (process.geteuid?.() !== 0) return undefined;
+  if (!root) return undefined;
   const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
   const group = await readFile("/etc/group", "utf8").catch(() => "");
   const has = (text: string, name: string) => text.split("\n").some((l) => l.startsWith(`${name}:`));

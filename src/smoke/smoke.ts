@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { GoldenExample, ModelCard } from "../contracts/card.js";
 import { textTable } from "../util/progress.js";
+import { checkFeatureAnswer, featuresBody } from "./features.js";
 
 /**
  * The golden smoke test a built image (and a canary candidate) must pass before it can ship: wait
@@ -227,6 +228,17 @@ export async function runSmokeTest(options: SmokeOptions): Promise<SmokeResult> 
         ? `${golden.length} texts in one request, labels and model_version match`
         : `status ${batch.status}: ${parsedBatch.success ? "labels or model_version differ" : batch.text.slice(0, 120)}`,
     );
+  }
+
+  // 1b. Tabular models with a feature schema: /predict with named features (src/smoke/features.ts).
+  if (card.io.task === "tabular-classification" && card.io.featureColumns) {
+    const res = await call(baseUrl, "/predict", featuresBody(card), timeout);
+    const r = checkFeatureAnswer(card, res.status, res.json, res.text, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, r.maxAbsDiff);
+    for (const m of r.mismatches) {
+      mismatches.push({ ...m, route: "/predict", input: short(golden[m.example]!.input) });
+    }
+    check("/predict (features)", r.ok, r.detail);
   }
 
   // 2. Open Inference Protocol: all examples in one batch, full probability vectors compared.

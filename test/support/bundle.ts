@@ -19,6 +19,8 @@ export interface TrainedBundleOptions {
    * canary analysis has to catch.
    */
   swapped?: boolean;
+  /** Trainer params (train.params in a modelship.yaml), e.g. { seed: 7 } or { C: 0.02 }. */
+  params?: Record<string, number>;
 }
 
 /** Everything that changes what `modelship train` writes; any change retrains. */
@@ -49,7 +51,8 @@ export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<st
   if (swapped && classes !== "binary")
     throw new Error("trainedBundle: swapped applies to the binary model only");
   const data = dataPath();
-  const key = await cacheKey(data, { classes, swapped });
+  const params = opts.params;
+  const key = await cacheKey(data, params ? { classes, swapped, params } : { classes, swapped });
   const dir = join(cacheRoot, key);
   const found = await existingBundle(dir);
   if (found) return found;
@@ -69,6 +72,16 @@ export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<st
     const args = ["bin/modelship.js", "train", "--data", data, "--out", dir, "--name", name, "--json"];
     if (classes === "binary") args.push("--labels", "negative,positive");
     if (swapped) args.push("--label-map", "positive=negative,negative=positive");
+    if (params) {
+      const config = join(cacheRoot, `${key}.yaml`);
+      await writeFile(
+        config,
+        `train:\n  params:\n${Object.entries(params)
+          .map(([k, v]) => `    ${k}: ${v}\n`)
+          .join("")}`,
+      );
+      args.push("--config", config);
+    }
     // One retry: in a shared working tree another test run's global setup may be rewriting dist/
     // while the CLI starts. A real failure fails twice and is reported.
     let stdout = "";

@@ -48,7 +48,7 @@ interface Issue {
 interface ReleaseAsset {
   id: number;
   name: string;
-  content: string;
+  content: string | Uint8Array;
 }
 interface Release {
   id: number;
@@ -64,7 +64,7 @@ export interface GitHubRecorder {
   /** Answers `status` (GitHub's error body) to matching calls from now on — e.g. 403 for a fork PR's token. */
   failWith(method: string, path: RegExp, status: number, message?: string): void;
   /** Publishes a release with assets (e.g. the production model.json) for code under test to find. */
-  addRelease(repo: string, tag: string, assets: Record<string, string>): void;
+  addRelease(repo: string, tag: string, assets: Record<string, string | Uint8Array>): void;
   state: { comments: Comment[]; deployments: Deployment[]; issues: Issue[]; dispatches: unknown[] };
   close(): Promise<void>;
 }

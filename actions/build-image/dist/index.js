@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -33840,7 +33840,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
   const outputVar = newVar(ctx);
   doc.write(`const ${outputVar} = [];`);
   for (let i = 0; i < items.length; i++) {
-    const itemSchema = items[i];
+    const itemSchema2 = items[i];
     if (i >= optoutStart) {
       doc.write(`if (${outputVar}.length === ${i}) {`);
       doc.indented((d) => {
@@ -33848,12 +33848,12 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
         d.indented((d2) => {
           const elemVar = newVar(ctx);
           d2.write(`const ${elemVar} = ${accessor}[${i}];`);
-          const elemOutput = compileChild(d2, ctx, itemSchema, elemVar);
+          const elemOutput = compileChild(d2, ctx, itemSchema2, elemVar);
           d2.write(`${outputVar}[${i}] = ${elemOutput};`);
         });
         d.write(`} else {`);
         d.indented((d2) => {
-          if (dropsWhenAbsent(itemSchema)) {
+          if (dropsWhenAbsent(itemSchema2)) {
             d2.write(`${outputVar}.length = ${i};`);
             return;
           }
@@ -33862,7 +33862,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
           d2.write(`const ${elemVar} = undefined;`);
           d2.write(`const ${branchVar} = (() => {`);
           d2.indented((d3) => {
-            const elemOutput = compileChild(d3, ctx, itemSchema, elemVar);
+            const elemOutput = compileChild(d3, ctx, itemSchema2, elemVar);
             d3.write(`return ${elemOutput};`);
           });
           d2.write(`})();`);
@@ -33875,7 +33875,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
     } else {
       const elemVar = newVar(ctx);
       doc.write(`const ${elemVar} = ${accessor}[${i}];`);
-      const elemOutput = compileChild(doc, ctx, itemSchema, elemVar);
+      const elemOutput = compileChild(doc, ctx, itemSchema2, elemVar);
       doc.write(`${outputVar}[${i}] = ${elemOutput};`);
     }
   }
@@ -39451,14 +39451,16 @@ var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
-  oovRate: 0.15
+  oovRate: 0.15,
+  featurePsi: 0.2
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
   scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
   classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
   inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
 
 // src/config/drift.ts
@@ -39495,6 +39497,19 @@ var gatePolicySchema = external_exports.object({
     rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
     classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
   }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
@@ -39511,17 +39526,34 @@ var gatePolicySchema = external_exports.object({
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
-// src/config/train.ts
+// src/config/package.ts
 var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
+// src/config/train.ts
+var nonEmpty2 = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
-  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
-  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
   onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
@@ -39530,7 +39562,7 @@ var trainConfigSchema = external_exports.object({
    */
   params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
   name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
@@ -39545,7 +39577,8 @@ var configSchema = external_exports.object({
   train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
-  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
 
 // src/settings/table.ts
@@ -39670,9 +39703,8 @@ function settingInputNames(settings) {
 var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 
 // src/image/build.ts
-import { execFile } from "node:child_process";
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
+import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
 // src/bundle/read.ts
 import { readFile, stat as stat2 } from "node:fs/promises";
@@ -39701,7 +39733,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -39740,6 +39777,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -39747,7 +39803,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -39789,6 +39849,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -39814,6 +39889,11 @@ async function readBundle(dirArg, opts = {}) {
     text = await readFile(cardPath, "utf8");
   } catch (err) {
     const code = err.code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR" ? `${dirArg} is not a model bundle (no ${CARD_FILE})` : `cannot read ${cardPath}: ${code}`,
       { hint: "pass a directory written by `modelship train`" }
@@ -39853,9 +39933,95 @@ async function readBundle(dirArg, opts = {}) {
   return { dir, modelPath, card };
 }
 
-// src/engine/engine.ts
+// src/util/command.ts
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve3, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve3({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
 
 // src/engine/schema.ts
 var portBindings = external_exports.record(
@@ -40050,61 +40216,25 @@ var Engine = class _Engine {
     return engine;
   }
   /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
-  exec(args, options = {}) {
-    return new Promise((resolve3, reject) => {
-      const child = spawn(this.bin, args, {
+  async exec(args, options = {}) {
+    try {
+      const r = await runCommand(this.bin, args, {
         env: { ...this.env, ...options.env },
-        stdio: ["pipe", "pipe", "pipe"]
+        ...options.input !== void 0 ? { input: options.input } : {},
+        ...options.timeoutMs ? { timeoutMs: options.timeoutMs } : {},
+        ...options.onLine ? { onLine: options.onLine } : {}
       });
-      let stdout = "";
-      let stderr = "";
-      let timer;
-      if (options.timeoutMs) {
-        timer = setTimeout(() => {
-          stderr += `
-(timed out after ${options.timeoutMs} ms)`;
-          child.kill("SIGKILL");
-        }, options.timeoutMs);
-      }
-      if (options.onLine) {
-        const onLine = options.onLine;
-        createInterface({ input: child.stdout }).on("line", (l) => {
-          stdout += `${l}
-`;
-          onLine(l);
+      const stderr = r.timedOut ? `${r.stderr}
+(timed out after ${options.timeoutMs} ms)` : r.stderr;
+      return { stdout: r.stdout, stderr, code: r.code ?? 1 };
+    } catch (err) {
+      if (err instanceof CommandNotFound && err.code === "ENOENT")
+        throw new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+          exitCode: ExitCode2.environment,
+          hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
         });
-        createInterface({ input: child.stderr }).on("line", (l) => {
-          stderr += `${l}
-`;
-          onLine(l);
-        });
-      } else {
-        child.stdout.on("data", (d) => {
-          stdout += d.toString();
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d.toString();
-        });
-      }
-      child.on("error", (err) => {
-        if (timer) clearTimeout(timer);
-        if (err.code === "ENOENT") {
-          reject(
-            new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
-              exitCode: ExitCode2.environment,
-              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
-            })
-          );
-        } else reject(err);
-      });
-      child.on("close", (code) => {
-        if (timer) clearTimeout(timer);
-        resolve3({ stdout, stderr, code: code ?? 1 });
-      });
-      child.stdin.on("error", () => {
-      });
-      child.stdin.end(options.input ?? "");
-    });
+      throw err;
+    }
   }
   /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */
   async run(what, args, options = {}) {
@@ -43891,6 +44021,69 @@ function textTable(header, rows) {
   return [fmt2(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(fmt2)].join("\n");
 }
 
+// src/smoke/features.ts
+var itemSchema = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probability: external_exports.number(),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+}).loose();
+var batchSchema = external_exports.object({ predictions: external_exports.array(itemSchema), model_version: external_exports.string() }).loose();
+function featuresBody(card) {
+  const columns = card.io.featureColumns ?? [];
+  return {
+    features: card.golden.map(
+      (g) => Object.fromEntries(columns.map((c, i) => [c, g.input[i]]))
+    )
+  };
+}
+function checkFeatureAnswer(card, status, json2, text, tolerance) {
+  const parsed = batchSchema.safeParse(json2);
+  if (status !== 200 || !parsed.success || parsed.data.predictions.length !== card.golden.length) {
+    return {
+      ok: false,
+      detail: `status ${status}: ${text.slice(0, 120)}`,
+      maxAbsDiff: Number.POSITIVE_INFINITY,
+      mismatches: []
+    };
+  }
+  const mismatches = [];
+  let maxAbsDiff = 0;
+  const intLabels = card.io.labelType === "int64";
+  card.golden.forEach((g, i) => {
+    const p = parsed.data.predictions[i];
+    if (String(p.label) !== g.expected.label || intLabels && typeof p.label !== "number") {
+      mismatches.push({
+        example: i,
+        field: "label",
+        expected: g.expected.label,
+        actual: JSON.stringify(p.label),
+        diff: null
+      });
+    }
+    card.io.labels.forEach((l, c) => {
+      const actual = p.probabilities[l];
+      const diff = actual === void 0 ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]);
+      maxAbsDiff = Math.max(maxAbsDiff, diff);
+      if (!(diff <= tolerance)) {
+        mismatches.push({
+          example: i,
+          field: `p(${l})`,
+          expected: g.expected.probabilities[c].toFixed(6),
+          actual: actual === void 0 ? "missing" : actual.toFixed(6),
+          diff
+        });
+      }
+    });
+  });
+  const ok = mismatches.length === 0 && parsed.data.model_version === card.version;
+  return {
+    ok,
+    detail: ok ? `${card.golden.length} named-feature rows in one request, labels match, max |Δp| ${maxAbsDiff.toExponential(1)}` : parsed.data.model_version !== card.version ? `model_version ${parsed.data.model_version} ≠ ${card.version}` : `${mismatches.length} mismatches`,
+    maxAbsDiff,
+    mismatches
+  };
+}
+
 // src/smoke/smoke.ts
 var DEFAULT_TOLERANCE = 1e-4;
 var PERCENT_ROUNDING = 5e-3 / 100;
@@ -44039,6 +44232,15 @@ async function runSmokeTest(options) {
       batchOk,
       batchOk ? `${golden.length} texts in one request, labels and model_version match` : `status ${batch.status}: ${parsedBatch.success ? "labels or model_version differ" : batch.text.slice(0, 120)}`
     );
+  }
+  if (card.io.task === "tabular-classification" && card.io.featureColumns) {
+    const res = await call(baseUrl, "/predict", featuresBody(card), timeout);
+    const r = checkFeatureAnswer(card, res.status, res.json, res.text, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, r.maxAbsDiff);
+    for (const m of r.mismatches) {
+      mismatches.push({ ...m, route: "/predict", input: short(golden[m.example].input) });
+    }
+    check2("/predict (features)", r.ok, r.detail);
   }
   const inferPath = `/v2/models/${encodeURIComponent(card.name)}/infer`;
   const infer = await call(
@@ -44399,7 +44601,7 @@ function serverHardening(workers) {
     pidsLimit: 64 + 24 * (workers + 1)
   };
 }
-var run = promisify(execFile);
+var run = (bin, args) => runChecked(bin, args, { timeoutMs: 1e4 });
 async function gitRevision() {
   if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;
   try {

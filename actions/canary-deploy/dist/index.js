@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -25144,13 +25144,13 @@ var CC_SANITIZE = /[- ]/g;
 function isLuhnAlgo(digits) {
   let length = digits.length;
   let bit = 1;
-  let sum = 0;
+  let sum2 = 0;
   while (length) {
     const value = digits.charCodeAt(--length) - 48;
     bit ^= 1;
-    sum += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
+    sum2 += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
   }
-  return sum % 10 === 0;
+  return sum2 % 10 === 0;
 }
 function isValidCreditCard(input2) {
   if (!creditCard.test(input2))
@@ -36186,7 +36186,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
   const outputVar = newVar(ctx);
   doc.write(`const ${outputVar} = [];`);
   for (let i = 0; i < items.length; i++) {
-    const itemSchema = items[i];
+    const itemSchema2 = items[i];
     if (i >= optoutStart) {
       doc.write(`if (${outputVar}.length === ${i}) {`);
       doc.indented((d) => {
@@ -36194,12 +36194,12 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
         d.indented((d2) => {
           const elemVar = newVar(ctx);
           d2.write(`const ${elemVar} = ${accessor}[${i}];`);
-          const elemOutput = compileChild(d2, ctx, itemSchema, elemVar);
+          const elemOutput = compileChild(d2, ctx, itemSchema2, elemVar);
           d2.write(`${outputVar}[${i}] = ${elemOutput};`);
         });
         d.write(`} else {`);
         d.indented((d2) => {
-          if (dropsWhenAbsent(itemSchema)) {
+          if (dropsWhenAbsent(itemSchema2)) {
             d2.write(`${outputVar}.length = ${i};`);
             return;
           }
@@ -36208,7 +36208,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
           d2.write(`const ${elemVar} = undefined;`);
           d2.write(`const ${branchVar} = (() => {`);
           d2.indented((d3) => {
-            const elemOutput = compileChild(d3, ctx, itemSchema, elemVar);
+            const elemOutput = compileChild(d3, ctx, itemSchema2, elemVar);
             d3.write(`return ${elemOutput};`);
           });
           d2.write(`})();`);
@@ -36221,7 +36221,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
     } else {
       const elemVar = newVar(ctx);
       doc.write(`const ${elemVar} = ${accessor}[${i}];`);
-      const elemOutput = compileChild(doc, ctx, itemSchema, elemVar);
+      const elemOutput = compileChild(doc, ctx, itemSchema2, elemVar);
       doc.write(`${outputVar}[${i}] = ${elemOutput};`);
     }
   }
@@ -41797,14 +41797,16 @@ var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
-  oovRate: 0.15
+  oovRate: 0.15,
+  featurePsi: 0.2
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
   scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
   classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
   inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
 
 // src/config/drift.ts
@@ -41841,6 +41843,19 @@ var gatePolicySchema = external_exports.object({
     rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
     classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
   }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
@@ -41857,17 +41872,34 @@ var gatePolicySchema = external_exports.object({
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
-// src/config/train.ts
+// src/config/package.ts
 var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
+// src/config/train.ts
+var nonEmpty2 = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
-  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
-  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
   onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
@@ -41876,7 +41908,7 @@ var trainConfigSchema = external_exports.object({
    */
   params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
   name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
@@ -41891,7 +41923,8 @@ var configSchema = external_exports.object({
   train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
-  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
 
 // src/settings/table.ts
@@ -42034,9 +42067,127 @@ function flagsFromInputs(inputs, settings) {
 }
 var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 
-// src/engine/engine.ts
+// src/util/command.ts
 import { spawn } from "node:child_process";
+import { realpath, stat as stat2 } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve4, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve4({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+var SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin"
+];
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join(dir, name);
+    const s = await stat2(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat2(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname(p);
+    if (parent === p) return true;
+    p = parent;
+  }
+}
 
 // src/engine/schema.ts
 var portBindings = external_exports.record(
@@ -42231,61 +42382,25 @@ var Engine = class _Engine {
     return engine;
   }
   /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
-  exec(args, options = {}) {
-    return new Promise((resolve4, reject) => {
-      const child = spawn(this.bin, args, {
+  async exec(args, options = {}) {
+    try {
+      const r = await runCommand(this.bin, args, {
         env: { ...this.env, ...options.env },
-        stdio: ["pipe", "pipe", "pipe"]
+        ...options.input !== void 0 ? { input: options.input } : {},
+        ...options.timeoutMs ? { timeoutMs: options.timeoutMs } : {},
+        ...options.onLine ? { onLine: options.onLine } : {}
       });
-      let stdout = "";
-      let stderr = "";
-      let timer;
-      if (options.timeoutMs) {
-        timer = setTimeout(() => {
-          stderr += `
-(timed out after ${options.timeoutMs} ms)`;
-          child.kill("SIGKILL");
-        }, options.timeoutMs);
-      }
-      if (options.onLine) {
-        const onLine = options.onLine;
-        createInterface({ input: child.stdout }).on("line", (l) => {
-          stdout += `${l}
-`;
-          onLine(l);
+      const stderr = r.timedOut ? `${r.stderr}
+(timed out after ${options.timeoutMs} ms)` : r.stderr;
+      return { stdout: r.stdout, stderr, code: r.code ?? 1 };
+    } catch (err) {
+      if (err instanceof CommandNotFound && err.code === "ENOENT")
+        throw new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+          exitCode: ExitCode2.environment,
+          hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
         });
-        createInterface({ input: child.stderr }).on("line", (l) => {
-          stderr += `${l}
-`;
-          onLine(l);
-        });
-      } else {
-        child.stdout.on("data", (d) => {
-          stdout += d.toString();
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d.toString();
-        });
-      }
-      child.on("error", (err) => {
-        if (timer) clearTimeout(timer);
-        if (err.code === "ENOENT") {
-          reject(
-            new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
-              exitCode: ExitCode2.environment,
-              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
-            })
-          );
-        } else reject(err);
-      });
-      child.on("close", (code) => {
-        if (timer) clearTimeout(timer);
-        resolve4({ stdout, stderr, code: code ?? 1 });
-      });
-      child.stdin.on("error", () => {
-      });
-      child.stdin.end(options.input ?? "");
-    });
+      throw err;
+    }
   }
   /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */
   async run(what, args, options = {}) {
@@ -46864,18 +46979,18 @@ async function withRunDeployment(options, rollout) {
 // src/ledger/ledger.ts
 var import_proper_lockfile = __toESM(require_proper_lockfile(), 1);
 import { randomBytes as randomBytes2 } from "node:crypto";
-import { readdir as readdir2, readFile, rename as rename3, rm as rm3, stat as stat2 } from "node:fs/promises";
+import { readdir as readdir2, readFile, rename as rename3, rm as rm3, stat as stat3 } from "node:fs/promises";
 import { homedir, hostname as hostname3, userInfo } from "node:os";
-import { join as join2, resolve } from "node:path";
+import { join as join3, resolve } from "node:path";
 
 // src/util/fs.ts
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname as dirname2, join as join2 } from "node:path";
 async function atomicWriteFile(path, data) {
-  await mkdir2(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  await mkdir2(dirname2(path), { recursive: true });
+  const tmp = join2(dirname2(path), `.${randomBytes(6).toString("hex")}.tmp`);
   try {
     const handle = await open3(tmp, "w");
     try {
@@ -47056,7 +47171,7 @@ function resolveStateDir(flag) {
   const env2 = process.env.MODELSHIP_STATE_DIR;
   if (env2) return resolve(env2);
   const root = typeof process.getuid === "function" && process.getuid() === 0;
-  return root ? "/var/lib/modelship" : join2(homedir(), ".modelship");
+  return root ? "/var/lib/modelship" : join3(homedir(), ".modelship");
 }
 var ownerSchema = external_exports.object({
   pid: external_exports.number().int(),
@@ -47082,7 +47197,7 @@ var Ledger = class {
   file;
   constructor(stateDir) {
     this.stateDir = stateDir;
-    this.file = join2(stateDir, LEDGER_FILE);
+    this.file = join3(stateDir, LEDGER_FILE);
   }
   /** The ledger as on disk; a missing file is an empty ledger, a broken one a clear error. */
   async read() {
@@ -47116,7 +47231,7 @@ var Ledger = class {
     try {
       const current = await readFile(this.file, "utf8");
       if (typeof parseProblem(current) !== "string")
-        await atomicWriteFile(join2(this.stateDir, BACKUP_FILE), current);
+        await atomicWriteFile(join3(this.stateDir, BACKUP_FILE), current);
     } catch {
     }
     await atomicWriteJson(this.file, next);
@@ -47125,10 +47240,10 @@ var Ledger = class {
   /** Who holds the operation lock right now (undefined when free, or when the record is not this lock's). */
   async lockOwner() {
     try {
-      const raw = JSON.parse(await readFile(join2(this.stateDir, OWNER_FILE), "utf8"));
+      const raw = JSON.parse(await readFile(join3(this.stateDir, OWNER_FILE), "utf8"));
       const parsed = ownerSchema.safeParse(raw);
       if (!parsed.success) return void 0;
-      const lock = await stat2(this.lockPath);
+      const lock = await stat3(this.lockPath);
       return lock.ino === parsed.data.lockIno ? parsed.data : void 0;
     } catch {
       return void 0;
@@ -47146,7 +47261,7 @@ var Ledger = class {
     }
   }
   get lockPath() {
-    return join2(this.stateDir, LOCK_DIR);
+    return join3(this.stateDir, LOCK_DIR);
   }
   /**
    * Takes the host-wide operation lock (one deploy/rollback/repair at a time) and records the operation
@@ -47157,7 +47272,7 @@ var Ledger = class {
     const started = Date.now();
     const timeout = options.waitTimeoutMs ?? 30 * 6e4;
     const pollMs = options.pollMs ?? 500;
-    await atomicWriteFile(join2(this.stateDir, ".keep"), "");
+    await atomicWriteFile(join3(this.stateDir, ".keep"), "");
     for (; ; ) {
       let release;
       try {
@@ -47199,7 +47314,7 @@ var Ledger = class {
         continue;
       }
       const since = (/* @__PURE__ */ new Date()).toISOString();
-      const lockIno = (await stat2(this.lockPath)).ino;
+      const lockIno = (await stat3(this.lockPath)).ino;
       const owner = {
         pid: process.pid,
         host: hostname3(),
@@ -47208,7 +47323,7 @@ var Ledger = class {
         target: options.target,
         lockIno
       };
-      await atomicWriteJson(join2(this.stateDir, OWNER_FILE), owner);
+      await atomicWriteJson(join3(this.stateDir, OWNER_FILE), owner);
       const handle = new OperationHandle(this, release, options.onChange, {
         id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes2(3).toString("hex")}`,
         kind,
@@ -47237,7 +47352,7 @@ var Ledger = class {
     const actions = [];
     for (const name of await readdir2(this.stateDir).catch(() => [])) {
       if (/^\.[0-9a-f]{12}\.tmp$/.test(name)) {
-        await rm3(join2(this.stateDir, name), { force: true });
+        await rm3(join3(this.stateDir, name), { force: true });
         actions.push(`removed stray temp file ${name}`);
       }
     }
@@ -47256,7 +47371,7 @@ var Ledger = class {
     }
     let restored;
     try {
-      const backup = parseProblem(await readFile(join2(this.stateDir, BACKUP_FILE), "utf8"));
+      const backup = parseProblem(await readFile(join3(this.stateDir, BACKUP_FILE), "utf8"));
       if (typeof backup !== "string") restored = backup;
     } catch {
       restored = void 0;
@@ -47342,7 +47457,7 @@ var OperationHandle = class {
     const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
     });
-    await atomicWriteJson(join2(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
+    await atomicWriteJson(join3(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
     });
     await this.release();
   }
@@ -47351,15 +47466,15 @@ var OperationHandle = class {
     const release = this.releaseLock;
     this.releaseLock = void 0;
     if (!release) return;
-    await rm3(join2(this.ledger.stateDir, OWNER_FILE), { force: true });
+    await rm3(join3(this.ledger.stateDir, OWNER_FILE), { force: true });
     await release().catch(() => {
     });
   }
 };
 
 // src/bundle/read.ts
-import { readFile as readFile2, stat as stat3 } from "node:fs/promises";
-import { join as join3, resolve as resolve2 } from "node:path";
+import { readFile as readFile2, stat as stat4 } from "node:fs/promises";
+import { join as join4, resolve as resolve2 } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -47384,7 +47499,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -47423,6 +47543,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -47430,7 +47569,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -47472,6 +47615,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -47481,13 +47639,18 @@ var modelCardSchema = external_exports.object({
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {
   const dir = resolve2(dirArg);
-  const cardPath = join3(dir, CARD_FILE);
-  const modelPath = join3(dir, MODEL_FILE);
+  const cardPath = join4(dir, CARD_FILE);
+  const modelPath = join4(dir, MODEL_FILE);
   let text;
   try {
     text = await readFile2(cardPath, "utf8");
   } catch (err) {
     const code = err.code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR" ? `${dirArg} is not a model bundle (no ${CARD_FILE})` : `cannot read ${cardPath}: ${code}`,
       { hint: "pass a directory written by `modelship train`" }
@@ -47506,7 +47669,7 @@ async function readBundle(dirArg, opts = {}) {
   }
   const card = parsed.data;
   try {
-    const s = await stat3(modelPath);
+    const s = await stat4(modelPath);
     if (s.size !== card.model.sizeBytes) {
       throw new UserError(
         `${modelPath} has ${s.size} bytes but ${CARD_FILE} says ${card.model.sizeBytes}; the bundle was modified`
@@ -47615,6 +47778,60 @@ async function candidateFromBundle(dir, repository) {
   };
 }
 
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference) {
+  const k = Math.max(observed.length, reference.length);
+  const no = sum(observed);
+  const nr = sum(reference);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function labelTotalVariation(a, b) {
+  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
+  return totalVariation(
+    keys.map((k) => a[k] ?? 0),
+    keys.map((k) => b[k] ?? 0)
+  );
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
 // src/analysis/prom.ts
 var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
 var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
@@ -47716,13 +47933,13 @@ function binsFromCumulative(cumulative) {
 
 // src/analysis/analysis.ts
 var serverMetrics = {
-  requests: "modelship_http_requests_total",
-  statusLabel: "status",
-  routeLabel: "route",
-  latency: "modelship_http_request_duration_seconds",
-  predictions: "modelship_predictions_total",
-  classLabel: "class",
-  confidence: "modelship_prediction_confidence"
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
 };
 var analysisConfigSchema = external_exports.object({
   /** Largest canary 5xx share of its responses. */
@@ -47815,168 +48032,194 @@ function shares(counts) {
   for (const [k, v] of counts) out[k] = total > 0 ? v / total : 0;
   return out;
 }
-function totalVariation(a, b) {
-  const keys = /* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)]);
-  let sum = 0;
-  for (const k of keys) sum += Math.abs((a[k] ?? 0) - (b[k] ?? 0));
-  return sum / 2;
-}
-function psi(expected, actual) {
-  const n = Math.max(expected.length, actual.length);
-  const te = expected.reduce((a, b) => a + b, 0);
-  const ta = actual.reduce((a, b) => a + b, 0);
-  if (te === 0 || ta === 0) return 0;
-  const floor = 1e-4;
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    const e = Math.max((expected[i] ?? 0) / te, floor);
-    const a = Math.max((actual[i] ?? 0) / ta, floor);
-    sum += (a - e) * Math.log(a / e);
-  }
-  return sum;
-}
+var totalVariation2 = labelTotalVariation;
 function mixText(mix) {
   const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
   return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
 }
-function analyseInterval(start, end, config2, options = {}) {
-  const canary = serverDelta(start.canary, end.canary);
-  const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : void 0;
-  const checks = [];
-  const noData = (name, message, threshold) => ({
-    name,
-    status: options.allowNoData ? "pass" : "inconclusive",
-    value: null,
-    threshold,
-    message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message
-  });
-  checks.push({
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
     name: "healthy",
     status: canary.healthy ? "pass" : "fail",
     value: canary.healthy ? 1 : 0,
     threshold: 1,
     message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
-  });
-  const errorRate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config2.minRequests && canary.errors === 0) {
-    checks.push(
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
       noData(
         "error-rate",
         `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
         config2.maxErrorRate
       )
-    );
-  } else {
-    const ok = errorRate <= config2.maxErrorRate;
-    checks.push({
-      name: "error-rate",
-      status: ok ? "pass" : "fail",
-      value: errorRate,
-      threshold: config2.maxErrorRate,
-      message: `canary 5xx/error rate ${pct(errorRate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
-    });
-  }
-  for (const [name, q, limit] of [
-    ["latency-p95", "p95", config2.maxP95Ms],
-    ["latency-p99", "p99", config2.maxP99Ms]
-  ]) {
-    const value = canary[q];
-    if (value === void 0 || canary.responses < config2.minRequests) {
-      checks.push(noData(name, `not enough canary requests to measure ${q} latency`, limit));
-      continue;
-    }
-    const needed = config2.minLatencySamples[q];
-    if (canary.latencySamples < needed) {
-      checks.push({
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
         name,
         status: "pass",
         value,
         threshold: null,
         message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
-      });
-      continue;
-    }
-    const base = stable?.[q];
-    const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
-    const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
-    const ok = value <= threshold;
-    const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
-    checks.push({
+      }
+    ];
+  const base = stable?.[q];
+  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
       name,
-      status: ok ? "pass" : "fail",
+      ok,
       value,
       threshold,
-      message: `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
-    });
-  }
-  const canaryMix = shares(canary.classCounts);
-  const stableMix = stable ? shares(stable.classCounts) : {};
-  const enoughCanary = canary.predictions >= config2.minPredictions;
-  const enoughStable = stable !== void 0 && stable.predictions >= config2.minPredictions;
-  if (!stable) {
-    checks.push({
-      name: "class-mix",
-      status: "pass",
-      value: null,
-      threshold: null,
-      message: "no stable version to compare predictions with"
-    });
-  } else if (!enoughCanary || !enoughStable) {
-    checks.push(
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
       noData(
         "class-mix",
         `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
         config2.maxClassShift
       )
-    );
-  } else {
-    const tv = totalVariation(canaryMix, stableMix);
-    const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
-    const ok = tv <= threshold;
-    checks.push({
-      name: "class-mix",
-      status: ok ? "pass" : "fail",
-      value: tv,
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
       threshold,
-      message: `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
-    });
-  }
-  if (stable && enoughCanary && enoughStable && canary.confidenceBins.length && stable.confidenceBins.length) {
-    const value = psi(stable.confidenceBins, canary.confidenceBins);
-    const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-    const ok = value <= threshold;
-    checks.push({
-      name: "confidence-psi",
-      status: ok ? "pass" : "fail",
-      value,
-      threshold,
-      message: `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
-    });
-  } else if (stable) {
-    checks.push(
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
       noData(
         "confidence-psi",
         `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
         config2.maxPsi
       )
-    );
-  }
-  if (options.reference && config2.maxReferenceShift !== void 0) {
-    if (!enoughCanary) {
-      checks.push(noData("reference-mix", "too few canary predictions to compare with the reference", null));
-    } else {
-      const tv = totalVariation(canaryMix, options.reference.classMix);
-      const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-      const ok = tv <= threshold;
-      checks.push({
-        name: "reference-mix",
-        status: ok ? "pass" : "fail",
-        value: tv,
-        threshold,
-        message: `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(options.reference.classMix)}`
-      });
-    }
-  }
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
+  if (!reference || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
+function analyseInterval(start, end, config2, options = {}) {
+  const canary = serverDelta(start.canary, end.canary);
+  const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : void 0;
+  const canaryMix = shares(canary.classCounts);
+  const stableMix = stable ? shares(stable.classCounts) : {};
+  const context3 = {
+    canary,
+    stable,
+    canaryMix,
+    stableMix,
+    enoughCanary: canary.predictions >= config2.minPredictions,
+    enoughStable: stable !== void 0 && stable.predictions >= config2.minPredictions,
+    config: config2,
+    reference: options.reference,
+    end,
+    noData: (name, message, threshold) => ({
+      name,
+      status: options.allowNoData ? "pass" : "inconclusive",
+      value: null,
+      threshold,
+      message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message
+    })
+  };
+  const checks = CHECKS.flatMap((check2) => check2(context3));
   const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "inconclusive") ? "inconclusive" : "pass";
   const figures = {
     seconds: Math.max(0, (end.at - start.at) / 1e3),
@@ -48126,9 +48369,8 @@ function settingsFromFlags(flags) {
 var envPairsSchema = external_exports.record(external_exports.string(), external_exports.string());
 
 // src/image/build.ts
-import { execFile } from "node:child_process";
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
+import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
 // node_modules/ora/index.js
 import process8 from "node:process";
@@ -51649,6 +51891,69 @@ function textTable(header, rows) {
   return [fmt2(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(fmt2)].join("\n");
 }
 
+// src/smoke/features.ts
+var itemSchema = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probability: external_exports.number(),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+}).loose();
+var batchSchema = external_exports.object({ predictions: external_exports.array(itemSchema), model_version: external_exports.string() }).loose();
+function featuresBody(card) {
+  const columns = card.io.featureColumns ?? [];
+  return {
+    features: card.golden.map(
+      (g) => Object.fromEntries(columns.map((c, i) => [c, g.input[i]]))
+    )
+  };
+}
+function checkFeatureAnswer(card, status, json2, text, tolerance) {
+  const parsed = batchSchema.safeParse(json2);
+  if (status !== 200 || !parsed.success || parsed.data.predictions.length !== card.golden.length) {
+    return {
+      ok: false,
+      detail: `status ${status}: ${text.slice(0, 120)}`,
+      maxAbsDiff: Number.POSITIVE_INFINITY,
+      mismatches: []
+    };
+  }
+  const mismatches = [];
+  let maxAbsDiff = 0;
+  const intLabels = card.io.labelType === "int64";
+  card.golden.forEach((g, i) => {
+    const p = parsed.data.predictions[i];
+    if (String(p.label) !== g.expected.label || intLabels && typeof p.label !== "number") {
+      mismatches.push({
+        example: i,
+        field: "label",
+        expected: g.expected.label,
+        actual: JSON.stringify(p.label),
+        diff: null
+      });
+    }
+    card.io.labels.forEach((l, c) => {
+      const actual = p.probabilities[l];
+      const diff = actual === void 0 ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]);
+      maxAbsDiff = Math.max(maxAbsDiff, diff);
+      if (!(diff <= tolerance)) {
+        mismatches.push({
+          example: i,
+          field: `p(${l})`,
+          expected: g.expected.probabilities[c].toFixed(6),
+          actual: actual === void 0 ? "missing" : actual.toFixed(6),
+          diff
+        });
+      }
+    });
+  });
+  const ok = mismatches.length === 0 && parsed.data.model_version === card.version;
+  return {
+    ok,
+    detail: ok ? `${card.golden.length} named-feature rows in one request, labels match, max |Δp| ${maxAbsDiff.toExponential(1)}` : parsed.data.model_version !== card.version ? `model_version ${parsed.data.model_version} ≠ ${card.version}` : `${mismatches.length} mismatches`,
+    maxAbsDiff,
+    mismatches
+  };
+}
+
 // src/smoke/smoke.ts
 var DEFAULT_TOLERANCE = 1e-4;
 var PERCENT_ROUNDING = 5e-3 / 100;
@@ -51798,6 +52103,15 @@ async function runSmokeTest(options) {
       batchOk ? `${golden.length} texts in one request, labels and model_version match` : `status ${batch.status}: ${parsedBatch.success ? "labels or model_version differ" : batch.text.slice(0, 120)}`
     );
   }
+  if (card.io.task === "tabular-classification" && card.io.featureColumns) {
+    const res = await call(baseUrl2, "/predict", featuresBody(card), timeout);
+    const r = checkFeatureAnswer(card, res.status, res.json, res.text, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, r.maxAbsDiff);
+    for (const m of r.mismatches) {
+      mismatches.push({ ...m, route: "/predict", input: short(golden[m.example].input) });
+    }
+    check2("/predict (features)", r.ok, r.detail);
+  }
   const inferPath = `/v2/models/${encodeURIComponent(card.name)}/infer`;
   const infer = await call(
     baseUrl2,
@@ -51899,34 +52213,34 @@ function formatSmokeReport(result, maxRows = 20) {
 
 // src/image/context.ts
 import { existsSync as existsSync3, readFileSync as readFileSync2 } from "node:fs";
-import { cp, mkdir as mkdir3, mkdtemp, readdir as readdir3, readFile as readFile3, rm as rm4, stat as stat4, writeFile as writeFile3 } from "node:fs/promises";
+import { cp, mkdir as mkdir3, mkdtemp, readdir as readdir3, readFile as readFile3, rm as rm4, stat as stat5, writeFile as writeFile3 } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
-import { basename, dirname as dirname2, join as join4, relative, resolve as resolve3, sep as sep2 } from "node:path";
+import { basename, dirname as dirname3, join as join5, relative, resolve as resolve3, sep as sep2 } from "node:path";
 import { fileURLToPath } from "node:url";
 var SERVER_DIST_DIR = "dist/serving";
-var ORT_BIN_DIR = join4("node_modules", "onnxruntime-node", "bin", "napi-v6");
+var ORT_BIN_DIR = join5("node_modules", "onnxruntime-node", "bin", "napi-v6");
 var KEEP_OS = "linux";
 var KEEP_ARCH = "x64";
 var INSTALL_ONLY_PACKAGES = /* @__PURE__ */ new Set(["adm-zip", "global-agent"]);
 function modelshipRootAbove(from) {
   let dir = resolve3(from);
   for (; ; ) {
-    const pkg = join4(dir, "package.json");
+    const pkg = join5(dir, "package.json");
     if (existsSync3(pkg)) {
       try {
         if (JSON.parse(readFileSync2(pkg, "utf8")).name === "modelship") return dir;
       } catch {
       }
     }
-    const parent = dirname2(dir);
+    const parent = dirname3(dir);
     if (parent === dir) return null;
     dir = parent;
   }
 }
 function thisFileDir() {
   try {
-    return dirname2(fileURLToPath(import.meta.url));
+    return dirname3(fileURLToPath(import.meta.url));
   } catch {
     return null;
   }
@@ -51938,7 +52252,7 @@ function findAppRoot() {
     process.env.GITHUB_WORKSPACE,
     process.cwd()
   ].filter((c) => Boolean(c)).map((c) => modelshipRootAbove(c)).filter((c) => c !== null);
-  const built = candidates.find((root) => existsSync3(join4(root, SERVER_DIST_DIR, "main.js")));
+  const built = candidates.find((root) => existsSync3(join5(root, SERVER_DIST_DIR, "main.js")));
   if (built) return built;
   throw new UserError(
     candidates.length > 0 ? `the compiled model server is missing in ${candidates[0]} (${SERVER_DIST_DIR}/main.js)` : "cannot find the modelship checkout (no package.json named modelship above this file or the working directory)",
@@ -51971,23 +52285,23 @@ function packageName(specifier) {
 async function listJs(dir) {
   const out = [];
   for (const entry of await readdir3(dir, { withFileTypes: true })) {
-    const full = join4(dir, entry.name);
+    const full = join5(dir, entry.name);
     if (entry.isDirectory()) out.push(...await listJs(full));
     else if (/\.(m?js|cjs|json)$/.test(entry.name)) out.push(full);
   }
   return out;
 }
 async function traceServer(appRoot) {
-  const serverDir = join4(appRoot, SERVER_DIST_DIR);
-  if (!existsSync3(join4(serverDir, "main.js")))
+  const serverDir = join5(appRoot, SERVER_DIST_DIR);
+  if (!existsSync3(join5(serverDir, "main.js")))
     throw new UserError(
-      `the compiled server is missing (${relative(process.cwd(), join4(serverDir, "main.js"))})`,
+      `the compiled server is missing (${relative(process.cwd(), join5(serverDir, "main.js"))})`,
       {
         exitCode: ExitCode2.environment,
         hint: "run `npm run build` in the modelship checkout first (npm ci does it)"
       }
     );
-  const distRoot = join4(appRoot, "dist");
+  const distRoot = join5(appRoot, "dist");
   const queue = await listJs(serverDir);
   const files = /* @__PURE__ */ new Set();
   const packages = /* @__PURE__ */ new Set();
@@ -51998,7 +52312,7 @@ async function traceServer(appRoot) {
     if (file2.endsWith(".json")) continue;
     for (const spec of extractSpecifiers(await readFile3(file2, "utf8"))) {
       if (spec.startsWith(".")) {
-        const target = resolve3(dirname2(file2), spec);
+        const target = resolve3(dirname3(file2), spec);
         if (!target.startsWith(distRoot + sep2))
           throw new UserError(`${relative(appRoot, file2)} imports ${spec}, outside dist/`);
         if (existsSync3(target)) queue.push(target);
@@ -52017,10 +52331,10 @@ async function traceServer(appRoot) {
 function resolvePackageDir(appRoot, fromDir, name) {
   let dir = fromDir;
   for (; ; ) {
-    const candidate = join4(dir, "node_modules", name);
-    if (existsSync3(join4(candidate, "package.json"))) return candidate;
+    const candidate = join5(dir, "node_modules", name);
+    if (existsSync3(join5(candidate, "package.json"))) return candidate;
     if (dir === appRoot || dir.length <= appRoot.length) return null;
-    dir = dirname2(dir);
+    dir = dirname3(dir);
   }
 }
 function packageClosure(appRoot, roots) {
@@ -52043,7 +52357,7 @@ function packageClosure(appRoot, roots) {
     }
     if (dirs.has(dir)) continue;
     dirs.add(dir);
-    const pkg = JSON.parse(readFileSync2(join4(dir, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync2(join5(dir, "package.json"), "utf8"));
     for (const dep of Object.keys(pkg.dependencies ?? {}))
       queue.push({ from: dir, name: dep, optional: false });
     for (const dep of Object.keys({ ...pkg.optionalDependencies, ...pkg.peerDependencies }))
@@ -52052,43 +52366,43 @@ function packageClosure(appRoot, roots) {
   return [...dirs].map((d) => relative(appRoot, d)).sort();
 }
 async function dirBytes(path) {
-  const info2 = await stat4(path);
+  const info2 = await stat5(path);
   if (!info2.isDirectory()) return info2.size;
   let total = 0;
-  for (const entry of await readdir3(path)) total += await dirBytes(join4(path, entry));
+  for (const entry of await readdir3(path)) total += await dirBytes(join5(path, entry));
   return total;
 }
 async function stageBuildContext(options) {
   const appRoot = options.appRoot ?? findAppRoot();
   const bundleDir = resolve3(options.bundleDir);
   for (const file2 of [CARD_FILE, MODEL_FILE])
-    if (!existsSync3(join4(bundleDir, file2)))
+    if (!existsSync3(join5(bundleDir, file2)))
       throw new UserError(
-        `${join4(bundleDir, file2)} not found: --model must point at a model bundle directory`
+        `${join5(bundleDir, file2)} not found: --model must point at a model bundle directory`
       );
   const trace = await traceServer(appRoot);
   const packages = packageClosure(appRoot, trace.packages);
-  const dir = await mkdtemp(join4(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const dir = await mkdtemp(join5(options.tmpRoot ?? tmpdir(), "modelship-build-"));
   const cleanup = () => rm4(dir, { recursive: true, force: true });
   try {
-    const app = join4(dir, "app");
+    const app = join5(dir, "app");
     await mkdir3(app, { recursive: true });
-    const own2 = JSON.parse(await readFile3(join4(appRoot, "package.json"), "utf8"));
+    const own2 = JSON.parse(await readFile3(join5(appRoot, "package.json"), "utf8"));
     await writeFile3(
-      join4(app, "package.json"),
+      join5(app, "package.json"),
       `${JSON.stringify({ name: "modelship-server", version: own2.version ?? "0.0.0", private: true, type: "module" }, null, 2)}
 `
     );
     for (const file2 of trace.files) {
-      await mkdir3(dirname2(join4(app, file2)), { recursive: true });
-      await cp(join4(appRoot, file2), join4(app, file2));
+      await mkdir3(dirname3(join5(app, file2)), { recursive: true });
+      await cp(join5(appRoot, file2), join5(app, file2));
     }
-    const ortBin = join4(appRoot, ORT_BIN_DIR);
+    const ortBin = join5(appRoot, ORT_BIN_DIR);
     const copied = [];
     for (const pkg of packages) {
       if (copied.some((parent) => pkg.startsWith(parent + sep2))) continue;
       copied.push(pkg);
-      await cp(join4(appRoot, pkg), join4(app, pkg), {
+      await cp(join5(appRoot, pkg), join5(app, pkg), {
         recursive: true,
         verbatimSymlinks: true,
         filter: (src) => {
@@ -52100,12 +52414,12 @@ async function stageBuildContext(options) {
         }
       });
     }
-    await mkdir3(join4(dir, "model"));
-    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join4(bundleDir, file2), join4(dir, "model", file2));
-    const dockerfile = join4(dir, "Dockerfile");
-    await cp(join4(appRoot, "serving", "Dockerfile"), dockerfile);
-    await cp(join4(appRoot, "src", "image", "rootfs.cjs"), join4(dir, "rootfs.cjs"));
-    await writeFile3(join4(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    await mkdir3(join5(dir, "model"));
+    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join5(bundleDir, file2), join5(dir, "model", file2));
+    const dockerfile = join5(dir, "Dockerfile");
+    await cp(join5(appRoot, "serving", "Dockerfile"), dockerfile);
+    await cp(join5(appRoot, "src", "image", "rootfs.cjs"), join5(dir, "rootfs.cjs"));
+    await writeFile3(join5(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
     await cleanup();
@@ -52126,7 +52440,7 @@ function serverHardening(workers) {
     pidsLimit: 64 + 24 * (workers + 1)
   };
 }
-var run = promisify(execFile);
+var run = (bin, args) => runChecked(bin, args, { timeoutMs: 1e4 });
 async function gitRevision() {
   if (process.env.GITHUB_SHA && /^[0-9a-f]{40}$/.test(process.env.GITHUB_SHA)) return process.env.GITHUB_SHA;
   try {
@@ -52357,29 +52671,29 @@ ${formatSmokeReport(result)}`,
 var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
 import { existsSync as existsSync4 } from "node:fs";
 import { chown, mkdir as mkdir4, readdir as readdir4, readFile as readFile4, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join6 } from "node:path";
+import { join as join7 } from "node:path";
 
 // src/monitoring/paths.ts
-import { join as join5 } from "node:path";
+import { join as join6 } from "node:path";
 function monitoringPaths(stateDir) {
-  const dir = join5(stateDir, "monitoring");
+  const dir = join6(stateDir, "monitoring");
   return {
     dir,
-    settings: join5(stateDir, "monitoring.json"),
-    config: join5(dir, "prometheus.yml"),
-    rulesDir: join5(dir, "rules"),
-    rules: join5(dir, "rules", "modelship.rules.yml"),
-    targetsDir: join5(dir, "targets"),
-    modelTargets: join5(dir, "targets", "models.json"),
-    data: join5(dir, "data"),
-    pidfile: join5(dir, "prometheus.pid"),
-    log: join5(dir, "prometheus.log")
+    settings: join6(stateDir, "monitoring.json"),
+    config: join6(dir, "prometheus.yml"),
+    rulesDir: join6(dir, "rules"),
+    rules: join6(dir, "rules", "modelship.rules.yml"),
+    targetsDir: join6(dir, "targets"),
+    modelTargets: join6(dir, "targets", "models.json"),
+    data: join6(dir, "data"),
+    pidfile: join6(dir, "prometheus.pid"),
+    log: join6(dir, "prometheus.log")
   };
 }
 var ASSET = {
   config: "prometheus.yml",
-  rules: join5("rules", "modelship.rules.yml"),
-  dashboard: join5("grafana", "modelship.json")
+  rules: join6("rules", "modelship.rules.yml"),
+  dashboard: join6("grafana", "modelship.json")
 };
 
 // src/router/schema.ts
@@ -52565,7 +52879,7 @@ async function writeTargets(file2, targets) {
 async function syncTargets(stateDir) {
   const paths = monitoringPaths(stateDir);
   await mkdir4(paths.targetsDir, { recursive: true });
-  const lockTarget = join6(paths.targetsDir, ".lock-target");
+  const lockTarget = join7(paths.targetsDir, ".lock-target");
   await writeFile4(lockTarget, "", { flag: "a" });
   const release = await import_proper_lockfile2.default.lock(lockTarget, {
     stale: 1e4,
@@ -52583,18 +52897,18 @@ async function syncTargetsIfMonitored(stateDir) {
 }
 
 // src/router/config.ts
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 function routerPaths(stateDir) {
-  const dir = join7(stateDir, "haproxy");
+  const dir = join8(stateDir, "haproxy");
   return {
-    config: join7(dir, "haproxy.cfg"),
-    socket: join7(dir, "haproxy.sock"),
-    pidfile: join7(dir, "haproxy.pid"),
-    serverState: join7(dir, "server-state"),
-    counterCarry: join7(dir, "counters-carry.json"),
-    settings: join7(stateDir, "router.json"),
-    desired: join7(stateDir, "router-desired.json"),
-    lock: join7(dir, "router")
+    config: join8(dir, "haproxy.cfg"),
+    socket: join8(dir, "haproxy.sock"),
+    pidfile: join8(dir, "haproxy.pid"),
+    serverState: join8(dir, "server-state"),
+    counterCarry: join8(dir, "counters-carry.json"),
+    settings: join8(stateDir, "router.json"),
+    desired: join8(stateDir, "router-desired.json"),
+    lock: join8(dir, "router")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -52768,128 +53082,6 @@ function planChanges(settings, live, desired) {
 import { mkdir as mkdir5, mkdtemp as mkdtemp2, readFile as readFile5, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { dirname as dirname4, join as join9 } from "node:path";
-
-// src/util/command.ts
-import { spawn as spawn2 } from "node:child_process";
-import { realpath, stat as stat5 } from "node:fs/promises";
-import { dirname as dirname3, join as join8 } from "node:path";
-import { createInterface as createInterface2 } from "node:readline";
-var CommandNotFound = class extends Error {
-  bin;
-  code;
-  constructor(bin, cause) {
-    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
-    this.bin = bin;
-    this.code = cause.code;
-  }
-};
-var CommandFailed = class extends Error {
-  bin;
-  args;
-  result;
-  constructor(bin, args, result) {
-    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
-    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
-    this.bin = bin;
-    this.args = args;
-    this.result = result;
-  }
-  get stderr() {
-    return this.result.stderr;
-  }
-  get stdout() {
-    return this.result.stdout;
-  }
-};
-function tail(result) {
-  const lines = `${result.stderr}
-${result.stdout}`.split("\n").map((l) => l.trim());
-  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
-  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
-}
-function runCommand(bin, args, options = {}) {
-  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve4, reject) => {
-    const child = spawn2(bin, args, {
-      env: options.env ?? process.env,
-      ...options.cwd ? { cwd: options.cwd } : {},
-      stdio: ["pipe", "pipe", "pipe"]
-    });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const add = (which2, text) => {
-      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
-      else stderr = (stderr + text).slice(0, maxBuffer);
-    };
-    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, options.timeoutMs) : void 0;
-    if (options.onLine) {
-      const onLine = options.onLine;
-      createInterface2({ input: child.stdout }).on("line", (l) => {
-        add("out", `${l}
-`);
-        onLine(l);
-      });
-      createInterface2({ input: child.stderr }).on("line", (l) => {
-        add("err", `${l}
-`);
-        onLine(l);
-      });
-    } else {
-      child.stdout.on("data", (d) => add("out", d.toString()));
-      child.stderr.on("data", (d) => add("err", d.toString()));
-    }
-    child.on("error", (err) => {
-      if (timer) clearTimeout(timer);
-      reject(new CommandNotFound(bin, err));
-    });
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve4({ code, signal, stdout, stderr, timedOut });
-    });
-    child.stdin.on("error", () => {
-    });
-    child.stdin.end(options.input ?? "");
-  });
-}
-async function runChecked(bin, args, options = {}) {
-  const result = await runCommand(bin, args, options);
-  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
-  return result;
-}
-var SYSTEM_BIN_DIRS = [
-  "/usr/local/sbin",
-  "/usr/local/bin",
-  "/usr/sbin",
-  "/usr/bin",
-  "/sbin",
-  "/bin"
-];
-async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
-  for (const dir of dirs) {
-    const path = join8(dir, name);
-    const s = await stat5(path).catch(() => void 0);
-    if (!s?.isFile() || (s.mode & 73) === 0) continue;
-    if (await rootOwnedChain(path)) return path;
-  }
-  return void 0;
-}
-async function rootOwnedChain(path) {
-  const real = await realpath(path).catch(() => void 0);
-  if (real === void 0) return false;
-  let p = real;
-  for (; ; ) {
-    const s = await stat5(p).catch(() => void 0);
-    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
-    const parent = dirname3(p);
-    if (parent === p) return true;
-    p = parent;
-  }
-}
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
@@ -54715,8 +54907,10 @@ async function haproxyBinary() {
 }
 async function effectiveRunAs(settings) {
   if (settings.runAs === "root") return void 0;
+  const root = process.geteuid?.() === 0;
+  if (!root && settings.supervisor === "daemon") return void 0;
   if (settings.runAs) return settings.runAs;
-  if (process.geteuid?.() !== 0) return void 0;
+  if (!root) return void 0;
   const passwd = await readFile5("/etc/passwd", "utf8").catch(() => "");
   const group = await readFile5("/etc/group", "utf8").catch(() => "");
   const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
@@ -54937,7 +55131,7 @@ function toServerStats(rows) {
   const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
   const regular = usable.filter((s) => !s.backup);
   const serving = regular.length > 0 ? regular : usable;
-  const total = serving.reduce((sum, s) => sum + s.weight, 0);
+  const total = serving.reduce((sum2, s) => sum2 + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round(s.weight / total * 1e3) / 10 : 0;
   return parsed;
 }
@@ -55593,9 +55787,9 @@ function planAdoption(host, options) {
 function planKnown(ledger, host, options) {
   const steps = [];
   const server = (name) => host.servers.find((s) => s.name === name);
-  const container = (id) => host.containers.find((c) => c.id === id);
+  const container = (id) => id ? host.containers.find((c) => c.id.startsWith(id) || id.startsWith(c.id)) : void 0;
   const running = (v) => Boolean(v.container && container(v.container.id)?.running);
-  const healthy = (name) => {
+  const healthy2 = (name) => {
     const s = server(name);
     const v = ledger.versions.find((x) => x.version === name);
     const c = v?.container ? container(v.container.id) : host.containers.find((x) => x.name === name);
@@ -55604,7 +55798,7 @@ function planKnown(ledger, host, options) {
   const stable = ledger.versions.find((v) => v.role === "stable");
   const stableOk = stable ? running(stable) && server(stable.version)?.up !== false : false;
   const removing = /* @__PURE__ */ new Set();
-  const safeToRemove = (name) => !healthy(name) || host.servers.some((s) => s.name !== name && !removing.has(s.name) && healthy(s.name));
+  const safeToRemove = (name) => !healthy2(name) || host.servers.some((s) => s.name !== name && !removing.has(s.name) && healthy2(s.name));
   const why = describeInterruption(options.interrupted);
   const op = options.interrupted;
   if (op) {
@@ -55649,9 +55843,10 @@ function planKnown(ledger, host, options) {
       reason: why ? `started by an operation that did not finish (${why})` : `a ${v.role} version still had a container`
     });
   }
-  const referenced = new Set(ledger.versions.flatMap((v) => v.container ? [v.container.id] : []));
+  const recorded = ledger.versions.flatMap((v) => v.container ? [v.container] : []);
+  const isRecorded = (c) => recorded.some((r) => r.name === c.name || c.id.startsWith(r.id) || r.id.startsWith(c.id));
   for (const c of host.containers) {
-    if (referenced.has(c.id)) continue;
+    if (isRecorded(c)) continue;
     const routed = host.servers.find((s) => s.name === c.model?.version && s.port === c.hostPort);
     if (routed && !safeToRemove(routed.name)) {
       steps.push({

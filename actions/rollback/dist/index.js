@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -18295,9 +18295,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms2) {
+    function delay(ms3) {
       return new Promise((resolve3) => {
-        setTimeout(resolve3, ms2).unref();
+        setTimeout(resolve3, ms3).unref();
       });
     }
     module.exports = {
@@ -19863,8 +19863,8 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms2 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve3) => setTimeout(() => resolve3(), ms2));
+          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve3) => setTimeout(() => resolve3(), ms3));
         });
       }
       _processResponse(res, options) {
@@ -25144,13 +25144,13 @@ var CC_SANITIZE = /[- ]/g;
 function isLuhnAlgo(digits) {
   let length = digits.length;
   let bit = 1;
-  let sum = 0;
+  let sum2 = 0;
   while (length) {
     const value = digits.charCodeAt(--length) - 48;
     bit ^= 1;
-    sum += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
+    sum2 += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
   }
-  return sum % 10 === 0;
+  return sum2 % 10 === 0;
 }
 function isValidCreditCard(input2) {
   if (!creditCard.test(input2))
@@ -36186,7 +36186,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
   const outputVar = newVar(ctx);
   doc.write(`const ${outputVar} = [];`);
   for (let i = 0; i < items.length; i++) {
-    const itemSchema = items[i];
+    const itemSchema2 = items[i];
     if (i >= optoutStart) {
       doc.write(`if (${outputVar}.length === ${i}) {`);
       doc.indented((d) => {
@@ -36194,12 +36194,12 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
         d.indented((d2) => {
           const elemVar = newVar(ctx);
           d2.write(`const ${elemVar} = ${accessor}[${i}];`);
-          const elemOutput = compileChild(d2, ctx, itemSchema, elemVar);
+          const elemOutput = compileChild(d2, ctx, itemSchema2, elemVar);
           d2.write(`${outputVar}[${i}] = ${elemOutput};`);
         });
         d.write(`} else {`);
         d.indented((d2) => {
-          if (dropsWhenAbsent(itemSchema)) {
+          if (dropsWhenAbsent(itemSchema2)) {
             d2.write(`${outputVar}.length = ${i};`);
             return;
           }
@@ -36208,7 +36208,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
           d2.write(`const ${elemVar} = undefined;`);
           d2.write(`const ${branchVar} = (() => {`);
           d2.indented((d3) => {
-            const elemOutput = compileChild(d3, ctx, itemSchema, elemVar);
+            const elemOutput = compileChild(d3, ctx, itemSchema2, elemVar);
             d3.write(`return ${elemOutput};`);
           });
           d2.write(`})();`);
@@ -36221,7 +36221,7 @@ function generateTupleCheck(doc, ctx, schema, accessor) {
     } else {
       const elemVar = newVar(ctx);
       doc.write(`const ${elemVar} = ${accessor}[${i}];`);
-      const elemOutput = compileChild(doc, ctx, itemSchema, elemVar);
+      const elemOutput = compileChild(doc, ctx, itemSchema2, elemVar);
       doc.write(`${outputVar}[${i}] = ${elemOutput};`);
     }
   }
@@ -41578,7 +41578,7 @@ function visit(schema, fnOrHandlers) {
     return h ? h(node2, rewritten) : node2;
   };
   const cache = /* @__PURE__ */ new Map();
-  function run3(s) {
+  function run2(s) {
     const cached2 = cache.get(s);
     if (cached2 === RESOLVING) {
       return new $ZodLazy({
@@ -41604,21 +41604,21 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newShape = {};
         for (const k of keys) {
-          const mapped = run3(oldShape[k]);
+          const mapped = run2(oldShape[k]);
           if (mapped !== oldShape[k])
             changed = true;
           newShape[k] = mapped;
         }
         let newCatchall = def.catchall;
         if (def.catchall) {
-          newCatchall = run3(def.catchall);
+          newCatchall = run2(def.catchall);
           if (newCatchall !== def.catchall)
             changed = true;
         }
         return changed ? clone(s, { ...def, shape: newShape, catchall: newCatchall }) : s;
       }
       case "array": {
-        const mapped = run3(def.element);
+        const mapped = run2(def.element);
         return mapped === def.element ? s : clone(s, { ...def, element: mapped });
       }
       case "tuple": {
@@ -41626,14 +41626,14 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newItems = [];
         for (const item of oldItems) {
-          const mapped = run3(item);
+          const mapped = run2(item);
           if (mapped !== item)
             changed = true;
           newItems.push(mapped);
         }
         let newRest = def.rest;
         if (def.rest) {
-          newRest = run3(def.rest);
+          newRest = run2(def.rest);
           if (newRest !== def.rest)
             changed = true;
         }
@@ -41641,12 +41641,12 @@ function visit(schema, fnOrHandlers) {
       }
       case "record":
       case "map": {
-        const newKey = run3(def.keyType);
-        const newVal = run3(def.valueType);
+        const newKey = run2(def.keyType);
+        const newVal = run2(def.valueType);
         return newKey === def.keyType && newVal === def.valueType ? s : clone(s, { ...def, keyType: newKey, valueType: newVal });
       }
       case "set": {
-        const newVal = run3(def.valueType);
+        const newVal = run2(def.valueType);
         return newVal === def.valueType ? s : clone(s, { ...def, valueType: newVal });
       }
       case "union": {
@@ -41654,7 +41654,7 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newOptions = [];
         for (const opt of oldOptions) {
-          const mapped = run3(opt);
+          const mapped = run2(opt);
           if (mapped !== opt)
             changed = true;
           newOptions.push(mapped);
@@ -41662,8 +41662,8 @@ function visit(schema, fnOrHandlers) {
         return changed ? clone(s, { ...def, options: newOptions }) : s;
       }
       case "intersection": {
-        const newLeft = run3(def.left);
-        const newRight = run3(def.right);
+        const newLeft = run2(def.left);
+        const newRight = run2(def.right);
         return newLeft === def.left && newRight === def.right ? s : clone(s, { ...def, left: newLeft, right: newRight });
       }
       case "optional":
@@ -41675,23 +41675,23 @@ function visit(schema, fnOrHandlers) {
       case "nonoptional":
       case "promise":
       case "success": {
-        const newInner = run3(def.innerType);
+        const newInner = run2(def.innerType);
         return newInner === def.innerType ? s : clone(s, { ...def, innerType: newInner });
       }
       case "pipe": {
-        const newIn = run3(def.in);
-        const newOut = run3(def.out);
+        const newIn = run2(def.in);
+        const newOut = run2(def.out);
         return newIn === def.in && newOut === def.out ? s : clone(s, { ...def, in: newIn, out: newOut });
       }
       case "function": {
-        const newInput = run3(def.input);
-        const newOutput = run3(def.output);
+        const newInput = run2(def.input);
+        const newOutput = run2(def.output);
         return newInput === def.input && newOutput === def.output ? s : clone(s, { ...def, input: newInput, output: newOutput });
       }
       case "lazy": {
         const original = def.getter;
         const { _cachedInner, ...rest } = def;
-        return clone(s, { ...rest, getter: () => run3(original()) });
+        return clone(s, { ...rest, getter: () => run2(original()) });
       }
       // A leaf by choice: `parts` are regex fragments, not data positions.
       case "template_literal":
@@ -41722,7 +41722,7 @@ function visit(schema, fnOrHandlers) {
       }
     }
   }
-  return run3(schema);
+  return run2(schema);
 }
 
 // node_modules/zod/v4/classic/deep-partial.js
@@ -41797,14 +41797,16 @@ var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
-  oovRate: 0.15
+  oovRate: 0.15,
+  featurePsi: 0.2
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
   scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
   classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
   inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
 
 // src/config/drift.ts
@@ -41841,6 +41843,19 @@ var gatePolicySchema = external_exports.object({
     rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
     classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
   }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
@@ -41857,17 +41872,34 @@ var gatePolicySchema = external_exports.object({
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
-// src/config/train.ts
+// src/config/package.ts
 var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
+// src/config/train.ts
+var nonEmpty2 = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
-  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
-  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
   onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
@@ -41876,7 +41908,7 @@ var trainConfigSchema = external_exports.object({
    */
   params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
   name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
@@ -41891,7 +41923,8 @@ var configSchema = external_exports.object({
   train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
-  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
 
 // src/settings/table.ts
@@ -46224,10 +46257,10 @@ function parseRepository(value) {
   return { owner: match[1], repo: match[2] };
 }
 function currentRunUrl(env2 = process.env) {
-  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run3 } = env2;
-  if (!repo || !run3) return void 0;
+  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run2 } = env2;
+  if (!repo || !run2) return void 0;
   const attempt = env2.GITHUB_RUN_ATTEMPT ? `/attempts/${env2.GITHUB_RUN_ATTEMPT}` : "";
-  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run3}${attempt}`;
+  return `${server ?? "https://github.com"}/${repo}/actions/runs/${run2}${attempt}`;
 }
 function httpStatus(err) {
   const status = err?.status;
@@ -46551,7 +46584,7 @@ function safeUsername() {
     return "unknown";
   }
 }
-var sleep = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep = (ms3) => new Promise((r) => setTimeout(r, ms3));
 var Ledger = class {
   stateDir;
   file;
@@ -46832,6 +46865,60 @@ var OperationHandle = class {
   }
 };
 
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference) {
+  const k = Math.max(observed.length, reference.length);
+  const no = sum(observed);
+  const nr = sum(reference);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function labelTotalVariation(a, b) {
+  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
+  return totalVariation(
+    keys.map((k) => a[k] ?? 0),
+    keys.map((k) => b[k] ?? 0)
+  );
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
 // src/analysis/prom.ts
 var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
 var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
@@ -46862,6 +46949,15 @@ function parseValue(s) {
 }
 
 // src/analysis/analysis.ts
+var serverMetrics = {
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
+};
 var analysisConfigSchema = external_exports.object({
   /** Largest canary 5xx share of its responses. */
   maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
@@ -46883,6 +46979,172 @@ var analysisConfigSchema = external_exports.object({
   /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
   maxReferenceShift: external_exports.number().min(0).max(1).optional()
 });
+var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
+var totalVariation2 = labelTotalVariation;
+function mixText(mix) {
+  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
+}
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
+        config2.maxErrorRate
+      )
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
+      }
+    ];
+  const base = stable?.[q];
+  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
+      name,
+      ok,
+      value,
+      threshold,
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
+        config2.maxClassShift
+      )
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
+        config2.maxPsi
+      )
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
+  if (!reference || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
 
 // src/rollout/settings.ts
 var containerSettingsSchema = external_exports.object({
@@ -47002,9 +47264,127 @@ function settingsFromFlags(flags) {
 }
 var envPairsSchema = external_exports.record(external_exports.string(), external_exports.string());
 
-// src/engine/engine.ts
+// src/util/command.ts
 import { spawn } from "node:child_process";
+import { realpath, stat as stat3 } from "node:fs/promises";
+import { dirname as dirname2, join as join3 } from "node:path";
 import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve3, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve3({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+var SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin"
+];
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join3(dir, name);
+    const s = await stat3(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat3(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname2(p);
+    if (parent === p) return true;
+    p = parent;
+  }
+}
 
 // src/engine/schema.ts
 var portBindings = external_exports.record(
@@ -47199,61 +47579,25 @@ var Engine = class _Engine {
     return engine;
   }
   /** Runs the CLI; never throws for a non-zero exit (callers decide), only when it cannot start. */
-  exec(args, options = {}) {
-    return new Promise((resolve3, reject) => {
-      const child = spawn(this.bin, args, {
+  async exec(args, options = {}) {
+    try {
+      const r = await runCommand(this.bin, args, {
         env: { ...this.env, ...options.env },
-        stdio: ["pipe", "pipe", "pipe"]
+        ...options.input !== void 0 ? { input: options.input } : {},
+        ...options.timeoutMs ? { timeoutMs: options.timeoutMs } : {},
+        ...options.onLine ? { onLine: options.onLine } : {}
       });
-      let stdout = "";
-      let stderr = "";
-      let timer;
-      if (options.timeoutMs) {
-        timer = setTimeout(() => {
-          stderr += `
-(timed out after ${options.timeoutMs} ms)`;
-          child.kill("SIGKILL");
-        }, options.timeoutMs);
-      }
-      if (options.onLine) {
-        const onLine = options.onLine;
-        createInterface({ input: child.stdout }).on("line", (l) => {
-          stdout += `${l}
-`;
-          onLine(l);
+      const stderr = r.timedOut ? `${r.stderr}
+(timed out after ${options.timeoutMs} ms)` : r.stderr;
+      return { stdout: r.stdout, stderr, code: r.code ?? 1 };
+    } catch (err) {
+      if (err instanceof CommandNotFound && err.code === "ENOENT")
+        throw new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
+          exitCode: ExitCode2.environment,
+          hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
         });
-        createInterface({ input: child.stderr }).on("line", (l) => {
-          stderr += `${l}
-`;
-          onLine(l);
-        });
-      } else {
-        child.stdout.on("data", (d) => {
-          stdout += d.toString();
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d.toString();
-        });
-      }
-      child.on("error", (err) => {
-        if (timer) clearTimeout(timer);
-        if (err.code === "ENOENT") {
-          reject(
-            new EngineError(`the '${this.bin}' CLI is not installed or not on PATH`, {
-              exitCode: ExitCode2.environment,
-              hint: "install the Docker CLI (Debian: `apt-get install docker.io` or docker-ce-cli); it also drives Podman through DOCKER_HOST"
-            })
-          );
-        } else reject(err);
-      });
-      child.on("close", (code) => {
-        if (timer) clearTimeout(timer);
-        resolve3({ stdout, stderr, code: code ?? 1 });
-      });
-      child.stdin.on("error", () => {
-      });
-      child.stdin.end(options.input ?? "");
-    });
+      throw err;
+    }
   }
   /** Runs the CLI and returns stdout; a failure becomes an EngineError naming the operation. */
   async run(what, args, options = {}) {
@@ -47522,8 +47866,7 @@ ${result.stderr}`);
 };
 
 // src/image/build.ts
-import { execFile } from "node:child_process";
-import { promisify, stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
+import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -47547,7 +47890,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -47586,6 +47934,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -47593,7 +47960,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -47635,6 +48006,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -51104,25 +51490,25 @@ var Reporter = class {
     };
     try {
       const result = await fn(update);
-      const ms2 = performance.now() - started;
+      const ms3 = performance.now() - started;
       const extra = detail ? detail(result) : void 0;
-      this.finish(spinner, title, "ok", ms2, extra);
+      this.finish(spinner, title, "ok", ms3, extra);
       return result;
     } catch (err) {
-      const ms2 = performance.now() - started;
-      this.finish(spinner, title, "fail", ms2, err instanceof Error ? err.message : String(err));
+      const ms3 = performance.now() - started;
+      this.finish(spinner, title, "fail", ms3, err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
-  finish(spinner, title, status, ms2, detail) {
+  finish(spinner, title, status, ms3, detail) {
     if (this.mode === "json") {
-      this.event({ type: "step", title, status, ms: Math.round(ms2), ...detail ? { detail } : {} });
+      this.event({ type: "step", title, status, ms: Math.round(ms3), ...detail ? { detail } : {} });
       return;
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
     detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
-    const time3 = pc.dim(`(${formatDuration(ms2)})`);
+    const time3 = pc.dim(`(${formatDuration(ms3)})`);
     const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -51148,16 +51534,79 @@ var Reporter = class {
 `);
   }
 };
-function formatDuration(ms2) {
-  if (ms2 < 1e3) return `${Math.round(ms2)}ms`;
-  if (ms2 < 6e4) return `${(ms2 / 1e3).toFixed(1)}s`;
-  return `${Math.floor(ms2 / 6e4)}m${Math.round(ms2 % 6e4 / 1e3)}s`;
+function formatDuration(ms3) {
+  if (ms3 < 1e3) return `${Math.round(ms3)}ms`;
+  if (ms3 < 6e4) return `${(ms3 / 1e3).toFixed(1)}s`;
+  return `${Math.floor(ms3 / 6e4)}m${Math.round(ms3 % 6e4 / 1e3)}s`;
 }
 function textTable(header, rows) {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   const fmt2 = (r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
   return [fmt2(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(fmt2)].join("\n");
+}
+
+// src/smoke/features.ts
+var itemSchema = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probability: external_exports.number(),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+}).loose();
+var batchSchema = external_exports.object({ predictions: external_exports.array(itemSchema), model_version: external_exports.string() }).loose();
+function featuresBody(card) {
+  const columns = card.io.featureColumns ?? [];
+  return {
+    features: card.golden.map(
+      (g) => Object.fromEntries(columns.map((c, i) => [c, g.input[i]]))
+    )
+  };
+}
+function checkFeatureAnswer(card, status, json2, text, tolerance) {
+  const parsed = batchSchema.safeParse(json2);
+  if (status !== 200 || !parsed.success || parsed.data.predictions.length !== card.golden.length) {
+    return {
+      ok: false,
+      detail: `status ${status}: ${text.slice(0, 120)}`,
+      maxAbsDiff: Number.POSITIVE_INFINITY,
+      mismatches: []
+    };
+  }
+  const mismatches = [];
+  let maxAbsDiff = 0;
+  const intLabels = card.io.labelType === "int64";
+  card.golden.forEach((g, i) => {
+    const p = parsed.data.predictions[i];
+    if (String(p.label) !== g.expected.label || intLabels && typeof p.label !== "number") {
+      mismatches.push({
+        example: i,
+        field: "label",
+        expected: g.expected.label,
+        actual: JSON.stringify(p.label),
+        diff: null
+      });
+    }
+    card.io.labels.forEach((l, c) => {
+      const actual = p.probabilities[l];
+      const diff = actual === void 0 ? Number.POSITIVE_INFINITY : Math.abs(actual - g.expected.probabilities[c]);
+      maxAbsDiff = Math.max(maxAbsDiff, diff);
+      if (!(diff <= tolerance)) {
+        mismatches.push({
+          example: i,
+          field: `p(${l})`,
+          expected: g.expected.probabilities[c].toFixed(6),
+          actual: actual === void 0 ? "missing" : actual.toFixed(6),
+          diff
+        });
+      }
+    });
+  });
+  const ok = mismatches.length === 0 && parsed.data.model_version === card.version;
+  return {
+    ok,
+    detail: ok ? `${card.golden.length} named-feature rows in one request, labels match, max |Δp| ${maxAbsDiff.toExponential(1)}` : parsed.data.model_version !== card.version ? `model_version ${parsed.data.model_version} ≠ ${card.version}` : `${mismatches.length} mismatches`,
+    maxAbsDiff,
+    mismatches
+  };
 }
 
 // src/smoke/smoke.ts
@@ -51309,6 +51758,15 @@ async function runSmokeTest(options) {
       batchOk ? `${golden.length} texts in one request, labels and model_version match` : `status ${batch.status}: ${parsedBatch.success ? "labels or model_version differ" : batch.text.slice(0, 120)}`
     );
   }
+  if (card.io.task === "tabular-classification" && card.io.featureColumns) {
+    const res = await call(baseUrl2, "/predict", featuresBody(card), timeout);
+    const r = checkFeatureAnswer(card, res.status, res.json, res.text, tolerance);
+    maxAbsDiff = Math.max(maxAbsDiff, r.maxAbsDiff);
+    for (const m of r.mismatches) {
+      mismatches.push({ ...m, route: "/predict", input: short(golden[m.example].input) });
+    }
+    check2("/predict (features)", r.ok, r.detail);
+  }
   const inferPath = `/v2/models/${encodeURIComponent(card.name)}/infer`;
   const infer = await call(
     baseUrl2,
@@ -51410,8 +51868,8 @@ function formatSmokeReport(result, maxRows = 20) {
 
 // src/image/context.ts
 import { builtinModules } from "node:module";
-import { basename, dirname as dirname2, join as join3, relative, resolve as resolve2, sep as sep2 } from "node:path";
-var ORT_BIN_DIR = join3("node_modules", "onnxruntime-node", "bin", "napi-v6");
+import { basename, dirname as dirname3, join as join4, relative, resolve as resolve2, sep as sep2 } from "node:path";
+var ORT_BIN_DIR = join4("node_modules", "onnxruntime-node", "bin", "napi-v6");
 var BUILTINS = new Set(builtinModules);
 
 // src/image/labels.ts
@@ -51470,7 +51928,6 @@ function serverHardening(workers) {
     pidsLimit: 64 + 24 * (workers + 1)
   };
 }
-var run = promisify(execFile);
 function lastErrorLine(logs) {
   const lines = stripVTControlCharacters2(logs).split("\n").map((l) => l.trim()).filter(Boolean);
   let found;
@@ -51492,29 +51949,29 @@ function lastErrorLine(logs) {
 var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
 import { existsSync as existsSync3 } from "node:fs";
 import { chown, mkdir as mkdir3, readdir as readdir3, readFile as readFile2, writeFile as writeFile3 } from "node:fs/promises";
-import { join as join5 } from "node:path";
+import { join as join6 } from "node:path";
 
 // src/monitoring/paths.ts
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 function monitoringPaths(stateDir) {
-  const dir = join4(stateDir, "monitoring");
+  const dir = join5(stateDir, "monitoring");
   return {
     dir,
-    settings: join4(stateDir, "monitoring.json"),
-    config: join4(dir, "prometheus.yml"),
-    rulesDir: join4(dir, "rules"),
-    rules: join4(dir, "rules", "modelship.rules.yml"),
-    targetsDir: join4(dir, "targets"),
-    modelTargets: join4(dir, "targets", "models.json"),
-    data: join4(dir, "data"),
-    pidfile: join4(dir, "prometheus.pid"),
-    log: join4(dir, "prometheus.log")
+    settings: join5(stateDir, "monitoring.json"),
+    config: join5(dir, "prometheus.yml"),
+    rulesDir: join5(dir, "rules"),
+    rules: join5(dir, "rules", "modelship.rules.yml"),
+    targetsDir: join5(dir, "targets"),
+    modelTargets: join5(dir, "targets", "models.json"),
+    data: join5(dir, "data"),
+    pidfile: join5(dir, "prometheus.pid"),
+    log: join5(dir, "prometheus.log")
   };
 }
 var ASSET = {
   config: "prometheus.yml",
-  rules: join4("rules", "modelship.rules.yml"),
-  dashboard: join4("grafana", "modelship.json")
+  rules: join5("rules", "modelship.rules.yml"),
+  dashboard: join5("grafana", "modelship.json")
 };
 
 // src/router/schema.ts
@@ -51700,7 +52157,7 @@ async function writeTargets(file2, targets) {
 async function syncTargets(stateDir) {
   const paths = monitoringPaths(stateDir);
   await mkdir3(paths.targetsDir, { recursive: true });
-  const lockTarget = join5(paths.targetsDir, ".lock-target");
+  const lockTarget = join6(paths.targetsDir, ".lock-target");
   await writeFile3(lockTarget, "", { flag: "a" });
   const release = await import_proper_lockfile2.default.lock(lockTarget, {
     stale: 1e4,
@@ -51718,21 +52175,21 @@ async function syncTargetsIfMonitored(stateDir) {
 }
 
 // src/router/config.ts
-import { join as join6 } from "node:path";
+import { join as join7 } from "node:path";
 function routerPaths(stateDir) {
-  const dir = join6(stateDir, "haproxy");
+  const dir = join7(stateDir, "haproxy");
   return {
-    config: join6(dir, "haproxy.cfg"),
-    socket: join6(dir, "haproxy.sock"),
-    pidfile: join6(dir, "haproxy.pid"),
-    serverState: join6(dir, "server-state"),
-    counterCarry: join6(dir, "counters-carry.json"),
-    settings: join6(stateDir, "router.json"),
-    desired: join6(stateDir, "router-desired.json"),
-    lock: join6(dir, "router")
+    config: join7(dir, "haproxy.cfg"),
+    socket: join7(dir, "haproxy.sock"),
+    pidfile: join7(dir, "haproxy.pid"),
+    serverState: join7(dir, "server-state"),
+    counterCarry: join7(dir, "counters-carry.json"),
+    settings: join7(stateDir, "router.json"),
+    desired: join7(stateDir, "router-desired.json"),
+    lock: join7(dir, "router")
   };
 }
-var ms = (n) => `${n}ms`;
+var ms2 = (n) => `${n}ms`;
 var socketGroup = (settings) => {
   const g = settings.socketGroup;
   if (!g) return "";
@@ -51745,14 +52202,14 @@ function serverKeywords(settings, spec, forConfig) {
     `${spec.address}:${spec.port}`,
     `weight ${weight}`,
     "check",
-    `inter ${ms(h.interMs)}`,
-    `fastinter ${ms(h.fastInterMs)}`,
-    `downinter ${ms(h.downInterMs)}`,
+    `inter ${ms2(h.interMs)}`,
+    `fastinter ${ms2(h.fastInterMs)}`,
+    `downinter ${ms2(h.downInterMs)}`,
     `fall ${h.fall}`,
     `rise ${h.rise}`
   ];
   if (h.errorLimit > 0) words.push(`observe layer4 error-limit ${h.errorLimit} on-error mark-down`);
-  if (h.slowstartMs > 0) words.push(`slowstart ${ms(h.slowstartMs)}`);
+  if (h.slowstartMs > 0) words.push(`slowstart ${ms2(h.slowstartMs)}`);
   if (spec.backup) words.push("backup");
   if (forConfig && spec.state === "maint") words.push("disabled");
   return words.join(" ");
@@ -51800,17 +52257,17 @@ global
     stats timeout 30s
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
-    hard-stop-after ${ms(t.hardStopAfterMs)}
+    hard-stop-after ${ms2(t.hardStopAfterMs)}
 ${runAsLines(settings)}
 defaults
     mode http
-    timeout connect ${ms(t.connectMs)}
-    timeout client ${ms(t.clientMs)}
-    timeout server ${ms(t.serverMs)}
-    timeout http-request ${ms(t.httpRequestMs)}
-    timeout http-keep-alive ${ms(t.keepAliveMs)}
-    timeout queue ${ms(t.queueMs)}
-    timeout check ${ms(h.timeoutMs)}
+    timeout connect ${ms2(t.connectMs)}
+    timeout client ${ms2(t.clientMs)}
+    timeout server ${ms2(t.serverMs)}
+    timeout http-request ${ms2(t.httpRequestMs)}
+    timeout http-keep-alive ${ms2(t.keepAliveMs)}
+    timeout queue ${ms2(t.queueMs)}
+    timeout check ${ms2(h.timeoutMs)}
     # Keep-alive on both sides (HAProxy's default mode) rather than http-server-close: a new backend
     # connection per request costs throughput and latency, idle pooled connections do not count as
     # sessions (so drain still reaches 0), and a backend closing an idle connection under us is
@@ -51903,128 +52360,6 @@ function planChanges(settings, live, desired) {
 import { mkdir as mkdir4, mkdtemp, readFile as readFile3, rm as rm4, writeFile as writeFile4 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname as dirname4, join as join8 } from "node:path";
-
-// src/util/command.ts
-import { spawn as spawn2 } from "node:child_process";
-import { realpath, stat as stat3 } from "node:fs/promises";
-import { dirname as dirname3, join as join7 } from "node:path";
-import { createInterface as createInterface2 } from "node:readline";
-var CommandNotFound = class extends Error {
-  bin;
-  code;
-  constructor(bin, cause) {
-    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
-    this.bin = bin;
-    this.code = cause.code;
-  }
-};
-var CommandFailed = class extends Error {
-  bin;
-  args;
-  result;
-  constructor(bin, args, result) {
-    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
-    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
-    this.bin = bin;
-    this.args = args;
-    this.result = result;
-  }
-  get stderr() {
-    return this.result.stderr;
-  }
-  get stdout() {
-    return this.result.stdout;
-  }
-};
-function tail(result) {
-  const lines = `${result.stderr}
-${result.stdout}`.split("\n").map((l) => l.trim());
-  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
-  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
-}
-function runCommand(bin, args, options = {}) {
-  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve3, reject) => {
-    const child = spawn2(bin, args, {
-      env: options.env ?? process.env,
-      ...options.cwd ? { cwd: options.cwd } : {},
-      stdio: ["pipe", "pipe", "pipe"]
-    });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const add = (which2, text) => {
-      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
-      else stderr = (stderr + text).slice(0, maxBuffer);
-    };
-    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, options.timeoutMs) : void 0;
-    if (options.onLine) {
-      const onLine = options.onLine;
-      createInterface2({ input: child.stdout }).on("line", (l) => {
-        add("out", `${l}
-`);
-        onLine(l);
-      });
-      createInterface2({ input: child.stderr }).on("line", (l) => {
-        add("err", `${l}
-`);
-        onLine(l);
-      });
-    } else {
-      child.stdout.on("data", (d) => add("out", d.toString()));
-      child.stderr.on("data", (d) => add("err", d.toString()));
-    }
-    child.on("error", (err) => {
-      if (timer) clearTimeout(timer);
-      reject(new CommandNotFound(bin, err));
-    });
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve3({ code, signal, stdout, stderr, timedOut });
-    });
-    child.stdin.on("error", () => {
-    });
-    child.stdin.end(options.input ?? "");
-  });
-}
-async function runChecked(bin, args, options = {}) {
-  const result = await runCommand(bin, args, options);
-  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
-  return result;
-}
-var SYSTEM_BIN_DIRS = [
-  "/usr/local/sbin",
-  "/usr/local/bin",
-  "/usr/sbin",
-  "/usr/bin",
-  "/sbin",
-  "/bin"
-];
-async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
-  for (const dir of dirs) {
-    const path = join7(dir, name);
-    const s = await stat3(path).catch(() => void 0);
-    if (!s?.isFile() || (s.mode & 73) === 0) continue;
-    if (await rootOwnedChain(path)) return path;
-  }
-  return void 0;
-}
-async function rootOwnedChain(path) {
-  const real = await realpath(path).catch(() => void 0);
-  if (real === void 0) return false;
-  let p = real;
-  for (; ; ) {
-    const s = await stat3(p).catch(() => void 0);
-    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
-    const parent = dirname3(p);
-    if (parent === p) return true;
-    p = parent;
-  }
-}
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
@@ -53838,7 +54173,7 @@ function parseServersState(answer) {
 }
 
 // src/router/process.ts
-var sleep2 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
 async function haproxyBinary() {
   const bin = await systemExecutable("haproxy");
   if (!bin)
@@ -53850,8 +54185,10 @@ async function haproxyBinary() {
 }
 async function effectiveRunAs(settings) {
   if (settings.runAs === "root") return void 0;
+  const root = process.geteuid?.() === 0;
+  if (!root && settings.supervisor === "daemon") return void 0;
   if (settings.runAs) return settings.runAs;
-  if (process.geteuid?.() !== 0) return void 0;
+  if (!root) return void 0;
   const passwd = await readFile3("/etc/passwd", "utf8").catch(() => "");
   const group = await readFile3("/etc/group", "utf8").catch(() => "");
   const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
@@ -54072,7 +54409,7 @@ function toServerStats(rows) {
   const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
   const regular = usable.filter((s) => !s.backup);
   const serving = regular.length > 0 ? regular : usable;
-  const total = serving.reduce((sum, s) => sum + s.weight, 0);
+  const total = serving.reduce((sum2, s) => sum2 + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round(s.weight / total * 1e3) / 10 : 0;
   return parsed;
 }
@@ -54321,7 +54658,7 @@ function stripUndefined(o) {
 }
 
 // src/router/router.ts
-var sleep3 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep3 = (ms3) => new Promise((r) => setTimeout(r, ms3));
 var Router = class _Router {
   settings;
   paths;
@@ -54699,9 +55036,9 @@ function planAdoption(host, options) {
 function planKnown(ledger, host, options) {
   const steps = [];
   const server = (name) => host.servers.find((s) => s.name === name);
-  const container = (id) => host.containers.find((c) => c.id === id);
+  const container = (id) => id ? host.containers.find((c) => c.id.startsWith(id) || id.startsWith(c.id)) : void 0;
   const running = (v) => Boolean(v.container && container(v.container.id)?.running);
-  const healthy = (name) => {
+  const healthy2 = (name) => {
     const s = server(name);
     const v = ledger.versions.find((x) => x.version === name);
     const c = v?.container ? container(v.container.id) : host.containers.find((x) => x.name === name);
@@ -54710,7 +55047,7 @@ function planKnown(ledger, host, options) {
   const stable = ledger.versions.find((v) => v.role === "stable");
   const stableOk = stable ? running(stable) && server(stable.version)?.up !== false : false;
   const removing = /* @__PURE__ */ new Set();
-  const safeToRemove = (name) => !healthy(name) || host.servers.some((s) => s.name !== name && !removing.has(s.name) && healthy(s.name));
+  const safeToRemove = (name) => !healthy2(name) || host.servers.some((s) => s.name !== name && !removing.has(s.name) && healthy2(s.name));
   const why = describeInterruption(options.interrupted);
   const op = options.interrupted;
   if (op) {
@@ -54755,9 +55092,10 @@ function planKnown(ledger, host, options) {
       reason: why ? `started by an operation that did not finish (${why})` : `a ${v.role} version still had a container`
     });
   }
-  const referenced = new Set(ledger.versions.flatMap((v) => v.container ? [v.container.id] : []));
+  const recorded = ledger.versions.flatMap((v) => v.container ? [v.container] : []);
+  const isRecorded = (c) => recorded.some((r) => r.name === c.name || c.id.startsWith(r.id) || r.id.startsWith(c.id));
   for (const c of host.containers) {
-    if (referenced.has(c.id)) continue;
+    if (isRecorded(c)) continue;
     const routed = host.servers.find((s) => s.name === c.model?.version && s.port === c.hostPort);
     if (routed && !safeToRemove(routed.name)) {
       steps.push({
@@ -55124,7 +55462,7 @@ async function runRollback(input2) {
           });
         return readyMs;
       },
-      (ms2) => `(ready in ${(ms2 / 1e3).toFixed(1)}s)`
+      (ms3) => `(ready in ${(ms3 / 1e3).toFixed(1)}s)`
     ).catch(async (err) => {
       if (container) await containers.stopAndRemove(container).catch(() => {
       });
@@ -55167,11 +55505,11 @@ async function runRollback(input2) {
         });
       });
       await traffic.setWeights(routerWeights(written, [target.version, current.version]));
-      const ms2 = performance.now() - t0;
+      const ms3 = performance.now() - t0;
       restoredMs = clock.now() - started;
-      return ms2;
+      return ms3;
     },
-    (ms2) => `(switched in ${ms2 < 10 ? ms2.toFixed(1) : Math.round(ms2)}ms)`
+    (ms3) => `(switched in ${ms3 < 10 ? ms3.toFixed(1) : Math.round(ms3)}ms)`
   );
   await traffic.activate(target.version);
   await drainToStandby(deps, op, settings, reporter, current.version);
@@ -55214,7 +55552,7 @@ import { createServer } from "node:net";
 // src/rollout/ports.ts
 var systemClock = {
   now: () => Date.now(),
-  sleep: (ms2) => new Promise((r) => setTimeout(r, ms2))
+  sleep: (ms3) => new Promise((r) => setTimeout(r, ms3))
 };
 
 // src/rollout/wiring.ts
@@ -55564,14 +55902,14 @@ function rollbackSummaryMarkdown(o) {
 var R = rolloutSettingsSchema.parse({});
 var A = R.analysis;
 var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
-function formatDuration2(ms2) {
+function formatDuration2(ms3) {
   for (const [unit2, size] of [
     ["h", 36e5],
     ["m", 6e4],
     ["s", 1e3]
   ])
-    if (ms2 % size === 0) return `${ms2 / size}${unit2}`;
-  return `${ms2}ms`;
+    if (ms3 % size === 0) return `${ms3 / size}${unit2}`;
+  return `${ms3}ms`;
 }
 var STATE_DIR = {
   key: "stateDir",
@@ -55840,7 +56178,7 @@ function getInputs() {
 }
 
 // actions/rollback/main.ts
-function run2() {
+function run() {
   return runAction(async () => {
     const inputs = getInputs();
     let outcome;
@@ -55879,4 +56217,4 @@ function run2() {
 }
 
 // actions/rollback/actions/rollback/entry.ts
-await run2();
+await run();

@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -11119,7 +11119,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11159,7 +11159,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11172,7 +11172,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify: promisify2 } = __require("node:util");
+    var { promisify } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11212,7 +11212,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify2(this[kOriginalClose])();
+        await promisify(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -19555,9 +19555,9 @@ var require_anchors = __commonJS({
       }
       return true;
     }
-    function anchorNames(root2) {
+    function anchorNames(root3) {
       const anchors = /* @__PURE__ */ new Set();
-      visit2.visit(root2, {
+      visit2.visit(root3, {
         Value(_key, node2) {
           if (node2.anchor)
             anchors.add(node2.anchor);
@@ -26485,7641 +26485,6 @@ var require_dist = __commonJS({
   }
 });
 
-// node_modules/protobufjs/src/util/aspromise.js
-var require_aspromise = __commonJS({
-  "node_modules/protobufjs/src/util/aspromise.js"(exports, module) {
-    "use strict";
-    module.exports = asPromise;
-    function asPromise(fn, ctx) {
-      var params = new Array(arguments.length - 1), offset = 0, index = 2, pending = true;
-      while (index < arguments.length)
-        params[offset++] = arguments[index++];
-      return new Promise(function executor(resolve5, reject) {
-        params[offset] = function callback(err) {
-          if (pending) {
-            pending = false;
-            if (err)
-              reject(err);
-            else {
-              var params2 = new Array(arguments.length - 1), offset2 = 0;
-              while (offset2 < params2.length)
-                params2[offset2++] = arguments[offset2];
-              resolve5.apply(null, params2);
-            }
-          }
-        };
-        try {
-          fn.apply(ctx || null, params);
-        } catch (err) {
-          if (pending) {
-            pending = false;
-            reject(err);
-          }
-        }
-      });
-    }
-  }
-});
-
-// node_modules/protobufjs/src/util/base64.js
-var require_base64 = __commonJS({
-  "node_modules/protobufjs/src/util/base64.js"(exports) {
-    "use strict";
-    var base643 = exports;
-    base643.length = function length(string4) {
-      var p = string4.length;
-      if (!p)
-        return 0;
-      while (p > 0 && string4.charAt(p - 1) === "=")
-        --p;
-      return Math.floor(p * 3 / 4);
-    };
-    var b64 = new Array(64);
-    var s64 = new Array(123);
-    for (i = 0; i < 64; )
-      s64[b64[i] = i < 26 ? i + 65 : i < 52 ? i + 71 : i < 62 ? i - 4 : i - 59 | 43] = i++;
-    var i;
-    s64[45] = 62;
-    s64[95] = 63;
-    base643.encode = function encode3(buffer, start, end) {
-      var parts = null, chunk = [];
-      var i2 = 0, j = 0, t;
-      while (start < end) {
-        var b = buffer[start++];
-        switch (j) {
-          case 0:
-            chunk[i2++] = b64[b >> 2];
-            t = (b & 3) << 4;
-            j = 1;
-            break;
-          case 1:
-            chunk[i2++] = b64[t | b >> 4];
-            t = (b & 15) << 2;
-            j = 2;
-            break;
-          case 2:
-            chunk[i2++] = b64[t | b >> 6];
-            chunk[i2++] = b64[b & 63];
-            j = 0;
-            break;
-        }
-        if (i2 > 8191) {
-          (parts || (parts = [])).push(String.fromCharCode.apply(String, chunk));
-          i2 = 0;
-        }
-      }
-      if (j) {
-        chunk[i2++] = b64[t];
-        chunk[i2++] = 61;
-        if (j === 1)
-          chunk[i2++] = 61;
-      }
-      if (parts) {
-        if (i2)
-          parts.push(String.fromCharCode.apply(String, chunk.slice(0, i2)));
-        return parts.join("");
-      }
-      return String.fromCharCode.apply(String, chunk.slice(0, i2));
-    };
-    var invalidEncoding = "invalid encoding";
-    base643.decode = function decode3(string4, buffer, offset) {
-      var start = offset;
-      var j = 0, t;
-      for (var i2 = 0; i2 < string4.length; ) {
-        var c = string4.charCodeAt(i2++);
-        if (c === 61 && j > 1)
-          break;
-        if ((c = s64[c]) === void 0)
-          throw Error(invalidEncoding);
-        switch (j) {
-          case 0:
-            t = c;
-            j = 1;
-            break;
-          case 1:
-            buffer[offset++] = t << 2 | (c & 48) >> 4;
-            t = c;
-            j = 2;
-            break;
-          case 2:
-            buffer[offset++] = (t & 15) << 4 | (c & 60) >> 2;
-            t = c;
-            j = 3;
-            break;
-          case 3:
-            buffer[offset++] = (t & 3) << 6 | c;
-            j = 0;
-            break;
-        }
-      }
-      if (j === 1)
-        throw Error(invalidEncoding);
-      return offset - start;
-    };
-    var base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-    var base64UrlRe = /[-_]/;
-    var base64UrlNoPaddingRe = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?$/;
-    base643.test = function test(string4) {
-      return base64Re.test(string4) || base64UrlRe.test(string4) && base64UrlNoPaddingRe.test(string4);
-    };
-  }
-});
-
-// node_modules/protobufjs/src/util/eventemitter.js
-var require_eventemitter = __commonJS({
-  "node_modules/protobufjs/src/util/eventemitter.js"(exports, module) {
-    "use strict";
-    module.exports = EventEmitter;
-    function EventEmitter() {
-      this._listeners = /* @__PURE__ */ Object.create(null);
-    }
-    EventEmitter.prototype.on = function on(evt, fn, ctx) {
-      (this._listeners[evt] || (this._listeners[evt] = [])).push({
-        fn,
-        ctx: ctx || this
-      });
-      return this;
-    };
-    EventEmitter.prototype.off = function off(evt, fn) {
-      if (evt === void 0)
-        this._listeners = /* @__PURE__ */ Object.create(null);
-      else {
-        if (fn === void 0)
-          this._listeners[evt] = [];
-        else {
-          var listeners = this._listeners[evt];
-          if (!listeners)
-            return this;
-          for (var i = 0; i < listeners.length; )
-            if (listeners[i].fn === fn)
-              listeners.splice(i, 1);
-            else
-              ++i;
-        }
-      }
-      return this;
-    };
-    EventEmitter.prototype.emit = function emit(evt) {
-      var listeners = this._listeners[evt];
-      if (listeners) {
-        var args = [], i = 1;
-        for (; i < arguments.length; )
-          args.push(arguments[i++]);
-        for (i = 0; i < listeners.length; )
-          listeners[i].fn.apply(listeners[i++].ctx, args);
-      }
-      return this;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/util/float.js
-var require_float3 = __commonJS({
-  "node_modules/protobufjs/src/util/float.js"(exports, module) {
-    "use strict";
-    module.exports = factory(factory);
-    function factory(exports2) {
-      if (typeof Float32Array !== "undefined") (function() {
-        var f32 = new Float32Array([-0]), f8b = new Uint8Array(f32.buffer), le = f8b[3] === 128;
-        function writeFloat_f32_cpy(val, buf, pos) {
-          f32[0] = val;
-          buf[pos] = f8b[0];
-          buf[pos + 1] = f8b[1];
-          buf[pos + 2] = f8b[2];
-          buf[pos + 3] = f8b[3];
-        }
-        function writeFloat_f32_rev(val, buf, pos) {
-          f32[0] = val;
-          buf[pos] = f8b[3];
-          buf[pos + 1] = f8b[2];
-          buf[pos + 2] = f8b[1];
-          buf[pos + 3] = f8b[0];
-        }
-        exports2.writeFloatLE = le ? writeFloat_f32_cpy : writeFloat_f32_rev;
-        exports2.writeFloatBE = le ? writeFloat_f32_rev : writeFloat_f32_cpy;
-        function readFloat_f32_cpy(buf, pos) {
-          f8b[0] = buf[pos];
-          f8b[1] = buf[pos + 1];
-          f8b[2] = buf[pos + 2];
-          f8b[3] = buf[pos + 3];
-          return f32[0];
-        }
-        function readFloat_f32_rev(buf, pos) {
-          f8b[3] = buf[pos];
-          f8b[2] = buf[pos + 1];
-          f8b[1] = buf[pos + 2];
-          f8b[0] = buf[pos + 3];
-          return f32[0];
-        }
-        exports2.readFloatLE = le ? readFloat_f32_cpy : readFloat_f32_rev;
-        exports2.readFloatBE = le ? readFloat_f32_rev : readFloat_f32_cpy;
-      })();
-      else (function() {
-        function writeFloat_ieee754(writeUint, val, buf, pos) {
-          var sign = val < 0 ? 1 : 0;
-          if (sign)
-            val = -val;
-          if (val === 0)
-            writeUint(1 / val > 0 ? (
-              /* positive */
-              0
-            ) : (
-              /* negative 0 */
-              2147483648
-            ), buf, pos);
-          else if (isNaN(val))
-            writeUint(2143289344, buf, pos);
-          else if (val > 34028234663852886e22)
-            writeUint((sign << 31 | 2139095040) >>> 0, buf, pos);
-          else if (val < 11754943508222875e-54)
-            writeUint((sign << 31 | Math.round(val / 1401298464324817e-60)) >>> 0, buf, pos);
-          else {
-            var exponent = Math.floor(Math.log(val) / Math.LN2), mantissa = Math.round(val * Math.pow(2, -exponent) * 8388608) & 8388607;
-            writeUint((sign << 31 | exponent + 127 << 23 | mantissa) >>> 0, buf, pos);
-          }
-        }
-        exports2.writeFloatLE = writeFloat_ieee754.bind(null, writeUintLE);
-        exports2.writeFloatBE = writeFloat_ieee754.bind(null, writeUintBE);
-        function readFloat_ieee754(readUint, buf, pos) {
-          var uint = readUint(buf, pos), sign = (uint >> 31) * 2 + 1, exponent = uint >>> 23 & 255, mantissa = uint & 8388607;
-          return exponent === 255 ? mantissa ? NaN : sign * Infinity : exponent === 0 ? sign * 1401298464324817e-60 * mantissa : sign * Math.pow(2, exponent - 150) * (mantissa + 8388608);
-        }
-        exports2.readFloatLE = readFloat_ieee754.bind(null, readUintLE);
-        exports2.readFloatBE = readFloat_ieee754.bind(null, readUintBE);
-      })();
-      if (typeof Float64Array !== "undefined") (function() {
-        var f64 = new Float64Array([-0]), f8b = new Uint8Array(f64.buffer), le = f8b[7] === 128;
-        function writeDouble_f64_cpy(val, buf, pos) {
-          f64[0] = val;
-          buf[pos] = f8b[0];
-          buf[pos + 1] = f8b[1];
-          buf[pos + 2] = f8b[2];
-          buf[pos + 3] = f8b[3];
-          buf[pos + 4] = f8b[4];
-          buf[pos + 5] = f8b[5];
-          buf[pos + 6] = f8b[6];
-          buf[pos + 7] = f8b[7];
-        }
-        function writeDouble_f64_rev(val, buf, pos) {
-          f64[0] = val;
-          buf[pos] = f8b[7];
-          buf[pos + 1] = f8b[6];
-          buf[pos + 2] = f8b[5];
-          buf[pos + 3] = f8b[4];
-          buf[pos + 4] = f8b[3];
-          buf[pos + 5] = f8b[2];
-          buf[pos + 6] = f8b[1];
-          buf[pos + 7] = f8b[0];
-        }
-        exports2.writeDoubleLE = le ? writeDouble_f64_cpy : writeDouble_f64_rev;
-        exports2.writeDoubleBE = le ? writeDouble_f64_rev : writeDouble_f64_cpy;
-        function readDouble_f64_cpy(buf, pos) {
-          f8b[0] = buf[pos];
-          f8b[1] = buf[pos + 1];
-          f8b[2] = buf[pos + 2];
-          f8b[3] = buf[pos + 3];
-          f8b[4] = buf[pos + 4];
-          f8b[5] = buf[pos + 5];
-          f8b[6] = buf[pos + 6];
-          f8b[7] = buf[pos + 7];
-          return f64[0];
-        }
-        function readDouble_f64_rev(buf, pos) {
-          f8b[7] = buf[pos];
-          f8b[6] = buf[pos + 1];
-          f8b[5] = buf[pos + 2];
-          f8b[4] = buf[pos + 3];
-          f8b[3] = buf[pos + 4];
-          f8b[2] = buf[pos + 5];
-          f8b[1] = buf[pos + 6];
-          f8b[0] = buf[pos + 7];
-          return f64[0];
-        }
-        exports2.readDoubleLE = le ? readDouble_f64_cpy : readDouble_f64_rev;
-        exports2.readDoubleBE = le ? readDouble_f64_rev : readDouble_f64_cpy;
-      })();
-      else (function() {
-        function writeDouble_ieee754(writeUint, off0, off1, val, buf, pos) {
-          var sign = val < 0 ? 1 : 0;
-          if (sign)
-            val = -val;
-          if (val === 0) {
-            writeUint(0, buf, pos + off0);
-            writeUint(1 / val > 0 ? (
-              /* positive */
-              0
-            ) : (
-              /* negative 0 */
-              2147483648
-            ), buf, pos + off1);
-          } else if (isNaN(val)) {
-            writeUint(0, buf, pos + off0);
-            writeUint(2146959360, buf, pos + off1);
-          } else if (val > 17976931348623157e292) {
-            writeUint(0, buf, pos + off0);
-            writeUint((sign << 31 | 2146435072) >>> 0, buf, pos + off1);
-          } else {
-            var mantissa;
-            if (val < 22250738585072014e-324) {
-              mantissa = val / 5e-324;
-              writeUint(mantissa >>> 0, buf, pos + off0);
-              writeUint((sign << 31 | mantissa / 4294967296) >>> 0, buf, pos + off1);
-            } else {
-              var exponent = Math.floor(Math.log(val) / Math.LN2);
-              if (exponent === 1024)
-                exponent = 1023;
-              mantissa = val * Math.pow(2, -exponent);
-              writeUint(mantissa * 4503599627370496 >>> 0, buf, pos + off0);
-              writeUint((sign << 31 | exponent + 1023 << 20 | mantissa * 1048576 & 1048575) >>> 0, buf, pos + off1);
-            }
-          }
-        }
-        exports2.writeDoubleLE = writeDouble_ieee754.bind(null, writeUintLE, 0, 4);
-        exports2.writeDoubleBE = writeDouble_ieee754.bind(null, writeUintBE, 4, 0);
-        function readDouble_ieee754(readUint, off0, off1, buf, pos) {
-          var lo = readUint(buf, pos + off0), hi = readUint(buf, pos + off1);
-          var sign = (hi >> 31) * 2 + 1, exponent = hi >>> 20 & 2047, mantissa = 4294967296 * (hi & 1048575) + lo;
-          return exponent === 2047 ? mantissa ? NaN : sign * Infinity : exponent === 0 ? sign * 5e-324 * mantissa : sign * Math.pow(2, exponent - 1075) * (mantissa + 4503599627370496);
-        }
-        exports2.readDoubleLE = readDouble_ieee754.bind(null, readUintLE, 0, 4);
-        exports2.readDoubleBE = readDouble_ieee754.bind(null, readUintBE, 4, 0);
-      })();
-      return exports2;
-    }
-    function writeUintLE(val, buf, pos) {
-      buf[pos] = val & 255;
-      buf[pos + 1] = val >>> 8 & 255;
-      buf[pos + 2] = val >>> 16 & 255;
-      buf[pos + 3] = val >>> 24;
-    }
-    function writeUintBE(val, buf, pos) {
-      buf[pos] = val >>> 24;
-      buf[pos + 1] = val >>> 16 & 255;
-      buf[pos + 2] = val >>> 8 & 255;
-      buf[pos + 3] = val & 255;
-    }
-    function readUintLE(buf, pos) {
-      return (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16 | buf[pos + 3] << 24) >>> 0;
-    }
-    function readUintBE(buf, pos) {
-      return (buf[pos] << 24 | buf[pos + 1] << 16 | buf[pos + 2] << 8 | buf[pos + 3]) >>> 0;
-    }
-  }
-});
-
-// node_modules/protobufjs/src/util/utf8.js
-var require_utf8 = __commonJS({
-  "node_modules/protobufjs/src/util/utf8.js"(exports) {
-    "use strict";
-    var utf82 = exports;
-    var looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-    var strictDecoder;
-    var TEXT_DECODER_MIN_LENGTH = 64;
-    try {
-      strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-    } catch (err) {
-      strictDecoder = looseDecoder;
-    }
-    utf82.length = function utf8_length(string4) {
-      var len = 0, c = 0;
-      for (var i = 0; i < string4.length; ++i) {
-        c = string4.charCodeAt(i);
-        if (c < 128)
-          len += 1;
-        else if (c < 2048)
-          len += 2;
-        else if ((c & 64512) === 55296 && (string4.charCodeAt(i + 1) & 64512) === 56320) {
-          ++i;
-          len += 4;
-        } else
-          len += 3;
-      }
-      return len;
-    };
-    function utf8_read_decoder(decoder, buffer, start, end) {
-      var source = start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end);
-      return decoder.decode(source);
-    }
-    utf82.read = function utf8_read_loose(buffer, start, end) {
-      if (end - start < 1)
-        return "";
-      if (end - start >= TEXT_DECODER_MIN_LENGTH)
-        return utf8_read_decoder(looseDecoder, buffer, start, end);
-      var str = "", i = start, c1, c2, c3, c4, c5, c6, c7, c8;
-      for (; i + 7 < end; i += 8) {
-        c1 = buffer[i];
-        c2 = buffer[i + 1];
-        c3 = buffer[i + 2];
-        c4 = buffer[i + 3];
-        c5 = buffer[i + 4];
-        c6 = buffer[i + 5];
-        c7 = buffer[i + 6];
-        c8 = buffer[i + 7];
-        if ((c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8) & 128)
-          return str + utf8_read_decoder(looseDecoder, buffer, i, end);
-        str += String.fromCharCode(c1, c2, c3, c4, c5, c6, c7, c8);
-      }
-      for (; i < end; ++i) {
-        c1 = buffer[i];
-        if (c1 & 128)
-          return str + utf8_read_decoder(looseDecoder, buffer, i, end);
-        str += String.fromCharCode(c1);
-      }
-      return str;
-    };
-    utf82.readStrict = function utf8_read_strict(buffer, start, end) {
-      if (end - start < 1)
-        return "";
-      if (end - start >= TEXT_DECODER_MIN_LENGTH)
-        return utf8_read_decoder(strictDecoder, buffer, start, end);
-      var str = "", i = start, c1, c2, c3, c4, c5, c6, c7, c8;
-      for (; i + 7 < end; i += 8) {
-        c1 = buffer[i];
-        c2 = buffer[i + 1];
-        c3 = buffer[i + 2];
-        c4 = buffer[i + 3];
-        c5 = buffer[i + 4];
-        c6 = buffer[i + 5];
-        c7 = buffer[i + 6];
-        c8 = buffer[i + 7];
-        if ((c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8) & 128)
-          return str + utf8_read_decoder(strictDecoder, buffer, i, end);
-        str += String.fromCharCode(c1, c2, c3, c4, c5, c6, c7, c8);
-      }
-      for (; i < end; ++i) {
-        c1 = buffer[i];
-        if (c1 & 128)
-          return str + utf8_read_decoder(strictDecoder, buffer, i, end);
-        str += String.fromCharCode(c1);
-      }
-      return str;
-    };
-    utf82.write = function utf8_write(string4, buffer, offset) {
-      var start = offset, c1, c2;
-      for (var i = 0; i < string4.length; ++i) {
-        c1 = string4.charCodeAt(i);
-        if (c1 < 128) {
-          buffer[offset++] = c1;
-        } else if (c1 < 2048) {
-          buffer[offset++] = c1 >> 6 | 192;
-          buffer[offset++] = c1 & 63 | 128;
-        } else if ((c1 & 64512) === 55296 && ((c2 = string4.charCodeAt(i + 1)) & 64512) === 56320) {
-          c1 = 65536 + ((c1 & 1023) << 10) + (c2 & 1023);
-          ++i;
-          buffer[offset++] = c1 >> 18 | 240;
-          buffer[offset++] = c1 >> 12 & 63 | 128;
-          buffer[offset++] = c1 >> 6 & 63 | 128;
-          buffer[offset++] = c1 & 63 | 128;
-        } else {
-          buffer[offset++] = c1 >> 12 | 224;
-          buffer[offset++] = c1 >> 6 & 63 | 128;
-          buffer[offset++] = c1 & 63 | 128;
-        }
-      }
-      return offset - start;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/util/pool.js
-var require_pool2 = __commonJS({
-  "node_modules/protobufjs/src/util/pool.js"(exports, module) {
-    "use strict";
-    module.exports = pool;
-    function pool(alloc, slice, size) {
-      var SIZE = size || 8192;
-      var MAX = SIZE >>> 1;
-      var slab = null;
-      var offset = SIZE;
-      return function pool_alloc(size2) {
-        if (size2 < 1 || size2 > MAX)
-          return alloc(size2);
-        if (offset + size2 > SIZE) {
-          slab = alloc(SIZE);
-          offset = 0;
-        }
-        var buf = slice.call(slab, offset, offset += size2);
-        if (offset & 7)
-          offset = (offset | 7) + 1;
-        return buf;
-      };
-    }
-  }
-});
-
-// node_modules/protobufjs/src/util/longbits.js
-var require_longbits = __commonJS({
-  "node_modules/protobufjs/src/util/longbits.js"(exports, module) {
-    "use strict";
-    module.exports = LongBits;
-    var Long;
-    function LongBits(lo, hi) {
-      this.lo = lo >>> 0;
-      this.hi = hi >>> 0;
-    }
-    var zero = LongBits.zero = new LongBits(0, 0);
-    zero.toNumber = function() {
-      return 0;
-    };
-    zero.zzEncode = zero.zzDecode = function() {
-      return this;
-    };
-    zero.length = function() {
-      return 1;
-    };
-    var zeroHash = LongBits.zeroHash = "\0\0\0\0\0\0\0\0";
-    LongBits.fromNumber = function fromNumber(value) {
-      if (value === 0)
-        return zero;
-      var sign = value < 0;
-      if (sign)
-        value = -value;
-      var lo = value >>> 0, hi = (value - lo) / 4294967296 >>> 0;
-      if (sign) {
-        hi = ~hi >>> 0;
-        lo = ~lo >>> 0;
-        if (++lo > 4294967295) {
-          lo = 0;
-          if (++hi > 4294967295)
-            hi = 0;
-        }
-      }
-      return new LongBits(lo, hi);
-    };
-    LongBits.from = function from(value) {
-      if (typeof value === "number")
-        return LongBits.fromNumber(value);
-      if (typeof value === "string" || value instanceof String) {
-        if (Long)
-          value = Long.fromString(value);
-        else
-          return LongBits.fromNumber(parseInt(value, 10));
-      }
-      return value.low || value.high ? new LongBits(value.low >>> 0, value.high >>> 0) : zero;
-    };
-    LongBits.prototype.toNumber = function toNumber(unsigned) {
-      if (!unsigned && this.hi >>> 31) {
-        var lo = ~this.lo + 1 >>> 0, hi = ~this.hi >>> 0;
-        if (!lo)
-          hi = hi + 1 >>> 0;
-        return -(lo + hi * 4294967296);
-      }
-      return this.lo + this.hi * 4294967296;
-    };
-    LongBits.prototype.toLong = function toLong(unsigned) {
-      return Long ? new Long(this.lo | 0, this.hi | 0, Boolean(unsigned)) : { low: this.lo | 0, high: this.hi | 0, unsigned: Boolean(unsigned) };
-    };
-    var charCodeAt = String.prototype.charCodeAt;
-    LongBits.fromHash = function fromHash(hash2) {
-      if (hash2 === zeroHash)
-        return zero;
-      return new LongBits(
-        (charCodeAt.call(hash2, 0) | charCodeAt.call(hash2, 1) << 8 | charCodeAt.call(hash2, 2) << 16 | charCodeAt.call(hash2, 3) << 24) >>> 0,
-        (charCodeAt.call(hash2, 4) | charCodeAt.call(hash2, 5) << 8 | charCodeAt.call(hash2, 6) << 16 | charCodeAt.call(hash2, 7) << 24) >>> 0
-      );
-    };
-    LongBits.prototype.toHash = function toHash() {
-      return String.fromCharCode(
-        this.lo & 255,
-        this.lo >>> 8 & 255,
-        this.lo >>> 16 & 255,
-        this.lo >>> 24,
-        this.hi & 255,
-        this.hi >>> 8 & 255,
-        this.hi >>> 16 & 255,
-        this.hi >>> 24
-      );
-    };
-    LongBits.prototype.zzEncode = function zzEncode() {
-      var mask = this.hi >> 31;
-      this.hi = ((this.hi << 1 | this.lo >>> 31) ^ mask) >>> 0;
-      this.lo = (this.lo << 1 ^ mask) >>> 0;
-      return this;
-    };
-    LongBits.prototype.zzDecode = function zzDecode() {
-      var mask = -(this.lo & 1);
-      this.lo = ((this.lo >>> 1 | this.hi << 31) ^ mask) >>> 0;
-      this.hi = (this.hi >>> 1 ^ mask) >>> 0;
-      return this;
-    };
-    LongBits.prototype.length = function length() {
-      var part0 = this.lo, part1 = (this.lo >>> 28 | this.hi << 4) >>> 0, part2 = this.hi >>> 24;
-      return part2 === 0 ? part1 === 0 ? part0 < 16384 ? part0 < 128 ? 1 : 2 : part0 < 2097152 ? 3 : 4 : part1 < 16384 ? part1 < 128 ? 5 : 6 : part1 < 2097152 ? 7 : 8 : part2 < 128 ? 9 : 10;
-    };
-    LongBits._configure = function(Long_) {
-      Long = Long_;
-    };
-  }
-});
-
-// node_modules/long/umd/index.js
-var require_umd = __commonJS({
-  "node_modules/long/umd/index.js"(exports, module) {
-    (function(global3, factory) {
-      function preferDefault(exports2) {
-        return exports2.default || exports2;
-      }
-      if (typeof define === "function" && define.amd) {
-        define([], function() {
-          var exports2 = {};
-          factory(exports2);
-          return preferDefault(exports2);
-        });
-      } else if (typeof exports === "object") {
-        factory(exports);
-        if (typeof module === "object") module.exports = preferDefault(exports);
-      } else {
-        (function() {
-          var exports2 = {};
-          factory(exports2);
-          global3.Long = preferDefault(exports2);
-        })();
-      }
-    })(
-      typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : exports,
-      function(_exports) {
-        "use strict";
-        Object.defineProperty(_exports, "__esModule", {
-          value: true
-        });
-        _exports.default = void 0;
-        var wasm = null;
-        try {
-          wasm = new WebAssembly.Instance(
-            new WebAssembly.Module(
-              new Uint8Array([
-                // \0asm
-                0,
-                97,
-                115,
-                109,
-                // version 1
-                1,
-                0,
-                0,
-                0,
-                // section "type"
-                1,
-                13,
-                2,
-                // 0, () => i32
-                96,
-                0,
-                1,
-                127,
-                // 1, (i32, i32, i32, i32) => i32
-                96,
-                4,
-                127,
-                127,
-                127,
-                127,
-                1,
-                127,
-                // section "function"
-                3,
-                7,
-                6,
-                // 0, type 0
-                0,
-                // 1, type 1
-                1,
-                // 2, type 1
-                1,
-                // 3, type 1
-                1,
-                // 4, type 1
-                1,
-                // 5, type 1
-                1,
-                // section "global"
-                6,
-                6,
-                1,
-                // 0, "high", mutable i32
-                127,
-                1,
-                65,
-                0,
-                11,
-                // section "export"
-                7,
-                50,
-                6,
-                // 0, "mul"
-                3,
-                109,
-                117,
-                108,
-                0,
-                1,
-                // 1, "div_s"
-                5,
-                100,
-                105,
-                118,
-                95,
-                115,
-                0,
-                2,
-                // 2, "div_u"
-                5,
-                100,
-                105,
-                118,
-                95,
-                117,
-                0,
-                3,
-                // 3, "rem_s"
-                5,
-                114,
-                101,
-                109,
-                95,
-                115,
-                0,
-                4,
-                // 4, "rem_u"
-                5,
-                114,
-                101,
-                109,
-                95,
-                117,
-                0,
-                5,
-                // 5, "get_high"
-                8,
-                103,
-                101,
-                116,
-                95,
-                104,
-                105,
-                103,
-                104,
-                0,
-                0,
-                // section "code"
-                10,
-                191,
-                1,
-                6,
-                // 0, "get_high"
-                4,
-                0,
-                35,
-                0,
-                11,
-                // 1, "mul"
-                36,
-                1,
-                1,
-                126,
-                32,
-                0,
-                173,
-                32,
-                1,
-                173,
-                66,
-                32,
-                134,
-                132,
-                32,
-                2,
-                173,
-                32,
-                3,
-                173,
-                66,
-                32,
-                134,
-                132,
-                126,
-                34,
-                4,
-                66,
-                32,
-                135,
-                167,
-                36,
-                0,
-                32,
-                4,
-                167,
-                11,
-                // 2, "div_s"
-                36,
-                1,
-                1,
-                126,
-                32,
-                0,
-                173,
-                32,
-                1,
-                173,
-                66,
-                32,
-                134,
-                132,
-                32,
-                2,
-                173,
-                32,
-                3,
-                173,
-                66,
-                32,
-                134,
-                132,
-                127,
-                34,
-                4,
-                66,
-                32,
-                135,
-                167,
-                36,
-                0,
-                32,
-                4,
-                167,
-                11,
-                // 3, "div_u"
-                36,
-                1,
-                1,
-                126,
-                32,
-                0,
-                173,
-                32,
-                1,
-                173,
-                66,
-                32,
-                134,
-                132,
-                32,
-                2,
-                173,
-                32,
-                3,
-                173,
-                66,
-                32,
-                134,
-                132,
-                128,
-                34,
-                4,
-                66,
-                32,
-                135,
-                167,
-                36,
-                0,
-                32,
-                4,
-                167,
-                11,
-                // 4, "rem_s"
-                36,
-                1,
-                1,
-                126,
-                32,
-                0,
-                173,
-                32,
-                1,
-                173,
-                66,
-                32,
-                134,
-                132,
-                32,
-                2,
-                173,
-                32,
-                3,
-                173,
-                66,
-                32,
-                134,
-                132,
-                129,
-                34,
-                4,
-                66,
-                32,
-                135,
-                167,
-                36,
-                0,
-                32,
-                4,
-                167,
-                11,
-                // 5, "rem_u"
-                36,
-                1,
-                1,
-                126,
-                32,
-                0,
-                173,
-                32,
-                1,
-                173,
-                66,
-                32,
-                134,
-                132,
-                32,
-                2,
-                173,
-                32,
-                3,
-                173,
-                66,
-                32,
-                134,
-                132,
-                130,
-                34,
-                4,
-                66,
-                32,
-                135,
-                167,
-                36,
-                0,
-                32,
-                4,
-                167,
-                11
-              ])
-            ),
-            {}
-          ).exports;
-        } catch {
-        }
-        function Long(low, high, unsigned) {
-          this.low = low | 0;
-          this.high = high | 0;
-          this.unsigned = !!unsigned;
-        }
-        Long.prototype.__isLong__;
-        Object.defineProperty(Long.prototype, "__isLong__", {
-          value: true
-        });
-        function isLong(obj) {
-          return (obj && obj["__isLong__"]) === true;
-        }
-        function ctz32(value) {
-          var c = Math.clz32(value & -value);
-          return value ? 31 - c : c;
-        }
-        Long.isLong = isLong;
-        var INT_CACHE = {};
-        var UINT_CACHE = {};
-        function fromInt(value, unsigned) {
-          var obj, cachedObj, cache;
-          if (unsigned) {
-            value >>>= 0;
-            if (cache = 0 <= value && value < 256) {
-              cachedObj = UINT_CACHE[value];
-              if (cachedObj) return cachedObj;
-            }
-            obj = fromBits(value, 0, true);
-            if (cache) UINT_CACHE[value] = obj;
-            return obj;
-          } else {
-            value |= 0;
-            if (cache = -128 <= value && value < 128) {
-              cachedObj = INT_CACHE[value];
-              if (cachedObj) return cachedObj;
-            }
-            obj = fromBits(value, value < 0 ? -1 : 0, false);
-            if (cache) INT_CACHE[value] = obj;
-            return obj;
-          }
-        }
-        Long.fromInt = fromInt;
-        function fromNumber(value, unsigned) {
-          if (isNaN(value)) return unsigned ? UZERO : ZERO;
-          if (unsigned) {
-            if (value < 0) return UZERO;
-            if (value >= TWO_PWR_64_DBL) return MAX_UNSIGNED_VALUE;
-          } else {
-            if (value <= -TWO_PWR_63_DBL) return MIN_VALUE;
-            if (value + 1 >= TWO_PWR_63_DBL) return MAX_VALUE;
-          }
-          if (value < 0) return fromNumber(-value, unsigned).neg();
-          return fromBits(
-            value % TWO_PWR_32_DBL | 0,
-            value / TWO_PWR_32_DBL | 0,
-            unsigned
-          );
-        }
-        Long.fromNumber = fromNumber;
-        function fromBits(lowBits, highBits, unsigned) {
-          return new Long(lowBits, highBits, unsigned);
-        }
-        Long.fromBits = fromBits;
-        var pow_dbl = Math.pow;
-        function fromString(str, unsigned, radix) {
-          if (str.length === 0) throw Error("empty string");
-          if (typeof unsigned === "number") {
-            radix = unsigned;
-            unsigned = false;
-          } else {
-            unsigned = !!unsigned;
-          }
-          if (str === "NaN" || str === "Infinity" || str === "+Infinity" || str === "-Infinity")
-            return unsigned ? UZERO : ZERO;
-          radix = radix || 10;
-          if (radix < 2 || 36 < radix) throw RangeError("radix");
-          var p;
-          if ((p = str.indexOf("-")) > 0) throw Error("interior hyphen");
-          else if (p === 0) {
-            return fromString(str.substring(1), unsigned, radix).neg();
-          }
-          var radixToPower = fromNumber(pow_dbl(radix, 8));
-          var result = ZERO;
-          for (var i = 0; i < str.length; i += 8) {
-            var size = Math.min(8, str.length - i), value = parseInt(str.substring(i, i + size), radix);
-            if (size < 8) {
-              var power = fromNumber(pow_dbl(radix, size));
-              result = result.mul(power).add(fromNumber(value));
-            } else {
-              result = result.mul(radixToPower);
-              result = result.add(fromNumber(value));
-            }
-          }
-          result.unsigned = unsigned;
-          return result;
-        }
-        Long.fromString = fromString;
-        function fromValue(val, unsigned) {
-          if (typeof val === "number") return fromNumber(val, unsigned);
-          if (typeof val === "string") return fromString(val, unsigned);
-          return fromBits(
-            val.low,
-            val.high,
-            typeof unsigned === "boolean" ? unsigned : val.unsigned
-          );
-        }
-        Long.fromValue = fromValue;
-        var TWO_PWR_16_DBL = 1 << 16;
-        var TWO_PWR_24_DBL = 1 << 24;
-        var TWO_PWR_32_DBL = TWO_PWR_16_DBL * TWO_PWR_16_DBL;
-        var TWO_PWR_64_DBL = TWO_PWR_32_DBL * TWO_PWR_32_DBL;
-        var TWO_PWR_63_DBL = TWO_PWR_64_DBL / 2;
-        var TWO_PWR_24 = fromInt(TWO_PWR_24_DBL);
-        var ZERO = fromInt(0);
-        Long.ZERO = ZERO;
-        var UZERO = fromInt(0, true);
-        Long.UZERO = UZERO;
-        var ONE = fromInt(1);
-        Long.ONE = ONE;
-        var UONE = fromInt(1, true);
-        Long.UONE = UONE;
-        var NEG_ONE = fromInt(-1);
-        Long.NEG_ONE = NEG_ONE;
-        var MAX_VALUE = fromBits(4294967295 | 0, 2147483647 | 0, false);
-        Long.MAX_VALUE = MAX_VALUE;
-        var MAX_UNSIGNED_VALUE = fromBits(4294967295 | 0, 4294967295 | 0, true);
-        Long.MAX_UNSIGNED_VALUE = MAX_UNSIGNED_VALUE;
-        var MIN_VALUE = fromBits(0, 2147483648 | 0, false);
-        Long.MIN_VALUE = MIN_VALUE;
-        var LongPrototype = Long.prototype;
-        LongPrototype.toInt = function toInt() {
-          return this.unsigned ? this.low >>> 0 : this.low;
-        };
-        LongPrototype.toNumber = function toNumber() {
-          if (this.unsigned)
-            return (this.high >>> 0) * TWO_PWR_32_DBL + (this.low >>> 0);
-          return this.high * TWO_PWR_32_DBL + (this.low >>> 0);
-        };
-        LongPrototype.toString = function toString(radix) {
-          radix = radix || 10;
-          if (radix < 2 || 36 < radix) throw RangeError("radix");
-          if (this.isZero()) return "0";
-          if (this.isNegative()) {
-            if (this.eq(MIN_VALUE)) {
-              var radixLong = fromNumber(radix), div = this.div(radixLong), rem1 = div.mul(radixLong).sub(this);
-              return div.toString(radix) + rem1.toInt().toString(radix);
-            } else return "-" + this.neg().toString(radix);
-          }
-          var radixToPower = fromNumber(pow_dbl(radix, 6), this.unsigned), rem = this;
-          var result = "";
-          while (true) {
-            var remDiv = rem.div(radixToPower), intval = rem.sub(remDiv.mul(radixToPower)).toInt() >>> 0, digits = intval.toString(radix);
-            rem = remDiv;
-            if (rem.isZero()) return digits + result;
-            else {
-              while (digits.length < 6) digits = "0" + digits;
-              result = "" + digits + result;
-            }
-          }
-        };
-        LongPrototype.getHighBits = function getHighBits() {
-          return this.high;
-        };
-        LongPrototype.getHighBitsUnsigned = function getHighBitsUnsigned() {
-          return this.high >>> 0;
-        };
-        LongPrototype.getLowBits = function getLowBits() {
-          return this.low;
-        };
-        LongPrototype.getLowBitsUnsigned = function getLowBitsUnsigned() {
-          return this.low >>> 0;
-        };
-        LongPrototype.getNumBitsAbs = function getNumBitsAbs() {
-          if (this.isNegative())
-            return this.eq(MIN_VALUE) ? 64 : this.neg().getNumBitsAbs();
-          var val = this.high != 0 ? this.high : this.low;
-          for (var bit = 31; bit > 0; bit--) if ((val & 1 << bit) != 0) break;
-          return this.high != 0 ? bit + 33 : bit + 1;
-        };
-        LongPrototype.isSafeInteger = function isSafeInteger() {
-          var top11Bits = this.high >> 21;
-          if (!top11Bits) return true;
-          if (this.unsigned) return false;
-          return top11Bits === -1 && !(this.low === 0 && this.high === -2097152);
-        };
-        LongPrototype.isZero = function isZero() {
-          return this.high === 0 && this.low === 0;
-        };
-        LongPrototype.eqz = LongPrototype.isZero;
-        LongPrototype.isNegative = function isNegative() {
-          return !this.unsigned && this.high < 0;
-        };
-        LongPrototype.isPositive = function isPositive() {
-          return this.unsigned || this.high >= 0;
-        };
-        LongPrototype.isOdd = function isOdd() {
-          return (this.low & 1) === 1;
-        };
-        LongPrototype.isEven = function isEven() {
-          return (this.low & 1) === 0;
-        };
-        LongPrototype.equals = function equals(other) {
-          if (!isLong(other)) other = fromValue(other);
-          if (this.unsigned !== other.unsigned && this.high >>> 31 === 1 && other.high >>> 31 === 1)
-            return false;
-          return this.high === other.high && this.low === other.low;
-        };
-        LongPrototype.eq = LongPrototype.equals;
-        LongPrototype.notEquals = function notEquals(other) {
-          return !this.eq(
-            /* validates */
-            other
-          );
-        };
-        LongPrototype.neq = LongPrototype.notEquals;
-        LongPrototype.ne = LongPrototype.notEquals;
-        LongPrototype.lessThan = function lessThan(other) {
-          return this.comp(
-            /* validates */
-            other
-          ) < 0;
-        };
-        LongPrototype.lt = LongPrototype.lessThan;
-        LongPrototype.lessThanOrEqual = function lessThanOrEqual(other) {
-          return this.comp(
-            /* validates */
-            other
-          ) <= 0;
-        };
-        LongPrototype.lte = LongPrototype.lessThanOrEqual;
-        LongPrototype.le = LongPrototype.lessThanOrEqual;
-        LongPrototype.greaterThan = function greaterThan(other) {
-          return this.comp(
-            /* validates */
-            other
-          ) > 0;
-        };
-        LongPrototype.gt = LongPrototype.greaterThan;
-        LongPrototype.greaterThanOrEqual = function greaterThanOrEqual(other) {
-          return this.comp(
-            /* validates */
-            other
-          ) >= 0;
-        };
-        LongPrototype.gte = LongPrototype.greaterThanOrEqual;
-        LongPrototype.ge = LongPrototype.greaterThanOrEqual;
-        LongPrototype.compare = function compare2(other) {
-          if (!isLong(other)) other = fromValue(other);
-          if (this.eq(other)) return 0;
-          var thisNeg = this.isNegative(), otherNeg = other.isNegative();
-          if (thisNeg && !otherNeg) return -1;
-          if (!thisNeg && otherNeg) return 1;
-          if (!this.unsigned) return this.sub(other).isNegative() ? -1 : 1;
-          return other.high >>> 0 > this.high >>> 0 || other.high === this.high && other.low >>> 0 > this.low >>> 0 ? -1 : 1;
-        };
-        LongPrototype.comp = LongPrototype.compare;
-        LongPrototype.negate = function negate() {
-          if (!this.unsigned && this.eq(MIN_VALUE)) return MIN_VALUE;
-          return this.not().add(ONE);
-        };
-        LongPrototype.neg = LongPrototype.negate;
-        LongPrototype.add = function add(addend) {
-          if (!isLong(addend)) addend = fromValue(addend);
-          var a48 = this.high >>> 16;
-          var a32 = this.high & 65535;
-          var a16 = this.low >>> 16;
-          var a00 = this.low & 65535;
-          var b48 = addend.high >>> 16;
-          var b32 = addend.high & 65535;
-          var b16 = addend.low >>> 16;
-          var b00 = addend.low & 65535;
-          var c48 = 0, c32 = 0, c16 = 0, c00 = 0;
-          c00 += a00 + b00;
-          c16 += c00 >>> 16;
-          c00 &= 65535;
-          c16 += a16 + b16;
-          c32 += c16 >>> 16;
-          c16 &= 65535;
-          c32 += a32 + b32;
-          c48 += c32 >>> 16;
-          c32 &= 65535;
-          c48 += a48 + b48;
-          c48 &= 65535;
-          return fromBits(c16 << 16 | c00, c48 << 16 | c32, this.unsigned);
-        };
-        LongPrototype.subtract = function subtract(subtrahend) {
-          if (!isLong(subtrahend)) subtrahend = fromValue(subtrahend);
-          return this.add(subtrahend.neg());
-        };
-        LongPrototype.sub = LongPrototype.subtract;
-        LongPrototype.multiply = function multiply(multiplier) {
-          if (this.isZero()) return this;
-          if (!isLong(multiplier)) multiplier = fromValue(multiplier);
-          if (wasm) {
-            var low = wasm["mul"](
-              this.low,
-              this.high,
-              multiplier.low,
-              multiplier.high
-            );
-            return fromBits(low, wasm["get_high"](), this.unsigned);
-          }
-          if (multiplier.isZero()) return this.unsigned ? UZERO : ZERO;
-          if (this.eq(MIN_VALUE)) return multiplier.isOdd() ? MIN_VALUE : ZERO;
-          if (multiplier.eq(MIN_VALUE)) return this.isOdd() ? MIN_VALUE : ZERO;
-          if (this.isNegative()) {
-            if (multiplier.isNegative()) return this.neg().mul(multiplier.neg());
-            else return this.neg().mul(multiplier).neg();
-          } else if (multiplier.isNegative())
-            return this.mul(multiplier.neg()).neg();
-          if (this.lt(TWO_PWR_24) && multiplier.lt(TWO_PWR_24))
-            return fromNumber(
-              this.toNumber() * multiplier.toNumber(),
-              this.unsigned
-            );
-          var a48 = this.high >>> 16;
-          var a32 = this.high & 65535;
-          var a16 = this.low >>> 16;
-          var a00 = this.low & 65535;
-          var b48 = multiplier.high >>> 16;
-          var b32 = multiplier.high & 65535;
-          var b16 = multiplier.low >>> 16;
-          var b00 = multiplier.low & 65535;
-          var c48 = 0, c32 = 0, c16 = 0, c00 = 0;
-          c00 += a00 * b00;
-          c16 += c00 >>> 16;
-          c00 &= 65535;
-          c16 += a16 * b00;
-          c32 += c16 >>> 16;
-          c16 &= 65535;
-          c16 += a00 * b16;
-          c32 += c16 >>> 16;
-          c16 &= 65535;
-          c32 += a32 * b00;
-          c48 += c32 >>> 16;
-          c32 &= 65535;
-          c32 += a16 * b16;
-          c48 += c32 >>> 16;
-          c32 &= 65535;
-          c32 += a00 * b32;
-          c48 += c32 >>> 16;
-          c32 &= 65535;
-          c48 += a48 * b00 + a32 * b16 + a16 * b32 + a00 * b48;
-          c48 &= 65535;
-          return fromBits(c16 << 16 | c00, c48 << 16 | c32, this.unsigned);
-        };
-        LongPrototype.mul = LongPrototype.multiply;
-        LongPrototype.divide = function divide(divisor) {
-          if (!isLong(divisor)) divisor = fromValue(divisor);
-          if (divisor.isZero()) throw Error("division by zero");
-          if (wasm) {
-            if (!this.unsigned && this.high === -2147483648 && divisor.low === -1 && divisor.high === -1) {
-              return this;
-            }
-            var low = (this.unsigned ? wasm["div_u"] : wasm["div_s"])(
-              this.low,
-              this.high,
-              divisor.low,
-              divisor.high
-            );
-            return fromBits(low, wasm["get_high"](), this.unsigned);
-          }
-          if (this.isZero()) return this.unsigned ? UZERO : ZERO;
-          var approx, rem, res;
-          if (!this.unsigned) {
-            if (this.eq(MIN_VALUE)) {
-              if (divisor.eq(ONE) || divisor.eq(NEG_ONE))
-                return MIN_VALUE;
-              else if (divisor.eq(MIN_VALUE)) return ONE;
-              else {
-                var halfThis = this.shr(1);
-                approx = halfThis.div(divisor).shl(1);
-                if (approx.eq(ZERO)) {
-                  return divisor.isNegative() ? ONE : NEG_ONE;
-                } else {
-                  rem = this.sub(divisor.mul(approx));
-                  res = approx.add(rem.div(divisor));
-                  return res;
-                }
-              }
-            } else if (divisor.eq(MIN_VALUE)) return this.unsigned ? UZERO : ZERO;
-            if (this.isNegative()) {
-              if (divisor.isNegative()) return this.neg().div(divisor.neg());
-              return this.neg().div(divisor).neg();
-            } else if (divisor.isNegative()) return this.div(divisor.neg()).neg();
-            res = ZERO;
-          } else {
-            if (!divisor.unsigned) divisor = divisor.toUnsigned();
-            if (divisor.gt(this)) return UZERO;
-            if (divisor.gt(this.shru(1)))
-              return UONE;
-            res = UZERO;
-          }
-          rem = this;
-          while (rem.gte(divisor)) {
-            approx = Math.max(1, Math.floor(rem.toNumber() / divisor.toNumber()));
-            var log2 = Math.ceil(Math.log(approx) / Math.LN2), delta = log2 <= 48 ? 1 : pow_dbl(2, log2 - 48), approxRes = fromNumber(approx), approxRem = approxRes.mul(divisor);
-            while (approxRem.isNegative() || approxRem.gt(rem)) {
-              approx -= delta;
-              approxRes = fromNumber(approx, this.unsigned);
-              approxRem = approxRes.mul(divisor);
-            }
-            if (approxRes.isZero()) approxRes = ONE;
-            res = res.add(approxRes);
-            rem = rem.sub(approxRem);
-          }
-          return res;
-        };
-        LongPrototype.div = LongPrototype.divide;
-        LongPrototype.modulo = function modulo(divisor) {
-          if (!isLong(divisor)) divisor = fromValue(divisor);
-          if (wasm) {
-            var low = (this.unsigned ? wasm["rem_u"] : wasm["rem_s"])(
-              this.low,
-              this.high,
-              divisor.low,
-              divisor.high
-            );
-            return fromBits(low, wasm["get_high"](), this.unsigned);
-          }
-          return this.sub(this.div(divisor).mul(divisor));
-        };
-        LongPrototype.mod = LongPrototype.modulo;
-        LongPrototype.rem = LongPrototype.modulo;
-        LongPrototype.not = function not() {
-          return fromBits(~this.low, ~this.high, this.unsigned);
-        };
-        LongPrototype.countLeadingZeros = function countLeadingZeros() {
-          return this.high ? Math.clz32(this.high) : Math.clz32(this.low) + 32;
-        };
-        LongPrototype.clz = LongPrototype.countLeadingZeros;
-        LongPrototype.countTrailingZeros = function countTrailingZeros() {
-          return this.low ? ctz32(this.low) : ctz32(this.high) + 32;
-        };
-        LongPrototype.ctz = LongPrototype.countTrailingZeros;
-        LongPrototype.and = function and(other) {
-          if (!isLong(other)) other = fromValue(other);
-          return fromBits(
-            this.low & other.low,
-            this.high & other.high,
-            this.unsigned
-          );
-        };
-        LongPrototype.or = function or(other) {
-          if (!isLong(other)) other = fromValue(other);
-          return fromBits(
-            this.low | other.low,
-            this.high | other.high,
-            this.unsigned
-          );
-        };
-        LongPrototype.xor = function xor2(other) {
-          if (!isLong(other)) other = fromValue(other);
-          return fromBits(
-            this.low ^ other.low,
-            this.high ^ other.high,
-            this.unsigned
-          );
-        };
-        LongPrototype.shiftLeft = function shiftLeft(numBits) {
-          if (isLong(numBits)) numBits = numBits.toInt();
-          if ((numBits &= 63) === 0) return this;
-          else if (numBits < 32)
-            return fromBits(
-              this.low << numBits,
-              this.high << numBits | this.low >>> 32 - numBits,
-              this.unsigned
-            );
-          else return fromBits(0, this.low << numBits - 32, this.unsigned);
-        };
-        LongPrototype.shl = LongPrototype.shiftLeft;
-        LongPrototype.shiftRight = function shiftRight(numBits) {
-          if (isLong(numBits)) numBits = numBits.toInt();
-          if ((numBits &= 63) === 0) return this;
-          else if (numBits < 32)
-            return fromBits(
-              this.low >>> numBits | this.high << 32 - numBits,
-              this.high >> numBits,
-              this.unsigned
-            );
-          else
-            return fromBits(
-              this.high >> numBits - 32,
-              this.high >= 0 ? 0 : -1,
-              this.unsigned
-            );
-        };
-        LongPrototype.shr = LongPrototype.shiftRight;
-        LongPrototype.shiftRightUnsigned = function shiftRightUnsigned(numBits) {
-          if (isLong(numBits)) numBits = numBits.toInt();
-          if ((numBits &= 63) === 0) return this;
-          if (numBits < 32)
-            return fromBits(
-              this.low >>> numBits | this.high << 32 - numBits,
-              this.high >>> numBits,
-              this.unsigned
-            );
-          if (numBits === 32) return fromBits(this.high, 0, this.unsigned);
-          return fromBits(this.high >>> numBits - 32, 0, this.unsigned);
-        };
-        LongPrototype.shru = LongPrototype.shiftRightUnsigned;
-        LongPrototype.shr_u = LongPrototype.shiftRightUnsigned;
-        LongPrototype.rotateLeft = function rotateLeft(numBits) {
-          var b;
-          if (isLong(numBits)) numBits = numBits.toInt();
-          if ((numBits &= 63) === 0) return this;
-          if (numBits === 32) return fromBits(this.high, this.low, this.unsigned);
-          if (numBits < 32) {
-            b = 32 - numBits;
-            return fromBits(
-              this.low << numBits | this.high >>> b,
-              this.high << numBits | this.low >>> b,
-              this.unsigned
-            );
-          }
-          numBits -= 32;
-          b = 32 - numBits;
-          return fromBits(
-            this.high << numBits | this.low >>> b,
-            this.low << numBits | this.high >>> b,
-            this.unsigned
-          );
-        };
-        LongPrototype.rotl = LongPrototype.rotateLeft;
-        LongPrototype.rotateRight = function rotateRight(numBits) {
-          var b;
-          if (isLong(numBits)) numBits = numBits.toInt();
-          if ((numBits &= 63) === 0) return this;
-          if (numBits === 32) return fromBits(this.high, this.low, this.unsigned);
-          if (numBits < 32) {
-            b = 32 - numBits;
-            return fromBits(
-              this.high << b | this.low >>> numBits,
-              this.low << b | this.high >>> numBits,
-              this.unsigned
-            );
-          }
-          numBits -= 32;
-          b = 32 - numBits;
-          return fromBits(
-            this.low << b | this.high >>> numBits,
-            this.high << b | this.low >>> numBits,
-            this.unsigned
-          );
-        };
-        LongPrototype.rotr = LongPrototype.rotateRight;
-        LongPrototype.toSigned = function toSigned() {
-          if (!this.unsigned) return this;
-          return fromBits(this.low, this.high, false);
-        };
-        LongPrototype.toUnsigned = function toUnsigned() {
-          if (this.unsigned) return this;
-          return fromBits(this.low, this.high, true);
-        };
-        LongPrototype.toBytes = function toBytes(le) {
-          return le ? this.toBytesLE() : this.toBytesBE();
-        };
-        LongPrototype.toBytesLE = function toBytesLE() {
-          var hi = this.high, lo = this.low;
-          return [
-            lo & 255,
-            lo >>> 8 & 255,
-            lo >>> 16 & 255,
-            lo >>> 24,
-            hi & 255,
-            hi >>> 8 & 255,
-            hi >>> 16 & 255,
-            hi >>> 24
-          ];
-        };
-        LongPrototype.toBytesBE = function toBytesBE() {
-          var hi = this.high, lo = this.low;
-          return [
-            hi >>> 24,
-            hi >>> 16 & 255,
-            hi >>> 8 & 255,
-            hi & 255,
-            lo >>> 24,
-            lo >>> 16 & 255,
-            lo >>> 8 & 255,
-            lo & 255
-          ];
-        };
-        Long.fromBytes = function fromBytes(bytes, unsigned, le) {
-          return le ? Long.fromBytesLE(bytes, unsigned) : Long.fromBytesBE(bytes, unsigned);
-        };
-        Long.fromBytesLE = function fromBytesLE(bytes, unsigned) {
-          return new Long(
-            bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24,
-            bytes[4] | bytes[5] << 8 | bytes[6] << 16 | bytes[7] << 24,
-            unsigned
-          );
-        };
-        Long.fromBytesBE = function fromBytesBE(bytes, unsigned) {
-          return new Long(
-            bytes[4] << 24 | bytes[5] << 16 | bytes[6] << 8 | bytes[7],
-            bytes[0] << 24 | bytes[1] << 16 | bytes[2] << 8 | bytes[3],
-            unsigned
-          );
-        };
-        if (typeof BigInt === "function") {
-          Long.fromBigInt = function fromBigInt(value, unsigned) {
-            var lowBits = Number(BigInt.asIntN(32, value));
-            var highBits = Number(BigInt.asIntN(32, value >> BigInt(32)));
-            return fromBits(lowBits, highBits, unsigned);
-          };
-          Long.fromValue = function fromValueWithBigInt(value, unsigned) {
-            if (typeof value === "bigint") return Long.fromBigInt(value, unsigned);
-            return fromValue(value, unsigned);
-          };
-          LongPrototype.toBigInt = function toBigInt() {
-            var lowBigInt = BigInt(this.low >>> 0);
-            var highBigInt = BigInt(this.unsigned ? this.high >>> 0 : this.high);
-            return highBigInt << BigInt(32) | lowBigInt;
-          };
-        }
-        var _default3 = _exports.default = Long;
-      }
-    );
-  }
-});
-
-// node_modules/protobufjs/src/util/minimal.js
-var require_minimal = __commonJS({
-  "node_modules/protobufjs/src/util/minimal.js"(exports) {
-    "use strict";
-    var util = exports;
-    util.asPromise = require_aspromise();
-    util.base64 = require_base64();
-    util.EventEmitter = require_eventemitter();
-    util.float = require_float3();
-    util.utf8 = require_utf8();
-    util.pool = require_pool2();
-    util.LongBits = require_longbits();
-    function isUnsafeProperty(key) {
-      return key === "__proto__" || key === "prototype" || key === "constructor";
-    }
-    util.isUnsafeProperty = isUnsafeProperty;
-    util.isNode = Boolean(typeof global !== "undefined" && global && global.process && global.process.versions && global.process.versions.node);
-    util.global = util.isNode && global || typeof window !== "undefined" && window || typeof self !== "undefined" && self || typeof globalThis !== "undefined" && globalThis || exports;
-    util.emptyArray = Object.freeze ? Object.freeze([]) : (
-      /* istanbul ignore next */
-      []
-    );
-    util.emptyObject = Object.freeze ? Object.freeze({}) : (
-      /* istanbul ignore next */
-      {}
-    );
-    util.isInteger = Number.isInteger || /* istanbul ignore next */
-    function isInteger(value) {
-      return typeof value === "number" && isFinite(value) && Math.floor(value) === value;
-    };
-    util.isString = function isString(value) {
-      return typeof value === "string" || value instanceof String;
-    };
-    util.isObject = function isObject2(value) {
-      return value && typeof value === "object";
-    };
-    util.isset = /**
-     * Checks if a property on a message is considered to be present.
-     * @param {Object} obj Plain object or message instance
-     * @param {string} prop Property name
-     * @returns {boolean} `true` if considered to be present, otherwise `false`
-     */
-    util.isSet = function isSet(obj, prop) {
-      var value = obj[prop];
-      if (value != null && Object.hasOwnProperty.call(obj, prop))
-        return typeof value !== "object" || (Array.isArray(value) ? value.length : Object.keys(value).length) > 0;
-      return false;
-    };
-    util.Buffer = (function() {
-      try {
-        var Buffer2 = util.global.Buffer;
-        return Buffer2.prototype.utf8Write || util.isNode ? Buffer2 : (
-          /* istanbul ignore next */
-          null
-        );
-      } catch (e) {
-        return null;
-      }
-    })();
-    util.newBuffer = function newBuffer(sizeOrArray) {
-      var Buffer2 = util.Buffer;
-      return typeof sizeOrArray === "number" ? Buffer2 ? Buffer2.allocUnsafe(sizeOrArray) : new Uint8Array(sizeOrArray) : Buffer2 ? Buffer2.from(sizeOrArray) : new Uint8Array(sizeOrArray);
-    };
-    util.rawField = function rawField(id, wireType, data) {
-      var out = [], tag = id << 3 | wireType;
-      tag >>>= 0;
-      while (tag > 127) {
-        out.push(tag & 127 | 128);
-        tag >>>= 7;
-      }
-      out.push(tag);
-      for (var i = 0; i < data.length; ++i)
-        out.push(data[i]);
-      return util.newBuffer(out);
-    };
-    util.Array = Uint8Array;
-    util.Long = /* istanbul ignore next */
-    util.global.dcodeIO && /* istanbul ignore next */
-    util.global.dcodeIO.Long || /* istanbul ignore next */
-    util.global.Long || (function() {
-      try {
-        var Long = require_umd();
-        return Long && Long.isLong ? Long : null;
-      } catch (e) {
-        return null;
-      }
-    })();
-    util.key2Re = /^(?:true|false|0|1)$/;
-    util.key32Re = /^-?(?:0|[1-9][0-9]*)$/;
-    util.key64Re = /^(?:[\x00-\xff]{8}|-?(?:0|[1-9][0-9]*))$/;
-    util.longToHash = function longToHash(value) {
-      return value ? util.LongBits.from(value).toHash() : util.LongBits.zeroHash;
-    };
-    util.longFromHash = function longFromHash(hash2, unsigned) {
-      var bits = util.LongBits.fromHash(hash2);
-      if (util.Long)
-        return util.Long.fromBits(bits.lo, bits.hi, unsigned);
-      return bits.toNumber(Boolean(unsigned));
-    };
-    util.longFromKey = function longFromKey(key, unsigned) {
-      return util.key64Re.test(key) && !util.key32Re.test(key) ? util.longFromHash(key, unsigned) : key;
-    };
-    util.boolFromKey = function boolFromKey(key) {
-      return key === "true" || key === "1";
-    };
-    function merge2(dst) {
-      var ifNotSet = typeof arguments[arguments.length - 1] === "boolean", limit = ifNotSet ? arguments.length - 1 : arguments.length;
-      ifNotSet = ifNotSet && arguments[arguments.length - 1];
-      for (var a = 1; a < limit; ++a) {
-        var src = arguments[a];
-        if (!src)
-          continue;
-        for (var keys = Object.keys(src), i = 0; i < keys.length; ++i)
-          if (!isUnsafeProperty(keys[i]) && (!ifNotSet || !Object.prototype.hasOwnProperty.call(dst, keys[i]) || dst[keys[i]] === void 0))
-            dst[keys[i]] = src[keys[i]];
-      }
-      return dst;
-    }
-    util.merge = merge2;
-    util.nestingLimit = 32;
-    util.recursionLimit = 100;
-    util.makeProp = function makeProp(obj, key, enumerable) {
-      if (Object.prototype.hasOwnProperty.call(obj, key))
-        return;
-      Object.defineProperty(obj, key, {
-        enumerable: enumerable === void 0 ? true : enumerable,
-        configurable: true,
-        writable: true
-      });
-    };
-    util.lcFirst = function lcFirst(str) {
-      return str.charAt(0).toLowerCase() + str.substring(1);
-    };
-    function newError2(name) {
-      function CustomError(message, properties) {
-        if (!(this instanceof CustomError))
-          return new CustomError(message, properties);
-        Object.defineProperty(this, "message", { get: function() {
-          return message;
-        } });
-        if (Error.captureStackTrace)
-          Error.captureStackTrace(this, CustomError);
-        else
-          Object.defineProperty(this, "stack", { value: new Error().stack || "" });
-        if (properties)
-          merge2(this, properties);
-      }
-      CustomError.prototype = Object.create(Error.prototype, {
-        constructor: {
-          value: CustomError,
-          writable: true,
-          enumerable: false,
-          configurable: true
-        },
-        name: {
-          get: function get() {
-            return name;
-          },
-          set: void 0,
-          enumerable: false,
-          // configurable: false would accurately preserve the behavior of
-          // the original, but I'm guessing that was not intentional.
-          // For an actual error subclass, this property would
-          // be configurable.
-          configurable: true
-        },
-        toString: {
-          value: function value() {
-            return this.name + ": " + this.message;
-          },
-          writable: true,
-          enumerable: false,
-          configurable: true
-        }
-      });
-      return CustomError;
-    }
-    util.newError = newError2;
-    util.ProtocolError = newError2("ProtocolError");
-    util.oneOfGetter = function getOneOf(fieldNames) {
-      var fieldMap = {};
-      for (var i = 0; i < fieldNames.length; ++i)
-        fieldMap[fieldNames[i]] = 1;
-      return function() {
-        for (var keys = Object.keys(this), i2 = keys.length - 1; i2 > -1; --i2)
-          if (fieldMap[keys[i2]] === 1 && this[keys[i2]] !== void 0 && this[keys[i2]] !== null)
-            return keys[i2];
-      };
-    };
-    util.oneOfSetter = function setOneOf(fieldNames) {
-      return function(name) {
-        for (var i = 0; i < fieldNames.length; ++i)
-          if (fieldNames[i] !== name)
-            delete this[fieldNames[i]];
-      };
-    };
-    util.toJSONOptions = {
-      longs: String,
-      enums: String,
-      bytes: String,
-      json: true
-    };
-  }
-});
-
-// node_modules/protobufjs/src/writer.js
-var require_writer = __commonJS({
-  "node_modules/protobufjs/src/writer.js"(exports, module) {
-    "use strict";
-    module.exports = Writer;
-    var util = require_minimal();
-    var BufferWriter;
-    var LongBits = util.LongBits;
-    var base643 = util.base64;
-    var utf82 = util.utf8;
-    function Writer() {
-      this.pos = 0;
-      this.buf = this.constructor.alloc(Writer.initialBufferSize);
-      this.view = null;
-      this.states = null;
-    }
-    Writer.initialBufferSize = 128;
-    Object.defineProperty(Writer.prototype, "len", {
-      configurable: true,
-      enumerable: true,
-      get: function get_len() {
-        return this.pos;
-      }
-    });
-    var create = function create2() {
-      return util.Buffer ? function create_buffer_setup() {
-        return (Writer.create = function create_buffer() {
-          return new BufferWriter();
-        })();
-      } : function create_array() {
-        return new Writer();
-      };
-    };
-    Writer.create = create();
-    Writer.alloc = function alloc(size) {
-      return new Uint8Array(size);
-    };
-    Writer.alloc = util.pool(Writer.alloc, Uint8Array.prototype.subarray);
-    function sizeVarint32(value) {
-      return value < 128 ? 1 : value < 16384 ? 2 : value < 2097152 ? 3 : value < 268435456 ? 4 : 5;
-    }
-    Writer.prototype._reserve = function _reserve(n) {
-      var need = this.pos + n;
-      if (need > this.buf.length) {
-        var size = this.buf.length << 1;
-        if (size < need)
-          size = need;
-        var buf = this.constructor.alloc(size);
-        buf.set(this.buf.subarray(0, this.pos), 0);
-        this.buf = buf;
-        this.view = null;
-      }
-    };
-    function writeStringAscii(val, buf, pos) {
-      for (var i = 0; i < val.length; )
-        buf[pos++] = val.charCodeAt(i++);
-    }
-    function writeVarint32(val, buf, pos) {
-      while (val > 127) {
-        buf[pos++] = val & 127 | 128;
-        val >>>= 7;
-      }
-      buf[pos] = val;
-      return pos + 1;
-    }
-    Writer.prototype.uint32 = function write_uint32(value) {
-      value = value >>> 0;
-      this._reserve(5);
-      var pos = this.pos;
-      this.pos = writeVarint32(value, this.buf, pos);
-      return this;
-    };
-    Writer.prototype.int32 = function write_int32(value) {
-      if ((value |= 0) < 0) {
-        this._reserve(10);
-        writeVarint64(LongBits.fromNumber(value), this.buf, this.pos);
-        this.pos += 10;
-        return this;
-      }
-      return this.uint32(value);
-    };
-    Writer.prototype.sint32 = function write_sint32(value) {
-      return this.uint32((value << 1 ^ value >> 31) >>> 0);
-    };
-    function writeVarint64(val, buf, pos) {
-      var lo = val.lo, hi = val.hi;
-      while (hi) {
-        buf[pos++] = lo & 127 | 128;
-        lo = (lo >>> 7 | hi << 25) >>> 0;
-        hi >>>= 7;
-      }
-      while (lo > 127) {
-        buf[pos++] = lo & 127 | 128;
-        lo = lo >>> 7;
-      }
-      buf[pos] = lo;
-      return pos + 1;
-    }
-    Writer.prototype.uint64 = function write_uint64(value) {
-      var bits = LongBits.from(value);
-      this._reserve(10);
-      var pos = this.pos;
-      this.pos = writeVarint64(bits, this.buf, pos);
-      return this;
-    };
-    Writer.prototype.int64 = Writer.prototype.uint64;
-    Writer.prototype.sint64 = function write_sint64(value) {
-      var bits = LongBits.from(value).zzEncode();
-      this._reserve(10);
-      var pos = this.pos;
-      this.pos = writeVarint64(bits, this.buf, pos);
-      return this;
-    };
-    Writer.prototype.bool = function write_bool(value) {
-      this._reserve(1);
-      this.buf[this.pos++] = value ? 1 : 0;
-      return this;
-    };
-    function writeFixed32(val, buf, pos) {
-      buf[pos] = val & 255;
-      buf[pos + 1] = val >>> 8 & 255;
-      buf[pos + 2] = val >>> 16 & 255;
-      buf[pos + 3] = val >>> 24;
-    }
-    Writer.prototype.fixed32 = function write_fixed32(value) {
-      this._reserve(4);
-      writeFixed32(value >>> 0, this.buf, this.pos);
-      this.pos += 4;
-      return this;
-    };
-    Writer.prototype.sfixed32 = Writer.prototype.fixed32;
-    Writer.prototype.fixed64 = function write_fixed64(value) {
-      var bits = LongBits.from(value);
-      this._reserve(8);
-      writeFixed32(bits.lo, this.buf, this.pos);
-      writeFixed32(bits.hi, this.buf, this.pos + 4);
-      this.pos += 8;
-      return this;
-    };
-    Writer.prototype.sfixed64 = Writer.prototype.fixed64;
-    Writer.prototype.float = function write_float(value) {
-      this._reserve(4);
-      util.float.writeFloatLE(value, this.buf, this.pos);
-      this.pos += 4;
-      return this;
-    };
-    Writer.prototype.double = function write_double(value) {
-      this._reserve(8);
-      util.float.writeDoubleLE(value, this.buf, this.pos);
-      this.pos += 8;
-      return this;
-    };
-    Writer.prototype.bytes = function write_bytes(value) {
-      var len = value.length >>> 0;
-      if (!len) {
-        this._reserve(1);
-        this.buf[this.pos++] = 0;
-        return this;
-      }
-      if (util.isString(value)) {
-        var buf = Writer.alloc(len = base643.length(value));
-        base643.decode(value, buf, 0);
-        value = buf;
-      }
-      this.uint32(len);
-      this._reserve(len);
-      this.buf.set(value, this.pos);
-      this.pos += len;
-      return this;
-    };
-    Writer.prototype.raw = function write_raw(value) {
-      var len = value.length >>> 0;
-      if (!len)
-        return this;
-      this._reserve(len);
-      this.buf.set(value, this.pos);
-      this.pos += len;
-      return this;
-    };
-    Writer.prototype._delim = function _delim(pos, len) {
-      var n = sizeVarint32(len);
-      if (n > 1)
-        this.buf.copyWithin(pos + n, pos + 1, pos + 1 + len);
-      writeVarint32(len, this.buf, pos);
-      this.pos = pos + n + len;
-      return this;
-    };
-    Writer.prototype.string = function write_string(value) {
-      var n = value.length;
-      if (!n) {
-        this._reserve(1);
-        this.buf[this.pos++] = 0;
-        return this;
-      }
-      if (n < 128) {
-        this._reserve(n * 3 + 5);
-        var lenPos = this.pos;
-        return this._delim(lenPos, utf82.write(value, this.buf, lenPos + 1));
-      }
-      var len = utf82.length(value);
-      this.uint32(len);
-      this._reserve(len);
-      if (len === value.length)
-        writeStringAscii(value, this.buf, this.pos);
-      else
-        utf82.write(value, this.buf, this.pos);
-      this.pos += len;
-      return this;
-    };
-    Writer.prototype.uint32s = function write_uint32s(value) {
-      var n = value.length;
-      this._reserve(n * 5 + 5);
-      var buf = this.buf, lenPos = this.pos, p = lenPos + 1;
-      for (var i = 0; i < n; ++i)
-        p = writeVarint32(value[i] >>> 0, buf, p);
-      return this._delim(lenPos, p - lenPos - 1);
-    };
-    Writer.prototype.int32s = function write_int32s(value) {
-      var n = value.length;
-      this._reserve(n * 10 + 5);
-      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1, val;
-      for (var i = 0; i < n; ++i) {
-        if ((val = value[i] | 0) < 0) {
-          pos = writeVarint64(LongBits.fromNumber(val), buf, pos);
-        } else {
-          pos = writeVarint32(val, buf, pos);
-        }
-      }
-      return this._delim(lenPos, pos - lenPos - 1);
-    };
-    Writer.prototype.sint32s = function write_sint32s(value) {
-      var n = value.length;
-      this._reserve(n * 5 + 5);
-      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1;
-      for (var i = 0; i < n; ++i)
-        pos = writeVarint32((value[i] << 1 ^ value[i] >> 31) >>> 0, buf, pos);
-      return this._delim(lenPos, pos - lenPos - 1);
-    };
-    Writer.prototype.uint64s = function write_uint64s(value) {
-      var n = value.length;
-      this._reserve(n * 10 + 5);
-      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1;
-      for (var i = 0; i < n; ++i) {
-        pos = writeVarint64(LongBits.from(value[i]), buf, pos);
-      }
-      return this._delim(lenPos, pos - lenPos - 1);
-    };
-    Writer.prototype.int64s = Writer.prototype.uint64s;
-    Writer.prototype.sint64s = function write_sint64s(value) {
-      var n = value.length;
-      this._reserve(n * 10 + 5);
-      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1;
-      for (var i = 0; i < n; ++i) {
-        pos = writeVarint64(LongBits.from(value[i]).zzEncode(), buf, pos);
-      }
-      return this._delim(lenPos, pos - lenPos - 1);
-    };
-    Writer.prototype.bools = function write_bools(value) {
-      var n = value.length;
-      this.uint32(n);
-      this._reserve(n);
-      var buf = this.buf, p = this.pos;
-      for (var i = 0; i < n; ++i)
-        buf[p++] = value[i] ? 1 : 0;
-      this.pos += n;
-      return this;
-    };
-    var VIEW_THRESHOLD_FLOAT = 16;
-    var VIEW_THRESHOLD_INT = 128;
-    function getLazyView(writer, count, threshold) {
-      var view = writer.view;
-      if (view || count < threshold)
-        return view;
-      var buf = writer.buf;
-      return writer.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    }
-    Writer.prototype.fixed32s = function write_fixed32s(value) {
-      var n = value.length, bytes = n * 4;
-      this.uint32(bytes);
-      this._reserve(bytes);
-      var p = this.pos, i, dv = getLazyView(this, n, VIEW_THRESHOLD_INT);
-      if (dv)
-        for (i = 0; i < n; ++i) {
-          dv.setUint32(p, value[i] >>> 0, true);
-          p += 4;
-        }
-      else {
-        var buf = this.buf;
-        for (i = 0; i < n; ++i) {
-          writeFixed32(value[i] >>> 0, buf, p);
-          p += 4;
-        }
-      }
-      this.pos += bytes;
-      return this;
-    };
-    Writer.prototype.sfixed32s = Writer.prototype.fixed32s;
-    Writer.prototype.fixed64s = function write_fixed64s(value) {
-      var n = value.length, bytes = n * 8;
-      this.uint32(bytes);
-      this._reserve(bytes);
-      var p = this.pos, i, bits, dv = getLazyView(this, n, VIEW_THRESHOLD_INT);
-      if (dv)
-        for (i = 0; i < n; ++i) {
-          bits = LongBits.from(value[i]);
-          dv.setUint32(p, bits.lo, true);
-          dv.setUint32(p + 4, bits.hi, true);
-          p += 8;
-        }
-      else {
-        var buf = this.buf;
-        for (i = 0; i < n; ++i) {
-          bits = LongBits.from(value[i]);
-          writeFixed32(bits.lo, buf, p);
-          writeFixed32(bits.hi, buf, p + 4);
-          p += 8;
-        }
-      }
-      this.pos += bytes;
-      return this;
-    };
-    Writer.prototype.sfixed64s = Writer.prototype.fixed64s;
-    Writer.prototype.floats = function write_floats(value) {
-      var n = value.length, bytes = n * 4;
-      this.uint32(bytes);
-      this._reserve(bytes);
-      var p = this.pos, i, dv = getLazyView(this, n, VIEW_THRESHOLD_FLOAT);
-      if (dv)
-        for (i = 0; i < n; ++i) {
-          dv.setFloat32(p, value[i], true);
-          p += 4;
-        }
-      else {
-        var buf = this.buf;
-        for (i = 0; i < n; ++i) {
-          util.float.writeFloatLE(value[i], buf, p);
-          p += 4;
-        }
-      }
-      this.pos += bytes;
-      return this;
-    };
-    Writer.prototype.doubles = function write_doubles(value) {
-      var n = value.length, bytes = n * 8;
-      this.uint32(bytes);
-      this._reserve(bytes);
-      var p = this.pos, i, dv = getLazyView(this, n, VIEW_THRESHOLD_FLOAT);
-      if (dv)
-        for (i = 0; i < n; ++i) {
-          dv.setFloat64(p, value[i], true);
-          p += 8;
-        }
-      else {
-        var buf = this.buf;
-        for (i = 0; i < n; ++i) {
-          util.float.writeDoubleLE(value[i], buf, p);
-          p += 8;
-        }
-      }
-      this.pos += bytes;
-      return this;
-    };
-    Writer.prototype.fork = function fork() {
-      this._reserve(1);
-      (this.states || (this.states = [])).push(this.pos);
-      this.pos += 1;
-      return this;
-    };
-    Writer.prototype.reset = function reset2() {
-      var states = this.states;
-      if (states && states.length) {
-        this.pos = states.pop();
-      } else {
-        this.pos = 0;
-      }
-      return this;
-    };
-    Writer.prototype.ldelim = function ldelim() {
-      var states = this.states, len, vlen;
-      if (states && states.length) {
-        var lenPos = states.pop();
-        len = this.pos - lenPos - 1;
-        vlen = sizeVarint32(len);
-        if (vlen > 1) {
-          this._reserve(vlen - 1);
-          this.buf.copyWithin(lenPos + vlen, lenPos + 1, lenPos + 1 + len);
-          this.pos += vlen - 1;
-          writeVarint32(len, this.buf, lenPos);
-        } else {
-          this.buf[lenPos] = len;
-        }
-      } else {
-        len = this.pos;
-        vlen = sizeVarint32(len);
-        this._reserve(vlen);
-        this.buf.copyWithin(vlen, 0, len);
-        writeVarint32(len, this.buf, 0);
-        this.pos += vlen;
-      }
-      return this;
-    };
-    Writer.prototype.finish = function finish(shared) {
-      if (shared)
-        return this.buf.subarray(0, this.pos);
-      var buf = this.constructor.alloc(this.pos);
-      buf.set(this.buf.subarray(0, this.pos), 0);
-      return buf;
-    };
-    Writer.prototype.finishInto = function finishInto(buf, offset) {
-      if (offset === void 0)
-        offset = 0;
-      buf.set(this.buf.subarray(0, this.pos), offset);
-      return buf;
-    };
-    Writer._configure = function(BufferWriter_) {
-      BufferWriter = BufferWriter_;
-      Writer.create = create();
-      BufferWriter._configure();
-    };
-  }
-});
-
-// node_modules/protobufjs/src/writer_buffer.js
-var require_writer_buffer = __commonJS({
-  "node_modules/protobufjs/src/writer_buffer.js"(exports, module) {
-    "use strict";
-    module.exports = BufferWriter;
-    var Writer = require_writer();
-    BufferWriter.prototype = Object.create(Writer.prototype, {
-      constructor: {
-        value: BufferWriter,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    var util = require_minimal();
-    function BufferWriter() {
-      Writer.call(this);
-    }
-    var writeStringBuffer;
-    BufferWriter._configure = function() {
-      BufferWriter.alloc = util.Buffer && util.Buffer.allocUnsafe;
-      writeStringBuffer = util.Buffer && util.Buffer.prototype.utf8Write ? function writeStringBuffer_utf8Write(val, buf, pos) {
-        return buf.utf8Write(val, pos);
-      } : function writeStringBuffer_write(val, buf, pos) {
-        return buf.write(val, pos);
-      };
-    };
-    BufferWriter.prototype.bytes = function write_bytes_buffer(value) {
-      if (util.isString(value))
-        value = util.Buffer.from(value, "base64");
-      var len = value.length >>> 0;
-      this.uint32(len);
-      if (len) {
-        this._reserve(len);
-        this.buf.set(value, this.pos);
-        this.pos += len;
-      }
-      return this;
-    };
-    BufferWriter.prototype.string = function write_string_buffer(value) {
-      var n = value.length;
-      if (!n) {
-        this._reserve(1);
-        this.buf[this.pos++] = 0;
-        return this;
-      }
-      if (n < 128) {
-        this._reserve(n * 3 + 5);
-        var pos = this.pos, buf = this.buf;
-        return this._delim(
-          pos,
-          n < 40 ? util.utf8.write(value, buf, pos + 1) : writeStringBuffer(value, buf, pos + 1)
-        );
-      }
-      var len = util.Buffer.byteLength(value);
-      this.uint32(len);
-      this._reserve(len);
-      writeStringBuffer(value, this.buf, this.pos);
-      this.pos += len;
-      return this;
-    };
-    BufferWriter._configure();
-  }
-});
-
-// node_modules/protobufjs/src/reader.js
-var require_reader = __commonJS({
-  "node_modules/protobufjs/src/reader.js"(exports, module) {
-    "use strict";
-    module.exports = Reader;
-    var util = require_minimal();
-    var BufferReader;
-    var LongBits = util.LongBits;
-    var utf82 = util.utf8;
-    function indexOutOfRange(reader, writeLength) {
-      return RangeError("index out of range: " + reader.pos + " + " + (writeLength || 1) + " > " + reader.len);
-    }
-    function Reader(buffer) {
-      this.buf = buffer;
-      this.pos = 0;
-      this.len = buffer.length;
-      this.view = null;
-      this.discardUnknown = Reader.discardUnknown;
-    }
-    function create_array(buffer) {
-      if (Array.isArray(buffer))
-        buffer = new Uint8Array(buffer);
-      if (buffer instanceof Uint8Array)
-        return new Reader(buffer);
-      throw Error("illegal buffer");
-    }
-    var create = function create2() {
-      return util.Buffer ? function create_buffer_setup(buffer) {
-        return (Reader.create = function create_buffer(buffer2) {
-          return util.Buffer.isBuffer(buffer2) ? new BufferReader(buffer2) : create_array(buffer2);
-        })(buffer);
-      } : create_array;
-    };
-    Reader.create = create();
-    Reader.prototype.raw = function read_raw(start, end) {
-      return this.buf.subarray(start, end);
-    };
-    function readVarint32NearEnd(reader) {
-      var value = 0;
-      for (var i = 0; i < 4; ++i) {
-        if (reader.pos >= reader.len)
-          throw indexOutOfRange(reader);
-        var b = reader.buf[reader.pos++];
-        value = (value | (b & 127) << i * 7) >>> 0;
-        if (b < 128)
-          return value;
-      }
-      throw indexOutOfRange(reader);
-    }
-    Reader.prototype.uint32 = function read_uint32() {
-      if (this.len - this.pos < 5) {
-        if (this.pos >= this.len)
-          throw indexOutOfRange(this);
-        if (this.buf[this.pos] >= 128)
-          return readVarint32NearEnd(this);
-      }
-      var buf = this.buf, pos = this.pos, value = (buf[pos] & 127) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 7) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 14) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 21) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 15) << 28) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      for (var i = 0; i < 5; ++i) {
-        if (pos >= this.len) {
-          this.pos = pos;
-          throw indexOutOfRange(this);
-        }
-        if (buf[pos++] < 128) {
-          this.pos = pos;
-          return value;
-        }
-      }
-      this.pos = pos;
-      throw Error("invalid varint encoding");
-    };
-    Reader.prototype.tag = function read_tag() {
-      if (this.len - this.pos < 5) {
-        if (this.pos >= this.len)
-          throw indexOutOfRange(this);
-        if (this.buf[this.pos] >= 128)
-          return readVarint32NearEnd(this);
-      }
-      var buf = this.buf, pos = this.pos, value = (buf[pos] & 127) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 7) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 14) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 21) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 15) << 28) >>> 0;
-      if (buf[pos] < 128 && (buf[pos] & 112) === 0) {
-        this.pos = pos + 1;
-        return value;
-      }
-      this.pos = pos + 1;
-      throw Error("invalid tag encoding");
-    };
-    Reader.prototype.size = function read_size() {
-      if (this.len - this.pos < 5) {
-        if (this.pos >= this.len)
-          throw indexOutOfRange(this);
-        if (this.buf[this.pos] >= 128)
-          return readVarint32NearEnd(this);
-      }
-      var buf = this.buf, pos = this.pos, value = (buf[pos] & 127) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 7) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 14) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      value = (value | (buf[pos] & 127) << 21) >>> 0;
-      if (buf[pos++] < 128) {
-        this.pos = pos;
-        return value;
-      }
-      this.pos = pos + 1;
-      if (buf[pos] > 7)
-        throw Error("invalid length encoding");
-      return (value | buf[pos] << 28) >>> 0;
-    };
-    Reader.prototype.int32 = function read_int32() {
-      return this.uint32() | 0;
-    };
-    Reader.prototype.sint32 = function read_sint32() {
-      var value = this.uint32();
-      return value >>> 1 ^ -(value & 1) | 0;
-    };
-    function readLongVarint() {
-      var bits = new LongBits(0, 0);
-      var i = 0;
-      if (this.len - this.pos > 4) {
-        for (; i < 4; ++i) {
-          bits.lo = (bits.lo | (this.buf[this.pos] & 127) << i * 7) >>> 0;
-          if (this.buf[this.pos++] < 128)
-            return bits;
-        }
-        bits.lo = (bits.lo | (this.buf[this.pos] & 127) << 28) >>> 0;
-        bits.hi = (bits.hi | (this.buf[this.pos] & 127) >> 4) >>> 0;
-        if (this.buf[this.pos++] < 128)
-          return bits;
-        i = 0;
-      } else {
-        for (; i < 4; ++i) {
-          if (this.pos >= this.len)
-            throw indexOutOfRange(this);
-          bits.lo = (bits.lo | (this.buf[this.pos] & 127) << i * 7) >>> 0;
-          if (this.buf[this.pos++] < 128)
-            return bits;
-        }
-        throw indexOutOfRange(this);
-      }
-      if (this.len - this.pos > 4) {
-        for (; i < 5; ++i) {
-          bits.hi = (bits.hi | (this.buf[this.pos] & 127) << i * 7 + 3) >>> 0;
-          if (this.buf[this.pos++] < 128)
-            return bits;
-        }
-      } else {
-        for (; i < 5; ++i) {
-          if (this.pos >= this.len)
-            throw indexOutOfRange(this);
-          bits.hi = (bits.hi | (this.buf[this.pos] & 127) << i * 7 + 3) >>> 0;
-          if (this.buf[this.pos++] < 128)
-            return bits;
-        }
-      }
-      throw Error("invalid varint encoding");
-    }
-    Reader.prototype.bool = function read_bool() {
-      var value = false, b;
-      for (var i = 0; i < 10; ++i) {
-        if (this.pos >= this.len)
-          throw indexOutOfRange(this);
-        b = this.buf[this.pos++];
-        if (b & 127)
-          value = true;
-        if (b < 128)
-          return value;
-      }
-      throw Error("invalid varint encoding");
-    };
-    function readFixed32_end(buf, end) {
-      return (buf[end - 4] | buf[end - 3] << 8 | buf[end - 2] << 16 | buf[end - 1] << 24) >>> 0;
-    }
-    Reader.prototype.fixed32 = function read_fixed32() {
-      if (this.pos + 4 > this.len)
-        throw indexOutOfRange(this, 4);
-      return readFixed32_end(this.buf, this.pos += 4);
-    };
-    Reader.prototype.sfixed32 = function read_sfixed32() {
-      if (this.pos + 4 > this.len)
-        throw indexOutOfRange(this, 4);
-      return readFixed32_end(this.buf, this.pos += 4) | 0;
-    };
-    function readFixed64() {
-      if (this.pos + 8 > this.len)
-        throw indexOutOfRange(this, 8);
-      return new LongBits(readFixed32_end(this.buf, this.pos += 4), readFixed32_end(this.buf, this.pos += 4));
-    }
-    Reader.prototype.float = function read_float() {
-      if (this.pos + 4 > this.len)
-        throw indexOutOfRange(this, 4);
-      var value = util.float.readFloatLE(this.buf, this.pos);
-      this.pos += 4;
-      return value;
-    };
-    Reader.prototype.double = function read_double() {
-      if (this.pos + 8 > this.len)
-        throw indexOutOfRange(this, 4);
-      var value = util.float.readDoubleLE(this.buf, this.pos);
-      this.pos += 8;
-      return value;
-    };
-    Reader.prototype.uint32s = function read_uint32s(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len, buf = this.buf, pos = this.pos, value;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (pos < end) {
-        value = buf[pos++];
-        if (value < 128)
-          array2.push(value);
-        else {
-          this.pos = pos - 1;
-          array2.push(this.uint32());
-          pos = this.pos;
-        }
-      }
-      this.pos = pos;
-      if (pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    Reader.prototype.int32s = function read_int32s(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len, buf = this.buf, pos = this.pos, value;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (pos < end) {
-        value = buf[pos++];
-        if (value < 128)
-          array2.push(value);
-        else {
-          this.pos = pos - 1;
-          array2.push(this.int32());
-          pos = this.pos;
-        }
-      }
-      this.pos = pos;
-      if (pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    Reader.prototype.sint32s = function read_sint32s(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (this.pos < end)
-        array2.push(this.sint32());
-      if (this.pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    Reader.prototype.bools = function read_bools(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len, buf = this.buf, pos = this.pos, value;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (pos < end) {
-        value = buf[pos++];
-        if (value < 128)
-          array2.push(value !== 0);
-        else {
-          this.pos = pos - 1;
-          array2.push(this.bool());
-          pos = this.pos;
-        }
-      }
-      this.pos = pos;
-      if (pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    var VIEW_THRESHOLD_FLOAT = 8;
-    var VIEW_THRESHOLD_INT = 128;
-    function getLazyView(reader, count, threshold) {
-      var view = reader.view;
-      if (view || count < threshold)
-        return view;
-      var buf = reader.buf;
-      return reader.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    }
-    Reader.prototype.fixed32s = function read_fixed32s(array2) {
-      if (array2 === void 0) array2 = [];
-      var len = this.size(), end = this.pos + len;
-      if (end > this.len) throw indexOutOfRange(this, len);
-      var count = len >>> 2, i = array2.length, pos = this.pos;
-      array2.length = i + count;
-      var dv = getLazyView(this, count, VIEW_THRESHOLD_INT);
-      if (dv)
-        for (var k = 0; k < count; ++k, pos += 4) array2[i++] = dv.getUint32(pos, true);
-      else {
-        var buf = this.buf;
-        for (var j = 0; j < count; ++j, pos += 4) array2[i++] = readFixed32_end(buf, pos + 4);
-      }
-      this.pos = pos;
-      if (pos !== end) throw indexOutOfRange(this, 4);
-      return array2;
-    };
-    Reader.prototype.sfixed32s = function read_sfixed32s(array2) {
-      if (array2 === void 0) array2 = [];
-      var len = this.size(), end = this.pos + len;
-      if (end > this.len) throw indexOutOfRange(this, len);
-      var count = len >>> 2, i = array2.length, pos = this.pos;
-      array2.length = i + count;
-      var dv = getLazyView(this, count, VIEW_THRESHOLD_INT);
-      if (dv)
-        for (var k = 0; k < count; ++k, pos += 4) array2[i++] = dv.getInt32(pos, true);
-      else {
-        var buf = this.buf;
-        for (var j = 0; j < count; ++j, pos += 4) array2[i++] = readFixed32_end(buf, pos + 4) | 0;
-      }
-      this.pos = pos;
-      if (pos !== end) throw indexOutOfRange(this, 4);
-      return array2;
-    };
-    Reader.prototype.floats = function read_floats(array2) {
-      if (array2 === void 0) array2 = [];
-      var len = this.size(), end = this.pos + len;
-      if (end > this.len) throw indexOutOfRange(this, len);
-      var count = len >>> 2, i = array2.length, pos = this.pos;
-      array2.length = i + count;
-      var dv = getLazyView(this, count, VIEW_THRESHOLD_FLOAT);
-      if (dv)
-        for (var k = 0; k < count; ++k, pos += 4) array2[i++] = dv.getFloat32(pos, true);
-      else {
-        var buf = this.buf;
-        for (var j = 0; j < count; ++j, pos += 4) array2[i++] = util.float.readFloatLE(buf, pos);
-      }
-      this.pos = pos;
-      if (pos !== end) throw indexOutOfRange(this, 4);
-      return array2;
-    };
-    Reader.prototype.doubles = function read_doubles(array2) {
-      if (array2 === void 0) array2 = [];
-      var len = this.size(), end = this.pos + len;
-      if (end > this.len) throw indexOutOfRange(this, len);
-      var count = len >>> 3, i = array2.length, pos = this.pos;
-      array2.length = i + count;
-      var dv = getLazyView(this, count, VIEW_THRESHOLD_FLOAT);
-      if (dv)
-        for (var k = 0; k < count; ++k, pos += 8) array2[i++] = dv.getFloat64(pos, true);
-      else {
-        var buf = this.buf;
-        for (var j = 0; j < count; ++j, pos += 8) array2[i++] = util.float.readDoubleLE(buf, pos);
-      }
-      this.pos = pos;
-      if (pos !== end) throw indexOutOfRange(this, 8);
-      return array2;
-    };
-    Reader.prototype.uint64s = function read_uint64s(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (this.pos < end)
-        array2.push(this.uint64());
-      if (this.pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    Reader.prototype.int64s = function read_int64s(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (this.pos < end)
-        array2.push(this.int64());
-      if (this.pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    Reader.prototype.sint64s = function read_sint64s(array2) {
-      if (array2 === void 0) array2 = [];
-      var end = this.size() + this.pos, len = this.len;
-      if (end > len) throw indexOutOfRange(this, end - this.pos);
-      this.len = end;
-      while (this.pos < end)
-        array2.push(this.sint64());
-      if (this.pos !== end) throw RangeError("index out of range");
-      this.len = len;
-      return array2;
-    };
-    Reader.prototype.fixed64s = function read_fixed64s(array2) {
-      if (array2 === void 0) array2 = [];
-      var len = this.size(), end = this.pos + len, i = array2.length;
-      if (end > this.len) throw indexOutOfRange(this, len);
-      var count = len >>> 3;
-      array2.length = i + count;
-      for (var j = 0; j < count; ++j)
-        array2[i++] = this.fixed64();
-      if (this.pos !== end) throw indexOutOfRange(this, 8);
-      return array2;
-    };
-    Reader.prototype.sfixed64s = function read_sfixed64s(array2) {
-      if (array2 === void 0) array2 = [];
-      var len = this.size(), end = this.pos + len, i = array2.length;
-      if (end > this.len) throw indexOutOfRange(this, len);
-      var count = len >>> 3;
-      array2.length = i + count;
-      for (var j = 0; j < count; ++j)
-        array2[i++] = this.sfixed64();
-      if (this.pos !== end) throw indexOutOfRange(this, 8);
-      return array2;
-    };
-    Reader.prototype.bytes = function read_bytes() {
-      var length = this.size(), start = this.pos, end = this.pos + length;
-      if (end > this.len)
-        throw indexOutOfRange(this, length);
-      this.pos = end;
-      return this.raw(start, end);
-    };
-    Reader.prototype.string = function read_string() {
-      var length = this.size(), start = this.pos, end = this.pos + length;
-      if (end > this.len)
-        throw indexOutOfRange(this, length);
-      this.pos = end;
-      return utf82.read(this.buf, start, end);
-    };
-    Reader.prototype.stringVerify = function read_string_verify() {
-      var length = this.size(), start = this.pos, end = this.pos + length;
-      if (end > this.len)
-        throw indexOutOfRange(this, length);
-      this.pos = end;
-      return utf82.readStrict(this.buf, start, end);
-    };
-    Reader.prototype.skip = function skip(length) {
-      if (typeof length === "number") {
-        if (this.pos + length > this.len)
-          throw indexOutOfRange(this, length);
-        this.pos += length;
-      } else {
-        do {
-          if (this.pos >= this.len)
-            throw indexOutOfRange(this);
-        } while (this.buf[this.pos++] & 128);
-      }
-      return this;
-    };
-    Reader.recursionLimit = util.recursionLimit;
-    Reader.discardUnknown = true;
-    Reader.prototype.skipType = function(wireType, depth, fieldNumber) {
-      if (depth === void 0) depth = 0;
-      if (depth > Reader.recursionLimit)
-        throw Error("max depth exceeded");
-      if (fieldNumber === 0)
-        throw Error("illegal tag: field number 0");
-      switch (wireType) {
-        case 0:
-          this.skip();
-          break;
-        case 1:
-          this.skip(8);
-          break;
-        case 2:
-          this.skip(this.size());
-          break;
-        case 3:
-          while (true) {
-            var tag = this.tag();
-            var nestedField = tag >>> 3;
-            wireType = tag & 7;
-            if (!nestedField)
-              throw Error("illegal tag: field number 0");
-            if (wireType === 4) {
-              if (fieldNumber !== void 0 && nestedField !== fieldNumber)
-                throw Error("invalid end group tag");
-              break;
-            }
-            this.skipType(wireType, depth + 1, nestedField);
-          }
-          break;
-        case 5:
-          this.skip(4);
-          break;
-        /* istanbul ignore next */
-        default:
-          throw Error("invalid wire type " + wireType + " at offset " + this.pos);
-      }
-      return this;
-    };
-    Reader._configure = function(BufferReader_) {
-      BufferReader = BufferReader_;
-      Reader.create = create();
-      BufferReader._configure();
-      var fn = util.Long ? "toLong" : (
-        /* istanbul ignore next */
-        "toNumber"
-      );
-      util.merge(Reader.prototype, {
-        int64: function read_int64() {
-          return readLongVarint.call(this)[fn](false);
-        },
-        uint64: function read_uint64() {
-          return readLongVarint.call(this)[fn](true);
-        },
-        sint64: function read_sint64() {
-          return readLongVarint.call(this).zzDecode()[fn](false);
-        },
-        fixed64: function read_fixed64() {
-          return readFixed64.call(this)[fn](true);
-        },
-        sfixed64: function read_sfixed64() {
-          return readFixed64.call(this)[fn](false);
-        }
-      });
-    };
-  }
-});
-
-// node_modules/protobufjs/src/reader_buffer.js
-var require_reader_buffer = __commonJS({
-  "node_modules/protobufjs/src/reader_buffer.js"(exports, module) {
-    "use strict";
-    module.exports = BufferReader;
-    var Reader = require_reader();
-    BufferReader.prototype = Object.create(Reader.prototype, {
-      constructor: {
-        value: BufferReader,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    var util = require_minimal();
-    function BufferReader(buffer) {
-      Reader.call(this, buffer);
-    }
-    BufferReader._configure = function() {
-      if (util.Buffer)
-        BufferReader.prototype._slice = util.Buffer.prototype.slice;
-    };
-    BufferReader.prototype.raw = function read_raw_buffer(start, end) {
-      return this._slice.call(this.buf, start, end);
-    };
-    BufferReader.prototype.string = function read_string_buffer() {
-      var len = this.size(), start = this.pos, end = this.pos + len;
-      if (end > this.len)
-        throw RangeError("index out of range: " + this.pos + " + " + len + " > " + this.len);
-      this.pos = end;
-      return this.buf.utf8Slice ? this.buf.utf8Slice(start, end) : this.buf.toString("utf-8", start, end);
-    };
-    BufferReader._configure();
-  }
-});
-
-// node_modules/protobufjs/src/rpc/service.js
-var require_service = __commonJS({
-  "node_modules/protobufjs/src/rpc/service.js"(exports, module) {
-    "use strict";
-    module.exports = Service;
-    var util = require_minimal();
-    Service.prototype = Object.create(util.EventEmitter.prototype, {
-      constructor: {
-        value: Service,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    function Service(rpcImpl, requestDelimited, responseDelimited) {
-      if (typeof rpcImpl !== "function")
-        throw TypeError("rpcImpl must be a function");
-      util.EventEmitter.call(this);
-      this.rpcImpl = rpcImpl;
-      this.requestDelimited = Boolean(requestDelimited);
-      this.responseDelimited = Boolean(responseDelimited);
-    }
-    Service.prototype.rpcCall = function rpcCall(method, requestCtor, responseCtor, request, callback) {
-      if (!request)
-        throw TypeError("request must be specified");
-      var self2 = this;
-      if (!callback)
-        return util.asPromise(rpcCall, self2, method, requestCtor, responseCtor, request);
-      if (!self2.rpcImpl) {
-        setTimeout(function() {
-          callback(Error("already ended"));
-        }, 0);
-        return void 0;
-      }
-      try {
-        return self2.rpcImpl(
-          method,
-          requestCtor[self2.requestDelimited ? "encodeDelimited" : "encode"](request).finish(),
-          function rpcCallback(err, response) {
-            if (err) {
-              self2.emit("error", err, method);
-              return callback(err);
-            }
-            if (response === null) {
-              self2.end(
-                /* endedByRPC */
-                true
-              );
-              return void 0;
-            }
-            if (!(response instanceof responseCtor)) {
-              try {
-                response = responseCtor[self2.responseDelimited ? "decodeDelimited" : "decode"](response);
-              } catch (err2) {
-                self2.emit("error", err2, method);
-                return callback(err2);
-              }
-            }
-            self2.emit("data", response, method);
-            return callback(null, response);
-          }
-        );
-      } catch (err) {
-        self2.emit("error", err, method);
-        setTimeout(function() {
-          callback(err);
-        }, 0);
-        return void 0;
-      }
-    };
-    Service.prototype.end = function end(endedByRPC) {
-      if (this.rpcImpl) {
-        if (!endedByRPC)
-          this.rpcImpl(null, null, null);
-        this.rpcImpl = null;
-        this.emit("end").off();
-      }
-      return this;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/rpc.js
-var require_rpc = __commonJS({
-  "node_modules/protobufjs/src/rpc.js"(exports) {
-    "use strict";
-    var rpc = exports;
-    rpc.Service = require_service();
-  }
-});
-
-// node_modules/protobufjs/src/roots.js
-var require_roots = __commonJS({
-  "node_modules/protobufjs/src/roots.js"(exports, module) {
-    "use strict";
-    module.exports = /* @__PURE__ */ Object.create(null);
-  }
-});
-
-// node_modules/protobufjs/src/index-minimal.js
-var require_index_minimal = __commonJS({
-  "node_modules/protobufjs/src/index-minimal.js"(exports) {
-    "use strict";
-    exports.build = "minimal";
-    exports.Writer = require_writer();
-    exports.BufferWriter = require_writer_buffer();
-    exports.Reader = require_reader();
-    exports.BufferReader = require_reader_buffer();
-    exports.util = require_minimal();
-    exports.rpc = require_rpc();
-    exports.roots = require_roots();
-    exports.configure = configure;
-    function configure() {
-      exports.util.LongBits._configure(exports.util.Long);
-      exports.Writer._configure(exports.BufferWriter);
-      exports.Reader._configure(exports.BufferReader);
-    }
-    configure();
-  }
-});
-
-// node_modules/protobufjs/src/util/patterns.js
-var require_patterns = __commonJS({
-  "node_modules/protobufjs/src/util/patterns.js"(exports) {
-    "use strict";
-    var patterns = exports;
-    patterns.numberRe = /^(?![eE])[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?$/;
-    patterns.typeRefRe = /^(?:\.?[a-zA-Z_][a-zA-Z_0-9]*)(?:\.[a-zA-Z_][a-zA-Z_0-9]*)*$/;
-    patterns.reservedRe = /^(?:do|if|in|for|let|new|try|var|case|else|enum|eval|false|null|this|true|void|with|break|catch|class|const|super|throw|while|yield|delete|export|import|public|return|static|switch|typeof|default|extends|finally|package|private|continue|debugger|function|arguments|interface|protected|implements|instanceof)$/;
-  }
-});
-
-// node_modules/protobufjs/src/util/codegen.js
-var require_codegen = __commonJS({
-  "node_modules/protobufjs/src/util/codegen.js"(exports, module) {
-    "use strict";
-    module.exports = codegen;
-    var patterns = require_patterns();
-    var reservedRe = patterns.reservedRe;
-    function codegen(functionParams, functionName) {
-      if (typeof functionParams === "string") {
-        functionName = functionParams;
-        functionParams = void 0;
-      }
-      var body = [];
-      function Codegen(formatStringOrScope) {
-        if (typeof formatStringOrScope !== "string") {
-          var source = toString();
-          if (codegen.verbose)
-            console.log("codegen: " + source);
-          source = "return " + source;
-          if (formatStringOrScope) {
-            var scopeKeys = Object.keys(formatStringOrScope), scopeParams = new Array(scopeKeys.length + 1), scopeValues = new Array(scopeKeys.length), scopeOffset = 0;
-            while (scopeOffset < scopeKeys.length) {
-              scopeParams[scopeOffset] = scopeKeys[scopeOffset];
-              scopeValues[scopeOffset] = formatStringOrScope[scopeKeys[scopeOffset++]];
-            }
-            scopeParams[scopeOffset] = source;
-            return Function.apply(null, scopeParams).apply(null, scopeValues);
-          }
-          return Function(source)();
-        }
-        var formatParams = new Array(arguments.length - 1), formatOffset = 0;
-        while (formatOffset < formatParams.length)
-          formatParams[formatOffset] = arguments[++formatOffset];
-        formatOffset = 0;
-        formatStringOrScope = formatStringOrScope.replace(/%([%dfijs])/g, function replace($0, $1) {
-          var value = formatParams[formatOffset++];
-          switch ($1) {
-            case "d":
-            case "f":
-              value = Number(value);
-              return Object.is(value, -0) ? "-0" : String(value);
-            case "i":
-              return String(Math.floor(value));
-            case "j":
-              return JSON.stringify(value);
-            case "s":
-              return String(value);
-          }
-          return "%";
-        });
-        if (formatOffset !== formatParams.length)
-          throw Error("parameter count mismatch");
-        body.push(formatStringOrScope);
-        return Codegen;
-      }
-      function toString(functionNameOverride) {
-        return "function " + safeFunctionName(functionNameOverride || functionName) + "(" + (functionParams && functionParams.join(",") || "") + "){\n  " + body.join("\n  ") + "\n}";
-      }
-      Object.defineProperty(Codegen, "toString", {
-        value: toString,
-        writable: true,
-        enumerable: true,
-        configurable: true
-      });
-      return Codegen;
-    }
-    codegen.verbose = false;
-    function safeFunctionName(name) {
-      if (!name)
-        return "";
-      name = String(name).replace(/[^\w$]/g, "");
-      if (!name)
-        return "";
-      if (/^\d/.test(name))
-        name = "_" + name;
-      return reservedRe.test(name) ? name + "_" : name;
-    }
-  }
-});
-
-// node_modules/protobufjs/src/util/fs.js
-var require_fs = __commonJS({
-  "node_modules/protobufjs/src/util/fs.js"(exports, module) {
-    "use strict";
-    var fs3 = null;
-    try {
-      fs3 = __require(
-        /* webpackIgnore: true */
-        "fs"
-      );
-      if (!fs3 || !fs3.readFile || !fs3.readFileSync)
-        fs3 = null;
-    } catch (e) {
-    }
-    module.exports = fs3;
-  }
-});
-
-// node_modules/protobufjs/src/util/fetch.js
-var require_fetch2 = __commonJS({
-  "node_modules/protobufjs/src/util/fetch.js"(exports, module) {
-    "use strict";
-    module.exports = fetch;
-    var asPromise = require_aspromise();
-    var fs3 = require_fs();
-    function fetch(filename, options, callback) {
-      if (typeof options === "function") {
-        callback = options;
-        options = {};
-      } else if (!options)
-        options = {};
-      if (!callback)
-        return asPromise(fetch, this, filename, options);
-      if (!options.xhr && fs3 && fs3.readFile)
-        return fs3.readFile(filename, function fetchReadFileCallback(err, contents) {
-          return err && typeof XMLHttpRequest !== "undefined" ? fetch.xhr(filename, options, callback) : err ? callback(err) : callback(null, options.binary ? contents : contents.toString("utf8"));
-        });
-      return fetch.xhr(filename, options, callback);
-    }
-    fetch.xhr = function fetch_xhr(filename, options, callback) {
-      var xhr = new XMLHttpRequest();
-      xhr.onreadystatechange = function fetchOnReadyStateChange() {
-        if (xhr.readyState !== 4)
-          return void 0;
-        if (xhr.status !== 0 && xhr.status !== 200)
-          return callback(Error("status " + xhr.status));
-        if (options.binary) {
-          var buffer = xhr.response;
-          if (!buffer) {
-            buffer = [];
-            for (var i = 0; i < xhr.responseText.length; ++i)
-              buffer.push(xhr.responseText.charCodeAt(i) & 255);
-          }
-          return callback(null, typeof Uint8Array !== "undefined" ? new Uint8Array(buffer) : buffer);
-        }
-        return callback(null, xhr.responseText);
-      };
-      if (options.binary) {
-        if ("overrideMimeType" in xhr)
-          xhr.overrideMimeType("text/plain; charset=x-user-defined");
-        xhr.responseType = "arraybuffer";
-      }
-      xhr.open("GET", filename);
-      xhr.send();
-    };
-  }
-});
-
-// node_modules/protobufjs/src/util/path.js
-var require_path = __commonJS({
-  "node_modules/protobufjs/src/util/path.js"(exports) {
-    "use strict";
-    var path = exports;
-    var urlRe = /^[a-zA-Z][a-zA-Z0-9+.-]+:\/\//;
-    function normalizeUrl(path2) {
-      if (typeof URL === "undefined" || !urlRe.test(path2))
-        return null;
-      try {
-        return new URL(path2).href;
-      } catch (e) {
-        return null;
-      }
-    }
-    function resolveUrl(originPath, includePath) {
-      if (typeof URL === "undefined" || !urlRe.test(originPath) || urlRe.test(includePath))
-        return null;
-      try {
-        return new URL(includePath, originPath).href;
-      } catch (e) {
-        return null;
-      }
-    }
-    var isAbsolute2 = (
-      /**
-       * Tests if the specified path is absolute.
-       * @param {string} path Path to test
-       * @returns {boolean} `true` if path is absolute
-       */
-      path.isAbsolute = function isAbsolute3(path2) {
-        return /^(?:\/|\w+:|\\\\\w+)/.test(path2);
-      }
-    );
-    var normalize = (
-      /**
-       * Normalizes the specified path.
-       * @param {string} path Path to normalize
-       * @returns {string} Normalized path
-       */
-      path.normalize = function normalize2(path2) {
-        var normalizedUrl = normalizeUrl(path2);
-        if (normalizedUrl)
-          return normalizedUrl;
-        var firstTwoCharacters = path2.substring(0, 2);
-        var uncPrefix = "";
-        if (firstTwoCharacters === "\\\\") {
-          uncPrefix = firstTwoCharacters;
-          path2 = path2.substring(2);
-        }
-        path2 = path2.replace(/\\/g, "/").replace(/\/{2,}/g, "/");
-        var parts = path2.split("/"), absolute = isAbsolute2(path2), prefix = "";
-        if (absolute)
-          prefix = parts.shift() + "/";
-        for (var i = 0; i < parts.length; ) {
-          if (parts[i] === "..") {
-            if (i > 0 && parts[i - 1] !== "..")
-              parts.splice(--i, 2);
-            else if (absolute)
-              parts.splice(i, 1);
-            else
-              ++i;
-          } else if (parts[i] === ".")
-            parts.splice(i, 1);
-          else
-            ++i;
-        }
-        return uncPrefix + prefix + parts.join("/");
-      }
-    );
-    path.resolve = function resolve5(originPath, includePath, alreadyNormalized) {
-      var resolvedUrl = resolveUrl(originPath, includePath);
-      if (resolvedUrl)
-        return resolvedUrl;
-      if (!alreadyNormalized)
-        includePath = normalize(includePath);
-      if (isAbsolute2(includePath))
-        return includePath;
-      if (!alreadyNormalized)
-        originPath = normalize(originPath);
-      return (originPath = originPath.replace(/(?:\/|^)[^/]+$/, "")).length ? normalize(originPath + "/" + includePath) : includePath;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/namespace.js
-var require_namespace = __commonJS({
-  "node_modules/protobufjs/src/namespace.js"(exports, module) {
-    "use strict";
-    module.exports = Namespace;
-    var ReflectionObject = require_object();
-    Namespace.prototype = Object.create(ReflectionObject.prototype, {
-      constructor: {
-        value: Namespace,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Namespace.className = "Namespace";
-    var Field = require_field();
-    var util = require_util9();
-    var OneOf = require_oneof();
-    var Type;
-    var Service;
-    var Enum;
-    Namespace.fromJSON = function fromJSON(name, json2, depth) {
-      if (depth === void 0)
-        depth = 0;
-      if (depth > util.recursionLimit)
-        throw Error("max depth exceeded");
-      return new Namespace(name, json2.options).addJSON(json2.nested, depth);
-    };
-    function arrayToJSON(array2, toJSONOptions) {
-      if (!(array2 && array2.length))
-        return void 0;
-      var obj = {};
-      for (var i = 0; i < array2.length; ++i)
-        obj[array2[i].name] = array2[i].toJSON(toJSONOptions);
-      return obj;
-    }
-    Namespace.arrayToJSON = arrayToJSON;
-    Namespace.isReservedId = function isReservedId(reserved, id) {
-      if (reserved) {
-        for (var i = 0; i < reserved.length; ++i)
-          if (typeof reserved[i] !== "string" && reserved[i][0] <= id && reserved[i][1] >= id)
-            return true;
-      }
-      return false;
-    };
-    Namespace.isReservedName = function isReservedName(reserved, name) {
-      if (reserved) {
-        for (var i = 0; i < reserved.length; ++i)
-          if (reserved[i] === name)
-            return true;
-      }
-      return false;
-    };
-    function Namespace(name, options) {
-      ReflectionObject.call(this, name, options);
-      this.nested = void 0;
-      this._nestedArray = null;
-      this._lookupCache = /* @__PURE__ */ Object.create(null);
-      this._needsRecursiveFeatureResolution = true;
-      this._needsRecursiveResolve = true;
-    }
-    function clearCache(namespace) {
-      namespace._nestedArray = null;
-      namespace._lookupCache = /* @__PURE__ */ Object.create(null);
-      var parent = namespace;
-      while (parent = parent.parent) {
-        parent._lookupCache = /* @__PURE__ */ Object.create(null);
-      }
-      return namespace;
-    }
-    Object.defineProperty(Namespace.prototype, "nestedArray", {
-      get: function() {
-        return this._nestedArray || (this._nestedArray = util.toArray(this.nested));
-      }
-    });
-    Namespace.prototype.toJSON = function toJSON(toJSONOptions) {
-      return util.toObject([
-        "options",
-        this.options,
-        "nested",
-        arrayToJSON(this.nestedArray, toJSONOptions)
-      ]);
-    };
-    Namespace.prototype.addJSON = function addJSON(nestedJson, depth) {
-      if (depth === void 0)
-        depth = 0;
-      if (depth > util.recursionLimit)
-        throw Error("max depth exceeded");
-      var ns = this;
-      if (nestedJson) {
-        for (var names = Object.keys(nestedJson), i = 0, nested; i < names.length; ++i) {
-          nested = nestedJson[names[i]];
-          ns.add(
-            // most to least likely
-            (nested.fields !== void 0 ? Type.fromJSON : nested.values !== void 0 ? Enum.fromJSON : nested.methods !== void 0 ? Service.fromJSON : nested.id !== void 0 ? Field.fromJSON : Namespace.fromJSON)(names[i], nested, depth + 1)
-          );
-        }
-      }
-      return this;
-    };
-    Namespace.prototype.get = function get(name) {
-      return this.nested && Object.prototype.hasOwnProperty.call(this.nested, name) ? this.nested[name] : null;
-    };
-    Namespace.prototype.getEnum = function getEnum(name) {
-      if (this.nested && Object.prototype.hasOwnProperty.call(this.nested, name) && this.nested[name] instanceof Enum)
-        return this.nested[name].values;
-      throw Error("no such enum: " + name);
-    };
-    Namespace.prototype.add = function add(object2) {
-      if (!(object2 instanceof Field && object2.extend !== void 0 || object2 instanceof Type || object2 instanceof OneOf || object2 instanceof Enum || object2 instanceof Service || object2 instanceof Namespace))
-        throw TypeError("object must be a valid nested object");
-      if (object2.name === "__proto__")
-        return this;
-      if (!this.nested)
-        this.nested = {};
-      else {
-        var prev = this.get(object2.name);
-        if (prev) {
-          if (prev instanceof Namespace && object2 instanceof Namespace && !(prev instanceof Type || prev instanceof Service)) {
-            var nested = prev.nestedArray;
-            for (var i = 0; i < nested.length; ++i)
-              object2.add(nested[i]);
-            this.remove(prev);
-            if (!this.nested)
-              this.nested = {};
-            object2.setOptions(prev.options, true);
-          } else
-            throw Error("duplicate name '" + object2.name + "' in " + this);
-        }
-      }
-      this.nested[object2.name] = object2;
-      if (!(this instanceof Type || this instanceof Service || this instanceof Enum || this instanceof Field)) {
-        if (!object2._edition) {
-          object2._edition = object2._defaultEdition;
-        }
-      }
-      this._needsRecursiveFeatureResolution = true;
-      this._needsRecursiveResolve = true;
-      var parent = this;
-      while (parent = parent.parent) {
-        parent._needsRecursiveFeatureResolution = true;
-        parent._needsRecursiveResolve = true;
-      }
-      object2.onAdd(this);
-      return clearCache(this);
-    };
-    Namespace.prototype.remove = function remove(object2) {
-      if (!(object2 instanceof ReflectionObject))
-        throw TypeError("object must be a ReflectionObject");
-      if (object2.parent !== this)
-        throw Error(object2 + " is not a member of " + this);
-      if (!util.remove(this.nested, object2, object2.name))
-        throw Error(object2 + " is not a member of " + this);
-      if (!Object.keys(this.nested).length)
-        this.nested = void 0;
-      object2.onRemove(this);
-      return clearCache(this);
-    };
-    Namespace.prototype.define = function define2(path, json2) {
-      if (util.isString(path))
-        path = path.split(".");
-      else if (!Array.isArray(path))
-        throw TypeError("illegal path");
-      if (path && path.length && path[0] === "")
-        throw Error("path must be relative");
-      if (path.length > util.recursionLimit)
-        throw Error("max depth exceeded");
-      var ptr = this;
-      while (path.length > 0) {
-        var part = path.shift();
-        if (ptr.nested && ptr.nested[part]) {
-          ptr = ptr.nested[part];
-          if (!(ptr instanceof Namespace))
-            throw Error("path conflicts with non-namespace objects");
-        } else
-          ptr.add(ptr = new Namespace(part));
-      }
-      if (json2)
-        ptr.addJSON(json2);
-      return ptr;
-    };
-    Namespace.prototype.resolveAll = function resolveAll() {
-      if (!this._needsRecursiveResolve) return this;
-      if (this._needsRecursiveFeatureResolution)
-        this._resolveFeaturesRecursive(this._edition);
-      var nested = this.nestedArray, i = 0;
-      this.resolve();
-      while (i < nested.length)
-        if (nested[i] instanceof Namespace)
-          nested[i++].resolveAll();
-        else
-          nested[i++].resolve();
-      this._needsRecursiveResolve = false;
-      return this;
-    };
-    Namespace.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
-      if (!this._needsRecursiveFeatureResolution) return this;
-      this._needsRecursiveFeatureResolution = false;
-      edition = this._edition || edition;
-      ReflectionObject.prototype._resolveFeaturesRecursive.call(this, edition);
-      this.nestedArray.forEach((nested) => {
-        nested._resolveFeaturesRecursive(edition);
-      });
-      return this;
-    };
-    Namespace.prototype.lookup = function lookup(path, filterTypes, parentAlreadyChecked) {
-      if (typeof filterTypes === "boolean") {
-        parentAlreadyChecked = filterTypes;
-        filterTypes = void 0;
-      } else if (filterTypes && !Array.isArray(filterTypes))
-        filterTypes = [filterTypes];
-      if (util.isString(path) && path.length) {
-        if (path === ".")
-          return this.root;
-        path = path.split(".");
-      } else if (!path.length)
-        return this;
-      var flatPath = path.join(".");
-      if (path[0] === "")
-        return this.root.lookup(path.slice(1), filterTypes);
-      var found = this._lookupImpl(path, flatPath);
-      if (found && (!filterTypes || filterTypes.indexOf(found.constructor) > -1)) {
-        return found;
-      }
-      found = this.root._fullyQualifiedObjects && this.root._fullyQualifiedObjects["." + flatPath];
-      if (found && (!filterTypes || filterTypes.indexOf(found.constructor) > -1)) {
-        return found;
-      }
-      if (parentAlreadyChecked)
-        return null;
-      var current = this;
-      while (current.parent) {
-        found = current.parent._lookupImpl(path, flatPath);
-        if (found && (!filterTypes || filterTypes.indexOf(found.constructor) > -1)) {
-          return found;
-        }
-        current = current.parent;
-      }
-      return null;
-    };
-    Namespace.prototype._lookupImpl = function lookup(path, flatPath) {
-      if (Object.prototype.hasOwnProperty.call(this._lookupCache, flatPath)) {
-        return this._lookupCache[flatPath];
-      }
-      var found = this.get(path[0]);
-      var exact = null;
-      if (found) {
-        if (path.length === 1) {
-          exact = found;
-        } else if (found instanceof Namespace) {
-          path = path.slice(1);
-          exact = found._lookupImpl(path, path.join("."));
-        }
-      } else {
-        for (var i = 0; i < this.nestedArray.length; ++i)
-          if (this._nestedArray[i] instanceof Namespace && (found = this._nestedArray[i]._lookupImpl(path, flatPath))) {
-            exact = found;
-            break;
-          }
-      }
-      this._lookupCache[flatPath] = exact;
-      return exact;
-    };
-    Namespace.prototype.lookupType = function lookupType(path) {
-      var found = this.lookup(path, [Type]);
-      if (!found)
-        throw Error("no such type: " + path);
-      return found;
-    };
-    Namespace.prototype.lookupEnum = function lookupEnum(path) {
-      var found = this.lookup(path, [Enum]);
-      if (!found)
-        throw Error("no such Enum '" + path + "' in " + this);
-      return found;
-    };
-    Namespace.prototype.lookupTypeOrEnum = function lookupTypeOrEnum(path) {
-      var found = this.lookup(path, [Type, Enum]);
-      if (!found)
-        throw Error("no such Type or Enum '" + path + "' in " + this);
-      return found;
-    };
-    Namespace.prototype.lookupService = function lookupService(path) {
-      var found = this.lookup(path, [Service]);
-      if (!found)
-        throw Error("no such Service '" + path + "' in " + this);
-      return found;
-    };
-    Namespace._configure = function(Type_, Service_, Enum_) {
-      Type = Type_;
-      Service = Service_;
-      Enum = Enum_;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/mapfield.js
-var require_mapfield = __commonJS({
-  "node_modules/protobufjs/src/mapfield.js"(exports, module) {
-    "use strict";
-    module.exports = MapField;
-    var Field = require_field();
-    MapField.prototype = Object.create(Field.prototype, {
-      constructor: {
-        value: MapField,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    MapField.className = "MapField";
-    var types = require_types();
-    var util = require_util9();
-    function MapField(name, id, keyType, type, options, comment) {
-      Field.call(this, name, id, type, void 0, void 0, options, comment);
-      if (!util.isString(keyType))
-        throw TypeError("keyType must be a string");
-      this.keyType = keyType;
-      this.resolvedKeyType = null;
-      this.map = true;
-    }
-    MapField.fromJSON = function fromJSON(name, json2) {
-      var field = new MapField(name, json2.id, json2.keyType, json2.type, json2.options, json2.comment);
-      if (json2.protoName)
-        field.protoName = json2.protoName;
-      if (json2.jsonName !== void 0)
-        field.jsonName = json2.jsonName;
-      else if (json2.options && json2.options.json_name !== void 0)
-        field.jsonName = json2.options.json_name;
-      return field;
-    };
-    MapField.prototype.toJSON = function toJSON(toJSONOptions) {
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "keyType",
-        this.keyType,
-        "type",
-        this.type,
-        "id",
-        this.id,
-        "extend",
-        this.extend,
-        "protoName",
-        this.protoName !== this.name ? this.protoName : void 0,
-        "jsonName",
-        this.jsonName !== util.jsonName(this.protoName || this.name) ? this.jsonName : void 0,
-        "options",
-        this.options,
-        "comment",
-        keepComments ? this.comment : void 0
-      ]);
-    };
-    MapField.prototype.resolve = function resolve5() {
-      if (this.resolved)
-        return this;
-      if (types.mapKey[this.keyType] === void 0)
-        throw Error("invalid key type: " + this.keyType);
-      return Field.prototype.resolve.call(this);
-    };
-    MapField.d = function decorateMapField(fieldId, fieldKeyType, fieldValueType) {
-      if (typeof fieldValueType === "function")
-        fieldValueType = util.decorateType(fieldValueType).name;
-      else if (fieldValueType && typeof fieldValueType === "object")
-        fieldValueType = util.decorateEnum(fieldValueType).name;
-      return function mapFieldDecorator(prototype, fieldName) {
-        util.decorateType(prototype.constructor).add(new MapField(fieldName, fieldId, fieldKeyType, fieldValueType));
-      };
-    };
-  }
-});
-
-// node_modules/protobufjs/src/method.js
-var require_method = __commonJS({
-  "node_modules/protobufjs/src/method.js"(exports, module) {
-    "use strict";
-    module.exports = Method;
-    var ReflectionObject = require_object();
-    Method.prototype = Object.create(ReflectionObject.prototype, {
-      constructor: {
-        value: Method,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Method.className = "Method";
-    var util = require_util9();
-    function Method(name, type, requestType, responseType, requestStream, responseStream, options, comment, parsedOptions) {
-      if (util.isObject(requestStream)) {
-        options = requestStream;
-        requestStream = responseStream = void 0;
-      } else if (util.isObject(responseStream)) {
-        options = responseStream;
-        responseStream = void 0;
-      }
-      if (!(type === void 0 || util.isString(type)))
-        throw TypeError("type must be a string");
-      if (!util.isString(requestType))
-        throw TypeError("requestType must be a string");
-      if (!util.isString(responseType))
-        throw TypeError("responseType must be a string");
-      ReflectionObject.call(this, name, options);
-      this.type = type || "rpc";
-      this.requestType = requestType;
-      this.requestStream = requestStream ? true : void 0;
-      this.responseType = responseType;
-      this.responseStream = responseStream ? true : void 0;
-      this.path = "/" + this.name;
-      this.resolvedRequestType = null;
-      this.resolvedResponseType = null;
-      this.comment = comment;
-      this.parsedOptions = parsedOptions;
-    }
-    Method.fromJSON = function fromJSON(name, json2) {
-      return new Method(name, json2.type, json2.requestType, json2.responseType, json2.requestStream, json2.responseStream, json2.options, json2.comment, json2.parsedOptions);
-    };
-    Method.prototype.toJSON = function toJSON(toJSONOptions) {
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "type",
-        this.type !== "rpc" && /* istanbul ignore next */
-        this.type || void 0,
-        "requestType",
-        this.requestType,
-        "requestStream",
-        this.requestStream,
-        "responseType",
-        this.responseType,
-        "responseStream",
-        this.responseStream,
-        "options",
-        this.options,
-        "comment",
-        keepComments ? this.comment : void 0,
-        "parsedOptions",
-        this.parsedOptions
-      ]);
-    };
-    Method.prototype.resolve = function resolve5() {
-      if (this.resolved)
-        return this;
-      if (this.parent) {
-        var serviceName = this.parent.fullName;
-        if (serviceName.charAt(0) === ".")
-          serviceName = serviceName.substring(1);
-        this.path = "/" + serviceName + "/" + this.name;
-      } else
-        this.path = "/" + this.name;
-      this.resolvedRequestType = this.parent.lookupType(this.requestType);
-      this.resolvedResponseType = this.parent.lookupType(this.responseType);
-      return ReflectionObject.prototype.resolve.call(this);
-    };
-  }
-});
-
-// node_modules/protobufjs/src/service.js
-var require_service2 = __commonJS({
-  "node_modules/protobufjs/src/service.js"(exports, module) {
-    "use strict";
-    module.exports = Service;
-    var Namespace = require_namespace();
-    Service.prototype = Object.create(Namespace.prototype, {
-      constructor: {
-        value: Service,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Service.className = "Service";
-    var Method = require_method();
-    var util = require_util9();
-    var rpc = require_rpc();
-    function Service(name, options) {
-      Namespace.call(this, name, options);
-      this.methods = {};
-      this._methodsArray = null;
-    }
-    Service.fromJSON = function fromJSON(name, json2, depth) {
-      if (depth === void 0)
-        depth = 0;
-      if (depth > util.recursionLimit)
-        throw Error("max depth exceeded");
-      var service = new Service(name, json2.options);
-      if (json2.methods)
-        for (var names = Object.keys(json2.methods), i = 0; i < names.length; ++i)
-          service.add(Method.fromJSON(names[i], json2.methods[names[i]]));
-      if (json2.nested)
-        service.addJSON(json2.nested, depth);
-      if (json2.edition)
-        service._edition = json2.edition;
-      service.comment = json2.comment;
-      service._defaultEdition = "proto3";
-      return service;
-    };
-    Service.prototype.toJSON = function toJSON(toJSONOptions) {
-      var inherited = Namespace.prototype.toJSON.call(this, toJSONOptions);
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "edition",
-        this._editionToJSON(),
-        "options",
-        inherited && inherited.options || void 0,
-        "methods",
-        Namespace.arrayToJSON(this.methodsArray, toJSONOptions) || /* istanbul ignore next */
-        {},
-        "nested",
-        inherited && inherited.nested || void 0,
-        "comment",
-        keepComments ? this.comment : void 0
-      ]);
-    };
-    Object.defineProperty(Service.prototype, "methodsArray", {
-      get: function() {
-        return this._methodsArray || (this._methodsArray = util.toArray(this.methods));
-      }
-    });
-    function clearCache(service) {
-      service._methodsArray = null;
-      return service;
-    }
-    Service.prototype.get = function get(name) {
-      return Object.prototype.hasOwnProperty.call(this.methods, name) ? this.methods[name] : Namespace.prototype.get.call(this, name);
-    };
-    Service.prototype.resolveAll = function resolveAll() {
-      if (!this._needsRecursiveResolve) return this;
-      Namespace.prototype.resolve.call(this);
-      var methods = this.methodsArray;
-      for (var i = 0; i < methods.length; ++i)
-        methods[i].resolve();
-      return this;
-    };
-    Service.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
-      if (!this._needsRecursiveFeatureResolution) return this;
-      edition = this._edition || edition;
-      Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
-      this.methodsArray.forEach((method) => {
-        method._resolveFeaturesRecursive(edition);
-      });
-      return this;
-    };
-    Service.prototype.add = function add(object2) {
-      if (this.get(object2.name))
-        throw Error("duplicate name '" + object2.name + "' in " + this);
-      if (object2 instanceof Method) {
-        if (object2.name === "__proto__")
-          return this;
-        this.methods[object2.name] = object2;
-        object2.parent = this;
-        return clearCache(this);
-      }
-      return Namespace.prototype.add.call(this, object2);
-    };
-    Service.prototype.remove = function remove(object2) {
-      if (object2 instanceof Method) {
-        if (this.methods[object2.name] !== object2)
-          throw Error(object2 + " is not a member of " + this);
-        delete this.methods[object2.name];
-        object2.parent = null;
-        return clearCache(this);
-      }
-      return Namespace.prototype.remove.call(this, object2);
-    };
-    Service.prototype.create = function create(rpcImpl, requestDelimited, responseDelimited) {
-      var rpcService = new rpc.Service(rpcImpl, requestDelimited, responseDelimited);
-      for (var i = 0, method; i < /* initializes */
-      this.methodsArray.length; ++i) {
-        var methodName = util.lcFirst((method = this._methodsArray[i]).resolve().name).replace(/[^$\w_]/g, "");
-        rpcService[methodName] = /* @__PURE__ */ (function(method2, requestType, responseType) {
-          return function rpcMethod(request, callback) {
-            return rpc.Service.prototype.rpcCall.call(this, method2, requestType, responseType, request, callback);
-          };
-        })(method, method.resolvedRequestType.ctor, method.resolvedResponseType.ctor);
-      }
-      return rpcService;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/message.js
-var require_message = __commonJS({
-  "node_modules/protobufjs/src/message.js"(exports, module) {
-    "use strict";
-    module.exports = Message;
-    var util = require_minimal();
-    function Message(properties) {
-      if (properties) {
-        for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
-          if (properties[keys[i]] != null && keys[i] !== "__proto__")
-            this[keys[i]] = properties[keys[i]];
-      }
-    }
-    Message.create = function create(properties) {
-      return this.$type.create(properties);
-    };
-    Message.encode = function encode3(message, writer) {
-      return this.$type.encode(message, writer);
-    };
-    Message.encodeDelimited = function encodeDelimited(message, writer) {
-      return this.$type.encodeDelimited(message, writer);
-    };
-    Message.decode = function decode3(reader) {
-      return this.$type.decode(reader);
-    };
-    Message.decodeDelimited = function decodeDelimited(reader) {
-      return this.$type.decodeDelimited(reader);
-    };
-    Message.verify = function verify(message) {
-      return this.$type.verify(message);
-    };
-    Message.fromObject = function fromObject(object2) {
-      return this.$type.fromObject(object2);
-    };
-    Message.toObject = function toObject(message, options) {
-      return this.$type.toObject(message, options);
-    };
-    Message.prototype.toJSON = function toJSON() {
-      return this.$type.toObject(this, util.toJSONOptions);
-    };
-  }
-});
-
-// node_modules/protobufjs/src/decoder.js
-var require_decoder = __commonJS({
-  "node_modules/protobufjs/src/decoder.js"(exports, module) {
-    "use strict";
-    module.exports = decoder;
-    var Enum = require_enum();
-    var types = require_types();
-    var util = require_util9();
-    function missing(field) {
-      return "missing required '" + field.name + "'";
-    }
-    function stringMethod(field) {
-      return field._features.utf8_validation === "VERIFY" ? "stringVerify" : "string";
-    }
-    function genPreserveUnknown(gen, ref) {
-      return gen("if(!r.discardUnknown){")('util.makeProp(m,"$unknowns",false);')("(m.$unknowns||(m.$unknowns=[])).push(%s)", ref)("}");
-    }
-    function decoder(mtype) {
-      var hasMapField = false, needsValueVar = false, i = 0;
-      for (; i < mtype.fieldsArray.length; ++i) {
-        var pfield = mtype._fieldsArray[i];
-        if (pfield.map)
-          hasMapField = true;
-        if (pfield.resolvedType instanceof Enum || !pfield.repeated && !pfield.map && !pfield.hasPresence)
-          needsValueVar = true;
-      }
-      var gen = util.codegen(["r", "l", "z", "q", "g"])("if(!(r instanceof Reader))")("r=Reader.create(r)")("if(q===undefined)q=0")("if(q>Reader.recursionLimit)")('throw Error("max depth exceeded")')("var c,m" + (hasMapField ? ",k,v" : needsValueVar ? ",v" : ""))("if(l===undefined)")("c=r.len")("else{")("c=r.pos+l")("if(c>r.len)")('throw RangeError("index out of range")')("l=r.len")("r.len=c")("}")("m=g||new C")("while(r.pos<c){")("var s=r.pos")("var t=r.tag()")("if(t===z){")("z=undefined")("break")("}");
-      if (mtype.fieldsArray.length) gen("var u=t&7")("switch(t>>>=3){");
-      for (i = 0; i < /* initializes */
-      mtype.fieldsArray.length; ++i) {
-        var field = mtype._fieldsArray[i].resolve(), type = field.resolvedType instanceof Enum ? "int32" : field.type, ref = "m" + util.safeProp(field.name), closed = field.resolvedType instanceof Enum && field.resolvedType._features.enum_type === "CLOSED";
-        if (field.map) {
-          gen("case %i:{", field.id)("if(u!==2)")("break");
-          if (!closed) gen("if(%s===util.emptyObject)", ref)("%s={}", ref);
-          gen("var c2=r.size()+r.pos")("if(c2>r.len)")('throw RangeError("index out of range")')("r.len=c2");
-          if (types.defaults[field.keyType] !== void 0) gen("k=%j", types.defaults[field.keyType]);
-          else gen("k=null");
-          if (types.long[type] !== void 0) gen("v=util.Long?util.Long.fromNumber(0,%j):0", type === "uint64" || type === "fixed64");
-          else if (types.defaults[type] !== void 0) gen("v=%j", types.defaults[type]);
-          else gen("v=null");
-          gen("while(r.pos<c2){")("var t2=r.tag()")("u=t2&7")("switch(t2>>>=3){")("case 1:")("if(u!==%i)", types.mapKey[field.keyType])("break")("k=r.%s()", field.keyType === "string" ? stringMethod(field) : field.keyType)("continue")("case 2:")("if(u!==%i)", types.basic[type] === void 0 ? 2 : types.basic[type])("break");
-          if (types.basic[type] === void 0) gen("v=types[%i].decode(r,r.size(),undefined,q+1,v)", i);
-          else gen("v=r.%s()", type === "string" ? stringMethod(field) : type);
-          gen("continue")("}")("r.skipType(u,q,t2)")("}");
-          gen("if(r.pos!==c2)")('throw RangeError("index out of range")')("r.len=c");
-          if (closed) {
-            gen("if(types[%i].valuesById[v]===undefined){", i);
-            genPreserveUnknown(gen, "r.raw(s,r.pos)")("continue")("}")("if(%s===util.emptyObject)", ref)("%s={}", ref);
-          }
-          var val = types.basic[type] === void 0 ? "v||new types[" + i + "].ctor" : "v";
-          if (types.long[field.keyType] !== void 0) gen('%s[typeof k==="object"?util.longToHash(k):k]=%s', ref, val);
-          else {
-            if (field.keyType === "string") gen('if(k==="__proto__")')("util.makeProp(%s,k)", ref);
-            gen("%s[k]=%s", ref, val);
-          }
-        } else if (field.repeated) {
-          gen("case %i:", field.id)("{");
-          if (types.packed[type] !== void 0) {
-            gen("if(u===2){");
-            if (closed) {
-              gen("var c2=r.size()+r.pos")("if(c2>r.len)")('throw RangeError("index out of range")')("r.len=c2")("while(r.pos<c2){")("s=r.pos")("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref)("%s.push(v)", ref)("}else");
-              genPreserveUnknown(gen, "util.rawField(" + field.id + ",0,r.raw(s,r.pos))")("}");
-              gen("if(r.pos!==c2)")('throw RangeError("index out of range")')("r.len=c");
-            } else gen("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref)("r.%ss(%s)", type, ref);
-            gen("continue")("}");
-          }
-          gen("if(u!==%i)", types.basic[type] === void 0 ? field.delimited ? 3 : 2 : types.basic[type])("break");
-          if (!closed) gen("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref);
-          if (types.basic[type] === void 0) {
-            if (field.delimited) gen("%s.push(types[%i].decode(r,undefined,%i,q+1))", ref, i, field.id * 8 + 4);
-            else gen("%s.push(types[%i].decode(r,r.size(),undefined,q+1))", ref, i);
-          } else if (closed) {
-            gen("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref)("%s.push(v)", ref)("}else");
-            genPreserveUnknown(gen, "r.raw(s,r.pos)");
-          } else gen("%s.push(r.%s())", ref, type === "string" ? stringMethod(field) : type);
-        } else if (types.basic[type] === void 0) {
-          gen("case %i:{", field.id)("if(u!==%i)", field.delimited ? 3 : 2)("break");
-          if (field.delimited) gen("%s=types[%i].decode(r,undefined,%i,q+1,%s)", ref, i, field.id * 8 + 4, ref);
-          else gen("%s=types[%i].decode(r,r.size(),undefined,q+1,%s)", ref, i, ref);
-        } else if (field.hasPresence) {
-          gen("case %i:{", field.id)("if(u!==%i)", types.basic[type])("break");
-          if (closed) {
-            gen("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("%s=v", ref);
-            if (field.partOf) gen("m%s=%j", util.safeProp(field.partOf.name), field.name);
-            gen("}else");
-            genPreserveUnknown(gen, "r.raw(s,r.pos)");
-          } else gen("%s=r.%s()", ref, type === "string" ? stringMethod(field) : type);
-        } else {
-          gen("case %i:{", field.id)("if(u!==%i)", types.basic[type])("break");
-          if (closed) {
-            gen("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("if(v!==%j)", field.typeDefault)("%s=v", ref)("else")("delete %s", ref)("}else{");
-            genPreserveUnknown(gen, "r.raw(s,r.pos)")("}");
-          } else {
-            if (field.resolvedType instanceof Enum && field.typeDefault !== 0) gen("if((v=r.%s())!==%j)", type, field.typeDefault);
-            else if (type === "string") gen("if((v=r.%s()).length)", stringMethod(field));
-            else if (type === "bytes") gen("if((v=r.%s()).length)", type);
-            else if (types.long[type] !== void 0) gen('if(typeof(v=r.%s())==="object"?v.low||v.high:v!==0)', type);
-            else if (type === "double" || type === "float") gen("if(!Object.is(v=r.%s(),0))", type);
-            else gen("if(v=r.%s())", type);
-            gen("%s=v", ref)("else")("delete %s", ref);
-          }
-        }
-        if (field.partOf && !closed) gen("m%s=%j", util.safeProp(field.partOf.name), field.name);
-        gen("continue")("}");
-      }
-      if (i) gen("}");
-      gen("r.skipType(%s,q,t)", i ? "u" : "t&7");
-      genPreserveUnknown(gen, "r.raw(s,r.pos)")("}")("if(l!==undefined){")("if(r.pos!==c)")('throw RangeError("index out of range")')("r.len=l")("}")("if(z!==undefined)")('throw Error("missing end group")');
-      for (i = 0; i < mtype._fieldsArray.length; ++i) {
-        var rfield = mtype._fieldsArray[i];
-        if (rfield.required) gen("if(!Object.hasOwnProperty.call(m,%j))", rfield.name)("throw util.ProtocolError(%j,{instance:m})", missing(rfield));
-      }
-      return gen("return m");
-    }
-  }
-});
-
-// node_modules/protobufjs/src/verifier.js
-var require_verifier = __commonJS({
-  "node_modules/protobufjs/src/verifier.js"(exports, module) {
-    "use strict";
-    module.exports = verifier;
-    var Enum = require_enum();
-    var util = require_util9();
-    function invalid(field, expected) {
-      return field.name + ": " + expected + (field.repeated && expected !== "array" ? "[]" : field.map && expected !== "object" ? "{k:" + field.keyType + "}" : "") + " expected";
-    }
-    function genVerifyValue(gen, field, fieldIndex, ref) {
-      var resolvedType = field.resolvedType;
-      if (resolvedType) {
-        if (resolvedType instanceof Enum) {
-          if (resolvedType._features.enum_type === "CLOSED") {
-            gen("switch(%s){", ref)("default:")("return%j", invalid(field, "enum value"));
-            for (var keys = Object.keys(resolvedType.values), j = 0; j < keys.length; ++j) gen("case %i:", resolvedType.values[keys[j]]);
-            gen("break")("}");
-          } else gen('if(typeof %s!=="number"||(%s|0)!==%s)', ref, ref, ref)("return%j", invalid(field, "enum value"));
-        } else {
-          gen("{")("var e=types[%i].verify(%s,q+1);", fieldIndex, ref)("if(e)")("return%j+e", field.name + ".")("}");
-        }
-      } else {
-        switch (field.type) {
-          case "int32":
-          case "uint32":
-          case "sint32":
-          case "fixed32":
-          case "sfixed32":
-            gen("if(!util.isInteger(%s))", ref)("return%j", invalid(field, "integer"));
-            break;
-          case "int64":
-          case "uint64":
-          case "sint64":
-          case "fixed64":
-          case "sfixed64":
-            gen("if(!util.isInteger(%s)&&!(%s&&util.isInteger(%s.low)&&util.isInteger(%s.high)))", ref, ref, ref, ref)("return%j", invalid(field, "integer|Long"));
-            break;
-          case "float":
-          case "double":
-            gen('if(typeof %s!=="number")', ref)("return%j", invalid(field, "number"));
-            break;
-          case "bool":
-            gen('if(typeof %s!=="boolean")', ref)("return%j", invalid(field, "boolean"));
-            break;
-          case "string":
-            gen("if(!util.isString(%s))", ref)("return%j", invalid(field, "string"));
-            break;
-          case "bytes":
-            gen('if(!(%s&&typeof %s.length==="number"||util.isString(%s)))', ref, ref, ref)("return%j", invalid(field, "buffer"));
-            break;
-        }
-      }
-      return gen;
-    }
-    function genVerifyKey(gen, field, ref) {
-      switch (field.keyType) {
-        case "int32":
-        case "uint32":
-        case "sint32":
-        case "fixed32":
-        case "sfixed32":
-          gen("if(!util.key32Re.test(%s))", ref)("return%j", invalid(field, "integer key"));
-          break;
-        case "int64":
-        case "uint64":
-        case "sint64":
-        case "fixed64":
-        case "sfixed64":
-          gen("if(!util.key64Re.test(%s))", ref)("return%j", invalid(field, "integer|Long key"));
-          break;
-        case "bool":
-          gen("if(!util.key2Re.test(%s))", ref)("return%j", invalid(field, "boolean key"));
-          break;
-      }
-      return gen;
-    }
-    function verifier(mtype) {
-      var gen = util.codegen(["m", "q"])('if(typeof m!=="object"||m===null)')("return%j", "object expected")("if(q===undefined)q=0")("if(q>util.recursionLimit)")("return%j", "max depth exceeded");
-      var oneofs = mtype.oneofsArray, seenFirstField = {};
-      if (oneofs.length) gen("var p={}");
-      for (var i = 0; i < /* initializes */
-      mtype.fieldsArray.length; ++i) {
-        var field = mtype._fieldsArray[i].resolve(), ref = "m" + util.safeProp(field.name);
-        if (field.optional) gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)){", ref, field.name);
-        if (field.map) {
-          gen("if(!util.isObject(%s))", ref)("return%j", invalid(field, "object"))("var k=Object.keys(%s)", ref)("for(var i=0;i<k.length;++i){");
-          genVerifyKey(gen, field, "k[i]");
-          genVerifyValue(gen, field, i, ref + "[k[i]]")("}");
-        } else if (field.repeated) {
-          gen("if(!Array.isArray(%s))", ref)("return%j", invalid(field, "array"))("for(var i=0;i<%s.length;++i){", ref);
-          genVerifyValue(gen, field, i, ref + "[i]")("}");
-        } else {
-          if (field.partOf) {
-            var oneofProp = util.safeProp(field.partOf.name);
-            if (seenFirstField[field.partOf.name] === 1) gen("if(p%s===1)", oneofProp)("return%j", field.partOf.name + ": multiple values");
-            seenFirstField[field.partOf.name] = 1;
-            gen("p%s=1", oneofProp);
-          }
-          genVerifyValue(gen, field, i, ref);
-        }
-        if (field.optional) gen("}");
-      }
-      return gen("return null");
-    }
-  }
-});
-
-// node_modules/protobufjs/src/converter.js
-var require_converter = __commonJS({
-  "node_modules/protobufjs/src/converter.js"(exports) {
-    "use strict";
-    var converter = exports;
-    var Enum = require_enum();
-    var types = require_types();
-    var util = require_util9();
-    function genValuePartial_fromObject(gen, field, fieldIndex, prop, dstProp) {
-      if (field.resolvedType) {
-        if (field.resolvedType instanceof Enum) {
-          var dst = dstProp ? "m" + dstProp + "[m" + dstProp + ".length]" : "m" + prop;
-          gen("switch(d%s){", prop);
-          for (var values = field.resolvedType.values, keys = Object.keys(values), i = 0; i < keys.length; ++i) {
-            gen("case%j:", keys[i])("case %i:", values[keys[i]])("%s=%j", dst, values[keys[i]])("break");
-          }
-          gen("default:");
-          if (field.resolvedType._features.enum_type !== "CLOSED") {
-            gen('if(typeof d%s==="number"&&(d%s|0)===d%s)', prop, prop, prop)("%s=d%s", dst, prop);
-          }
-          gen("}");
-        } else gen("if(!util.isObject(d%s))", prop)("throw TypeError(%j)", field.fullName + ": object expected")("m%s=types[%i].fromObject(d%s,q+1)", prop, fieldIndex, prop);
-      } else {
-        var isUnsigned = false;
-        switch (field.type) {
-          case "double":
-          case "float":
-            gen("m%s=Number(d%s)", prop, prop);
-            break;
-          case "uint32":
-          case "fixed32":
-            gen("m%s=d%s>>>0", prop, prop);
-            break;
-          case "int32":
-          case "sint32":
-          case "sfixed32":
-            gen("m%s=d%s|0", prop, prop);
-            break;
-          case "uint64":
-          case "fixed64":
-            isUnsigned = true;
-          // eslint-disable-next-line no-fallthrough
-          case "int64":
-          case "sint64":
-          case "sfixed64":
-            gen("if(util.Long)")("m%s=util.Long.fromValue(d%s,%j)", prop, prop, isUnsigned)('else if(typeof d%s==="string")', prop)("m%s=parseInt(d%s,10)", prop, prop)('else if(typeof d%s==="number")', prop)("m%s=d%s", prop, prop)('else if(typeof d%s==="object")', prop)("m%s=new util.LongBits(d%s.low>>>0,d%s.high>>>0).toNumber(%s)", prop, prop, prop, isUnsigned ? "true" : "");
-            break;
-          case "bytes":
-            gen('if(typeof d%s==="string")', prop)("util.base64.decode(d%s,m%s=util.newBuffer(util.base64.length(d%s)),0)", prop, prop, prop)("else if(d%s.length>=0)", prop)("m%s=d%s", prop, prop);
-            break;
-          case "string":
-            gen("m%s=String(d%s)", prop, prop);
-            break;
-          case "bool":
-            gen("m%s=Boolean(d%s)", prop, prop);
-            break;
-        }
-      }
-      return gen;
-    }
-    converter.fromObject = function fromObject(mtype) {
-      var fields = mtype.fieldsArray;
-      var gen = util.codegen(["d", "q"])("if(d instanceof C)")("return d")("if(!util.isObject(d))")("throw TypeError(%j)", mtype.fullName + ": object expected")("if(q===undefined)q=0")("if(q>util.recursionLimit)")('throw Error("max depth exceeded")');
-      if (!fields.length) return gen("return new C");
-      gen("var m=new C");
-      for (var i = 0; i < fields.length; ++i) {
-        var field = fields[i].resolve(), prop = util.safeProp(field.name), implicitPresence = !field.hasPresence && !field.repeated && !field.map && (field.resolvedType instanceof Enum || types.basic[field.type] !== void 0);
-        if (field.map) {
-          gen("if(d%s){", prop)("if(!util.isObject(d%s))", prop)("throw TypeError(%j)", field.fullName + ": object expected")("m%s={}", prop)("for(var ks=Object.keys(d%s),i=0;i<ks.length;++i){", prop);
-          gen('if(ks[i]==="__proto__")')("util.makeProp(m%s,ks[i])", prop);
-          genValuePartial_fromObject(
-            gen,
-            field,
-            /* not sorted */
-            i,
-            prop + "[ks[i]]"
-          )("}")("}");
-        } else if (field.repeated) {
-          gen("if(d%s){", prop)("if(!Array.isArray(d%s))", prop)("throw TypeError(%j)", field.fullName + ": array expected");
-          if (field.resolvedType instanceof Enum) gen("m%s=[]", prop);
-          else gen("m%s=Array(d%s.length)", prop, prop);
-          gen("for(var i=0;i<d%s.length;++i){", prop);
-          genValuePartial_fromObject(
-            gen,
-            field,
-            /* not sorted */
-            i,
-            prop + "[i]",
-            field.resolvedType instanceof Enum ? prop : void 0
-          )("}")("}");
-        } else {
-          if (!(field.resolvedType instanceof Enum)) gen("if(d%s!=null){", prop);
-          if (implicitPresence) {
-            if (field.resolvedType instanceof Enum) gen('if(d%s!==%j&&(typeof d%s!=="string"||types[%i].values[d%s]!==%j)){', prop, field.typeDefault, prop, i, prop, field.typeDefault);
-            else if (field.type === "string") gen('if(typeof d%s!=="string"||d%s.length){', prop, prop);
-            else if (field.type === "bytes") gen("if(d%s.length){", prop);
-            else if (field.type === "bool") gen("if(d%s){", prop);
-            else if (field.type === "double" || field.type === "float") gen("if(!Object.is(Number(d%s),0)){", prop);
-            else if (types.long[field.type] !== void 0) gen('if(typeof d%s==="object"?d%s.low||d%s.high:Number(d%s)!==0){', prop, prop, prop, prop);
-            else gen("if(Number(d%s)!==0){", prop);
-          }
-          genValuePartial_fromObject(
-            gen,
-            field,
-            /* not sorted */
-            i,
-            prop
-          );
-          if (implicitPresence) gen("}");
-          if (!(field.resolvedType instanceof Enum)) gen("}");
-        }
-      }
-      return gen("return m");
-    };
-    function genValuePartial_toObject(gen, field, fieldIndex, dstProp, srcProp) {
-      if (!srcProp)
-        srcProp = dstProp;
-      if (field.resolvedType) {
-        if (field.resolvedType instanceof Enum) gen("d%s=o.enums===String?(types[%i].values[m%s]===undefined?m%s:types[%i].values[m%s]):m%s", dstProp, fieldIndex, srcProp, srcProp, fieldIndex, srcProp, srcProp);
-        else gen("d%s=types[%i].toObject(m%s,o,q+1)", dstProp, fieldIndex, srcProp);
-      } else {
-        var isUnsigned = false;
-        switch (field.type) {
-          case "double":
-          case "float":
-            gen("d%s=o.json&&!isFinite(m%s)?String(m%s):m%s", dstProp, srcProp, srcProp, srcProp);
-            break;
-          case "uint64":
-          case "fixed64":
-            isUnsigned = true;
-          // eslint-disable-next-line no-fallthrough
-          case "int64":
-          case "sint64":
-          case "sfixed64":
-            gen('if(typeof BigInt!=="undefined"&&o.longs===BigInt)')('d%s=typeof m%s==="number"?BigInt(m%s):util.Long.fromBits(m%s.low>>>0,m%s.high>>>0,%j).toBigInt()', dstProp, srcProp, srcProp, srcProp, srcProp, isUnsigned)('else if(typeof m%s==="number")', srcProp)("d%s=o.longs===String?String(m%s):m%s", dstProp, srcProp, srcProp)("else")("d%s=o.longs===String?util.Long.prototype.toString.call(m%s):o.longs===Number?new util.LongBits(m%s.low>>>0,m%s.high>>>0).toNumber(%s):m%s", dstProp, srcProp, srcProp, srcProp, isUnsigned ? "true" : "", srcProp);
-            break;
-          case "bytes":
-            gen("d%s=o.bytes===String?util.base64.encode(m%s,0,m%s.length):o.bytes===Array?Array.prototype.slice.call(m%s):m%s", dstProp, srcProp, srcProp, srcProp, srcProp);
-            break;
-          default:
-            gen("d%s=m%s", dstProp, srcProp);
-            break;
-        }
-      }
-      return gen;
-    }
-    converter.toObject = function toObject(mtype) {
-      var fields = mtype.fieldsArray.slice().sort(util.compareFieldsById);
-      if (!fields.length)
-        return util.codegen()("return {}");
-      var gen = util.codegen(["m", "o", "q"])("if(!o)")("o={}")("if(q===undefined)q=0")("if(q>util.recursionLimit)")('throw Error("max depth exceeded")')("var d={}");
-      var repeatedFields = [], mapFields = [], normalFields = [], i = 0;
-      for (; i < fields.length; ++i)
-        if (!fields[i].partOf)
-          (fields[i].resolve().repeated ? repeatedFields : fields[i].map ? mapFields : normalFields).push(fields[i]);
-      if (repeatedFields.length) {
-        gen("if(o.arrays||o.defaults){");
-        for (i = 0; i < repeatedFields.length; ++i) gen("d%s=[]", util.safeProp(repeatedFields[i].name));
-        gen("}");
-      }
-      if (mapFields.length) {
-        gen("if(o.objects||o.defaults){");
-        for (i = 0; i < mapFields.length; ++i) gen("d%s={}", util.safeProp(mapFields[i].name));
-        gen("}");
-      }
-      if (normalFields.length) {
-        gen("if(o.defaults){");
-        for (i = 0; i < normalFields.length; ++i) {
-          var field = normalFields[i], prop = util.safeProp(field.name);
-          if (field.resolvedType instanceof Enum) gen("d%s=o.enums===String?%j:%j", prop, field.resolvedType.valuesById[field.typeDefault], field.typeDefault);
-          else if (field.long) gen("if(util.Long){")("var n=new util.Long(%i,%i,%j)", field.typeDefault.low, field.typeDefault.high, field.typeDefault.unsigned)('d%s=o.longs===String?n.toString():o.longs===Number?n.toNumber():typeof BigInt!=="undefined"&&o.longs===BigInt?n.toBigInt():n', prop)("}else")('d%s=o.longs===String?%j:typeof BigInt!=="undefined"&&o.longs===BigInt?BigInt(%j):%i', prop, field.typeDefault.toString(), field.typeDefault.toString(), field.typeDefault.toNumber());
-          else if (field.bytes) {
-            var arrayDefault = Array.prototype.slice.call(field.typeDefault);
-            gen("if(o.bytes===String)d%s=%j", prop, util.base64.encode(field.typeDefault, 0, field.typeDefault.length))("else{")("d%s=%j", prop, arrayDefault)("if(o.bytes!==Array)d%s=util.newBuffer(d%s)", prop, prop)("}");
-          } else if ((field.type === "double" || field.type === "float") && typeof field.typeDefault === "number" && (!isFinite(field.typeDefault) || Object.is(field.typeDefault, -0))) gen("d%s=%f", prop, field.typeDefault)("if(o.json&&!isFinite(d%s))d%s=String(d%s)", prop, prop, prop);
-          else gen("d%s=%j", prop, field.typeDefault);
-        }
-        gen("}");
-      }
-      var hasKs2 = false;
-      for (i = 0; i < fields.length; ++i) {
-        var field = fields[i], index = mtype._fieldsArray.indexOf(field), prop = util.safeProp(field.name);
-        if (field.map) {
-          if (!hasKs2) {
-            hasKs2 = true;
-            gen("var ks2");
-          }
-          gen("if(m%s&&(ks2=Object.keys(m%s)).length){", prop, prop)("d%s={}", prop);
-          var longKey = types.long[field.keyType] !== void 0, srcProp = prop + "[ks2[j]]";
-          gen("for(var j=0;j<ks2.length;++j){");
-          if (longKey) gen("var k2=util.longFromKey(ks2[j],%j).toString()", field.keyType === "uint64" || field.keyType === "fixed64");
-          gen('if(ks2[j]==="__proto__")')("util.makeProp(d%s,ks2[j])", prop);
-          genValuePartial_toObject(
-            gen,
-            field,
-            /* sorted */
-            index,
-            longKey ? prop + "[k2]" : srcProp,
-            srcProp
-          )("}");
-        } else if (field.repeated) {
-          gen("if(m%s&&m%s.length){", prop, prop)("d%s=Array(m%s.length)", prop, prop)("for(var j=0;j<m%s.length;++j){", prop);
-          genValuePartial_toObject(
-            gen,
-            field,
-            /* sorted */
-            index,
-            prop + "[j]"
-          )("}");
-        } else {
-          gen("if(m%s!=null&&Object.hasOwnProperty.call(m,%j)){", prop, field.name);
-          genValuePartial_toObject(
-            gen,
-            field,
-            /* sorted */
-            index,
-            prop
-          );
-          if (field.partOf && !field.partOf.isProto3Optional) gen("if(o.oneofs)")("d%s=%j", util.safeProp(field.partOf.name), field.name);
-        }
-        gen("}");
-      }
-      return gen("return d");
-    };
-  }
-});
-
-// node_modules/protobufjs/src/wrappers.js
-var require_wrappers = __commonJS({
-  "node_modules/protobufjs/src/wrappers.js"(exports) {
-    "use strict";
-    var wrappers = exports;
-    var Message = require_message();
-    var util = require_minimal();
-    wrappers[".google.protobuf.Any"] = {
-      fromObject: function(object2, depth) {
-        if (depth === void 0)
-          depth = 0;
-        if (depth > util.recursionLimit)
-          throw Error("max depth exceeded");
-        if (object2 && object2["@type"]) {
-          var name = object2["@type"].substring(object2["@type"].lastIndexOf("/") + 1);
-          var type = this.lookup(name, [this.constructor]);
-          if (type) {
-            var type_url = object2["@type"].charAt(0) === "." ? object2["@type"].slice(1) : object2["@type"];
-            if (type_url.indexOf("/") === -1) {
-              type_url = "/" + type_url;
-            }
-            return this.create({
-              type_url,
-              value: type.encode(type.fromObject(object2, depth + 1)).finish()
-            });
-          }
-        }
-        return this.fromObject(object2, depth);
-      },
-      toObject: function(message, options, depth) {
-        if (depth === void 0)
-          depth = 0;
-        if (depth > util.recursionLimit)
-          throw Error("max depth exceeded");
-        var googleApi = "type.googleapis.com/";
-        var prefix = "";
-        var name = "";
-        if (options && options.json && message.type_url && message.value) {
-          name = message.type_url.substring(message.type_url.lastIndexOf("/") + 1);
-          prefix = message.type_url.substring(0, message.type_url.lastIndexOf("/") + 1);
-          var type = this.lookup(name, [this.constructor]);
-          if (type)
-            message = type.decode(message.value, void 0, void 0, depth + 1);
-        }
-        if (!(message instanceof this.ctor) && message instanceof Message) {
-          var object2 = message.$type.toObject(message, options, depth + 1);
-          var messageName = message.$type.fullName[0] === "." ? message.$type.fullName.slice(1) : message.$type.fullName;
-          if (prefix === "") {
-            prefix = googleApi;
-          }
-          name = prefix + messageName;
-          object2["@type"] = name;
-          return object2;
-        }
-        return this.toObject(message, options, depth);
-      }
-    };
-  }
-});
-
-// node_modules/protobufjs/src/type.js
-var require_type = __commonJS({
-  "node_modules/protobufjs/src/type.js"(exports, module) {
-    "use strict";
-    module.exports = Type;
-    var Namespace = require_namespace();
-    Type.prototype = Object.create(Namespace.prototype, {
-      constructor: {
-        value: Type,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Type.className = "Type";
-    var Enum = require_enum();
-    var OneOf = require_oneof();
-    var Field = require_field();
-    var MapField = require_mapfield();
-    var Service = require_service2();
-    var Message = require_message();
-    var Reader = require_reader();
-    var Writer = require_writer();
-    var util = require_util9();
-    var encoder = require_encoder();
-    var decoder = require_decoder();
-    var verifier = require_verifier();
-    var converter = require_converter();
-    var wrappers = require_wrappers();
-    function Type(name, options) {
-      name = name.replace(/\W/g, "");
-      Namespace.call(this, name, options);
-      this.fields = {};
-      this.oneofs = void 0;
-      this.extensions = void 0;
-      this.reserved = void 0;
-      this.group = void 0;
-      this.visibility = void 0;
-      this._fieldsById = null;
-      this._fieldsArray = null;
-      this._oneofsArray = null;
-      this._ctor = null;
-      this._fieldsByJsonName = null;
-    }
-    Object.defineProperties(Type.prototype, {
-      /**
-       * Message fields by id.
-       * @name Type#fieldsById
-       * @type {Object.<number,Field>}
-       * @readonly
-       */
-      fieldsById: {
-        get: function() {
-          if (this._fieldsById)
-            return this._fieldsById;
-          this._fieldsById = {};
-          for (var names = Object.keys(this.fields), i = 0; i < names.length; ++i) {
-            var field = this.fields[names[i]], id = field.id;
-            if (this._fieldsById[id])
-              throw Error("duplicate id " + id + " in " + this);
-            this._fieldsById[id] = field;
-          }
-          return this._fieldsById;
-        }
-      },
-      /**
-       * Fields of this message as an array for iteration.
-       * @name Type#fieldsArray
-       * @type {Field[]}
-       * @readonly
-       */
-      fieldsArray: {
-        get: function() {
-          return this._fieldsArray || (this._fieldsArray = util.toArray(this.fields));
-        }
-      },
-      /**
-       * Oneofs of this message as an array for iteration.
-       * @name Type#oneofsArray
-       * @type {OneOf[]}
-       * @readonly
-       */
-      oneofsArray: {
-        get: function() {
-          return this._oneofsArray || (this._oneofsArray = util.toArray(this.oneofs));
-        }
-      },
-      /**
-       * The registered constructor, if any registered, otherwise a generic constructor.
-       * Assigning a function replaces the internal constructor. If the function does not extend {@link Message} yet, its prototype will be setup accordingly and static methods will be populated. If it already extends {@link Message}, it will just replace the internal constructor.
-       * When assigning manually, add the type to its parent namespace/root first if fields reference other reflected types, because constructor setup resolves field defaults.
-       * @name Type#ctor
-       * @type {Constructor<{}>}
-       */
-      ctor: {
-        get: function() {
-          return this._ctor || (this.ctor = Type.generateConstructor(this)());
-        },
-        set: function(ctor) {
-          var prototype = ctor.prototype;
-          if (!(prototype instanceof Message)) {
-            ctor.prototype = new Message();
-            Object.defineProperty(ctor.prototype, "constructor", {
-              value: ctor,
-              writable: true,
-              enumerable: false,
-              configurable: true
-            });
-            util.merge(ctor.prototype, prototype);
-          }
-          ctor.$type = ctor.prototype.$type = this;
-          util.merge(ctor, Message, true);
-          this._ctor = ctor;
-          delete this.decode;
-          delete this.fromObject;
-          var i = 0;
-          for (var field; i < /* initializes */
-          this.fieldsArray.length; ++i) {
-            field = this._fieldsArray[i].resolve();
-            ctor.prototype[field.name] = field.defaultValue;
-          }
-          var ctorProperties = {};
-          for (i = 0; i < /* initializes */
-          this.oneofsArray.length; ++i)
-            ctorProperties[this._oneofsArray[i].resolve().name] = {
-              get: util.oneOfGetter(this._oneofsArray[i].oneof),
-              set: util.oneOfSetter(this._oneofsArray[i].oneof)
-            };
-          if (i)
-            Object.defineProperties(ctor.prototype, ctorProperties);
-        }
-      }
-    });
-    Type.generateConstructor = function generateConstructor(mtype) {
-      var gen = util.codegen(["p"]);
-      for (var i = 0, field; i < mtype.fieldsArray.length; ++i)
-        if ((field = mtype._fieldsArray[i]).map) gen("this%s={}", util.safeProp(field.name));
-        else if (field.repeated) gen("this%s=[]", util.safeProp(field.name));
-      return gen('if(p)for(var ks=Object.keys(p),i=0;i<ks.length;++i)if(p[ks[i]]!=null&&ks[i]!=="__proto__")')("this[ks[i]]=p[ks[i]]");
-    };
-    function clearCache(type) {
-      type._fieldsById = type._fieldsArray = type._oneofsArray = type._fieldsByJsonName = null;
-      delete type.encode;
-      delete type.decode;
-      delete type.verify;
-      return type;
-    }
-    Type.fromJSON = function fromJSON(name, json2, depth) {
-      if (depth === void 0)
-        depth = 0;
-      if (depth > util.nestingLimit)
-        throw Error("max depth exceeded");
-      var type = new Type(name, json2.options);
-      type.extensions = json2.extensions;
-      type.reserved = json2.reserved;
-      var names = Object.keys(json2.fields), i = 0;
-      for (; i < names.length; ++i)
-        type.add(
-          (typeof json2.fields[names[i]].keyType !== "undefined" ? MapField.fromJSON : Field.fromJSON)(names[i], json2.fields[names[i]])
-        );
-      if (json2.oneofs)
-        for (names = Object.keys(json2.oneofs), i = 0; i < names.length; ++i)
-          type.add(OneOf.fromJSON(names[i], json2.oneofs[names[i]]));
-      if (json2.nested)
-        for (names = Object.keys(json2.nested), i = 0; i < names.length; ++i) {
-          var nested = json2.nested[names[i]];
-          type.add(
-            // most to least likely
-            (nested.id !== void 0 ? Field.fromJSON : nested.fields !== void 0 ? Type.fromJSON : nested.values !== void 0 ? Enum.fromJSON : nested.methods !== void 0 ? Service.fromJSON : Namespace.fromJSON)(names[i], nested, depth + 1)
-          );
-        }
-      if (json2.extensions && json2.extensions.length)
-        type.extensions = json2.extensions;
-      if (json2.reserved && json2.reserved.length)
-        type.reserved = json2.reserved;
-      if (json2.group)
-        type.group = true;
-      if (json2.visibility)
-        type.visibility = json2.visibility;
-      if (json2.comment)
-        type.comment = json2.comment;
-      if (json2.edition)
-        type._edition = json2.edition;
-      type._defaultEdition = "proto3";
-      return type;
-    };
-    Type.prototype.toJSON = function toJSON(toJSONOptions) {
-      var inherited = Namespace.prototype.toJSON.call(this, toJSONOptions);
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "edition",
-        this._editionToJSON(),
-        "options",
-        inherited && inherited.options || void 0,
-        "oneofs",
-        Namespace.arrayToJSON(this.oneofsArray, toJSONOptions),
-        "fields",
-        Namespace.arrayToJSON(this.fieldsArray.filter(function(obj) {
-          return !obj.declaringField;
-        }), toJSONOptions) || {},
-        "extensions",
-        this.extensions && this.extensions.length ? this.extensions : void 0,
-        "reserved",
-        this.reserved && this.reserved.length ? this.reserved : void 0,
-        "group",
-        this.group || void 0,
-        "visibility",
-        this.visibility,
-        "nested",
-        inherited && inherited.nested || void 0,
-        "comment",
-        keepComments ? this.comment : void 0
-      ]);
-    };
-    Type.prototype.resolveAll = function resolveAll() {
-      if (!this._needsRecursiveResolve) return this;
-      Namespace.prototype.resolveAll.call(this);
-      var oneofs = this.oneofsArray;
-      i = 0;
-      while (i < oneofs.length)
-        oneofs[i++].resolve();
-      var fields = this.fieldsArray, i = 0;
-      while (i < fields.length)
-        fields[i++].resolve();
-      return this;
-    };
-    Type.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
-      if (!this._needsRecursiveFeatureResolution) return this;
-      edition = this._edition || edition;
-      Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
-      this.oneofsArray.forEach((oneof) => {
-        oneof._resolveFeatures(edition);
-      });
-      this.fieldsArray.forEach((field) => {
-        field._resolveFeatures(edition);
-      });
-      return this;
-    };
-    Type.prototype.get = function get(name) {
-      if (Object.prototype.hasOwnProperty.call(this.fields, name))
-        return this.fields[name];
-      if (this.oneofs && Object.prototype.hasOwnProperty.call(this.oneofs, name))
-        return this.oneofs[name];
-      if (this.nested && Object.prototype.hasOwnProperty.call(this.nested, name))
-        return this.nested[name];
-      return null;
-    };
-    Type.prototype.add = function add(object2) {
-      if (this.get(object2.name))
-        throw Error("duplicate name '" + object2.name + "' in " + this);
-      if (object2 instanceof Field && object2.extend === void 0) {
-        if (this._fieldsById ? (
-          /* istanbul ignore next */
-          this._fieldsById[object2.id]
-        ) : this.fieldsById[object2.id])
-          throw Error("duplicate id " + object2.id + " in " + this);
-        if (this.isReservedId(object2.id))
-          throw Error("id " + object2.id + " is reserved in " + this);
-        if (this.isReservedName(object2.name) || object2.name.charAt(0) === "$")
-          throw Error("name '" + object2.name + "' is reserved in " + this);
-        if (object2.name === "__proto__")
-          return this;
-        if (object2.parent)
-          object2.parent.remove(object2);
-        this.fields[object2.name] = object2;
-        object2.message = this;
-        object2.onAdd(this);
-        return clearCache(this);
-      }
-      if (object2 instanceof OneOf) {
-        if (object2.name.charAt(0) === "$")
-          throw Error("name '" + object2.name + "' is reserved in " + this);
-        if (object2.name === "__proto__")
-          return this;
-        if (!this.oneofs)
-          this.oneofs = {};
-        this.oneofs[object2.name] = object2;
-        object2.onAdd(this);
-        return clearCache(this);
-      }
-      return Namespace.prototype.add.call(this, object2);
-    };
-    Type.prototype.remove = function remove(object2) {
-      if (object2 instanceof Field && object2.extend === void 0) {
-        if (!util.remove(this.fields, object2, object2.name))
-          throw Error(object2 + " is not a member of " + this);
-        object2.parent = null;
-        object2.onRemove(this);
-        return clearCache(this);
-      }
-      if (object2 instanceof OneOf) {
-        if (!util.remove(this.oneofs, object2, object2.name))
-          throw Error(object2 + " is not a member of " + this);
-        object2.parent = null;
-        object2.onRemove(this);
-        return clearCache(this);
-      }
-      return Namespace.prototype.remove.call(this, object2);
-    };
-    Type.prototype.isReservedId = function isReservedId(id) {
-      return Namespace.isReservedId(this.reserved, id);
-    };
-    Type.prototype.isReservedName = function isReservedName(name) {
-      return Namespace.isReservedName(this.reserved, name);
-    };
-    Type.prototype.create = function create(properties) {
-      return new this.ctor(properties);
-    };
-    Type.prototype.setup = function setup() {
-      var root2 = this.root;
-      if (root2 && root2._needsRecursiveFeatureResolution) {
-        var edition = root2._edition || this._edition;
-        if (edition)
-          root2._resolveFeaturesRecursive(edition);
-      }
-      var fullName = this.fullName, types = [];
-      for (var i = 0; i < /* initializes */
-      this.fieldsArray.length; ++i)
-        types.push(this._fieldsArray[i].resolve().resolvedType);
-      this.encode = encoder(this)({
-        Writer,
-        types,
-        util
-      });
-      this.decode = decoder(this)({
-        Reader,
-        types,
-        util,
-        C: this.ctor
-      });
-      this.verify = verifier(this)({
-        types,
-        util
-      });
-      this.fromObject = converter.fromObject(this)({
-        types,
-        util,
-        C: this.ctor
-      });
-      this.toObject = converter.toObject(this)({
-        types,
-        util
-      });
-      var wrapper = wrappers[fullName];
-      if (wrapper) {
-        var wrapperThis = Object.create(this);
-        wrapperThis._ctor = this.ctor;
-        wrapperThis.fromObject = this.fromObject;
-        this.fromObject = wrapper.fromObject.bind(wrapperThis);
-        wrapperThis.toObject = this.toObject;
-        this.toObject = wrapper.toObject.bind(wrapperThis);
-      }
-      return this;
-    };
-    Type.prototype.encode = function encode_setup(message, writer) {
-      return this.setup().encode.apply(this, arguments);
-    };
-    Type.prototype.encodeDelimited = function encodeDelimited(message, writer) {
-      return this.encode(message, (writer || Writer.create()).fork()).ldelim();
-    };
-    Type.prototype.decode = function decode_setup(reader, length) {
-      return this.setup().decode.apply(this, arguments);
-    };
-    Type.prototype.decodeDelimited = function decodeDelimited(reader) {
-      if (!(reader instanceof Reader))
-        reader = Reader.create(reader);
-      return this.decode(reader, reader.size());
-    };
-    Type.prototype.verify = function verify_setup(message) {
-      return this.setup().verify.apply(this, arguments);
-    };
-    Type.prototype.fromObject = function fromObject(object2) {
-      return this.setup().fromObject.apply(this, arguments);
-    };
-    Type.prototype.toObject = function toObject(message, options) {
-      return this.setup().toObject.apply(this, arguments);
-    };
-    Type.prototype.getTypeUrl = function getTypeUrl(prefix) {
-      if (prefix === void 0)
-        prefix = "type.googleapis.com";
-      var fullName = this.fullName;
-      return prefix + "/" + (fullName.charAt(0) === "." ? fullName.substring(1) : fullName);
-    };
-    Type.d = function decorateType(typeName) {
-      return function typeDecorator(target) {
-        util.decorateType(target, typeName);
-      };
-    };
-  }
-});
-
-// node_modules/protobufjs/src/root.js
-var require_root = __commonJS({
-  "node_modules/protobufjs/src/root.js"(exports, module) {
-    "use strict";
-    module.exports = Root;
-    var Namespace = require_namespace();
-    Root.prototype = Object.create(Namespace.prototype, {
-      constructor: {
-        value: Root,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Root.className = "Root";
-    var Field = require_field();
-    var Enum = require_enum();
-    var OneOf = require_oneof();
-    var util = require_util9();
-    var Type;
-    var parse4;
-    var common;
-    function Root(options) {
-      Namespace.call(this, "", options);
-      this.deferred = [];
-      this.files = [];
-      this._edition = "proto2";
-      this._fullyQualifiedObjects = {};
-    }
-    Root.fromJSON = function fromJSON(json2, root2, depth) {
-      if (depth === void 0)
-        depth = 0;
-      if (depth > util.recursionLimit)
-        throw Error("max depth exceeded");
-      if (!root2)
-        root2 = new Root();
-      if (json2.options)
-        root2.setOptions(json2.options);
-      return root2.addJSON(json2.nested, depth).resolveAll();
-    };
-    Root.prototype.resolvePath = util.path.resolve;
-    Root.prototype.fetch = util.fetch;
-    function SYNC() {
-    }
-    Root.prototype.load = function load2(filename, options, callback) {
-      if (typeof options === "function") {
-        callback = options;
-        options = void 0;
-      }
-      var self2 = this;
-      if (!callback) {
-        return util.asPromise(load2, self2, filename, options);
-      }
-      var sync = callback === SYNC;
-      function finish(err, root2) {
-        if (!callback) {
-          return;
-        }
-        if (sync) {
-          throw err;
-        }
-        if (root2) {
-          root2.resolveAll();
-        }
-        var cb = callback;
-        callback = null;
-        cb(err, root2);
-      }
-      function getBundledFileName(filename2) {
-        var idx = filename2.lastIndexOf("google/protobuf/");
-        if (idx > -1) {
-          var altname = filename2.substring(idx);
-          if (Object.prototype.hasOwnProperty.call(common, altname)) return altname;
-        }
-        if (Object.prototype.hasOwnProperty.call(common, filename2)) return filename2;
-        return null;
-      }
-      function process9(filename2, source, depth) {
-        if (depth === void 0)
-          depth = 0;
-        try {
-          if (depth > util.recursionLimit)
-            throw Error("max depth exceeded");
-          if (util.isString(source) && source.charAt(0) === "{")
-            source = JSON.parse(source);
-          if (!util.isString(source))
-            self2.setOptions(source.options).addJSON(source.nested);
-          else {
-            parse4.filename = filename2;
-            var parsed = parse4(source, self2, options), resolved2, i2 = 0;
-            if (parsed.imports) {
-              for (; i2 < parsed.imports.length; ++i2)
-                if (resolved2 = getBundledFileName(parsed.imports[i2]) || self2.resolvePath(filename2, parsed.imports[i2]))
-                  fetch(resolved2, false, depth + 1);
-            }
-            if (parsed.weakImports) {
-              for (i2 = 0; i2 < parsed.weakImports.length; ++i2)
-                if (resolved2 = getBundledFileName(parsed.weakImports[i2]) || self2.resolvePath(filename2, parsed.weakImports[i2]))
-                  fetch(resolved2, true, depth + 1);
-            }
-          }
-        } catch (err) {
-          finish(err);
-        }
-        if (!sync && !queued) {
-          finish(null, self2);
-        }
-      }
-      function fetch(filename2, weak, depth) {
-        if (depth === void 0)
-          depth = 0;
-        filename2 = getBundledFileName(filename2) || filename2;
-        if (self2.files.indexOf(filename2) > -1) {
-          return;
-        }
-        self2.files.push(filename2);
-        if (Object.prototype.hasOwnProperty.call(common, filename2)) {
-          if (sync) {
-            process9(filename2, common[filename2], depth);
-          } else {
-            ++queued;
-            setTimeout(function() {
-              --queued;
-              process9(filename2, common[filename2], depth);
-            });
-          }
-          return;
-        }
-        if (sync) {
-          var source;
-          try {
-            source = util.fs.readFileSync(filename2).toString("utf8");
-          } catch (err) {
-            if (!weak)
-              finish(err);
-            return;
-          }
-          process9(filename2, source, depth);
-        } else {
-          ++queued;
-          self2.fetch(filename2, function(err, source2) {
-            --queued;
-            if (!callback) {
-              return;
-            }
-            if (err) {
-              if (!weak)
-                finish(err);
-              else if (!queued)
-                finish(null, self2);
-              return;
-            }
-            process9(filename2, source2, depth);
-          });
-        }
-      }
-      var queued = 0;
-      if (util.isString(filename)) {
-        filename = [filename];
-      }
-      for (var i = 0, resolved; i < filename.length; ++i)
-        if (resolved = self2.resolvePath("", filename[i]))
-          fetch(resolved);
-      if (sync) {
-        self2.resolveAll();
-        return self2;
-      }
-      if (!queued) {
-        finish(null, self2);
-      }
-      return self2;
-    };
-    Root.prototype.loadSync = function loadSync(filename, options) {
-      if (!util.isNode)
-        throw Error("not supported");
-      return this.load(filename, options, SYNC);
-    };
-    Root.prototype.resolveAll = function resolveAll() {
-      if (!this._needsRecursiveResolve) return this;
-      if (this.deferred.length)
-        throw Error("unresolvable extensions: " + this.deferred.map(function(field) {
-          return "'extend " + field.extend + "' in " + field.parent.fullName;
-        }).join(", "));
-      return Namespace.prototype.resolveAll.call(this);
-    };
-    var exposeRe = /^[A-Z]/;
-    function tryHandleExtension(root2, field) {
-      var extendedType = field.parent.lookup(field.extend);
-      if (extendedType) {
-        var sisterField = new Field(field.fullName, field.id, field.type, field.rule, void 0, field.options);
-        if (extendedType.get(sisterField.name)) {
-          return true;
-        }
-        sisterField.declaringField = field;
-        field.extensionField = sisterField;
-        extendedType.add(sisterField);
-        return true;
-      }
-      return false;
-    }
-    Root.prototype._handleAdd = function _handleAdd(object2) {
-      if (object2 instanceof Field) {
-        if (
-          /* an extension field (implies not part of a oneof) */
-          object2.extend !== void 0 && /* not already handled */
-          !object2.extensionField
-        ) {
-          if (!tryHandleExtension(this, object2))
-            this.deferred.push(object2);
-        }
-      } else if (object2 instanceof Enum) {
-        if (exposeRe.test(object2.name))
-          object2.parent[object2.name] = object2.values;
-      } else if (!(object2 instanceof OneOf)) {
-        if (object2 instanceof Type)
-          for (var i = 0; i < this.deferred.length; )
-            if (tryHandleExtension(this, this.deferred[i]))
-              this.deferred.splice(i, 1);
-            else
-              ++i;
-        for (var j = 0; j < /* initializes */
-        object2.nestedArray.length; ++j)
-          this._handleAdd(object2._nestedArray[j]);
-        if (exposeRe.test(object2.name))
-          object2.parent[object2.name] = object2;
-      }
-      if (object2 instanceof Type || object2 instanceof Enum || object2 instanceof Field) {
-        this._fullyQualifiedObjects[object2.fullName] = object2;
-      }
-    };
-    Root.prototype._handleRemove = function _handleRemove(object2) {
-      if (object2 instanceof Field) {
-        if (
-          /* an extension field */
-          object2.extend !== void 0
-        ) {
-          if (
-            /* already handled */
-            object2.extensionField
-          ) {
-            object2.extensionField.parent.remove(object2.extensionField);
-            object2.extensionField = null;
-          } else {
-            var index = this.deferred.indexOf(object2);
-            if (index > -1)
-              this.deferred.splice(index, 1);
-          }
-        }
-      } else if (object2 instanceof Enum) {
-        if (exposeRe.test(object2.name))
-          delete object2.parent[object2.name];
-      } else if (object2 instanceof Namespace) {
-        for (var i = 0; i < /* initializes */
-        object2.nestedArray.length; ++i)
-          this._handleRemove(object2._nestedArray[i]);
-        if (exposeRe.test(object2.name))
-          delete object2.parent[object2.name];
-      }
-      delete this._fullyQualifiedObjects[object2.fullName];
-    };
-    Root._configure = function(Type_, parse_, common_) {
-      Type = Type_;
-      parse4 = parse_;
-      common = common_;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/util.js
-var require_util9 = __commonJS({
-  "node_modules/protobufjs/src/util.js"(exports, module) {
-    "use strict";
-    var util = module.exports = require_minimal();
-    var roots = require_roots();
-    var Type;
-    var Enum;
-    util.codegen = require_codegen();
-    util.fetch = require_fetch2();
-    util.path = require_path();
-    util.patterns = require_patterns();
-    var reservedRe = util.patterns.reservedRe;
-    util.fs = require_fs();
-    util.toArray = function toArray(object2) {
-      if (object2) {
-        var keys = Object.keys(object2), array2 = new Array(keys.length), index = 0;
-        while (index < keys.length)
-          array2[index] = object2[keys[index++]];
-        return array2;
-      }
-      return [];
-    };
-    util.toObject = function toObject(array2) {
-      var object2 = {}, index = 0;
-      while (index < array2.length) {
-        var key = array2[index++], val = array2[index++];
-        if (val !== void 0)
-          object2[key] = val;
-      }
-      return object2;
-    };
-    util.remove = function remove(object2, value, key) {
-      if (!object2)
-        return false;
-      if (key !== void 0 && Object.prototype.hasOwnProperty.call(object2, key) && object2[key] === value) {
-        delete object2[key];
-        return true;
-      }
-      for (var names = Object.keys(object2), i = 0; i < names.length; ++i)
-        if (object2[names[i]] === value) {
-          delete object2[names[i]];
-          return true;
-        }
-      return false;
-    };
-    util.isReserved = function isReserved(name) {
-      return reservedRe.test(name);
-    };
-    util.safeProp = function safeProp(prop) {
-      if (!/^[$\w_]+$/.test(prop) || reservedRe.test(prop))
-        return "[" + JSON.stringify(prop) + "]";
-      return "." + prop;
-    };
-    util.ucFirst = function ucFirst(str) {
-      return str.charAt(0).toUpperCase() + str.substring(1);
-    };
-    var camelCaseRe = /_([a-z])/g;
-    util.camelCase = function camelCase(str) {
-      return str.substring(0, 1) + str.substring(1).replace(camelCaseRe, function($0, $1) {
-        return $1.toUpperCase();
-      });
-    };
-    util.jsonName = function jsonName(str) {
-      var result = "", upperNext = false, i = 0;
-      for (; i < str.length; ++i) {
-        var ch = str.charAt(i);
-        if (ch === "_")
-          upperNext = true;
-        else if (upperNext) {
-          result += ch.toUpperCase();
-          upperNext = false;
-        } else
-          result += ch;
-      }
-      return result;
-    };
-    util.compareFieldsById = function compareFieldsById(a, b) {
-      return a.id - b.id;
-    };
-    util.decorateType = function decorateType(ctor, typeName) {
-      if (ctor.$type) {
-        if (typeName && ctor.$type.name !== typeName) {
-          util.decorateRoot.remove(ctor.$type);
-          ctor.$type.name = typeName;
-          util.decorateRoot.add(ctor.$type);
-        }
-        return ctor.$type;
-      }
-      if (!Type)
-        Type = require_type();
-      var type = new Type(typeName || ctor.name);
-      util.decorateRoot.add(type);
-      type.ctor = ctor;
-      Object.defineProperty(ctor, "$type", { value: type, enumerable: false });
-      Object.defineProperty(ctor.prototype, "$type", { value: type, enumerable: false });
-      return type;
-    };
-    var decorateEnumIndex = 0;
-    util.decorateEnum = function decorateEnum(object2) {
-      if (object2.$type)
-        return object2.$type;
-      if (!Enum)
-        Enum = require_enum();
-      var enm = new Enum("Enum" + decorateEnumIndex++, object2);
-      util.decorateRoot.add(enm);
-      Object.defineProperty(object2, "$type", { value: enm, enumerable: false });
-      return enm;
-    };
-    util.setProperty = function setProperty(dst, path, value, ifNotSet) {
-      function setProp(dst2, path2, value2) {
-        var part = path2.shift();
-        if (util.isUnsafeProperty(part))
-          return dst2;
-        if (path2.length > 0) {
-          dst2[part] = setProp(dst2[part] || {}, path2, value2);
-        } else {
-          var prevValue = dst2[part];
-          if (prevValue && ifNotSet)
-            return dst2;
-          if (prevValue)
-            value2 = [].concat(prevValue).concat(value2);
-          dst2[part] = value2;
-        }
-        return dst2;
-      }
-      if (typeof dst !== "object")
-        throw TypeError("dst must be an object");
-      if (!path)
-        throw TypeError("path must be specified");
-      path = path.split(".");
-      if (path.length > util.recursionLimit)
-        throw Error("max depth exceeded");
-      return setProp(dst, path, value);
-    };
-    Object.defineProperty(util, "decorateRoot", {
-      get: function() {
-        return roots["decorated"] || (roots["decorated"] = new (require_root())());
-      }
-    });
-  }
-});
-
-// node_modules/protobufjs/src/types.js
-var require_types = __commonJS({
-  "node_modules/protobufjs/src/types.js"(exports) {
-    "use strict";
-    var types = exports;
-    var util = require_util9();
-    var s = [
-      "double",
-      // 0
-      "float",
-      // 1
-      "int32",
-      // 2
-      "uint32",
-      // 3
-      "sint32",
-      // 4
-      "fixed32",
-      // 5
-      "sfixed32",
-      // 6
-      "int64",
-      // 7
-      "uint64",
-      // 8
-      "sint64",
-      // 9
-      "fixed64",
-      // 10
-      "sfixed64",
-      // 11
-      "bool",
-      // 12
-      "string",
-      // 13
-      "bytes"
-      // 14
-    ];
-    function bake(values, offset) {
-      var i = 0, o = /* @__PURE__ */ Object.create(null);
-      offset |= 0;
-      while (i < values.length) o[s[i + offset]] = values[i++];
-      return o;
-    }
-    types.basic = bake([
-      /* double   */
-      1,
-      /* float    */
-      5,
-      /* int32    */
-      0,
-      /* uint32   */
-      0,
-      /* sint32   */
-      0,
-      /* fixed32  */
-      5,
-      /* sfixed32 */
-      5,
-      /* int64    */
-      0,
-      /* uint64   */
-      0,
-      /* sint64   */
-      0,
-      /* fixed64  */
-      1,
-      /* sfixed64 */
-      1,
-      /* bool     */
-      0,
-      /* string   */
-      2,
-      /* bytes    */
-      2
-    ]);
-    types.defaults = bake([
-      /* double   */
-      0,
-      /* float    */
-      0,
-      /* int32    */
-      0,
-      /* uint32   */
-      0,
-      /* sint32   */
-      0,
-      /* fixed32  */
-      0,
-      /* sfixed32 */
-      0,
-      /* int64    */
-      0,
-      /* uint64   */
-      0,
-      /* sint64   */
-      0,
-      /* fixed64  */
-      0,
-      /* sfixed64 */
-      0,
-      /* bool     */
-      false,
-      /* string   */
-      "",
-      /* bytes    */
-      util.emptyArray,
-      /* message  */
-      null
-    ]);
-    types.long = bake([
-      /* int64    */
-      0,
-      /* uint64   */
-      0,
-      /* sint64   */
-      0,
-      /* fixed64  */
-      1,
-      /* sfixed64 */
-      1
-    ], 7);
-    types.mapKey = bake([
-      /* int32    */
-      0,
-      /* uint32   */
-      0,
-      /* sint32   */
-      0,
-      /* fixed32  */
-      5,
-      /* sfixed32 */
-      5,
-      /* int64    */
-      0,
-      /* uint64   */
-      0,
-      /* sint64   */
-      0,
-      /* fixed64  */
-      1,
-      /* sfixed64 */
-      1,
-      /* bool     */
-      0,
-      /* string   */
-      2
-    ], 2);
-    types.packed = bake([
-      /* double   */
-      1,
-      /* float    */
-      5,
-      /* int32    */
-      0,
-      /* uint32   */
-      0,
-      /* sint32   */
-      0,
-      /* fixed32  */
-      5,
-      /* sfixed32 */
-      5,
-      /* int64    */
-      0,
-      /* uint64   */
-      0,
-      /* sint64   */
-      0,
-      /* fixed64  */
-      1,
-      /* sfixed64 */
-      1,
-      /* bool     */
-      0
-    ]);
-  }
-});
-
-// node_modules/protobufjs/src/field.js
-var require_field = __commonJS({
-  "node_modules/protobufjs/src/field.js"(exports, module) {
-    "use strict";
-    module.exports = Field;
-    var ReflectionObject = require_object();
-    Field.prototype = Object.create(ReflectionObject.prototype, {
-      constructor: {
-        value: Field,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Field.className = "Field";
-    var Enum = require_enum();
-    var types = require_types();
-    var util = require_util9();
-    var Type;
-    var ruleRe = /^(?:required|optional|repeated)$/;
-    Field.fromJSON = function fromJSON(name, json2) {
-      var field = new Field(name, json2.id, json2.type, json2.rule, json2.extend, json2.options, json2.comment);
-      if (json2.edition)
-        field._edition = json2.edition;
-      if (json2.protoName)
-        field.protoName = json2.protoName;
-      if (json2.jsonName !== void 0)
-        field.jsonName = json2.jsonName;
-      else if (json2.options && json2.options.json_name !== void 0)
-        field.jsonName = json2.options.json_name;
-      field._defaultEdition = "proto3";
-      return field;
-    };
-    function Field(name, id, type, rule, extend2, options, comment) {
-      if (util.isObject(rule)) {
-        comment = extend2;
-        options = rule;
-        rule = extend2 = void 0;
-      } else if (util.isObject(extend2)) {
-        comment = options;
-        options = extend2;
-        extend2 = void 0;
-      }
-      ReflectionObject.call(this, name, options);
-      if (!util.isInteger(id) || id < 0)
-        throw TypeError("id must be a non-negative integer");
-      if (!util.isString(type))
-        throw TypeError("type must be a string");
-      if (rule !== void 0 && !ruleRe.test(rule = rule.toString().toLowerCase()))
-        throw TypeError("rule must be a string rule");
-      if (extend2 !== void 0 && !util.isString(extend2))
-        throw TypeError("extend must be a string");
-      this.rule = rule && rule !== "optional" ? rule : void 0;
-      this.type = type;
-      this.id = id;
-      this.extend = extend2 || void 0;
-      this.repeated = rule === "repeated";
-      this.map = false;
-      this.message = null;
-      this.partOf = null;
-      this.typeDefault = null;
-      this.defaultValue = null;
-      this.long = util.Long ? types.long[type] !== void 0 : (
-        /* istanbul ignore next */
-        false
-      );
-      this.bytes = type === "bytes";
-      this.resolvedType = null;
-      this.extensionField = null;
-      this.declaringField = null;
-      this.comment = comment;
-      this.protoName = void 0;
-      this.jsonName = void 0;
-    }
-    Object.defineProperty(Field.prototype, "required", {
-      get: function() {
-        return this._features.field_presence === "LEGACY_REQUIRED";
-      }
-    });
-    Object.defineProperty(Field.prototype, "optional", {
-      get: function() {
-        return !this.required;
-      }
-    });
-    Object.defineProperty(Field.prototype, "delimited", {
-      get: function() {
-        return this.resolvedType instanceof Type && this._features.message_encoding === "DELIMITED";
-      }
-    });
-    Object.defineProperty(Field.prototype, "packed", {
-      get: function() {
-        return this._features.repeated_field_encoding === "PACKED";
-      }
-    });
-    Object.defineProperty(Field.prototype, "hasPresence", {
-      get: function() {
-        if (this.repeated || this.map) {
-          return false;
-        }
-        return this.partOf || // oneofs
-        this.declaringField || this.extensionField || // extensions
-        this._features.field_presence !== "IMPLICIT";
-      }
-    });
-    Field.prototype.setOption = function setOption(name, value, ifNotSet) {
-      return ReflectionObject.prototype.setOption.call(this, name, value, ifNotSet);
-    };
-    Field.prototype.toJSON = function toJSON(toJSONOptions) {
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "edition",
-        this._editionToJSON(),
-        "rule",
-        this.rule !== "optional" && this.rule || void 0,
-        "type",
-        this.type,
-        "id",
-        this.id,
-        "extend",
-        this.extend,
-        "protoName",
-        this.protoName !== this.name ? this.protoName : void 0,
-        "jsonName",
-        this.jsonName !== util.jsonName(this.protoName || this.name) ? this.jsonName : void 0,
-        "options",
-        this.options,
-        "comment",
-        keepComments ? this.comment : void 0
-      ]);
-    };
-    Field.prototype.resolve = function resolve5() {
-      if (this.resolved)
-        return this;
-      if ((this.typeDefault = types.defaults[this.type]) === void 0) {
-        this.resolvedType = (this.declaringField ? this.declaringField.parent : this.parent).lookupTypeOrEnum(this.type);
-        if (this.resolvedType instanceof Type)
-          this.typeDefault = null;
-        else
-          this.typeDefault = this.resolvedType.values[Object.keys(this.resolvedType.values)[0]];
-      } else if (this.options && this.options.proto3_optional) {
-        this.typeDefault = null;
-      }
-      if (this.options && this.options["default"] != null) {
-        this.typeDefault = this.options["default"];
-        if (this.resolvedType instanceof Enum && typeof this.typeDefault === "string")
-          this.typeDefault = this.resolvedType.values[this.typeDefault];
-      }
-      if (this.options) {
-        if (this.options.packed !== void 0 && this.resolvedType && !(this.resolvedType instanceof Enum))
-          delete this.options.packed;
-        if (!Object.keys(this.options).length)
-          this.options = void 0;
-      }
-      if (this.long) {
-        var unsigned = this.type === "uint64" || this.type === "fixed64";
-        this.typeDefault = typeof this.typeDefault === "string" ? util.Long.fromString(this.typeDefault, unsigned) : util.Long.fromNumber(this.typeDefault, unsigned);
-        if (Object.freeze)
-          Object.freeze(this.typeDefault);
-      } else if (types.long[this.type] !== void 0 && typeof this.typeDefault === "string") {
-        this.typeDefault = parseInt(this.typeDefault, 10);
-      } else if (this.bytes && typeof this.typeDefault === "string") {
-        var buf;
-        if (util.base64.test(this.typeDefault))
-          util.base64.decode(this.typeDefault, buf = util.newBuffer(util.base64.length(this.typeDefault)), 0);
-        else
-          util.utf8.write(this.typeDefault, buf = util.newBuffer(util.utf8.length(this.typeDefault)), 0);
-        this.typeDefault = buf;
-      }
-      if (this.map)
-        this.defaultValue = util.emptyObject;
-      else if (this.repeated)
-        this.defaultValue = util.emptyArray;
-      else
-        this.defaultValue = this.typeDefault;
-      if (this.parent instanceof Type && this.parent._ctor)
-        this.parent._ctor.prototype[this.name] = this.defaultValue;
-      if (this.protoName === void 0)
-        this.protoName = this.name;
-      if (this.jsonName === void 0)
-        this.jsonName = util.jsonName(this.protoName);
-      return ReflectionObject.prototype.resolve.call(this);
-    };
-    Field.prototype._inferLegacyProtoFeatures = function _inferLegacyProtoFeatures(edition) {
-      if (edition !== "proto2" && edition !== "proto3") {
-        return {};
-      }
-      var features = {};
-      if (this.rule === "required") {
-        features.field_presence = "LEGACY_REQUIRED";
-      }
-      if (this.parent && types.defaults[this.type] === void 0) {
-        var type = this.parent.get(this.type.split(".").pop());
-        if (type && type instanceof Type && type.group) {
-          features.message_encoding = "DELIMITED";
-        }
-      }
-      if (this.getOption("packed") === true) {
-        features.repeated_field_encoding = "PACKED";
-      } else if (this.getOption("packed") === false) {
-        features.repeated_field_encoding = "EXPANDED";
-      }
-      return features;
-    };
-    Field.prototype._resolveFeatures = function _resolveFeatures(edition) {
-      return ReflectionObject.prototype._resolveFeatures.call(this, this._edition || edition);
-    };
-    Field.d = function decorateField(fieldId, fieldType, fieldRule, defaultValue) {
-      if (typeof fieldType === "function")
-        fieldType = util.decorateType(fieldType).name;
-      else if (fieldType && typeof fieldType === "object")
-        fieldType = util.decorateEnum(fieldType).name;
-      return function fieldDecorator(prototype, fieldName) {
-        util.decorateType(prototype.constructor).add(new Field(fieldName, fieldId, fieldType, fieldRule, { "default": defaultValue }));
-      };
-    };
-    Field._configure = function configure(Type_) {
-      Type = Type_;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/oneof.js
-var require_oneof = __commonJS({
-  "node_modules/protobufjs/src/oneof.js"(exports, module) {
-    "use strict";
-    module.exports = OneOf;
-    var ReflectionObject = require_object();
-    OneOf.prototype = Object.create(ReflectionObject.prototype, {
-      constructor: {
-        value: OneOf,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    OneOf.className = "OneOf";
-    var Field = require_field();
-    var util = require_util9();
-    function OneOf(name, fieldNames, options, comment) {
-      if (!Array.isArray(fieldNames)) {
-        options = fieldNames;
-        fieldNames = void 0;
-      }
-      ReflectionObject.call(this, name, options);
-      if (!(fieldNames === void 0 || Array.isArray(fieldNames)))
-        throw TypeError("fieldNames must be an Array");
-      this.oneof = fieldNames || [];
-      this.fieldsArray = [];
-      this.comment = comment;
-    }
-    OneOf.fromJSON = function fromJSON(name, json2) {
-      return new OneOf(name, json2.oneof, json2.options, json2.comment);
-    };
-    OneOf.prototype.toJSON = function toJSON(toJSONOptions) {
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "options",
-        this.options,
-        "oneof",
-        this.oneof,
-        "comment",
-        keepComments ? this.comment : void 0
-      ]);
-    };
-    function addFieldsToParent(oneof) {
-      if (oneof.parent) {
-        for (var i = 0; i < oneof.fieldsArray.length; ++i)
-          if (!oneof.fieldsArray[i].parent)
-            oneof.parent.add(oneof.fieldsArray[i]);
-      }
-    }
-    OneOf.prototype.add = function add(field) {
-      if (!(field instanceof Field))
-        throw TypeError("field must be a Field");
-      if (field.parent && field.parent !== this.parent)
-        field.parent.remove(field);
-      this.oneof.push(field.name);
-      this.fieldsArray.push(field);
-      field.partOf = this;
-      addFieldsToParent(this);
-      return this;
-    };
-    OneOf.prototype.remove = function remove(field) {
-      if (!(field instanceof Field))
-        throw TypeError("field must be a Field");
-      var index = this.fieldsArray.indexOf(field);
-      if (index < 0)
-        throw Error(field + " is not a member of " + this);
-      this.fieldsArray.splice(index, 1);
-      index = this.oneof.indexOf(field.name);
-      if (index > -1)
-        this.oneof.splice(index, 1);
-      field.partOf = null;
-      return this;
-    };
-    OneOf.prototype.onAdd = function onAdd(parent) {
-      ReflectionObject.prototype.onAdd.call(this, parent);
-      var self2 = this;
-      for (var i = 0; i < this.oneof.length; ++i) {
-        var field = parent.get(this.oneof[i]);
-        if (field && !field.partOf) {
-          field.partOf = self2;
-          self2.fieldsArray.push(field);
-        }
-      }
-      addFieldsToParent(this);
-    };
-    OneOf.prototype.onRemove = function onRemove(parent) {
-      for (var i = 0, field; i < this.fieldsArray.length; ++i)
-        if ((field = this.fieldsArray[i]).parent)
-          field.parent.remove(field);
-      ReflectionObject.prototype.onRemove.call(this, parent);
-    };
-    Object.defineProperty(OneOf.prototype, "isProto3Optional", {
-      get: function() {
-        if (this.fieldsArray == null || this.fieldsArray.length !== 1) {
-          return false;
-        }
-        var field = this.fieldsArray[0];
-        return field.options != null && field.options["proto3_optional"] === true;
-      }
-    });
-    OneOf.d = function decorateOneOf() {
-      var fieldNames = new Array(arguments.length), index = 0;
-      while (index < arguments.length)
-        fieldNames[index] = arguments[index++];
-      return function oneOfDecorator(prototype, oneofName) {
-        util.decorateType(prototype.constructor).add(new OneOf(oneofName, fieldNames));
-        Object.defineProperty(prototype, oneofName, {
-          get: util.oneOfGetter(fieldNames),
-          set: util.oneOfSetter(fieldNames)
-        });
-      };
-    };
-  }
-});
-
-// node_modules/protobufjs/src/object.js
-var require_object = __commonJS({
-  "node_modules/protobufjs/src/object.js"(exports, module) {
-    "use strict";
-    module.exports = ReflectionObject;
-    ReflectionObject.className = "ReflectionObject";
-    var OneOf = require_oneof();
-    var util = require_util9();
-    var Root;
-    var proto2Defaults = { enum_type: "CLOSED", field_presence: "EXPLICIT", json_format: "LEGACY_BEST_EFFORT", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "EXPANDED", utf8_validation: "NONE", enforce_naming_style: "STYLE_LEGACY", default_symbol_visibility: "EXPORT_ALL" };
-    var proto3Defaults = { enum_type: "OPEN", field_presence: "IMPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE_LEGACY", default_symbol_visibility: "EXPORT_ALL" };
-    var editions2023Defaults = { enum_type: "OPEN", field_presence: "EXPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE_LEGACY", default_symbol_visibility: "EXPORT_ALL" };
-    var editions2024Defaults = { enum_type: "OPEN", field_presence: "EXPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE2024", default_symbol_visibility: "EXPORT_TOP_LEVEL" };
-    var editions2026Defaults = { enum_type: "OPEN", field_presence: "EXPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE2026", default_symbol_visibility: "STRICT", enforce_proto_limits: "PROTO_LIMITS2026" };
-    function ReflectionObject(name, options) {
-      if (!util.isString(name))
-        throw TypeError("name must be a string");
-      if (options && !util.isObject(options))
-        throw TypeError("options must be an object");
-      this.options = options;
-      this.parsedOptions = null;
-      this.name = name;
-      this._edition = null;
-      this._defaultEdition = "proto2";
-      this._features = {};
-      this._featuresResolved = false;
-      this.parent = null;
-      this.resolved = false;
-      this.comment = null;
-      this.filename = null;
-    }
-    Object.defineProperties(ReflectionObject.prototype, {
-      /**
-       * Reference to the root namespace.
-       * @name ReflectionObject#root
-       * @type {Root}
-       * @readonly
-       */
-      root: {
-        get: function() {
-          var ptr = this;
-          while (ptr.parent !== null)
-            ptr = ptr.parent;
-          return ptr;
-        }
-      },
-      /**
-       * Full name including leading dot.
-       * @name ReflectionObject#fullName
-       * @type {string}
-       * @readonly
-       */
-      fullName: {
-        get: function() {
-          var path = [this.name], ptr = this.parent;
-          while (ptr) {
-            path.unshift(ptr.name);
-            ptr = ptr.parent;
-          }
-          return path.join(".");
-        }
-      }
-    });
-    ReflectionObject.prototype.toJSON = /* istanbul ignore next */
-    function toJSON() {
-      throw Error();
-    };
-    ReflectionObject.prototype.onAdd = function onAdd(parent) {
-      if (this.parent && this.parent !== parent)
-        this.parent.remove(this);
-      this.parent = parent;
-      this.resolved = false;
-      var root2 = parent.root;
-      if (root2 instanceof Root)
-        root2._handleAdd(this);
-    };
-    ReflectionObject.prototype.onRemove = function onRemove(parent) {
-      var root2 = parent.root;
-      if (root2 instanceof Root)
-        root2._handleRemove(this);
-      this.parent = null;
-      this.resolved = false;
-    };
-    ReflectionObject.prototype.resolve = function resolve5() {
-      if (this.resolved)
-        return this;
-      if (this.root instanceof Root)
-        this.resolved = true;
-      return this;
-    };
-    ReflectionObject.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
-      return this._resolveFeatures(this._edition || edition);
-    };
-    ReflectionObject.prototype._resolveFeatures = function _resolveFeatures(edition) {
-      if (this._featuresResolved) {
-        return;
-      }
-      var defaults = {};
-      if (!edition) {
-        throw new Error("Unknown edition for " + this.fullName);
-      }
-      var protoFeatures = util.merge(
-        {},
-        this.options && this.options.features,
-        this._inferLegacyProtoFeatures(edition)
-      );
-      if (this._edition) {
-        if (edition === "proto2") {
-          defaults = Object.assign({}, proto2Defaults);
-        } else if (edition === "proto3") {
-          defaults = Object.assign({}, proto3Defaults);
-        } else if (edition === "2023") {
-          defaults = Object.assign({}, editions2023Defaults);
-        } else if (edition === "2024") {
-          defaults = Object.assign({}, editions2024Defaults);
-        } else if (edition === "2026") {
-          defaults = Object.assign({}, editions2026Defaults);
-        } else {
-          throw new Error("Unknown edition: " + edition);
-        }
-        this._features = util.merge(defaults, protoFeatures);
-      } else {
-        if (this.partOf instanceof OneOf) {
-          var lexicalParentFeaturesCopy = util.merge({}, this.partOf._features);
-          this._features = util.merge(lexicalParentFeaturesCopy, protoFeatures);
-        } else if (this.declaringField) {
-        } else if (this.parent) {
-          var parentFeaturesCopy = util.merge({}, this.parent._features);
-          this._features = util.merge(parentFeaturesCopy, protoFeatures);
-        } else {
-          throw new Error("Unable to find a parent for " + this.fullName);
-        }
-      }
-      if (this.extensionField) {
-        this.extensionField._features = this._features;
-      }
-      this._featuresResolved = true;
-    };
-    ReflectionObject.prototype._inferLegacyProtoFeatures = function _inferLegacyProtoFeatures() {
-      return {};
-    };
-    ReflectionObject.prototype.getOption = function getOption(name) {
-      if (this.options && Object.prototype.hasOwnProperty.call(this.options, name))
-        return this.options[name];
-      return void 0;
-    };
-    ReflectionObject.prototype.setOption = function setOption(name, value, ifNotSet) {
-      if (name === "__proto__")
-        return this;
-      if (!this.options)
-        this.options = {};
-      if (/^features\./.test(name)) {
-        util.setProperty(this.options, name, value, ifNotSet);
-      } else {
-        var prev = this.getOption(name);
-        if (!ifNotSet || prev === void 0) {
-          if (prev !== value) this.resolved = false;
-          this.options[name] = value;
-        }
-      }
-      return this;
-    };
-    ReflectionObject.prototype.setParsedOption = function setParsedOption(name, value, propName) {
-      if (name === "__proto__")
-        return this;
-      if (!this.parsedOptions) {
-        this.parsedOptions = [];
-      }
-      var parsedOptions = this.parsedOptions;
-      if (propName) {
-        var opt = parsedOptions.find(function(opt2) {
-          return Object.prototype.hasOwnProperty.call(opt2, name);
-        });
-        if (opt) {
-          var newValue = opt[name];
-          util.setProperty(newValue, propName, value);
-        } else {
-          opt = {};
-          opt[name] = util.setProperty({}, propName, value);
-          parsedOptions.push(opt);
-        }
-      } else {
-        var newOpt = {};
-        newOpt[name] = value;
-        parsedOptions.push(newOpt);
-      }
-      return this;
-    };
-    ReflectionObject.prototype.setOptions = function setOptions(options, ifNotSet) {
-      if (options)
-        for (var keys = Object.keys(options), i = 0; i < keys.length; ++i)
-          this.setOption(keys[i], options[keys[i]], ifNotSet);
-      return this;
-    };
-    Object.defineProperty(ReflectionObject.prototype, "toString", {
-      value: function toString() {
-        var className = this.constructor.className, fullName = this.fullName;
-        if (fullName.length)
-          return className + " " + fullName;
-        return className;
-      },
-      writable: true,
-      enumerable: false,
-      configurable: true
-    });
-    ReflectionObject.prototype._editionToJSON = function _editionToJSON() {
-      if (!this._edition || this._edition === "proto3") {
-        return void 0;
-      }
-      return this._edition;
-    };
-    ReflectionObject._configure = function(Root_) {
-      Root = Root_;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/enum.js
-var require_enum = __commonJS({
-  "node_modules/protobufjs/src/enum.js"(exports, module) {
-    "use strict";
-    module.exports = Enum;
-    var ReflectionObject = require_object();
-    Enum.prototype = Object.create(ReflectionObject.prototype, {
-      constructor: {
-        value: Enum,
-        writable: true,
-        enumerable: false,
-        configurable: true
-      }
-    });
-    Enum.className = "Enum";
-    var Namespace = require_namespace();
-    var util = require_util9();
-    function Enum(name, values, options, comment, comments, valuesOptions) {
-      ReflectionObject.call(this, name, options);
-      if (values && typeof values !== "object")
-        throw TypeError("values must be an object");
-      this.valuesById = /* @__PURE__ */ Object.create(null);
-      this.values = Object.create(this.valuesById);
-      this.comment = comment;
-      this.comments = comments || {};
-      this.valuesOptions = valuesOptions;
-      this._valuesFeatures = {};
-      this.reserved = void 0;
-      this.visibility = void 0;
-      if (values) {
-        for (var keys = Object.keys(values), i = 0; i < keys.length; ++i)
-          if (keys[i] !== "__proto__" && typeof values[keys[i]] === "number") {
-            this.values[keys[i]] = values[keys[i]];
-            if (this.valuesById[values[keys[i]]] === void 0)
-              this.valuesById[values[keys[i]]] = keys[i];
-          }
-      }
-    }
-    Enum.prototype._resolveFeatures = function _resolveFeatures(edition) {
-      edition = this._edition || edition;
-      ReflectionObject.prototype._resolveFeatures.call(this, edition);
-      Object.keys(this.values).forEach((key) => {
-        var parentFeaturesCopy = util.merge({}, this._features);
-        this._valuesFeatures[key] = util.merge(parentFeaturesCopy, this.valuesOptions && this.valuesOptions[key] && this.valuesOptions[key].features || {});
-      });
-      return this;
-    };
-    Enum.fromJSON = function fromJSON(name, json2) {
-      var enm = new Enum(name, json2.values, json2.options, json2.comment, json2.comments, json2.valuesOptions);
-      enm.reserved = json2.reserved;
-      if (json2.visibility)
-        enm.visibility = json2.visibility;
-      if (json2.edition)
-        enm._edition = json2.edition;
-      enm._defaultEdition = "proto3";
-      return enm;
-    };
-    Enum.prototype.toJSON = function toJSON(toJSONOptions) {
-      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
-      return util.toObject([
-        "edition",
-        this._editionToJSON(),
-        "options",
-        this.options,
-        "valuesOptions",
-        this.valuesOptions,
-        "values",
-        this.values,
-        "reserved",
-        this.reserved && this.reserved.length ? this.reserved : void 0,
-        "visibility",
-        this.visibility,
-        "comment",
-        keepComments ? this.comment : void 0,
-        "comments",
-        keepComments ? this.comments : void 0
-      ]);
-    };
-    Enum.prototype.add = function add(name, id, comment, options) {
-      if (!util.isString(name))
-        throw TypeError("name must be a string");
-      if (!util.isInteger(id))
-        throw TypeError("id must be an integer");
-      if (name === "__proto__")
-        return this;
-      if (this.values[name] !== void 0)
-        throw Error("duplicate name '" + name + "' in " + this);
-      if (this.isReservedId(id))
-        throw Error("id " + id + " is reserved in " + this);
-      if (this.isReservedName(name))
-        throw Error("name '" + name + "' is reserved in " + this);
-      if (this.valuesById[id] !== void 0) {
-        if (!(this.options && this.options.allow_alias))
-          throw Error("duplicate id " + id + " in " + this);
-        this.values[name] = id;
-      } else
-        this.valuesById[this.values[name] = id] = name;
-      if (options) {
-        if (this.valuesOptions === void 0)
-          this.valuesOptions = {};
-        this.valuesOptions[name] = options || null;
-      }
-      this.comments[name] = comment || null;
-      return this;
-    };
-    Enum.prototype.remove = function remove(name) {
-      if (!util.isString(name))
-        throw TypeError("name must be a string");
-      var val = this.values[name];
-      if (val == null)
-        throw Error("name '" + name + "' does not exist in " + this);
-      delete this.valuesById[val];
-      delete this.values[name];
-      delete this.comments[name];
-      if (this.valuesOptions)
-        delete this.valuesOptions[name];
-      return this;
-    };
-    Enum.prototype.isReservedId = function isReservedId(id) {
-      return Namespace.isReservedId(this.reserved, id);
-    };
-    Enum.prototype.isReservedName = function isReservedName(name) {
-      return Namespace.isReservedName(this.reserved, name);
-    };
-  }
-});
-
-// node_modules/protobufjs/src/encoder.js
-var require_encoder = __commonJS({
-  "node_modules/protobufjs/src/encoder.js"(exports, module) {
-    "use strict";
-    module.exports = encoder;
-    var Enum = require_enum();
-    var types = require_types();
-    var util = require_util9();
-    function genTypePartial(gen, field, fieldIndex, ref) {
-      return field.delimited ? gen("types[%i].encode(%s,w.uint32(%i),q+1).uint32(%i)", fieldIndex, ref, (field.id << 3 | 3) >>> 0, (field.id << 3 | 4) >>> 0) : gen("types[%i].encode(%s,w.uint32(%i).fork(),q+1).ldelim()", fieldIndex, ref, (field.id << 3 | 2) >>> 0);
-    }
-    function encoder(mtype) {
-      var gen = util.codegen(["m", "w", "q"])("if(!w)")("w=Writer.create()")("if(q===undefined)q=0")("if(q>util.recursionLimit)")('throw Error("max depth exceeded")');
-      var i, ref;
-      var fields = (
-        /* initializes */
-        mtype.fieldsArray.slice().sort(util.compareFieldsById)
-      );
-      for (var i = 0; i < fields.length; ++i) {
-        var field = fields[i].resolve(), index = mtype._fieldsArray.indexOf(field), type = field.resolvedType instanceof Enum ? "int32" : field.type, wireType = types.basic[type];
-        ref = "m" + util.safeProp(field.name);
-        if (field.map) {
-          gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)){", ref, field.name)("for(var ks=Object.keys(%s),i=0;i<ks.length;++i){", ref);
-          if (field.keyType === "bool") gen("w.uint32(%i).fork().uint32(%i).bool(util.boolFromKey(ks[i]))", (field.id << 3 | 2) >>> 0, 8 | types.mapKey[field.keyType]);
-          else if (types.long[field.keyType] !== void 0) gen("w.uint32(%i).fork().uint32(%i).%s(util.longFromKey(ks[i],%j))", (field.id << 3 | 2) >>> 0, 8 | types.mapKey[field.keyType], field.keyType, field.keyType === "uint64" || field.keyType === "fixed64");
-          else gen("w.uint32(%i).fork().uint32(%i).%s(ks[i])", (field.id << 3 | 2) >>> 0, 8 | types.mapKey[field.keyType], field.keyType);
-          if (wireType === void 0) gen("types[%i].encode(%s[ks[i]],w.uint32(18).fork(),q+1).ldelim().ldelim()", index, ref);
-          else gen(".uint32(%i).%s(%s[ks[i]]).ldelim()", 16 | wireType, type, ref);
-          gen("}")("}");
-        } else if (field.repeated) {
-          gen("if(%s!=null&&%s.length){", ref, ref);
-          if (field.packed && types.packed[type] !== void 0) {
-            gen("w.uint32(%i).%ss(%s)", (field.id << 3 | 2) >>> 0, type, ref);
-          } else {
-            gen("for(var i=0;i<%s.length;++i)", ref);
-            if (wireType === void 0)
-              genTypePartial(gen, field, index, ref + "[i]");
-            else gen("w.uint32(%i).%s(%s[i])", (field.id << 3 | wireType) >>> 0, type, ref);
-          }
-          gen("}");
-        } else {
-          if (!field.required)
-            if (field.hasPresence || !(field.resolvedType instanceof Enum || types.basic[type] !== void 0)) gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j))", ref, field.name);
-            else if (field.resolvedType instanceof Enum) gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!==%j)", ref, field.name, ref, field.typeDefault);
-            else if (type === "bool") gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!==false)", ref, field.name, ref);
-            else if (type === "string") gen('if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!=="")', ref, field.name, ref);
-            else if (type === "bytes") gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s.length)", ref, field.name, ref);
-            else if (type === "double" || type === "float") gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&!Object.is(%s,0))", ref, field.name, ref);
-            else if (types.long[type] !== void 0) gen('if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&(typeof %s==="object"?%s.low||%s.high:%s!==0))', ref, field.name, ref, ref, ref, ref);
-            else gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!==0)", ref, field.name, ref);
-          if (wireType === void 0)
-            genTypePartial(gen, field, index, ref);
-          else gen("w.uint32(%i).%s(%s)", (field.id << 3 | wireType) >>> 0, type, ref);
-        }
-      }
-      return gen('if(m.$unknowns!=null&&Object.hasOwnProperty.call(m,"$unknowns"))')("for(var i=0;i<m.$unknowns.length;++i)")("w.raw(m.$unknowns[i])")("return w");
-    }
-  }
-});
-
-// node_modules/protobufjs/src/index-light.js
-var require_index_light = __commonJS({
-  "node_modules/protobufjs/src/index-light.js"(exports, module) {
-    "use strict";
-    exports = module.exports = require_index_minimal();
-    exports.build = "light";
-    function load2(filename, root2, callback) {
-      if (typeof root2 === "function") {
-        callback = root2;
-        root2 = new exports.Root();
-      } else if (!root2)
-        root2 = new exports.Root();
-      return root2.load(filename, callback);
-    }
-    exports.load = load2;
-    function loadSync(filename, root2) {
-      if (!root2)
-        root2 = new exports.Root();
-      return root2.loadSync(filename);
-    }
-    exports.loadSync = loadSync;
-    exports.encoder = require_encoder();
-    exports.decoder = require_decoder();
-    exports.verifier = require_verifier();
-    exports.converter = require_converter();
-    exports.ReflectionObject = require_object();
-    exports.Namespace = require_namespace();
-    exports.Root = require_root();
-    exports.Enum = require_enum();
-    exports.Type = require_type();
-    exports.Field = require_field();
-    exports.OneOf = require_oneof();
-    exports.MapField = require_mapfield();
-    exports.Service = require_service2();
-    exports.Method = require_method();
-    exports.Message = require_message();
-    exports.wrappers = require_wrappers();
-    exports.types = require_types();
-    exports.util = require_util9();
-    exports.ReflectionObject._configure(exports.Root);
-    exports.Namespace._configure(exports.Type, exports.Service, exports.Enum);
-    exports.Root._configure(exports.Type, void 0, {});
-    exports.Field._configure(exports.Type);
-  }
-});
-
-// node_modules/protobufjs/src/tokenize.js
-var require_tokenize = __commonJS({
-  "node_modules/protobufjs/src/tokenize.js"(exports, module) {
-    "use strict";
-    module.exports = tokenize2;
-    var delimRe = /[\s{}=;:[\],'"()<>]/g;
-    var stringDoubleRe = /(?:"([^"\\]*(?:\\.[^"\\]*)*)")/g;
-    var stringSingleRe = /(?:'([^'\\]*(?:\\.[^'\\]*)*)')/g;
-    var setCommentRe = /^ *[*/]+ */;
-    var setCommentAltRe = /^\s*\*?\/*/;
-    var setCommentSplitRe = /\n/g;
-    var whitespaceRe = /\s/;
-    var unescapeRe = /\\([0-7]{1,3}|[xX][0-9a-fA-F]{1,2}|.?)/g;
-    var unescapeMap = {
-      "a": "\x07",
-      "b": "\b",
-      "f": "\f",
-      "r": "\r",
-      "n": "\n",
-      "t": "	",
-      "v": "\v",
-      "?": "?",
-      "'": "'",
-      '"': '"'
-    };
-    function unescape(str) {
-      return str.replace(unescapeRe, function($0, $1) {
-        var first = $1.charAt(0);
-        if (first >= "0" && first <= "7")
-          return String.fromCharCode(parseInt($1, 8) & 255);
-        if (first === "x" || first === "X")
-          return String.fromCharCode(parseInt($1.substring(1), 16));
-        switch ($1) {
-          case "\\":
-          case "":
-            return $1;
-          default:
-            return unescapeMap[$1] || "";
-        }
-      });
-    }
-    tokenize2.unescape = unescape;
-    function tokenize2(source, alternateCommentMode) {
-      source = source.toString();
-      var offset = 0, length = source.length, line = 1, lastCommentLine = 0, comments = {};
-      var stack = [];
-      var stringDelim = null;
-      function illegal(subject) {
-        return Error("illegal " + subject + " (line " + line + ")");
-      }
-      function readString() {
-        var re = stringDelim === "'" ? stringSingleRe : stringDoubleRe;
-        re.lastIndex = offset - 1;
-        var match = re.exec(source);
-        if (!match)
-          throw illegal("string");
-        offset = re.lastIndex;
-        push(stringDelim);
-        stringDelim = null;
-        return unescape(match[1]);
-      }
-      function charAt(pos) {
-        return source.charAt(pos);
-      }
-      function setComment(start, end, isLeading) {
-        var comment = {
-          type: source.charAt(start++),
-          lineEmpty: false,
-          leading: isLeading
-        };
-        var lookback;
-        if (alternateCommentMode) {
-          lookback = 2;
-        } else {
-          lookback = 3;
-        }
-        var commentOffset = start - lookback, c;
-        do {
-          if (--commentOffset < 0 || (c = source.charAt(commentOffset)) === "\n") {
-            comment.lineEmpty = true;
-            break;
-          }
-        } while (c === " " || c === "	");
-        var lines = source.substring(start, end).split(setCommentSplitRe);
-        for (var i = 0; i < lines.length; ++i)
-          lines[i] = lines[i].replace(alternateCommentMode ? setCommentAltRe : setCommentRe, "").trim();
-        comment.text = lines.join("\n").trim();
-        comments[line] = comment;
-        lastCommentLine = line;
-      }
-      function isDoubleSlashCommentLine(startOffset) {
-        var endOffset = findEndOfLine(startOffset);
-        var lineText = source.substring(startOffset, endOffset);
-        var isComment = /^\s*\/\//.test(lineText);
-        return isComment;
-      }
-      function findEndOfLine(cursor) {
-        var endOffset = cursor;
-        while (endOffset < length && charAt(endOffset) !== "\n") {
-          endOffset++;
-        }
-        return endOffset;
-      }
-      function next() {
-        if (stack.length > 0)
-          return stack.shift();
-        if (stringDelim)
-          return readString();
-        var repeat, prev, curr, start, isDoc, nextLineIsComment, isLeadingComment = offset === 0;
-        do {
-          if (offset === length)
-            return null;
-          repeat = false;
-          while (whitespaceRe.test(curr = charAt(offset))) {
-            if (curr === "\n") {
-              isLeadingComment = true;
-              ++line;
-            }
-            if (++offset === length)
-              return null;
-          }
-          if (charAt(offset) === "/") {
-            if (++offset === length) {
-              throw illegal("comment");
-            }
-            if (charAt(offset) === "/") {
-              if (!alternateCommentMode) {
-                isDoc = charAt(start = offset + 1) === "/";
-                while (charAt(++offset) !== "\n") {
-                  if (offset === length) {
-                    return null;
-                  }
-                }
-                ++offset;
-                if (isDoc) {
-                  setComment(start, offset - 1, isLeadingComment);
-                  isLeadingComment = true;
-                }
-                ++line;
-                repeat = true;
-              } else {
-                start = offset;
-                isDoc = false;
-                if (isDoubleSlashCommentLine(offset - 1)) {
-                  isDoc = true;
-                  do {
-                    offset = findEndOfLine(offset);
-                    if (offset === length) {
-                      break;
-                    }
-                    offset++;
-                    if (!isLeadingComment) {
-                      break;
-                    }
-                    nextLineIsComment = isDoubleSlashCommentLine(offset);
-                    if (nextLineIsComment) {
-                      line++;
-                    }
-                  } while (nextLineIsComment);
-                } else {
-                  offset = Math.min(length, findEndOfLine(offset) + 1);
-                }
-                if (isDoc) {
-                  setComment(start, offset, isLeadingComment);
-                  isLeadingComment = true;
-                }
-                line++;
-                repeat = true;
-              }
-            } else if ((curr = charAt(offset)) === "*") {
-              start = offset + 1;
-              isDoc = alternateCommentMode || charAt(start) === "*";
-              do {
-                if (curr === "\n") {
-                  ++line;
-                }
-                if (++offset === length) {
-                  throw illegal("comment");
-                }
-                prev = curr;
-                curr = charAt(offset);
-              } while (prev !== "*" || curr !== "/");
-              ++offset;
-              if (isDoc) {
-                setComment(start, offset - 2, isLeadingComment);
-                isLeadingComment = true;
-              }
-              repeat = true;
-            } else {
-              return "/";
-            }
-          }
-        } while (repeat);
-        var end = offset;
-        delimRe.lastIndex = 0;
-        var delim = delimRe.test(charAt(end++));
-        if (!delim)
-          while (end < length && !delimRe.test(charAt(end)))
-            ++end;
-        var token = source.substring(offset, offset = end);
-        if (token === '"' || token === "'")
-          stringDelim = token;
-        return token;
-      }
-      function push(token) {
-        stack.push(token);
-      }
-      function peek() {
-        if (!stack.length) {
-          var token = next();
-          if (token === null)
-            return null;
-          push(token);
-        }
-        return stack[0];
-      }
-      function skip(expected, optional2) {
-        var actual = peek(), equals = actual === expected;
-        if (equals) {
-          next();
-          return true;
-        }
-        if (!optional2)
-          throw illegal("token '" + actual + "', '" + expected + "' expected");
-        return false;
-      }
-      function cmnt(trailingLine) {
-        var ret = null;
-        var comment;
-        if (trailingLine === void 0) {
-          comment = comments[line - 1];
-          delete comments[line - 1];
-          if (comment && (alternateCommentMode || comment.type === "*" || comment.lineEmpty)) {
-            ret = comment.leading ? comment.text : null;
-          }
-        } else {
-          if (lastCommentLine < trailingLine) {
-            peek();
-          }
-          comment = comments[trailingLine];
-          delete comments[trailingLine];
-          if (comment && !comment.lineEmpty && (alternateCommentMode || comment.type === "/")) {
-            ret = comment.leading ? null : comment.text;
-          }
-        }
-        return ret;
-      }
-      return Object.defineProperty({
-        next,
-        peek,
-        push,
-        skip,
-        cmnt
-      }, "line", {
-        get: function() {
-          return line;
-        }
-      });
-    }
-  }
-});
-
-// node_modules/protobufjs/src/parse.js
-var require_parse2 = __commonJS({
-  "node_modules/protobufjs/src/parse.js"(exports, module) {
-    "use strict";
-    module.exports = parse4;
-    parse4.filename = null;
-    parse4.defaults = { keepCase: false };
-    var tokenize2 = require_tokenize();
-    var Root = require_root();
-    var Type = require_type();
-    var Field = require_field();
-    var MapField = require_mapfield();
-    var OneOf = require_oneof();
-    var Enum = require_enum();
-    var Service = require_service2();
-    var Method = require_method();
-    var ReflectionObject = require_object();
-    var types = require_types();
-    var util = require_util9();
-    var base10Re = /^[1-9][0-9]*$/;
-    var base10NegRe = /^-?[1-9][0-9]*$/;
-    var base16Re = /^0[x][0-9a-fA-F]+$/;
-    var base16NegRe = /^-?0[x][0-9a-fA-F]+$/;
-    var base8Re = /^0[0-7]+$/;
-    var base8NegRe = /^-?0[0-7]+$/;
-    var integerTypeRe = /^(?:u?int|sint|s?fixed)(?:32|64)$/;
-    var unsignedTypeRe = /^(?:uint|fixed)(?:32|64)$/;
-    var numberRe = util.patterns.numberRe;
-    var nameRe = /^[a-zA-Z_][a-zA-Z_0-9]*$/;
-    var typeRefRe = util.patterns.typeRefRe;
-    var maxFieldId = 536870911;
-    var maxEnumId = 2147483647;
-    function parse4(source, root2, options) {
-      if (!(root2 instanceof Root)) {
-        options = root2;
-        root2 = new Root();
-      }
-      if (!options)
-        options = parse4.defaults;
-      var preferTrailingComment = options.preferTrailingComment || false;
-      var tn = tokenize2(source, options.alternateCommentMode || false), next = tn.next, push = tn.push, peek = tn.peek, skip = tn.skip, cmnt = tn.cmnt;
-      var head = true, pkg, imports, weakImports, edition = "proto2";
-      var ptr = root2;
-      var topLevelObjects = [];
-      var topLevelOptions = {};
-      var applyCase = options.keepCase ? function(name) {
-        return name;
-      } : util.camelCase;
-      function resolveFileFeatures() {
-        topLevelObjects.forEach((obj) => {
-          obj._edition = edition;
-          Object.keys(topLevelOptions).forEach((opt) => {
-            if (obj.getOption(opt) !== void 0) return;
-            obj.setOption(opt, topLevelOptions[opt], true);
-          });
-        });
-      }
-      function illegal(token2, name, insideTryCatch) {
-        var filename = parse4.filename;
-        if (!insideTryCatch)
-          parse4.filename = null;
-        return Error("illegal " + (name || "token") + " '" + token2 + "' (" + (filename ? filename + ", " : "") + "line " + tn.line + ")");
-      }
-      function readString() {
-        var values = [], token2;
-        do {
-          if ((token2 = next()) !== '"' && token2 !== "'")
-            throw illegal(token2);
-          values.push(next());
-          skip(token2);
-          token2 = peek();
-        } while (token2 === '"' || token2 === "'");
-        return values.join("");
-      }
-      function readValue(acceptTypeRef) {
-        var token2 = next();
-        switch (token2) {
-          case "'":
-          case '"':
-            push(token2);
-            return readString();
-          case "true":
-          case "TRUE":
-            return true;
-          case "false":
-          case "FALSE":
-            return false;
-        }
-        try {
-          return parseNumber(
-            token2,
-            /* insideTryCatch */
-            true
-          );
-        } catch (e) {
-          if (acceptTypeRef && typeRefRe.test(token2))
-            return token2;
-          throw illegal(token2, "value");
-        }
-      }
-      function readRanges(target, acceptStrings, max, acceptNegative) {
-        var token2, start;
-        do {
-          if (acceptStrings && ((token2 = peek()) === '"' || token2 === "'")) {
-            var str = readString();
-            target.push(str);
-            if (edition >= 2023) {
-              throw illegal(str, "id");
-            }
-          } else {
-            try {
-              target.push([start = parseId(next(), acceptNegative, max), skip("to", true) ? parseId(next(), acceptNegative, max) : start]);
-            } catch (err) {
-              if (acceptStrings && typeRefRe.test(token2) && edition >= 2023) {
-                target.push(token2);
-              } else {
-                throw err;
-              }
-            }
-          }
-        } while (skip(",", true));
-        var dummy = { options: void 0 };
-        dummy.setOption = function(name, value) {
-          if (this.options === void 0) this.options = {};
-          this.options[name] = value;
-        };
-        ifBlock(
-          dummy,
-          function parseRange_block(token3) {
-            if (token3 === "option") {
-              parseOption(dummy, token3);
-              skip(";");
-            } else
-              throw illegal(token3);
-          },
-          function parseRange_line() {
-            parseInlineOptions(dummy);
-          }
-        );
-      }
-      function parseNumber(token2, insideTryCatch) {
-        var sign = 1;
-        if (token2.charAt(0) === "-") {
-          sign = -1;
-          token2 = token2.substring(1);
-        }
-        switch (token2) {
-          case "inf":
-          case "INF":
-          case "Inf":
-            return sign * Infinity;
-          case "nan":
-          case "NAN":
-          case "Nan":
-          case "NaN":
-            return NaN;
-          case "0":
-            return sign * 0;
-        }
-        if (base10Re.test(token2))
-          return sign * parseInt(token2, 10);
-        if (base16Re.test(token2))
-          return sign * parseInt(token2, 16);
-        if (base8Re.test(token2))
-          return sign * parseInt(token2, 8);
-        if (numberRe.test(token2))
-          return sign * parseFloat(token2);
-        throw illegal(token2, "number", insideTryCatch);
-      }
-      function parseInteger(token2, acceptNegative, name) {
-        if (token2 === null)
-          throw illegal(token2, "end of input");
-        if (!acceptNegative && token2.charAt(0) === "-")
-          throw illegal(token2, name || "integer");
-        if (token2 === "0" || token2 === "-0")
-          return 0;
-        var value;
-        if (base10NegRe.test(token2))
-          value = parseInt(token2, 10);
-        else if (base16NegRe.test(token2))
-          value = parseInt(token2, 16);
-        else if (base8NegRe.test(token2))
-          value = parseInt(token2, 8);
-        else
-          throw illegal(token2, name || "integer");
-        return value || 0;
-      }
-      function parseId(token2, acceptNegative, max) {
-        switch (token2) {
-          case "max":
-          case "MAX":
-          case "Max":
-            return max || maxFieldId;
-        }
-        return parseInteger(token2, acceptNegative, "id");
-      }
-      function parsePackage() {
-        if (pkg !== void 0)
-          throw illegal("package");
-        pkg = next();
-        if (pkg === null || !typeRefRe.test(pkg))
-          throw illegal(pkg, "name");
-        ptr = ptr.define(pkg);
-        skip(";");
-      }
-      function parseImport() {
-        var token2 = peek();
-        var whichImports;
-        switch (token2) {
-          case "option":
-            if (edition < "2024") {
-              throw illegal("option");
-            }
-            next();
-            readString();
-            skip(";");
-            return;
-          case "weak":
-            whichImports = weakImports || (weakImports = []);
-            next();
-            break;
-          case "public":
-            next();
-          // eslint-disable-next-line no-fallthrough
-          default:
-            whichImports = imports || (imports = []);
-            break;
-        }
-        token2 = readString();
-        skip(";");
-        whichImports.push(token2);
-      }
-      function parseSyntax() {
-        skip("=");
-        edition = readString();
-        if (edition < 2023)
-          throw illegal(edition, "syntax");
-        skip(";");
-      }
-      function parseEdition() {
-        skip("=");
-        edition = readString();
-        const supportedEditions = ["2023", "2024", "2026"];
-        if (!supportedEditions.includes(edition))
-          throw illegal(edition, "edition");
-        skip(";");
-      }
-      function parseCommon(parent, token2, depth) {
-        if (depth === void 0)
-          depth = 0;
-        switch (token2) {
-          case "option":
-            parseOption(parent, token2);
-            skip(";");
-            return true;
-          case "message":
-            parseType(parent, token2, depth + 1);
-            return true;
-          case "enum":
-            parseEnum(parent, token2);
-            return true;
-          case "export":
-          case "local":
-            if (edition < "2024") {
-              return false;
-            }
-            var visibility = token2;
-            token2 = next();
-            if (token2 === "export" || token2 === "local") {
-              return false;
-            }
-            if (token2 !== "message" && token2 !== "enum") {
-              return false;
-            }
-            (token2 === "message" ? parseType(parent, token2, depth + 1) : parseEnum(parent, token2)).visibility = visibility;
-            return true;
-          case "service":
-            parseService(parent, token2, depth + 1);
-            return true;
-          case "extend":
-            parseExtension(parent, token2, depth);
-            return true;
-        }
-        return false;
-      }
-      function ifBlock(obj, fnIf, fnElse) {
-        var trailingLine = tn.line;
-        if (obj) {
-          if (typeof obj.comment !== "string") {
-            obj.comment = cmnt();
-          }
-          obj.filename = parse4.filename;
-        }
-        if (skip("{", true)) {
-          var token2;
-          while ((token2 = next()) !== "}")
-            fnIf(token2);
-          skip(";", true);
-        } else {
-          if (fnElse)
-            fnElse();
-          skip(";");
-          if (obj && (typeof obj.comment !== "string" || preferTrailingComment))
-            obj.comment = cmnt(trailingLine) || obj.comment;
-        }
-      }
-      function parseType(parent, token2, depth) {
-        if (depth === void 0)
-          depth = 0;
-        if (depth > util.nestingLimit)
-          throw Error("max depth exceeded");
-        if ((token2 = next()) === null || !nameRe.test(token2))
-          throw illegal(token2, "type name");
-        var type = new Type(token2);
-        ifBlock(type, function parseType_block(token3) {
-          if (parseCommon(type, token3, depth))
-            return;
-          switch (token3) {
-            case ";":
-              break;
-            case "map":
-              parseMapField(type, token3);
-              break;
-            case "required":
-              if (edition !== "proto2")
-                throw illegal(token3);
-            /* eslint-disable no-fallthrough */
-            case "repeated":
-              parseField(type, token3, void 0, depth + 1);
-              break;
-            case "optional":
-              if (edition === "proto3") {
-                parseField(type, "proto3_optional", void 0, depth + 1);
-              } else if (edition !== "proto2") {
-                throw illegal(token3);
-              } else {
-                parseField(type, "optional", void 0, depth + 1);
-              }
-              break;
-            case "oneof":
-              parseOneOf(type, token3, depth + 1);
-              break;
-            case "extensions":
-              readRanges(type.extensions || (type.extensions = []));
-              break;
-            case "reserved":
-              readRanges(type.reserved || (type.reserved = []), true);
-              break;
-            default:
-              if (edition === "proto2" || !typeRefRe.test(token3)) {
-                throw illegal(token3);
-              }
-              push(token3);
-              parseField(type, "optional", void 0, depth + 1);
-              break;
-          }
-        });
-        parent.add(type);
-        if (parent === ptr) {
-          topLevelObjects.push(type);
-        }
-        return type;
-      }
-      function parseField(parent, rule, extend2, depth) {
-        var type = next();
-        if (type === null) {
-          throw illegal(type, "end of input");
-        }
-        if (type === "group") {
-          parseGroup(parent, rule, extend2, depth);
-          return;
-        }
-        while (type.endsWith(".") || (peek() || "").startsWith(".")) {
-          var part = next();
-          if (part === null) {
-            throw illegal(part, "end of input");
-          }
-          type += part;
-        }
-        if (!typeRefRe.test(type))
-          throw illegal(type, "type");
-        var name = next();
-        if (name === null) {
-          throw illegal(name, "end of input");
-        }
-        if (!nameRe.test(name))
-          throw illegal(name, "name");
-        var protoName = name;
-        name = applyCase(name);
-        skip("=");
-        var field = new Field(name, parseId(next()), type, rule === "proto3_optional" ? "optional" : rule, extend2);
-        if (protoName !== name)
-          field.protoName = protoName;
-        ifBlock(field, function parseField_block(token2) {
-          if (token2 === "option") {
-            parseOption(field, token2);
-            skip(";");
-          } else
-            throw illegal(token2);
-        }, function parseField_line() {
-          parseInlineOptions(field);
-        });
-        if (rule === "proto3_optional") {
-          var oneof = new OneOf("_" + name);
-          field.setOption("proto3_optional", true);
-          oneof.add(field);
-          parent.add(oneof);
-        } else {
-          parent.add(field);
-        }
-        if (parent === ptr) {
-          topLevelObjects.push(field);
-        }
-      }
-      function parseGroup(parent, rule, extend2, depth) {
-        if (depth === void 0)
-          depth = 0;
-        if (depth > util.nestingLimit)
-          throw Error("max depth exceeded");
-        if (edition >= 2023) {
-          throw illegal("group");
-        }
-        var name = next();
-        if (name === null || !nameRe.test(name))
-          throw illegal(name, "name");
-        var fieldName = util.lcFirst(name);
-        if (name === fieldName)
-          name = util.ucFirst(name);
-        skip("=");
-        var id = parseId(next());
-        var type = new Type(name);
-        type.group = true;
-        var field = new Field(fieldName, id, name, rule, extend2);
-        field.filename = parse4.filename;
-        ifBlock(type, function parseGroup_block(token2) {
-          switch (token2) {
-            case ";":
-              break;
-            case "map":
-              parseMapField(type);
-              break;
-            case "option":
-              parseOption(type, token2);
-              skip(";");
-              break;
-            case "required":
-            case "repeated":
-              parseField(type, token2, void 0, depth + 1);
-              break;
-            case "optional":
-              if (edition === "proto3") {
-                parseField(type, "proto3_optional", void 0, depth + 1);
-              } else {
-                parseField(type, "optional", void 0, depth + 1);
-              }
-              break;
-            case "message":
-              parseType(type, token2, depth + 1);
-              break;
-            case "enum":
-              parseEnum(type, token2);
-              break;
-            case "reserved":
-              readRanges(type.reserved || (type.reserved = []), true);
-              break;
-            case "export":
-            case "local":
-              if (edition < "2024") {
-                throw illegal(token2);
-              }
-              token2 = next();
-              switch (token2) {
-                case "message":
-                  parseType(type, token2, depth + 1);
-                  break;
-                case "enum":
-                  parseType(type, token2, depth + 1);
-                  break;
-                default:
-                  throw illegal(token2);
-              }
-              break;
-            /* istanbul ignore next */
-            default:
-              throw illegal(token2);
-          }
-        });
-        parent.add(type).add(field);
-        if (parent === ptr) {
-          topLevelObjects.push(type);
-          topLevelObjects.push(field);
-        }
-      }
-      function parseMapField(parent) {
-        skip("<");
-        var keyType = next();
-        if (types.mapKey[keyType] === void 0)
-          throw illegal(keyType, "type");
-        skip(",");
-        var valueType = next();
-        if (!typeRefRe.test(valueType))
-          throw illegal(valueType, "type");
-        skip(">");
-        var name = next();
-        if (name === null || !nameRe.test(name))
-          throw illegal(name, "name");
-        skip("=");
-        var protoName = name;
-        name = applyCase(name);
-        var field = new MapField(name, parseId(next()), keyType, valueType);
-        if (protoName !== name)
-          field.protoName = protoName;
-        ifBlock(field, function parseMapField_block(token2) {
-          if (token2 === "option") {
-            parseOption(field, token2);
-            skip(";");
-          } else
-            throw illegal(token2);
-        }, function parseMapField_line() {
-          parseInlineOptions(field);
-        });
-        parent.add(field);
-      }
-      function parseOneOf(parent, token2, depth) {
-        if ((token2 = next()) === null || !nameRe.test(token2))
-          throw illegal(token2, "name");
-        var oneof = new OneOf(applyCase(token2));
-        ifBlock(oneof, function parseOneOf_block(token3) {
-          if (token3 === "option") {
-            parseOption(oneof, token3);
-            skip(";");
-          } else {
-            push(token3);
-            parseField(oneof, "optional", void 0, depth);
-          }
-        });
-        parent.add(oneof);
-      }
-      function parseEnum(parent, token2) {
-        if ((token2 = next()) === null || !nameRe.test(token2))
-          throw illegal(token2, "name");
-        var enm = new Enum(token2), values = [];
-        ifBlock(enm, function parseEnum_block(token3) {
-          switch (token3) {
-            case ";":
-              break;
-            case "option":
-              parseOption(enm, token3);
-              skip(";");
-              break;
-            case "reserved":
-              readRanges(enm.reserved || (enm.reserved = []), true, maxEnumId, true);
-              if (enm.reserved === void 0) enm.reserved = [];
-              break;
-            default:
-              values.push(parseEnumValue(token3));
-          }
-        });
-        for (var i = 0; i < values.length; ++i)
-          enm.add(values[i].name, values[i].id, values[i].comment, values[i].options);
-        parent.add(enm);
-        if (parent === ptr) {
-          topLevelObjects.push(enm);
-        }
-        return enm;
-      }
-      function parseEnumValue(token2) {
-        if (!nameRe.test(token2))
-          throw illegal(token2, "name");
-        skip("=");
-        var value = parseId(next(), true), dummy = {
-          options: void 0
-        };
-        dummy.getOption = function(name) {
-          return this.options[name];
-        };
-        dummy.setOption = function(name, value2) {
-          ReflectionObject.prototype.setOption.call(dummy, name, value2);
-        };
-        dummy.setParsedOption = function() {
-          return void 0;
-        };
-        ifBlock(dummy, function parseEnumValue_block(token3) {
-          if (token3 === "option") {
-            parseOption(dummy, token3);
-            skip(";");
-          } else
-            throw illegal(token3);
-        }, function parseEnumValue_line() {
-          parseInlineOptions(dummy);
-        });
-        return {
-          name: token2,
-          id: value,
-          comment: dummy.comment,
-          options: dummy.parsedOptions || dummy.options
-        };
-      }
-      function parseOption(parent, token2) {
-        var option;
-        var propName;
-        var isOption = true;
-        if (token2 === "option") {
-          token2 = next();
-        }
-        while (token2 !== "=") {
-          if (token2 === null) {
-            throw illegal(token2, "end of input");
-          }
-          if (token2 === "(") {
-            var parensValue = next();
-            skip(")");
-            token2 = "(" + parensValue + ")";
-          }
-          if (isOption) {
-            isOption = false;
-            if (token2.includes(".") && !token2.includes("(")) {
-              var tokens = token2.split(".");
-              option = tokens[0] + ".";
-              token2 = tokens[1];
-              continue;
-            }
-            option = token2;
-          } else {
-            propName = propName ? propName += token2 : token2;
-          }
-          token2 = next();
-        }
-        var name = propName ? option.concat(propName) : option;
-        var optionValue = parseOptionValue(parent, name);
-        propName = propName && propName[0] === "." ? propName.slice(1) : propName;
-        option = option && option[option.length - 1] === "." ? option.slice(0, -1) : option;
-        setParsedOption(parent, option, optionValue, propName);
-      }
-      function parseOptionValue(parent, name, depth) {
-        if (depth === void 0)
-          depth = 0;
-        if (depth > util.recursionLimit)
-          throw Error("max depth exceeded");
-        if (skip("{", true)) {
-          var objectResult = {};
-          while (!skip("}", true)) {
-            token = next();
-            var propName;
-            if (token === null)
-              throw illegal(token, "end of input");
-            if (token === "[") {
-              token = next();
-              var slash = token === null ? -1 : token.lastIndexOf("/");
-              if (token === null || !typeRefRe.test(slash < 0 ? token : token.slice(slash + 1)))
-                throw illegal(token, "name");
-              propName = "[" + token + "]";
-              skip("]");
-            } else {
-              if (!nameRe.test(token)) {
-                throw illegal(token, "name");
-              }
-              propName = token;
-            }
-            var value;
-            skip(":", true);
-            if (peek() === "{") {
-              value = parseOptionValue(parent, name + "." + propName, depth + 1);
-            } else if (peek() === "[") {
-              value = [];
-              var lastValue, lastValueIsAggregate;
-              if (skip("[", true)) {
-                if (!skip("]", true)) {
-                  do {
-                    lastValueIsAggregate = peek() === "{";
-                    lastValue = lastValueIsAggregate ? parseOptionValue(parent, name + "." + propName, depth + 1) : readValue(true);
-                    value.push(lastValue);
-                  } while (skip(",", true));
-                  skip("]");
-                  if (typeof lastValue !== "undefined") {
-                    if (!lastValueIsAggregate)
-                      setOption(parent, name + "." + propName, lastValue);
-                  }
-                }
-              }
-            } else {
-              value = readValue(true);
-              setOption(parent, name + "." + propName, value);
-            }
-            var prevValue = Object.prototype.hasOwnProperty.call(objectResult, propName) ? objectResult[propName] : void 0;
-            if (prevValue)
-              value = [].concat(prevValue).concat(value);
-            if (propName !== "__proto__")
-              objectResult[propName] = value;
-            skip(",", true);
-            skip(";", true);
-          }
-          return objectResult;
-        }
-        var simpleValue = name === "default" && parent instanceof Field && integerTypeRe.test(parent.type) ? parseInteger(next(), !unsignedTypeRe.test(parent.type)) : readValue(true);
-        setOption(parent, name, simpleValue);
-        return simpleValue;
-      }
-      function setOption(parent, name, value) {
-        if (ptr === parent && /^features\./.test(name)) {
-          topLevelOptions[name] = value;
-          return;
-        }
-        if (name === "json_name" && parent instanceof Field) {
-          parent.jsonName = value;
-        }
-        if (parent.setOption)
-          parent.setOption(name, value);
-      }
-      function setParsedOption(parent, name, value, propName) {
-        if (parent.setParsedOption)
-          parent.setParsedOption(name, value, propName);
-      }
-      function parseInlineOptions(parent) {
-        if (skip("[", true)) {
-          do {
-            parseOption(parent, "option");
-          } while (skip(",", true));
-          skip("]");
-        }
-        return parent;
-      }
-      function parseService(parent, token2, depth) {
-        if (depth === void 0)
-          depth = 0;
-        if (depth > util.recursionLimit)
-          throw Error("max depth exceeded");
-        if ((token2 = next()) === null || !nameRe.test(token2))
-          throw illegal(token2, "service name");
-        var service = new Service(token2);
-        ifBlock(service, function parseService_block(token3) {
-          if (parseCommon(service, token3, depth)) {
-            return;
-          }
-          if (token3 === ";")
-            return;
-          if (token3 === "rpc")
-            parseMethod(service, token3);
-          else
-            throw illegal(token3);
-        });
-        parent.add(service);
-        if (parent === ptr) {
-          topLevelObjects.push(service);
-        }
-      }
-      function parseMethod(parent, token2) {
-        var commentText = cmnt();
-        var type = token2;
-        if (!nameRe.test(token2 = next()))
-          throw illegal(token2, "name");
-        var name = token2, requestType, requestStream, responseType, responseStream;
-        skip("(");
-        if (skip("stream", true))
-          requestStream = true;
-        if (!typeRefRe.test(token2 = next()))
-          throw illegal(token2);
-        requestType = token2;
-        skip(")");
-        skip("returns");
-        skip("(");
-        if (skip("stream", true))
-          responseStream = true;
-        if (!typeRefRe.test(token2 = next()))
-          throw illegal(token2);
-        responseType = token2;
-        skip(")");
-        var method = new Method(name, type, requestType, responseType, requestStream, responseStream);
-        method.comment = commentText;
-        ifBlock(method, function parseMethod_block(token3) {
-          if (token3 === ";")
-            return;
-          if (token3 === "option") {
-            parseOption(method, token3);
-            skip(";");
-          } else
-            throw illegal(token3);
-        });
-        parent.add(method);
-      }
-      function parseExtension(parent, token2, depth) {
-        if ((token2 = next()) === null || !typeRefRe.test(token2))
-          throw illegal(token2, "reference");
-        var reference = token2;
-        ifBlock(null, function parseExtension_block(token3) {
-          switch (token3) {
-            case "required":
-            case "repeated":
-              parseField(parent, token3, reference, depth + 1);
-              break;
-            case "optional":
-              if (edition === "proto3") {
-                parseField(parent, "proto3_optional", reference, depth + 1);
-              } else {
-                parseField(parent, "optional", reference, depth + 1);
-              }
-              break;
-            default:
-              if (edition === "proto2" || !typeRefRe.test(token3))
-                throw illegal(token3);
-              push(token3);
-              parseField(parent, "optional", reference, depth + 1);
-              break;
-          }
-        });
-      }
-      var token;
-      while ((token = next()) !== null) {
-        switch (token) {
-          case ";":
-            break;
-          case "package":
-            if (!head)
-              throw illegal(token);
-            parsePackage();
-            break;
-          case "import":
-            parseImport();
-            break;
-          case "syntax":
-            if (!head)
-              throw illegal(token);
-            parseSyntax();
-            break;
-          case "edition":
-            if (!head)
-              throw illegal(token);
-            parseEdition();
-            break;
-          case "option":
-            parseOption(ptr, token);
-            skip(";", true);
-            break;
-          default:
-            if (parseCommon(ptr, token, 0)) {
-              head = false;
-              continue;
-            }
-            throw illegal(token);
-        }
-      }
-      resolveFileFeatures();
-      parse4.filename = null;
-      return {
-        "package": pkg,
-        "imports": imports,
-        weakImports,
-        root: root2
-      };
-    }
-  }
-});
-
-// node_modules/protobufjs/src/common.js
-var require_common = __commonJS({
-  "node_modules/protobufjs/src/common.js"(exports, module) {
-    "use strict";
-    module.exports = common;
-    var commonRe = /\/|\./;
-    function common(name, json2) {
-      if (!commonRe.test(name)) {
-        name = "google/protobuf/" + name + ".proto";
-        json2 = { nested: { google: { nested: { protobuf: { nested: json2 } } } } };
-      }
-      common[name] = json2;
-    }
-    common("any", {
-      /**
-       * Properties of a google.protobuf.Any message.
-       * @interface IAny
-       * @type {Object}
-       * @property {string} [typeUrl]
-       * @property {Uint8Array} [bytes]
-       * @memberof common
-       */
-      Any: {
-        fields: {
-          type_url: {
-            type: "string",
-            id: 1
-          },
-          value: {
-            type: "bytes",
-            id: 2
-          }
-        }
-      }
-    });
-    var timeType;
-    common("duration", {
-      /**
-       * Properties of a google.protobuf.Duration message.
-       * @interface IDuration
-       * @type {Object}
-       * @property {number|Long} [seconds]
-       * @property {number} [nanos]
-       * @memberof common
-       */
-      Duration: timeType = {
-        fields: {
-          seconds: {
-            type: "int64",
-            id: 1
-          },
-          nanos: {
-            type: "int32",
-            id: 2
-          }
-        }
-      }
-    });
-    common("timestamp", {
-      /**
-       * Properties of a google.protobuf.Timestamp message.
-       * @interface ITimestamp
-       * @type {Object}
-       * @property {number|Long} [seconds]
-       * @property {number} [nanos]
-       * @memberof common
-       */
-      Timestamp: timeType
-    });
-    common("empty", {
-      /**
-       * Properties of a google.protobuf.Empty message.
-       * @interface IEmpty
-       * @memberof common
-       */
-      Empty: {
-        fields: {}
-      }
-    });
-    common("struct", {
-      /**
-       * Properties of a google.protobuf.Struct message.
-       * @interface IStruct
-       * @type {Object}
-       * @property {Object.<string,IValue>} [fields]
-       * @memberof common
-       */
-      Struct: {
-        fields: {
-          fields: {
-            keyType: "string",
-            type: "Value",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.Value message.
-       * @interface IValue
-       * @type {Object}
-       * @property {string} [kind]
-       * @property {0} [nullValue]
-       * @property {number} [numberValue]
-       * @property {string} [stringValue]
-       * @property {boolean} [boolValue]
-       * @property {IStruct} [structValue]
-       * @property {IListValue} [listValue]
-       * @memberof common
-       */
-      Value: {
-        oneofs: {
-          kind: {
-            oneof: [
-              "nullValue",
-              "numberValue",
-              "stringValue",
-              "boolValue",
-              "structValue",
-              "listValue"
-            ]
-          }
-        },
-        fields: {
-          nullValue: {
-            type: "NullValue",
-            id: 1,
-            protoName: "null_value"
-          },
-          numberValue: {
-            type: "double",
-            id: 2,
-            protoName: "number_value"
-          },
-          stringValue: {
-            type: "string",
-            id: 3,
-            protoName: "string_value"
-          },
-          boolValue: {
-            type: "bool",
-            id: 4,
-            protoName: "bool_value"
-          },
-          structValue: {
-            type: "Struct",
-            id: 5,
-            protoName: "struct_value"
-          },
-          listValue: {
-            type: "ListValue",
-            id: 6,
-            protoName: "list_value"
-          }
-        }
-      },
-      NullValue: {
-        values: {
-          NULL_VALUE: 0
-        }
-      },
-      /**
-       * Properties of a google.protobuf.ListValue message.
-       * @interface IListValue
-       * @type {Object}
-       * @property {Array.<IValue>} [values]
-       * @memberof common
-       */
-      ListValue: {
-        fields: {
-          values: {
-            rule: "repeated",
-            type: "Value",
-            id: 1
-          }
-        }
-      }
-    });
-    common("wrappers", {
-      /**
-       * Properties of a google.protobuf.DoubleValue message.
-       * @interface IDoubleValue
-       * @type {Object}
-       * @property {number} [value]
-       * @memberof common
-       */
-      DoubleValue: {
-        fields: {
-          value: {
-            type: "double",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.FloatValue message.
-       * @interface IFloatValue
-       * @type {Object}
-       * @property {number} [value]
-       * @memberof common
-       */
-      FloatValue: {
-        fields: {
-          value: {
-            type: "float",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.Int64Value message.
-       * @interface IInt64Value
-       * @type {Object}
-       * @property {number|Long} [value]
-       * @memberof common
-       */
-      Int64Value: {
-        fields: {
-          value: {
-            type: "int64",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.UInt64Value message.
-       * @interface IUInt64Value
-       * @type {Object}
-       * @property {number|Long} [value]
-       * @memberof common
-       */
-      UInt64Value: {
-        fields: {
-          value: {
-            type: "uint64",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.Int32Value message.
-       * @interface IInt32Value
-       * @type {Object}
-       * @property {number} [value]
-       * @memberof common
-       */
-      Int32Value: {
-        fields: {
-          value: {
-            type: "int32",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.UInt32Value message.
-       * @interface IUInt32Value
-       * @type {Object}
-       * @property {number} [value]
-       * @memberof common
-       */
-      UInt32Value: {
-        fields: {
-          value: {
-            type: "uint32",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.BoolValue message.
-       * @interface IBoolValue
-       * @type {Object}
-       * @property {boolean} [value]
-       * @memberof common
-       */
-      BoolValue: {
-        fields: {
-          value: {
-            type: "bool",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.StringValue message.
-       * @interface IStringValue
-       * @type {Object}
-       * @property {string} [value]
-       * @memberof common
-       */
-      StringValue: {
-        fields: {
-          value: {
-            type: "string",
-            id: 1
-          }
-        }
-      },
-      /**
-       * Properties of a google.protobuf.BytesValue message.
-       * @interface IBytesValue
-       * @type {Object}
-       * @property {Uint8Array} [value]
-       * @memberof common
-       */
-      BytesValue: {
-        fields: {
-          value: {
-            type: "bytes",
-            id: 1
-          }
-        }
-      }
-    });
-    common("field_mask", {
-      /**
-       * Properties of a google.protobuf.FieldMask message.
-       * @interface IFieldMask
-       * @type {Object}
-       * @property {string[]} [paths]
-       * @memberof common
-       */
-      FieldMask: {
-        fields: {
-          paths: {
-            rule: "repeated",
-            type: "string",
-            id: 1
-          }
-        }
-      }
-    });
-    common.get = function get(file2) {
-      return common[file2] || null;
-    };
-  }
-});
-
-// node_modules/protobufjs/src/index.js
-var require_src = __commonJS({
-  "node_modules/protobufjs/src/index.js"(exports, module) {
-    "use strict";
-    exports = module.exports = require_index_light();
-    exports.build = "full";
-    exports.tokenize = require_tokenize();
-    exports.parse = require_parse2();
-    exports.common = require_common();
-    exports.Root._configure(exports.Type, exports.parse, exports.common);
-  }
-});
-
-// node_modules/protobufjs/index.js
-var require_protobufjs = __commonJS({
-  "node_modules/protobufjs/index.js"(exports, module) {
-    "use strict";
-    module.exports = require_src();
-  }
-});
-
 // workspace-external:onnxruntime-node
 var require_onnxruntime_node = __commonJS({
   "workspace-external:onnxruntime-node"(exports, module) {
@@ -37938,6 +30303,7641 @@ var require_lib = __commonJS({
   }
 });
 
+// node_modules/protobufjs/src/util/aspromise.js
+var require_aspromise = __commonJS({
+  "node_modules/protobufjs/src/util/aspromise.js"(exports, module) {
+    "use strict";
+    module.exports = asPromise;
+    function asPromise(fn, ctx) {
+      var params = new Array(arguments.length - 1), offset = 0, index = 2, pending = true;
+      while (index < arguments.length)
+        params[offset++] = arguments[index++];
+      return new Promise(function executor(resolve5, reject) {
+        params[offset] = function callback(err) {
+          if (pending) {
+            pending = false;
+            if (err)
+              reject(err);
+            else {
+              var params2 = new Array(arguments.length - 1), offset2 = 0;
+              while (offset2 < params2.length)
+                params2[offset2++] = arguments[offset2];
+              resolve5.apply(null, params2);
+            }
+          }
+        };
+        try {
+          fn.apply(ctx || null, params);
+        } catch (err) {
+          if (pending) {
+            pending = false;
+            reject(err);
+          }
+        }
+      });
+    }
+  }
+});
+
+// node_modules/protobufjs/src/util/base64.js
+var require_base64 = __commonJS({
+  "node_modules/protobufjs/src/util/base64.js"(exports) {
+    "use strict";
+    var base643 = exports;
+    base643.length = function length(string4) {
+      var p = string4.length;
+      if (!p)
+        return 0;
+      while (p > 0 && string4.charAt(p - 1) === "=")
+        --p;
+      return Math.floor(p * 3 / 4);
+    };
+    var b64 = new Array(64);
+    var s64 = new Array(123);
+    for (i = 0; i < 64; )
+      s64[b64[i] = i < 26 ? i + 65 : i < 52 ? i + 71 : i < 62 ? i - 4 : i - 59 | 43] = i++;
+    var i;
+    s64[45] = 62;
+    s64[95] = 63;
+    base643.encode = function encode3(buffer, start, end) {
+      var parts = null, chunk = [];
+      var i2 = 0, j = 0, t;
+      while (start < end) {
+        var b = buffer[start++];
+        switch (j) {
+          case 0:
+            chunk[i2++] = b64[b >> 2];
+            t = (b & 3) << 4;
+            j = 1;
+            break;
+          case 1:
+            chunk[i2++] = b64[t | b >> 4];
+            t = (b & 15) << 2;
+            j = 2;
+            break;
+          case 2:
+            chunk[i2++] = b64[t | b >> 6];
+            chunk[i2++] = b64[b & 63];
+            j = 0;
+            break;
+        }
+        if (i2 > 8191) {
+          (parts || (parts = [])).push(String.fromCharCode.apply(String, chunk));
+          i2 = 0;
+        }
+      }
+      if (j) {
+        chunk[i2++] = b64[t];
+        chunk[i2++] = 61;
+        if (j === 1)
+          chunk[i2++] = 61;
+      }
+      if (parts) {
+        if (i2)
+          parts.push(String.fromCharCode.apply(String, chunk.slice(0, i2)));
+        return parts.join("");
+      }
+      return String.fromCharCode.apply(String, chunk.slice(0, i2));
+    };
+    var invalidEncoding = "invalid encoding";
+    base643.decode = function decode3(string4, buffer, offset) {
+      var start = offset;
+      var j = 0, t;
+      for (var i2 = 0; i2 < string4.length; ) {
+        var c = string4.charCodeAt(i2++);
+        if (c === 61 && j > 1)
+          break;
+        if ((c = s64[c]) === void 0)
+          throw Error(invalidEncoding);
+        switch (j) {
+          case 0:
+            t = c;
+            j = 1;
+            break;
+          case 1:
+            buffer[offset++] = t << 2 | (c & 48) >> 4;
+            t = c;
+            j = 2;
+            break;
+          case 2:
+            buffer[offset++] = (t & 15) << 4 | (c & 60) >> 2;
+            t = c;
+            j = 3;
+            break;
+          case 3:
+            buffer[offset++] = (t & 3) << 6 | c;
+            j = 0;
+            break;
+        }
+      }
+      if (j === 1)
+        throw Error(invalidEncoding);
+      return offset - start;
+    };
+    var base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+    var base64UrlRe = /[-_]/;
+    var base64UrlNoPaddingRe = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?$/;
+    base643.test = function test(string4) {
+      return base64Re.test(string4) || base64UrlRe.test(string4) && base64UrlNoPaddingRe.test(string4);
+    };
+  }
+});
+
+// node_modules/protobufjs/src/util/eventemitter.js
+var require_eventemitter = __commonJS({
+  "node_modules/protobufjs/src/util/eventemitter.js"(exports, module) {
+    "use strict";
+    module.exports = EventEmitter;
+    function EventEmitter() {
+      this._listeners = /* @__PURE__ */ Object.create(null);
+    }
+    EventEmitter.prototype.on = function on(evt, fn, ctx) {
+      (this._listeners[evt] || (this._listeners[evt] = [])).push({
+        fn,
+        ctx: ctx || this
+      });
+      return this;
+    };
+    EventEmitter.prototype.off = function off(evt, fn) {
+      if (evt === void 0)
+        this._listeners = /* @__PURE__ */ Object.create(null);
+      else {
+        if (fn === void 0)
+          this._listeners[evt] = [];
+        else {
+          var listeners = this._listeners[evt];
+          if (!listeners)
+            return this;
+          for (var i = 0; i < listeners.length; )
+            if (listeners[i].fn === fn)
+              listeners.splice(i, 1);
+            else
+              ++i;
+        }
+      }
+      return this;
+    };
+    EventEmitter.prototype.emit = function emit(evt) {
+      var listeners = this._listeners[evt];
+      if (listeners) {
+        var args = [], i = 1;
+        for (; i < arguments.length; )
+          args.push(arguments[i++]);
+        for (i = 0; i < listeners.length; )
+          listeners[i].fn.apply(listeners[i++].ctx, args);
+      }
+      return this;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/util/float.js
+var require_float3 = __commonJS({
+  "node_modules/protobufjs/src/util/float.js"(exports, module) {
+    "use strict";
+    module.exports = factory(factory);
+    function factory(exports2) {
+      if (typeof Float32Array !== "undefined") (function() {
+        var f32 = new Float32Array([-0]), f8b = new Uint8Array(f32.buffer), le = f8b[3] === 128;
+        function writeFloat_f32_cpy(val, buf, pos) {
+          f32[0] = val;
+          buf[pos] = f8b[0];
+          buf[pos + 1] = f8b[1];
+          buf[pos + 2] = f8b[2];
+          buf[pos + 3] = f8b[3];
+        }
+        function writeFloat_f32_rev(val, buf, pos) {
+          f32[0] = val;
+          buf[pos] = f8b[3];
+          buf[pos + 1] = f8b[2];
+          buf[pos + 2] = f8b[1];
+          buf[pos + 3] = f8b[0];
+        }
+        exports2.writeFloatLE = le ? writeFloat_f32_cpy : writeFloat_f32_rev;
+        exports2.writeFloatBE = le ? writeFloat_f32_rev : writeFloat_f32_cpy;
+        function readFloat_f32_cpy(buf, pos) {
+          f8b[0] = buf[pos];
+          f8b[1] = buf[pos + 1];
+          f8b[2] = buf[pos + 2];
+          f8b[3] = buf[pos + 3];
+          return f32[0];
+        }
+        function readFloat_f32_rev(buf, pos) {
+          f8b[3] = buf[pos];
+          f8b[2] = buf[pos + 1];
+          f8b[1] = buf[pos + 2];
+          f8b[0] = buf[pos + 3];
+          return f32[0];
+        }
+        exports2.readFloatLE = le ? readFloat_f32_cpy : readFloat_f32_rev;
+        exports2.readFloatBE = le ? readFloat_f32_rev : readFloat_f32_cpy;
+      })();
+      else (function() {
+        function writeFloat_ieee754(writeUint, val, buf, pos) {
+          var sign = val < 0 ? 1 : 0;
+          if (sign)
+            val = -val;
+          if (val === 0)
+            writeUint(1 / val > 0 ? (
+              /* positive */
+              0
+            ) : (
+              /* negative 0 */
+              2147483648
+            ), buf, pos);
+          else if (isNaN(val))
+            writeUint(2143289344, buf, pos);
+          else if (val > 34028234663852886e22)
+            writeUint((sign << 31 | 2139095040) >>> 0, buf, pos);
+          else if (val < 11754943508222875e-54)
+            writeUint((sign << 31 | Math.round(val / 1401298464324817e-60)) >>> 0, buf, pos);
+          else {
+            var exponent = Math.floor(Math.log(val) / Math.LN2), mantissa = Math.round(val * Math.pow(2, -exponent) * 8388608) & 8388607;
+            writeUint((sign << 31 | exponent + 127 << 23 | mantissa) >>> 0, buf, pos);
+          }
+        }
+        exports2.writeFloatLE = writeFloat_ieee754.bind(null, writeUintLE);
+        exports2.writeFloatBE = writeFloat_ieee754.bind(null, writeUintBE);
+        function readFloat_ieee754(readUint, buf, pos) {
+          var uint = readUint(buf, pos), sign = (uint >> 31) * 2 + 1, exponent = uint >>> 23 & 255, mantissa = uint & 8388607;
+          return exponent === 255 ? mantissa ? NaN : sign * Infinity : exponent === 0 ? sign * 1401298464324817e-60 * mantissa : sign * Math.pow(2, exponent - 150) * (mantissa + 8388608);
+        }
+        exports2.readFloatLE = readFloat_ieee754.bind(null, readUintLE);
+        exports2.readFloatBE = readFloat_ieee754.bind(null, readUintBE);
+      })();
+      if (typeof Float64Array !== "undefined") (function() {
+        var f64 = new Float64Array([-0]), f8b = new Uint8Array(f64.buffer), le = f8b[7] === 128;
+        function writeDouble_f64_cpy(val, buf, pos) {
+          f64[0] = val;
+          buf[pos] = f8b[0];
+          buf[pos + 1] = f8b[1];
+          buf[pos + 2] = f8b[2];
+          buf[pos + 3] = f8b[3];
+          buf[pos + 4] = f8b[4];
+          buf[pos + 5] = f8b[5];
+          buf[pos + 6] = f8b[6];
+          buf[pos + 7] = f8b[7];
+        }
+        function writeDouble_f64_rev(val, buf, pos) {
+          f64[0] = val;
+          buf[pos] = f8b[7];
+          buf[pos + 1] = f8b[6];
+          buf[pos + 2] = f8b[5];
+          buf[pos + 3] = f8b[4];
+          buf[pos + 4] = f8b[3];
+          buf[pos + 5] = f8b[2];
+          buf[pos + 6] = f8b[1];
+          buf[pos + 7] = f8b[0];
+        }
+        exports2.writeDoubleLE = le ? writeDouble_f64_cpy : writeDouble_f64_rev;
+        exports2.writeDoubleBE = le ? writeDouble_f64_rev : writeDouble_f64_cpy;
+        function readDouble_f64_cpy(buf, pos) {
+          f8b[0] = buf[pos];
+          f8b[1] = buf[pos + 1];
+          f8b[2] = buf[pos + 2];
+          f8b[3] = buf[pos + 3];
+          f8b[4] = buf[pos + 4];
+          f8b[5] = buf[pos + 5];
+          f8b[6] = buf[pos + 6];
+          f8b[7] = buf[pos + 7];
+          return f64[0];
+        }
+        function readDouble_f64_rev(buf, pos) {
+          f8b[7] = buf[pos];
+          f8b[6] = buf[pos + 1];
+          f8b[5] = buf[pos + 2];
+          f8b[4] = buf[pos + 3];
+          f8b[3] = buf[pos + 4];
+          f8b[2] = buf[pos + 5];
+          f8b[1] = buf[pos + 6];
+          f8b[0] = buf[pos + 7];
+          return f64[0];
+        }
+        exports2.readDoubleLE = le ? readDouble_f64_cpy : readDouble_f64_rev;
+        exports2.readDoubleBE = le ? readDouble_f64_rev : readDouble_f64_cpy;
+      })();
+      else (function() {
+        function writeDouble_ieee754(writeUint, off0, off1, val, buf, pos) {
+          var sign = val < 0 ? 1 : 0;
+          if (sign)
+            val = -val;
+          if (val === 0) {
+            writeUint(0, buf, pos + off0);
+            writeUint(1 / val > 0 ? (
+              /* positive */
+              0
+            ) : (
+              /* negative 0 */
+              2147483648
+            ), buf, pos + off1);
+          } else if (isNaN(val)) {
+            writeUint(0, buf, pos + off0);
+            writeUint(2146959360, buf, pos + off1);
+          } else if (val > 17976931348623157e292) {
+            writeUint(0, buf, pos + off0);
+            writeUint((sign << 31 | 2146435072) >>> 0, buf, pos + off1);
+          } else {
+            var mantissa;
+            if (val < 22250738585072014e-324) {
+              mantissa = val / 5e-324;
+              writeUint(mantissa >>> 0, buf, pos + off0);
+              writeUint((sign << 31 | mantissa / 4294967296) >>> 0, buf, pos + off1);
+            } else {
+              var exponent = Math.floor(Math.log(val) / Math.LN2);
+              if (exponent === 1024)
+                exponent = 1023;
+              mantissa = val * Math.pow(2, -exponent);
+              writeUint(mantissa * 4503599627370496 >>> 0, buf, pos + off0);
+              writeUint((sign << 31 | exponent + 1023 << 20 | mantissa * 1048576 & 1048575) >>> 0, buf, pos + off1);
+            }
+          }
+        }
+        exports2.writeDoubleLE = writeDouble_ieee754.bind(null, writeUintLE, 0, 4);
+        exports2.writeDoubleBE = writeDouble_ieee754.bind(null, writeUintBE, 4, 0);
+        function readDouble_ieee754(readUint, off0, off1, buf, pos) {
+          var lo = readUint(buf, pos + off0), hi = readUint(buf, pos + off1);
+          var sign = (hi >> 31) * 2 + 1, exponent = hi >>> 20 & 2047, mantissa = 4294967296 * (hi & 1048575) + lo;
+          return exponent === 2047 ? mantissa ? NaN : sign * Infinity : exponent === 0 ? sign * 5e-324 * mantissa : sign * Math.pow(2, exponent - 1075) * (mantissa + 4503599627370496);
+        }
+        exports2.readDoubleLE = readDouble_ieee754.bind(null, readUintLE, 0, 4);
+        exports2.readDoubleBE = readDouble_ieee754.bind(null, readUintBE, 4, 0);
+      })();
+      return exports2;
+    }
+    function writeUintLE(val, buf, pos) {
+      buf[pos] = val & 255;
+      buf[pos + 1] = val >>> 8 & 255;
+      buf[pos + 2] = val >>> 16 & 255;
+      buf[pos + 3] = val >>> 24;
+    }
+    function writeUintBE(val, buf, pos) {
+      buf[pos] = val >>> 24;
+      buf[pos + 1] = val >>> 16 & 255;
+      buf[pos + 2] = val >>> 8 & 255;
+      buf[pos + 3] = val & 255;
+    }
+    function readUintLE(buf, pos) {
+      return (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16 | buf[pos + 3] << 24) >>> 0;
+    }
+    function readUintBE(buf, pos) {
+      return (buf[pos] << 24 | buf[pos + 1] << 16 | buf[pos + 2] << 8 | buf[pos + 3]) >>> 0;
+    }
+  }
+});
+
+// node_modules/protobufjs/src/util/utf8.js
+var require_utf8 = __commonJS({
+  "node_modules/protobufjs/src/util/utf8.js"(exports) {
+    "use strict";
+    var utf83 = exports;
+    var looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    var strictDecoder;
+    var TEXT_DECODER_MIN_LENGTH = 64;
+    try {
+      strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    } catch (err) {
+      strictDecoder = looseDecoder;
+    }
+    utf83.length = function utf8_length(string4) {
+      var len = 0, c = 0;
+      for (var i = 0; i < string4.length; ++i) {
+        c = string4.charCodeAt(i);
+        if (c < 128)
+          len += 1;
+        else if (c < 2048)
+          len += 2;
+        else if ((c & 64512) === 55296 && (string4.charCodeAt(i + 1) & 64512) === 56320) {
+          ++i;
+          len += 4;
+        } else
+          len += 3;
+      }
+      return len;
+    };
+    function utf8_read_decoder(decoder, buffer, start, end) {
+      var source = start === 0 && end === buffer.length ? buffer : buffer.subarray(start, end);
+      return decoder.decode(source);
+    }
+    utf83.read = function utf8_read_loose(buffer, start, end) {
+      if (end - start < 1)
+        return "";
+      if (end - start >= TEXT_DECODER_MIN_LENGTH)
+        return utf8_read_decoder(looseDecoder, buffer, start, end);
+      var str = "", i = start, c1, c2, c3, c4, c5, c6, c7, c8;
+      for (; i + 7 < end; i += 8) {
+        c1 = buffer[i];
+        c2 = buffer[i + 1];
+        c3 = buffer[i + 2];
+        c4 = buffer[i + 3];
+        c5 = buffer[i + 4];
+        c6 = buffer[i + 5];
+        c7 = buffer[i + 6];
+        c8 = buffer[i + 7];
+        if ((c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8) & 128)
+          return str + utf8_read_decoder(looseDecoder, buffer, i, end);
+        str += String.fromCharCode(c1, c2, c3, c4, c5, c6, c7, c8);
+      }
+      for (; i < end; ++i) {
+        c1 = buffer[i];
+        if (c1 & 128)
+          return str + utf8_read_decoder(looseDecoder, buffer, i, end);
+        str += String.fromCharCode(c1);
+      }
+      return str;
+    };
+    utf83.readStrict = function utf8_read_strict(buffer, start, end) {
+      if (end - start < 1)
+        return "";
+      if (end - start >= TEXT_DECODER_MIN_LENGTH)
+        return utf8_read_decoder(strictDecoder, buffer, start, end);
+      var str = "", i = start, c1, c2, c3, c4, c5, c6, c7, c8;
+      for (; i + 7 < end; i += 8) {
+        c1 = buffer[i];
+        c2 = buffer[i + 1];
+        c3 = buffer[i + 2];
+        c4 = buffer[i + 3];
+        c5 = buffer[i + 4];
+        c6 = buffer[i + 5];
+        c7 = buffer[i + 6];
+        c8 = buffer[i + 7];
+        if ((c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8) & 128)
+          return str + utf8_read_decoder(strictDecoder, buffer, i, end);
+        str += String.fromCharCode(c1, c2, c3, c4, c5, c6, c7, c8);
+      }
+      for (; i < end; ++i) {
+        c1 = buffer[i];
+        if (c1 & 128)
+          return str + utf8_read_decoder(strictDecoder, buffer, i, end);
+        str += String.fromCharCode(c1);
+      }
+      return str;
+    };
+    utf83.write = function utf8_write(string4, buffer, offset) {
+      var start = offset, c1, c2;
+      for (var i = 0; i < string4.length; ++i) {
+        c1 = string4.charCodeAt(i);
+        if (c1 < 128) {
+          buffer[offset++] = c1;
+        } else if (c1 < 2048) {
+          buffer[offset++] = c1 >> 6 | 192;
+          buffer[offset++] = c1 & 63 | 128;
+        } else if ((c1 & 64512) === 55296 && ((c2 = string4.charCodeAt(i + 1)) & 64512) === 56320) {
+          c1 = 65536 + ((c1 & 1023) << 10) + (c2 & 1023);
+          ++i;
+          buffer[offset++] = c1 >> 18 | 240;
+          buffer[offset++] = c1 >> 12 & 63 | 128;
+          buffer[offset++] = c1 >> 6 & 63 | 128;
+          buffer[offset++] = c1 & 63 | 128;
+        } else {
+          buffer[offset++] = c1 >> 12 | 224;
+          buffer[offset++] = c1 >> 6 & 63 | 128;
+          buffer[offset++] = c1 & 63 | 128;
+        }
+      }
+      return offset - start;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/util/pool.js
+var require_pool2 = __commonJS({
+  "node_modules/protobufjs/src/util/pool.js"(exports, module) {
+    "use strict";
+    module.exports = pool;
+    function pool(alloc, slice, size) {
+      var SIZE = size || 8192;
+      var MAX = SIZE >>> 1;
+      var slab = null;
+      var offset = SIZE;
+      return function pool_alloc(size2) {
+        if (size2 < 1 || size2 > MAX)
+          return alloc(size2);
+        if (offset + size2 > SIZE) {
+          slab = alloc(SIZE);
+          offset = 0;
+        }
+        var buf = slice.call(slab, offset, offset += size2);
+        if (offset & 7)
+          offset = (offset | 7) + 1;
+        return buf;
+      };
+    }
+  }
+});
+
+// node_modules/protobufjs/src/util/longbits.js
+var require_longbits = __commonJS({
+  "node_modules/protobufjs/src/util/longbits.js"(exports, module) {
+    "use strict";
+    module.exports = LongBits;
+    var Long;
+    function LongBits(lo, hi) {
+      this.lo = lo >>> 0;
+      this.hi = hi >>> 0;
+    }
+    var zero = LongBits.zero = new LongBits(0, 0);
+    zero.toNumber = function() {
+      return 0;
+    };
+    zero.zzEncode = zero.zzDecode = function() {
+      return this;
+    };
+    zero.length = function() {
+      return 1;
+    };
+    var zeroHash = LongBits.zeroHash = "\0\0\0\0\0\0\0\0";
+    LongBits.fromNumber = function fromNumber(value) {
+      if (value === 0)
+        return zero;
+      var sign = value < 0;
+      if (sign)
+        value = -value;
+      var lo = value >>> 0, hi = (value - lo) / 4294967296 >>> 0;
+      if (sign) {
+        hi = ~hi >>> 0;
+        lo = ~lo >>> 0;
+        if (++lo > 4294967295) {
+          lo = 0;
+          if (++hi > 4294967295)
+            hi = 0;
+        }
+      }
+      return new LongBits(lo, hi);
+    };
+    LongBits.from = function from(value) {
+      if (typeof value === "number")
+        return LongBits.fromNumber(value);
+      if (typeof value === "string" || value instanceof String) {
+        if (Long)
+          value = Long.fromString(value);
+        else
+          return LongBits.fromNumber(parseInt(value, 10));
+      }
+      return value.low || value.high ? new LongBits(value.low >>> 0, value.high >>> 0) : zero;
+    };
+    LongBits.prototype.toNumber = function toNumber2(unsigned) {
+      if (!unsigned && this.hi >>> 31) {
+        var lo = ~this.lo + 1 >>> 0, hi = ~this.hi >>> 0;
+        if (!lo)
+          hi = hi + 1 >>> 0;
+        return -(lo + hi * 4294967296);
+      }
+      return this.lo + this.hi * 4294967296;
+    };
+    LongBits.prototype.toLong = function toLong(unsigned) {
+      return Long ? new Long(this.lo | 0, this.hi | 0, Boolean(unsigned)) : { low: this.lo | 0, high: this.hi | 0, unsigned: Boolean(unsigned) };
+    };
+    var charCodeAt = String.prototype.charCodeAt;
+    LongBits.fromHash = function fromHash(hash2) {
+      if (hash2 === zeroHash)
+        return zero;
+      return new LongBits(
+        (charCodeAt.call(hash2, 0) | charCodeAt.call(hash2, 1) << 8 | charCodeAt.call(hash2, 2) << 16 | charCodeAt.call(hash2, 3) << 24) >>> 0,
+        (charCodeAt.call(hash2, 4) | charCodeAt.call(hash2, 5) << 8 | charCodeAt.call(hash2, 6) << 16 | charCodeAt.call(hash2, 7) << 24) >>> 0
+      );
+    };
+    LongBits.prototype.toHash = function toHash() {
+      return String.fromCharCode(
+        this.lo & 255,
+        this.lo >>> 8 & 255,
+        this.lo >>> 16 & 255,
+        this.lo >>> 24,
+        this.hi & 255,
+        this.hi >>> 8 & 255,
+        this.hi >>> 16 & 255,
+        this.hi >>> 24
+      );
+    };
+    LongBits.prototype.zzEncode = function zzEncode() {
+      var mask = this.hi >> 31;
+      this.hi = ((this.hi << 1 | this.lo >>> 31) ^ mask) >>> 0;
+      this.lo = (this.lo << 1 ^ mask) >>> 0;
+      return this;
+    };
+    LongBits.prototype.zzDecode = function zzDecode() {
+      var mask = -(this.lo & 1);
+      this.lo = ((this.lo >>> 1 | this.hi << 31) ^ mask) >>> 0;
+      this.hi = (this.hi >>> 1 ^ mask) >>> 0;
+      return this;
+    };
+    LongBits.prototype.length = function length() {
+      var part0 = this.lo, part1 = (this.lo >>> 28 | this.hi << 4) >>> 0, part2 = this.hi >>> 24;
+      return part2 === 0 ? part1 === 0 ? part0 < 16384 ? part0 < 128 ? 1 : 2 : part0 < 2097152 ? 3 : 4 : part1 < 16384 ? part1 < 128 ? 5 : 6 : part1 < 2097152 ? 7 : 8 : part2 < 128 ? 9 : 10;
+    };
+    LongBits._configure = function(Long_) {
+      Long = Long_;
+    };
+  }
+});
+
+// node_modules/long/umd/index.js
+var require_umd = __commonJS({
+  "node_modules/long/umd/index.js"(exports, module) {
+    (function(global3, factory) {
+      function preferDefault(exports2) {
+        return exports2.default || exports2;
+      }
+      if (typeof define === "function" && define.amd) {
+        define([], function() {
+          var exports2 = {};
+          factory(exports2);
+          return preferDefault(exports2);
+        });
+      } else if (typeof exports === "object") {
+        factory(exports);
+        if (typeof module === "object") module.exports = preferDefault(exports);
+      } else {
+        (function() {
+          var exports2 = {};
+          factory(exports2);
+          global3.Long = preferDefault(exports2);
+        })();
+      }
+    })(
+      typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : exports,
+      function(_exports) {
+        "use strict";
+        Object.defineProperty(_exports, "__esModule", {
+          value: true
+        });
+        _exports.default = void 0;
+        var wasm = null;
+        try {
+          wasm = new WebAssembly.Instance(
+            new WebAssembly.Module(
+              new Uint8Array([
+                // \0asm
+                0,
+                97,
+                115,
+                109,
+                // version 1
+                1,
+                0,
+                0,
+                0,
+                // section "type"
+                1,
+                13,
+                2,
+                // 0, () => i32
+                96,
+                0,
+                1,
+                127,
+                // 1, (i32, i32, i32, i32) => i32
+                96,
+                4,
+                127,
+                127,
+                127,
+                127,
+                1,
+                127,
+                // section "function"
+                3,
+                7,
+                6,
+                // 0, type 0
+                0,
+                // 1, type 1
+                1,
+                // 2, type 1
+                1,
+                // 3, type 1
+                1,
+                // 4, type 1
+                1,
+                // 5, type 1
+                1,
+                // section "global"
+                6,
+                6,
+                1,
+                // 0, "high", mutable i32
+                127,
+                1,
+                65,
+                0,
+                11,
+                // section "export"
+                7,
+                50,
+                6,
+                // 0, "mul"
+                3,
+                109,
+                117,
+                108,
+                0,
+                1,
+                // 1, "div_s"
+                5,
+                100,
+                105,
+                118,
+                95,
+                115,
+                0,
+                2,
+                // 2, "div_u"
+                5,
+                100,
+                105,
+                118,
+                95,
+                117,
+                0,
+                3,
+                // 3, "rem_s"
+                5,
+                114,
+                101,
+                109,
+                95,
+                115,
+                0,
+                4,
+                // 4, "rem_u"
+                5,
+                114,
+                101,
+                109,
+                95,
+                117,
+                0,
+                5,
+                // 5, "get_high"
+                8,
+                103,
+                101,
+                116,
+                95,
+                104,
+                105,
+                103,
+                104,
+                0,
+                0,
+                // section "code"
+                10,
+                191,
+                1,
+                6,
+                // 0, "get_high"
+                4,
+                0,
+                35,
+                0,
+                11,
+                // 1, "mul"
+                36,
+                1,
+                1,
+                126,
+                32,
+                0,
+                173,
+                32,
+                1,
+                173,
+                66,
+                32,
+                134,
+                132,
+                32,
+                2,
+                173,
+                32,
+                3,
+                173,
+                66,
+                32,
+                134,
+                132,
+                126,
+                34,
+                4,
+                66,
+                32,
+                135,
+                167,
+                36,
+                0,
+                32,
+                4,
+                167,
+                11,
+                // 2, "div_s"
+                36,
+                1,
+                1,
+                126,
+                32,
+                0,
+                173,
+                32,
+                1,
+                173,
+                66,
+                32,
+                134,
+                132,
+                32,
+                2,
+                173,
+                32,
+                3,
+                173,
+                66,
+                32,
+                134,
+                132,
+                127,
+                34,
+                4,
+                66,
+                32,
+                135,
+                167,
+                36,
+                0,
+                32,
+                4,
+                167,
+                11,
+                // 3, "div_u"
+                36,
+                1,
+                1,
+                126,
+                32,
+                0,
+                173,
+                32,
+                1,
+                173,
+                66,
+                32,
+                134,
+                132,
+                32,
+                2,
+                173,
+                32,
+                3,
+                173,
+                66,
+                32,
+                134,
+                132,
+                128,
+                34,
+                4,
+                66,
+                32,
+                135,
+                167,
+                36,
+                0,
+                32,
+                4,
+                167,
+                11,
+                // 4, "rem_s"
+                36,
+                1,
+                1,
+                126,
+                32,
+                0,
+                173,
+                32,
+                1,
+                173,
+                66,
+                32,
+                134,
+                132,
+                32,
+                2,
+                173,
+                32,
+                3,
+                173,
+                66,
+                32,
+                134,
+                132,
+                129,
+                34,
+                4,
+                66,
+                32,
+                135,
+                167,
+                36,
+                0,
+                32,
+                4,
+                167,
+                11,
+                // 5, "rem_u"
+                36,
+                1,
+                1,
+                126,
+                32,
+                0,
+                173,
+                32,
+                1,
+                173,
+                66,
+                32,
+                134,
+                132,
+                32,
+                2,
+                173,
+                32,
+                3,
+                173,
+                66,
+                32,
+                134,
+                132,
+                130,
+                34,
+                4,
+                66,
+                32,
+                135,
+                167,
+                36,
+                0,
+                32,
+                4,
+                167,
+                11
+              ])
+            ),
+            {}
+          ).exports;
+        } catch {
+        }
+        function Long(low, high, unsigned) {
+          this.low = low | 0;
+          this.high = high | 0;
+          this.unsigned = !!unsigned;
+        }
+        Long.prototype.__isLong__;
+        Object.defineProperty(Long.prototype, "__isLong__", {
+          value: true
+        });
+        function isLong(obj) {
+          return (obj && obj["__isLong__"]) === true;
+        }
+        function ctz32(value) {
+          var c = Math.clz32(value & -value);
+          return value ? 31 - c : c;
+        }
+        Long.isLong = isLong;
+        var INT_CACHE = {};
+        var UINT_CACHE = {};
+        function fromInt(value, unsigned) {
+          var obj, cachedObj, cache;
+          if (unsigned) {
+            value >>>= 0;
+            if (cache = 0 <= value && value < 256) {
+              cachedObj = UINT_CACHE[value];
+              if (cachedObj) return cachedObj;
+            }
+            obj = fromBits(value, 0, true);
+            if (cache) UINT_CACHE[value] = obj;
+            return obj;
+          } else {
+            value |= 0;
+            if (cache = -128 <= value && value < 128) {
+              cachedObj = INT_CACHE[value];
+              if (cachedObj) return cachedObj;
+            }
+            obj = fromBits(value, value < 0 ? -1 : 0, false);
+            if (cache) INT_CACHE[value] = obj;
+            return obj;
+          }
+        }
+        Long.fromInt = fromInt;
+        function fromNumber(value, unsigned) {
+          if (isNaN(value)) return unsigned ? UZERO : ZERO;
+          if (unsigned) {
+            if (value < 0) return UZERO;
+            if (value >= TWO_PWR_64_DBL) return MAX_UNSIGNED_VALUE;
+          } else {
+            if (value <= -TWO_PWR_63_DBL) return MIN_VALUE;
+            if (value + 1 >= TWO_PWR_63_DBL) return MAX_VALUE;
+          }
+          if (value < 0) return fromNumber(-value, unsigned).neg();
+          return fromBits(
+            value % TWO_PWR_32_DBL | 0,
+            value / TWO_PWR_32_DBL | 0,
+            unsigned
+          );
+        }
+        Long.fromNumber = fromNumber;
+        function fromBits(lowBits, highBits, unsigned) {
+          return new Long(lowBits, highBits, unsigned);
+        }
+        Long.fromBits = fromBits;
+        var pow_dbl = Math.pow;
+        function fromString(str, unsigned, radix) {
+          if (str.length === 0) throw Error("empty string");
+          if (typeof unsigned === "number") {
+            radix = unsigned;
+            unsigned = false;
+          } else {
+            unsigned = !!unsigned;
+          }
+          if (str === "NaN" || str === "Infinity" || str === "+Infinity" || str === "-Infinity")
+            return unsigned ? UZERO : ZERO;
+          radix = radix || 10;
+          if (radix < 2 || 36 < radix) throw RangeError("radix");
+          var p;
+          if ((p = str.indexOf("-")) > 0) throw Error("interior hyphen");
+          else if (p === 0) {
+            return fromString(str.substring(1), unsigned, radix).neg();
+          }
+          var radixToPower = fromNumber(pow_dbl(radix, 8));
+          var result = ZERO;
+          for (var i = 0; i < str.length; i += 8) {
+            var size = Math.min(8, str.length - i), value = parseInt(str.substring(i, i + size), radix);
+            if (size < 8) {
+              var power = fromNumber(pow_dbl(radix, size));
+              result = result.mul(power).add(fromNumber(value));
+            } else {
+              result = result.mul(radixToPower);
+              result = result.add(fromNumber(value));
+            }
+          }
+          result.unsigned = unsigned;
+          return result;
+        }
+        Long.fromString = fromString;
+        function fromValue(val, unsigned) {
+          if (typeof val === "number") return fromNumber(val, unsigned);
+          if (typeof val === "string") return fromString(val, unsigned);
+          return fromBits(
+            val.low,
+            val.high,
+            typeof unsigned === "boolean" ? unsigned : val.unsigned
+          );
+        }
+        Long.fromValue = fromValue;
+        var TWO_PWR_16_DBL = 1 << 16;
+        var TWO_PWR_24_DBL = 1 << 24;
+        var TWO_PWR_32_DBL = TWO_PWR_16_DBL * TWO_PWR_16_DBL;
+        var TWO_PWR_64_DBL = TWO_PWR_32_DBL * TWO_PWR_32_DBL;
+        var TWO_PWR_63_DBL = TWO_PWR_64_DBL / 2;
+        var TWO_PWR_24 = fromInt(TWO_PWR_24_DBL);
+        var ZERO = fromInt(0);
+        Long.ZERO = ZERO;
+        var UZERO = fromInt(0, true);
+        Long.UZERO = UZERO;
+        var ONE = fromInt(1);
+        Long.ONE = ONE;
+        var UONE = fromInt(1, true);
+        Long.UONE = UONE;
+        var NEG_ONE = fromInt(-1);
+        Long.NEG_ONE = NEG_ONE;
+        var MAX_VALUE = fromBits(4294967295 | 0, 2147483647 | 0, false);
+        Long.MAX_VALUE = MAX_VALUE;
+        var MAX_UNSIGNED_VALUE = fromBits(4294967295 | 0, 4294967295 | 0, true);
+        Long.MAX_UNSIGNED_VALUE = MAX_UNSIGNED_VALUE;
+        var MIN_VALUE = fromBits(0, 2147483648 | 0, false);
+        Long.MIN_VALUE = MIN_VALUE;
+        var LongPrototype = Long.prototype;
+        LongPrototype.toInt = function toInt() {
+          return this.unsigned ? this.low >>> 0 : this.low;
+        };
+        LongPrototype.toNumber = function toNumber2() {
+          if (this.unsigned)
+            return (this.high >>> 0) * TWO_PWR_32_DBL + (this.low >>> 0);
+          return this.high * TWO_PWR_32_DBL + (this.low >>> 0);
+        };
+        LongPrototype.toString = function toString(radix) {
+          radix = radix || 10;
+          if (radix < 2 || 36 < radix) throw RangeError("radix");
+          if (this.isZero()) return "0";
+          if (this.isNegative()) {
+            if (this.eq(MIN_VALUE)) {
+              var radixLong = fromNumber(radix), div = this.div(radixLong), rem1 = div.mul(radixLong).sub(this);
+              return div.toString(radix) + rem1.toInt().toString(radix);
+            } else return "-" + this.neg().toString(radix);
+          }
+          var radixToPower = fromNumber(pow_dbl(radix, 6), this.unsigned), rem = this;
+          var result = "";
+          while (true) {
+            var remDiv = rem.div(radixToPower), intval = rem.sub(remDiv.mul(radixToPower)).toInt() >>> 0, digits = intval.toString(radix);
+            rem = remDiv;
+            if (rem.isZero()) return digits + result;
+            else {
+              while (digits.length < 6) digits = "0" + digits;
+              result = "" + digits + result;
+            }
+          }
+        };
+        LongPrototype.getHighBits = function getHighBits() {
+          return this.high;
+        };
+        LongPrototype.getHighBitsUnsigned = function getHighBitsUnsigned() {
+          return this.high >>> 0;
+        };
+        LongPrototype.getLowBits = function getLowBits() {
+          return this.low;
+        };
+        LongPrototype.getLowBitsUnsigned = function getLowBitsUnsigned() {
+          return this.low >>> 0;
+        };
+        LongPrototype.getNumBitsAbs = function getNumBitsAbs() {
+          if (this.isNegative())
+            return this.eq(MIN_VALUE) ? 64 : this.neg().getNumBitsAbs();
+          var val = this.high != 0 ? this.high : this.low;
+          for (var bit = 31; bit > 0; bit--) if ((val & 1 << bit) != 0) break;
+          return this.high != 0 ? bit + 33 : bit + 1;
+        };
+        LongPrototype.isSafeInteger = function isSafeInteger() {
+          var top11Bits = this.high >> 21;
+          if (!top11Bits) return true;
+          if (this.unsigned) return false;
+          return top11Bits === -1 && !(this.low === 0 && this.high === -2097152);
+        };
+        LongPrototype.isZero = function isZero() {
+          return this.high === 0 && this.low === 0;
+        };
+        LongPrototype.eqz = LongPrototype.isZero;
+        LongPrototype.isNegative = function isNegative() {
+          return !this.unsigned && this.high < 0;
+        };
+        LongPrototype.isPositive = function isPositive() {
+          return this.unsigned || this.high >= 0;
+        };
+        LongPrototype.isOdd = function isOdd() {
+          return (this.low & 1) === 1;
+        };
+        LongPrototype.isEven = function isEven() {
+          return (this.low & 1) === 0;
+        };
+        LongPrototype.equals = function equals(other) {
+          if (!isLong(other)) other = fromValue(other);
+          if (this.unsigned !== other.unsigned && this.high >>> 31 === 1 && other.high >>> 31 === 1)
+            return false;
+          return this.high === other.high && this.low === other.low;
+        };
+        LongPrototype.eq = LongPrototype.equals;
+        LongPrototype.notEquals = function notEquals(other) {
+          return !this.eq(
+            /* validates */
+            other
+          );
+        };
+        LongPrototype.neq = LongPrototype.notEquals;
+        LongPrototype.ne = LongPrototype.notEquals;
+        LongPrototype.lessThan = function lessThan(other) {
+          return this.comp(
+            /* validates */
+            other
+          ) < 0;
+        };
+        LongPrototype.lt = LongPrototype.lessThan;
+        LongPrototype.lessThanOrEqual = function lessThanOrEqual(other) {
+          return this.comp(
+            /* validates */
+            other
+          ) <= 0;
+        };
+        LongPrototype.lte = LongPrototype.lessThanOrEqual;
+        LongPrototype.le = LongPrototype.lessThanOrEqual;
+        LongPrototype.greaterThan = function greaterThan(other) {
+          return this.comp(
+            /* validates */
+            other
+          ) > 0;
+        };
+        LongPrototype.gt = LongPrototype.greaterThan;
+        LongPrototype.greaterThanOrEqual = function greaterThanOrEqual(other) {
+          return this.comp(
+            /* validates */
+            other
+          ) >= 0;
+        };
+        LongPrototype.gte = LongPrototype.greaterThanOrEqual;
+        LongPrototype.ge = LongPrototype.greaterThanOrEqual;
+        LongPrototype.compare = function compare2(other) {
+          if (!isLong(other)) other = fromValue(other);
+          if (this.eq(other)) return 0;
+          var thisNeg = this.isNegative(), otherNeg = other.isNegative();
+          if (thisNeg && !otherNeg) return -1;
+          if (!thisNeg && otherNeg) return 1;
+          if (!this.unsigned) return this.sub(other).isNegative() ? -1 : 1;
+          return other.high >>> 0 > this.high >>> 0 || other.high === this.high && other.low >>> 0 > this.low >>> 0 ? -1 : 1;
+        };
+        LongPrototype.comp = LongPrototype.compare;
+        LongPrototype.negate = function negate() {
+          if (!this.unsigned && this.eq(MIN_VALUE)) return MIN_VALUE;
+          return this.not().add(ONE);
+        };
+        LongPrototype.neg = LongPrototype.negate;
+        LongPrototype.add = function add(addend) {
+          if (!isLong(addend)) addend = fromValue(addend);
+          var a48 = this.high >>> 16;
+          var a32 = this.high & 65535;
+          var a16 = this.low >>> 16;
+          var a00 = this.low & 65535;
+          var b48 = addend.high >>> 16;
+          var b32 = addend.high & 65535;
+          var b16 = addend.low >>> 16;
+          var b00 = addend.low & 65535;
+          var c48 = 0, c32 = 0, c16 = 0, c00 = 0;
+          c00 += a00 + b00;
+          c16 += c00 >>> 16;
+          c00 &= 65535;
+          c16 += a16 + b16;
+          c32 += c16 >>> 16;
+          c16 &= 65535;
+          c32 += a32 + b32;
+          c48 += c32 >>> 16;
+          c32 &= 65535;
+          c48 += a48 + b48;
+          c48 &= 65535;
+          return fromBits(c16 << 16 | c00, c48 << 16 | c32, this.unsigned);
+        };
+        LongPrototype.subtract = function subtract(subtrahend) {
+          if (!isLong(subtrahend)) subtrahend = fromValue(subtrahend);
+          return this.add(subtrahend.neg());
+        };
+        LongPrototype.sub = LongPrototype.subtract;
+        LongPrototype.multiply = function multiply(multiplier) {
+          if (this.isZero()) return this;
+          if (!isLong(multiplier)) multiplier = fromValue(multiplier);
+          if (wasm) {
+            var low = wasm["mul"](
+              this.low,
+              this.high,
+              multiplier.low,
+              multiplier.high
+            );
+            return fromBits(low, wasm["get_high"](), this.unsigned);
+          }
+          if (multiplier.isZero()) return this.unsigned ? UZERO : ZERO;
+          if (this.eq(MIN_VALUE)) return multiplier.isOdd() ? MIN_VALUE : ZERO;
+          if (multiplier.eq(MIN_VALUE)) return this.isOdd() ? MIN_VALUE : ZERO;
+          if (this.isNegative()) {
+            if (multiplier.isNegative()) return this.neg().mul(multiplier.neg());
+            else return this.neg().mul(multiplier).neg();
+          } else if (multiplier.isNegative())
+            return this.mul(multiplier.neg()).neg();
+          if (this.lt(TWO_PWR_24) && multiplier.lt(TWO_PWR_24))
+            return fromNumber(
+              this.toNumber() * multiplier.toNumber(),
+              this.unsigned
+            );
+          var a48 = this.high >>> 16;
+          var a32 = this.high & 65535;
+          var a16 = this.low >>> 16;
+          var a00 = this.low & 65535;
+          var b48 = multiplier.high >>> 16;
+          var b32 = multiplier.high & 65535;
+          var b16 = multiplier.low >>> 16;
+          var b00 = multiplier.low & 65535;
+          var c48 = 0, c32 = 0, c16 = 0, c00 = 0;
+          c00 += a00 * b00;
+          c16 += c00 >>> 16;
+          c00 &= 65535;
+          c16 += a16 * b00;
+          c32 += c16 >>> 16;
+          c16 &= 65535;
+          c16 += a00 * b16;
+          c32 += c16 >>> 16;
+          c16 &= 65535;
+          c32 += a32 * b00;
+          c48 += c32 >>> 16;
+          c32 &= 65535;
+          c32 += a16 * b16;
+          c48 += c32 >>> 16;
+          c32 &= 65535;
+          c32 += a00 * b32;
+          c48 += c32 >>> 16;
+          c32 &= 65535;
+          c48 += a48 * b00 + a32 * b16 + a16 * b32 + a00 * b48;
+          c48 &= 65535;
+          return fromBits(c16 << 16 | c00, c48 << 16 | c32, this.unsigned);
+        };
+        LongPrototype.mul = LongPrototype.multiply;
+        LongPrototype.divide = function divide(divisor) {
+          if (!isLong(divisor)) divisor = fromValue(divisor);
+          if (divisor.isZero()) throw Error("division by zero");
+          if (wasm) {
+            if (!this.unsigned && this.high === -2147483648 && divisor.low === -1 && divisor.high === -1) {
+              return this;
+            }
+            var low = (this.unsigned ? wasm["div_u"] : wasm["div_s"])(
+              this.low,
+              this.high,
+              divisor.low,
+              divisor.high
+            );
+            return fromBits(low, wasm["get_high"](), this.unsigned);
+          }
+          if (this.isZero()) return this.unsigned ? UZERO : ZERO;
+          var approx, rem, res;
+          if (!this.unsigned) {
+            if (this.eq(MIN_VALUE)) {
+              if (divisor.eq(ONE) || divisor.eq(NEG_ONE))
+                return MIN_VALUE;
+              else if (divisor.eq(MIN_VALUE)) return ONE;
+              else {
+                var halfThis = this.shr(1);
+                approx = halfThis.div(divisor).shl(1);
+                if (approx.eq(ZERO)) {
+                  return divisor.isNegative() ? ONE : NEG_ONE;
+                } else {
+                  rem = this.sub(divisor.mul(approx));
+                  res = approx.add(rem.div(divisor));
+                  return res;
+                }
+              }
+            } else if (divisor.eq(MIN_VALUE)) return this.unsigned ? UZERO : ZERO;
+            if (this.isNegative()) {
+              if (divisor.isNegative()) return this.neg().div(divisor.neg());
+              return this.neg().div(divisor).neg();
+            } else if (divisor.isNegative()) return this.div(divisor.neg()).neg();
+            res = ZERO;
+          } else {
+            if (!divisor.unsigned) divisor = divisor.toUnsigned();
+            if (divisor.gt(this)) return UZERO;
+            if (divisor.gt(this.shru(1)))
+              return UONE;
+            res = UZERO;
+          }
+          rem = this;
+          while (rem.gte(divisor)) {
+            approx = Math.max(1, Math.floor(rem.toNumber() / divisor.toNumber()));
+            var log2 = Math.ceil(Math.log(approx) / Math.LN2), delta = log2 <= 48 ? 1 : pow_dbl(2, log2 - 48), approxRes = fromNumber(approx), approxRem = approxRes.mul(divisor);
+            while (approxRem.isNegative() || approxRem.gt(rem)) {
+              approx -= delta;
+              approxRes = fromNumber(approx, this.unsigned);
+              approxRem = approxRes.mul(divisor);
+            }
+            if (approxRes.isZero()) approxRes = ONE;
+            res = res.add(approxRes);
+            rem = rem.sub(approxRem);
+          }
+          return res;
+        };
+        LongPrototype.div = LongPrototype.divide;
+        LongPrototype.modulo = function modulo(divisor) {
+          if (!isLong(divisor)) divisor = fromValue(divisor);
+          if (wasm) {
+            var low = (this.unsigned ? wasm["rem_u"] : wasm["rem_s"])(
+              this.low,
+              this.high,
+              divisor.low,
+              divisor.high
+            );
+            return fromBits(low, wasm["get_high"](), this.unsigned);
+          }
+          return this.sub(this.div(divisor).mul(divisor));
+        };
+        LongPrototype.mod = LongPrototype.modulo;
+        LongPrototype.rem = LongPrototype.modulo;
+        LongPrototype.not = function not() {
+          return fromBits(~this.low, ~this.high, this.unsigned);
+        };
+        LongPrototype.countLeadingZeros = function countLeadingZeros() {
+          return this.high ? Math.clz32(this.high) : Math.clz32(this.low) + 32;
+        };
+        LongPrototype.clz = LongPrototype.countLeadingZeros;
+        LongPrototype.countTrailingZeros = function countTrailingZeros() {
+          return this.low ? ctz32(this.low) : ctz32(this.high) + 32;
+        };
+        LongPrototype.ctz = LongPrototype.countTrailingZeros;
+        LongPrototype.and = function and(other) {
+          if (!isLong(other)) other = fromValue(other);
+          return fromBits(
+            this.low & other.low,
+            this.high & other.high,
+            this.unsigned
+          );
+        };
+        LongPrototype.or = function or(other) {
+          if (!isLong(other)) other = fromValue(other);
+          return fromBits(
+            this.low | other.low,
+            this.high | other.high,
+            this.unsigned
+          );
+        };
+        LongPrototype.xor = function xor2(other) {
+          if (!isLong(other)) other = fromValue(other);
+          return fromBits(
+            this.low ^ other.low,
+            this.high ^ other.high,
+            this.unsigned
+          );
+        };
+        LongPrototype.shiftLeft = function shiftLeft(numBits) {
+          if (isLong(numBits)) numBits = numBits.toInt();
+          if ((numBits &= 63) === 0) return this;
+          else if (numBits < 32)
+            return fromBits(
+              this.low << numBits,
+              this.high << numBits | this.low >>> 32 - numBits,
+              this.unsigned
+            );
+          else return fromBits(0, this.low << numBits - 32, this.unsigned);
+        };
+        LongPrototype.shl = LongPrototype.shiftLeft;
+        LongPrototype.shiftRight = function shiftRight(numBits) {
+          if (isLong(numBits)) numBits = numBits.toInt();
+          if ((numBits &= 63) === 0) return this;
+          else if (numBits < 32)
+            return fromBits(
+              this.low >>> numBits | this.high << 32 - numBits,
+              this.high >> numBits,
+              this.unsigned
+            );
+          else
+            return fromBits(
+              this.high >> numBits - 32,
+              this.high >= 0 ? 0 : -1,
+              this.unsigned
+            );
+        };
+        LongPrototype.shr = LongPrototype.shiftRight;
+        LongPrototype.shiftRightUnsigned = function shiftRightUnsigned(numBits) {
+          if (isLong(numBits)) numBits = numBits.toInt();
+          if ((numBits &= 63) === 0) return this;
+          if (numBits < 32)
+            return fromBits(
+              this.low >>> numBits | this.high << 32 - numBits,
+              this.high >>> numBits,
+              this.unsigned
+            );
+          if (numBits === 32) return fromBits(this.high, 0, this.unsigned);
+          return fromBits(this.high >>> numBits - 32, 0, this.unsigned);
+        };
+        LongPrototype.shru = LongPrototype.shiftRightUnsigned;
+        LongPrototype.shr_u = LongPrototype.shiftRightUnsigned;
+        LongPrototype.rotateLeft = function rotateLeft(numBits) {
+          var b;
+          if (isLong(numBits)) numBits = numBits.toInt();
+          if ((numBits &= 63) === 0) return this;
+          if (numBits === 32) return fromBits(this.high, this.low, this.unsigned);
+          if (numBits < 32) {
+            b = 32 - numBits;
+            return fromBits(
+              this.low << numBits | this.high >>> b,
+              this.high << numBits | this.low >>> b,
+              this.unsigned
+            );
+          }
+          numBits -= 32;
+          b = 32 - numBits;
+          return fromBits(
+            this.high << numBits | this.low >>> b,
+            this.low << numBits | this.high >>> b,
+            this.unsigned
+          );
+        };
+        LongPrototype.rotl = LongPrototype.rotateLeft;
+        LongPrototype.rotateRight = function rotateRight(numBits) {
+          var b;
+          if (isLong(numBits)) numBits = numBits.toInt();
+          if ((numBits &= 63) === 0) return this;
+          if (numBits === 32) return fromBits(this.high, this.low, this.unsigned);
+          if (numBits < 32) {
+            b = 32 - numBits;
+            return fromBits(
+              this.high << b | this.low >>> numBits,
+              this.low << b | this.high >>> numBits,
+              this.unsigned
+            );
+          }
+          numBits -= 32;
+          b = 32 - numBits;
+          return fromBits(
+            this.low << b | this.high >>> numBits,
+            this.high << b | this.low >>> numBits,
+            this.unsigned
+          );
+        };
+        LongPrototype.rotr = LongPrototype.rotateRight;
+        LongPrototype.toSigned = function toSigned() {
+          if (!this.unsigned) return this;
+          return fromBits(this.low, this.high, false);
+        };
+        LongPrototype.toUnsigned = function toUnsigned() {
+          if (this.unsigned) return this;
+          return fromBits(this.low, this.high, true);
+        };
+        LongPrototype.toBytes = function toBytes(le) {
+          return le ? this.toBytesLE() : this.toBytesBE();
+        };
+        LongPrototype.toBytesLE = function toBytesLE() {
+          var hi = this.high, lo = this.low;
+          return [
+            lo & 255,
+            lo >>> 8 & 255,
+            lo >>> 16 & 255,
+            lo >>> 24,
+            hi & 255,
+            hi >>> 8 & 255,
+            hi >>> 16 & 255,
+            hi >>> 24
+          ];
+        };
+        LongPrototype.toBytesBE = function toBytesBE() {
+          var hi = this.high, lo = this.low;
+          return [
+            hi >>> 24,
+            hi >>> 16 & 255,
+            hi >>> 8 & 255,
+            hi & 255,
+            lo >>> 24,
+            lo >>> 16 & 255,
+            lo >>> 8 & 255,
+            lo & 255
+          ];
+        };
+        Long.fromBytes = function fromBytes(bytes, unsigned, le) {
+          return le ? Long.fromBytesLE(bytes, unsigned) : Long.fromBytesBE(bytes, unsigned);
+        };
+        Long.fromBytesLE = function fromBytesLE(bytes, unsigned) {
+          return new Long(
+            bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24,
+            bytes[4] | bytes[5] << 8 | bytes[6] << 16 | bytes[7] << 24,
+            unsigned
+          );
+        };
+        Long.fromBytesBE = function fromBytesBE(bytes, unsigned) {
+          return new Long(
+            bytes[4] << 24 | bytes[5] << 16 | bytes[6] << 8 | bytes[7],
+            bytes[0] << 24 | bytes[1] << 16 | bytes[2] << 8 | bytes[3],
+            unsigned
+          );
+        };
+        if (typeof BigInt === "function") {
+          Long.fromBigInt = function fromBigInt(value, unsigned) {
+            var lowBits = Number(BigInt.asIntN(32, value));
+            var highBits = Number(BigInt.asIntN(32, value >> BigInt(32)));
+            return fromBits(lowBits, highBits, unsigned);
+          };
+          Long.fromValue = function fromValueWithBigInt(value, unsigned) {
+            if (typeof value === "bigint") return Long.fromBigInt(value, unsigned);
+            return fromValue(value, unsigned);
+          };
+          LongPrototype.toBigInt = function toBigInt() {
+            var lowBigInt = BigInt(this.low >>> 0);
+            var highBigInt = BigInt(this.unsigned ? this.high >>> 0 : this.high);
+            return highBigInt << BigInt(32) | lowBigInt;
+          };
+        }
+        var _default3 = _exports.default = Long;
+      }
+    );
+  }
+});
+
+// node_modules/protobufjs/src/util/minimal.js
+var require_minimal = __commonJS({
+  "node_modules/protobufjs/src/util/minimal.js"(exports) {
+    "use strict";
+    var util = exports;
+    util.asPromise = require_aspromise();
+    util.base64 = require_base64();
+    util.EventEmitter = require_eventemitter();
+    util.float = require_float3();
+    util.utf8 = require_utf8();
+    util.pool = require_pool2();
+    util.LongBits = require_longbits();
+    function isUnsafeProperty(key) {
+      return key === "__proto__" || key === "prototype" || key === "constructor";
+    }
+    util.isUnsafeProperty = isUnsafeProperty;
+    util.isNode = Boolean(typeof global !== "undefined" && global && global.process && global.process.versions && global.process.versions.node);
+    util.global = util.isNode && global || typeof window !== "undefined" && window || typeof self !== "undefined" && self || typeof globalThis !== "undefined" && globalThis || exports;
+    util.emptyArray = Object.freeze ? Object.freeze([]) : (
+      /* istanbul ignore next */
+      []
+    );
+    util.emptyObject = Object.freeze ? Object.freeze({}) : (
+      /* istanbul ignore next */
+      {}
+    );
+    util.isInteger = Number.isInteger || /* istanbul ignore next */
+    function isInteger(value) {
+      return typeof value === "number" && isFinite(value) && Math.floor(value) === value;
+    };
+    util.isString = function isString(value) {
+      return typeof value === "string" || value instanceof String;
+    };
+    util.isObject = function isObject2(value) {
+      return value && typeof value === "object";
+    };
+    util.isset = /**
+     * Checks if a property on a message is considered to be present.
+     * @param {Object} obj Plain object or message instance
+     * @param {string} prop Property name
+     * @returns {boolean} `true` if considered to be present, otherwise `false`
+     */
+    util.isSet = function isSet(obj, prop) {
+      var value = obj[prop];
+      if (value != null && Object.hasOwnProperty.call(obj, prop))
+        return typeof value !== "object" || (Array.isArray(value) ? value.length : Object.keys(value).length) > 0;
+      return false;
+    };
+    util.Buffer = (function() {
+      try {
+        var Buffer2 = util.global.Buffer;
+        return Buffer2.prototype.utf8Write || util.isNode ? Buffer2 : (
+          /* istanbul ignore next */
+          null
+        );
+      } catch (e) {
+        return null;
+      }
+    })();
+    util.newBuffer = function newBuffer(sizeOrArray) {
+      var Buffer2 = util.Buffer;
+      return typeof sizeOrArray === "number" ? Buffer2 ? Buffer2.allocUnsafe(sizeOrArray) : new Uint8Array(sizeOrArray) : Buffer2 ? Buffer2.from(sizeOrArray) : new Uint8Array(sizeOrArray);
+    };
+    util.rawField = function rawField(id, wireType, data) {
+      var out = [], tag = id << 3 | wireType;
+      tag >>>= 0;
+      while (tag > 127) {
+        out.push(tag & 127 | 128);
+        tag >>>= 7;
+      }
+      out.push(tag);
+      for (var i = 0; i < data.length; ++i)
+        out.push(data[i]);
+      return util.newBuffer(out);
+    };
+    util.Array = Uint8Array;
+    util.Long = /* istanbul ignore next */
+    util.global.dcodeIO && /* istanbul ignore next */
+    util.global.dcodeIO.Long || /* istanbul ignore next */
+    util.global.Long || (function() {
+      try {
+        var Long = require_umd();
+        return Long && Long.isLong ? Long : null;
+      } catch (e) {
+        return null;
+      }
+    })();
+    util.key2Re = /^(?:true|false|0|1)$/;
+    util.key32Re = /^-?(?:0|[1-9][0-9]*)$/;
+    util.key64Re = /^(?:[\x00-\xff]{8}|-?(?:0|[1-9][0-9]*))$/;
+    util.longToHash = function longToHash(value) {
+      return value ? util.LongBits.from(value).toHash() : util.LongBits.zeroHash;
+    };
+    util.longFromHash = function longFromHash(hash2, unsigned) {
+      var bits = util.LongBits.fromHash(hash2);
+      if (util.Long)
+        return util.Long.fromBits(bits.lo, bits.hi, unsigned);
+      return bits.toNumber(Boolean(unsigned));
+    };
+    util.longFromKey = function longFromKey(key, unsigned) {
+      return util.key64Re.test(key) && !util.key32Re.test(key) ? util.longFromHash(key, unsigned) : key;
+    };
+    util.boolFromKey = function boolFromKey(key) {
+      return key === "true" || key === "1";
+    };
+    function merge2(dst) {
+      var ifNotSet = typeof arguments[arguments.length - 1] === "boolean", limit = ifNotSet ? arguments.length - 1 : arguments.length;
+      ifNotSet = ifNotSet && arguments[arguments.length - 1];
+      for (var a = 1; a < limit; ++a) {
+        var src = arguments[a];
+        if (!src)
+          continue;
+        for (var keys = Object.keys(src), i = 0; i < keys.length; ++i)
+          if (!isUnsafeProperty(keys[i]) && (!ifNotSet || !Object.prototype.hasOwnProperty.call(dst, keys[i]) || dst[keys[i]] === void 0))
+            dst[keys[i]] = src[keys[i]];
+      }
+      return dst;
+    }
+    util.merge = merge2;
+    util.nestingLimit = 32;
+    util.recursionLimit = 100;
+    util.makeProp = function makeProp(obj, key, enumerable) {
+      if (Object.prototype.hasOwnProperty.call(obj, key))
+        return;
+      Object.defineProperty(obj, key, {
+        enumerable: enumerable === void 0 ? true : enumerable,
+        configurable: true,
+        writable: true
+      });
+    };
+    util.lcFirst = function lcFirst(str) {
+      return str.charAt(0).toLowerCase() + str.substring(1);
+    };
+    function newError2(name) {
+      function CustomError(message, properties) {
+        if (!(this instanceof CustomError))
+          return new CustomError(message, properties);
+        Object.defineProperty(this, "message", { get: function() {
+          return message;
+        } });
+        if (Error.captureStackTrace)
+          Error.captureStackTrace(this, CustomError);
+        else
+          Object.defineProperty(this, "stack", { value: new Error().stack || "" });
+        if (properties)
+          merge2(this, properties);
+      }
+      CustomError.prototype = Object.create(Error.prototype, {
+        constructor: {
+          value: CustomError,
+          writable: true,
+          enumerable: false,
+          configurable: true
+        },
+        name: {
+          get: function get() {
+            return name;
+          },
+          set: void 0,
+          enumerable: false,
+          // configurable: false would accurately preserve the behavior of
+          // the original, but I'm guessing that was not intentional.
+          // For an actual error subclass, this property would
+          // be configurable.
+          configurable: true
+        },
+        toString: {
+          value: function value() {
+            return this.name + ": " + this.message;
+          },
+          writable: true,
+          enumerable: false,
+          configurable: true
+        }
+      });
+      return CustomError;
+    }
+    util.newError = newError2;
+    util.ProtocolError = newError2("ProtocolError");
+    util.oneOfGetter = function getOneOf(fieldNames) {
+      var fieldMap = {};
+      for (var i = 0; i < fieldNames.length; ++i)
+        fieldMap[fieldNames[i]] = 1;
+      return function() {
+        for (var keys = Object.keys(this), i2 = keys.length - 1; i2 > -1; --i2)
+          if (fieldMap[keys[i2]] === 1 && this[keys[i2]] !== void 0 && this[keys[i2]] !== null)
+            return keys[i2];
+      };
+    };
+    util.oneOfSetter = function setOneOf(fieldNames) {
+      return function(name) {
+        for (var i = 0; i < fieldNames.length; ++i)
+          if (fieldNames[i] !== name)
+            delete this[fieldNames[i]];
+      };
+    };
+    util.toJSONOptions = {
+      longs: String,
+      enums: String,
+      bytes: String,
+      json: true
+    };
+  }
+});
+
+// node_modules/protobufjs/src/writer.js
+var require_writer = __commonJS({
+  "node_modules/protobufjs/src/writer.js"(exports, module) {
+    "use strict";
+    module.exports = Writer;
+    var util = require_minimal();
+    var BufferWriter;
+    var LongBits = util.LongBits;
+    var base643 = util.base64;
+    var utf83 = util.utf8;
+    function Writer() {
+      this.pos = 0;
+      this.buf = this.constructor.alloc(Writer.initialBufferSize);
+      this.view = null;
+      this.states = null;
+    }
+    Writer.initialBufferSize = 128;
+    Object.defineProperty(Writer.prototype, "len", {
+      configurable: true,
+      enumerable: true,
+      get: function get_len() {
+        return this.pos;
+      }
+    });
+    var create = function create2() {
+      return util.Buffer ? function create_buffer_setup() {
+        return (Writer.create = function create_buffer() {
+          return new BufferWriter();
+        })();
+      } : function create_array() {
+        return new Writer();
+      };
+    };
+    Writer.create = create();
+    Writer.alloc = function alloc(size) {
+      return new Uint8Array(size);
+    };
+    Writer.alloc = util.pool(Writer.alloc, Uint8Array.prototype.subarray);
+    function sizeVarint32(value) {
+      return value < 128 ? 1 : value < 16384 ? 2 : value < 2097152 ? 3 : value < 268435456 ? 4 : 5;
+    }
+    Writer.prototype._reserve = function _reserve(n) {
+      var need = this.pos + n;
+      if (need > this.buf.length) {
+        var size = this.buf.length << 1;
+        if (size < need)
+          size = need;
+        var buf = this.constructor.alloc(size);
+        buf.set(this.buf.subarray(0, this.pos), 0);
+        this.buf = buf;
+        this.view = null;
+      }
+    };
+    function writeStringAscii(val, buf, pos) {
+      for (var i = 0; i < val.length; )
+        buf[pos++] = val.charCodeAt(i++);
+    }
+    function writeVarint32(val, buf, pos) {
+      while (val > 127) {
+        buf[pos++] = val & 127 | 128;
+        val >>>= 7;
+      }
+      buf[pos] = val;
+      return pos + 1;
+    }
+    Writer.prototype.uint32 = function write_uint32(value) {
+      value = value >>> 0;
+      this._reserve(5);
+      var pos = this.pos;
+      this.pos = writeVarint32(value, this.buf, pos);
+      return this;
+    };
+    Writer.prototype.int32 = function write_int32(value) {
+      if ((value |= 0) < 0) {
+        this._reserve(10);
+        writeVarint64(LongBits.fromNumber(value), this.buf, this.pos);
+        this.pos += 10;
+        return this;
+      }
+      return this.uint32(value);
+    };
+    Writer.prototype.sint32 = function write_sint32(value) {
+      return this.uint32((value << 1 ^ value >> 31) >>> 0);
+    };
+    function writeVarint64(val, buf, pos) {
+      var lo = val.lo, hi = val.hi;
+      while (hi) {
+        buf[pos++] = lo & 127 | 128;
+        lo = (lo >>> 7 | hi << 25) >>> 0;
+        hi >>>= 7;
+      }
+      while (lo > 127) {
+        buf[pos++] = lo & 127 | 128;
+        lo = lo >>> 7;
+      }
+      buf[pos] = lo;
+      return pos + 1;
+    }
+    Writer.prototype.uint64 = function write_uint64(value) {
+      var bits = LongBits.from(value);
+      this._reserve(10);
+      var pos = this.pos;
+      this.pos = writeVarint64(bits, this.buf, pos);
+      return this;
+    };
+    Writer.prototype.int64 = Writer.prototype.uint64;
+    Writer.prototype.sint64 = function write_sint64(value) {
+      var bits = LongBits.from(value).zzEncode();
+      this._reserve(10);
+      var pos = this.pos;
+      this.pos = writeVarint64(bits, this.buf, pos);
+      return this;
+    };
+    Writer.prototype.bool = function write_bool(value) {
+      this._reserve(1);
+      this.buf[this.pos++] = value ? 1 : 0;
+      return this;
+    };
+    function writeFixed32(val, buf, pos) {
+      buf[pos] = val & 255;
+      buf[pos + 1] = val >>> 8 & 255;
+      buf[pos + 2] = val >>> 16 & 255;
+      buf[pos + 3] = val >>> 24;
+    }
+    Writer.prototype.fixed32 = function write_fixed32(value) {
+      this._reserve(4);
+      writeFixed32(value >>> 0, this.buf, this.pos);
+      this.pos += 4;
+      return this;
+    };
+    Writer.prototype.sfixed32 = Writer.prototype.fixed32;
+    Writer.prototype.fixed64 = function write_fixed64(value) {
+      var bits = LongBits.from(value);
+      this._reserve(8);
+      writeFixed32(bits.lo, this.buf, this.pos);
+      writeFixed32(bits.hi, this.buf, this.pos + 4);
+      this.pos += 8;
+      return this;
+    };
+    Writer.prototype.sfixed64 = Writer.prototype.fixed64;
+    Writer.prototype.float = function write_float(value) {
+      this._reserve(4);
+      util.float.writeFloatLE(value, this.buf, this.pos);
+      this.pos += 4;
+      return this;
+    };
+    Writer.prototype.double = function write_double(value) {
+      this._reserve(8);
+      util.float.writeDoubleLE(value, this.buf, this.pos);
+      this.pos += 8;
+      return this;
+    };
+    Writer.prototype.bytes = function write_bytes(value) {
+      var len = value.length >>> 0;
+      if (!len) {
+        this._reserve(1);
+        this.buf[this.pos++] = 0;
+        return this;
+      }
+      if (util.isString(value)) {
+        var buf = Writer.alloc(len = base643.length(value));
+        base643.decode(value, buf, 0);
+        value = buf;
+      }
+      this.uint32(len);
+      this._reserve(len);
+      this.buf.set(value, this.pos);
+      this.pos += len;
+      return this;
+    };
+    Writer.prototype.raw = function write_raw(value) {
+      var len = value.length >>> 0;
+      if (!len)
+        return this;
+      this._reserve(len);
+      this.buf.set(value, this.pos);
+      this.pos += len;
+      return this;
+    };
+    Writer.prototype._delim = function _delim(pos, len) {
+      var n = sizeVarint32(len);
+      if (n > 1)
+        this.buf.copyWithin(pos + n, pos + 1, pos + 1 + len);
+      writeVarint32(len, this.buf, pos);
+      this.pos = pos + n + len;
+      return this;
+    };
+    Writer.prototype.string = function write_string(value) {
+      var n = value.length;
+      if (!n) {
+        this._reserve(1);
+        this.buf[this.pos++] = 0;
+        return this;
+      }
+      if (n < 128) {
+        this._reserve(n * 3 + 5);
+        var lenPos = this.pos;
+        return this._delim(lenPos, utf83.write(value, this.buf, lenPos + 1));
+      }
+      var len = utf83.length(value);
+      this.uint32(len);
+      this._reserve(len);
+      if (len === value.length)
+        writeStringAscii(value, this.buf, this.pos);
+      else
+        utf83.write(value, this.buf, this.pos);
+      this.pos += len;
+      return this;
+    };
+    Writer.prototype.uint32s = function write_uint32s(value) {
+      var n = value.length;
+      this._reserve(n * 5 + 5);
+      var buf = this.buf, lenPos = this.pos, p = lenPos + 1;
+      for (var i = 0; i < n; ++i)
+        p = writeVarint32(value[i] >>> 0, buf, p);
+      return this._delim(lenPos, p - lenPos - 1);
+    };
+    Writer.prototype.int32s = function write_int32s(value) {
+      var n = value.length;
+      this._reserve(n * 10 + 5);
+      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1, val;
+      for (var i = 0; i < n; ++i) {
+        if ((val = value[i] | 0) < 0) {
+          pos = writeVarint64(LongBits.fromNumber(val), buf, pos);
+        } else {
+          pos = writeVarint32(val, buf, pos);
+        }
+      }
+      return this._delim(lenPos, pos - lenPos - 1);
+    };
+    Writer.prototype.sint32s = function write_sint32s(value) {
+      var n = value.length;
+      this._reserve(n * 5 + 5);
+      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1;
+      for (var i = 0; i < n; ++i)
+        pos = writeVarint32((value[i] << 1 ^ value[i] >> 31) >>> 0, buf, pos);
+      return this._delim(lenPos, pos - lenPos - 1);
+    };
+    Writer.prototype.uint64s = function write_uint64s(value) {
+      var n = value.length;
+      this._reserve(n * 10 + 5);
+      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1;
+      for (var i = 0; i < n; ++i) {
+        pos = writeVarint64(LongBits.from(value[i]), buf, pos);
+      }
+      return this._delim(lenPos, pos - lenPos - 1);
+    };
+    Writer.prototype.int64s = Writer.prototype.uint64s;
+    Writer.prototype.sint64s = function write_sint64s(value) {
+      var n = value.length;
+      this._reserve(n * 10 + 5);
+      var buf = this.buf, lenPos = this.pos, pos = lenPos + 1;
+      for (var i = 0; i < n; ++i) {
+        pos = writeVarint64(LongBits.from(value[i]).zzEncode(), buf, pos);
+      }
+      return this._delim(lenPos, pos - lenPos - 1);
+    };
+    Writer.prototype.bools = function write_bools(value) {
+      var n = value.length;
+      this.uint32(n);
+      this._reserve(n);
+      var buf = this.buf, p = this.pos;
+      for (var i = 0; i < n; ++i)
+        buf[p++] = value[i] ? 1 : 0;
+      this.pos += n;
+      return this;
+    };
+    var VIEW_THRESHOLD_FLOAT = 16;
+    var VIEW_THRESHOLD_INT = 128;
+    function getLazyView(writer, count, threshold) {
+      var view = writer.view;
+      if (view || count < threshold)
+        return view;
+      var buf = writer.buf;
+      return writer.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    Writer.prototype.fixed32s = function write_fixed32s(value) {
+      var n = value.length, bytes = n * 4;
+      this.uint32(bytes);
+      this._reserve(bytes);
+      var p = this.pos, i, dv = getLazyView(this, n, VIEW_THRESHOLD_INT);
+      if (dv)
+        for (i = 0; i < n; ++i) {
+          dv.setUint32(p, value[i] >>> 0, true);
+          p += 4;
+        }
+      else {
+        var buf = this.buf;
+        for (i = 0; i < n; ++i) {
+          writeFixed32(value[i] >>> 0, buf, p);
+          p += 4;
+        }
+      }
+      this.pos += bytes;
+      return this;
+    };
+    Writer.prototype.sfixed32s = Writer.prototype.fixed32s;
+    Writer.prototype.fixed64s = function write_fixed64s(value) {
+      var n = value.length, bytes = n * 8;
+      this.uint32(bytes);
+      this._reserve(bytes);
+      var p = this.pos, i, bits, dv = getLazyView(this, n, VIEW_THRESHOLD_INT);
+      if (dv)
+        for (i = 0; i < n; ++i) {
+          bits = LongBits.from(value[i]);
+          dv.setUint32(p, bits.lo, true);
+          dv.setUint32(p + 4, bits.hi, true);
+          p += 8;
+        }
+      else {
+        var buf = this.buf;
+        for (i = 0; i < n; ++i) {
+          bits = LongBits.from(value[i]);
+          writeFixed32(bits.lo, buf, p);
+          writeFixed32(bits.hi, buf, p + 4);
+          p += 8;
+        }
+      }
+      this.pos += bytes;
+      return this;
+    };
+    Writer.prototype.sfixed64s = Writer.prototype.fixed64s;
+    Writer.prototype.floats = function write_floats(value) {
+      var n = value.length, bytes = n * 4;
+      this.uint32(bytes);
+      this._reserve(bytes);
+      var p = this.pos, i, dv = getLazyView(this, n, VIEW_THRESHOLD_FLOAT);
+      if (dv)
+        for (i = 0; i < n; ++i) {
+          dv.setFloat32(p, value[i], true);
+          p += 4;
+        }
+      else {
+        var buf = this.buf;
+        for (i = 0; i < n; ++i) {
+          util.float.writeFloatLE(value[i], buf, p);
+          p += 4;
+        }
+      }
+      this.pos += bytes;
+      return this;
+    };
+    Writer.prototype.doubles = function write_doubles(value) {
+      var n = value.length, bytes = n * 8;
+      this.uint32(bytes);
+      this._reserve(bytes);
+      var p = this.pos, i, dv = getLazyView(this, n, VIEW_THRESHOLD_FLOAT);
+      if (dv)
+        for (i = 0; i < n; ++i) {
+          dv.setFloat64(p, value[i], true);
+          p += 8;
+        }
+      else {
+        var buf = this.buf;
+        for (i = 0; i < n; ++i) {
+          util.float.writeDoubleLE(value[i], buf, p);
+          p += 8;
+        }
+      }
+      this.pos += bytes;
+      return this;
+    };
+    Writer.prototype.fork = function fork() {
+      this._reserve(1);
+      (this.states || (this.states = [])).push(this.pos);
+      this.pos += 1;
+      return this;
+    };
+    Writer.prototype.reset = function reset2() {
+      var states = this.states;
+      if (states && states.length) {
+        this.pos = states.pop();
+      } else {
+        this.pos = 0;
+      }
+      return this;
+    };
+    Writer.prototype.ldelim = function ldelim() {
+      var states = this.states, len, vlen;
+      if (states && states.length) {
+        var lenPos = states.pop();
+        len = this.pos - lenPos - 1;
+        vlen = sizeVarint32(len);
+        if (vlen > 1) {
+          this._reserve(vlen - 1);
+          this.buf.copyWithin(lenPos + vlen, lenPos + 1, lenPos + 1 + len);
+          this.pos += vlen - 1;
+          writeVarint32(len, this.buf, lenPos);
+        } else {
+          this.buf[lenPos] = len;
+        }
+      } else {
+        len = this.pos;
+        vlen = sizeVarint32(len);
+        this._reserve(vlen);
+        this.buf.copyWithin(vlen, 0, len);
+        writeVarint32(len, this.buf, 0);
+        this.pos += vlen;
+      }
+      return this;
+    };
+    Writer.prototype.finish = function finish(shared) {
+      if (shared)
+        return this.buf.subarray(0, this.pos);
+      var buf = this.constructor.alloc(this.pos);
+      buf.set(this.buf.subarray(0, this.pos), 0);
+      return buf;
+    };
+    Writer.prototype.finishInto = function finishInto(buf, offset) {
+      if (offset === void 0)
+        offset = 0;
+      buf.set(this.buf.subarray(0, this.pos), offset);
+      return buf;
+    };
+    Writer._configure = function(BufferWriter_) {
+      BufferWriter = BufferWriter_;
+      Writer.create = create();
+      BufferWriter._configure();
+    };
+  }
+});
+
+// node_modules/protobufjs/src/writer_buffer.js
+var require_writer_buffer = __commonJS({
+  "node_modules/protobufjs/src/writer_buffer.js"(exports, module) {
+    "use strict";
+    module.exports = BufferWriter;
+    var Writer = require_writer();
+    BufferWriter.prototype = Object.create(Writer.prototype, {
+      constructor: {
+        value: BufferWriter,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    var util = require_minimal();
+    function BufferWriter() {
+      Writer.call(this);
+    }
+    var writeStringBuffer;
+    BufferWriter._configure = function() {
+      BufferWriter.alloc = util.Buffer && util.Buffer.allocUnsafe;
+      writeStringBuffer = util.Buffer && util.Buffer.prototype.utf8Write ? function writeStringBuffer_utf8Write(val, buf, pos) {
+        return buf.utf8Write(val, pos);
+      } : function writeStringBuffer_write(val, buf, pos) {
+        return buf.write(val, pos);
+      };
+    };
+    BufferWriter.prototype.bytes = function write_bytes_buffer(value) {
+      if (util.isString(value))
+        value = util.Buffer.from(value, "base64");
+      var len = value.length >>> 0;
+      this.uint32(len);
+      if (len) {
+        this._reserve(len);
+        this.buf.set(value, this.pos);
+        this.pos += len;
+      }
+      return this;
+    };
+    BufferWriter.prototype.string = function write_string_buffer(value) {
+      var n = value.length;
+      if (!n) {
+        this._reserve(1);
+        this.buf[this.pos++] = 0;
+        return this;
+      }
+      if (n < 128) {
+        this._reserve(n * 3 + 5);
+        var pos = this.pos, buf = this.buf;
+        return this._delim(
+          pos,
+          n < 40 ? util.utf8.write(value, buf, pos + 1) : writeStringBuffer(value, buf, pos + 1)
+        );
+      }
+      var len = util.Buffer.byteLength(value);
+      this.uint32(len);
+      this._reserve(len);
+      writeStringBuffer(value, this.buf, this.pos);
+      this.pos += len;
+      return this;
+    };
+    BufferWriter._configure();
+  }
+});
+
+// node_modules/protobufjs/src/reader.js
+var require_reader = __commonJS({
+  "node_modules/protobufjs/src/reader.js"(exports, module) {
+    "use strict";
+    module.exports = Reader;
+    var util = require_minimal();
+    var BufferReader;
+    var LongBits = util.LongBits;
+    var utf83 = util.utf8;
+    function indexOutOfRange(reader, writeLength) {
+      return RangeError("index out of range: " + reader.pos + " + " + (writeLength || 1) + " > " + reader.len);
+    }
+    function Reader(buffer) {
+      this.buf = buffer;
+      this.pos = 0;
+      this.len = buffer.length;
+      this.view = null;
+      this.discardUnknown = Reader.discardUnknown;
+    }
+    function create_array(buffer) {
+      if (Array.isArray(buffer))
+        buffer = new Uint8Array(buffer);
+      if (buffer instanceof Uint8Array)
+        return new Reader(buffer);
+      throw Error("illegal buffer");
+    }
+    var create = function create2() {
+      return util.Buffer ? function create_buffer_setup(buffer) {
+        return (Reader.create = function create_buffer(buffer2) {
+          return util.Buffer.isBuffer(buffer2) ? new BufferReader(buffer2) : create_array(buffer2);
+        })(buffer);
+      } : create_array;
+    };
+    Reader.create = create();
+    Reader.prototype.raw = function read_raw(start, end) {
+      return this.buf.subarray(start, end);
+    };
+    function readVarint32NearEnd(reader) {
+      var value = 0;
+      for (var i = 0; i < 4; ++i) {
+        if (reader.pos >= reader.len)
+          throw indexOutOfRange(reader);
+        var b = reader.buf[reader.pos++];
+        value = (value | (b & 127) << i * 7) >>> 0;
+        if (b < 128)
+          return value;
+      }
+      throw indexOutOfRange(reader);
+    }
+    Reader.prototype.uint32 = function read_uint32() {
+      if (this.len - this.pos < 5) {
+        if (this.pos >= this.len)
+          throw indexOutOfRange(this);
+        if (this.buf[this.pos] >= 128)
+          return readVarint32NearEnd(this);
+      }
+      var buf = this.buf, pos = this.pos, value = (buf[pos] & 127) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 7) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 14) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 21) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 15) << 28) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      for (var i = 0; i < 5; ++i) {
+        if (pos >= this.len) {
+          this.pos = pos;
+          throw indexOutOfRange(this);
+        }
+        if (buf[pos++] < 128) {
+          this.pos = pos;
+          return value;
+        }
+      }
+      this.pos = pos;
+      throw Error("invalid varint encoding");
+    };
+    Reader.prototype.tag = function read_tag() {
+      if (this.len - this.pos < 5) {
+        if (this.pos >= this.len)
+          throw indexOutOfRange(this);
+        if (this.buf[this.pos] >= 128)
+          return readVarint32NearEnd(this);
+      }
+      var buf = this.buf, pos = this.pos, value = (buf[pos] & 127) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 7) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 14) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 21) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 15) << 28) >>> 0;
+      if (buf[pos] < 128 && (buf[pos] & 112) === 0) {
+        this.pos = pos + 1;
+        return value;
+      }
+      this.pos = pos + 1;
+      throw Error("invalid tag encoding");
+    };
+    Reader.prototype.size = function read_size() {
+      if (this.len - this.pos < 5) {
+        if (this.pos >= this.len)
+          throw indexOutOfRange(this);
+        if (this.buf[this.pos] >= 128)
+          return readVarint32NearEnd(this);
+      }
+      var buf = this.buf, pos = this.pos, value = (buf[pos] & 127) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 7) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 14) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      value = (value | (buf[pos] & 127) << 21) >>> 0;
+      if (buf[pos++] < 128) {
+        this.pos = pos;
+        return value;
+      }
+      this.pos = pos + 1;
+      if (buf[pos] > 7)
+        throw Error("invalid length encoding");
+      return (value | buf[pos] << 28) >>> 0;
+    };
+    Reader.prototype.int32 = function read_int32() {
+      return this.uint32() | 0;
+    };
+    Reader.prototype.sint32 = function read_sint32() {
+      var value = this.uint32();
+      return value >>> 1 ^ -(value & 1) | 0;
+    };
+    function readLongVarint() {
+      var bits = new LongBits(0, 0);
+      var i = 0;
+      if (this.len - this.pos > 4) {
+        for (; i < 4; ++i) {
+          bits.lo = (bits.lo | (this.buf[this.pos] & 127) << i * 7) >>> 0;
+          if (this.buf[this.pos++] < 128)
+            return bits;
+        }
+        bits.lo = (bits.lo | (this.buf[this.pos] & 127) << 28) >>> 0;
+        bits.hi = (bits.hi | (this.buf[this.pos] & 127) >> 4) >>> 0;
+        if (this.buf[this.pos++] < 128)
+          return bits;
+        i = 0;
+      } else {
+        for (; i < 4; ++i) {
+          if (this.pos >= this.len)
+            throw indexOutOfRange(this);
+          bits.lo = (bits.lo | (this.buf[this.pos] & 127) << i * 7) >>> 0;
+          if (this.buf[this.pos++] < 128)
+            return bits;
+        }
+        throw indexOutOfRange(this);
+      }
+      if (this.len - this.pos > 4) {
+        for (; i < 5; ++i) {
+          bits.hi = (bits.hi | (this.buf[this.pos] & 127) << i * 7 + 3) >>> 0;
+          if (this.buf[this.pos++] < 128)
+            return bits;
+        }
+      } else {
+        for (; i < 5; ++i) {
+          if (this.pos >= this.len)
+            throw indexOutOfRange(this);
+          bits.hi = (bits.hi | (this.buf[this.pos] & 127) << i * 7 + 3) >>> 0;
+          if (this.buf[this.pos++] < 128)
+            return bits;
+        }
+      }
+      throw Error("invalid varint encoding");
+    }
+    Reader.prototype.bool = function read_bool() {
+      var value = false, b;
+      for (var i = 0; i < 10; ++i) {
+        if (this.pos >= this.len)
+          throw indexOutOfRange(this);
+        b = this.buf[this.pos++];
+        if (b & 127)
+          value = true;
+        if (b < 128)
+          return value;
+      }
+      throw Error("invalid varint encoding");
+    };
+    function readFixed32_end(buf, end) {
+      return (buf[end - 4] | buf[end - 3] << 8 | buf[end - 2] << 16 | buf[end - 1] << 24) >>> 0;
+    }
+    Reader.prototype.fixed32 = function read_fixed32() {
+      if (this.pos + 4 > this.len)
+        throw indexOutOfRange(this, 4);
+      return readFixed32_end(this.buf, this.pos += 4);
+    };
+    Reader.prototype.sfixed32 = function read_sfixed32() {
+      if (this.pos + 4 > this.len)
+        throw indexOutOfRange(this, 4);
+      return readFixed32_end(this.buf, this.pos += 4) | 0;
+    };
+    function readFixed64() {
+      if (this.pos + 8 > this.len)
+        throw indexOutOfRange(this, 8);
+      return new LongBits(readFixed32_end(this.buf, this.pos += 4), readFixed32_end(this.buf, this.pos += 4));
+    }
+    Reader.prototype.float = function read_float() {
+      if (this.pos + 4 > this.len)
+        throw indexOutOfRange(this, 4);
+      var value = util.float.readFloatLE(this.buf, this.pos);
+      this.pos += 4;
+      return value;
+    };
+    Reader.prototype.double = function read_double() {
+      if (this.pos + 8 > this.len)
+        throw indexOutOfRange(this, 4);
+      var value = util.float.readDoubleLE(this.buf, this.pos);
+      this.pos += 8;
+      return value;
+    };
+    Reader.prototype.uint32s = function read_uint32s(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len, buf = this.buf, pos = this.pos, value;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (pos < end) {
+        value = buf[pos++];
+        if (value < 128)
+          array2.push(value);
+        else {
+          this.pos = pos - 1;
+          array2.push(this.uint32());
+          pos = this.pos;
+        }
+      }
+      this.pos = pos;
+      if (pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    Reader.prototype.int32s = function read_int32s(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len, buf = this.buf, pos = this.pos, value;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (pos < end) {
+        value = buf[pos++];
+        if (value < 128)
+          array2.push(value);
+        else {
+          this.pos = pos - 1;
+          array2.push(this.int32());
+          pos = this.pos;
+        }
+      }
+      this.pos = pos;
+      if (pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    Reader.prototype.sint32s = function read_sint32s(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (this.pos < end)
+        array2.push(this.sint32());
+      if (this.pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    Reader.prototype.bools = function read_bools(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len, buf = this.buf, pos = this.pos, value;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (pos < end) {
+        value = buf[pos++];
+        if (value < 128)
+          array2.push(value !== 0);
+        else {
+          this.pos = pos - 1;
+          array2.push(this.bool());
+          pos = this.pos;
+        }
+      }
+      this.pos = pos;
+      if (pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    var VIEW_THRESHOLD_FLOAT = 8;
+    var VIEW_THRESHOLD_INT = 128;
+    function getLazyView(reader, count, threshold) {
+      var view = reader.view;
+      if (view || count < threshold)
+        return view;
+      var buf = reader.buf;
+      return reader.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    Reader.prototype.fixed32s = function read_fixed32s(array2) {
+      if (array2 === void 0) array2 = [];
+      var len = this.size(), end = this.pos + len;
+      if (end > this.len) throw indexOutOfRange(this, len);
+      var count = len >>> 2, i = array2.length, pos = this.pos;
+      array2.length = i + count;
+      var dv = getLazyView(this, count, VIEW_THRESHOLD_INT);
+      if (dv)
+        for (var k = 0; k < count; ++k, pos += 4) array2[i++] = dv.getUint32(pos, true);
+      else {
+        var buf = this.buf;
+        for (var j = 0; j < count; ++j, pos += 4) array2[i++] = readFixed32_end(buf, pos + 4);
+      }
+      this.pos = pos;
+      if (pos !== end) throw indexOutOfRange(this, 4);
+      return array2;
+    };
+    Reader.prototype.sfixed32s = function read_sfixed32s(array2) {
+      if (array2 === void 0) array2 = [];
+      var len = this.size(), end = this.pos + len;
+      if (end > this.len) throw indexOutOfRange(this, len);
+      var count = len >>> 2, i = array2.length, pos = this.pos;
+      array2.length = i + count;
+      var dv = getLazyView(this, count, VIEW_THRESHOLD_INT);
+      if (dv)
+        for (var k = 0; k < count; ++k, pos += 4) array2[i++] = dv.getInt32(pos, true);
+      else {
+        var buf = this.buf;
+        for (var j = 0; j < count; ++j, pos += 4) array2[i++] = readFixed32_end(buf, pos + 4) | 0;
+      }
+      this.pos = pos;
+      if (pos !== end) throw indexOutOfRange(this, 4);
+      return array2;
+    };
+    Reader.prototype.floats = function read_floats(array2) {
+      if (array2 === void 0) array2 = [];
+      var len = this.size(), end = this.pos + len;
+      if (end > this.len) throw indexOutOfRange(this, len);
+      var count = len >>> 2, i = array2.length, pos = this.pos;
+      array2.length = i + count;
+      var dv = getLazyView(this, count, VIEW_THRESHOLD_FLOAT);
+      if (dv)
+        for (var k = 0; k < count; ++k, pos += 4) array2[i++] = dv.getFloat32(pos, true);
+      else {
+        var buf = this.buf;
+        for (var j = 0; j < count; ++j, pos += 4) array2[i++] = util.float.readFloatLE(buf, pos);
+      }
+      this.pos = pos;
+      if (pos !== end) throw indexOutOfRange(this, 4);
+      return array2;
+    };
+    Reader.prototype.doubles = function read_doubles(array2) {
+      if (array2 === void 0) array2 = [];
+      var len = this.size(), end = this.pos + len;
+      if (end > this.len) throw indexOutOfRange(this, len);
+      var count = len >>> 3, i = array2.length, pos = this.pos;
+      array2.length = i + count;
+      var dv = getLazyView(this, count, VIEW_THRESHOLD_FLOAT);
+      if (dv)
+        for (var k = 0; k < count; ++k, pos += 8) array2[i++] = dv.getFloat64(pos, true);
+      else {
+        var buf = this.buf;
+        for (var j = 0; j < count; ++j, pos += 8) array2[i++] = util.float.readDoubleLE(buf, pos);
+      }
+      this.pos = pos;
+      if (pos !== end) throw indexOutOfRange(this, 8);
+      return array2;
+    };
+    Reader.prototype.uint64s = function read_uint64s(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (this.pos < end)
+        array2.push(this.uint64());
+      if (this.pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    Reader.prototype.int64s = function read_int64s(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (this.pos < end)
+        array2.push(this.int64());
+      if (this.pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    Reader.prototype.sint64s = function read_sint64s(array2) {
+      if (array2 === void 0) array2 = [];
+      var end = this.size() + this.pos, len = this.len;
+      if (end > len) throw indexOutOfRange(this, end - this.pos);
+      this.len = end;
+      while (this.pos < end)
+        array2.push(this.sint64());
+      if (this.pos !== end) throw RangeError("index out of range");
+      this.len = len;
+      return array2;
+    };
+    Reader.prototype.fixed64s = function read_fixed64s(array2) {
+      if (array2 === void 0) array2 = [];
+      var len = this.size(), end = this.pos + len, i = array2.length;
+      if (end > this.len) throw indexOutOfRange(this, len);
+      var count = len >>> 3;
+      array2.length = i + count;
+      for (var j = 0; j < count; ++j)
+        array2[i++] = this.fixed64();
+      if (this.pos !== end) throw indexOutOfRange(this, 8);
+      return array2;
+    };
+    Reader.prototype.sfixed64s = function read_sfixed64s(array2) {
+      if (array2 === void 0) array2 = [];
+      var len = this.size(), end = this.pos + len, i = array2.length;
+      if (end > this.len) throw indexOutOfRange(this, len);
+      var count = len >>> 3;
+      array2.length = i + count;
+      for (var j = 0; j < count; ++j)
+        array2[i++] = this.sfixed64();
+      if (this.pos !== end) throw indexOutOfRange(this, 8);
+      return array2;
+    };
+    Reader.prototype.bytes = function read_bytes() {
+      var length = this.size(), start = this.pos, end = this.pos + length;
+      if (end > this.len)
+        throw indexOutOfRange(this, length);
+      this.pos = end;
+      return this.raw(start, end);
+    };
+    Reader.prototype.string = function read_string() {
+      var length = this.size(), start = this.pos, end = this.pos + length;
+      if (end > this.len)
+        throw indexOutOfRange(this, length);
+      this.pos = end;
+      return utf83.read(this.buf, start, end);
+    };
+    Reader.prototype.stringVerify = function read_string_verify() {
+      var length = this.size(), start = this.pos, end = this.pos + length;
+      if (end > this.len)
+        throw indexOutOfRange(this, length);
+      this.pos = end;
+      return utf83.readStrict(this.buf, start, end);
+    };
+    Reader.prototype.skip = function skip(length) {
+      if (typeof length === "number") {
+        if (this.pos + length > this.len)
+          throw indexOutOfRange(this, length);
+        this.pos += length;
+      } else {
+        do {
+          if (this.pos >= this.len)
+            throw indexOutOfRange(this);
+        } while (this.buf[this.pos++] & 128);
+      }
+      return this;
+    };
+    Reader.recursionLimit = util.recursionLimit;
+    Reader.discardUnknown = true;
+    Reader.prototype.skipType = function(wireType, depth, fieldNumber) {
+      if (depth === void 0) depth = 0;
+      if (depth > Reader.recursionLimit)
+        throw Error("max depth exceeded");
+      if (fieldNumber === 0)
+        throw Error("illegal tag: field number 0");
+      switch (wireType) {
+        case 0:
+          this.skip();
+          break;
+        case 1:
+          this.skip(8);
+          break;
+        case 2:
+          this.skip(this.size());
+          break;
+        case 3:
+          while (true) {
+            var tag = this.tag();
+            var nestedField = tag >>> 3;
+            wireType = tag & 7;
+            if (!nestedField)
+              throw Error("illegal tag: field number 0");
+            if (wireType === 4) {
+              if (fieldNumber !== void 0 && nestedField !== fieldNumber)
+                throw Error("invalid end group tag");
+              break;
+            }
+            this.skipType(wireType, depth + 1, nestedField);
+          }
+          break;
+        case 5:
+          this.skip(4);
+          break;
+        /* istanbul ignore next */
+        default:
+          throw Error("invalid wire type " + wireType + " at offset " + this.pos);
+      }
+      return this;
+    };
+    Reader._configure = function(BufferReader_) {
+      BufferReader = BufferReader_;
+      Reader.create = create();
+      BufferReader._configure();
+      var fn = util.Long ? "toLong" : (
+        /* istanbul ignore next */
+        "toNumber"
+      );
+      util.merge(Reader.prototype, {
+        int64: function read_int64() {
+          return readLongVarint.call(this)[fn](false);
+        },
+        uint64: function read_uint64() {
+          return readLongVarint.call(this)[fn](true);
+        },
+        sint64: function read_sint64() {
+          return readLongVarint.call(this).zzDecode()[fn](false);
+        },
+        fixed64: function read_fixed64() {
+          return readFixed64.call(this)[fn](true);
+        },
+        sfixed64: function read_sfixed64() {
+          return readFixed64.call(this)[fn](false);
+        }
+      });
+    };
+  }
+});
+
+// node_modules/protobufjs/src/reader_buffer.js
+var require_reader_buffer = __commonJS({
+  "node_modules/protobufjs/src/reader_buffer.js"(exports, module) {
+    "use strict";
+    module.exports = BufferReader;
+    var Reader = require_reader();
+    BufferReader.prototype = Object.create(Reader.prototype, {
+      constructor: {
+        value: BufferReader,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    var util = require_minimal();
+    function BufferReader(buffer) {
+      Reader.call(this, buffer);
+    }
+    BufferReader._configure = function() {
+      if (util.Buffer)
+        BufferReader.prototype._slice = util.Buffer.prototype.slice;
+    };
+    BufferReader.prototype.raw = function read_raw_buffer(start, end) {
+      return this._slice.call(this.buf, start, end);
+    };
+    BufferReader.prototype.string = function read_string_buffer() {
+      var len = this.size(), start = this.pos, end = this.pos + len;
+      if (end > this.len)
+        throw RangeError("index out of range: " + this.pos + " + " + len + " > " + this.len);
+      this.pos = end;
+      return this.buf.utf8Slice ? this.buf.utf8Slice(start, end) : this.buf.toString("utf-8", start, end);
+    };
+    BufferReader._configure();
+  }
+});
+
+// node_modules/protobufjs/src/rpc/service.js
+var require_service = __commonJS({
+  "node_modules/protobufjs/src/rpc/service.js"(exports, module) {
+    "use strict";
+    module.exports = Service;
+    var util = require_minimal();
+    Service.prototype = Object.create(util.EventEmitter.prototype, {
+      constructor: {
+        value: Service,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    function Service(rpcImpl, requestDelimited, responseDelimited) {
+      if (typeof rpcImpl !== "function")
+        throw TypeError("rpcImpl must be a function");
+      util.EventEmitter.call(this);
+      this.rpcImpl = rpcImpl;
+      this.requestDelimited = Boolean(requestDelimited);
+      this.responseDelimited = Boolean(responseDelimited);
+    }
+    Service.prototype.rpcCall = function rpcCall(method, requestCtor, responseCtor, request, callback) {
+      if (!request)
+        throw TypeError("request must be specified");
+      var self2 = this;
+      if (!callback)
+        return util.asPromise(rpcCall, self2, method, requestCtor, responseCtor, request);
+      if (!self2.rpcImpl) {
+        setTimeout(function() {
+          callback(Error("already ended"));
+        }, 0);
+        return void 0;
+      }
+      try {
+        return self2.rpcImpl(
+          method,
+          requestCtor[self2.requestDelimited ? "encodeDelimited" : "encode"](request).finish(),
+          function rpcCallback(err, response) {
+            if (err) {
+              self2.emit("error", err, method);
+              return callback(err);
+            }
+            if (response === null) {
+              self2.end(
+                /* endedByRPC */
+                true
+              );
+              return void 0;
+            }
+            if (!(response instanceof responseCtor)) {
+              try {
+                response = responseCtor[self2.responseDelimited ? "decodeDelimited" : "decode"](response);
+              } catch (err2) {
+                self2.emit("error", err2, method);
+                return callback(err2);
+              }
+            }
+            self2.emit("data", response, method);
+            return callback(null, response);
+          }
+        );
+      } catch (err) {
+        self2.emit("error", err, method);
+        setTimeout(function() {
+          callback(err);
+        }, 0);
+        return void 0;
+      }
+    };
+    Service.prototype.end = function end(endedByRPC) {
+      if (this.rpcImpl) {
+        if (!endedByRPC)
+          this.rpcImpl(null, null, null);
+        this.rpcImpl = null;
+        this.emit("end").off();
+      }
+      return this;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/rpc.js
+var require_rpc = __commonJS({
+  "node_modules/protobufjs/src/rpc.js"(exports) {
+    "use strict";
+    var rpc = exports;
+    rpc.Service = require_service();
+  }
+});
+
+// node_modules/protobufjs/src/roots.js
+var require_roots = __commonJS({
+  "node_modules/protobufjs/src/roots.js"(exports, module) {
+    "use strict";
+    module.exports = /* @__PURE__ */ Object.create(null);
+  }
+});
+
+// node_modules/protobufjs/src/index-minimal.js
+var require_index_minimal = __commonJS({
+  "node_modules/protobufjs/src/index-minimal.js"(exports) {
+    "use strict";
+    exports.build = "minimal";
+    exports.Writer = require_writer();
+    exports.BufferWriter = require_writer_buffer();
+    exports.Reader = require_reader();
+    exports.BufferReader = require_reader_buffer();
+    exports.util = require_minimal();
+    exports.rpc = require_rpc();
+    exports.roots = require_roots();
+    exports.configure = configure;
+    function configure() {
+      exports.util.LongBits._configure(exports.util.Long);
+      exports.Writer._configure(exports.BufferWriter);
+      exports.Reader._configure(exports.BufferReader);
+    }
+    configure();
+  }
+});
+
+// node_modules/protobufjs/src/util/patterns.js
+var require_patterns = __commonJS({
+  "node_modules/protobufjs/src/util/patterns.js"(exports) {
+    "use strict";
+    var patterns = exports;
+    patterns.numberRe = /^(?![eE])[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?$/;
+    patterns.typeRefRe = /^(?:\.?[a-zA-Z_][a-zA-Z_0-9]*)(?:\.[a-zA-Z_][a-zA-Z_0-9]*)*$/;
+    patterns.reservedRe = /^(?:do|if|in|for|let|new|try|var|case|else|enum|eval|false|null|this|true|void|with|break|catch|class|const|super|throw|while|yield|delete|export|import|public|return|static|switch|typeof|default|extends|finally|package|private|continue|debugger|function|arguments|interface|protected|implements|instanceof)$/;
+  }
+});
+
+// node_modules/protobufjs/src/util/codegen.js
+var require_codegen = __commonJS({
+  "node_modules/protobufjs/src/util/codegen.js"(exports, module) {
+    "use strict";
+    module.exports = codegen;
+    var patterns = require_patterns();
+    var reservedRe = patterns.reservedRe;
+    function codegen(functionParams, functionName) {
+      if (typeof functionParams === "string") {
+        functionName = functionParams;
+        functionParams = void 0;
+      }
+      var body = [];
+      function Codegen(formatStringOrScope) {
+        if (typeof formatStringOrScope !== "string") {
+          var source = toString();
+          if (codegen.verbose)
+            console.log("codegen: " + source);
+          source = "return " + source;
+          if (formatStringOrScope) {
+            var scopeKeys = Object.keys(formatStringOrScope), scopeParams = new Array(scopeKeys.length + 1), scopeValues = new Array(scopeKeys.length), scopeOffset = 0;
+            while (scopeOffset < scopeKeys.length) {
+              scopeParams[scopeOffset] = scopeKeys[scopeOffset];
+              scopeValues[scopeOffset] = formatStringOrScope[scopeKeys[scopeOffset++]];
+            }
+            scopeParams[scopeOffset] = source;
+            return Function.apply(null, scopeParams).apply(null, scopeValues);
+          }
+          return Function(source)();
+        }
+        var formatParams = new Array(arguments.length - 1), formatOffset = 0;
+        while (formatOffset < formatParams.length)
+          formatParams[formatOffset] = arguments[++formatOffset];
+        formatOffset = 0;
+        formatStringOrScope = formatStringOrScope.replace(/%([%dfijs])/g, function replace($0, $1) {
+          var value = formatParams[formatOffset++];
+          switch ($1) {
+            case "d":
+            case "f":
+              value = Number(value);
+              return Object.is(value, -0) ? "-0" : String(value);
+            case "i":
+              return String(Math.floor(value));
+            case "j":
+              return JSON.stringify(value);
+            case "s":
+              return String(value);
+          }
+          return "%";
+        });
+        if (formatOffset !== formatParams.length)
+          throw Error("parameter count mismatch");
+        body.push(formatStringOrScope);
+        return Codegen;
+      }
+      function toString(functionNameOverride) {
+        return "function " + safeFunctionName(functionNameOverride || functionName) + "(" + (functionParams && functionParams.join(",") || "") + "){\n  " + body.join("\n  ") + "\n}";
+      }
+      Object.defineProperty(Codegen, "toString", {
+        value: toString,
+        writable: true,
+        enumerable: true,
+        configurable: true
+      });
+      return Codegen;
+    }
+    codegen.verbose = false;
+    function safeFunctionName(name) {
+      if (!name)
+        return "";
+      name = String(name).replace(/[^\w$]/g, "");
+      if (!name)
+        return "";
+      if (/^\d/.test(name))
+        name = "_" + name;
+      return reservedRe.test(name) ? name + "_" : name;
+    }
+  }
+});
+
+// node_modules/protobufjs/src/util/fs.js
+var require_fs = __commonJS({
+  "node_modules/protobufjs/src/util/fs.js"(exports, module) {
+    "use strict";
+    var fs3 = null;
+    try {
+      fs3 = __require(
+        /* webpackIgnore: true */
+        "fs"
+      );
+      if (!fs3 || !fs3.readFile || !fs3.readFileSync)
+        fs3 = null;
+    } catch (e) {
+    }
+    module.exports = fs3;
+  }
+});
+
+// node_modules/protobufjs/src/util/fetch.js
+var require_fetch2 = __commonJS({
+  "node_modules/protobufjs/src/util/fetch.js"(exports, module) {
+    "use strict";
+    module.exports = fetch;
+    var asPromise = require_aspromise();
+    var fs3 = require_fs();
+    function fetch(filename, options, callback) {
+      if (typeof options === "function") {
+        callback = options;
+        options = {};
+      } else if (!options)
+        options = {};
+      if (!callback)
+        return asPromise(fetch, this, filename, options);
+      if (!options.xhr && fs3 && fs3.readFile)
+        return fs3.readFile(filename, function fetchReadFileCallback(err, contents) {
+          return err && typeof XMLHttpRequest !== "undefined" ? fetch.xhr(filename, options, callback) : err ? callback(err) : callback(null, options.binary ? contents : contents.toString("utf8"));
+        });
+      return fetch.xhr(filename, options, callback);
+    }
+    fetch.xhr = function fetch_xhr(filename, options, callback) {
+      var xhr = new XMLHttpRequest();
+      xhr.onreadystatechange = function fetchOnReadyStateChange() {
+        if (xhr.readyState !== 4)
+          return void 0;
+        if (xhr.status !== 0 && xhr.status !== 200)
+          return callback(Error("status " + xhr.status));
+        if (options.binary) {
+          var buffer = xhr.response;
+          if (!buffer) {
+            buffer = [];
+            for (var i = 0; i < xhr.responseText.length; ++i)
+              buffer.push(xhr.responseText.charCodeAt(i) & 255);
+          }
+          return callback(null, typeof Uint8Array !== "undefined" ? new Uint8Array(buffer) : buffer);
+        }
+        return callback(null, xhr.responseText);
+      };
+      if (options.binary) {
+        if ("overrideMimeType" in xhr)
+          xhr.overrideMimeType("text/plain; charset=x-user-defined");
+        xhr.responseType = "arraybuffer";
+      }
+      xhr.open("GET", filename);
+      xhr.send();
+    };
+  }
+});
+
+// node_modules/protobufjs/src/util/path.js
+var require_path = __commonJS({
+  "node_modules/protobufjs/src/util/path.js"(exports) {
+    "use strict";
+    var path = exports;
+    var urlRe = /^[a-zA-Z][a-zA-Z0-9+.-]+:\/\//;
+    function normalizeUrl(path2) {
+      if (typeof URL === "undefined" || !urlRe.test(path2))
+        return null;
+      try {
+        return new URL(path2).href;
+      } catch (e) {
+        return null;
+      }
+    }
+    function resolveUrl(originPath, includePath) {
+      if (typeof URL === "undefined" || !urlRe.test(originPath) || urlRe.test(includePath))
+        return null;
+      try {
+        return new URL(includePath, originPath).href;
+      } catch (e) {
+        return null;
+      }
+    }
+    var isAbsolute2 = (
+      /**
+       * Tests if the specified path is absolute.
+       * @param {string} path Path to test
+       * @returns {boolean} `true` if path is absolute
+       */
+      path.isAbsolute = function isAbsolute3(path2) {
+        return /^(?:\/|\w+:|\\\\\w+)/.test(path2);
+      }
+    );
+    var normalize = (
+      /**
+       * Normalizes the specified path.
+       * @param {string} path Path to normalize
+       * @returns {string} Normalized path
+       */
+      path.normalize = function normalize2(path2) {
+        var normalizedUrl = normalizeUrl(path2);
+        if (normalizedUrl)
+          return normalizedUrl;
+        var firstTwoCharacters = path2.substring(0, 2);
+        var uncPrefix = "";
+        if (firstTwoCharacters === "\\\\") {
+          uncPrefix = firstTwoCharacters;
+          path2 = path2.substring(2);
+        }
+        path2 = path2.replace(/\\/g, "/").replace(/\/{2,}/g, "/");
+        var parts = path2.split("/"), absolute = isAbsolute2(path2), prefix = "";
+        if (absolute)
+          prefix = parts.shift() + "/";
+        for (var i = 0; i < parts.length; ) {
+          if (parts[i] === "..") {
+            if (i > 0 && parts[i - 1] !== "..")
+              parts.splice(--i, 2);
+            else if (absolute)
+              parts.splice(i, 1);
+            else
+              ++i;
+          } else if (parts[i] === ".")
+            parts.splice(i, 1);
+          else
+            ++i;
+        }
+        return uncPrefix + prefix + parts.join("/");
+      }
+    );
+    path.resolve = function resolve5(originPath, includePath, alreadyNormalized) {
+      var resolvedUrl = resolveUrl(originPath, includePath);
+      if (resolvedUrl)
+        return resolvedUrl;
+      if (!alreadyNormalized)
+        includePath = normalize(includePath);
+      if (isAbsolute2(includePath))
+        return includePath;
+      if (!alreadyNormalized)
+        originPath = normalize(originPath);
+      return (originPath = originPath.replace(/(?:\/|^)[^/]+$/, "")).length ? normalize(originPath + "/" + includePath) : includePath;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/namespace.js
+var require_namespace = __commonJS({
+  "node_modules/protobufjs/src/namespace.js"(exports, module) {
+    "use strict";
+    module.exports = Namespace;
+    var ReflectionObject = require_object();
+    Namespace.prototype = Object.create(ReflectionObject.prototype, {
+      constructor: {
+        value: Namespace,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Namespace.className = "Namespace";
+    var Field = require_field();
+    var util = require_util9();
+    var OneOf = require_oneof();
+    var Type;
+    var Service;
+    var Enum;
+    Namespace.fromJSON = function fromJSON(name, json2, depth) {
+      if (depth === void 0)
+        depth = 0;
+      if (depth > util.recursionLimit)
+        throw Error("max depth exceeded");
+      return new Namespace(name, json2.options).addJSON(json2.nested, depth);
+    };
+    function arrayToJSON(array2, toJSONOptions) {
+      if (!(array2 && array2.length))
+        return void 0;
+      var obj = {};
+      for (var i = 0; i < array2.length; ++i)
+        obj[array2[i].name] = array2[i].toJSON(toJSONOptions);
+      return obj;
+    }
+    Namespace.arrayToJSON = arrayToJSON;
+    Namespace.isReservedId = function isReservedId(reserved, id) {
+      if (reserved) {
+        for (var i = 0; i < reserved.length; ++i)
+          if (typeof reserved[i] !== "string" && reserved[i][0] <= id && reserved[i][1] >= id)
+            return true;
+      }
+      return false;
+    };
+    Namespace.isReservedName = function isReservedName(reserved, name) {
+      if (reserved) {
+        for (var i = 0; i < reserved.length; ++i)
+          if (reserved[i] === name)
+            return true;
+      }
+      return false;
+    };
+    function Namespace(name, options) {
+      ReflectionObject.call(this, name, options);
+      this.nested = void 0;
+      this._nestedArray = null;
+      this._lookupCache = /* @__PURE__ */ Object.create(null);
+      this._needsRecursiveFeatureResolution = true;
+      this._needsRecursiveResolve = true;
+    }
+    function clearCache(namespace) {
+      namespace._nestedArray = null;
+      namespace._lookupCache = /* @__PURE__ */ Object.create(null);
+      var parent = namespace;
+      while (parent = parent.parent) {
+        parent._lookupCache = /* @__PURE__ */ Object.create(null);
+      }
+      return namespace;
+    }
+    Object.defineProperty(Namespace.prototype, "nestedArray", {
+      get: function() {
+        return this._nestedArray || (this._nestedArray = util.toArray(this.nested));
+      }
+    });
+    Namespace.prototype.toJSON = function toJSON(toJSONOptions) {
+      return util.toObject([
+        "options",
+        this.options,
+        "nested",
+        arrayToJSON(this.nestedArray, toJSONOptions)
+      ]);
+    };
+    Namespace.prototype.addJSON = function addJSON(nestedJson, depth) {
+      if (depth === void 0)
+        depth = 0;
+      if (depth > util.recursionLimit)
+        throw Error("max depth exceeded");
+      var ns = this;
+      if (nestedJson) {
+        for (var names = Object.keys(nestedJson), i = 0, nested; i < names.length; ++i) {
+          nested = nestedJson[names[i]];
+          ns.add(
+            // most to least likely
+            (nested.fields !== void 0 ? Type.fromJSON : nested.values !== void 0 ? Enum.fromJSON : nested.methods !== void 0 ? Service.fromJSON : nested.id !== void 0 ? Field.fromJSON : Namespace.fromJSON)(names[i], nested, depth + 1)
+          );
+        }
+      }
+      return this;
+    };
+    Namespace.prototype.get = function get(name) {
+      return this.nested && Object.prototype.hasOwnProperty.call(this.nested, name) ? this.nested[name] : null;
+    };
+    Namespace.prototype.getEnum = function getEnum(name) {
+      if (this.nested && Object.prototype.hasOwnProperty.call(this.nested, name) && this.nested[name] instanceof Enum)
+        return this.nested[name].values;
+      throw Error("no such enum: " + name);
+    };
+    Namespace.prototype.add = function add(object2) {
+      if (!(object2 instanceof Field && object2.extend !== void 0 || object2 instanceof Type || object2 instanceof OneOf || object2 instanceof Enum || object2 instanceof Service || object2 instanceof Namespace))
+        throw TypeError("object must be a valid nested object");
+      if (object2.name === "__proto__")
+        return this;
+      if (!this.nested)
+        this.nested = {};
+      else {
+        var prev = this.get(object2.name);
+        if (prev) {
+          if (prev instanceof Namespace && object2 instanceof Namespace && !(prev instanceof Type || prev instanceof Service)) {
+            var nested = prev.nestedArray;
+            for (var i = 0; i < nested.length; ++i)
+              object2.add(nested[i]);
+            this.remove(prev);
+            if (!this.nested)
+              this.nested = {};
+            object2.setOptions(prev.options, true);
+          } else
+            throw Error("duplicate name '" + object2.name + "' in " + this);
+        }
+      }
+      this.nested[object2.name] = object2;
+      if (!(this instanceof Type || this instanceof Service || this instanceof Enum || this instanceof Field)) {
+        if (!object2._edition) {
+          object2._edition = object2._defaultEdition;
+        }
+      }
+      this._needsRecursiveFeatureResolution = true;
+      this._needsRecursiveResolve = true;
+      var parent = this;
+      while (parent = parent.parent) {
+        parent._needsRecursiveFeatureResolution = true;
+        parent._needsRecursiveResolve = true;
+      }
+      object2.onAdd(this);
+      return clearCache(this);
+    };
+    Namespace.prototype.remove = function remove(object2) {
+      if (!(object2 instanceof ReflectionObject))
+        throw TypeError("object must be a ReflectionObject");
+      if (object2.parent !== this)
+        throw Error(object2 + " is not a member of " + this);
+      if (!util.remove(this.nested, object2, object2.name))
+        throw Error(object2 + " is not a member of " + this);
+      if (!Object.keys(this.nested).length)
+        this.nested = void 0;
+      object2.onRemove(this);
+      return clearCache(this);
+    };
+    Namespace.prototype.define = function define2(path, json2) {
+      if (util.isString(path))
+        path = path.split(".");
+      else if (!Array.isArray(path))
+        throw TypeError("illegal path");
+      if (path && path.length && path[0] === "")
+        throw Error("path must be relative");
+      if (path.length > util.recursionLimit)
+        throw Error("max depth exceeded");
+      var ptr = this;
+      while (path.length > 0) {
+        var part = path.shift();
+        if (ptr.nested && ptr.nested[part]) {
+          ptr = ptr.nested[part];
+          if (!(ptr instanceof Namespace))
+            throw Error("path conflicts with non-namespace objects");
+        } else
+          ptr.add(ptr = new Namespace(part));
+      }
+      if (json2)
+        ptr.addJSON(json2);
+      return ptr;
+    };
+    Namespace.prototype.resolveAll = function resolveAll() {
+      if (!this._needsRecursiveResolve) return this;
+      if (this._needsRecursiveFeatureResolution)
+        this._resolveFeaturesRecursive(this._edition);
+      var nested = this.nestedArray, i = 0;
+      this.resolve();
+      while (i < nested.length)
+        if (nested[i] instanceof Namespace)
+          nested[i++].resolveAll();
+        else
+          nested[i++].resolve();
+      this._needsRecursiveResolve = false;
+      return this;
+    };
+    Namespace.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
+      if (!this._needsRecursiveFeatureResolution) return this;
+      this._needsRecursiveFeatureResolution = false;
+      edition = this._edition || edition;
+      ReflectionObject.prototype._resolveFeaturesRecursive.call(this, edition);
+      this.nestedArray.forEach((nested) => {
+        nested._resolveFeaturesRecursive(edition);
+      });
+      return this;
+    };
+    Namespace.prototype.lookup = function lookup(path, filterTypes, parentAlreadyChecked) {
+      if (typeof filterTypes === "boolean") {
+        parentAlreadyChecked = filterTypes;
+        filterTypes = void 0;
+      } else if (filterTypes && !Array.isArray(filterTypes))
+        filterTypes = [filterTypes];
+      if (util.isString(path) && path.length) {
+        if (path === ".")
+          return this.root;
+        path = path.split(".");
+      } else if (!path.length)
+        return this;
+      var flatPath = path.join(".");
+      if (path[0] === "")
+        return this.root.lookup(path.slice(1), filterTypes);
+      var found = this._lookupImpl(path, flatPath);
+      if (found && (!filterTypes || filterTypes.indexOf(found.constructor) > -1)) {
+        return found;
+      }
+      found = this.root._fullyQualifiedObjects && this.root._fullyQualifiedObjects["." + flatPath];
+      if (found && (!filterTypes || filterTypes.indexOf(found.constructor) > -1)) {
+        return found;
+      }
+      if (parentAlreadyChecked)
+        return null;
+      var current = this;
+      while (current.parent) {
+        found = current.parent._lookupImpl(path, flatPath);
+        if (found && (!filterTypes || filterTypes.indexOf(found.constructor) > -1)) {
+          return found;
+        }
+        current = current.parent;
+      }
+      return null;
+    };
+    Namespace.prototype._lookupImpl = function lookup(path, flatPath) {
+      if (Object.prototype.hasOwnProperty.call(this._lookupCache, flatPath)) {
+        return this._lookupCache[flatPath];
+      }
+      var found = this.get(path[0]);
+      var exact = null;
+      if (found) {
+        if (path.length === 1) {
+          exact = found;
+        } else if (found instanceof Namespace) {
+          path = path.slice(1);
+          exact = found._lookupImpl(path, path.join("."));
+        }
+      } else {
+        for (var i = 0; i < this.nestedArray.length; ++i)
+          if (this._nestedArray[i] instanceof Namespace && (found = this._nestedArray[i]._lookupImpl(path, flatPath))) {
+            exact = found;
+            break;
+          }
+      }
+      this._lookupCache[flatPath] = exact;
+      return exact;
+    };
+    Namespace.prototype.lookupType = function lookupType(path) {
+      var found = this.lookup(path, [Type]);
+      if (!found)
+        throw Error("no such type: " + path);
+      return found;
+    };
+    Namespace.prototype.lookupEnum = function lookupEnum(path) {
+      var found = this.lookup(path, [Enum]);
+      if (!found)
+        throw Error("no such Enum '" + path + "' in " + this);
+      return found;
+    };
+    Namespace.prototype.lookupTypeOrEnum = function lookupTypeOrEnum(path) {
+      var found = this.lookup(path, [Type, Enum]);
+      if (!found)
+        throw Error("no such Type or Enum '" + path + "' in " + this);
+      return found;
+    };
+    Namespace.prototype.lookupService = function lookupService(path) {
+      var found = this.lookup(path, [Service]);
+      if (!found)
+        throw Error("no such Service '" + path + "' in " + this);
+      return found;
+    };
+    Namespace._configure = function(Type_, Service_, Enum_) {
+      Type = Type_;
+      Service = Service_;
+      Enum = Enum_;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/mapfield.js
+var require_mapfield = __commonJS({
+  "node_modules/protobufjs/src/mapfield.js"(exports, module) {
+    "use strict";
+    module.exports = MapField;
+    var Field = require_field();
+    MapField.prototype = Object.create(Field.prototype, {
+      constructor: {
+        value: MapField,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    MapField.className = "MapField";
+    var types = require_types();
+    var util = require_util9();
+    function MapField(name, id, keyType, type, options, comment) {
+      Field.call(this, name, id, type, void 0, void 0, options, comment);
+      if (!util.isString(keyType))
+        throw TypeError("keyType must be a string");
+      this.keyType = keyType;
+      this.resolvedKeyType = null;
+      this.map = true;
+    }
+    MapField.fromJSON = function fromJSON(name, json2) {
+      var field = new MapField(name, json2.id, json2.keyType, json2.type, json2.options, json2.comment);
+      if (json2.protoName)
+        field.protoName = json2.protoName;
+      if (json2.jsonName !== void 0)
+        field.jsonName = json2.jsonName;
+      else if (json2.options && json2.options.json_name !== void 0)
+        field.jsonName = json2.options.json_name;
+      return field;
+    };
+    MapField.prototype.toJSON = function toJSON(toJSONOptions) {
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "keyType",
+        this.keyType,
+        "type",
+        this.type,
+        "id",
+        this.id,
+        "extend",
+        this.extend,
+        "protoName",
+        this.protoName !== this.name ? this.protoName : void 0,
+        "jsonName",
+        this.jsonName !== util.jsonName(this.protoName || this.name) ? this.jsonName : void 0,
+        "options",
+        this.options,
+        "comment",
+        keepComments ? this.comment : void 0
+      ]);
+    };
+    MapField.prototype.resolve = function resolve5() {
+      if (this.resolved)
+        return this;
+      if (types.mapKey[this.keyType] === void 0)
+        throw Error("invalid key type: " + this.keyType);
+      return Field.prototype.resolve.call(this);
+    };
+    MapField.d = function decorateMapField(fieldId, fieldKeyType, fieldValueType) {
+      if (typeof fieldValueType === "function")
+        fieldValueType = util.decorateType(fieldValueType).name;
+      else if (fieldValueType && typeof fieldValueType === "object")
+        fieldValueType = util.decorateEnum(fieldValueType).name;
+      return function mapFieldDecorator(prototype, fieldName) {
+        util.decorateType(prototype.constructor).add(new MapField(fieldName, fieldId, fieldKeyType, fieldValueType));
+      };
+    };
+  }
+});
+
+// node_modules/protobufjs/src/method.js
+var require_method = __commonJS({
+  "node_modules/protobufjs/src/method.js"(exports, module) {
+    "use strict";
+    module.exports = Method;
+    var ReflectionObject = require_object();
+    Method.prototype = Object.create(ReflectionObject.prototype, {
+      constructor: {
+        value: Method,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Method.className = "Method";
+    var util = require_util9();
+    function Method(name, type, requestType, responseType, requestStream, responseStream, options, comment, parsedOptions) {
+      if (util.isObject(requestStream)) {
+        options = requestStream;
+        requestStream = responseStream = void 0;
+      } else if (util.isObject(responseStream)) {
+        options = responseStream;
+        responseStream = void 0;
+      }
+      if (!(type === void 0 || util.isString(type)))
+        throw TypeError("type must be a string");
+      if (!util.isString(requestType))
+        throw TypeError("requestType must be a string");
+      if (!util.isString(responseType))
+        throw TypeError("responseType must be a string");
+      ReflectionObject.call(this, name, options);
+      this.type = type || "rpc";
+      this.requestType = requestType;
+      this.requestStream = requestStream ? true : void 0;
+      this.responseType = responseType;
+      this.responseStream = responseStream ? true : void 0;
+      this.path = "/" + this.name;
+      this.resolvedRequestType = null;
+      this.resolvedResponseType = null;
+      this.comment = comment;
+      this.parsedOptions = parsedOptions;
+    }
+    Method.fromJSON = function fromJSON(name, json2) {
+      return new Method(name, json2.type, json2.requestType, json2.responseType, json2.requestStream, json2.responseStream, json2.options, json2.comment, json2.parsedOptions);
+    };
+    Method.prototype.toJSON = function toJSON(toJSONOptions) {
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "type",
+        this.type !== "rpc" && /* istanbul ignore next */
+        this.type || void 0,
+        "requestType",
+        this.requestType,
+        "requestStream",
+        this.requestStream,
+        "responseType",
+        this.responseType,
+        "responseStream",
+        this.responseStream,
+        "options",
+        this.options,
+        "comment",
+        keepComments ? this.comment : void 0,
+        "parsedOptions",
+        this.parsedOptions
+      ]);
+    };
+    Method.prototype.resolve = function resolve5() {
+      if (this.resolved)
+        return this;
+      if (this.parent) {
+        var serviceName = this.parent.fullName;
+        if (serviceName.charAt(0) === ".")
+          serviceName = serviceName.substring(1);
+        this.path = "/" + serviceName + "/" + this.name;
+      } else
+        this.path = "/" + this.name;
+      this.resolvedRequestType = this.parent.lookupType(this.requestType);
+      this.resolvedResponseType = this.parent.lookupType(this.responseType);
+      return ReflectionObject.prototype.resolve.call(this);
+    };
+  }
+});
+
+// node_modules/protobufjs/src/service.js
+var require_service2 = __commonJS({
+  "node_modules/protobufjs/src/service.js"(exports, module) {
+    "use strict";
+    module.exports = Service;
+    var Namespace = require_namespace();
+    Service.prototype = Object.create(Namespace.prototype, {
+      constructor: {
+        value: Service,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Service.className = "Service";
+    var Method = require_method();
+    var util = require_util9();
+    var rpc = require_rpc();
+    function Service(name, options) {
+      Namespace.call(this, name, options);
+      this.methods = {};
+      this._methodsArray = null;
+    }
+    Service.fromJSON = function fromJSON(name, json2, depth) {
+      if (depth === void 0)
+        depth = 0;
+      if (depth > util.recursionLimit)
+        throw Error("max depth exceeded");
+      var service = new Service(name, json2.options);
+      if (json2.methods)
+        for (var names = Object.keys(json2.methods), i = 0; i < names.length; ++i)
+          service.add(Method.fromJSON(names[i], json2.methods[names[i]]));
+      if (json2.nested)
+        service.addJSON(json2.nested, depth);
+      if (json2.edition)
+        service._edition = json2.edition;
+      service.comment = json2.comment;
+      service._defaultEdition = "proto3";
+      return service;
+    };
+    Service.prototype.toJSON = function toJSON(toJSONOptions) {
+      var inherited = Namespace.prototype.toJSON.call(this, toJSONOptions);
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "edition",
+        this._editionToJSON(),
+        "options",
+        inherited && inherited.options || void 0,
+        "methods",
+        Namespace.arrayToJSON(this.methodsArray, toJSONOptions) || /* istanbul ignore next */
+        {},
+        "nested",
+        inherited && inherited.nested || void 0,
+        "comment",
+        keepComments ? this.comment : void 0
+      ]);
+    };
+    Object.defineProperty(Service.prototype, "methodsArray", {
+      get: function() {
+        return this._methodsArray || (this._methodsArray = util.toArray(this.methods));
+      }
+    });
+    function clearCache(service) {
+      service._methodsArray = null;
+      return service;
+    }
+    Service.prototype.get = function get(name) {
+      return Object.prototype.hasOwnProperty.call(this.methods, name) ? this.methods[name] : Namespace.prototype.get.call(this, name);
+    };
+    Service.prototype.resolveAll = function resolveAll() {
+      if (!this._needsRecursiveResolve) return this;
+      Namespace.prototype.resolve.call(this);
+      var methods = this.methodsArray;
+      for (var i = 0; i < methods.length; ++i)
+        methods[i].resolve();
+      return this;
+    };
+    Service.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
+      if (!this._needsRecursiveFeatureResolution) return this;
+      edition = this._edition || edition;
+      Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
+      this.methodsArray.forEach((method) => {
+        method._resolveFeaturesRecursive(edition);
+      });
+      return this;
+    };
+    Service.prototype.add = function add(object2) {
+      if (this.get(object2.name))
+        throw Error("duplicate name '" + object2.name + "' in " + this);
+      if (object2 instanceof Method) {
+        if (object2.name === "__proto__")
+          return this;
+        this.methods[object2.name] = object2;
+        object2.parent = this;
+        return clearCache(this);
+      }
+      return Namespace.prototype.add.call(this, object2);
+    };
+    Service.prototype.remove = function remove(object2) {
+      if (object2 instanceof Method) {
+        if (this.methods[object2.name] !== object2)
+          throw Error(object2 + " is not a member of " + this);
+        delete this.methods[object2.name];
+        object2.parent = null;
+        return clearCache(this);
+      }
+      return Namespace.prototype.remove.call(this, object2);
+    };
+    Service.prototype.create = function create(rpcImpl, requestDelimited, responseDelimited) {
+      var rpcService = new rpc.Service(rpcImpl, requestDelimited, responseDelimited);
+      for (var i = 0, method; i < /* initializes */
+      this.methodsArray.length; ++i) {
+        var methodName = util.lcFirst((method = this._methodsArray[i]).resolve().name).replace(/[^$\w_]/g, "");
+        rpcService[methodName] = /* @__PURE__ */ (function(method2, requestType, responseType) {
+          return function rpcMethod(request, callback) {
+            return rpc.Service.prototype.rpcCall.call(this, method2, requestType, responseType, request, callback);
+          };
+        })(method, method.resolvedRequestType.ctor, method.resolvedResponseType.ctor);
+      }
+      return rpcService;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/message.js
+var require_message = __commonJS({
+  "node_modules/protobufjs/src/message.js"(exports, module) {
+    "use strict";
+    module.exports = Message;
+    var util = require_minimal();
+    function Message(properties) {
+      if (properties) {
+        for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
+          if (properties[keys[i]] != null && keys[i] !== "__proto__")
+            this[keys[i]] = properties[keys[i]];
+      }
+    }
+    Message.create = function create(properties) {
+      return this.$type.create(properties);
+    };
+    Message.encode = function encode3(message, writer) {
+      return this.$type.encode(message, writer);
+    };
+    Message.encodeDelimited = function encodeDelimited(message, writer) {
+      return this.$type.encodeDelimited(message, writer);
+    };
+    Message.decode = function decode3(reader) {
+      return this.$type.decode(reader);
+    };
+    Message.decodeDelimited = function decodeDelimited(reader) {
+      return this.$type.decodeDelimited(reader);
+    };
+    Message.verify = function verify(message) {
+      return this.$type.verify(message);
+    };
+    Message.fromObject = function fromObject(object2) {
+      return this.$type.fromObject(object2);
+    };
+    Message.toObject = function toObject(message, options) {
+      return this.$type.toObject(message, options);
+    };
+    Message.prototype.toJSON = function toJSON() {
+      return this.$type.toObject(this, util.toJSONOptions);
+    };
+  }
+});
+
+// node_modules/protobufjs/src/decoder.js
+var require_decoder = __commonJS({
+  "node_modules/protobufjs/src/decoder.js"(exports, module) {
+    "use strict";
+    module.exports = decoder;
+    var Enum = require_enum();
+    var types = require_types();
+    var util = require_util9();
+    function missing(field) {
+      return "missing required '" + field.name + "'";
+    }
+    function stringMethod(field) {
+      return field._features.utf8_validation === "VERIFY" ? "stringVerify" : "string";
+    }
+    function genPreserveUnknown(gen, ref) {
+      return gen("if(!r.discardUnknown){")('util.makeProp(m,"$unknowns",false);')("(m.$unknowns||(m.$unknowns=[])).push(%s)", ref)("}");
+    }
+    function decoder(mtype) {
+      var hasMapField = false, needsValueVar = false, i = 0;
+      for (; i < mtype.fieldsArray.length; ++i) {
+        var pfield = mtype._fieldsArray[i];
+        if (pfield.map)
+          hasMapField = true;
+        if (pfield.resolvedType instanceof Enum || !pfield.repeated && !pfield.map && !pfield.hasPresence)
+          needsValueVar = true;
+      }
+      var gen = util.codegen(["r", "l", "z", "q", "g"])("if(!(r instanceof Reader))")("r=Reader.create(r)")("if(q===undefined)q=0")("if(q>Reader.recursionLimit)")('throw Error("max depth exceeded")')("var c,m" + (hasMapField ? ",k,v" : needsValueVar ? ",v" : ""))("if(l===undefined)")("c=r.len")("else{")("c=r.pos+l")("if(c>r.len)")('throw RangeError("index out of range")')("l=r.len")("r.len=c")("}")("m=g||new C")("while(r.pos<c){")("var s=r.pos")("var t=r.tag()")("if(t===z){")("z=undefined")("break")("}");
+      if (mtype.fieldsArray.length) gen("var u=t&7")("switch(t>>>=3){");
+      for (i = 0; i < /* initializes */
+      mtype.fieldsArray.length; ++i) {
+        var field = mtype._fieldsArray[i].resolve(), type = field.resolvedType instanceof Enum ? "int32" : field.type, ref = "m" + util.safeProp(field.name), closed = field.resolvedType instanceof Enum && field.resolvedType._features.enum_type === "CLOSED";
+        if (field.map) {
+          gen("case %i:{", field.id)("if(u!==2)")("break");
+          if (!closed) gen("if(%s===util.emptyObject)", ref)("%s={}", ref);
+          gen("var c2=r.size()+r.pos")("if(c2>r.len)")('throw RangeError("index out of range")')("r.len=c2");
+          if (types.defaults[field.keyType] !== void 0) gen("k=%j", types.defaults[field.keyType]);
+          else gen("k=null");
+          if (types.long[type] !== void 0) gen("v=util.Long?util.Long.fromNumber(0,%j):0", type === "uint64" || type === "fixed64");
+          else if (types.defaults[type] !== void 0) gen("v=%j", types.defaults[type]);
+          else gen("v=null");
+          gen("while(r.pos<c2){")("var t2=r.tag()")("u=t2&7")("switch(t2>>>=3){")("case 1:")("if(u!==%i)", types.mapKey[field.keyType])("break")("k=r.%s()", field.keyType === "string" ? stringMethod(field) : field.keyType)("continue")("case 2:")("if(u!==%i)", types.basic[type] === void 0 ? 2 : types.basic[type])("break");
+          if (types.basic[type] === void 0) gen("v=types[%i].decode(r,r.size(),undefined,q+1,v)", i);
+          else gen("v=r.%s()", type === "string" ? stringMethod(field) : type);
+          gen("continue")("}")("r.skipType(u,q,t2)")("}");
+          gen("if(r.pos!==c2)")('throw RangeError("index out of range")')("r.len=c");
+          if (closed) {
+            gen("if(types[%i].valuesById[v]===undefined){", i);
+            genPreserveUnknown(gen, "r.raw(s,r.pos)")("continue")("}")("if(%s===util.emptyObject)", ref)("%s={}", ref);
+          }
+          var val = types.basic[type] === void 0 ? "v||new types[" + i + "].ctor" : "v";
+          if (types.long[field.keyType] !== void 0) gen('%s[typeof k==="object"?util.longToHash(k):k]=%s', ref, val);
+          else {
+            if (field.keyType === "string") gen('if(k==="__proto__")')("util.makeProp(%s,k)", ref);
+            gen("%s[k]=%s", ref, val);
+          }
+        } else if (field.repeated) {
+          gen("case %i:", field.id)("{");
+          if (types.packed[type] !== void 0) {
+            gen("if(u===2){");
+            if (closed) {
+              gen("var c2=r.size()+r.pos")("if(c2>r.len)")('throw RangeError("index out of range")')("r.len=c2")("while(r.pos<c2){")("s=r.pos")("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref)("%s.push(v)", ref)("}else");
+              genPreserveUnknown(gen, "util.rawField(" + field.id + ",0,r.raw(s,r.pos))")("}");
+              gen("if(r.pos!==c2)")('throw RangeError("index out of range")')("r.len=c");
+            } else gen("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref)("r.%ss(%s)", type, ref);
+            gen("continue")("}");
+          }
+          gen("if(u!==%i)", types.basic[type] === void 0 ? field.delimited ? 3 : 2 : types.basic[type])("break");
+          if (!closed) gen("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref);
+          if (types.basic[type] === void 0) {
+            if (field.delimited) gen("%s.push(types[%i].decode(r,undefined,%i,q+1))", ref, i, field.id * 8 + 4);
+            else gen("%s.push(types[%i].decode(r,r.size(),undefined,q+1))", ref, i);
+          } else if (closed) {
+            gen("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("if(!(%s&&%s.length))", ref, ref)("%s=[]", ref)("%s.push(v)", ref)("}else");
+            genPreserveUnknown(gen, "r.raw(s,r.pos)");
+          } else gen("%s.push(r.%s())", ref, type === "string" ? stringMethod(field) : type);
+        } else if (types.basic[type] === void 0) {
+          gen("case %i:{", field.id)("if(u!==%i)", field.delimited ? 3 : 2)("break");
+          if (field.delimited) gen("%s=types[%i].decode(r,undefined,%i,q+1,%s)", ref, i, field.id * 8 + 4, ref);
+          else gen("%s=types[%i].decode(r,r.size(),undefined,q+1,%s)", ref, i, ref);
+        } else if (field.hasPresence) {
+          gen("case %i:{", field.id)("if(u!==%i)", types.basic[type])("break");
+          if (closed) {
+            gen("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("%s=v", ref);
+            if (field.partOf) gen("m%s=%j", util.safeProp(field.partOf.name), field.name);
+            gen("}else");
+            genPreserveUnknown(gen, "r.raw(s,r.pos)");
+          } else gen("%s=r.%s()", ref, type === "string" ? stringMethod(field) : type);
+        } else {
+          gen("case %i:{", field.id)("if(u!==%i)", types.basic[type])("break");
+          if (closed) {
+            gen("v=r.%s()", type)("if(types[%i].valuesById[v]!==undefined){", i)("if(v!==%j)", field.typeDefault)("%s=v", ref)("else")("delete %s", ref)("}else{");
+            genPreserveUnknown(gen, "r.raw(s,r.pos)")("}");
+          } else {
+            if (field.resolvedType instanceof Enum && field.typeDefault !== 0) gen("if((v=r.%s())!==%j)", type, field.typeDefault);
+            else if (type === "string") gen("if((v=r.%s()).length)", stringMethod(field));
+            else if (type === "bytes") gen("if((v=r.%s()).length)", type);
+            else if (types.long[type] !== void 0) gen('if(typeof(v=r.%s())==="object"?v.low||v.high:v!==0)', type);
+            else if (type === "double" || type === "float") gen("if(!Object.is(v=r.%s(),0))", type);
+            else gen("if(v=r.%s())", type);
+            gen("%s=v", ref)("else")("delete %s", ref);
+          }
+        }
+        if (field.partOf && !closed) gen("m%s=%j", util.safeProp(field.partOf.name), field.name);
+        gen("continue")("}");
+      }
+      if (i) gen("}");
+      gen("r.skipType(%s,q,t)", i ? "u" : "t&7");
+      genPreserveUnknown(gen, "r.raw(s,r.pos)")("}")("if(l!==undefined){")("if(r.pos!==c)")('throw RangeError("index out of range")')("r.len=l")("}")("if(z!==undefined)")('throw Error("missing end group")');
+      for (i = 0; i < mtype._fieldsArray.length; ++i) {
+        var rfield = mtype._fieldsArray[i];
+        if (rfield.required) gen("if(!Object.hasOwnProperty.call(m,%j))", rfield.name)("throw util.ProtocolError(%j,{instance:m})", missing(rfield));
+      }
+      return gen("return m");
+    }
+  }
+});
+
+// node_modules/protobufjs/src/verifier.js
+var require_verifier = __commonJS({
+  "node_modules/protobufjs/src/verifier.js"(exports, module) {
+    "use strict";
+    module.exports = verifier;
+    var Enum = require_enum();
+    var util = require_util9();
+    function invalid(field, expected) {
+      return field.name + ": " + expected + (field.repeated && expected !== "array" ? "[]" : field.map && expected !== "object" ? "{k:" + field.keyType + "}" : "") + " expected";
+    }
+    function genVerifyValue(gen, field, fieldIndex, ref) {
+      var resolvedType = field.resolvedType;
+      if (resolvedType) {
+        if (resolvedType instanceof Enum) {
+          if (resolvedType._features.enum_type === "CLOSED") {
+            gen("switch(%s){", ref)("default:")("return%j", invalid(field, "enum value"));
+            for (var keys = Object.keys(resolvedType.values), j = 0; j < keys.length; ++j) gen("case %i:", resolvedType.values[keys[j]]);
+            gen("break")("}");
+          } else gen('if(typeof %s!=="number"||(%s|0)!==%s)', ref, ref, ref)("return%j", invalid(field, "enum value"));
+        } else {
+          gen("{")("var e=types[%i].verify(%s,q+1);", fieldIndex, ref)("if(e)")("return%j+e", field.name + ".")("}");
+        }
+      } else {
+        switch (field.type) {
+          case "int32":
+          case "uint32":
+          case "sint32":
+          case "fixed32":
+          case "sfixed32":
+            gen("if(!util.isInteger(%s))", ref)("return%j", invalid(field, "integer"));
+            break;
+          case "int64":
+          case "uint64":
+          case "sint64":
+          case "fixed64":
+          case "sfixed64":
+            gen("if(!util.isInteger(%s)&&!(%s&&util.isInteger(%s.low)&&util.isInteger(%s.high)))", ref, ref, ref, ref)("return%j", invalid(field, "integer|Long"));
+            break;
+          case "float":
+          case "double":
+            gen('if(typeof %s!=="number")', ref)("return%j", invalid(field, "number"));
+            break;
+          case "bool":
+            gen('if(typeof %s!=="boolean")', ref)("return%j", invalid(field, "boolean"));
+            break;
+          case "string":
+            gen("if(!util.isString(%s))", ref)("return%j", invalid(field, "string"));
+            break;
+          case "bytes":
+            gen('if(!(%s&&typeof %s.length==="number"||util.isString(%s)))', ref, ref, ref)("return%j", invalid(field, "buffer"));
+            break;
+        }
+      }
+      return gen;
+    }
+    function genVerifyKey(gen, field, ref) {
+      switch (field.keyType) {
+        case "int32":
+        case "uint32":
+        case "sint32":
+        case "fixed32":
+        case "sfixed32":
+          gen("if(!util.key32Re.test(%s))", ref)("return%j", invalid(field, "integer key"));
+          break;
+        case "int64":
+        case "uint64":
+        case "sint64":
+        case "fixed64":
+        case "sfixed64":
+          gen("if(!util.key64Re.test(%s))", ref)("return%j", invalid(field, "integer|Long key"));
+          break;
+        case "bool":
+          gen("if(!util.key2Re.test(%s))", ref)("return%j", invalid(field, "boolean key"));
+          break;
+      }
+      return gen;
+    }
+    function verifier(mtype) {
+      var gen = util.codegen(["m", "q"])('if(typeof m!=="object"||m===null)')("return%j", "object expected")("if(q===undefined)q=0")("if(q>util.recursionLimit)")("return%j", "max depth exceeded");
+      var oneofs = mtype.oneofsArray, seenFirstField = {};
+      if (oneofs.length) gen("var p={}");
+      for (var i = 0; i < /* initializes */
+      mtype.fieldsArray.length; ++i) {
+        var field = mtype._fieldsArray[i].resolve(), ref = "m" + util.safeProp(field.name);
+        if (field.optional) gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)){", ref, field.name);
+        if (field.map) {
+          gen("if(!util.isObject(%s))", ref)("return%j", invalid(field, "object"))("var k=Object.keys(%s)", ref)("for(var i=0;i<k.length;++i){");
+          genVerifyKey(gen, field, "k[i]");
+          genVerifyValue(gen, field, i, ref + "[k[i]]")("}");
+        } else if (field.repeated) {
+          gen("if(!Array.isArray(%s))", ref)("return%j", invalid(field, "array"))("for(var i=0;i<%s.length;++i){", ref);
+          genVerifyValue(gen, field, i, ref + "[i]")("}");
+        } else {
+          if (field.partOf) {
+            var oneofProp = util.safeProp(field.partOf.name);
+            if (seenFirstField[field.partOf.name] === 1) gen("if(p%s===1)", oneofProp)("return%j", field.partOf.name + ": multiple values");
+            seenFirstField[field.partOf.name] = 1;
+            gen("p%s=1", oneofProp);
+          }
+          genVerifyValue(gen, field, i, ref);
+        }
+        if (field.optional) gen("}");
+      }
+      return gen("return null");
+    }
+  }
+});
+
+// node_modules/protobufjs/src/converter.js
+var require_converter = __commonJS({
+  "node_modules/protobufjs/src/converter.js"(exports) {
+    "use strict";
+    var converter = exports;
+    var Enum = require_enum();
+    var types = require_types();
+    var util = require_util9();
+    function genValuePartial_fromObject(gen, field, fieldIndex, prop, dstProp) {
+      if (field.resolvedType) {
+        if (field.resolvedType instanceof Enum) {
+          var dst = dstProp ? "m" + dstProp + "[m" + dstProp + ".length]" : "m" + prop;
+          gen("switch(d%s){", prop);
+          for (var values = field.resolvedType.values, keys = Object.keys(values), i = 0; i < keys.length; ++i) {
+            gen("case%j:", keys[i])("case %i:", values[keys[i]])("%s=%j", dst, values[keys[i]])("break");
+          }
+          gen("default:");
+          if (field.resolvedType._features.enum_type !== "CLOSED") {
+            gen('if(typeof d%s==="number"&&(d%s|0)===d%s)', prop, prop, prop)("%s=d%s", dst, prop);
+          }
+          gen("}");
+        } else gen("if(!util.isObject(d%s))", prop)("throw TypeError(%j)", field.fullName + ": object expected")("m%s=types[%i].fromObject(d%s,q+1)", prop, fieldIndex, prop);
+      } else {
+        var isUnsigned = false;
+        switch (field.type) {
+          case "double":
+          case "float":
+            gen("m%s=Number(d%s)", prop, prop);
+            break;
+          case "uint32":
+          case "fixed32":
+            gen("m%s=d%s>>>0", prop, prop);
+            break;
+          case "int32":
+          case "sint32":
+          case "sfixed32":
+            gen("m%s=d%s|0", prop, prop);
+            break;
+          case "uint64":
+          case "fixed64":
+            isUnsigned = true;
+          // eslint-disable-next-line no-fallthrough
+          case "int64":
+          case "sint64":
+          case "sfixed64":
+            gen("if(util.Long)")("m%s=util.Long.fromValue(d%s,%j)", prop, prop, isUnsigned)('else if(typeof d%s==="string")', prop)("m%s=parseInt(d%s,10)", prop, prop)('else if(typeof d%s==="number")', prop)("m%s=d%s", prop, prop)('else if(typeof d%s==="object")', prop)("m%s=new util.LongBits(d%s.low>>>0,d%s.high>>>0).toNumber(%s)", prop, prop, prop, isUnsigned ? "true" : "");
+            break;
+          case "bytes":
+            gen('if(typeof d%s==="string")', prop)("util.base64.decode(d%s,m%s=util.newBuffer(util.base64.length(d%s)),0)", prop, prop, prop)("else if(d%s.length>=0)", prop)("m%s=d%s", prop, prop);
+            break;
+          case "string":
+            gen("m%s=String(d%s)", prop, prop);
+            break;
+          case "bool":
+            gen("m%s=Boolean(d%s)", prop, prop);
+            break;
+        }
+      }
+      return gen;
+    }
+    converter.fromObject = function fromObject(mtype) {
+      var fields = mtype.fieldsArray;
+      var gen = util.codegen(["d", "q"])("if(d instanceof C)")("return d")("if(!util.isObject(d))")("throw TypeError(%j)", mtype.fullName + ": object expected")("if(q===undefined)q=0")("if(q>util.recursionLimit)")('throw Error("max depth exceeded")');
+      if (!fields.length) return gen("return new C");
+      gen("var m=new C");
+      for (var i = 0; i < fields.length; ++i) {
+        var field = fields[i].resolve(), prop = util.safeProp(field.name), implicitPresence = !field.hasPresence && !field.repeated && !field.map && (field.resolvedType instanceof Enum || types.basic[field.type] !== void 0);
+        if (field.map) {
+          gen("if(d%s){", prop)("if(!util.isObject(d%s))", prop)("throw TypeError(%j)", field.fullName + ": object expected")("m%s={}", prop)("for(var ks=Object.keys(d%s),i=0;i<ks.length;++i){", prop);
+          gen('if(ks[i]==="__proto__")')("util.makeProp(m%s,ks[i])", prop);
+          genValuePartial_fromObject(
+            gen,
+            field,
+            /* not sorted */
+            i,
+            prop + "[ks[i]]"
+          )("}")("}");
+        } else if (field.repeated) {
+          gen("if(d%s){", prop)("if(!Array.isArray(d%s))", prop)("throw TypeError(%j)", field.fullName + ": array expected");
+          if (field.resolvedType instanceof Enum) gen("m%s=[]", prop);
+          else gen("m%s=Array(d%s.length)", prop, prop);
+          gen("for(var i=0;i<d%s.length;++i){", prop);
+          genValuePartial_fromObject(
+            gen,
+            field,
+            /* not sorted */
+            i,
+            prop + "[i]",
+            field.resolvedType instanceof Enum ? prop : void 0
+          )("}")("}");
+        } else {
+          if (!(field.resolvedType instanceof Enum)) gen("if(d%s!=null){", prop);
+          if (implicitPresence) {
+            if (field.resolvedType instanceof Enum) gen('if(d%s!==%j&&(typeof d%s!=="string"||types[%i].values[d%s]!==%j)){', prop, field.typeDefault, prop, i, prop, field.typeDefault);
+            else if (field.type === "string") gen('if(typeof d%s!=="string"||d%s.length){', prop, prop);
+            else if (field.type === "bytes") gen("if(d%s.length){", prop);
+            else if (field.type === "bool") gen("if(d%s){", prop);
+            else if (field.type === "double" || field.type === "float") gen("if(!Object.is(Number(d%s),0)){", prop);
+            else if (types.long[field.type] !== void 0) gen('if(typeof d%s==="object"?d%s.low||d%s.high:Number(d%s)!==0){', prop, prop, prop, prop);
+            else gen("if(Number(d%s)!==0){", prop);
+          }
+          genValuePartial_fromObject(
+            gen,
+            field,
+            /* not sorted */
+            i,
+            prop
+          );
+          if (implicitPresence) gen("}");
+          if (!(field.resolvedType instanceof Enum)) gen("}");
+        }
+      }
+      return gen("return m");
+    };
+    function genValuePartial_toObject(gen, field, fieldIndex, dstProp, srcProp) {
+      if (!srcProp)
+        srcProp = dstProp;
+      if (field.resolvedType) {
+        if (field.resolvedType instanceof Enum) gen("d%s=o.enums===String?(types[%i].values[m%s]===undefined?m%s:types[%i].values[m%s]):m%s", dstProp, fieldIndex, srcProp, srcProp, fieldIndex, srcProp, srcProp);
+        else gen("d%s=types[%i].toObject(m%s,o,q+1)", dstProp, fieldIndex, srcProp);
+      } else {
+        var isUnsigned = false;
+        switch (field.type) {
+          case "double":
+          case "float":
+            gen("d%s=o.json&&!isFinite(m%s)?String(m%s):m%s", dstProp, srcProp, srcProp, srcProp);
+            break;
+          case "uint64":
+          case "fixed64":
+            isUnsigned = true;
+          // eslint-disable-next-line no-fallthrough
+          case "int64":
+          case "sint64":
+          case "sfixed64":
+            gen('if(typeof BigInt!=="undefined"&&o.longs===BigInt)')('d%s=typeof m%s==="number"?BigInt(m%s):util.Long.fromBits(m%s.low>>>0,m%s.high>>>0,%j).toBigInt()', dstProp, srcProp, srcProp, srcProp, srcProp, isUnsigned)('else if(typeof m%s==="number")', srcProp)("d%s=o.longs===String?String(m%s):m%s", dstProp, srcProp, srcProp)("else")("d%s=o.longs===String?util.Long.prototype.toString.call(m%s):o.longs===Number?new util.LongBits(m%s.low>>>0,m%s.high>>>0).toNumber(%s):m%s", dstProp, srcProp, srcProp, srcProp, isUnsigned ? "true" : "", srcProp);
+            break;
+          case "bytes":
+            gen("d%s=o.bytes===String?util.base64.encode(m%s,0,m%s.length):o.bytes===Array?Array.prototype.slice.call(m%s):m%s", dstProp, srcProp, srcProp, srcProp, srcProp);
+            break;
+          default:
+            gen("d%s=m%s", dstProp, srcProp);
+            break;
+        }
+      }
+      return gen;
+    }
+    converter.toObject = function toObject(mtype) {
+      var fields = mtype.fieldsArray.slice().sort(util.compareFieldsById);
+      if (!fields.length)
+        return util.codegen()("return {}");
+      var gen = util.codegen(["m", "o", "q"])("if(!o)")("o={}")("if(q===undefined)q=0")("if(q>util.recursionLimit)")('throw Error("max depth exceeded")')("var d={}");
+      var repeatedFields = [], mapFields = [], normalFields = [], i = 0;
+      for (; i < fields.length; ++i)
+        if (!fields[i].partOf)
+          (fields[i].resolve().repeated ? repeatedFields : fields[i].map ? mapFields : normalFields).push(fields[i]);
+      if (repeatedFields.length) {
+        gen("if(o.arrays||o.defaults){");
+        for (i = 0; i < repeatedFields.length; ++i) gen("d%s=[]", util.safeProp(repeatedFields[i].name));
+        gen("}");
+      }
+      if (mapFields.length) {
+        gen("if(o.objects||o.defaults){");
+        for (i = 0; i < mapFields.length; ++i) gen("d%s={}", util.safeProp(mapFields[i].name));
+        gen("}");
+      }
+      if (normalFields.length) {
+        gen("if(o.defaults){");
+        for (i = 0; i < normalFields.length; ++i) {
+          var field = normalFields[i], prop = util.safeProp(field.name);
+          if (field.resolvedType instanceof Enum) gen("d%s=o.enums===String?%j:%j", prop, field.resolvedType.valuesById[field.typeDefault], field.typeDefault);
+          else if (field.long) gen("if(util.Long){")("var n=new util.Long(%i,%i,%j)", field.typeDefault.low, field.typeDefault.high, field.typeDefault.unsigned)('d%s=o.longs===String?n.toString():o.longs===Number?n.toNumber():typeof BigInt!=="undefined"&&o.longs===BigInt?n.toBigInt():n', prop)("}else")('d%s=o.longs===String?%j:typeof BigInt!=="undefined"&&o.longs===BigInt?BigInt(%j):%i', prop, field.typeDefault.toString(), field.typeDefault.toString(), field.typeDefault.toNumber());
+          else if (field.bytes) {
+            var arrayDefault = Array.prototype.slice.call(field.typeDefault);
+            gen("if(o.bytes===String)d%s=%j", prop, util.base64.encode(field.typeDefault, 0, field.typeDefault.length))("else{")("d%s=%j", prop, arrayDefault)("if(o.bytes!==Array)d%s=util.newBuffer(d%s)", prop, prop)("}");
+          } else if ((field.type === "double" || field.type === "float") && typeof field.typeDefault === "number" && (!isFinite(field.typeDefault) || Object.is(field.typeDefault, -0))) gen("d%s=%f", prop, field.typeDefault)("if(o.json&&!isFinite(d%s))d%s=String(d%s)", prop, prop, prop);
+          else gen("d%s=%j", prop, field.typeDefault);
+        }
+        gen("}");
+      }
+      var hasKs2 = false;
+      for (i = 0; i < fields.length; ++i) {
+        var field = fields[i], index = mtype._fieldsArray.indexOf(field), prop = util.safeProp(field.name);
+        if (field.map) {
+          if (!hasKs2) {
+            hasKs2 = true;
+            gen("var ks2");
+          }
+          gen("if(m%s&&(ks2=Object.keys(m%s)).length){", prop, prop)("d%s={}", prop);
+          var longKey = types.long[field.keyType] !== void 0, srcProp = prop + "[ks2[j]]";
+          gen("for(var j=0;j<ks2.length;++j){");
+          if (longKey) gen("var k2=util.longFromKey(ks2[j],%j).toString()", field.keyType === "uint64" || field.keyType === "fixed64");
+          gen('if(ks2[j]==="__proto__")')("util.makeProp(d%s,ks2[j])", prop);
+          genValuePartial_toObject(
+            gen,
+            field,
+            /* sorted */
+            index,
+            longKey ? prop + "[k2]" : srcProp,
+            srcProp
+          )("}");
+        } else if (field.repeated) {
+          gen("if(m%s&&m%s.length){", prop, prop)("d%s=Array(m%s.length)", prop, prop)("for(var j=0;j<m%s.length;++j){", prop);
+          genValuePartial_toObject(
+            gen,
+            field,
+            /* sorted */
+            index,
+            prop + "[j]"
+          )("}");
+        } else {
+          gen("if(m%s!=null&&Object.hasOwnProperty.call(m,%j)){", prop, field.name);
+          genValuePartial_toObject(
+            gen,
+            field,
+            /* sorted */
+            index,
+            prop
+          );
+          if (field.partOf && !field.partOf.isProto3Optional) gen("if(o.oneofs)")("d%s=%j", util.safeProp(field.partOf.name), field.name);
+        }
+        gen("}");
+      }
+      return gen("return d");
+    };
+  }
+});
+
+// node_modules/protobufjs/src/wrappers.js
+var require_wrappers = __commonJS({
+  "node_modules/protobufjs/src/wrappers.js"(exports) {
+    "use strict";
+    var wrappers = exports;
+    var Message = require_message();
+    var util = require_minimal();
+    wrappers[".google.protobuf.Any"] = {
+      fromObject: function(object2, depth) {
+        if (depth === void 0)
+          depth = 0;
+        if (depth > util.recursionLimit)
+          throw Error("max depth exceeded");
+        if (object2 && object2["@type"]) {
+          var name = object2["@type"].substring(object2["@type"].lastIndexOf("/") + 1);
+          var type = this.lookup(name, [this.constructor]);
+          if (type) {
+            var type_url = object2["@type"].charAt(0) === "." ? object2["@type"].slice(1) : object2["@type"];
+            if (type_url.indexOf("/") === -1) {
+              type_url = "/" + type_url;
+            }
+            return this.create({
+              type_url,
+              value: type.encode(type.fromObject(object2, depth + 1)).finish()
+            });
+          }
+        }
+        return this.fromObject(object2, depth);
+      },
+      toObject: function(message, options, depth) {
+        if (depth === void 0)
+          depth = 0;
+        if (depth > util.recursionLimit)
+          throw Error("max depth exceeded");
+        var googleApi = "type.googleapis.com/";
+        var prefix = "";
+        var name = "";
+        if (options && options.json && message.type_url && message.value) {
+          name = message.type_url.substring(message.type_url.lastIndexOf("/") + 1);
+          prefix = message.type_url.substring(0, message.type_url.lastIndexOf("/") + 1);
+          var type = this.lookup(name, [this.constructor]);
+          if (type)
+            message = type.decode(message.value, void 0, void 0, depth + 1);
+        }
+        if (!(message instanceof this.ctor) && message instanceof Message) {
+          var object2 = message.$type.toObject(message, options, depth + 1);
+          var messageName = message.$type.fullName[0] === "." ? message.$type.fullName.slice(1) : message.$type.fullName;
+          if (prefix === "") {
+            prefix = googleApi;
+          }
+          name = prefix + messageName;
+          object2["@type"] = name;
+          return object2;
+        }
+        return this.toObject(message, options, depth);
+      }
+    };
+  }
+});
+
+// node_modules/protobufjs/src/type.js
+var require_type = __commonJS({
+  "node_modules/protobufjs/src/type.js"(exports, module) {
+    "use strict";
+    module.exports = Type;
+    var Namespace = require_namespace();
+    Type.prototype = Object.create(Namespace.prototype, {
+      constructor: {
+        value: Type,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Type.className = "Type";
+    var Enum = require_enum();
+    var OneOf = require_oneof();
+    var Field = require_field();
+    var MapField = require_mapfield();
+    var Service = require_service2();
+    var Message = require_message();
+    var Reader = require_reader();
+    var Writer = require_writer();
+    var util = require_util9();
+    var encoder = require_encoder();
+    var decoder = require_decoder();
+    var verifier = require_verifier();
+    var converter = require_converter();
+    var wrappers = require_wrappers();
+    function Type(name, options) {
+      name = name.replace(/\W/g, "");
+      Namespace.call(this, name, options);
+      this.fields = {};
+      this.oneofs = void 0;
+      this.extensions = void 0;
+      this.reserved = void 0;
+      this.group = void 0;
+      this.visibility = void 0;
+      this._fieldsById = null;
+      this._fieldsArray = null;
+      this._oneofsArray = null;
+      this._ctor = null;
+      this._fieldsByJsonName = null;
+    }
+    Object.defineProperties(Type.prototype, {
+      /**
+       * Message fields by id.
+       * @name Type#fieldsById
+       * @type {Object.<number,Field>}
+       * @readonly
+       */
+      fieldsById: {
+        get: function() {
+          if (this._fieldsById)
+            return this._fieldsById;
+          this._fieldsById = {};
+          for (var names = Object.keys(this.fields), i = 0; i < names.length; ++i) {
+            var field = this.fields[names[i]], id = field.id;
+            if (this._fieldsById[id])
+              throw Error("duplicate id " + id + " in " + this);
+            this._fieldsById[id] = field;
+          }
+          return this._fieldsById;
+        }
+      },
+      /**
+       * Fields of this message as an array for iteration.
+       * @name Type#fieldsArray
+       * @type {Field[]}
+       * @readonly
+       */
+      fieldsArray: {
+        get: function() {
+          return this._fieldsArray || (this._fieldsArray = util.toArray(this.fields));
+        }
+      },
+      /**
+       * Oneofs of this message as an array for iteration.
+       * @name Type#oneofsArray
+       * @type {OneOf[]}
+       * @readonly
+       */
+      oneofsArray: {
+        get: function() {
+          return this._oneofsArray || (this._oneofsArray = util.toArray(this.oneofs));
+        }
+      },
+      /**
+       * The registered constructor, if any registered, otherwise a generic constructor.
+       * Assigning a function replaces the internal constructor. If the function does not extend {@link Message} yet, its prototype will be setup accordingly and static methods will be populated. If it already extends {@link Message}, it will just replace the internal constructor.
+       * When assigning manually, add the type to its parent namespace/root first if fields reference other reflected types, because constructor setup resolves field defaults.
+       * @name Type#ctor
+       * @type {Constructor<{}>}
+       */
+      ctor: {
+        get: function() {
+          return this._ctor || (this.ctor = Type.generateConstructor(this)());
+        },
+        set: function(ctor) {
+          var prototype = ctor.prototype;
+          if (!(prototype instanceof Message)) {
+            ctor.prototype = new Message();
+            Object.defineProperty(ctor.prototype, "constructor", {
+              value: ctor,
+              writable: true,
+              enumerable: false,
+              configurable: true
+            });
+            util.merge(ctor.prototype, prototype);
+          }
+          ctor.$type = ctor.prototype.$type = this;
+          util.merge(ctor, Message, true);
+          this._ctor = ctor;
+          delete this.decode;
+          delete this.fromObject;
+          var i = 0;
+          for (var field; i < /* initializes */
+          this.fieldsArray.length; ++i) {
+            field = this._fieldsArray[i].resolve();
+            ctor.prototype[field.name] = field.defaultValue;
+          }
+          var ctorProperties = {};
+          for (i = 0; i < /* initializes */
+          this.oneofsArray.length; ++i)
+            ctorProperties[this._oneofsArray[i].resolve().name] = {
+              get: util.oneOfGetter(this._oneofsArray[i].oneof),
+              set: util.oneOfSetter(this._oneofsArray[i].oneof)
+            };
+          if (i)
+            Object.defineProperties(ctor.prototype, ctorProperties);
+        }
+      }
+    });
+    Type.generateConstructor = function generateConstructor(mtype) {
+      var gen = util.codegen(["p"]);
+      for (var i = 0, field; i < mtype.fieldsArray.length; ++i)
+        if ((field = mtype._fieldsArray[i]).map) gen("this%s={}", util.safeProp(field.name));
+        else if (field.repeated) gen("this%s=[]", util.safeProp(field.name));
+      return gen('if(p)for(var ks=Object.keys(p),i=0;i<ks.length;++i)if(p[ks[i]]!=null&&ks[i]!=="__proto__")')("this[ks[i]]=p[ks[i]]");
+    };
+    function clearCache(type) {
+      type._fieldsById = type._fieldsArray = type._oneofsArray = type._fieldsByJsonName = null;
+      delete type.encode;
+      delete type.decode;
+      delete type.verify;
+      return type;
+    }
+    Type.fromJSON = function fromJSON(name, json2, depth) {
+      if (depth === void 0)
+        depth = 0;
+      if (depth > util.nestingLimit)
+        throw Error("max depth exceeded");
+      var type = new Type(name, json2.options);
+      type.extensions = json2.extensions;
+      type.reserved = json2.reserved;
+      var names = Object.keys(json2.fields), i = 0;
+      for (; i < names.length; ++i)
+        type.add(
+          (typeof json2.fields[names[i]].keyType !== "undefined" ? MapField.fromJSON : Field.fromJSON)(names[i], json2.fields[names[i]])
+        );
+      if (json2.oneofs)
+        for (names = Object.keys(json2.oneofs), i = 0; i < names.length; ++i)
+          type.add(OneOf.fromJSON(names[i], json2.oneofs[names[i]]));
+      if (json2.nested)
+        for (names = Object.keys(json2.nested), i = 0; i < names.length; ++i) {
+          var nested = json2.nested[names[i]];
+          type.add(
+            // most to least likely
+            (nested.id !== void 0 ? Field.fromJSON : nested.fields !== void 0 ? Type.fromJSON : nested.values !== void 0 ? Enum.fromJSON : nested.methods !== void 0 ? Service.fromJSON : Namespace.fromJSON)(names[i], nested, depth + 1)
+          );
+        }
+      if (json2.extensions && json2.extensions.length)
+        type.extensions = json2.extensions;
+      if (json2.reserved && json2.reserved.length)
+        type.reserved = json2.reserved;
+      if (json2.group)
+        type.group = true;
+      if (json2.visibility)
+        type.visibility = json2.visibility;
+      if (json2.comment)
+        type.comment = json2.comment;
+      if (json2.edition)
+        type._edition = json2.edition;
+      type._defaultEdition = "proto3";
+      return type;
+    };
+    Type.prototype.toJSON = function toJSON(toJSONOptions) {
+      var inherited = Namespace.prototype.toJSON.call(this, toJSONOptions);
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "edition",
+        this._editionToJSON(),
+        "options",
+        inherited && inherited.options || void 0,
+        "oneofs",
+        Namespace.arrayToJSON(this.oneofsArray, toJSONOptions),
+        "fields",
+        Namespace.arrayToJSON(this.fieldsArray.filter(function(obj) {
+          return !obj.declaringField;
+        }), toJSONOptions) || {},
+        "extensions",
+        this.extensions && this.extensions.length ? this.extensions : void 0,
+        "reserved",
+        this.reserved && this.reserved.length ? this.reserved : void 0,
+        "group",
+        this.group || void 0,
+        "visibility",
+        this.visibility,
+        "nested",
+        inherited && inherited.nested || void 0,
+        "comment",
+        keepComments ? this.comment : void 0
+      ]);
+    };
+    Type.prototype.resolveAll = function resolveAll() {
+      if (!this._needsRecursiveResolve) return this;
+      Namespace.prototype.resolveAll.call(this);
+      var oneofs = this.oneofsArray;
+      i = 0;
+      while (i < oneofs.length)
+        oneofs[i++].resolve();
+      var fields = this.fieldsArray, i = 0;
+      while (i < fields.length)
+        fields[i++].resolve();
+      return this;
+    };
+    Type.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
+      if (!this._needsRecursiveFeatureResolution) return this;
+      edition = this._edition || edition;
+      Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
+      this.oneofsArray.forEach((oneof) => {
+        oneof._resolveFeatures(edition);
+      });
+      this.fieldsArray.forEach((field) => {
+        field._resolveFeatures(edition);
+      });
+      return this;
+    };
+    Type.prototype.get = function get(name) {
+      if (Object.prototype.hasOwnProperty.call(this.fields, name))
+        return this.fields[name];
+      if (this.oneofs && Object.prototype.hasOwnProperty.call(this.oneofs, name))
+        return this.oneofs[name];
+      if (this.nested && Object.prototype.hasOwnProperty.call(this.nested, name))
+        return this.nested[name];
+      return null;
+    };
+    Type.prototype.add = function add(object2) {
+      if (this.get(object2.name))
+        throw Error("duplicate name '" + object2.name + "' in " + this);
+      if (object2 instanceof Field && object2.extend === void 0) {
+        if (this._fieldsById ? (
+          /* istanbul ignore next */
+          this._fieldsById[object2.id]
+        ) : this.fieldsById[object2.id])
+          throw Error("duplicate id " + object2.id + " in " + this);
+        if (this.isReservedId(object2.id))
+          throw Error("id " + object2.id + " is reserved in " + this);
+        if (this.isReservedName(object2.name) || object2.name.charAt(0) === "$")
+          throw Error("name '" + object2.name + "' is reserved in " + this);
+        if (object2.name === "__proto__")
+          return this;
+        if (object2.parent)
+          object2.parent.remove(object2);
+        this.fields[object2.name] = object2;
+        object2.message = this;
+        object2.onAdd(this);
+        return clearCache(this);
+      }
+      if (object2 instanceof OneOf) {
+        if (object2.name.charAt(0) === "$")
+          throw Error("name '" + object2.name + "' is reserved in " + this);
+        if (object2.name === "__proto__")
+          return this;
+        if (!this.oneofs)
+          this.oneofs = {};
+        this.oneofs[object2.name] = object2;
+        object2.onAdd(this);
+        return clearCache(this);
+      }
+      return Namespace.prototype.add.call(this, object2);
+    };
+    Type.prototype.remove = function remove(object2) {
+      if (object2 instanceof Field && object2.extend === void 0) {
+        if (!util.remove(this.fields, object2, object2.name))
+          throw Error(object2 + " is not a member of " + this);
+        object2.parent = null;
+        object2.onRemove(this);
+        return clearCache(this);
+      }
+      if (object2 instanceof OneOf) {
+        if (!util.remove(this.oneofs, object2, object2.name))
+          throw Error(object2 + " is not a member of " + this);
+        object2.parent = null;
+        object2.onRemove(this);
+        return clearCache(this);
+      }
+      return Namespace.prototype.remove.call(this, object2);
+    };
+    Type.prototype.isReservedId = function isReservedId(id) {
+      return Namespace.isReservedId(this.reserved, id);
+    };
+    Type.prototype.isReservedName = function isReservedName(name) {
+      return Namespace.isReservedName(this.reserved, name);
+    };
+    Type.prototype.create = function create(properties) {
+      return new this.ctor(properties);
+    };
+    Type.prototype.setup = function setup() {
+      var root3 = this.root;
+      if (root3 && root3._needsRecursiveFeatureResolution) {
+        var edition = root3._edition || this._edition;
+        if (edition)
+          root3._resolveFeaturesRecursive(edition);
+      }
+      var fullName = this.fullName, types = [];
+      for (var i = 0; i < /* initializes */
+      this.fieldsArray.length; ++i)
+        types.push(this._fieldsArray[i].resolve().resolvedType);
+      this.encode = encoder(this)({
+        Writer,
+        types,
+        util
+      });
+      this.decode = decoder(this)({
+        Reader,
+        types,
+        util,
+        C: this.ctor
+      });
+      this.verify = verifier(this)({
+        types,
+        util
+      });
+      this.fromObject = converter.fromObject(this)({
+        types,
+        util,
+        C: this.ctor
+      });
+      this.toObject = converter.toObject(this)({
+        types,
+        util
+      });
+      var wrapper = wrappers[fullName];
+      if (wrapper) {
+        var wrapperThis = Object.create(this);
+        wrapperThis._ctor = this.ctor;
+        wrapperThis.fromObject = this.fromObject;
+        this.fromObject = wrapper.fromObject.bind(wrapperThis);
+        wrapperThis.toObject = this.toObject;
+        this.toObject = wrapper.toObject.bind(wrapperThis);
+      }
+      return this;
+    };
+    Type.prototype.encode = function encode_setup(message, writer) {
+      return this.setup().encode.apply(this, arguments);
+    };
+    Type.prototype.encodeDelimited = function encodeDelimited(message, writer) {
+      return this.encode(message, (writer || Writer.create()).fork()).ldelim();
+    };
+    Type.prototype.decode = function decode_setup(reader, length) {
+      return this.setup().decode.apply(this, arguments);
+    };
+    Type.prototype.decodeDelimited = function decodeDelimited(reader) {
+      if (!(reader instanceof Reader))
+        reader = Reader.create(reader);
+      return this.decode(reader, reader.size());
+    };
+    Type.prototype.verify = function verify_setup(message) {
+      return this.setup().verify.apply(this, arguments);
+    };
+    Type.prototype.fromObject = function fromObject(object2) {
+      return this.setup().fromObject.apply(this, arguments);
+    };
+    Type.prototype.toObject = function toObject(message, options) {
+      return this.setup().toObject.apply(this, arguments);
+    };
+    Type.prototype.getTypeUrl = function getTypeUrl(prefix) {
+      if (prefix === void 0)
+        prefix = "type.googleapis.com";
+      var fullName = this.fullName;
+      return prefix + "/" + (fullName.charAt(0) === "." ? fullName.substring(1) : fullName);
+    };
+    Type.d = function decorateType(typeName) {
+      return function typeDecorator(target) {
+        util.decorateType(target, typeName);
+      };
+    };
+  }
+});
+
+// node_modules/protobufjs/src/root.js
+var require_root = __commonJS({
+  "node_modules/protobufjs/src/root.js"(exports, module) {
+    "use strict";
+    module.exports = Root;
+    var Namespace = require_namespace();
+    Root.prototype = Object.create(Namespace.prototype, {
+      constructor: {
+        value: Root,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Root.className = "Root";
+    var Field = require_field();
+    var Enum = require_enum();
+    var OneOf = require_oneof();
+    var util = require_util9();
+    var Type;
+    var parse4;
+    var common;
+    function Root(options) {
+      Namespace.call(this, "", options);
+      this.deferred = [];
+      this.files = [];
+      this._edition = "proto2";
+      this._fullyQualifiedObjects = {};
+    }
+    Root.fromJSON = function fromJSON(json2, root3, depth) {
+      if (depth === void 0)
+        depth = 0;
+      if (depth > util.recursionLimit)
+        throw Error("max depth exceeded");
+      if (!root3)
+        root3 = new Root();
+      if (json2.options)
+        root3.setOptions(json2.options);
+      return root3.addJSON(json2.nested, depth).resolveAll();
+    };
+    Root.prototype.resolvePath = util.path.resolve;
+    Root.prototype.fetch = util.fetch;
+    function SYNC() {
+    }
+    Root.prototype.load = function load2(filename, options, callback) {
+      if (typeof options === "function") {
+        callback = options;
+        options = void 0;
+      }
+      var self2 = this;
+      if (!callback) {
+        return util.asPromise(load2, self2, filename, options);
+      }
+      var sync = callback === SYNC;
+      function finish(err, root3) {
+        if (!callback) {
+          return;
+        }
+        if (sync) {
+          throw err;
+        }
+        if (root3) {
+          root3.resolveAll();
+        }
+        var cb = callback;
+        callback = null;
+        cb(err, root3);
+      }
+      function getBundledFileName(filename2) {
+        var idx = filename2.lastIndexOf("google/protobuf/");
+        if (idx > -1) {
+          var altname = filename2.substring(idx);
+          if (Object.prototype.hasOwnProperty.call(common, altname)) return altname;
+        }
+        if (Object.prototype.hasOwnProperty.call(common, filename2)) return filename2;
+        return null;
+      }
+      function process9(filename2, source, depth) {
+        if (depth === void 0)
+          depth = 0;
+        try {
+          if (depth > util.recursionLimit)
+            throw Error("max depth exceeded");
+          if (util.isString(source) && source.charAt(0) === "{")
+            source = JSON.parse(source);
+          if (!util.isString(source))
+            self2.setOptions(source.options).addJSON(source.nested);
+          else {
+            parse4.filename = filename2;
+            var parsed = parse4(source, self2, options), resolved2, i2 = 0;
+            if (parsed.imports) {
+              for (; i2 < parsed.imports.length; ++i2)
+                if (resolved2 = getBundledFileName(parsed.imports[i2]) || self2.resolvePath(filename2, parsed.imports[i2]))
+                  fetch(resolved2, false, depth + 1);
+            }
+            if (parsed.weakImports) {
+              for (i2 = 0; i2 < parsed.weakImports.length; ++i2)
+                if (resolved2 = getBundledFileName(parsed.weakImports[i2]) || self2.resolvePath(filename2, parsed.weakImports[i2]))
+                  fetch(resolved2, true, depth + 1);
+            }
+          }
+        } catch (err) {
+          finish(err);
+        }
+        if (!sync && !queued) {
+          finish(null, self2);
+        }
+      }
+      function fetch(filename2, weak, depth) {
+        if (depth === void 0)
+          depth = 0;
+        filename2 = getBundledFileName(filename2) || filename2;
+        if (self2.files.indexOf(filename2) > -1) {
+          return;
+        }
+        self2.files.push(filename2);
+        if (Object.prototype.hasOwnProperty.call(common, filename2)) {
+          if (sync) {
+            process9(filename2, common[filename2], depth);
+          } else {
+            ++queued;
+            setTimeout(function() {
+              --queued;
+              process9(filename2, common[filename2], depth);
+            });
+          }
+          return;
+        }
+        if (sync) {
+          var source;
+          try {
+            source = util.fs.readFileSync(filename2).toString("utf8");
+          } catch (err) {
+            if (!weak)
+              finish(err);
+            return;
+          }
+          process9(filename2, source, depth);
+        } else {
+          ++queued;
+          self2.fetch(filename2, function(err, source2) {
+            --queued;
+            if (!callback) {
+              return;
+            }
+            if (err) {
+              if (!weak)
+                finish(err);
+              else if (!queued)
+                finish(null, self2);
+              return;
+            }
+            process9(filename2, source2, depth);
+          });
+        }
+      }
+      var queued = 0;
+      if (util.isString(filename)) {
+        filename = [filename];
+      }
+      for (var i = 0, resolved; i < filename.length; ++i)
+        if (resolved = self2.resolvePath("", filename[i]))
+          fetch(resolved);
+      if (sync) {
+        self2.resolveAll();
+        return self2;
+      }
+      if (!queued) {
+        finish(null, self2);
+      }
+      return self2;
+    };
+    Root.prototype.loadSync = function loadSync(filename, options) {
+      if (!util.isNode)
+        throw Error("not supported");
+      return this.load(filename, options, SYNC);
+    };
+    Root.prototype.resolveAll = function resolveAll() {
+      if (!this._needsRecursiveResolve) return this;
+      if (this.deferred.length)
+        throw Error("unresolvable extensions: " + this.deferred.map(function(field) {
+          return "'extend " + field.extend + "' in " + field.parent.fullName;
+        }).join(", "));
+      return Namespace.prototype.resolveAll.call(this);
+    };
+    var exposeRe = /^[A-Z]/;
+    function tryHandleExtension(root3, field) {
+      var extendedType = field.parent.lookup(field.extend);
+      if (extendedType) {
+        var sisterField = new Field(field.fullName, field.id, field.type, field.rule, void 0, field.options);
+        if (extendedType.get(sisterField.name)) {
+          return true;
+        }
+        sisterField.declaringField = field;
+        field.extensionField = sisterField;
+        extendedType.add(sisterField);
+        return true;
+      }
+      return false;
+    }
+    Root.prototype._handleAdd = function _handleAdd(object2) {
+      if (object2 instanceof Field) {
+        if (
+          /* an extension field (implies not part of a oneof) */
+          object2.extend !== void 0 && /* not already handled */
+          !object2.extensionField
+        ) {
+          if (!tryHandleExtension(this, object2))
+            this.deferred.push(object2);
+        }
+      } else if (object2 instanceof Enum) {
+        if (exposeRe.test(object2.name))
+          object2.parent[object2.name] = object2.values;
+      } else if (!(object2 instanceof OneOf)) {
+        if (object2 instanceof Type)
+          for (var i = 0; i < this.deferred.length; )
+            if (tryHandleExtension(this, this.deferred[i]))
+              this.deferred.splice(i, 1);
+            else
+              ++i;
+        for (var j = 0; j < /* initializes */
+        object2.nestedArray.length; ++j)
+          this._handleAdd(object2._nestedArray[j]);
+        if (exposeRe.test(object2.name))
+          object2.parent[object2.name] = object2;
+      }
+      if (object2 instanceof Type || object2 instanceof Enum || object2 instanceof Field) {
+        this._fullyQualifiedObjects[object2.fullName] = object2;
+      }
+    };
+    Root.prototype._handleRemove = function _handleRemove(object2) {
+      if (object2 instanceof Field) {
+        if (
+          /* an extension field */
+          object2.extend !== void 0
+        ) {
+          if (
+            /* already handled */
+            object2.extensionField
+          ) {
+            object2.extensionField.parent.remove(object2.extensionField);
+            object2.extensionField = null;
+          } else {
+            var index = this.deferred.indexOf(object2);
+            if (index > -1)
+              this.deferred.splice(index, 1);
+          }
+        }
+      } else if (object2 instanceof Enum) {
+        if (exposeRe.test(object2.name))
+          delete object2.parent[object2.name];
+      } else if (object2 instanceof Namespace) {
+        for (var i = 0; i < /* initializes */
+        object2.nestedArray.length; ++i)
+          this._handleRemove(object2._nestedArray[i]);
+        if (exposeRe.test(object2.name))
+          delete object2.parent[object2.name];
+      }
+      delete this._fullyQualifiedObjects[object2.fullName];
+    };
+    Root._configure = function(Type_, parse_, common_) {
+      Type = Type_;
+      parse4 = parse_;
+      common = common_;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/util.js
+var require_util9 = __commonJS({
+  "node_modules/protobufjs/src/util.js"(exports, module) {
+    "use strict";
+    var util = module.exports = require_minimal();
+    var roots = require_roots();
+    var Type;
+    var Enum;
+    util.codegen = require_codegen();
+    util.fetch = require_fetch2();
+    util.path = require_path();
+    util.patterns = require_patterns();
+    var reservedRe = util.patterns.reservedRe;
+    util.fs = require_fs();
+    util.toArray = function toArray(object2) {
+      if (object2) {
+        var keys = Object.keys(object2), array2 = new Array(keys.length), index = 0;
+        while (index < keys.length)
+          array2[index] = object2[keys[index++]];
+        return array2;
+      }
+      return [];
+    };
+    util.toObject = function toObject(array2) {
+      var object2 = {}, index = 0;
+      while (index < array2.length) {
+        var key = array2[index++], val = array2[index++];
+        if (val !== void 0)
+          object2[key] = val;
+      }
+      return object2;
+    };
+    util.remove = function remove(object2, value, key) {
+      if (!object2)
+        return false;
+      if (key !== void 0 && Object.prototype.hasOwnProperty.call(object2, key) && object2[key] === value) {
+        delete object2[key];
+        return true;
+      }
+      for (var names = Object.keys(object2), i = 0; i < names.length; ++i)
+        if (object2[names[i]] === value) {
+          delete object2[names[i]];
+          return true;
+        }
+      return false;
+    };
+    util.isReserved = function isReserved(name) {
+      return reservedRe.test(name);
+    };
+    util.safeProp = function safeProp(prop) {
+      if (!/^[$\w_]+$/.test(prop) || reservedRe.test(prop))
+        return "[" + JSON.stringify(prop) + "]";
+      return "." + prop;
+    };
+    util.ucFirst = function ucFirst(str) {
+      return str.charAt(0).toUpperCase() + str.substring(1);
+    };
+    var camelCaseRe = /_([a-z])/g;
+    util.camelCase = function camelCase(str) {
+      return str.substring(0, 1) + str.substring(1).replace(camelCaseRe, function($0, $1) {
+        return $1.toUpperCase();
+      });
+    };
+    util.jsonName = function jsonName(str) {
+      var result = "", upperNext = false, i = 0;
+      for (; i < str.length; ++i) {
+        var ch = str.charAt(i);
+        if (ch === "_")
+          upperNext = true;
+        else if (upperNext) {
+          result += ch.toUpperCase();
+          upperNext = false;
+        } else
+          result += ch;
+      }
+      return result;
+    };
+    util.compareFieldsById = function compareFieldsById(a, b) {
+      return a.id - b.id;
+    };
+    util.decorateType = function decorateType(ctor, typeName) {
+      if (ctor.$type) {
+        if (typeName && ctor.$type.name !== typeName) {
+          util.decorateRoot.remove(ctor.$type);
+          ctor.$type.name = typeName;
+          util.decorateRoot.add(ctor.$type);
+        }
+        return ctor.$type;
+      }
+      if (!Type)
+        Type = require_type();
+      var type = new Type(typeName || ctor.name);
+      util.decorateRoot.add(type);
+      type.ctor = ctor;
+      Object.defineProperty(ctor, "$type", { value: type, enumerable: false });
+      Object.defineProperty(ctor.prototype, "$type", { value: type, enumerable: false });
+      return type;
+    };
+    var decorateEnumIndex = 0;
+    util.decorateEnum = function decorateEnum(object2) {
+      if (object2.$type)
+        return object2.$type;
+      if (!Enum)
+        Enum = require_enum();
+      var enm = new Enum("Enum" + decorateEnumIndex++, object2);
+      util.decorateRoot.add(enm);
+      Object.defineProperty(object2, "$type", { value: enm, enumerable: false });
+      return enm;
+    };
+    util.setProperty = function setProperty(dst, path, value, ifNotSet) {
+      function setProp(dst2, path2, value2) {
+        var part = path2.shift();
+        if (util.isUnsafeProperty(part))
+          return dst2;
+        if (path2.length > 0) {
+          dst2[part] = setProp(dst2[part] || {}, path2, value2);
+        } else {
+          var prevValue = dst2[part];
+          if (prevValue && ifNotSet)
+            return dst2;
+          if (prevValue)
+            value2 = [].concat(prevValue).concat(value2);
+          dst2[part] = value2;
+        }
+        return dst2;
+      }
+      if (typeof dst !== "object")
+        throw TypeError("dst must be an object");
+      if (!path)
+        throw TypeError("path must be specified");
+      path = path.split(".");
+      if (path.length > util.recursionLimit)
+        throw Error("max depth exceeded");
+      return setProp(dst, path, value);
+    };
+    Object.defineProperty(util, "decorateRoot", {
+      get: function() {
+        return roots["decorated"] || (roots["decorated"] = new (require_root())());
+      }
+    });
+  }
+});
+
+// node_modules/protobufjs/src/types.js
+var require_types = __commonJS({
+  "node_modules/protobufjs/src/types.js"(exports) {
+    "use strict";
+    var types = exports;
+    var util = require_util9();
+    var s = [
+      "double",
+      // 0
+      "float",
+      // 1
+      "int32",
+      // 2
+      "uint32",
+      // 3
+      "sint32",
+      // 4
+      "fixed32",
+      // 5
+      "sfixed32",
+      // 6
+      "int64",
+      // 7
+      "uint64",
+      // 8
+      "sint64",
+      // 9
+      "fixed64",
+      // 10
+      "sfixed64",
+      // 11
+      "bool",
+      // 12
+      "string",
+      // 13
+      "bytes"
+      // 14
+    ];
+    function bake(values, offset) {
+      var i = 0, o = /* @__PURE__ */ Object.create(null);
+      offset |= 0;
+      while (i < values.length) o[s[i + offset]] = values[i++];
+      return o;
+    }
+    types.basic = bake([
+      /* double   */
+      1,
+      /* float    */
+      5,
+      /* int32    */
+      0,
+      /* uint32   */
+      0,
+      /* sint32   */
+      0,
+      /* fixed32  */
+      5,
+      /* sfixed32 */
+      5,
+      /* int64    */
+      0,
+      /* uint64   */
+      0,
+      /* sint64   */
+      0,
+      /* fixed64  */
+      1,
+      /* sfixed64 */
+      1,
+      /* bool     */
+      0,
+      /* string   */
+      2,
+      /* bytes    */
+      2
+    ]);
+    types.defaults = bake([
+      /* double   */
+      0,
+      /* float    */
+      0,
+      /* int32    */
+      0,
+      /* uint32   */
+      0,
+      /* sint32   */
+      0,
+      /* fixed32  */
+      0,
+      /* sfixed32 */
+      0,
+      /* int64    */
+      0,
+      /* uint64   */
+      0,
+      /* sint64   */
+      0,
+      /* fixed64  */
+      0,
+      /* sfixed64 */
+      0,
+      /* bool     */
+      false,
+      /* string   */
+      "",
+      /* bytes    */
+      util.emptyArray,
+      /* message  */
+      null
+    ]);
+    types.long = bake([
+      /* int64    */
+      0,
+      /* uint64   */
+      0,
+      /* sint64   */
+      0,
+      /* fixed64  */
+      1,
+      /* sfixed64 */
+      1
+    ], 7);
+    types.mapKey = bake([
+      /* int32    */
+      0,
+      /* uint32   */
+      0,
+      /* sint32   */
+      0,
+      /* fixed32  */
+      5,
+      /* sfixed32 */
+      5,
+      /* int64    */
+      0,
+      /* uint64   */
+      0,
+      /* sint64   */
+      0,
+      /* fixed64  */
+      1,
+      /* sfixed64 */
+      1,
+      /* bool     */
+      0,
+      /* string   */
+      2
+    ], 2);
+    types.packed = bake([
+      /* double   */
+      1,
+      /* float    */
+      5,
+      /* int32    */
+      0,
+      /* uint32   */
+      0,
+      /* sint32   */
+      0,
+      /* fixed32  */
+      5,
+      /* sfixed32 */
+      5,
+      /* int64    */
+      0,
+      /* uint64   */
+      0,
+      /* sint64   */
+      0,
+      /* fixed64  */
+      1,
+      /* sfixed64 */
+      1,
+      /* bool     */
+      0
+    ]);
+  }
+});
+
+// node_modules/protobufjs/src/field.js
+var require_field = __commonJS({
+  "node_modules/protobufjs/src/field.js"(exports, module) {
+    "use strict";
+    module.exports = Field;
+    var ReflectionObject = require_object();
+    Field.prototype = Object.create(ReflectionObject.prototype, {
+      constructor: {
+        value: Field,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Field.className = "Field";
+    var Enum = require_enum();
+    var types = require_types();
+    var util = require_util9();
+    var Type;
+    var ruleRe = /^(?:required|optional|repeated)$/;
+    Field.fromJSON = function fromJSON(name, json2) {
+      var field = new Field(name, json2.id, json2.type, json2.rule, json2.extend, json2.options, json2.comment);
+      if (json2.edition)
+        field._edition = json2.edition;
+      if (json2.protoName)
+        field.protoName = json2.protoName;
+      if (json2.jsonName !== void 0)
+        field.jsonName = json2.jsonName;
+      else if (json2.options && json2.options.json_name !== void 0)
+        field.jsonName = json2.options.json_name;
+      field._defaultEdition = "proto3";
+      return field;
+    };
+    function Field(name, id, type, rule, extend2, options, comment) {
+      if (util.isObject(rule)) {
+        comment = extend2;
+        options = rule;
+        rule = extend2 = void 0;
+      } else if (util.isObject(extend2)) {
+        comment = options;
+        options = extend2;
+        extend2 = void 0;
+      }
+      ReflectionObject.call(this, name, options);
+      if (!util.isInteger(id) || id < 0)
+        throw TypeError("id must be a non-negative integer");
+      if (!util.isString(type))
+        throw TypeError("type must be a string");
+      if (rule !== void 0 && !ruleRe.test(rule = rule.toString().toLowerCase()))
+        throw TypeError("rule must be a string rule");
+      if (extend2 !== void 0 && !util.isString(extend2))
+        throw TypeError("extend must be a string");
+      this.rule = rule && rule !== "optional" ? rule : void 0;
+      this.type = type;
+      this.id = id;
+      this.extend = extend2 || void 0;
+      this.repeated = rule === "repeated";
+      this.map = false;
+      this.message = null;
+      this.partOf = null;
+      this.typeDefault = null;
+      this.defaultValue = null;
+      this.long = util.Long ? types.long[type] !== void 0 : (
+        /* istanbul ignore next */
+        false
+      );
+      this.bytes = type === "bytes";
+      this.resolvedType = null;
+      this.extensionField = null;
+      this.declaringField = null;
+      this.comment = comment;
+      this.protoName = void 0;
+      this.jsonName = void 0;
+    }
+    Object.defineProperty(Field.prototype, "required", {
+      get: function() {
+        return this._features.field_presence === "LEGACY_REQUIRED";
+      }
+    });
+    Object.defineProperty(Field.prototype, "optional", {
+      get: function() {
+        return !this.required;
+      }
+    });
+    Object.defineProperty(Field.prototype, "delimited", {
+      get: function() {
+        return this.resolvedType instanceof Type && this._features.message_encoding === "DELIMITED";
+      }
+    });
+    Object.defineProperty(Field.prototype, "packed", {
+      get: function() {
+        return this._features.repeated_field_encoding === "PACKED";
+      }
+    });
+    Object.defineProperty(Field.prototype, "hasPresence", {
+      get: function() {
+        if (this.repeated || this.map) {
+          return false;
+        }
+        return this.partOf || // oneofs
+        this.declaringField || this.extensionField || // extensions
+        this._features.field_presence !== "IMPLICIT";
+      }
+    });
+    Field.prototype.setOption = function setOption(name, value, ifNotSet) {
+      return ReflectionObject.prototype.setOption.call(this, name, value, ifNotSet);
+    };
+    Field.prototype.toJSON = function toJSON(toJSONOptions) {
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "edition",
+        this._editionToJSON(),
+        "rule",
+        this.rule !== "optional" && this.rule || void 0,
+        "type",
+        this.type,
+        "id",
+        this.id,
+        "extend",
+        this.extend,
+        "protoName",
+        this.protoName !== this.name ? this.protoName : void 0,
+        "jsonName",
+        this.jsonName !== util.jsonName(this.protoName || this.name) ? this.jsonName : void 0,
+        "options",
+        this.options,
+        "comment",
+        keepComments ? this.comment : void 0
+      ]);
+    };
+    Field.prototype.resolve = function resolve5() {
+      if (this.resolved)
+        return this;
+      if ((this.typeDefault = types.defaults[this.type]) === void 0) {
+        this.resolvedType = (this.declaringField ? this.declaringField.parent : this.parent).lookupTypeOrEnum(this.type);
+        if (this.resolvedType instanceof Type)
+          this.typeDefault = null;
+        else
+          this.typeDefault = this.resolvedType.values[Object.keys(this.resolvedType.values)[0]];
+      } else if (this.options && this.options.proto3_optional) {
+        this.typeDefault = null;
+      }
+      if (this.options && this.options["default"] != null) {
+        this.typeDefault = this.options["default"];
+        if (this.resolvedType instanceof Enum && typeof this.typeDefault === "string")
+          this.typeDefault = this.resolvedType.values[this.typeDefault];
+      }
+      if (this.options) {
+        if (this.options.packed !== void 0 && this.resolvedType && !(this.resolvedType instanceof Enum))
+          delete this.options.packed;
+        if (!Object.keys(this.options).length)
+          this.options = void 0;
+      }
+      if (this.long) {
+        var unsigned = this.type === "uint64" || this.type === "fixed64";
+        this.typeDefault = typeof this.typeDefault === "string" ? util.Long.fromString(this.typeDefault, unsigned) : util.Long.fromNumber(this.typeDefault, unsigned);
+        if (Object.freeze)
+          Object.freeze(this.typeDefault);
+      } else if (types.long[this.type] !== void 0 && typeof this.typeDefault === "string") {
+        this.typeDefault = parseInt(this.typeDefault, 10);
+      } else if (this.bytes && typeof this.typeDefault === "string") {
+        var buf;
+        if (util.base64.test(this.typeDefault))
+          util.base64.decode(this.typeDefault, buf = util.newBuffer(util.base64.length(this.typeDefault)), 0);
+        else
+          util.utf8.write(this.typeDefault, buf = util.newBuffer(util.utf8.length(this.typeDefault)), 0);
+        this.typeDefault = buf;
+      }
+      if (this.map)
+        this.defaultValue = util.emptyObject;
+      else if (this.repeated)
+        this.defaultValue = util.emptyArray;
+      else
+        this.defaultValue = this.typeDefault;
+      if (this.parent instanceof Type && this.parent._ctor)
+        this.parent._ctor.prototype[this.name] = this.defaultValue;
+      if (this.protoName === void 0)
+        this.protoName = this.name;
+      if (this.jsonName === void 0)
+        this.jsonName = util.jsonName(this.protoName);
+      return ReflectionObject.prototype.resolve.call(this);
+    };
+    Field.prototype._inferLegacyProtoFeatures = function _inferLegacyProtoFeatures(edition) {
+      if (edition !== "proto2" && edition !== "proto3") {
+        return {};
+      }
+      var features = {};
+      if (this.rule === "required") {
+        features.field_presence = "LEGACY_REQUIRED";
+      }
+      if (this.parent && types.defaults[this.type] === void 0) {
+        var type = this.parent.get(this.type.split(".").pop());
+        if (type && type instanceof Type && type.group) {
+          features.message_encoding = "DELIMITED";
+        }
+      }
+      if (this.getOption("packed") === true) {
+        features.repeated_field_encoding = "PACKED";
+      } else if (this.getOption("packed") === false) {
+        features.repeated_field_encoding = "EXPANDED";
+      }
+      return features;
+    };
+    Field.prototype._resolveFeatures = function _resolveFeatures(edition) {
+      return ReflectionObject.prototype._resolveFeatures.call(this, this._edition || edition);
+    };
+    Field.d = function decorateField(fieldId, fieldType, fieldRule, defaultValue) {
+      if (typeof fieldType === "function")
+        fieldType = util.decorateType(fieldType).name;
+      else if (fieldType && typeof fieldType === "object")
+        fieldType = util.decorateEnum(fieldType).name;
+      return function fieldDecorator(prototype, fieldName) {
+        util.decorateType(prototype.constructor).add(new Field(fieldName, fieldId, fieldType, fieldRule, { "default": defaultValue }));
+      };
+    };
+    Field._configure = function configure(Type_) {
+      Type = Type_;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/oneof.js
+var require_oneof = __commonJS({
+  "node_modules/protobufjs/src/oneof.js"(exports, module) {
+    "use strict";
+    module.exports = OneOf;
+    var ReflectionObject = require_object();
+    OneOf.prototype = Object.create(ReflectionObject.prototype, {
+      constructor: {
+        value: OneOf,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    OneOf.className = "OneOf";
+    var Field = require_field();
+    var util = require_util9();
+    function OneOf(name, fieldNames, options, comment) {
+      if (!Array.isArray(fieldNames)) {
+        options = fieldNames;
+        fieldNames = void 0;
+      }
+      ReflectionObject.call(this, name, options);
+      if (!(fieldNames === void 0 || Array.isArray(fieldNames)))
+        throw TypeError("fieldNames must be an Array");
+      this.oneof = fieldNames || [];
+      this.fieldsArray = [];
+      this.comment = comment;
+    }
+    OneOf.fromJSON = function fromJSON(name, json2) {
+      return new OneOf(name, json2.oneof, json2.options, json2.comment);
+    };
+    OneOf.prototype.toJSON = function toJSON(toJSONOptions) {
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "options",
+        this.options,
+        "oneof",
+        this.oneof,
+        "comment",
+        keepComments ? this.comment : void 0
+      ]);
+    };
+    function addFieldsToParent(oneof) {
+      if (oneof.parent) {
+        for (var i = 0; i < oneof.fieldsArray.length; ++i)
+          if (!oneof.fieldsArray[i].parent)
+            oneof.parent.add(oneof.fieldsArray[i]);
+      }
+    }
+    OneOf.prototype.add = function add(field) {
+      if (!(field instanceof Field))
+        throw TypeError("field must be a Field");
+      if (field.parent && field.parent !== this.parent)
+        field.parent.remove(field);
+      this.oneof.push(field.name);
+      this.fieldsArray.push(field);
+      field.partOf = this;
+      addFieldsToParent(this);
+      return this;
+    };
+    OneOf.prototype.remove = function remove(field) {
+      if (!(field instanceof Field))
+        throw TypeError("field must be a Field");
+      var index = this.fieldsArray.indexOf(field);
+      if (index < 0)
+        throw Error(field + " is not a member of " + this);
+      this.fieldsArray.splice(index, 1);
+      index = this.oneof.indexOf(field.name);
+      if (index > -1)
+        this.oneof.splice(index, 1);
+      field.partOf = null;
+      return this;
+    };
+    OneOf.prototype.onAdd = function onAdd(parent) {
+      ReflectionObject.prototype.onAdd.call(this, parent);
+      var self2 = this;
+      for (var i = 0; i < this.oneof.length; ++i) {
+        var field = parent.get(this.oneof[i]);
+        if (field && !field.partOf) {
+          field.partOf = self2;
+          self2.fieldsArray.push(field);
+        }
+      }
+      addFieldsToParent(this);
+    };
+    OneOf.prototype.onRemove = function onRemove(parent) {
+      for (var i = 0, field; i < this.fieldsArray.length; ++i)
+        if ((field = this.fieldsArray[i]).parent)
+          field.parent.remove(field);
+      ReflectionObject.prototype.onRemove.call(this, parent);
+    };
+    Object.defineProperty(OneOf.prototype, "isProto3Optional", {
+      get: function() {
+        if (this.fieldsArray == null || this.fieldsArray.length !== 1) {
+          return false;
+        }
+        var field = this.fieldsArray[0];
+        return field.options != null && field.options["proto3_optional"] === true;
+      }
+    });
+    OneOf.d = function decorateOneOf() {
+      var fieldNames = new Array(arguments.length), index = 0;
+      while (index < arguments.length)
+        fieldNames[index] = arguments[index++];
+      return function oneOfDecorator(prototype, oneofName) {
+        util.decorateType(prototype.constructor).add(new OneOf(oneofName, fieldNames));
+        Object.defineProperty(prototype, oneofName, {
+          get: util.oneOfGetter(fieldNames),
+          set: util.oneOfSetter(fieldNames)
+        });
+      };
+    };
+  }
+});
+
+// node_modules/protobufjs/src/object.js
+var require_object = __commonJS({
+  "node_modules/protobufjs/src/object.js"(exports, module) {
+    "use strict";
+    module.exports = ReflectionObject;
+    ReflectionObject.className = "ReflectionObject";
+    var OneOf = require_oneof();
+    var util = require_util9();
+    var Root;
+    var proto2Defaults = { enum_type: "CLOSED", field_presence: "EXPLICIT", json_format: "LEGACY_BEST_EFFORT", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "EXPANDED", utf8_validation: "NONE", enforce_naming_style: "STYLE_LEGACY", default_symbol_visibility: "EXPORT_ALL" };
+    var proto3Defaults = { enum_type: "OPEN", field_presence: "IMPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE_LEGACY", default_symbol_visibility: "EXPORT_ALL" };
+    var editions2023Defaults = { enum_type: "OPEN", field_presence: "EXPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE_LEGACY", default_symbol_visibility: "EXPORT_ALL" };
+    var editions2024Defaults = { enum_type: "OPEN", field_presence: "EXPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE2024", default_symbol_visibility: "EXPORT_TOP_LEVEL" };
+    var editions2026Defaults = { enum_type: "OPEN", field_presence: "EXPLICIT", json_format: "ALLOW", message_encoding: "LENGTH_PREFIXED", repeated_field_encoding: "PACKED", utf8_validation: "VERIFY", enforce_naming_style: "STYLE2026", default_symbol_visibility: "STRICT", enforce_proto_limits: "PROTO_LIMITS2026" };
+    function ReflectionObject(name, options) {
+      if (!util.isString(name))
+        throw TypeError("name must be a string");
+      if (options && !util.isObject(options))
+        throw TypeError("options must be an object");
+      this.options = options;
+      this.parsedOptions = null;
+      this.name = name;
+      this._edition = null;
+      this._defaultEdition = "proto2";
+      this._features = {};
+      this._featuresResolved = false;
+      this.parent = null;
+      this.resolved = false;
+      this.comment = null;
+      this.filename = null;
+    }
+    Object.defineProperties(ReflectionObject.prototype, {
+      /**
+       * Reference to the root namespace.
+       * @name ReflectionObject#root
+       * @type {Root}
+       * @readonly
+       */
+      root: {
+        get: function() {
+          var ptr = this;
+          while (ptr.parent !== null)
+            ptr = ptr.parent;
+          return ptr;
+        }
+      },
+      /**
+       * Full name including leading dot.
+       * @name ReflectionObject#fullName
+       * @type {string}
+       * @readonly
+       */
+      fullName: {
+        get: function() {
+          var path = [this.name], ptr = this.parent;
+          while (ptr) {
+            path.unshift(ptr.name);
+            ptr = ptr.parent;
+          }
+          return path.join(".");
+        }
+      }
+    });
+    ReflectionObject.prototype.toJSON = /* istanbul ignore next */
+    function toJSON() {
+      throw Error();
+    };
+    ReflectionObject.prototype.onAdd = function onAdd(parent) {
+      if (this.parent && this.parent !== parent)
+        this.parent.remove(this);
+      this.parent = parent;
+      this.resolved = false;
+      var root3 = parent.root;
+      if (root3 instanceof Root)
+        root3._handleAdd(this);
+    };
+    ReflectionObject.prototype.onRemove = function onRemove(parent) {
+      var root3 = parent.root;
+      if (root3 instanceof Root)
+        root3._handleRemove(this);
+      this.parent = null;
+      this.resolved = false;
+    };
+    ReflectionObject.prototype.resolve = function resolve5() {
+      if (this.resolved)
+        return this;
+      if (this.root instanceof Root)
+        this.resolved = true;
+      return this;
+    };
+    ReflectionObject.prototype._resolveFeaturesRecursive = function _resolveFeaturesRecursive(edition) {
+      return this._resolveFeatures(this._edition || edition);
+    };
+    ReflectionObject.prototype._resolveFeatures = function _resolveFeatures(edition) {
+      if (this._featuresResolved) {
+        return;
+      }
+      var defaults = {};
+      if (!edition) {
+        throw new Error("Unknown edition for " + this.fullName);
+      }
+      var protoFeatures = util.merge(
+        {},
+        this.options && this.options.features,
+        this._inferLegacyProtoFeatures(edition)
+      );
+      if (this._edition) {
+        if (edition === "proto2") {
+          defaults = Object.assign({}, proto2Defaults);
+        } else if (edition === "proto3") {
+          defaults = Object.assign({}, proto3Defaults);
+        } else if (edition === "2023") {
+          defaults = Object.assign({}, editions2023Defaults);
+        } else if (edition === "2024") {
+          defaults = Object.assign({}, editions2024Defaults);
+        } else if (edition === "2026") {
+          defaults = Object.assign({}, editions2026Defaults);
+        } else {
+          throw new Error("Unknown edition: " + edition);
+        }
+        this._features = util.merge(defaults, protoFeatures);
+      } else {
+        if (this.partOf instanceof OneOf) {
+          var lexicalParentFeaturesCopy = util.merge({}, this.partOf._features);
+          this._features = util.merge(lexicalParentFeaturesCopy, protoFeatures);
+        } else if (this.declaringField) {
+        } else if (this.parent) {
+          var parentFeaturesCopy = util.merge({}, this.parent._features);
+          this._features = util.merge(parentFeaturesCopy, protoFeatures);
+        } else {
+          throw new Error("Unable to find a parent for " + this.fullName);
+        }
+      }
+      if (this.extensionField) {
+        this.extensionField._features = this._features;
+      }
+      this._featuresResolved = true;
+    };
+    ReflectionObject.prototype._inferLegacyProtoFeatures = function _inferLegacyProtoFeatures() {
+      return {};
+    };
+    ReflectionObject.prototype.getOption = function getOption(name) {
+      if (this.options && Object.prototype.hasOwnProperty.call(this.options, name))
+        return this.options[name];
+      return void 0;
+    };
+    ReflectionObject.prototype.setOption = function setOption(name, value, ifNotSet) {
+      if (name === "__proto__")
+        return this;
+      if (!this.options)
+        this.options = {};
+      if (/^features\./.test(name)) {
+        util.setProperty(this.options, name, value, ifNotSet);
+      } else {
+        var prev = this.getOption(name);
+        if (!ifNotSet || prev === void 0) {
+          if (prev !== value) this.resolved = false;
+          this.options[name] = value;
+        }
+      }
+      return this;
+    };
+    ReflectionObject.prototype.setParsedOption = function setParsedOption(name, value, propName) {
+      if (name === "__proto__")
+        return this;
+      if (!this.parsedOptions) {
+        this.parsedOptions = [];
+      }
+      var parsedOptions = this.parsedOptions;
+      if (propName) {
+        var opt = parsedOptions.find(function(opt2) {
+          return Object.prototype.hasOwnProperty.call(opt2, name);
+        });
+        if (opt) {
+          var newValue = opt[name];
+          util.setProperty(newValue, propName, value);
+        } else {
+          opt = {};
+          opt[name] = util.setProperty({}, propName, value);
+          parsedOptions.push(opt);
+        }
+      } else {
+        var newOpt = {};
+        newOpt[name] = value;
+        parsedOptions.push(newOpt);
+      }
+      return this;
+    };
+    ReflectionObject.prototype.setOptions = function setOptions(options, ifNotSet) {
+      if (options)
+        for (var keys = Object.keys(options), i = 0; i < keys.length; ++i)
+          this.setOption(keys[i], options[keys[i]], ifNotSet);
+      return this;
+    };
+    Object.defineProperty(ReflectionObject.prototype, "toString", {
+      value: function toString() {
+        var className = this.constructor.className, fullName = this.fullName;
+        if (fullName.length)
+          return className + " " + fullName;
+        return className;
+      },
+      writable: true,
+      enumerable: false,
+      configurable: true
+    });
+    ReflectionObject.prototype._editionToJSON = function _editionToJSON() {
+      if (!this._edition || this._edition === "proto3") {
+        return void 0;
+      }
+      return this._edition;
+    };
+    ReflectionObject._configure = function(Root_) {
+      Root = Root_;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/enum.js
+var require_enum = __commonJS({
+  "node_modules/protobufjs/src/enum.js"(exports, module) {
+    "use strict";
+    module.exports = Enum;
+    var ReflectionObject = require_object();
+    Enum.prototype = Object.create(ReflectionObject.prototype, {
+      constructor: {
+        value: Enum,
+        writable: true,
+        enumerable: false,
+        configurable: true
+      }
+    });
+    Enum.className = "Enum";
+    var Namespace = require_namespace();
+    var util = require_util9();
+    function Enum(name, values, options, comment, comments, valuesOptions) {
+      ReflectionObject.call(this, name, options);
+      if (values && typeof values !== "object")
+        throw TypeError("values must be an object");
+      this.valuesById = /* @__PURE__ */ Object.create(null);
+      this.values = Object.create(this.valuesById);
+      this.comment = comment;
+      this.comments = comments || {};
+      this.valuesOptions = valuesOptions;
+      this._valuesFeatures = {};
+      this.reserved = void 0;
+      this.visibility = void 0;
+      if (values) {
+        for (var keys = Object.keys(values), i = 0; i < keys.length; ++i)
+          if (keys[i] !== "__proto__" && typeof values[keys[i]] === "number") {
+            this.values[keys[i]] = values[keys[i]];
+            if (this.valuesById[values[keys[i]]] === void 0)
+              this.valuesById[values[keys[i]]] = keys[i];
+          }
+      }
+    }
+    Enum.prototype._resolveFeatures = function _resolveFeatures(edition) {
+      edition = this._edition || edition;
+      ReflectionObject.prototype._resolveFeatures.call(this, edition);
+      Object.keys(this.values).forEach((key) => {
+        var parentFeaturesCopy = util.merge({}, this._features);
+        this._valuesFeatures[key] = util.merge(parentFeaturesCopy, this.valuesOptions && this.valuesOptions[key] && this.valuesOptions[key].features || {});
+      });
+      return this;
+    };
+    Enum.fromJSON = function fromJSON(name, json2) {
+      var enm = new Enum(name, json2.values, json2.options, json2.comment, json2.comments, json2.valuesOptions);
+      enm.reserved = json2.reserved;
+      if (json2.visibility)
+        enm.visibility = json2.visibility;
+      if (json2.edition)
+        enm._edition = json2.edition;
+      enm._defaultEdition = "proto3";
+      return enm;
+    };
+    Enum.prototype.toJSON = function toJSON(toJSONOptions) {
+      var keepComments = toJSONOptions ? Boolean(toJSONOptions.keepComments) : false;
+      return util.toObject([
+        "edition",
+        this._editionToJSON(),
+        "options",
+        this.options,
+        "valuesOptions",
+        this.valuesOptions,
+        "values",
+        this.values,
+        "reserved",
+        this.reserved && this.reserved.length ? this.reserved : void 0,
+        "visibility",
+        this.visibility,
+        "comment",
+        keepComments ? this.comment : void 0,
+        "comments",
+        keepComments ? this.comments : void 0
+      ]);
+    };
+    Enum.prototype.add = function add(name, id, comment, options) {
+      if (!util.isString(name))
+        throw TypeError("name must be a string");
+      if (!util.isInteger(id))
+        throw TypeError("id must be an integer");
+      if (name === "__proto__")
+        return this;
+      if (this.values[name] !== void 0)
+        throw Error("duplicate name '" + name + "' in " + this);
+      if (this.isReservedId(id))
+        throw Error("id " + id + " is reserved in " + this);
+      if (this.isReservedName(name))
+        throw Error("name '" + name + "' is reserved in " + this);
+      if (this.valuesById[id] !== void 0) {
+        if (!(this.options && this.options.allow_alias))
+          throw Error("duplicate id " + id + " in " + this);
+        this.values[name] = id;
+      } else
+        this.valuesById[this.values[name] = id] = name;
+      if (options) {
+        if (this.valuesOptions === void 0)
+          this.valuesOptions = {};
+        this.valuesOptions[name] = options || null;
+      }
+      this.comments[name] = comment || null;
+      return this;
+    };
+    Enum.prototype.remove = function remove(name) {
+      if (!util.isString(name))
+        throw TypeError("name must be a string");
+      var val = this.values[name];
+      if (val == null)
+        throw Error("name '" + name + "' does not exist in " + this);
+      delete this.valuesById[val];
+      delete this.values[name];
+      delete this.comments[name];
+      if (this.valuesOptions)
+        delete this.valuesOptions[name];
+      return this;
+    };
+    Enum.prototype.isReservedId = function isReservedId(id) {
+      return Namespace.isReservedId(this.reserved, id);
+    };
+    Enum.prototype.isReservedName = function isReservedName(name) {
+      return Namespace.isReservedName(this.reserved, name);
+    };
+  }
+});
+
+// node_modules/protobufjs/src/encoder.js
+var require_encoder = __commonJS({
+  "node_modules/protobufjs/src/encoder.js"(exports, module) {
+    "use strict";
+    module.exports = encoder;
+    var Enum = require_enum();
+    var types = require_types();
+    var util = require_util9();
+    function genTypePartial(gen, field, fieldIndex, ref) {
+      return field.delimited ? gen("types[%i].encode(%s,w.uint32(%i),q+1).uint32(%i)", fieldIndex, ref, (field.id << 3 | 3) >>> 0, (field.id << 3 | 4) >>> 0) : gen("types[%i].encode(%s,w.uint32(%i).fork(),q+1).ldelim()", fieldIndex, ref, (field.id << 3 | 2) >>> 0);
+    }
+    function encoder(mtype) {
+      var gen = util.codegen(["m", "w", "q"])("if(!w)")("w=Writer.create()")("if(q===undefined)q=0")("if(q>util.recursionLimit)")('throw Error("max depth exceeded")');
+      var i, ref;
+      var fields = (
+        /* initializes */
+        mtype.fieldsArray.slice().sort(util.compareFieldsById)
+      );
+      for (var i = 0; i < fields.length; ++i) {
+        var field = fields[i].resolve(), index = mtype._fieldsArray.indexOf(field), type = field.resolvedType instanceof Enum ? "int32" : field.type, wireType = types.basic[type];
+        ref = "m" + util.safeProp(field.name);
+        if (field.map) {
+          gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)){", ref, field.name)("for(var ks=Object.keys(%s),i=0;i<ks.length;++i){", ref);
+          if (field.keyType === "bool") gen("w.uint32(%i).fork().uint32(%i).bool(util.boolFromKey(ks[i]))", (field.id << 3 | 2) >>> 0, 8 | types.mapKey[field.keyType]);
+          else if (types.long[field.keyType] !== void 0) gen("w.uint32(%i).fork().uint32(%i).%s(util.longFromKey(ks[i],%j))", (field.id << 3 | 2) >>> 0, 8 | types.mapKey[field.keyType], field.keyType, field.keyType === "uint64" || field.keyType === "fixed64");
+          else gen("w.uint32(%i).fork().uint32(%i).%s(ks[i])", (field.id << 3 | 2) >>> 0, 8 | types.mapKey[field.keyType], field.keyType);
+          if (wireType === void 0) gen("types[%i].encode(%s[ks[i]],w.uint32(18).fork(),q+1).ldelim().ldelim()", index, ref);
+          else gen(".uint32(%i).%s(%s[ks[i]]).ldelim()", 16 | wireType, type, ref);
+          gen("}")("}");
+        } else if (field.repeated) {
+          gen("if(%s!=null&&%s.length){", ref, ref);
+          if (field.packed && types.packed[type] !== void 0) {
+            gen("w.uint32(%i).%ss(%s)", (field.id << 3 | 2) >>> 0, type, ref);
+          } else {
+            gen("for(var i=0;i<%s.length;++i)", ref);
+            if (wireType === void 0)
+              genTypePartial(gen, field, index, ref + "[i]");
+            else gen("w.uint32(%i).%s(%s[i])", (field.id << 3 | wireType) >>> 0, type, ref);
+          }
+          gen("}");
+        } else {
+          if (!field.required)
+            if (field.hasPresence || !(field.resolvedType instanceof Enum || types.basic[type] !== void 0)) gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j))", ref, field.name);
+            else if (field.resolvedType instanceof Enum) gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!==%j)", ref, field.name, ref, field.typeDefault);
+            else if (type === "bool") gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!==false)", ref, field.name, ref);
+            else if (type === "string") gen('if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!=="")', ref, field.name, ref);
+            else if (type === "bytes") gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s.length)", ref, field.name, ref);
+            else if (type === "double" || type === "float") gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&!Object.is(%s,0))", ref, field.name, ref);
+            else if (types.long[type] !== void 0) gen('if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&(typeof %s==="object"?%s.low||%s.high:%s!==0))', ref, field.name, ref, ref, ref, ref);
+            else gen("if(%s!=null&&Object.hasOwnProperty.call(m,%j)&&%s!==0)", ref, field.name, ref);
+          if (wireType === void 0)
+            genTypePartial(gen, field, index, ref);
+          else gen("w.uint32(%i).%s(%s)", (field.id << 3 | wireType) >>> 0, type, ref);
+        }
+      }
+      return gen('if(m.$unknowns!=null&&Object.hasOwnProperty.call(m,"$unknowns"))')("for(var i=0;i<m.$unknowns.length;++i)")("w.raw(m.$unknowns[i])")("return w");
+    }
+  }
+});
+
+// node_modules/protobufjs/src/index-light.js
+var require_index_light = __commonJS({
+  "node_modules/protobufjs/src/index-light.js"(exports, module) {
+    "use strict";
+    exports = module.exports = require_index_minimal();
+    exports.build = "light";
+    function load2(filename, root3, callback) {
+      if (typeof root3 === "function") {
+        callback = root3;
+        root3 = new exports.Root();
+      } else if (!root3)
+        root3 = new exports.Root();
+      return root3.load(filename, callback);
+    }
+    exports.load = load2;
+    function loadSync(filename, root3) {
+      if (!root3)
+        root3 = new exports.Root();
+      return root3.loadSync(filename);
+    }
+    exports.loadSync = loadSync;
+    exports.encoder = require_encoder();
+    exports.decoder = require_decoder();
+    exports.verifier = require_verifier();
+    exports.converter = require_converter();
+    exports.ReflectionObject = require_object();
+    exports.Namespace = require_namespace();
+    exports.Root = require_root();
+    exports.Enum = require_enum();
+    exports.Type = require_type();
+    exports.Field = require_field();
+    exports.OneOf = require_oneof();
+    exports.MapField = require_mapfield();
+    exports.Service = require_service2();
+    exports.Method = require_method();
+    exports.Message = require_message();
+    exports.wrappers = require_wrappers();
+    exports.types = require_types();
+    exports.util = require_util9();
+    exports.ReflectionObject._configure(exports.Root);
+    exports.Namespace._configure(exports.Type, exports.Service, exports.Enum);
+    exports.Root._configure(exports.Type, void 0, {});
+    exports.Field._configure(exports.Type);
+  }
+});
+
+// node_modules/protobufjs/src/tokenize.js
+var require_tokenize = __commonJS({
+  "node_modules/protobufjs/src/tokenize.js"(exports, module) {
+    "use strict";
+    module.exports = tokenize2;
+    var delimRe = /[\s{}=;:[\],'"()<>]/g;
+    var stringDoubleRe = /(?:"([^"\\]*(?:\\.[^"\\]*)*)")/g;
+    var stringSingleRe = /(?:'([^'\\]*(?:\\.[^'\\]*)*)')/g;
+    var setCommentRe = /^ *[*/]+ */;
+    var setCommentAltRe = /^\s*\*?\/*/;
+    var setCommentSplitRe = /\n/g;
+    var whitespaceRe = /\s/;
+    var unescapeRe = /\\([0-7]{1,3}|[xX][0-9a-fA-F]{1,2}|.?)/g;
+    var unescapeMap = {
+      "a": "\x07",
+      "b": "\b",
+      "f": "\f",
+      "r": "\r",
+      "n": "\n",
+      "t": "	",
+      "v": "\v",
+      "?": "?",
+      "'": "'",
+      '"': '"'
+    };
+    function unescape(str) {
+      return str.replace(unescapeRe, function($0, $1) {
+        var first = $1.charAt(0);
+        if (first >= "0" && first <= "7")
+          return String.fromCharCode(parseInt($1, 8) & 255);
+        if (first === "x" || first === "X")
+          return String.fromCharCode(parseInt($1.substring(1), 16));
+        switch ($1) {
+          case "\\":
+          case "":
+            return $1;
+          default:
+            return unescapeMap[$1] || "";
+        }
+      });
+    }
+    tokenize2.unescape = unescape;
+    function tokenize2(source, alternateCommentMode) {
+      source = source.toString();
+      var offset = 0, length = source.length, line = 1, lastCommentLine = 0, comments = {};
+      var stack = [];
+      var stringDelim = null;
+      function illegal(subject) {
+        return Error("illegal " + subject + " (line " + line + ")");
+      }
+      function readString() {
+        var re = stringDelim === "'" ? stringSingleRe : stringDoubleRe;
+        re.lastIndex = offset - 1;
+        var match = re.exec(source);
+        if (!match)
+          throw illegal("string");
+        offset = re.lastIndex;
+        push(stringDelim);
+        stringDelim = null;
+        return unescape(match[1]);
+      }
+      function charAt(pos) {
+        return source.charAt(pos);
+      }
+      function setComment(start, end, isLeading) {
+        var comment = {
+          type: source.charAt(start++),
+          lineEmpty: false,
+          leading: isLeading
+        };
+        var lookback;
+        if (alternateCommentMode) {
+          lookback = 2;
+        } else {
+          lookback = 3;
+        }
+        var commentOffset = start - lookback, c;
+        do {
+          if (--commentOffset < 0 || (c = source.charAt(commentOffset)) === "\n") {
+            comment.lineEmpty = true;
+            break;
+          }
+        } while (c === " " || c === "	");
+        var lines = source.substring(start, end).split(setCommentSplitRe);
+        for (var i = 0; i < lines.length; ++i)
+          lines[i] = lines[i].replace(alternateCommentMode ? setCommentAltRe : setCommentRe, "").trim();
+        comment.text = lines.join("\n").trim();
+        comments[line] = comment;
+        lastCommentLine = line;
+      }
+      function isDoubleSlashCommentLine(startOffset) {
+        var endOffset = findEndOfLine(startOffset);
+        var lineText = source.substring(startOffset, endOffset);
+        var isComment = /^\s*\/\//.test(lineText);
+        return isComment;
+      }
+      function findEndOfLine(cursor) {
+        var endOffset = cursor;
+        while (endOffset < length && charAt(endOffset) !== "\n") {
+          endOffset++;
+        }
+        return endOffset;
+      }
+      function next() {
+        if (stack.length > 0)
+          return stack.shift();
+        if (stringDelim)
+          return readString();
+        var repeat, prev, curr, start, isDoc, nextLineIsComment, isLeadingComment = offset === 0;
+        do {
+          if (offset === length)
+            return null;
+          repeat = false;
+          while (whitespaceRe.test(curr = charAt(offset))) {
+            if (curr === "\n") {
+              isLeadingComment = true;
+              ++line;
+            }
+            if (++offset === length)
+              return null;
+          }
+          if (charAt(offset) === "/") {
+            if (++offset === length) {
+              throw illegal("comment");
+            }
+            if (charAt(offset) === "/") {
+              if (!alternateCommentMode) {
+                isDoc = charAt(start = offset + 1) === "/";
+                while (charAt(++offset) !== "\n") {
+                  if (offset === length) {
+                    return null;
+                  }
+                }
+                ++offset;
+                if (isDoc) {
+                  setComment(start, offset - 1, isLeadingComment);
+                  isLeadingComment = true;
+                }
+                ++line;
+                repeat = true;
+              } else {
+                start = offset;
+                isDoc = false;
+                if (isDoubleSlashCommentLine(offset - 1)) {
+                  isDoc = true;
+                  do {
+                    offset = findEndOfLine(offset);
+                    if (offset === length) {
+                      break;
+                    }
+                    offset++;
+                    if (!isLeadingComment) {
+                      break;
+                    }
+                    nextLineIsComment = isDoubleSlashCommentLine(offset);
+                    if (nextLineIsComment) {
+                      line++;
+                    }
+                  } while (nextLineIsComment);
+                } else {
+                  offset = Math.min(length, findEndOfLine(offset) + 1);
+                }
+                if (isDoc) {
+                  setComment(start, offset, isLeadingComment);
+                  isLeadingComment = true;
+                }
+                line++;
+                repeat = true;
+              }
+            } else if ((curr = charAt(offset)) === "*") {
+              start = offset + 1;
+              isDoc = alternateCommentMode || charAt(start) === "*";
+              do {
+                if (curr === "\n") {
+                  ++line;
+                }
+                if (++offset === length) {
+                  throw illegal("comment");
+                }
+                prev = curr;
+                curr = charAt(offset);
+              } while (prev !== "*" || curr !== "/");
+              ++offset;
+              if (isDoc) {
+                setComment(start, offset - 2, isLeadingComment);
+                isLeadingComment = true;
+              }
+              repeat = true;
+            } else {
+              return "/";
+            }
+          }
+        } while (repeat);
+        var end = offset;
+        delimRe.lastIndex = 0;
+        var delim = delimRe.test(charAt(end++));
+        if (!delim)
+          while (end < length && !delimRe.test(charAt(end)))
+            ++end;
+        var token = source.substring(offset, offset = end);
+        if (token === '"' || token === "'")
+          stringDelim = token;
+        return token;
+      }
+      function push(token) {
+        stack.push(token);
+      }
+      function peek() {
+        if (!stack.length) {
+          var token = next();
+          if (token === null)
+            return null;
+          push(token);
+        }
+        return stack[0];
+      }
+      function skip(expected, optional2) {
+        var actual = peek(), equals = actual === expected;
+        if (equals) {
+          next();
+          return true;
+        }
+        if (!optional2)
+          throw illegal("token '" + actual + "', '" + expected + "' expected");
+        return false;
+      }
+      function cmnt(trailingLine) {
+        var ret = null;
+        var comment;
+        if (trailingLine === void 0) {
+          comment = comments[line - 1];
+          delete comments[line - 1];
+          if (comment && (alternateCommentMode || comment.type === "*" || comment.lineEmpty)) {
+            ret = comment.leading ? comment.text : null;
+          }
+        } else {
+          if (lastCommentLine < trailingLine) {
+            peek();
+          }
+          comment = comments[trailingLine];
+          delete comments[trailingLine];
+          if (comment && !comment.lineEmpty && (alternateCommentMode || comment.type === "/")) {
+            ret = comment.leading ? null : comment.text;
+          }
+        }
+        return ret;
+      }
+      return Object.defineProperty({
+        next,
+        peek,
+        push,
+        skip,
+        cmnt
+      }, "line", {
+        get: function() {
+          return line;
+        }
+      });
+    }
+  }
+});
+
+// node_modules/protobufjs/src/parse.js
+var require_parse2 = __commonJS({
+  "node_modules/protobufjs/src/parse.js"(exports, module) {
+    "use strict";
+    module.exports = parse4;
+    parse4.filename = null;
+    parse4.defaults = { keepCase: false };
+    var tokenize2 = require_tokenize();
+    var Root = require_root();
+    var Type = require_type();
+    var Field = require_field();
+    var MapField = require_mapfield();
+    var OneOf = require_oneof();
+    var Enum = require_enum();
+    var Service = require_service2();
+    var Method = require_method();
+    var ReflectionObject = require_object();
+    var types = require_types();
+    var util = require_util9();
+    var base10Re = /^[1-9][0-9]*$/;
+    var base10NegRe = /^-?[1-9][0-9]*$/;
+    var base16Re = /^0[x][0-9a-fA-F]+$/;
+    var base16NegRe = /^-?0[x][0-9a-fA-F]+$/;
+    var base8Re = /^0[0-7]+$/;
+    var base8NegRe = /^-?0[0-7]+$/;
+    var integerTypeRe = /^(?:u?int|sint|s?fixed)(?:32|64)$/;
+    var unsignedTypeRe = /^(?:uint|fixed)(?:32|64)$/;
+    var numberRe = util.patterns.numberRe;
+    var nameRe = /^[a-zA-Z_][a-zA-Z_0-9]*$/;
+    var typeRefRe = util.patterns.typeRefRe;
+    var maxFieldId = 536870911;
+    var maxEnumId = 2147483647;
+    function parse4(source, root3, options) {
+      if (!(root3 instanceof Root)) {
+        options = root3;
+        root3 = new Root();
+      }
+      if (!options)
+        options = parse4.defaults;
+      var preferTrailingComment = options.preferTrailingComment || false;
+      var tn = tokenize2(source, options.alternateCommentMode || false), next = tn.next, push = tn.push, peek = tn.peek, skip = tn.skip, cmnt = tn.cmnt;
+      var head = true, pkg, imports, weakImports, edition = "proto2";
+      var ptr = root3;
+      var topLevelObjects = [];
+      var topLevelOptions = {};
+      var applyCase = options.keepCase ? function(name) {
+        return name;
+      } : util.camelCase;
+      function resolveFileFeatures() {
+        topLevelObjects.forEach((obj) => {
+          obj._edition = edition;
+          Object.keys(topLevelOptions).forEach((opt) => {
+            if (obj.getOption(opt) !== void 0) return;
+            obj.setOption(opt, topLevelOptions[opt], true);
+          });
+        });
+      }
+      function illegal(token2, name, insideTryCatch) {
+        var filename = parse4.filename;
+        if (!insideTryCatch)
+          parse4.filename = null;
+        return Error("illegal " + (name || "token") + " '" + token2 + "' (" + (filename ? filename + ", " : "") + "line " + tn.line + ")");
+      }
+      function readString() {
+        var values = [], token2;
+        do {
+          if ((token2 = next()) !== '"' && token2 !== "'")
+            throw illegal(token2);
+          values.push(next());
+          skip(token2);
+          token2 = peek();
+        } while (token2 === '"' || token2 === "'");
+        return values.join("");
+      }
+      function readValue(acceptTypeRef) {
+        var token2 = next();
+        switch (token2) {
+          case "'":
+          case '"':
+            push(token2);
+            return readString();
+          case "true":
+          case "TRUE":
+            return true;
+          case "false":
+          case "FALSE":
+            return false;
+        }
+        try {
+          return parseNumber(
+            token2,
+            /* insideTryCatch */
+            true
+          );
+        } catch (e) {
+          if (acceptTypeRef && typeRefRe.test(token2))
+            return token2;
+          throw illegal(token2, "value");
+        }
+      }
+      function readRanges(target, acceptStrings, max, acceptNegative) {
+        var token2, start;
+        do {
+          if (acceptStrings && ((token2 = peek()) === '"' || token2 === "'")) {
+            var str = readString();
+            target.push(str);
+            if (edition >= 2023) {
+              throw illegal(str, "id");
+            }
+          } else {
+            try {
+              target.push([start = parseId(next(), acceptNegative, max), skip("to", true) ? parseId(next(), acceptNegative, max) : start]);
+            } catch (err) {
+              if (acceptStrings && typeRefRe.test(token2) && edition >= 2023) {
+                target.push(token2);
+              } else {
+                throw err;
+              }
+            }
+          }
+        } while (skip(",", true));
+        var dummy = { options: void 0 };
+        dummy.setOption = function(name, value) {
+          if (this.options === void 0) this.options = {};
+          this.options[name] = value;
+        };
+        ifBlock(
+          dummy,
+          function parseRange_block(token3) {
+            if (token3 === "option") {
+              parseOption(dummy, token3);
+              skip(";");
+            } else
+              throw illegal(token3);
+          },
+          function parseRange_line() {
+            parseInlineOptions(dummy);
+          }
+        );
+      }
+      function parseNumber(token2, insideTryCatch) {
+        var sign = 1;
+        if (token2.charAt(0) === "-") {
+          sign = -1;
+          token2 = token2.substring(1);
+        }
+        switch (token2) {
+          case "inf":
+          case "INF":
+          case "Inf":
+            return sign * Infinity;
+          case "nan":
+          case "NAN":
+          case "Nan":
+          case "NaN":
+            return NaN;
+          case "0":
+            return sign * 0;
+        }
+        if (base10Re.test(token2))
+          return sign * parseInt(token2, 10);
+        if (base16Re.test(token2))
+          return sign * parseInt(token2, 16);
+        if (base8Re.test(token2))
+          return sign * parseInt(token2, 8);
+        if (numberRe.test(token2))
+          return sign * parseFloat(token2);
+        throw illegal(token2, "number", insideTryCatch);
+      }
+      function parseInteger(token2, acceptNegative, name) {
+        if (token2 === null)
+          throw illegal(token2, "end of input");
+        if (!acceptNegative && token2.charAt(0) === "-")
+          throw illegal(token2, name || "integer");
+        if (token2 === "0" || token2 === "-0")
+          return 0;
+        var value;
+        if (base10NegRe.test(token2))
+          value = parseInt(token2, 10);
+        else if (base16NegRe.test(token2))
+          value = parseInt(token2, 16);
+        else if (base8NegRe.test(token2))
+          value = parseInt(token2, 8);
+        else
+          throw illegal(token2, name || "integer");
+        return value || 0;
+      }
+      function parseId(token2, acceptNegative, max) {
+        switch (token2) {
+          case "max":
+          case "MAX":
+          case "Max":
+            return max || maxFieldId;
+        }
+        return parseInteger(token2, acceptNegative, "id");
+      }
+      function parsePackage() {
+        if (pkg !== void 0)
+          throw illegal("package");
+        pkg = next();
+        if (pkg === null || !typeRefRe.test(pkg))
+          throw illegal(pkg, "name");
+        ptr = ptr.define(pkg);
+        skip(";");
+      }
+      function parseImport() {
+        var token2 = peek();
+        var whichImports;
+        switch (token2) {
+          case "option":
+            if (edition < "2024") {
+              throw illegal("option");
+            }
+            next();
+            readString();
+            skip(";");
+            return;
+          case "weak":
+            whichImports = weakImports || (weakImports = []);
+            next();
+            break;
+          case "public":
+            next();
+          // eslint-disable-next-line no-fallthrough
+          default:
+            whichImports = imports || (imports = []);
+            break;
+        }
+        token2 = readString();
+        skip(";");
+        whichImports.push(token2);
+      }
+      function parseSyntax() {
+        skip("=");
+        edition = readString();
+        if (edition < 2023)
+          throw illegal(edition, "syntax");
+        skip(";");
+      }
+      function parseEdition() {
+        skip("=");
+        edition = readString();
+        const supportedEditions = ["2023", "2024", "2026"];
+        if (!supportedEditions.includes(edition))
+          throw illegal(edition, "edition");
+        skip(";");
+      }
+      function parseCommon(parent, token2, depth) {
+        if (depth === void 0)
+          depth = 0;
+        switch (token2) {
+          case "option":
+            parseOption(parent, token2);
+            skip(";");
+            return true;
+          case "message":
+            parseType(parent, token2, depth + 1);
+            return true;
+          case "enum":
+            parseEnum(parent, token2);
+            return true;
+          case "export":
+          case "local":
+            if (edition < "2024") {
+              return false;
+            }
+            var visibility = token2;
+            token2 = next();
+            if (token2 === "export" || token2 === "local") {
+              return false;
+            }
+            if (token2 !== "message" && token2 !== "enum") {
+              return false;
+            }
+            (token2 === "message" ? parseType(parent, token2, depth + 1) : parseEnum(parent, token2)).visibility = visibility;
+            return true;
+          case "service":
+            parseService(parent, token2, depth + 1);
+            return true;
+          case "extend":
+            parseExtension(parent, token2, depth);
+            return true;
+        }
+        return false;
+      }
+      function ifBlock(obj, fnIf, fnElse) {
+        var trailingLine = tn.line;
+        if (obj) {
+          if (typeof obj.comment !== "string") {
+            obj.comment = cmnt();
+          }
+          obj.filename = parse4.filename;
+        }
+        if (skip("{", true)) {
+          var token2;
+          while ((token2 = next()) !== "}")
+            fnIf(token2);
+          skip(";", true);
+        } else {
+          if (fnElse)
+            fnElse();
+          skip(";");
+          if (obj && (typeof obj.comment !== "string" || preferTrailingComment))
+            obj.comment = cmnt(trailingLine) || obj.comment;
+        }
+      }
+      function parseType(parent, token2, depth) {
+        if (depth === void 0)
+          depth = 0;
+        if (depth > util.nestingLimit)
+          throw Error("max depth exceeded");
+        if ((token2 = next()) === null || !nameRe.test(token2))
+          throw illegal(token2, "type name");
+        var type = new Type(token2);
+        ifBlock(type, function parseType_block(token3) {
+          if (parseCommon(type, token3, depth))
+            return;
+          switch (token3) {
+            case ";":
+              break;
+            case "map":
+              parseMapField(type, token3);
+              break;
+            case "required":
+              if (edition !== "proto2")
+                throw illegal(token3);
+            /* eslint-disable no-fallthrough */
+            case "repeated":
+              parseField(type, token3, void 0, depth + 1);
+              break;
+            case "optional":
+              if (edition === "proto3") {
+                parseField(type, "proto3_optional", void 0, depth + 1);
+              } else if (edition !== "proto2") {
+                throw illegal(token3);
+              } else {
+                parseField(type, "optional", void 0, depth + 1);
+              }
+              break;
+            case "oneof":
+              parseOneOf(type, token3, depth + 1);
+              break;
+            case "extensions":
+              readRanges(type.extensions || (type.extensions = []));
+              break;
+            case "reserved":
+              readRanges(type.reserved || (type.reserved = []), true);
+              break;
+            default:
+              if (edition === "proto2" || !typeRefRe.test(token3)) {
+                throw illegal(token3);
+              }
+              push(token3);
+              parseField(type, "optional", void 0, depth + 1);
+              break;
+          }
+        });
+        parent.add(type);
+        if (parent === ptr) {
+          topLevelObjects.push(type);
+        }
+        return type;
+      }
+      function parseField(parent, rule, extend2, depth) {
+        var type = next();
+        if (type === null) {
+          throw illegal(type, "end of input");
+        }
+        if (type === "group") {
+          parseGroup(parent, rule, extend2, depth);
+          return;
+        }
+        while (type.endsWith(".") || (peek() || "").startsWith(".")) {
+          var part = next();
+          if (part === null) {
+            throw illegal(part, "end of input");
+          }
+          type += part;
+        }
+        if (!typeRefRe.test(type))
+          throw illegal(type, "type");
+        var name = next();
+        if (name === null) {
+          throw illegal(name, "end of input");
+        }
+        if (!nameRe.test(name))
+          throw illegal(name, "name");
+        var protoName = name;
+        name = applyCase(name);
+        skip("=");
+        var field = new Field(name, parseId(next()), type, rule === "proto3_optional" ? "optional" : rule, extend2);
+        if (protoName !== name)
+          field.protoName = protoName;
+        ifBlock(field, function parseField_block(token2) {
+          if (token2 === "option") {
+            parseOption(field, token2);
+            skip(";");
+          } else
+            throw illegal(token2);
+        }, function parseField_line() {
+          parseInlineOptions(field);
+        });
+        if (rule === "proto3_optional") {
+          var oneof = new OneOf("_" + name);
+          field.setOption("proto3_optional", true);
+          oneof.add(field);
+          parent.add(oneof);
+        } else {
+          parent.add(field);
+        }
+        if (parent === ptr) {
+          topLevelObjects.push(field);
+        }
+      }
+      function parseGroup(parent, rule, extend2, depth) {
+        if (depth === void 0)
+          depth = 0;
+        if (depth > util.nestingLimit)
+          throw Error("max depth exceeded");
+        if (edition >= 2023) {
+          throw illegal("group");
+        }
+        var name = next();
+        if (name === null || !nameRe.test(name))
+          throw illegal(name, "name");
+        var fieldName = util.lcFirst(name);
+        if (name === fieldName)
+          name = util.ucFirst(name);
+        skip("=");
+        var id = parseId(next());
+        var type = new Type(name);
+        type.group = true;
+        var field = new Field(fieldName, id, name, rule, extend2);
+        field.filename = parse4.filename;
+        ifBlock(type, function parseGroup_block(token2) {
+          switch (token2) {
+            case ";":
+              break;
+            case "map":
+              parseMapField(type);
+              break;
+            case "option":
+              parseOption(type, token2);
+              skip(";");
+              break;
+            case "required":
+            case "repeated":
+              parseField(type, token2, void 0, depth + 1);
+              break;
+            case "optional":
+              if (edition === "proto3") {
+                parseField(type, "proto3_optional", void 0, depth + 1);
+              } else {
+                parseField(type, "optional", void 0, depth + 1);
+              }
+              break;
+            case "message":
+              parseType(type, token2, depth + 1);
+              break;
+            case "enum":
+              parseEnum(type, token2);
+              break;
+            case "reserved":
+              readRanges(type.reserved || (type.reserved = []), true);
+              break;
+            case "export":
+            case "local":
+              if (edition < "2024") {
+                throw illegal(token2);
+              }
+              token2 = next();
+              switch (token2) {
+                case "message":
+                  parseType(type, token2, depth + 1);
+                  break;
+                case "enum":
+                  parseType(type, token2, depth + 1);
+                  break;
+                default:
+                  throw illegal(token2);
+              }
+              break;
+            /* istanbul ignore next */
+            default:
+              throw illegal(token2);
+          }
+        });
+        parent.add(type).add(field);
+        if (parent === ptr) {
+          topLevelObjects.push(type);
+          topLevelObjects.push(field);
+        }
+      }
+      function parseMapField(parent) {
+        skip("<");
+        var keyType = next();
+        if (types.mapKey[keyType] === void 0)
+          throw illegal(keyType, "type");
+        skip(",");
+        var valueType = next();
+        if (!typeRefRe.test(valueType))
+          throw illegal(valueType, "type");
+        skip(">");
+        var name = next();
+        if (name === null || !nameRe.test(name))
+          throw illegal(name, "name");
+        skip("=");
+        var protoName = name;
+        name = applyCase(name);
+        var field = new MapField(name, parseId(next()), keyType, valueType);
+        if (protoName !== name)
+          field.protoName = protoName;
+        ifBlock(field, function parseMapField_block(token2) {
+          if (token2 === "option") {
+            parseOption(field, token2);
+            skip(";");
+          } else
+            throw illegal(token2);
+        }, function parseMapField_line() {
+          parseInlineOptions(field);
+        });
+        parent.add(field);
+      }
+      function parseOneOf(parent, token2, depth) {
+        if ((token2 = next()) === null || !nameRe.test(token2))
+          throw illegal(token2, "name");
+        var oneof = new OneOf(applyCase(token2));
+        ifBlock(oneof, function parseOneOf_block(token3) {
+          if (token3 === "option") {
+            parseOption(oneof, token3);
+            skip(";");
+          } else {
+            push(token3);
+            parseField(oneof, "optional", void 0, depth);
+          }
+        });
+        parent.add(oneof);
+      }
+      function parseEnum(parent, token2) {
+        if ((token2 = next()) === null || !nameRe.test(token2))
+          throw illegal(token2, "name");
+        var enm = new Enum(token2), values = [];
+        ifBlock(enm, function parseEnum_block(token3) {
+          switch (token3) {
+            case ";":
+              break;
+            case "option":
+              parseOption(enm, token3);
+              skip(";");
+              break;
+            case "reserved":
+              readRanges(enm.reserved || (enm.reserved = []), true, maxEnumId, true);
+              if (enm.reserved === void 0) enm.reserved = [];
+              break;
+            default:
+              values.push(parseEnumValue(token3));
+          }
+        });
+        for (var i = 0; i < values.length; ++i)
+          enm.add(values[i].name, values[i].id, values[i].comment, values[i].options);
+        parent.add(enm);
+        if (parent === ptr) {
+          topLevelObjects.push(enm);
+        }
+        return enm;
+      }
+      function parseEnumValue(token2) {
+        if (!nameRe.test(token2))
+          throw illegal(token2, "name");
+        skip("=");
+        var value = parseId(next(), true), dummy = {
+          options: void 0
+        };
+        dummy.getOption = function(name) {
+          return this.options[name];
+        };
+        dummy.setOption = function(name, value2) {
+          ReflectionObject.prototype.setOption.call(dummy, name, value2);
+        };
+        dummy.setParsedOption = function() {
+          return void 0;
+        };
+        ifBlock(dummy, function parseEnumValue_block(token3) {
+          if (token3 === "option") {
+            parseOption(dummy, token3);
+            skip(";");
+          } else
+            throw illegal(token3);
+        }, function parseEnumValue_line() {
+          parseInlineOptions(dummy);
+        });
+        return {
+          name: token2,
+          id: value,
+          comment: dummy.comment,
+          options: dummy.parsedOptions || dummy.options
+        };
+      }
+      function parseOption(parent, token2) {
+        var option;
+        var propName;
+        var isOption = true;
+        if (token2 === "option") {
+          token2 = next();
+        }
+        while (token2 !== "=") {
+          if (token2 === null) {
+            throw illegal(token2, "end of input");
+          }
+          if (token2 === "(") {
+            var parensValue = next();
+            skip(")");
+            token2 = "(" + parensValue + ")";
+          }
+          if (isOption) {
+            isOption = false;
+            if (token2.includes(".") && !token2.includes("(")) {
+              var tokens = token2.split(".");
+              option = tokens[0] + ".";
+              token2 = tokens[1];
+              continue;
+            }
+            option = token2;
+          } else {
+            propName = propName ? propName += token2 : token2;
+          }
+          token2 = next();
+        }
+        var name = propName ? option.concat(propName) : option;
+        var optionValue = parseOptionValue(parent, name);
+        propName = propName && propName[0] === "." ? propName.slice(1) : propName;
+        option = option && option[option.length - 1] === "." ? option.slice(0, -1) : option;
+        setParsedOption(parent, option, optionValue, propName);
+      }
+      function parseOptionValue(parent, name, depth) {
+        if (depth === void 0)
+          depth = 0;
+        if (depth > util.recursionLimit)
+          throw Error("max depth exceeded");
+        if (skip("{", true)) {
+          var objectResult = {};
+          while (!skip("}", true)) {
+            token = next();
+            var propName;
+            if (token === null)
+              throw illegal(token, "end of input");
+            if (token === "[") {
+              token = next();
+              var slash = token === null ? -1 : token.lastIndexOf("/");
+              if (token === null || !typeRefRe.test(slash < 0 ? token : token.slice(slash + 1)))
+                throw illegal(token, "name");
+              propName = "[" + token + "]";
+              skip("]");
+            } else {
+              if (!nameRe.test(token)) {
+                throw illegal(token, "name");
+              }
+              propName = token;
+            }
+            var value;
+            skip(":", true);
+            if (peek() === "{") {
+              value = parseOptionValue(parent, name + "." + propName, depth + 1);
+            } else if (peek() === "[") {
+              value = [];
+              var lastValue, lastValueIsAggregate;
+              if (skip("[", true)) {
+                if (!skip("]", true)) {
+                  do {
+                    lastValueIsAggregate = peek() === "{";
+                    lastValue = lastValueIsAggregate ? parseOptionValue(parent, name + "." + propName, depth + 1) : readValue(true);
+                    value.push(lastValue);
+                  } while (skip(",", true));
+                  skip("]");
+                  if (typeof lastValue !== "undefined") {
+                    if (!lastValueIsAggregate)
+                      setOption(parent, name + "." + propName, lastValue);
+                  }
+                }
+              }
+            } else {
+              value = readValue(true);
+              setOption(parent, name + "." + propName, value);
+            }
+            var prevValue = Object.prototype.hasOwnProperty.call(objectResult, propName) ? objectResult[propName] : void 0;
+            if (prevValue)
+              value = [].concat(prevValue).concat(value);
+            if (propName !== "__proto__")
+              objectResult[propName] = value;
+            skip(",", true);
+            skip(";", true);
+          }
+          return objectResult;
+        }
+        var simpleValue = name === "default" && parent instanceof Field && integerTypeRe.test(parent.type) ? parseInteger(next(), !unsignedTypeRe.test(parent.type)) : readValue(true);
+        setOption(parent, name, simpleValue);
+        return simpleValue;
+      }
+      function setOption(parent, name, value) {
+        if (ptr === parent && /^features\./.test(name)) {
+          topLevelOptions[name] = value;
+          return;
+        }
+        if (name === "json_name" && parent instanceof Field) {
+          parent.jsonName = value;
+        }
+        if (parent.setOption)
+          parent.setOption(name, value);
+      }
+      function setParsedOption(parent, name, value, propName) {
+        if (parent.setParsedOption)
+          parent.setParsedOption(name, value, propName);
+      }
+      function parseInlineOptions(parent) {
+        if (skip("[", true)) {
+          do {
+            parseOption(parent, "option");
+          } while (skip(",", true));
+          skip("]");
+        }
+        return parent;
+      }
+      function parseService(parent, token2, depth) {
+        if (depth === void 0)
+          depth = 0;
+        if (depth > util.recursionLimit)
+          throw Error("max depth exceeded");
+        if ((token2 = next()) === null || !nameRe.test(token2))
+          throw illegal(token2, "service name");
+        var service = new Service(token2);
+        ifBlock(service, function parseService_block(token3) {
+          if (parseCommon(service, token3, depth)) {
+            return;
+          }
+          if (token3 === ";")
+            return;
+          if (token3 === "rpc")
+            parseMethod(service, token3);
+          else
+            throw illegal(token3);
+        });
+        parent.add(service);
+        if (parent === ptr) {
+          topLevelObjects.push(service);
+        }
+      }
+      function parseMethod(parent, token2) {
+        var commentText = cmnt();
+        var type = token2;
+        if (!nameRe.test(token2 = next()))
+          throw illegal(token2, "name");
+        var name = token2, requestType, requestStream, responseType, responseStream;
+        skip("(");
+        if (skip("stream", true))
+          requestStream = true;
+        if (!typeRefRe.test(token2 = next()))
+          throw illegal(token2);
+        requestType = token2;
+        skip(")");
+        skip("returns");
+        skip("(");
+        if (skip("stream", true))
+          responseStream = true;
+        if (!typeRefRe.test(token2 = next()))
+          throw illegal(token2);
+        responseType = token2;
+        skip(")");
+        var method = new Method(name, type, requestType, responseType, requestStream, responseStream);
+        method.comment = commentText;
+        ifBlock(method, function parseMethod_block(token3) {
+          if (token3 === ";")
+            return;
+          if (token3 === "option") {
+            parseOption(method, token3);
+            skip(";");
+          } else
+            throw illegal(token3);
+        });
+        parent.add(method);
+      }
+      function parseExtension(parent, token2, depth) {
+        if ((token2 = next()) === null || !typeRefRe.test(token2))
+          throw illegal(token2, "reference");
+        var reference2 = token2;
+        ifBlock(null, function parseExtension_block(token3) {
+          switch (token3) {
+            case "required":
+            case "repeated":
+              parseField(parent, token3, reference2, depth + 1);
+              break;
+            case "optional":
+              if (edition === "proto3") {
+                parseField(parent, "proto3_optional", reference2, depth + 1);
+              } else {
+                parseField(parent, "optional", reference2, depth + 1);
+              }
+              break;
+            default:
+              if (edition === "proto2" || !typeRefRe.test(token3))
+                throw illegal(token3);
+              push(token3);
+              parseField(parent, "optional", reference2, depth + 1);
+              break;
+          }
+        });
+      }
+      var token;
+      while ((token = next()) !== null) {
+        switch (token) {
+          case ";":
+            break;
+          case "package":
+            if (!head)
+              throw illegal(token);
+            parsePackage();
+            break;
+          case "import":
+            parseImport();
+            break;
+          case "syntax":
+            if (!head)
+              throw illegal(token);
+            parseSyntax();
+            break;
+          case "edition":
+            if (!head)
+              throw illegal(token);
+            parseEdition();
+            break;
+          case "option":
+            parseOption(ptr, token);
+            skip(";", true);
+            break;
+          default:
+            if (parseCommon(ptr, token, 0)) {
+              head = false;
+              continue;
+            }
+            throw illegal(token);
+        }
+      }
+      resolveFileFeatures();
+      parse4.filename = null;
+      return {
+        "package": pkg,
+        "imports": imports,
+        weakImports,
+        root: root3
+      };
+    }
+  }
+});
+
+// node_modules/protobufjs/src/common.js
+var require_common = __commonJS({
+  "node_modules/protobufjs/src/common.js"(exports, module) {
+    "use strict";
+    module.exports = common;
+    var commonRe = /\/|\./;
+    function common(name, json2) {
+      if (!commonRe.test(name)) {
+        name = "google/protobuf/" + name + ".proto";
+        json2 = { nested: { google: { nested: { protobuf: { nested: json2 } } } } };
+      }
+      common[name] = json2;
+    }
+    common("any", {
+      /**
+       * Properties of a google.protobuf.Any message.
+       * @interface IAny
+       * @type {Object}
+       * @property {string} [typeUrl]
+       * @property {Uint8Array} [bytes]
+       * @memberof common
+       */
+      Any: {
+        fields: {
+          type_url: {
+            type: "string",
+            id: 1
+          },
+          value: {
+            type: "bytes",
+            id: 2
+          }
+        }
+      }
+    });
+    var timeType;
+    common("duration", {
+      /**
+       * Properties of a google.protobuf.Duration message.
+       * @interface IDuration
+       * @type {Object}
+       * @property {number|Long} [seconds]
+       * @property {number} [nanos]
+       * @memberof common
+       */
+      Duration: timeType = {
+        fields: {
+          seconds: {
+            type: "int64",
+            id: 1
+          },
+          nanos: {
+            type: "int32",
+            id: 2
+          }
+        }
+      }
+    });
+    common("timestamp", {
+      /**
+       * Properties of a google.protobuf.Timestamp message.
+       * @interface ITimestamp
+       * @type {Object}
+       * @property {number|Long} [seconds]
+       * @property {number} [nanos]
+       * @memberof common
+       */
+      Timestamp: timeType
+    });
+    common("empty", {
+      /**
+       * Properties of a google.protobuf.Empty message.
+       * @interface IEmpty
+       * @memberof common
+       */
+      Empty: {
+        fields: {}
+      }
+    });
+    common("struct", {
+      /**
+       * Properties of a google.protobuf.Struct message.
+       * @interface IStruct
+       * @type {Object}
+       * @property {Object.<string,IValue>} [fields]
+       * @memberof common
+       */
+      Struct: {
+        fields: {
+          fields: {
+            keyType: "string",
+            type: "Value",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.Value message.
+       * @interface IValue
+       * @type {Object}
+       * @property {string} [kind]
+       * @property {0} [nullValue]
+       * @property {number} [numberValue]
+       * @property {string} [stringValue]
+       * @property {boolean} [boolValue]
+       * @property {IStruct} [structValue]
+       * @property {IListValue} [listValue]
+       * @memberof common
+       */
+      Value: {
+        oneofs: {
+          kind: {
+            oneof: [
+              "nullValue",
+              "numberValue",
+              "stringValue",
+              "boolValue",
+              "structValue",
+              "listValue"
+            ]
+          }
+        },
+        fields: {
+          nullValue: {
+            type: "NullValue",
+            id: 1,
+            protoName: "null_value"
+          },
+          numberValue: {
+            type: "double",
+            id: 2,
+            protoName: "number_value"
+          },
+          stringValue: {
+            type: "string",
+            id: 3,
+            protoName: "string_value"
+          },
+          boolValue: {
+            type: "bool",
+            id: 4,
+            protoName: "bool_value"
+          },
+          structValue: {
+            type: "Struct",
+            id: 5,
+            protoName: "struct_value"
+          },
+          listValue: {
+            type: "ListValue",
+            id: 6,
+            protoName: "list_value"
+          }
+        }
+      },
+      NullValue: {
+        values: {
+          NULL_VALUE: 0
+        }
+      },
+      /**
+       * Properties of a google.protobuf.ListValue message.
+       * @interface IListValue
+       * @type {Object}
+       * @property {Array.<IValue>} [values]
+       * @memberof common
+       */
+      ListValue: {
+        fields: {
+          values: {
+            rule: "repeated",
+            type: "Value",
+            id: 1
+          }
+        }
+      }
+    });
+    common("wrappers", {
+      /**
+       * Properties of a google.protobuf.DoubleValue message.
+       * @interface IDoubleValue
+       * @type {Object}
+       * @property {number} [value]
+       * @memberof common
+       */
+      DoubleValue: {
+        fields: {
+          value: {
+            type: "double",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.FloatValue message.
+       * @interface IFloatValue
+       * @type {Object}
+       * @property {number} [value]
+       * @memberof common
+       */
+      FloatValue: {
+        fields: {
+          value: {
+            type: "float",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.Int64Value message.
+       * @interface IInt64Value
+       * @type {Object}
+       * @property {number|Long} [value]
+       * @memberof common
+       */
+      Int64Value: {
+        fields: {
+          value: {
+            type: "int64",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.UInt64Value message.
+       * @interface IUInt64Value
+       * @type {Object}
+       * @property {number|Long} [value]
+       * @memberof common
+       */
+      UInt64Value: {
+        fields: {
+          value: {
+            type: "uint64",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.Int32Value message.
+       * @interface IInt32Value
+       * @type {Object}
+       * @property {number} [value]
+       * @memberof common
+       */
+      Int32Value: {
+        fields: {
+          value: {
+            type: "int32",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.UInt32Value message.
+       * @interface IUInt32Value
+       * @type {Object}
+       * @property {number} [value]
+       * @memberof common
+       */
+      UInt32Value: {
+        fields: {
+          value: {
+            type: "uint32",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.BoolValue message.
+       * @interface IBoolValue
+       * @type {Object}
+       * @property {boolean} [value]
+       * @memberof common
+       */
+      BoolValue: {
+        fields: {
+          value: {
+            type: "bool",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.StringValue message.
+       * @interface IStringValue
+       * @type {Object}
+       * @property {string} [value]
+       * @memberof common
+       */
+      StringValue: {
+        fields: {
+          value: {
+            type: "string",
+            id: 1
+          }
+        }
+      },
+      /**
+       * Properties of a google.protobuf.BytesValue message.
+       * @interface IBytesValue
+       * @type {Object}
+       * @property {Uint8Array} [value]
+       * @memberof common
+       */
+      BytesValue: {
+        fields: {
+          value: {
+            type: "bytes",
+            id: 1
+          }
+        }
+      }
+    });
+    common("field_mask", {
+      /**
+       * Properties of a google.protobuf.FieldMask message.
+       * @interface IFieldMask
+       * @type {Object}
+       * @property {string[]} [paths]
+       * @memberof common
+       */
+      FieldMask: {
+        fields: {
+          paths: {
+            rule: "repeated",
+            type: "string",
+            id: 1
+          }
+        }
+      }
+    });
+    common.get = function get(file2) {
+      return common[file2] || null;
+    };
+  }
+});
+
+// node_modules/protobufjs/src/index.js
+var require_src = __commonJS({
+  "node_modules/protobufjs/src/index.js"(exports, module) {
+    "use strict";
+    exports = module.exports = require_index_light();
+    exports.build = "full";
+    exports.tokenize = require_tokenize();
+    exports.parse = require_parse2();
+    exports.common = require_common();
+    exports.Root._configure(exports.Type, exports.parse, exports.common);
+  }
+});
+
+// node_modules/protobufjs/index.js
+var require_protobufjs = __commonJS({
+  "node_modules/protobufjs/index.js"(exports, module) {
+    "use strict";
+    module.exports = require_src();
+  }
+});
+
 // node_modules/picocolors/picocolors.js
 var require_picocolors = __commonJS({
   "node_modules/picocolors/picocolors.js"(exports, module) {
@@ -38009,6 +38009,9 @@ var require_picocolors = __commonJS({
     module.exports.createColors = createColors;
   }
 });
+
+// actions/train-and-validate/main.ts
+import { statSync as statSync2 } from "node:fs";
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -54229,8 +54232,8 @@ function encodeJSONPointerSegment(segment) {
   return segment.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 function extractDefs(ctx, schema) {
-  const root2 = ctx.seen.get(schema);
-  if (!root2)
+  const root3 = ctx.seen.get(schema);
+  if (!root3)
     throw new Error("Unprocessed schema. This is a bug in Zod.");
   if (ctx.external && ctx.sharedDefsExtractedFor === ctx.external)
     return;
@@ -54259,7 +54262,7 @@ function extractDefs(ctx, schema) {
     }
     const uriPrefix = `#`;
     const defUriPrefix = `${uriPrefix}/${defsSegment}/`;
-    if (entry[1] === root2 && !entry[1].schema.id) {
+    if (entry[1] === root3 && !entry[1].schema.id) {
       return { ref: uriPrefix };
     }
     const defId = entry[1].schema.id ?? `__schema${ctx.counter++}`;
@@ -54430,8 +54433,8 @@ function foldIntersection(json2) {
   assignProps(json2, folded);
 }
 function finalize(ctx, schema) {
-  const root2 = ctx.seen.get(schema);
-  if (!root2)
+  const root3 = ctx.seen.get(schema);
+  if (!root3)
     throw new Error("Unprocessed schema. This is a bug in Zod.");
   const flattenRef = (zodSchema) => {
     const seen = ctx.seen.get(zodSchema);
@@ -54542,7 +54545,7 @@ function finalize(ctx, schema) {
       throw new Error("Schema is missing an `id` property");
     result.$id = ctx.external.uri(id);
   }
-  assignProps(result, root2.defId ? root2.schema : root2.def ?? root2.schema);
+  assignProps(result, root3.defId ? root3.schema : root3.def ?? root3.schema);
   const rootMetaId = ctx.metadataRegistry.get(schema)?.id;
   if (rootMetaId !== void 0 && result.id === rootMetaId)
     delete result.id;
@@ -58235,14 +58238,16 @@ var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
   classMixDistance: 0.075,
   inputLengthPsi: 0.05,
-  oovRate: 0.15
+  oovRate: 0.15,
+  featurePsi: 0.2
 };
 var DEFAULT_WINDOW = 1e3;
 var thresholdsSchema = external_exports.object({
   scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
   classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
   inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
-  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary.")
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
 
 // src/config/drift.ts
@@ -58279,6 +58284,19 @@ var gatePolicySchema = external_exports.object({
     rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
     classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
   }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
   /** Runtime limits from the bundle's onnxruntime-node measurements. */
   runtime: external_exports.object({
     maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
@@ -58295,6 +58313,23 @@ var gatePolicySchema = external_exports.object({
 }).strict();
 var defaultGatePolicy = gatePolicySchema.parse({});
 
+// src/config/package.ts
+var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
 // src/config/train.ts
 var TRAIN_DEFAULTS = {
   textColumn: "text",
@@ -58302,16 +58337,16 @@ var TRAIN_DEFAULTS = {
   out: "models",
   name: "model"
 };
-var nonEmpty = external_exports.string().trim().min(1);
+var nonEmpty2 = external_exports.string().trim().min(1);
 var trainConfigSchema = external_exports.object({
   /** CSV with a text column and a label column. */
-  data: nonEmpty.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
-  textColumn: nonEmpty.optional().describe("CSV column holding the text."),
-  labelColumn: nonEmpty.optional().describe("CSV column holding the label."),
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
   /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
-  labels: external_exports.array(nonEmpty).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
   /** Rename labels before filtering, e.g. { pos: positive }. */
-  labelMap: external_exports.record(nonEmpty, nonEmpty).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
   /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
   onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
   /**
@@ -58320,7 +58355,7 @@ var trainConfigSchema = external_exports.object({
    */
   params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
   /** Directory that receives `<name>-<version>/` bundles. */
-  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
   name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
 }).strict();
 var checkLimitsSchema = external_exports.object({
@@ -58358,7 +58393,8 @@ var configSchema = external_exports.object({
   train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
-  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers.")
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
 var CONFIG_FILE = "modelship.yaml";
 
@@ -58515,10 +58551,10 @@ function parseWith(schema, value, where, prefix = []) {
     hint: "see the configuration reference in docs/config.md"
   });
 }
-function describeIssue(root2, issue3, prefix) {
+function describeIssue(root3, issue3, prefix) {
   const path = [...prefix, ...issue3.path.map(String)];
   if (issue3.code === "unrecognized_keys") {
-    const allowed = objectKeysAt(root2, issue3.path.map(String));
+    const allowed = objectKeysAt(root3, issue3.path.map(String));
     return issue3.keys.map((k) => {
       const key = [...path, k].join(".");
       return `${key}: unknown key${allowed ? ` (expected one of: ${allowed.join(", ")})` : ""}`;
@@ -58556,9 +58592,40 @@ async function loadTrainSettings(configPath, flags) {
   }
   return { settings: { ...resolved, data: resolved.data }, where: loaded.path ?? "train params" };
 }
+async function loadPackageSettings(configPath, flags) {
+  const loaded = await loadConfig(configPath);
+  const c = loaded.config.package ?? {};
+  const path = (flag, conf) => flag ?? (conf ? loaded.resolvePath(conf) : void 0);
+  const model = path(flags.model, c.model);
+  const data = path(flags.data, c.data);
+  if (!model) throw new UserError("no model given", { hint: "pass --model model.onnx or set package.model" });
+  if (!data) {
+    throw new UserError("no evaluation data given", {
+      hint: "pass --data eval.csv (labelled rows the model never saw) or set package.data"
+    });
+  }
+  const name = flags.name ?? c.name ?? "model";
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) {
+    throw new UserError(`model name "${name}" must use lower-case letters, digits, '.', '_' or '-'`);
+  }
+  return {
+    model,
+    data,
+    labelColumn: flags.labelColumn ?? c.labelColumn,
+    textColumn: flags.textColumn ?? c.textColumn,
+    featureColumns: flags.featureColumns ?? c.featureColumns,
+    labels: flags.labels ?? c.labels,
+    scores: flags.scores ?? c.scores,
+    inputName: flags.inputName ?? c.inputName,
+    reference: path(flags.reference, c.reference),
+    onEmpty: flags.onEmpty ?? c.onEmpty ?? "error",
+    out: path(flags.out, c.out) ?? "models",
+    name
+  };
+}
 
-// src/pipeline/train.ts
-import { resolve as resolve3 } from "node:path";
+// src/package/package.ts
+import { readFile as readFile2 } from "node:fs/promises";
 
 // src/metrics/classification.ts
 function confusionMatrix(yTrue, yPred, nClasses) {
@@ -58689,1122 +58756,6 @@ function binIndex(v, edges) {
   return lo;
 }
 
-// src/metrics/render.ts
-var f3 = (x) => x.toFixed(3);
-function classTable(m) {
-  const rows = Object.entries(m.classes).map(([label, c]) => [
-    label,
-    f3(c.precision),
-    f3(c.recall),
-    f3(c.f1),
-    String(c.support)
-  ]);
-  rows.push(["macro avg", "", "", f3(m.macroF1), String(m.testRows)]);
-  return { header: ["class", "precision", "recall", "f1", "support"], rows };
-}
-function confusionTable(m) {
-  const { labels, matrix } = m.confusionMatrix;
-  return {
-    header: ["true \\ predicted", ...labels],
-    rows: labels.map((l, i) => [l, ...(matrix[i] ?? []).map(String)])
-  };
-}
-function summaryLines(m) {
-  const lines = [
-    `accuracy ${f3(m.accuracy)} · macro-F1 ${f3(m.macroF1)}${m.rocAuc !== void 0 ? ` · ROC AUC ${f3(m.rocAuc)}` : ""} · ${m.testRows} test rows`
-  ];
-  if (m.cv) {
-    lines.push(
-      `${m.cv.folds}-fold CV on the training part: accuracy ${f3(m.cv.accuracy.mean)} ± ${f3(m.cv.accuracy.std)} · macro-F1 ${f3(m.cv.macroF1.mean)} ± ${f3(m.cv.macroF1.std)}`
-    );
-  }
-  return lines;
-}
-function markdownTable(t) {
-  const esc2 = (s) => s.replace(/\|/g, "\\|");
-  return [
-    `| ${t.header.map(esc2).join(" | ")} |`,
-    `| ${t.header.map((_, i) => i === 0 ? "---" : "---:").join(" | ")} |`,
-    ...t.rows.map((r) => `| ${r.map(esc2).join(" | ")} |`)
-  ].join("\n");
-}
-
-// training/lbfgs.ts
-function minimizeLbfgs(f, x0, options) {
-  const n = x0.length;
-  const m = options.memory ?? 10;
-  const x = Float64Array.from(x0);
-  const g = new Float64Array(n);
-  let loss = f(x, g);
-  const s = [];
-  const y = [];
-  const rho = [];
-  const alpha = new Float64Array(m);
-  const d = new Float64Array(n);
-  const xNew = new Float64Array(n);
-  const gNew = new Float64Array(n);
-  for (let iter = 1; iter <= options.maxIterations; iter++) {
-    if (maxAbs(g) <= options.gradientTolerance) return { x, loss, iterations: iter - 1, converged: true };
-    for (let i = 0; i < n; i++) d[i] = -g[i];
-    for (let k = s.length - 1; k >= 0; k--) {
-      alpha[k] = rho[k] * dot(s[k], d);
-      axpy(-alpha[k], y[k], d);
-    }
-    if (s.length > 0) {
-      const last = s.length - 1;
-      scale(d, dot(s[last], y[last]) / dot(y[last], y[last]));
-    } else {
-      scale(d, 1 / Math.max(1, Math.sqrt(dot(g, g))));
-    }
-    for (let k = 0; k < s.length; k++) {
-      const beta = rho[k] * dot(y[k], d);
-      axpy(alpha[k] - beta, s[k], d);
-    }
-    let slope = dot(g, d);
-    if (!(slope < 0)) {
-      s.length = 0;
-      y.length = 0;
-      rho.length = 0;
-      for (let i = 0; i < n; i++) d[i] = -g[i];
-      slope = dot(g, d);
-    }
-    let step = 1;
-    let lossNew = Number.POSITIVE_INFINITY;
-    for (let tries = 0; tries < 50; tries++) {
-      for (let i = 0; i < n; i++) xNew[i] = x[i] + step * d[i];
-      lossNew = f(xNew, gNew);
-      if (lossNew <= loss + 1e-4 * step * slope) break;
-      step *= 0.5;
-    }
-    if (!(lossNew <= loss)) return { x, loss, iterations: iter, converged: false };
-    const sk = new Float64Array(n);
-    const yk = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      sk[i] = xNew[i] - x[i];
-      yk[i] = gNew[i] - g[i];
-    }
-    const sy = dot(sk, yk);
-    if (sy > 1e-12 * Math.sqrt(dot(sk, sk) * dot(yk, yk))) {
-      if (s.length === m) {
-        s.shift();
-        y.shift();
-        rho.shift();
-      }
-      s.push(sk);
-      y.push(yk);
-      rho.push(1 / sy);
-    }
-    const improvement = loss - lossNew;
-    x.set(xNew);
-    g.set(gNew);
-    loss = lossNew;
-    options.onIteration?.(iter, loss);
-    if (improvement <= 1e-15 * Math.max(1, Math.abs(loss))) {
-      return { x, loss, iterations: iter, converged: maxAbs(g) <= options.gradientTolerance * 100 };
-    }
-  }
-  return { x, loss, iterations: options.maxIterations, converged: maxAbs(g) <= options.gradientTolerance };
-}
-function dot(a, b) {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
-}
-function axpy(a, x, y) {
-  for (let i = 0; i < y.length; i++) y[i] = y[i] + a * x[i];
-}
-function scale(x, a) {
-  for (let i = 0; i < x.length; i++) x[i] = x[i] * a;
-}
-function maxAbs(x) {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) {
-    const v = Math.abs(x[i]);
-    if (v > m) m = v;
-  }
-  return m;
-}
-
-// training/logistic.ts
-var LogisticRegression = class _LogisticRegression {
-  constructor(classes, features, weights, intercept, iterations, converged) {
-    this.classes = classes;
-    this.features = features;
-    this.weights = weights;
-    this.intercept = intercept;
-    this.iterations = iterations;
-    this.converged = converged;
-  }
-  classes;
-  features;
-  weights;
-  intercept;
-  iterations;
-  converged;
-  get outputs() {
-    return this.classes === 2 ? 1 : this.classes;
-  }
-  static fit(X, y, classes, options) {
-    const K = classes === 2 ? 1 : classes;
-    const d = X.cols;
-    const n = X.rows;
-    const sw = sampleWeights(y, classes, options.classWeight);
-    let S = 0;
-    for (let i = 0; i < n; i++) S += sw[i];
-    const l2 = 1 / (options.C * S);
-    const z2 = new Float64Array(K);
-    const r = new Float64Array(K);
-    const objective = (theta, grad) => {
-      grad.fill(0);
-      let loss = 0;
-      for (let i = 0; i < n; i++) {
-        for (let k = 0; k < K; k++) z2[k] = theta[d * K + k];
-        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
-          const base = X.indices[p] * K;
-          const v = X.values[p];
-          for (let k = 0; k < K; k++) z2[k] = z2[k] + v * theta[base + k];
-        }
-        const w = sw[i] / S;
-        const yi = y[i];
-        if (K === 1) {
-          const zi = z2[0];
-          loss += w * ((zi > 0 ? zi + Math.log1p(Math.exp(-zi)) : Math.log1p(Math.exp(zi))) - yi * zi);
-          r[0] = w * (sigmoid(zi) - yi);
-        } else {
-          let max = z2[0];
-          for (let k = 1; k < K; k++) if (z2[k] > max) max = z2[k];
-          let sum = 0;
-          for (let k = 0; k < K; k++) sum += Math.exp(z2[k] - max);
-          const lse = max + Math.log(sum);
-          loss += w * (lse - z2[yi]);
-          for (let k = 0; k < K; k++) r[k] = w * (Math.exp(z2[k] - lse) - (k === yi ? 1 : 0));
-        }
-        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
-          const base = X.indices[p] * K;
-          const v = X.values[p];
-          for (let k = 0; k < K; k++) grad[base + k] = grad[base + k] + v * r[k];
-        }
-        for (let k = 0; k < K; k++) grad[d * K + k] = grad[d * K + k] + r[k];
-      }
-      let penalty = 0;
-      for (let j = 0; j < d * K; j++) {
-        penalty += theta[j] * theta[j];
-        grad[j] = grad[j] + l2 * theta[j];
-      }
-      return loss + 0.5 * l2 * penalty;
-    };
-    const result = minimizeLbfgs(objective, new Float64Array((d + 1) * K), {
-      maxIterations: options.maxIterations,
-      gradientTolerance: options.tolerance,
-      ...options.onIteration ? { onIteration: options.onIteration } : {}
-    });
-    return new _LogisticRegression(
-      classes,
-      d,
-      result.x.slice(0, d * K),
-      result.x.slice(d * K),
-      result.iterations,
-      result.converged
-    );
-  }
-  /** Dense weight matrix [features × classes] and bias [classes] of `logits()`, row-major. */
-  logitParameters() {
-    const C = this.classes;
-    const K = this.outputs;
-    if (K === C) return { weights: this.weights, bias: this.intercept };
-    const weights = new Float64Array(this.features * 2);
-    for (let j = 0; j < this.features; j++) weights[j * 2 + 1] = this.weights[j];
-    return { weights, bias: Float64Array.of(0, this.intercept[0]) };
-  }
-  predictProba(X) {
-    const K = this.outputs;
-    const out = [];
-    for (let i = 0; i < X.rows; i++) {
-      const z2 = Array.from(this.intercept);
-      for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
-        const base = X.indices[p] * K;
-        const v = X.values[p];
-        for (let k = 0; k < K; k++) z2[k] = z2[k] + v * this.weights[base + k];
-      }
-      if (K === 1) {
-        const p1 = sigmoid(z2[0]);
-        out.push([1 - p1, p1]);
-      } else {
-        const max = Math.max(...z2);
-        const e = z2.map((v) => Math.exp(v - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        out.push(e.map((v) => v / sum));
-      }
-    }
-    return out;
-  }
-};
-function sigmoid(z2) {
-  if (z2 >= 0) return 1 / (1 + Math.exp(-z2));
-  const e = Math.exp(z2);
-  return e / (1 + e);
-}
-function sampleWeights(y, classes, mode) {
-  const w = new Float64Array(y.length).fill(1);
-  if (mode === "none") return w;
-  const counts = new Float64Array(classes);
-  for (const c of y) counts[c] = counts[c] + 1;
-  for (let i = 0; i < y.length; i++) w[i] = y.length / (classes * counts[y[i]]);
-  return w;
-}
-
-// training/text.ts
-import { createRequire } from "node:module";
-function lowerCase(text) {
-  if (/^[\x00-\x7f]*$/.test(text)) return text.toLowerCase();
-  let out = "";
-  for (const ch of text) {
-    const lower = ch.toLowerCase();
-    if (lower === ch) out += ch;
-    else if (ch === "İ") out += "i";
-    else out += [...lower].length === 1 ? lower : ch;
-  }
-  return out;
-}
-function tokenize(text, pattern2) {
-  return text.match(pattern2) ?? [];
-}
-var NGRAM_JOIN = " ";
-function ngrams(tokens, minN, maxN) {
-  const out = [];
-  for (let n = minN; n <= maxN; n++) {
-    for (let i = 0; i + n <= tokens.length; i++) out.push(tokens.slice(i, i + n).join(NGRAM_JOIN));
-  }
-  return out;
-}
-var english;
-function englishStopWords() {
-  if (!english) {
-    const require2 = createRequire(import.meta.url);
-    const all = require2("stopwords-iso/stopwords-iso.json");
-    english = new Set(all.en ?? []);
-  }
-  return english;
-}
-
-// training/onnx/proto.ts
-var import_protobufjs = __toESM(require_protobufjs(), 1);
-var ONNX_PROTO = `
-syntax = "proto2";
-package onnx;
-
-message AttributeProto {
-  enum AttributeType {
-    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
-    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
-  }
-  optional string name = 1;
-  optional string doc_string = 13;
-  optional AttributeType type = 20;
-  optional float f = 2;
-  optional int64 i = 3;
-  optional bytes s = 4;
-  optional TensorProto t = 5;
-  optional GraphProto g = 6;
-  repeated float floats = 7;
-  repeated int64 ints = 8;
-  repeated bytes strings = 9;
-  repeated TensorProto tensors = 10;
-  repeated GraphProto graphs = 11;
-}
-
-message ValueInfoProto {
-  optional string name = 1;
-  optional TypeProto type = 2;
-  optional string doc_string = 3;
-}
-
-message NodeProto {
-  repeated string input = 1;
-  repeated string output = 2;
-  optional string name = 3;
-  optional string op_type = 4;
-  optional string domain = 7;
-  repeated AttributeProto attribute = 5;
-  optional string doc_string = 6;
-}
-
-message StringStringEntryProto {
-  optional string key = 1;
-  optional string value = 2;
-}
-
-message OperatorSetIdProto {
-  optional string domain = 1;
-  optional int64 version = 2;
-}
-
-message ModelProto {
-  optional int64 ir_version = 1;
-  repeated OperatorSetIdProto opset_import = 8;
-  optional string producer_name = 2;
-  optional string producer_version = 3;
-  optional string domain = 4;
-  optional int64 model_version = 5;
-  optional string doc_string = 6;
-  optional GraphProto graph = 7;
-  repeated StringStringEntryProto metadata_props = 14;
-}
-
-message GraphProto {
-  repeated NodeProto node = 1;
-  optional string name = 2;
-  repeated TensorProto initializer = 5;
-  optional string doc_string = 10;
-  repeated ValueInfoProto input = 11;
-  repeated ValueInfoProto output = 12;
-  repeated ValueInfoProto value_info = 13;
-}
-
-message TensorProto {
-  enum DataType {
-    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7;
-    STRING = 8; BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13;
-  }
-  repeated int64 dims = 1;
-  optional int32 data_type = 2;
-  repeated float float_data = 4 [packed = true];
-  repeated int32 int32_data = 5 [packed = true];
-  repeated bytes string_data = 6;
-  repeated int64 int64_data = 7 [packed = true];
-  optional string name = 8;
-  optional string doc_string = 12;
-  optional bytes raw_data = 9;
-  repeated double double_data = 10 [packed = true];
-}
-
-message TensorShapeProto {
-  message Dimension {
-    oneof value {
-      int64 dim_value = 1;
-      string dim_param = 2;
-    }
-    optional string denotation = 3;
-  }
-  repeated Dimension dim = 1;
-}
-
-message TypeProto {
-  message Tensor {
-    optional int32 elem_type = 1;
-    optional TensorShapeProto shape = 2;
-  }
-  message Sequence {
-    optional TypeProto elem_type = 1;
-  }
-  message Map {
-    optional int32 key_type = 1;
-    optional TypeProto value_type = 2;
-  }
-  oneof value {
-    Tensor tensor_type = 1;
-    Sequence sequence_type = 4;
-    Map map_type = 5;
-  }
-  optional string denotation = 6;
-}
-`;
-var root;
-function onnxRoot() {
-  root ??= import_protobufjs.default.parse(ONNX_PROTO, { keepCase: true }).root;
-  return root;
-}
-function modelProtoType() {
-  return onnxRoot().lookupType("onnx.ModelProto");
-}
-var DataType = {
-  float: 1,
-  uint8: 2,
-  int8: 3,
-  int32: 6,
-  int64: 7,
-  string: 8,
-  bool: 9,
-  double: 11
-};
-var AttributeType = {
-  FLOAT: 1,
-  INT: 2,
-  STRING: 3,
-  TENSOR: 4,
-  GRAPH: 5,
-  FLOATS: 6,
-  INTS: 7,
-  STRINGS: 8,
-  TENSORS: 9
-};
-
-// training/onnx/builder.ts
-var utf8 = new TextEncoder();
-var GraphBuilder = class {
-  constructor(name) {
-    this.name = name;
-  }
-  name;
-  nodes = [];
-  initializers = [];
-  inputs = [];
-  outputs = [];
-  counter = 0;
-  input(name, type) {
-    this.inputs.push({ name, type: typeProto(type) });
-    return this;
-  }
-  output(name, type) {
-    this.outputs.push({ name, type: typeProto(type) });
-    return this;
-  }
-  /** Adds a constant tensor and returns its name. */
-  initializer(name, tensor) {
-    this.initializers.push(tensorProto(name, tensor));
-    return name;
-  }
-  /** Adds a node; returns its output names (generated when a number of outputs is given). */
-  node(opType, inputs, outputs, attributes = {}, options = {}) {
-    const id = this.counter++;
-    const outs = typeof outputs === "number" ? Array.from(
-      { length: outputs },
-      (_, i) => `${opType.toLowerCase()}_${id}${outputs > 1 ? `_${i}` : ""}`
-    ) : [...outputs];
-    this.nodes.push({
-      op_type: opType,
-      domain: options.domain ?? "",
-      name: options.name ?? `${opType}_${id}`,
-      input: [...inputs],
-      output: outs,
-      attribute: Object.entries(attributes).map(([n, v]) => attributeProto(n, v))
-    });
-    return outs;
-  }
-  /** Shorthand for a single-output node. */
-  op(opType, inputs, attributes = {}, options = {}) {
-    return this.node(opType, inputs, 1, attributes, options)[0];
-  }
-  toGraphProto() {
-    return {
-      name: this.name,
-      node: this.nodes,
-      initializer: this.initializers,
-      input: this.inputs,
-      output: this.outputs
-    };
-  }
-  /** Serialises a ModelProto with this graph. */
-  toModel(options) {
-    const type = modelProtoType();
-    const model = {
-      ir_version: options.irVersion ?? 8,
-      producer_name: options.producerName ?? "modelship",
-      producer_version: options.producerVersion ?? "",
-      doc_string: options.docString ?? "",
-      opset_import: Object.entries(options.opsets).map(([domain2, version2]) => ({ domain: domain2, version: version2 })),
-      graph: this.toGraphProto(),
-      metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value }))
-    };
-    const message = type.fromObject(model);
-    return type.encode(message).finish();
-  }
-};
-function typeProto(type) {
-  if ("tensor" in type) {
-    const tensor = { elem_type: DataType[type.tensor] };
-    if (type.shape) {
-      tensor.shape = {
-        dim: type.shape.map((d) => typeof d === "number" ? { dim_value: d } : { dim_param: d })
-      };
-    }
-    return { tensor_type: tensor };
-  }
-  if ("sequence" in type) return { sequence_type: { elem_type: typeProto(type.sequence) } };
-  return { map_type: { key_type: DataType[type.map.key], value_type: typeProto(type.map.value) } };
-}
-function attributeProto(name, raw) {
-  const a = normalizeAttr(name, raw);
-  switch (a.type) {
-    case "float":
-      return { name, type: AttributeType.FLOAT, f: a.value };
-    case "floats":
-      return { name, type: AttributeType.FLOATS, floats: Array.from(a.value) };
-    case "int":
-      return { name, type: AttributeType.INT, i: a.value };
-    case "ints":
-      return { name, type: AttributeType.INTS, ints: Array.from(a.value) };
-    case "string":
-      return { name, type: AttributeType.STRING, s: utf8.encode(a.value) };
-    case "strings":
-      return { name, type: AttributeType.STRINGS, strings: a.value.map((s) => utf8.encode(s)) };
-    case "tensor":
-      return { name, type: AttributeType.TENSOR, t: tensorProto("", a.value) };
-    case "graph":
-      return { name, type: AttributeType.GRAPH, g: a.value.toGraphProto() };
-  }
-}
-function normalizeAttr(name, raw) {
-  if (typeof raw === "string") return { type: "string", value: raw };
-  if (typeof raw === "number") {
-    if (!Number.isInteger(raw))
-      throw new TypeError(`attribute ${name}: use attr.float() for non-integer ${raw}`);
-    return { type: "int", value: raw };
-  }
-  if (Array.isArray(raw)) {
-    if (raw.every((v) => typeof v === "string")) return { type: "strings", value: raw };
-    if (raw.every((v) => Number.isInteger(v))) return { type: "ints", value: raw };
-    throw new TypeError(`attribute ${name}: use attr.floats() for non-integer lists`);
-  }
-  return raw;
-}
-function tensorProto(name, t) {
-  const count = t.dims.reduce((a, b) => a * b, 1);
-  if (t.values.length !== count) {
-    throw new RangeError(
-      `tensor ${name || "(attribute)"}: dims [${t.dims}] need ${count} values, got ${t.values.length}`
-    );
-  }
-  const base = { name, dims: t.dims, data_type: DataType[t.dtype] };
-  const values = t.values;
-  switch (t.dtype) {
-    case "string":
-      return { ...base, string_data: Array.from(values, (s) => utf8.encode(s)) };
-    case "float":
-      return { ...base, raw_data: bytesOf(Float32Array.from(values)) };
-    case "double":
-      return { ...base, raw_data: bytesOf(Float64Array.from(values)) };
-    case "int64":
-      return {
-        ...base,
-        raw_data: bytesOf(BigInt64Array.from(Array.from(values, (v) => BigInt(v))))
-      };
-    case "int32":
-      return { ...base, raw_data: bytesOf(Int32Array.from(values)) };
-    case "uint8":
-    case "bool":
-      return { ...base, raw_data: Uint8Array.from(Array.from(values, (v) => Number(v))) };
-    case "int8":
-      return { ...base, raw_data: bytesOf(Int8Array.from(values)) };
-  }
-}
-function bytesOf(a) {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-// training/onnx/text-model.ts
-var TEXT_INPUT = "text";
-var PROBABILITIES_OUTPUT = "probabilities";
-var LABEL_OUTPUT = "label";
-var TEXT_MODEL_OPSETS = { "": 20, "ai.onnx.ml": 3, "com.microsoft": 1 };
-var IR_VERSION = 9;
-var TOKENIZER_LOCALE = "C.UTF-8";
-var PAD = "";
-function textModelIoSignature(labels) {
-  return {
-    task: "text-classification",
-    inputs: [{ name: TEXT_INPUT, dtype: "string", shape: ["N"] }],
-    outputs: [
-      { name: PROBABILITIES_OUTPUT, dtype: "float32", shape: ["N", labels.length] },
-      { name: LABEL_OUTPUT, dtype: "string", shape: ["N"] }
-    ],
-    probabilitiesOutput: PROBABILITIES_OUTPUT,
-    labelOutput: LABEL_OUTPUT,
-    labels: [...labels]
-  };
-}
-function exportTextModel(parts) {
-  const { vectorizer, model, labels } = parts;
-  const opts = vectorizer.options;
-  const [minN, maxN] = opts.ngramRange;
-  const V = vectorizer.vocabulary.length;
-  const C = labels.length;
-  const g = new GraphBuilder(parts.name);
-  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
-  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
-  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
-  const constant = (name, dtype, values, dims = [values.length]) => g.initializer(name, { dtype, dims, values });
-  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
-  const tokens = g.op(
-    "Tokenizer",
-    [text],
-    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
-    { domain: "com.microsoft" }
-  );
-  const axis1 = constant("axis1", "int64", [1]);
-  const zero = constant("start0", "int64", [0]);
-  const one = constant("start1", "int64", [1]);
-  const end = constant("end", "int64", [Number.MAX_SAFE_INTEGER]);
-  const joiner = g.initializer("ngram_join", { dtype: "string", dims: [], values: [NGRAM_JOIN] });
-  const grams = [];
-  if (minN <= 1) grams.push(tokens);
-  if (maxN >= 2) {
-    const spaced = g.op("StringConcat", [tokens, joiner]);
-    let previous = tokens;
-    for (let n = 2; n <= maxN; n++) {
-      const head = g.op("Slice", [spaced, zero, constant(`end_minus_${n - 1}`, "int64", [-(n - 1)]), axis1]);
-      const tail = g.op("Slice", [previous, one, end, axis1]);
-      previous = g.op("StringConcat", [head, tail]);
-      if (n >= minN) grams.push(previous);
-    }
-  }
-  const allGrams = grams.length === 1 ? grams[0] : g.op("Concat", grams, { axis: 1 });
-  const ids = g.op(
-    "LabelEncoder",
-    [allGrams],
-    {
-      keys_strings: vectorizer.vocabulary,
-      values_int64s: Array.from({ length: V }, (_, j) => j),
-      default_int64: V
-    },
-    { domain: "ai.onnx.ml" }
-  );
-  const offsets = g.op(
-    "CumSum",
-    [
-      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
-        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
-      }),
-      constant("axis0", "int64", [0], [])
-    ],
-    { exclusive: 1 }
-  );
-  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
-  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
-  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
-  const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
-  const stride = constant("stride", "int64", [V + 1], []);
-  const row = g.op("Div", [keyColumn, stride]);
-  const column = g.op("Mod", [keyColumn, stride]);
-  let tf = g.op("Unsqueeze", [g.op("Cast", [counts], { to: 1 }), axis1]);
-  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
-  const idf = Float64Array.from({ length: V + 1 }, (_, j) => j < V ? vectorizer.idf[j] : 0);
-  const value = g.op("Mul", [
-    tf,
-    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column])
-  ]);
-  const { weights, bias } = model.logitParameters();
-  const coef = new Float64Array((V + 1) * C);
-  coef.set(weights);
-  const shapeN = g.op("Shape", [TEXT_INPUT]);
-  const filled = (width, fill) => g.op(
-    "ConstantOfShape",
-    [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
-    {
-      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } }
-    }
-  );
-  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
-    reduction: "add"
-  });
-  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
-  const dot2 = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
-  const logits = g.op("Add", [
-    g.op("Div", [dot2, g.op("Sqrt", [sumSquares])]),
-    constant("intercept", "float", Array.from(bias))
-  ]);
-  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
-  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
-  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
-  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
-  return g.toModel({
-    opsets: TEXT_MODEL_OPSETS,
-    irVersion: IR_VERSION,
-    producerName: "modelship",
-    docString: "TF-IDF + logistic regression, sparse (n-gram lookup); input: raw text [N]; outputs: probabilities [N, C], label [N]",
-    metadata: {
-      labels: JSON.stringify(labels),
-      trainer: "modelship-tfidf-logreg",
-      graph: "sparse-ngram-lookup"
-    }
-  });
-}
-
-// training/onnx/text-model-dense.ts
-var DENSE_OPSETS = { "": 17, "ai.onnx.ml": 3, "com.microsoft": 1 };
-function exportDenseTextModel(parts) {
-  const { vectorizer, model, labels } = parts;
-  const opts = vectorizer.options;
-  const [minN, maxN] = opts.ngramRange;
-  const V = vectorizer.vocabulary.length;
-  const C = labels.length;
-  const g = new GraphBuilder(parts.name);
-  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
-  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
-  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
-  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
-  const tokens = g.op(
-    "Tokenizer",
-    [text],
-    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
-    { domain: "com.microsoft" }
-  );
-  const byLength = Array.from({ length: maxN }, () => []);
-  vectorizer.vocabulary.forEach((term, column) => {
-    const parts2 = term.split(NGRAM_JOIN);
-    byLength[parts2.length - 1].push({ tokens: parts2, column });
-  });
-  const pool = [];
-  const ngramCounts = [];
-  const ngramIndexes = [];
-  for (const group of byLength) {
-    ngramCounts.push(pool.length);
-    for (const { tokens: t, column } of group) {
-      pool.push(...t);
-      ngramIndexes.push(column);
-    }
-  }
-  const counts = g.op("TfIdfVectorizer", [tokens], {
-    min_gram_length: minN,
-    max_gram_length: maxN,
-    max_skip_count: 0,
-    mode: "TF",
-    pool_strings: pool,
-    ngram_counts: ngramCounts,
-    ngram_indexes: ngramIndexes
-  });
-  let tf = counts;
-  if (opts.sublinearTf) {
-    const one = g.initializer("one", { dtype: "float", dims: [], values: [1] });
-    tf = g.op("Add", [g.op("Sign", [counts]), g.op("Log", [g.op("Max", [counts, one])])]);
-  }
-  const idf = g.initializer("idf", { dtype: "float", dims: [V], values: vectorizer.idf });
-  const weighted = g.op("Mul", [tf, idf]);
-  const sumSquares = g.op("ReduceSumSquare", [weighted], { axes: [1], keepdims: 1 });
-  const tiny = g.initializer("tiny", { dtype: "float", dims: [], values: [1e-30] });
-  const normalized = g.op("Div", [weighted, g.op("Max", [g.op("Sqrt", [sumSquares]), tiny])]);
-  const { weights, bias } = model.logitParameters();
-  const W = g.initializer("coef", { dtype: "float", dims: [V, C], values: weights });
-  const b = g.initializer("intercept", { dtype: "float", dims: [C], values: bias });
-  const logits = g.op("Add", [g.op("MatMul", [normalized, W]), b]);
-  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
-  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
-  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
-  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
-  return g.toModel({
-    opsets: DENSE_OPSETS,
-    producerName: "modelship",
-    docString: "TF-IDF + logistic regression; input: raw text [N]; outputs: probabilities [N, C], label [N]",
-    metadata: { labels: JSON.stringify(labels), trainer: "modelship-tfidf-logreg" }
-  });
-}
-
-// training/params.ts
-var textTrainerParamsSchema = external_exports.object({
-  lowercase: external_exports.boolean().default(true).describe("Lower-case the text before tokenizing."),
-  /** Regular expression for one token (JavaScript and RE2 syntax alike); must not match whitespace. */
-  tokenPattern: external_exports.string().min(1).default("[a-z0-9']+").refine(
-    isUsablePattern,
-    "tokenPattern must be a valid regular expression that never matches whitespace"
-  ).describe("Regular expression for one token; must not match whitespace."),
-  /** Smallest and largest n-gram length in tokens. */
-  ngramRange: external_exports.tuple([external_exports.number().int().min(1), external_exports.number().int().min(1).max(4)]).default([1, 2]).refine(([lo, hi]) => lo <= hi, "ngramRange: the first number must not exceed the second").describe("Smallest and largest n-gram length in tokens, e.g. [1, 2]."),
-  maxFeatures: external_exports.number().int().positive().default(2e4).describe("Vocabulary size: the most frequent n-grams kept."),
-  /** An n-gram must occur in at least this many training documents. */
-  minDf: external_exports.number().int().min(1).default(2).describe("An n-gram must occur in at least this many documents."),
-  /** An n-gram may occur in at most this share of training documents. */
-  maxDf: external_exports.number().gt(0).max(1).default(0.95).describe("An n-gram may occur in at most this share of documents."),
-  /** Drop English stop words (stopwords-iso) and every n-gram containing one. */
-  stopWords: external_exports.boolean().default(false).describe("Drop English stop words and every n-gram containing one."),
-  /** tf → 1 + ln(tf). */
-  sublinearTf: external_exports.boolean().default(true).describe("Use 1 + ln(tf) instead of raw term frequency."),
-  /** Inverse L2 regularisation strength. */
-  C: external_exports.number().positive().default(4).describe("Inverse L2 regularisation strength."),
-  classWeight: external_exports.enum(["balanced", "none"]).default("balanced").describe("Weight classes inversely to their frequency, or not at all."),
-  maxIterations: external_exports.number().int().positive().default(1e3).describe("L-BFGS iteration limit."),
-  /** Optimiser stops when the largest gradient component (of the mean loss) is at most this. */
-  tolerance: external_exports.number().positive().default(1e-6).describe("Stop when the largest gradient component of the mean loss is at most this."),
-  /** Seed for the split and the folds (the optimiser itself is deterministic). */
-  seed: external_exports.number().int().default(42).describe("Seed for the train/test split and the CV folds."),
-  testSize: external_exports.number().gt(0).lt(1).default(0.2).describe("Share of rows held out as the test split (stratified)."),
-  cvFolds: external_exports.number().int().min(2).max(20).default(5).describe("Stratified cross-validation folds on the training split.")
-}).strict();
-function parseTextTrainerParams(input2) {
-  const result = textTrainerParamsSchema.safeParse(input2 ?? {});
-  if (result.success) return result.data;
-  const issue3 = result.error.issues[0];
-  const key = issue3.path.length > 0 ? issue3.path.join(".") : "params";
-  throw new UserError(`trainer params: ${key}: ${issue3.message}`);
-}
-function isUsablePattern(pattern2) {
-  try {
-    const re = new RegExp(pattern2);
-    return !re.test(" ") && !re.test("	") && !re.test("\n") && !re.test("");
-  } catch {
-    return false;
-  }
-}
-
-// training/random.ts
-function createRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-function shuffleInPlace(items, rng) {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const tmp = items[i];
-    items[i] = items[j];
-    items[j] = tmp;
-  }
-  return items;
-}
-
-// training/split.ts
-function indicesByClass(labels) {
-  const byClass = /* @__PURE__ */ new Map();
-  const sortedClasses = [...new Set(labels)].sort();
-  for (const c of sortedClasses) byClass.set(c, []);
-  for (let i = 0; i < labels.length; i++) byClass.get(labels[i]).push(i);
-  return byClass;
-}
-var ascending = (a, b) => a - b;
-function stratifiedSplit(labels, testSize, seed) {
-  if (!(testSize > 0 && testSize < 1))
-    throw new UserError(`test size must be between 0 and 1, got ${testSize}`);
-  const rng = createRng(seed);
-  const train = [];
-  const test = [];
-  for (const [label, idx] of indicesByClass(labels)) {
-    if (idx.length < 2) {
-      throw new UserError(
-        `class "${label}" has ${idx.length} row; a train/test split needs at least 2 per class`
-      );
-    }
-    shuffleInPlace(idx, rng);
-    const nTest = Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * testSize)));
-    test.push(...idx.slice(0, nTest));
-    train.push(...idx.slice(nTest));
-  }
-  return { train: train.sort(ascending), test: test.sort(ascending) };
-}
-function stratifiedKFold(labels, k, seed) {
-  if (!Number.isInteger(k) || k < 2) throw new UserError(`cross-validation needs at least 2 folds, got ${k}`);
-  if (labels.length < k) throw new UserError(`cannot make ${k} folds from ${labels.length} rows`);
-  const rng = createRng(seed);
-  const folds = Array.from({ length: k }, () => []);
-  let offset = 0;
-  for (const [label, idx] of indicesByClass(labels)) {
-    if (idx.length < k) {
-      throw new UserError(
-        `class "${label}" has ${idx.length} rows; ${k}-fold cross-validation needs at least ${k}`
-      );
-    }
-    shuffleInPlace(idx, rng);
-    for (let j = 0; j < idx.length; j++) folds[(offset + j) % k].push(idx[j]);
-    offset = (offset + idx.length) % k;
-  }
-  return folds.map((testFold, i) => ({
-    test: [...testFold].sort(ascending),
-    train: folds.filter((_, j) => j !== i).flat().sort(ascending)
-  }));
-}
-
-// training/tfidf.ts
-var TfidfVectorizer = class _TfidfVectorizer {
-  constructor(options, vocabulary, idf) {
-    this.options = options;
-    this.vocabulary = vocabulary;
-    this.idf = idf;
-    this.index = new Map(vocabulary.map((term, i) => [term, i]));
-    this.pattern = new RegExp(options.tokenPattern, "g");
-  }
-  options;
-  vocabulary;
-  idf;
-  index;
-  pattern;
-  static fit(texts, options) {
-    return _TfidfVectorizer.fitTransform(texts, options).vectorizer;
-  }
-  /** Fits and transforms the training texts in one pass over their n-grams. */
-  static fitTransform(texts, options) {
-    const pattern2 = new RegExp(options.tokenPattern, "g");
-    const stop = options.stopWords ? englishStopWords() : void 0;
-    const ids = /* @__PURE__ */ new Map();
-    const terms = [];
-    let df = new Int32Array(1 << 16);
-    let total = new Int32Array(1 << 16);
-    let lastDoc = new Int32Array(1 << 16).fill(-1);
-    const docs = texts.map((text, d) => {
-      const grams = docNgrams(text, pattern2, options);
-      const out = new Int32Array(grams.length);
-      grams.forEach((g, k) => {
-        let id = ids.get(g);
-        if (id === void 0) {
-          id = terms.length;
-          ids.set(g, id);
-          terms.push(g);
-          if (id >= df.length) {
-            df = grow(df, 0);
-            total = grow(total, 0);
-            lastDoc = grow(lastDoc, -1);
-          }
-        }
-        total[id]++;
-        if (lastDoc[id] !== d) {
-          lastDoc[id] = d;
-          df[id]++;
-        }
-        out[k] = id;
-      });
-      return out;
-    });
-    const maxDocs = options.maxDf * texts.length;
-    const candidates = [];
-    for (let id = 0; id < terms.length; id++) {
-      const d = df[id];
-      if (d < options.minDf || d > maxDocs) continue;
-      if (stop && terms[id].split(NGRAM_JOIN).some((t) => stop.has(t))) continue;
-      candidates.push(id);
-    }
-    candidates.sort((a, b) => total[b] - total[a] || compare(terms[a], terms[b]));
-    const kept = candidates.slice(0, options.maxFeatures).sort((a, b) => compare(terms[a], terms[b]));
-    const vocabulary = kept.map((id) => terms[id]);
-    const n = texts.length;
-    const idf = Float64Array.from(kept, (id) => Math.log((1 + n) / (1 + df[id])) + 1);
-    const vectorizer = new _TfidfVectorizer(options, vocabulary, idf);
-    const column = new Int32Array(terms.length).fill(-1);
-    kept.forEach((id, j) => {
-      column[id] = j;
-    });
-    return { vectorizer, X: vectorizer.fromColumns(docs.map((doc) => doc.map((id) => column[id]))) };
-  }
-  transform(texts) {
-    return this.fromColumns(
-      texts.map(
-        (text) => Int32Array.from(docNgrams(text, this.pattern, this.options), (g) => this.index.get(g) ?? -1)
-      )
-    );
-  }
-  /** Rows of column indices (−1 = not in the vocabulary) → L2-normalised tf-idf rows. */
-  fromColumns(docs) {
-    const indptr = new Int32Array(docs.length + 1);
-    const indices = [];
-    const values = [];
-    const counts = /* @__PURE__ */ new Map();
-    docs.forEach((cols, r) => {
-      counts.clear();
-      for (const j of cols) if (j >= 0) counts.set(j, (counts.get(j) ?? 0) + 1);
-      const sortedCols = [...counts.keys()].sort((a, b) => a - b);
-      let norm = 0;
-      const start = values.length;
-      for (const j of sortedCols) {
-        const tf = counts.get(j);
-        const v = (this.options.sublinearTf ? 1 + Math.log(tf) : tf) * this.idf[j];
-        indices.push(j);
-        values.push(v);
-        norm += v * v;
-      }
-      if (norm > 0) {
-        norm = Math.sqrt(norm);
-        for (let k = start; k < values.length; k++) values[k] = values[k] / norm;
-      }
-      indptr[r + 1] = values.length;
-    });
-    return {
-      rows: docs.length,
-      cols: this.vocabulary.length,
-      indptr,
-      indices: Int32Array.from(indices),
-      values: Float64Array.from(values)
-    };
-  }
-};
-function grow(a, fill) {
-  const b = new Int32Array(a.length * 2).fill(fill);
-  b.set(a);
-  return b;
-}
-function docNgrams(text, pattern2, options) {
-  const tokens = tokenize(options.lowercase ? lowerCase(text) : text, pattern2);
-  return ngrams(tokens, options.ngramRange[0], options.ngramRange[1]);
-}
-function compare(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-// training/index.ts
-var TRAINER_NAME = "modelship-tfidf-logreg";
-function trainTextClassifier(examples, params, onProgress) {
-  const full = parseTextTrainerParams(params ?? {});
-  const labels = [...new Set(examples.map((e) => e.label))].sort();
-  if (labels.length < 2) {
-    throw new UserError(
-      `training needs at least two classes, got ${labels.length === 0 ? "no rows" : `only "${labels[0]}"`}`
-    );
-  }
-  onProgress?.({ phase: "vectorize" });
-  const texts = examples.map((e) => e.text);
-  const { vectorizer, X } = TfidfVectorizer.fitTransform(texts, {
-    lowercase: full.lowercase,
-    tokenPattern: full.tokenPattern,
-    ngramRange: full.ngramRange,
-    maxFeatures: full.maxFeatures,
-    minDf: full.minDf,
-    maxDf: full.maxDf,
-    stopWords: full.stopWords,
-    sublinearTf: full.sublinearTf
-  });
-  if (vectorizer.vocabulary.length === 0) {
-    throw new UserError(
-      `no n-gram occurs in at least ${full.minDf} of ${texts.length} training texts (and in at most ${full.maxDf * 100}%)`,
-      { hint: "use more data or lower minDf" }
-    );
-  }
-  const index = new Map(labels.map((l, i) => [l, i]));
-  const y = Int32Array.from(examples, (e) => index.get(e.label));
-  const model = LogisticRegression.fit(X, y, labels.length, {
-    C: full.C,
-    classWeight: full.classWeight,
-    maxIterations: full.maxIterations,
-    tolerance: full.tolerance,
-    onIteration: (iteration, loss) => onProgress?.({ phase: "optimize", iteration, loss })
-  });
-  onProgress?.({ phase: "done", iteration: model.iterations });
-  return {
-    labels,
-    params: full,
-    vocabularySize: vectorizer.vocabulary.length,
-    optimizer: { iterations: model.iterations, converged: model.converged },
-    predictProba: (batch) => model.predictProba(vectorizer.transform(batch)),
-    toOnnx: (opts) => (opts?.graph === "dense" ? exportDenseTextModel : exportTextModel)({
-      vectorizer,
-      model,
-      labels,
-      name: opts?.name ?? "text-classifier"
-    }),
-    ioSignature: () => textModelIoSignature(labels)
-  };
-}
-function crossValidate(examples, params, folds, seed) {
-  const labels = [...new Set(examples.map((e) => e.label))].sort();
-  const accs = [];
-  const f1s = [];
-  for (const split of stratifiedKFold(
-    examples.map((e) => e.label),
-    folds,
-    seed
-  )) {
-    const model = trainTextClassifier(
-      split.train.map((i) => examples[i]),
-      params
-    );
-    const test = split.test.map((i) => examples[i]);
-    const yTrue = test.map((e) => labels.indexOf(e.label));
-    const yPred = model.predictProba(test.map((e) => e.text)).map((p) => labels.indexOf(model.labels[argmax(p)]));
-    accs.push(accuracy(yTrue, yPred));
-    f1s.push(macroF1(perClassScores(confusionMatrix(yTrue, yPred, labels.length))));
-  }
-  return { folds, accuracy: meanStd(accs), macroF1: meanStd(f1s) };
-}
-
 // src/bundle/evidence.ts
 var MIN_GOLDEN = 20;
 var GOLDEN_TARGET = 24;
@@ -59894,7 +58845,12 @@ var ioSignatureSchema = external_exports.object({
   labelOutput: external_exports.string().optional(),
   labels: external_exports.array(external_exports.string().min(1)).min(2),
   /** Tabular models: CSV columns fed, in order, as the float input's last dimension. */
-  featureColumns: external_exports.array(external_exports.string()).optional()
+  featureColumns: external_exports.array(external_exports.string()).optional(),
+  /**
+   * How the user's labels are typed (packaged models): "int64" labels (scikit-learn integer classes)
+   * are answered as JSON numbers by `POST /predict`. Absent = strings.
+   */
+  labelType: external_exports.enum(["string", "int64"]).optional()
 });
 var classMetricsSchema = external_exports.object({
   precision: finite,
@@ -59933,6 +58889,25 @@ var histogramSchema = external_exports.object({
   edges: external_exports.array(finite).min(2),
   counts: external_exports.array(external_exports.number().int().nonnegative())
 });
+var featureSpecSchema = external_exports.object({
+  name: external_exports.string().min(1),
+  dtype: external_exports.enum(["float32", "float64"]),
+  min: finite,
+  max: finite,
+  mean: finite,
+  std: finite,
+  quantiles: external_exports.object({
+    p01: finite,
+    p05: finite,
+    p25: finite,
+    p50: finite,
+    p75: finite,
+    p95: finite,
+    p99: finite
+  }),
+  /** Reference histogram for per-feature PSI: decile edges of the reference data (ties merged). */
+  histogram: histogramSchema
+});
 var referenceSchema = external_exports.object({
   rows: external_exports.number().int().positive(),
   /** Share of predictions per label (sums to 1). */
@@ -59940,7 +58915,11 @@ var referenceSchema = external_exports.object({
   /** Histogram of the predicted class's probability ("confidence"), 10 equal bins on [0, 1]. */
   scoreHistogram: histogramSchema,
   /** Text models: histogram of input length in characters. */
-  inputLengthHistogram: histogramSchema.optional()
+  inputLengthHistogram: histogramSchema.optional(),
+  /** Tabular models packaged by `modelship package`: the feature schema, in input order. */
+  features: external_exports.array(featureSpecSchema).optional(),
+  /** Where the reference came from when not the evaluation split (`modelship package --reference`). */
+  source: external_exports.object({ path: external_exports.string(), sha256: external_exports.string().regex(/^[0-9a-f]{64}$/) }).optional()
 });
 var goldenExampleSchema = external_exports.object({
   /** Raw text for text models, feature vector for tabular models. */
@@ -59982,6 +58961,21 @@ var modelCardSchema = external_exports.object({
     durationMs: finite,
     params: external_exports.record(external_exports.string(), external_exports.unknown())
   }).nullable(),
+  /**
+   * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   */
+  origin: external_exports.object({
+    kind: external_exports.literal("packaged"),
+    file: external_exports.string(),
+    sha256: external_exports.string().regex(/^[0-9a-f]{64}$/),
+    producer: external_exports.string(),
+    scores: external_exports.enum(["probabilities", "logits"]),
+    transforms: external_exports.array(external_exports.string()),
+    /** Max |bundle − original| probability over every evaluation row. */
+    parity: finite,
+    parityRows: external_exports.number().int().nonnegative()
+  }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
   golden: external_exports.array(goldenExampleSchema).min(20),
@@ -60336,10 +59330,98 @@ function sha256(data) {
   return createHash("sha256").update(data).digest("hex");
 }
 
+// src/util/command.ts
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve5, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve5({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+
 // src/bundle/git.ts
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-var run = promisify(execFile);
+var run = (bin, args, options) => runChecked(bin, args, options);
 async function gitState(cwd = process.cwd()) {
   try {
     const { stdout: head } = await run("git", ["rev-parse", "HEAD"], { cwd });
@@ -62265,8 +61347,8 @@ function loadCsv(path) {
   }
   return { path, sha256: sha2562, columns, rows, lines, rowCount: rows.length };
 }
-function loadTextDataset(options) {
-  const table = loadCsv(options.path);
+function loadTextDataset(options, parsed) {
+  const table = parsed ?? loadCsv(options.path);
   requireColumns(table, [options.textColumn, options.labelColumn]);
   const selected = selectRows(table, options, (row) => row[options.textColumn].trim() === "", "empty text");
   return {
@@ -62274,19 +61356,19 @@ function loadTextDataset(options) {
     sha256: table.sha256,
     textColumn: options.textColumn,
     labelColumn: options.labelColumn,
-    examples: selected.rows.map(({ row, label }) => ({ text: row[options.textColumn], label })),
+    examples: selected.rows.map(({ row, label, line }) => ({ text: row[options.textColumn], label, line })),
     labels: selected.labels,
     classCounts: selected.classCounts,
     rows: selected.counts
   };
 }
-function loadTabularDataset(options) {
+function loadTabularDataset(options, parsed) {
   if (options.featureColumns.length === 0) {
     throw new UserError("no feature columns given", {
       hint: "name the CSV columns the model takes as input"
     });
   }
-  const table = loadCsv(options.path);
+  const table = parsed ?? loadCsv(options.path);
   requireColumns(table, [...options.featureColumns, options.labelColumn]);
   const selected = selectRows(table, options, () => false, "");
   const examples = selected.rows.map(({ row, line, label }) => ({
@@ -62301,7 +61383,8 @@ function loadTabularDataset(options) {
       }
       return value;
     }),
-    label
+    label,
+    line
   }));
   return {
     path: options.path,
@@ -62383,16 +61466,16 @@ function requireColumns(table, wanted) {
   }
 }
 function readDatasetFile(path) {
-  let isFile = false;
+  let isFile2 = false;
   try {
-    isFile = statSync(path).isFile();
+    isFile2 = statSync(path).isFile();
   } catch (err) {
     const code = err.code;
     if (code === "ENOENT")
       throw new UserError(`dataset not found: ${path}`, { hint: "check the --data path" });
     throw new UserError(`cannot read dataset ${path}: ${code ?? String(err)}`, { cause: err });
   }
-  if (!isFile) throw new UserError(`dataset ${path} is not a regular file`);
+  if (!isFile2) throw new UserError(`dataset ${path} is not a regular file`);
   try {
     return readFileSync(path);
   } catch (err) {
@@ -62412,6 +61495,1921 @@ function listed(values) {
 }
 function clip(s) {
   return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+// src/package/features.ts
+function quantile2(sorted2, q) {
+  if (sorted2.length === 0) throw new RangeError("quantile of no values");
+  const pos = (sorted2.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted2[lo] + (sorted2[hi] - sorted2[lo]) * (pos - lo);
+}
+function decileEdges(sorted2) {
+  const edges = [];
+  for (let i = 0; i <= 10; i++) {
+    const e = quantile2(sorted2, i / 10);
+    if (edges.length === 0 || e > edges[edges.length - 1]) edges.push(e);
+  }
+  if (edges.length < 2) edges.push(edges[0] + 1);
+  return edges;
+}
+function featureSchema(names, rows, dtype) {
+  return names.map((name, j) => {
+    const values = rows.map((r) => r[j]);
+    const sorted2 = [...values].sort((a, b) => a - b);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
+    const edges = decileEdges(sorted2);
+    return {
+      name,
+      dtype,
+      min: sorted2[0],
+      max: sorted2[sorted2.length - 1],
+      mean,
+      std: Math.sqrt(variance),
+      quantiles: {
+        p01: quantile2(sorted2, 0.01),
+        p05: quantile2(sorted2, 0.05),
+        p25: quantile2(sorted2, 0.25),
+        p50: quantile2(sorted2, 0.5),
+        p75: quantile2(sorted2, 0.75),
+        p95: quantile2(sorted2, 0.95),
+        p99: quantile2(sorted2, 0.99)
+      },
+      histogram: histogram(values, edges)
+    };
+  });
+}
+function softmaxRows(rows) {
+  return rows.map((row) => {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
+    const out = new Float32Array(row.length);
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      out[i] = Math.exp(row[i] - max);
+      sum += out[i];
+    }
+    for (let i = 0; i < row.length; i++) out[i] = out[i] / sum;
+    return out;
+  });
+}
+function firstNonProbabilityRow(rows, tol = 1e-3) {
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    let sum = 0;
+    let bad = false;
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i];
+      if (!(v >= -1e-6 && v <= 1 + 1e-6)) bad = true;
+      sum += v;
+    }
+    if (bad || !(Math.abs(sum - 1) <= tol)) return { row: r, sum };
+  }
+  return void 0;
+}
+
+// src/onnx/model-proto.ts
+var import_protobufjs = __toESM(require_protobufjs(), 1);
+var ONNX_PROTO = `
+syntax = "proto2";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5; SPARSE_TENSOR = 11;
+    TYPE_PROTO = 13; FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
+    SPARSE_TENSORS = 12; TYPE_PROTOS = 14;
+  }
+  optional string name = 1;
+  optional string ref_attr_name = 21;
+  optional string doc_string = 13;
+  optional AttributeType type = 20;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  optional GraphProto g = 6;
+  optional SparseTensorProto sparse_tensor = 22;
+  optional TypeProto tp = 14;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+  repeated TensorProto tensors = 10;
+  repeated GraphProto graphs = 11;
+  repeated SparseTensorProto sparse_tensors = 23;
+  repeated TypeProto type_protos = 15;
+}
+
+message ValueInfoProto {
+  optional string name = 1;
+  optional TypeProto type = 2;
+  optional string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  optional string domain = 7;
+  repeated AttributeProto attribute = 5;
+  optional string doc_string = 6;
+}
+
+message TrainingInfoProto {
+  optional GraphProto initialization = 1;
+  optional GraphProto algorithm = 2;
+  repeated StringStringEntryProto initialization_binding = 3;
+  repeated StringStringEntryProto update_binding = 4;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string domain = 4;
+  optional int64 model_version = 5;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+  repeated TrainingInfoProto training_info = 20;
+  repeated FunctionProto functions = 25;
+}
+
+message StringStringEntryProto {
+  optional string key = 1;
+  optional string value = 2;
+}
+
+message TensorAnnotation {
+  optional string tensor_name = 1;
+  repeated StringStringEntryProto quant_parameter_tensor_names = 2;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  repeated SparseTensorProto sparse_initializer = 15;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+  repeated TensorAnnotation quantization_annotation = 14;
+}
+
+message TensorProto {
+  message Segment {
+    optional int64 begin = 1;
+    optional int64 end = 2;
+  }
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  optional Segment segment = 3;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated bytes string_data = 6;
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional string doc_string = 12;
+  optional bytes raw_data = 9;
+  repeated StringStringEntryProto external_data = 13;
+  optional int32 data_location = 14;
+  repeated double double_data = 10 [packed = true];
+  repeated uint64 uint64_data = 11 [packed = true];
+}
+
+message SparseTensorProto {
+  optional TensorProto values = 1;
+  optional TensorProto indices = 2;
+  repeated int64 dims = 3;
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    optional string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  message Sequence {
+    optional TypeProto elem_type = 1;
+  }
+  message Map {
+    optional int32 key_type = 1;
+    optional TypeProto value_type = 2;
+  }
+  message Optional {
+    optional TypeProto elem_type = 1;
+  }
+  message SparseTensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  message Opaque {
+    optional string domain = 1;
+    optional string name = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+    Sequence sequence_type = 4;
+    Map map_type = 5;
+    Optional optional_type = 9;
+    SparseTensor sparse_tensor_type = 8;
+    Opaque opaque_type = 7;
+  }
+  optional string denotation = 6;
+}
+
+message OperatorSetIdProto {
+  optional string domain = 1;
+  optional int64 version = 2;
+}
+
+message FunctionProto {
+  optional string name = 1;
+  repeated string input = 4;
+  repeated string output = 5;
+  repeated string attribute = 6;
+  repeated AttributeProto attribute_proto = 11;
+  repeated NodeProto node = 7;
+  optional string doc_string = 8;
+  repeated OperatorSetIdProto opset_import = 9;
+  optional string domain = 10;
+}
+`;
+var root;
+function modelType() {
+  root ??= import_protobufjs.default.parse(ONNX_PROTO, { keepCase: true }).root;
+  return root.lookupType("onnx.ModelProto");
+}
+function decodeModel(bytes) {
+  return modelType().decode(bytes);
+}
+function encodeModel(model) {
+  const type = modelType();
+  return type.encode(model).finish();
+}
+function makeMessage(typeName, fields) {
+  root ??= import_protobufjs.default.parse(ONNX_PROTO, { keepCase: true }).root;
+  return root.lookupType(`onnx.${typeName}`).fromObject(fields);
+}
+function toNumber(v) {
+  if (v === void 0 || v === null) return void 0;
+  return typeof v === "number" ? v : v.toNumber();
+}
+
+// src/package/graph.ts
+var PORTABLE_LOCALE = "C.UTF-8";
+var ORT_DEFAULT_LOCALE = "en_US.UTF-8";
+var utf8 = new TextDecoder();
+var CLASS_ATTRS = ["classlabels_strings", "classlabels_int64s", "classlabels_ints"];
+function parseOnnx(bytes, path) {
+  let model;
+  try {
+    model = decodeModel(bytes);
+  } catch (err) {
+    throw new UserError(`${path} is not an ONNX model (${err.message.split("\n")[0]})`, {
+      hint: "export the model with skl2onnx or torch.onnx.export (a pickle/joblib/safetensors file is not ONNX)"
+    });
+  }
+  if (!model.graph || model.graph.node.length === 0 || model.graph.output.length === 0) {
+    throw new UserError(`${path} is not an ONNX model (no graph with nodes and outputs)`, {
+      hint: "export the model with skl2onnx or torch.onnx.export"
+    });
+  }
+  return model;
+}
+function inspectGraph(model) {
+  const graph = model.graph;
+  const outputs = new Set(graph.output.map((o) => o.name));
+  let classes;
+  const ordered = [...graph.node].sort(
+    (a, b) => Number(a.op_type === "ZipMap") - Number(b.op_type === "ZipMap")
+  );
+  for (const node2 of ordered) {
+    for (const name of CLASS_ATTRS) {
+      const a = node2.attribute.find((x) => x.name === name);
+      if (!a) continue;
+      const labels = name === "classlabels_strings" ? (a.strings ?? []).map((s) => utf8.decode(s)) : (a.ints ?? []).map((v) => String(toNumber(v)));
+      if (labels.length === 0) continue;
+      classes ??= {
+        labels,
+        kind: name === "classlabels_strings" ? "string" : "int64",
+        source: `${node2.op_type} ${name}`
+      };
+    }
+  }
+  const zip = graph.node.find((n) => n.op_type === "ZipMap" && outputs.has(n.output[0] ?? ""));
+  const locales = graph.node.filter((n) => n.op_type === "StringNormalizer").map((n) => {
+    const a = n.attribute.find((x) => x.name === "locale");
+    return a?.s && a.s.length > 0 ? utf8.decode(a.s) : ORT_DEFAULT_LOCALE;
+  });
+  return {
+    classes,
+    zipMap: zip ? { output: zip.output[0], input: zip.input[0] } : void 0,
+    locales: [...new Set(locales)],
+    opTypes: [...new Set(graph.node.map((n) => n.domain ? `${n.domain}:${n.op_type}` : n.op_type))]
+  };
+}
+function valueInfo(graph, name) {
+  return [...graph.output, ...graph.input, ...graph.value_info].find((v) => v.name === name);
+}
+function tensorOutput(name, elemType, dims) {
+  return makeMessage("ValueInfoProto", {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        shape: { dim: dims.map((d) => typeof d === "number" ? { dim_value: d } : { dim_param: d }) }
+      }
+    }
+  });
+}
+function freshName(graph, base) {
+  const used = /* @__PURE__ */ new Set();
+  for (const n of graph.node) for (const o of [...n.output, ...n.input]) used.add(o);
+  for (const v of [...graph.input, ...graph.output, ...graph.value_info]) used.add(v.name);
+  if (!used.has(base)) return base;
+  for (let i = 1; ; i++) if (!used.has(`${base}_${i}`)) return `${base}_${i}`;
+}
+function rewriteForServing(original, opts) {
+  const model = decodeModel(original);
+  const graph = model.graph;
+  const transforms = [];
+  let probs = opts.scoresOutput;
+  const info2 = inspectGraph(model);
+  if (info2.zipMap) {
+    const { output: output2, input: input2 } = info2.zipMap;
+    graph.node = graph.node.filter((n) => !(n.op_type === "ZipMap" && n.output[0] === output2));
+    const at = graph.output.findIndex((o) => o.name === output2);
+    const dtype = valueInfo(graph, input2)?.type?.tensor_type?.elem_type ?? 1;
+    graph.output.splice(at, 1, tensorOutput(input2, dtype, ["N", opts.classCount]));
+    transforms.push(`removed ZipMap output '${output2}'; probabilities tensor '${input2}' is the output`);
+    if (probs === void 0 || probs === output2) probs = input2;
+  }
+  if (opts.addSoftmax) {
+    if (!probs) throw new Error("rewriteForServing: addSoftmax needs scoresOutput");
+    const logits = probs;
+    const out = freshName(graph, "probabilities");
+    graph.node.push(
+      makeMessage("NodeProto", {
+        input: [logits],
+        output: [out],
+        name: freshName(graph, "modelship_softmax"),
+        op_type: "Softmax",
+        domain: "",
+        attribute: [{ name: "axis", type: 2, i: 1 }]
+      })
+    );
+    const at = graph.output.findIndex((o) => o.name === logits);
+    const replacement = tensorOutput(out, 1, ["N", opts.classCount]);
+    if (at >= 0) graph.output.splice(at, 1, replacement);
+    else graph.output.push(replacement);
+    if (!model.opset_import.some((o) => (o.domain ?? "") === "")) {
+      model.opset_import.push(makeMessage("OperatorSetIdProto", { domain: "", version: 13 }));
+    }
+    transforms.push(`added Softmax over logits '${logits}' as output '${out}'`);
+    probs = out;
+  }
+  for (const node2 of graph.node) {
+    if (node2.op_type !== "StringNormalizer") continue;
+    const current = node2.attribute.find((a) => a.name === "locale");
+    const was = current?.s && current.s.length > 0 ? utf8.decode(current.s) : void 0;
+    if (was === PORTABLE_LOCALE) continue;
+    const attr = makeMessage("AttributeProto", {
+      name: "locale",
+      type: 3,
+      s: new TextEncoder().encode(PORTABLE_LOCALE)
+    });
+    node2.attribute = [...node2.attribute.filter((a) => a.name !== "locale"), attr];
+    transforms.push(
+      `StringNormalizer '${node2.name ?? ""}': locale ${was ?? `(unset: ${ORT_DEFAULT_LOCALE})`} → ${PORTABLE_LOCALE}`
+    );
+  }
+  return {
+    bytes: transforms.length === 0 ? original : encodeModel(model),
+    transforms,
+    probabilitiesOutput: probs
+  };
+}
+function exposeOutput(original, name, classCount) {
+  const model = decodeModel(original);
+  const graph = model.graph;
+  if (graph.output.some((o) => o.name === name)) return original;
+  const dtype = valueInfo(graph, name)?.type?.tensor_type?.elem_type ?? 1;
+  graph.output.push(tensorOutput(name, dtype, ["N", classCount]));
+  return encodeModel(model);
+}
+
+// src/package/package.ts
+var PACKAGE_PARITY_TOLERANCE = 1e-4;
+var BATCH = 512;
+async function packageBundle(s, reporter) {
+  await assertReadableFile(s.model, "ONNX model");
+  const original = new Uint8Array(await readFile2(s.model));
+  const model = parseOnnx(original, s.model);
+  const info2 = inspectGraph(model);
+  const producer = `${model.producer_name || "unknown"} ${model.producer_version ?? ""}`.trim();
+  const classCountGuess = info2.classes?.labels.length ?? s.labels?.length ?? 0;
+  const probe = await reporter.step(
+    "inspect model",
+    async () => {
+      const base = rewriteForServing(original, { classCount: classCountGuess || 2 });
+      return openSession(base.bytes, s.model, {
+        ...s.inputName ? { inputName: s.inputName } : {},
+        ...base.probabilitiesOutput ? { probabilitiesOutput: base.probabilitiesOutput } : {}
+      });
+    },
+    (p) => `${producer}: input '${p.input.name}' ${p.input.dtype} [${p.input.shape.map(dim).join(", ")}], scores '${p.probabilitiesOutput}'${info2.zipMap ? ` (behind ZipMap '${info2.zipMap.output}')` : ""}`
+  );
+  try {
+    const batch = probe.input.shape[0];
+    if (probe.input.shape.length >= 2 && typeof batch === "number" && batch > 0) {
+      throw new UserError(
+        `model input '${probe.input.name}' has a fixed batch size of ${batch} ([${probe.input.shape.join(", ")}]); a served model takes any number of rows`,
+        {
+          hint: "re-export with a dynamic first dimension: torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}), skl2onnx FloatTensorType([None, F])"
+        }
+      );
+    }
+    const classCount = probe.classCount;
+    if (classCount !== void 0 && classCount < 2) {
+      throw new UserError(
+        `model ${s.model} output '${probe.probabilitiesOutput}' has ${classCount} column; modelship ships classifiers (one score per class, at least two)`,
+        { hint: "a regressor or a single-logit binary model cannot be packaged; export class scores [N, C]" }
+      );
+    }
+    const data = await reporter.step(
+      "load evaluation data",
+      async () => loadEvalData(s, probe),
+      (d) => `${d.rows.used} rows, ${d.kind === "text" ? `text column '${d.textColumn}'` : `${d.featureColumns.length} features`}, label column '${d.labelColumn}'`
+    );
+    const labels = resolveClasses(s, info2, data);
+    if (classCount !== void 0 && labels.length !== classCount) {
+      throw new UserError(
+        `model output '${probe.probabilitiesOutput}' has ${classCount} columns but there are ${labels.length} classes (${labels.join(", ")})`,
+        { hint: "pass --labels with the model's classes in probability-column order" }
+      );
+    }
+    if (data.inputs.length < MIN_GOLDEN) {
+      throw new UserError(
+        `evaluation data ${s.data} has ${data.inputs.length} rows; a bundle needs at least ${MIN_GOLDEN} (its golden examples come from them)`
+      );
+    }
+    const raw = await runAll(probe, data.inputs);
+    const nonProb = firstNonProbabilityRow(raw.probabilities);
+    let scores;
+    if (s.scores === "logits") scores = "logits";
+    else if (nonProb === void 0) scores = "probabilities";
+    else if (s.scores === "probabilities") {
+      throw new UserError(
+        `output '${probe.probabilitiesOutput}' was declared probabilities but evaluation row ${nonProb.row + 1} sums to ${nonProb.sum.toFixed(4)}`,
+        { hint: "if the model outputs logits, pass --scores logits (a Softmax is added to the bundle)" }
+      );
+    } else {
+      throw new UserError(
+        `output '${probe.probabilitiesOutput}' does not hold probabilities (evaluation row ${nonProb.row + 1} sums to ${nonProb.sum.toFixed(4)}): are these logits?`,
+        {
+          hint: "pass --scores logits (a Softmax is added to the bundle) or --scores probabilities (package.scores in modelship.yaml)"
+        }
+      );
+    }
+    const served = rewriteForServing(original, {
+      classCount: labels.length,
+      scoresOutput: probe.probabilitiesOutput,
+      addSoftmax: scores === "logits"
+    });
+    const session = await openSession(served.bytes, s.model, {
+      ...s.inputName ? { inputName: s.inputName } : {},
+      probabilitiesOutput: served.probabilitiesOutput ?? probe.probabilitiesOutput,
+      labels
+    });
+    try {
+      const out = await runAll(session, data.inputs);
+      const probabilities = out.probabilities;
+      const parity = await reporter.step(
+        "parity with the original",
+        async () => checkParity(s, original, info2, probe, scores, out, labels.length, data.inputs),
+        (p) => `max |Δp| ${p.toExponential(1)} over ${data.inputs.length} rows (≤ ${PACKAGE_PARITY_TOLERANCE})${served.transforms.length ? `; ${served.transforms.join("; ")}` : "; graph unchanged"}`
+      );
+      checkLabelOutput(out.graphLabels, probabilities, labels);
+      const index = new Map(labels.map((l, i) => [l, i]));
+      const yTrue = data.yLabels.map((l) => index.get(l));
+      const metrics = evaluateClassifier({ labels, yTrue, probabilities });
+      const ref = await reporter.step(
+        "reference distributions",
+        async () => reference(s, data, session, probabilities, labels),
+        (r) => `${r.rows} rows from ${s.reference ?? s.data}${r.features ? `, ${r.features.length} features` : ""}`
+      );
+      const io = ioSignature(session, data, labels, info2);
+      const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: served.bytes });
+      try {
+        const runtime = await reporter.step(
+          "measure runtime",
+          async () => staged.measureRuntime(data.inputs.slice(0, 256), {
+            labels,
+            ...s.inputName ? { inputName: s.inputName } : {},
+            probabilitiesOutput: io.probabilitiesOutput
+          }),
+          (r) => `load ${r.loadMs.toFixed(0)} ms · single row p50 ${r.singleRowP50Ms.toFixed(2)} ms, p95 ${r.singleRowP95Ms.toFixed(2)} ms`
+        );
+        const written = await reporter.step(
+          "write bundle",
+          async () => staged.commit(
+            {
+              io,
+              dataset: {
+                path: s.data,
+                sha256: data.sha256,
+                ...data.textColumn ? { textColumn: data.textColumn } : {},
+                labelColumn: data.labelColumn,
+                rows: { ...data.rows, train: 0, test: data.rows.used },
+                classCounts: data.classCounts
+              },
+              training: null,
+              origin: {
+                kind: "packaged",
+                file: s.model,
+                sha256: sha256(original),
+                producer,
+                scores,
+                transforms: served.transforms,
+                parity,
+                parityRows: data.inputs.length
+              },
+              metrics,
+              golden: pickGolden(data.inputs, yTrue, probabilities, labels),
+              reference: ref
+            },
+            runtime
+          ),
+          (w) => w.dir
+        );
+        return { ...written, parity, transforms: served.transforms };
+      } finally {
+        await staged.discard();
+      }
+    } finally {
+      await session.release();
+    }
+  } finally {
+    await probe.release();
+  }
+}
+function dim(d) {
+  return typeof d === "number" ? String(d) : "N";
+}
+async function openSession(bytes, path, opts) {
+  try {
+    return await ClassifierSession.open(bytes, opts);
+  } catch (err) {
+    throw explainLoadError(err, path);
+  }
+}
+function explainLoadError(err, path) {
+  if (!(err instanceof UserError)) return err;
+  const msg = err.message.replace("(in memory)", path);
+  const op = /Could not find an implementation for (\S+)/.exec(msg) ?? /Unrecognized attribute|No Op registered for (\S+)/.exec(msg);
+  if (op) {
+    return new UserError(
+      `model ${path} uses operator ${op[1] ?? "(unknown)"} that onnxruntime-node cannot run`,
+      {
+        hint: "re-export with operators onnxruntime supports (e.g. a lower target opset), or replace that step"
+      }
+    );
+  }
+  const locale = /Failed to construct locale with name:?\s*([^\s:]+)/.exec(msg);
+  if (locale) {
+    return new UserError(`model ${path} needs the locale ${locale[1]}, which this host does not have`, {
+      exitCode: ExitCode2.environment,
+      hint: "install it (Debian/Ubuntu: apt-get install locales && locale-gen en_US.UTF-8) to check the packaged graph against the original"
+    });
+  }
+  return new UserError(msg, { ...err.hint ? { hint: err.hint } : {}, exitCode: err.exitCode });
+}
+async function runAll(session, inputs) {
+  const probabilities = [];
+  let graphLabels;
+  for (let i = 0; i < inputs.length; i += BATCH) {
+    const out = await session.runRaw(inputs.slice(i, i + BATCH));
+    probabilities.push(...out.probabilities.map((r) => Float32Array.from(r)));
+    if (out.graphLabels) {
+      graphLabels ??= [];
+      graphLabels.push(...out.graphLabels);
+    }
+  }
+  return { probabilities, graphLabels };
+}
+function loadEvalData(s, session) {
+  const table = loadCsv(s.data);
+  const labelColumn = s.labelColumn ?? table.columns[table.columns.length - 1];
+  const numericLabels = (labels) => labels.every((l) => l.trim() !== "" && Number.isFinite(Number(l))) ? [...labels].sort((a, b) => Number(a) - Number(b)) : labels;
+  if (session.inputKind === "text") {
+    if (s.featureColumns) {
+      throw new UserError(`model input '${session.input.name}' takes text, not feature columns`, {
+        hint: "drop --feature-columns; name the text column with --text-column"
+      });
+    }
+    const textColumn = s.textColumn ?? "text";
+    const ds2 = loadTextDataset({ path: s.data, textColumn, labelColumn, onEmpty: s.onEmpty });
+    return {
+      kind: "text",
+      inputs: ds2.examples.map((e) => e.text),
+      yLabels: ds2.examples.map((e) => e.label),
+      sha256: ds2.sha256,
+      labelColumn,
+      textColumn,
+      rows: ds2.rows,
+      classCounts: ds2.classCounts,
+      dataLabels: numericLabels(ds2.labels)
+    };
+  }
+  if (s.textColumn) {
+    throw new UserError(
+      `model input '${session.input.name}' takes numeric features (${session.input.dtype}), not text`,
+      { hint: "drop --text-column; name the feature columns with --feature-columns" }
+    );
+  }
+  const featureColumns = s.featureColumns ?? table.columns.filter((c) => c !== labelColumn);
+  if (session.featureCount !== void 0 && featureColumns.length !== session.featureCount) {
+    throw new UserError(
+      `model input '${session.input.name}' takes ${session.featureCount} features per row but ${featureColumns.length} feature columns ${s.featureColumns ? "were given" : `are in ${s.data} besides '${labelColumn}'`} (${featureColumns.join(", ")})`,
+      { hint: "pass --feature-columns a,b,c in the model's input order (and --label-column)" }
+    );
+  }
+  const ds = loadTabularDataset({ path: s.data, featureColumns, labelColumn, onEmpty: s.onEmpty });
+  return {
+    kind: "features",
+    inputs: ds.examples.map((e) => e.features),
+    yLabels: ds.examples.map((e) => e.label),
+    sha256: ds.sha256,
+    labelColumn,
+    featureColumns,
+    rows: ds.rows,
+    classCounts: ds.classCounts,
+    dataLabels: numericLabels(ds.labels)
+  };
+}
+function resolveClasses(s, info2, data) {
+  const graph = info2.classes?.labels;
+  const flag = s.labels;
+  const classes = graph ?? flag ?? data.dataLabels;
+  const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const unknown2 = data.dataLabels.filter((l) => !classes.includes(l));
+  if (graph && flag && !sameList(graph, flag) || unknown2.length > 0) {
+    const fmt = (xs) => xs ? `[${xs.join(", ")}]` : "(none)";
+    throw new UserError(
+      `classes disagree: graph ${fmt(graph)}${info2.classes ? ` (${info2.classes.source})` : ""}, --labels ${fmt(flag)}, data column '${data.labelColumn}' ${fmt(data.dataLabels)}${unknown2.length ? ` (not classes of the model: ${unknown2.join(", ")})` : ""}`,
+      {
+        hint: graph ? "the graph's classes win: fix --labels or the label column" : "pass --labels with the model's classes in probability-column order"
+      }
+    );
+  }
+  return [...classes];
+}
+async function checkParity(s, original, info2, probe, scores, served, classCount, inputs) {
+  const scoresName = info2.zipMap ? info2.zipMap.input : probe.probabilitiesOutput;
+  const bytes = info2.zipMap ? exposeOutput(original, scoresName, classCount) : original;
+  const ref = await openSession(bytes, s.model, {
+    ...s.inputName ? { inputName: s.inputName } : {},
+    probabilitiesOutput: scoresName
+  });
+  let theirs;
+  try {
+    theirs = await runAll(ref, inputs);
+  } finally {
+    await ref.release();
+  }
+  const expected = scores === "logits" ? softmaxRows(theirs.probabilities) : theirs.probabilities;
+  let worst = 0;
+  let worstRow = 0;
+  expected.forEach((row, i) => {
+    const mine = served.probabilities[i];
+    for (let c = 0; c < row.length; c++) {
+      const d = Math.abs(row[c] - mine[c]);
+      if (!(d <= worst)) {
+        worst = d;
+        worstRow = i;
+      }
+    }
+  });
+  if (!(worst <= PACKAGE_PARITY_TOLERANCE)) {
+    throw new UserError(
+      `the packaged graph disagrees with ${s.model} by ${worst.toExponential(2)} (> ${PACKAGE_PARITY_TOLERANCE}) on evaluation row ${worstRow + 1}`,
+      { exitCode: ExitCode2.failed, hint: "no bundle written; please report this model" }
+    );
+  }
+  if (theirs.graphLabels && served.graphLabels) {
+    const i = theirs.graphLabels.findIndex((l, r) => l !== served.graphLabels[r]);
+    if (i >= 0) {
+      throw new UserError(
+        `the packaged graph predicts '${served.graphLabels[i]}' where ${s.model} predicts '${theirs.graphLabels[i]}' (evaluation row ${i + 1})`,
+        { exitCode: ExitCode2.failed, hint: "no bundle written; please report this model" }
+      );
+    }
+  }
+  return worst;
+}
+function checkLabelOutput(graphLabels, probabilities, labels) {
+  if (!graphLabels) return;
+  let mismatched = 0;
+  graphLabels.forEach((l, i) => {
+    if (labels[argmax(probabilities[i])] !== l) mismatched++;
+  });
+  if (mismatched / graphLabels.length > 0.01) {
+    throw new UserError(
+      `the model's label output disagrees with its probability columns read as [${labels.join(", ")}] on ${mismatched} of ${graphLabels.length} rows`,
+      { hint: "pass --labels in the model's class order (scikit-learn: model.classes_)" }
+    );
+  }
+}
+async function reference(s, data, session, evalProbabilities, labels) {
+  let inputs = data.inputs;
+  let probabilities = evalProbabilities;
+  let source;
+  if (s.reference) {
+    const table = loadCsv(s.reference);
+    const columns = data.kind === "text" ? [data.textColumn] : data.featureColumns;
+    const missing = columns.filter((c) => !table.columns.includes(c));
+    if (missing.length > 0) {
+      throw new UserError(
+        `reference data ${s.reference} has no column ${missing.map((c) => `'${c}'`).join(", ")}`,
+        {
+          hint: `it needs the model's input columns (${columns.join(", ")})`
+        }
+      );
+    }
+    inputs = table.rows.map((row, i) => {
+      if (data.kind === "text") return row[data.textColumn];
+      return columns.map((c) => {
+        const v = Number(row[c].trim());
+        if (row[c].trim() === "" || !Number.isFinite(v)) {
+          throw new UserError(
+            `reference data ${s.reference} line ${table.lines[i]}, column '${c}': "${row[c]}" is not a number`
+          );
+        }
+        return v;
+      });
+    });
+    probabilities = (await runAll(session, inputs)).probabilities;
+    source = { path: s.reference, sha256: table.sha256 };
+  }
+  const ref = referenceDistribution(inputs, probabilities, labels);
+  if (data.kind === "features") {
+    ref.features = featureSchema(
+      data.featureColumns,
+      inputs,
+      session.input.dtype === "float64" ? "float64" : "float32"
+    );
+  }
+  if (source) ref.source = source;
+  return ref;
+}
+function ioSignature(session, data, labels, info2) {
+  const spec = (v) => ({ ...v, shape: v.shape.map((d) => d === "" ? "N" : d) });
+  const labelOutput = session.labelOutput;
+  return {
+    task: data.kind === "text" ? "text-classification" : "tabular-classification",
+    inputs: session.tensorSpecs("inputs").map(spec),
+    outputs: session.tensorSpecs("outputs").map(spec),
+    probabilitiesOutput: session.probabilitiesOutput,
+    ...labelOutput ? { labelOutput } : {},
+    labels,
+    ...data.featureColumns ? { featureColumns: data.featureColumns } : {},
+    ...info2.classes?.kind === "int64" ? { labelType: "int64" } : {}
+  };
+}
+
+// src/pipeline/train.ts
+import { resolve as resolve3 } from "node:path";
+
+// src/metrics/render.ts
+var f3 = (x) => x.toFixed(3);
+function classTable(m) {
+  const rows = Object.entries(m.classes).map(([label, c]) => [
+    label,
+    f3(c.precision),
+    f3(c.recall),
+    f3(c.f1),
+    String(c.support)
+  ]);
+  rows.push(["macro avg", "", "", f3(m.macroF1), String(m.testRows)]);
+  return { header: ["class", "precision", "recall", "f1", "support"], rows };
+}
+function confusionTable(m) {
+  const { labels, matrix } = m.confusionMatrix;
+  return {
+    header: ["true \\ predicted", ...labels],
+    rows: labels.map((l, i) => [l, ...(matrix[i] ?? []).map(String)])
+  };
+}
+function summaryLines(m) {
+  const lines = [
+    `accuracy ${f3(m.accuracy)} · macro-F1 ${f3(m.macroF1)}${m.rocAuc !== void 0 ? ` · ROC AUC ${f3(m.rocAuc)}` : ""} · ${m.testRows} test rows`
+  ];
+  if (m.cv) {
+    lines.push(
+      `${m.cv.folds}-fold CV on the training part: accuracy ${f3(m.cv.accuracy.mean)} ± ${f3(m.cv.accuracy.std)} · macro-F1 ${f3(m.cv.macroF1.mean)} ± ${f3(m.cv.macroF1.std)}`
+    );
+  }
+  return lines;
+}
+function markdownTable(t) {
+  const esc2 = (s) => s.replace(/\|/g, "\\|");
+  return [
+    `| ${t.header.map(esc2).join(" | ")} |`,
+    `| ${t.header.map((_, i) => i === 0 ? "---" : "---:").join(" | ")} |`,
+    ...t.rows.map((r) => `| ${r.map(esc2).join(" | ")} |`)
+  ].join("\n");
+}
+
+// training/lbfgs.ts
+function minimizeLbfgs(f, x0, options) {
+  const n = x0.length;
+  const m = options.memory ?? 10;
+  const x = Float64Array.from(x0);
+  const g = new Float64Array(n);
+  let loss = f(x, g);
+  const s = [];
+  const y = [];
+  const rho = [];
+  const alpha = new Float64Array(m);
+  const d = new Float64Array(n);
+  const xNew = new Float64Array(n);
+  const gNew = new Float64Array(n);
+  for (let iter = 1; iter <= options.maxIterations; iter++) {
+    if (maxAbs(g) <= options.gradientTolerance) return { x, loss, iterations: iter - 1, converged: true };
+    for (let i = 0; i < n; i++) d[i] = -g[i];
+    for (let k = s.length - 1; k >= 0; k--) {
+      alpha[k] = rho[k] * dot(s[k], d);
+      axpy(-alpha[k], y[k], d);
+    }
+    if (s.length > 0) {
+      const last = s.length - 1;
+      scale(d, dot(s[last], y[last]) / dot(y[last], y[last]));
+    } else {
+      scale(d, 1 / Math.max(1, Math.sqrt(dot(g, g))));
+    }
+    for (let k = 0; k < s.length; k++) {
+      const beta = rho[k] * dot(y[k], d);
+      axpy(alpha[k] - beta, s[k], d);
+    }
+    let slope = dot(g, d);
+    if (!(slope < 0)) {
+      s.length = 0;
+      y.length = 0;
+      rho.length = 0;
+      for (let i = 0; i < n; i++) d[i] = -g[i];
+      slope = dot(g, d);
+    }
+    let step = 1;
+    let lossNew = Number.POSITIVE_INFINITY;
+    for (let tries = 0; tries < 50; tries++) {
+      for (let i = 0; i < n; i++) xNew[i] = x[i] + step * d[i];
+      lossNew = f(xNew, gNew);
+      if (lossNew <= loss + 1e-4 * step * slope) break;
+      step *= 0.5;
+    }
+    if (!(lossNew <= loss)) return { x, loss, iterations: iter, converged: false };
+    const sk = new Float64Array(n);
+    const yk = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      sk[i] = xNew[i] - x[i];
+      yk[i] = gNew[i] - g[i];
+    }
+    const sy = dot(sk, yk);
+    if (sy > 1e-12 * Math.sqrt(dot(sk, sk) * dot(yk, yk))) {
+      if (s.length === m) {
+        s.shift();
+        y.shift();
+        rho.shift();
+      }
+      s.push(sk);
+      y.push(yk);
+      rho.push(1 / sy);
+    }
+    const improvement = loss - lossNew;
+    x.set(xNew);
+    g.set(gNew);
+    loss = lossNew;
+    options.onIteration?.(iter, loss);
+    if (improvement <= 1e-15 * Math.max(1, Math.abs(loss))) {
+      return { x, loss, iterations: iter, converged: maxAbs(g) <= options.gradientTolerance * 100 };
+    }
+  }
+  return { x, loss, iterations: options.maxIterations, converged: maxAbs(g) <= options.gradientTolerance };
+}
+function dot(a, b) {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
+  return sum;
+}
+function axpy(a, x, y) {
+  for (let i = 0; i < y.length; i++) y[i] = y[i] + a * x[i];
+}
+function scale(x, a) {
+  for (let i = 0; i < x.length; i++) x[i] = x[i] * a;
+}
+function maxAbs(x) {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.abs(x[i]);
+    if (v > m) m = v;
+  }
+  return m;
+}
+
+// training/logistic.ts
+var LogisticRegression = class _LogisticRegression {
+  constructor(classes, features, weights, intercept, iterations, converged) {
+    this.classes = classes;
+    this.features = features;
+    this.weights = weights;
+    this.intercept = intercept;
+    this.iterations = iterations;
+    this.converged = converged;
+  }
+  classes;
+  features;
+  weights;
+  intercept;
+  iterations;
+  converged;
+  get outputs() {
+    return this.classes === 2 ? 1 : this.classes;
+  }
+  static fit(X, y, classes, options) {
+    const K = classes === 2 ? 1 : classes;
+    const d = X.cols;
+    const n = X.rows;
+    const sw = sampleWeights(y, classes, options.classWeight);
+    let S = 0;
+    for (let i = 0; i < n; i++) S += sw[i];
+    const l2 = 1 / (options.C * S);
+    const z2 = new Float64Array(K);
+    const r = new Float64Array(K);
+    const objective = (theta, grad) => {
+      grad.fill(0);
+      let loss = 0;
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < K; k++) z2[k] = theta[d * K + k];
+        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
+          const base = X.indices[p] * K;
+          const v = X.values[p];
+          for (let k = 0; k < K; k++) z2[k] = z2[k] + v * theta[base + k];
+        }
+        const w = sw[i] / S;
+        const yi = y[i];
+        if (K === 1) {
+          const zi = z2[0];
+          loss += w * ((zi > 0 ? zi + Math.log1p(Math.exp(-zi)) : Math.log1p(Math.exp(zi))) - yi * zi);
+          r[0] = w * (sigmoid(zi) - yi);
+        } else {
+          let max = z2[0];
+          for (let k = 1; k < K; k++) if (z2[k] > max) max = z2[k];
+          let sum = 0;
+          for (let k = 0; k < K; k++) sum += Math.exp(z2[k] - max);
+          const lse = max + Math.log(sum);
+          loss += w * (lse - z2[yi]);
+          for (let k = 0; k < K; k++) r[k] = w * (Math.exp(z2[k] - lse) - (k === yi ? 1 : 0));
+        }
+        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
+          const base = X.indices[p] * K;
+          const v = X.values[p];
+          for (let k = 0; k < K; k++) grad[base + k] = grad[base + k] + v * r[k];
+        }
+        for (let k = 0; k < K; k++) grad[d * K + k] = grad[d * K + k] + r[k];
+      }
+      let penalty = 0;
+      for (let j = 0; j < d * K; j++) {
+        penalty += theta[j] * theta[j];
+        grad[j] = grad[j] + l2 * theta[j];
+      }
+      return loss + 0.5 * l2 * penalty;
+    };
+    const result = minimizeLbfgs(objective, new Float64Array((d + 1) * K), {
+      maxIterations: options.maxIterations,
+      gradientTolerance: options.tolerance,
+      ...options.onIteration ? { onIteration: options.onIteration } : {}
+    });
+    return new _LogisticRegression(
+      classes,
+      d,
+      result.x.slice(0, d * K),
+      result.x.slice(d * K),
+      result.iterations,
+      result.converged
+    );
+  }
+  /** Dense weight matrix [features × classes] and bias [classes] of `logits()`, row-major. */
+  logitParameters() {
+    const C = this.classes;
+    const K = this.outputs;
+    if (K === C) return { weights: this.weights, bias: this.intercept };
+    const weights = new Float64Array(this.features * 2);
+    for (let j = 0; j < this.features; j++) weights[j * 2 + 1] = this.weights[j];
+    return { weights, bias: Float64Array.of(0, this.intercept[0]) };
+  }
+  predictProba(X) {
+    const K = this.outputs;
+    const out = [];
+    for (let i = 0; i < X.rows; i++) {
+      const z2 = Array.from(this.intercept);
+      for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
+        const base = X.indices[p] * K;
+        const v = X.values[p];
+        for (let k = 0; k < K; k++) z2[k] = z2[k] + v * this.weights[base + k];
+      }
+      if (K === 1) {
+        const p1 = sigmoid(z2[0]);
+        out.push([1 - p1, p1]);
+      } else {
+        const max = Math.max(...z2);
+        const e = z2.map((v) => Math.exp(v - max));
+        const sum = e.reduce((a, b) => a + b, 0);
+        out.push(e.map((v) => v / sum));
+      }
+    }
+    return out;
+  }
+};
+function sigmoid(z2) {
+  if (z2 >= 0) return 1 / (1 + Math.exp(-z2));
+  const e = Math.exp(z2);
+  return e / (1 + e);
+}
+function sampleWeights(y, classes, mode) {
+  const w = new Float64Array(y.length).fill(1);
+  if (mode === "none") return w;
+  const counts = new Float64Array(classes);
+  for (const c of y) counts[c] = counts[c] + 1;
+  for (let i = 0; i < y.length; i++) w[i] = y.length / (classes * counts[y[i]]);
+  return w;
+}
+
+// training/text.ts
+import { createRequire } from "node:module";
+function lowerCase(text) {
+  if (/^[\x00-\x7f]*$/.test(text)) return text.toLowerCase();
+  let out = "";
+  for (const ch of text) {
+    const lower = ch.toLowerCase();
+    if (lower === ch) out += ch;
+    else if (ch === "İ") out += "i";
+    else out += [...lower].length === 1 ? lower : ch;
+  }
+  return out;
+}
+function tokenize(text, pattern2) {
+  return text.match(pattern2) ?? [];
+}
+var NGRAM_JOIN = " ";
+function ngrams(tokens, minN, maxN) {
+  const out = [];
+  for (let n = minN; n <= maxN; n++) {
+    for (let i = 0; i + n <= tokens.length; i++) out.push(tokens.slice(i, i + n).join(NGRAM_JOIN));
+  }
+  return out;
+}
+var english;
+function englishStopWords() {
+  if (!english) {
+    const require2 = createRequire(import.meta.url);
+    const all = require2("stopwords-iso/stopwords-iso.json");
+    english = new Set(all.en ?? []);
+  }
+  return english;
+}
+
+// training/onnx/proto.ts
+var import_protobufjs2 = __toESM(require_protobufjs(), 1);
+var ONNX_PROTO2 = `
+syntax = "proto2";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
+    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
+  }
+  optional string name = 1;
+  optional string doc_string = 13;
+  optional AttributeType type = 20;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  optional GraphProto g = 6;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+  repeated TensorProto tensors = 10;
+  repeated GraphProto graphs = 11;
+}
+
+message ValueInfoProto {
+  optional string name = 1;
+  optional TypeProto type = 2;
+  optional string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  optional string domain = 7;
+  repeated AttributeProto attribute = 5;
+  optional string doc_string = 6;
+}
+
+message StringStringEntryProto {
+  optional string key = 1;
+  optional string value = 2;
+}
+
+message OperatorSetIdProto {
+  optional string domain = 1;
+  optional int64 version = 2;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string domain = 4;
+  optional int64 model_version = 5;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+}
+
+message TensorProto {
+  enum DataType {
+    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7;
+    STRING = 8; BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13;
+  }
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated bytes string_data = 6;
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional string doc_string = 12;
+  optional bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    optional string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  message Sequence {
+    optional TypeProto elem_type = 1;
+  }
+  message Map {
+    optional int32 key_type = 1;
+    optional TypeProto value_type = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+    Sequence sequence_type = 4;
+    Map map_type = 5;
+  }
+  optional string denotation = 6;
+}
+`;
+var root2;
+function onnxRoot() {
+  root2 ??= import_protobufjs2.default.parse(ONNX_PROTO2, { keepCase: true }).root;
+  return root2;
+}
+function modelProtoType() {
+  return onnxRoot().lookupType("onnx.ModelProto");
+}
+var DataType = {
+  float: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  string: 8,
+  bool: 9,
+  double: 11
+};
+var AttributeType = {
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9
+};
+
+// training/onnx/builder.ts
+var utf82 = new TextEncoder();
+var GraphBuilder = class {
+  constructor(name) {
+    this.name = name;
+  }
+  name;
+  nodes = [];
+  initializers = [];
+  inputs = [];
+  outputs = [];
+  counter = 0;
+  input(name, type) {
+    this.inputs.push({ name, type: typeProto(type) });
+    return this;
+  }
+  output(name, type) {
+    this.outputs.push({ name, type: typeProto(type) });
+    return this;
+  }
+  /** Adds a constant tensor and returns its name. */
+  initializer(name, tensor) {
+    this.initializers.push(tensorProto(name, tensor));
+    return name;
+  }
+  /** Adds a node; returns its output names (generated when a number of outputs is given). */
+  node(opType, inputs, outputs, attributes = {}, options = {}) {
+    const id = this.counter++;
+    const outs = typeof outputs === "number" ? Array.from(
+      { length: outputs },
+      (_, i) => `${opType.toLowerCase()}_${id}${outputs > 1 ? `_${i}` : ""}`
+    ) : [...outputs];
+    this.nodes.push({
+      op_type: opType,
+      domain: options.domain ?? "",
+      name: options.name ?? `${opType}_${id}`,
+      input: [...inputs],
+      output: outs,
+      attribute: Object.entries(attributes).map(([n, v]) => attributeProto(n, v))
+    });
+    return outs;
+  }
+  /** Shorthand for a single-output node. */
+  op(opType, inputs, attributes = {}, options = {}) {
+    return this.node(opType, inputs, 1, attributes, options)[0];
+  }
+  toGraphProto() {
+    return {
+      name: this.name,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.inputs,
+      output: this.outputs
+    };
+  }
+  /** Serialises a ModelProto with this graph. */
+  toModel(options) {
+    const type = modelProtoType();
+    const model = {
+      ir_version: options.irVersion ?? 8,
+      producer_name: options.producerName ?? "modelship",
+      producer_version: options.producerVersion ?? "",
+      doc_string: options.docString ?? "",
+      opset_import: Object.entries(options.opsets).map(([domain2, version2]) => ({ domain: domain2, version: version2 })),
+      graph: this.toGraphProto(),
+      metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value }))
+    };
+    const message = type.fromObject(model);
+    return type.encode(message).finish();
+  }
+};
+function typeProto(type) {
+  if ("tensor" in type) {
+    const tensor = { elem_type: DataType[type.tensor] };
+    if (type.shape) {
+      tensor.shape = {
+        dim: type.shape.map((d) => typeof d === "number" ? { dim_value: d } : { dim_param: d })
+      };
+    }
+    return { tensor_type: tensor };
+  }
+  if ("sequence" in type) return { sequence_type: { elem_type: typeProto(type.sequence) } };
+  return { map_type: { key_type: DataType[type.map.key], value_type: typeProto(type.map.value) } };
+}
+function attributeProto(name, raw) {
+  const a = normalizeAttr(name, raw);
+  switch (a.type) {
+    case "float":
+      return { name, type: AttributeType.FLOAT, f: a.value };
+    case "floats":
+      return { name, type: AttributeType.FLOATS, floats: Array.from(a.value) };
+    case "int":
+      return { name, type: AttributeType.INT, i: a.value };
+    case "ints":
+      return { name, type: AttributeType.INTS, ints: Array.from(a.value) };
+    case "string":
+      return { name, type: AttributeType.STRING, s: utf82.encode(a.value) };
+    case "strings":
+      return { name, type: AttributeType.STRINGS, strings: a.value.map((s) => utf82.encode(s)) };
+    case "tensor":
+      return { name, type: AttributeType.TENSOR, t: tensorProto("", a.value) };
+    case "graph":
+      return { name, type: AttributeType.GRAPH, g: a.value.toGraphProto() };
+  }
+}
+function normalizeAttr(name, raw) {
+  if (typeof raw === "string") return { type: "string", value: raw };
+  if (typeof raw === "number") {
+    if (!Number.isInteger(raw))
+      throw new TypeError(`attribute ${name}: use attr.float() for non-integer ${raw}`);
+    return { type: "int", value: raw };
+  }
+  if (Array.isArray(raw)) {
+    if (raw.every((v) => typeof v === "string")) return { type: "strings", value: raw };
+    if (raw.every((v) => Number.isInteger(v))) return { type: "ints", value: raw };
+    throw new TypeError(`attribute ${name}: use attr.floats() for non-integer lists`);
+  }
+  return raw;
+}
+function tensorProto(name, t) {
+  const count = t.dims.reduce((a, b) => a * b, 1);
+  if (t.values.length !== count) {
+    throw new RangeError(
+      `tensor ${name || "(attribute)"}: dims [${t.dims}] need ${count} values, got ${t.values.length}`
+    );
+  }
+  const base = { name, dims: t.dims, data_type: DataType[t.dtype] };
+  const values = t.values;
+  switch (t.dtype) {
+    case "string":
+      return { ...base, string_data: Array.from(values, (s) => utf82.encode(s)) };
+    case "float":
+      return { ...base, raw_data: bytesOf(Float32Array.from(values)) };
+    case "double":
+      return { ...base, raw_data: bytesOf(Float64Array.from(values)) };
+    case "int64":
+      return {
+        ...base,
+        raw_data: bytesOf(BigInt64Array.from(Array.from(values, (v) => BigInt(v))))
+      };
+    case "int32":
+      return { ...base, raw_data: bytesOf(Int32Array.from(values)) };
+    case "uint8":
+    case "bool":
+      return { ...base, raw_data: Uint8Array.from(Array.from(values, (v) => Number(v))) };
+    case "int8":
+      return { ...base, raw_data: bytesOf(Int8Array.from(values)) };
+  }
+}
+function bytesOf(a) {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+// training/onnx/text-model.ts
+var TEXT_INPUT = "text";
+var PROBABILITIES_OUTPUT = "probabilities";
+var LABEL_OUTPUT = "label";
+var TEXT_MODEL_OPSETS = { "": 20, "ai.onnx.ml": 3, "com.microsoft": 1 };
+var IR_VERSION = 9;
+var TOKENIZER_LOCALE = "C.UTF-8";
+var PAD = "";
+function textModelIoSignature(labels) {
+  return {
+    task: "text-classification",
+    inputs: [{ name: TEXT_INPUT, dtype: "string", shape: ["N"] }],
+    outputs: [
+      { name: PROBABILITIES_OUTPUT, dtype: "float32", shape: ["N", labels.length] },
+      { name: LABEL_OUTPUT, dtype: "string", shape: ["N"] }
+    ],
+    probabilitiesOutput: PROBABILITIES_OUTPUT,
+    labelOutput: LABEL_OUTPUT,
+    labels: [...labels]
+  };
+}
+function exportTextModel(parts) {
+  const { vectorizer, model, labels } = parts;
+  const opts = vectorizer.options;
+  const [minN, maxN] = opts.ngramRange;
+  const V = vectorizer.vocabulary.length;
+  const C = labels.length;
+  const g = new GraphBuilder(parts.name);
+  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
+  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
+  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
+  const constant = (name, dtype, values, dims = [values.length]) => g.initializer(name, { dtype, dims, values });
+  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
+  const tokens = g.op(
+    "Tokenizer",
+    [text],
+    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
+    { domain: "com.microsoft" }
+  );
+  const axis1 = constant("axis1", "int64", [1]);
+  const zero = constant("start0", "int64", [0]);
+  const one = constant("start1", "int64", [1]);
+  const end = constant("end", "int64", [Number.MAX_SAFE_INTEGER]);
+  const joiner = g.initializer("ngram_join", { dtype: "string", dims: [], values: [NGRAM_JOIN] });
+  const grams = [];
+  if (minN <= 1) grams.push(tokens);
+  if (maxN >= 2) {
+    const spaced = g.op("StringConcat", [tokens, joiner]);
+    let previous = tokens;
+    for (let n = 2; n <= maxN; n++) {
+      const head = g.op("Slice", [spaced, zero, constant(`end_minus_${n - 1}`, "int64", [-(n - 1)]), axis1]);
+      const tail2 = g.op("Slice", [previous, one, end, axis1]);
+      previous = g.op("StringConcat", [head, tail2]);
+      if (n >= minN) grams.push(previous);
+    }
+  }
+  const allGrams = grams.length === 1 ? grams[0] : g.op("Concat", grams, { axis: 1 });
+  const ids = g.op(
+    "LabelEncoder",
+    [allGrams],
+    {
+      keys_strings: vectorizer.vocabulary,
+      values_int64s: Array.from({ length: V }, (_, j) => j),
+      default_int64: V
+    },
+    { domain: "ai.onnx.ml" }
+  );
+  const offsets = g.op(
+    "CumSum",
+    [
+      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
+        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
+      }),
+      constant("axis0", "int64", [0], [])
+    ],
+    { exclusive: 1 }
+  );
+  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
+  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
+  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
+  const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
+  const stride = constant("stride", "int64", [V + 1], []);
+  const row = g.op("Div", [keyColumn, stride]);
+  const column = g.op("Mod", [keyColumn, stride]);
+  let tf = g.op("Unsqueeze", [g.op("Cast", [counts], { to: 1 }), axis1]);
+  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
+  const idf = Float64Array.from({ length: V + 1 }, (_, j) => j < V ? vectorizer.idf[j] : 0);
+  const value = g.op("Mul", [
+    tf,
+    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column])
+  ]);
+  const { weights, bias } = model.logitParameters();
+  const coef = new Float64Array((V + 1) * C);
+  coef.set(weights);
+  const shapeN = g.op("Shape", [TEXT_INPUT]);
+  const filled = (width, fill) => g.op(
+    "ConstantOfShape",
+    [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
+    {
+      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } }
+    }
+  );
+  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
+    reduction: "add"
+  });
+  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
+  const dot2 = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
+  const logits = g.op("Add", [
+    g.op("Div", [dot2, g.op("Sqrt", [sumSquares])]),
+    constant("intercept", "float", Array.from(bias))
+  ]);
+  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
+  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
+  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
+  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
+  return g.toModel({
+    opsets: TEXT_MODEL_OPSETS,
+    irVersion: IR_VERSION,
+    producerName: "modelship",
+    docString: "TF-IDF + logistic regression, sparse (n-gram lookup); input: raw text [N]; outputs: probabilities [N, C], label [N]",
+    metadata: {
+      labels: JSON.stringify(labels),
+      trainer: "modelship-tfidf-logreg",
+      graph: "sparse-ngram-lookup"
+    }
+  });
+}
+
+// training/onnx/text-model-dense.ts
+var DENSE_OPSETS = { "": 17, "ai.onnx.ml": 3, "com.microsoft": 1 };
+function exportDenseTextModel(parts) {
+  const { vectorizer, model, labels } = parts;
+  const opts = vectorizer.options;
+  const [minN, maxN] = opts.ngramRange;
+  const V = vectorizer.vocabulary.length;
+  const C = labels.length;
+  const g = new GraphBuilder(parts.name);
+  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
+  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
+  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
+  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
+  const tokens = g.op(
+    "Tokenizer",
+    [text],
+    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
+    { domain: "com.microsoft" }
+  );
+  const byLength = Array.from({ length: maxN }, () => []);
+  vectorizer.vocabulary.forEach((term, column) => {
+    const parts2 = term.split(NGRAM_JOIN);
+    byLength[parts2.length - 1].push({ tokens: parts2, column });
+  });
+  const pool = [];
+  const ngramCounts = [];
+  const ngramIndexes = [];
+  for (const group of byLength) {
+    ngramCounts.push(pool.length);
+    for (const { tokens: t, column } of group) {
+      pool.push(...t);
+      ngramIndexes.push(column);
+    }
+  }
+  const counts = g.op("TfIdfVectorizer", [tokens], {
+    min_gram_length: minN,
+    max_gram_length: maxN,
+    max_skip_count: 0,
+    mode: "TF",
+    pool_strings: pool,
+    ngram_counts: ngramCounts,
+    ngram_indexes: ngramIndexes
+  });
+  let tf = counts;
+  if (opts.sublinearTf) {
+    const one = g.initializer("one", { dtype: "float", dims: [], values: [1] });
+    tf = g.op("Add", [g.op("Sign", [counts]), g.op("Log", [g.op("Max", [counts, one])])]);
+  }
+  const idf = g.initializer("idf", { dtype: "float", dims: [V], values: vectorizer.idf });
+  const weighted = g.op("Mul", [tf, idf]);
+  const sumSquares = g.op("ReduceSumSquare", [weighted], { axes: [1], keepdims: 1 });
+  const tiny = g.initializer("tiny", { dtype: "float", dims: [], values: [1e-30] });
+  const normalized = g.op("Div", [weighted, g.op("Max", [g.op("Sqrt", [sumSquares]), tiny])]);
+  const { weights, bias } = model.logitParameters();
+  const W = g.initializer("coef", { dtype: "float", dims: [V, C], values: weights });
+  const b = g.initializer("intercept", { dtype: "float", dims: [C], values: bias });
+  const logits = g.op("Add", [g.op("MatMul", [normalized, W]), b]);
+  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
+  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
+  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
+  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
+  return g.toModel({
+    opsets: DENSE_OPSETS,
+    producerName: "modelship",
+    docString: "TF-IDF + logistic regression; input: raw text [N]; outputs: probabilities [N, C], label [N]",
+    metadata: { labels: JSON.stringify(labels), trainer: "modelship-tfidf-logreg" }
+  });
+}
+
+// training/params.ts
+var textTrainerParamsSchema = external_exports.object({
+  lowercase: external_exports.boolean().default(true).describe("Lower-case the text before tokenizing."),
+  /** Regular expression for one token (JavaScript and RE2 syntax alike); must not match whitespace. */
+  tokenPattern: external_exports.string().min(1).default("[a-z0-9']+").refine(
+    isUsablePattern,
+    "tokenPattern must be a valid regular expression that never matches whitespace"
+  ).describe("Regular expression for one token; must not match whitespace."),
+  /** Smallest and largest n-gram length in tokens. */
+  ngramRange: external_exports.tuple([external_exports.number().int().min(1), external_exports.number().int().min(1).max(4)]).default([1, 2]).refine(([lo, hi]) => lo <= hi, "ngramRange: the first number must not exceed the second").describe("Smallest and largest n-gram length in tokens, e.g. [1, 2]."),
+  maxFeatures: external_exports.number().int().positive().default(2e4).describe("Vocabulary size: the most frequent n-grams kept."),
+  /** An n-gram must occur in at least this many training documents. */
+  minDf: external_exports.number().int().min(1).default(2).describe("An n-gram must occur in at least this many documents."),
+  /** An n-gram may occur in at most this share of training documents. */
+  maxDf: external_exports.number().gt(0).max(1).default(0.95).describe("An n-gram may occur in at most this share of documents."),
+  /** Drop English stop words (stopwords-iso) and every n-gram containing one. */
+  stopWords: external_exports.boolean().default(false).describe("Drop English stop words and every n-gram containing one."),
+  /** tf → 1 + ln(tf). */
+  sublinearTf: external_exports.boolean().default(true).describe("Use 1 + ln(tf) instead of raw term frequency."),
+  /** Inverse L2 regularisation strength. */
+  C: external_exports.number().positive().default(4).describe("Inverse L2 regularisation strength."),
+  classWeight: external_exports.enum(["balanced", "none"]).default("balanced").describe("Weight classes inversely to their frequency, or not at all."),
+  maxIterations: external_exports.number().int().positive().default(1e3).describe("L-BFGS iteration limit."),
+  /** Optimiser stops when the largest gradient component (of the mean loss) is at most this. */
+  tolerance: external_exports.number().positive().default(1e-6).describe("Stop when the largest gradient component of the mean loss is at most this."),
+  /** Seed for the split and the folds (the optimiser itself is deterministic). */
+  seed: external_exports.number().int().default(42).describe("Seed for the train/test split and the CV folds."),
+  testSize: external_exports.number().gt(0).lt(1).default(0.2).describe("Share of rows held out as the test split (stratified)."),
+  cvFolds: external_exports.number().int().min(2).max(20).default(5).describe("Stratified cross-validation folds on the training split.")
+}).strict();
+function parseTextTrainerParams(input2) {
+  const result = textTrainerParamsSchema.safeParse(input2 ?? {});
+  if (result.success) return result.data;
+  const issue3 = result.error.issues[0];
+  const key = issue3.path.length > 0 ? issue3.path.join(".") : "params";
+  throw new UserError(`trainer params: ${key}: ${issue3.message}`);
+}
+function isUsablePattern(pattern2) {
+  try {
+    const re = new RegExp(pattern2);
+    return !re.test(" ") && !re.test("	") && !re.test("\n") && !re.test("");
+  } catch {
+    return false;
+  }
+}
+
+// training/random.ts
+function createRng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function shuffleInPlace(items, rng) {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const tmp = items[i];
+    items[i] = items[j];
+    items[j] = tmp;
+  }
+  return items;
+}
+
+// training/split.ts
+function indicesByClass(labels) {
+  const byClass = /* @__PURE__ */ new Map();
+  const sortedClasses = [...new Set(labels)].sort();
+  for (const c of sortedClasses) byClass.set(c, []);
+  for (let i = 0; i < labels.length; i++) byClass.get(labels[i]).push(i);
+  return byClass;
+}
+var ascending = (a, b) => a - b;
+function stratifiedSplit(labels, testSize, seed) {
+  if (!(testSize > 0 && testSize < 1))
+    throw new UserError(`test size must be between 0 and 1, got ${testSize}`);
+  const rng = createRng(seed);
+  const train = [];
+  const test = [];
+  for (const [label, idx] of indicesByClass(labels)) {
+    if (idx.length < 2) {
+      throw new UserError(
+        `class "${label}" has ${idx.length} row; a train/test split needs at least 2 per class`
+      );
+    }
+    shuffleInPlace(idx, rng);
+    const nTest = Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * testSize)));
+    test.push(...idx.slice(0, nTest));
+    train.push(...idx.slice(nTest));
+  }
+  return { train: train.sort(ascending), test: test.sort(ascending) };
+}
+function stratifiedKFold(labels, k, seed) {
+  if (!Number.isInteger(k) || k < 2) throw new UserError(`cross-validation needs at least 2 folds, got ${k}`);
+  if (labels.length < k) throw new UserError(`cannot make ${k} folds from ${labels.length} rows`);
+  const rng = createRng(seed);
+  const folds = Array.from({ length: k }, () => []);
+  let offset = 0;
+  for (const [label, idx] of indicesByClass(labels)) {
+    if (idx.length < k) {
+      throw new UserError(
+        `class "${label}" has ${idx.length} rows; ${k}-fold cross-validation needs at least ${k}`
+      );
+    }
+    shuffleInPlace(idx, rng);
+    for (let j = 0; j < idx.length; j++) folds[(offset + j) % k].push(idx[j]);
+    offset = (offset + idx.length) % k;
+  }
+  return folds.map((testFold, i) => ({
+    test: [...testFold].sort(ascending),
+    train: folds.filter((_, j) => j !== i).flat().sort(ascending)
+  }));
+}
+
+// training/tfidf.ts
+var TfidfVectorizer = class _TfidfVectorizer {
+  constructor(options, vocabulary, idf) {
+    this.options = options;
+    this.vocabulary = vocabulary;
+    this.idf = idf;
+    this.index = new Map(vocabulary.map((term, i) => [term, i]));
+    this.pattern = new RegExp(options.tokenPattern, "g");
+  }
+  options;
+  vocabulary;
+  idf;
+  index;
+  pattern;
+  static fit(texts, options) {
+    return _TfidfVectorizer.fitTransform(texts, options).vectorizer;
+  }
+  /** Fits and transforms the training texts in one pass over their n-grams. */
+  static fitTransform(texts, options) {
+    const pattern2 = new RegExp(options.tokenPattern, "g");
+    const stop = options.stopWords ? englishStopWords() : void 0;
+    const ids = /* @__PURE__ */ new Map();
+    const terms = [];
+    let df = new Int32Array(1 << 16);
+    let total = new Int32Array(1 << 16);
+    let lastDoc = new Int32Array(1 << 16).fill(-1);
+    const docs = texts.map((text, d) => {
+      const grams = docNgrams(text, pattern2, options);
+      const out = new Int32Array(grams.length);
+      grams.forEach((g, k) => {
+        let id = ids.get(g);
+        if (id === void 0) {
+          id = terms.length;
+          ids.set(g, id);
+          terms.push(g);
+          if (id >= df.length) {
+            df = grow(df, 0);
+            total = grow(total, 0);
+            lastDoc = grow(lastDoc, -1);
+          }
+        }
+        total[id]++;
+        if (lastDoc[id] !== d) {
+          lastDoc[id] = d;
+          df[id]++;
+        }
+        out[k] = id;
+      });
+      return out;
+    });
+    const maxDocs = options.maxDf * texts.length;
+    const candidates = [];
+    for (let id = 0; id < terms.length; id++) {
+      const d = df[id];
+      if (d < options.minDf || d > maxDocs) continue;
+      if (stop && terms[id].split(NGRAM_JOIN).some((t) => stop.has(t))) continue;
+      candidates.push(id);
+    }
+    candidates.sort((a, b) => total[b] - total[a] || compare(terms[a], terms[b]));
+    const kept = candidates.slice(0, options.maxFeatures).sort((a, b) => compare(terms[a], terms[b]));
+    const vocabulary = kept.map((id) => terms[id]);
+    const n = texts.length;
+    const idf = Float64Array.from(kept, (id) => Math.log((1 + n) / (1 + df[id])) + 1);
+    const vectorizer = new _TfidfVectorizer(options, vocabulary, idf);
+    const column = new Int32Array(terms.length).fill(-1);
+    kept.forEach((id, j) => {
+      column[id] = j;
+    });
+    return { vectorizer, X: vectorizer.fromColumns(docs.map((doc) => doc.map((id) => column[id]))) };
+  }
+  transform(texts) {
+    return this.fromColumns(
+      texts.map(
+        (text) => Int32Array.from(docNgrams(text, this.pattern, this.options), (g) => this.index.get(g) ?? -1)
+      )
+    );
+  }
+  /** Rows of column indices (−1 = not in the vocabulary) → L2-normalised tf-idf rows. */
+  fromColumns(docs) {
+    const indptr = new Int32Array(docs.length + 1);
+    const indices = [];
+    const values = [];
+    const counts = /* @__PURE__ */ new Map();
+    docs.forEach((cols, r) => {
+      counts.clear();
+      for (const j of cols) if (j >= 0) counts.set(j, (counts.get(j) ?? 0) + 1);
+      const sortedCols = [...counts.keys()].sort((a, b) => a - b);
+      let norm = 0;
+      const start = values.length;
+      for (const j of sortedCols) {
+        const tf = counts.get(j);
+        const v = (this.options.sublinearTf ? 1 + Math.log(tf) : tf) * this.idf[j];
+        indices.push(j);
+        values.push(v);
+        norm += v * v;
+      }
+      if (norm > 0) {
+        norm = Math.sqrt(norm);
+        for (let k = start; k < values.length; k++) values[k] = values[k] / norm;
+      }
+      indptr[r + 1] = values.length;
+    });
+    return {
+      rows: docs.length,
+      cols: this.vocabulary.length,
+      indptr,
+      indices: Int32Array.from(indices),
+      values: Float64Array.from(values)
+    };
+  }
+};
+function grow(a, fill) {
+  const b = new Int32Array(a.length * 2).fill(fill);
+  b.set(a);
+  return b;
+}
+function docNgrams(text, pattern2, options) {
+  const tokens = tokenize(options.lowercase ? lowerCase(text) : text, pattern2);
+  return ngrams(tokens, options.ngramRange[0], options.ngramRange[1]);
+}
+function compare(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// training/index.ts
+var TRAINER_NAME = "modelship-tfidf-logreg";
+function trainTextClassifier(examples, params, onProgress) {
+  const full = parseTextTrainerParams(params ?? {});
+  const labels = [...new Set(examples.map((e) => e.label))].sort();
+  if (labels.length < 2) {
+    throw new UserError(
+      `training needs at least two classes, got ${labels.length === 0 ? "no rows" : `only "${labels[0]}"`}`
+    );
+  }
+  onProgress?.({ phase: "vectorize" });
+  const texts = examples.map((e) => e.text);
+  const { vectorizer, X } = TfidfVectorizer.fitTransform(texts, {
+    lowercase: full.lowercase,
+    tokenPattern: full.tokenPattern,
+    ngramRange: full.ngramRange,
+    maxFeatures: full.maxFeatures,
+    minDf: full.minDf,
+    maxDf: full.maxDf,
+    stopWords: full.stopWords,
+    sublinearTf: full.sublinearTf
+  });
+  if (vectorizer.vocabulary.length === 0) {
+    throw new UserError(
+      `no n-gram occurs in at least ${full.minDf} of ${texts.length} training texts (and in at most ${full.maxDf * 100}%)`,
+      { hint: "use more data or lower minDf" }
+    );
+  }
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const y = Int32Array.from(examples, (e) => index.get(e.label));
+  const model = LogisticRegression.fit(X, y, labels.length, {
+    C: full.C,
+    classWeight: full.classWeight,
+    maxIterations: full.maxIterations,
+    tolerance: full.tolerance,
+    onIteration: (iteration, loss) => onProgress?.({ phase: "optimize", iteration, loss })
+  });
+  onProgress?.({ phase: "done", iteration: model.iterations });
+  return {
+    labels,
+    params: full,
+    vocabularySize: vectorizer.vocabulary.length,
+    optimizer: { iterations: model.iterations, converged: model.converged },
+    predictProba: (batch) => model.predictProba(vectorizer.transform(batch)),
+    toOnnx: (opts) => (opts?.graph === "dense" ? exportDenseTextModel : exportTextModel)({
+      vectorizer,
+      model,
+      labels,
+      name: opts?.name ?? "text-classifier"
+    }),
+    ioSignature: () => textModelIoSignature(labels)
+  };
+}
+function crossValidate(examples, params, folds, seed) {
+  const labels = [...new Set(examples.map((e) => e.label))].sort();
+  const accs = [];
+  const f1s = [];
+  for (const split of stratifiedKFold(
+    examples.map((e) => e.label),
+    folds,
+    seed
+  )) {
+    const model = trainTextClassifier(
+      split.train.map((i) => examples[i]),
+      params
+    );
+    const test = split.test.map((i) => examples[i]);
+    const yTrue = test.map((e) => labels.indexOf(e.label));
+    const yPred = model.predictProba(test.map((e) => e.text)).map((p) => labels.indexOf(model.labels[argmax(p)]));
+    accs.push(accuracy(yTrue, yPred));
+    f1s.push(macroF1(perClassScores(confusionMatrix(yTrue, yPred, labels.length))));
+  }
+  return { folds, accuracy: meanStd(accs), macroF1: meanStd(f1s) };
 }
 
 // src/pipeline/train.ts
@@ -65168,7 +66166,7 @@ var format = (open4, close) => {
 };
 var reset = format(0, 0);
 var bold = format(1, 22);
-var dim = format(2, 22);
+var dim2 = format(2, 22);
 var italic = format(3, 23);
 var underline = format(4, 24);
 var underlineDouble = format("4:2", 24);
@@ -66099,7 +67097,7 @@ import { stat as stat6 } from "node:fs/promises";
 import { join as join4 } from "node:path";
 
 // src/bundle/read.ts
-import { readFile as readFile2, stat as stat5 } from "node:fs/promises";
+import { readFile as readFile3, stat as stat5 } from "node:fs/promises";
 import { join as join3, resolve as resolve4 } from "node:path";
 async function readBundle(dirArg, opts = {}) {
   const dir = resolve4(dirArg);
@@ -66107,9 +67105,14 @@ async function readBundle(dirArg, opts = {}) {
   const modelPath = join3(dir, MODEL_FILE);
   let text;
   try {
-    text = await readFile2(cardPath, "utf8");
+    text = await readFile3(cardPath, "utf8");
   } catch (err) {
     const code = err.code;
+    if (/\.onnx$/i.test(dirArg) && (code === "ENOENT" || code === "ENOTDIR")) {
+      throw new UserError(`${dirArg} is a bare ONNX file, not a model bundle`, {
+        hint: `package it first: modelship package --model ${dirArg} --data <labelled eval.csv>`
+      });
+    }
     throw new UserError(
       code === "ENOENT" || code === "ENOTDIR" ? `${dirArg} is not a model bundle (no ${CARD_FILE})` : `cannot read ${cardPath}: ${code}`,
       { hint: "pass a directory written by `modelship train`" }
@@ -66151,7 +67154,7 @@ async function readBundle(dirArg, opts = {}) {
 
 // src/validate/validate.ts
 var GOLDEN_TOLERANCE = 1e-4;
-var BATCH = 512;
+var BATCH2 = 512;
 async function validateModel(opts) {
   const { modelPath, card } = await locateModel(opts.model);
   const labelColumn = opts.labelColumn ?? card?.dataset.labelColumn;
@@ -66177,8 +67180,8 @@ async function validateModel(opts) {
     const probabilities = [];
     let mismatched = 0;
     let compared = 0;
-    for (let i = 0; i < inputs.length; i += BATCH) {
-      const batch = inputs.slice(i, i + BATCH);
+    for (let i = 0; i < inputs.length; i += BATCH2) {
+      const batch = inputs.slice(i, i + BATCH2);
       const out = await session.runRaw(batch);
       probabilities.push(...out.probabilities);
       if (out.graphLabels) {
@@ -66384,6 +67387,8 @@ var inputsSchema = external_exports.object({
   model: external_exports.string().optional(),
   "feature-columns": list,
   "input-name": external_exports.string().optional(),
+  scores: external_exports.enum(["probabilities", "logits"], { message: 'expected "probabilities" or "logits"' }).optional(),
+  reference: external_exports.string().optional(),
   "max-size-mb": positive2("max-size-mb"),
   "max-load-ms": positive2("max-load-ms"),
   "max-p95-ms": positive2("max-p95-ms"),
@@ -66406,7 +67411,50 @@ function run2() {
     };
     const reporter = new Reporter("human");
     let checks;
-    if (inputs.model) {
+    const bareOnnx = inputs.model !== void 0 && isFile(inputs.model);
+    if (inputs.model && bareOnnx) {
+      if (!inputs.data)
+        throw new UserError("input 'data': required with 'model' (the labelled evaluation CSV)");
+      const settings = await loadPackageSettings(config2, {
+        model: inputs.model,
+        data: inputs.data,
+        labelColumn: inputs["label-column"],
+        textColumn: inputs["text-column"],
+        featureColumns: inputs["feature-columns"],
+        labels: inputs.labels,
+        scores: inputs.scores,
+        inputName: inputs["input-name"],
+        reference: inputs.reference,
+        onEmpty: inputs["drop-empty"] ? "drop" : void 0,
+        out: inputs.out,
+        name: inputs.name
+      });
+      const loaded = await loadConfig(config2);
+      const merged = { ...DEFAULT_LIMITS, ...loaded.config.validate ?? {} };
+      for (const [k, v] of Object.entries(limits)) if (v !== void 0) merged[k] = v;
+      const result = await packageBundle(settings, reporter);
+      const { card } = result;
+      checks = runtimeChecks(card.runtime, merged);
+      setOutputs({
+        bundle: result.dir,
+        version: card.version,
+        metrics: card.metrics,
+        passed: checks.every((c) => c.passed)
+      });
+      await summary.addRaw(
+        reportMarkdown({
+          title: `modelship package: ${card.name} ${card.version}`,
+          metrics: card.metrics,
+          checks,
+          facts: [
+            `bundle \`${result.dir}\` from \`${inputs.model}\` (${card.origin?.producer ?? "unknown producer"})`,
+            `${card.io.task}, classes ${card.io.labels.map((l) => `\`${l}\``).join(", ")}`,
+            `evaluation data \`${card.dataset.path}\` (sha256 ${card.dataset.sha256.slice(0, 12)}…): ${card.dataset.rows.used} rows`,
+            `served graph vs the original: max |Δp| ${result.parity.toExponential(1)} over every row; ${result.transforms.length ? result.transforms.join("; ") : "graph unchanged"}`
+          ]
+        })
+      ).write();
+    } else if (inputs.model) {
       const report = await validateByo(inputs, config2, limits, reporter);
       checks = report.checks;
       setOutputs({
@@ -66464,6 +67512,13 @@ function run2() {
       else warning(message);
     }
   });
+}
+function isFile(path) {
+  try {
+    return statSync2(path).isFile();
+  } catch {
+    return false;
+  }
 }
 async function validateByo(inputs, config2, limits, reporter) {
   if (!inputs.data)

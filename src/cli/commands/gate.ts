@@ -16,6 +16,8 @@ interface GateFlags {
   policy?: string;
   markdown?: string;
   json?: boolean;
+  evalData?: string;
+  dataset?: string;
 }
 
 export function register(program: Command): void {
@@ -39,17 +41,28 @@ export function register(program: Command): void {
       "--policy <file>",
       "gate policy file, or a modelship.yaml with a gate: section (default: ./modelship.yaml if present)",
     )
+    .option(
+      "--eval-data <csv>",
+      "score both models on every labelled row of this CSV (default: the candidate's held-out split)",
+    )
+    .option(
+      "--dataset <csv>",
+      "the candidate's training CSV, when the path in its model.json does not resolve here (same bytes)",
+    )
     .option("--markdown <file>", "also write the markdown report (PR comment / job summary) to this file")
     .option("--json", "print the verdict as one JSON document")
     .addHelpText(
       "after",
-      "\nWithout a baseline (first deploy) only the absolute rules apply, and the report says so.\nExit: 0 passed · 1 a rule failed (each named) · 2 bad input · 3 ledger/GitHub unreachable · 4 a rollout is in progress",
+      "\nWith both model.onnx files at hand the gate scores candidate and production on the same rows (paired:\nintervals, McNemar's test, disagreeing rows); with only a production card it compares the recorded\nmetrics and marks the comparison unpaired. Without a baseline (first deploy) only the absolute rules apply.\nExit: 0 passed · 1 a rule failed (each named) · 2 bad input · 3 ledger/GitHub unreachable · 4 a rollout is in progress",
     )
     .action(async (flags: GateFlags) => {
       const policyPath = flags.policy ?? (existsSync("modelship.yaml") ? "modelship.yaml" : undefined);
       const policy = await loadGatePolicy(policyPath);
       const baseline = await resolveBaseline(flags);
-      const outcome = await gateCandidate(flags.candidate, baseline, policy);
+      const outcome = await gateCandidate(flags.candidate, baseline, policy, {
+        evalData: flags.evalData,
+        dataset: flags.dataset,
+      });
       const ctx = { baselineNote: outcome.baselineNote };
       if (flags.markdown) await writeFile(flags.markdown, renderMarkdown(outcome.verdict, ctx));
       if (flags.json) process.stdout.write(`${JSON.stringify(verdictJson(outcome), null, 2)}\n`);

@@ -5,6 +5,7 @@ import { register as deploy } from "./deploy.js";
 import { register as drift } from "./drift.js";
 import { register as gate } from "./gate.js";
 import { register as host } from "./host.js";
+import { register as packageModel } from "./package.js";
 import { register as rollback } from "./rollback.js";
 import { register as serve } from "./serve.js";
 import { register as status } from "./status.js";
@@ -19,6 +20,7 @@ export const commands: Array<(program: Command) => void> = [
   drift,
   gate,
   host,
+  packageModel,
   rollback,
   serve,
   status,

@@ -21,6 +21,7 @@ interface TrainFlags {
   maxSizeMb?: number;
   maxLoadMs?: number;
   maxP95Ms?: number;
+  seed?: number;
   json?: boolean;
 }
 
@@ -35,6 +36,11 @@ export function register(program: Command): void {
     .option("--labels <a,b>", "keep only these labels; rows with others are dropped", parseList)
     .option("--label-map <from=to,...>", "rename labels before filtering, e.g. pos=positive", parseMap)
     .option("--drop-empty", "drop rows with empty text or label instead of failing")
+    .option(
+      "--seed <n>",
+      "seed of the train/test split and CV folds (overrides train.params.seed; default 42)",
+      parseInteger,
+    )
     .option("--out <dir>", "directory that receives <name>-<version>/ (default: models)")
     .option("--name <name>", "model name (default: model)");
   addSettings(cmd, CHECK_LIMIT_SETTINGS)
@@ -53,6 +59,7 @@ export function register(program: Command): void {
         out: flags.out,
         name: flags.name,
         limits: { maxSizeMb: flags.maxSizeMb, maxLoadMs: flags.maxLoadMs, maxP95Ms: flags.maxP95Ms },
+        ...(flags.seed !== undefined ? { params: { seed: flags.seed } } : {}),
       });
       const reporter = new Reporter("human", flags.json ? process.stderr : process.stdout);
       const result = await trainBundle(settings, reporter, where);
@@ -104,4 +111,10 @@ function parseMap(value: string): Record<string, string> {
     map[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
   }
   return map;
+}
+
+export function parseInteger(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isSafeInteger(n)) throw new InvalidArgumentError("expected an integer");
+  return n;
 }

@@ -1,11 +1,8 @@
-import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { promisify } from "node:util";
 import { Engine } from "../../engine/engine.js";
+import { CommandFailed, runChecked, startDetached, tail } from "../../util/command.js";
 import { ExitCode, UserError } from "../../util/errors.js";
 import type { Reporter } from "../../util/progress.js";
-
-const run = promisify(execFile);
 
 /** Where the engine's Docker API usually listens when DOCKER_HOST is not set. */
 const KNOWN_SOCKETS = ["/run/modelship/podman.sock", "/var/run/docker.sock", "/run/podman/podman.sock"];
@@ -36,7 +33,7 @@ export interface FixCommand {
 
 async function onPath(cmd: string): Promise<boolean> {
   try {
-    await run("sh", ["-c", `command -v ${cmd}`]);
+    await runChecked("sh", ["-c", `command -v ${cmd}`]);
     return true;
   } catch {
     return false;
@@ -163,14 +160,13 @@ export async function ensureHost(reporter: Reporter, opts: { install: boolean })
   for (const fix of fixes) {
     await reporter.step(`Host setup: ${fix.why}`, async () => {
       if (fix.background) {
-        const child = spawn("sh", ["-c", fix.command], { detached: true, stdio: "ignore" });
-        child.unref();
+        await startDetached("sh", ["-c", fix.command]);
       } else {
-        await run("sh", ["-c", fix.command], {
+        await runChecked("sh", ["-c", fix.command], {
           env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
           maxBuffer: 64 * 1024 * 1024,
-        }).catch((err: { stderr?: string; message: string }) => {
-          const last = (err.stderr ?? err.message).trim().split("\n").pop();
+        }).catch((err: Error) => {
+          const last = (err instanceof CommandFailed ? tail(err.result) : "") || err.message;
           throw new UserError(`\`${fix.command}\` failed: ${last}`, { exitCode: ExitCode.environment });
         });
       }

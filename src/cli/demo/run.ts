@@ -1,11 +1,10 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { readBundle } from "../../bundle/read.js";
 import { loadConfig } from "../../config/load.js";
@@ -16,13 +15,12 @@ import { MODEL_LABELS } from "../../image/labels.js";
 import { type LoadHandle, type LoadReport, startLoad } from "../../load/generator.js";
 import { freePort } from "../../rollout/wiring.js";
 import { pc } from "../../util/colors.js";
+import { runChecked } from "../../util/command.js";
 import { ExitCode, UserError } from "../../util/errors.js";
 import { formatDuration, type Reporter } from "../../util/progress.js";
 import { teardown } from "./cleanup.js";
 import { ImageCache, imageKey } from "./images.js";
 import { ensureHost } from "./prerequisites.js";
-
-const run = promisify(execFile);
 
 export const DEMO_DEFAULTS = {
   data: "../shared/data/airline_sentiment.csv",
@@ -174,6 +172,8 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
       const json = capture || opts.json;
       const argv = json ? [...args, "--json"] : args;
       if (human) say(pc.dim(`$ modelship ${argv.join(" ")}`));
+      // The one child that is not run through util/command.ts: it shares our terminal (inherited
+      // stdio) and Ctrl-C interrupts it, which a captured run cannot do.
       const child = spawn(process.execPath, [bin, ...argv], {
         stdio: ["ignore", json ? "pipe" : "inherit", opts.json ? "pipe" : "inherit"],
         env: process.env,
@@ -594,7 +594,7 @@ async function chooseBaseImage(engine: Engine, root: string, reporter: Reporter)
       exitCode: ExitCode.environment,
       hint: `pull it once with \`docker pull ${DEFAULT_BASE_IMAGE}\``,
     });
-  const { stdout } = await run("bash", [script, "modelship-base"], { cwd: root, env: process.env });
+  const { stdout } = await runChecked("bash", [script, "modelship-base"], { cwd: root, env: process.env });
   const ref = stdout.trim().split("\n").pop()!;
   reporter.warn(
     `${DEFAULT_BASE_IMAGE} is not available (no registry reachable): using the local base image ${ref} built from this host's node by scripts/base-image.sh`,
