@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
-# Prepares a fresh Debian machine (as root) for modelship's tests: container engine (Podman's
-# Docker-compatible API service on a unix socket), HAProxy, wrk, Prometheus. Idempotent.
-# Prints the DOCKER_HOST to use on its last line.
+# Prepares this machine (as root on Debian/Ubuntu) for modelship's tests through the product's own
+# set-up path, `modelship host setup` (src/host/setup.ts — the same code as `host init --install` and
+# the demo's host step): a container engine (Docker when its daemon can run, else Podman's Docker API
+# with the containers.conf this machine needs, started under systemd or our supervisor), HAProxy, plus
+# what the test suite needs beyond the product (wrk, Prometheus/promtool; the fixture generators'
+# locale and python3-torch below). Idempotent.
+# Needs `npm ci` first (it runs the compiled CLI). Prints the DOCKER_HOST to use on its last line.
 set -euo pipefail
-SOCK_DIR=${MODELSHIP_PODMAN_SOCK_DIR:-/run/modelship}
-SOCK="$SOCK_DIR/podman.sock"
-need=()
-for pair in podman:podman runc:runc haproxy:haproxy wrk:wrk prometheus:prometheus promtool:prometheus; do
-  cmd=${pair%%:*}; pkg=${pair##*:}
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "setup-host: installing ${need[*]}" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) podman runc >&2
-fi
+cd "$(dirname "$0")/.."
 # modelship package (test/package.test.ts): skl2onnx text graphs are checked against the original under
 # en_US.UTF-8, and a PyTorch logits model is exported at test time with Debian's python3-torch.
 if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
@@ -28,25 +21,6 @@ if ! /usr/bin/python3 -c 'import torch, onnx' >/dev/null 2>&1; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-onnx >&2
 fi
-# The sandbox cannot raise rlimits and crun fails on hybrid cgroups: use runc and fixed ulimits.
-mkdir -p /etc/containers
-if ! grep -q 'runtime = "runc"' /etc/containers/containers.conf 2>/dev/null; then
-  cat > /etc/containers/containers.conf <<'CONF'
-[engine]
-runtime = "runc"
-
-[containers]
-default_ulimits = ["nofile=16384:16384", "nproc=8192:8192"]
-CONF
-fi
-mkdir -p "$SOCK_DIR"
-if ! curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
-  rm -f "$SOCK"
-  nohup podman system service --time=0 "unix://$SOCK" >"$SOCK_DIR/podman-service.log" 2>&1 &
-  for _ in $(seq 1 100); do
-    curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-fi
-curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null || { echo "setup-host: podman service did not start" >&2; cat "$SOCK_DIR/podman-service.log" >&2; exit 1; }
-echo "unix://$SOCK"
+args=(host setup --with wrk,prometheus,promtool --print-docker-host)
+if [ -n "${MODELSHIP_PODMAN_SOCK_DIR:-}" ]; then args+=(--engine-socket "$MODELSHIP_PODMAN_SOCK_DIR/podman.sock"); fi
+node bin/modelship.js "${args[@]}"

@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { planFixes } from "../src/cli/demo/prerequisites.js";
 import { Engine } from "../src/engine/engine.js";
 import { ledgerSchema } from "../src/ledger/schema.js";
 import { SERVED_LABELS } from "../src/rollout/wiring.js";
@@ -34,46 +33,6 @@ afterAll(() => {
     spawnSync(process.execPath, [bin, "demo", "--down", "--state-dir", d], { encoding: "utf8" });
     rmSync(d, { recursive: true, force: true });
   }
-});
-
-describe("host prerequisites", () => {
-  const ready = {
-    root: true,
-    apt: true,
-    systemd: false,
-    dockerCli: true,
-    podman: true,
-    dockerd: false,
-    engineAnswers: true,
-    engineDetail: "Podman Engine",
-    haproxy: true,
-  };
-  it("a ready host needs nothing", () => {
-    expect(planFixes(ready)).toEqual([]);
-  });
-  it("missing HAProxy and a stopped Podman: apt install haproxy, start the Docker API service", () => {
-    const fixes = planFixes({ ...ready, haproxy: false, engineAnswers: false });
-    expect(fixes.map((f) => f.command)).toEqual([
-      "apt-get update",
-      "apt-get install -y --no-install-recommends haproxy",
-      expect.stringContaining("podman system service --time=0 unix:///run/modelship/podman.sock"),
-    ]);
-    expect(fixes[2]?.dockerHost).toBe("unix:///run/modelship/podman.sock");
-  });
-  it("no engine at all: docker.io (CLI + daemon), started by systemd when it runs", () => {
-    const fixes = planFixes({
-      ...ready,
-      dockerCli: false,
-      podman: false,
-      engineAnswers: false,
-      systemd: true,
-    });
-    expect(fixes.map((f) => f.command)).toEqual([
-      "apt-get update",
-      "apt-get install -y --no-install-recommends docker.io",
-      "systemctl start docker",
-    ]);
-  });
 });
 
 describe("modelship demo (CLI)", () => {

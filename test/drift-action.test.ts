@@ -189,6 +189,11 @@ describe("actions/check-drift through the runner", () => {
       github: gh,
     });
     expect(down.errors[0]).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:9\/drift/);
+    for (const url of ["file:///etc/passwd", "ftp://127.0.0.1/drift", "not a url"]) {
+      const bad = await runAction("check-drift", { inputs: { url }, event: scheduled, github: gh });
+      expect(bad.exitCode, url).not.toBe(0);
+      expect(bad.errors.join(" "), url).toMatch(/url must be an http\(s\) URL/);
+    }
   }, 60_000);
 });
 

@@ -6,7 +6,9 @@ import { defaultGatePolicy, type GatePolicyInput, gatePolicySchema } from "../sr
 import { loadGatePolicy } from "../src/config/load.js";
 import { baselineFromPath, baselineFromStatus } from "../src/gate/baseline.js";
 import { type GateCard, parseCard } from "../src/gate/card.js";
+import type { Comparison } from "../src/gate/paired.js";
 import { GATE_COMMENT_MARKER, renderMarkdown, renderText } from "../src/gate/render.js";
+import { mcnemarExact } from "../src/gate/stats.js";
 import { evaluateGate, type GoldenResult } from "../src/gate/verdict.js";
 
 /** A card shaped like a trainer's model.json, reduced to what the gate reads. */
@@ -240,5 +242,92 @@ describe("gate policy and baseline files", () => {
     const none = await baselineFromPath(join(dir, "status.json"));
     expect(none.subject).toBeNull();
     expect(none.note).toMatch(/first deploy/);
+  });
+});
+
+describe("paired rules: significance, point and non-inferiority on the same rows", () => {
+  /** A paired comparison with one accuracy difference, its interval and McNemar counts. */
+  function comparison(d: { delta: number; low: number; high: number; b: number; c: number }): Comparison {
+    return {
+      mode: "paired",
+      evaluation: { source: "test rows", path: "t.csv", rows: 1000, excluded: 0, notes: [] },
+      bootstrap: { resamples: 2000, seed: 17, confidence: 0.95 },
+      metrics: [{ key: "accuracy", candidate: 0.9 + d.delta, baseline: 0.9, ...d, resamples: 2000 }],
+      accuracy: {
+        candidateOnly: d.b,
+        baselineOnly: d.c,
+        bothRight: 880,
+        bothWrong: 120 - d.b - d.c,
+        differentAnswers: d.b + d.c,
+        pValue: mcnemarExact(d.b, d.c),
+      },
+      flips: [],
+      transitions: [],
+      examples: [],
+      ms: 1,
+    };
+  }
+  const judge = (rule: "significant" | "point" | "noninferior", d: Parameters<typeof comparison>[0]) =>
+    evaluateGate(
+      subject(card({})),
+      subject(card({ version: "20261121.120000-00000000" })),
+      policy({ compare: { rule } }),
+      goldenOk,
+      comparison(d),
+    ).rows.find((r) => r.rule === "maxDrop.accuracy")!;
+
+  // 0.012 drop, 12 vs 24 disagreements: p = 0.065 (not significant at 95 %).
+  const noisy = { delta: -0.012, low: -0.025, high: 0.001, b: 12, c: 24 };
+  // 0.004 drop, 40 vs 60: p = 0.057 → not significant; below maxDrop anyway.
+  const small = { delta: -0.004, low: -0.0085, high: 0.0005, b: 40, c: 60 };
+  // 0.03 drop, 10 vs 40: p ≈ 2.4e-5 → significant drop larger than 0.005.
+  const clear = { delta: -0.03, low: -0.045, high: -0.016, b: 10, c: 40 };
+
+  it("significant (default): a large but noisy drop passes, a significant large drop fails", () => {
+    const n = judge("significant", noisy);
+    expect([n.status, n.significant, n.paired]).toEqual(["pass", null, true]);
+    expect(n.pValue).toBeCloseTo(mcnemarExact(12, 24), 12);
+    expect(n.pValue!).toBeGreaterThan(0.05);
+    const c = judge("significant", clear);
+    expect([c.status, c.significant]).toEqual(["fail", "drop"]);
+    expect(c.interval).toEqual([-0.045, -0.016]);
+    expect(c.limit).toBe("no significant drop > 0.0050");
+  });
+
+  it("point: the point drop alone decides; noninferior: the interval's lower end must stay above −maxDrop", () => {
+    expect(judge("point", noisy).status).toBe("fail");
+    expect(judge("point", small).status).toBe("pass");
+    expect(judge("noninferior", small).status).toBe("fail"); // −0.0085 < −0.005
+    expect(judge("noninferior", { ...small, low: -0.004 }).status).toBe("pass");
+  });
+
+  it("a significant gain is labelled a gain and never fails", () => {
+    const g = judge("significant", { delta: 0.03, low: 0.016, high: 0.045, b: 40, c: 10 });
+    expect([g.status, g.significant]).toEqual(["pass", "gain"]);
+  });
+
+  it("the report marks paired rows with their interval and unpaired comparisons with the reason", () => {
+    const v = evaluateGate(
+      subject(card({})),
+      subject(card({ version: "20261121.120000-00000000" })),
+      defaultGatePolicy,
+      goldenOk,
+      comparison(clear),
+    );
+    const md = renderMarkdown(v, { baselineNote: "b" });
+    expect(md).toContain("−0.0300<br><sub>[−0.0450, −0.0160] · p 2.4e-5 · **significant drop**</sub>");
+    expect(md).toContain("McNemar's exact test on the 50 rows exactly one model got right: p = 2.4e-5.");
+    const u = evaluateGate(
+      subject(card({})),
+      subject(card({ version: "20261121.120000-00000000" })),
+      defaultGatePolicy,
+      goldenOk,
+      { mode: "unpaired", reason: "only a card" },
+    );
+    expect(u.rows.find((r) => r.rule === "maxDrop.accuracy")).toMatchObject({ paired: false });
+    expect(renderMarkdown(u, { baselineNote: "b" })).toContain("⚠️ **Unpaired:** only a card.");
+    expect(renderText(u, { baselineNote: "b" })).toContain(
+      "Unpaired: only a card; Δ compares each model's own test split.",
+    );
   });
 });

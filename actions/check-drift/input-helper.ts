@@ -3,7 +3,9 @@ import { readInputs } from "../../src/action/kit.js";
 
 /** action.yml inputs → typed settings; every name here is declared in action.yml. */
 export const inputsSchema = z.object({
-  url: z.url({ message: "url must be an http(s) URL such as http://127.0.0.1:8080" }).optional(),
+  url: z
+    .url({ protocol: /^https?$/, message: "url must be an http(s) URL such as http://127.0.0.1:8080" })
+    .optional(),
   log: z.string().optional(),
   model: z.string().optional(),
   policy: z.string().optional(),

@@ -87,7 +87,7 @@ const MAX_LISTED = 5;
  * doubled quotes, a UTF-8 BOM, and fields that are not valid UTF-8 (decoded per field, see decodeField).
  * Synchronous on purpose: datasets that fit a TF-IDF trainer fit in memory.
  */
-export function loadCsv(path: string): CsvTable {
+export function loadCsv(path: string, options: { columns?: readonly string[] } = {}): CsvTable {
   const bytes = readDatasetFile(path);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (bytes.length === 0 || bytes.every((b) => b === 0x0a || b === 0x0d || b === 0x20 || b === 0x09)) {
@@ -122,6 +122,8 @@ export function loadCsv(path: string): CsvTable {
     seen.add(c);
   }
 
+  // Decoding is most of the parse: a caller that reads a few columns of a wide file names them.
+  const wanted = options.columns ? new Set(options.columns) : undefined;
   const rows: Record<string, string>[] = [];
   const lines: number[] = [];
   let prevLines = header.info.lines;
@@ -132,7 +134,10 @@ export function loadCsv(path: string): CsvTable {
     prevLines = info.lines;
     prevEmpty = info.empty_lines;
     const row: Record<string, string> = {};
-    for (let c = 0; c < columns.length; c++) row[columns[c]!] = decodeField(record[c]!);
+    for (let c = 0; c < columns.length; c++) {
+      if (wanted && !wanted.has(columns[c]!)) continue;
+      row[columns[c]!] = decodeField(record[c]!);
+    }
     rows.push(row);
   }
   if (rows.length === 0) {

@@ -178,7 +178,7 @@ function unreachableError(detail: string): EngineError {
     exitCode: ExitCode.environment,
     hint:
       "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), " +
-      "then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)",
+      "then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)",
   });
 }
 

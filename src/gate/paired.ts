@@ -81,6 +81,8 @@ export type Comparison = PairedComparison | UnpairedComparison;
 
 /** One loaded CSV per file, shared by the candidate's and the production model's row selection. */
 class Tables {
+  /** Only the columns the models read (and the labels) are decoded: most of the parse time. */
+  constructor(private readonly columns: readonly string[]) {}
   private readonly byPath = new Map<string, CsvTable>();
   /** Replayed splits, by table and everything that decides the split (candidate and production often share one). */
   readonly splits = new Map<string, ReturnType<typeof replaySplit>>();
@@ -90,7 +92,7 @@ class Tables {
     const key = resolve(path);
     let table = this.byPath.get(key);
     if (!table) {
-      table = loadCsv(path);
+      table = loadCsv(path, { columns: this.columns });
       this.byPath.set(key, table);
       this.shaOf.set(key, table.sha256);
     }
@@ -138,7 +140,7 @@ export async function comparePaired(
   options: EvaluationOptions = {},
 ): Promise<Comparison> {
   const started = performance.now();
-  const tables = new Tables();
+  const tables = new Tables(columnsRead(candidate.card, baseline.card));
   const labels = candidate.card.io?.labels;
   const baseLabels = baseline.card.io?.labels;
   if (!labels || !baseLabels)
@@ -564,6 +566,15 @@ function describeInput(card: GateCard, table: CsvTable, row: number): string {
   }
   const text = (record[card.dataset?.textColumn ?? "text"] ?? "").replace(/\s+/g, " ").trim();
   return text.length > TEXT_CLIP ? `${text.slice(0, TEXT_CLIP - 1)}…` : text;
+}
+
+/** Every CSV column either model's rows are built from: label, text or feature columns. */
+function columnsRead(...cards: GateCard[]): string[] {
+  return cards.flatMap((c) => [
+    c.dataset?.labelColumn ?? "",
+    c.dataset?.textColumn ?? "text",
+    ...(c.io?.featureColumns ?? []),
+  ]);
 }
 
 /**

@@ -254,7 +254,7 @@ async function checkEngine(): Promise<HostCheck> {
       name: "container engine",
       ok: false,
       detail: isUserError(err) ? err.message : String(err),
-      fix: isUserError(err) && err.hint ? err.hint : "bash .ci/setup-host.sh",
+      fix: "sudo modelship host setup   # installs and starts an engine (Docker, else Podman's Docker API)",
     };
   }
 }

@@ -36,6 +36,27 @@ export const analysisRecordSchema = z.object({
 });
 export type AnalysisRecord = z.infer<typeof analysisRecordSchema>;
 
+/** How a serving container was started: what `host repair` needs to recreate it identically. */
+export const containerRunSchema = z.object({
+  containerPort: z.number().int().min(1).max(65535),
+  memory: z.string(),
+  cpus: z.number().positive(),
+  restart: z.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: z.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: z
+    .object({
+      tmpfs: z.record(z.string(), z.string()).optional(),
+      pidsLimit: z.number().int().positive().optional(),
+      logMaxSize: z.string().optional(),
+      logMaxFiles: z.number().int().positive().optional(),
+    })
+    .optional(),
+  env: z.record(z.string(), z.string()),
+  labels: z.record(z.string(), z.string()),
+});
+export type ContainerRun = z.infer<typeof containerRunSchema>;
+
 export const versionEntrySchema = z.object({
   version: z.string().min(1),
   image: z.object({
@@ -45,7 +66,15 @@ export const versionEntrySchema = z.object({
     builtHere: z.boolean().optional(),
   }),
   model: z.object({ name: z.string(), version: z.string(), sha256: z.string() }).nullable(),
-  container: z.object({ id: z.string(), name: z.string(), hostPort: z.number().int().positive() }).nullable(),
+  container: z
+    .object({
+      id: z.string(),
+      name: z.string(),
+      hostPort: z.number().int().positive(),
+      /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+      run: containerRunSchema.optional(),
+    })
+    .nullable(),
   role: roleSchema,
   weight: z.number().int().min(0).max(100),
   createdAt: isoTime,

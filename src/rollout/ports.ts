@@ -2,6 +2,7 @@ import type { RouterCounters } from "../analysis/analysis.js";
 import type { Sample } from "../analysis/prom.js";
 import type { ModelCard } from "../contracts/card.js";
 import type { ModelIdentity } from "../image/labels.js";
+import type { ContainerRun } from "../ledger/schema.js";
 
 /**
  * What a rollout needs from the outside world. The real implementations (wiring.ts) drive the
@@ -23,6 +24,8 @@ export interface RunningContainer {
   id: string;
   name: string;
   hostPort: number;
+  /** How it was started (recorded in the ledger so `host repair` can recreate it). */
+  run?: ContainerRun;
 }
 
 /** A serving container of THIS state dir (found by its state-dir label), as the engine sees it now. */

@@ -1,4 +1,6 @@
 import { Engine } from "../engine/engine.js";
+import type { HealPolicy } from "../host/heal.js";
+import { type HealOutcome, heal } from "../host/heal-run.js";
 import { currentUser, Ledger } from "../ledger/ledger.js";
 import { syncTargetsIfMonitored } from "../monitoring/targets.js";
 import { Router } from "../router/router.js";
@@ -12,6 +14,8 @@ export interface LedgerRepair {
   warnings: string[];
   /** The operation a crashed process left behind, if there was one. */
   interrupted: { kind: string; target?: string; step: string; pid: number } | null;
+  /** Containers the ledger wants that were brought back (or reported as crash-looping). */
+  heal: HealOutcome;
 }
 
 /**
@@ -24,7 +28,7 @@ export interface LedgerRepair {
  */
 export async function repairLedger(
   stateDir: string,
-  options: { wait?: boolean } = {},
+  options: { wait?: boolean; heal?: HealPolicy } = {},
 ): Promise<LedgerRepair> {
   const ledger = new Ledger(stateDir);
   const file = await ledger.repairFile();
@@ -35,10 +39,22 @@ export async function repairLedger(
   });
   try {
     const settings = rolloutSettingsSchema.parse({});
-    const deps = realDeps(await Engine.connect(), await Router.open(stateDir), stateDir, settings);
+    const engine = await Engine.connect();
+    const router = await Router.open(stateDir);
+    const deps = realDeps(engine, router, stateDir, settings);
+    // Containers first (stable, standby, canary back from their recorded image), so reconcile sees them alive.
+    await router.ensureRunning();
     await op.advance({ name: "reconciling" });
+    const healed = await heal({
+      engine,
+      router,
+      op,
+      stateDir,
+      settings,
+      ...(options.heal ? { policy: options.heal } : {}),
+    });
     const reconciled = await reconcile(deps, op, settings);
-    const actions = [...file.actions, ...reconciled.actions];
+    const actions = [...file.actions, ...healed.actions, ...reconciled.actions];
     const interrupted = op.interrupted
       ? {
           kind: op.interrupted.kind,
@@ -57,7 +73,7 @@ export async function repairLedger(
       reason: all.length ? all.join("; ").slice(0, 2000) : "nothing to repair",
     });
     await op.finish();
-    return { actions, warnings: reconciled.warnings, interrupted };
+    return { actions, warnings: reconciled.warnings, interrupted, heal: healed };
   } catch (err) {
     if (err instanceof RepairRefused) await op.finish().catch(() => op.release());
     else await op.release();

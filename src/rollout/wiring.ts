@@ -6,6 +6,7 @@ import type { Engine } from "../engine/engine.js";
 import { lastErrorLine, serverHardening } from "../image/build.js";
 import { MODEL_LABELS, readModelLabels } from "../image/labels.js";
 import { Ledger } from "../ledger/ledger.js";
+import type { ContainerRun } from "../ledger/schema.js";
 import type { Router } from "../router/router.js";
 import { formatSmokeReport, runSmokeTest, waitForReady } from "../smoke/smoke.js";
 import { ExitCode, UserError } from "../util/errors.js";
@@ -42,6 +43,29 @@ export function containerName(prefix: string, version: string, stateDir: string)
   return `${prefix}${version}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
 
+/** Starts a serving container exactly as recorded (deploy, rollback, and `host repair` recreating it). */
+export function runServing(
+  engine: Engine,
+  image: string,
+  name: string,
+  hostPort: number,
+  run: ContainerRun,
+): Promise<string> {
+  return engine.runContainer({
+    image,
+    name,
+    port: run.containerPort,
+    hostPort,
+    memory: run.memory,
+    cpus: run.cpus,
+    restart: run.restart,
+    stopTimeoutSec: run.stopTimeoutSec,
+    ...(run.hardening ? { hardening: run.hardening } : {}),
+    labels: run.labels,
+    env: run.env,
+  });
+}
+
 export function engineContainers(engine: Engine, stateDir: string, settings: RolloutSettings): ContainerPort {
   const c = settings.container;
   const nameFor = (version: string) => containerName(c.namePrefix, version, stateDir);
@@ -63,11 +87,8 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
         await engine.remove(existing.id, { force: true });
       }
       const hostPort = await freePort();
-      const id = await engine.runContainer({
-        image: candidate.image.ref,
-        name,
-        port: c.port,
-        hostPort,
+      const run: ContainerRun = {
+        containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
@@ -83,8 +104,9 @@ export function engineContainers(engine: Engine, stateDir: string, settings: Rol
             : {}),
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...(candidate.env ?? {}) },
-      });
-      return { id, name, hostPort };
+      };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run);
+      return { id, name, hostPort, run };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {

@@ -52,7 +52,10 @@ export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<st
     throw new Error("trainedBundle: swapped applies to the binary model only");
   const data = dataPath();
   const params = opts.params;
-  const key = await cacheKey(data, params ? { classes, swapped, params } : { classes, swapped });
+  const key = await cacheKey(
+    data,
+    params ? { classes, swapped, params, seedFlag: true } : { classes, swapped },
+  );
   const dir = join(cacheRoot, key);
   const found = await existingBundle(dir);
   if (found) return found;
@@ -73,14 +76,19 @@ export async function trainedBundle(opts: TrainedBundleOptions = {}): Promise<st
     if (classes === "binary") args.push("--labels", "negative,positive");
     if (swapped) args.push("--label-map", "positive=negative,negative=positive");
     if (params) {
-      const config = join(cacheRoot, `${key}.yaml`);
-      await writeFile(
-        config,
-        `train:\n  params:\n${Object.entries(params)
-          .map(([k, v]) => `    ${k}: ${v}\n`)
-          .join("")}`,
-      );
-      args.push("--config", config);
+      // The seed through the CLI flag, everything else through a modelship.yaml (train.params).
+      const { seed, ...rest } = params;
+      if (seed !== undefined) args.push("--seed", String(seed));
+      if (Object.keys(rest).length > 0) {
+        const config = join(cacheRoot, `${key}.yaml`);
+        await writeFile(
+          config,
+          `train:\n  params:\n${Object.entries(rest)
+            .map(([k, v]) => `    ${k}: ${v}\n`)
+            .join("")}`,
+        );
+        args.push("--config", config);
+      }
     }
     // One retry: in a shared working tree another test run's global setup may be rewriting dist/
     // while the CLI starts. A real failure fails twice and is reported.

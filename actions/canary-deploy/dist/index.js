@@ -42327,7 +42327,7 @@ function engineHost(env2 = process.env) {
 function unreachableError(detail) {
   return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
     exitCode: ExitCode2.environment,
-    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)"
+    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
 function firstLine(text) {
@@ -47052,6 +47052,22 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var containerRunSchema = external_exports.object({
+  containerPort: external_exports.number().int().min(1).max(65535),
+  memory: external_exports.string(),
+  cpus: external_exports.number().positive(),
+  restart: external_exports.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: external_exports.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: external_exports.object({
+    tmpfs: external_exports.record(external_exports.string(), external_exports.string()).optional(),
+    pidsLimit: external_exports.number().int().positive().optional(),
+    logMaxSize: external_exports.string().optional(),
+    logMaxFiles: external_exports.number().int().positive().optional()
+  }).optional(),
+  env: external_exports.record(external_exports.string(), external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string())
+});
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
   image: external_exports.object({
@@ -47061,7 +47077,13 @@ var versionEntrySchema = external_exports.object({
     builtHere: external_exports.boolean().optional()
   }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
-  container: external_exports.object({ id: external_exports.string(), name: external_exports.string(), hostPort: external_exports.number().int().positive() }).nullable(),
+  container: external_exports.object({
+    id: external_exports.string(),
+    name: external_exports.string(),
+    hostPort: external_exports.number().int().positive(),
+    /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+    run: containerRunSchema.optional()
+  }).nullable(),
   role: roleSchema,
   weight: external_exports.number().int().min(0).max(100),
   createdAt: isoTime,
@@ -56533,6 +56555,21 @@ async function freePort() {
 function containerName(prefix, version2, stateDir) {
   return `${prefix}${version2}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
+function runServing(engine, image, name, hostPort, run3) {
+  return engine.runContainer({
+    image,
+    name,
+    port: run3.containerPort,
+    hostPort,
+    memory: run3.memory,
+    cpus: run3.cpus,
+    restart: run3.restart,
+    stopTimeoutSec: run3.stopTimeoutSec,
+    ...run3.hardening ? { hardening: run3.hardening } : {},
+    labels: run3.labels,
+    env: run3.env
+  });
+}
 function engineContainers(engine, stateDir, settings) {
   const c = settings.container;
   const nameFor = (version2) => containerName(c.namePrefix, version2, stateDir);
@@ -56553,11 +56590,8 @@ function engineContainers(engine, stateDir, settings) {
         await engine.remove(existing.id, { force: true });
       }
       const hostPort = await freePort();
-      const id = await engine.runContainer({
-        image: candidate.image.ref,
-        name,
-        port: c.port,
-        hostPort,
+      const run3 = {
+        containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
@@ -56571,8 +56605,9 @@ function engineContainers(engine, stateDir, settings) {
           ...candidate.model ? { [MODEL_LABELS.name]: candidate.model.name, [MODEL_LABELS.sha256]: candidate.model.sha256 } : {}
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...candidate.env ?? {} }
-      });
-      return { id, name, hostPort };
+      };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run3);
+      return { id, name, hostPort, run: run3 };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {

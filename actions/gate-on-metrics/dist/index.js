@@ -49615,7 +49615,7 @@ function engineHost(env2 = process.env) {
 function unreachableError(detail) {
   return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
     exitCode: ExitCode2.environment,
-    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)"
+    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
 function firstLine(text) {
@@ -59422,6 +59422,22 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var containerRunSchema = external_exports.object({
+  containerPort: external_exports.number().int().min(1).max(65535),
+  memory: external_exports.string(),
+  cpus: external_exports.number().positive(),
+  restart: external_exports.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: external_exports.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: external_exports.object({
+    tmpfs: external_exports.record(external_exports.string(), external_exports.string()).optional(),
+    pidsLimit: external_exports.number().int().positive().optional(),
+    logMaxSize: external_exports.string().optional(),
+    logMaxFiles: external_exports.number().int().positive().optional()
+  }).optional(),
+  env: external_exports.record(external_exports.string(), external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string())
+});
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
   image: external_exports.object({
@@ -59431,7 +59447,13 @@ var versionEntrySchema = external_exports.object({
     builtHere: external_exports.boolean().optional()
   }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
-  container: external_exports.object({ id: external_exports.string(), name: external_exports.string(), hostPort: external_exports.number().int().positive() }).nullable(),
+  container: external_exports.object({
+    id: external_exports.string(),
+    name: external_exports.string(),
+    hostPort: external_exports.number().int().positive(),
+    /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+    run: containerRunSchema.optional()
+  }).nullable(),
   role: roleSchema,
   weight: external_exports.number().int().min(0).max(100),
   createdAt: isoTime,
@@ -63151,7 +63173,7 @@ function decodeWindows1252(bytes) {
 
 // src/data/dataset.ts
 var MAX_LISTED = 5;
-function loadCsv(path) {
+function loadCsv(path, options = {}) {
   const bytes = readDatasetFile(path);
   const sha256 = createHash2("sha256").update(bytes).digest("hex");
   if (bytes.length === 0 || bytes.every((b) => b === 10 || b === 13 || b === 32 || b === 9)) {
@@ -63182,6 +63204,7 @@ function loadCsv(path) {
     if (seen.has(c)) throw new UserError(`dataset ${path} has the column "${c}" twice in its header`);
     seen.add(c);
   }
+  const wanted = options.columns ? new Set(options.columns) : void 0;
   const rows = [];
   const lines = [];
   let prevLines = header.info.lines;
@@ -63192,7 +63215,10 @@ function loadCsv(path) {
     prevLines = info2.lines;
     prevEmpty = info2.empty_lines;
     const row = {};
-    for (let c = 0; c < columns.length; c++) row[columns[c]] = decodeField(record2[c]);
+    for (let c = 0; c < columns.length; c++) {
+      if (wanted && !wanted.has(columns[c])) continue;
+      row[columns[c]] = decodeField(record2[c]);
+    }
     rows.push(row);
   }
   if (rows.length === 0) {
@@ -63550,6 +63576,11 @@ function percentile(sorted2, q) {
 
 // src/gate/paired.ts
 var Tables = class {
+  /** Only the columns the models read (and the labels) are decoded: most of the parse time. */
+  constructor(columns) {
+    this.columns = columns;
+  }
+  columns;
   byPath = /* @__PURE__ */ new Map();
   /** Replayed splits, by table and everything that decides the split (candidate and production often share one). */
   splits = /* @__PURE__ */ new Map();
@@ -63558,7 +63589,7 @@ var Tables = class {
     const key = resolve2(path);
     let table = this.byPath.get(key);
     if (!table) {
-      table = loadCsv(path);
+      table = loadCsv(path, { columns: this.columns });
       this.byPath.set(key, table);
       this.shaOf.set(key, table.sha256);
     }
@@ -63587,7 +63618,7 @@ var BATCH = 512;
 var TEXT_CLIP = 80;
 async function comparePaired(candidate, baseline, policy, options = {}) {
   const started = performance.now();
-  const tables = new Tables();
+  const tables = new Tables(columnsRead(candidate.card, baseline.card));
   const labels = candidate.card.io?.labels;
   const baseLabels = baseline.card.io?.labels;
   if (!labels || !baseLabels)
@@ -63939,6 +63970,13 @@ function describeInput(card, table, row) {
   }
   const text = (record2[card.dataset?.textColumn ?? "text"] ?? "").replace(/\s+/g, " ").trim();
   return text.length > TEXT_CLIP ? `${text.slice(0, TEXT_CLIP - 1)}…` : text;
+}
+function columnsRead(...cards) {
+  return cards.flatMap((c) => [
+    c.dataset?.labelColumn ?? "",
+    c.dataset?.textColumn ?? "text",
+    ...c.io?.featureColumns ?? []
+  ]);
 }
 function labelMapConflict(candidate, baseline, labels) {
   const cm = stringMap(candidate.training?.params?.labelMap) ?? {};

@@ -46445,6 +46445,22 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var containerRunSchema = external_exports.object({
+  containerPort: external_exports.number().int().min(1).max(65535),
+  memory: external_exports.string(),
+  cpus: external_exports.number().positive(),
+  restart: external_exports.enum(["no", "always", "unless-stopped", "on-failure"]),
+  stopTimeoutSec: external_exports.number().int().nonnegative(),
+  /** Overrides of the engine's default hardening (tmpfs mounts, pids limit, log rotation). */
+  hardening: external_exports.object({
+    tmpfs: external_exports.record(external_exports.string(), external_exports.string()).optional(),
+    pidsLimit: external_exports.number().int().positive().optional(),
+    logMaxSize: external_exports.string().optional(),
+    logMaxFiles: external_exports.number().int().positive().optional()
+  }).optional(),
+  env: external_exports.record(external_exports.string(), external_exports.string()),
+  labels: external_exports.record(external_exports.string(), external_exports.string())
+});
 var versionEntrySchema = external_exports.object({
   version: external_exports.string().min(1),
   image: external_exports.object({
@@ -46454,7 +46470,13 @@ var versionEntrySchema = external_exports.object({
     builtHere: external_exports.boolean().optional()
   }),
   model: external_exports.object({ name: external_exports.string(), version: external_exports.string(), sha256: external_exports.string() }).nullable(),
-  container: external_exports.object({ id: external_exports.string(), name: external_exports.string(), hostPort: external_exports.number().int().positive() }).nullable(),
+  container: external_exports.object({
+    id: external_exports.string(),
+    name: external_exports.string(),
+    hostPort: external_exports.number().int().positive(),
+    /** Absent in ledgers written before it was recorded (repair then uses the default settings). */
+    run: containerRunSchema.optional()
+  }).nullable(),
   role: roleSchema,
   weight: external_exports.number().int().min(0).max(100),
   createdAt: isoTime,
@@ -47524,7 +47546,7 @@ function engineHost(env2 = process.env) {
 function unreachableError(detail) {
   return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
     exitCode: ExitCode2.environment,
-    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; on a modelship CI host: `bash .ci/setup-host.sh`)"
+    hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
 function firstLine(text) {
@@ -55575,6 +55597,21 @@ async function freePort() {
 function containerName(prefix, version2, stateDir) {
   return `${prefix}${version2}-${sha256(stateDir).slice(0, 8)}`.replace(/[^a-zA-Z0-9_.-]/g, "-");
 }
+function runServing(engine, image, name, hostPort, run2) {
+  return engine.runContainer({
+    image,
+    name,
+    port: run2.containerPort,
+    hostPort,
+    memory: run2.memory,
+    cpus: run2.cpus,
+    restart: run2.restart,
+    stopTimeoutSec: run2.stopTimeoutSec,
+    ...run2.hardening ? { hardening: run2.hardening } : {},
+    labels: run2.labels,
+    env: run2.env
+  });
+}
 function engineContainers(engine, stateDir, settings) {
   const c = settings.container;
   const nameFor = (version2) => containerName(c.namePrefix, version2, stateDir);
@@ -55595,11 +55632,8 @@ function engineContainers(engine, stateDir, settings) {
         await engine.remove(existing.id, { force: true });
       }
       const hostPort = await freePort();
-      const id = await engine.runContainer({
-        image: candidate.image.ref,
-        name,
-        port: c.port,
-        hostPort,
+      const run2 = {
+        containerPort: c.port,
         memory: c.memory,
         cpus: c.cpus,
         restart: c.restart,
@@ -55613,8 +55647,9 @@ function engineContainers(engine, stateDir, settings) {
           ...candidate.model ? { [MODEL_LABELS.name]: candidate.model.name, [MODEL_LABELS.sha256]: candidate.model.sha256 } : {}
         },
         env: { MODELSHIP_WORKERS: String(c.workers), ...candidate.env ?? {} }
-      });
-      return { id, name, hostPort };
+      };
+      const id = await runServing(engine, candidate.image.ref, name, hostPort, run2);
+      return { id, name, hostPort, run: run2 };
     },
     async waitReady(container, timeoutMs) {
       return waitForReady(`http://127.0.0.1:${container.hostPort}`, {

@@ -61298,7 +61298,7 @@ function decodeWindows1252(bytes) {
 
 // src/data/dataset.ts
 var MAX_LISTED = 5;
-function loadCsv(path) {
+function loadCsv(path, options = {}) {
   const bytes = readDatasetFile(path);
   const sha2562 = createHash2("sha256").update(bytes).digest("hex");
   if (bytes.length === 0 || bytes.every((b) => b === 10 || b === 13 || b === 32 || b === 9)) {
@@ -61329,6 +61329,7 @@ function loadCsv(path) {
     if (seen.has(c)) throw new UserError(`dataset ${path} has the column "${c}" twice in its header`);
     seen.add(c);
   }
+  const wanted = options.columns ? new Set(options.columns) : void 0;
   const rows = [];
   const lines = [];
   let prevLines = header.info.lines;
@@ -61339,7 +61340,10 @@ function loadCsv(path) {
     prevLines = info2.lines;
     prevEmpty = info2.empty_lines;
     const row = {};
-    for (let c = 0; c < columns.length; c++) row[columns[c]] = decodeField(record2[c]);
+    for (let c = 0; c < columns.length; c++) {
+      if (wanted && !wanted.has(columns[c])) continue;
+      row[columns[c]] = decodeField(record2[c]);
+    }
     rows.push(row);
   }
   if (rows.length === 0) {

@@ -359,11 +359,9 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
   };
 
   const checkHost = async (): Promise<void> => {
-    await reporter.step(
-      "Checking the container engine and HAProxy",
-      () => ensureHost(reporter, { install: opts.install }),
-      (f) => `(${f.engineDetail}; haproxy installed)`,
-    );
+    // Its own ✓/✗ steps: read the host, then install/start what is missing (src/host/setup.ts).
+    const facts = await ensureHost(reporter, { install: opts.install });
+    reporter.info(`  engine: ${facts.server} at ${facts.dockerHost}; HAProxy ${facts.haproxy}`);
     checkpoint();
     const left = await reporter.step(
       "Clearing any earlier demo run",
