@@ -2,9 +2,10 @@
 // Bundles every actions/<name>/main.ts into actions/<name>/dist/index.js (ESM; syntax target node20 so the bundles also run on the host CLI's Node; the runner runs them on node24) with esbuild.
 //
 // Pure-JS code (our src/, @actions/*, zod, yaml, ...) is bundled. Native modules cannot be: they are
-// left out and loaded at run time from the *workspace's* node_modules — the repository the workflow
-// checked out and ran `npm ci` in — not from next to the bundle (on a runner, a `uses: owner/repo/...`
-// action lives in _actions/, far from the workspace). A missing module fails with a message saying so.
+// left out and loaded at run time from MODELSHIP_APP_ROOT — which the bundles of RUNTIME_ACTIONS set
+// first thing (src/action/bootstrap.ts → src/action/runtime.ts): the modelship checkout the action runs
+// from when it ran `npm ci`, else an install of that checkout in the runner's tool cache, so a caller's
+// workspace needs no Node project — then from the workspace. A missing module fails with a message.
 //
 //   node scripts/build-actions.mjs                 # writes actions/*/dist/index.js
 //   node scripts/build-actions.mjs --out-dir DIR   # writes DIR/<name>/dist/index.js (scripts/check-dist.sh)
@@ -18,6 +19,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Native (or native-dependent) packages resolved from the workspace at run time. */
 export const WORKSPACE_EXTERNALS = ["onnxruntime-node", "onnxruntime-common"];
+
+/** Actions that load onnxruntime-node or the compiled server / monitoring assets (src/image/context.ts). */
+export const RUNTIME_ACTIONS = ["train-and-validate", "gate-on-metrics", "build-image", "canary-deploy"];
 
 const args = process.argv.slice(2);
 let outDir;
@@ -49,7 +53,7 @@ const workspaceExternals = {
 const { createRequire } = require("node:module");
 const { join } = require("node:path");
 const name = ${JSON.stringify(a.path)};
-const roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
+const roots = [...new Set([process.env.MODELSHIP_APP_ROOT, process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
 let loaded;
 for (const r of roots) {
   try { loaded = createRequire(join(r, "package.json"))(name); break; } catch (e) { if (e.code !== "MODULE_NOT_FOUND") throw e; }
@@ -73,7 +77,7 @@ for (const name of names) {
   await build({
     absWorkingDir: root,
     stdin: {
-      contents: `import { run } from "./main.js";\nawait run();\n`,
+      contents: `${RUNTIME_ACTIONS.includes(name) ? 'import "../../src/action/bootstrap.js";\n' : ""}import { run } from "./main.js";\nawait run();\n`,
       resolveDir: join(actionsDir, name),
       sourcefile: `actions/${name}/entry.ts`,
       loader: "ts",

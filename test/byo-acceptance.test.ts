@@ -27,14 +27,19 @@ const LOOSE_LATENCY = ["--latency-factor", "10", "--max-p95", "2000", "--max-p99
 let work: string;
 
 /**
- * The local base image, resolved before every build (not once per run): other suites on this shared
- * host may drop a base tag while this one runs; scripts/base-image.sh recreates it from its content key.
+ * The local base image under a tag of this suite's own: other suites on this shared host drop stale
+ * `mstest-base` tags while this one runs, so it is resolved (recreated from its content key when gone)
+ * before every build and tagged `mstest-byo-base:<key>`, which only this suite removes.
  */
 async function base(): Promise<string> {
   const { stdout } = await exec("bash", [join(repoRoot, "scripts", "base-image.sh"), "mstest-base"], {
     env: process.env,
   });
-  return stdout.trim().split("\n").pop()!;
+  const ref = stdout.trim().split("\n").pop()!;
+  const own = `mstest-byo-base:${ref.split(":")[1]}`;
+  await exec("docker", ["tag", ref, own], { env: process.env });
+  if (!builtImages.includes(own)) builtImages.push(own);
+  return own;
 }
 let policy: string;
 const fixtures = await byoFixtures();

@@ -340,4 +340,32 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
     expect(out(restored)).not.toMatch(/interrupted/);
     expect(await roles()).toEqual({ [target]: "stable", [images.v1.version]: "standby" });
   });
+
+  it("item 8: a container of this state dir that a crash left unrecorded is removed by the next deploy", async () => {
+    // what a kill -9 between `docker run` and the ledger write leaves: our labels, no ledger entry
+    const { stdout } = await exec(
+      "docker",
+      [
+        "run",
+        "-d",
+        "--name",
+        `${PREFIX}orphan-${Date.now()}`,
+        "--label",
+        `dev.modelship.state-dir=${stateDir}`,
+        "--label",
+        "dev.modelship.role=served",
+        "--label",
+        `dev.modelship.model.version=${images.v1.version}`,
+        images.v1.ref,
+      ],
+      { env: process.env },
+    );
+    const orphan = stdout.trim();
+    const { result, load } = await underLoad(() => cli(deployArgs(images.v1.ref)));
+    expect(result.code, out(result)).toBe(0);
+    expect(out(result)).toMatch(/repair: removed container mstest-flt-orphan-\d+ \(unknown to the ledger\)/);
+    expectNoFailures(load);
+    expect(await (await testEngine()).inspectContainer(orphan)).toBeNull();
+    expect(await roles()).toEqual({ [images.v1.version]: "stable", [images.v2.version]: "standby" });
+  });
 });

@@ -9,6 +9,7 @@ import { runDeploy } from "../src/rollout/deploy.js";
 import { decide, initialPhase } from "../src/rollout/machine.js";
 import type { Candidate, RolloutDeps, RunningContainer } from "../src/rollout/ports.js";
 import { runRollback } from "../src/rollout/rollback.js";
+import { edgeFailure } from "../src/rollout/run.js";
 import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { Reporter } from "../src/util/progress.js";
 
@@ -405,6 +406,16 @@ describe("deploy rollout (in-memory host)", () => {
     const other = { ...candidate("v1"), model: { name: "m", version: "v1", sha256: "b".repeat(64) } };
     await expect(deploy(other)).rejects.toThrow(/a version names exactly one model|sha256 bbbbbbbbbbbb/);
     expect((await deploy(candidate("v1"))).status).toBe("unchanged");
+  });
+
+  it("a rollout during which the edge saw failed requests is not a success (exit 1)", () => {
+    const edge = { url: "http://127.0.0.1:8080", requests: 1000, failed: 0 };
+    expect(edgeFailure("deploy of v2", edge)).toBeNull();
+    const err = edgeFailure("deploy of v2", { ...edge, failed: 3 });
+    expect(err?.exitCode).toBe(1);
+    expect(err?.message).toBe(
+      "deploy of v2: 3 of 1000 requests through the edge http://127.0.0.1:8080 failed meanwhile",
+    );
   });
 
   it("pruning removes only images a deploy of this state dir built", async () => {

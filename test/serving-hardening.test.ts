@@ -7,7 +7,8 @@ import { postJson, type RunningServer, request, startServer } from "./support/se
  * The direct container port's slow-client limits (issue 10 item 11), with a real slow client: a raw
  * TCP socket that trickles a request and records what the server answers and when it hangs up.
  * Node checks its header/request timeouts on a timer (30 s by default), which made a 10 s header
- * limit close after ~30 s and a 30 s request limit after ~51 s; the server now checks every second.
+ * limit close after ~30 s and a 30 s request limit after ~51 s; the server now checks every 250 ms.
+ * The upper bounds below leave ~1.5 s for a loaded machine and still fail the old behaviour.
  */
 
 interface SlowResult {
@@ -76,7 +77,7 @@ describe("slow clients on the server port: the configured limits are the real on
     expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(r.answer).toContain('{"error":"request not received in time"}');
     expect(r.closedAfterS).toBeGreaterThanOrEqual(1.9);
-    expect(r.closedAfterS).toBeLessThan(2.8);
+    expect(r.closedAfterS).toBeLessThan(3.5);
   });
 
   it("a body trickled one byte every 200 ms: 408 JSON and closed at the 4 s request limit", async () => {
@@ -86,7 +87,7 @@ describe("slow clients on the server port: the configured limits are the real on
     expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(r.answer).toContain('{"error":"request not received in time"}');
     expect(r.closedAfterS).toBeGreaterThanOrEqual(3.9);
-    expect(r.closedAfterS).toBeLessThan(4.8);
+    expect(r.closedAfterS).toBeLessThan(5.5);
   });
 
   it("an idle keep-alive connection outlives the header limit and still gets answers", async () => {
@@ -126,10 +127,10 @@ describe("server defaults: 10 s for headers, 30 s for the whole request", () => 
     ]);
     expect(headers.answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(headers.closedAfterS).toBeGreaterThanOrEqual(9.9);
-    expect(headers.closedAfterS).toBeLessThan(10.8);
+    expect(headers.closedAfterS).toBeLessThan(11.5);
     expect(body.answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(body.closedAfterS).toBeGreaterThanOrEqual(29.9);
-    expect(body.closedAfterS).toBeLessThan(30.8);
+    expect(body.closedAfterS).toBeLessThan(31.5);
   }, 70_000);
 });
 

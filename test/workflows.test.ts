@@ -144,9 +144,11 @@ describe("GitHub workflows", () => {
       for (const [jobName, job] of Object.entries(wf.jobs)) {
         const metaById = new Map<string, ActionMeta>();
         for (const step of job.steps) {
-          if (!step.uses?.startsWith("./actions/")) continue;
+          // reusable workflows run the actions from modelship checked out at .modelship/
+          const uses = step.uses?.replace(/^\.\/\.modelship\//, "./");
+          if (!uses?.startsWith("./actions/")) continue;
           const where = `${f}:${jobName}:${step.uses}`;
-          const metaPath = join(repoRoot, step.uses, "action.yml");
+          const metaPath = join(repoRoot, uses, "action.yml");
           expect(existsSync(metaPath), `${where}: action.yml missing`).toBe(true);
           const meta = parseYaml(readFileSync(metaPath, "utf8")) as ActionMeta;
           const declared = meta.inputs ?? {};
@@ -182,8 +184,11 @@ function selfHostedProblems(f: string, wf: Workflow): string[] {
   const jobs = Object.entries(wf.jobs).filter(([, job]) => selfHosted(job));
   if (jobs.length === 0) return problems;
   const events = Object.keys(wf.on);
+  // workflow_call: a reusable workflow runs with its caller's event and ref, so the job's main-only
+  // environment and `if:` below still hold
   for (const e of events)
-    if (!["push", "schedule", "workflow_dispatch"].includes(e)) problems.push(`${f}: triggered by ${e}`);
+    if (!["push", "schedule", "workflow_dispatch", "workflow_call"].includes(e))
+      problems.push(`${f}: triggered by ${e}`);
   const push = wf.on.push as { branches?: string[]; tags?: unknown } | null | undefined;
   if (events.includes("push") && (JSON.stringify(push?.branches) !== '["main"]' || push?.tags))
     problems.push(`${f}: push trigger not limited to main`);
@@ -206,7 +211,14 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
       for (const [name, job] of Object.entries(workflow(f).jobs))
         if (selfHosted(job)) gated.push(`${f}:${name}`);
     }
-    expect(gated.sort()).toEqual(["deploy.yml:canary", "drift.yml:check", "rollback.yml:rollback"]);
+    expect(gated.sort()).toEqual([
+      "deploy.yml:canary",
+      "drift.yml:check",
+      "reusable-deploy.yml:canary",
+      "reusable-drift.yml:check",
+      "reusable-rollback.yml:rollback",
+      "rollback.yml:rollback",
+    ]);
   });
 
   it("the check catches a planted self-hosted job: any-branch push, pull_request, no environment", () => {
@@ -224,6 +236,42 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
     expect(selfHostedProblems("drift.yml", drift)).toEqual([
       "drift.yml:check: no main-only environment (none)",
     ]);
+  });
+
+  it("reusable workflows: workflow_call only, typed inputs, actions from modelship checked out at the pinned ref", () => {
+    const reusable = files.filter((f) => f.startsWith("reusable-")).sort();
+    expect(reusable).toEqual([
+      "reusable-deploy.yml",
+      "reusable-drift.yml",
+      "reusable-model-pr.yml",
+      "reusable-rollback.yml",
+    ]);
+    for (const f of reusable) {
+      const wf = workflow(f);
+      expect(Object.keys(wf.on), f).toEqual(["workflow_call"]);
+      const inputs = (wf.on.workflow_call as { inputs: Record<string, { type?: string }> }).inputs;
+      expect(Object.keys(inputs), f).toEqual(
+        expect.arrayContaining(["modelship-repository", "modelship-ref"]),
+      );
+      for (const [name, spec] of Object.entries(inputs)) expect(spec.type, `${f}:${name}`).toBeDefined();
+      for (const [jobName, job] of Object.entries(wf.jobs)) {
+        const checkout = job.steps.findIndex((s) => s.with?.path === ".modelship");
+        const first = job.steps.findIndex(
+          (s) => s.uses?.startsWith("./.modelship/") || s.run?.includes(".modelship/"),
+        );
+        if (first === -1) continue;
+        expect(checkout, `${f}:${jobName}`).toBeGreaterThanOrEqual(0);
+        expect(checkout, `${f}:${jobName}`).toBeLessThan(first);
+        expect(job.steps[checkout]?.with?.ref, `${f}:${jobName}`).toBe("${{ inputs.modelship-ref }}");
+        // nothing may reach for an action of the caller's own workspace
+        expect(
+          job.steps.filter((s) => s.uses?.startsWith("./actions/")),
+          `${f}:${jobName}`,
+        ).toEqual([]);
+      }
+    }
+    // model PRs (fork code) never reach a self-hosted runner, reusable or not
+    expect(Object.values(workflow("reusable-model-pr.yml").jobs).some(selfHosted)).toBe(false);
   });
 
   it("no workflow runs on pull_request_target (it would hand fork code the repository's secrets)", () => {
@@ -345,7 +393,11 @@ describe("scripts/runner-job-guard.sh (the runner's pre-job hook)", () => {
       expect(r.stdout).toContain(`${wf} on main admitted`);
     }
     // …and exactly the workflows of the repository that reach the runner.
-    const reaching = files.filter((f) => Object.values(workflow(f).jobs).some(selfHosted)).sort();
+    // a reusable workflow (workflow_call only) never runs on its own: the guard sees its caller's file
+    const reaching = files
+      .filter((f) => Object.keys(workflow(f).on).some((e) => e !== "workflow_call"))
+      .filter((f) => Object.values(workflow(f).jobs).some(selfHosted))
+      .sort();
     expect(reaching).toEqual(["deploy.yml", "drift.yml", "rollback.yml"]);
   });
 

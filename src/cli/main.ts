@@ -1,14 +1,29 @@
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { resolveStateDir } from "../ledger/ledger.js";
 import { describeError, ExitCode, isUserError } from "../util/errors.js";
 import { assertSafeStateDir } from "../util/state-dir.js";
 import { commands } from "./commands/index.js";
+import { packageRoot } from "./demo/run.js";
+
+/** The installed package's version (package.json next to bin/), "0.0.0" when it cannot be read. */
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === "string" ? pkg.version : "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
 
 export function buildProgram(): Command {
   const program = new Command("modelship")
     .description("Ship ML models from a commit to canaried, monitored containers on one host.")
+    .version(packageVersion(), "-V, --version", "print the modelship version")
     .option("--debug", "show stack traces for unexpected errors")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();

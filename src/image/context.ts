@@ -16,7 +16,8 @@ import { ExitCode, UserError } from "../util/errors.js";
 
 /** Where the server's compiled entry points live, relative to the app root. */
 export const SERVER_DIST_DIR = "dist/serving";
-const ORT_BIN_DIR = join("node_modules", "onnxruntime-node", "bin", "napi-v6");
+/** onnxruntime-node's prebuilt binaries, relative to its package folder. */
+const ORT_BIN_DIR = join("bin", "napi-v6");
 const KEEP_OS = "linux";
 const KEEP_ARCH = "x64";
 /** Needed only by onnxruntime-node's install script (binary download), never at run time. */
@@ -167,14 +168,36 @@ interface PackageJson {
   peerDependencies?: Record<string, string>;
 }
 
-/** Node's lookup: <dir>/node_modules/<name>, walking up to the app root. */
-function resolvePackageDir(appRoot: string, fromDir: string, name: string): string | null {
+/**
+ * Node's lookup: <dir>/node_modules/<name>, walking up past the app root — an installed modelship
+ * (node_modules/modelship) finds its dependencies hoisted next to it.
+ */
+function resolvePackageDir(fromDir: string, name: string): string | null {
   let dir = fromDir;
   for (;;) {
-    const candidate = join(dir, "node_modules", name);
-    if (existsSync(join(candidate, "package.json"))) return candidate;
-    if (dir === appRoot || dir.length <= appRoot.length) return null;
-    dir = dirname(dir);
+    if (basename(dir) !== "node_modules") {
+      const candidate = join(dir, "node_modules", name);
+      if (existsSync(join(candidate, "package.json"))) return candidate;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+
+/**
+ * Where a package found by `packageClosure` (relative to the app root, `../x` when hoisted above it)
+ * goes in the image's app folder: its path below the node_modules root that holds it.
+ */
+export function imagePackagePath(appRoot: string, pkg: string): string {
+  const abs = resolve(appRoot, pkg);
+  if (abs.startsWith(resolve(appRoot) + sep)) return relative(appRoot, abs);
+  let dir = resolve(appRoot);
+  for (;;) {
+    const parent = dirname(dir);
+    if (parent === dir) return relative(appRoot, abs);
+    dir = parent;
+    if (abs.startsWith(join(dir, "node_modules") + sep)) return relative(dir, abs);
   }
 }
 
@@ -189,7 +212,7 @@ export function packageClosure(appRoot: string, roots: string[]): string[] {
   while (queue.length > 0) {
     const { from, name, optional } = queue.shift() as { from: string; name: string; optional: boolean };
     if (INSTALL_ONLY_PACKAGES.has(name)) continue;
-    const dir = resolvePackageDir(appRoot, from, name);
+    const dir = resolvePackageDir(from, name);
     if (!dir) {
       if (optional) continue;
       throw new UserError(`package '${name}' is imported by the server but not installed`, {
@@ -205,7 +228,9 @@ export function packageClosure(appRoot: string, roots: string[]): string[] {
     for (const dep of Object.keys({ ...pkg.optionalDependencies, ...pkg.peerDependencies }))
       queue.push({ from: dir, name: dep, optional: true });
   }
-  return [...dirs].map((d) => relative(appRoot, d)).sort();
+  // the app root's own node_modules first: they shadow hoisted copies of the same package
+  const rel = [...dirs].map((d) => relative(appRoot, d));
+  return [...rel.filter((d) => !d.startsWith("..")).sort(), ...rel.filter((d) => d.startsWith("..")).sort()];
 }
 
 async function dirBytes(path: string): Promise<number> {
@@ -249,13 +274,17 @@ export async function stageBuildContext(options: StageOptions): Promise<StagedCo
       await mkdir(dirname(join(app, file)), { recursive: true });
       await cp(join(appRoot, file), join(app, file));
     }
-    const ortBin = join(appRoot, ORT_BIN_DIR);
     // Nested packages live inside their parent's folder; copying the parent brings them along.
     const copied: string[] = [];
+    const placed = new Set<string>();
     for (const pkg of packages) {
       if (copied.some((parent) => pkg.startsWith(parent + sep))) continue;
+      const dest = imagePackagePath(appRoot, pkg);
+      if (placed.has(dest)) continue;
       copied.push(pkg);
-      await cp(join(appRoot, pkg), join(app, pkg), {
+      placed.add(dest);
+      const ortBin = join(appRoot, pkg, ORT_BIN_DIR);
+      await cp(join(appRoot, pkg), join(app, dest), {
         recursive: true,
         verbatimSymlinks: true,
         filter: (src) => {

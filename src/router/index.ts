@@ -1,4 +1,5 @@
 export { type RouterPaths, renderConfig, routerPaths } from "./config.js";
+export { type LiveServer, planChanges, type RouterPlan } from "./planner.js";
 export { type ApplyResult, Router, type RunningInfo } from "./router.js";
 export { parseServersState, parseStatCsv, RuntimeApi } from "./runtime-api.js";
 export {

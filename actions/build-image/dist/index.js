@@ -2166,9 +2166,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve3(data);
+              return err ? reject(err) : resolve4(data);
             });
           });
         }
@@ -2206,12 +2206,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve3(data);
+              ) : resolve4(data);
             });
           });
         }
@@ -4478,8 +4478,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve3, reject) => {
-        res = resolve3;
+      const promise2 = new Promise((resolve4, reject) => {
+        res = resolve4;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -6730,12 +6730,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7405,12 +7405,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7889,16 +7889,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve3;
+            this[kClosedResolve] = resolve4;
           } else {
-            resolve3(null);
+            resolve4(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -7909,7 +7909,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve3(null);
+            resolve4(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7960,7 +7960,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve3, reject) => {
+        const socket = await new Promise((resolve4, reject) => {
           client[kConnector]({
             host,
             hostname: hostname3,
@@ -7972,7 +7972,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve3(socket2);
+              resolve4(socket2);
             }
           });
         });
@@ -8308,8 +8308,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve3) => {
-            this[kClosedResolve] = resolve3;
+          await new Promise((resolve4) => {
+            this[kClosedResolve] = resolve4;
           });
         }
       }
@@ -9578,7 +9578,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve3, reject) => {
+        return await new Promise((resolve4, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9591,7 +9591,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve3(null);
+              resolve4(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9610,7 +9610,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9627,7 +9627,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve3,
+              resolve: resolve4,
               reject,
               length: 0,
               body: []
@@ -9697,18 +9697,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve3, stream, length } = consume2;
+      const { type, body, resolve: resolve4, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve3(chunksDecode(body, length));
+          resolve4(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve3(JSON.parse(chunksDecode(body, length)));
+          resolve4(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve3(chunksConcat(body, length).buffer);
+          resolve4(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve3(new Blob(body, { type: stream[kContentType] }));
+          resolve4(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve3(chunksConcat(body, length));
+          resolve4(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9965,9 +9965,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10190,9 +10190,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10477,9 +10477,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10571,9 +10571,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -14436,7 +14436,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve3, reject) => agent.dispatch(
+        return new Promise((resolve4, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14512,7 +14512,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve3({
+              resolve4({
                 status,
                 statusText,
                 headersList,
@@ -14555,7 +14555,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve3({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18296,8 +18296,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve3) => {
-        setTimeout(resolve3, ms).unref();
+      return new Promise((resolve4) => {
+        setTimeout(resolve4, ms).unref();
       });
     }
     module.exports = {
@@ -19227,6 +19227,130 @@ var require_picocolors = __commonJS({
   }
 });
 
+// src/action/runtime.ts
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+var SOURCES = [
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+  "bin",
+  "src",
+  "serving",
+  "training",
+  "monitoring"
+];
+var READY = ".modelship-ready";
+function isModelshipRoot(dir) {
+  try {
+    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === "modelship";
+  } catch {
+    return false;
+  }
+}
+function isInstalled(dir) {
+  return existsSync(join(dir, "node_modules", "onnxruntime-node", "package.json")) && existsSync(join(dir, "dist", "serving", "main.js"));
+}
+function actionCheckout(bundleFile) {
+  const root = resolve(dirname(bundleFile), "..", "..", "..");
+  return isModelshipRoot(root) ? root : null;
+}
+function hashTree(hash2, root, rel) {
+  const full = join(root, rel);
+  if (!existsSync(full)) return;
+  if (statSync(full).isDirectory()) {
+    for (const entry of readdirSync(full).sort()) hashTree(hash2, root, join(rel, entry));
+    return;
+  }
+  hash2.update(rel).update("\0").update(readFileSync(full)).update("\0");
+}
+function runtimeKey(checkout) {
+  const hash2 = createHash("sha256");
+  hash2.update(process.version.split(".")[0] ?? "");
+  for (const rel of SOURCES) hashTree(hash2, checkout, rel);
+  const version2 = JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")).version;
+  return `${version2 ?? "0.0.0"}-${hash2.digest("hex").slice(0, 16)}`;
+}
+function runtimeCacheRoot() {
+  if (process.env.MODELSHIP_ACTION_CACHE) return resolve(process.env.MODELSHIP_ACTION_CACHE);
+  const base = process.env.RUNNER_TOOL_CACHE || process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "modelship");
+}
+function install(checkout, target) {
+  const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    for (const rel of SOURCES)
+      if (existsSync(join(checkout, rel)))
+        cpSync(join(checkout, rel), join(staging, rel), { recursive: true });
+    const env2 = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip", npm_config_update_notifier: "false" };
+    const opts = { cwd: staging, env: env2, stdio: ["ignore", 2, 2] };
+    execFileSync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], opts);
+    execFileSync(
+      process.execPath,
+      [join("node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
+      opts
+    );
+    writeFileSync(join(staging, READY), `${(/* @__PURE__ */ new Date()).toISOString()}
+`);
+    try {
+      renameSync(staging, target);
+    } catch (err) {
+      if (!existsSync(join(target, READY))) throw err;
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+function ensureActionRuntime(bundleFile) {
+  if (process.env.MODELSHIP_APP_ROOT) return process.env.MODELSHIP_APP_ROOT;
+  const checkout = actionCheckout(bundleFile);
+  if (!checkout) return null;
+  if (isInstalled(checkout)) {
+    process.env.MODELSHIP_APP_ROOT = checkout;
+    return checkout;
+  }
+  const started = Date.now();
+  const target = join(runtimeCacheRoot(), runtimeKey(checkout));
+  if (!existsSync(join(target, READY))) {
+    process.stderr.write(
+      `modelship: installing the action's runtime into ${target} (once per runner and version)
+`
+    );
+    install(checkout, target);
+    process.stderr.write(`modelship: runtime installed in ${((Date.now() - started) / 1e3).toFixed(1)} s
+`);
+  }
+  process.env.MODELSHIP_APP_ROOT = target;
+  return target;
+}
+function bootstrapFromBundle(importMetaUrl) {
+  try {
+    ensureActionRuntime(fileURLToPath(importMetaUrl));
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    process.stdout.write(`::error::modelship could not install its runtime: ${message}
+`);
+    process.exit(1);
+  }
+}
+
+// src/action/bootstrap.ts
+bootstrapFromBundle(import.meta.url);
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -19389,11 +19513,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve3) {
-      resolve3(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve3, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -19409,7 +19533,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -24796,7 +24920,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve3) {
+function isRecursive(inst, stack, resolve4) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -24806,7 +24930,7 @@ function isRecursive(inst, stack, resolve3) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve3);
+      const answer = isRecursive(child, stack, resolve4);
       if (answer > result)
         result = answer;
     }
@@ -24817,7 +24941,7 @@ function isRecursive(inst, stack, resolve3) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve3) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve4) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -24881,7 +25005,7 @@ function isRecursive(inst, stack, resolve3) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve3 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve4 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -39703,12 +39827,12 @@ function settingInputNames(settings) {
 var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 
 // src/image/build.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
 // src/bundle/read.ts
 import { readFile, stat as stat2 } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join as join2, resolve as resolve2 } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -39871,19 +39995,19 @@ var modelCardSchema = external_exports.object({
 });
 
 // src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes as randomBytes2 } from "node:crypto";
 import { createReadStream } from "node:fs";
 async function sha256File(path) {
-  const hash2 = createHash("sha256");
+  const hash2 = createHash2("sha256");
   for await (const chunk of createReadStream(path)) hash2.update(chunk);
   return hash2.digest("hex");
 }
 
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {
-  const dir = resolve(dirArg);
-  const cardPath = join(dir, CARD_FILE);
-  const modelPath = join(dir, MODEL_FILE);
+  const dir = resolve2(dirArg);
+  const cardPath = join2(dir, CARD_FILE);
+  const modelPath = join2(dir, MODEL_FILE);
   let text;
   try {
     text = await readFile(cardPath, "utf8");
@@ -39971,7 +40095,7 @@ ${result.stdout}`.split("\n").map((l) => l.trim());
 }
 function runCommand(bin, args, options = {}) {
   const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     const child = spawn(bin, args, {
       env: options.env ?? process.env,
       ...options.cwd ? { cwd: options.cwd } : {},
@@ -40010,7 +40134,7 @@ function runCommand(bin, args, options = {}) {
     });
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve3({ code, signal, stdout, stderr, timedOut });
+      resolve4({ code, signal, stdout, stderr, timedOut });
     });
     child.stdin.on("error", () => {
     });
@@ -44342,35 +44466,35 @@ function formatSmokeReport(result, maxRows = 20) {
 }
 
 // src/image/context.ts
-import { existsSync as existsSync2, readFileSync } from "node:fs";
+import { existsSync as existsSync3, readFileSync as readFileSync2 } from "node:fs";
 import { cp, mkdir as mkdir2, mkdtemp, readdir as readdir2, readFile as readFile2, rm as rm2, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
-import { basename, dirname, join as join2, relative, resolve as resolve2, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, dirname as dirname2, join as join3, relative, resolve as resolve3, sep } from "node:path";
+import { fileURLToPath as fileURLToPath2 } from "node:url";
 var SERVER_DIST_DIR = "dist/serving";
-var ORT_BIN_DIR = join2("node_modules", "onnxruntime-node", "bin", "napi-v6");
+var ORT_BIN_DIR = join3("bin", "napi-v6");
 var KEEP_OS = "linux";
 var KEEP_ARCH = "x64";
 var INSTALL_ONLY_PACKAGES = /* @__PURE__ */ new Set(["adm-zip", "global-agent"]);
 function modelshipRootAbove(from) {
-  let dir = resolve2(from);
+  let dir = resolve3(from);
   for (; ; ) {
-    const pkg = join2(dir, "package.json");
-    if (existsSync2(pkg)) {
+    const pkg = join3(dir, "package.json");
+    if (existsSync3(pkg)) {
       try {
-        if (JSON.parse(readFileSync(pkg, "utf8")).name === "modelship") return dir;
+        if (JSON.parse(readFileSync2(pkg, "utf8")).name === "modelship") return dir;
       } catch {
       }
     }
-    const parent = dirname(dir);
+    const parent = dirname2(dir);
     if (parent === dir) return null;
     dir = parent;
   }
 }
 function thisFileDir() {
   try {
-    return dirname(fileURLToPath(import.meta.url));
+    return dirname2(fileURLToPath2(import.meta.url));
   } catch {
     return null;
   }
@@ -44382,7 +44506,7 @@ function findAppRoot() {
     process.env.GITHUB_WORKSPACE,
     process.cwd()
   ].filter((c) => Boolean(c)).map((c) => modelshipRootAbove(c)).filter((c) => c !== null);
-  const built = candidates.find((root) => existsSync2(join2(root, SERVER_DIST_DIR, "main.js")));
+  const built = candidates.find((root) => existsSync3(join3(root, SERVER_DIST_DIR, "main.js")));
   if (built) return built;
   throw new UserError(
     candidates.length > 0 ? `the compiled model server is missing in ${candidates[0]} (${SERVER_DIST_DIR}/main.js)` : "cannot find the modelship checkout (no package.json named modelship above this file or the working directory)",
@@ -44415,23 +44539,23 @@ function packageName(specifier) {
 async function listJs(dir) {
   const out = [];
   for (const entry of await readdir2(dir, { withFileTypes: true })) {
-    const full = join2(dir, entry.name);
+    const full = join3(dir, entry.name);
     if (entry.isDirectory()) out.push(...await listJs(full));
     else if (/\.(m?js|cjs|json)$/.test(entry.name)) out.push(full);
   }
   return out;
 }
 async function traceServer(appRoot) {
-  const serverDir = join2(appRoot, SERVER_DIST_DIR);
-  if (!existsSync2(join2(serverDir, "main.js")))
+  const serverDir = join3(appRoot, SERVER_DIST_DIR);
+  if (!existsSync3(join3(serverDir, "main.js")))
     throw new UserError(
-      `the compiled server is missing (${relative(process.cwd(), join2(serverDir, "main.js"))})`,
+      `the compiled server is missing (${relative(process.cwd(), join3(serverDir, "main.js"))})`,
       {
         exitCode: ExitCode2.environment,
         hint: "run `npm run build` in the modelship checkout first (npm ci does it)"
       }
     );
-  const distRoot = join2(appRoot, "dist");
+  const distRoot = join3(appRoot, "dist");
   const queue = await listJs(serverDir);
   const files = /* @__PURE__ */ new Set();
   const packages = /* @__PURE__ */ new Set();
@@ -44442,10 +44566,10 @@ async function traceServer(appRoot) {
     if (file2.endsWith(".json")) continue;
     for (const spec of extractSpecifiers(await readFile2(file2, "utf8"))) {
       if (spec.startsWith(".")) {
-        const target = resolve2(dirname(file2), spec);
+        const target = resolve3(dirname2(file2), spec);
         if (!target.startsWith(distRoot + sep))
           throw new UserError(`${relative(appRoot, file2)} imports ${spec}, outside dist/`);
-        if (existsSync2(target)) queue.push(target);
+        if (existsSync3(target)) queue.push(target);
         else
           throw new UserError(
             `${relative(appRoot, file2)} imports ${spec}, which is not compiled (run npm run build)`
@@ -44458,13 +44582,27 @@ async function traceServer(appRoot) {
   }
   return { files: [...files].map((f) => relative(appRoot, f)).sort(), packages: [...packages].sort() };
 }
-function resolvePackageDir(appRoot, fromDir, name) {
+function resolvePackageDir(fromDir, name) {
   let dir = fromDir;
   for (; ; ) {
-    const candidate = join2(dir, "node_modules", name);
-    if (existsSync2(join2(candidate, "package.json"))) return candidate;
-    if (dir === appRoot || dir.length <= appRoot.length) return null;
-    dir = dirname(dir);
+    if (basename(dir) !== "node_modules") {
+      const candidate = join3(dir, "node_modules", name);
+      if (existsSync3(join3(candidate, "package.json"))) return candidate;
+    }
+    const parent = dirname2(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+function imagePackagePath(appRoot, pkg) {
+  const abs = resolve3(appRoot, pkg);
+  if (abs.startsWith(resolve3(appRoot) + sep)) return relative(appRoot, abs);
+  let dir = resolve3(appRoot);
+  for (; ; ) {
+    const parent = dirname2(dir);
+    if (parent === dir) return relative(appRoot, abs);
+    dir = parent;
+    if (abs.startsWith(join3(dir, "node_modules") + sep)) return relative(dir, abs);
   }
 }
 function packageClosure(appRoot, roots) {
@@ -44477,7 +44615,7 @@ function packageClosure(appRoot, roots) {
   while (queue.length > 0) {
     const { from, name, optional: optional2 } = queue.shift();
     if (INSTALL_ONLY_PACKAGES.has(name)) continue;
-    const dir = resolvePackageDir(appRoot, from, name);
+    const dir = resolvePackageDir(from, name);
     if (!dir) {
       if (optional2) continue;
       throw new UserError(`package '${name}' is imported by the server but not installed`, {
@@ -44487,52 +44625,57 @@ function packageClosure(appRoot, roots) {
     }
     if (dirs.has(dir)) continue;
     dirs.add(dir);
-    const pkg = JSON.parse(readFileSync(join2(dir, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync2(join3(dir, "package.json"), "utf8"));
     for (const dep of Object.keys(pkg.dependencies ?? {}))
       queue.push({ from: dir, name: dep, optional: false });
     for (const dep of Object.keys({ ...pkg.optionalDependencies, ...pkg.peerDependencies }))
       queue.push({ from: dir, name: dep, optional: true });
   }
-  return [...dirs].map((d) => relative(appRoot, d)).sort();
+  const rel = [...dirs].map((d) => relative(appRoot, d));
+  return [...rel.filter((d) => !d.startsWith("..")).sort(), ...rel.filter((d) => d.startsWith("..")).sort()];
 }
 async function dirBytes(path) {
   const info2 = await stat3(path);
   if (!info2.isDirectory()) return info2.size;
   let total = 0;
-  for (const entry of await readdir2(path)) total += await dirBytes(join2(path, entry));
+  for (const entry of await readdir2(path)) total += await dirBytes(join3(path, entry));
   return total;
 }
 async function stageBuildContext(options) {
   const appRoot = options.appRoot ?? findAppRoot();
-  const bundleDir = resolve2(options.bundleDir);
+  const bundleDir = resolve3(options.bundleDir);
   for (const file2 of [CARD_FILE, MODEL_FILE])
-    if (!existsSync2(join2(bundleDir, file2)))
+    if (!existsSync3(join3(bundleDir, file2)))
       throw new UserError(
-        `${join2(bundleDir, file2)} not found: --model must point at a model bundle directory`
+        `${join3(bundleDir, file2)} not found: --model must point at a model bundle directory`
       );
   const trace = await traceServer(appRoot);
   const packages = packageClosure(appRoot, trace.packages);
-  const dir = await mkdtemp(join2(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const dir = await mkdtemp(join3(options.tmpRoot ?? tmpdir(), "modelship-build-"));
   const cleanup = () => rm2(dir, { recursive: true, force: true });
   try {
-    const app = join2(dir, "app");
+    const app = join3(dir, "app");
     await mkdir2(app, { recursive: true });
-    const own2 = JSON.parse(await readFile2(join2(appRoot, "package.json"), "utf8"));
+    const own2 = JSON.parse(await readFile2(join3(appRoot, "package.json"), "utf8"));
     await writeFile2(
-      join2(app, "package.json"),
+      join3(app, "package.json"),
       `${JSON.stringify({ name: "modelship-server", version: own2.version ?? "0.0.0", private: true, type: "module" }, null, 2)}
 `
     );
     for (const file2 of trace.files) {
-      await mkdir2(dirname(join2(app, file2)), { recursive: true });
-      await cp(join2(appRoot, file2), join2(app, file2));
+      await mkdir2(dirname2(join3(app, file2)), { recursive: true });
+      await cp(join3(appRoot, file2), join3(app, file2));
     }
-    const ortBin = join2(appRoot, ORT_BIN_DIR);
     const copied = [];
+    const placed = /* @__PURE__ */ new Set();
     for (const pkg of packages) {
       if (copied.some((parent) => pkg.startsWith(parent + sep))) continue;
+      const dest = imagePackagePath(appRoot, pkg);
+      if (placed.has(dest)) continue;
       copied.push(pkg);
-      await cp(join2(appRoot, pkg), join2(app, pkg), {
+      placed.add(dest);
+      const ortBin = join3(appRoot, pkg, ORT_BIN_DIR);
+      await cp(join3(appRoot, pkg), join3(app, dest), {
         recursive: true,
         verbatimSymlinks: true,
         filter: (src) => {
@@ -44544,12 +44687,12 @@ async function stageBuildContext(options) {
         }
       });
     }
-    await mkdir2(join2(dir, "model"));
-    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join2(bundleDir, file2), join2(dir, "model", file2));
-    const dockerfile = join2(dir, "Dockerfile");
-    await cp(join2(appRoot, "serving", "Dockerfile"), dockerfile);
-    await cp(join2(appRoot, "src", "image", "rootfs.cjs"), join2(dir, "rootfs.cjs"));
-    await writeFile2(join2(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    await mkdir2(join3(dir, "model"));
+    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join3(bundleDir, file2), join3(dir, "model", file2));
+    const dockerfile = join3(dir, "Dockerfile");
+    await cp(join3(appRoot, "serving", "Dockerfile"), dockerfile);
+    await cp(join3(appRoot, "src", "image", "rootfs.cjs"), join3(dir, "rootfs.cjs"));
+    await writeFile2(join3(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
     await cleanup();
@@ -44648,7 +44791,7 @@ function imageTags(image, card, revision, extra = []) {
   return [...new Set(tags)];
 }
 async function smokeTestImage(engine, image, card, options = {}) {
-  const name = `modelship-smoke-${card.name.replace(/[^a-z0-9_.-]/g, "-")}-${randomBytes2(3).toString("hex")}`;
+  const name = `modelship-smoke-${card.name.replace(/[^a-z0-9_.-]/g, "-")}-${randomBytes3(3).toString("hex")}`;
   const started = performance.now();
   await engine.runContainer({
     image,
@@ -44720,7 +44863,7 @@ async function buildModelImage(options) {
     (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
   );
   const smokeFirst = options.smoke !== false;
-  const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes2(4).toString("hex")}`] : tags;
+  const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes3(4).toString("hex")}`] : tags;
   let built;
   const buildStarted = performance.now();
   try {

@@ -2166,9 +2166,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve4(data);
+              return err ? reject(err) : resolve5(data);
             });
           });
         }
@@ -2206,12 +2206,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve4(data);
+              ) : resolve5(data);
             });
           });
         }
@@ -4478,8 +4478,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve4, reject) => {
-        res = resolve4;
+      const promise2 = new Promise((resolve5, reject) => {
+        res = resolve5;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -6730,12 +6730,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7405,12 +7405,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7889,16 +7889,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve4;
+            this[kClosedResolve] = resolve5;
           } else {
-            resolve4(null);
+            resolve5(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7909,7 +7909,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve4(null);
+            resolve5(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7960,7 +7960,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve4, reject) => {
+        const socket = await new Promise((resolve5, reject) => {
           client[kConnector]({
             host,
             hostname: hostname4,
@@ -7972,7 +7972,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve4(socket2);
+              resolve5(socket2);
             }
           });
         });
@@ -8308,8 +8308,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve4) => {
-            this[kClosedResolve] = resolve4;
+          await new Promise((resolve5) => {
+            this[kClosedResolve] = resolve5;
           });
         }
       }
@@ -9578,7 +9578,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve4, reject) => {
+        return await new Promise((resolve5, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9591,7 +9591,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve4(null);
+              resolve5(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9610,7 +9610,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9627,7 +9627,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve4,
+              resolve: resolve5,
               reject,
               length: 0,
               body: []
@@ -9697,18 +9697,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve4, stream, length } = consume2;
+      const { type, body, resolve: resolve5, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve4(chunksDecode(body, length));
+          resolve5(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve4(JSON.parse(chunksDecode(body, length)));
+          resolve5(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve4(chunksConcat(body, length).buffer);
+          resolve5(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve4(new Blob(body, { type: stream[kContentType] }));
+          resolve5(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve4(chunksConcat(body, length));
+          resolve5(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9965,9 +9965,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10190,9 +10190,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10477,9 +10477,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10571,9 +10571,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -14436,7 +14436,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve4, reject) => agent.dispatch(
+        return new Promise((resolve5, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14512,7 +14512,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve4({
+              resolve5({
                 status,
                 statusText,
                 headersList,
@@ -14555,7 +14555,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve4({
+              resolve5({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18296,8 +18296,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms3) {
-      return new Promise((resolve4) => {
-        setTimeout(resolve4, ms3).unref();
+      return new Promise((resolve5) => {
+        setTimeout(resolve5, ms3).unref();
       });
     }
     module.exports = {
@@ -19279,11 +19279,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve4) {
-          resolve4(value);
+        return value instanceof P ? value : new P(function(resolve5) {
+          resolve5(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve4, reject) {
+      return new (P || (P = Promise))(function(resolve5, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19299,7 +19299,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19386,26 +19386,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve5) => __awaiter3(this, void 0, void 0, function* () {
             let output2 = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output2 = Buffer.concat([output2, chunk]);
             });
             this.message.on("end", () => {
-              resolve4(output2.toString());
+              resolve5(output2.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve5) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve4(Buffer.concat(chunks));
+              resolve5(Buffer.concat(chunks));
             });
           }));
         });
@@ -19613,14 +19613,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             function callbackForResult(err, res) {
               if (err) {
                 reject(err);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve4(res);
+                resolve5(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -19864,12 +19864,12 @@ var require_lib = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve4) => setTimeout(() => resolve4(), ms3));
+          return new Promise((resolve5) => setTimeout(() => resolve5(), ms3));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve4, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve5, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -19877,7 +19877,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve4(response);
+              resolve5(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -19916,7 +19916,7 @@ var require_lib = __commonJS({
               err.result = response.result;
               reject(err);
             } else {
-              resolve4(response);
+              resolve5(response);
             }
           }));
         });
@@ -21426,12 +21426,12 @@ var require_adapter = __commonJS({
       return newFs;
     }
     function toPromise(method) {
-      return (...args) => new Promise((resolve4, reject) => {
+      return (...args) => new Promise((resolve5, reject) => {
         args.push((err, result) => {
           if (err) {
             reject(err);
           } else {
-            resolve4(result);
+            resolve5(result);
           }
         });
         method(...args);
@@ -21575,6 +21575,130 @@ var require_picocolors = __commonJS({
     module.exports.createColors = createColors;
   }
 });
+
+// src/action/runtime.ts
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+var SOURCES = [
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+  "bin",
+  "src",
+  "serving",
+  "training",
+  "monitoring"
+];
+var READY = ".modelship-ready";
+function isModelshipRoot(dir) {
+  try {
+    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === "modelship";
+  } catch {
+    return false;
+  }
+}
+function isInstalled(dir) {
+  return existsSync(join(dir, "node_modules", "onnxruntime-node", "package.json")) && existsSync(join(dir, "dist", "serving", "main.js"));
+}
+function actionCheckout(bundleFile) {
+  const root = resolve(dirname(bundleFile), "..", "..", "..");
+  return isModelshipRoot(root) ? root : null;
+}
+function hashTree(hash2, root, rel) {
+  const full = join(root, rel);
+  if (!existsSync(full)) return;
+  if (statSync(full).isDirectory()) {
+    for (const entry of readdirSync(full).sort()) hashTree(hash2, root, join(rel, entry));
+    return;
+  }
+  hash2.update(rel).update("\0").update(readFileSync(full)).update("\0");
+}
+function runtimeKey(checkout) {
+  const hash2 = createHash("sha256");
+  hash2.update(process.version.split(".")[0] ?? "");
+  for (const rel of SOURCES) hashTree(hash2, checkout, rel);
+  const version2 = JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")).version;
+  return `${version2 ?? "0.0.0"}-${hash2.digest("hex").slice(0, 16)}`;
+}
+function runtimeCacheRoot() {
+  if (process.env.MODELSHIP_ACTION_CACHE) return resolve(process.env.MODELSHIP_ACTION_CACHE);
+  const base = process.env.RUNNER_TOOL_CACHE || process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "modelship");
+}
+function install(checkout, target) {
+  const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    for (const rel of SOURCES)
+      if (existsSync(join(checkout, rel)))
+        cpSync(join(checkout, rel), join(staging, rel), { recursive: true });
+    const env2 = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip", npm_config_update_notifier: "false" };
+    const opts = { cwd: staging, env: env2, stdio: ["ignore", 2, 2] };
+    execFileSync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], opts);
+    execFileSync(
+      process.execPath,
+      [join("node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
+      opts
+    );
+    writeFileSync(join(staging, READY), `${(/* @__PURE__ */ new Date()).toISOString()}
+`);
+    try {
+      renameSync(staging, target);
+    } catch (err) {
+      if (!existsSync(join(target, READY))) throw err;
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+function ensureActionRuntime(bundleFile) {
+  if (process.env.MODELSHIP_APP_ROOT) return process.env.MODELSHIP_APP_ROOT;
+  const checkout = actionCheckout(bundleFile);
+  if (!checkout) return null;
+  if (isInstalled(checkout)) {
+    process.env.MODELSHIP_APP_ROOT = checkout;
+    return checkout;
+  }
+  const started = Date.now();
+  const target = join(runtimeCacheRoot(), runtimeKey(checkout));
+  if (!existsSync(join(target, READY))) {
+    process.stderr.write(
+      `modelship: installing the action's runtime into ${target} (once per runner and version)
+`
+    );
+    install(checkout, target);
+    process.stderr.write(`modelship: runtime installed in ${((Date.now() - started) / 1e3).toFixed(1)} s
+`);
+  }
+  process.env.MODELSHIP_APP_ROOT = target;
+  return target;
+}
+function bootstrapFromBundle(importMetaUrl) {
+  try {
+    ensureActionRuntime(fileURLToPath(importMetaUrl));
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    process.stdout.write(`::error::modelship could not install its runtime: ${message}
+`);
+    process.exit(1);
+  }
+}
+
+// src/action/bootstrap.ts
+bootstrapFromBundle(import.meta.url);
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -21738,11 +21862,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve4, reject) {
+  return new (P || (P = Promise))(function(resolve5, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -21758,7 +21882,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -27142,7 +27266,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve4) {
+function isRecursive(inst, stack, resolve5) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -27152,7 +27276,7 @@ function isRecursive(inst, stack, resolve4) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve4);
+      const answer = isRecursive(child, stack, resolve5);
       if (answer > result)
         result = answer;
     }
@@ -27163,7 +27287,7 @@ function isRecursive(inst, stack, resolve4) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve4) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve5) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -27227,7 +27351,7 @@ function isRecursive(inst, stack, resolve4) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve4 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve5 ? inst._zod.innerType : void 0);
       merge3(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -42070,7 +42194,7 @@ var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "F
 // src/util/command.ts
 import { spawn } from "node:child_process";
 import { realpath, stat as stat2 } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname as dirname2, join as join2 } from "node:path";
 import { createInterface } from "node:readline";
 var CommandNotFound = class extends Error {
   bin;
@@ -42107,7 +42231,7 @@ ${result.stdout}`.split("\n").map((l) => l.trim());
 }
 function runCommand(bin, args, options = {}) {
   const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const child = spawn(bin, args, {
       env: options.env ?? process.env,
       ...options.cwd ? { cwd: options.cwd } : {},
@@ -42146,7 +42270,7 @@ function runCommand(bin, args, options = {}) {
     });
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve4({ code, signal, stdout, stderr, timedOut });
+      resolve5({ code, signal, stdout, stderr, timedOut });
     });
     child.stdin.on("error", () => {
     });
@@ -42169,7 +42293,7 @@ var SYSTEM_BIN_DIRS = [
 async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
   for (const dir of dirs) {
-    const path = join(dir, name);
+    const path = join2(dir, name);
     const s = await stat2(path).catch(() => void 0);
     if (!s?.isFile() || (s.mode & 73) === 0) continue;
     if (await rootOwnedChain(path)) return path;
@@ -42183,7 +42307,7 @@ async function rootOwnedChain(path) {
   for (; ; ) {
     const s = await stat2(p).catch(() => void 0);
     if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
-    const parent = dirname(p);
+    const parent = dirname2(p);
     if (parent === p) return true;
     p = parent;
   }
@@ -42669,7 +42793,7 @@ ${result.stderr}`);
 };
 
 // node_modules/@actions/github/lib/context.js
-import { readFileSync, existsSync as existsSync2 } from "fs";
+import { readFileSync as readFileSync2, existsSync as existsSync3 } from "fs";
 import { EOL as EOL5 } from "os";
 var Context = class {
   /**
@@ -42679,8 +42803,8 @@ var Context = class {
     var _a3, _b, _c;
     this.payload = {};
     if (process.env.GITHUB_EVENT_PATH) {
-      if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
-        this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
+      if (existsSync3(process.env.GITHUB_EVENT_PATH)) {
+        this.payload = JSON.parse(readFileSync2(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
       } else {
         const path = process.env.GITHUB_EVENT_PATH;
         process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${EOL5}`);
@@ -42724,11 +42848,11 @@ var httpClient = __toESM(require_lib(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve4, reject) {
+  return new (P || (P = Promise))(function(resolve5, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -42744,7 +42868,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -46978,19 +47102,19 @@ async function withRunDeployment(options, rollout) {
 
 // src/ledger/ledger.ts
 var import_proper_lockfile = __toESM(require_proper_lockfile(), 1);
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 import { readdir as readdir2, readFile, rename as rename3, rm as rm3, stat as stat3 } from "node:fs/promises";
-import { homedir, hostname as hostname3, userInfo } from "node:os";
-import { join as join3, resolve } from "node:path";
+import { homedir as homedir2, hostname as hostname3, userInfo } from "node:os";
+import { join as join4, resolve as resolve2 } from "node:path";
 
 // src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes as randomBytes2 } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname as dirname2, join as join2 } from "node:path";
+import { dirname as dirname3, join as join3 } from "node:path";
 async function atomicWriteFile(path, data) {
-  await mkdir2(dirname2(path), { recursive: true });
-  const tmp = join2(dirname2(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  await mkdir2(dirname3(path), { recursive: true });
+  const tmp = join3(dirname3(path), `.${randomBytes2(6).toString("hex")}.tmp`);
   try {
     const handle = await open3(tmp, "w");
     try {
@@ -47010,12 +47134,12 @@ async function atomicWriteJson(path, value) {
 `);
 }
 async function sha256File(path) {
-  const hash2 = createHash("sha256");
+  const hash2 = createHash2("sha256");
   for await (const chunk of createReadStream(path)) hash2.update(chunk);
   return hash2.digest("hex");
 }
 function sha256(data) {
-  return createHash("sha256").update(data).digest("hex");
+  return createHash2("sha256").update(data).digest("hex");
 }
 
 // src/util/process.ts
@@ -47189,11 +47313,11 @@ var LOCK_DIR = "operation.lock";
 var OWNER_FILE = "operation.owner.json";
 var HISTORY_LIMIT = 500;
 function resolveStateDir(flag) {
-  if (flag) return resolve(flag);
+  if (flag) return resolve2(flag);
   const env2 = process.env.MODELSHIP_STATE_DIR;
-  if (env2) return resolve(env2);
+  if (env2) return resolve2(env2);
   const root = typeof process.getuid === "function" && process.getuid() === 0;
-  return root ? "/var/lib/modelship" : join3(homedir(), ".modelship");
+  return root ? "/var/lib/modelship" : join4(homedir2(), ".modelship");
 }
 var ownerSchema = external_exports.object({
   pid: external_exports.number().int(),
@@ -47219,7 +47343,7 @@ var Ledger = class {
   file;
   constructor(stateDir) {
     this.stateDir = stateDir;
-    this.file = join3(stateDir, LEDGER_FILE);
+    this.file = join4(stateDir, LEDGER_FILE);
   }
   /** The ledger as on disk; a missing file is an empty ledger, a broken one a clear error. */
   async read() {
@@ -47253,7 +47377,7 @@ var Ledger = class {
     try {
       const current = await readFile(this.file, "utf8");
       if (typeof parseProblem(current) !== "string")
-        await atomicWriteFile(join3(this.stateDir, BACKUP_FILE), current);
+        await atomicWriteFile(join4(this.stateDir, BACKUP_FILE), current);
     } catch {
     }
     await atomicWriteJson(this.file, next);
@@ -47262,7 +47386,7 @@ var Ledger = class {
   /** Who holds the operation lock right now (undefined when free, or when the record is not this lock's). */
   async lockOwner() {
     try {
-      const raw = JSON.parse(await readFile(join3(this.stateDir, OWNER_FILE), "utf8"));
+      const raw = JSON.parse(await readFile(join4(this.stateDir, OWNER_FILE), "utf8"));
       const parsed = ownerSchema.safeParse(raw);
       if (!parsed.success) return void 0;
       const lock = await stat3(this.lockPath);
@@ -47283,7 +47407,7 @@ var Ledger = class {
     }
   }
   get lockPath() {
-    return join3(this.stateDir, LOCK_DIR);
+    return join4(this.stateDir, LOCK_DIR);
   }
   /**
    * Takes the host-wide operation lock (one deploy/rollback/repair at a time) and records the operation
@@ -47294,7 +47418,7 @@ var Ledger = class {
     const started = Date.now();
     const timeout = options.waitTimeoutMs ?? 30 * 6e4;
     const pollMs = options.pollMs ?? 500;
-    await atomicWriteFile(join3(this.stateDir, ".keep"), "");
+    await atomicWriteFile(join4(this.stateDir, ".keep"), "");
     for (; ; ) {
       let release;
       try {
@@ -47345,9 +47469,9 @@ var Ledger = class {
         target: options.target,
         lockIno
       };
-      await atomicWriteJson(join3(this.stateDir, OWNER_FILE), owner);
+      await atomicWriteJson(join4(this.stateDir, OWNER_FILE), owner);
       const handle = new OperationHandle(this, release, options.onChange, {
-        id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes2(3).toString("hex")}`,
+        id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes3(3).toString("hex")}`,
         kind,
         pid: process.pid,
         host: hostname3(),
@@ -47374,7 +47498,7 @@ var Ledger = class {
     const actions = [];
     for (const name of await readdir2(this.stateDir).catch(() => [])) {
       if (/^\.[0-9a-f]{12}\.tmp$/.test(name)) {
-        await rm3(join3(this.stateDir, name), { force: true });
+        await rm3(join4(this.stateDir, name), { force: true });
         actions.push(`removed stray temp file ${name}`);
       }
     }
@@ -47393,7 +47517,7 @@ var Ledger = class {
     }
     let restored;
     try {
-      const backup = parseProblem(await readFile(join3(this.stateDir, BACKUP_FILE), "utf8"));
+      const backup = parseProblem(await readFile(join4(this.stateDir, BACKUP_FILE), "utf8"));
       if (typeof backup !== "string") restored = backup;
     } catch {
       restored = void 0;
@@ -47479,7 +47603,7 @@ var OperationHandle = class {
     const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
     });
-    await atomicWriteJson(join3(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
+    await atomicWriteJson(join4(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
     });
     await this.release();
   }
@@ -47488,7 +47612,7 @@ var OperationHandle = class {
     const release = this.releaseLock;
     this.releaseLock = void 0;
     if (!release) return;
-    await rm3(join3(this.ledger.stateDir, OWNER_FILE), { force: true });
+    await rm3(join4(this.ledger.stateDir, OWNER_FILE), { force: true });
     await release().catch(() => {
     });
   }
@@ -47496,7 +47620,7 @@ var OperationHandle = class {
 
 // src/bundle/read.ts
 import { readFile as readFile2, stat as stat4 } from "node:fs/promises";
-import { join as join4, resolve as resolve2 } from "node:path";
+import { join as join5, resolve as resolve3 } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -47660,9 +47784,9 @@ var modelCardSchema = external_exports.object({
 
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {
-  const dir = resolve2(dirArg);
-  const cardPath = join4(dir, CARD_FILE);
-  const modelPath = join4(dir, MODEL_FILE);
+  const dir = resolve3(dirArg);
+  const cardPath = join5(dir, CARD_FILE);
+  const modelPath = join5(dir, MODEL_FILE);
   let text;
   try {
     text = await readFile2(cardPath, "utf8");
@@ -48391,7 +48515,7 @@ function settingsFromFlags(flags) {
 var envPairsSchema = external_exports.record(external_exports.string(), external_exports.string());
 
 // src/image/build.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
 
 // node_modules/ora/index.js
@@ -52234,35 +52358,35 @@ function formatSmokeReport(result, maxRows = 20) {
 }
 
 // src/image/context.ts
-import { existsSync as existsSync3, readFileSync as readFileSync2 } from "node:fs";
+import { existsSync as existsSync4, readFileSync as readFileSync3 } from "node:fs";
 import { cp, mkdir as mkdir3, mkdtemp, readdir as readdir3, readFile as readFile3, rm as rm4, stat as stat5, writeFile as writeFile3 } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
-import { basename, dirname as dirname3, join as join5, relative, resolve as resolve3, sep as sep2 } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, dirname as dirname4, join as join6, relative, resolve as resolve4, sep as sep2 } from "node:path";
+import { fileURLToPath as fileURLToPath2 } from "node:url";
 var SERVER_DIST_DIR = "dist/serving";
-var ORT_BIN_DIR = join5("node_modules", "onnxruntime-node", "bin", "napi-v6");
+var ORT_BIN_DIR = join6("bin", "napi-v6");
 var KEEP_OS = "linux";
 var KEEP_ARCH = "x64";
 var INSTALL_ONLY_PACKAGES = /* @__PURE__ */ new Set(["adm-zip", "global-agent"]);
 function modelshipRootAbove(from) {
-  let dir = resolve3(from);
+  let dir = resolve4(from);
   for (; ; ) {
-    const pkg = join5(dir, "package.json");
-    if (existsSync3(pkg)) {
+    const pkg = join6(dir, "package.json");
+    if (existsSync4(pkg)) {
       try {
-        if (JSON.parse(readFileSync2(pkg, "utf8")).name === "modelship") return dir;
+        if (JSON.parse(readFileSync3(pkg, "utf8")).name === "modelship") return dir;
       } catch {
       }
     }
-    const parent = dirname3(dir);
+    const parent = dirname4(dir);
     if (parent === dir) return null;
     dir = parent;
   }
 }
 function thisFileDir() {
   try {
-    return dirname3(fileURLToPath(import.meta.url));
+    return dirname4(fileURLToPath2(import.meta.url));
   } catch {
     return null;
   }
@@ -52274,7 +52398,7 @@ function findAppRoot() {
     process.env.GITHUB_WORKSPACE,
     process.cwd()
   ].filter((c) => Boolean(c)).map((c) => modelshipRootAbove(c)).filter((c) => c !== null);
-  const built = candidates.find((root) => existsSync3(join5(root, SERVER_DIST_DIR, "main.js")));
+  const built = candidates.find((root) => existsSync4(join6(root, SERVER_DIST_DIR, "main.js")));
   if (built) return built;
   throw new UserError(
     candidates.length > 0 ? `the compiled model server is missing in ${candidates[0]} (${SERVER_DIST_DIR}/main.js)` : "cannot find the modelship checkout (no package.json named modelship above this file or the working directory)",
@@ -52307,23 +52431,23 @@ function packageName(specifier) {
 async function listJs(dir) {
   const out = [];
   for (const entry of await readdir3(dir, { withFileTypes: true })) {
-    const full = join5(dir, entry.name);
+    const full = join6(dir, entry.name);
     if (entry.isDirectory()) out.push(...await listJs(full));
     else if (/\.(m?js|cjs|json)$/.test(entry.name)) out.push(full);
   }
   return out;
 }
 async function traceServer(appRoot) {
-  const serverDir = join5(appRoot, SERVER_DIST_DIR);
-  if (!existsSync3(join5(serverDir, "main.js")))
+  const serverDir = join6(appRoot, SERVER_DIST_DIR);
+  if (!existsSync4(join6(serverDir, "main.js")))
     throw new UserError(
-      `the compiled server is missing (${relative(process.cwd(), join5(serverDir, "main.js"))})`,
+      `the compiled server is missing (${relative(process.cwd(), join6(serverDir, "main.js"))})`,
       {
         exitCode: ExitCode2.environment,
         hint: "run `npm run build` in the modelship checkout first (npm ci does it)"
       }
     );
-  const distRoot = join5(appRoot, "dist");
+  const distRoot = join6(appRoot, "dist");
   const queue = await listJs(serverDir);
   const files = /* @__PURE__ */ new Set();
   const packages = /* @__PURE__ */ new Set();
@@ -52334,10 +52458,10 @@ async function traceServer(appRoot) {
     if (file2.endsWith(".json")) continue;
     for (const spec of extractSpecifiers(await readFile3(file2, "utf8"))) {
       if (spec.startsWith(".")) {
-        const target = resolve3(dirname3(file2), spec);
+        const target = resolve4(dirname4(file2), spec);
         if (!target.startsWith(distRoot + sep2))
           throw new UserError(`${relative(appRoot, file2)} imports ${spec}, outside dist/`);
-        if (existsSync3(target)) queue.push(target);
+        if (existsSync4(target)) queue.push(target);
         else
           throw new UserError(
             `${relative(appRoot, file2)} imports ${spec}, which is not compiled (run npm run build)`
@@ -52350,13 +52474,27 @@ async function traceServer(appRoot) {
   }
   return { files: [...files].map((f) => relative(appRoot, f)).sort(), packages: [...packages].sort() };
 }
-function resolvePackageDir(appRoot, fromDir, name) {
+function resolvePackageDir(fromDir, name) {
   let dir = fromDir;
   for (; ; ) {
-    const candidate = join5(dir, "node_modules", name);
-    if (existsSync3(join5(candidate, "package.json"))) return candidate;
-    if (dir === appRoot || dir.length <= appRoot.length) return null;
-    dir = dirname3(dir);
+    if (basename(dir) !== "node_modules") {
+      const candidate = join6(dir, "node_modules", name);
+      if (existsSync4(join6(candidate, "package.json"))) return candidate;
+    }
+    const parent = dirname4(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+function imagePackagePath(appRoot, pkg) {
+  const abs = resolve4(appRoot, pkg);
+  if (abs.startsWith(resolve4(appRoot) + sep2)) return relative(appRoot, abs);
+  let dir = resolve4(appRoot);
+  for (; ; ) {
+    const parent = dirname4(dir);
+    if (parent === dir) return relative(appRoot, abs);
+    dir = parent;
+    if (abs.startsWith(join6(dir, "node_modules") + sep2)) return relative(dir, abs);
   }
 }
 function packageClosure(appRoot, roots) {
@@ -52369,7 +52507,7 @@ function packageClosure(appRoot, roots) {
   while (queue.length > 0) {
     const { from, name, optional: optional2 } = queue.shift();
     if (INSTALL_ONLY_PACKAGES.has(name)) continue;
-    const dir = resolvePackageDir(appRoot, from, name);
+    const dir = resolvePackageDir(from, name);
     if (!dir) {
       if (optional2) continue;
       throw new UserError(`package '${name}' is imported by the server but not installed`, {
@@ -52379,52 +52517,57 @@ function packageClosure(appRoot, roots) {
     }
     if (dirs.has(dir)) continue;
     dirs.add(dir);
-    const pkg = JSON.parse(readFileSync2(join5(dir, "package.json"), "utf8"));
+    const pkg = JSON.parse(readFileSync3(join6(dir, "package.json"), "utf8"));
     for (const dep of Object.keys(pkg.dependencies ?? {}))
       queue.push({ from: dir, name: dep, optional: false });
     for (const dep of Object.keys({ ...pkg.optionalDependencies, ...pkg.peerDependencies }))
       queue.push({ from: dir, name: dep, optional: true });
   }
-  return [...dirs].map((d) => relative(appRoot, d)).sort();
+  const rel = [...dirs].map((d) => relative(appRoot, d));
+  return [...rel.filter((d) => !d.startsWith("..")).sort(), ...rel.filter((d) => d.startsWith("..")).sort()];
 }
 async function dirBytes(path) {
   const info2 = await stat5(path);
   if (!info2.isDirectory()) return info2.size;
   let total = 0;
-  for (const entry of await readdir3(path)) total += await dirBytes(join5(path, entry));
+  for (const entry of await readdir3(path)) total += await dirBytes(join6(path, entry));
   return total;
 }
 async function stageBuildContext(options) {
   const appRoot = options.appRoot ?? findAppRoot();
-  const bundleDir = resolve3(options.bundleDir);
+  const bundleDir = resolve4(options.bundleDir);
   for (const file2 of [CARD_FILE, MODEL_FILE])
-    if (!existsSync3(join5(bundleDir, file2)))
+    if (!existsSync4(join6(bundleDir, file2)))
       throw new UserError(
-        `${join5(bundleDir, file2)} not found: --model must point at a model bundle directory`
+        `${join6(bundleDir, file2)} not found: --model must point at a model bundle directory`
       );
   const trace = await traceServer(appRoot);
   const packages = packageClosure(appRoot, trace.packages);
-  const dir = await mkdtemp(join5(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const dir = await mkdtemp(join6(options.tmpRoot ?? tmpdir(), "modelship-build-"));
   const cleanup = () => rm4(dir, { recursive: true, force: true });
   try {
-    const app = join5(dir, "app");
+    const app = join6(dir, "app");
     await mkdir3(app, { recursive: true });
-    const own2 = JSON.parse(await readFile3(join5(appRoot, "package.json"), "utf8"));
+    const own2 = JSON.parse(await readFile3(join6(appRoot, "package.json"), "utf8"));
     await writeFile3(
-      join5(app, "package.json"),
+      join6(app, "package.json"),
       `${JSON.stringify({ name: "modelship-server", version: own2.version ?? "0.0.0", private: true, type: "module" }, null, 2)}
 `
     );
     for (const file2 of trace.files) {
-      await mkdir3(dirname3(join5(app, file2)), { recursive: true });
-      await cp(join5(appRoot, file2), join5(app, file2));
+      await mkdir3(dirname4(join6(app, file2)), { recursive: true });
+      await cp(join6(appRoot, file2), join6(app, file2));
     }
-    const ortBin = join5(appRoot, ORT_BIN_DIR);
     const copied = [];
+    const placed = /* @__PURE__ */ new Set();
     for (const pkg of packages) {
       if (copied.some((parent) => pkg.startsWith(parent + sep2))) continue;
+      const dest = imagePackagePath(appRoot, pkg);
+      if (placed.has(dest)) continue;
       copied.push(pkg);
-      await cp(join5(appRoot, pkg), join5(app, pkg), {
+      placed.add(dest);
+      const ortBin = join6(appRoot, pkg, ORT_BIN_DIR);
+      await cp(join6(appRoot, pkg), join6(app, dest), {
         recursive: true,
         verbatimSymlinks: true,
         filter: (src) => {
@@ -52436,12 +52579,12 @@ async function stageBuildContext(options) {
         }
       });
     }
-    await mkdir3(join5(dir, "model"));
-    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join5(bundleDir, file2), join5(dir, "model", file2));
-    const dockerfile = join5(dir, "Dockerfile");
-    await cp(join5(appRoot, "serving", "Dockerfile"), dockerfile);
-    await cp(join5(appRoot, "src", "image", "rootfs.cjs"), join5(dir, "rootfs.cjs"));
-    await writeFile3(join5(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    await mkdir3(join6(dir, "model"));
+    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join6(bundleDir, file2), join6(dir, "model", file2));
+    const dockerfile = join6(dir, "Dockerfile");
+    await cp(join6(appRoot, "serving", "Dockerfile"), dockerfile);
+    await cp(join6(appRoot, "src", "image", "rootfs.cjs"), join6(dir, "rootfs.cjs"));
+    await writeFile3(join6(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
     await cleanup();
@@ -52509,7 +52652,7 @@ function imageTags(image, card, revision, extra = []) {
   return [...new Set(tags)];
 }
 async function smokeTestImage(engine, image, card, options = {}) {
-  const name = `modelship-smoke-${card.name.replace(/[^a-z0-9_.-]/g, "-")}-${randomBytes3(3).toString("hex")}`;
+  const name = `modelship-smoke-${card.name.replace(/[^a-z0-9_.-]/g, "-")}-${randomBytes4(3).toString("hex")}`;
   const started = performance.now();
   await engine.runContainer({
     image,
@@ -52581,7 +52724,7 @@ async function buildModelImage(options) {
     (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
   );
   const smokeFirst = options.smoke !== false;
-  const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes3(4).toString("hex")}`] : tags;
+  const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes4(4).toString("hex")}`] : tags;
   let built;
   const buildStarted = performance.now();
   try {
@@ -52691,31 +52834,31 @@ ${formatSmokeReport(result)}`,
 
 // src/monitoring/targets.ts
 var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
-import { existsSync as existsSync4 } from "node:fs";
+import { existsSync as existsSync5 } from "node:fs";
 import { chown, mkdir as mkdir4, readdir as readdir4, readFile as readFile4, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 
 // src/monitoring/paths.ts
-import { join as join6 } from "node:path";
+import { join as join7 } from "node:path";
 function monitoringPaths(stateDir) {
-  const dir = join6(stateDir, "monitoring");
+  const dir = join7(stateDir, "monitoring");
   return {
     dir,
-    settings: join6(stateDir, "monitoring.json"),
-    config: join6(dir, "prometheus.yml"),
-    rulesDir: join6(dir, "rules"),
-    rules: join6(dir, "rules", "modelship.rules.yml"),
-    targetsDir: join6(dir, "targets"),
-    modelTargets: join6(dir, "targets", "models.json"),
-    data: join6(dir, "data"),
-    pidfile: join6(dir, "prometheus.pid"),
-    log: join6(dir, "prometheus.log")
+    settings: join7(stateDir, "monitoring.json"),
+    config: join7(dir, "prometheus.yml"),
+    rulesDir: join7(dir, "rules"),
+    rules: join7(dir, "rules", "modelship.rules.yml"),
+    targetsDir: join7(dir, "targets"),
+    modelTargets: join7(dir, "targets", "models.json"),
+    data: join7(dir, "data"),
+    pidfile: join7(dir, "prometheus.pid"),
+    log: join7(dir, "prometheus.log")
   };
 }
 var ASSET = {
   config: "prometheus.yml",
-  rules: join6("rules", "modelship.rules.yml"),
-  dashboard: join6("grafana", "modelship.json")
+  rules: join7("rules", "modelship.rules.yml"),
+  dashboard: join7("grafana", "modelship.json")
 };
 
 // src/router/schema.ts
@@ -52901,7 +53044,7 @@ async function writeTargets(file2, targets) {
 async function syncTargets(stateDir) {
   const paths = monitoringPaths(stateDir);
   await mkdir4(paths.targetsDir, { recursive: true });
-  const lockTarget = join7(paths.targetsDir, ".lock-target");
+  const lockTarget = join8(paths.targetsDir, ".lock-target");
   await writeFile4(lockTarget, "", { flag: "a" });
   const release = await import_proper_lockfile2.default.lock(lockTarget, {
     stale: 1e4,
@@ -52915,22 +53058,22 @@ async function syncTargets(stateDir) {
   }
 }
 async function syncTargetsIfMonitored(stateDir) {
-  if (existsSync4(monitoringPaths(stateDir).targetsDir)) await syncTargets(stateDir);
+  if (existsSync5(monitoringPaths(stateDir).targetsDir)) await syncTargets(stateDir);
 }
 
 // src/router/config.ts
-import { join as join8 } from "node:path";
+import { join as join9 } from "node:path";
 function routerPaths(stateDir) {
-  const dir = join8(stateDir, "haproxy");
+  const dir = join9(stateDir, "haproxy");
   return {
-    config: join8(dir, "haproxy.cfg"),
-    socket: join8(dir, "haproxy.sock"),
-    pidfile: join8(dir, "haproxy.pid"),
-    serverState: join8(dir, "server-state"),
-    counterCarry: join8(dir, "counters-carry.json"),
-    settings: join8(stateDir, "router.json"),
-    desired: join8(stateDir, "router-desired.json"),
-    lock: join8(dir, "router")
+    config: join9(dir, "haproxy.cfg"),
+    socket: join9(dir, "haproxy.sock"),
+    pidfile: join9(dir, "haproxy.pid"),
+    serverState: join9(dir, "server-state"),
+    counterCarry: join9(dir, "counters-carry.json"),
+    settings: join9(stateDir, "router.json"),
+    desired: join9(stateDir, "router-desired.json"),
+    lock: join9(dir, "router")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -53103,7 +53246,7 @@ function planChanges(settings, live, desired) {
 // src/router/process.ts
 import { mkdir as mkdir5, mkdtemp as mkdtemp2, readFile as readFile5, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { dirname as dirname4, join as join9 } from "node:path";
+import { dirname as dirname5, join as join10 } from "node:path";
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
@@ -54823,7 +54966,7 @@ var RuntimeApi = class {
   /** Sends one command and returns HAProxy's raw answer. Connection problems → UserError (exit 3). */
   send(command) {
     if (/[\n;]/.test(command)) throw new Error(`runtime API command must be a single command: ${command}`);
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       const socket = createConnection(this.socketPath);
       const chunks = [];
       socket.setTimeout(this.timeoutMs, () => {
@@ -54851,7 +54994,7 @@ var RuntimeApi = class {
           )
         )
       );
-      socket.on("close", () => resolve4(Buffer.concat(chunks).toString("utf8")));
+      socket.on("close", () => resolve5(Buffer.concat(chunks).toString("utf8")));
     });
   }
   /**
@@ -54953,8 +55096,8 @@ var HaproxyProcess = class {
    */
   async validate(config2) {
     const bin = await haproxyBinary();
-    const dir = await mkdtemp2(join9(tmpdir2(), "modelship-haproxy-check-"));
-    const file2 = join9(dir, "haproxy.cfg");
+    const dir = await mkdtemp2(join10(tmpdir2(), "modelship-haproxy-check-"));
+    const file2 = join10(dir, "haproxy.cfg");
     try {
       await writeFile5(file2, config2, { flag: "wx", mode: 384 });
       await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
@@ -54997,7 +55140,7 @@ var HaproxyProcess = class {
   }
   /** Cold start from the config file (the config is the truth: stale server state is dropped). */
   async start() {
-    await mkdir5(dirname4(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir5(dirname5(this.paths.config), { recursive: true, mode: 488 });
     await atomicWriteFile(this.paths.serverState, "1\n");
     if (this.settings.supervisor === "systemd") {
       await systemctl("start", this.settings.systemdUnit);
@@ -55236,11 +55379,11 @@ function withCarry(live, carry) {
 // src/router/store.ts
 var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
 import { mkdir as mkdir6, readFile as readFile6, rm as rm6 } from "node:fs/promises";
-import { dirname as dirname5 } from "node:path";
+import { dirname as dirname6 } from "node:path";
 
 // src/util/state-dir.ts
 import { lstat as lstat2, stat as stat6 } from "node:fs/promises";
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 function trustedOwners() {
   const uid = process.geteuid?.() ?? process.getuid?.();
   const owners = /* @__PURE__ */ new Set([0]);
@@ -55253,7 +55396,7 @@ function trustedOwners() {
 }
 async function stateDirProblem(stateDir) {
   const owners = trustedOwners();
-  for (const path of [stateDir, join10(stateDir, "haproxy"), join10(stateDir, "monitoring")]) {
+  for (const path of [stateDir, join11(stateDir, "haproxy"), join11(stateDir, "monitoring")]) {
     const link = await lstat2(path).catch((err) => err);
     if (link instanceof Error) {
       if (link.code === "ENOENT") {
@@ -55362,7 +55505,7 @@ var RouterStore = class {
   }
   /** Runs `fn` holding the router lock (one change at a time across processes). */
   async withLock(fn) {
-    await mkdir6(dirname5(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir6(dirname6(this.paths.config), { recursive: true, mode: 488 });
     let release;
     try {
       release = await import_proper_lockfile3.default.lock(this.paths.lock, {
@@ -56541,14 +56684,14 @@ var SERVED_LABELS = {
   stateDir: "dev.modelship.state-dir"
 };
 async function freePort() {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const srv = createServer();
     srv.unref();
     srv.on("error", reject);
     srv.listen(0, "127.0.0.1", () => {
       const addr = srv.address();
       const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve4(port));
+      srv.close(() => resolve5(port));
     });
   });
 }

@@ -2174,9 +2174,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve3(data);
+              return err ? reject(err) : resolve4(data);
             });
           });
         }
@@ -2214,12 +2214,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve3(data);
+              ) : resolve4(data);
             });
           });
         }
@@ -4486,8 +4486,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve3, reject) => {
-        res = resolve3;
+      const promise2 = new Promise((resolve4, reject) => {
+        res = resolve4;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -6738,12 +6738,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7413,12 +7413,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve3, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve3;
+          callback = resolve4;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7897,16 +7897,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve3;
+            this[kClosedResolve] = resolve4;
           } else {
-            resolve3(null);
+            resolve4(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve3) => {
+        return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request2 = requests[i];
@@ -7917,7 +7917,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve3(null);
+            resolve4(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7968,7 +7968,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve3, reject) => {
+        const socket = await new Promise((resolve4, reject) => {
           client[kConnector]({
             host,
             hostname: hostname4,
@@ -7980,7 +7980,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve3(socket2);
+              resolve4(socket2);
             }
           });
         });
@@ -8316,8 +8316,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve3) => {
-            this[kClosedResolve] = resolve3;
+          await new Promise((resolve4) => {
+            this[kClosedResolve] = resolve4;
           });
         }
       }
@@ -9586,7 +9586,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve3, reject) => {
+        return await new Promise((resolve4, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9599,7 +9599,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve3(null);
+              resolve4(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9618,7 +9618,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve3, reject) => {
+      return new Promise((resolve4, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9635,7 +9635,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve3,
+              resolve: resolve4,
               reject,
               length: 0,
               body: []
@@ -9705,18 +9705,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve3, stream, length } = consume2;
+      const { type, body, resolve: resolve4, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve3(chunksDecode(body, length));
+          resolve4(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve3(JSON.parse(chunksDecode(body, length)));
+          resolve4(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve3(chunksConcat(body, length).buffer);
+          resolve4(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve3(new Blob(body, { type: stream[kContentType] }));
+          resolve4(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve3(chunksConcat(body, length));
+          resolve4(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9973,9 +9973,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           request2.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10198,9 +10198,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10485,9 +10485,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -10579,9 +10579,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve3(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -14444,7 +14444,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve3, reject) => agent.dispatch(
+        return new Promise((resolve4, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14520,7 +14520,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve3({
+              resolve4({
                 status,
                 statusText,
                 headersList,
@@ -14563,7 +14563,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve3({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18304,8 +18304,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms2) {
-      return new Promise((resolve3) => {
-        setTimeout(resolve3, ms2).unref();
+      return new Promise((resolve4) => {
+        setTimeout(resolve4, ms2).unref();
       });
     }
     module.exports = {
@@ -19287,11 +19287,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve3) {
-          resolve3(value);
+        return value instanceof P ? value : new P(function(resolve4) {
+          resolve4(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve3, reject) {
+      return new (P || (P = Promise))(function(resolve4, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19307,7 +19307,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19394,26 +19394,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
             let output2 = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output2 = Buffer.concat([output2, chunk]);
             });
             this.message.on("end", () => {
-              resolve3(output2.toString());
+              resolve4(output2.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve4) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve3(Buffer.concat(chunks));
+              resolve4(Buffer.concat(chunks));
             });
           }));
         });
@@ -19621,14 +19621,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3, reject) => {
+          return new Promise((resolve4, reject) => {
             function callbackForResult(err, res) {
               if (err) {
                 reject(err);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve3(res);
+                resolve4(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -19872,12 +19872,12 @@ var require_lib = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms2 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve3) => setTimeout(() => resolve3(), ms2));
+          return new Promise((resolve4) => setTimeout(() => resolve4(), ms2));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve3, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve4, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -19885,7 +19885,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve3(response);
+              resolve4(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -19924,7 +19924,7 @@ var require_lib = __commonJS({
               err.result = response.result;
               reject(err);
             } else {
-              resolve3(response);
+              resolve4(response);
             }
           }));
         });
@@ -24472,7 +24472,7 @@ function isRef(value) {
 function cloneIssues(issues2) {
   return issues2.map((iss) => iss.path ? { ...iss, path: iss.path.slice() } : { ...iss });
 }
-function isRecursive(inst, stack, resolve3) {
+function isRecursive(inst, stack, resolve4) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -24482,7 +24482,7 @@ function isRecursive(inst, stack, resolve3) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve3);
+      const answer = isRecursive(child, stack, resolve4);
       if (answer > result)
         result = answer;
     }
@@ -24493,7 +24493,7 @@ function isRecursive(inst, stack, resolve3) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve3) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve4) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -24557,7 +24557,7 @@ function isRecursive(inst, stack, resolve3) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve3 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve4 ? inst._zod.innerType : void 0);
       merge3(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -49268,12 +49268,12 @@ var require_adapter = __commonJS({
       return newFs;
     }
     function toPromise(method) {
-      return (...args) => new Promise((resolve3, reject) => {
+      return (...args) => new Promise((resolve4, reject) => {
         args.push((err, result) => {
           if (err) {
             reject(err);
           } else {
-            resolve3(result);
+            resolve4(result);
           }
         });
         method(...args);
@@ -49349,7 +49349,7 @@ var require_proper_lockfile = __commonJS({
 // src/util/command.ts
 import { spawn } from "node:child_process";
 import { realpath, stat as stat3 } from "node:fs/promises";
-import { dirname as dirname2, join as join5 } from "node:path";
+import { dirname as dirname3, join as join6 } from "node:path";
 import { createInterface } from "node:readline";
 function tail(result) {
   const lines = `${result.stderr}
@@ -49359,7 +49359,7 @@ ${result.stdout}`.split("\n").map((l) => l.trim());
 }
 function runCommand(bin, args, options = {}) {
   const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     const child = spawn(bin, args, {
       env: options.env ?? process.env,
       ...options.cwd ? { cwd: options.cwd } : {},
@@ -49398,7 +49398,7 @@ function runCommand(bin, args, options = {}) {
     });
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve3({ code, signal, stdout, stderr, timedOut });
+      resolve4({ code, signal, stdout, stderr, timedOut });
     });
     child.stdin.on("error", () => {
     });
@@ -49413,7 +49413,7 @@ async function runChecked(bin, args, options = {}) {
 async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
   for (const dir of dirs) {
-    const path = join5(dir, name);
+    const path = join6(dir, name);
     const s = await stat3(path).catch(() => void 0);
     if (!s?.isFile() || (s.mode & 73) === 0) continue;
     if (await rootOwnedChain(path)) return path;
@@ -49427,7 +49427,7 @@ async function rootOwnedChain(path) {
   for (; ; ) {
     const s = await stat3(p).catch(() => void 0);
     if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
-    const parent = dirname2(p);
+    const parent = dirname3(p);
     if (parent === p) return true;
     p = parent;
   }
@@ -49981,13 +49981,13 @@ ${result.stderr}`);
 var require_onnxruntime_node = __commonJS({
   "workspace-external:onnxruntime-node"(exports, module) {
     var { createRequire } = __require("node:module");
-    var { join: join12 } = __require("node:path");
+    var { join: join13 } = __require("node:path");
     var name = "onnxruntime-node";
-    var roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
+    var roots = [...new Set([process.env.MODELSHIP_APP_ROOT, process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
     var loaded;
     for (const r of roots) {
       try {
-        loaded = createRequire(join12(r, "package.json"))(name);
+        loaded = createRequire(join13(r, "package.json"))(name);
         break;
       } catch (e) {
         if (e.code !== "MODULE_NOT_FOUND") throw e;
@@ -54169,6 +54169,130 @@ var require_picocolors = __commonJS({
   }
 });
 
+// src/action/runtime.ts
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+var SOURCES = [
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+  "bin",
+  "src",
+  "serving",
+  "training",
+  "monitoring"
+];
+var READY = ".modelship-ready";
+function isModelshipRoot(dir) {
+  try {
+    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === "modelship";
+  } catch {
+    return false;
+  }
+}
+function isInstalled(dir) {
+  return existsSync(join(dir, "node_modules", "onnxruntime-node", "package.json")) && existsSync(join(dir, "dist", "serving", "main.js"));
+}
+function actionCheckout(bundleFile) {
+  const root = resolve(dirname(bundleFile), "..", "..", "..");
+  return isModelshipRoot(root) ? root : null;
+}
+function hashTree(hash2, root, rel) {
+  const full = join(root, rel);
+  if (!existsSync(full)) return;
+  if (statSync(full).isDirectory()) {
+    for (const entry of readdirSync(full).sort()) hashTree(hash2, root, join(rel, entry));
+    return;
+  }
+  hash2.update(rel).update("\0").update(readFileSync(full)).update("\0");
+}
+function runtimeKey(checkout) {
+  const hash2 = createHash("sha256");
+  hash2.update(process.version.split(".")[0] ?? "");
+  for (const rel of SOURCES) hashTree(hash2, checkout, rel);
+  const version2 = JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")).version;
+  return `${version2 ?? "0.0.0"}-${hash2.digest("hex").slice(0, 16)}`;
+}
+function runtimeCacheRoot() {
+  if (process.env.MODELSHIP_ACTION_CACHE) return resolve(process.env.MODELSHIP_ACTION_CACHE);
+  const base = process.env.RUNNER_TOOL_CACHE || process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "modelship");
+}
+function install(checkout, target) {
+  const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    for (const rel of SOURCES)
+      if (existsSync(join(checkout, rel)))
+        cpSync(join(checkout, rel), join(staging, rel), { recursive: true });
+    const env2 = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip", npm_config_update_notifier: "false" };
+    const opts = { cwd: staging, env: env2, stdio: ["ignore", 2, 2] };
+    execFileSync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], opts);
+    execFileSync(
+      process.execPath,
+      [join("node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
+      opts
+    );
+    writeFileSync(join(staging, READY), `${(/* @__PURE__ */ new Date()).toISOString()}
+`);
+    try {
+      renameSync(staging, target);
+    } catch (err) {
+      if (!existsSync(join(target, READY))) throw err;
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+function ensureActionRuntime(bundleFile) {
+  if (process.env.MODELSHIP_APP_ROOT) return process.env.MODELSHIP_APP_ROOT;
+  const checkout = actionCheckout(bundleFile);
+  if (!checkout) return null;
+  if (isInstalled(checkout)) {
+    process.env.MODELSHIP_APP_ROOT = checkout;
+    return checkout;
+  }
+  const started = Date.now();
+  const target = join(runtimeCacheRoot(), runtimeKey(checkout));
+  if (!existsSync(join(target, READY))) {
+    process.stderr.write(
+      `modelship: installing the action's runtime into ${target} (once per runner and version)
+`
+    );
+    install(checkout, target);
+    process.stderr.write(`modelship: runtime installed in ${((Date.now() - started) / 1e3).toFixed(1)} s
+`);
+  }
+  process.env.MODELSHIP_APP_ROOT = target;
+  return target;
+}
+function bootstrapFromBundle(importMetaUrl) {
+  try {
+    ensureActionRuntime(fileURLToPath(importMetaUrl));
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    process.stdout.write(`::error::modelship could not install its runtime: ${message}
+`);
+    process.exit(1);
+  }
+}
+
+// src/action/bootstrap.ts
+bootstrapFromBundle(import.meta.url);
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -54331,11 +54455,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve3) {
-      resolve3(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve3, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -54351,7 +54475,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -54672,7 +54796,7 @@ function info(message) {
 }
 
 // node_modules/@actions/github/lib/context.js
-import { readFileSync, existsSync as existsSync2 } from "fs";
+import { readFileSync as readFileSync2, existsSync as existsSync3 } from "fs";
 import { EOL as EOL5 } from "os";
 var Context = class {
   /**
@@ -54682,8 +54806,8 @@ var Context = class {
     var _a3, _b, _c;
     this.payload = {};
     if (process.env.GITHUB_EVENT_PATH) {
-      if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
-        this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
+      if (existsSync3(process.env.GITHUB_EVENT_PATH)) {
+        this.payload = JSON.parse(readFileSync2(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
       } else {
         const path = process.env.GITHUB_EVENT_PATH;
         process.stdout.write(`GITHUB_EVENT_PATH ${path} does not exist${EOL5}`);
@@ -54727,11 +54851,11 @@ var httpClient = __toESM(require_lib(), 1);
 var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve3) {
-      resolve3(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve3, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -54747,7 +54871,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve3(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -58837,8 +58961,8 @@ function getOctokit(token, options, ...additionalPlugins) {
 }
 
 // src/action/kit.ts
-import { existsSync as existsSync3 } from "node:fs";
-import { join } from "node:path";
+import { existsSync as existsSync4 } from "node:fs";
+import { join as join2 } from "node:path";
 init_zod();
 
 // src/config/schema.ts
@@ -59023,8 +59147,8 @@ function setOutputs(outputs) {
 var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 function workspaceConfig(given) {
   if (given) return given;
-  const path = join(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
-  return existsSync3(path) ? path : void 0;
+  const path = join2(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
+  return existsSync4(path) ? path : void 0;
 }
 
 // src/config/load.ts
@@ -59105,7 +59229,7 @@ init_zod();
 import { execFile } from "node:child_process";
 import { mkdtemp as mkdtemp2, readdir as readdir3, readFile as readFile6, rm as rm6, stat as stat6, writeFile as writeFile4 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { join as join9 } from "node:path";
+import { join as join10 } from "node:path";
 import { promisify } from "node:util";
 
 // src/contracts/card.ts
@@ -59356,18 +59480,18 @@ async function downloadFirstReleaseAsset(gh, tag, names) {
 var import_proper_lockfile = __toESM(require_proper_lockfile(), 1);
 init_zod();
 init_errors3();
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 import { readdir as readdir2, readFile as readFile2, rename as rename3, rm as rm3, stat as stat2 } from "node:fs/promises";
-import { homedir, hostname as hostname3, userInfo } from "node:os";
-import { join as join3, resolve } from "node:path";
+import { homedir as homedir2, hostname as hostname3, userInfo } from "node:os";
+import { join as join4, resolve as resolve2 } from "node:path";
 
 // src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes as randomBytes2 } from "node:crypto";
 import { mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname, join as join2 } from "node:path";
+import { dirname as dirname2, join as join3 } from "node:path";
 async function atomicWriteFile(path, data) {
-  await mkdir2(dirname(path), { recursive: true });
-  const tmp = join2(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  await mkdir2(dirname2(path), { recursive: true });
+  const tmp = join3(dirname2(path), `.${randomBytes2(6).toString("hex")}.tmp`);
   try {
     const handle = await open3(tmp, "w");
     try {
@@ -59559,11 +59683,11 @@ var LOCK_DIR = "operation.lock";
 var OWNER_FILE = "operation.owner.json";
 var HISTORY_LIMIT = 500;
 function resolveStateDir(flag) {
-  if (flag) return resolve(flag);
+  if (flag) return resolve2(flag);
   const env2 = process.env.MODELSHIP_STATE_DIR;
-  if (env2) return resolve(env2);
+  if (env2) return resolve2(env2);
   const root = typeof process.getuid === "function" && process.getuid() === 0;
-  return root ? "/var/lib/modelship" : join3(homedir(), ".modelship");
+  return root ? "/var/lib/modelship" : join4(homedir2(), ".modelship");
 }
 var ownerSchema = external_exports.object({
   pid: external_exports.number().int(),
@@ -59579,7 +59703,7 @@ var Ledger = class {
   file;
   constructor(stateDir) {
     this.stateDir = stateDir;
-    this.file = join3(stateDir, LEDGER_FILE);
+    this.file = join4(stateDir, LEDGER_FILE);
   }
   /** The ledger as on disk; a missing file is an empty ledger, a broken one a clear error. */
   async read() {
@@ -59613,7 +59737,7 @@ var Ledger = class {
     try {
       const current = await readFile2(this.file, "utf8");
       if (typeof parseProblem(current) !== "string")
-        await atomicWriteFile(join3(this.stateDir, BACKUP_FILE), current);
+        await atomicWriteFile(join4(this.stateDir, BACKUP_FILE), current);
     } catch {
     }
     await atomicWriteJson(this.file, next);
@@ -59622,7 +59746,7 @@ var Ledger = class {
   /** Who holds the operation lock right now (undefined when free, or when the record is not this lock's). */
   async lockOwner() {
     try {
-      const raw = JSON.parse(await readFile2(join3(this.stateDir, OWNER_FILE), "utf8"));
+      const raw = JSON.parse(await readFile2(join4(this.stateDir, OWNER_FILE), "utf8"));
       const parsed = ownerSchema.safeParse(raw);
       if (!parsed.success) return void 0;
       const lock = await stat2(this.lockPath);
@@ -59643,7 +59767,7 @@ var Ledger = class {
     }
   }
   get lockPath() {
-    return join3(this.stateDir, LOCK_DIR);
+    return join4(this.stateDir, LOCK_DIR);
   }
   /**
    * Takes the host-wide operation lock (one deploy/rollback/repair at a time) and records the operation
@@ -59654,7 +59778,7 @@ var Ledger = class {
     const started = Date.now();
     const timeout = options.waitTimeoutMs ?? 30 * 6e4;
     const pollMs = options.pollMs ?? 500;
-    await atomicWriteFile(join3(this.stateDir, ".keep"), "");
+    await atomicWriteFile(join4(this.stateDir, ".keep"), "");
     for (; ; ) {
       let release;
       try {
@@ -59705,9 +59829,9 @@ var Ledger = class {
         target: options.target,
         lockIno
       };
-      await atomicWriteJson(join3(this.stateDir, OWNER_FILE), owner);
+      await atomicWriteJson(join4(this.stateDir, OWNER_FILE), owner);
       const handle = new OperationHandle(this, release, options.onChange, {
-        id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes2(3).toString("hex")}`,
+        id: `${kind}-${since.replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes3(3).toString("hex")}`,
         kind,
         pid: process.pid,
         host: hostname3(),
@@ -59734,7 +59858,7 @@ var Ledger = class {
     const actions = [];
     for (const name of await readdir2(this.stateDir).catch(() => [])) {
       if (/^\.[0-9a-f]{12}\.tmp$/.test(name)) {
-        await rm3(join3(this.stateDir, name), { force: true });
+        await rm3(join4(this.stateDir, name), { force: true });
         actions.push(`removed stray temp file ${name}`);
       }
     }
@@ -59753,7 +59877,7 @@ var Ledger = class {
     }
     let restored;
     try {
-      const backup = parseProblem(await readFile2(join3(this.stateDir, BACKUP_FILE), "utf8"));
+      const backup = parseProblem(await readFile2(join4(this.stateDir, BACKUP_FILE), "utf8"));
       if (typeof backup !== "string") restored = backup;
     } catch {
       restored = void 0;
@@ -59839,7 +59963,7 @@ var OperationHandle = class {
     const done = await this.update((l) => {
       if (l.operation?.id === this.operation.id) l.operation = null;
     });
-    await atomicWriteJson(join3(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
+    await atomicWriteJson(join4(this.ledger.stateDir, BACKUP_FILE), done).catch(() => {
     });
     await this.release();
   }
@@ -59848,7 +59972,7 @@ var OperationHandle = class {
     const release = this.releaseLock;
     this.releaseLock = void 0;
     if (!release) return;
-    await rm3(join3(this.ledger.stateDir, OWNER_FILE), { force: true });
+    await rm3(join4(this.ledger.stateDir, OWNER_FILE), { force: true });
     await release().catch(() => {
     });
   }
@@ -59858,7 +59982,7 @@ var OperationHandle = class {
 init_errors3();
 
 // src/router/config.ts
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 
 // src/router/schema.ts
 init_zod();
@@ -59959,16 +60083,16 @@ function weightToPercent(weight) {
 
 // src/router/config.ts
 function routerPaths(stateDir) {
-  const dir = join4(stateDir, "haproxy");
+  const dir = join5(stateDir, "haproxy");
   return {
-    config: join4(dir, "haproxy.cfg"),
-    socket: join4(dir, "haproxy.sock"),
-    pidfile: join4(dir, "haproxy.pid"),
-    serverState: join4(dir, "server-state"),
-    counterCarry: join4(dir, "counters-carry.json"),
-    settings: join4(stateDir, "router.json"),
-    desired: join4(stateDir, "router-desired.json"),
-    lock: join4(dir, "router")
+    config: join5(dir, "haproxy.cfg"),
+    socket: join5(dir, "haproxy.sock"),
+    pidfile: join5(dir, "haproxy.pid"),
+    serverState: join5(dir, "server-state"),
+    counterCarry: join5(dir, "counters-carry.json"),
+    settings: join5(stateDir, "router.json"),
+    desired: join5(stateDir, "router-desired.json"),
+    lock: join5(dir, "router")
   };
 }
 var ms = (n) => `${n}ms`;
@@ -60143,7 +60267,7 @@ init_command();
 init_errors3();
 import { mkdir as mkdir3, mkdtemp, readFile as readFile3, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname as dirname3, join as join6 } from "node:path";
+import { dirname as dirname4, join as join7 } from "node:path";
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
@@ -61864,7 +61988,7 @@ var RuntimeApi = class {
   /** Sends one command and returns HAProxy's raw answer. Connection problems → UserError (exit 3). */
   send(command) {
     if (/[\n;]/.test(command)) throw new Error(`runtime API command must be a single command: ${command}`);
-    return new Promise((resolve3, reject) => {
+    return new Promise((resolve4, reject) => {
       const socket = createConnection(this.socketPath);
       const chunks = [];
       socket.setTimeout(this.timeoutMs, () => {
@@ -61892,7 +62016,7 @@ var RuntimeApi = class {
           )
         )
       );
-      socket.on("close", () => resolve3(Buffer.concat(chunks).toString("utf8")));
+      socket.on("close", () => resolve4(Buffer.concat(chunks).toString("utf8")));
     });
   }
   /**
@@ -61994,8 +62118,8 @@ var HaproxyProcess = class {
    */
   async validate(config2) {
     const bin = await haproxyBinary();
-    const dir = await mkdtemp(join6(tmpdir(), "modelship-haproxy-check-"));
-    const file2 = join6(dir, "haproxy.cfg");
+    const dir = await mkdtemp(join7(tmpdir(), "modelship-haproxy-check-"));
+    const file2 = join7(dir, "haproxy.cfg");
     try {
       await writeFile3(file2, config2, { flag: "wx", mode: 384 });
       await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
@@ -62038,7 +62162,7 @@ var HaproxyProcess = class {
   }
   /** Cold start from the config file (the config is the truth: stale server state is dropped). */
   async start() {
-    await mkdir3(dirname3(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir3(dirname4(this.paths.config), { recursive: true, mode: 488 });
     await atomicWriteFile(this.paths.serverState, "1\n");
     if (this.settings.supervisor === "systemd") {
       await systemctl("start", this.settings.systemdUnit);
@@ -62279,12 +62403,12 @@ function withCarry(live, carry) {
 var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
 init_errors3();
 import { mkdir as mkdir4, readFile as readFile4, rm as rm5 } from "node:fs/promises";
-import { dirname as dirname4 } from "node:path";
+import { dirname as dirname5 } from "node:path";
 
 // src/util/state-dir.ts
 init_errors3();
 import { lstat as lstat2, stat as stat4 } from "node:fs/promises";
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 function trustedOwners() {
   const uid = process.geteuid?.() ?? process.getuid?.();
   const owners = /* @__PURE__ */ new Set([0]);
@@ -62297,7 +62421,7 @@ function trustedOwners() {
 }
 async function stateDirProblem(stateDir) {
   const owners = trustedOwners();
-  for (const path of [stateDir, join7(stateDir, "haproxy"), join7(stateDir, "monitoring")]) {
+  for (const path of [stateDir, join8(stateDir, "haproxy"), join8(stateDir, "monitoring")]) {
     const link = await lstat2(path).catch((err) => err);
     if (link instanceof Error) {
       if (link.code === "ENOENT") {
@@ -62406,7 +62530,7 @@ var RouterStore = class {
   }
   /** Runs `fn` holding the router lock (one change at a time across processes). */
   async withLock(fn) {
-    await mkdir4(dirname4(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir4(dirname5(this.paths.config), { recursive: true, mode: 488 });
     let release;
     try {
       release = await import_proper_lockfile2.default.lock(this.paths.lock, {
@@ -62742,7 +62866,7 @@ init_errors3();
 // src/gate/card.ts
 init_zod();
 import { readFile as readFile5, stat as stat5 } from "node:fs/promises";
-import { basename, dirname as dirname5, join as join8 } from "node:path";
+import { basename, dirname as dirname6, join as join9 } from "node:path";
 init_errors3();
 var gateCardSchema = external_exports.object({
   name: external_exports.string().optional(),
@@ -62767,13 +62891,13 @@ async function loadCard(path, role) {
   const info2 = await stat5(path).catch(() => void 0);
   if (!info2)
     throw new UserError(`${role} ${path} does not exist`, { hint: "pass a bundle directory or model.json" });
-  if (info2.isDirectory()) cardPath = join8(path, CARD_FILE);
+  if (info2.isDirectory()) cardPath = join9(path, CARD_FILE);
   const text = await readFile5(cardPath, "utf8").catch(() => {
     throw new UserError(`${role} ${path} has no ${CARD_FILE}`, { hint: "is this a modelship bundle?" });
   });
   const card = parseCard(text, `${role} ${cardPath}`);
-  const dir = dirname5(cardPath);
-  const hasModel = await stat5(join8(dir, MODEL_FILE)).then(
+  const dir = dirname6(cardPath);
+  const hasModel = await stat5(join9(dir, MODEL_FILE)).then(
     (s) => s.isFile(),
     () => false
   );
@@ -62875,7 +62999,7 @@ async function baselineFromHost(options) {
 async function baselineFromStatus(status, where, copyBundle = copyBundleFromContainer) {
   const stable = status.versions.find((v) => v.role === "stable");
   if (!stable) return noBaseline(`${where} has no stable version`);
-  const path = stable.modelJson ?? (stable.bundle ? join9(stable.bundle, CARD_FILE) : void 0);
+  const path = stable.modelJson ?? (stable.bundle ? join10(stable.bundle, CARD_FILE) : void 0);
   if (path) {
     const loaded = await loadCard(path, "baseline");
     return {
@@ -62928,7 +63052,7 @@ async function fetchModelInfo(edge) {
 }
 async function copyBundleFromContainer(container) {
   const { Engine: Engine2 } = await Promise.resolve().then(() => (init_engine(), engine_exports));
-  const dir = await mkdtemp2(join9(tmpdir2(), "modelship-baseline-"));
+  const dir = await mkdtemp2(join10(tmpdir2(), "modelship-baseline-"));
   try {
     const engine = await Engine2.connect();
     await engine.run("copying the production bundle", ["cp", `${container}:/model/.`, dir]);
@@ -62939,8 +63063,8 @@ async function copyBundleFromContainer(container) {
   }
 }
 async function baselineFromArchive(bytes, where) {
-  const dir = await mkdtemp2(join9(tmpdir2(), "modelship-baseline-"));
-  const archive = join9(dir, "bundle.tar.gz");
+  const dir = await mkdtemp2(join10(tmpdir2(), "modelship-baseline-"));
+  const archive = join10(dir, "bundle.tar.gz");
   await writeFile4(archive, bytes);
   try {
     await promisify(execFile)("tar", ["-xzf", archive, "-C", dir, "--no-same-owner"]);
@@ -62949,7 +63073,7 @@ async function baselineFromArchive(bytes, where) {
       exitCode: ExitCode2.environment
     });
   }
-  const cardDir = await stat6(join9(dir, CARD_FILE)).catch(() => void 0) ? dir : join9(dir, (await readdir3(dir, { withFileTypes: true })).find((e) => e.isDirectory())?.name ?? "");
+  const cardDir = await stat6(join10(dir, CARD_FILE)).catch(() => void 0) ? dir : join10(dir, (await readdir3(dir, { withFileTypes: true })).find((e) => e.isDirectory())?.name ?? "");
   const loaded = await loadCard(cardDir, "baseline");
   return {
     subject: { card: loaded.card, source: where, bundleDir: loaded.bundleDir },
@@ -63004,7 +63128,7 @@ async function resolveBaseline(flags) {
 }
 
 // src/gate/golden.ts
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 async function checkGoldenParity(bundleDir, card, tolerance) {
   if (!bundleDir)
     return { status: "unavailable", reason: `no ${MODEL_FILE} next to the candidate's model.json` };
@@ -63028,7 +63152,7 @@ async function checkGoldenParity(bundleDir, card, tolerance) {
   }
   let session;
   try {
-    session = await ort2.InferenceSession.create(join10(bundleDir, MODEL_FILE), {
+    session = await ort2.InferenceSession.create(join11(bundleDir, MODEL_FILE), {
       intraOpNumThreads: 1,
       interOpNumThreads: 1
     });
@@ -63091,9 +63215,9 @@ async function checkGoldenParity(bundleDir, card, tolerance) {
 }
 
 // src/gate/paired.ts
-import { createHash as createHash3 } from "node:crypto";
-import { existsSync as existsSync4, readFileSync as readFileSync3 } from "node:fs";
-import { join as join11, resolve as resolve2 } from "node:path";
+import { createHash as createHash4 } from "node:crypto";
+import { existsSync as existsSync5, readFileSync as readFileSync4 } from "node:fs";
+import { join as join12, resolve as resolve3 } from "node:path";
 
 // training/split.ts
 init_errors3();
@@ -63149,8 +63273,8 @@ function stratifiedSplit(labels, testSize, seed) {
 }
 
 // src/data/dataset.ts
-import { createHash as createHash2 } from "node:crypto";
-import { readFileSync as readFileSync2, statSync } from "node:fs";
+import { createHash as createHash3 } from "node:crypto";
+import { readFileSync as readFileSync3, statSync as statSync2 } from "node:fs";
 init_errors3();
 
 // src/data/decode.ts
@@ -63175,7 +63299,7 @@ function decodeWindows1252(bytes) {
 var MAX_LISTED = 5;
 function loadCsv(path, options = {}) {
   const bytes = readDatasetFile(path);
-  const sha256 = createHash2("sha256").update(bytes).digest("hex");
+  const sha256 = createHash3("sha256").update(bytes).digest("hex");
   if (bytes.length === 0 || bytes.every((b) => b === 10 || b === 13 || b === 32 || b === 9)) {
     throw new UserError(`dataset ${path} is empty`, {
       hint: "expected a header line and at least one data row"
@@ -63347,7 +63471,7 @@ function requireColumns(table, wanted) {
 function readDatasetFile(path) {
   let isFile = false;
   try {
-    isFile = statSync(path).isFile();
+    isFile = statSync2(path).isFile();
   } catch (err) {
     const code = err.code;
     if (code === "ENOENT")
@@ -63356,7 +63480,7 @@ function readDatasetFile(path) {
   }
   if (!isFile) throw new UserError(`dataset ${path} is not a regular file`);
   try {
-    return readFileSync2(path);
+    return readFileSync3(path);
   } catch (err) {
     const code = err.code;
     throw new UserError(`cannot read dataset ${path}: ${code ?? String(err)}`, { cause: err });
@@ -63586,7 +63710,7 @@ var Tables = class {
   splits = /* @__PURE__ */ new Map();
   shaOf = /* @__PURE__ */ new Map();
   load(path) {
-    const key = resolve2(path);
+    const key = resolve3(path);
     let table = this.byPath.get(key);
     if (!table) {
       table = loadCsv(path, { columns: this.columns });
@@ -63598,12 +63722,12 @@ var Tables = class {
   /** The first existing file among `paths` whose bytes hash to `sha256`. */
   findBySha(sha256, paths) {
     for (const p of paths) {
-      if (!p || !existsSync4(p)) continue;
-      const key = resolve2(p);
+      if (!p || !existsSync5(p)) continue;
+      const key = resolve3(p);
       let sha = this.shaOf.get(key);
       if (sha === void 0) {
         try {
-          sha = createHash3("sha256").update(readFileSync3(p)).digest("hex");
+          sha = createHash4("sha256").update(readFileSync4(p)).digest("hex");
         } catch {
           continue;
         }
@@ -63816,7 +63940,7 @@ function recordedSplit(card) {
 }
 function reproduceSplit(card, table, split, tables) {
   const key = JSON.stringify([
-    resolve2(table.path),
+    resolve3(table.path),
     split,
     card.io?.task,
     card.io?.featureColumns,
@@ -63910,7 +64034,7 @@ async function score(model, table, rows, labels) {
   const io = model.card.io;
   const own2 = io?.labels ?? [];
   const { ClassifierSession: ClassifierSession2 } = await Promise.resolve().then(() => (init_session(), session_exports));
-  const session = await ClassifierSession2.open(join11(model.bundleDir, MODEL_FILE), {
+  const session = await ClassifierSession2.open(join12(model.bundleDir, MODEL_FILE), {
     ...io?.inputs?.[0]?.name ? { inputName: io.inputs[0].name } : {},
     ...io?.probabilitiesOutput ? { probabilitiesOutput: io.probabilitiesOutput } : {},
     labels: own2

@@ -51891,7 +51891,7 @@ function formatSmokeReport(result, maxRows = 20) {
 // src/image/context.ts
 import { builtinModules } from "node:module";
 import { basename, dirname as dirname3, join as join4, relative, resolve as resolve2, sep as sep2 } from "node:path";
-var ORT_BIN_DIR = join4("node_modules", "onnxruntime-node", "bin", "napi-v6");
+var ORT_BIN_DIR = join4("bin", "napi-v6");
 var BUILTINS = new Set(builtinModules);
 
 // src/image/labels.ts

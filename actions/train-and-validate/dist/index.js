@@ -2166,9 +2166,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve5(data);
+              return err ? reject(err) : resolve6(data);
             });
           });
         }
@@ -2206,12 +2206,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve5, reject) => {
+          return new Promise((resolve6, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve5(data);
+              ) : resolve6(data);
             });
           });
         }
@@ -4478,8 +4478,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise2 = new Promise((resolve5, reject) => {
-        res = resolve5;
+      const promise2 = new Promise((resolve6, reject) => {
+        res = resolve6;
         rej = reject;
       });
       return { promise: promise2, resolve: res, reject: rej };
@@ -6730,12 +6730,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7405,12 +7405,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve5, reject) => {
+      const waitForDrain = () => new Promise((resolve6, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve5;
+          callback = resolve6;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7889,16 +7889,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve5;
+            this[kClosedResolve] = resolve6;
           } else {
-            resolve5(null);
+            resolve6(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve5) => {
+        return new Promise((resolve6) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -7909,7 +7909,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve5(null);
+            resolve6(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7960,7 +7960,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve5, reject) => {
+        const socket = await new Promise((resolve6, reject) => {
           client[kConnector]({
             host,
             hostname: hostname3,
@@ -7972,7 +7972,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve5(socket2);
+              resolve6(socket2);
             }
           });
         });
@@ -8308,8 +8308,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve5) => {
-            this[kClosedResolve] = resolve5;
+          await new Promise((resolve6) => {
+            this[kClosedResolve] = resolve6;
           });
         }
       }
@@ -9578,7 +9578,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve5, reject) => {
+        return await new Promise((resolve6, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9591,7 +9591,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve5(null);
+              resolve6(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9610,7 +9610,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve5, reject) => {
+      return new Promise((resolve6, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9627,7 +9627,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve5,
+              resolve: resolve6,
               reject,
               length: 0,
               body: []
@@ -9697,18 +9697,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve5, stream, length } = consume2;
+      const { type, body, resolve: resolve6, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve5(chunksDecode(body, length));
+          resolve6(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve5(JSON.parse(chunksDecode(body, length)));
+          resolve6(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve5(chunksConcat(body, length).buffer);
+          resolve6(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve5(new Blob(body, { type: stream[kContentType] }));
+          resolve6(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve5(chunksConcat(body, length));
+          resolve6(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9965,9 +9965,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -10190,9 +10190,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -10477,9 +10477,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -10571,9 +10571,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve6, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+            return err ? reject(err) : resolve6(data);
           });
         });
       }
@@ -14436,7 +14436,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url2 = requestCurrentURL(request);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve5, reject) => agent.dispatch(
+        return new Promise((resolve6, reject) => agent.dispatch(
           {
             path: url2.pathname + url2.search,
             origin: url2.origin,
@@ -14512,7 +14512,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve5({
+              resolve6({
                 status,
                 statusText,
                 headersList,
@@ -14555,7 +14555,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve5({
+              resolve6({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18296,8 +18296,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve5) => {
-        setTimeout(resolve5, ms).unref();
+      return new Promise((resolve6) => {
+        setTimeout(resolve6, ms).unref();
       });
     }
     module.exports = {
@@ -26489,13 +26489,13 @@ var require_dist = __commonJS({
 var require_onnxruntime_node = __commonJS({
   "workspace-external:onnxruntime-node"(exports, module) {
     var { createRequire: createRequire2 } = __require("node:module");
-    var { join: join5 } = __require("node:path");
+    var { join: join6 } = __require("node:path");
     var name = "onnxruntime-node";
-    var roots = [...new Set([process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
+    var roots = [...new Set([process.env.MODELSHIP_APP_ROOT, process.env.GITHUB_WORKSPACE, process.cwd()].filter(Boolean))];
     var loaded;
     for (const r of roots) {
       try {
-        loaded = createRequire2(join5(r, "package.json"))(name);
+        loaded = createRequire2(join6(r, "package.json"))(name);
         break;
       } catch (e) {
         if (e.code !== "MODULE_NOT_FOUND") throw e;
@@ -30312,7 +30312,7 @@ var require_aspromise = __commonJS({
       var params = new Array(arguments.length - 1), offset = 0, index = 2, pending = true;
       while (index < arguments.length)
         params[offset++] = arguments[index++];
-      return new Promise(function executor(resolve5, reject) {
+      return new Promise(function executor(resolve6, reject) {
         params[offset] = function callback(err) {
           if (pending) {
             pending = false;
@@ -30322,7 +30322,7 @@ var require_aspromise = __commonJS({
               var params2 = new Array(arguments.length - 1), offset2 = 0;
               while (offset2 < params2.length)
                 params2[offset2++] = arguments[offset2];
-              resolve5.apply(null, params2);
+              resolve6.apply(null, params2);
             }
           }
         };
@@ -33548,7 +33548,7 @@ var require_path = __commonJS({
         return uncPrefix + prefix + parts.join("/");
       }
     );
-    path.resolve = function resolve5(originPath, includePath, alreadyNormalized) {
+    path.resolve = function resolve6(originPath, includePath, alreadyNormalized) {
       var resolvedUrl = resolveUrl(originPath, includePath);
       if (resolvedUrl)
         return resolvedUrl;
@@ -33914,7 +33914,7 @@ var require_mapfield = __commonJS({
         keepComments ? this.comment : void 0
       ]);
     };
-    MapField.prototype.resolve = function resolve5() {
+    MapField.prototype.resolve = function resolve6() {
       if (this.resolved)
         return this;
       if (types.mapKey[this.keyType] === void 0)
@@ -34000,7 +34000,7 @@ var require_method = __commonJS({
         this.parsedOptions
       ]);
     };
-    Method.prototype.resolve = function resolve5() {
+    Method.prototype.resolve = function resolve6() {
       if (this.resolved)
         return this;
       if (this.parent) {
@@ -35807,7 +35807,7 @@ var require_field = __commonJS({
         keepComments ? this.comment : void 0
       ]);
     };
-    Field.prototype.resolve = function resolve5() {
+    Field.prototype.resolve = function resolve6() {
       if (this.resolved)
         return this;
       if ((this.typeDefault = types.defaults[this.type]) === void 0) {
@@ -36097,7 +36097,7 @@ var require_object = __commonJS({
       this.parent = null;
       this.resolved = false;
     };
-    ReflectionObject.prototype.resolve = function resolve5() {
+    ReflectionObject.prototype.resolve = function resolve6() {
       if (this.resolved)
         return this;
       if (this.root instanceof Root)
@@ -38010,8 +38010,132 @@ var require_picocolors = __commonJS({
   }
 });
 
+// src/action/runtime.ts
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+var SOURCES = [
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+  "bin",
+  "src",
+  "serving",
+  "training",
+  "monitoring"
+];
+var READY = ".modelship-ready";
+function isModelshipRoot(dir) {
+  try {
+    return JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === "modelship";
+  } catch {
+    return false;
+  }
+}
+function isInstalled(dir) {
+  return existsSync(join(dir, "node_modules", "onnxruntime-node", "package.json")) && existsSync(join(dir, "dist", "serving", "main.js"));
+}
+function actionCheckout(bundleFile) {
+  const root3 = resolve(dirname(bundleFile), "..", "..", "..");
+  return isModelshipRoot(root3) ? root3 : null;
+}
+function hashTree(hash2, root3, rel) {
+  const full = join(root3, rel);
+  if (!existsSync(full)) return;
+  if (statSync(full).isDirectory()) {
+    for (const entry of readdirSync(full).sort()) hashTree(hash2, root3, join(rel, entry));
+    return;
+  }
+  hash2.update(rel).update("\0").update(readFileSync(full)).update("\0");
+}
+function runtimeKey(checkout) {
+  const hash2 = createHash("sha256");
+  hash2.update(process.version.split(".")[0] ?? "");
+  for (const rel of SOURCES) hashTree(hash2, checkout, rel);
+  const version2 = JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")).version;
+  return `${version2 ?? "0.0.0"}-${hash2.digest("hex").slice(0, 16)}`;
+}
+function runtimeCacheRoot() {
+  if (process.env.MODELSHIP_ACTION_CACHE) return resolve(process.env.MODELSHIP_ACTION_CACHE);
+  const base = process.env.RUNNER_TOOL_CACHE || process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "modelship");
+}
+function install(checkout, target) {
+  const staging = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    for (const rel of SOURCES)
+      if (existsSync(join(checkout, rel)))
+        cpSync(join(checkout, rel), join(staging, rel), { recursive: true });
+    const env3 = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip", npm_config_update_notifier: "false" };
+    const opts = { cwd: staging, env: env3, stdio: ["ignore", 2, 2] };
+    execFileSync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], opts);
+    execFileSync(
+      process.execPath,
+      [join("node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
+      opts
+    );
+    writeFileSync(join(staging, READY), `${(/* @__PURE__ */ new Date()).toISOString()}
+`);
+    try {
+      renameSync(staging, target);
+    } catch (err) {
+      if (!existsSync(join(target, READY))) throw err;
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+function ensureActionRuntime(bundleFile) {
+  if (process.env.MODELSHIP_APP_ROOT) return process.env.MODELSHIP_APP_ROOT;
+  const checkout = actionCheckout(bundleFile);
+  if (!checkout) return null;
+  if (isInstalled(checkout)) {
+    process.env.MODELSHIP_APP_ROOT = checkout;
+    return checkout;
+  }
+  const started = Date.now();
+  const target = join(runtimeCacheRoot(), runtimeKey(checkout));
+  if (!existsSync(join(target, READY))) {
+    process.stderr.write(
+      `modelship: installing the action's runtime into ${target} (once per runner and version)
+`
+    );
+    install(checkout, target);
+    process.stderr.write(`modelship: runtime installed in ${((Date.now() - started) / 1e3).toFixed(1)} s
+`);
+  }
+  process.env.MODELSHIP_APP_ROOT = target;
+  return target;
+}
+function bootstrapFromBundle(importMetaUrl) {
+  try {
+    ensureActionRuntime(fileURLToPath(importMetaUrl));
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    process.stdout.write(`::error::modelship could not install its runtime: ${message}
+`);
+    process.exit(1);
+  }
+}
+
+// src/action/bootstrap.ts
+bootstrapFromBundle(import.meta.url);
+
 // actions/train-and-validate/main.ts
-import { statSync as statSync2 } from "node:fs";
+import { statSync as statSync3 } from "node:fs";
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -38175,11 +38299,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve5) {
-      resolve5(value);
+    return value instanceof P ? value : new P(function(resolve6) {
+      resolve6(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve5, reject) {
+  return new (P || (P = Promise))(function(resolve6, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -38195,7 +38319,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve6(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -38513,8 +38637,8 @@ function warning(message, properties = {}) {
 }
 
 // src/action/kit.ts
-import { existsSync as existsSync2 } from "node:fs";
-import { join } from "node:path";
+import { existsSync as existsSync3 } from "node:fs";
+import { join as join2 } from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -43583,7 +43707,7 @@ var recursive = /* @__PURE__ */ new WeakMap();
 var NONE = 0;
 var ASSUMED = 1;
 var PROVEN = 2;
-function isRecursive(inst, stack, resolve5) {
+function isRecursive(inst, stack, resolve6) {
   const cached2 = recursive.get(inst);
   if (cached2 !== void 0)
     return cached2 ? PROVEN : NONE;
@@ -43593,7 +43717,7 @@ function isRecursive(inst, stack, resolve5) {
   let result = NONE;
   const check2 = (child) => {
     if (result !== PROVEN && child?._zod) {
-      const answer = isRecursive(child, stack, resolve5);
+      const answer = isRecursive(child, stack, resolve6);
       if (answer > result)
         result = answer;
     }
@@ -43604,7 +43728,7 @@ function isRecursive(inst, stack, resolve5) {
       const desc = Object.getOwnPropertyDescriptor(sh, key);
       if (spread && !desc.enumerable)
         continue;
-      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve5) : NONE;
+      const child = desc.get ? ASSUMED : desc.value?._zod ? isRecursive(desc.value, stack, resolve6) : NONE;
       if (child > answer)
         answer = child;
     }
@@ -43668,7 +43792,7 @@ function isRecursive(inst, stack, resolve5) {
       break;
     // `$ZodLazy` caches its inner on the def, so a resolved edge is followed exactly
     case "lazy": {
-      const inner = def._cachedInner ?? (resolve5 ? inst._zod.innerType : void 0);
+      const inner = def._cachedInner ?? (resolve6 ? inst._zod.innerType : void 0);
       merge2(inner ? isRecursive(inner, stack, false) : ASSUMED);
       break;
     }
@@ -58505,19 +58629,19 @@ function setOutputs(outputs) {
 var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 function workspaceConfig(given) {
   if (given) return given;
-  const path = join(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
-  return existsSync2(path) ? path : void 0;
+  const path = join2(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
+  return existsSync3(path) ? path : void 0;
 }
 
 // src/config/load.ts
 var import_yaml = __toESM(require_dist(), 1);
 import { readFile } from "node:fs/promises";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname as dirname2, isAbsolute, resolve as resolve2 } from "node:path";
 async function loadConfig(path) {
-  if (!path) return { config: {}, path: void 0, resolvePath: (p) => resolve(p) };
+  if (!path) return { config: {}, path: void 0, resolvePath: (p) => resolve2(p) };
   const config2 = parseConfigText(await readText(path, "config"), path);
-  const base = dirname(resolve(path));
-  return { config: config2, path, resolvePath: (p) => isAbsolute(p) ? p : resolve(base, p) };
+  const base = dirname2(resolve2(path));
+  return { config: config2, path, resolvePath: (p) => isAbsolute(p) ? p : resolve2(base, p) };
 }
 function parseConfigText(text, where) {
   const value = parseYamlText(text, where) ?? {};
@@ -58817,10 +58941,10 @@ function maxOf(row) {
 }
 
 // src/bundle/write.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
-import { rmSync } from "node:fs";
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { rmSync as rmSync2 } from "node:fs";
 import { access as access3, constants as constants3, mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, stat as stat4 } from "node:fs/promises";
-import { join as join2, resolve as resolve2 } from "node:path";
+import { join as join3, resolve as resolve3 } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -59319,15 +59443,15 @@ function round(ms) {
 }
 
 // src/util/fs.ts
-import { createHash, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes as randomBytes2 } from "node:crypto";
 import { createReadStream } from "node:fs";
 async function sha256File(path) {
-  const hash2 = createHash("sha256");
+  const hash2 = createHash2("sha256");
   for await (const chunk of createReadStream(path)) hash2.update(chunk);
   return hash2.digest("hex");
 }
 function sha256(data) {
-  return createHash("sha256").update(data).digest("hex");
+  return createHash2("sha256").update(data).digest("hex");
 }
 
 // src/util/command.ts
@@ -59368,7 +59492,7 @@ ${result.stdout}`.split("\n").map((l) => l.trim());
 }
 function runCommand(bin, args, options = {}) {
   const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     const child = spawn(bin, args, {
       env: options.env ?? process.env,
       ...options.cwd ? { cwd: options.cwd } : {},
@@ -59407,7 +59531,7 @@ function runCommand(bin, args, options = {}) {
     });
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve5({ code, signal, stdout, stderr, timedOut });
+      resolve6({ code, signal, stdout, stderr, timedOut });
     });
     child.stdin.on("error", () => {
     });
@@ -59459,7 +59583,7 @@ var StagedBundle = class _StagedBundle {
   committed = false;
   /** Ctrl-C or a runner cancelling the job must not leave a half-written bundle either. */
   onSignal = (signal) => {
-    rmSync(this.tmp, { recursive: true, force: true });
+    rmSync2(this.tmp, { recursive: true, force: true });
     process.kill(process.pid, signal);
   };
   constructor(name, outDir, onnx, createdAt) {
@@ -59469,15 +59593,15 @@ var StagedBundle = class _StagedBundle {
     this.modelSha256 = sha256(onnx);
     this.modelBytes = onnx.byteLength;
     this.version = makeVersion(this.modelSha256, createdAt);
-    this.dir = join2(outDir, bundleDirName(name, this.version));
-    this.tmp = join2(
+    this.dir = join3(outDir, bundleDirName(name, this.version));
+    this.tmp = join3(
       outDir,
-      `.${bundleDirName(name, this.version)}.${randomBytes2(4).toString("hex")}.partial`
+      `.${bundleDirName(name, this.version)}.${randomBytes3(4).toString("hex")}.partial`
     );
-    this.modelPath = join2(this.tmp, MODEL_FILE);
+    this.modelPath = join3(this.tmp, MODEL_FILE);
   }
   static async create(opts) {
-    const outDir = resolve2(opts.outDir);
+    const outDir = resolve3(opts.outDir);
     await prepareOutDir(outDir);
     const staged = new _StagedBundle(opts.name, outDir, opts.onnx, opts.now ?? /* @__PURE__ */ new Date());
     await assertAbsent(staged.dir);
@@ -59507,7 +59631,7 @@ var StagedBundle = class _StagedBundle {
       ...content,
       runtime
     });
-    await writeSynced(join2(this.tmp, CARD_FILE), `${JSON.stringify(card, null, 2)}
+    await writeSynced(join3(this.tmp, CARD_FILE), `${JSON.stringify(card, null, 2)}
 `);
     await syncDir(this.tmp);
     await assertAbsent(this.dir);
@@ -59571,8 +59695,8 @@ async function syncDir(dir) {
 }
 
 // src/data/dataset.ts
-import { createHash as createHash2 } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { createHash as createHash3 } from "node:crypto";
+import { readFileSync as readFileSync2, statSync as statSync2 } from "node:fs";
 
 // node_modules/csv-parse/lib/api/CsvError.js
 var CsvError = class _CsvError extends Error {
@@ -61300,7 +61424,7 @@ function decodeWindows1252(bytes) {
 var MAX_LISTED = 5;
 function loadCsv(path, options = {}) {
   const bytes = readDatasetFile(path);
-  const sha2562 = createHash2("sha256").update(bytes).digest("hex");
+  const sha2562 = createHash3("sha256").update(bytes).digest("hex");
   if (bytes.length === 0 || bytes.every((b) => b === 10 || b === 13 || b === 32 || b === 9)) {
     throw new UserError(`dataset ${path} is empty`, {
       hint: "expected a header line and at least one data row"
@@ -61472,7 +61596,7 @@ function requireColumns(table, wanted) {
 function readDatasetFile(path) {
   let isFile2 = false;
   try {
-    isFile2 = statSync(path).isFile();
+    isFile2 = statSync2(path).isFile();
   } catch (err) {
     const code = err.code;
     if (code === "ENOENT")
@@ -61481,7 +61605,7 @@ function readDatasetFile(path) {
   }
   if (!isFile2) throw new UserError(`dataset ${path} is not a regular file`);
   try {
-    return readFileSync(path);
+    return readFileSync2(path);
   } catch (err) {
     const code = err.code;
     throw new UserError(`cannot read dataset ${path}: ${code ?? String(err)}`, { cause: err });
@@ -62298,7 +62422,7 @@ function ioSignature(session, data, labels, info2) {
 }
 
 // src/pipeline/train.ts
-import { resolve as resolve3 } from "node:path";
+import { resolve as resolve4 } from "node:path";
 
 // src/metrics/render.ts
 var f3 = (x) => x.toFixed(3);
@@ -63420,7 +63544,7 @@ function crossValidate(examples, params, folds, seed) {
 var PARITY_TOLERANCE = 1e-4;
 async function trainBundle(settings, reporter, where = "train.params") {
   const params = parseWith(textTrainerParamsSchema, settings.params, where, ["train", "params"]);
-  await prepareOutDir(resolve3(settings.out));
+  await prepareOutDir(resolve4(settings.out));
   const ds = await reporter.step(
     "load data",
     async () => loadTextDataset({
@@ -67098,15 +67222,15 @@ function reportMarkdown(opts) {
 
 // src/validate/validate.ts
 import { stat as stat6 } from "node:fs/promises";
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 
 // src/bundle/read.ts
 import { readFile as readFile3, stat as stat5 } from "node:fs/promises";
-import { join as join3, resolve as resolve4 } from "node:path";
+import { join as join4, resolve as resolve5 } from "node:path";
 async function readBundle(dirArg, opts = {}) {
-  const dir = resolve4(dirArg);
-  const cardPath = join3(dir, CARD_FILE);
-  const modelPath = join3(dir, MODEL_FILE);
+  const dir = resolve5(dirArg);
+  const cardPath = join4(dir, CARD_FILE);
+  const modelPath = join4(dir, MODEL_FILE);
   let text;
   try {
     text = await readFile3(cardPath, "utf8");
@@ -67278,9 +67402,9 @@ async function locateModel(model) {
   }
   if (!isDir) return { modelPath: model, card: void 0 };
   try {
-    await stat6(join4(model, CARD_FILE));
+    await stat6(join5(model, CARD_FILE));
   } catch {
-    return { modelPath: join4(model, MODEL_FILE), card: void 0 };
+    return { modelPath: join5(model, MODEL_FILE), card: void 0 };
   }
   const bundle = await readBundle(model);
   return { modelPath: bundle.modelPath, card: bundle.card };
@@ -67519,7 +67643,7 @@ function run2() {
 }
 function isFile(path) {
   try {
-    return statSync2(path).isFile();
+    return statSync3(path).isFile();
   } catch {
     return false;
   }

@@ -1,0 +1,202 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../src/rollout/wiring.js";
+import { dataPath, repoRoot } from "./support/data.js";
+import { baseImage, testEngine } from "./support/images.js";
+
+/**
+ * The published shape of modelship: `npm pack` → `npm install <tarball>` in an empty folder outside this
+ * checkout (no node_modules of ours reachable) → the CLI trains, builds a real image (the build context
+ * comes from the installed package) and serves, from that folder.
+ */
+
+const run = promisify(execFile);
+const MB = 1024 * 1024;
+
+let tmp: string;
+let app: string;
+let tarball: string;
+let packed: { size: number; unpackedSize: number; files: { path: string }[] };
+const images: string[] = [];
+const children: ChildProcess[] = [];
+
+function installEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
+  // Nothing of this checkout may leak into the installed CLI's lookups.
+  for (const key of ["MODELSHIP_APP_ROOT", "GITHUB_WORKSPACE", "NODE_PATH", "MODELSHIP_CLI_ENTRY"])
+    delete env[key];
+  return env;
+}
+
+async function modelship(args: string[], timeout = 240_000) {
+  return run("npx", ["--no-install", "modelship", ...args], {
+    cwd: app,
+    env: installEnv(),
+    timeout,
+    maxBuffer: 32 * MB,
+  });
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "mstest-pkg-"));
+  app = join(tmp, "user");
+  await mkdir(app);
+  // dist/ is fresh (test/global-setup.ts compiled it); prepack would only rebuild it.
+  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", tmp], {
+    cwd: repoRoot,
+    env: installEnv(),
+    maxBuffer: 32 * MB,
+  });
+  const doc = JSON.parse(stdout) as Array<typeof packed & { filename: string }>;
+  packed = doc[0] as typeof packed;
+  tarball = join(tmp, (doc[0] as { filename: string }).filename);
+  await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", tarball], {
+    cwd: app,
+    env: installEnv(),
+    timeout: 300_000,
+    maxBuffer: 32 * MB,
+  });
+}, 420_000);
+
+afterAll(async () => {
+  for (const c of children) c.kill("SIGKILL");
+  if (images.length > 0) {
+    const engine = await testEngine();
+    for (const image of images) await engine.removeImage(image, { force: true }).catch(() => {});
+  }
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+describe("npm pack", () => {
+  it("ships compiled JS, the Dockerfile and its helper, monitoring assets — no sources or tests", () => {
+    const paths = packed.files.map((f) => f.path);
+    for (const must of [
+      "bin/modelship.js",
+      "dist/src/cli/main.js",
+      "dist/serving/main.js",
+      "serving/Dockerfile",
+      "src/image/rootfs.cjs",
+      "monitoring/prometheus.yml",
+      "monitoring/rules/modelship.rules.yml",
+      "LICENSE",
+      "package.json",
+    ])
+      expect(paths).toContain(must);
+    expect(
+      paths.filter((p) => p.endsWith(".ts") || p.startsWith("test/") || p.startsWith("actions/")),
+    ).toEqual([]);
+    expect(paths.filter((p) => p.endsWith(".map"))).toEqual([]);
+    // a few hundred KB: compiled JS only (the real number is in docs/use-from-your-repository.md)
+    expect(packed.size).toBeLessThan(1 * MB);
+    expect(packed.unpackedSize).toBeLessThan(3 * MB);
+  });
+
+  it("installs with metadata fit for the registry", async () => {
+    const pkg = JSON.parse(await readFile(join(app, "node_modules", "modelship", "package.json"), "utf8"));
+    expect(pkg.license).toBe("MIT");
+    expect(pkg.engines.node).toMatch(/^>=20/);
+    expect(pkg.repository.url).toMatch(/modelship/);
+    expect(pkg.keywords.length).toBeGreaterThan(3);
+    expect(pkg.bin.modelship).toBe("bin/modelship.js");
+    expect(existsSync(join(app, "node_modules", "modelship", "src", "cli"))).toBe(false);
+  });
+});
+
+describe("the installed CLI, from an empty folder", () => {
+  let bundle: string;
+
+  it("--version prints the package version", async () => {
+    const own = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { version: string };
+    const { stdout } = await modelship(["--version"]);
+    expect(stdout.trim()).toBe(own.version);
+  });
+
+  it("train writes a bundle", async () => {
+    await writeFile(
+      join(app, "modelship.yaml"),
+      [
+        "train:",
+        `  data: ${dataPath()}`,
+        "  labels: [negative, positive]",
+        "  name: pkg",
+        "  params:",
+        "    cvFolds: 2",
+        "",
+      ].join("\n"),
+    );
+    const { stdout } = await modelship(["train", "--config", "modelship.yaml", "--json"]);
+    const doc = JSON.parse(stdout.trim()) as {
+      bundle: string;
+      passed: boolean;
+      metrics: { accuracy: number };
+    };
+    expect(doc.passed).toBe(true);
+    expect(doc.bundle.startsWith(join(app, "models"))).toBe(true);
+    expect(doc.metrics.accuracy).toBeGreaterThan(0.9);
+    bundle = doc.bundle;
+  }, 300_000);
+
+  it("build makes a real image from the installed package's server and smoke-tests it", async () => {
+    const base = await baseImage();
+    const repository = `mstest-pkg/m${Math.random().toString(16).slice(2, 10)}`;
+    const { stdout } = await modelship(
+      ["build", "--model", bundle, "--base-image", base, "--repository", repository, "--json"],
+      400_000,
+    );
+    const doc = JSON.parse(stdout.trim()) as { image: string; tags: string[] };
+    images.push(...doc.tags);
+    expect(doc.image.startsWith(`${repository}:`)).toBe(true);
+    const engine = await testEngine();
+    expect(await engine.inspectImage(doc.image)).not.toBeNull();
+  }, 420_000);
+
+  it("serve answers /ready and /predict", async () => {
+    const port = await freePort();
+    // the bin the install linked, run directly so the test owns the server process (npx would sit between)
+    const child = spawn(
+      process.execPath,
+      [
+        join(app, "node_modules", ".bin", "modelship"),
+        "serve",
+        "--model",
+        bundle,
+        "--port",
+        String(port),
+        "--workers",
+        "1",
+        "--host",
+        "127.0.0.1",
+      ],
+      { cwd: app, env: installEnv(), stdio: ["ignore", "pipe", "pipe"] },
+    );
+    children.push(child);
+    let stderr = "";
+    child.stderr?.on("data", (d) => {
+      stderr += String(d);
+    });
+    const url = `http://127.0.0.1:${port}`;
+    let ready = false;
+    for (let i = 0; i < 240 && !ready; i++) {
+      ready = await fetch(`${url}/ready`)
+        .then((r) => r.status === 200)
+        .catch(() => false);
+      if (!ready) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(ready, stderr).toBe(true);
+    const res = await fetch(`${url}/predict`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "Thank you so much, the crew was wonderful and the flight was great!" }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { sentiment: string };
+    expect(body.sentiment).toBe("positive");
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+  }, 120_000);
+});
