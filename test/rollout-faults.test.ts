@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
 import { type LoadReport, startLoad } from "../src/load/generator.js";
+import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
 import { trainedBundle } from "./support/bundle.js";
@@ -177,6 +178,25 @@ afterAll(async () => {
 });
 
 describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repair)", () => {
+  it("item 10: docker inspect of the container `modelship deploy` started: read-only root, no capabilities, no-new-privileges, pids limit, bounded log", async () => {
+    const stable = (await ledger()).versions.find((v) => v.role === "stable")!;
+    const { stdout } = await exec("docker", ["inspect", stable.container!.id], { env: process.env });
+    const host = JSON.parse(stdout)[0].HostConfig;
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(host.Tmpfs ?? {})).toContain("/tmp");
+    // Docker Engine reports ["ALL"]; Podman expands ALL into the capabilities it removed.
+    const dropped: string[] = host.CapDrop ?? [];
+    if (!dropped.includes("ALL"))
+      expect(dropped).toEqual(expect.arrayContaining(["CHOWN", "DAC_OVERRIDE", "KILL", "SETUID", "SETGID"]));
+    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.SecurityOpt).toContainEqual(expect.stringMatching(/^no-new-privileges(:true)?$/));
+    const workers = rolloutSettingsSchema.parse({}).container.workers;
+    expect(host.PidsLimit).toBe(64 + 24 * (workers + 1));
+    expect(host.LogConfig?.Type).toBe("json-file");
+    if (host.LogConfig?.Config?.["max-size"])
+      expect(host.LogConfig.Config).toMatchObject({ "max-size": "10m", "max-file": "3" });
+  });
+
   it("item 4: labels are checked before anything runs, then against /model-info before traffic; terminal output is clean", async () => {
     const before = (await ourContainers()).length;
     // an escape sequence / newline in the version label: refused before any container starts
@@ -367,5 +387,40 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
     expectNoFailures(load);
     expect(await (await testEngine()).inspectContainer(orphan)).toBeNull();
     expect(await roles()).toEqual({ [images.v1.version]: "stable", [images.v2.version]: "standby" });
+  });
+
+  it("item 5: a deploy or rollback whose edge saw failed requests exits non-zero and says how many", async () => {
+    const c = await mkdtemp(join(tmpdir(), "mstest-flt-stateC-"));
+    dirs.push(c);
+    const url = await initHost(c);
+    // a stable that answers every /predict with 500 (its health checks pass): users see failures
+    const chaos = ["--env", "MODELSHIP_CHAOS_ERROR_RATE=1", "--skip-smoke"];
+    const first = await cli([...deployArgs(images.v1.ref, c), ...chaos]);
+    expect(first.code, out(first)).toBe(0); // no traffic meanwhile: nothing failed
+    // a clean candidate replaces it under load: the rollout completes, but the edge saw failures
+    const d = await underLoad(() => cli(deployArgs(images.v2.ref, c)), url);
+    expect(d.load.non2xx).toBeGreaterThan(0);
+    expect(d.result.code, out(d.result)).toBe(1);
+    expect(d.result.stdout).toMatch(/Deployment complete, but \d+ of \d+ requests failed at the edge/);
+    const m = out(d.result).match(
+      new RegExp(
+        `deploy of ${images.v2.version}: (\\d+) of (\\d+) requests through the edge ${url} failed meanwhile`,
+      ),
+    );
+    expect(m, out(d.result)).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(Number(m![1])).toBeLessThanOrEqual(d.load.non2xx);
+    expect(await roles(c)).toEqual({ [images.v2.version]: "stable", [images.v1.version]: "standby" });
+    // rolling back to that failing standby under load: also not a success
+    const rb = await underLoad(
+      () => cli(["rollback", "--to", images.v1.version, "--reason", "drill", ...sd(c)]),
+      url,
+    );
+    expect(rb.result.code, out(rb.result)).toBe(1);
+    expect(out(rb.result)).toMatch(
+      new RegExp(
+        `rollback to ${images.v1.version}: [1-9]\\d* of \\d+ requests through the edge ${url} failed meanwhile`,
+      ),
+    );
   });
 });
