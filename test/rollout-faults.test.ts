@@ -10,6 +10,7 @@ import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
 import { trainedBundle } from "./support/bundle.js";
+import { type CliResult, runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
 import { baseImage, ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 
@@ -27,26 +28,7 @@ let edgeUrl: string;
 const images: Record<"v1" | "v2", { ref: string; version: string; sha256: string }> = {} as never;
 const labelImages: string[] = [];
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
-      cwd: repoRoot,
-      env: process.env,
-      timeout: timeoutMs,
-      maxBuffer: 32 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = (args: string[], timeoutMs = 240_000) => runCli(args, { timeoutMs });
 const out = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
 
 const sd = (dir = stateDir) => ["--state-dir", dir, "--name-prefix", PREFIX];
