@@ -454,20 +454,40 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
     const imageI = (await ledger(b)).versions.find((v) => v.version === xVersion)!.image;
     expect(imageI.builtHere).toBe(true);
     labelImages.push(imageI.ref);
-    // A serves X from the same image I
-    const inA = await cli(deployArgs(imageI.ref, a));
-    expect(inA.code, out(inA)).toBe(0);
+    // A serves X from the same image I, then moves on: X is retired there (no container runs I),
+    // so only A's ledger still references I
+    for (const ref of [imageI.ref, images.v2.ref, images.v1.ref]) {
+      const r = await cli(deployArgs(ref, a));
+      expect(r.code, out(r)).toBe(0);
+    }
+    expect((await ledger(a)).versions.find((v) => v.version === xVersion)).toMatchObject({
+      role: "retired",
+      container: null,
+    });
+    expect((await ourContainers(a)).map((c) => c.labels["dev.modelship.model.version"])).not.toContain(
+      xVersion,
+    );
     // an image B did not build (its own tag, nothing else references it)
     const notBuilt = await relabel(images.v1.ref, "mstest-flt-notbuilt:1", {});
-    for (const ref of [notBuilt, images.v2.ref, imageI.ref]) {
+    for (const ref of [notBuilt, images.v2.ref]) {
       const r = await cli([...deployArgs(ref, b), ...keep]);
       expect(r.code, out(r)).toBe(0);
     }
+    // B retired X and pruned beyond 1 image: I is kept although no container anywhere runs it
+    expect((await ledger(b)).versions.find((v) => v.version === xVersion)?.role).toBe("retired");
+    expect(
+      (await engine.listContainers({ labels: { "dev.modelship.model.version": xVersion } })).map(
+        (c) => c.image,
+      ),
+    ).toEqual([]);
+    expect(await engine.inspectImage(imageI.ref)).not.toBeNull();
+    const again = await cli([...deployArgs(imageI.ref, b), ...keep]);
+    expect(again.code, out(again)).toBe(0);
     // B: X stable again, v2 standby; v1 (notBuilt) and X's first entry went through pruning at keep 1
     expect(await roles(b)).toEqual({ [xVersion]: "stable", [images.v2.version]: "standby" });
     expect((await ledger(b)).versions.find((v) => v.version === images.v1.version)?.role).toBe("retired");
     expect(await engine.inspectImage(imageI.ref)).not.toBeNull();
     expect(await engine.inspectImage(notBuilt)).not.toBeNull();
-    expect((await ledger(a)).versions.find((v) => v.role === "stable")?.image.ref).toBe(imageI.ref);
+    expect((await ledger(a)).versions.find((v) => v.version === xVersion)?.image.ref).toBe(imageI.ref);
   }, 600_000);
 });
