@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP: isIP2 } = __require("node:net");
+    var { isIP: isIP3 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP2(origin.hostname) !== 0) {
+          if (isIP3(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -52878,7 +52878,23 @@ var ServerSpec = external_exports.strictObject({
    */
   backup: external_exports.boolean().default(false)
 });
-var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+var ShadowTarget = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
+  share: external_exports.number().gt(0).max(1).default(1),
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
+  timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
+  /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
+  queue: external_exports.number().int().min(1).max(1e4).default(256),
+  /** Concurrent copies in flight. */
+  workers: external_exports.number().int().min(1).max(32).default(4),
+  /** Pairs kept for the comparison to read. */
+  keep: external_exports.number().int().min(10).max(1e5).default(5e3)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]), shadow: ShadowTarget.optional() }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
   message: "server names must be unique"
 });
 var Port = external_exports.number().int().min(1).max(65535);
@@ -53062,6 +53078,7 @@ async function syncTargetsIfMonitored(stateDir) {
 }
 
 // src/router/config.ts
+import { isIP as isIP2 } from "node:net";
 import { join as join9 } from "node:path";
 function routerPaths(stateDir) {
   const dir = join9(stateDir, "haproxy");
@@ -53073,7 +53090,8 @@ function routerPaths(stateDir) {
     counterCarry: join9(dir, "counters-carry.json"),
     settings: join9(stateDir, "router.json"),
     desired: join9(stateDir, "router-desired.json"),
-    lock: join9(dir, "router")
+    lock: join9(dir, "router"),
+    shadowLua: join9(dir, "shadow.lua")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -53127,6 +53145,34 @@ function runAsLines(settings) {
     group ${group}
 `;
 }
+function shadowUrl(t) {
+  const host = isIP2(t.address) === 6 ? `[${t.address}]` : t.address;
+  return `http://${host}:${t.port}/predict`;
+}
+function shadowGlobal(p, t) {
+  if (!t) return "";
+  const env2 = [
+    ["URL", shadowUrl(t)],
+    ["SHARE", t.share],
+    ["RATE", t.ratePerSec],
+    ["TIMEOUT_MS", t.timeoutMs],
+    ["QUEUE", t.queue],
+    ["WORKERS", t.workers],
+    ["KEEP", t.keep]
+  ];
+  return `    # shadow mirror to ${t.name} (docs/shadow.md); setenv must precede lua-load
+${env2.map(([k, v]) => `    setenv MODELSHIP_SHADOW_${k} ${v}`).join("\n")}
+    lua-load ${p.shadowLua}
+`;
+}
+function shadowEdge(t) {
+  if (!t) return "";
+  return `    # shadow: copy sampled POST /predict to the candidate after stable answered (never on the user's path)
+    http-request lua.shadow_req if METH_POST { path /predict }
+    http-response wait-for-body time 1s if { var(txn.shadow_body) -m found }
+    http-response lua.shadow_res if { var(txn.shadow_body) -m found }
+`;
+}
 function renderConfig(settings, desired) {
   const p = routerPaths(settings.stateDir);
   const t = settings.timeouts;
@@ -53145,7 +53191,7 @@ global
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
     hard-stop-after ${ms2(t.hardStopAfterMs)}
-${runAsLines(settings)}
+${runAsLines(settings)}${shadowGlobal(p, desired.shadow)}
 defaults
     mode http
     timeout connect ${ms2(t.connectMs)}
@@ -53180,11 +53226,11 @@ ${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
-    default_backend ${BACKEND}
+${shadowEdge(desired.shadow)}    default_backend ${BACKEND}
 
 frontend prometheus
     bind ${settings.metrics.bind}:${settings.metrics.port}
-    http-request use-service prometheus-exporter if { path /metrics }
+${desired.shadow ? "    http-request use-service lua.shadow_pairs if { path /shadow/pairs }\n" : ""}    http-request use-service prometheus-exporter if { path /metrics }
     stats enable
     stats uri /stats
     stats refresh 5s
@@ -55248,6 +55294,120 @@ async function systemctl(...args) {
   }
 }
 
+// src/router/shadow-lua.ts
+var SHADOW_LUA = String.raw`-- Generated by modelship: the shadow mirror (docs/shadow.md). Copies sampled POST /predict requests
+-- to the candidate AFTER stable has answered the user, from background tasks (core.httpclient), so
+-- a slow, failing or dead candidate never delays or fails a user request. Pairs (request, stable's
+-- answer, candidate's answer or error) are kept in a bounded ring served as NDJSON by lua.shadow_pairs.
+local candidate = os.getenv("MODELSHIP_SHADOW_URL") or ""
+local share = tonumber(os.getenv("MODELSHIP_SHADOW_SHARE") or "1") or 1
+local cap = tonumber(os.getenv("MODELSHIP_SHADOW_RATE") or "50") or 50
+local qmax = tonumber(os.getenv("MODELSHIP_SHADOW_QUEUE") or "256") or 256
+local timeout = tonumber(os.getenv("MODELSHIP_SHADOW_TIMEOUT_MS") or "1000") or 1000
+local keep = tonumber(os.getenv("MODELSHIP_SHADOW_KEEP") or "5000") or 5000
+local workers = tonumber(os.getenv("MODELSHIP_SHADOW_WORKERS") or "4") or 4
+
+local queue, qhead, qtail = {}, 1, 0
+local ring, seq = {}, 0
+local stats = { sampled = 0, dropped = 0, skipped = 0, errors = 0 }
+local bucket_sec, bucket_n = 0, 0
+
+local function now_ms()
+  local t = core.now()
+  return t.sec * 1000 + t.usec / 1000
+end
+
+core.register_action("shadow_req", { "http-req" }, function(txn)
+  if candidate == "" or math.random() >= share then return end
+  local sec = core.now().sec
+  if sec ~= bucket_sec then bucket_sec, bucket_n = sec, 0 end
+  if bucket_n >= cap then stats.skipped = stats.skipped + 1 return end
+  bucket_n = bucket_n + 1
+  local body = txn.sf:req_body()
+  if body == nil or body == "" then return end
+  txn:set_var("txn.shadow_body", body)
+  txn:set_var("txn.shadow_t0", tostring(now_ms()))
+end, 0)
+
+core.register_action("shadow_res", { "http-res" }, function(txn)
+  local body = txn:get_var("txn.shadow_body")
+  if body == nil then return end
+  if tonumber(txn.sf:status()) ~= 200 then return end
+  if qtail - qhead + 1 >= qmax then stats.dropped = stats.dropped + 1 return end
+  local t0 = tonumber(txn:get_var("txn.shadow_t0")) or now_ms()
+  qtail = qtail + 1
+  queue[qtail] = { req = body, stable = txn.sf:res_body() or "", stable_ms = now_ms() - t0 }
+  stats.sampled = stats.sampled + 1
+end, 0)
+
+local function esc(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
+    return string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function record(item, status, body, ms, err)
+  seq = seq + 1
+  ring[seq] = table.concat({
+    '{"seq":', seq, ',"request":', esc(item.req), ',"stable":', esc(item.stable),
+    ',"stableMs":', string.format("%.3f", item.stable_ms), ',"status":', status,
+    ',"candidate":', esc(body or ""), ',"candidateMs":', string.format("%.3f", ms),
+    ',"error":', esc(err or ""), "}",
+  })
+  ring[seq - keep] = nil
+end
+
+local function worker()
+  local hc = core.httpclient()
+  while true do
+    if qhead > qtail then
+      core.msleep(5)
+    else
+      local item = queue[qhead]
+      queue[qhead] = nil
+      qhead = qhead + 1
+      local t0 = now_ms()
+      local ok, res = pcall(function()
+        return hc:post({ url = candidate, body = item.req, timeout = timeout,
+          headers = { ["content-type"] = { "application/json" } } })
+      end)
+      local ms = now_ms() - t0
+      if not ok then
+        stats.errors = stats.errors + 1
+        record(item, 0, nil, ms, tostring(res))
+      elseif res == nil or res.status == nil or res.status == 0 then
+        stats.errors = stats.errors + 1
+        record(item, 0, nil, ms, "no answer")
+      else
+        if res.status ~= 200 then stats.errors = stats.errors + 1 end
+        record(item, res.status, res.body, ms, nil)
+      end
+    end
+  end
+end
+
+if candidate ~= "" then
+  for _ = 1, workers do core.register_task(worker) end
+end
+
+core.register_service("shadow_pairs", "http", function(applet)
+  local since = tonumber(applet.qs:match("since=(%d+)") or "0") or 0
+  local out = { string.format('{"seq":%d,"sampled":%d,"dropped":%d,"skipped":%d,"errors":%d,"queued":%d}',
+    seq, stats.sampled, stats.dropped, stats.skipped, stats.errors, qtail - qhead + 1) }
+  local from = math.max(since + 1, seq - keep + 1)
+  for i = from, seq do
+    if ring[i] then out[#out + 1] = ring[i] end
+  end
+  local body = table.concat(out, "\n") .. "\n"
+  applet:set_status(200)
+  applet:add_header("content-type", "application/x-ndjson")
+  applet:add_header("content-length", tostring(#body))
+  applet:start_response()
+  applet:send(body)
+end)
+`;
+
 // src/router/stats.ts
 var num2 = (v) => {
   const n = Number(v);
@@ -55594,6 +55754,7 @@ var Router = class _Router {
   /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
   async writeConfig(desired) {
     const config2 = await this.render(desired);
+    if (desired.shadow) await atomicWriteFile(this.paths.shadowLua, SHADOW_LUA);
     await this.validate(config2);
     await atomicWriteFile(this.paths.config, config2);
     return config2;
@@ -55660,7 +55821,10 @@ var Router = class _Router {
    */
   async update(change) {
     return this.store.withLock(async () => {
-      const parsed = RouterDesired.safeParse(change(await this.readDesired()));
+      const current = await this.readDesired();
+      const next = change(current);
+      const keep = !("shadow" in next) && current.shadow ? { shadow: current.shadow } : {};
+      const parsed = RouterDesired.safeParse({ ...next, ...keep });
       if (!parsed.success) {
         throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
           exitCode: ExitCode2.usage
@@ -55675,6 +55839,34 @@ var Router = class _Router {
       }
       return { ...await this.pushRuntime(desired), started: false };
     });
+  }
+  /**
+   * Starts (a target) or stops (null) the shadow mirror. Lua is loaded at start-up, so this is a
+   * config change applied by a seamless reload (listening sockets handed over, no connection refused).
+   */
+  async setShadow(target) {
+    await this.store.withLock(async () => {
+      const current = await this.readDesired();
+      const parsed = RouterDesired.safeParse({
+        servers: current.servers,
+        ...target ? { shadow: target } : {}
+      });
+      if (!parsed.success) {
+        throw new UserError(
+          `invalid shadow target: ${parsed.error.issues.map((i) => i.message).join("; ")}`,
+          {
+            exitCode: ExitCode2.usage
+          }
+        );
+      }
+      await this.writeConfig(parsed.data);
+      await this.store.writeDesired(parsed.data);
+      await this.reloadLocked();
+    });
+  }
+  /** URL of the shadow mirror's pairs (NDJSON), served on the metrics listener while a mirror runs. */
+  shadowPairsUrl(since = 0) {
+    return `http://${connectHost(this.settings.metrics.bind)}:${this.settings.metrics.port}/shadow/pairs?since=${since}`;
   }
   /** What the live process has now, in the planner's terms. */
   async liveServers() {
