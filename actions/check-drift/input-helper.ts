@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { DRIFT_SETTINGS } from "../../src/settings/commands.js";
 import { readInputs, settingInputNames } from "../../src/action/kit.js";
+import { DRIFT_SETTINGS } from "../../src/settings/commands.js";
 
 /** action.yml inputs → typed settings; every name here is declared in action.yml. */
 export const inputsSchema = z.object({

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { TRAIN_SETTINGS } from "../../src/settings/commands.js";
 import { boolInput, readInputs, settingInputNames } from "../../src/action/kit.js";
+import { TRAIN_SETTINGS } from "../../src/settings/commands.js";
 
 const list = z
   .string()
