@@ -10,8 +10,9 @@ import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
 import { trainedBundle } from "./support/bundle.js";
+import { type CliResult, runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
-import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { baseImage, ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 
 /**
  * Issue 10 items 4–9, the rollout/ledger/repair side, as fault drills on real parts: HAProxy, Podman
@@ -27,26 +28,7 @@ let edgeUrl: string;
 const images: Record<"v1" | "v2", { ref: string; version: string; sha256: string }> = {} as never;
 const labelImages: string[] = [];
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
-      cwd: repoRoot,
-      env: process.env,
-      timeout: timeoutMs,
-      maxBuffer: 32 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = (args: string[], timeoutMs = 240_000) => runCli(args, { timeoutMs });
 const out = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
 
 const sd = (dir = stateDir) => ["--state-dir", dir, "--name-prefix", PREFIX];
@@ -441,4 +423,51 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
       ),
     );
   });
+
+  it("item 7: B's image pruning never removes an image A's ledger references (though B built it), nor one B did not build", async () => {
+    const engine = await testEngine();
+    const a = await mkdtemp(join(tmpdir(), "mstest-flt-stateA-"));
+    const b = await mkdtemp(join(tmpdir(), "mstest-flt-stateB-"));
+    dirs.push(a, b);
+    await initHost(a);
+    await initHost(b);
+    const keep = ["--keep-images", "1"];
+    // B builds X's image I (`--model`): B's ledger records it as built here, so B may prune it
+    const x = await bundleAs(await trainedBundle(), "20260201.000003");
+    const xVersion = JSON.parse(await readFile(join(x, "model.json"), "utf8")).version as string;
+    // our own tag of the local base image (other test runs replace and remove theirs meanwhile)
+    const base = `mstest-flt-base:${(await baseImage()).split(":").pop()}`;
+    await exec("docker", ["tag", await baseImage(), base], { env: process.env });
+    labelImages.push(base);
+    const built = await cli([
+      "deploy",
+      "--model",
+      x,
+      "--repository",
+      "mstest-flt-prune",
+      "--base-image",
+      base,
+      ...deployArgs(images.v1.ref, b).slice(3),
+      ...keep,
+    ]);
+    expect(built.code, out(built)).toBe(0);
+    const imageI = (await ledger(b)).versions.find((v) => v.version === xVersion)!.image;
+    expect(imageI.builtHere).toBe(true);
+    labelImages.push(imageI.ref);
+    // A serves X from the same image I
+    const inA = await cli(deployArgs(imageI.ref, a));
+    expect(inA.code, out(inA)).toBe(0);
+    // an image B did not build (its own tag, nothing else references it)
+    const notBuilt = await relabel(images.v1.ref, "mstest-flt-notbuilt:1", {});
+    for (const ref of [notBuilt, images.v2.ref, imageI.ref]) {
+      const r = await cli([...deployArgs(ref, b), ...keep]);
+      expect(r.code, out(r)).toBe(0);
+    }
+    // B: X stable again, v2 standby; v1 (notBuilt) and X's first entry went through pruning at keep 1
+    expect(await roles(b)).toEqual({ [xVersion]: "stable", [images.v2.version]: "standby" });
+    expect((await ledger(b)).versions.find((v) => v.version === images.v1.version)?.role).toBe("retired");
+    expect(await engine.inspectImage(imageI.ref)).not.toBeNull();
+    expect(await engine.inspectImage(notBuilt)).not.toBeNull();
+    expect((await ledger(a)).versions.find((v) => v.role === "stable")?.image.ref).toBe(imageI.ref);
+  }, 600_000);
 });
