@@ -8,19 +8,15 @@
  * Flags: --model <bundle> (default: the test suite's trained bundle) --duration <s> (8) --rounds <n> (3)
  *        --workers <n> --connections <n> (32) --json
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { availableParallelism, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
 import { readBundle } from "../src/bundle/read.js";
 import { layoutOf } from "../src/drift/counts.js";
 import { readTextProfile } from "../src/drift/vocabulary.js";
 import { ChunkCounter } from "../src/drift/window.js";
 import { textTable } from "../src/util/progress.js";
+import { httpLoad, startServer, stopServer, treeCpuSeconds } from "./support.js";
 
-const exec = promisify(execFile);
-const root = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
   options: {
     model: { type: "string" },
@@ -31,90 +27,6 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-
-async function wrk(
-  url: string,
-  body: string,
-  seconds: number,
-): Promise<{ rps: number; requests: number; errors: number }> {
-  const dir = await mkdtemp(join(tmpdir(), "msbench-drift-"));
-  try {
-    const script = join(dir, "post.lua");
-    await writeFile(
-      script,
-      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`,
-    );
-    const { stdout } = await exec("wrk", [
-      "-t",
-      "2",
-      "-c",
-      args.connections!,
-      "-d",
-      `${seconds}s`,
-      "-s",
-      script,
-      url,
-    ]);
-    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
-    return {
-      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
-      requests: Number(/(\d+) requests in/.exec(stdout)![1]),
-      errors: non2xx,
-    };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function start(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ["dist/serving/main.js"], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((res, rej) => {
-    let buf = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split("\n")) {
-        try {
-          const j = JSON.parse(line) as { msg?: string; port?: number; role?: string };
-          if (j.msg === "ready" && j.role === "primary" && j.port) {
-            child.stdout!.removeAllListeners("data");
-            child.stdout!.resume();
-            res({ child, port: j.port });
-          }
-        } catch {}
-      }
-    });
-    child.once("exit", (code) => rej(new Error(`server exited ${code} before ready`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await done;
-}
-
-/** CPU seconds of a process and its children (the server's primary + workers). */
-async function treeCpuSeconds(pid: number): Promise<number> {
-  const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
-  let ticks = 0;
-  for (const p of [
-    pid,
-    ...stdout
-      .split("\n")
-      .filter((l) => l.trim())
-      .map(Number),
-  ]) {
-    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
-  }
-  return ticks / 100;
-}
 
 /** In-process µs per prediction of what a worker adds with drift on: ChunkCounter.add + the chunk message. */
 async function accountingMicros(
@@ -170,7 +82,7 @@ async function main() {
       // Alternate which goes first, so a trend in the neighbours' load cannot favour one side.
       for (const drift of round % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const)) {
         if (!args.json) process.stderr.write(`${b.name}, drift ${drift}, round ${round + 1}/${rounds}...\n`);
-        const { child, port } = await start({
+        const { child, port } = await startServer(["dist/serving/main.js"], {
           MODELSHIP_MODEL_DIR: dir,
           PORT: "0",
           HOST: "127.0.0.1",
@@ -178,12 +90,20 @@ async function main() {
           MODELSHIP_ACCESS_LOG: "0",
           MODELSHIP_DRIFT: drift === "on" ? "true" : "false",
         });
-        await wrk(`http://127.0.0.1:${port}/predict`, b.body, 1); // warm-up
+        await httpLoad(`http://127.0.0.1:${port}/predict`, {
+          body: b.body,
+          seconds: 1,
+          connections: Number(args.connections),
+        }); // warm-up
         const cpu0 = await treeCpuSeconds(child.pid!);
-        const r = await wrk(`http://127.0.0.1:${port}/predict`, b.body, seconds);
+        const r = await httpLoad(`http://127.0.0.1:${port}/predict`, {
+          body: b.body,
+          seconds: seconds,
+          connections: Number(args.connections),
+        });
         const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / r.requests) * 1e6;
         results.push({ case: b.name, drift, rps: r.rps, cpuUs, errors: r.errors });
-        await stop(child);
+        await stopServer(child);
       }
     }
   }

@@ -19,6 +19,7 @@ import { textTable } from "../src/util/progress.js";
 import { trainedBundle } from "../test/support/bundle.js";
 import { tweetTexts } from "../test/support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "../test/support/images.js";
+import { httpLoad } from "./support.js";
 
 const exec = promisify(execFile);
 const root = resolve(import.meta.dirname, "..");
@@ -28,49 +29,7 @@ const { values: args } = parseArgs({
 const duration = Number(args.duration);
 const connections = Number(args.connections);
 
-interface Wrk {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-async function wrk(url: string, body: string): Promise<Wrk> {
-  const dir = await mkdtemp(join(tmpdir(), "msbench-router-"));
-  try {
-    const script = join(dir, "post.lua");
-    await writeFile(
-      script,
-      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`,
-    );
-    const { stdout } = await exec("wrk", [
-      "-t",
-      "2",
-      "-c",
-      String(connections),
-      "-d",
-      `${duration}s`,
-      "--latency",
-      "-s",
-      script,
-      url,
-    ]);
-    const ms = (s: string) => {
-      const m = /([\d.]+)(us|ms|s)/.exec(s)!;
-      return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
-    };
-    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
-    const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
-    return {
-      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
-      p50: ms(/\s50%\s+(\S+)/.exec(stdout)![1]!),
-      p99: ms(/\s99%\s+(\S+)/.exec(stdout)![1]!),
-      errors: non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
-    };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const wrk = (url: string, body: string) => httpLoad(url, { body, seconds: duration, connections });
 
 async function cli(argv: string[]): Promise<string> {
   const { stdout } = await exec("node", ["bin/modelship.js", ...argv], { cwd: root, maxBuffer: 1 << 24 });

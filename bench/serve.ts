@@ -13,13 +13,14 @@
  *        --data <csv> (peer training data; default the test suite's) --json
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { readBundle } from "../src/bundle/read.js";
 import { ClassifierSession } from "../src/onnx/session.js";
 import { textTable } from "../src/util/progress.js";
+import { hasWrk, httpLoad, startServer, stopServer, treeCpuSeconds } from "./support.js";
 
 const exec = promisify(execFile);
 const root = resolve(import.meta.dirname, "..");
@@ -61,142 +62,11 @@ interface Row extends Load {
   rssAfter?: number[];
 }
 
-async function hasWrk(): Promise<boolean> {
-  return exec("wrk", ["--version"]).then(
-    () => true,
-    (e: { stdout?: string }) => Boolean(e.stdout?.includes("wrk")),
-  );
-}
-
 const useWrk = await hasWrk();
 
-/** Runs the load generator against `url` and returns req/s and latency percentiles (ms). */
-async function load(url: string, body?: string, seconds = duration): Promise<Load> {
-  if (useWrk) {
-    const dir = await mkdtemp(join(tmpdir(), "msbench-"));
-    try {
-      const script = join(dir, "post.lua");
-      await writeFile(
-        script,
-        body === undefined
-          ? ""
-          : `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`,
-      );
-      const { stdout } = await exec(
-        "wrk",
-        ["-t", "2", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url],
-        { maxBuffer: 1 << 20 },
-      );
-      const ms = (s: string) => {
-        const m = /([\d.]+)(us|ms|s)/.exec(s)!;
-        return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
-      };
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]);
-      const p50 = ms(/\s50%\s+(\S+)/.exec(stdout)![1]!);
-      const p99 = ms(/\s99%\s+(\S+)/.exec(stdout)![1]!);
-      const requests = Number(/(\d+) requests in/.exec(stdout)![1]);
-      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
-      const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
-      const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-      // wrk counts a request still unanswered after 2 s as a socket timeout: that is latency, not a 5xx.
-      return {
-        rps,
-        p50,
-        p99,
-        errors,
-        requests,
-        ...(sockErr ? { detail: sockErr[0] } : {}),
-        ...(non2xx ? { non2xx } : {}),
-      };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-  interface Autocannon {
-    requests: { average: number; total: number };
-    latency: { p50: number; p99: number };
-    errors: number;
-    non2xx: number;
-    timeouts: number;
-  }
-  // autocannon ships no types; this is the slice of its result we read.
-  const { default: autocannon } = (await import("autocannon" as string)) as {
-    default: (opts: object) => Promise<Autocannon>;
-  };
-  const result = await autocannon({
-    url,
-    connections,
-    duration: seconds,
-    ...(body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body }),
-  });
-  return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts,
-    requests: result.requests.total,
-  };
-}
-
-/** Starts a child that logs a JSON line with msg "ready" and port; returns it with its port. */
-function startChild(
-  cmd: string[],
-  env: Record<string, string>,
-): Promise<{ child: ChildProcess; port: number; readyMs: number }> {
-  const spawnedAt = performance.now();
-  const child = spawn(process.execPath, cmd, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split("\n")) {
-        try {
-          const j = JSON.parse(line) as { msg?: string; port?: number; role?: string };
-          if (j.msg === "ready" && j.port) {
-            child.stdout!.removeAllListeners("data");
-            child.stdout!.resume();
-            resolve({ child, port: j.port, readyMs: Math.round(performance.now() - spawnedAt) });
-          }
-        } catch {}
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${cmd.join(" ")} exited ${code} before ready`)));
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await done;
-}
-
-/**
- * CPU seconds (user + system) used so far by a process and its children. On a shared machine
- * wall-clock req/s depends on the neighbours; CPU per request does not, so both are reported.
- */
-async function treeCpuSeconds(pid: number): Promise<number> {
-  const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(pid)]).catch(() => ({ stdout: "" }));
-  const pids = [
-    pid,
-    ...stdout
-      .split("\n")
-      .filter((l) => l.trim())
-      .map((l) => Number(l.trim())),
-  ];
-  let ticks = 0;
-  for (const p of pids) {
-    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
-    // Fields after the ")" of the command name: utime is the 12th, stime the 13th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
-  }
-  return ticks / 100;
-}
+/** Runs the shared HTTP load (bench/support.ts) against `url`. */
+const load = (url: string, body?: string, seconds = duration): Promise<Load> =>
+  httpLoad(url, { ...(body === undefined ? {} : { body }), seconds, connections });
 
 /** RSS (MB) of a process's children: the server's workers. */
 async function workerRss(pid: number): Promise<number[]> {
@@ -379,12 +249,12 @@ async function main() {
     const dir = await mkdtemp(join(tmpdir(), "msbench-hello-"));
     const script = join(dir, "hello.cjs");
     await writeFile(script, HELLO);
-    const { child, port } = await startChild([script], { WORKERS: String(workers) });
+    const { child, port } = await startServer([script], { WORKERS: String(workers) });
     const cpu0 = await treeCpuSeconds(child.pid!);
     const result = await load(`http://127.0.0.1:${port}/`, "{}");
     const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / result.requests) * 1e6;
     rows.push({ name: "(a) node:http hello (floor)", items: 1, ...result, cpuUs });
-    await stopChild(child);
+    await stopServer(child);
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -405,7 +275,7 @@ async function main() {
       child,
       port,
       readyMs: startup,
-    } = await startChild(["dist/serving/main.js"], {
+    } = await startServer(["dist/serving/main.js"], {
       MODELSHIP_MODEL_DIR: bundle.dir,
       PORT: "0",
       HOST: "127.0.0.1",
@@ -419,7 +289,7 @@ async function main() {
     const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / result.requests) * 1e6;
     const rssAfter = await workerRss(child.pid!);
     rows.push({ name: run.name, items: run.items, ...result, cpuUs, rssBefore, rssAfter });
-    await stopChild(child);
+    await stopServer(child);
   }
 
   log("(d) in-process session.run floor...");
@@ -482,7 +352,7 @@ async function main() {
   if (args.soak) {
     const seconds = Number(args.soak);
     log(`soak: /predict for ${seconds}s, RSS every 10s...`);
-    const { child, port } = await startChild(["dist/serving/main.js"], {
+    const { child, port } = await startServer(["dist/serving/main.js"], {
       MODELSHIP_MODEL_DIR: bundle.dir,
       PORT: "0",
       HOST: "127.0.0.1",
@@ -498,7 +368,7 @@ async function main() {
     const result = await load(`http://127.0.0.1:${port}/predict`, single, seconds);
     clearInterval(timer);
     samples.push({ t: seconds, rss: await workerRss(child.pid!) });
-    await stopChild(child);
+    await stopServer(child);
     soak = { seconds, samples, rps: result.rps, errors: result.errors };
   }
 

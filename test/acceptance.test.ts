@@ -1,13 +1,13 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
 import { type LoadHandle, type LoadReport, startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { trainedBundle } from "./support/bundle.js";
+import { runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 import { killDaemonsOf } from "./support/leftovers.js";
@@ -17,32 +17,12 @@ import { killDaemonsOf } from "./support/leftovers.js";
  * the real model, the real CLI. Every case runs under continuous load from a separate process and
  * counts what users saw. Cases share one host (state dir, HAProxy, images) and run in order.
  */
-const exec = promisify(execFile);
 const PREFIX = "mstest-acc-";
 let stateDir: string;
 let edgeUrl: string;
 const images: Record<"v1" | "v2" | "flipped", { ref: string; version: string }> = {} as never;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], timeoutMs = 180_000): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
-      cwd: repoRoot,
-      env: process.env,
-      timeout: timeoutMs,
-      maxBuffer: 32 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = (args: string[], timeoutMs = 180_000) => runCli(args, { timeoutMs });
 
 const common = () => ["--state-dir", stateDir, "--name-prefix", PREFIX];
 // This CI host has 2 cores shared with every other suite: a fresh container's latency is noise here, so

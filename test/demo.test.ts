@@ -7,6 +7,7 @@ import { Engine } from "../src/engine/engine.js";
 import { ledgerSchema } from "../src/ledger/schema.js";
 import { SERVED_LABELS } from "../src/rollout/wiring.js";
 import { routerPaths } from "../src/router/config.js";
+import { pidAlive } from "../src/util/process.js";
 import { dataPath, repoRoot } from "./support/data.js";
 import { ensureDockerHost } from "./support/images.js";
 
@@ -33,15 +34,6 @@ afterAll(() => {
     rmSync(d, { recursive: true, force: true });
   }
 });
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("modelship demo (CLI)", () => {
   it("bad flags: one line, exit 2", () => {

@@ -35,11 +35,30 @@ describe("examples/sklearn-wine", () => {
       );
       expect(problems.map((p) => `${p.line}: ${p.message}`)).toEqual([]);
       const wf = parseYaml(text) as {
-        jobs: Record<string, { steps: { uses?: string; with?: Record<string, unknown> }[] }>;
+        jobs: Record<
+          string,
+          {
+            uses?: string;
+            with?: Record<string, unknown>;
+            steps?: { uses?: string; with?: Record<string, unknown> }[];
+          }
+        >;
       };
       let used = 0;
       for (const job of Object.values(wf.jobs)) {
-        for (const step of job.steps) {
+        // a job calling one of modelship's reusable workflows: its `with:` names declared inputs
+        const reusable = /^modelship\/modelship\/(\.github\/workflows\/reusable-[a-z-]+\.yml)@/.exec(
+          job.uses ?? "",
+        );
+        if (reusable) {
+          used++;
+          const called = parseYaml(readFileSync(join(repoRoot, reusable[1]!), "utf8")) as {
+            on: { workflow_call: { inputs: Record<string, unknown> } };
+          };
+          for (const key of Object.keys(job.with ?? {}))
+            expect(Object.keys(called.on.workflow_call.inputs), `${reusable[1]}: ${key}`).toContain(key);
+        }
+        for (const step of job.steps ?? []) {
           const m = /^modelship\/modelship\/actions\/([a-z-]+)@/.exec(step.uses ?? "");
           if (!m) continue;
           used++;

@@ -311,6 +311,48 @@ describe("paired gate, tabular BYO bundles (wine): feature rows fed by each bund
   });
 });
 
+describe("paired gate, tabular bundles made by `modelship package` (the real CLI)", () => {
+  it("packaged gradient boosting vs packaged nearest-centroid model: paired on the evaluation CSV", async () => {
+    const evalCsv = join(byo, "wine-test.csv");
+    const features = loadCsv(evalCsv).columns.filter((c) => c !== "cultivar");
+    const labels = ["cultivar_a", "cultivar_b", "cultivar_c"];
+    const centroidOnnx = join(dir, "centroid.onnx");
+    await writeFile(centroidOnnx, centroidModel(join(byo, "wine.csv"), features, labels));
+    const pack = async (model: string, out: string) => {
+      const { stdout } = await exec(
+        "node",
+        [
+          "bin/modelship.js",
+          "package",
+          "--model",
+          model,
+          "--data",
+          evalCsv,
+          "--label-column",
+          "cultivar",
+          "--out",
+          join(dir, out),
+          "--name",
+          "wine",
+          "--json",
+        ],
+        { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 },
+      );
+      return (JSON.parse(stdout) as { bundle: string }).bundle;
+    };
+    const gbm = await pack(join(byo, "wine-gbm.onnx"), "packaged-gbm");
+    const centroid = await pack(centroidOnnx, "packaged-centroid");
+    const { verdict } = await gateCandidate(centroid, await baselineFromPath(gbm), defaultGatePolicy);
+    const c = paired(verdict);
+    expect(c.evaluation.rows).toBe(54);
+    expect(c.evaluation.source).toBe(`evaluation data ${evalCsv} (all labelled rows)`);
+    expect(c.flips.map((f) => f.label)).toEqual(labels);
+    expect(row(verdict, "goldenParity").status).toBe("pass");
+    expect(row(verdict, "maxDrop.accuracy").baseline).toBeCloseTo(0.9815, 3);
+    expect(c.evaluation.notes.join(" ")).toMatch(/production model: its model\.json has no training record/);
+  }, 300_000);
+});
+
 /** A model.json as a BYO packager writes it: no training record, the evaluation CSV as dataset. */
 async function byoCard(
   model: string,

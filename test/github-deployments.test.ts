@@ -1,14 +1,12 @@
-import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { buildActions, runAction } from "./support/action-runner.js";
 import { trainedBundle } from "./support/bundle.js";
-import { repoRoot } from "./support/data.js";
+import { runCli } from "./support/cli.js";
 import { callLines, type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 import { killDaemonsOf } from "./support/leftovers.js";
@@ -77,21 +75,11 @@ describe("rollback action records a GitHub Deployment", () => {
   });
 });
 
-const exec = promisify(execFile);
-
 /** The real CLI; resolves with the exit code. */
-async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
-      cwd: repoRoot,
-      timeout: 300_000,
-    });
-    return { code: 0, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-  }
-}
+const cli = async (args: string[]) => {
+  const r = await runCli(args);
+  return { code: r.code, out: r.stdout + r.stderr };
+};
 
 /** Same weights, another release: what a retrain that changed nothing would ship. */
 async function release(src: string, stamp: string, into: string): Promise<string> {

@@ -9,20 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repairRouter } from "../src/host/repair.js";
 import { renderUnit } from "../src/host/systemd.js";
 import { Router, RouterSettings } from "../src/router/index.js";
+import { runCli } from "./support/cli.js";
 import { killDaemonsOf } from "./support/leftovers.js";
 
 const exec = promisify(execFile);
 const env = { ...process.env, DOCKER_HOST: process.env.DOCKER_HOST ?? "unix:///run/modelship/podman.sock" };
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[]) => runCli(args, { env });
 
 async function freePort(): Promise<number> {
   const srv = createServer();

@@ -11,6 +11,7 @@ import { SERVER_PORT, smokeTestImage } from "../src/image/build.js";
 import { MODEL_LABELS, OCI_LABELS } from "../src/image/labels.js";
 import { formatSmokeReport, runSmokeTest, waitForReady } from "../src/smoke/smoke.js";
 import { trainedBundle } from "./support/bundle.js";
+import { runCli } from "./support/cli.js";
 import { repoRoot } from "./support/data.js";
 import { baseImage, type ModelImage, modelImage, testEngine } from "./support/images.js";
 
@@ -18,20 +19,7 @@ const run = promisify(execFile);
 const suffix = Math.random().toString(16).slice(2, 8);
 
 /** Runs the CLI; resolves with the exit code instead of throwing. */
-async function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  return run("node", [join(repoRoot, "bin", "modelship.js"), ...args], {
-    cwd: repoRoot,
-    env,
-    maxBuffer: 32 * 1024 * 1024,
-  }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({
-      code: e.code,
-      stdout: e.stdout,
-      stderr: e.stderr,
-    }),
-  );
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => runCli(args, { env });
 
 /** A temp copy of a bundle whose golden expectations were edited: the model itself is untouched. */
 async function tamperedCopy(bundleDir: string): Promise<{ dir: string; card: ModelCard }> {

@@ -6,11 +6,13 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
 import { type LoadReport, startLoad } from "../src/load/generator.js";
+import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
 import { trainedBundle } from "./support/bundle.js";
+import { type CliResult, runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
-import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { baseImage, ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 
 /**
  * Issue 10 items 4–9, the rollout/ledger/repair side, as fault drills on real parts: HAProxy, Podman
@@ -26,26 +28,7 @@ let edgeUrl: string;
 const images: Record<"v1" | "v2", { ref: string; version: string; sha256: string }> = {} as never;
 const labelImages: string[] = [];
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
-      cwd: repoRoot,
-      env: process.env,
-      timeout: timeoutMs,
-      maxBuffer: 32 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = (args: string[], timeoutMs = 240_000) => runCli(args, { timeoutMs });
 const out = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
 
 const sd = (dir = stateDir) => ["--state-dir", dir, "--name-prefix", PREFIX];
@@ -195,6 +178,25 @@ afterAll(async () => {
 });
 
 describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repair)", () => {
+  it("item 10: docker inspect of the container `modelship deploy` started: read-only root, no capabilities, no-new-privileges, pids limit, bounded log", async () => {
+    const stable = (await ledger()).versions.find((v) => v.role === "stable")!;
+    const { stdout } = await exec("docker", ["inspect", stable.container!.id], { env: process.env });
+    const host = JSON.parse(stdout)[0].HostConfig;
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(host.Tmpfs ?? {})).toContain("/tmp");
+    // Docker Engine reports ["ALL"]; Podman expands ALL into the capabilities it removed.
+    const dropped: string[] = host.CapDrop ?? [];
+    if (!dropped.includes("ALL"))
+      expect(dropped).toEqual(expect.arrayContaining(["CHOWN", "DAC_OVERRIDE", "KILL", "SETUID", "SETGID"]));
+    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.SecurityOpt).toContainEqual(expect.stringMatching(/^no-new-privileges(:true)?$/));
+    const workers = rolloutSettingsSchema.parse({}).container.workers;
+    expect(host.PidsLimit).toBe(64 + 24 * (workers + 1));
+    expect(host.LogConfig?.Type).toBe("json-file");
+    if (host.LogConfig?.Config?.["max-size"])
+      expect(host.LogConfig.Config).toMatchObject({ "max-size": "10m", "max-file": "3" });
+  });
+
   it("item 4: labels are checked before anything runs, then against /model-info before traffic; terminal output is clean", async () => {
     const before = (await ourContainers()).length;
     // an escape sequence / newline in the version label: refused before any container starts
@@ -386,4 +388,86 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
     expect(await (await testEngine()).inspectContainer(orphan)).toBeNull();
     expect(await roles()).toEqual({ [images.v1.version]: "stable", [images.v2.version]: "standby" });
   });
+
+  it("item 5: a deploy or rollback whose edge saw failed requests exits non-zero and says how many", async () => {
+    const c = await mkdtemp(join(tmpdir(), "mstest-flt-stateC-"));
+    dirs.push(c);
+    const url = await initHost(c);
+    // a stable that answers every /predict with 500 (its health checks pass): users see failures
+    const chaos = ["--env", "MODELSHIP_CHAOS_ERROR_RATE=1", "--skip-smoke"];
+    const first = await cli([...deployArgs(images.v1.ref, c), ...chaos]);
+    expect(first.code, out(first)).toBe(0); // no traffic meanwhile: nothing failed
+    // a clean candidate replaces it under load: the rollout completes, but the edge saw failures
+    const d = await underLoad(() => cli(deployArgs(images.v2.ref, c)), url);
+    expect(d.load.non2xx).toBeGreaterThan(0);
+    expect(d.result.code, out(d.result)).toBe(1);
+    expect(d.result.stdout).toMatch(/Deployment complete, but \d+ of \d+ requests failed at the edge/);
+    const m = out(d.result).match(
+      new RegExp(
+        `deploy of ${images.v2.version}: (\\d+) of (\\d+) requests through the edge ${url} failed meanwhile`,
+      ),
+    );
+    expect(m, out(d.result)).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(Number(m![1])).toBeLessThanOrEqual(d.load.non2xx);
+    expect(await roles(c)).toEqual({ [images.v2.version]: "stable", [images.v1.version]: "standby" });
+    // rolling back to that failing standby under load: also not a success
+    const rb = await underLoad(
+      () => cli(["rollback", "--to", images.v1.version, "--reason", "drill", ...sd(c)]),
+      url,
+    );
+    expect(rb.result.code, out(rb.result)).toBe(1);
+    expect(out(rb.result)).toMatch(
+      new RegExp(
+        `rollback to ${images.v1.version}: [1-9]\\d* of \\d+ requests through the edge ${url} failed meanwhile`,
+      ),
+    );
+  });
+
+  it("item 7: B's image pruning never removes an image A's ledger references (though B built it), nor one B did not build", async () => {
+    const engine = await testEngine();
+    const a = await mkdtemp(join(tmpdir(), "mstest-flt-stateA-"));
+    const b = await mkdtemp(join(tmpdir(), "mstest-flt-stateB-"));
+    dirs.push(a, b);
+    await initHost(a);
+    await initHost(b);
+    const keep = ["--keep-images", "1"];
+    // B builds X's image I (`--model`): B's ledger records it as built here, so B may prune it
+    const x = await bundleAs(await trainedBundle(), "20260201.000003");
+    const xVersion = JSON.parse(await readFile(join(x, "model.json"), "utf8")).version as string;
+    // our own tag of the local base image (other test runs replace and remove theirs meanwhile)
+    const base = `mstest-flt-base:${(await baseImage()).split(":").pop()}`;
+    await exec("docker", ["tag", await baseImage(), base], { env: process.env });
+    labelImages.push(base);
+    const built = await cli([
+      "deploy",
+      "--model",
+      x,
+      "--repository",
+      "mstest-flt-prune",
+      "--base-image",
+      base,
+      ...deployArgs(images.v1.ref, b).slice(3),
+      ...keep,
+    ]);
+    expect(built.code, out(built)).toBe(0);
+    const imageI = (await ledger(b)).versions.find((v) => v.version === xVersion)!.image;
+    expect(imageI.builtHere).toBe(true);
+    labelImages.push(imageI.ref);
+    // A serves X from the same image I
+    const inA = await cli(deployArgs(imageI.ref, a));
+    expect(inA.code, out(inA)).toBe(0);
+    // an image B did not build (its own tag, nothing else references it)
+    const notBuilt = await relabel(images.v1.ref, "mstest-flt-notbuilt:1", {});
+    for (const ref of [notBuilt, images.v2.ref, imageI.ref]) {
+      const r = await cli([...deployArgs(ref, b), ...keep]);
+      expect(r.code, out(r)).toBe(0);
+    }
+    // B: X stable again, v2 standby; v1 (notBuilt) and X's first entry went through pruning at keep 1
+    expect(await roles(b)).toEqual({ [xVersion]: "stable", [images.v2.version]: "standby" });
+    expect((await ledger(b)).versions.find((v) => v.version === images.v1.version)?.role).toBe("retired");
+    expect(await engine.inspectImage(imageI.ref)).not.toBeNull();
+    expect(await engine.inspectImage(notBuilt)).not.toBeNull();
+    expect((await ledger(a)).versions.find((v) => v.role === "stable")?.image.ref).toBe(imageI.ref);
+  }, 600_000);
 });

@@ -11,10 +11,12 @@ import { analysisConfigSchema } from "../src/analysis/analysis.js";
 import { buildProgram } from "../src/cli/main.js";
 import { foldDeprecated } from "../src/cli/settings.js";
 import { gatePolicySchema } from "../src/config/gate.js";
+import { DEFAULT_LIMITS } from "../src/config/train.js";
 import { type RolloutFlags, settingsFromFlags } from "../src/rollout/options.js";
 import { BUILD_SETTINGS } from "../src/settings/build.js";
 import { DEPLOY_SETTINGS, ROLLBACK_SETTINGS } from "../src/settings/rollout.js";
 import { actionDefaultOf, camel, flagName, inputOf, type SettingsTable } from "../src/settings/table.js";
+import { CHECK_LIMIT_SETTINGS } from "../src/settings/validate.js";
 import { repoRoot } from "./support/data.js";
 
 /**
@@ -159,5 +161,23 @@ describe("same words for the same thing", () => {
   it("gate.runtime.maxSizeMb is spelt like validate.maxSizeMb; the old maxSizeMB still applies", () => {
     expect(gatePolicySchema.parse({}).runtime.maxSizeMb).toBe(500);
     expect(gatePolicySchema.parse({ runtime: { maxSizeMB: 20 } }).runtime.maxSizeMB).toBe(20);
+  });
+});
+
+describe("the production-checklist limits (train, validate, actions/train-and-validate)", () => {
+  it("train and validate take the table's --max-* flags; the action its inputs with empty defaults", () => {
+    const yml = actionYml("train-and-validate");
+    for (const s of CHECK_LIMIT_SETTINGS) {
+      const input = inputOf(s)!;
+      expect(yml.inputs[input], input).toBeDefined();
+      expect(yml.inputs[input]!.default).toBe(actionDefaultOf(s));
+      for (const command of ["train", "validate"]) {
+        const option = optionsOf(commandOf(command)).find((o) => o.long === `--${flagName(s.flag!)}`);
+        expect(option?.attributeName(), `${command} ${s.flag}`).toBe(s.key);
+        expect(option?.description).toContain(`default ${s.default}`);
+      }
+      // The key is modelship.yaml's validate: key, and the default is the one it applies.
+      expect(String(DEFAULT_LIMITS[s.key as keyof typeof DEFAULT_LIMITS])).toBe(s.default);
+    }
   });
 });

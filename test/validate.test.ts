@@ -1,27 +1,14 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attr, GraphBuilder } from "../training/onnx/builder.js";
 import { trainedBundle } from "./support/bundle.js";
+import { runCli } from "./support/cli.js";
 import { dataPath } from "./support/data.js";
 
-const exec = promisify(execFile);
-
 /** Runs the real CLI; resolves with exit code and both streams instead of throwing. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec("node", ["bin/modelship.js", ...args], {
-      maxBuffer: 32 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[]) => runCli(args);
 
 const LABELS = ["cat", "dog", "fish"];
 const W = [

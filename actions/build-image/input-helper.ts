@@ -1,12 +1,8 @@
 import { z } from "zod";
-import { readInputs, settingInputNames } from "../../src/action/kit.js";
+import { boolInput, readInputs, settingInputNames } from "../../src/action/kit.js";
 import { BUILD_SETTINGS } from "../../src/settings/build.js";
 
-const bool = (fallback: boolean) =>
-  z
-    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
-    .optional()
-    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+const bool = boolInput;
 
 /** action.yml inputs → typed settings; every name here is declared in action.yml. */
 export const inputsSchema = z

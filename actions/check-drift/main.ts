@@ -1,7 +1,5 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import * as core from "@actions/core";
-import { runAction, setOutputs } from "../../src/action/kit.js";
+import { runAction, setOutputs, workspaceConfig } from "../../src/action/kit.js";
 import { loadDriftPolicy } from "../../src/config/load.js";
 import { markRetrainRequested, renderDriftMarkdown, runDriftCheck } from "../../src/drift/check.js";
 import { dispatchWorkflow, upsertIssue } from "../../src/github/automation.js";
@@ -15,10 +13,7 @@ export const DRIFT_ISSUE_MARKER = "<!-- modelship:drift-issue -->";
 export function run(): Promise<void> {
   return runAction(async () => {
     const inputs = getInputs();
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const policyPath =
-      inputs.policy ??
-      (existsSync(join(workspace, "modelship.yaml")) ? join(workspace, "modelship.yaml") : undefined);
+    const policyPath = workspaceConfig(inputs.policy);
     const check = await runDriftCheck({
       url: inputs.url,
       log: inputs.log,

@@ -1,11 +1,7 @@
 import { z } from "zod";
-import { readInputs } from "../../src/action/kit.js";
+import { boolInput, readInputs } from "../../src/action/kit.js";
 
-const bool = (fallback: boolean) =>
-  z
-    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
-    .optional()
-    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+const bool = boolInput;
 
 /** action.yml inputs → typed settings; every name here is declared in action.yml (tests check both ways). */
 export const inputsSchema = z.object({

@@ -1,8 +1,6 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import * as core from "@actions/core";
 import { context } from "@actions/github";
-import { runAction, setOutputs } from "../../src/action/kit.js";
+import { runAction, setOutputs, workspaceConfig } from "../../src/action/kit.js";
 import { loadGatePolicy } from "../../src/config/load.js";
 import { baselineFromHost, resolveBaseline } from "../../src/gate/baseline.js";
 import { gateCandidate, verdictJson } from "../../src/gate/gate.js";
@@ -15,10 +13,7 @@ import { getInputs } from "./input-helper.js";
 export function run(): Promise<void> {
   return runAction(async () => {
     const inputs = getInputs();
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const policyPath =
-      inputs.policy ??
-      (existsSync(join(workspace, "modelship.yaml")) ? join(workspace, "modelship.yaml") : undefined);
+    const policyPath = workspaceConfig(inputs.policy);
     const policy = await loadGatePolicy(policyPath);
 
     const baseline = inputs["baseline-from-host"]

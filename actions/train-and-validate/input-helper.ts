@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { readInputs } from "../../src/action/kit.js";
+import { boolInput, readInputs } from "../../src/action/kit.js";
 
 const list = z
   .string()
@@ -27,11 +27,7 @@ const positive = (what: string) =>
       return n;
     });
 
-const bool = (fallback: boolean) =>
-  z
-    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
-    .optional()
-    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+const bool = boolInput;
 
 const labelMap = z
   .string()

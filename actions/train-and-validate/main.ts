@@ -1,7 +1,6 @@
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { statSync } from "node:fs";
 import * as core from "@actions/core";
-import { runAction, setOutputs } from "../../src/action/kit.js";
+import { runAction, setOutputs, workspaceConfig } from "../../src/action/kit.js";
 import { loadConfig, loadPackageSettings, loadTrainSettings } from "../../src/config/load.js";
 import { type CheckLimits, DEFAULT_LIMITS } from "../../src/config/train.js";
 import { packageBundle } from "../../src/package/package.js";
@@ -20,10 +19,7 @@ import { getInputs, type TrainAndValidateInputs } from "./input-helper.js";
 export function run(): Promise<void> {
   return runAction(async () => {
     const inputs = getInputs();
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const config =
-      inputs.config ??
-      (existsSync(join(workspace, "modelship.yaml")) ? join(workspace, "modelship.yaml") : undefined);
+    const config = workspaceConfig(inputs.config);
     const limits = {
       maxSizeMb: inputs["max-size-mb"],
       maxLoadMs: inputs["max-load-ms"],

@@ -1,5 +1,8 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import * as core from "@actions/core";
-import type { z } from "zod";
+import { z } from "zod";
+import { CONFIG_FILE } from "../config/schema.js";
 import { inputOf, type SettingsTable } from "../settings/table.js";
 import { describeError, isUserError, UserError } from "../util/errors.js";
 
@@ -67,4 +70,18 @@ export function flagsFromInputs<T extends object>(
     if (value !== undefined) flags[s.key] = value;
   }
   return flags as T;
+}
+
+/** A boolean input as the runner passes it ("true"/"false" in any case; empty = the fallback). */
+export const boolInput = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v.toLowerCase() === "true"));
+
+/** The modelship.yaml an action reads: the input if given, else the workspace's own file if there is one. */
+export function workspaceConfig(given: string | undefined): string | undefined {
+  if (given) return given;
+  const path = join(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
+  return existsSync(path) ? path : undefined;
 }

@@ -1,7 +1,13 @@
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { camel, flagName, helpOf, type SettingsTable } from "../settings/table.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
+  return n;
+}
 
 /** Adds a settings table's flags to a command (deprecated spellings hidden from --help). */
 export function addSettings(cmd: Command, settings: SettingsTable): Command {
@@ -10,6 +16,7 @@ export function addSettings(cmd: Command, settings: SettingsTable): Command {
     const option = new Option(s.flag, helpOf(s));
     if (s.repeatable) option.argParser(collect);
     if (s.required) option.makeOptionMandatory();
+    if (s.number === "positive") option.argParser(positive);
     cmd.addOption(option);
     for (const old of s.deprecatedFlags ?? [])
       cmd.addOption(new Option(old, `deprecated spelling of --${flagName(s.flag)}`).hideHelp());

@@ -10,6 +10,7 @@ import { haproxyBinary } from "../router/process.js";
 import { Router } from "../router/router.js";
 import { CommandFailed, runChecked } from "../util/command.js";
 import { isUserError } from "../util/errors.js";
+import { pidAlive } from "../util/process.js";
 import { stateDirProblem } from "../util/state-dir.js";
 
 export interface HostCheck {
@@ -204,15 +205,6 @@ async function checkLedger(stateDir: string, router: Router, answers: boolean): 
       });
   }
   return checks;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 async function checkStateDir(stateDir: string): Promise<HostCheck & { untrusted?: boolean }> {

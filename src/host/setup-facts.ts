@@ -39,7 +39,8 @@ export async function probeSocket(socketPath: string, timeoutMs = 3000): Promise
   if (!existsSync(socketPath)) return null;
   const ping = await socketGet(socketPath, "/_ping", timeoutMs);
   if (ping === null) return null;
-  const version = await socketGet(socketPath, "/version", timeoutMs);
+  // /version is slower than /_ping on a busy Podman service: give it longer before naming no version.
+  const version = await socketGet(socketPath, "/version", Math.max(timeoutMs, 10_000));
   if (version === null) return "Docker API (version did not answer)";
   try {
     const v = JSON.parse(version ?? "{}") as { Version?: string; Components?: { Name?: string }[] };

@@ -5,13 +5,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Engine } from "../engine/engine.js";
 import { Ledger } from "../ledger/ledger.js";
-import { repairLedger } from "../rollout/repair.js";
 import { Router } from "../router/router.js";
 import { runChecked, startDetached } from "../util/command.js";
 import { atomicWriteFile } from "../util/fs.js";
 import { DEFAULT_HEAL_POLICY, type HealPolicy, planHeal } from "./heal.js";
 import { liveStates } from "./heal-run.js";
 import { repairRouter } from "./repair.js";
+import { repairLedger } from "./repair-ledger.js";
 import { UNIT_DIR } from "./systemd.js";
 
 /**

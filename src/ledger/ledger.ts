@@ -6,6 +6,7 @@ import lockfile from "proper-lockfile";
 import { z } from "zod";
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile, atomicWriteJson } from "../util/fs.js";
+import { pidAlive } from "../util/process.js";
 import {
   describePhase,
   emptyLedger,
@@ -76,15 +77,6 @@ function safeUsername(): string {
     return userInfo().username;
   } catch {
     return "unknown";
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

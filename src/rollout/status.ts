@@ -4,6 +4,7 @@ import { histogramBuckets, histogramDelta, histogramQuantile, type Sample } from
 import { Ledger } from "../ledger/ledger.js";
 import type { Operation, Role } from "../ledger/schema.js";
 import { Router } from "../router/router.js";
+import { pidAlive } from "../util/process.js";
 import { scrapeMetrics } from "./wiring.js";
 
 export interface VersionStatus {
@@ -31,15 +32,6 @@ export interface HostStatus {
   versions: VersionStatus[];
   operation: (Operation & { state: "running" | "interrupted"; explanation: string }) | null;
   history: Array<Record<string, unknown>>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**
@@ -115,7 +107,7 @@ export async function hostStatus(stateDir: string, windowMs = 1000): Promise<Hos
   if (data.operation) {
     const op = data.operation;
     const stillRunning =
-      op.host === hostname() ? alive(op.pid) && (await ledger.isLocked()) : await ledger.isLocked();
+      op.host === hostname() ? pidAlive(op.pid) && (await ledger.isLocked()) : await ledger.isLocked();
     operation = {
       ...op,
       state: stillRunning ? "running" : "interrupted",

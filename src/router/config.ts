@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { join } from "node:path";
 import {
   BACKEND,
@@ -5,6 +6,7 @@ import {
   type RouterDesired,
   type RouterSettings,
   type ServerSpec,
+  type ShadowTarget,
 } from "./schema.js";
 
 /** Files the traffic layer keeps in the state dir. */
@@ -21,6 +23,8 @@ export interface RouterPaths {
   /** The servers we want (name, address, weight %, state): the config is rendered from it. */
   desired: string;
   lock: string;
+  /** The shadow mirror's Lua, loaded only while a shadow target is set. */
+  shadowLua: string;
 }
 
 export function routerPaths(stateDir: string): RouterPaths {
@@ -34,6 +38,7 @@ export function routerPaths(stateDir: string): RouterPaths {
     settings: join(stateDir, "router.json"),
     desired: join(stateDir, "router-desired.json"),
     lock: join(dir, "router"),
+    shadowLua: join(dir, "shadow.lua"),
   };
 }
 
@@ -104,6 +109,40 @@ function runAsLines(settings: RouterSettings): string {
 `;
 }
 
+/** `http://address:port/predict` of a shadow target (IPv6 in brackets). */
+export function shadowUrl(t: ShadowTarget): string {
+  const host = isIP(t.address) === 6 ? `[${t.address}]` : t.address;
+  return `http://${host}:${t.port}/predict`;
+}
+
+/** Global lines of the shadow mirror: its settings (validated numbers and address), then the Lua. */
+function shadowGlobal(p: RouterPaths, t: ShadowTarget | undefined): string {
+  if (!t) return "";
+  const env: [string, string | number][] = [
+    ["URL", shadowUrl(t)],
+    ["SHARE", t.share],
+    ["RATE", t.ratePerSec],
+    ["TIMEOUT_MS", t.timeoutMs],
+    ["QUEUE", t.queue],
+    ["WORKERS", t.workers],
+    ["KEEP", t.keep],
+  ];
+  return `    # shadow mirror to ${t.name} (docs/shadow.md); setenv must precede lua-load
+${env.map(([k, v]) => `    setenv MODELSHIP_SHADOW_${k} ${v}`).join("\n")}
+    lua-load ${p.shadowLua}
+`;
+}
+
+/** Edge lines of the shadow mirror: sample the request, then (after stable answered) queue the copy. */
+function shadowEdge(t: ShadowTarget | undefined): string {
+  if (!t) return "";
+  return `    # shadow: copy sampled POST /predict to the candidate after stable answered (never on the user's path)
+    http-request lua.shadow_req if METH_POST { path /predict }
+    http-response wait-for-body time 1s if { var(txn.shadow_body) -m found }
+    http-response lua.shadow_res if { var(txn.shadow_body) -m found }
+`;
+}
+
 /** Renders haproxy.cfg from the desired state. Pure: same input → same bytes. */
 export function renderConfig(settings: RouterSettings, desired: RouterDesired): string {
   const p = routerPaths(settings.stateDir);
@@ -127,7 +166,7 @@ global
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
     hard-stop-after ${ms(t.hardStopAfterMs)}
-${runAsLines(settings)}
+${runAsLines(settings)}${shadowGlobal(p, desired.shadow)}
 defaults
     mode http
     timeout connect ${ms(t.connectMs)}
@@ -162,11 +201,11 @@ ${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
-    default_backend ${BACKEND}
+${shadowEdge(desired.shadow)}    default_backend ${BACKEND}
 
 frontend prometheus
     bind ${settings.metrics.bind}:${settings.metrics.port}
-    http-request use-service prometheus-exporter if { path /metrics }
+${desired.shadow ? "    http-request use-service lua.shadow_pairs if { path /shadow/pairs }\n" : ""}    http-request use-service prometheus-exporter if { path /metrics }
     stats enable
     stats uri /stats
     stats refresh 5s

@@ -1,4 +1,4 @@
-export { type RouterPaths, renderConfig, routerPaths } from "./config.js";
+export { type RouterPaths, renderConfig, routerPaths, shadowUrl } from "./config.js";
 export { type LiveServer, planChanges, type RouterPlan } from "./planner.js";
 export { type ApplyResult, Router, type RunningInfo } from "./router.js";
 export { parseServersState, parseStatCsv, RuntimeApi } from "./runtime-api.js";
@@ -9,6 +9,8 @@ export {
   RouterSettings,
   ServerSpec,
   ServerState,
+  ShadowTarget,
+  type ShadowTargetInput,
   weightToPercent,
 } from "./schema.js";
 export {

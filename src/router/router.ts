@@ -12,7 +12,9 @@ import {
   type RouterSettingsInput,
   ServerSpec,
   type ServerSpecInput,
+  type ShadowTargetInput,
 } from "./schema.js";
+import { SHADOW_LUA } from "./shadow-lua.js";
 import {
   type CounterSnapshot,
   carryOver,
@@ -100,6 +102,8 @@ export class Router {
   /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
   async writeConfig(desired: RouterDesired): Promise<string> {
     const config = await this.render(desired);
+    // haproxy -c loads the Lua too: it must be in place first (static content, same every time).
+    if (desired.shadow) await atomicWriteFile(this.paths.shadowLua, SHADOW_LUA);
     await this.validate(config);
     await atomicWriteFile(this.paths.config, config);
     return config;
@@ -176,7 +180,11 @@ export class Router {
    */
   private async update(change: (current: RouterDesired) => RouterDesiredInput): Promise<ApplyResult> {
     return this.store.withLock(async () => {
-      const parsed = RouterDesired.safeParse(change(await this.readDesired()));
+      const current = await this.readDesired();
+      const next = change(current);
+      // A running shadow mirror survives server changes unless the change names `shadow` itself.
+      const keep = !("shadow" in next) && current.shadow ? { shadow: current.shadow } : {};
+      const parsed = RouterDesired.safeParse({ ...next, ...keep });
       if (!parsed.success) {
         throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
           exitCode: ExitCode.usage,
@@ -191,6 +199,36 @@ export class Router {
       }
       return { ...(await this.pushRuntime(desired)), started: false };
     });
+  }
+
+  /**
+   * Starts (a target) or stops (null) the shadow mirror. Lua is loaded at start-up, so this is a
+   * config change applied by a seamless reload (listening sockets handed over, no connection refused).
+   */
+  async setShadow(target: ShadowTargetInput | null): Promise<void> {
+    await this.store.withLock(async () => {
+      const current = await this.readDesired();
+      const parsed = RouterDesired.safeParse({
+        servers: current.servers,
+        ...(target ? { shadow: target } : {}),
+      });
+      if (!parsed.success) {
+        throw new UserError(
+          `invalid shadow target: ${parsed.error.issues.map((i) => i.message).join("; ")}`,
+          {
+            exitCode: ExitCode.usage,
+          },
+        );
+      }
+      await this.writeConfig(parsed.data);
+      await this.store.writeDesired(parsed.data);
+      await this.reloadLocked();
+    });
+  }
+
+  /** URL of the shadow mirror's pairs (NDJSON), served on the metrics listener while a mirror runs. */
+  shadowPairsUrl(since = 0): string {
+    return `http://${connectHost(this.settings.metrics.bind)}:${this.settings.metrics.port}/shadow/pairs?since=${since}`;
   }
 
   /** What the live process has now, in the planner's terms. */

@@ -33,8 +33,34 @@ export const ServerSpec = z.strictObject({
 export type ServerSpec = z.infer<typeof ServerSpec>;
 export type ServerSpecInput = z.input<typeof ServerSpec>;
 
+/**
+ * The shadow mirror's target (docs/shadow.md): a candidate that gets COPIES of sampled POST /predict
+ * requests after stable answered them; it is not a server of the backend and never answers a user.
+ */
+export const ShadowTarget = z.strictObject({
+  name: ServerName,
+  address: z
+    .string()
+    .refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name")
+    .default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535),
+  /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
+  share: z.number().gt(0).max(1).default(1),
+  ratePerSec: z.number().int().min(1).max(10_000).default(50),
+  /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
+  timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+  /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
+  queue: z.number().int().min(1).max(10_000).default(256),
+  /** Concurrent copies in flight. */
+  workers: z.number().int().min(1).max(32).default(4),
+  /** Pairs kept for the comparison to read. */
+  keep: z.number().int().min(10).max(100_000).default(5000),
+});
+export type ShadowTarget = z.infer<typeof ShadowTarget>;
+export type ShadowTargetInput = z.input<typeof ShadowTarget>;
+
 export const RouterDesired = z
-  .strictObject({ servers: z.array(ServerSpec).default([]) })
+  .strictObject({ servers: z.array(ServerSpec).default([]), shadow: ShadowTarget.optional() })
   .refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
     message: "server names must be unique",
   });

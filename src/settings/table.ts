@@ -27,6 +27,8 @@ export interface Setting {
   repeatable?: boolean;
   /** Commander: the flag must be given. */
   required?: boolean;
+  /** Commander: parse the value as a positive number (a bad one is a one-line usage error). */
+  number?: "positive";
 }
 
 export type SettingsTable = readonly Setting[];

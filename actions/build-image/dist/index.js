@@ -19853,134 +19853,6 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
-// src/settings/table.ts
-function flagName(flag) {
-  return flag.split(/[ ,]/)[0].replace(/^--/, "");
-}
-function inputOf(s) {
-  if (s.input !== void 0) return s.input;
-  return s.flag ? flagName(s.flag) : null;
-}
-
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
-// src/util/text.ts
-function safeText(text, options = {}) {
-  const plain = stripAnsi(String(text));
-  const controls = options.multiline ? (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
-  ) : (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g
-  );
-  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
-  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
-}
-
-// src/util/errors.ts
-var ExitCode2 = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  environment: 3,
-  busy: 4
-};
-var UserError = class extends Error {
-  exitCode;
-  hint;
-  constructor(message, options = {}) {
-    super(message, { cause: options.cause });
-    this.name = "UserError";
-    this.exitCode = options.exitCode ?? ExitCode2.usage;
-    this.hint = options.hint;
-  }
-};
-function isUserError(err) {
-  return err instanceof UserError;
-}
-function describeError(err, debug2 = false) {
-  if (isUserError(err)) {
-    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
-    return debug2 && err.stack ? `${line}
-${err.stack}` : line;
-  }
-  if (err instanceof Error) {
-    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
-  }
-  return `unexpected error: ${safeText(err)}`;
-}
-
-// src/action/kit.ts
-async function runAction(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    const debug2 = isDebug();
-    setFailed(describeError(err, debug2));
-    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
-  }
-}
-function readInputs(schema, names) {
-  const raw = {};
-  for (const name of names) {
-    const value = getInput(name);
-    raw[name] = value === "" ? void 0 : value;
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
-  }
-  return parsed.data;
-}
-var InputError = class extends UserError {
-  name = "InputError";
-};
-function setOutputs(outputs) {
-  for (const [key, value] of Object.entries(outputs)) {
-    if (value === void 0) continue;
-    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
-  }
-}
-function settingInputNames(settings) {
-  return settings.flatMap((s) => {
-    const input2 = inputOf(s);
-    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
-  });
-}
-
-// src/image/build.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
-import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
-
-// src/bundle/read.ts
-import { readFile, stat as stat2 } from "node:fs/promises";
-import { join as join2, resolve as resolve2 } from "node:path";
-
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
 __export(external_exports, {
@@ -20090,7 +19962,7 @@ __export(external_exports, {
   coerce: () => coerce_exports,
   compile: () => compile,
   config: () => config,
-  core: () => core_exports3,
+  core: () => core_exports2,
   creditCard: () => creditCard2,
   cuid: () => cuid3,
   cuid2: () => cuid22,
@@ -20245,8 +20117,8 @@ __export(external_exports, {
 });
 
 // node_modules/zod/v4/core/index.js
-var core_exports3 = {};
-__export(core_exports3, {
+var core_exports2 = {};
+__export(core_exports2, {
   $ZodAny: () => $ZodAny,
   $ZodArray: () => $ZodArray,
   $ZodAsyncError: () => $ZodAsyncError,
@@ -25718,8 +25590,8 @@ var error4 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const maxValue = Number(issue3.maximum);
-          const unit = getBelarusianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Занадта вялікі: чакалася, што ${issue3.origin ?? "значэнне"} павінна ${sizing.verb} ${adj}${issue3.maximum.toString()} ${unit}`;
+          const unit2 = getBelarusianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Занадта вялікі: чакалася, што ${issue3.origin ?? "значэнне"} павінна ${sizing.verb} ${adj}${issue3.maximum.toString()} ${unit2}`;
         }
         return `Занадта вялікі: чакалася, што ${issue3.origin ?? "значэнне"} павінна быць ${adj}${issue3.maximum.toString()}`;
       }
@@ -25728,8 +25600,8 @@ var error4 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const minValue = Number(issue3.minimum);
-          const unit = getBelarusianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Занадта малы: чакалася, што ${issue3.origin} павінна ${sizing.verb} ${adj}${issue3.minimum.toString()} ${unit}`;
+          const unit2 = getBelarusianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Занадта малы: чакалася, што ${issue3.origin} павінна ${sizing.verb} ${adj}${issue3.minimum.toString()} ${unit2}`;
         }
         return `Занадта малы: чакалася, што ${issue3.origin} павінна быць ${adj}${issue3.minimum.toString()}`;
       }
@@ -28356,8 +28228,8 @@ var error25 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const maxValue = Number(issue3.maximum);
-          const unit = getArmenianPlural(maxValue, sizing.unit.one, sizing.unit.many);
-          return `Չափազանց մեծ արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin ?? "արժեք")} կունենա ${adj}${issue3.maximum.toString()} ${unit}`;
+          const unit2 = getArmenianPlural(maxValue, sizing.unit.one, sizing.unit.many);
+          return `Չափազանց մեծ արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin ?? "արժեք")} կունենա ${adj}${issue3.maximum.toString()} ${unit2}`;
         }
         return `Չափազանց մեծ արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin ?? "արժեք")} լինի ${adj}${issue3.maximum.toString()}`;
       }
@@ -28366,8 +28238,8 @@ var error25 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const minValue = Number(issue3.minimum);
-          const unit = getArmenianPlural(minValue, sizing.unit.one, sizing.unit.many);
-          return `Չափազանց փոքր արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin)} կունենա ${adj}${issue3.minimum.toString()} ${unit}`;
+          const unit2 = getArmenianPlural(minValue, sizing.unit.one, sizing.unit.many);
+          return `Չափազանց փոքր արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin)} կունենա ${adj}${issue3.minimum.toString()} ${unit2}`;
         }
         return `Չափազանց փոքր արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin)} լինի ${adj}${issue3.minimum.toString()}`;
       }
@@ -29281,18 +29153,18 @@ var error33 = () => {
         const adj = issue3.inclusive ? "이하" : "미만";
         const suffix = adj === "미만" ? "이어야 합니다" : "여야 합니다";
         const sizing = getSizing(issue3.origin);
-        const unit = sizing?.unit ?? "요소";
+        const unit2 = sizing?.unit ?? "요소";
         if (sizing)
-          return `${issue3.origin ?? "값"}이 너무 큽니다: ${issue3.maximum.toString()}${unit} ${adj}${suffix}`;
+          return `${issue3.origin ?? "값"}이 너무 큽니다: ${issue3.maximum.toString()}${unit2} ${adj}${suffix}`;
         return `${issue3.origin ?? "값"}이 너무 큽니다: ${issue3.maximum.toString()} ${adj}${suffix}`;
       }
       case "too_small": {
         const adj = issue3.inclusive ? "이상" : "초과";
         const suffix = adj === "이상" ? "이어야 합니다" : "여야 합니다";
         const sizing = getSizing(issue3.origin);
-        const unit = sizing?.unit ?? "요소";
+        const unit2 = sizing?.unit ?? "요소";
         if (sizing) {
-          return `${issue3.origin ?? "값"}이 너무 작습니다: ${issue3.minimum.toString()}${unit} ${adj}${suffix}`;
+          return `${issue3.origin ?? "값"}이 너무 작습니다: ${issue3.minimum.toString()}${unit2} ${adj}${suffix}`;
         }
         return `${issue3.origin ?? "값"}이 너무 작습니다: ${issue3.minimum.toString()} ${adj}${suffix}`;
       }
@@ -31105,8 +30977,8 @@ var error47 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const maxValue = Number(issue3.maximum);
-          const unit = getRussianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Слишком большое значение: ожидалось, что ${issue3.origin ?? "значение"} будет иметь ${adj}${issue3.maximum.toString()} ${unit}`;
+          const unit2 = getRussianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Слишком большое значение: ожидалось, что ${issue3.origin ?? "значение"} будет иметь ${adj}${issue3.maximum.toString()} ${unit2}`;
         }
         return `Слишком большое значение: ожидалось, что ${issue3.origin ?? "значение"} будет ${adj}${issue3.maximum.toString()}`;
       }
@@ -31115,8 +30987,8 @@ var error47 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const minValue = Number(issue3.minimum);
-          const unit = getRussianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Слишком маленькое значение: ожидалось, что ${issue3.origin} будет иметь ${adj}${issue3.minimum.toString()} ${unit}`;
+          const unit2 = getRussianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Слишком маленькое значение: ожидалось, что ${issue3.origin} будет иметь ${adj}${issue3.minimum.toString()} ${unit2}`;
         }
         return `Слишком маленькое значение: ожидалось, что ${issue3.origin} будет ${adj}${issue3.minimum.toString()}`;
       }
@@ -39698,6 +39570,270 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
+// src/contracts/drift.ts
+var DEFAULT_THRESHOLDS = {
+  scorePsi: 0.05,
+  classMixDistance: 0.075,
+  inputLengthPsi: 0.05,
+  oovRate: 0.15,
+  featurePsi: 0.2
+};
+var DEFAULT_WINDOW = 1e3;
+var thresholdsSchema = external_exports.object({
+  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
+  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
+  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
+});
+
+// src/config/drift.ts
+var driftPolicySchema = external_exports.object({
+  /** Consecutive checks with a full window over a threshold before drift is confirmed. */
+  sustain: external_exports.number().int().min(1).max(100).default(3).describe("Consecutive over-threshold checks (full window) before drift is confirmed."),
+  thresholds: thresholdsSchema.partial().strict().optional().describe("Alarm thresholds; each given one overrides the server's."),
+  /** Window size when computing from a prediction log (the server's own window applies for --url). */
+  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW).describe("Window size when computing from a prediction log (--url uses the server's window)."),
+  retrain: external_exports.object({
+    /** Workflow dispatched when drift is confirmed (once per model version). */
+    workflow: external_exports.string().min(1).default("deploy.yml").describe("Workflow dispatched when drift is confirmed (once per model version)."),
+    enabled: external_exports.boolean().default(true).describe("Dispatch the retrain workflow on confirmed drift.")
+  }).strict().default({ workflow: "deploy.yml", enabled: true }).describe("Retraining triggered by confirmed drift.")
+}).strict();
+var defaultDriftPolicy = driftPolicySchema.parse({});
+
+// src/config/gate.ts
+var unit = external_exports.number().min(0).max(1);
+var positive = external_exports.number().positive();
+var classFloorSchema = external_exports.union([unit, external_exports.record(external_exports.string().min(1), unit)]);
+var gatePolicySchema = external_exports.object({
+  /** Absolute floors on the candidate's test-split metrics. Unset = no floor. */
+  minimum: external_exports.object({
+    accuracy: unit.optional().describe("Lowest allowed test accuracy. Unset: no floor."),
+    macroF1: unit.optional().describe("Lowest allowed macro-averaged F1. Unset: no floor."),
+    rocAuc: unit.optional().describe("Lowest allowed ROC AUC (binary models). Unset: no floor."),
+    classF1: classFloorSchema.optional().describe('Per-class F1 floor: one number for every class, or { label: floor, "*": rest }.')
+  }).strict().default({}).describe("Absolute floors on the candidate's test-split metrics; always apply."),
+  /** Largest allowed drop versus the production model (baseline − candidate). */
+  maxDrop: external_exports.object({
+    accuracy: unit.default(5e-3).describe("Largest allowed accuracy drop versus production."),
+    macroF1: unit.default(0.01).describe("Largest allowed macro-F1 drop versus production."),
+    rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
+    classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
+  }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
+  /** Runtime limits from the bundle's onnxruntime-node measurements. */
+  runtime: external_exports.object({
+    maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
+    maxSizeMb: positive.default(500).describe("Largest allowed model size (MB)."),
+    maxSizeMB: positive.optional().describe("Deprecated spelling of maxSizeMb (as in validate.maxSizeMb); wins when given."),
+    maxLoadMs: positive.default(5e3).describe("Longest allowed session load time (ms).")
+  }).strict().default({ maxP95Ms: 100, maxSizeMb: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
+  /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
+  goldenParity: external_exports.boolean().default(true).describe(
+    "Re-run the bundle's golden examples under onnxruntime-node and require the recorded output."
+  ),
+  /** Largest allowed |probability − expected| for golden parity. */
+  goldenTolerance: external_exports.number().positive().max(0.5).default(1e-4).describe("Largest allowed |probability − expected| for golden parity.")
+}).strict();
+var defaultGatePolicy = gatePolicySchema.parse({});
+
+// src/config/package.ts
+var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
+// src/config/train.ts
+var nonEmpty2 = external_exports.string().trim().min(1);
+var trainConfigSchema = external_exports.object({
+  /** CSV with a text column and a label column. */
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
+  /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  /** Rename labels before filtering, e.g. { pos: positive }. */
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
+  /**
+   * Trainer parameters, including seed, testSize and cvFolds (training/params.ts); validated against
+   * the trainer's own schema, so unknown ones are reported as train.params.<key>.
+   */
+  params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
+  /** Directory that receives `<name>-<version>/` bundles. */
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+var checkLimitsSchema = external_exports.object({
+  maxSizeMb: external_exports.number().positive().default(500).describe("Largest allowed model.onnx size in MB."),
+  maxLoadMs: external_exports.number().positive().default(5e3).describe("Longest allowed onnxruntime-node session load time (ms)."),
+  maxP95Ms: external_exports.number().positive().default(100).describe("Largest allowed single-row p95 latency (ms).")
+}).strict();
+var DEFAULT_LIMITS = checkLimitsSchema.parse({});
+
+// src/config/schema.ts
+var configSchema = external_exports.object({
+  train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
+  validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
+  gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
+}).strict();
+
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
+// src/util/errors.ts
+var ExitCode2 = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  environment: 3,
+  busy: 4
+};
+var UserError = class extends Error {
+  exitCode;
+  hint;
+  constructor(message, options = {}) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.exitCode = options.exitCode ?? ExitCode2.usage;
+    this.hint = options.hint;
+  }
+};
+function isUserError(err) {
+  return err instanceof UserError;
+}
+function describeError(err, debug2 = false) {
+  if (isUserError(err)) {
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
+    return debug2 && err.stack ? `${line}
+${err.stack}` : line;
+  }
+  if (err instanceof Error) {
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
+  }
+  return `unexpected error: ${safeText(err)}`;
+}
+
+// src/action/kit.ts
+async function runAction(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const debug2 = isDebug();
+    setFailed(describeError(err, debug2));
+    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
+  }
+}
+function readInputs(schema, names) {
+  const raw = {};
+  for (const name of names) {
+    const value = getInput(name);
+    raw[name] = value === "" ? void 0 : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues.join("; "));
+  }
+  return parsed.data;
+}
+var InputError = class extends UserError {
+  name = "InputError";
+};
+function setOutputs(outputs) {
+  for (const [key, value] of Object.entries(outputs)) {
+    if (value === void 0) continue;
+    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
+  }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
+var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+
+// src/image/build.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { stripVTControlCharacters as stripVTControlCharacters2 } from "node:util";
+
+// src/bundle/read.ts
+import { readFile, stat as stat2 } from "node:fs/promises";
+import { join as join2, resolve as resolve2 } from "node:path";
+
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
 var MODEL_FILE = "model.onnx";
@@ -44909,7 +45045,7 @@ var BUILD_SETTINGS = [
 ];
 
 // actions/build-image/input-helper.ts
-var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+var bool = boolInput;
 var inputsSchema = external_exports.object({
   bundle: external_exports.string({ message: "required: the model bundle directory" }).min(1),
   repository: external_exports.string().optional(),

@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP: isIP2 } = __require("node:net");
+    var { isIP: isIP3 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP2(origin.hostname) !== 0) {
+          if (isIP3(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -22199,267 +22199,6 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
-// src/settings/table.ts
-function flagName(flag) {
-  return flag.split(/[ ,]/)[0].replace(/^--/, "");
-}
-function inputOf(s) {
-  if (s.input !== void 0) return s.input;
-  return s.flag ? flagName(s.flag) : null;
-}
-function table(...parts) {
-  const all = parts.flat();
-  const seen = /* @__PURE__ */ new Set();
-  for (const s of all) {
-    if (seen.has(s.key)) throw new Error(`settings table: '${s.key}' declared twice`);
-    seen.add(s.key);
-  }
-  return all;
-}
-
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
-// src/util/text.ts
-function safeText(text, options = {}) {
-  const plain = stripAnsi(String(text));
-  const controls = options.multiline ? (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
-  ) : (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g
-  );
-  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
-  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
-}
-
-// src/util/errors.ts
-var ExitCode2 = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  environment: 3,
-  busy: 4
-};
-var UserError = class extends Error {
-  exitCode;
-  hint;
-  constructor(message, options = {}) {
-    super(message, { cause: options.cause });
-    this.name = "UserError";
-    this.exitCode = options.exitCode ?? ExitCode2.usage;
-    this.hint = options.hint;
-  }
-};
-function isUserError(err) {
-  return err instanceof UserError;
-}
-function describeError(err, debug2 = false) {
-  if (isUserError(err)) {
-    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
-    return debug2 && err.stack ? `${line}
-${err.stack}` : line;
-  }
-  if (err instanceof Error) {
-    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
-  }
-  return `unexpected error: ${safeText(err)}`;
-}
-
-// src/action/kit.ts
-async function runAction(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    const debug2 = isDebug();
-    setFailed(describeError(err, debug2));
-    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
-  }
-}
-function readInputs(schema, names) {
-  const raw = {};
-  for (const name of names) {
-    const value = getInput(name);
-    raw[name] = value === "" ? void 0 : value;
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issues2 = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues2.join("; "));
-  }
-  return parsed.data;
-}
-var InputError = class extends UserError {
-  name = "InputError";
-};
-function setOutputs(outputs) {
-  for (const [key, value] of Object.entries(outputs)) {
-    if (value === void 0) continue;
-    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
-  }
-}
-function settingInputNames(settings) {
-  return settings.flatMap((s) => {
-    const input2 = inputOf(s);
-    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
-  });
-}
-function flagsFromInputs(inputs, settings) {
-  const flags = {};
-  for (const s of settings) {
-    const input2 = inputOf(s);
-    if (!input2) continue;
-    const value = [...s.deprecatedInputs ?? [], input2].map((n) => inputs[n]).find((v) => v !== void 0);
-    if (value !== void 0) flags[s.key] = value;
-  }
-  return flags;
-}
-
-// src/util/command.ts
-import { spawn } from "node:child_process";
-import { realpath, stat as stat2 } from "node:fs/promises";
-import { dirname as dirname2, join as join2 } from "node:path";
-import { createInterface } from "node:readline";
-var CommandNotFound = class extends Error {
-  bin;
-  code;
-  constructor(bin, cause) {
-    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
-    this.bin = bin;
-    this.code = cause.code;
-  }
-};
-var CommandFailed = class extends Error {
-  bin;
-  args;
-  result;
-  constructor(bin, args, result) {
-    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
-    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
-    this.bin = bin;
-    this.args = args;
-    this.result = result;
-  }
-  get stderr() {
-    return this.result.stderr;
-  }
-  get stdout() {
-    return this.result.stdout;
-  }
-};
-function tail(result) {
-  const lines = `${result.stderr}
-${result.stdout}`.split("\n").map((l) => l.trim());
-  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
-  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
-}
-function runCommand(bin, args, options = {}) {
-  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
-  return new Promise((resolve5, reject) => {
-    const child = spawn(bin, args, {
-      env: options.env ?? process.env,
-      ...options.cwd ? { cwd: options.cwd } : {},
-      stdio: ["pipe", "pipe", "pipe"]
-    });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const add = (which2, text) => {
-      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
-      else stderr = (stderr + text).slice(0, maxBuffer);
-    };
-    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, options.timeoutMs) : void 0;
-    if (options.onLine) {
-      const onLine = options.onLine;
-      createInterface({ input: child.stdout }).on("line", (l) => {
-        add("out", `${l}
-`);
-        onLine(l);
-      });
-      createInterface({ input: child.stderr }).on("line", (l) => {
-        add("err", `${l}
-`);
-        onLine(l);
-      });
-    } else {
-      child.stdout.on("data", (d) => add("out", d.toString()));
-      child.stderr.on("data", (d) => add("err", d.toString()));
-    }
-    child.on("error", (err) => {
-      if (timer) clearTimeout(timer);
-      reject(new CommandNotFound(bin, err));
-    });
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve5({ code, signal, stdout, stderr, timedOut });
-    });
-    child.stdin.on("error", () => {
-    });
-    child.stdin.end(options.input ?? "");
-  });
-}
-async function runChecked(bin, args, options = {}) {
-  const result = await runCommand(bin, args, options);
-  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
-  return result;
-}
-var SYSTEM_BIN_DIRS = [
-  "/usr/local/sbin",
-  "/usr/local/bin",
-  "/usr/sbin",
-  "/usr/bin",
-  "/sbin",
-  "/bin"
-];
-async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
-  for (const dir of dirs) {
-    const path = join2(dir, name);
-    const s = await stat2(path).catch(() => void 0);
-    if (!s?.isFile() || (s.mode & 73) === 0) continue;
-    if (await rootOwnedChain(path)) return path;
-  }
-  return void 0;
-}
-async function rootOwnedChain(path) {
-  const real = await realpath(path).catch(() => void 0);
-  if (real === void 0) return false;
-  let p = real;
-  for (; ; ) {
-    const s = await stat2(p).catch(() => void 0);
-    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
-    const parent = dirname2(p);
-    if (parent === p) return true;
-    p = parent;
-  }
-}
-
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
 __export(external_exports, {
@@ -22569,7 +22308,7 @@ __export(external_exports, {
   coerce: () => coerce_exports,
   compile: () => compile,
   config: () => config,
-  core: () => core_exports3,
+  core: () => core_exports2,
   creditCard: () => creditCard2,
   cuid: () => cuid3,
   cuid2: () => cuid22,
@@ -22724,8 +22463,8 @@ __export(external_exports, {
 });
 
 // node_modules/zod/v4/core/index.js
-var core_exports3 = {};
-__export(core_exports3, {
+var core_exports2 = {};
+__export(core_exports2, {
   $ZodAny: () => $ZodAny,
   $ZodArray: () => $ZodArray,
   $ZodAsyncError: () => $ZodAsyncError,
@@ -28197,8 +27936,8 @@ var error4 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const maxValue = Number(issue3.maximum);
-          const unit = getBelarusianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Занадта вялікі: чакалася, што ${issue3.origin ?? "значэнне"} павінна ${sizing.verb} ${adj}${issue3.maximum.toString()} ${unit}`;
+          const unit2 = getBelarusianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Занадта вялікі: чакалася, што ${issue3.origin ?? "значэнне"} павінна ${sizing.verb} ${adj}${issue3.maximum.toString()} ${unit2}`;
         }
         return `Занадта вялікі: чакалася, што ${issue3.origin ?? "значэнне"} павінна быць ${adj}${issue3.maximum.toString()}`;
       }
@@ -28207,8 +27946,8 @@ var error4 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const minValue = Number(issue3.minimum);
-          const unit = getBelarusianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Занадта малы: чакалася, што ${issue3.origin} павінна ${sizing.verb} ${adj}${issue3.minimum.toString()} ${unit}`;
+          const unit2 = getBelarusianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Занадта малы: чакалася, што ${issue3.origin} павінна ${sizing.verb} ${adj}${issue3.minimum.toString()} ${unit2}`;
         }
         return `Занадта малы: чакалася, што ${issue3.origin} павінна быць ${adj}${issue3.minimum.toString()}`;
       }
@@ -30835,8 +30574,8 @@ var error25 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const maxValue = Number(issue3.maximum);
-          const unit = getArmenianPlural(maxValue, sizing.unit.one, sizing.unit.many);
-          return `Չափազանց մեծ արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin ?? "արժեք")} կունենա ${adj}${issue3.maximum.toString()} ${unit}`;
+          const unit2 = getArmenianPlural(maxValue, sizing.unit.one, sizing.unit.many);
+          return `Չափազանց մեծ արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin ?? "արժեք")} կունենա ${adj}${issue3.maximum.toString()} ${unit2}`;
         }
         return `Չափազանց մեծ արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin ?? "արժեք")} լինի ${adj}${issue3.maximum.toString()}`;
       }
@@ -30845,8 +30584,8 @@ var error25 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const minValue = Number(issue3.minimum);
-          const unit = getArmenianPlural(minValue, sizing.unit.one, sizing.unit.many);
-          return `Չափազանց փոքր արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin)} կունենա ${adj}${issue3.minimum.toString()} ${unit}`;
+          const unit2 = getArmenianPlural(minValue, sizing.unit.one, sizing.unit.many);
+          return `Չափազանց փոքր արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin)} կունենա ${adj}${issue3.minimum.toString()} ${unit2}`;
         }
         return `Չափազանց փոքր արժեք․ սպասվում է, որ ${withDefiniteArticle(issue3.origin)} լինի ${adj}${issue3.minimum.toString()}`;
       }
@@ -31760,18 +31499,18 @@ var error33 = () => {
         const adj = issue3.inclusive ? "이하" : "미만";
         const suffix = adj === "미만" ? "이어야 합니다" : "여야 합니다";
         const sizing = getSizing(issue3.origin);
-        const unit = sizing?.unit ?? "요소";
+        const unit2 = sizing?.unit ?? "요소";
         if (sizing)
-          return `${issue3.origin ?? "값"}이 너무 큽니다: ${issue3.maximum.toString()}${unit} ${adj}${suffix}`;
+          return `${issue3.origin ?? "값"}이 너무 큽니다: ${issue3.maximum.toString()}${unit2} ${adj}${suffix}`;
         return `${issue3.origin ?? "값"}이 너무 큽니다: ${issue3.maximum.toString()} ${adj}${suffix}`;
       }
       case "too_small": {
         const adj = issue3.inclusive ? "이상" : "초과";
         const suffix = adj === "이상" ? "이어야 합니다" : "여야 합니다";
         const sizing = getSizing(issue3.origin);
-        const unit = sizing?.unit ?? "요소";
+        const unit2 = sizing?.unit ?? "요소";
         if (sizing) {
-          return `${issue3.origin ?? "값"}이 너무 작습니다: ${issue3.minimum.toString()}${unit} ${adj}${suffix}`;
+          return `${issue3.origin ?? "값"}이 너무 작습니다: ${issue3.minimum.toString()}${unit2} ${adj}${suffix}`;
         }
         return `${issue3.origin ?? "값"}이 너무 작습니다: ${issue3.minimum.toString()} ${adj}${suffix}`;
       }
@@ -33584,8 +33323,8 @@ var error47 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const maxValue = Number(issue3.maximum);
-          const unit = getRussianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Слишком большое значение: ожидалось, что ${issue3.origin ?? "значение"} будет иметь ${adj}${issue3.maximum.toString()} ${unit}`;
+          const unit2 = getRussianPlural(maxValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Слишком большое значение: ожидалось, что ${issue3.origin ?? "значение"} будет иметь ${adj}${issue3.maximum.toString()} ${unit2}`;
         }
         return `Слишком большое значение: ожидалось, что ${issue3.origin ?? "значение"} будет ${adj}${issue3.maximum.toString()}`;
       }
@@ -33594,8 +33333,8 @@ var error47 = () => {
         const sizing = getSizing(issue3.origin);
         if (sizing) {
           const minValue = Number(issue3.minimum);
-          const unit = getRussianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
-          return `Слишком маленькое значение: ожидалось, что ${issue3.origin} будет иметь ${adj}${issue3.minimum.toString()} ${unit}`;
+          const unit2 = getRussianPlural(minValue, sizing.unit.one, sizing.unit.few, sizing.unit.many);
+          return `Слишком маленькое значение: ожидалось, что ${issue3.origin} будет иметь ${adj}${issue3.minimum.toString()} ${unit2}`;
         }
         return `Слишком маленькое значение: ожидалось, что ${issue3.origin} будет ${adj}${issue3.minimum.toString()}`;
       }
@@ -42177,6 +41916,403 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
+// src/contracts/drift.ts
+var DEFAULT_THRESHOLDS = {
+  scorePsi: 0.05,
+  classMixDistance: 0.075,
+  inputLengthPsi: 0.05,
+  oovRate: 0.15,
+  featurePsi: 0.2
+};
+var DEFAULT_WINDOW = 1e3;
+var thresholdsSchema = external_exports.object({
+  scorePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.scorePsi).describe("PSI of the predicted-class confidence versus the bundle's test-split reference."),
+  classMixDistance: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.classMixDistance).describe("Total-variation distance of the predicted class mix versus the test split."),
+  inputLengthPsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.inputLengthPsi).describe("PSI of input text length (characters) versus the test-split reference."),
+  oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
+  featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
+});
+
+// src/config/drift.ts
+var driftPolicySchema = external_exports.object({
+  /** Consecutive checks with a full window over a threshold before drift is confirmed. */
+  sustain: external_exports.number().int().min(1).max(100).default(3).describe("Consecutive over-threshold checks (full window) before drift is confirmed."),
+  thresholds: thresholdsSchema.partial().strict().optional().describe("Alarm thresholds; each given one overrides the server's."),
+  /** Window size when computing from a prediction log (the server's own window applies for --url). */
+  window: external_exports.number().int().min(10).default(DEFAULT_WINDOW).describe("Window size when computing from a prediction log (--url uses the server's window)."),
+  retrain: external_exports.object({
+    /** Workflow dispatched when drift is confirmed (once per model version). */
+    workflow: external_exports.string().min(1).default("deploy.yml").describe("Workflow dispatched when drift is confirmed (once per model version)."),
+    enabled: external_exports.boolean().default(true).describe("Dispatch the retrain workflow on confirmed drift.")
+  }).strict().default({ workflow: "deploy.yml", enabled: true }).describe("Retraining triggered by confirmed drift.")
+}).strict();
+var defaultDriftPolicy = driftPolicySchema.parse({});
+
+// src/config/gate.ts
+var unit = external_exports.number().min(0).max(1);
+var positive = external_exports.number().positive();
+var classFloorSchema = external_exports.union([unit, external_exports.record(external_exports.string().min(1), unit)]);
+var gatePolicySchema = external_exports.object({
+  /** Absolute floors on the candidate's test-split metrics. Unset = no floor. */
+  minimum: external_exports.object({
+    accuracy: unit.optional().describe("Lowest allowed test accuracy. Unset: no floor."),
+    macroF1: unit.optional().describe("Lowest allowed macro-averaged F1. Unset: no floor."),
+    rocAuc: unit.optional().describe("Lowest allowed ROC AUC (binary models). Unset: no floor."),
+    classF1: classFloorSchema.optional().describe('Per-class F1 floor: one number for every class, or { label: floor, "*": rest }.')
+  }).strict().default({}).describe("Absolute floors on the candidate's test-split metrics; always apply."),
+  /** Largest allowed drop versus the production model (baseline − candidate). */
+  maxDrop: external_exports.object({
+    accuracy: unit.default(5e-3).describe("Largest allowed accuracy drop versus production."),
+    macroF1: unit.default(0.01).describe("Largest allowed macro-F1 drop versus production."),
+    rocAuc: unit.default(0.01).describe("Largest allowed ROC AUC drop versus production."),
+    classF1: unit.default(0.01).describe("Largest allowed F1 drop for any single class.")
+  }).strict().default({ accuracy: 5e-3, macroF1: 0.01, rocAuc: 0.01, classF1: 0.01 }).describe("Regression limits (baseline − candidate); only when a production model exists."),
+  /**
+   * How regressions are judged when both models can be scored on the same rows (paired): the
+   * interval of each metric's difference and, for accuracy, McNemar's exact test.
+   */
+  compare: external_exports.object({
+    rule: external_exports.enum(["significant", "point", "noninferior"]).default("significant").describe(
+      "significant: fail when the drop is statistically significant AND larger than maxDrop; point: fail when the point drop exceeds maxDrop; noninferior: fail unless the whole interval stays above −maxDrop."
+    ),
+    confidence: external_exports.number().gt(0.5).lt(1).default(0.95).describe("Confidence level of the intervals (significance level = 1 − confidence)."),
+    resamples: external_exports.number().int().min(100).max(1e5).default(2e3).describe("Paired bootstrap resamples over the evaluation rows."),
+    seed: external_exports.number().int().default(17).describe("Seed of the bootstrap (same seed, same interval)."),
+    examples: external_exports.number().int().min(0).max(50).default(5).describe("Rows where the models disagree listed in the report.")
+  }).strict().default({ rule: "significant", confidence: 0.95, resamples: 2e3, seed: 17, examples: 5 }).describe("Paired comparison: both models scored on the same rows, differences with intervals."),
+  /** Runtime limits from the bundle's onnxruntime-node measurements. */
+  runtime: external_exports.object({
+    maxP95Ms: positive.default(100).describe("Largest allowed single-row p95 latency (ms)."),
+    maxSizeMb: positive.default(500).describe("Largest allowed model size (MB)."),
+    maxSizeMB: positive.optional().describe("Deprecated spelling of maxSizeMb (as in validate.maxSizeMb); wins when given."),
+    maxLoadMs: positive.default(5e3).describe("Longest allowed session load time (ms).")
+  }).strict().default({ maxP95Ms: 100, maxSizeMb: 500, maxLoadMs: 5e3 }).describe("Runtime limits from the bundle's onnxruntime-node measurements."),
+  /** Re-run the bundle's golden examples under onnxruntime-node and require the recorded output. */
+  goldenParity: external_exports.boolean().default(true).describe(
+    "Re-run the bundle's golden examples under onnxruntime-node and require the recorded output."
+  ),
+  /** Largest allowed |probability − expected| for golden parity. */
+  goldenTolerance: external_exports.number().positive().max(0.5).default(1e-4).describe("Largest allowed |probability − expected| for golden parity.")
+}).strict();
+var defaultGatePolicy = gatePolicySchema.parse({});
+
+// src/config/package.ts
+var nonEmpty = external_exports.string().trim().min(1);
+var packageConfigSchema = external_exports.object({
+  model: nonEmpty.optional().describe("The exported ONNX file (skl2onnx, torch.onnx.export, …)."),
+  data: nonEmpty.optional().describe("Labelled evaluation CSV (held-out rows the model never saw)."),
+  labelColumn: nonEmpty.optional().describe("CSV column holding the true label (default: the last column)."),
+  textColumn: nonEmpty.optional().describe("Text models: CSV column holding the text (default: text)."),
+  featureColumns: external_exports.array(nonEmpty).min(1).optional().describe("Tabular models: feature columns in the model's input order (default: every other column)."),
+  labels: external_exports.array(nonEmpty).min(2).optional().describe("Classes in probability-column order, for graphs that do not name them (PyTorch)."),
+  scores: external_exports.enum(["probabilities", "logits"]).optional().describe("What the score output holds; logits are softmaxed in the bundle. Unset: detected."),
+  inputName: nonEmpty.optional().describe("Input to feed when the graph has several."),
+  reference: nonEmpty.optional().describe("CSV for the reference distributions (e.g. the training data); default: data."),
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with an empty label: error (default) or drop."),
+  out: nonEmpty.optional().describe("Directory that receives <name>-<version>/ bundles."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+
+// src/config/train.ts
+var nonEmpty2 = external_exports.string().trim().min(1);
+var trainConfigSchema = external_exports.object({
+  /** CSV with a text column and a label column. */
+  data: nonEmpty2.optional().describe("Labelled CSV, relative to this file. Unset: --data, else $MODELSHIP_DATA."),
+  textColumn: nonEmpty2.optional().describe("CSV column holding the text."),
+  labelColumn: nonEmpty2.optional().describe("CSV column holding the label."),
+  /** Keep only these labels (rows with other labels are dropped). Class order is always sorted. */
+  labels: external_exports.array(nonEmpty2).min(2, "list at least two classes").optional().describe("Keep only these labels; rows with other labels are dropped. Classes are sorted."),
+  /** Rename labels before filtering, e.g. { pos: positive }. */
+  labelMap: external_exports.record(nonEmpty2, nonEmpty2).optional().describe("Rename labels before filtering, e.g. { pos: positive }."),
+  /** Rows with empty text or label: fail (default, lists the lines) or drop and count them. */
+  onEmpty: external_exports.enum(["error", "drop"]).optional().describe("Rows with empty text or label: error (default, lists the lines) or drop and count them."),
+  /**
+   * Trainer parameters, including seed, testSize and cvFolds (training/params.ts); validated against
+   * the trainer's own schema, so unknown ones are reported as train.params.<key>.
+   */
+  params: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("Trainer parameters (train.params.* below); unknown keys are errors."),
+  /** Directory that receives `<name>-<version>/` bundles. */
+  out: nonEmpty2.optional().describe("Directory that receives <name>-<version>/ bundles, relative to this file."),
+  name: external_exports.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' or '-'").optional().describe("Model name; bundles are written to <out>/<name>-<version>/.")
+}).strict();
+var checkLimitsSchema = external_exports.object({
+  maxSizeMb: external_exports.number().positive().default(500).describe("Largest allowed model.onnx size in MB."),
+  maxLoadMs: external_exports.number().positive().default(5e3).describe("Longest allowed onnxruntime-node session load time (ms)."),
+  maxP95Ms: external_exports.number().positive().default(100).describe("Largest allowed single-row p95 latency (ms).")
+}).strict();
+var DEFAULT_LIMITS = checkLimitsSchema.parse({});
+
+// src/config/schema.ts
+var configSchema = external_exports.object({
+  train: trainConfigSchema.optional().describe("Training: data, columns, labels, trainer params, output."),
+  validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
+  gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
+  drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
+}).strict();
+
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+function table(...parts) {
+  const all = parts.flat();
+  const seen = /* @__PURE__ */ new Set();
+  for (const s of all) {
+    if (seen.has(s.key)) throw new Error(`settings table: '${s.key}' declared twice`);
+    seen.add(s.key);
+  }
+  return all;
+}
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
+// src/util/errors.ts
+var ExitCode2 = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  environment: 3,
+  busy: 4
+};
+var UserError = class extends Error {
+  exitCode;
+  hint;
+  constructor(message, options = {}) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.exitCode = options.exitCode ?? ExitCode2.usage;
+    this.hint = options.hint;
+  }
+};
+function isUserError(err) {
+  return err instanceof UserError;
+}
+function describeError(err, debug2 = false) {
+  if (isUserError(err)) {
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
+    return debug2 && err.stack ? `${line}
+${err.stack}` : line;
+  }
+  if (err instanceof Error) {
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
+  }
+  return `unexpected error: ${safeText(err)}`;
+}
+
+// src/action/kit.ts
+async function runAction(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const debug2 = isDebug();
+    setFailed(describeError(err, debug2));
+    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
+  }
+}
+function readInputs(schema, names) {
+  const raw = {};
+  for (const name of names) {
+    const value = getInput(name);
+    raw[name] = value === "" ? void 0 : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issues2 = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues2.join("; "));
+  }
+  return parsed.data;
+}
+var InputError = class extends UserError {
+  name = "InputError";
+};
+function setOutputs(outputs) {
+  for (const [key, value] of Object.entries(outputs)) {
+    if (value === void 0) continue;
+    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
+  }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
+}
+function flagsFromInputs(inputs, settings) {
+  const flags = {};
+  for (const s of settings) {
+    const input2 = inputOf(s);
+    if (!input2) continue;
+    const value = [...s.deprecatedInputs ?? [], input2].map((n) => inputs[n]).find((v) => v !== void 0);
+    if (value !== void 0) flags[s.key] = value;
+  }
+  return flags;
+}
+var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+
+// src/util/command.ts
+import { spawn } from "node:child_process";
+import { realpath, stat as stat2 } from "node:fs/promises";
+import { dirname as dirname2, join as join2 } from "node:path";
+import { createInterface } from "node:readline";
+var CommandNotFound = class extends Error {
+  bin;
+  code;
+  constructor(bin, cause) {
+    super(`cannot run ${bin}: ${cause.code ?? cause.message}`);
+    this.bin = bin;
+    this.code = cause.code;
+  }
+};
+var CommandFailed = class extends Error {
+  bin;
+  args;
+  result;
+  constructor(bin, args, result) {
+    const why = result.timedOut ? "timed out" : result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+    super(`${bin} ${args.join(" ")} failed (${why})${tail(result) ? `: ${tail(result)}` : ""}`);
+    this.bin = bin;
+    this.args = args;
+    this.result = result;
+  }
+  get stderr() {
+    return this.result.stderr;
+  }
+  get stdout() {
+    return this.result.stdout;
+  }
+};
+function tail(result) {
+  const lines = `${result.stderr}
+${result.stdout}`.split("\n").map((l) => l.trim());
+  const stderrLines = result.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return stderrLines.at(-1) ?? lines.filter(Boolean).at(-1) ?? "";
+}
+function runCommand(bin, args, options = {}) {
+  const maxBuffer = options.maxBuffer ?? 16 * 1024 * 1024;
+  return new Promise((resolve5, reject) => {
+    const child = spawn(bin, args, {
+      env: options.env ?? process.env,
+      ...options.cwd ? { cwd: options.cwd } : {},
+      stdio: ["pipe", "pipe", "pipe"]
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    const add = (which2, text) => {
+      if (which2 === "out") stdout = (stdout + text).slice(0, maxBuffer);
+      else stderr = (stderr + text).slice(0, maxBuffer);
+    };
+    const timer = options.timeoutMs !== void 0 ? setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, options.timeoutMs) : void 0;
+    if (options.onLine) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        add("out", `${l}
+`);
+        onLine(l);
+      });
+      createInterface({ input: child.stderr }).on("line", (l) => {
+        add("err", `${l}
+`);
+        onLine(l);
+      });
+    } else {
+      child.stdout.on("data", (d) => add("out", d.toString()));
+      child.stderr.on("data", (d) => add("err", d.toString()));
+    }
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(new CommandNotFound(bin, err));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve5({ code, signal, stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => {
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+async function runChecked(bin, args, options = {}) {
+  const result = await runCommand(bin, args, options);
+  if (result.code !== 0 || result.timedOut) throw new CommandFailed(bin, args, result);
+  return result;
+}
+var SYSTEM_BIN_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin"
+];
+async function systemExecutable(name, dirs = SYSTEM_BIN_DIRS) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) return void 0;
+  for (const dir of dirs) {
+    const path = join2(dir, name);
+    const s = await stat2(path).catch(() => void 0);
+    if (!s?.isFile() || (s.mode & 73) === 0) continue;
+    if (await rootOwnedChain(path)) return path;
+  }
+  return void 0;
+}
+async function rootOwnedChain(path) {
+  const real = await realpath(path).catch(() => void 0);
+  if (real === void 0) return false;
+  let p = real;
+  for (; ; ) {
+    const s = await stat2(p).catch(() => void 0);
+    if (s?.uid !== 0 || (s.mode & 18) !== 0) return false;
+    const parent = dirname2(p);
+    if (parent === p) return true;
+    p = parent;
+  }
+}
+
 // src/engine/schema.ts
 var portBindings = external_exports.record(
   external_exports.string(),
@@ -47006,6 +47142,16 @@ function sha256(data) {
   return createHash2("sha256").update(data).digest("hex");
 }
 
+// src/util/process.ts
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
 // src/ledger/schema.ts
 var LEDGER_SCHEMA_VERSION = 1;
 var roleSchema = external_exports.enum(["stable", "canary", "standby", "retired", "failed"]);
@@ -47189,14 +47335,6 @@ function safeUsername() {
     return userInfo().username;
   } catch {
     return "unknown";
-  }
-}
-function pidAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === "EPERM";
   }
 }
 var sleep = (ms3) => new Promise((r) => setTimeout(r, ms3));
@@ -48304,8 +48442,8 @@ function parseDuration(text) {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
   const n = Number(m[1]);
-  const unit = m[2] ?? "s";
-  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit]);
+  const unit2 = m[2] ?? "s";
+  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
 }
 
 // src/rollout/options.ts
@@ -52740,7 +52878,23 @@ var ServerSpec = external_exports.strictObject({
    */
   backup: external_exports.boolean().default(false)
 });
-var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]) }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+var ShadowTarget = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
+  share: external_exports.number().gt(0).max(1).default(1),
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
+  timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
+  /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
+  queue: external_exports.number().int().min(1).max(1e4).default(256),
+  /** Concurrent copies in flight. */
+  workers: external_exports.number().int().min(1).max(32).default(4),
+  /** Pairs kept for the comparison to read. */
+  keep: external_exports.number().int().min(10).max(1e5).default(5e3)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]), shadow: ShadowTarget.optional() }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
   message: "server names must be unique"
 });
 var Port = external_exports.number().int().min(1).max(65535);
@@ -52924,6 +53078,7 @@ async function syncTargetsIfMonitored(stateDir) {
 }
 
 // src/router/config.ts
+import { isIP as isIP2 } from "node:net";
 import { join as join9 } from "node:path";
 function routerPaths(stateDir) {
   const dir = join9(stateDir, "haproxy");
@@ -52935,7 +53090,8 @@ function routerPaths(stateDir) {
     counterCarry: join9(dir, "counters-carry.json"),
     settings: join9(stateDir, "router.json"),
     desired: join9(stateDir, "router-desired.json"),
-    lock: join9(dir, "router")
+    lock: join9(dir, "router"),
+    shadowLua: join9(dir, "shadow.lua")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -52989,6 +53145,34 @@ function runAsLines(settings) {
     group ${group}
 `;
 }
+function shadowUrl(t) {
+  const host = isIP2(t.address) === 6 ? `[${t.address}]` : t.address;
+  return `http://${host}:${t.port}/predict`;
+}
+function shadowGlobal(p, t) {
+  if (!t) return "";
+  const env2 = [
+    ["URL", shadowUrl(t)],
+    ["SHARE", t.share],
+    ["RATE", t.ratePerSec],
+    ["TIMEOUT_MS", t.timeoutMs],
+    ["QUEUE", t.queue],
+    ["WORKERS", t.workers],
+    ["KEEP", t.keep]
+  ];
+  return `    # shadow mirror to ${t.name} (docs/shadow.md); setenv must precede lua-load
+${env2.map(([k, v]) => `    setenv MODELSHIP_SHADOW_${k} ${v}`).join("\n")}
+    lua-load ${p.shadowLua}
+`;
+}
+function shadowEdge(t) {
+  if (!t) return "";
+  return `    # shadow: copy sampled POST /predict to the candidate after stable answered (never on the user's path)
+    http-request lua.shadow_req if METH_POST { path /predict }
+    http-response wait-for-body time 1s if { var(txn.shadow_body) -m found }
+    http-response lua.shadow_res if { var(txn.shadow_body) -m found }
+`;
+}
 function renderConfig(settings, desired) {
   const p = routerPaths(settings.stateDir);
   const t = settings.timeouts;
@@ -53007,7 +53191,7 @@ global
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
     hard-stop-after ${ms2(t.hardStopAfterMs)}
-${runAsLines(settings)}
+${runAsLines(settings)}${shadowGlobal(p, desired.shadow)}
 defaults
     mode http
     timeout connect ${ms2(t.connectMs)}
@@ -53042,11 +53226,11 @@ ${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
-    default_backend ${BACKEND}
+${shadowEdge(desired.shadow)}    default_backend ${BACKEND}
 
 frontend prometheus
     bind ${settings.metrics.bind}:${settings.metrics.port}
-    http-request use-service prometheus-exporter if { path /metrics }
+${desired.shadow ? "    http-request use-service lua.shadow_pairs if { path /shadow/pairs }\n" : ""}    http-request use-service prometheus-exporter if { path /metrics }
     stats enable
     stats uri /stats
     stats refresh 5s
@@ -55110,6 +55294,120 @@ async function systemctl(...args) {
   }
 }
 
+// src/router/shadow-lua.ts
+var SHADOW_LUA = String.raw`-- Generated by modelship: the shadow mirror (docs/shadow.md). Copies sampled POST /predict requests
+-- to the candidate AFTER stable has answered the user, from background tasks (core.httpclient), so
+-- a slow, failing or dead candidate never delays or fails a user request. Pairs (request, stable's
+-- answer, candidate's answer or error) are kept in a bounded ring served as NDJSON by lua.shadow_pairs.
+local candidate = os.getenv("MODELSHIP_SHADOW_URL") or ""
+local share = tonumber(os.getenv("MODELSHIP_SHADOW_SHARE") or "1") or 1
+local cap = tonumber(os.getenv("MODELSHIP_SHADOW_RATE") or "50") or 50
+local qmax = tonumber(os.getenv("MODELSHIP_SHADOW_QUEUE") or "256") or 256
+local timeout = tonumber(os.getenv("MODELSHIP_SHADOW_TIMEOUT_MS") or "1000") or 1000
+local keep = tonumber(os.getenv("MODELSHIP_SHADOW_KEEP") or "5000") or 5000
+local workers = tonumber(os.getenv("MODELSHIP_SHADOW_WORKERS") or "4") or 4
+
+local queue, qhead, qtail = {}, 1, 0
+local ring, seq = {}, 0
+local stats = { sampled = 0, dropped = 0, skipped = 0, errors = 0 }
+local bucket_sec, bucket_n = 0, 0
+
+local function now_ms()
+  local t = core.now()
+  return t.sec * 1000 + t.usec / 1000
+end
+
+core.register_action("shadow_req", { "http-req" }, function(txn)
+  if candidate == "" or math.random() >= share then return end
+  local sec = core.now().sec
+  if sec ~= bucket_sec then bucket_sec, bucket_n = sec, 0 end
+  if bucket_n >= cap then stats.skipped = stats.skipped + 1 return end
+  bucket_n = bucket_n + 1
+  local body = txn.sf:req_body()
+  if body == nil or body == "" then return end
+  txn:set_var("txn.shadow_body", body)
+  txn:set_var("txn.shadow_t0", tostring(now_ms()))
+end, 0)
+
+core.register_action("shadow_res", { "http-res" }, function(txn)
+  local body = txn:get_var("txn.shadow_body")
+  if body == nil then return end
+  if tonumber(txn.sf:status()) ~= 200 then return end
+  if qtail - qhead + 1 >= qmax then stats.dropped = stats.dropped + 1 return end
+  local t0 = tonumber(txn:get_var("txn.shadow_t0")) or now_ms()
+  qtail = qtail + 1
+  queue[qtail] = { req = body, stable = txn.sf:res_body() or "", stable_ms = now_ms() - t0 }
+  stats.sampled = stats.sampled + 1
+end, 0)
+
+local function esc(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
+    return string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function record(item, status, body, ms, err)
+  seq = seq + 1
+  ring[seq] = table.concat({
+    '{"seq":', seq, ',"request":', esc(item.req), ',"stable":', esc(item.stable),
+    ',"stableMs":', string.format("%.3f", item.stable_ms), ',"status":', status,
+    ',"candidate":', esc(body or ""), ',"candidateMs":', string.format("%.3f", ms),
+    ',"error":', esc(err or ""), "}",
+  })
+  ring[seq - keep] = nil
+end
+
+local function worker()
+  local hc = core.httpclient()
+  while true do
+    if qhead > qtail then
+      core.msleep(5)
+    else
+      local item = queue[qhead]
+      queue[qhead] = nil
+      qhead = qhead + 1
+      local t0 = now_ms()
+      local ok, res = pcall(function()
+        return hc:post({ url = candidate, body = item.req, timeout = timeout,
+          headers = { ["content-type"] = { "application/json" } } })
+      end)
+      local ms = now_ms() - t0
+      if not ok then
+        stats.errors = stats.errors + 1
+        record(item, 0, nil, ms, tostring(res))
+      elseif res == nil or res.status == nil or res.status == 0 then
+        stats.errors = stats.errors + 1
+        record(item, 0, nil, ms, "no answer")
+      else
+        if res.status ~= 200 then stats.errors = stats.errors + 1 end
+        record(item, res.status, res.body, ms, nil)
+      end
+    end
+  end
+end
+
+if candidate ~= "" then
+  for _ = 1, workers do core.register_task(worker) end
+end
+
+core.register_service("shadow_pairs", "http", function(applet)
+  local since = tonumber(applet.qs:match("since=(%d+)") or "0") or 0
+  local out = { string.format('{"seq":%d,"sampled":%d,"dropped":%d,"skipped":%d,"errors":%d,"queued":%d}',
+    seq, stats.sampled, stats.dropped, stats.skipped, stats.errors, qtail - qhead + 1) }
+  local from = math.max(since + 1, seq - keep + 1)
+  for i = from, seq do
+    if ring[i] then out[#out + 1] = ring[i] end
+  end
+  local body = table.concat(out, "\n") .. "\n"
+  applet:set_status(200)
+  applet:add_header("content-type", "application/x-ndjson")
+  applet:add_header("content-length", tostring(#body))
+  applet:start_response()
+  applet:send(body)
+end)
+`;
+
 // src/router/stats.ts
 var num2 = (v) => {
   const n = Number(v);
@@ -55456,6 +55754,7 @@ var Router = class _Router {
   /** Renders and atomically writes haproxy.cfg for `desired` (validated first). */
   async writeConfig(desired) {
     const config2 = await this.render(desired);
+    if (desired.shadow) await atomicWriteFile(this.paths.shadowLua, SHADOW_LUA);
     await this.validate(config2);
     await atomicWriteFile(this.paths.config, config2);
     return config2;
@@ -55522,7 +55821,10 @@ var Router = class _Router {
    */
   async update(change) {
     return this.store.withLock(async () => {
-      const parsed = RouterDesired.safeParse(change(await this.readDesired()));
+      const current = await this.readDesired();
+      const next = change(current);
+      const keep = !("shadow" in next) && current.shadow ? { shadow: current.shadow } : {};
+      const parsed = RouterDesired.safeParse({ ...next, ...keep });
       if (!parsed.success) {
         throw new UserError(`invalid router state: ${parsed.error.issues.map((i) => i.message).join("; ")}`, {
           exitCode: ExitCode2.usage
@@ -55537,6 +55839,34 @@ var Router = class _Router {
       }
       return { ...await this.pushRuntime(desired), started: false };
     });
+  }
+  /**
+   * Starts (a target) or stops (null) the shadow mirror. Lua is loaded at start-up, so this is a
+   * config change applied by a seamless reload (listening sockets handed over, no connection refused).
+   */
+  async setShadow(target) {
+    await this.store.withLock(async () => {
+      const current = await this.readDesired();
+      const parsed = RouterDesired.safeParse({
+        servers: current.servers,
+        ...target ? { shadow: target } : {}
+      });
+      if (!parsed.success) {
+        throw new UserError(
+          `invalid shadow target: ${parsed.error.issues.map((i) => i.message).join("; ")}`,
+          {
+            exitCode: ExitCode2.usage
+          }
+        );
+      }
+      await this.writeConfig(parsed.data);
+      await this.store.writeDesired(parsed.data);
+      await this.reloadLocked();
+    });
+  }
+  /** URL of the shadow mirror's pairs (NDJSON), served on the metrics listener while a mirror runs. */
+  shadowPairsUrl(since = 0) {
+    return `http://${connectHost(this.settings.metrics.bind)}:${this.settings.metrics.port}/shadow/pairs?since=${since}`;
   }
   /** What the live process has now, in the planner's terms. */
   async liveServers() {
@@ -56952,12 +57282,12 @@ var R = rolloutSettingsSchema.parse({});
 var A = R.analysis;
 var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
 function formatDuration2(ms3) {
-  for (const [unit, size] of [
+  for (const [unit2, size] of [
     ["h", 36e5],
     ["m", 6e4],
     ["s", 1e3]
   ])
-    if (ms3 % size === 0) return `${ms3 / size}${unit}`;
+    if (ms3 % size === 0) return `${ms3 / size}${unit2}`;
   return `${ms3}ms`;
 }
 var STATE_DIR = {
@@ -57210,7 +57540,7 @@ var ROLLBACK_SETTINGS = table(
 );
 
 // actions/canary-deploy/input-helper.ts
-var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+var bool = boolInput;
 var inputsSchema = external_exports.object({
   image: external_exports.string().optional(),
   model: external_exports.string().optional(),

@@ -28834,10 +28834,6 @@ var require_lib = __commonJS({
   }
 });
 
-// actions/check-drift/main.ts
-import { existsSync as existsSync3 } from "node:fs";
-import { join as join5 } from "node:path";
-
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -29340,114 +29336,9 @@ function info(message) {
   process.stdout.write(message + os4.EOL);
 }
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
-// src/util/text.ts
-function safeText(text, options = {}) {
-  const plain = stripAnsi(String(text));
-  const controls = options.multiline ? (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
-  ) : (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g
-  );
-  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
-  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
-}
-
-// src/util/errors.ts
-var ExitCode2 = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  environment: 3,
-  busy: 4
-};
-var UserError = class extends Error {
-  exitCode;
-  hint;
-  constructor(message, options = {}) {
-    super(message, { cause: options.cause });
-    this.name = "UserError";
-    this.exitCode = options.exitCode ?? ExitCode2.usage;
-    this.hint = options.hint;
-  }
-};
-function isUserError(err) {
-  return err instanceof UserError;
-}
-function describeError(err, debug2 = false) {
-  if (isUserError(err)) {
-    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
-    return debug2 && err.stack ? `${line}
-${err.stack}` : line;
-  }
-  if (err instanceof Error) {
-    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
-  }
-  return `unexpected error: ${safeText(err)}`;
-}
-
 // src/action/kit.ts
-async function runAction(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    const debug2 = isDebug();
-    setFailed(describeError(err, debug2));
-    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
-  }
-}
-function readInputs(schema, names) {
-  const raw = {};
-  for (const name of names) {
-    const value = getInput(name);
-    raw[name] = value === "" ? void 0 : value;
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
-  }
-  return parsed.data;
-}
-var InputError = class extends UserError {
-  name = "InputError";
-};
-function setOutputs(outputs) {
-  for (const [key, value] of Object.entries(outputs)) {
-    if (value === void 0) continue;
-    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
-  }
-}
-
-// src/config/load.ts
-import { readFile } from "node:fs/promises";
-var import_yaml = __toESM(require_dist(), 1);
+import { existsSync as existsSync2 } from "node:fs";
+import { join } from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -29558,7 +29449,7 @@ __export(external_exports, {
   coerce: () => coerce_exports,
   compile: () => compile,
   config: () => config,
-  core: () => core_exports3,
+  core: () => core_exports2,
   creditCard: () => creditCard2,
   cuid: () => cuid3,
   cuid2: () => cuid22,
@@ -29713,8 +29604,8 @@ __export(external_exports, {
 });
 
 // node_modules/zod/v4/core/index.js
-var core_exports3 = {};
-__export(core_exports3, {
+var core_exports2 = {};
+__export(core_exports2, {
   $ZodAny: () => $ZodAny,
   $ZodArray: () => $ZodArray,
   $ZodAsyncError: () => $ZodAsyncError,
@@ -49300,8 +49191,121 @@ var configSchema = external_exports.object({
   drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
   package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
+var CONFIG_FILE = "modelship.yaml";
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
+// src/util/errors.ts
+var ExitCode2 = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  environment: 3,
+  busy: 4
+};
+var UserError = class extends Error {
+  exitCode;
+  hint;
+  constructor(message, options = {}) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.exitCode = options.exitCode ?? ExitCode2.usage;
+    this.hint = options.hint;
+  }
+};
+function isUserError(err) {
+  return err instanceof UserError;
+}
+function describeError(err, debug2 = false) {
+  if (isUserError(err)) {
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
+    return debug2 && err.stack ? `${line}
+${err.stack}` : line;
+  }
+  if (err instanceof Error) {
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
+  }
+  return `unexpected error: ${safeText(err)}`;
+}
+
+// src/action/kit.ts
+async function runAction(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const debug2 = isDebug();
+    setFailed(describeError(err, debug2));
+    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
+  }
+}
+function readInputs(schema, names) {
+  const raw = {};
+  for (const name of names) {
+    const value = getInput(name);
+    raw[name] = value === "" ? void 0 : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues.join("; "));
+  }
+  return parsed.data;
+}
+var InputError = class extends UserError {
+  name = "InputError";
+};
+function setOutputs(outputs) {
+  for (const [key, value] of Object.entries(outputs)) {
+    if (value === void 0) continue;
+    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
+  }
+}
+function workspaceConfig(given) {
+  if (given) return given;
+  const path = join(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
+  return existsSync2(path) ? path : void 0;
+}
 
 // src/config/load.ts
+import { readFile } from "node:fs/promises";
+var import_yaml = __toESM(require_dist(), 1);
 var POLICY_SCHEMAS = { gate: gatePolicySchema, drift: driftPolicySchema };
 async function loadPolicy(section, path) {
   const schema = POLICY_SCHEMAS[section];
@@ -49374,11 +49378,11 @@ function unwrap(schema) {
 // src/drift/check.ts
 var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
 import { mkdir as mkdir3, readFile as readFile3, writeFile as writeFile3 } from "node:fs/promises";
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 
 // src/bundle/read.ts
 import { readFile as readFile2, stat as stat2 } from "node:fs/promises";
-import { join as join2, resolve } from "node:path";
+import { join as join3, resolve } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -49544,10 +49548,10 @@ var modelCardSchema = external_exports.object({
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join as join2 } from "node:path";
 async function atomicWriteFile(path, data) {
   await mkdir2(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = join2(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
   try {
     const handle = await open3(tmp, "w");
     try {
@@ -49575,8 +49579,8 @@ async function sha256File(path) {
 // src/bundle/read.ts
 async function readBundle(dirArg, opts = {}) {
   const dir = resolve(dirArg);
-  const cardPath = join2(dir, CARD_FILE);
-  const modelPath = join2(dir, MODEL_FILE);
+  const cardPath = join3(dir, CARD_FILE);
+  const modelPath = join3(dir, MODEL_FILE);
   let text;
   try {
     text = await readFile2(cardPath, "utf8");
@@ -49629,7 +49633,7 @@ async function readBundle(dirArg, opts = {}) {
 // src/ledger/ledger.ts
 var import_proper_lockfile = __toESM(require_proper_lockfile(), 1);
 import { homedir, hostname as hostname3, userInfo } from "node:os";
-import { join as join3, resolve as resolve2 } from "node:path";
+import { join as join4, resolve as resolve2 } from "node:path";
 
 // src/ledger/schema.ts
 var LEDGER_SCHEMA_VERSION = 1;
@@ -49756,7 +49760,7 @@ function resolveStateDir(flag) {
   const env = process.env.MODELSHIP_STATE_DIR;
   if (env) return resolve2(env);
   const root = typeof process.getuid === "function" && process.getuid() === 0;
-  return root ? "/var/lib/modelship" : join3(homedir(), ".modelship");
+  return root ? "/var/lib/modelship" : join4(homedir(), ".modelship");
 }
 var ownerSchema = external_exports.object({
   pid: external_exports.number().int(),
@@ -50071,7 +50075,7 @@ var stateSchema = external_exports.object({
 var HISTORY = 50;
 async function recordCheck(report, policy, stateDir) {
   await mkdir3(stateDir, { recursive: true });
-  const stateFile = join4(stateDir, DRIFT_STATE_FILE);
+  const stateFile = join5(stateDir, DRIFT_STATE_FILE);
   await writeFile3(stateFile, "", { flag: "a" });
   const release = await import_proper_lockfile2.default.lock(stateFile, {
     stale: 3e4,
@@ -50174,7 +50178,7 @@ async function runDriftCheck(options) {
 }
 
 // node_modules/@actions/github/lib/context.js
-import { readFileSync, existsSync as existsSync2 } from "fs";
+import { readFileSync, existsSync as existsSync3 } from "fs";
 import { EOL as EOL5 } from "os";
 var Context = class {
   /**
@@ -50184,7 +50188,7 @@ var Context = class {
     var _a3, _b, _c;
     this.payload = {};
     if (process.env.GITHUB_EVENT_PATH) {
-      if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
+      if (existsSync3(process.env.GITHUB_EVENT_PATH)) {
         this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
       } else {
         const path = process.env.GITHUB_EVENT_PATH;
@@ -54458,8 +54462,7 @@ var DRIFT_ISSUE_MARKER = "<!-- modelship:drift-issue -->";
 function run() {
   return runAction(async () => {
     const inputs = getInputs();
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const policyPath = inputs.policy ?? (existsSync3(join5(workspace, "modelship.yaml")) ? join5(workspace, "modelship.yaml") : void 0);
+    const policyPath = workspaceConfig(inputs.policy);
     const check2 = await runDriftCheck({
       url: inputs.url,
       log: inputs.log,

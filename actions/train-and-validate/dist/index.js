@@ -38135,8 +38135,7 @@ function bootstrapFromBundle(importMetaUrl) {
 bootstrapFromBundle(import.meta.url);
 
 // actions/train-and-validate/main.ts
-import { existsSync as existsSync3, statSync as statSync3 } from "node:fs";
-import { join as join5 } from "node:path";
+import { statSync as statSync3 } from "node:fs";
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -38637,115 +38636,9 @@ function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 
-// node_modules/ansi-regex/index.js
-var ST = String.raw`(?:\u001B\u005C|\u009C)`;
-var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
-var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
-var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
-var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
-var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
-var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
-var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
-function ansiRegex({ onlyFirst = false } = {}) {
-  return new RegExp(pattern, onlyFirst ? void 0 : "g");
-}
-
-// node_modules/strip-ansi/index.js
-var regex = ansiRegex();
-function stripAnsi(string4) {
-  if (typeof string4 !== "string") {
-    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
-  }
-  if (!string4.includes("\x1B") && !string4.includes("")) {
-    return string4;
-  }
-  return string4.replace(regex, "");
-}
-
-// src/util/text.ts
-function safeText(text, options = {}) {
-  const plain = stripAnsi(String(text));
-  const controls = options.multiline ? (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
-  ) : (
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g
-  );
-  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
-  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
-}
-
-// src/util/errors.ts
-var ExitCode2 = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  environment: 3,
-  busy: 4
-};
-var UserError = class extends Error {
-  exitCode;
-  hint;
-  constructor(message, options = {}) {
-    super(message, { cause: options.cause });
-    this.name = "UserError";
-    this.exitCode = options.exitCode ?? ExitCode2.usage;
-    this.hint = options.hint;
-  }
-};
-function isUserError(err) {
-  return err instanceof UserError;
-}
-function describeError(err, debug2 = false) {
-  if (isUserError(err)) {
-    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
-    return debug2 && err.stack ? `${line}
-${err.stack}` : line;
-  }
-  if (err instanceof Error) {
-    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
-  }
-  return `unexpected error: ${safeText(err)}`;
-}
-
 // src/action/kit.ts
-async function runAction(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    const debug2 = isDebug();
-    setFailed(describeError(err, debug2));
-    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
-  }
-}
-function readInputs(schema, names) {
-  const raw = {};
-  for (const name of names) {
-    const value = getInput(name);
-    raw[name] = value === "" ? void 0 : value;
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
-    throw new InputError(issues.join("; "));
-  }
-  return parsed.data;
-}
-var InputError = class extends UserError {
-  name = "InputError";
-};
-function setOutputs(outputs) {
-  for (const [key, value] of Object.entries(outputs)) {
-    if (value === void 0) continue;
-    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
-  }
-}
-
-// src/config/load.ts
-var import_yaml = __toESM(require_dist(), 1);
-import { readFile } from "node:fs/promises";
-import { dirname as dirname2, isAbsolute, resolve as resolve2 } from "node:path";
+import { existsSync as existsSync3 } from "node:fs";
+import { join as join2 } from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -38856,7 +38749,7 @@ __export(external_exports, {
   coerce: () => coerce_exports,
   compile: () => compile,
   config: () => config,
-  core: () => core_exports3,
+  core: () => core_exports2,
   creditCard: () => creditCard2,
   cuid: () => cuid3,
   cuid2: () => cuid22,
@@ -39011,8 +38904,8 @@ __export(external_exports, {
 });
 
 // node_modules/zod/v4/core/index.js
-var core_exports3 = {};
-__export(core_exports3, {
+var core_exports2 = {};
+__export(core_exports2, {
   $ZodAny: () => $ZodAny,
   $ZodArray: () => $ZodArray,
   $ZodAsyncError: () => $ZodAsyncError,
@@ -58627,8 +58520,123 @@ var configSchema = external_exports.object({
   drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
   package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
 }).strict();
+var CONFIG_FILE = "modelship.yaml";
+
+// node_modules/ansi-regex/index.js
+var ST = String.raw`(?:\u001B\u005C|\u009C)`;
+var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
+var osc = String.raw`(?:\u001B\]|\u009D)[^\u0007${stringControls}]*(?:\u0007|${ST})`;
+var controlString = String.raw`(?:\u001B[PX^_k]|[\u0090\u0098\u009E\u009F])[^${stringControls}]*${ST}`;
+var linuxPalette = String.raw`\u001B\](?:P[\dA-Fa-f]{7}|R)(?:\u0007|${ST})?`;
+var csi = String.raw`(?:\u001B\[|\u009B)[\u0030-\u003F]*[\u0020-\u002F]*[\u0040-\u007E]`;
+var escape = String.raw`\u001B(?:[\u0020-\u002F]+[\u0030-\u007E]|[\dA-PR-TZcf-oq-uy=><~|}])`;
+var pattern = `${linuxPalette}|${osc}|${controlString}|${csi}|${escape}`;
+function ansiRegex({ onlyFirst = false } = {}) {
+  return new RegExp(pattern, onlyFirst ? void 0 : "g");
+}
+
+// node_modules/strip-ansi/index.js
+var regex = ansiRegex();
+function stripAnsi(string4) {
+  if (typeof string4 !== "string") {
+    throw new TypeError(`Expected a \`string\`, got \`${typeof string4}\``);
+  }
+  if (!string4.includes("\x1B") && !string4.includes("")) {
+    return string4;
+  }
+  return string4.replace(regex, "");
+}
+
+// src/util/text.ts
+function safeText(text, options = {}) {
+  const plain = stripAnsi(String(text));
+  const controls = options.multiline ? (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+  ) : (
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g
+  );
+  const withoutCr = options.multiline ? plain.replace(/\r\n?/g, "\n") : plain;
+  return withoutCr.replace(controls, (c) => c === "\n" || c === "	" || c === "\r" ? " " : "");
+}
+
+// src/util/errors.ts
+var ExitCode2 = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  environment: 3,
+  busy: 4
+};
+var UserError = class extends Error {
+  exitCode;
+  hint;
+  constructor(message, options = {}) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.exitCode = options.exitCode ?? ExitCode2.usage;
+    this.hint = options.hint;
+  }
+};
+function isUserError(err) {
+  return err instanceof UserError;
+}
+function describeError(err, debug2 = false) {
+  if (isUserError(err)) {
+    const line = safeText(err.hint ? `${err.message} — ${err.hint}` : err.message);
+    return debug2 && err.stack ? `${line}
+${err.stack}` : line;
+  }
+  if (err instanceof Error) {
+    return debug2 && err.stack ? safeText(err.stack, { multiline: true }) : `unexpected error: ${safeText(err.message)} (run with --debug for details)`;
+  }
+  return `unexpected error: ${safeText(err)}`;
+}
+
+// src/action/kit.ts
+async function runAction(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const debug2 = isDebug();
+    setFailed(describeError(err, debug2));
+    if (!isUserError(err) && err instanceof Error && err.stack) debug(err.stack);
+  }
+}
+function readInputs(schema, names) {
+  const raw = {};
+  for (const name of names) {
+    const value = getInput(name);
+    raw[name] = value === "" ? void 0 : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `input '${i.path.join(".") || "?"}': ${i.message}`);
+    throw new InputError(issues.join("; "));
+  }
+  return parsed.data;
+}
+var InputError = class extends UserError {
+  name = "InputError";
+};
+function setOutputs(outputs) {
+  for (const [key, value] of Object.entries(outputs)) {
+    if (value === void 0) continue;
+    setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
+  }
+}
+var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+function workspaceConfig(given) {
+  if (given) return given;
+  const path = join2(process.env.GITHUB_WORKSPACE ?? process.cwd(), CONFIG_FILE);
+  return existsSync3(path) ? path : void 0;
+}
 
 // src/config/load.ts
+var import_yaml = __toESM(require_dist(), 1);
+import { readFile } from "node:fs/promises";
+import { dirname as dirname2, isAbsolute, resolve as resolve2 } from "node:path";
 async function loadConfig(path) {
   if (!path) return { config: {}, path: void 0, resolvePath: (p) => resolve2(p) };
   const config2 = parseConfigText(await readText(path, "config"), path);
@@ -58936,7 +58944,7 @@ function maxOf(row) {
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { rmSync as rmSync2 } from "node:fs";
 import { access as access3, constants as constants3, mkdir as mkdir2, open as open3, rename as rename2, rm as rm2, stat as stat4 } from "node:fs/promises";
-import { join as join2, resolve as resolve3 } from "node:path";
+import { join as join3, resolve as resolve3 } from "node:path";
 
 // src/contracts/card.ts
 var BUNDLE_SCHEMA_VERSION = 1;
@@ -59585,12 +59593,12 @@ var StagedBundle = class _StagedBundle {
     this.modelSha256 = sha256(onnx);
     this.modelBytes = onnx.byteLength;
     this.version = makeVersion(this.modelSha256, createdAt);
-    this.dir = join2(outDir, bundleDirName(name, this.version));
-    this.tmp = join2(
+    this.dir = join3(outDir, bundleDirName(name, this.version));
+    this.tmp = join3(
       outDir,
       `.${bundleDirName(name, this.version)}.${randomBytes3(4).toString("hex")}.partial`
     );
-    this.modelPath = join2(this.tmp, MODEL_FILE);
+    this.modelPath = join3(this.tmp, MODEL_FILE);
   }
   static async create(opts) {
     const outDir = resolve3(opts.outDir);
@@ -59623,7 +59631,7 @@ var StagedBundle = class _StagedBundle {
       ...content,
       runtime
     });
-    await writeSynced(join2(this.tmp, CARD_FILE), `${JSON.stringify(card, null, 2)}
+    await writeSynced(join3(this.tmp, CARD_FILE), `${JSON.stringify(card, null, 2)}
 `);
     await syncDir(this.tmp);
     await assertAbsent(this.dir);
@@ -67214,15 +67222,15 @@ function reportMarkdown(opts) {
 
 // src/validate/validate.ts
 import { stat as stat6 } from "node:fs/promises";
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 
 // src/bundle/read.ts
 import { readFile as readFile3, stat as stat5 } from "node:fs/promises";
-import { join as join3, resolve as resolve5 } from "node:path";
+import { join as join4, resolve as resolve5 } from "node:path";
 async function readBundle(dirArg, opts = {}) {
   const dir = resolve5(dirArg);
-  const cardPath = join3(dir, CARD_FILE);
-  const modelPath = join3(dir, MODEL_FILE);
+  const cardPath = join4(dir, CARD_FILE);
+  const modelPath = join4(dir, MODEL_FILE);
   let text;
   try {
     text = await readFile3(cardPath, "utf8");
@@ -67394,9 +67402,9 @@ async function locateModel(model) {
   }
   if (!isDir) return { modelPath: model, card: void 0 };
   try {
-    await stat6(join4(model, CARD_FILE));
+    await stat6(join5(model, CARD_FILE));
   } catch {
-    return { modelPath: join4(model, MODEL_FILE), card: void 0 };
+    return { modelPath: join5(model, MODEL_FILE), card: void 0 };
   }
   const bundle = await readBundle(model);
   return { modelPath: bundle.modelPath, card: bundle.card };
@@ -67480,7 +67488,7 @@ var positive2 = (what) => external_exports.string().optional().transform((v, ctx
   }
   return n;
 });
-var bool = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
+var bool = boolInput;
 var labelMap = external_exports.string().optional().transform((v, ctx) => {
   if (v === void 0) return void 0;
   const map2 = {};
@@ -67523,8 +67531,7 @@ function getInputs() {
 function run2() {
   return runAction(async () => {
     const inputs = getInputs();
-    const workspace = process.env.GITHUB_WORKSPACE ?? process.cwd();
-    const config2 = inputs.config ?? (existsSync3(join5(workspace, "modelship.yaml")) ? join5(workspace, "modelship.yaml") : void 0);
+    const config2 = workspaceConfig(inputs.config);
     const limits = {
       maxSizeMb: inputs["max-size-mb"],
       maxLoadMs: inputs["max-load-ms"],

@@ -2,9 +2,11 @@ import { type Command, InvalidArgumentError } from "commander";
 import { loadTrainSettings } from "../../config/load.js";
 import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
 import { trainBundle } from "../../pipeline/train.js";
+import { CHECK_LIMIT_SETTINGS } from "../../settings/validate.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter, textTable } from "../../util/progress.js";
 import { checksTable, runtimeChecks } from "../../validate/validate.js";
+import { addSettings } from "../settings.js";
 
 interface TrainFlags {
   config?: string;
@@ -24,7 +26,7 @@ interface TrainFlags {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("train")
     .description("Train a text classifier from a labelled CSV and write an immutable model bundle")
     .option("--config <file>", "modelship.yaml (flags override its train: and validate: sections)")
@@ -40,10 +42,8 @@ export function register(program: Command): void {
       parseInteger,
     )
     .option("--out <dir>", "directory that receives <name>-<version>/ (default: models)")
-    .option("--name <name>", "model name (default: model)")
-    .option("--max-size-mb <n>", "check: model file smaller than this (default 500)", parsePositive)
-    .option("--max-load-ms <n>", "check: load time below this (default 5000)", parsePositive)
-    .option("--max-p95-ms <n>", "check: single-row p95 latency below this (default 100)", parsePositive)
+    .option("--name <name>", "model name (default: model)");
+  addSettings(cmd, CHECK_LIMIT_SETTINGS)
     .option(
       "--json",
       "print one JSON object {bundle, version, metrics, checks, passed}; progress goes to stderr",
@@ -116,11 +116,5 @@ function parseMap(value: string): Record<string, string> {
 export function parseInteger(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isSafeInteger(n)) throw new InvalidArgumentError("expected an integer");
-  return n;
-}
-
-export function parsePositive(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 }

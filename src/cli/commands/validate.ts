@@ -2,10 +2,12 @@ import type { Command } from "commander";
 import { loadConfig } from "../../config/load.js";
 import { type CheckLimits, DEFAULT_LIMITS } from "../../config/train.js";
 import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
+import { CHECK_LIMIT_SETTINGS } from "../../settings/validate.js";
 import { ExitCode } from "../../util/errors.js";
 import { Reporter, textTable } from "../../util/progress.js";
 import { checksTable, validateModel } from "../../validate/validate.js";
-import { parseList, parsePositive } from "./train.js";
+import { addSettings } from "../settings.js";
+import { parseList } from "./train.js";
 
 interface ValidateFlags {
   model: string;
@@ -24,7 +26,7 @@ interface ValidateFlags {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("validate")
     .description(
       "Evaluate any ONNX classifier (text or tabular) on a labelled CSV and check size, load time, latency",
@@ -45,10 +47,8 @@ export function register(program: Command): void {
       parseList,
     )
     .option("--drop-empty", "drop rows with empty text or label instead of failing")
-    .option("--config <file>", "modelship.yaml (its validate: section sets the limits)")
-    .option("--max-size-mb <n>", "check: model file smaller than this (default 500)", parsePositive)
-    .option("--max-load-ms <n>", "check: load time below this (default 5000)", parsePositive)
-    .option("--max-p95-ms <n>", "check: single-row p95 latency below this (default 100)", parsePositive)
+    .option("--config <file>", "modelship.yaml (its validate: section sets the limits)");
+  addSettings(cmd, CHECK_LIMIT_SETTINGS)
     .option("--json", "print one JSON object (the report); progress goes to stderr")
     .action(async (flags: ValidateFlags) => {
       const loaded = await loadConfig(flags.config);

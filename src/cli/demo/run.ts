@@ -121,6 +121,21 @@ async function portFree(port: number): Promise<boolean> {
 
 class Interrupted extends Error {}
 
+/** What `modelship train --json` prints that the demo uses. */
+interface Trained {
+  bundle: string;
+  version: string;
+  metrics: { accuracy: number; macroF1: number };
+}
+
+/** What `modelship rollback --json` reports in its result event. */
+interface Flip {
+  version: string;
+  mode: string;
+  switchMs: number;
+  edge: { requests: number; failed: number };
+}
+
 /** The demo's state shared with the SIGINT handler. */
 class Session {
   child: ChildProcess | null = null;
@@ -251,9 +266,99 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
     if (session.interrupted) throw new Interrupted();
   };
 
-  try {
-    // ── 1. host ──
-    heading(1, "Host: container engine and HAProxy");
+  // The demo is a list of phases; each runs with the helpers above and hands its results to the next
+  // through these variables. The loop prints each heading and honours Ctrl-C between phases.
+  let engine!: Engine;
+  let baseImage!: string;
+  let edgeUrl!: string;
+  let data!: string;
+  let v1!: Trained;
+  let v1Deployed!: string;
+  let v2!: Trained;
+  let v2Deployed!: string;
+  let back!: Flip;
+  let forward!: Flip;
+  let result!: DemoResult;
+
+  // Helpers the phases share (they read the phase results above when called).
+  const common = ["--state-dir", stateDir];
+  const rollout = [
+    "--fast",
+    "--name-prefix",
+    DEMO_DEFAULTS.namePrefix,
+    "--drain-timeout",
+    "5s",
+    // Two failed analyses at one step abort (one repeats the step): a single noisy interval on a
+    // busy 2-core box does not end the demo, a real regression still does.
+    "--failure-threshold",
+    "2",
+    ...(opts.fast
+      ? ["--steps", "10,50,100", "--interval", "3s"]
+      : ["--steps", "5,25,50,100", "--interval", "5s"]),
+  ];
+  const trainVersion = async (label: string, params: Record<string, unknown>) => {
+    const config = join(work, `${label}.yaml`);
+    await writeFile(
+      config,
+      stringify({
+        train: {
+          name: DEMO_DEFAULTS.name,
+          labels: [...DEMO_DEFAULTS.labels],
+          params: { ...params, cvFolds: opts.fast ? 2 : 3 },
+          out: "models",
+        },
+      }),
+    );
+    const r = await cli(["train", "--config", config, "--data", data], true);
+    const doc = r.docs.find((d) => typeof d.bundle === "string") as
+      | { bundle: string; version: string; metrics: { accuracy: number; macroF1: number } }
+      | undefined;
+    if (!doc)
+      throw new UserError("`modelship train --json` printed no bundle", { exitCode: ExitCode.failed });
+    say(
+      `${pc.green("✓")} ${label} = ${doc.version}: accuracy ${doc.metrics.accuracy.toFixed(3)} · macro-F1 ${doc.metrics.macroF1.toFixed(3)} (${Object.entries(
+        params,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")})`,
+    );
+    return doc;
+  };
+  const images = new ImageCache(demoImageCacheFile());
+  /** Deploys a trained bundle; an identical model built by an earlier run is deployed from its image. */
+  const deployBundle = async (bundle: string): Promise<string> => {
+    const { card } = await readBundle(bundle);
+    const key = await imageKey(root, baseImage, card.model.sha256);
+    const cached = await images.lookup(engine, key, card.model.sha256);
+    if (cached) {
+      say(
+        pc.dim(
+          `(model sha256 ${card.model.sha256.slice(0, 12)}… was built by an earlier demo run: deploying its image ${cached} instead of building it again)`,
+        ),
+      );
+      await cli(["deploy", "--image", cached, ...rollout, ...common], false);
+      const info = await engine.inspectImage(cached);
+      return info?.labels[MODEL_LABELS.version] ?? card.version;
+    }
+    await cli(
+      [
+        "deploy",
+        "--model",
+        bundle,
+        "--repository",
+        DEMO_DEFAULTS.repository,
+        "--base-image",
+        baseImage,
+        ...rollout,
+        ...common,
+      ],
+      false,
+    );
+    await images.remember(key, `${DEMO_DEFAULTS.repository}:${card.version}`);
+    return card.version;
+  };
+
+  const checkHost = async (): Promise<void> => {
     // Its own ✓/✗ steps: read the host, then install/start what is missing (src/host/setup.ts).
     const facts = await ensureHost(reporter, { install: opts.install });
     reporter.info(`  engine: ${facts.server} at ${facts.dockerHost}; HAProxy ${facts.haproxy}`);
@@ -267,8 +372,8 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
           : "(nothing left over)",
     );
     void left;
-    const engine = new Engine();
-    const baseImage = await reporter.step(
+    engine = new Engine();
+    baseImage = await reporter.step(
       "Choosing the base image",
       () => chooseBaseImage(engine, root, reporter),
       (b) => `(${b})`,
@@ -285,101 +390,23 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
       reporter.warn(`port ${edgePort} is in use: the demo edge listens on ${other} instead`);
       edgePort = other;
     }
-    const host = await initHost(
+    const edge = await initHost(
       { stateDir, edgePort, metricsPort: await freePort(), supervisor: "daemon" },
       reporter,
     );
-    const edgeUrl = host.edgeUrl;
-    checkpoint();
+    edgeUrl = edge.edgeUrl;
+  };
 
-    // ── 2. v1 ──
-    const data = await resolveDemoData(opts.data);
+  const deployV1 = async (): Promise<void> => {
+    data = await resolveDemoData(opts.data);
     await mkdir(join(work, "models"), { recursive: true });
-    const common = ["--state-dir", stateDir];
-    const rollout = [
-      "--fast",
-      "--name-prefix",
-      DEMO_DEFAULTS.namePrefix,
-      "--drain-timeout",
-      "5s",
-      // Two failed analyses at one step abort (one repeats the step): a single noisy interval on a
-      // busy 2-core box does not end the demo, a real regression still does.
-      "--failure-threshold",
-      "2",
-      ...(opts.fast
-        ? ["--steps", "10,50,100", "--interval", "3s"]
-        : ["--steps", "5,25,50,100", "--interval", "5s"]),
-    ];
-    const trainVersion = async (label: string, params: Record<string, unknown>) => {
-      const config = join(work, `${label}.yaml`);
-      await writeFile(
-        config,
-        stringify({
-          train: {
-            name: DEMO_DEFAULTS.name,
-            labels: [...DEMO_DEFAULTS.labels],
-            params: { ...params, cvFolds: opts.fast ? 2 : 3 },
-            out: "models",
-          },
-        }),
-      );
-      const r = await cli(["train", "--config", config, "--data", data], true);
-      const doc = r.docs.find((d) => typeof d.bundle === "string") as
-        | { bundle: string; version: string; metrics: { accuracy: number; macroF1: number } }
-        | undefined;
-      if (!doc)
-        throw new UserError("`modelship train --json` printed no bundle", { exitCode: ExitCode.failed });
-      say(
-        `${pc.green("✓")} ${label} = ${doc.version}: accuracy ${doc.metrics.accuracy.toFixed(3)} · macro-F1 ${doc.metrics.macroF1.toFixed(3)} (${Object.entries(
-          params,
-        )
-          .map(([k, v]) => `${k} ${v}`)
-          .join(", ")})`,
-      );
-      return doc;
-    };
-    heading(2, "Train v1 on the airline tweets and deploy it as stable");
     say(pc.dim(`data: ${data}`));
-    const v1 = await trainVersion("v1", V1_PARAMS);
+    v1 = await trainVersion("v1", V1_PARAMS);
     checkpoint();
-    const images = new ImageCache(demoImageCacheFile());
-    /** Deploys a trained bundle; an identical model built by an earlier run is deployed from its image. */
-    const deployBundle = async (bundle: string): Promise<string> => {
-      const { card } = await readBundle(bundle);
-      const key = await imageKey(root, baseImage, card.model.sha256);
-      const cached = await images.lookup(engine, key, card.model.sha256);
-      if (cached) {
-        say(
-          pc.dim(
-            `(model sha256 ${card.model.sha256.slice(0, 12)}… was built by an earlier demo run: deploying its image ${cached} instead of building it again)`,
-          ),
-        );
-        await cli(["deploy", "--image", cached, ...rollout, ...common], false);
-        const info = await engine.inspectImage(cached);
-        return info?.labels[MODEL_LABELS.version] ?? card.version;
-      }
-      await cli(
-        [
-          "deploy",
-          "--model",
-          bundle,
-          "--repository",
-          DEMO_DEFAULTS.repository,
-          "--base-image",
-          baseImage,
-          ...rollout,
-          ...common,
-        ],
-        false,
-      );
-      await images.remember(key, `${DEMO_DEFAULTS.repository}:${card.version}`);
-      return card.version;
-    };
-    const v1Deployed = await deployBundle(v1.bundle);
-    checkpoint();
+    v1Deployed = await deployBundle(v1.bundle);
+  };
 
-    // ── 3. traffic ──
-    heading(3, `Live traffic: ${opts.rps} req/s of real test-split tweets against ${edgeUrl}`);
+  const startTraffic = async (): Promise<void> => {
     const card = (await readBundle(v1.bundle)).card;
     const params = card.training?.params ?? {};
     session.traffic = await reporter.step(
@@ -402,25 +429,23 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
         }),
       (t) => `(pid ${t.pid}, POST ${edgeUrl}/predict)`,
     );
-    checkpoint();
+  };
 
-    // ── 4. v2 ──
-    heading(4, "Train v2 (other hyper-parameters), gate it against v1, canary it under traffic");
-    const v2 = await trainVersion("v2", V2_PARAMS);
+  const canaryV2 = async (): Promise<void> => {
+    v2 = await trainVersion("v2", V2_PARAMS);
     checkpoint();
     await cli(["gate", "--candidate", v2.bundle, "--baseline", v1.bundle], false);
     checkpoint();
-    const v2Deployed = await deployBundle(v2.bundle);
-    const mid = await session.traffic.snapshot();
+    v2Deployed = await deployBundle(v2.bundle);
+    const mid = await session.traffic!.snapshot();
     say(
       pc.dim(
         `traffic so far: ${mid.completed} requests, ${mid.failed} failed, p95 ${mid.p95Ms} ms at the client`,
       ),
     );
-    checkpoint();
+  };
 
-    // ── 5. status, rollback, roll forward ──
-    heading(5, "Status, instant rollback to v1 and forward again");
+  const rollBackAndForward = async (): Promise<void> => {
     await cli(["status", ...common], false);
     checkpoint();
     const flip = async (title: string, args: string[]) =>
@@ -437,14 +462,14 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
         (o) =>
           `(${o.version} serves 100%: ${o.mode === "warm" ? "warm standby, a weight flip" : "cold start"}, switch ${Math.round(o.switchMs)} ms; ${o.edge.failed} of ${o.edge.requests} requests failed meanwhile)`,
       );
-    const back = await flip(`Rolling back to v1 (${v1Deployed})`, [
+    back = await flip(`Rolling back to v1 (${v1Deployed})`, [
       "--reason",
       "demo: roll back to v1",
       "--by",
       "modelship-demo",
     ]);
     checkpoint();
-    const forward = await flip(`Rolling forward to v2 (${v2Deployed})`, [
+    forward = await flip(`Rolling forward to v2 (${v2Deployed})`, [
       "--to",
       v2Deployed,
       "--reason",
@@ -452,10 +477,9 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
       "--by",
       "modelship-demo",
     ]);
-    checkpoint();
+  };
 
-    // ── 6. the count ──
-    heading(6, "Stop the traffic and count");
+  const countRequests = async (): Promise<void> => {
     const traffic = await reporter.step(
       "Stopping the traffic generator",
       () => session.traffic!.stop(),
@@ -470,7 +494,7 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
       traffic.failed === 0
         ? `Zero requests dropped (${traffic.completed} requests, 0 failed)`
         : `${traffic.failed} requests failed (${traffic.completed} requests: ${codes.join(", ")})`;
-    const result: DemoResult = {
+    result = {
       stateDir,
       edgeUrl,
       v1: v1Deployed,
@@ -502,7 +526,29 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
     say(`Demo finished in ${formatDuration(result.durationMs)}.`);
     say(traffic.failed === 0 ? pc.bold(pc.green(line)) : pc.bold(pc.red(line)));
     reporter.event({ type: "result", line, ...result });
-    void facts;
+  };
+
+  const phases: Array<{ title: () => string; run: () => Promise<void> }> = [
+    { title: () => "Host: container engine and HAProxy", run: checkHost },
+    { title: () => "Train v1 on the airline tweets and deploy it as stable", run: deployV1 },
+    {
+      title: () => `Live traffic: ${opts.rps} req/s of real test-split tweets against ${edgeUrl}`,
+      run: startTraffic,
+    },
+    {
+      title: () => "Train v2 (other hyper-parameters), gate it against v1, canary it under traffic",
+      run: canaryV2,
+    },
+    { title: () => "Status, instant rollback to v1 and forward again", run: rollBackAndForward },
+    { title: () => "Stop the traffic and count", run: countRequests },
+  ];
+
+  try {
+    for (const [i, phase] of phases.entries()) {
+      heading(i + 1, phase.title());
+      await phase.run();
+      checkpoint();
+    }
     return result;
   } catch (err) {
     if (err instanceof Interrupted || session.interrupted) {

@@ -1,12 +1,12 @@
 import { Engine } from "../engine/engine.js";
-import type { HealPolicy } from "../host/heal.js";
-import { type HealOutcome, heal } from "../host/heal-run.js";
 import { currentUser, Ledger } from "../ledger/ledger.js";
 import { syncTargetsIfMonitored } from "../monitoring/targets.js";
+import { RepairRefused, reconcile } from "../rollout/reconcile.js";
+import { rolloutSettingsSchema } from "../rollout/settings.js";
+import { realDeps } from "../rollout/wiring.js";
 import { Router } from "../router/router.js";
-import { RepairRefused, reconcile } from "./reconcile.js";
-import { rolloutSettingsSchema } from "./settings.js";
-import { realDeps } from "./wiring.js";
+import type { HealPolicy } from "./heal.js";
+import { type HealOutcome, heal } from "./heal-run.js";
 
 export interface LedgerRepair {
   actions: string[];
