@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelCard } from "../src/contracts/card.js";
@@ -10,6 +11,7 @@ import { Ledger } from "../src/ledger/ledger.js";
 import { type LoadOptions, type LoadReport, startLoad } from "../src/load/generator.js";
 import { withClassLabels } from "../src/package/graph.js";
 import { freePort } from "../src/rollout/wiring.js";
+import { createRng, shuffleInPlace } from "../training/random.js";
 import { type ByoFixture, byo, byoFixtures } from "./support/byo.js";
 import { repoRoot } from "./support/data.js";
 import { ensureDockerHost, testEngine } from "./support/images.js";
@@ -71,14 +73,32 @@ function expectNoFailures(load: LoadReport) {
 /** What the load generator sends: the fixture's evaluation rows, as users send them. */
 function traffic(f: ByoFixture, onlyLabels?: string[]): Pick<LoadOptions, "texts" | "features"> {
   if (f.kind === "text") return { texts: { data: f.data, textColumn: "text" } };
+  // Round-robin over a few dozen rows meets HAProxy's weighted round-robin in lockstep (45 rows, every
+  // 20th request to a 5 % canary: the canary would only ever see 9 of them). A shuffled copy of the
+  // full data with a prime row count gives every server every row.
+  const data = onlyLabels ? f.data : primeShuffled(f.reference ?? f.data);
   return {
-    texts: { data: f.data, textColumn: f.features[0]! },
+    texts: { data, textColumn: f.features[0]! },
     features: {
-      data: f.data,
+      data,
       columns: f.features,
       ...(onlyLabels ? { only: { labelColumn: f.labelColumn, labels: onlyLabels } } : {}),
     },
   };
+}
+
+function primeShuffled(csv: string): string {
+  const out = join(work, `traffic-${basename(csv)}`);
+  if (existsSync(out)) return out;
+  const [header, ...rows] = readFileSync(csv, "utf8").trim().split("\n");
+  const rng = createRng(7);
+  shuffleInPlace(rows, rng);
+  const isPrime = (n: number) =>
+    n > 1 && Array.from({ length: Math.floor(Math.sqrt(n)) - 1 }, (_, i) => i + 2).every((d) => n % d !== 0);
+  let n = rows.length;
+  while (!isPrime(n)) n--;
+  writeFileSync(out, `${[header, ...rows.slice(0, n)].join("\n")}\n`);
+  return out;
 }
 
 /** The first request body of that traffic, for a /predict through the edge. */

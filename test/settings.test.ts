@@ -5,7 +5,10 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import * as buildInputs from "../actions/build-image/input-helper.js";
 import * as canaryInputs from "../actions/canary-deploy/input-helper.js";
+import * as driftInputs from "../actions/check-drift/input-helper.js";
+import * as gateInputs from "../actions/gate-on-metrics/input-helper.js";
 import * as rollbackInputs from "../actions/rollback/input-helper.js";
+import * as trainInputs from "../actions/train-and-validate/input-helper.js";
 import { flagsFromInputs, settingInputNames } from "../src/action/kit.js";
 import { analysisConfigSchema } from "../src/analysis/analysis.js";
 import { buildProgram } from "../src/cli/main.js";
@@ -14,6 +17,21 @@ import { gatePolicySchema } from "../src/config/gate.js";
 import { DEFAULT_LIMITS } from "../src/config/train.js";
 import { type RolloutFlags, settingsFromFlags } from "../src/rollout/options.js";
 import { BUILD_SETTINGS } from "../src/settings/build.js";
+import {
+  DEMO_SETTINGS,
+  DRIFT_SETTINGS,
+  GATE_SETTINGS,
+  HOST_CHECK_SETTINGS,
+  HOST_INIT_SETTINGS,
+  HOST_REPAIR_SETTINGS,
+  HOST_SETUP_SETTINGS,
+  HOST_WATCH_SETTINGS,
+  PACKAGE_SETTINGS,
+  SERVE_SETTINGS,
+  STATUS_SETTINGS,
+  TRAIN_SETTINGS,
+  VALIDATE_SETTINGS,
+} from "../src/settings/commands.js";
 import { DEPLOY_SETTINGS, ROLLBACK_SETTINGS } from "../src/settings/rollout.js";
 import { actionDefaultOf, camel, flagName, inputOf, type SettingsTable } from "../src/settings/table.js";
 import { CHECK_LIMIT_SETTINGS } from "../src/settings/validate.js";
@@ -34,14 +52,39 @@ const OPERATIONS: Array<{
   action: string;
   table: SettingsTable;
   helper: { INPUT_NAMES: readonly string[]; inputsSchema: unknown };
+  rollout?: boolean;
 }> = [
-  { command: "deploy", action: "canary-deploy", table: DEPLOY_SETTINGS, helper: canaryInputs },
-  { command: "rollback", action: "rollback", table: ROLLBACK_SETTINGS, helper: rollbackInputs },
+  { command: "deploy", action: "canary-deploy", table: DEPLOY_SETTINGS, helper: canaryInputs, rollout: true },
+  {
+    command: "rollback",
+    action: "rollback",
+    table: ROLLBACK_SETTINGS,
+    helper: rollbackInputs,
+    rollout: true,
+  },
   { command: "build", action: "build-image", table: BUILD_SETTINGS, helper: buildInputs },
+  { command: "gate", action: "gate-on-metrics", table: GATE_SETTINGS, helper: gateInputs },
+  { command: "drift", action: "check-drift", table: DRIFT_SETTINGS, helper: driftInputs },
+  { command: "train", action: "train-and-validate", table: TRAIN_SETTINGS, helper: trainInputs },
+];
+
+/** Commands without an action: their flags only. */
+const CLI_ONLY: Array<{ command: string; table: SettingsTable }> = [
+  { command: "validate", table: VALIDATE_SETTINGS },
+  { command: "package", table: PACKAGE_SETTINGS },
+  { command: "serve", table: SERVE_SETTINGS },
+  { command: "status", table: STATUS_SETTINGS },
+  { command: "demo", table: DEMO_SETTINGS },
+  { command: "host setup", table: HOST_SETUP_SETTINGS },
+  { command: "host init", table: HOST_INIT_SETTINGS },
+  { command: "host check", table: HOST_CHECK_SETTINGS },
+  { command: "host repair", table: HOST_REPAIR_SETTINGS },
+  { command: "host watch", table: HOST_WATCH_SETTINGS },
 ];
 
 const program = buildProgram();
-const commandOf = (name: string) => program.commands.find((c) => c.name() === name) as Command;
+const commandOf = (path: string) =>
+  path.split(" ").reduce<Command>((c, name) => c.commands.find((s) => s.name() === name) as Command, program);
 const actionYml = (name: string) =>
   parseYaml(readFileSync(join(repoRoot, "actions", name, "action.yml"), "utf8")) as ActionYml;
 const optionsOf = (cmd: Command) => (cmd as unknown as { options: Option[] }).options;
@@ -51,57 +94,76 @@ const shapeKeys = (schema: unknown) => {
   return Object.keys(s.shape ?? {});
 };
 
-describe.each(OPERATIONS)("settings of $command / actions/$action", ({ command, action, table, helper }) => {
-  it("every action.yml input is a row of the table, with the table's default", () => {
-    const yml = actionYml(action);
-    const expected = new Map<string, string>();
-    for (const s of table) {
-      const input = inputOf(s);
-      if (!input) continue;
-      expected.set(input, actionDefaultOf(s));
-      for (const old of s.deprecatedInputs ?? []) expected.set(old, "");
-    }
-    expect(Object.keys(yml.inputs).sort()).toEqual([...expected.keys()].sort());
-    for (const [name, spec] of Object.entries(yml.inputs)) {
-      if (spec.required) expect(spec.default, name).toBeUndefined();
-      else expect(`${spec.default}`, `${action}.inputs.${name} default`).toBe(expected.get(name));
-    }
-    for (const s of table)
-      for (const old of s.deprecatedInputs ?? [])
-        expect(yml.inputs[old]?.deprecationMessage, old).toBeTruthy();
-  });
+/** The command's options are exactly the table's flags: names, commander attribute = key, defaults. */
+function expectFlagsMatch(command: string, table: SettingsTable): void {
+  const options = optionsOf(commandOf(command));
+  const rows = new Map<string, { key: string; deprecated: boolean; default?: string }>();
+  for (const s of table) {
+    if (!s.flag) continue;
+    rows.set(flagName(s.flag), { key: s.key, deprecated: false, default: s.default });
+    for (const old of s.deprecatedFlags ?? []) rows.set(flagName(old), { key: s.key, deprecated: true });
+  }
+  expect(options.map((o) => o.long!.replace(/^--/, "")).sort(), command).toEqual([...rows.keys()].sort());
+  for (const o of options) {
+    const row = rows.get(o.long!.replace(/^--/, ""))!;
+    expect(o.hidden, o.long).toBe(row.deprecated);
+    if (!row.deprecated) expect(o.attributeName(), o.long).toBe(row.key);
+    else expect(o.attributeName()).toBe(camel(flagName(o.long!)));
+    // A commander default is the table's; a default applied later is the one --help states.
+    if (o.defaultValue !== undefined)
+      expect(String(o.defaultValue), `${command} ${o.long}`).toBe(row.default);
+    else if (row.default !== undefined && !o.negate)
+      expect(o.description, `${command} ${o.long} states its default`).toMatch(
+        new RegExp(`default:? ${row.default.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=[\\s,;)]|$)`),
+      );
+  }
+}
 
-  it("the action's input helper reads exactly the table's inputs", () => {
-    expect([...helper.INPUT_NAMES]).toEqual(settingInputNames(table));
-    expect(shapeKeys(helper.inputsSchema).sort()).toEqual([...settingInputNames(table)].sort());
-  });
-
-  it("every CLI flag is a row of the table (key = commander's attribute), old spellings hidden", () => {
-    const options = optionsOf(commandOf(command));
-    const rows = new Map<string, { key: string; deprecated: boolean }>();
-    for (const s of table) {
-      if (!s.flag) continue;
-      rows.set(flagName(s.flag), { key: s.key, deprecated: false });
-      for (const old of s.deprecatedFlags ?? []) rows.set(flagName(old), { key: s.key, deprecated: true });
-    }
-    expect(options.map((o) => o.long!.replace(/^--/, "")).sort()).toEqual([...rows.keys()].sort());
-    for (const o of options) {
-      const row = rows.get(o.long!.replace(/^--/, ""))!;
-      expect(o.hidden, o.long).toBe(row.deprecated);
-      if (!row.deprecated) expect(o.attributeName(), o.long).toBe(row.key);
-      else expect(o.attributeName()).toBe(camel(flagName(o.long!)));
-    }
-  });
-
-  it.runIf(command !== "build")("the table's defaults are the ones the rollout settings apply", () => {
-    const none = settingsFromFlags({});
-    for (const s of table) {
-      if (s.default === undefined || !s.flag) continue;
-      const given = settingsFromFlags({ [s.key]: s.default } as RolloutFlags);
-      expect(given, `${s.flag} default ${s.default}`).toEqual(none);
-    }
-  });
+describe.each(CLI_ONLY)("settings of $command", ({ command, table }) => {
+  it("every CLI flag is a row of the table (key = commander's attribute, same default)", () =>
+    expectFlagsMatch(command, table));
 });
+
+describe.each(OPERATIONS)(
+  "settings of $command / actions/$action",
+  ({ command, action, table, helper, rollout }) => {
+    it("every action.yml input is a row of the table, with the table's default", () => {
+      const yml = actionYml(action);
+      const expected = new Map<string, string>();
+      for (const s of table) {
+        const input = inputOf(s);
+        if (!input) continue;
+        expected.set(input, actionDefaultOf(s));
+        for (const old of s.deprecatedInputs ?? []) expected.set(old, "");
+      }
+      expect(Object.keys(yml.inputs).sort()).toEqual([...expected.keys()].sort());
+      for (const [name, spec] of Object.entries(yml.inputs)) {
+        if (spec.required) expect(spec.default, name).toBeUndefined();
+        else expect(`${spec.default}`, `${action}.inputs.${name} default`).toBe(expected.get(name));
+      }
+      for (const s of table)
+        for (const old of s.deprecatedInputs ?? [])
+          expect(yml.inputs[old]?.deprecationMessage, old).toBeTruthy();
+    });
+
+    it("the action's input helper reads exactly the table's inputs", () => {
+      expect([...helper.INPUT_NAMES]).toEqual(settingInputNames(table));
+      expect(shapeKeys(helper.inputsSchema).sort()).toEqual([...settingInputNames(table)].sort());
+    });
+
+    it("every CLI flag is a row of the table (key = commander's attribute, same default), old spellings hidden", () =>
+      expectFlagsMatch(command, table));
+
+    it.runIf(rollout)("the table's defaults are the ones the rollout settings apply", () => {
+      const none = settingsFromFlags({});
+      for (const s of table) {
+        if (s.default === undefined || !s.flag) continue;
+        const given = settingsFromFlags({ [s.key]: s.default } as RolloutFlags);
+        expect(given, `${s.flag} default ${s.default}`).toEqual(none);
+      }
+    });
+  },
+);
 
 describe("the two defects the tables remove", () => {
   it("canary-deploy: `fast: true` shortens the interval (action.yml no longer pins 30s)", () => {

@@ -6,9 +6,12 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runtimeKey } from "../src/action/runtime.js";
+import { freePort } from "../src/rollout/wiring.js";
 import { type ActionRun, runAction } from "./support/action-runner.js";
+import { trainedBundle } from "./support/bundle.js";
 import { dataPath, repoRoot } from "./support/data.js";
-import { baseImage, testEngine } from "./support/images.js";
+import { baseImage, modelImage, testEngine } from "./support/images.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 /**
  * A user's repository that is not a Node project (a Python-style model repo: modelship.yaml, an
@@ -27,7 +30,13 @@ const toolCache = join(tmpdir(), "modelship-test-toolcache");
 let tmp: string;
 let actionRoot: string;
 let userRepo: string;
+let stateDir = "";
 const images: string[] = [];
+
+/** The repository's own CLI (host set-up is not an action: it runs once on the host). */
+async function cli(args: string[]): Promise<void> {
+  await run("node", [join(repoRoot, "bin", "modelship.js"), ...args], { cwd: repoRoot, timeout: 300_000 });
+}
 
 async function copyCheckout(to: string): Promise<void> {
   const { stdout } = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
@@ -76,6 +85,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  if (stateDir) {
+    const engine = await testEngine();
+    for (const c of await engine.listContainers({ labels: { "dev.modelship.state-dir": stateDir } }))
+      await engine.remove(c.id, { force: true }).catch(() => {});
+    await killDaemonsOf(stateDir);
+  }
   if (images.length > 0) {
     const engine = await testEngine();
     for (const image of images) await engine.removeImage(image, { force: true }).catch(() => {});
@@ -130,6 +145,57 @@ describe("the actions, used from a repository with no Node project", () => {
     expect(r.outputs.image?.startsWith(`${repository}:`)).toBe(true);
     expect(await (await testEngine()).inspectImage(r.outputs.image ?? "")).not.toBeNull();
   }, 600_000);
+
+  it("canary-deploy promotes the image on a real host, rollback returns to the previous version", async () => {
+    expect(images.length).toBeGreaterThan(0);
+    stateDir = join(tmp, "state");
+    await cli([
+      "host",
+      "init",
+      "--state-dir",
+      stateDir,
+      "--edge-port",
+      String(await freePort()),
+      "--metrics-port",
+      String(await freePort()),
+    ]);
+    // what production ran before: another release of the real model, deployed with the CLI
+    const before = await modelImage(await trainedBundle(), { repository: "mstest-acc-v1" });
+    await cli([
+      "deploy",
+      "--image",
+      before.ref,
+      "--state-dir",
+      stateDir,
+      "--steps",
+      "100",
+      "--fast",
+      "--allow-no-data",
+    ]);
+    const image = images.find((t) => !t.includes(":sha-")) ?? images[0]!;
+    const deploy = await action("canary-deploy", {
+      image,
+      "state-dir": stateDir,
+      steps: "50,100",
+      fast: "true",
+      "allow-no-data": "true",
+      environment: "",
+      "github-token": "",
+    });
+    expect(deploy.errors, deploy.stderr).toEqual([]);
+    expect(deploy.exitCode, deploy.stderr).toBe(0);
+    expect(deploy.outputs.status).toBe("promoted");
+    const back = await action("rollback", {
+      reason: "user-repo drill",
+      "state-dir": stateDir,
+      environment: "",
+      "github-token": "",
+    });
+    expect(back.errors, back.stderr).toEqual([]);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.outputs.from).toBe(deploy.outputs.version);
+    expect(back.outputs.version).toBe(deploy.outputs.previous);
+  }, 900_000);
 
   it("a copy of the action whose runtime cannot be installed fails with one line, not a stack trace", async () => {
     const broken = join(tmp, "_actions", "OWNER", "modelship", "broken");

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { readInputs } from "../../src/action/kit.js";
+import { readInputs, settingInputNames } from "../../src/action/kit.js";
+import { DRIFT_SETTINGS } from "../../src/settings/commands.js";
 
 /** action.yml inputs → typed settings; every name here is declared in action.yml. */
 export const inputsSchema = z.object({
@@ -16,7 +17,8 @@ export const inputsSchema = z.object({
   "github-token": z.string().optional(),
 });
 
-export const INPUT_NAMES = Object.keys(inputsSchema.shape);
+/** The inputs of the settings table (src/settings/commands.ts); test/settings.test.ts holds the schema to it. */
+export const INPUT_NAMES = settingInputNames(DRIFT_SETTINGS);
 export type CheckDriftInputs = z.infer<typeof inputsSchema>;
 
 export function getInputs(): CheckDriftInputs {

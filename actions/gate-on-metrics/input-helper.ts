@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { boolInput, readInputs } from "../../src/action/kit.js";
+import { boolInput, readInputs, settingInputNames } from "../../src/action/kit.js";
+import { GATE_SETTINGS } from "../../src/settings/commands.js";
 
 const bool = boolInput;
 
@@ -19,7 +20,8 @@ export const inputsSchema = z.object({
   extra: z.string().optional(),
 });
 
-export const INPUT_NAMES = Object.keys(inputsSchema.shape);
+/** The inputs of the settings table (src/settings/commands.ts); test/settings.test.ts holds the schema to it. */
+export const INPUT_NAMES = settingInputNames(GATE_SETTINGS);
 
 export type GateInputs = z.infer<typeof inputsSchema>;
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { boolInput, readInputs } from "../../src/action/kit.js";
+import { boolInput, readInputs, settingInputNames } from "../../src/action/kit.js";
+import { TRAIN_SETTINGS } from "../../src/settings/commands.js";
 
 const list = z
   .string()
@@ -71,7 +72,8 @@ export const inputsSchema = z.object({
   "fail-on-check": bool(true),
 });
 
-export const INPUT_NAMES = Object.keys(inputsSchema.shape);
+/** The inputs of the settings table (src/settings/commands.ts); test/settings.test.ts holds the schema to it. */
+export const INPUT_NAMES = settingInputNames(TRAIN_SETTINGS);
 
 export type TrainAndValidateInputs = z.infer<typeof inputsSchema>;
 

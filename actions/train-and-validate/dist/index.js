@@ -58522,6 +58522,15 @@ var configSchema = external_exports.object({
 }).strict();
 var CONFIG_FILE = "modelship.yaml";
 
+// src/settings/table.ts
+function flagName(flag) {
+  return flag.split(/[ ,]/)[0].replace(/^--/, "");
+}
+function inputOf(s) {
+  if (s.input !== void 0) return s.input;
+  return s.flag ? flagName(s.flag) : null;
+}
+
 // node_modules/ansi-regex/index.js
 var ST = String.raw`(?:\u001B\u005C|\u009C)`;
 var stringControls = String.raw`\u0018\u001A\u001B\u0080-\u009F`;
@@ -58625,6 +58634,12 @@ function setOutputs(outputs) {
     if (value === void 0) continue;
     setOutput(key, typeof value === "object" ? JSON.stringify(value) : String(value));
   }
+}
+function settingInputNames(settings) {
+  return settings.flatMap((s) => {
+    const input2 = inputOf(s);
+    return input2 ? [input2, ...s.deprecatedInputs ?? []] : [];
+  });
 }
 var boolInput = (fallback) => external_exports.enum(["true", "false", "True", "False", "TRUE", "FALSE"], { message: "expected true or false" }).optional().transform((v) => v === void 0 ? fallback : v.toLowerCase() === "true");
 function workspaceConfig(given) {
@@ -67475,6 +67490,201 @@ function argmaxOf(row) {
   return best;
 }
 
+// src/settings/validate.ts
+var CHECK_LIMIT_SETTINGS = [
+  {
+    key: "maxSizeMb",
+    flag: "--max-size-mb <n>",
+    default: String(DEFAULT_LIMITS.maxSizeMb),
+    actionDefault: "",
+    number: "positive",
+    description: "check: model file smaller than this many MB (or validate.maxSizeMb)"
+  },
+  {
+    key: "maxLoadMs",
+    flag: "--max-load-ms <n>",
+    default: String(DEFAULT_LIMITS.maxLoadMs),
+    actionDefault: "",
+    number: "positive",
+    description: "check: session load time below this many ms (or validate.maxLoadMs)"
+  },
+  {
+    key: "maxP95Ms",
+    flag: "--max-p95-ms <n>",
+    default: String(DEFAULT_LIMITS.maxP95Ms),
+    actionDefault: "",
+    number: "positive",
+    description: "check: single-row p95 latency below this many ms (or validate.maxP95Ms)"
+  }
+];
+
+// src/settings/commands.ts
+var TRAIN_SETTINGS = [
+  {
+    key: "config",
+    flag: "--config <file>",
+    description: "modelship.yaml (flags override its train: and validate: sections)"
+  },
+  {
+    key: "data",
+    flag: "--data <csv>",
+    description: "labelled CSV (default: train.data, else $MODELSHIP_DATA)"
+  },
+  {
+    key: "textColumn",
+    flag: "--text-column <name>",
+    default: "text",
+    actionDefault: "",
+    description: "column with the text (default: text)"
+  },
+  {
+    key: "labelColumn",
+    flag: "--label-column <name>",
+    default: "airline_sentiment",
+    actionDefault: "",
+    description: "column with the label (default: airline_sentiment)"
+  },
+  {
+    key: "labels",
+    flag: "--labels <a,b>",
+    description: "keep only these labels; rows with others are dropped"
+  },
+  {
+    key: "labelMap",
+    flag: "--label-map <from=to,...>",
+    description: "rename labels before filtering, e.g. pos=positive"
+  },
+  {
+    key: "dropEmpty",
+    flag: "--drop-empty",
+    actionDefault: "false",
+    description: "drop rows with empty text or label instead of failing"
+  },
+  {
+    key: "seed",
+    flag: "--seed <n>",
+    input: null,
+    default: "42",
+    description: "seed of the train/test split and CV folds (overrides train.params.seed; default 42)"
+  },
+  {
+    key: "out",
+    flag: "--out <dir>",
+    default: "models",
+    actionDefault: "",
+    description: "directory that receives <name>-<version>/ (default: models)"
+  },
+  {
+    key: "name",
+    flag: "--name <name>",
+    default: "model",
+    actionDefault: "",
+    description: "model name (default: model)"
+  },
+  ...CHECK_LIMIT_SETTINGS,
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "print one JSON object {bundle, version, metrics, checks, passed}; progress goes to stderr"
+  },
+  {
+    key: "model",
+    flag: null,
+    input: "model",
+    description: "Bring your own model instead of training: a bare `.onnx` classifier (skl2onnx, torch.onnx.export) is packaged with `data` as the labelled evaluation CSV into a bundle (`modelship package`; its `package:` config section applies), a bundle directory is validated on `data`. Tabular models take a float tensor [N, F] built from `feature-columns` (default: every column but the label)."
+  },
+  {
+    key: "featureColumns",
+    flag: null,
+    input: "feature-columns",
+    description: "BYO tabular models — comma-separated CSV columns fed, in order, as the float input."
+  },
+  {
+    key: "inputName",
+    flag: null,
+    input: "input-name",
+    description: "BYO models — the input to feed when the model has several."
+  },
+  {
+    key: "scores",
+    flag: null,
+    input: "scores",
+    description: "BYO `.onnx` — what the score output holds, `probabilities` or `logits` (PyTorch; a Softmax is added to the bundle). Empty = detected (rows summing to 1), asking when they do not."
+  },
+  {
+    key: "reference",
+    flag: null,
+    input: "reference",
+    description: "BYO `.onnx` — CSV for the reference distributions, e.g. the training data (default `data`)."
+  },
+  {
+    key: "failOnCheck",
+    flag: null,
+    input: "fail-on-check",
+    default: "true",
+    description: "Fail the step when a check fails (outputs and summary are written either way)."
+  }
+];
+var VALIDATE_SETTINGS = [
+  {
+    key: "model",
+    flag: "--model <dir|model.onnx>",
+    input: null,
+    description: "a model bundle directory or a bare .onnx file"
+  },
+  { key: "data", flag: "--data <csv>", input: null, description: "labelled CSV" },
+  {
+    key: "labelColumn",
+    flag: "--label-column <name>",
+    input: null,
+    description: "column with the true label (default for bundles: the training column)"
+  },
+  {
+    key: "textColumn",
+    flag: "--text-column <name>",
+    input: null,
+    description: "text models: column fed to the string input"
+  },
+  {
+    key: "featureColumns",
+    flag: "--feature-columns <a,b,c>",
+    input: null,
+    description: "tabular models: columns fed, in order, to the float input"
+  },
+  {
+    key: "inputName",
+    flag: "--input-name <name>",
+    input: null,
+    description: "model input to feed (when the model has several)"
+  },
+  {
+    key: "labels",
+    flag: "--labels <a,b>",
+    input: null,
+    description: "class labels in the model's probability-column order (default: sorted data labels)"
+  },
+  {
+    key: "dropEmpty",
+    flag: "--drop-empty",
+    input: null,
+    description: "drop rows with empty text or label instead of failing"
+  },
+  {
+    key: "config",
+    flag: "--config <file>",
+    input: null,
+    description: "modelship.yaml (its validate: section sets the limits)"
+  },
+  ...CHECK_LIMIT_SETTINGS,
+  {
+    key: "json",
+    flag: "--json",
+    input: null,
+    description: "print one JSON object (the report); progress goes to stderr"
+  }
+];
+
 // actions/train-and-validate/input-helper.ts
 var list = external_exports.string().optional().transform(
   (v) => v === void 0 ? void 0 : v.split(",").map((s) => s.trim()).filter((s) => s !== "")
@@ -67522,7 +67732,7 @@ var inputsSchema = external_exports.object({
   "max-p95-ms": positive2("max-p95-ms"),
   "fail-on-check": bool(true)
 });
-var INPUT_NAMES = Object.keys(inputsSchema.shape);
+var INPUT_NAMES = settingInputNames(TRAIN_SETTINGS);
 function getInputs() {
   return readInputs(inputsSchema, INPUT_NAMES);
 }
