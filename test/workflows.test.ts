@@ -339,17 +339,19 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
       );
       for (const [name, spec] of Object.entries(inputs)) expect(spec.type, `${f}:${name}`).toBeDefined();
       for (const [jobName, job] of Object.entries(wf.jobs)) {
-        const checkout = job.steps.findIndex((s) => s.with?.path === ".modelship");
-        const first = job.steps.findIndex(
+        expect(job.uses, `${f}:${jobName}: a reusable workflow calls no other`).toBeUndefined();
+        const steps = stepsOf(job);
+        const checkout = steps.findIndex((s) => s.with?.path === ".modelship");
+        const first = steps.findIndex(
           (s) => s.uses?.startsWith("./.modelship/") || s.run?.includes(".modelship/"),
         );
         if (first === -1) continue;
         expect(checkout, `${f}:${jobName}`).toBeGreaterThanOrEqual(0);
         expect(checkout, `${f}:${jobName}`).toBeLessThan(first);
-        expect(job.steps[checkout]?.with?.ref, `${f}:${jobName}`).toBe("${{ inputs.modelship-ref }}");
+        expect(steps[checkout]?.with?.ref, `${f}:${jobName}`).toBe("${{ inputs.modelship-ref }}");
         // nothing may reach for an action of the caller's own workspace
         expect(
-          job.steps.filter((s) => s.uses?.startsWith("./actions/")),
+          steps.filter((s) => s.uses?.startsWith("./actions/")),
           `${f}:${jobName}`,
         ).toEqual([]);
       }
