@@ -284,7 +284,11 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
     expect(check.stdout).toMatch(/✗ stable version: .*not running/);
     expect(check.stdout).toContain(`fix: modelship rollback --to ${standby.version}`);
 
-    const { result, load } = await underLoad(() => cli(["host", "repair", "--state-dir", stateDir]));
+    // Self-healing (issue 14) would start the stopped stable again; --max-restarts 0 stands in for a stable
+    // that cannot be brought back, which is the case item 6 is about.
+    const { result, load } = await underLoad(() =>
+      cli(["host", "repair", "--state-dir", stateDir, "--max-restarts", "0"]),
+    );
     expect(result.code, out(result)).toBe(1);
     expect(out(result)).toContain(`standby ${standby.version} is kept past its window`);
     expect(out(result)).not.toContain("retired standby");
