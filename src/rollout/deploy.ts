@@ -6,10 +6,10 @@ import {
   type Scrape,
 } from "../analysis/analysis.js";
 import { identityMismatch } from "../image/labels.js";
-import type { ShadowReport } from "../shadow/compare.js";
-import { runShadow } from "../shadow/run.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { AnalysisRecord, LedgerData, VersionEntry } from "../ledger/schema.js";
+import type { ShadowReport } from "../shadow/compare.js";
+import { runShadow } from "../shadow/run.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
 import { decide, initialPhase, type Phase } from "./machine.js";

@@ -1,9 +1,9 @@
-import type { ShadowTargetInput } from "../router/schema.js";
 import type { RouterCounters } from "../analysis/analysis.js";
 import type { Sample } from "../analysis/prom.js";
 import type { ModelCard } from "../contracts/card.js";
 import type { ModelIdentity } from "../image/labels.js";
 import type { ContainerRun } from "../ledger/schema.js";
+import type { ShadowTargetInput } from "../router/schema.js";
 
 /**
  * What a rollout needs from the outside world. The real implementations (wiring.ts) drive the

@@ -1,7 +1,7 @@
 import { mdTable, mermaidXyChart } from "../github/markdown.js";
 import { flipMatrixMarkdown } from "../shadow/compare.js";
-import { shadowDetail } from "./deploy.js";
 import type { DeployOutcome } from "./deploy.js";
+import { shadowDetail } from "./deploy.js";
 import type { RollbackOutcome } from "./rollback.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
