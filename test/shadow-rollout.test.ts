@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
 import { type LoadReport, startLoad } from "../src/load/generator.js";
+import type { DeployOutcome } from "../src/rollout/deploy.js";
+import { deploySummaryMarkdown } from "../src/rollout/summary.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { bundleAs, trainedBundle } from "./support/bundle.js";
 import { runCli } from "./support/cli.js";
@@ -131,6 +133,11 @@ describe("deploy --shadow (real HAProxy mirror, real containers, real CLI)", () 
     expect(res.reason).toMatch(/^shadow step failed: /);
     expect(res.shadow.verdict).toBe("fail");
     expect(res.shadow.flips.positive?.negative ?? 0).toBeGreaterThan(0);
+    // The canary-deploy job summary of this very outcome: verdict, figures, the flip matrix.
+    const md = deploySummaryMarkdown(res as unknown as DeployOutcome);
+    expect(md).toContain("### Shadow step: ❌ fail");
+    expect(md).toMatch(/\| stable ↓ \/ candidate → \| negative \| positive \|/);
+    expect(md).toMatch(/\| \*\*positive\*\* \| [1-9]\d* \| \d+ \|/);
     expectNoUserErrors(load);
     const l = await new Ledger(stateDir).read();
     const cand = l.versions.find((v) => v.version === images.flipped.version)!;
