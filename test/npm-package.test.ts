@@ -6,13 +6,15 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../src/rollout/wiring.js";
+import { byo } from "./support/byo.js";
 import { dataPath, repoRoot } from "./support/data.js";
 import { baseImage, testEngine } from "./support/images.js";
 
 /**
  * The published shape of modelship: `npm pack` → `npm install <tarball>` in an empty folder outside this
  * checkout (no node_modules of ours reachable) → the CLI trains, builds a real image (the build context
- * comes from the installed package) and serves, from that folder.
+ * comes from the installed package) and serves, from that folder; validate, package (BYO ONNX), gate,
+ * status, host check and the help of drift/deploy/rollback/demo run from there too.
  */
 
 const run = promisify(execFile);
@@ -199,4 +201,141 @@ describe("the installed CLI, from an empty folder", () => {
     child.kill("SIGTERM");
     await new Promise((r) => child.once("exit", r));
   }, 120_000);
+});
+
+describe("the other commands from the installed tarball", () => {
+  let packaged: string;
+  /** Nothing the installed CLI prints may point into this checkout (its code, its node_modules). */
+  const outside = (out: string) => expect(out).not.toContain(repoRoot);
+  const failure = (e: { code?: number; stdout?: string; stderr?: string }) => ({
+    code: e.code,
+    stdout: e.stdout ?? "",
+    stderr: e.stderr ?? "",
+  });
+
+  it("the installed bin resolves to the installed package, not this checkout", async () => {
+    const { stdout } = await run(
+      process.execPath,
+      ["-e", "process.stdout.write(require('fs').realpathSync(require.resolve('modelship/package.json')))"],
+      { cwd: app, env: installEnv() },
+    );
+    expect(stdout).toBe(join(app, "node_modules", "modelship", "package.json"));
+  });
+
+  it("package turns the shared BYO ONNX model + its evaluation CSV into a bundle", async () => {
+    const { stdout } = await modelship([
+      "package",
+      "--model",
+      byo("wine-gbm.onnx"),
+      "--data",
+      byo("wine-test.csv"),
+      "--name",
+      "wine",
+      "--out",
+      join(app, "byo-models"),
+      "--json",
+    ]);
+    outside(stdout);
+    const doc = JSON.parse(stdout.trim()) as { bundle: string; metrics: { accuracy: number } };
+    expect(doc.bundle.startsWith(join(app, "byo-models", "wine-"))).toBe(true);
+    expect(existsSync(join(doc.bundle, "model.onnx"))).toBe(true);
+    expect(existsSync(join(doc.bundle, "model.json"))).toBe(true);
+    expect(doc.metrics.accuracy).toBeGreaterThan(0.9);
+    packaged = doc.bundle;
+  }, 120_000);
+
+  it("validate evaluates the bare ONNX file and the packaged bundle", async () => {
+    const header = (await readFile(byo("wine-test.csv"), "utf8")).split("\n")[0]!.split(",");
+    const bare = await modelship([
+      "validate",
+      "--model",
+      byo("wine-gbm.onnx"),
+      "--data",
+      byo("wine-test.csv"),
+      "--label-column",
+      "cultivar",
+      "--feature-columns",
+      header.filter((c) => c !== "cultivar").join(","),
+      "--json",
+    ]);
+    outside(bare.stdout);
+    const doc = JSON.parse(bare.stdout.trim()) as {
+      task: string;
+      labels: string[];
+      metrics: { accuracy: number };
+    };
+    expect(doc.task).toBe("tabular-classification");
+    expect(doc.labels).toHaveLength(3);
+    expect(doc.metrics.accuracy).toBeGreaterThan(0.9);
+    const ofBundle = await modelship([
+      "validate",
+      "--model",
+      packaged,
+      "--data",
+      byo("wine-test.csv"),
+      "--json",
+    ]);
+    expect(
+      (JSON.parse(ofBundle.stdout.trim()) as { model: { bundle: { name: string } } }).model.bundle.name,
+    ).toBe("wine");
+    // bad input: one line, exit 2, no stack trace
+    const bad = await modelship(["validate", "--model", packaged]).then(
+      () => ({ code: 0, stdout: "", stderr: "" }),
+      failure,
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^error: required option '--data <csv>'/m);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  }, 120_000);
+
+  it("gate judges the packaged bundle against a production model (paired, on its evaluation rows)", async () => {
+    const { stdout } = await modelship(["gate", "--candidate", packaged, "--baseline", packaged, "--json"]);
+    outside(stdout);
+    const doc = JSON.parse(stdout.trim()) as { passed: boolean; comparison: { mode: string } };
+    expect(doc.passed).toBe(true);
+    expect(doc.comparison.mode).toBe("paired");
+    // a missing candidate is a usage error (exit 2), not a crash
+    const bad = await modelship(["gate", "--candidate", join(app, "nope"), "--baseline", packaged]).then(
+      () => ({ code: 0, stdout: "", stderr: "" }),
+      failure,
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  }, 120_000);
+
+  it("host check on a fresh state dir reports what is missing and exits 3; status shows nothing deployed", async () => {
+    const state = join(tmp, "fresh-state");
+    const check = await modelship(["host", "check", "--state-dir", state, "--json"]).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      failure,
+    );
+    expect(check.code).toBe(3); // documented: "exit 3 if not" (environment)
+    const report = JSON.parse(check.stdout.trim()) as {
+      ok: boolean;
+      stateDir: string;
+      checks: { name: string; ok: boolean; fix?: string }[];
+    };
+    expect(report.ok).toBe(false);
+    expect(report.stateDir).toBe(state);
+    const stateCheck = report.checks.find((c) => c.name === "state dir");
+    expect(stateCheck?.ok).toBe(false);
+    expect(stateCheck?.fix).toContain(`modelship host init --state-dir ${state}`);
+    const status = await modelship(["status", "--state-dir", state, "--json", "--window", "0"]);
+    const doc = JSON.parse(status.stdout.trim()) as {
+      stateDir: string;
+      versions: unknown[];
+      operation: unknown;
+    };
+    expect(doc.stateDir).toBe(state);
+    expect(doc.versions).toEqual([]);
+    expect(doc.operation).toBeNull();
+  }, 120_000);
+
+  for (const command of ["drift", "deploy", "rollback", "demo"]) {
+    it(`${command} --help`, async () => {
+      const { stdout } = await modelship([command, "--help"]);
+      expect(stdout).toMatch(new RegExp(`^Usage: modelship ${command} \\[options\\]`));
+      expect(stdout).toContain("--state-dir");
+    });
+  }
 });

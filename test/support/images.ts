@@ -114,7 +114,12 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
           engine,
         });
         // Older content keys of this repository are stale: drop them so runs do not pile up images.
-        const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        // Best effort: Podman's image list fails while another process removes an image ("image not known").
+        const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]).catch(
+          () => ({
+            stdout: "",
+          }),
+        );
         for (const old of stdout.split("\n"))
           if (
             old.replace(/^localhost\//, "").startsWith(`${repository}:`) &&
