@@ -1,14 +1,16 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { byo } from "./support/byo.js";
-import { dataPath, repoRoot } from "./support/data.js";
+import { dataPath, repoRoot, tweetTexts } from "./support/data.js";
 import { baseImage, testEngine } from "./support/images.js";
+import { killDaemonsOf } from "./support/leftovers.js";
 
 /**
  * The published shape of modelship: `npm pack` → `npm install <tarball>` in an empty folder outside this
@@ -26,6 +28,9 @@ let tarball: string;
 let packed: { size: number; unpackedSize: number; files: { path: string }[] };
 const images: string[] = [];
 const children: ChildProcess[] = [];
+/** The host state dir of the deploy/rollback test (its containers and HAProxy are cleaned up after). */
+let deployState: string | undefined;
+const PREFIX = "mstest-pkg-";
 
 function installEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
@@ -67,6 +72,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
+  if (deployState) {
+    const engine = await testEngine();
+    for (const c of await engine
+      .listContainers({ labels: { "dev.modelship.state-dir": deployState } })
+      .catch(() => []))
+      await engine.remove(c.id, { force: true }).catch(() => {});
+    await killDaemonsOf(deployState);
+    await rm(deployState, { recursive: true, force: true });
+  }
   if (images.length > 0) {
     const engine = await testEngine();
     for (const image of images) await engine.removeImage(image, { force: true }).catch(() => {});
@@ -111,6 +125,7 @@ describe("npm pack", () => {
 
 describe("the installed CLI, from an empty folder", () => {
   let bundle: string;
+  let image: string;
 
   it("--version prints the package version", async () => {
     const own = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { version: string };
@@ -152,6 +167,7 @@ describe("the installed CLI, from an empty folder", () => {
     );
     const doc = JSON.parse(stdout.trim()) as { image: string; tags: string[] };
     images.push(...doc.tags);
+    image = doc.image;
     expect(doc.image.startsWith(`${repository}:`)).toBe(true);
     const engine = await testEngine();
     expect(await engine.inspectImage(doc.image)).not.toBeNull();
@@ -201,6 +217,94 @@ describe("the installed CLI, from an empty folder", () => {
     child.kill("SIGTERM");
     await new Promise((r) => child.once("exit", r));
   }, 120_000);
+
+  it("host init, deploy v1, canary-deploy v2 under load, rollback — against a real HAProxy", async () => {
+    // a second release of the same weights (a new version), built by the installed CLI too
+    const card = JSON.parse(await readFile(join(bundle, "model.json"), "utf8")) as {
+      name: string;
+      version: string;
+      model: { sha256: string };
+    };
+    const v2 = `20990101.000002-${card.model.sha256.slice(0, 8)}`;
+    const bundle2 = join(app, "models", `${card.name}-${v2}`);
+    await cp(bundle, bundle2, { recursive: true });
+    await writeFile(join(bundle2, "model.json"), `${JSON.stringify({ ...card, version: v2 }, null, 2)}\n`);
+    // the base image again (scripts/base-image.sh is idempotent): a concurrent suite may have replaced it
+    // since the first build, and baseImage() caches its reference for the whole process
+    const base = (
+      await run("bash", [join(repoRoot, "scripts", "base-image.sh"), "mstest-base"], { env: process.env })
+    ).stdout
+      .trim()
+      .split("\n")
+      .pop()!;
+    const built = await modelship(
+      [
+        "build",
+        "--model",
+        bundle2,
+        "--base-image",
+        base,
+        "--repository",
+        `mstest-pkg/v2${Math.random().toString(16).slice(2, 10)}`,
+        "--json",
+      ],
+      400_000,
+    );
+    const doc2 = JSON.parse(built.stdout.trim()) as { image: string; tags: string[] };
+    images.push(...doc2.tags);
+
+    deployState = await mkdtemp(join(tmpdir(), "mstest-pkg-state-"));
+    const sd = ["--state-dir", deployState];
+    const [edge, metrics] = [await freePort(), await freePort()];
+    await modelship([
+      "host",
+      "init",
+      ...sd,
+      "--edge-port",
+      String(edge),
+      "--metrics-port",
+      String(metrics),
+      "--no-watch",
+    ]);
+    const common = [
+      "--fast",
+      "--latency-factor",
+      "10",
+      "--max-p95-ms",
+      "2000",
+      "--max-p99-ms",
+      "4000",
+      "--name-prefix",
+      PREFIX,
+      ...sd,
+    ];
+    const first = await modelship(["deploy", "--image", image, ...common], 300_000);
+    expect(first.stdout).toContain("Starting first deployment (100% traffic)... ✓");
+    const load = await startLoad({
+      url: `http://127.0.0.1:${edge}`,
+      texts: tweetTexts(),
+      rps: 100,
+      connections: 8,
+    });
+    try {
+      await modelship(["deploy", "--image", doc2.image, ...common], 300_000);
+      const roles = async () =>
+        (
+          JSON.parse((await modelship(["status", ...sd, "--json", "--window", "0"])).stdout.trim()) as {
+            versions: { version: string; role: string }[];
+          }
+        ).versions;
+      expect((await roles()).find((v) => v.version === v2)?.role).toBe("stable");
+      await modelship(["rollback", "--reason", "npm-package test", ...sd, "--name-prefix", PREFIX], 300_000);
+      const after = await roles();
+      expect(after.find((v) => v.version === card.version)?.role).toBe("stable");
+      expect(after.find((v) => v.version === v2)?.role).not.toBe("stable");
+    } finally {
+      const report = await load.stop();
+      expect(report.completed).toBeGreaterThan(100);
+      expect({ non2xx: report.non2xx, errors: report.errorCount }).toEqual({ non2xx: 0, errors: 0 });
+    }
+  }, 900_000);
 });
 
 describe("the other commands from the installed tarball", () => {

@@ -182,6 +182,11 @@ class FakeHost {
           return out;
         },
         edgeCounters: async () => ({ ...this.edge }),
+        setShadow: async (target) => {
+          this.log.push(`shadow ${target ? target.name : "off"}`);
+        },
+        shadowPairsUrl: () => "http://127.0.0.1:9/shadow/pairs",
+        shadowRunning: async () => false,
       },
       scrapeMetrics: async (port) => {
         const text = this.metricsFor(port);

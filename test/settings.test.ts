@@ -190,6 +190,10 @@ describe("the two defects the tables remove", () => {
     // The old input name still works.
     expect(parse({ "max-p95": "300" }).analysis.maxP95Ms).toBe(300);
     expect(parse({ "max-p95-ms": "400" }).analysis.maxP95Ms).toBe(400);
+    // The shadow step is off unless asked for (input `shadow` = `deploy --shadow`).
+    expect(parse({}).shadowMs).toBe(0);
+    expect(parse({ shadow: "30s" }).shadowMs).toBe(30_000);
+    expect(() => parse({ shadow: "soon" })).toThrow(/^--shadow: not a duration: 'soon'/);
   });
 
   it("deploy --help states the analysis' own latency slack", () => {

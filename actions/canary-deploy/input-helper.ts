@@ -13,6 +13,7 @@ export const inputsSchema = z
     "state-dir": z.string().optional(),
     steps: z.string().optional(),
     interval: z.string().optional(),
+    shadow: z.string().optional(),
     fast: bool(false),
     "max-error-rate": z.string().optional(),
     "max-p95-ms": z.string().optional(),

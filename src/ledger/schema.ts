@@ -105,6 +105,8 @@ export const phaseSchema = z.discriminatedUnion("name", [
   z.object({ name: z.literal("starting"), version: z.string(), container: z.string() }),
   z.object({ name: z.literal("verifying"), version: z.string() }),
   z.object({ name: z.literal("attaching"), version: z.string() }),
+  /** The edge mirrors live requests to `version` (weight 0); users get only stable's answers. */
+  z.object({ name: z.literal("shadow"), version: z.string() }),
   z.object({
     name: z.literal("canary"),
     version: z.string(),
@@ -134,6 +136,8 @@ export function describePhase(p: PhaseRecord): string {
       return `verifying ${p.version} (model identity, smoke test)`;
     case "attaching":
       return `attaching ${p.version} to the router`;
+    case "shadow":
+      return `shadow step of ${p.version} (mirrored requests, weight 0)`;
     case "canary":
       return `weight ${p.weight}`;
     case "switching":

@@ -8,6 +8,8 @@ import {
 import { identityMismatch } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { AnalysisRecord, LedgerData, VersionEntry } from "../ledger/schema.js";
+import type { ShadowReport } from "../shadow/compare.js";
+import { runShadow } from "../shadow/run.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import type { Reporter } from "../util/progress.js";
 import { decide, initialPhase, type Phase } from "./machine.js";
@@ -41,9 +43,21 @@ export interface DeployOutcome {
   repaired: string[];
   /** What repair found wrong and left alone before the rollout (e.g. the stable was down). */
   warnings: string[];
+  /** The shadow step's verdict and figures (`--shadow`; absent when off or on a first deploy). */
+  shadow?: ShadowReport & { durationMs: number; extensions: number };
 }
 
 class RolloutAborted extends Error {}
+
+/** Figures of a shadow verdict as the progress line shows them. */
+export function shadowDetail(r: ShadowReport): string {
+  const p = (x: number) => `${Number((x * 100).toFixed(1))}%`;
+  if (r.agreement === null || r.agreementCi === null)
+    return `${r.pairs} pairs, ${r.candidateErrors} candidate errors of ${r.attempts} mirrored`;
+  const ci = `[${Number((r.agreementCi.low * 100).toFixed(1))}–${Number((r.agreementCi.high * 100).toFixed(1))}]`;
+  const errors = r.candidateErrors > 0 ? `, ${r.candidateErrors} candidate errors` : "";
+  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${errors}`;
+}
 
 const nowIso = () => new Date().toISOString();
 
@@ -97,6 +111,7 @@ class DeployRun {
   private warnings: string[] = [];
   private stable: VersionEntry | undefined;
   private container: RunningContainer | undefined;
+  private shadowResult: DeployOutcome["shadow"];
 
   constructor(private readonly input: DeployInput) {
     this.started = input.deps.clock.now();
@@ -122,6 +137,7 @@ class DeployRun {
       return this.finish(null);
     }
     try {
+      if (this.input.settings.shadowMs > 0) await this.shadowStep();
       await this.canarySteps(stable);
     } catch (err) {
       if (err instanceof RolloutAborted) return this.abort(err.message);
@@ -263,6 +279,68 @@ class DeployRun {
       () => `(${this.name}, no previous version to compare with)`,
     );
     this.point("100%", 100);
+  }
+
+  // ---- phase: shadow (weight 0: the edge mirrors live requests, answers compared pair by pair) ----
+  private async shadowStep(): Promise<void> {
+    const { deps, op, settings, reporter, candidate } = this.input;
+    const seconds = `${Number((settings.shadowMs / 1000).toFixed(1))}s`;
+    await reporter
+      .step(
+        `Shadow ${seconds}`,
+        async (update) => {
+          await op.advance({ name: "shadow", version: this.name });
+          update("mirroring live requests to the candidate");
+          const run = await runShadow(
+            deps.traffic,
+            { name: this.name, port: this.container!.hostPort },
+            {
+              durationMs: settings.shadowMs,
+              maxExtensions: settings.maxExtensions,
+              thresholds: settings.shadow,
+              labels: candidate.card?.io.labels,
+              // The prediction log hashes texts: the report keeps none either.
+              hideInput: /^(1|true|yes)$/i.test(candidate.env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT ?? ""),
+              sleep: (ms) => deps.clock.sleep(ms),
+              onInterval: (report, extension) => {
+                update(shadowDetail(report));
+                if (report.verdict === "inconclusive" && extension < settings.maxExtensions)
+                  reporter.event({ type: "extend", version: this.name, weight: 0, reason: report.summary });
+              },
+            },
+          );
+          this.shadowResult = {
+            ...run.report,
+            durationMs: settings.shadowMs * (run.extensions + 1),
+            extensions: run.extensions,
+          };
+          this.timeline.push({
+            at: nowIso(),
+            label: "shadow",
+            weight: 0,
+            canaryRequests: run.report.attempts,
+            canaryErrors: run.report.candidateErrors,
+            errorRate: run.report.attempts > 0 ? run.report.candidateErrors / run.report.attempts : 0,
+            verdict: run.report.verdict,
+            summary: run.report.summary,
+          });
+          reporter.event({ type: "shadow", version: this.name, ...this.shadowResult });
+          // Only a pass lets weight move: a fail, or too few pairs after every extension, aborts.
+          if (run.report.verdict !== "pass") throw new RolloutAborted(shadowDetail(run.report));
+          return run.report;
+        },
+        (r) => `(${shadowDetail(r)})`,
+      )
+      .catch((err: unknown) => {
+        const r = this.shadowResult;
+        if (!(err instanceof RolloutAborted) || !r) throw err;
+        const failed = r.checks.filter((c) => c.status !== "pass").map((c) => c.message);
+        throw new RolloutAborted(
+          r.verdict === "inconclusive"
+            ? `shadow step inconclusive after ${r.extensions + 1} intervals (${r.summary}); never moving weight blind — send traffic or lengthen --shadow`
+            : `shadow step failed: ${failed.join("; ") || r.summary}`,
+        );
+      });
   }
 
   // ---- phase: canary (one step per weight, analysed, advanced by the pure machine) ----
@@ -473,6 +551,7 @@ class DeployRun {
       durationMs: deps.clock.now() - this.started,
       repaired: this.repaired,
       warnings: this.warnings,
+      ...(this.shadowResult ? { shadow: this.shadowResult } : {}),
     };
   }
 }

@@ -6,6 +6,7 @@ import { FAST_SETTINGS, parseDuration, type RolloutSettings, rolloutSettingsSche
 export interface RolloutFlags {
   steps?: string;
   interval?: string;
+  shadow?: string;
   fast?: boolean;
   maxExtensions?: string;
   failureThreshold?: string;
@@ -64,6 +65,7 @@ export function settingsFromFlags(flags: RolloutFlags): RolloutSettings {
     ...defined({
       steps,
       intervalMs: dur("--interval", flags.interval),
+      shadowMs: dur("--shadow", flags.shadow),
       maxExtensions: num("--max-extensions", flags.maxExtensions),
       failureThreshold: num("--failure-threshold", flags.failureThreshold),
       allowNoData: flags.allowNoData,

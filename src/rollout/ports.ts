@@ -3,6 +3,7 @@ import type { Sample } from "../analysis/prom.js";
 import type { ModelCard } from "../contracts/card.js";
 import type { ModelIdentity } from "../image/labels.js";
 import type { ContainerRun } from "../ledger/schema.js";
+import type { ShadowTargetInput } from "../router/schema.js";
 
 /**
  * What a rollout needs from the outside world. The real implementations (wiring.ts) drive the
@@ -98,6 +99,12 @@ export interface TrafficPort {
   serverCounters(): Promise<Record<string, RouterCounters>>;
   /** What clients of the edge saw: requests answered and failures (5xx the edge returned). */
   edgeCounters(): Promise<{ requests: number; failed: number }>;
+  /** Starts (a target) or stops (null) the edge's shadow mirror; the Router's own method. */
+  setShadow(target: ShadowTargetInput | null): Promise<void>;
+  /** Where the mirror's recorded pairs are read (see shadow/collect.ts). */
+  shadowPairsUrl(since?: number): string;
+  /** Whether a shadow mirror is configured (a crashed shadow step leaves one behind). */
+  shadowRunning(): Promise<boolean>;
 }
 
 export interface Clock {

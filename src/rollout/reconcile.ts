@@ -48,6 +48,11 @@ export async function reconcile(
       hint: refusal.hint,
     });
   const out: Reconciled = { actions: [], warnings: [] };
+  // Only a shadow step runs the mirror, and none runs now (we hold the lock): one left on is a crash's.
+  if (await deps.traffic.shadowRunning()) {
+    await deps.traffic.setShadow(null);
+    out.actions.push("stopped the shadow mirror an interrupted shadow step left running");
+  }
   for (const step of steps) {
     const changed = await applyStep(deps, op, settings, host, step);
     if (step.do === "warn") out.warnings.push(describeStep(step));

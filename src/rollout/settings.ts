@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { analysisConfigSchema } from "../analysis/analysis.js";
+import { shadowConfigSchema } from "../shadow/compare.js";
 
 export const containerSettingsSchema = z.object({
   memory: z
@@ -48,6 +49,12 @@ export const rolloutSettingsSchema = z.object({
   skipSmoke: z.boolean().default(false),
   /** Promote even when the analysis has no data (demo without traffic). */
   allowNoData: z.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: z.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
   analysis: analysisConfigSchema.prefault({}),
   container: containerSettingsSchema.prefault({}),
 });

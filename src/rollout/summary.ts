@@ -1,5 +1,7 @@
 import { mdTable, mermaidXyChart } from "../github/markdown.js";
+import { flipMatrixMarkdown } from "../shadow/compare.js";
 import type { DeployOutcome } from "./deploy.js";
+import { shadowDetail } from "./deploy.js";
 import type { RollbackOutcome } from "./rollback.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -20,6 +22,29 @@ export function deploySummaryMarkdown(o: DeployOutcome): string {
       : `**${o.edge.failed} of ${o.edge.requests} requests failed** at the edge (${o.edge.url}) during the rollout.`,
     "",
   );
+  if (o.shadow) {
+    const r = o.shadow;
+    lines.push(
+      `### Shadow step: ${r.verdict === "pass" ? "✅ pass" : r.verdict === "fail" ? "❌ fail" : "⚠️ inconclusive"}`,
+      "",
+      `${shadowDetail(r)} — ${r.attempts} requests mirrored over ${(r.durationMs / 1000).toFixed(0)} s, users got only the stable answers.`,
+      "",
+      "Class flips (rows: stable's label, columns: the candidate's):",
+      "",
+      flipMatrixMarkdown(r.flips),
+      "",
+    );
+    if (r.examples.length) {
+      const cut = (t: string) => t.replace(/[|\n\r]/g, " ");
+      lines.push(
+        mdTable(
+          ["request", "stable", "candidate"],
+          r.examples.map((e) => [cut(e.input), e.stable.label, e.candidate.label]),
+        ),
+        "",
+      );
+    }
+  }
   if (o.timeline.length) {
     lines.push(
       mdTable(

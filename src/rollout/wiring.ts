@@ -236,6 +236,9 @@ export function routerTraffic(router: Router): TrafficPort {
       await router.remove(name);
     },
     servers: async () => (await router.readDesired()).servers.map((s) => s.name),
+    setShadow: (target) => router.setShadow(target),
+    shadowPairsUrl: (since) => router.shadowPairsUrl(since),
+    shadowRunning: async () => (await router.readDesired()).shadow !== undefined,
     view: async () => {
       const desired = (await router.readDesired()).servers;
       const stats = (await router.answers()) ? await router.stats().catch(() => null) : null;

@@ -145,6 +145,12 @@ export const DEPLOY_SETTINGS: SettingsTable = table(
       description: "analysis interval per step, e.g. 30s, 2m",
     },
     {
+      key: "shadow",
+      flag: "--shadow <duration>",
+      description:
+        "shadow step (off unless given): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s)",
+    },
+    {
       key: "fast",
       flag: "--fast",
       actionDefault: "false",

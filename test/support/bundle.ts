@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import lockfile from "proper-lockfile";
@@ -152,4 +152,19 @@ async function listFiles(path: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of (await readdir(path)).sort()) out.push(...(await listFiles(join(path, entry))));
   return out;
+}
+
+/**
+ * A copy of a trained bundle under another version (same weights, a new release of it), in
+ * test/.cache/<suite>/. The image built from it has the same content key in every suite that uses
+ * the same stamp, so suites share one build.
+ */
+export async function bundleAs(src: string, stamp: string, suite: string): Promise<string> {
+  const card = JSON.parse(await readFile(join(src, "model.json"), "utf8"));
+  const version = `${stamp}-${card.model.sha256.slice(0, 8)}`;
+  const dir = join(repoRoot, "test", ".cache", suite, `${card.name}-${version}`);
+  await rm(dir, { recursive: true, force: true });
+  await cp(src, dir, { recursive: true });
+  await writeFile(join(dir, "model.json"), `${JSON.stringify({ ...card, version }, null, 2)}\n`);
+  return dir;
 }

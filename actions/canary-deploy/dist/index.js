@@ -37846,13 +37846,13 @@ function initializeContext(params) {
     external: params?.external ?? void 0
   };
 }
-function handleUnrepresentable(schema, ctx, json2, params, message) {
+function handleUnrepresentable(schema, ctx, json3, params, message) {
   const result = typeof ctx.unrepresentable === "function" ? ctx.unrepresentable({ zodSchema: schema, path: params.path, message }) : ctx.unrepresentable;
   if (result === "any")
     return false;
   if (result === void 0 || result === "throw")
     throw new Error(message);
-  Object.assign(json2, result);
+  Object.assign(json3, result);
   return true;
 }
 function processSchema(schema, ctx, _params = { path: [], schemaPath: [] }) {
@@ -38088,12 +38088,12 @@ function foldObjects(members2) {
   }
   return folded;
 }
-function foldIntersection(json2) {
-  const allOf = json2.allOf;
+function foldIntersection(json3) {
+  const allOf = json3.allOf;
   if (!Array.isArray(allOf) || allOf.length < 2)
     return;
   for (const key of FOLDABLE_KEYS)
-    if (key in json2)
+    if (key in json3)
       return;
   const unions = allOf.filter((m) => UNION_KEYS.some((k) => Array.isArray(m[k])));
   let folded = null;
@@ -38112,8 +38112,8 @@ function foldIntersection(json2) {
   }
   if (!folded)
     return;
-  delete json2.allOf;
-  assignProps(json2, folded);
+  delete json3.allOf;
+  assignProps(json3, folded);
 }
 function finalize(ctx, schema) {
   const root = ctx.seen.get(schema);
@@ -38195,20 +38195,20 @@ function finalize(ctx, schema) {
     if (ctx.intersections.length) {
       const carriers = /* @__PURE__ */ new Map();
       for (const seen of ctx.seen.values()) {
-        for (const json2 of [seen.schema, seen.def]) {
-          const allOf = json2?.allOf;
+        for (const json3 of [seen.schema, seen.def]) {
+          const allOf = json3?.allOf;
           if (!Array.isArray(allOf))
             continue;
           const existing = carriers.get(allOf);
           if (existing)
-            existing.push(json2);
+            existing.push(json3);
           else
-            carriers.set(allOf, [json2]);
+            carriers.set(allOf, [json3]);
         }
       }
       for (const allOf of ctx.intersections) {
-        for (const json2 of carriers.get(allOf) ?? [])
-          foldIntersection(json2);
+        for (const json3 of carriers.get(allOf) ?? [])
+          foldIntersection(json3);
       }
     }
   }
@@ -38443,29 +38443,29 @@ var exactPatterns = /* @__PURE__ */ new Map([
 ]);
 var exactPattern = (p) => exactPatterns.get(p) ?? p;
 var stringProcessor = (schema, ctx, _json, _params) => {
-  const json2 = _json;
-  json2.type = "string";
+  const json3 = _json;
+  json3.type = "string";
   const { minimum, maximum, format: format2, patterns, contentEncoding, laxFormat } = aggregateChecks(schema);
   if (typeof minimum === "number")
-    json2.minLength = minimum;
+    json3.minLength = minimum;
   if (typeof maximum === "number")
-    json2.maxLength = maximum;
+    json3.maxLength = maximum;
   if (format2) {
-    json2.format = formatMap[format2] ?? format2;
-    if (json2.format === "")
-      delete json2.format;
+    json3.format = formatMap[format2] ?? format2;
+    if (json3.format === "")
+      delete json3.format;
     if (format2 === "time" || laxFormat) {
-      delete json2.format;
+      delete json3.format;
     }
   }
   if (contentEncoding)
-    json2.contentEncoding = contentEncoding;
+    json3.contentEncoding = contentEncoding;
   if (patterns && patterns.size > 0) {
     const patternList = [...patterns].map(exactPattern);
     if (patternList.length === 1)
-      json2.pattern = patternList[0].source;
+      json3.pattern = patternList[0].source;
     else if (patternList.length > 1) {
-      json2.allOf = [
+      json3.allOf = [
         ...patternList.map((regex2) => ({
           ...ctx.target === "draft-07" || ctx.target === "draft-04" || ctx.target === "openapi-3.0" ? { type: "string" } : {},
           pattern: regex2.source
@@ -38475,31 +38475,31 @@ var stringProcessor = (schema, ctx, _json, _params) => {
   }
 };
 var numberProcessor = (schema, ctx, _json, params) => {
-  const json2 = _json;
+  const json3 = _json;
   const { minimum, maximum, multipleOf, exclusiveMaximum, exclusiveMinimum, isInt } = aggregateChecks(schema);
-  json2.type = isInt ? "integer" : "number";
+  json3.type = isInt ? "integer" : "number";
   const exMin = typeof exclusiveMinimum === "number" && exclusiveMinimum >= (minimum ?? Number.NEGATIVE_INFINITY);
   const exMax = typeof exclusiveMaximum === "number" && exclusiveMaximum <= (maximum ?? Number.POSITIVE_INFINITY);
   const legacy = ctx.target === "draft-04" || ctx.target === "openapi-3.0";
   if (exMin) {
     if (legacy) {
-      json2.minimum = exclusiveMinimum;
-      json2.exclusiveMinimum = true;
+      json3.minimum = exclusiveMinimum;
+      json3.exclusiveMinimum = true;
     } else {
-      json2.exclusiveMinimum = exclusiveMinimum;
+      json3.exclusiveMinimum = exclusiveMinimum;
     }
   } else if (typeof minimum === "number") {
-    json2.minimum = minimum;
+    json3.minimum = minimum;
   }
   if (exMax) {
     if (legacy) {
-      json2.maximum = exclusiveMaximum;
-      json2.exclusiveMaximum = true;
+      json3.maximum = exclusiveMaximum;
+      json3.exclusiveMaximum = true;
     } else {
-      json2.exclusiveMaximum = exclusiveMaximum;
+      json3.exclusiveMaximum = exclusiveMaximum;
     }
   } else if (typeof maximum === "number") {
-    json2.maximum = maximum;
+    json3.maximum = maximum;
   }
   if (multipleOf) {
     const divisors = /* @__PURE__ */ new Set();
@@ -38507,75 +38507,75 @@ var numberProcessor = (schema, ctx, _json, params) => {
       if (Number.isFinite(divisor) && divisor !== 0)
         divisors.add(Math.abs(divisor));
       else
-        handleUnrepresentable(schema, ctx, json2, params, `A multipleOf divisor of ${divisor} cannot be represented in JSON Schema`);
+        handleUnrepresentable(schema, ctx, json3, params, `A multipleOf divisor of ${divisor} cannot be represented in JSON Schema`);
     }
     const [first, ...rest] = divisors;
     if (first !== void 0)
-      json2.multipleOf = first;
+      json3.multipleOf = first;
     if (rest.length)
-      json2.allOf = [...json2.allOf ?? [], ...rest.map((m) => ({ multipleOf: m }))];
+      json3.allOf = [...json3.allOf ?? [], ...rest.map((m) => ({ multipleOf: m }))];
   }
 };
-var booleanProcessor = (_schema, _ctx, json2, _params) => {
-  json2.type = "boolean";
+var booleanProcessor = (_schema, _ctx, json3, _params) => {
+  json3.type = "boolean";
 };
-var bigintProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "BigInt cannot be represented in JSON Schema");
+var bigintProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "BigInt cannot be represented in JSON Schema");
 };
-var symbolProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Symbols cannot be represented in JSON Schema");
+var symbolProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Symbols cannot be represented in JSON Schema");
 };
-var nullProcessor = (_schema, ctx, json2, _params) => {
+var nullProcessor = (_schema, ctx, json3, _params) => {
   if (ctx.target === "openapi-3.0") {
-    json2.type = "string";
-    json2.nullable = true;
-    json2.enum = [null];
+    json3.type = "string";
+    json3.nullable = true;
+    json3.enum = [null];
   } else {
-    json2.type = "null";
+    json3.type = "null";
   }
 };
-var undefinedProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Undefined cannot be represented in JSON Schema");
+var undefinedProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Undefined cannot be represented in JSON Schema");
 };
-var voidProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Void cannot be represented in JSON Schema");
+var voidProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Void cannot be represented in JSON Schema");
 };
-var neverProcessor = (_schema, _ctx, json2, _params) => {
-  json2.not = {};
+var neverProcessor = (_schema, _ctx, json3, _params) => {
+  json3.not = {};
 };
 var anyProcessor = (_schema, _ctx, _json, _params) => {
 };
 var unknownProcessor = (_schema, _ctx, _json, _params) => {
 };
-var dateProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Date cannot be represented in JSON Schema");
+var dateProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Date cannot be represented in JSON Schema");
 };
-var enumProcessor = (schema, _ctx, json2, _params) => {
+var enumProcessor = (schema, _ctx, json3, _params) => {
   const def = schema._zod.def;
   const values = getEnumValues(def.entries);
   if (values.length === 0) {
-    json2.not = {};
+    json3.not = {};
     return;
   }
   if (values.every((v) => typeof v === "number"))
-    json2.type = "number";
+    json3.type = "number";
   if (values.every((v) => typeof v === "string"))
-    json2.type = "string";
-  json2.enum = values;
+    json3.type = "string";
+  json3.enum = values;
 };
-var literalProcessor = (schema, ctx, json2, params) => {
+var literalProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   if (def.values.length === 0) {
-    json2.not = {};
+    json3.not = {};
     return;
   }
   const vals = [];
   for (const val of def.values) {
     if (val === void 0) {
-      if (handleUnrepresentable(schema, ctx, json2, params, "Literal `undefined` cannot be represented in JSON Schema"))
+      if (handleUnrepresentable(schema, ctx, json3, params, "Literal `undefined` cannot be represented in JSON Schema"))
         return;
     } else if (typeof val === "bigint") {
-      if (handleUnrepresentable(schema, ctx, json2, params, "BigInt literals cannot be represented in JSON Schema"))
+      if (handleUnrepresentable(schema, ctx, json3, params, "BigInt literals cannot be represented in JSON Schema"))
         return;
       vals.push(Number(val));
     } else {
@@ -38585,37 +38585,37 @@ var literalProcessor = (schema, ctx, json2, params) => {
   if (vals.length === 0) {
   } else if (vals.length === 1) {
     const val = vals[0];
-    json2.type = val === null ? "null" : typeof val;
+    json3.type = val === null ? "null" : typeof val;
     if (ctx.target === "draft-04" || ctx.target === "openapi-3.0") {
-      json2.enum = [val];
+      json3.enum = [val];
     } else {
-      json2.const = val;
+      json3.const = val;
     }
   } else {
     if (vals.every((v) => typeof v === "number"))
-      json2.type = "number";
+      json3.type = "number";
     if (vals.every((v) => typeof v === "string"))
-      json2.type = "string";
+      json3.type = "string";
     if (vals.every((v) => typeof v === "boolean"))
-      json2.type = "boolean";
+      json3.type = "boolean";
     if (vals.every((v) => v === null))
-      json2.type = "null";
-    json2.enum = vals;
+      json3.type = "null";
+    json3.enum = vals;
   }
 };
-var nanProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "NaN cannot be represented in JSON Schema");
+var nanProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "NaN cannot be represented in JSON Schema");
 };
-var templateLiteralProcessor = (schema, _ctx, json2, _params) => {
-  const _json = json2;
+var templateLiteralProcessor = (schema, _ctx, json3, _params) => {
+  const _json = json3;
   const pattern2 = schema._zod.pattern;
   if (!pattern2)
     throw new Error("Pattern not found in template literal");
   _json.type = "string";
   _json.pattern = pattern2.source;
 };
-var fileProcessor = (schema, _ctx, json2, _params) => {
-  const _json = json2;
+var fileProcessor = (schema, _ctx, json3, _params) => {
+  const _json = json3;
   _json.type = "string";
   _json.format = "binary";
   _json.contentEncoding = "binary";
@@ -38633,34 +38633,34 @@ var fileProcessor = (schema, _ctx, json2, _params) => {
   else
     _json.anyOf = mime.map((m) => ({ contentMediaType: m }));
 };
-var successProcessor = (_schema, _ctx, json2, _params) => {
-  json2.type = "boolean";
+var successProcessor = (_schema, _ctx, json3, _params) => {
+  json3.type = "boolean";
 };
-var customProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Custom types cannot be represented in JSON Schema");
+var customProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Custom types cannot be represented in JSON Schema");
 };
-var functionProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Function types cannot be represented in JSON Schema");
+var functionProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Function types cannot be represented in JSON Schema");
 };
-var transformProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Transforms cannot be represented in JSON Schema");
+var transformProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Transforms cannot be represented in JSON Schema");
 };
-var mapProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Map cannot be represented in JSON Schema");
+var mapProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Map cannot be represented in JSON Schema");
 };
-var setProcessor = (schema, ctx, json2, params) => {
-  handleUnrepresentable(schema, ctx, json2, params, "Set cannot be represented in JSON Schema");
+var setProcessor = (schema, ctx, json3, params) => {
+  handleUnrepresentable(schema, ctx, json3, params, "Set cannot be represented in JSON Schema");
 };
 var arrayProcessor = (schema, ctx, _json, params) => {
-  const json2 = _json;
+  const json3 = _json;
   const def = schema._zod.def;
   const { minimum, maximum } = aggregateChecks(schema);
   if (typeof minimum === "number")
-    json2.minItems = minimum;
+    json3.minItems = minimum;
   if (typeof maximum === "number")
-    json2.maxItems = maximum;
-  json2.type = "array";
-  json2.items = processSchema(def.element, ctx, {
+    json3.maxItems = maximum;
+  json3.type = "array";
+  json3.items = processSchema(def.element, ctx, {
     ...params,
     path: [...params.path, "items"]
   });
@@ -38676,17 +38676,17 @@ function inputOptin(schema) {
   return schema._zod.optin;
 }
 var objectProcessor = (schema, ctx, _json, params) => {
-  const json2 = _json;
+  const json3 = _json;
   const def = schema._zod.def;
   const shape = def.shape;
   const symbolKeys = Object.getOwnPropertySymbols(shape);
-  if (symbolKeys.length && handleUnrepresentable(schema, ctx, json2, params, "Symbol keys cannot be represented in JSON Schema")) {
+  if (symbolKeys.length && handleUnrepresentable(schema, ctx, json3, params, "Symbol keys cannot be represented in JSON Schema")) {
     return;
   }
-  json2.type = "object";
-  json2.properties = {};
+  json3.type = "object";
+  json3.properties = {};
   for (const key in shape) {
-    assignProp(json2.properties, key, processSchema(shape[key], ctx, {
+    assignProp(json3.properties, key, processSchema(shape[key], ctx, {
       ...params,
       path: [...params.path, "properties", key]
     }));
@@ -38699,21 +38699,21 @@ var objectProcessor = (schema, ctx, _json, params) => {
     }
   }
   if (requiredKeys.length > 0) {
-    json2.required = requiredKeys;
+    json3.required = requiredKeys;
   }
   if (def.catchall?._zod.def.type === "never") {
-    json2.additionalProperties = false;
+    json3.additionalProperties = false;
   } else if (!def.catchall) {
     if (ctx.io === "output")
-      json2.additionalProperties = false;
+      json3.additionalProperties = false;
   } else if (def.catchall) {
-    json2.additionalProperties = processSchema(def.catchall, ctx, {
+    json3.additionalProperties = processSchema(def.catchall, ctx, {
       ...params,
       path: [...params.path, "additionalProperties"]
     });
   }
 };
-var unionProcessor = (schema, ctx, json2, params) => {
+var unionProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   const isExclusive = def.inclusive === false;
   const options = def.options.map((x, i) => processSchema(x, ctx, {
@@ -38721,12 +38721,12 @@ var unionProcessor = (schema, ctx, json2, params) => {
     path: [...params.path, isExclusive ? "oneOf" : "anyOf", i]
   }));
   if (isExclusive) {
-    json2.oneOf = options;
+    json3.oneOf = options;
   } else {
-    json2.anyOf = options;
+    json3.anyOf = options;
   }
 };
-var intersectionProcessor = (schema, ctx, json2, params) => {
+var intersectionProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   const a = processSchema(def.left, ctx, {
     ...params,
@@ -38741,13 +38741,13 @@ var intersectionProcessor = (schema, ctx, json2, params) => {
     ...isSimpleIntersection(a) ? a.allOf : [a],
     ...isSimpleIntersection(b) ? b.allOf : [b]
   ];
-  json2.allOf = allOf;
+  json3.allOf = allOf;
   ctx.intersections.push(allOf);
 };
 var tupleProcessor = (schema, ctx, _json, params) => {
-  const json2 = _json;
+  const json3 = _json;
   const def = schema._zod.def;
-  json2.type = "array";
+  json3.type = "array";
   const prefixPath = ctx.target === "draft-2020-12" ? "prefixItems" : "items";
   const restPath = ctx.target === "draft-2020-12" ? "items" : ctx.target === "openapi-3.0" ? "items" : "additionalItems";
   const prefixItems = def.items.map((x, i) => processSchema(x, ctx, {
@@ -38769,70 +38769,70 @@ var tupleProcessor = (schema, ctx, _json, params) => {
   const maxItems = def.items.length;
   const isClosed = !def.rest;
   if (ctx.target === "draft-2020-12") {
-    json2.prefixItems = prefixItems;
+    json3.prefixItems = prefixItems;
     if (isClosed) {
-      json2.items = false;
+      json3.items = false;
     } else if (rest) {
-      json2.items = rest;
+      json3.items = rest;
     }
     if (minItems > 0)
-      json2.minItems = minItems;
+      json3.minItems = minItems;
     if (isClosed)
-      json2.maxItems = maxItems;
+      json3.maxItems = maxItems;
   } else if (ctx.target === "openapi-3.0") {
-    json2.items = {
+    json3.items = {
       anyOf: prefixItems
     };
     if (rest) {
-      json2.items.anyOf.push(rest);
+      json3.items.anyOf.push(rest);
     }
     if (minItems > 0)
-      json2.minItems = minItems;
+      json3.minItems = minItems;
     if (isClosed)
-      json2.maxItems = maxItems;
+      json3.maxItems = maxItems;
   } else {
-    json2.items = prefixItems;
+    json3.items = prefixItems;
     if (isClosed) {
-      json2.additionalItems = false;
+      json3.additionalItems = false;
     } else if (rest) {
-      json2.additionalItems = rest;
+      json3.additionalItems = rest;
     }
     if (minItems > 0)
-      json2.minItems = minItems;
+      json3.minItems = minItems;
     if (isClosed)
-      json2.maxItems = maxItems;
+      json3.maxItems = maxItems;
   }
   const { minimum, maximum } = aggregateChecks(schema);
   if (typeof minimum === "number")
-    json2.minItems = minimum;
+    json3.minItems = minimum;
   if (typeof maximum === "number")
-    json2.maxItems = maximum;
+    json3.maxItems = maximum;
 };
-function stringifyKeyNames(bySchema, json2, visited) {
-  if (json2.$ref) {
-    if (visited.has(json2))
-      return json2;
-    visited.add(json2);
-    const def = bySchema.get(json2)?.def;
+function stringifyKeyNames(bySchema, json3, visited) {
+  if (json3.$ref) {
+    if (visited.has(json3))
+      return json3;
+    visited.add(json3);
+    const def = bySchema.get(json3)?.def;
     if (!def)
-      return json2;
+      return json3;
     const inlined = stringifyKeyNames(bySchema, def, visited);
-    return inlined === def ? json2 : inlined;
+    return inlined === def ? json3 : inlined;
   }
   for (const keyword of ["anyOf", "oneOf"]) {
-    const branches = json2[keyword];
+    const branches = json3[keyword];
     if (!Array.isArray(branches))
       continue;
     const mapped = branches.map((branch) => stringifyKeyNames(bySchema, branch, visited));
     if (mapped.some((branch, i) => branch !== branches[i]))
-      json2 = { ...json2, [keyword]: mapped };
+      json3 = { ...json3, [keyword]: mapped };
   }
-  const types = Array.isArray(json2.type) ? json2.type : [json2.type];
+  const types = Array.isArray(json3.type) ? json3.type : [json3.type];
   const numericType = !types.includes("string") && types.some((t) => t === "number" || t === "integer");
-  const values = json2.enum ?? (json2.const !== void 0 ? [json2.const] : void 0);
+  const values = json3.enum ?? (json3.const !== void 0 ? [json3.const] : void 0);
   if (!numericType && !values?.some((v) => typeof v === "number"))
-    return json2;
-  const { minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, format: format2, id, ...rest } = json2;
+    return json3;
+  const { minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, format: format2, id, ...rest } = json3;
   if (rest.enum)
     rest.enum = rest.enum.map((v) => typeof v === "number" ? String(v) : v);
   else if (typeof rest.const === "number")
@@ -38872,9 +38872,9 @@ function rewriteKeyNames(ctx) {
   }
 }
 var recordProcessor = (schema, ctx, _json, params) => {
-  const json2 = _json;
+  const json3 = _json;
   const def = schema._zod.def;
-  json2.type = "object";
+  json3.type = "object";
   const keyType = def.keyType;
   const patterns = aggregateChecks(keyType).patterns;
   if (def.mode === "loose" && patterns && patterns.size > 0) {
@@ -38882,13 +38882,13 @@ var recordProcessor = (schema, ctx, _json, params) => {
       ...params,
       path: [...params.path, "patternProperties", "*"]
     });
-    json2.patternProperties = {};
+    json3.patternProperties = {};
     for (const pattern2 of patterns) {
-      assignProp(json2.patternProperties, exactPattern(pattern2).source, valueSchema);
+      assignProp(json3.patternProperties, exactPattern(pattern2).source, valueSchema);
     }
   } else {
     if (ctx.target === "draft-07" || ctx.target === "draft-2020-12") {
-      json2.propertyNames = processSchema(def.keyType, ctx, {
+      json3.propertyNames = processSchema(def.keyType, ctx, {
         ...params,
         path: [...params.path, "propertyNames"]
       });
@@ -38900,7 +38900,7 @@ var recordProcessor = (schema, ctx, _json, params) => {
       }
       pending.push(schema);
     }
-    json2.additionalProperties = processSchema(def.valueType, ctx, {
+    json3.additionalProperties = processSchema(def.valueType, ctx, {
       ...params,
       path: [...params.path, "additionalProperties"]
     });
@@ -38910,19 +38910,19 @@ var recordProcessor = (schema, ctx, _json, params) => {
   if (keyValues && !def.partial && !omittableOnInput) {
     const validKeyValues = [...keyValues].filter((v) => typeof v === "string" || typeof v === "number");
     if (validKeyValues.length > 0) {
-      json2.required = validKeyValues.map(String);
+      json3.required = validKeyValues.map(String);
     }
   }
 };
-var nullableProcessor = (schema, ctx, json2, params) => {
+var nullableProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   const inner = processSchema(def.innerType, ctx, params);
   const seen = ctx.seen.get(schema);
   if (ctx.target === "openapi-3.0") {
     seen.ref = def.innerType;
-    json2.nullable = true;
+    json3.nullable = true;
   } else {
-    json2.anyOf = [inner, { type: "null" }];
+    json3.anyOf = [inner, { type: "null" }];
   }
 };
 var nonoptionalProcessor = (schema, ctx, _json, params) => {
@@ -38932,7 +38932,7 @@ var nonoptionalProcessor = (schema, ctx, _json, params) => {
   seen.ref = def.innerType;
 };
 var UNREPRESENTABLE_DEFAULT = /* @__PURE__ */ Symbol();
-function serializeDefaultValue(value, schema, ctx, json2, params) {
+function serializeDefaultValue(value, schema, ctx, json3, params) {
   let unrepresentable = false;
   const serialized = JSON.stringify(value, (_, val) => {
     if (typeof val !== "bigint")
@@ -38942,30 +38942,30 @@ function serializeDefaultValue(value, schema, ctx, json2, params) {
   });
   if (!unrepresentable)
     return JSON.parse(serialized);
-  handleUnrepresentable(schema, ctx, json2, params, "BigInt defaults cannot be represented in JSON Schema");
+  handleUnrepresentable(schema, ctx, json3, params, "BigInt defaults cannot be represented in JSON Schema");
   return UNREPRESENTABLE_DEFAULT;
 }
-var defaultProcessor = (schema, ctx, json2, params) => {
+var defaultProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   processSchema(def.innerType, ctx, params);
   const seen = ctx.seen.get(schema);
   seen.ref = def.innerType;
-  const value = serializeDefaultValue(def.defaultValue, schema, ctx, json2, params);
+  const value = serializeDefaultValue(def.defaultValue, schema, ctx, json3, params);
   if (value !== UNREPRESENTABLE_DEFAULT)
-    json2.default = value;
+    json3.default = value;
 };
-var prefaultProcessor = (schema, ctx, json2, params) => {
+var prefaultProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   processSchema(def.innerType, ctx, params);
   const seen = ctx.seen.get(schema);
   seen.ref = def.innerType;
   if (ctx.io !== "input")
     return;
-  const value = serializeDefaultValue(def.defaultValue, schema, ctx, json2, params);
+  const value = serializeDefaultValue(def.defaultValue, schema, ctx, json3, params);
   if (value !== UNREPRESENTABLE_DEFAULT)
-    json2._prefault = value;
+    json3._prefault = value;
 };
-var catchProcessor = (schema, ctx, json2, params) => {
+var catchProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   processSchema(def.innerType, ctx, params);
   const seen = ctx.seen.get(schema);
@@ -38974,10 +38974,10 @@ var catchProcessor = (schema, ctx, json2, params) => {
   try {
     catchValue = def.catchValue(void 0);
   } catch {
-    handleUnrepresentable(schema, ctx, json2, params, "Dynamic catch values are not supported in JSON Schema");
+    handleUnrepresentable(schema, ctx, json3, params, "Dynamic catch values are not supported in JSON Schema");
     return;
   }
-  json2.default = catchValue;
+  json3.default = catchValue;
 };
 var pipeProcessor = (schema, ctx, _json, params) => {
   const def = schema._zod.def;
@@ -38987,12 +38987,12 @@ var pipeProcessor = (schema, ctx, _json, params) => {
   const seen = ctx.seen.get(schema);
   seen.ref = innerType;
 };
-var readonlyProcessor = (schema, ctx, json2, params) => {
+var readonlyProcessor = (schema, ctx, json3, params) => {
   const def = schema._zod.def;
   processSchema(def.innerType, ctx, params);
   const seen = ctx.seen.get(schema);
   seen.ref = def.innerType;
-  json2.readOnly = true;
+  json3.readOnly = true;
 };
 var promiseProcessor = (schema, ctx, _json, params) => {
   const def = schema._zod.def;
@@ -39634,7 +39634,7 @@ var _ZodString = /* @__PURE__ */ $constructor(
   (inst, def) => {
     $ZodString.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json2, params) => stringProcessor(inst, ctx, json2, params);
+    inst._zod.processJSONSchema = (ctx, json3, params) => stringProcessor(inst, ctx, json3, params);
   },
   /* @__PURE__ */ util_exports.derived({
     format: (inst) => aggregateChecks(inst).format ?? null,
@@ -39993,7 +39993,7 @@ var ZodNumber = /* @__PURE__ */ $constructor(
   (inst, def) => {
     $ZodNumber.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json2, params) => numberProcessor(inst, ctx, json2, params);
+    inst._zod.processJSONSchema = (ctx, json3, params) => numberProcessor(inst, ctx, json3, params);
     inst.isFinite = true;
   },
   /* @__PURE__ */ util_exports.derived({
@@ -40083,7 +40083,7 @@ function uint32(params) {
 var ZodBoolean = /* @__PURE__ */ $constructor("ZodBoolean", (inst, def) => {
   $ZodBoolean.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => booleanProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => booleanProcessor(inst, ctx, json3, params);
 });
 function boolean2(params) {
   return _boolean(ZodBoolean, params);
@@ -40093,7 +40093,7 @@ var ZodBigInt = /* @__PURE__ */ $constructor(
   (inst, def) => {
     $ZodBigInt.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json2, params) => bigintProcessor(inst, ctx, json2, params);
+    inst._zod.processJSONSchema = (ctx, json3, params) => bigintProcessor(inst, ctx, json3, params);
   },
   /* @__PURE__ */ util_exports.derived({
     minValue: (inst) => aggregateChecks(inst).minimum ?? null,
@@ -40151,7 +40151,7 @@ function uint64(params) {
 var ZodSymbol = /* @__PURE__ */ $constructor("ZodSymbol", (inst, def) => {
   $ZodSymbol.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => symbolProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => symbolProcessor(inst, ctx, json3, params);
 });
 function symbol(params) {
   return _symbol(ZodSymbol, params);
@@ -40159,7 +40159,7 @@ function symbol(params) {
 var ZodUndefined = /* @__PURE__ */ $constructor("ZodUndefined", (inst, def) => {
   $ZodUndefined.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => undefinedProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => undefinedProcessor(inst, ctx, json3, params);
 });
 function _undefined3(params) {
   return _undefined2(ZodUndefined, params);
@@ -40167,7 +40167,7 @@ function _undefined3(params) {
 var ZodNull = /* @__PURE__ */ $constructor("ZodNull", (inst, def) => {
   $ZodNull.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => nullProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => nullProcessor(inst, ctx, json3, params);
 });
 function _null3(params) {
   return _null2(ZodNull, params);
@@ -40175,7 +40175,7 @@ function _null3(params) {
 var ZodAny = /* @__PURE__ */ $constructor("ZodAny", (inst, def) => {
   $ZodAny.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => anyProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => anyProcessor(inst, ctx, json3, params);
 });
 function any() {
   return _any(ZodAny);
@@ -40183,7 +40183,7 @@ function any() {
 var ZodUnknown = /* @__PURE__ */ $constructor("ZodUnknown", (inst, def) => {
   $ZodUnknown.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => unknownProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => unknownProcessor(inst, ctx, json3, params);
 });
 function unknown() {
   return _unknown(ZodUnknown);
@@ -40191,7 +40191,7 @@ function unknown() {
 var ZodNever = /* @__PURE__ */ $constructor("ZodNever", (inst, def) => {
   $ZodNever.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => neverProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => neverProcessor(inst, ctx, json3, params);
 });
 function never(params) {
   return _never(ZodNever, params);
@@ -40199,7 +40199,7 @@ function never(params) {
 var ZodVoid = /* @__PURE__ */ $constructor("ZodVoid", (inst, def) => {
   $ZodVoid.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => voidProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => voidProcessor(inst, ctx, json3, params);
 });
 function _void2(params) {
   return _void(ZodVoid, params);
@@ -40209,7 +40209,7 @@ var ZodDate = /* @__PURE__ */ $constructor(
   (inst, def) => {
     $ZodDate.init(inst, def);
     ZodType.init(inst, def);
-    inst._zod.processJSONSchema = (ctx, json2, params) => dateProcessor(inst, ctx, json2, params);
+    inst._zod.processJSONSchema = (ctx, json3, params) => dateProcessor(inst, ctx, json3, params);
     inst.min = (value, params) => inst.check(_gte(value, params));
     inst.max = (value, params) => inst.check(_lte(value, params));
   },
@@ -40231,7 +40231,7 @@ var ZodArray = /* @__PURE__ */ $constructor("ZodArray", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodArray.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => arrayProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => arrayProcessor(inst, ctx, json3, params);
   inst.element = def.element;
 }, {
   min(n, params) {
@@ -40261,7 +40261,7 @@ var ZodObject = /* @__PURE__ */ $constructor("ZodObject", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodObjectJIT.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => objectProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => objectProcessor(inst, ctx, json3, params);
   util_exports.installLazyProp(inst, "shape", (self) => self._zod.def.shape, false);
 }, {
   keyof() {
@@ -40334,7 +40334,7 @@ function looseObject(shape, params) {
 var ZodUnion = /* @__PURE__ */ $constructor("ZodUnion", (inst, def) => {
   $ZodUnion.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => unionProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => unionProcessor(inst, ctx, json3, params);
   inst.options = def.options;
 });
 function union(options, params) {
@@ -40347,7 +40347,7 @@ function union(options, params) {
 var ZodXor = /* @__PURE__ */ $constructor("ZodXor", (inst, def) => {
   ZodUnion.init(inst, def);
   $ZodXor.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => unionProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => unionProcessor(inst, ctx, json3, params);
   inst.options = def.options;
 });
 function xor(options, params) {
@@ -40373,7 +40373,7 @@ function discriminatedUnion(discriminator, options, params) {
 var ZodIntersection = /* @__PURE__ */ $constructor("ZodIntersection", (inst, def) => {
   $ZodIntersection.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => intersectionProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => intersectionProcessor(inst, ctx, json3, params);
 });
 function intersection(left, right) {
   return new ZodIntersection({
@@ -40386,7 +40386,7 @@ var ZodTuple = /* @__PURE__ */ $constructor("ZodTuple", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodTuple.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => tupleProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => tupleProcessor(inst, ctx, json3, params);
 }, {
   rest(rest) {
     return this.clone({
@@ -40419,7 +40419,7 @@ var ZodRecord = /* @__PURE__ */ $constructor("ZodRecord", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodRecord.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => recordProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => recordProcessor(inst, ctx, json3, params);
   inst.keyType = def.keyType;
   inst.valueType = def.valueType;
 });
@@ -40461,7 +40461,7 @@ var ZodMap = /* @__PURE__ */ $constructor("ZodMap", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodMap.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => mapProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => mapProcessor(inst, ctx, json3, params);
   inst.keyType = def.keyType;
   inst.valueType = def.valueType;
   inst.min = (...args) => inst.check(_minSize(...args));
@@ -40481,7 +40481,7 @@ var ZodSet = /* @__PURE__ */ $constructor("ZodSet", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodSet.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => setProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => setProcessor(inst, ctx, json3, params);
   inst.min = (...args) => inst.check(_minSize(...args));
   inst.nonempty = (params) => inst.check(_minSize(1, params));
   inst.max = (...args) => inst.check(_maxSize(...args));
@@ -40497,7 +40497,7 @@ function set(valueType, params) {
 var ZodEnum = /* @__PURE__ */ $constructor("ZodEnum", (inst, def) => {
   $ZodEnum.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => enumProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => enumProcessor(inst, ctx, json3, params);
   inst.enum = def.entries;
   inst.options = [...inst._zod.values];
   const keys = new Set(Object.keys(def.entries));
@@ -40550,7 +40550,7 @@ function nativeEnum(entries, params) {
 var ZodLiteral = /* @__PURE__ */ $constructor("ZodLiteral", (inst, def) => {
   $ZodLiteral.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => literalProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => literalProcessor(inst, ctx, json3, params);
   inst.values = new Set(def.values);
   Object.defineProperty(inst, "value", {
     get() {
@@ -40571,7 +40571,7 @@ function literal(value, params) {
 var ZodFile = /* @__PURE__ */ $constructor("ZodFile", (inst, def) => {
   $ZodFile.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => fileProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => fileProcessor(inst, ctx, json3, params);
   inst.min = (size, params) => inst.check(_minSize(size, params));
   inst.max = (size, params) => inst.check(_maxSize(size, params));
   inst.mime = (types, params) => inst.check(_mime(Array.isArray(types) ? types : [types], params));
@@ -40583,7 +40583,7 @@ var ZodTransform = /* @__PURE__ */ $constructor("ZodTransform", (inst, def) => {
   _ensureDefaultMemoizer();
   $ZodTransform.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => transformProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => transformProcessor(inst, ctx, json3, params);
   inst._zod.parse = (payload, _ctx) => {
     if (_ctx.direction === "backward") {
       throw new $ZodEncodeError(inst.constructor.name);
@@ -40622,7 +40622,7 @@ function transform(fn) {
 var ZodOptional = /* @__PURE__ */ $constructor("ZodOptional", (inst, def) => {
   $ZodOptional.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => optionalProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => optionalProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function optional(innerType) {
@@ -40634,7 +40634,7 @@ function optional(innerType) {
 var ZodExactOptional = /* @__PURE__ */ $constructor("ZodExactOptional", (inst, def) => {
   $ZodExactOptional.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => optionalProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => optionalProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function exactOptional(innerType) {
@@ -40646,7 +40646,7 @@ function exactOptional(innerType) {
 var ZodNullable = /* @__PURE__ */ $constructor("ZodNullable", (inst, def) => {
   $ZodNullable.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => nullableProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => nullableProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function nullable(innerType) {
@@ -40661,7 +40661,7 @@ function nullish2(innerType) {
 var ZodDefault = /* @__PURE__ */ $constructor("ZodDefault", (inst, def) => {
   $ZodDefault.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => defaultProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => defaultProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
   inst.removeDefault = inst.unwrap;
 });
@@ -40677,7 +40677,7 @@ function _default2(innerType, defaultValue) {
 var ZodPrefault = /* @__PURE__ */ $constructor("ZodPrefault", (inst, def) => {
   $ZodPrefault.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => prefaultProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => prefaultProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function prefault(innerType, defaultValue) {
@@ -40692,7 +40692,7 @@ function prefault(innerType, defaultValue) {
 var ZodNonOptional = /* @__PURE__ */ $constructor("ZodNonOptional", (inst, def) => {
   $ZodNonOptional.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => nonoptionalProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => nonoptionalProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function nonoptional(innerType, params) {
@@ -40705,7 +40705,7 @@ function nonoptional(innerType, params) {
 var ZodSuccess = /* @__PURE__ */ $constructor("ZodSuccess", (inst, def) => {
   $ZodSuccess.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => successProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => successProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function success(innerType) {
@@ -40717,7 +40717,7 @@ function success(innerType) {
 var ZodCatch = /* @__PURE__ */ $constructor("ZodCatch", (inst, def) => {
   $ZodCatch.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => catchProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => catchProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
   inst.removeCatch = inst.unwrap;
 });
@@ -40731,7 +40731,7 @@ function _catch2(innerType, catchValue) {
 var ZodNaN = /* @__PURE__ */ $constructor("ZodNaN", (inst, def) => {
   $ZodNaN.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => nanProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => nanProcessor(inst, ctx, json3, params);
 });
 function nan(params) {
   return _nan(ZodNaN, params);
@@ -40739,7 +40739,7 @@ function nan(params) {
 var ZodPipe = /* @__PURE__ */ $constructor("ZodPipe", (inst, def) => {
   $ZodPipe.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => pipeProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => pipeProcessor(inst, ctx, json3, params);
   inst.in = def.in;
   inst.out = def.out;
 });
@@ -40781,7 +40781,7 @@ var ZodPreprocess = /* @__PURE__ */ $constructor("ZodPreprocess", (inst, def) =>
 var ZodReadonly = /* @__PURE__ */ $constructor("ZodReadonly", (inst, def) => {
   $ZodReadonly.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => readonlyProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => readonlyProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function readonly(innerType) {
@@ -40793,7 +40793,7 @@ function readonly(innerType) {
 var ZodTemplateLiteral = /* @__PURE__ */ $constructor("ZodTemplateLiteral", (inst, def) => {
   $ZodTemplateLiteral.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => templateLiteralProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => templateLiteralProcessor(inst, ctx, json3, params);
 });
 function templateLiteral(parts, params) {
   return new ZodTemplateLiteral({
@@ -40805,7 +40805,7 @@ function templateLiteral(parts, params) {
 var ZodLazy = /* @__PURE__ */ $constructor("ZodLazy", (inst, def) => {
   $ZodLazy.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => lazyProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => lazyProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.getter();
 });
 function lazy(getter) {
@@ -40817,7 +40817,7 @@ function lazy(getter) {
 var ZodPromise = /* @__PURE__ */ $constructor("ZodPromise", (inst, def) => {
   $ZodPromise.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => promiseProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => promiseProcessor(inst, ctx, json3, params);
   inst.unwrap = () => inst._zod.def.innerType;
 });
 function promise(innerType) {
@@ -40829,7 +40829,7 @@ function promise(innerType) {
 var ZodFunction = /* @__PURE__ */ $constructor("ZodFunction", (inst, def) => {
   $ZodFunction.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => functionProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => functionProcessor(inst, ctx, json3, params);
 });
 function _function(params) {
   return new ZodFunction({
@@ -40841,7 +40841,7 @@ function _function(params) {
 var ZodCustom = /* @__PURE__ */ $constructor("ZodCustom", (inst, def) => {
   $ZodCustom.init(inst, def);
   ZodType.init(inst, def);
-  inst._zod.processJSONSchema = (ctx, json2, params) => customProcessor(inst, ctx, json2, params);
+  inst._zod.processJSONSchema = (ctx, json3, params) => customProcessor(inst, ctx, json3, params);
 });
 function check(fn) {
   const ch = new $ZodCheck({
@@ -47229,6 +47229,8 @@ var phaseSchema = external_exports.discriminatedUnion("name", [
   external_exports.object({ name: external_exports.literal("starting"), version: external_exports.string(), container: external_exports.string() }),
   external_exports.object({ name: external_exports.literal("verifying"), version: external_exports.string() }),
   external_exports.object({ name: external_exports.literal("attaching"), version: external_exports.string() }),
+  /** The edge mirrors live requests to `version` (weight 0); users get only stable's answers. */
+  external_exports.object({ name: external_exports.literal("shadow"), version: external_exports.string() }),
   external_exports.object({
     name: external_exports.literal("canary"),
     version: external_exports.string(),
@@ -47255,6 +47257,8 @@ function describePhase(p) {
       return `verifying ${p.version} (model identity, smoke test)`;
     case "attaching":
       return `attaching ${p.version} to the router`;
+    case "shadow":
+      return `shadow step of ${p.version} (mirrored requests, weight 0)`;
     case "canary":
       return `weight ${p.weight}`;
     case "switching":
@@ -47802,13 +47806,13 @@ async function readBundle(dirArg, opts = {}) {
       { hint: "pass a directory written by `modelship train`" }
     );
   }
-  let json2;
+  let json3;
   try {
-    json2 = JSON.parse(text);
+    json3 = JSON.parse(text);
   } catch (err) {
     throw new UserError(`${cardPath} is not valid JSON: ${err.message}`);
   }
-  const parsed = modelCardSchema.safeParse(json2);
+  const parsed = modelCardSchema.safeParse(json3);
   if (!parsed.success) {
     const issues2 = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new UserError(`${cardPath} does not match the bundle schema: ${issues2.join("; ")}`);
@@ -48396,6 +48400,173 @@ function explain(result) {
   return list.map((c) => `${c.name}: ${c.message}`).join("; ");
 }
 
+// src/gate/stats.ts
+function percentile(sorted, q) {
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  const pos = (n - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+// src/shadow/compare.ts
+var shadowConfigSchema = external_exports.object({
+  /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
+  maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
+  /** Largest mean |Δp| (largest per-class probability difference per pair). */
+  maxMeanAbsDelta: external_exports.number().min(0).max(1).default(0.05),
+  /** Largest share of mirrored requests the candidate failed. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Answered pairs (or, for the error check, attempts) needed before the step passes or fails. */
+  minPairs: external_exports.number().int().min(1).default(100),
+  /** Disagreeing requests kept as examples (0 = none, e.g. when the prediction log hashes text). */
+  examples: external_exports.number().int().min(0).max(20).default(3),
+  /** Characters of an example's input shown. */
+  exampleChars: external_exports.number().int().min(8).max(500).default(80)
+});
+var Z95 = 1.959963984540054;
+function wilson(k, n, z2 = Z95) {
+  if (n <= 0) throw new Error("wilson: n must be positive");
+  const p = k / n;
+  const z22 = z2 * z2;
+  const denom = 1 + z22 / n;
+  const centre = (p + z22 / (2 * n)) / denom;
+  const half = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n)) / denom;
+  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}
+function complete(a, labels) {
+  const p = { ...a.probabilities };
+  if (labels && labels.length === 2) {
+    const [x, y] = labels;
+    if (p[x] !== void 0 && p[y] === void 0) p[y] = 1 - p[x];
+    else if (p[y] !== void 0 && p[x] === void 0) p[x] = 1 - p[y];
+  }
+  return p;
+}
+function absDelta(s, c, labels) {
+  const ps = complete(s, labels);
+  const pc2 = complete(c, labels);
+  let best = null;
+  for (const [k, v] of Object.entries(ps)) {
+    const w = pc2[k];
+    if (w === void 0) continue;
+    const d = Math.abs(v - w);
+    best = best === null ? d : Math.max(best, d);
+  }
+  return best;
+}
+var truncate = (s, n) => s.length <= n ? s : `${s.slice(0, n - 1)}…`;
+var pct2 = (x) => `${(x * 100).toFixed(1)}%`;
+function compareShadow(pairs, configInput = {}, labels) {
+  const config2 = shadowConfigSchema.parse(configInput);
+  const answered = pairs.filter((p) => p.candidate !== null);
+  const attempts = pairs.length;
+  const errors = attempts - answered.length;
+  const n = answered.length;
+  const flips = {};
+  const deltas = [];
+  const examples = [];
+  let agreements = 0;
+  for (const p of answered) {
+    const c = p.candidate;
+    const row = flips[p.stable.label] ?? {};
+    flips[p.stable.label] = row;
+    row[c.label] = (row[c.label] ?? 0) + 1;
+    if (c.label === p.stable.label) agreements++;
+    else if (examples.length < config2.examples && p.input !== void 0) {
+      examples.push({ input: truncate(p.input, config2.exampleChars), stable: p.stable, candidate: c });
+    }
+    const d = absDelta(p.stable, c, labels);
+    if (d !== null) deltas.push(d);
+  }
+  deltas.sort((a, b) => a - b);
+  const msOf = (xs) => xs.filter((x) => x !== void 0).sort((a, b) => a - b);
+  const candMs = msOf(pairs.map((p) => p.candidateMs));
+  const stableMs = msOf(pairs.map((p) => p.stableMs));
+  const q = (xs, f) => xs.length > 0 ? percentile(xs, f) : null;
+  const agreement = n > 0 ? agreements / n : null;
+  const agreementCi = n > 0 ? wilson(agreements, n) : null;
+  const meanAbsDelta = deltas.length > 0 ? deltas.reduce((a, b) => a + b, 0) / deltas.length : null;
+  const checks = [];
+  const errorRate2 = attempts > 0 ? errors / attempts : null;
+  checks.push({
+    name: "errors",
+    threshold: config2.maxErrorRate,
+    value: errorRate2,
+    status: errorRate2 === null || attempts < config2.minPairs ? (
+      // enough failures to exceed the threshold on minPairs attempts already: fail now
+      errors > config2.maxErrorRate * config2.minPairs ? "fail" : "inconclusive"
+    ) : errors > config2.maxErrorRate * attempts + 1e-9 ? "fail" : "pass",
+    message: `candidate failed ${errors} of ${attempts} mirrored requests`
+  });
+  const disagreement = agreement === null ? null : 1 - agreement;
+  const certainFail = agreementCi !== null && 1 - agreementCi.high > config2.maxDisagreement && n >= Math.min(20, config2.minPairs);
+  checks.push({
+    name: "disagreement",
+    threshold: config2.maxDisagreement,
+    value: disagreement,
+    status: disagreement === null ? "inconclusive" : n < config2.minPairs ? certainFail ? "fail" : "inconclusive" : n - agreements > config2.maxDisagreement * n + 1e-9 ? "fail" : "pass",
+    message: disagreement === null ? "no answered pairs yet" : `${n - agreements} of ${n} answers differ (${pct2(disagreement)})`
+  });
+  checks.push({
+    name: "meanAbsDelta",
+    threshold: config2.maxMeanAbsDelta,
+    value: meanAbsDelta,
+    status: meanAbsDelta === null || n < config2.minPairs ? "inconclusive" : meanAbsDelta > config2.maxMeanAbsDelta ? "fail" : "pass",
+    message: meanAbsDelta === null ? "no comparable probabilities" : `mean |Δp| ${meanAbsDelta.toFixed(4)}`
+  });
+  const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.every((c) => c.status === "pass") ? "pass" : "inconclusive";
+  const summary2 = agreement === null || agreementCi === null ? `shadow ${verdict}: ${attempts} mirrored, ${errors} candidate errors, no answered pairs` : `shadow ${verdict}: agreement ${pct2(agreement)} (95% CI ${pct2(agreementCi.low)}–${pct2(agreementCi.high)}) on ${n} pairs, mean |Δp| ${(meanAbsDelta ?? 0).toFixed(3)}, ${errors} candidate errors`;
+  return {
+    verdict,
+    attempts,
+    pairs: n,
+    agreements,
+    agreement,
+    agreementCi,
+    flips,
+    meanAbsDelta,
+    p95AbsDelta: q(deltas, 0.95),
+    candidateErrors: errors,
+    candidateP50Ms: q(candMs, 0.5),
+    candidateP95Ms: q(candMs, 0.95),
+    stableP95Ms: q(stableMs, 0.95),
+    checks,
+    examples,
+    summary: summary2
+  };
+}
+function flipMatrixMarkdown(flips) {
+  const labels = [
+    .../* @__PURE__ */ new Set([...Object.keys(flips), ...Object.values(flips).flatMap((r) => Object.keys(r))])
+  ].sort();
+  if (labels.length === 0) return "_no answered pairs_";
+  const head = `| stable ↓ / candidate → | ${labels.join(" | ")} |`;
+  const rule = `|---|${labels.map(() => "---:").join("|")}|`;
+  const rows = labels.map(
+    (s) => `| **${s}** | ${labels.map((c) => String(flips[s]?.[c] ?? 0)).join(" | ")} |`
+  );
+  return [head, rule, ...rows].join("\n");
+}
+var textAnswer = external_exports.object({ sentiment: external_exports.string(), confidence: external_exports.number().min(0).max(100) });
+var tabularAnswer = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+});
+function parseAnswer(body) {
+  const tab = tabularAnswer.safeParse(body);
+  if (tab.success) return { label: String(tab.data.label), probabilities: tab.data.probabilities };
+  const text = textAnswer.safeParse(body);
+  if (text.success) {
+    return {
+      label: text.data.sentiment,
+      probabilities: { [text.data.sentiment]: text.data.confidence / 100 }
+    };
+  }
+  return null;
+}
+
 // src/rollout/settings.ts
 var containerSettingsSchema = external_exports.object({
   memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
@@ -48429,6 +48600,12 @@ var rolloutSettingsSchema = external_exports.object({
   skipSmoke: external_exports.boolean().default(false),
   /** Promote even when the analysis has no data (demo without traffic). */
   allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
   analysis: analysisConfigSchema.prefault({}),
   container: containerSettingsSchema.prefault({})
 });
@@ -48474,6 +48651,7 @@ function settingsFromFlags(flags) {
     ...defined({
       steps,
       intervalMs: dur("--interval", flags.interval),
+      shadowMs: dur("--shadow", flags.shadow),
       maxExtensions: num("--max-extensions", flags.maxExtensions),
       failureThreshold: num("--failure-threshold", flags.failureThreshold),
       allowNoData: flags.allowNoData,
@@ -52052,8 +52230,8 @@ function featuresBody(card) {
     )
   };
 }
-function checkFeatureAnswer(card, status, json2, text, tolerance) {
-  const parsed = batchSchema.safeParse(json2);
+function checkFeatureAnswer(card, status, json3, text, tolerance) {
+  const parsed = batchSchema.safeParse(json3);
   if (status !== 200 || !parsed.success || parsed.data.predictions.length !== card.golden.length) {
     return {
       ok: false,
@@ -52152,13 +52330,13 @@ async function call(baseUrl2, path, body, timeoutMs) {
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
     return { status: 0, json: void 0, text: `request failed: ${cause}` };
   }
-  let json2;
+  let json3;
   try {
-    json2 = JSON.parse(text);
+    json3 = JSON.parse(text);
   } catch {
-    json2 = void 0;
+    json3 = void 0;
   }
-  return { status, json: json2, text };
+  return { status, json: json3, text };
 }
 function short(input2, width = 40) {
   const s = typeof input2 === "string" ? input2 : `[${input2.join(", ")}]`;
@@ -56027,6 +56205,91 @@ function connectHost(bind2) {
   return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
 }
 
+// src/shadow/collect.ts
+var ShadowHeader = external_exports.object({
+  seq: external_exports.number().int().min(0),
+  sampled: external_exports.number().int().min(0),
+  dropped: external_exports.number().int().min(0),
+  skipped: external_exports.number().int().min(0),
+  errors: external_exports.number().int().min(0),
+  queued: external_exports.number().int()
+});
+var RawPair = external_exports.object({
+  seq: external_exports.number().int().min(1),
+  request: external_exports.string(),
+  stable: external_exports.string(),
+  stableMs: external_exports.number(),
+  status: external_exports.number().int(),
+  candidate: external_exports.string(),
+  candidateMs: external_exports.number(),
+  error: external_exports.string()
+});
+var json2 = (s) => {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return void 0;
+  }
+};
+function inputOf2(body, raw) {
+  if (body && typeof body === "object" && "text" in body && typeof body.text === "string") return body.text;
+  return raw;
+}
+function parsePairs(ndjson, options = {}) {
+  const lines = ndjson.split("\n").filter((l) => l.trim() !== "");
+  const header = ShadowHeader.parse(json2(lines[0] ?? ""));
+  const pairs = [];
+  let lastSeq = 0;
+  for (const line of lines.slice(1)) {
+    const raw = RawPair.safeParse(json2(line));
+    if (!raw.success) continue;
+    const r = raw.data;
+    lastSeq = Math.max(lastSeq, r.seq);
+    const stable = parseAnswer(json2(r.stable));
+    if (!stable) continue;
+    const candidate = r.status === 200 ? parseAnswer(json2(r.candidate)) : null;
+    const pair = {
+      stable,
+      candidate,
+      candidateMs: r.candidateMs,
+      stableMs: r.stableMs,
+      ...candidate === null ? { candidateError: r.error || (r.status === 0 ? "no answer" : `HTTP ${r.status}`) } : {},
+      ...options.hideInput ? {} : { input: inputOf2(json2(r.request), r.request) }
+    };
+    pairs.push(pair);
+  }
+  return { header, pairs, lastSeq: Math.max(lastSeq, 0) };
+}
+async function fetchPairs(url2, options = {}) {
+  const res = await fetch(url2, { signal: AbortSignal.timeout(options.timeoutMs ?? 5e3) });
+  if (!res.ok) throw new Error(`shadow pairs: HTTP ${res.status} from ${url2}`);
+  return parsePairs(await res.text(), options);
+}
+
+// src/shadow/run.ts
+async function runShadow(mirror, target, options) {
+  await mirror.setShadow(target);
+  try {
+    const pairs = [];
+    let since = 0;
+    let extensions = 0;
+    for (; ; ) {
+      await options.sleep(options.durationMs);
+      const batch = await fetchPairs(mirror.shadowPairsUrl(since), { hideInput: options.hideInput ?? false });
+      pairs.push(...batch.pairs);
+      since = Math.max(since, batch.lastSeq);
+      const report = compareShadow(pairs, options.thresholds ?? {}, options.labels);
+      options.onInterval?.(report, extensions);
+      if (report.verdict !== "inconclusive" || extensions >= options.maxExtensions) {
+        return { report, header: batch.header, extensions };
+      }
+      extensions++;
+    }
+  } finally {
+    await mirror.setShadow(null);
+  }
+}
+
 // src/rollout/machine.ts
 function analysedSteps(steps) {
   const below = steps.filter((w) => w < 100);
@@ -56342,6 +56605,10 @@ async function reconcile(deps, op, settings) {
       hint: refusal.hint
     });
   const out = { actions: [], warnings: [] };
+  if (await deps.traffic.shadowRunning()) {
+    await deps.traffic.setShadow(null);
+    out.actions.push("stopped the shadow mirror an interrupted shadow step left running");
+  }
   for (const step of steps) {
     const changed = await applyStep(deps, op, settings, host, step);
     if (step.do === "warn") out.warnings.push(describeStep(step));
@@ -56471,6 +56738,14 @@ async function pruneImages(deps, ledger, keep) {
 // src/rollout/deploy.ts
 var RolloutAborted = class extends Error {
 };
+function shadowDetail(r) {
+  const p = (x) => `${Number((x * 100).toFixed(1))}%`;
+  if (r.agreement === null || r.agreementCi === null)
+    return `${r.pairs} pairs, ${r.candidateErrors} candidate errors of ${r.attempts} mirrored`;
+  const ci = `[${Number((r.agreementCi.low * 100).toFixed(1))}–${Number((r.agreementCi.high * 100).toFixed(1))}]`;
+  const errors = r.candidateErrors > 0 ? `, ${r.candidateErrors} candidate errors` : "";
+  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${errors}`;
+}
 var nowIso2 = () => (/* @__PURE__ */ new Date()).toISOString();
 function newEntry(c) {
   const at = nowIso2();
@@ -56509,6 +56784,7 @@ var DeployRun = class {
   warnings = [];
   stable;
   container;
+  shadowResult;
   async run() {
     await this.reconcile();
     const before = await this.input.op.ledger.read();
@@ -56528,6 +56804,7 @@ var DeployRun = class {
       return this.finish(null);
     }
     try {
+      if (this.input.settings.shadowMs > 0) await this.shadowStep();
       await this.canarySteps(stable);
     } catch (err) {
       if (err instanceof RolloutAborted) return this.abort(err.message);
@@ -56659,6 +56936,62 @@ var DeployRun = class {
       () => `(${this.name}, no previous version to compare with)`
     );
     this.point("100%", 100);
+  }
+  // ---- phase: shadow (weight 0: the edge mirrors live requests, answers compared pair by pair) ----
+  async shadowStep() {
+    const { deps, op, settings, reporter, candidate } = this.input;
+    const seconds = `${Number((settings.shadowMs / 1e3).toFixed(1))}s`;
+    await reporter.step(
+      `Shadow ${seconds}`,
+      async (update) => {
+        await op.advance({ name: "shadow", version: this.name });
+        update("mirroring live requests to the candidate");
+        const run3 = await runShadow(
+          deps.traffic,
+          { name: this.name, port: this.container.hostPort },
+          {
+            durationMs: settings.shadowMs,
+            maxExtensions: settings.maxExtensions,
+            thresholds: settings.shadow,
+            labels: candidate.card?.io.labels,
+            // The prediction log hashes texts: the report keeps none either.
+            hideInput: /^(1|true|yes)$/i.test(candidate.env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT ?? ""),
+            sleep: (ms3) => deps.clock.sleep(ms3),
+            onInterval: (report, extension) => {
+              update(shadowDetail(report));
+              if (report.verdict === "inconclusive" && extension < settings.maxExtensions)
+                reporter.event({ type: "extend", version: this.name, weight: 0, reason: report.summary });
+            }
+          }
+        );
+        this.shadowResult = {
+          ...run3.report,
+          durationMs: settings.shadowMs * (run3.extensions + 1),
+          extensions: run3.extensions
+        };
+        this.timeline.push({
+          at: nowIso2(),
+          label: "shadow",
+          weight: 0,
+          canaryRequests: run3.report.attempts,
+          canaryErrors: run3.report.candidateErrors,
+          errorRate: run3.report.attempts > 0 ? run3.report.candidateErrors / run3.report.attempts : 0,
+          verdict: run3.report.verdict,
+          summary: run3.report.summary
+        });
+        reporter.event({ type: "shadow", version: this.name, ...this.shadowResult });
+        if (run3.report.verdict !== "pass") throw new RolloutAborted(shadowDetail(run3.report));
+        return run3.report;
+      },
+      (r) => `(${shadowDetail(r)})`
+    ).catch((err) => {
+      const r = this.shadowResult;
+      if (!(err instanceof RolloutAborted) || !r) throw err;
+      const failed = r.checks.filter((c) => c.status !== "pass").map((c) => c.message);
+      throw new RolloutAborted(
+        r.verdict === "inconclusive" ? `shadow step inconclusive after ${r.extensions + 1} intervals (${r.summary}); never moving weight blind — send traffic or lengthen --shadow` : `shadow step failed: ${failed.join("; ") || r.summary}`
+      );
+    });
   }
   // ---- phase: canary (one step per weight, analysed, advanced by the pure machine) ----
   async canarySteps(stable) {
@@ -56835,7 +57168,8 @@ var DeployRun = class {
       timeline: this.timeline,
       durationMs: deps.clock.now() - this.started,
       repaired: this.repaired,
-      warnings: this.warnings
+      warnings: this.warnings,
+      ...this.shadowResult ? { shadow: this.shadowResult } : {}
     };
   }
 };
@@ -57063,6 +57397,9 @@ function routerTraffic(router) {
       await router.remove(name);
     },
     servers: async () => (await router.readDesired()).servers.map((s) => s.name),
+    setShadow: (target) => router.setShadow(target),
+    shadowPairsUrl: (since) => router.shadowPairsUrl(since),
+    shadowRunning: async () => (await router.readDesired()).shadow !== void 0,
     view: async () => {
       const desired = (await router.readDesired()).servers;
       const stats = await router.answers() ? await router.stats().catch(() => null) : null;
@@ -57234,7 +57571,7 @@ function mermaidXyChart(chart) {
 }
 
 // src/rollout/summary.ts
-var pct2 = (x) => `${(x * 100).toFixed(2)}%`;
+var pct3 = (x) => `${(x * 100).toFixed(2)}%`;
 function deploySummaryMarkdown(o) {
   const head = o.status === "promoted" ? `## ✅ ${o.version} deployed${o.previous ? ` (replacing ${o.previous})` : " (first deploy)"}` : o.status === "aborted" ? `## ❌ Canary ${o.version} aborted` : `## ${o.version} was already serving`;
   const lines = [head, ""];
@@ -57243,6 +57580,29 @@ function deploySummaryMarkdown(o) {
     o.edge.failed === 0 ? `**Zero requests dropped** — ${o.edge.requests} requests through the edge (${o.edge.url}) during the rollout.` : `**${o.edge.failed} of ${o.edge.requests} requests failed** at the edge (${o.edge.url}) during the rollout.`,
     ""
   );
+  if (o.shadow) {
+    const r = o.shadow;
+    lines.push(
+      `### Shadow step: ${r.verdict === "pass" ? "✅ pass" : r.verdict === "fail" ? "❌ fail" : "⚠️ inconclusive"}`,
+      "",
+      `${shadowDetail(r)} — ${r.attempts} requests mirrored over ${(r.durationMs / 1e3).toFixed(0)} s, users got only the stable answers.`,
+      "",
+      "Class flips (rows: stable's label, columns: the candidate's):",
+      "",
+      flipMatrixMarkdown(r.flips),
+      ""
+    );
+    if (r.examples.length) {
+      const cut = (t) => t.replace(/[|\n\r]/g, " ");
+      lines.push(
+        mdTable(
+          ["request", "stable", "candidate"],
+          r.examples.map((e) => [cut(e.input), e.stable.label, e.candidate.label])
+        ),
+        ""
+      );
+    }
+  }
   if (o.timeline.length) {
     lines.push(
       mdTable(
@@ -57252,7 +57612,7 @@ function deploySummaryMarkdown(o) {
           `${t.weight}%`,
           t.canaryRequests,
           t.canaryErrors,
-          pct2(t.errorRate),
+          pct3(t.errorRate),
           t.verdict ?? (t.weight === 100 ? "promoted" : ""),
           t.summary ?? ""
         ]),
@@ -57412,6 +57772,11 @@ var DEPLOY_SETTINGS = table(
       description: "analysis interval per step, e.g. 30s, 2m"
     },
     {
+      key: "shadow",
+      flag: "--shadow <duration>",
+      description: "shadow step (off unless given): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s)"
+    },
+    {
       key: "fast",
       flag: "--fast",
       actionDefault: "false",
@@ -57548,6 +57913,7 @@ var inputsSchema = external_exports.object({
   "state-dir": external_exports.string().optional(),
   steps: external_exports.string().optional(),
   interval: external_exports.string().optional(),
+  shadow: external_exports.string().optional(),
   fast: bool(false),
   "max-error-rate": external_exports.string().optional(),
   "max-p95-ms": external_exports.string().optional(),

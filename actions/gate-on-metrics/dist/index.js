@@ -59614,6 +59614,8 @@ var phaseSchema = external_exports.discriminatedUnion("name", [
   external_exports.object({ name: external_exports.literal("starting"), version: external_exports.string(), container: external_exports.string() }),
   external_exports.object({ name: external_exports.literal("verifying"), version: external_exports.string() }),
   external_exports.object({ name: external_exports.literal("attaching"), version: external_exports.string() }),
+  /** The edge mirrors live requests to `version` (weight 0); users get only stable's answers. */
+  external_exports.object({ name: external_exports.literal("shadow"), version: external_exports.string() }),
   external_exports.object({
     name: external_exports.literal("canary"),
     version: external_exports.string(),
@@ -59640,6 +59642,8 @@ function describePhase(p) {
       return `verifying ${p.version} (model identity, smoke test)`;
     case "attaching":
       return `attaching ${p.version} to the router`;
+    case "shadow":
+      return `shadow step of ${p.version} (mirrored requests, weight 0)`;
     case "canary":
       return `weight ${p.weight}`;
     case "switching":

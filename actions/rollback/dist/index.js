@@ -46498,6 +46498,8 @@ var phaseSchema = external_exports.discriminatedUnion("name", [
   external_exports.object({ name: external_exports.literal("starting"), version: external_exports.string(), container: external_exports.string() }),
   external_exports.object({ name: external_exports.literal("verifying"), version: external_exports.string() }),
   external_exports.object({ name: external_exports.literal("attaching"), version: external_exports.string() }),
+  /** The edge mirrors live requests to `version` (weight 0); users get only stable's answers. */
+  external_exports.object({ name: external_exports.literal("shadow"), version: external_exports.string() }),
   external_exports.object({
     name: external_exports.literal("canary"),
     version: external_exports.string(),
@@ -46524,6 +46526,8 @@ function describePhase(p) {
       return `verifying ${p.version} (model identity, smoke test)`;
     case "attaching":
       return `attaching ${p.version} to the router`;
+    case "shadow":
+      return `shadow step of ${p.version} (mirrored requests, weight 0)`;
     case "canary":
       return `weight ${p.weight}`;
     case "switching":
@@ -47168,6 +47172,27 @@ var CHECKS = [
   referenceMix
 ];
 
+// src/shadow/compare.ts
+var shadowConfigSchema = external_exports.object({
+  /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
+  maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
+  /** Largest mean |Δp| (largest per-class probability difference per pair). */
+  maxMeanAbsDelta: external_exports.number().min(0).max(1).default(0.05),
+  /** Largest share of mirrored requests the candidate failed. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Answered pairs (or, for the error check, attempts) needed before the step passes or fails. */
+  minPairs: external_exports.number().int().min(1).default(100),
+  /** Disagreeing requests kept as examples (0 = none, e.g. when the prediction log hashes text). */
+  examples: external_exports.number().int().min(0).max(20).default(3),
+  /** Characters of an example's input shown. */
+  exampleChars: external_exports.number().int().min(8).max(500).default(80)
+});
+var textAnswer = external_exports.object({ sentiment: external_exports.string(), confidence: external_exports.number().min(0).max(100) });
+var tabularAnswer = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+});
+
 // src/rollout/settings.ts
 var containerSettingsSchema = external_exports.object({
   memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
@@ -47201,6 +47226,12 @@ var rolloutSettingsSchema = external_exports.object({
   skipSmoke: external_exports.boolean().default(false),
   /** Promote even when the analysis has no data (demo without traffic). */
   allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
   analysis: analysisConfigSchema.prefault({}),
   container: containerSettingsSchema.prefault({})
 });
@@ -47246,6 +47277,7 @@ function settingsFromFlags(flags) {
     ...defined({
       steps,
       intervalMs: dur("--interval", flags.interval),
+      shadowMs: dur("--shadow", flags.shadow),
       maxExtensions: num("--max-extensions", flags.maxExtensions),
       failureThreshold: num("--failure-threshold", flags.failureThreshold),
       allowNoData: flags.allowNoData,
@@ -55162,6 +55194,26 @@ function connectHost(bind2) {
   return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
 }
 
+// src/shadow/collect.ts
+var ShadowHeader = external_exports.object({
+  seq: external_exports.number().int().min(0),
+  sampled: external_exports.number().int().min(0),
+  dropped: external_exports.number().int().min(0),
+  skipped: external_exports.number().int().min(0),
+  errors: external_exports.number().int().min(0),
+  queued: external_exports.number().int()
+});
+var RawPair = external_exports.object({
+  seq: external_exports.number().int().min(1),
+  request: external_exports.string(),
+  stable: external_exports.string(),
+  stableMs: external_exports.number(),
+  status: external_exports.number().int(),
+  candidate: external_exports.string(),
+  candidateMs: external_exports.number(),
+  error: external_exports.string()
+});
+
 // src/rollout/plan.ts
 var LIVE_ROLES = /* @__PURE__ */ new Set(["stable", "canary", "standby"]);
 function weightsFromLedger(l, options = {}) {
@@ -55448,6 +55500,10 @@ async function reconcile(deps, op, settings) {
       hint: refusal.hint
     });
   const out = { actions: [], warnings: [] };
+  if (await deps.traffic.shadowRunning()) {
+    await deps.traffic.setShadow(null);
+    out.actions.push("stopped the shadow mirror an interrupted shadow step left running");
+  }
   for (const step of steps) {
     const changed = await applyStep(deps, op, settings, host, step);
     if (step.do === "warn") out.warnings.push(describeStep(step));
@@ -55962,6 +56018,9 @@ function routerTraffic(router) {
       await router.remove(name);
     },
     servers: async () => (await router.readDesired()).servers.map((s) => s.name),
+    setShadow: (target) => router.setShadow(target),
+    shadowPairsUrl: (since) => router.shadowPairsUrl(since),
+    shadowRunning: async () => (await router.readDesired()).shadow !== void 0,
     view: async () => {
       const desired = (await router.readDesired()).servers;
       const stats = await router.answers() ? await router.stats().catch(() => null) : null;
@@ -56258,6 +56317,11 @@ var DEPLOY_SETTINGS = table(
       default: formatDuration2(R.intervalMs),
       fast: formatDuration2(FAST.intervalMs),
       description: "analysis interval per step, e.g. 30s, 2m"
+    },
+    {
+      key: "shadow",
+      flag: "--shadow <duration>",
+      description: "shadow step (off unless given): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s)"
     },
     {
       key: "fast",

@@ -1,0 +1,178 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ledger } from "../src/ledger/ledger.js";
+import { type LoadReport, startLoad } from "../src/load/generator.js";
+import type { DeployOutcome } from "../src/rollout/deploy.js";
+import { deploySummaryMarkdown } from "../src/rollout/summary.js";
+import { freePort } from "../src/rollout/wiring.js";
+import { bundleAs, trainedBundle } from "./support/bundle.js";
+import { runCli } from "./support/cli.js";
+import { tweetTexts } from "./support/data.js";
+import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { killDaemonsOf } from "./support/leftovers.js";
+
+/**
+ * `deploy --shadow` on real parts (issue 16): HAProxy mirrors live requests to the candidate container
+ * while it sits at weight 0, the real CLI judges answer by answer, and only a pass lets weight move.
+ * Runs under load from a separate process counting every user-visible failure.
+ */
+const PREFIX = "mstest-shd-";
+let stateDir: string;
+let edgeUrl: string;
+const images: Record<"v1" | "v2" | "flipped", { ref: string; version: string }> = {} as never;
+
+const cli = (args: string[], timeoutMs = 240_000) => runCli(args, { timeoutMs });
+const common = () => ["--state-dir", stateDir, "--name-prefix", PREFIX];
+// 2 shared cores: a fresh container's latency is noise here (test/analysis.test.ts covers latency).
+const LOOSE_LATENCY = ["--latency-factor", "10", "--max-p95-ms", "2000", "--max-p99-ms", "4000"];
+const deployArgs = (ref: string, extra: string[] = []) => [
+  "deploy",
+  "--image",
+  ref,
+  "--fast",
+  "--steps",
+  "50,100",
+  ...LOOSE_LATENCY,
+  ...common(),
+  ...extra,
+];
+
+async function imageOf(dir: string, repository: string) {
+  const card = JSON.parse(await readFile(join(dir, "model.json"), "utf8"));
+  // The same stamps and repositories as test/acceptance.test.ts: one build serves both suites.
+  const img = await modelImage(dir, { repository });
+  return { ref: img.ref, version: card.version as string };
+}
+
+async function underLoad<T>(fn: () => Promise<T>): Promise<{ result: T; load: LoadReport }> {
+  const load = await startLoad({ url: edgeUrl, texts: tweetTexts(), rps: 150, connections: 16 });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const result = await fn();
+    await new Promise((r) => setTimeout(r, 1000));
+    return { result, load: await load.stop() };
+  } catch (err) {
+    await load.stop().catch(() => {});
+    throw err;
+  }
+}
+
+function expectNoUserErrors(load: LoadReport) {
+  expect(load.completed).toBeGreaterThan(300);
+  expect({ non2xx: load.non2xx, errors: load.errors, first: load.failures.slice(0, 5) }).toEqual({
+    non2xx: 0,
+    errors: {},
+    first: [],
+  });
+}
+
+const events = (stdout: string) =>
+  stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown> & { type: string });
+
+beforeAll(async () => {
+  ensureDockerHost();
+  const good = await trainedBundle();
+  const flipped = await trainedBundle({ swapped: true });
+  images.v1 = await imageOf(await bundleAs(good, "20260101.000001", "shadow-rollout"), "mstest-acc-v1");
+  images.v2 = await imageOf(await bundleAs(good, "20260101.000002", "shadow-rollout"), "mstest-acc-v2");
+  images.flipped = await imageOf(flipped, "mstest-acc-flipped");
+  stateDir = await mkdtemp(join(tmpdir(), "mstest-shd-state-"));
+  const [edge, metrics] = [await freePort(), await freePort()];
+  const init = await cli([
+    "host",
+    "init",
+    "--state-dir",
+    stateDir,
+    "--edge-port",
+    String(edge),
+    "--metrics-port",
+    String(metrics),
+  ]);
+  expect(init.code, init.stderr).toBe(0);
+  edgeUrl = `http://127.0.0.1:${edge}`;
+  const first = await cli(deployArgs(images.v1.ref, ["--steps", "100"]));
+  expect(first.code, first.stdout + first.stderr).toBe(0);
+}, 900_000);
+
+afterAll(async () => {
+  if (!stateDir) return;
+  const engine = await testEngine();
+  for (const c of await engine.listContainers({ labels: { "dev.modelship.state-dir": stateDir } }))
+    await engine.remove(c.id, { force: true }).catch(() => {});
+  await killDaemonsOf(stateDir);
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+describe("deploy --shadow (real HAProxy mirror, real containers, real CLI)", () => {
+  it("a label-swapped candidate fails shadow and is aborted before any weight moves; users see 0 failures", async () => {
+    const { result, load } = await underLoad(() =>
+      cli(deployArgs(images.flipped.ref, ["--shadow", "4s", "--json"])),
+    );
+    expect(result.code, result.stdout + result.stderr).not.toBe(0);
+    const ev = events(result.stdout);
+    // No weight was ever given to the candidate: no weight event, no canary analysis.
+    expect(ev.filter((e) => e.type === "weight")).toEqual([]);
+    const shadow = ev.find((e) => e.type === "shadow") as unknown as {
+      verdict: string;
+      pairs: number;
+      agreement: number;
+    };
+    expect(shadow.verdict).toBe("fail");
+    expect(shadow.agreement).toBeLessThan(0.5);
+    const res = ev.find((e) => e.type === "result") as unknown as {
+      status: string;
+      reason: string;
+      shadow: { verdict: string; flips: Record<string, Record<string, number>> };
+    };
+    expect(res.status).toBe("aborted");
+    expect(res.reason).toMatch(/^shadow step failed: /);
+    expect(res.shadow.verdict).toBe("fail");
+    expect(res.shadow.flips.positive?.negative ?? 0).toBeGreaterThan(0);
+    // The canary-deploy job summary of this very outcome: verdict, figures, the flip matrix.
+    const md = deploySummaryMarkdown(res as unknown as DeployOutcome);
+    expect(md).toContain("### Shadow step: ❌ fail");
+    expect(md).toMatch(/\| stable ↓ \/ candidate → \| negative \| positive \|/);
+    expect(md).toMatch(/\| \*\*positive\*\* \| [1-9]\d* \| \d+ \|/);
+    expectNoUserErrors(load);
+    const l = await new Ledger(stateDir).read();
+    const cand = l.versions.find((v) => v.version === images.flipped.version)!;
+    expect(cand).toMatchObject({ role: "failed", weight: 0, analysis: [] });
+    expect(l.versions.find((v) => v.version === images.v1.version)).toMatchObject({
+      role: "stable",
+      weight: 100,
+    });
+    // Candidate container removed; the mirror taken down again.
+    const engine = await testEngine();
+    const left = await engine.listContainers({ labels: { "dev.modelship.state-dir": stateDir } });
+    expect(left.map((c) => c.name).filter((n) => n.includes(images.flipped.version))).toEqual([]);
+    console.log(`shadow flipped: ${res.reason}; users ${load.completed} requests, 0 failed`);
+  }, 300_000);
+
+  it("an equal candidate passes shadow (progress line with its agreement) and is promoted", async () => {
+    const { result, load } = await underLoad(() => cli(deployArgs(images.v2.ref, ["--shadow", "4s"])));
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const line = result.stdout.split("\n").find((l) => l.startsWith("Shadow 4s... "));
+    expect(line, result.stdout).toMatch(
+      /^Shadow 4s\.\.\. ✓ \(\d+ pairs, agreement (99(\.\d)?|100)% \[[\d.]+–[\d.]+\], mean \|Δp\| 0\.00\d/,
+    );
+    const order = [
+      "Shadow 4s... ✓",
+      "Starting canary deployment (50% traffic)... ✓",
+      "Expanding to 100%... ✓",
+    ];
+    const at = order.map((p) => result.stdout.indexOf(p));
+    expect(
+      at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1]!)),
+      result.stdout,
+    ).toBe(true);
+    expectNoUserErrors(load);
+    const l = await new Ledger(stateDir).read();
+    expect(l.versions.find((v) => v.version === images.v2.version)).toMatchObject({ role: "stable" });
+    console.log(`shadow equal: ${line}`);
+  }, 300_000);
+});
