@@ -1,3 +1,4 @@
+import { get } from "node:http";
 import { z } from "zod";
 import { parseAnswer, type ShadowPair } from "./compare.js";
 
@@ -80,7 +81,28 @@ export function parsePairs(ndjson: string, options: { hideInput?: boolean } = {}
 
 /** Fetches the pairs recorded after `since` from the mirror's URL (the router's shadowPairsUrl). */
 export async function fetchPairs(url: string, options: { hideInput?: boolean; timeoutMs?: number } = {}) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(options.timeoutMs ?? 5000) });
-  if (!res.ok) throw new Error(`shadow pairs: HTTP ${res.status} from ${url}`);
-  return parsePairs(await res.text(), options);
+  const res = await getOnFreshConnection(url, options.timeoutMs ?? 5000);
+  if (res.status !== 200) throw new Error(`shadow pairs: HTTP ${res.status} from ${url}`);
+  return parsePairs(res.body, options);
+}
+
+/**
+ * A GET on a new connection: after a seamless reload (the mirror is switched on and off by reloading
+ * HAProxy) a pooled keep-alive connection still reaches the old process, whose Lua ring holds the pairs
+ * of the previous target.
+ */
+function getOnFreshConnection(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false, timeout: timeoutMs, headers: { connection: "close" } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`shadow pairs: no answer from ${url} in ${timeoutMs} ms`)));
+    req.on("error", reject);
+  });
 }

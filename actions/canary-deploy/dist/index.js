@@ -25734,14 +25734,14 @@ var $ZodObject = /* @__PURE__ */ $constructor("$ZodObject", (inst, def) => {
   const desc = Object.getOwnPropertyDescriptor(def, "shape");
   const sh = desc?.get ? desc.get.raw : def.shape ?? {};
   if (sh) {
-    const get = () => {
+    const get2 = () => {
       const newSh = { ...sh };
       Object.defineProperty(def, "shape", { value: newSh });
-      get.raw = newSh;
+      get2.raw = newSh;
       return newSh;
     };
-    get.raw = sh;
-    Object.defineProperty(def, "shape", { get });
+    get2.raw = sh;
+    Object.defineProperty(def, "shape", { get: get2 });
   }
   const _normalized = cached(() => normalizeDef(def));
   defineLazyInternal(inst, "propValues", (zod) => {
@@ -56206,6 +56206,7 @@ function connectHost(bind2) {
 }
 
 // src/shadow/collect.ts
+import { get } from "node:http";
 var ShadowHeader = external_exports.object({
   seq: external_exports.number().int().min(0),
   sampled: external_exports.number().int().min(0),
@@ -56261,9 +56262,24 @@ function parsePairs(ndjson, options = {}) {
   return { header, pairs, lastSeq: Math.max(lastSeq, 0) };
 }
 async function fetchPairs(url2, options = {}) {
-  const res = await fetch(url2, { signal: AbortSignal.timeout(options.timeoutMs ?? 5e3) });
-  if (!res.ok) throw new Error(`shadow pairs: HTTP ${res.status} from ${url2}`);
-  return parsePairs(await res.text(), options);
+  const res = await getOnFreshConnection(url2, options.timeoutMs ?? 5e3);
+  if (res.status !== 200) throw new Error(`shadow pairs: HTTP ${res.status} from ${url2}`);
+  return parsePairs(res.body, options);
+}
+function getOnFreshConnection(url2, timeoutMs) {
+  return new Promise((resolve5, reject) => {
+    const req = get(url2, { agent: false, timeout: timeoutMs, headers: { connection: "close" } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => {
+        body += chunk;
+      });
+      res.on("end", () => resolve5({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`shadow pairs: no answer from ${url2} in ${timeoutMs} ms`)));
+    req.on("error", reject);
+  });
 }
 
 // src/shadow/run.ts
