@@ -1,4 +1,5 @@
 import type { Metrics } from "../contracts/card.js";
+import { textTable } from "../util/progress.js";
 
 /** Tables shared by the terminal output and the job summary, so both always show the same numbers. */
 export interface Table {
@@ -48,4 +49,11 @@ export function markdownTable(t: Table): string {
     `| ${t.header.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
     ...t.rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
   ].join("\n");
+}
+
+/** The terminal's metrics block (summary, per-class table, confusion matrix) of train, validate and package. */
+export function metricsTextLines(m: Metrics): string[] {
+  const t = classTable(m);
+  const cm = confusionTable(m);
+  return [...summaryLines(m), "", textTable(t.header, t.rows), "", textTable(cm.header, cm.rows)];
 }

@@ -62439,1261 +62439,6 @@ function ioSignature(session, data, labels, info2) {
 // src/pipeline/train.ts
 import { resolve as resolve4 } from "node:path";
 
-// src/metrics/render.ts
-var f3 = (x) => x.toFixed(3);
-function classTable(m) {
-  const rows = Object.entries(m.classes).map(([label, c]) => [
-    label,
-    f3(c.precision),
-    f3(c.recall),
-    f3(c.f1),
-    String(c.support)
-  ]);
-  rows.push(["macro avg", "", "", f3(m.macroF1), String(m.testRows)]);
-  return { header: ["class", "precision", "recall", "f1", "support"], rows };
-}
-function confusionTable(m) {
-  const { labels, matrix } = m.confusionMatrix;
-  return {
-    header: ["true \\ predicted", ...labels],
-    rows: labels.map((l, i) => [l, ...(matrix[i] ?? []).map(String)])
-  };
-}
-function summaryLines(m) {
-  const lines = [
-    `accuracy ${f3(m.accuracy)} · macro-F1 ${f3(m.macroF1)}${m.rocAuc !== void 0 ? ` · ROC AUC ${f3(m.rocAuc)}` : ""} · ${m.testRows} test rows`
-  ];
-  if (m.cv) {
-    lines.push(
-      `${m.cv.folds}-fold CV on the training part: accuracy ${f3(m.cv.accuracy.mean)} ± ${f3(m.cv.accuracy.std)} · macro-F1 ${f3(m.cv.macroF1.mean)} ± ${f3(m.cv.macroF1.std)}`
-    );
-  }
-  return lines;
-}
-function markdownTable(t) {
-  const esc2 = (s) => s.replace(/\|/g, "\\|");
-  return [
-    `| ${t.header.map(esc2).join(" | ")} |`,
-    `| ${t.header.map((_, i) => i === 0 ? "---" : "---:").join(" | ")} |`,
-    ...t.rows.map((r) => `| ${r.map(esc2).join(" | ")} |`)
-  ].join("\n");
-}
-
-// training/lbfgs.ts
-function minimizeLbfgs(f, x0, options) {
-  const n = x0.length;
-  const m = options.memory ?? 10;
-  const x = Float64Array.from(x0);
-  const g = new Float64Array(n);
-  let loss = f(x, g);
-  const s = [];
-  const y = [];
-  const rho = [];
-  const alpha = new Float64Array(m);
-  const d = new Float64Array(n);
-  const xNew = new Float64Array(n);
-  const gNew = new Float64Array(n);
-  for (let iter = 1; iter <= options.maxIterations; iter++) {
-    if (maxAbs(g) <= options.gradientTolerance) return { x, loss, iterations: iter - 1, converged: true };
-    for (let i = 0; i < n; i++) d[i] = -g[i];
-    for (let k = s.length - 1; k >= 0; k--) {
-      alpha[k] = rho[k] * dot(s[k], d);
-      axpy(-alpha[k], y[k], d);
-    }
-    if (s.length > 0) {
-      const last = s.length - 1;
-      scale(d, dot(s[last], y[last]) / dot(y[last], y[last]));
-    } else {
-      scale(d, 1 / Math.max(1, Math.sqrt(dot(g, g))));
-    }
-    for (let k = 0; k < s.length; k++) {
-      const beta = rho[k] * dot(y[k], d);
-      axpy(alpha[k] - beta, s[k], d);
-    }
-    let slope = dot(g, d);
-    if (!(slope < 0)) {
-      s.length = 0;
-      y.length = 0;
-      rho.length = 0;
-      for (let i = 0; i < n; i++) d[i] = -g[i];
-      slope = dot(g, d);
-    }
-    let step = 1;
-    let lossNew = Number.POSITIVE_INFINITY;
-    for (let tries = 0; tries < 50; tries++) {
-      for (let i = 0; i < n; i++) xNew[i] = x[i] + step * d[i];
-      lossNew = f(xNew, gNew);
-      if (lossNew <= loss + 1e-4 * step * slope) break;
-      step *= 0.5;
-    }
-    if (!(lossNew <= loss)) return { x, loss, iterations: iter, converged: false };
-    const sk = new Float64Array(n);
-    const yk = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      sk[i] = xNew[i] - x[i];
-      yk[i] = gNew[i] - g[i];
-    }
-    const sy = dot(sk, yk);
-    if (sy > 1e-12 * Math.sqrt(dot(sk, sk) * dot(yk, yk))) {
-      if (s.length === m) {
-        s.shift();
-        y.shift();
-        rho.shift();
-      }
-      s.push(sk);
-      y.push(yk);
-      rho.push(1 / sy);
-    }
-    const improvement = loss - lossNew;
-    x.set(xNew);
-    g.set(gNew);
-    loss = lossNew;
-    options.onIteration?.(iter, loss);
-    if (improvement <= 1e-15 * Math.max(1, Math.abs(loss))) {
-      return { x, loss, iterations: iter, converged: maxAbs(g) <= options.gradientTolerance * 100 };
-    }
-  }
-  return { x, loss, iterations: options.maxIterations, converged: maxAbs(g) <= options.gradientTolerance };
-}
-function dot(a, b) {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
-}
-function axpy(a, x, y) {
-  for (let i = 0; i < y.length; i++) y[i] = y[i] + a * x[i];
-}
-function scale(x, a) {
-  for (let i = 0; i < x.length; i++) x[i] = x[i] * a;
-}
-function maxAbs(x) {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) {
-    const v = Math.abs(x[i]);
-    if (v > m) m = v;
-  }
-  return m;
-}
-
-// training/logistic.ts
-var LogisticRegression = class _LogisticRegression {
-  constructor(classes, features, weights, intercept, iterations, converged) {
-    this.classes = classes;
-    this.features = features;
-    this.weights = weights;
-    this.intercept = intercept;
-    this.iterations = iterations;
-    this.converged = converged;
-  }
-  classes;
-  features;
-  weights;
-  intercept;
-  iterations;
-  converged;
-  get outputs() {
-    return this.classes === 2 ? 1 : this.classes;
-  }
-  static fit(X, y, classes, options) {
-    const K = classes === 2 ? 1 : classes;
-    const d = X.cols;
-    const n = X.rows;
-    const sw = sampleWeights(y, classes, options.classWeight);
-    let S = 0;
-    for (let i = 0; i < n; i++) S += sw[i];
-    const l2 = 1 / (options.C * S);
-    const z2 = new Float64Array(K);
-    const r = new Float64Array(K);
-    const objective = (theta, grad) => {
-      grad.fill(0);
-      let loss = 0;
-      for (let i = 0; i < n; i++) {
-        for (let k = 0; k < K; k++) z2[k] = theta[d * K + k];
-        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
-          const base = X.indices[p] * K;
-          const v = X.values[p];
-          for (let k = 0; k < K; k++) z2[k] = z2[k] + v * theta[base + k];
-        }
-        const w = sw[i] / S;
-        const yi = y[i];
-        if (K === 1) {
-          const zi = z2[0];
-          loss += w * ((zi > 0 ? zi + Math.log1p(Math.exp(-zi)) : Math.log1p(Math.exp(zi))) - yi * zi);
-          r[0] = w * (sigmoid(zi) - yi);
-        } else {
-          let max = z2[0];
-          for (let k = 1; k < K; k++) if (z2[k] > max) max = z2[k];
-          let sum = 0;
-          for (let k = 0; k < K; k++) sum += Math.exp(z2[k] - max);
-          const lse = max + Math.log(sum);
-          loss += w * (lse - z2[yi]);
-          for (let k = 0; k < K; k++) r[k] = w * (Math.exp(z2[k] - lse) - (k === yi ? 1 : 0));
-        }
-        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
-          const base = X.indices[p] * K;
-          const v = X.values[p];
-          for (let k = 0; k < K; k++) grad[base + k] = grad[base + k] + v * r[k];
-        }
-        for (let k = 0; k < K; k++) grad[d * K + k] = grad[d * K + k] + r[k];
-      }
-      let penalty = 0;
-      for (let j = 0; j < d * K; j++) {
-        penalty += theta[j] * theta[j];
-        grad[j] = grad[j] + l2 * theta[j];
-      }
-      return loss + 0.5 * l2 * penalty;
-    };
-    const result = minimizeLbfgs(objective, new Float64Array((d + 1) * K), {
-      maxIterations: options.maxIterations,
-      gradientTolerance: options.tolerance,
-      ...options.onIteration ? { onIteration: options.onIteration } : {}
-    });
-    return new _LogisticRegression(
-      classes,
-      d,
-      result.x.slice(0, d * K),
-      result.x.slice(d * K),
-      result.iterations,
-      result.converged
-    );
-  }
-  /** Dense weight matrix [features × classes] and bias [classes] of `logits()`, row-major. */
-  logitParameters() {
-    const C = this.classes;
-    const K = this.outputs;
-    if (K === C) return { weights: this.weights, bias: this.intercept };
-    const weights = new Float64Array(this.features * 2);
-    for (let j = 0; j < this.features; j++) weights[j * 2 + 1] = this.weights[j];
-    return { weights, bias: Float64Array.of(0, this.intercept[0]) };
-  }
-  predictProba(X) {
-    const K = this.outputs;
-    const out = [];
-    for (let i = 0; i < X.rows; i++) {
-      const z2 = Array.from(this.intercept);
-      for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
-        const base = X.indices[p] * K;
-        const v = X.values[p];
-        for (let k = 0; k < K; k++) z2[k] = z2[k] + v * this.weights[base + k];
-      }
-      if (K === 1) {
-        const p1 = sigmoid(z2[0]);
-        out.push([1 - p1, p1]);
-      } else {
-        const max = Math.max(...z2);
-        const e = z2.map((v) => Math.exp(v - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        out.push(e.map((v) => v / sum));
-      }
-    }
-    return out;
-  }
-};
-function sigmoid(z2) {
-  if (z2 >= 0) return 1 / (1 + Math.exp(-z2));
-  const e = Math.exp(z2);
-  return e / (1 + e);
-}
-function sampleWeights(y, classes, mode) {
-  const w = new Float64Array(y.length).fill(1);
-  if (mode === "none") return w;
-  const counts = new Float64Array(classes);
-  for (const c of y) counts[c] = counts[c] + 1;
-  for (let i = 0; i < y.length; i++) w[i] = y.length / (classes * counts[y[i]]);
-  return w;
-}
-
-// training/text.ts
-import { createRequire } from "node:module";
-function lowerCase(text) {
-  if (/^[\x00-\x7f]*$/.test(text)) return text.toLowerCase();
-  let out = "";
-  for (const ch of text) {
-    const lower = ch.toLowerCase();
-    if (lower === ch) out += ch;
-    else if (ch === "İ") out += "i";
-    else out += [...lower].length === 1 ? lower : ch;
-  }
-  return out;
-}
-function tokenize(text, pattern2) {
-  return text.match(pattern2) ?? [];
-}
-var NGRAM_JOIN = " ";
-function ngrams(tokens, minN, maxN) {
-  const out = [];
-  for (let n = minN; n <= maxN; n++) {
-    for (let i = 0; i + n <= tokens.length; i++) out.push(tokens.slice(i, i + n).join(NGRAM_JOIN));
-  }
-  return out;
-}
-var english;
-function englishStopWords() {
-  if (!english) {
-    const require2 = createRequire(import.meta.url);
-    const all = require2("stopwords-iso/stopwords-iso.json");
-    english = new Set(all.en ?? []);
-  }
-  return english;
-}
-
-// training/onnx/proto.ts
-var import_protobufjs2 = __toESM(require_protobufjs(), 1);
-var ONNX_PROTO2 = `
-syntax = "proto2";
-package onnx;
-
-message AttributeProto {
-  enum AttributeType {
-    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
-    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
-  }
-  optional string name = 1;
-  optional string doc_string = 13;
-  optional AttributeType type = 20;
-  optional float f = 2;
-  optional int64 i = 3;
-  optional bytes s = 4;
-  optional TensorProto t = 5;
-  optional GraphProto g = 6;
-  repeated float floats = 7;
-  repeated int64 ints = 8;
-  repeated bytes strings = 9;
-  repeated TensorProto tensors = 10;
-  repeated GraphProto graphs = 11;
-}
-
-message ValueInfoProto {
-  optional string name = 1;
-  optional TypeProto type = 2;
-  optional string doc_string = 3;
-}
-
-message NodeProto {
-  repeated string input = 1;
-  repeated string output = 2;
-  optional string name = 3;
-  optional string op_type = 4;
-  optional string domain = 7;
-  repeated AttributeProto attribute = 5;
-  optional string doc_string = 6;
-}
-
-message StringStringEntryProto {
-  optional string key = 1;
-  optional string value = 2;
-}
-
-message OperatorSetIdProto {
-  optional string domain = 1;
-  optional int64 version = 2;
-}
-
-message ModelProto {
-  optional int64 ir_version = 1;
-  repeated OperatorSetIdProto opset_import = 8;
-  optional string producer_name = 2;
-  optional string producer_version = 3;
-  optional string domain = 4;
-  optional int64 model_version = 5;
-  optional string doc_string = 6;
-  optional GraphProto graph = 7;
-  repeated StringStringEntryProto metadata_props = 14;
-}
-
-message GraphProto {
-  repeated NodeProto node = 1;
-  optional string name = 2;
-  repeated TensorProto initializer = 5;
-  optional string doc_string = 10;
-  repeated ValueInfoProto input = 11;
-  repeated ValueInfoProto output = 12;
-  repeated ValueInfoProto value_info = 13;
-}
-
-message TensorProto {
-  enum DataType {
-    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7;
-    STRING = 8; BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13;
-  }
-  repeated int64 dims = 1;
-  optional int32 data_type = 2;
-  repeated float float_data = 4 [packed = true];
-  repeated int32 int32_data = 5 [packed = true];
-  repeated bytes string_data = 6;
-  repeated int64 int64_data = 7 [packed = true];
-  optional string name = 8;
-  optional string doc_string = 12;
-  optional bytes raw_data = 9;
-  repeated double double_data = 10 [packed = true];
-}
-
-message TensorShapeProto {
-  message Dimension {
-    oneof value {
-      int64 dim_value = 1;
-      string dim_param = 2;
-    }
-    optional string denotation = 3;
-  }
-  repeated Dimension dim = 1;
-}
-
-message TypeProto {
-  message Tensor {
-    optional int32 elem_type = 1;
-    optional TensorShapeProto shape = 2;
-  }
-  message Sequence {
-    optional TypeProto elem_type = 1;
-  }
-  message Map {
-    optional int32 key_type = 1;
-    optional TypeProto value_type = 2;
-  }
-  oneof value {
-    Tensor tensor_type = 1;
-    Sequence sequence_type = 4;
-    Map map_type = 5;
-  }
-  optional string denotation = 6;
-}
-`;
-var root2;
-function onnxRoot() {
-  root2 ??= import_protobufjs2.default.parse(ONNX_PROTO2, { keepCase: true }).root;
-  return root2;
-}
-function modelProtoType() {
-  return onnxRoot().lookupType("onnx.ModelProto");
-}
-var DataType = {
-  float: 1,
-  uint8: 2,
-  int8: 3,
-  int32: 6,
-  int64: 7,
-  string: 8,
-  bool: 9,
-  double: 11
-};
-var AttributeType = {
-  FLOAT: 1,
-  INT: 2,
-  STRING: 3,
-  TENSOR: 4,
-  GRAPH: 5,
-  FLOATS: 6,
-  INTS: 7,
-  STRINGS: 8,
-  TENSORS: 9
-};
-
-// training/onnx/builder.ts
-var utf82 = new TextEncoder();
-var GraphBuilder = class {
-  constructor(name) {
-    this.name = name;
-  }
-  name;
-  nodes = [];
-  initializers = [];
-  inputs = [];
-  outputs = [];
-  counter = 0;
-  input(name, type) {
-    this.inputs.push({ name, type: typeProto(type) });
-    return this;
-  }
-  output(name, type) {
-    this.outputs.push({ name, type: typeProto(type) });
-    return this;
-  }
-  /** Adds a constant tensor and returns its name. */
-  initializer(name, tensor) {
-    this.initializers.push(tensorProto(name, tensor));
-    return name;
-  }
-  /** Adds a node; returns its output names (generated when a number of outputs is given). */
-  node(opType, inputs, outputs, attributes = {}, options = {}) {
-    const id = this.counter++;
-    const outs = typeof outputs === "number" ? Array.from(
-      { length: outputs },
-      (_, i) => `${opType.toLowerCase()}_${id}${outputs > 1 ? `_${i}` : ""}`
-    ) : [...outputs];
-    this.nodes.push({
-      op_type: opType,
-      domain: options.domain ?? "",
-      name: options.name ?? `${opType}_${id}`,
-      input: [...inputs],
-      output: outs,
-      attribute: Object.entries(attributes).map(([n, v]) => attributeProto(n, v))
-    });
-    return outs;
-  }
-  /** Shorthand for a single-output node. */
-  op(opType, inputs, attributes = {}, options = {}) {
-    return this.node(opType, inputs, 1, attributes, options)[0];
-  }
-  toGraphProto() {
-    return {
-      name: this.name,
-      node: this.nodes,
-      initializer: this.initializers,
-      input: this.inputs,
-      output: this.outputs
-    };
-  }
-  /** Serialises a ModelProto with this graph. */
-  toModel(options) {
-    const type = modelProtoType();
-    const model = {
-      ir_version: options.irVersion ?? 8,
-      producer_name: options.producerName ?? "modelship",
-      producer_version: options.producerVersion ?? "",
-      doc_string: options.docString ?? "",
-      opset_import: Object.entries(options.opsets).map(([domain2, version2]) => ({ domain: domain2, version: version2 })),
-      graph: this.toGraphProto(),
-      metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value }))
-    };
-    const message = type.fromObject(model);
-    return type.encode(message).finish();
-  }
-};
-function typeProto(type) {
-  if ("tensor" in type) {
-    const tensor = { elem_type: DataType[type.tensor] };
-    if (type.shape) {
-      tensor.shape = {
-        dim: type.shape.map((d) => typeof d === "number" ? { dim_value: d } : { dim_param: d })
-      };
-    }
-    return { tensor_type: tensor };
-  }
-  if ("sequence" in type) return { sequence_type: { elem_type: typeProto(type.sequence) } };
-  return { map_type: { key_type: DataType[type.map.key], value_type: typeProto(type.map.value) } };
-}
-function attributeProto(name, raw) {
-  const a = normalizeAttr(name, raw);
-  switch (a.type) {
-    case "float":
-      return { name, type: AttributeType.FLOAT, f: a.value };
-    case "floats":
-      return { name, type: AttributeType.FLOATS, floats: Array.from(a.value) };
-    case "int":
-      return { name, type: AttributeType.INT, i: a.value };
-    case "ints":
-      return { name, type: AttributeType.INTS, ints: Array.from(a.value) };
-    case "string":
-      return { name, type: AttributeType.STRING, s: utf82.encode(a.value) };
-    case "strings":
-      return { name, type: AttributeType.STRINGS, strings: a.value.map((s) => utf82.encode(s)) };
-    case "tensor":
-      return { name, type: AttributeType.TENSOR, t: tensorProto("", a.value) };
-    case "graph":
-      return { name, type: AttributeType.GRAPH, g: a.value.toGraphProto() };
-  }
-}
-function normalizeAttr(name, raw) {
-  if (typeof raw === "string") return { type: "string", value: raw };
-  if (typeof raw === "number") {
-    if (!Number.isInteger(raw))
-      throw new TypeError(`attribute ${name}: use attr.float() for non-integer ${raw}`);
-    return { type: "int", value: raw };
-  }
-  if (Array.isArray(raw)) {
-    if (raw.every((v) => typeof v === "string")) return { type: "strings", value: raw };
-    if (raw.every((v) => Number.isInteger(v))) return { type: "ints", value: raw };
-    throw new TypeError(`attribute ${name}: use attr.floats() for non-integer lists`);
-  }
-  return raw;
-}
-function tensorProto(name, t) {
-  const count = t.dims.reduce((a, b) => a * b, 1);
-  if (t.values.length !== count) {
-    throw new RangeError(
-      `tensor ${name || "(attribute)"}: dims [${t.dims}] need ${count} values, got ${t.values.length}`
-    );
-  }
-  const base = { name, dims: t.dims, data_type: DataType[t.dtype] };
-  const values = t.values;
-  switch (t.dtype) {
-    case "string":
-      return { ...base, string_data: Array.from(values, (s) => utf82.encode(s)) };
-    case "float":
-      return { ...base, raw_data: bytesOf(Float32Array.from(values)) };
-    case "double":
-      return { ...base, raw_data: bytesOf(Float64Array.from(values)) };
-    case "int64":
-      return {
-        ...base,
-        raw_data: bytesOf(BigInt64Array.from(Array.from(values, (v) => BigInt(v))))
-      };
-    case "int32":
-      return { ...base, raw_data: bytesOf(Int32Array.from(values)) };
-    case "uint8":
-    case "bool":
-      return { ...base, raw_data: Uint8Array.from(Array.from(values, (v) => Number(v))) };
-    case "int8":
-      return { ...base, raw_data: bytesOf(Int8Array.from(values)) };
-  }
-}
-function bytesOf(a) {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-// training/onnx/text-model.ts
-var TEXT_INPUT = "text";
-var PROBABILITIES_OUTPUT = "probabilities";
-var LABEL_OUTPUT = "label";
-var TEXT_MODEL_OPSETS = { "": 20, "ai.onnx.ml": 3, "com.microsoft": 1 };
-var IR_VERSION = 9;
-var TOKENIZER_LOCALE = "C.UTF-8";
-var PAD = "";
-function textModelIoSignature(labels) {
-  return {
-    task: "text-classification",
-    inputs: [{ name: TEXT_INPUT, dtype: "string", shape: ["N"] }],
-    outputs: [
-      { name: PROBABILITIES_OUTPUT, dtype: "float32", shape: ["N", labels.length] },
-      { name: LABEL_OUTPUT, dtype: "string", shape: ["N"] }
-    ],
-    probabilitiesOutput: PROBABILITIES_OUTPUT,
-    labelOutput: LABEL_OUTPUT,
-    labels: [...labels]
-  };
-}
-function exportTextModel(parts) {
-  const { vectorizer, model, labels } = parts;
-  const opts = vectorizer.options;
-  const [minN, maxN] = opts.ngramRange;
-  const V = vectorizer.vocabulary.length;
-  const C = labels.length;
-  const g = new GraphBuilder(parts.name);
-  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
-  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
-  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
-  const constant = (name, dtype, values, dims = [values.length]) => g.initializer(name, { dtype, dims, values });
-  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
-  const tokens = g.op(
-    "Tokenizer",
-    [text],
-    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
-    { domain: "com.microsoft" }
-  );
-  const axis1 = constant("axis1", "int64", [1]);
-  const zero = constant("start0", "int64", [0]);
-  const one = constant("start1", "int64", [1]);
-  const end = constant("end", "int64", [Number.MAX_SAFE_INTEGER]);
-  const joiner = g.initializer("ngram_join", { dtype: "string", dims: [], values: [NGRAM_JOIN] });
-  const grams = [];
-  if (minN <= 1) grams.push(tokens);
-  if (maxN >= 2) {
-    const spaced = g.op("StringConcat", [tokens, joiner]);
-    let previous = tokens;
-    for (let n = 2; n <= maxN; n++) {
-      const head = g.op("Slice", [spaced, zero, constant(`end_minus_${n - 1}`, "int64", [-(n - 1)]), axis1]);
-      const tail2 = g.op("Slice", [previous, one, end, axis1]);
-      previous = g.op("StringConcat", [head, tail2]);
-      if (n >= minN) grams.push(previous);
-    }
-  }
-  const allGrams = grams.length === 1 ? grams[0] : g.op("Concat", grams, { axis: 1 });
-  const ids = g.op(
-    "LabelEncoder",
-    [allGrams],
-    {
-      keys_strings: vectorizer.vocabulary,
-      values_int64s: Array.from({ length: V }, (_, j) => j),
-      default_int64: V
-    },
-    { domain: "ai.onnx.ml" }
-  );
-  const offsets = g.op(
-    "CumSum",
-    [
-      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
-        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
-      }),
-      constant("axis0", "int64", [0], [])
-    ],
-    { exclusive: 1 }
-  );
-  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
-  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
-  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
-  const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
-  const stride = constant("stride", "int64", [V + 1], []);
-  const row = g.op("Div", [keyColumn, stride]);
-  const column = g.op("Mod", [keyColumn, stride]);
-  let tf = g.op("Unsqueeze", [g.op("Cast", [counts], { to: 1 }), axis1]);
-  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
-  const idf = Float64Array.from({ length: V + 1 }, (_, j) => j < V ? vectorizer.idf[j] : 0);
-  const value = g.op("Mul", [
-    tf,
-    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column])
-  ]);
-  const { weights, bias } = model.logitParameters();
-  const coef = new Float64Array((V + 1) * C);
-  coef.set(weights);
-  const shapeN = g.op("Shape", [TEXT_INPUT]);
-  const filled = (width, fill) => g.op(
-    "ConstantOfShape",
-    [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
-    {
-      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } }
-    }
-  );
-  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
-    reduction: "add"
-  });
-  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
-  const dot2 = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
-  const logits = g.op("Add", [
-    g.op("Div", [dot2, g.op("Sqrt", [sumSquares])]),
-    constant("intercept", "float", Array.from(bias))
-  ]);
-  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
-  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
-  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
-  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
-  return g.toModel({
-    opsets: TEXT_MODEL_OPSETS,
-    irVersion: IR_VERSION,
-    producerName: "modelship",
-    docString: "TF-IDF + logistic regression, sparse (n-gram lookup); input: raw text [N]; outputs: probabilities [N, C], label [N]",
-    metadata: {
-      labels: JSON.stringify(labels),
-      trainer: "modelship-tfidf-logreg",
-      graph: "sparse-ngram-lookup"
-    }
-  });
-}
-
-// training/onnx/text-model-dense.ts
-var DENSE_OPSETS = { "": 17, "ai.onnx.ml": 3, "com.microsoft": 1 };
-function exportDenseTextModel(parts) {
-  const { vectorizer, model, labels } = parts;
-  const opts = vectorizer.options;
-  const [minN, maxN] = opts.ngramRange;
-  const V = vectorizer.vocabulary.length;
-  const C = labels.length;
-  const g = new GraphBuilder(parts.name);
-  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
-  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
-  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
-  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
-  const tokens = g.op(
-    "Tokenizer",
-    [text],
-    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
-    { domain: "com.microsoft" }
-  );
-  const byLength = Array.from({ length: maxN }, () => []);
-  vectorizer.vocabulary.forEach((term, column) => {
-    const parts2 = term.split(NGRAM_JOIN);
-    byLength[parts2.length - 1].push({ tokens: parts2, column });
-  });
-  const pool = [];
-  const ngramCounts = [];
-  const ngramIndexes = [];
-  for (const group of byLength) {
-    ngramCounts.push(pool.length);
-    for (const { tokens: t, column } of group) {
-      pool.push(...t);
-      ngramIndexes.push(column);
-    }
-  }
-  const counts = g.op("TfIdfVectorizer", [tokens], {
-    min_gram_length: minN,
-    max_gram_length: maxN,
-    max_skip_count: 0,
-    mode: "TF",
-    pool_strings: pool,
-    ngram_counts: ngramCounts,
-    ngram_indexes: ngramIndexes
-  });
-  let tf = counts;
-  if (opts.sublinearTf) {
-    const one = g.initializer("one", { dtype: "float", dims: [], values: [1] });
-    tf = g.op("Add", [g.op("Sign", [counts]), g.op("Log", [g.op("Max", [counts, one])])]);
-  }
-  const idf = g.initializer("idf", { dtype: "float", dims: [V], values: vectorizer.idf });
-  const weighted = g.op("Mul", [tf, idf]);
-  const sumSquares = g.op("ReduceSumSquare", [weighted], { axes: [1], keepdims: 1 });
-  const tiny = g.initializer("tiny", { dtype: "float", dims: [], values: [1e-30] });
-  const normalized = g.op("Div", [weighted, g.op("Max", [g.op("Sqrt", [sumSquares]), tiny])]);
-  const { weights, bias } = model.logitParameters();
-  const W = g.initializer("coef", { dtype: "float", dims: [V, C], values: weights });
-  const b = g.initializer("intercept", { dtype: "float", dims: [C], values: bias });
-  const logits = g.op("Add", [g.op("MatMul", [normalized, W]), b]);
-  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
-  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
-  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
-  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
-  return g.toModel({
-    opsets: DENSE_OPSETS,
-    producerName: "modelship",
-    docString: "TF-IDF + logistic regression; input: raw text [N]; outputs: probabilities [N, C], label [N]",
-    metadata: { labels: JSON.stringify(labels), trainer: "modelship-tfidf-logreg" }
-  });
-}
-
-// training/params.ts
-var textTrainerParamsSchema = external_exports.object({
-  lowercase: external_exports.boolean().default(true).describe("Lower-case the text before tokenizing."),
-  /** Regular expression for one token (JavaScript and RE2 syntax alike); must not match whitespace. */
-  tokenPattern: external_exports.string().min(1).default("[a-z0-9']+").refine(
-    isUsablePattern,
-    "tokenPattern must be a valid regular expression that never matches whitespace"
-  ).describe("Regular expression for one token; must not match whitespace."),
-  /** Smallest and largest n-gram length in tokens. */
-  ngramRange: external_exports.tuple([external_exports.number().int().min(1), external_exports.number().int().min(1).max(4)]).default([1, 2]).refine(([lo, hi]) => lo <= hi, "ngramRange: the first number must not exceed the second").describe("Smallest and largest n-gram length in tokens, e.g. [1, 2]."),
-  maxFeatures: external_exports.number().int().positive().default(2e4).describe("Vocabulary size: the most frequent n-grams kept."),
-  /** An n-gram must occur in at least this many training documents. */
-  minDf: external_exports.number().int().min(1).default(2).describe("An n-gram must occur in at least this many documents."),
-  /** An n-gram may occur in at most this share of training documents. */
-  maxDf: external_exports.number().gt(0).max(1).default(0.95).describe("An n-gram may occur in at most this share of documents."),
-  /** Drop English stop words (stopwords-iso) and every n-gram containing one. */
-  stopWords: external_exports.boolean().default(false).describe("Drop English stop words and every n-gram containing one."),
-  /** tf → 1 + ln(tf). */
-  sublinearTf: external_exports.boolean().default(true).describe("Use 1 + ln(tf) instead of raw term frequency."),
-  /** Inverse L2 regularisation strength. */
-  C: external_exports.number().positive().default(4).describe("Inverse L2 regularisation strength."),
-  classWeight: external_exports.enum(["balanced", "none"]).default("balanced").describe("Weight classes inversely to their frequency, or not at all."),
-  maxIterations: external_exports.number().int().positive().default(1e3).describe("L-BFGS iteration limit."),
-  /** Optimiser stops when the largest gradient component (of the mean loss) is at most this. */
-  tolerance: external_exports.number().positive().default(1e-6).describe("Stop when the largest gradient component of the mean loss is at most this."),
-  /** Seed for the split and the folds (the optimiser itself is deterministic). */
-  seed: external_exports.number().int().default(42).describe("Seed for the train/test split and the CV folds."),
-  testSize: external_exports.number().gt(0).lt(1).default(0.2).describe("Share of rows held out as the test split (stratified)."),
-  cvFolds: external_exports.number().int().min(2).max(20).default(5).describe("Stratified cross-validation folds on the training split.")
-}).strict();
-function parseTextTrainerParams(input2) {
-  const result = textTrainerParamsSchema.safeParse(input2 ?? {});
-  if (result.success) return result.data;
-  const issue3 = result.error.issues[0];
-  const key = issue3.path.length > 0 ? issue3.path.join(".") : "params";
-  throw new UserError(`trainer params: ${key}: ${issue3.message}`);
-}
-function isUsablePattern(pattern2) {
-  try {
-    const re = new RegExp(pattern2);
-    return !re.test(" ") && !re.test("	") && !re.test("\n") && !re.test("");
-  } catch {
-    return false;
-  }
-}
-
-// training/random.ts
-function createRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-function shuffleInPlace(items, rng) {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const tmp = items[i];
-    items[i] = items[j];
-    items[j] = tmp;
-  }
-  return items;
-}
-
-// training/split.ts
-function indicesByClass(labels) {
-  const byClass = /* @__PURE__ */ new Map();
-  const sortedClasses = [...new Set(labels)].sort();
-  for (const c of sortedClasses) byClass.set(c, []);
-  for (let i = 0; i < labels.length; i++) byClass.get(labels[i]).push(i);
-  return byClass;
-}
-var ascending = (a, b) => a - b;
-function stratifiedSplit(labels, testSize, seed) {
-  if (!(testSize > 0 && testSize < 1))
-    throw new UserError(`test size must be between 0 and 1, got ${testSize}`);
-  const rng = createRng(seed);
-  const train = [];
-  const test = [];
-  for (const [label, idx] of indicesByClass(labels)) {
-    if (idx.length < 2) {
-      throw new UserError(
-        `class "${label}" has ${idx.length} row; a train/test split needs at least 2 per class`
-      );
-    }
-    shuffleInPlace(idx, rng);
-    const nTest = Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * testSize)));
-    test.push(...idx.slice(0, nTest));
-    train.push(...idx.slice(nTest));
-  }
-  return { train: train.sort(ascending), test: test.sort(ascending) };
-}
-function stratifiedKFold(labels, k, seed) {
-  if (!Number.isInteger(k) || k < 2) throw new UserError(`cross-validation needs at least 2 folds, got ${k}`);
-  if (labels.length < k) throw new UserError(`cannot make ${k} folds from ${labels.length} rows`);
-  const rng = createRng(seed);
-  const folds = Array.from({ length: k }, () => []);
-  let offset = 0;
-  for (const [label, idx] of indicesByClass(labels)) {
-    if (idx.length < k) {
-      throw new UserError(
-        `class "${label}" has ${idx.length} rows; ${k}-fold cross-validation needs at least ${k}`
-      );
-    }
-    shuffleInPlace(idx, rng);
-    for (let j = 0; j < idx.length; j++) folds[(offset + j) % k].push(idx[j]);
-    offset = (offset + idx.length) % k;
-  }
-  return folds.map((testFold, i) => ({
-    test: [...testFold].sort(ascending),
-    train: folds.filter((_, j) => j !== i).flat().sort(ascending)
-  }));
-}
-
-// training/tfidf.ts
-var TfidfVectorizer = class _TfidfVectorizer {
-  constructor(options, vocabulary, idf) {
-    this.options = options;
-    this.vocabulary = vocabulary;
-    this.idf = idf;
-    this.index = new Map(vocabulary.map((term, i) => [term, i]));
-    this.pattern = new RegExp(options.tokenPattern, "g");
-  }
-  options;
-  vocabulary;
-  idf;
-  index;
-  pattern;
-  static fit(texts, options) {
-    return _TfidfVectorizer.fitTransform(texts, options).vectorizer;
-  }
-  /** Fits and transforms the training texts in one pass over their n-grams. */
-  static fitTransform(texts, options) {
-    const pattern2 = new RegExp(options.tokenPattern, "g");
-    const stop = options.stopWords ? englishStopWords() : void 0;
-    const ids = /* @__PURE__ */ new Map();
-    const terms = [];
-    let df = new Int32Array(1 << 16);
-    let total = new Int32Array(1 << 16);
-    let lastDoc = new Int32Array(1 << 16).fill(-1);
-    const docs = texts.map((text, d) => {
-      const grams = docNgrams(text, pattern2, options);
-      const out = new Int32Array(grams.length);
-      grams.forEach((g, k) => {
-        let id = ids.get(g);
-        if (id === void 0) {
-          id = terms.length;
-          ids.set(g, id);
-          terms.push(g);
-          if (id >= df.length) {
-            df = grow(df, 0);
-            total = grow(total, 0);
-            lastDoc = grow(lastDoc, -1);
-          }
-        }
-        total[id]++;
-        if (lastDoc[id] !== d) {
-          lastDoc[id] = d;
-          df[id]++;
-        }
-        out[k] = id;
-      });
-      return out;
-    });
-    const maxDocs = options.maxDf * texts.length;
-    const candidates = [];
-    for (let id = 0; id < terms.length; id++) {
-      const d = df[id];
-      if (d < options.minDf || d > maxDocs) continue;
-      if (stop && terms[id].split(NGRAM_JOIN).some((t) => stop.has(t))) continue;
-      candidates.push(id);
-    }
-    candidates.sort((a, b) => total[b] - total[a] || compare(terms[a], terms[b]));
-    const kept = candidates.slice(0, options.maxFeatures).sort((a, b) => compare(terms[a], terms[b]));
-    const vocabulary = kept.map((id) => terms[id]);
-    const n = texts.length;
-    const idf = Float64Array.from(kept, (id) => Math.log((1 + n) / (1 + df[id])) + 1);
-    const vectorizer = new _TfidfVectorizer(options, vocabulary, idf);
-    const column = new Int32Array(terms.length).fill(-1);
-    kept.forEach((id, j) => {
-      column[id] = j;
-    });
-    return { vectorizer, X: vectorizer.fromColumns(docs.map((doc) => doc.map((id) => column[id]))) };
-  }
-  transform(texts) {
-    return this.fromColumns(
-      texts.map(
-        (text) => Int32Array.from(docNgrams(text, this.pattern, this.options), (g) => this.index.get(g) ?? -1)
-      )
-    );
-  }
-  /** Rows of column indices (−1 = not in the vocabulary) → L2-normalised tf-idf rows. */
-  fromColumns(docs) {
-    const indptr = new Int32Array(docs.length + 1);
-    const indices = [];
-    const values = [];
-    const counts = /* @__PURE__ */ new Map();
-    docs.forEach((cols, r) => {
-      counts.clear();
-      for (const j of cols) if (j >= 0) counts.set(j, (counts.get(j) ?? 0) + 1);
-      const sortedCols = [...counts.keys()].sort((a, b) => a - b);
-      let norm = 0;
-      const start = values.length;
-      for (const j of sortedCols) {
-        const tf = counts.get(j);
-        const v = (this.options.sublinearTf ? 1 + Math.log(tf) : tf) * this.idf[j];
-        indices.push(j);
-        values.push(v);
-        norm += v * v;
-      }
-      if (norm > 0) {
-        norm = Math.sqrt(norm);
-        for (let k = start; k < values.length; k++) values[k] = values[k] / norm;
-      }
-      indptr[r + 1] = values.length;
-    });
-    return {
-      rows: docs.length,
-      cols: this.vocabulary.length,
-      indptr,
-      indices: Int32Array.from(indices),
-      values: Float64Array.from(values)
-    };
-  }
-};
-function grow(a, fill) {
-  const b = new Int32Array(a.length * 2).fill(fill);
-  b.set(a);
-  return b;
-}
-function docNgrams(text, pattern2, options) {
-  const tokens = tokenize(options.lowercase ? lowerCase(text) : text, pattern2);
-  return ngrams(tokens, options.ngramRange[0], options.ngramRange[1]);
-}
-function compare(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-// training/index.ts
-var TRAINER_NAME = "modelship-tfidf-logreg";
-function trainTextClassifier(examples, params, onProgress) {
-  const full = parseTextTrainerParams(params ?? {});
-  const labels = [...new Set(examples.map((e) => e.label))].sort();
-  if (labels.length < 2) {
-    throw new UserError(
-      `training needs at least two classes, got ${labels.length === 0 ? "no rows" : `only "${labels[0]}"`}`
-    );
-  }
-  onProgress?.({ phase: "vectorize" });
-  const texts = examples.map((e) => e.text);
-  const { vectorizer, X } = TfidfVectorizer.fitTransform(texts, {
-    lowercase: full.lowercase,
-    tokenPattern: full.tokenPattern,
-    ngramRange: full.ngramRange,
-    maxFeatures: full.maxFeatures,
-    minDf: full.minDf,
-    maxDf: full.maxDf,
-    stopWords: full.stopWords,
-    sublinearTf: full.sublinearTf
-  });
-  if (vectorizer.vocabulary.length === 0) {
-    throw new UserError(
-      `no n-gram occurs in at least ${full.minDf} of ${texts.length} training texts (and in at most ${full.maxDf * 100}%)`,
-      { hint: "use more data or lower minDf" }
-    );
-  }
-  const index = new Map(labels.map((l, i) => [l, i]));
-  const y = Int32Array.from(examples, (e) => index.get(e.label));
-  const model = LogisticRegression.fit(X, y, labels.length, {
-    C: full.C,
-    classWeight: full.classWeight,
-    maxIterations: full.maxIterations,
-    tolerance: full.tolerance,
-    onIteration: (iteration, loss) => onProgress?.({ phase: "optimize", iteration, loss })
-  });
-  onProgress?.({ phase: "done", iteration: model.iterations });
-  return {
-    labels,
-    params: full,
-    vocabularySize: vectorizer.vocabulary.length,
-    optimizer: { iterations: model.iterations, converged: model.converged },
-    predictProba: (batch) => model.predictProba(vectorizer.transform(batch)),
-    toOnnx: (opts) => (opts?.graph === "dense" ? exportDenseTextModel : exportTextModel)({
-      vectorizer,
-      model,
-      labels,
-      name: opts?.name ?? "text-classifier"
-    }),
-    ioSignature: () => textModelIoSignature(labels)
-  };
-}
-function crossValidate(examples, params, folds, seed) {
-  const labels = [...new Set(examples.map((e) => e.label))].sort();
-  const accs = [];
-  const f1s = [];
-  for (const split of stratifiedKFold(
-    examples.map((e) => e.label),
-    folds,
-    seed
-  )) {
-    const model = trainTextClassifier(
-      split.train.map((i) => examples[i]),
-      params
-    );
-    const test = split.test.map((i) => examples[i]);
-    const yTrue = test.map((e) => labels.indexOf(e.label));
-    const yPred = model.predictProba(test.map((e) => e.text)).map((p) => labels.indexOf(model.labels[argmax(p)]));
-    accs.push(accuracy(yTrue, yPred));
-    f1s.push(macroF1(perClassScores(confusionMatrix(yTrue, yPred, labels.length))));
-  }
-  return { folds, accuracy: meanStd(accs), macroF1: meanStd(f1s) };
-}
-
-// src/pipeline/train.ts
-var PARITY_TOLERANCE = 1e-4;
-async function trainBundle(settings, reporter, where = "train.params") {
-  const params = parseWith(textTrainerParamsSchema, settings.params, where, ["train", "params"]);
-  await prepareOutDir(resolve4(settings.out));
-  const ds = await reporter.step(
-    "load data",
-    async () => loadTextDataset({
-      path: settings.data,
-      textColumn: settings.textColumn,
-      labelColumn: settings.labelColumn,
-      labels: settings.labels,
-      labelMap: settings.labelMap,
-      onEmpty: settings.onEmpty
-    }),
-    (d) => `${d.rows.used} rows (${d.rows.dropped} dropped of ${d.rows.total}), ${Object.entries(d.classCounts).map(([l, n]) => `${l} ${n}`).join(" · ")}`
-  );
-  const examples = ds.examples;
-  const split = await reporter.step(
-    "split",
-    async () => stratifiedSplit(
-      examples.map((e) => e.label),
-      params.testSize,
-      params.seed
-    ),
-    (s) => `stratified ${Math.round((1 - params.testSize) * 100)}/${Math.round(params.testSize * 100)}: ${s.train.length} train, ${s.test.length} test (seed ${params.seed})`
-  );
-  if (split.test.length < MIN_GOLDEN) {
-    throw new UserError(
-      `the test split has ${split.test.length} rows; a bundle needs at least ${MIN_GOLDEN} (its golden examples come from it)`,
-      { hint: "use more data or a larger params.testSize" }
-    );
-  }
-  const train = split.train.map((i) => examples[i]);
-  const test = split.test.map((i) => examples[i]);
-  const testTexts = test.map((e) => e.text);
-  const cv = await reporter.step(
-    "cross-validate",
-    async () => crossValidate(train, params, params.cvFolds, params.seed),
-    (r) => `${r.folds}-fold accuracy ${r.accuracy.mean.toFixed(3)} ± ${r.accuracy.std.toFixed(3)}`
-  );
-  const started = performance.now();
-  const model = await reporter.step(
-    "train",
-    async (update) => trainTextClassifier(train, params, (p) => {
-      if (p.phase === "optimize" && p.iteration !== void 0 && p.iteration % 10 === 0) {
-        update(`iteration ${p.iteration}${p.loss !== void 0 ? `, loss ${p.loss.toFixed(4)}` : ""}`);
-      }
-    }),
-    (m) => `${m.vocabularySize} n-grams, ${m.optimizer.iterations} iterations${m.optimizer.converged ? "" : " (not converged)"}`
-  );
-  const onnx = await reporter.step(
-    "export ONNX",
-    async () => model.toOnnx({ name: settings.name }),
-    (b) => `${(b.byteLength / 1024).toFixed(0)} KiB, raw strings in`
-  );
-  const trainMs = performance.now() - started;
-  const io = model.ioSignature();
-  const { probabilities, parity } = await reporter.step(
-    "parity check",
-    async () => {
-      const session = await ClassifierSession.open(onnx, {
-        labels: io.labels,
-        probabilitiesOutput: io.probabilitiesOutput
-      });
-      try {
-        const ort2 = (await session.predict(testTexts)).probabilities;
-        const mine = model.predictProba(testTexts);
-        let worst = 0;
-        let worstRow = 0;
-        ort2.forEach((row, i) => {
-          row.forEach((p, c) => {
-            const d = Math.abs(p - mine[i][c]);
-            if (d > worst) {
-              worst = d;
-              worstRow = i;
-            }
-          });
-        });
-        if (!(worst <= PARITY_TOLERANCE)) {
-          throw new UserError(
-            `ONNX model disagrees with the trainer by ${worst.toExponential(2)} (> ${PARITY_TOLERANCE}) on test row ${worstRow}: ${JSON.stringify(testTexts[worstRow].slice(0, 80))}`,
-            { exitCode: ExitCode2.failed, hint: "no bundle written; this is a bug in the exporter" }
-          );
-        }
-        return { probabilities: ort2, parity: worst };
-      } finally {
-        await session.release();
-      }
-    },
-    (r) => `max |Δp| ${r.parity.toExponential(1)} over ${testTexts.length} test rows (≤ ${PARITY_TOLERANCE})`
-  );
-  const index = new Map(io.labels.map((l, i) => [l, i]));
-  const yTrue = test.map((e) => index.get(e.label));
-  const metrics = evaluateClassifier({ labels: io.labels, yTrue, probabilities, cv });
-  const staged = await StagedBundle.create({ name: settings.name, outDir: settings.out, onnx });
-  try {
-    const runtime = await reporter.step(
-      "measure runtime",
-      async () => staged.measureRuntime(testTexts, { labels: io.labels }),
-      (r) => `load ${r.loadMs.toFixed(0)} ms · single row p50 ${r.singleRowP50Ms.toFixed(2)} ms, p95 ${r.singleRowP95Ms.toFixed(2)} ms · ${r.batch64RowsPerSec} rows/s at batch 64`
-    );
-    const written = await reporter.step(
-      "write bundle",
-      async () => staged.commit(
-        {
-          io,
-          dataset: {
-            path: settings.data,
-            sha256: ds.sha256,
-            textColumn: ds.textColumn,
-            labelColumn: ds.labelColumn,
-            rows: { ...ds.rows, train: train.length, test: test.length },
-            classCounts: ds.classCounts
-          },
-          training: {
-            trainer: TRAINER_NAME,
-            seed: params.seed,
-            durationMs: Math.round(trainMs),
-            params: {
-              ...params,
-              ...settings.labels ? { labelSubset: settings.labels } : {},
-              ...settings.labelMap ? { labelMap: settings.labelMap } : {}
-            }
-          },
-          metrics,
-          golden: pickGolden(testTexts, yTrue, probabilities, io.labels),
-          reference: referenceDistribution(testTexts, probabilities, io.labels)
-        },
-        runtime
-      ),
-      (w) => w.dir
-    );
-    return { ...written, parity, trainMs };
-  } finally {
-    await staged.discard();
-  }
-}
-
 // node_modules/ora/index.js
 import process8 from "node:process";
 import { stripVTControlCharacters } from "node:util";
@@ -67205,6 +65950,1261 @@ function formatDuration(ms) {
   if (ms < 1e3) return `${Math.round(ms)}ms`;
   if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
   return `${Math.floor(ms / 6e4)}m${Math.round(ms % 6e4 / 1e3)}s`;
+}
+
+// src/metrics/render.ts
+var f3 = (x) => x.toFixed(3);
+function classTable(m) {
+  const rows = Object.entries(m.classes).map(([label, c]) => [
+    label,
+    f3(c.precision),
+    f3(c.recall),
+    f3(c.f1),
+    String(c.support)
+  ]);
+  rows.push(["macro avg", "", "", f3(m.macroF1), String(m.testRows)]);
+  return { header: ["class", "precision", "recall", "f1", "support"], rows };
+}
+function confusionTable(m) {
+  const { labels, matrix } = m.confusionMatrix;
+  return {
+    header: ["true \\ predicted", ...labels],
+    rows: labels.map((l, i) => [l, ...(matrix[i] ?? []).map(String)])
+  };
+}
+function summaryLines(m) {
+  const lines = [
+    `accuracy ${f3(m.accuracy)} · macro-F1 ${f3(m.macroF1)}${m.rocAuc !== void 0 ? ` · ROC AUC ${f3(m.rocAuc)}` : ""} · ${m.testRows} test rows`
+  ];
+  if (m.cv) {
+    lines.push(
+      `${m.cv.folds}-fold CV on the training part: accuracy ${f3(m.cv.accuracy.mean)} ± ${f3(m.cv.accuracy.std)} · macro-F1 ${f3(m.cv.macroF1.mean)} ± ${f3(m.cv.macroF1.std)}`
+    );
+  }
+  return lines;
+}
+function markdownTable(t) {
+  const esc2 = (s) => s.replace(/\|/g, "\\|");
+  return [
+    `| ${t.header.map(esc2).join(" | ")} |`,
+    `| ${t.header.map((_, i) => i === 0 ? "---" : "---:").join(" | ")} |`,
+    ...t.rows.map((r) => `| ${r.map(esc2).join(" | ")} |`)
+  ].join("\n");
+}
+
+// training/lbfgs.ts
+function minimizeLbfgs(f, x0, options) {
+  const n = x0.length;
+  const m = options.memory ?? 10;
+  const x = Float64Array.from(x0);
+  const g = new Float64Array(n);
+  let loss = f(x, g);
+  const s = [];
+  const y = [];
+  const rho = [];
+  const alpha = new Float64Array(m);
+  const d = new Float64Array(n);
+  const xNew = new Float64Array(n);
+  const gNew = new Float64Array(n);
+  for (let iter = 1; iter <= options.maxIterations; iter++) {
+    if (maxAbs(g) <= options.gradientTolerance) return { x, loss, iterations: iter - 1, converged: true };
+    for (let i = 0; i < n; i++) d[i] = -g[i];
+    for (let k = s.length - 1; k >= 0; k--) {
+      alpha[k] = rho[k] * dot(s[k], d);
+      axpy(-alpha[k], y[k], d);
+    }
+    if (s.length > 0) {
+      const last = s.length - 1;
+      scale(d, dot(s[last], y[last]) / dot(y[last], y[last]));
+    } else {
+      scale(d, 1 / Math.max(1, Math.sqrt(dot(g, g))));
+    }
+    for (let k = 0; k < s.length; k++) {
+      const beta = rho[k] * dot(y[k], d);
+      axpy(alpha[k] - beta, s[k], d);
+    }
+    let slope = dot(g, d);
+    if (!(slope < 0)) {
+      s.length = 0;
+      y.length = 0;
+      rho.length = 0;
+      for (let i = 0; i < n; i++) d[i] = -g[i];
+      slope = dot(g, d);
+    }
+    let step = 1;
+    let lossNew = Number.POSITIVE_INFINITY;
+    for (let tries = 0; tries < 50; tries++) {
+      for (let i = 0; i < n; i++) xNew[i] = x[i] + step * d[i];
+      lossNew = f(xNew, gNew);
+      if (lossNew <= loss + 1e-4 * step * slope) break;
+      step *= 0.5;
+    }
+    if (!(lossNew <= loss)) return { x, loss, iterations: iter, converged: false };
+    const sk = new Float64Array(n);
+    const yk = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      sk[i] = xNew[i] - x[i];
+      yk[i] = gNew[i] - g[i];
+    }
+    const sy = dot(sk, yk);
+    if (sy > 1e-12 * Math.sqrt(dot(sk, sk) * dot(yk, yk))) {
+      if (s.length === m) {
+        s.shift();
+        y.shift();
+        rho.shift();
+      }
+      s.push(sk);
+      y.push(yk);
+      rho.push(1 / sy);
+    }
+    const improvement = loss - lossNew;
+    x.set(xNew);
+    g.set(gNew);
+    loss = lossNew;
+    options.onIteration?.(iter, loss);
+    if (improvement <= 1e-15 * Math.max(1, Math.abs(loss))) {
+      return { x, loss, iterations: iter, converged: maxAbs(g) <= options.gradientTolerance * 100 };
+    }
+  }
+  return { x, loss, iterations: options.maxIterations, converged: maxAbs(g) <= options.gradientTolerance };
+}
+function dot(a, b) {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
+  return sum;
+}
+function axpy(a, x, y) {
+  for (let i = 0; i < y.length; i++) y[i] = y[i] + a * x[i];
+}
+function scale(x, a) {
+  for (let i = 0; i < x.length; i++) x[i] = x[i] * a;
+}
+function maxAbs(x) {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.abs(x[i]);
+    if (v > m) m = v;
+  }
+  return m;
+}
+
+// training/logistic.ts
+var LogisticRegression = class _LogisticRegression {
+  constructor(classes, features, weights, intercept, iterations, converged) {
+    this.classes = classes;
+    this.features = features;
+    this.weights = weights;
+    this.intercept = intercept;
+    this.iterations = iterations;
+    this.converged = converged;
+  }
+  classes;
+  features;
+  weights;
+  intercept;
+  iterations;
+  converged;
+  get outputs() {
+    return this.classes === 2 ? 1 : this.classes;
+  }
+  static fit(X, y, classes, options) {
+    const K = classes === 2 ? 1 : classes;
+    const d = X.cols;
+    const n = X.rows;
+    const sw = sampleWeights(y, classes, options.classWeight);
+    let S = 0;
+    for (let i = 0; i < n; i++) S += sw[i];
+    const l2 = 1 / (options.C * S);
+    const z2 = new Float64Array(K);
+    const r = new Float64Array(K);
+    const objective = (theta, grad) => {
+      grad.fill(0);
+      let loss = 0;
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < K; k++) z2[k] = theta[d * K + k];
+        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
+          const base = X.indices[p] * K;
+          const v = X.values[p];
+          for (let k = 0; k < K; k++) z2[k] = z2[k] + v * theta[base + k];
+        }
+        const w = sw[i] / S;
+        const yi = y[i];
+        if (K === 1) {
+          const zi = z2[0];
+          loss += w * ((zi > 0 ? zi + Math.log1p(Math.exp(-zi)) : Math.log1p(Math.exp(zi))) - yi * zi);
+          r[0] = w * (sigmoid(zi) - yi);
+        } else {
+          let max = z2[0];
+          for (let k = 1; k < K; k++) if (z2[k] > max) max = z2[k];
+          let sum = 0;
+          for (let k = 0; k < K; k++) sum += Math.exp(z2[k] - max);
+          const lse = max + Math.log(sum);
+          loss += w * (lse - z2[yi]);
+          for (let k = 0; k < K; k++) r[k] = w * (Math.exp(z2[k] - lse) - (k === yi ? 1 : 0));
+        }
+        for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
+          const base = X.indices[p] * K;
+          const v = X.values[p];
+          for (let k = 0; k < K; k++) grad[base + k] = grad[base + k] + v * r[k];
+        }
+        for (let k = 0; k < K; k++) grad[d * K + k] = grad[d * K + k] + r[k];
+      }
+      let penalty = 0;
+      for (let j = 0; j < d * K; j++) {
+        penalty += theta[j] * theta[j];
+        grad[j] = grad[j] + l2 * theta[j];
+      }
+      return loss + 0.5 * l2 * penalty;
+    };
+    const result = minimizeLbfgs(objective, new Float64Array((d + 1) * K), {
+      maxIterations: options.maxIterations,
+      gradientTolerance: options.tolerance,
+      ...options.onIteration ? { onIteration: options.onIteration } : {}
+    });
+    return new _LogisticRegression(
+      classes,
+      d,
+      result.x.slice(0, d * K),
+      result.x.slice(d * K),
+      result.iterations,
+      result.converged
+    );
+  }
+  /** Dense weight matrix [features × classes] and bias [classes] of `logits()`, row-major. */
+  logitParameters() {
+    const C = this.classes;
+    const K = this.outputs;
+    if (K === C) return { weights: this.weights, bias: this.intercept };
+    const weights = new Float64Array(this.features * 2);
+    for (let j = 0; j < this.features; j++) weights[j * 2 + 1] = this.weights[j];
+    return { weights, bias: Float64Array.of(0, this.intercept[0]) };
+  }
+  predictProba(X) {
+    const K = this.outputs;
+    const out = [];
+    for (let i = 0; i < X.rows; i++) {
+      const z2 = Array.from(this.intercept);
+      for (let p = X.indptr[i]; p < X.indptr[i + 1]; p++) {
+        const base = X.indices[p] * K;
+        const v = X.values[p];
+        for (let k = 0; k < K; k++) z2[k] = z2[k] + v * this.weights[base + k];
+      }
+      if (K === 1) {
+        const p1 = sigmoid(z2[0]);
+        out.push([1 - p1, p1]);
+      } else {
+        const max = Math.max(...z2);
+        const e = z2.map((v) => Math.exp(v - max));
+        const sum = e.reduce((a, b) => a + b, 0);
+        out.push(e.map((v) => v / sum));
+      }
+    }
+    return out;
+  }
+};
+function sigmoid(z2) {
+  if (z2 >= 0) return 1 / (1 + Math.exp(-z2));
+  const e = Math.exp(z2);
+  return e / (1 + e);
+}
+function sampleWeights(y, classes, mode) {
+  const w = new Float64Array(y.length).fill(1);
+  if (mode === "none") return w;
+  const counts = new Float64Array(classes);
+  for (const c of y) counts[c] = counts[c] + 1;
+  for (let i = 0; i < y.length; i++) w[i] = y.length / (classes * counts[y[i]]);
+  return w;
+}
+
+// training/text.ts
+import { createRequire } from "node:module";
+function lowerCase(text) {
+  if (/^[\x00-\x7f]*$/.test(text)) return text.toLowerCase();
+  let out = "";
+  for (const ch of text) {
+    const lower = ch.toLowerCase();
+    if (lower === ch) out += ch;
+    else if (ch === "İ") out += "i";
+    else out += [...lower].length === 1 ? lower : ch;
+  }
+  return out;
+}
+function tokenize(text, pattern2) {
+  return text.match(pattern2) ?? [];
+}
+var NGRAM_JOIN = " ";
+function ngrams(tokens, minN, maxN) {
+  const out = [];
+  for (let n = minN; n <= maxN; n++) {
+    for (let i = 0; i + n <= tokens.length; i++) out.push(tokens.slice(i, i + n).join(NGRAM_JOIN));
+  }
+  return out;
+}
+var english;
+function englishStopWords() {
+  if (!english) {
+    const require2 = createRequire(import.meta.url);
+    const all = require2("stopwords-iso/stopwords-iso.json");
+    english = new Set(all.en ?? []);
+  }
+  return english;
+}
+
+// training/onnx/proto.ts
+var import_protobufjs2 = __toESM(require_protobufjs(), 1);
+var ONNX_PROTO2 = `
+syntax = "proto2";
+package onnx;
+
+message AttributeProto {
+  enum AttributeType {
+    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
+    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
+  }
+  optional string name = 1;
+  optional string doc_string = 13;
+  optional AttributeType type = 20;
+  optional float f = 2;
+  optional int64 i = 3;
+  optional bytes s = 4;
+  optional TensorProto t = 5;
+  optional GraphProto g = 6;
+  repeated float floats = 7;
+  repeated int64 ints = 8;
+  repeated bytes strings = 9;
+  repeated TensorProto tensors = 10;
+  repeated GraphProto graphs = 11;
+}
+
+message ValueInfoProto {
+  optional string name = 1;
+  optional TypeProto type = 2;
+  optional string doc_string = 3;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  optional string name = 3;
+  optional string op_type = 4;
+  optional string domain = 7;
+  repeated AttributeProto attribute = 5;
+  optional string doc_string = 6;
+}
+
+message StringStringEntryProto {
+  optional string key = 1;
+  optional string value = 2;
+}
+
+message OperatorSetIdProto {
+  optional string domain = 1;
+  optional int64 version = 2;
+}
+
+message ModelProto {
+  optional int64 ir_version = 1;
+  repeated OperatorSetIdProto opset_import = 8;
+  optional string producer_name = 2;
+  optional string producer_version = 3;
+  optional string domain = 4;
+  optional int64 model_version = 5;
+  optional string doc_string = 6;
+  optional GraphProto graph = 7;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  optional string name = 2;
+  repeated TensorProto initializer = 5;
+  optional string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+  repeated ValueInfoProto value_info = 13;
+}
+
+message TensorProto {
+  enum DataType {
+    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7;
+    STRING = 8; BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13;
+  }
+  repeated int64 dims = 1;
+  optional int32 data_type = 2;
+  repeated float float_data = 4 [packed = true];
+  repeated int32 int32_data = 5 [packed = true];
+  repeated bytes string_data = 6;
+  repeated int64 int64_data = 7 [packed = true];
+  optional string name = 8;
+  optional string doc_string = 12;
+  optional bytes raw_data = 9;
+  repeated double double_data = 10 [packed = true];
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+    optional string denotation = 3;
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    optional int32 elem_type = 1;
+    optional TensorShapeProto shape = 2;
+  }
+  message Sequence {
+    optional TypeProto elem_type = 1;
+  }
+  message Map {
+    optional int32 key_type = 1;
+    optional TypeProto value_type = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+    Sequence sequence_type = 4;
+    Map map_type = 5;
+  }
+  optional string denotation = 6;
+}
+`;
+var root2;
+function onnxRoot() {
+  root2 ??= import_protobufjs2.default.parse(ONNX_PROTO2, { keepCase: true }).root;
+  return root2;
+}
+function modelProtoType() {
+  return onnxRoot().lookupType("onnx.ModelProto");
+}
+var DataType = {
+  float: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  string: 8,
+  bool: 9,
+  double: 11
+};
+var AttributeType = {
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9
+};
+
+// training/onnx/builder.ts
+var utf82 = new TextEncoder();
+var GraphBuilder = class {
+  constructor(name) {
+    this.name = name;
+  }
+  name;
+  nodes = [];
+  initializers = [];
+  inputs = [];
+  outputs = [];
+  counter = 0;
+  input(name, type) {
+    this.inputs.push({ name, type: typeProto(type) });
+    return this;
+  }
+  output(name, type) {
+    this.outputs.push({ name, type: typeProto(type) });
+    return this;
+  }
+  /** Adds a constant tensor and returns its name. */
+  initializer(name, tensor) {
+    this.initializers.push(tensorProto(name, tensor));
+    return name;
+  }
+  /** Adds a node; returns its output names (generated when a number of outputs is given). */
+  node(opType, inputs, outputs, attributes = {}, options = {}) {
+    const id = this.counter++;
+    const outs = typeof outputs === "number" ? Array.from(
+      { length: outputs },
+      (_, i) => `${opType.toLowerCase()}_${id}${outputs > 1 ? `_${i}` : ""}`
+    ) : [...outputs];
+    this.nodes.push({
+      op_type: opType,
+      domain: options.domain ?? "",
+      name: options.name ?? `${opType}_${id}`,
+      input: [...inputs],
+      output: outs,
+      attribute: Object.entries(attributes).map(([n, v]) => attributeProto(n, v))
+    });
+    return outs;
+  }
+  /** Shorthand for a single-output node. */
+  op(opType, inputs, attributes = {}, options = {}) {
+    return this.node(opType, inputs, 1, attributes, options)[0];
+  }
+  toGraphProto() {
+    return {
+      name: this.name,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.inputs,
+      output: this.outputs
+    };
+  }
+  /** Serialises a ModelProto with this graph. */
+  toModel(options) {
+    const type = modelProtoType();
+    const model = {
+      ir_version: options.irVersion ?? 8,
+      producer_name: options.producerName ?? "modelship",
+      producer_version: options.producerVersion ?? "",
+      doc_string: options.docString ?? "",
+      opset_import: Object.entries(options.opsets).map(([domain2, version2]) => ({ domain: domain2, version: version2 })),
+      graph: this.toGraphProto(),
+      metadata_props: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value }))
+    };
+    const message = type.fromObject(model);
+    return type.encode(message).finish();
+  }
+};
+function typeProto(type) {
+  if ("tensor" in type) {
+    const tensor = { elem_type: DataType[type.tensor] };
+    if (type.shape) {
+      tensor.shape = {
+        dim: type.shape.map((d) => typeof d === "number" ? { dim_value: d } : { dim_param: d })
+      };
+    }
+    return { tensor_type: tensor };
+  }
+  if ("sequence" in type) return { sequence_type: { elem_type: typeProto(type.sequence) } };
+  return { map_type: { key_type: DataType[type.map.key], value_type: typeProto(type.map.value) } };
+}
+function attributeProto(name, raw) {
+  const a = normalizeAttr(name, raw);
+  switch (a.type) {
+    case "float":
+      return { name, type: AttributeType.FLOAT, f: a.value };
+    case "floats":
+      return { name, type: AttributeType.FLOATS, floats: Array.from(a.value) };
+    case "int":
+      return { name, type: AttributeType.INT, i: a.value };
+    case "ints":
+      return { name, type: AttributeType.INTS, ints: Array.from(a.value) };
+    case "string":
+      return { name, type: AttributeType.STRING, s: utf82.encode(a.value) };
+    case "strings":
+      return { name, type: AttributeType.STRINGS, strings: a.value.map((s) => utf82.encode(s)) };
+    case "tensor":
+      return { name, type: AttributeType.TENSOR, t: tensorProto("", a.value) };
+    case "graph":
+      return { name, type: AttributeType.GRAPH, g: a.value.toGraphProto() };
+  }
+}
+function normalizeAttr(name, raw) {
+  if (typeof raw === "string") return { type: "string", value: raw };
+  if (typeof raw === "number") {
+    if (!Number.isInteger(raw))
+      throw new TypeError(`attribute ${name}: use attr.float() for non-integer ${raw}`);
+    return { type: "int", value: raw };
+  }
+  if (Array.isArray(raw)) {
+    if (raw.every((v) => typeof v === "string")) return { type: "strings", value: raw };
+    if (raw.every((v) => Number.isInteger(v))) return { type: "ints", value: raw };
+    throw new TypeError(`attribute ${name}: use attr.floats() for non-integer lists`);
+  }
+  return raw;
+}
+function tensorProto(name, t) {
+  const count = t.dims.reduce((a, b) => a * b, 1);
+  if (t.values.length !== count) {
+    throw new RangeError(
+      `tensor ${name || "(attribute)"}: dims [${t.dims}] need ${count} values, got ${t.values.length}`
+    );
+  }
+  const base = { name, dims: t.dims, data_type: DataType[t.dtype] };
+  const values = t.values;
+  switch (t.dtype) {
+    case "string":
+      return { ...base, string_data: Array.from(values, (s) => utf82.encode(s)) };
+    case "float":
+      return { ...base, raw_data: bytesOf(Float32Array.from(values)) };
+    case "double":
+      return { ...base, raw_data: bytesOf(Float64Array.from(values)) };
+    case "int64":
+      return {
+        ...base,
+        raw_data: bytesOf(BigInt64Array.from(Array.from(values, (v) => BigInt(v))))
+      };
+    case "int32":
+      return { ...base, raw_data: bytesOf(Int32Array.from(values)) };
+    case "uint8":
+    case "bool":
+      return { ...base, raw_data: Uint8Array.from(Array.from(values, (v) => Number(v))) };
+    case "int8":
+      return { ...base, raw_data: bytesOf(Int8Array.from(values)) };
+  }
+}
+function bytesOf(a) {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+// training/onnx/text-model.ts
+var TEXT_INPUT = "text";
+var PROBABILITIES_OUTPUT = "probabilities";
+var LABEL_OUTPUT = "label";
+var TEXT_MODEL_OPSETS = { "": 20, "ai.onnx.ml": 3, "com.microsoft": 1 };
+var IR_VERSION = 9;
+var TOKENIZER_LOCALE = "C.UTF-8";
+var PAD = "";
+function textModelIoSignature(labels) {
+  return {
+    task: "text-classification",
+    inputs: [{ name: TEXT_INPUT, dtype: "string", shape: ["N"] }],
+    outputs: [
+      { name: PROBABILITIES_OUTPUT, dtype: "float32", shape: ["N", labels.length] },
+      { name: LABEL_OUTPUT, dtype: "string", shape: ["N"] }
+    ],
+    probabilitiesOutput: PROBABILITIES_OUTPUT,
+    labelOutput: LABEL_OUTPUT,
+    labels: [...labels]
+  };
+}
+function exportTextModel(parts) {
+  const { vectorizer, model, labels } = parts;
+  const opts = vectorizer.options;
+  const [minN, maxN] = opts.ngramRange;
+  const V = vectorizer.vocabulary.length;
+  const C = labels.length;
+  const g = new GraphBuilder(parts.name);
+  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
+  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
+  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
+  const constant = (name, dtype, values, dims = [values.length]) => g.initializer(name, { dtype, dims, values });
+  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
+  const tokens = g.op(
+    "Tokenizer",
+    [text],
+    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
+    { domain: "com.microsoft" }
+  );
+  const axis1 = constant("axis1", "int64", [1]);
+  const zero = constant("start0", "int64", [0]);
+  const one = constant("start1", "int64", [1]);
+  const end = constant("end", "int64", [Number.MAX_SAFE_INTEGER]);
+  const joiner = g.initializer("ngram_join", { dtype: "string", dims: [], values: [NGRAM_JOIN] });
+  const grams = [];
+  if (minN <= 1) grams.push(tokens);
+  if (maxN >= 2) {
+    const spaced = g.op("StringConcat", [tokens, joiner]);
+    let previous = tokens;
+    for (let n = 2; n <= maxN; n++) {
+      const head = g.op("Slice", [spaced, zero, constant(`end_minus_${n - 1}`, "int64", [-(n - 1)]), axis1]);
+      const tail2 = g.op("Slice", [previous, one, end, axis1]);
+      previous = g.op("StringConcat", [head, tail2]);
+      if (n >= minN) grams.push(previous);
+    }
+  }
+  const allGrams = grams.length === 1 ? grams[0] : g.op("Concat", grams, { axis: 1 });
+  const ids = g.op(
+    "LabelEncoder",
+    [allGrams],
+    {
+      keys_strings: vectorizer.vocabulary,
+      values_int64s: Array.from({ length: V }, (_, j) => j),
+      default_int64: V
+    },
+    { domain: "ai.onnx.ml" }
+  );
+  const offsets = g.op(
+    "CumSum",
+    [
+      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
+        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
+      }),
+      constant("axis0", "int64", [0], [])
+    ],
+    { exclusive: 1 }
+  );
+  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
+  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
+  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
+  const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
+  const stride = constant("stride", "int64", [V + 1], []);
+  const row = g.op("Div", [keyColumn, stride]);
+  const column = g.op("Mod", [keyColumn, stride]);
+  let tf = g.op("Unsqueeze", [g.op("Cast", [counts], { to: 1 }), axis1]);
+  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
+  const idf = Float64Array.from({ length: V + 1 }, (_, j) => j < V ? vectorizer.idf[j] : 0);
+  const value = g.op("Mul", [
+    tf,
+    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column])
+  ]);
+  const { weights, bias } = model.logitParameters();
+  const coef = new Float64Array((V + 1) * C);
+  coef.set(weights);
+  const shapeN = g.op("Shape", [TEXT_INPUT]);
+  const filled = (width, fill) => g.op(
+    "ConstantOfShape",
+    [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
+    {
+      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } }
+    }
+  );
+  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
+    reduction: "add"
+  });
+  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
+  const dot2 = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
+  const logits = g.op("Add", [
+    g.op("Div", [dot2, g.op("Sqrt", [sumSquares])]),
+    constant("intercept", "float", Array.from(bias))
+  ]);
+  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
+  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
+  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
+  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
+  return g.toModel({
+    opsets: TEXT_MODEL_OPSETS,
+    irVersion: IR_VERSION,
+    producerName: "modelship",
+    docString: "TF-IDF + logistic regression, sparse (n-gram lookup); input: raw text [N]; outputs: probabilities [N, C], label [N]",
+    metadata: {
+      labels: JSON.stringify(labels),
+      trainer: "modelship-tfidf-logreg",
+      graph: "sparse-ngram-lookup"
+    }
+  });
+}
+
+// training/onnx/text-model-dense.ts
+var DENSE_OPSETS = { "": 17, "ai.onnx.ml": 3, "com.microsoft": 1 };
+function exportDenseTextModel(parts) {
+  const { vectorizer, model, labels } = parts;
+  const opts = vectorizer.options;
+  const [minN, maxN] = opts.ngramRange;
+  const V = vectorizer.vocabulary.length;
+  const C = labels.length;
+  const g = new GraphBuilder(parts.name);
+  g.input(TEXT_INPUT, { tensor: "string", shape: ["N"] });
+  g.output(PROBABILITIES_OUTPUT, { tensor: "float", shape: ["N", C] });
+  g.output(LABEL_OUTPUT, { tensor: "string", shape: ["N"] });
+  const text = opts.lowercase ? g.op("StringNormalizer", [TEXT_INPUT], { case_change_action: "LOWER", locale: TOKENIZER_LOCALE }) : TEXT_INPUT;
+  const tokens = g.op(
+    "Tokenizer",
+    [text],
+    { mark: 0, mincharnum: 1, pad_value: PAD, tokenexp: opts.tokenPattern },
+    { domain: "com.microsoft" }
+  );
+  const byLength = Array.from({ length: maxN }, () => []);
+  vectorizer.vocabulary.forEach((term, column) => {
+    const parts2 = term.split(NGRAM_JOIN);
+    byLength[parts2.length - 1].push({ tokens: parts2, column });
+  });
+  const pool = [];
+  const ngramCounts = [];
+  const ngramIndexes = [];
+  for (const group of byLength) {
+    ngramCounts.push(pool.length);
+    for (const { tokens: t, column } of group) {
+      pool.push(...t);
+      ngramIndexes.push(column);
+    }
+  }
+  const counts = g.op("TfIdfVectorizer", [tokens], {
+    min_gram_length: minN,
+    max_gram_length: maxN,
+    max_skip_count: 0,
+    mode: "TF",
+    pool_strings: pool,
+    ngram_counts: ngramCounts,
+    ngram_indexes: ngramIndexes
+  });
+  let tf = counts;
+  if (opts.sublinearTf) {
+    const one = g.initializer("one", { dtype: "float", dims: [], values: [1] });
+    tf = g.op("Add", [g.op("Sign", [counts]), g.op("Log", [g.op("Max", [counts, one])])]);
+  }
+  const idf = g.initializer("idf", { dtype: "float", dims: [V], values: vectorizer.idf });
+  const weighted = g.op("Mul", [tf, idf]);
+  const sumSquares = g.op("ReduceSumSquare", [weighted], { axes: [1], keepdims: 1 });
+  const tiny = g.initializer("tiny", { dtype: "float", dims: [], values: [1e-30] });
+  const normalized = g.op("Div", [weighted, g.op("Max", [g.op("Sqrt", [sumSquares]), tiny])]);
+  const { weights, bias } = model.logitParameters();
+  const W = g.initializer("coef", { dtype: "float", dims: [V, C], values: weights });
+  const b = g.initializer("intercept", { dtype: "float", dims: [C], values: bias });
+  const logits = g.op("Add", [g.op("MatMul", [normalized, W]), b]);
+  g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
+  const best = g.op("ArgMax", [PROBABILITIES_OUTPUT], { axis: 1, keepdims: 0 });
+  const labelTable = g.initializer("labels", { dtype: "string", dims: [C], values: [...labels] });
+  g.node("Gather", [labelTable, best], [LABEL_OUTPUT], { axis: 0 });
+  return g.toModel({
+    opsets: DENSE_OPSETS,
+    producerName: "modelship",
+    docString: "TF-IDF + logistic regression; input: raw text [N]; outputs: probabilities [N, C], label [N]",
+    metadata: { labels: JSON.stringify(labels), trainer: "modelship-tfidf-logreg" }
+  });
+}
+
+// training/params.ts
+var textTrainerParamsSchema = external_exports.object({
+  lowercase: external_exports.boolean().default(true).describe("Lower-case the text before tokenizing."),
+  /** Regular expression for one token (JavaScript and RE2 syntax alike); must not match whitespace. */
+  tokenPattern: external_exports.string().min(1).default("[a-z0-9']+").refine(
+    isUsablePattern,
+    "tokenPattern must be a valid regular expression that never matches whitespace"
+  ).describe("Regular expression for one token; must not match whitespace."),
+  /** Smallest and largest n-gram length in tokens. */
+  ngramRange: external_exports.tuple([external_exports.number().int().min(1), external_exports.number().int().min(1).max(4)]).default([1, 2]).refine(([lo, hi]) => lo <= hi, "ngramRange: the first number must not exceed the second").describe("Smallest and largest n-gram length in tokens, e.g. [1, 2]."),
+  maxFeatures: external_exports.number().int().positive().default(2e4).describe("Vocabulary size: the most frequent n-grams kept."),
+  /** An n-gram must occur in at least this many training documents. */
+  minDf: external_exports.number().int().min(1).default(2).describe("An n-gram must occur in at least this many documents."),
+  /** An n-gram may occur in at most this share of training documents. */
+  maxDf: external_exports.number().gt(0).max(1).default(0.95).describe("An n-gram may occur in at most this share of documents."),
+  /** Drop English stop words (stopwords-iso) and every n-gram containing one. */
+  stopWords: external_exports.boolean().default(false).describe("Drop English stop words and every n-gram containing one."),
+  /** tf → 1 + ln(tf). */
+  sublinearTf: external_exports.boolean().default(true).describe("Use 1 + ln(tf) instead of raw term frequency."),
+  /** Inverse L2 regularisation strength. */
+  C: external_exports.number().positive().default(4).describe("Inverse L2 regularisation strength."),
+  classWeight: external_exports.enum(["balanced", "none"]).default("balanced").describe("Weight classes inversely to their frequency, or not at all."),
+  maxIterations: external_exports.number().int().positive().default(1e3).describe("L-BFGS iteration limit."),
+  /** Optimiser stops when the largest gradient component (of the mean loss) is at most this. */
+  tolerance: external_exports.number().positive().default(1e-6).describe("Stop when the largest gradient component of the mean loss is at most this."),
+  /** Seed for the split and the folds (the optimiser itself is deterministic). */
+  seed: external_exports.number().int().default(42).describe("Seed for the train/test split and the CV folds."),
+  testSize: external_exports.number().gt(0).lt(1).default(0.2).describe("Share of rows held out as the test split (stratified)."),
+  cvFolds: external_exports.number().int().min(2).max(20).default(5).describe("Stratified cross-validation folds on the training split.")
+}).strict();
+function parseTextTrainerParams(input2) {
+  const result = textTrainerParamsSchema.safeParse(input2 ?? {});
+  if (result.success) return result.data;
+  const issue3 = result.error.issues[0];
+  const key = issue3.path.length > 0 ? issue3.path.join(".") : "params";
+  throw new UserError(`trainer params: ${key}: ${issue3.message}`);
+}
+function isUsablePattern(pattern2) {
+  try {
+    const re = new RegExp(pattern2);
+    return !re.test(" ") && !re.test("	") && !re.test("\n") && !re.test("");
+  } catch {
+    return false;
+  }
+}
+
+// training/random.ts
+function createRng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function shuffleInPlace(items, rng) {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const tmp = items[i];
+    items[i] = items[j];
+    items[j] = tmp;
+  }
+  return items;
+}
+
+// training/split.ts
+function indicesByClass(labels) {
+  const byClass = /* @__PURE__ */ new Map();
+  const sortedClasses = [...new Set(labels)].sort();
+  for (const c of sortedClasses) byClass.set(c, []);
+  for (let i = 0; i < labels.length; i++) byClass.get(labels[i]).push(i);
+  return byClass;
+}
+var ascending = (a, b) => a - b;
+function stratifiedSplit(labels, testSize, seed) {
+  if (!(testSize > 0 && testSize < 1))
+    throw new UserError(`test size must be between 0 and 1, got ${testSize}`);
+  const rng = createRng(seed);
+  const train = [];
+  const test = [];
+  for (const [label, idx] of indicesByClass(labels)) {
+    if (idx.length < 2) {
+      throw new UserError(
+        `class "${label}" has ${idx.length} row; a train/test split needs at least 2 per class`
+      );
+    }
+    shuffleInPlace(idx, rng);
+    const nTest = Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * testSize)));
+    test.push(...idx.slice(0, nTest));
+    train.push(...idx.slice(nTest));
+  }
+  return { train: train.sort(ascending), test: test.sort(ascending) };
+}
+function stratifiedKFold(labels, k, seed) {
+  if (!Number.isInteger(k) || k < 2) throw new UserError(`cross-validation needs at least 2 folds, got ${k}`);
+  if (labels.length < k) throw new UserError(`cannot make ${k} folds from ${labels.length} rows`);
+  const rng = createRng(seed);
+  const folds = Array.from({ length: k }, () => []);
+  let offset = 0;
+  for (const [label, idx] of indicesByClass(labels)) {
+    if (idx.length < k) {
+      throw new UserError(
+        `class "${label}" has ${idx.length} rows; ${k}-fold cross-validation needs at least ${k}`
+      );
+    }
+    shuffleInPlace(idx, rng);
+    for (let j = 0; j < idx.length; j++) folds[(offset + j) % k].push(idx[j]);
+    offset = (offset + idx.length) % k;
+  }
+  return folds.map((testFold, i) => ({
+    test: [...testFold].sort(ascending),
+    train: folds.filter((_, j) => j !== i).flat().sort(ascending)
+  }));
+}
+
+// training/tfidf.ts
+var TfidfVectorizer = class _TfidfVectorizer {
+  constructor(options, vocabulary, idf) {
+    this.options = options;
+    this.vocabulary = vocabulary;
+    this.idf = idf;
+    this.index = new Map(vocabulary.map((term, i) => [term, i]));
+    this.pattern = new RegExp(options.tokenPattern, "g");
+  }
+  options;
+  vocabulary;
+  idf;
+  index;
+  pattern;
+  static fit(texts, options) {
+    return _TfidfVectorizer.fitTransform(texts, options).vectorizer;
+  }
+  /** Fits and transforms the training texts in one pass over their n-grams. */
+  static fitTransform(texts, options) {
+    const pattern2 = new RegExp(options.tokenPattern, "g");
+    const stop = options.stopWords ? englishStopWords() : void 0;
+    const ids = /* @__PURE__ */ new Map();
+    const terms = [];
+    let df = new Int32Array(1 << 16);
+    let total = new Int32Array(1 << 16);
+    let lastDoc = new Int32Array(1 << 16).fill(-1);
+    const docs = texts.map((text, d) => {
+      const grams = docNgrams(text, pattern2, options);
+      const out = new Int32Array(grams.length);
+      grams.forEach((g, k) => {
+        let id = ids.get(g);
+        if (id === void 0) {
+          id = terms.length;
+          ids.set(g, id);
+          terms.push(g);
+          if (id >= df.length) {
+            df = grow(df, 0);
+            total = grow(total, 0);
+            lastDoc = grow(lastDoc, -1);
+          }
+        }
+        total[id]++;
+        if (lastDoc[id] !== d) {
+          lastDoc[id] = d;
+          df[id]++;
+        }
+        out[k] = id;
+      });
+      return out;
+    });
+    const maxDocs = options.maxDf * texts.length;
+    const candidates = [];
+    for (let id = 0; id < terms.length; id++) {
+      const d = df[id];
+      if (d < options.minDf || d > maxDocs) continue;
+      if (stop && terms[id].split(NGRAM_JOIN).some((t) => stop.has(t))) continue;
+      candidates.push(id);
+    }
+    candidates.sort((a, b) => total[b] - total[a] || compare(terms[a], terms[b]));
+    const kept = candidates.slice(0, options.maxFeatures).sort((a, b) => compare(terms[a], terms[b]));
+    const vocabulary = kept.map((id) => terms[id]);
+    const n = texts.length;
+    const idf = Float64Array.from(kept, (id) => Math.log((1 + n) / (1 + df[id])) + 1);
+    const vectorizer = new _TfidfVectorizer(options, vocabulary, idf);
+    const column = new Int32Array(terms.length).fill(-1);
+    kept.forEach((id, j) => {
+      column[id] = j;
+    });
+    return { vectorizer, X: vectorizer.fromColumns(docs.map((doc) => doc.map((id) => column[id]))) };
+  }
+  transform(texts) {
+    return this.fromColumns(
+      texts.map(
+        (text) => Int32Array.from(docNgrams(text, this.pattern, this.options), (g) => this.index.get(g) ?? -1)
+      )
+    );
+  }
+  /** Rows of column indices (−1 = not in the vocabulary) → L2-normalised tf-idf rows. */
+  fromColumns(docs) {
+    const indptr = new Int32Array(docs.length + 1);
+    const indices = [];
+    const values = [];
+    const counts = /* @__PURE__ */ new Map();
+    docs.forEach((cols, r) => {
+      counts.clear();
+      for (const j of cols) if (j >= 0) counts.set(j, (counts.get(j) ?? 0) + 1);
+      const sortedCols = [...counts.keys()].sort((a, b) => a - b);
+      let norm = 0;
+      const start = values.length;
+      for (const j of sortedCols) {
+        const tf = counts.get(j);
+        const v = (this.options.sublinearTf ? 1 + Math.log(tf) : tf) * this.idf[j];
+        indices.push(j);
+        values.push(v);
+        norm += v * v;
+      }
+      if (norm > 0) {
+        norm = Math.sqrt(norm);
+        for (let k = start; k < values.length; k++) values[k] = values[k] / norm;
+      }
+      indptr[r + 1] = values.length;
+    });
+    return {
+      rows: docs.length,
+      cols: this.vocabulary.length,
+      indptr,
+      indices: Int32Array.from(indices),
+      values: Float64Array.from(values)
+    };
+  }
+};
+function grow(a, fill) {
+  const b = new Int32Array(a.length * 2).fill(fill);
+  b.set(a);
+  return b;
+}
+function docNgrams(text, pattern2, options) {
+  const tokens = tokenize(options.lowercase ? lowerCase(text) : text, pattern2);
+  return ngrams(tokens, options.ngramRange[0], options.ngramRange[1]);
+}
+function compare(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// training/index.ts
+var TRAINER_NAME = "modelship-tfidf-logreg";
+function trainTextClassifier(examples, params, onProgress) {
+  const full = parseTextTrainerParams(params ?? {});
+  const labels = [...new Set(examples.map((e) => e.label))].sort();
+  if (labels.length < 2) {
+    throw new UserError(
+      `training needs at least two classes, got ${labels.length === 0 ? "no rows" : `only "${labels[0]}"`}`
+    );
+  }
+  onProgress?.({ phase: "vectorize" });
+  const texts = examples.map((e) => e.text);
+  const { vectorizer, X } = TfidfVectorizer.fitTransform(texts, {
+    lowercase: full.lowercase,
+    tokenPattern: full.tokenPattern,
+    ngramRange: full.ngramRange,
+    maxFeatures: full.maxFeatures,
+    minDf: full.minDf,
+    maxDf: full.maxDf,
+    stopWords: full.stopWords,
+    sublinearTf: full.sublinearTf
+  });
+  if (vectorizer.vocabulary.length === 0) {
+    throw new UserError(
+      `no n-gram occurs in at least ${full.minDf} of ${texts.length} training texts (and in at most ${full.maxDf * 100}%)`,
+      { hint: "use more data or lower minDf" }
+    );
+  }
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const y = Int32Array.from(examples, (e) => index.get(e.label));
+  const model = LogisticRegression.fit(X, y, labels.length, {
+    C: full.C,
+    classWeight: full.classWeight,
+    maxIterations: full.maxIterations,
+    tolerance: full.tolerance,
+    onIteration: (iteration, loss) => onProgress?.({ phase: "optimize", iteration, loss })
+  });
+  onProgress?.({ phase: "done", iteration: model.iterations });
+  return {
+    labels,
+    params: full,
+    vocabularySize: vectorizer.vocabulary.length,
+    optimizer: { iterations: model.iterations, converged: model.converged },
+    predictProba: (batch) => model.predictProba(vectorizer.transform(batch)),
+    toOnnx: (opts) => (opts?.graph === "dense" ? exportDenseTextModel : exportTextModel)({
+      vectorizer,
+      model,
+      labels,
+      name: opts?.name ?? "text-classifier"
+    }),
+    ioSignature: () => textModelIoSignature(labels)
+  };
+}
+function crossValidate(examples, params, folds, seed) {
+  const labels = [...new Set(examples.map((e) => e.label))].sort();
+  const accs = [];
+  const f1s = [];
+  for (const split of stratifiedKFold(
+    examples.map((e) => e.label),
+    folds,
+    seed
+  )) {
+    const model = trainTextClassifier(
+      split.train.map((i) => examples[i]),
+      params
+    );
+    const test = split.test.map((i) => examples[i]);
+    const yTrue = test.map((e) => labels.indexOf(e.label));
+    const yPred = model.predictProba(test.map((e) => e.text)).map((p) => labels.indexOf(model.labels[argmax(p)]));
+    accs.push(accuracy(yTrue, yPred));
+    f1s.push(macroF1(perClassScores(confusionMatrix(yTrue, yPred, labels.length))));
+  }
+  return { folds, accuracy: meanStd(accs), macroF1: meanStd(f1s) };
+}
+
+// src/pipeline/train.ts
+var PARITY_TOLERANCE = 1e-4;
+async function trainBundle(settings, reporter, where = "train.params") {
+  const params = parseWith(textTrainerParamsSchema, settings.params, where, ["train", "params"]);
+  await prepareOutDir(resolve4(settings.out));
+  const ds = await reporter.step(
+    "load data",
+    async () => loadTextDataset({
+      path: settings.data,
+      textColumn: settings.textColumn,
+      labelColumn: settings.labelColumn,
+      labels: settings.labels,
+      labelMap: settings.labelMap,
+      onEmpty: settings.onEmpty
+    }),
+    (d) => `${d.rows.used} rows (${d.rows.dropped} dropped of ${d.rows.total}), ${Object.entries(d.classCounts).map(([l, n]) => `${l} ${n}`).join(" · ")}`
+  );
+  const examples = ds.examples;
+  const split = await reporter.step(
+    "split",
+    async () => stratifiedSplit(
+      examples.map((e) => e.label),
+      params.testSize,
+      params.seed
+    ),
+    (s) => `stratified ${Math.round((1 - params.testSize) * 100)}/${Math.round(params.testSize * 100)}: ${s.train.length} train, ${s.test.length} test (seed ${params.seed})`
+  );
+  if (split.test.length < MIN_GOLDEN) {
+    throw new UserError(
+      `the test split has ${split.test.length} rows; a bundle needs at least ${MIN_GOLDEN} (its golden examples come from it)`,
+      { hint: "use more data or a larger params.testSize" }
+    );
+  }
+  const train = split.train.map((i) => examples[i]);
+  const test = split.test.map((i) => examples[i]);
+  const testTexts = test.map((e) => e.text);
+  const cv = await reporter.step(
+    "cross-validate",
+    async () => crossValidate(train, params, params.cvFolds, params.seed),
+    (r) => `${r.folds}-fold accuracy ${r.accuracy.mean.toFixed(3)} ± ${r.accuracy.std.toFixed(3)}`
+  );
+  const started = performance.now();
+  const model = await reporter.step(
+    "train",
+    async (update) => trainTextClassifier(train, params, (p) => {
+      if (p.phase === "optimize" && p.iteration !== void 0 && p.iteration % 10 === 0) {
+        update(`iteration ${p.iteration}${p.loss !== void 0 ? `, loss ${p.loss.toFixed(4)}` : ""}`);
+      }
+    }),
+    (m) => `${m.vocabularySize} n-grams, ${m.optimizer.iterations} iterations${m.optimizer.converged ? "" : " (not converged)"}`
+  );
+  const onnx = await reporter.step(
+    "export ONNX",
+    async () => model.toOnnx({ name: settings.name }),
+    (b) => `${(b.byteLength / 1024).toFixed(0)} KiB, raw strings in`
+  );
+  const trainMs = performance.now() - started;
+  const io = model.ioSignature();
+  const { probabilities, parity } = await reporter.step(
+    "parity check",
+    async () => {
+      const session = await ClassifierSession.open(onnx, {
+        labels: io.labels,
+        probabilitiesOutput: io.probabilitiesOutput
+      });
+      try {
+        const ort2 = (await session.predict(testTexts)).probabilities;
+        const mine = model.predictProba(testTexts);
+        let worst = 0;
+        let worstRow = 0;
+        ort2.forEach((row, i) => {
+          row.forEach((p, c) => {
+            const d = Math.abs(p - mine[i][c]);
+            if (d > worst) {
+              worst = d;
+              worstRow = i;
+            }
+          });
+        });
+        if (!(worst <= PARITY_TOLERANCE)) {
+          throw new UserError(
+            `ONNX model disagrees with the trainer by ${worst.toExponential(2)} (> ${PARITY_TOLERANCE}) on test row ${worstRow}: ${JSON.stringify(testTexts[worstRow].slice(0, 80))}`,
+            { exitCode: ExitCode2.failed, hint: "no bundle written; this is a bug in the exporter" }
+          );
+        }
+        return { probabilities: ort2, parity: worst };
+      } finally {
+        await session.release();
+      }
+    },
+    (r) => `max |Δp| ${r.parity.toExponential(1)} over ${testTexts.length} test rows (≤ ${PARITY_TOLERANCE})`
+  );
+  const index = new Map(io.labels.map((l, i) => [l, i]));
+  const yTrue = test.map((e) => index.get(e.label));
+  const metrics = evaluateClassifier({ labels: io.labels, yTrue, probabilities, cv });
+  const staged = await StagedBundle.create({ name: settings.name, outDir: settings.out, onnx });
+  try {
+    const runtime = await reporter.step(
+      "measure runtime",
+      async () => staged.measureRuntime(testTexts, { labels: io.labels }),
+      (r) => `load ${r.loadMs.toFixed(0)} ms · single row p50 ${r.singleRowP50Ms.toFixed(2)} ms, p95 ${r.singleRowP95Ms.toFixed(2)} ms · ${r.batch64RowsPerSec} rows/s at batch 64`
+    );
+    const written = await reporter.step(
+      "write bundle",
+      async () => staged.commit(
+        {
+          io,
+          dataset: {
+            path: settings.data,
+            sha256: ds.sha256,
+            textColumn: ds.textColumn,
+            labelColumn: ds.labelColumn,
+            rows: { ...ds.rows, train: train.length, test: test.length },
+            classCounts: ds.classCounts
+          },
+          training: {
+            trainer: TRAINER_NAME,
+            seed: params.seed,
+            durationMs: Math.round(trainMs),
+            params: {
+              ...params,
+              ...settings.labels ? { labelSubset: settings.labels } : {},
+              ...settings.labelMap ? { labelMap: settings.labelMap } : {}
+            }
+          },
+          metrics,
+          golden: pickGolden(testTexts, yTrue, probabilities, io.labels),
+          reference: referenceDistribution(testTexts, probabilities, io.labels)
+        },
+        runtime
+      ),
+      (w) => w.dir
+    );
+    return { ...written, parity, trainMs };
+  } finally {
+    await staged.discard();
+  }
 }
 
 // src/validate/render.ts

@@ -1,8 +1,8 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { loadPackageSettings } from "../../config/load.js";
-import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
+import { metricsTextLines } from "../../metrics/render.js";
 import { packageBundle } from "../../package/package.js";
-import { Reporter, textTable } from "../../util/progress.js";
+import { Reporter } from "../../util/progress.js";
 import { parseList } from "./train.js";
 
 interface PackageFlags {
@@ -92,19 +92,8 @@ export function register(program: Command): void {
         );
         return;
       }
-      const t = classTable(m);
-      const cm = confusionTable(m);
       reporter.info(
-        [
-          "",
-          ...summaryLines(m),
-          "",
-          textTable(t.header, t.rows),
-          "",
-          textTable(cm.header, cm.rows),
-          "",
-          `bundle ${result.dir} (version ${result.card.version})`,
-        ].join("\n"),
+        ["", ...metricsTextLines(m), "", `bundle ${result.dir} (version ${result.card.version})`].join("\n"),
       );
     });
 }

@@ -1,10 +1,10 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { loadTrainSettings } from "../../config/load.js";
-import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
+import { metricsTextLines } from "../../metrics/render.js";
 import { trainBundle } from "../../pipeline/train.js";
 import { CHECK_LIMIT_SETTINGS } from "../../settings/validate.js";
 import { ExitCode } from "../../util/errors.js";
-import { Reporter, textTable } from "../../util/progress.js";
+import { Reporter } from "../../util/progress.js";
 import { checksTable, runtimeChecks } from "../../validate/validate.js";
 import { addSettings } from "../settings.js";
 
@@ -71,16 +71,10 @@ export function register(program: Command): void {
           `${JSON.stringify({ bundle: result.dir, version: result.card.version, metrics: m, checks, passed })}\n`,
         );
       } else {
-        const t = classTable(m);
-        const cm = confusionTable(m);
         reporter.info(
           [
             "",
-            ...summaryLines(m),
-            "",
-            textTable(t.header, t.rows),
-            "",
-            textTable(cm.header, cm.rows),
+            ...metricsTextLines(m),
             "",
             checksTable(checks),
             "",

@@ -1,10 +1,10 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/load.js";
 import { type CheckLimits, DEFAULT_LIMITS } from "../../config/train.js";
-import { classTable, confusionTable, summaryLines } from "../../metrics/render.js";
+import { metricsTextLines } from "../../metrics/render.js";
 import { CHECK_LIMIT_SETTINGS } from "../../settings/validate.js";
 import { ExitCode } from "../../util/errors.js";
-import { Reporter, textTable } from "../../util/progress.js";
+import { Reporter } from "../../util/progress.js";
 import { checksTable, validateModel } from "../../validate/validate.js";
 import { addSettings } from "../settings.js";
 import { parseList } from "./train.js";
@@ -77,16 +77,10 @@ export function register(program: Command): void {
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else {
-        const t = classTable(report.metrics);
-        const cm = confusionTable(report.metrics);
         reporter.info(
           [
             "",
-            ...summaryLines(report.metrics),
-            "",
-            textTable(t.header, t.rows),
-            "",
-            textTable(cm.header, cm.rows),
+            ...metricsTextLines(report.metrics),
             "",
             checksTable(report.checks),
             "",
