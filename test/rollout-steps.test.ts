@@ -9,7 +9,10 @@ import { ExitCode, UserError } from "../src/util/errors.js";
 
 /** Steps with a leading shadow step: `--steps shadow,5,25,50,100`, modelship.yaml `deploy:`, `--shadow`. */
 
-const file = (deploy: DeployFileSettings["deploy"]): DeployFileSettings => ({ deploy, file: "modelship.yaml" });
+const file = (deploy: DeployFileSettings["deploy"]): DeployFileSettings => ({
+  deploy,
+  file: "modelship.yaml",
+});
 
 /** The one-line usage error (exit 2) a call throws. */
 function usageError(fn: () => unknown): string {
@@ -77,7 +80,9 @@ describe("settingsFromFlags: the shadow step", () => {
     expect(usageError(() => settingsFromFlags({ steps: "shadow,50,25,100" }))).toMatch(
       /^invalid rollout settings: steps: steps must be strictly ascending$/,
     );
-    expect(usageError(() => settingsFromFlags({ steps: "shadow,5,150" }))).toMatch(/^invalid rollout settings/);
+    expect(usageError(() => settingsFromFlags({ steps: "shadow,5,150" }))).toMatch(
+      /^invalid rollout settings/,
+    );
     expect(usageError(() => settingsFromFlags({ shadow: "soon" }))).toMatch(/^--shadow: not a duration/);
   });
 });
