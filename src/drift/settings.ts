@@ -52,6 +52,12 @@ export const DRIFT_ENV = {
 } as const;
 
 const BOOLEAN_PATHS = new Set(["enabled", "log.hashText"]);
+const TRUE_TEXT = /^(1|true|yes|on)$/i;
+
+/** Whether a server started with `env` writes hashes instead of texts to its prediction log. */
+export function envHashesText(env: Record<string, string | undefined> | undefined): boolean {
+  return TRUE_TEXT.test(env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT?.trim() ?? "");
+}
 const STRING_PATHS = new Set(["log.file"]);
 
 export function driftSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): DriftSettings {
@@ -61,7 +67,7 @@ export function driftSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Drif
     if (value === undefined || value === "") continue;
     let parsed: unknown = value;
     if (BOOLEAN_PATHS.has(path)) {
-      if (/^(1|true|yes|on)$/i.test(value)) parsed = true;
+      if (TRUE_TEXT.test(value)) parsed = true;
       else if (/^(0|false|no|off)$/i.test(value)) parsed = false;
     } else if (!STRING_PATHS.has(path)) parsed = value.trim() === "" ? Number.NaN : Number(value);
     const keys = path.split(".");

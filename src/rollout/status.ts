@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { serverMetrics } from "../analysis/analysis.js";
 import { histogramBuckets, histogramDelta, histogramQuantile, type Sample } from "../analysis/prom.js";
 import { Ledger } from "../ledger/ledger.js";
-import type { Operation, Role } from "../ledger/schema.js";
+import type { Operation, Role, ShadowRecord } from "../ledger/schema.js";
 import { Router } from "../router/router.js";
 import { pidAlive } from "../util/process.js";
 import { scrapeMetrics } from "./wiring.js";
@@ -24,6 +24,8 @@ export interface VersionStatus {
   promotedAt?: string;
   standbyUntil?: string;
   failureReason?: string;
+  /** The version's shadow step as judged during its deploy (from the ledger). */
+  shadow?: ShadowRecord;
 }
 
 export interface HostStatus {
@@ -100,6 +102,7 @@ export async function hostStatus(stateDir: string, windowMs = 1000): Promise<Hos
       promotedAt: v.promotedAt,
       standbyUntil: v.standbyUntil,
       failureReason: v.failureReason,
+      ...(v.shadow ? { shadow: v.shadow } : {}),
     };
   });
 
