@@ -46722,13 +46722,13 @@ async function trackDeployment(gh, options, rollout) {
   } catch (err) {
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
-      description: err?.message ?? "rollout failed"
+      description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
-    description: `${options.payload.modelVersion} is live`
+    description: options.describe?.() ?? `${options.payload.modelVersion} is live`
   }).catch((e) => options.onWarning?.(e.message));
   return result;
 }
@@ -46749,7 +46749,8 @@ async function withRunDeployment(options, rollout) {
       payload: options.payload,
       ...logUrl ? { logUrl } : {},
       ...options.environmentUrl ? { environmentUrl: options.environmentUrl } : {},
-      ...options.onWarning ? { onWarning: options.onWarning } : {}
+      ...options.onWarning ? { onWarning: options.onWarning } : {},
+      ...options.describe ? { describe: options.describe } : {}
     },
     rollout
   );
@@ -46825,6 +46826,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -46867,7 +46891,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [
@@ -55353,6 +55379,29 @@ function connectHost(bind2) {
     return "127.0.0.1";
   return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
 }
+
+// src/drift/settings.ts
+var driftSettingsSchema = external_exports.object({
+  enabled: external_exports.boolean().default(true),
+  /** Predictions in the sliding window (across all workers). */
+  window: external_exports.number().int().min(10).max(1e6).default(DEFAULT_WINDOW),
+  /** Predictions a worker counts before handing them to the primary (also flushed after flushMs). */
+  chunk: external_exports.number().int().min(1).max(1e4).default(50),
+  flushMs: external_exports.number().int().min(10).max(6e4).default(1e3),
+  /** Tokenize every n-th text for the OOV rate (1 = every text). */
+  oovEvery: external_exports.number().int().min(1).max(1e3).default(4),
+  thresholds: thresholdsSchema.default(thresholdsSchema.parse({})),
+  log: external_exports.object({
+    /** JSONL file; rotated to <file>.1 … <file>.<files-1>. Empty = no prediction log. */
+    file: external_exports.string().optional(),
+    /** Share of predictions written (0–1). */
+    sample: external_exports.number().min(0).max(1).default(0.1),
+    maxBytes: external_exports.number().int().min(1024).default(10 * 1024 * 1024),
+    files: external_exports.number().int().min(1).max(100).default(5),
+    /** Store sha256 of the text instead of the text. */
+    hashText: external_exports.boolean().default(false)
+  }).default({ sample: 0.1, maxBytes: 10 * 1024 * 1024, files: 5, hashText: false })
+});
 
 // src/shadow/collect.ts
 var ShadowHeader = external_exports.object({
