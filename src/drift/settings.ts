@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "../contracts/drift.js";
+import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, TRUE_TEXT, thresholdsSchema } from "../contracts/drift.js";
 import { UserError } from "../util/errors.js";
 
 /** Server-side drift settings. The image is configured by env only, so these are env variables. */
@@ -52,12 +52,7 @@ export const DRIFT_ENV = {
 } as const;
 
 const BOOLEAN_PATHS = new Set(["enabled", "log.hashText"]);
-const TRUE_TEXT = /^(1|true|yes|on)$/i;
 
-/** Whether a server started with `env` writes hashes instead of texts to its prediction log. */
-export function envHashesText(env: Record<string, string | undefined> | undefined): boolean {
-  return TRUE_TEXT.test(env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT?.trim() ?? "");
-}
 const STRING_PATHS = new Set(["log.file"]);
 
 export function driftSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): DriftSettings {

@@ -5,7 +5,7 @@ import {
   explain,
   type Scrape,
 } from "../analysis/analysis.js";
-import { envHashesText } from "../drift/settings.js";
+import { envHashesText } from "../contracts/drift.js";
 import { identityMismatch } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
 import type { AnalysisRecord, LedgerData, ShadowRecord, VersionEntry } from "../ledger/schema.js";

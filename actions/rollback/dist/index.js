@@ -55380,29 +55380,6 @@ function connectHost(bind2) {
   return bind2.includes(":") && !bind2.startsWith("[") ? `[${bind2}]` : bind2;
 }
 
-// src/drift/settings.ts
-var driftSettingsSchema = external_exports.object({
-  enabled: external_exports.boolean().default(true),
-  /** Predictions in the sliding window (across all workers). */
-  window: external_exports.number().int().min(10).max(1e6).default(DEFAULT_WINDOW),
-  /** Predictions a worker counts before handing them to the primary (also flushed after flushMs). */
-  chunk: external_exports.number().int().min(1).max(1e4).default(50),
-  flushMs: external_exports.number().int().min(10).max(6e4).default(1e3),
-  /** Tokenize every n-th text for the OOV rate (1 = every text). */
-  oovEvery: external_exports.number().int().min(1).max(1e3).default(4),
-  thresholds: thresholdsSchema.default(thresholdsSchema.parse({})),
-  log: external_exports.object({
-    /** JSONL file; rotated to <file>.1 … <file>.<files-1>. Empty = no prediction log. */
-    file: external_exports.string().optional(),
-    /** Share of predictions written (0–1). */
-    sample: external_exports.number().min(0).max(1).default(0.1),
-    maxBytes: external_exports.number().int().min(1024).default(10 * 1024 * 1024),
-    files: external_exports.number().int().min(1).max(100).default(5),
-    /** Store sha256 of the text instead of the text. */
-    hashText: external_exports.boolean().default(false)
-  }).default({ sample: 0.1, maxBytes: 10 * 1024 * 1024, files: 5, hashText: false })
-});
-
 // src/shadow/collect.ts
 var ShadowHeader = external_exports.object({
   seq: external_exports.number().int().min(0),
