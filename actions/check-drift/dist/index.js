@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -54768,6 +54768,120 @@ ${options.body}`;
     throw gitHubError(`${existing ? "updating" : "opening"} issue "${options.title}"`, err);
   }
 }
+
+// src/router/schema.ts
+import { isIP } from "node:net";
+var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
+var ServerState = external_exports.enum(["ready", "drain", "maint"]);
+var ServerSpec = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
+  weight: external_exports.number().min(0).max(100),
+  state: ServerState.default("ready"),
+  /**
+   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
+   * standby, so a crashed serving container costs users nothing while the engine restarts it.
+   */
+  backup: external_exports.boolean().default(false)
+});
+var ShadowTarget = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
+  share: external_exports.number().gt(0).max(1).default(1),
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
+  timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
+  /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
+  queue: external_exports.number().int().min(1).max(1e4).default(256),
+  /** Concurrent copies in flight. */
+  workers: external_exports.number().int().min(1).max(32).default(4),
+  /** Pairs kept for the comparison to read. */
+  keep: external_exports.number().int().min(10).max(1e5).default(5e3)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]), shadow: ShadowTarget.optional() }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+  message: "server names must be unique"
+});
+var Port = external_exports.number().int().min(1).max(65535);
+var Millis = external_exports.number().int().positive().max(24 * 3600 * 1e3);
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+var BindAddress = external_exports.string().refine(
+  (v) => {
+    if (v === "" || v === "*") return true;
+    const inner = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(inner) !== 0) return true;
+    return inner === v && HOSTNAME.test(v);
+  },
+  { message: "bind address: an IP address, a host name or '*'" }
+);
+var SafePath = external_exports.string().regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+var UnitName = external_exports.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+  "a systemd unit name like modelship-haproxy.service"
+);
+var HeaderName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/, "header name: letters, digits and '-' (max 64)").transform((v) => v.toLowerCase());
+var DEFAULT_PIN_HEADER = "x-modelship-version";
+var RouterSettings = external_exports.strictObject({
+  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
+  stateDir: SafePath,
+  edge: external_exports.strictObject({ bind: BindAddress.default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  health: external_exports.strictObject({
+    path: external_exports.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-").default("/ready"),
+    interMs: Millis.default(1e3),
+    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
+    fastInterMs: Millis.default(250),
+    downInterMs: Millis.default(1e3),
+    timeoutMs: Millis.default(1e3),
+    fall: external_exports.number().int().min(1).default(2),
+    rise: external_exports.number().int().min(1).default(2),
+    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
+    errorLimit: external_exports.number().int().min(0).default(1),
+    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
+    slowstartMs: external_exports.number().int().min(0).default(0)
+  }).prefault({}),
+  timeouts: external_exports.strictObject({
+    connectMs: Millis.default(1e3),
+    clientMs: Millis.default(3e4),
+    serverMs: Millis.default(3e4),
+    httpRequestMs: Millis.default(1e4),
+    keepAliveMs: Millis.default(1e4),
+    queueMs: Millis.default(5e3),
+    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
+    hardStopAfterMs: Millis.default(3e4),
+    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
+    removeGraceMs: Millis.default(1e4)
+  }).prefault({}),
+  /**
+   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
+   * runs as root while deploys run as the CI runner's user: that user's group goes here.
+   */
+  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
+  retries: external_exports.number().int().min(0).max(10).default(3),
+  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
+  retryOn500: external_exports.boolean().default(true),
+  maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /**
+   * Pinning by header (docs/pinning.md): a request naming a running version in `header` goes to that
+   * version (stable, canary, standby or shadow candidate), a version that does not run gets a 404.
+   * Off unless enabled (`host init --pin`).
+   */
+  pin: external_exports.strictObject({
+    enabled: external_exports.boolean().default(false),
+    header: HeaderName.default(DEFAULT_PIN_HEADER)
+  }).prefault({}),
+  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
+  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: UnitName.default("modelship-haproxy.service"),
+  /**
+   * User HAProxy drops to after binding its ports (global `user`/`group`), when started as root.
+   * `host init` sets it to `haproxy` when that account exists; "root" keeps root (not recommended).
+   */
+  runAs: external_exports.string().regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, "runAs: a user name or user:group").optional()
+});
 
 // src/settings/validate.ts
 var CHECK_LIMIT_SETTINGS = [
