@@ -36,7 +36,9 @@ const { values: args } = parseArgs({
   },
 });
 const rate = args.rate ? Number(args.rate) : ShadowTarget.parse({ name: "x", port: 1 }).ratePerSec;
-const load1 = loadavg().map((l) => l.toFixed(2)).join(" ");
+const load1 = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(" ");
 const rounds = Number(args.rounds);
 const seconds = Number(args.seconds);
 const rps = Number(args.rps);
@@ -93,7 +95,9 @@ try {
       ],
     ),
   );
-  const load2 = loadavg().map((l) => l.toFixed(2)).join(" ");
+  const load2 = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
   console.log(
     `p99 with/without mirror: ${ratio.toFixed(2)}× (goal ≤ 1.2×) at ${rps} req/s, mirror cap ${rate}/s; ${verdict}`,
   );
