@@ -9,7 +9,13 @@ import { readBundle } from "../src/bundle/read.js";
 import { loadCsv } from "../src/data/dataset.js";
 import { textProfileFromOnnx } from "../src/drift/vocabulary.js";
 import { decodeModel, encodeModel } from "../src/onnx/model-proto.js";
-import { alignWithScikitLearn, inspectGraph, parseOnnx, rewriteForServing } from "../src/package/graph.js";
+import {
+  alignWithScikitLearn,
+  inspectGraph,
+  parseOnnx,
+  rewriteForServing,
+  SKLEARN_TOKENEXP,
+} from "../src/package/graph.js";
 import { GraphBuilder } from "../training/onnx/builder.js";
 import { byo, byoFixtures, torchLogitsModel } from "./support/byo.js";
 
@@ -181,6 +187,68 @@ describe("modelship package: the three shared skl2onnx exports", async () => {
     // Drift's OOV counter reads the corrected token pattern the way RE2 does (Unicode classes).
     const profile = textProfileFromOnnx(await readFile(modelPath))!;
     expect(profile.count("Über a café, don't 2 go")).toEqual({ tokens: 4, oov: expect.any(Number) });
+  });
+
+  it("the corrected token pattern is Python's \\w\\w+ and onnxruntime lower-cases like str.lower(), on every assigned code point", async () => {
+    const { stdout } = await exec("/usr/bin/python3", ["test/fixtures/python_word_chars.py"], {
+      maxBuffer: 16 << 20,
+      timeout: 120_000,
+    });
+    const py = JSON.parse(stdout) as {
+      word: [number, number][];
+      unassigned: [number, number][];
+      lower: Record<string, string>;
+    };
+    const within = (rs: [number, number][], cp: number) => rs.some(([a, b]) => cp >= a && cp <= b);
+    const cps: number[] = [];
+    // Planes 0-3 and 14: the others hold no assigned character (4-13) or only private use (15-16).
+    for (let cp = 1; cp < 0xf0000; cp++) {
+      if ((cp < 0xd800 || cp > 0xdfff) && (cp < 0x40000 || cp >= 0xe0000)) cps.push(cp);
+    }
+    const run = async (g: GraphBuilder, texts: string[]) => {
+      const s = await ort.InferenceSession.create(g.toModel({ opsets: { "": 14, "com.microsoft": 1 } }));
+      const out: string[] = [];
+      for (let i = 0; i < texts.length; i += 100_000) {
+        const b = texts.slice(i, i + 100_000);
+        const y = (await s.run({ x: new ort.Tensor("string", b, [b.length]) })).y!.data as string[];
+        // a chunk without a single token comes back as [N, 0]
+        out.push(...(y.length === 0 ? b.map(() => "") : y));
+      }
+      await s.release();
+      return out;
+    };
+    // The Tokenizer as the bundle has it, one text of two equal code points per code point.
+    const tok = new GraphBuilder("tok");
+    tok.input("x", { tensor: "string", shape: ["N"] });
+    tok.node(
+      "Tokenizer",
+      ["x"],
+      ["y"],
+      { mark: 0, mincharnum: 1, pad_value: "#", tokenexp: SKLEARN_TOKENEXP },
+      { domain: "com.microsoft" },
+    );
+    tok.output("y", { tensor: "string", shape: ["N", "T"] });
+    const doubled = cps.map((cp) => String.fromCodePoint(cp).repeat(2));
+    const tokens = await run(tok, doubled);
+    expect(tokens).toHaveLength(cps.length);
+    const disagree = cps.filter((cp, i) => (tokens[i] === doubled[i]) !== within(py.word, cp));
+    // RE2 knows letters of newer Unicode versions than this Python; on every code point Python assigns they agree.
+    expect(disagree.filter((cp) => !within(py.unassigned, cp))).toEqual([]);
+
+    const low = new GraphBuilder("lower");
+    low.input("x", { tensor: "string", shape: ["N"] });
+    low.node("StringNormalizer", ["x"], ["y"], {
+      case_change_action: "LOWER",
+      is_case_sensitive: 0,
+      locale: "C.UTF-8",
+    });
+    low.output("y", { tensor: "string", shape: ["N"] });
+    const single = cps.map((cp) => String.fromCodePoint(cp));
+    const lowered = await run(low, single);
+    const differ = cps.filter(
+      (cp, i) => lowered[i] !== (py.lower[cp] ?? single[i]) && !within(py.unassigned, cp),
+    );
+    expect(differ).toEqual([0x130]); // İ: onnxruntime "i", Python "i̇" (i + U+0307)
   });
 
   it("the correction touches only what skl2onnx writes for scikit-learn's default token_pattern", async () => {
