@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,6 +169,43 @@ describe("modelship host init|check|repair", () => {
     expect(router.edgeUrl()).toBe(`http://127.0.0.1:${newPort}`);
     expect((await router.stats()).map((s) => s.name)).toEqual(["v1"]);
     expect((await fetch(`http://127.0.0.1:${newPort}/`)).status).toBe(503); // v1 (port 9) is down
+  });
+
+  it("init --pin-header turns pinning by header on, --no-pin off again (docs/pinning.md)", async () => {
+    const on = await cli(["host", "init", "--state-dir", stateDir, "--pin-header", "X-Try"]);
+    expect(on.code, on.stderr).toBe(0);
+    const router = await Router.open(stateDir);
+    expect(router.settings.pin).toEqual({ enabled: true, header: "x-try" });
+    // a fresh connection each time: a pooled one could still reach the HAProxy replaced by the reload
+    const ask = (version: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${router.edgeUrl()}/predict`, { method: "POST", agent: false }, (res) => {
+          let body = "";
+          res.on("data", (c) => {
+            body += c;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.setHeader("x-try", version);
+        req.end("{}");
+      });
+    const unknown = await ask("v9");
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body)).toEqual({
+      error: "version v9 does not run here (x-try)",
+      running: ["v1"],
+    });
+    const down = await ask("v1"); // v1 (port 9) is down: HAProxy's own 503, never another version's answer
+    expect(down.status).toBe(503);
+    const off = await cli(["host", "init", "--state-dir", stateDir, "--no-pin"]);
+    expect(off.code, off.stderr).toBe(0);
+    expect((await Router.open(stateDir)).settings.pin).toEqual({ enabled: false, header: "x-try" });
+    expect((await ask("v9")).status).toBe(503); // ignored: the normal route (v1 is down)
+    const bad = await cli(["host", "init", "--state-dir", stateDir, "--pin-header", "x-a if TRUE"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/pin\.header: header name/);
   });
 
   it("rejects bad flags with exit 2 and one line", async () => {

@@ -11,6 +11,7 @@ export const inputsSchema = z
     model: z.string().optional(),
     repository: z.string().optional(),
     "state-dir": z.string().optional(),
+    config: z.string().optional(),
     steps: z.string().optional(),
     interval: z.string().optional(),
     shadow: z.string().optional(),

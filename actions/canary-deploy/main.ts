@@ -1,5 +1,6 @@
 import * as core from "@actions/core";
-import { flagsFromInputs, runAction, setOutputs } from "../../src/action/kit.js";
+import { flagsFromInputs, runAction, setOutputs, workspaceConfig } from "../../src/action/kit.js";
+import { loadDeployConfig } from "../../src/config/load.js";
 import { Engine } from "../../src/engine/engine.js";
 import { withRunDeployment } from "../../src/github/deployments.js";
 import { resolveStateDir } from "../../src/ledger/ledger.js";
@@ -17,7 +18,10 @@ import { getInputs } from "./input-helper.js";
 export function run(): Promise<void> {
   return runAction(async () => {
     const inputs = getInputs();
-    const settings = settingsFromFlags(flagsFromInputs<RolloutFlags>(inputs, DEPLOY_SETTINGS));
+    const settings = settingsFromFlags(
+      flagsFromInputs<RolloutFlags>(inputs, DEPLOY_SETTINGS),
+      await loadDeployConfig(workspaceConfig(inputs.config)),
+    );
     const stateDir = resolveStateDir(inputs["state-dir"]);
     // Resolved up front so the GitHub Deployment names the model, not just an image reference.
     const candidate = inputs.image

@@ -1,12 +1,14 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { ZodType, z } from "zod";
 import { UserError } from "../util/errors.js";
+import { deployConfigSchema } from "./deploy.js";
 import { driftPolicySchema } from "./drift.js";
 import { gatePolicySchema } from "./gate.js";
 import type { PackageFlags, PackageSettings } from "./package.js";
-import { configSchema, type ModelshipConfig } from "./schema.js";
+import { CONFIG_FILE, configSchema, type ModelshipConfig } from "./schema.js";
 import { resolveTrainSettings, type TrainFlags, type TrainSettings } from "./train.js";
 
 export interface LoadedConfig {
@@ -34,7 +36,11 @@ export function parseConfigText(text: string, where: string): ModelshipConfig {
 }
 
 /** The sections a tool can also take from a standalone file (`--policy FILE`: the keys without the section). */
-const POLICY_SCHEMAS = { gate: gatePolicySchema, drift: driftPolicySchema } as const;
+const POLICY_SCHEMAS = {
+  gate: gatePolicySchema,
+  drift: driftPolicySchema,
+  deploy: deployConfigSchema,
+} as const;
 export type PolicySection = keyof typeof POLICY_SCHEMAS;
 export type Policy<K extends PolicySection> = z.infer<(typeof POLICY_SCHEMAS)[K]>;
 
@@ -58,6 +64,18 @@ export async function loadPolicy<K extends PolicySection>(
   const standalone = Object.keys(record).some((k) => k in POLICY_SCHEMAS[section].shape);
   const value = section in record ? record[section] : standalone ? record : {};
   return parseWith(schema, value ?? {}, path, [section]) as Policy<K>;
+}
+
+/**
+ * modelship.yaml's `deploy:` section (steps, shadow) for `modelship deploy` / canary-deploy: the file
+ * given, else ./modelship.yaml when present, else none. Only that section is validated.
+ */
+export async function loadDeployConfig(
+  path: string | undefined,
+): Promise<{ deploy: Policy<"deploy">; file: string } | undefined> {
+  const file = path ?? (existsSync(CONFIG_FILE) ? CONFIG_FILE : undefined);
+  if (!file) return undefined;
+  return { deploy: await loadPolicy("deploy", file), file };
 }
 
 export const loadGatePolicy = (path: string | undefined) => loadPolicy("gate", path);

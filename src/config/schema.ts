@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { deployConfigSchema } from "./deploy.js";
 import { driftPolicySchema } from "./drift.js";
 import { gatePolicySchema } from "./gate.js";
 import { packageConfigSchema } from "./package.js";
@@ -20,6 +21,11 @@ export const configSchema = z
     package: packageConfigSchema
       .optional()
       .describe("Packaging an ONNX classifier trained elsewhere (modelship package)."),
+    deploy: deployConfigSchema
+      .optional()
+      .describe(
+        "Rollout plan of modelship deploy / canary-deploy: steps (with a leading shadow step) and shadow.",
+      ),
   })
   .strict();
 

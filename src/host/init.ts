@@ -19,6 +19,10 @@ export interface HostInitOptions {
   socketGroup?: string;
   /** Default: systemd when it is PID 1, else a detached `haproxy -D`. */
   supervisor?: "daemon" | "systemd";
+  /** Pinning by header on/off (undefined: as before; `pinHeader` alone turns it on). */
+  pin?: boolean;
+  /** Header naming the version of a pinned request (docs/pinning.md). */
+  pinHeader?: string;
 }
 
 export interface HostInitResult {
@@ -68,6 +72,11 @@ export async function initHost(options: HostInitOptions, reporter: Reporter): Pr
     };
   if (options.metricsPort !== undefined)
     overrides.metrics = { bind: existing.settings.metrics.bind, port: options.metricsPort };
+  if (options.pin !== undefined || options.pinHeader !== undefined)
+    overrides.pin = {
+      enabled: options.pin ?? true,
+      header: options.pinHeader ?? existing.settings.pin.header,
+    };
   const sudoUid = process.getuid?.() === 0 ? Number(process.env.SUDO_UID) : Number.NaN;
   const sudoGid = process.getuid?.() === 0 ? Number(process.env.SUDO_GID) : Number.NaN;
   const socketGroup = options.socketGroup ?? (Number.isInteger(sudoGid) ? String(sudoGid) : undefined);

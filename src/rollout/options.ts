@@ -1,6 +1,14 @@
 import { z } from "zod";
+import type { DeployConfig } from "../config/deploy.js";
 import { ExitCode, UserError } from "../util/errors.js";
-import { FAST_SETTINGS, parseDuration, type RolloutSettings, rolloutSettingsSchema } from "./settings.js";
+import {
+  FAST_SETTINGS,
+  FAST_SHADOW_STEP_MS,
+  parseDuration,
+  type RolloutSettings,
+  rolloutSettingsSchema,
+  SHADOW_STEP_MS,
+} from "./settings.js";
 
 /** Flags shared by `deploy`, `rollback` and the actions, as strings (CLI / action inputs); named in src/settings/rollout.ts. */
 export interface RolloutFlags {
@@ -49,23 +57,98 @@ function dur(flag: string, value: string | undefined): number | undefined {
 const defined = <T extends object>(o: T) =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
-/** Flags → validated settings; `--fast` sets demo speeds that explicit flags still override. */
-export function settingsFromFlags(flags: RolloutFlags): RolloutSettings {
+/** The steps of a rollout: an optional leading shadow step, then the canary percentages. */
+export interface StepsPlan {
+  shadow: boolean;
+  steps: number[];
+}
+
+/**
+ * `shadow,5,25,50,100` (a flag, an input, or modelship.yaml's `deploy.steps` as text or a list) → the
+ * plan. Pure; `where` names the source in the one-line error. Order and range of the percentages are
+ * the settings schema's (strictly ascending, 1..100).
+ */
+export function parseSteps(value: string | readonly (string | number)[], where: string): StepsPlan {
+  const tokens = typeof value === "string" ? value.split(",") : value.map(String);
+  const text = tokens.map((t) => t.trim()).join(",");
+  let shadow = false;
+  const steps: number[] = [];
+  tokens.forEach((raw, i) => {
+    const token = raw.trim();
+    if (/^shadow$/i.test(token)) {
+      if (shadow) throw new UserError(`${where}: 'shadow' is given twice in '${text}'`);
+      if (i !== 0)
+        throw new UserError(
+          `${where}: 'shadow' must be the first step, before any traffic moves (got '${text}'; e.g. shadow,5,25,50,100)`,
+        );
+      shadow = true;
+      return;
+    }
+    const n = Number(token.replace(/%$/, ""));
+    if (token === "" || !Number.isInteger(n))
+      throw new UserError(`${where}: '${token}' is neither a whole percentage nor 'shadow' (in '${text}')`);
+    steps.push(n);
+  });
+  if (steps.length === 0)
+    throw new UserError(
+      `${where}: '${text}' has no canary percentages${shadow ? " after shadow" : ""} (e.g. shadow,5,25,50,100)`,
+    );
+  return { shadow, steps };
+}
+
+/** modelship.yaml's `deploy:` section and the file it came from (for error messages). */
+export interface DeployFileSettings {
+  deploy: DeployConfig;
+  file: string;
+}
+
+function configDuration(where: string, value: string | number): number {
+  try {
+    return parseDuration(String(value));
+  } catch (err) {
+    throw new UserError(`${where}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Flags → validated settings; `--fast` sets demo speeds that explicit flags still override.
+ * `config` (modelship.yaml `deploy:`) applies under the flags: `--steps` replaces `deploy.steps`,
+ * `--shadow` replaces `deploy.shadow`'s duration. A shadow step runs when the steps start with
+ * `shadow` (for the given duration, else SHADOW_STEP_MS / FAST_SHADOW_STEP_MS) or a duration is given.
+ */
+export function settingsFromFlags(flags: RolloutFlags, config?: DeployFileSettings): RolloutSettings {
   const base = flags.fast ? FAST_SETTINGS : {};
-  const steps =
-    flags.steps === undefined
-      ? undefined
-      : flags.steps.split(",").map((s) => {
-          const n = Number(s.trim().replace(/%$/, ""));
-          if (!Number.isInteger(n)) throw new UserError(`--steps: '${s}' is not a whole percentage`);
-          return n;
-        });
+  const file = config?.deploy ?? {};
+  const at = (key: string) => `${config?.file ?? "modelship.yaml"} deploy.${key}`;
+  const stepsGiven =
+    flags.steps !== undefined
+      ? { value: flags.steps as string | readonly (string | number)[], where: "--steps" }
+      : file.steps !== undefined
+        ? { value: file.steps, where: at("steps") }
+        : undefined;
+  const plan = stepsGiven ? parseSteps(stepsGiven.value, stepsGiven.where) : undefined;
+  const fileShadow = file.shadow;
+  const { duration: fileDuration, ...fileThresholds } =
+    typeof fileShadow === "object" ? fileShadow : { duration: fileShadow };
+  const duration =
+    flags.shadow !== undefined
+      ? { ms: dur("--shadow", flags.shadow)!, where: `--shadow ${flags.shadow}` }
+      : fileDuration !== undefined
+        ? { ms: configDuration(at("shadow"), fileDuration), where: `${at("shadow")} ${fileDuration}` }
+        : undefined;
+  if (plan?.shadow && duration?.ms === 0)
+    throw new UserError(
+      `${stepsGiven!.where} start with shadow but ${duration.where} turns the shadow step off: drop one of them`,
+    );
+  const shadowMs =
+    duration?.ms ?? (plan?.shadow ? (flags.fast ? FAST_SHADOW_STEP_MS : SHADOW_STEP_MS) : undefined);
+  const steps = plan?.steps;
   const raw = {
     ...base,
     ...defined({
       steps,
       intervalMs: dur("--interval", flags.interval),
-      shadowMs: dur("--shadow", flags.shadow),
+      shadowMs,
       maxExtensions: num("--max-extensions", flags.maxExtensions),
       failureThreshold: num("--failure-threshold", flags.failureThreshold),
       allowNoData: flags.allowNoData,
@@ -75,6 +158,7 @@ export function settingsFromFlags(flags: RolloutFlags): RolloutSettings {
       standbyWindowMs: dur("--standby-window", flags.standbyWindow),
       keepImages: num("--keep-images", flags.keepImages),
     }),
+    shadow: { ...(base.shadow ?? {}), ...fileThresholds },
     analysis: {
       ...(base.analysis ?? {}),
       ...defined({

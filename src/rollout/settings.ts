@@ -67,7 +67,13 @@ export const FAST_SETTINGS: RolloutSettingsInput = {
   maxExtensions: 5,
   drainTimeoutMs: 10_000,
   analysis: { minRequests: 20, minPredictions: 50 },
+  shadow: { minPairs: 50 },
 };
+
+/** A `shadow` first step without a duration (`--steps shadow,5,…`, no `--shadow`) mirrors this long. */
+export const SHADOW_STEP_MS = 60_000;
+/** …and this long with `--fast` (the demo: a few seconds at its 200 req/s is hundreds of pairs). */
+export const FAST_SHADOW_STEP_MS = 3000;
 
 /** "30s", "500ms", "2m", "1h" or a plain number of seconds → ms. */
 export function parseDuration(text: string): number {

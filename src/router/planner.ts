@@ -112,3 +112,33 @@ export function driftProblems(live: LiveServer[], desired: RouterDesired): strin
     if (!desired.servers.some((d) => d.name === s.name)) problems.push(`${s.name} not desired`);
   return problems;
 }
+
+/** Runtime API commands that make the live pin map hold `wanted` (see config.ts `pinEntries`). */
+export interface PinMapPlan {
+  /** Entries leaving (and changed lists): sent before servers are put in maintenance and deleted. */
+  before: PlannedCommand[];
+  /** Entries arriving: sent after their servers were added. */
+  after: PlannedCommand[];
+}
+
+export function planPinMap(file: string, live: Map<string, string>, wanted: Map<string, string>): PinMapPlan {
+  const before: PlannedCommand[] = [];
+  const after: PlannedCommand[] = [];
+  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file} ${key}` });
+  for (const [key, value] of wanted) {
+    const cur = live.get(key);
+    if (cur === undefined) after.push({ command: `add map ${file} ${key} ${value}` });
+    else if (cur !== value) before.push({ command: `set map ${file} ${key} ${value}` });
+  }
+  return { before, after };
+}
+
+/** `show map <file>` → key → value (`0x55d… key value` lines). */
+export function parseShowMap(answer: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of answer.split("\n")) {
+    const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
+    if (m) out.set(m[1]!, m[2]!);
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile } from "../util/fs.js";
-import { type RouterPaths, renderConfig } from "./config.js";
-import { type LiveServer, planChanges } from "./planner.js";
+import { pinEntries, type RouterPaths, renderConfig, renderPinMap } from "./config.js";
+import { type LiveServer, type PlannedCommand, parseShowMap, planChanges, planPinMap } from "./planner.js";
 import { effectiveRunAs, HaproxyProcess, type RunningInfo } from "./process.js";
 import type { RuntimeApi } from "./runtime-api.js";
 import {
@@ -104,6 +104,8 @@ export class Router {
     const config = await this.render(desired);
     // haproxy -c loads the Lua too: it must be in place first (static content, same every time).
     if (desired.shadow) await atomicWriteFile(this.paths.shadowLua, SHADOW_LUA);
+    // Likewise the pin map (read at start and reload; live changes go through the runtime API).
+    if (this.settings.pin.enabled) await atomicWriteFile(this.paths.pinMap, renderPinMap(desired));
     await this.validate(config);
     await atomicWriteFile(this.paths.config, config);
     return config;
@@ -248,11 +250,18 @@ export class Router {
   /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
   private async pushRuntime(desired: RouterDesired): Promise<Omit<ApplyResult, "started">> {
     const plan = planChanges(this.settings, await this.liveServers(), desired);
+    const pin = await this.planPin(desired);
+    if (pin === "reload") plan.reload = true;
     const commands: string[] = [];
-    for (const step of plan.commands) {
-      commands.push(step.command);
-      await this.api.exec(step.command, step.ok);
-    }
+    const run = async (steps: PlannedCommand[]) => {
+      for (const step of steps) {
+        commands.push(step.command);
+        await this.api.exec(step.command, step.ok);
+      }
+    };
+    if (pin !== "reload") await run(pin.before);
+    await run(plan.commands);
+    if (pin !== "reload") await run(pin.after);
     // HAProxy 2.6 refuses to delete a server that still has sessions or idle connections, so retry
     // until it lets go (bounded). Never `shutdown sessions`: that would fail requests users wait on.
     const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
@@ -275,9 +284,23 @@ export class Router {
     }
     if (plan.reload) {
       const r = await this.reloadLocked();
-      commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
+      const why = pin === "reload" ? "pin map not loaded" : "backup flag changed";
+      commands.push(`reload (${why}; pid ${r.previousPid} → ${r.pid})`);
     }
     return { commands, pendingRemoval: pending };
+  }
+
+  /**
+   * The pin map changes that follow `desired` live (no reload), or "reload" when the running process
+   * has no pin map (started before pinning was enabled): a seamless reload loads it from the file.
+   */
+  private async planPin(
+    desired: RouterDesired,
+  ): Promise<{ before: PlannedCommand[]; after: PlannedCommand[] } | "reload"> {
+    if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const answer = await this.api.send(`show map ${this.paths.pinMap}`);
+    if (/Unknown map/i.test(answer)) return "reload";
+    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
   }
 
   /** Adds a server or replaces its spec (address, weight, state). */

@@ -103,6 +103,14 @@ export const UnitName = z
     "a systemd unit name like modelship-haproxy.service",
   );
 
+/** An HTTP header name (RFC 9110 token, the usual letters/digits/dashes); rendered into haproxy.cfg. */
+export const HeaderName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/, "header name: letters, digits and '-' (max 64)")
+  .transform((v) => v.toLowerCase());
+
+export const DEFAULT_PIN_HEADER = "x-modelship-version";
+
 export const RouterSettings = z.strictObject({
   /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
   stateDir: SafePath,
@@ -153,6 +161,17 @@ export const RouterSettings = z.strictObject({
   /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
   retryOn500: z.boolean().default(true),
   maxconn: z.number().int().positive().max(1_000_000).default(4096),
+  /**
+   * Pinning by header (docs/pinning.md): a request naming a running version in `header` goes to that
+   * version (stable, canary, standby or shadow candidate), a version that does not run gets a 404.
+   * Off unless enabled (`host init --pin`).
+   */
+  pin: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      header: HeaderName.default(DEFAULT_PIN_HEADER),
+    })
+    .prefault({}),
   /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
   supervisor: z.enum(["daemon", "systemd"]).default("daemon"),
   systemdUnit: UnitName.default("modelship-haproxy.service"),

@@ -1,3 +1,4 @@
+import { DEFAULT_PIN_HEADER } from "../router/schema.js";
 import type { SettingsTable } from "./table.js";
 import { CHECK_LIMIT_SETTINGS } from "./validate.js";
 
@@ -651,6 +652,26 @@ export const HOST_INIT_SETTINGS: SettingsTable = [
     input: null,
     default: "9090",
     description: "Prometheus port (default 9090, on 127.0.0.1)",
+  },
+  {
+    key: "pin",
+    flag: "--pin",
+    input: null,
+    description:
+      "turn on pinning by header: a request naming a running version (stable, canary, standby, shadow candidate) goes to it, any other version gets a 404 (docs/pinning.md)",
+  },
+  {
+    key: "pin",
+    flag: "--no-pin",
+    input: null,
+    description: "turn pinning by header off (the default; the header is then ignored)",
+  },
+  {
+    key: "pinHeader",
+    flag: "--pin-header <name>",
+    input: null,
+    default: DEFAULT_PIN_HEADER,
+    description: "header that names the version; implies --pin (default x-modelship-version)",
   },
 ];
 

@@ -1,4 +1,9 @@
-import { FAST_SETTINGS, rolloutSettingsSchema } from "../rollout/settings.js";
+import {
+  FAST_SETTINGS,
+  FAST_SHADOW_STEP_MS,
+  rolloutSettingsSchema,
+  SHADOW_STEP_MS,
+} from "../rollout/settings.js";
 import { type SettingsTable, table } from "./table.js";
 
 /** The defaults live in the zod schemas that apply them; the tables only render them. */
@@ -132,10 +137,17 @@ export const DEPLOY_SETTINGS: SettingsTable = table(
       description: "base image for --model builds",
     },
     {
+      key: "config",
+      flag: "--config <file>",
+      description:
+        "modelship.yaml whose deploy: section (steps, shadow) applies under these flags (default: ./modelship.yaml if present)",
+    },
+    {
       key: "steps",
       flag: "--steps <list>",
       default: R.steps.join(","),
-      description: "canary traffic percentages, comma separated; reaching 100 is the promotion",
+      actionDefault: "",
+      description: `canary traffic percentages, comma separated, reaching 100 is the promotion; a leading \`shadow\` (shadow,5,25,50,100) adds a shadow step of --shadow's duration, else ${formatDuration(SHADOW_STEP_MS)} (${formatDuration(FAST_SHADOW_STEP_MS)} with --fast); modelship.yaml deploy.steps applies when not given`,
     },
     {
       key: "interval",
@@ -148,7 +160,7 @@ export const DEPLOY_SETTINGS: SettingsTable = table(
       key: "shadow",
       flag: "--shadow <duration>",
       description:
-        "shadow step (off unless given): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s)",
+        "shadow step (off unless given, or the steps start with shadow): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s; 0 = off)",
     },
     {
       key: "fast",

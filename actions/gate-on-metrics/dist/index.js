@@ -18303,9 +18303,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms2) {
+    function delay(ms3) {
       return new Promise((resolve4) => {
-        setTimeout(resolve4, ms2).unref();
+        setTimeout(resolve4, ms3).unref();
       });
     }
     module.exports = {
@@ -19871,8 +19871,8 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms2 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve4) => setTimeout(() => resolve4(), ms2));
+          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve4) => setTimeout(() => resolve4(), ms3));
         });
       }
       _processResponse(res, options) {
@@ -22116,13 +22116,13 @@ function isValidBase64URL(data) {
 function isLuhnAlgo(digits) {
   let length = digits.length;
   let bit = 1;
-  let sum = 0;
+  let sum2 = 0;
   while (length) {
     const value = digits.charCodeAt(--length) - 48;
     bit ^= 1;
-    sum += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
+    sum2 += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
   }
-  return sum % 10 === 0;
+  return sum2 % 10 === 0;
 }
 function isValidCreditCard(input2) {
   if (!creditCard.test(input2))
@@ -42369,7 +42369,7 @@ ${indent}${line}` : "\n";
           str += ",";
         } else if (ctx.options.trailingComma) {
           if (ctx.options.lineWidth > 0) {
-            reqNewline || (reqNewline = lines.reduce((sum, line) => sum + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
+            reqNewline || (reqNewline = lines.reduce((sum2, line) => sum2 + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
           }
           if (reqNewline) {
             str += ",";
@@ -42385,7 +42385,7 @@ ${indent}${line}` : "\n";
         return start + end;
       } else {
         if (!reqNewline) {
-          const len = lines.reduce((sum, line) => sum + line.length + 2, 2);
+          const len = lines.reduce((sum2, line) => sum2 + line.length + 2, 2);
           reqNewline = ctx.options.lineWidth > 0 && len > ctx.options.lineWidth;
         }
         if (reqNewline) {
@@ -42976,7 +42976,7 @@ var require_schema2 = __commonJS({
         stringify: stringifyJSON
       }
     ];
-    var jsonError = {
+    var jsonError2 = {
       default: true,
       tag: "",
       test: /^/,
@@ -42985,7 +42985,7 @@ var require_schema2 = __commonJS({
         return str;
       }
     };
-    var schema = [map2.map, seq.seq].concat(jsonScalars, jsonError);
+    var schema = [map2.map, seq.seq].concat(jsonScalars, jsonError2);
     exports.schema = schema;
   }
 });
@@ -58968,6 +58968,567 @@ init_zod();
 // src/config/schema.ts
 init_zod();
 
+// src/config/deploy.ts
+init_zod();
+
+// src/rollout/settings.ts
+init_zod();
+
+// src/analysis/analysis.ts
+init_zod();
+
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference) {
+  const k = Math.max(observed.length, reference.length);
+  const no = sum(observed);
+  const nr = sum(reference);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function labelTotalVariation(a, b) {
+  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
+  return totalVariation(
+    keys.map((k) => a[k] ?? 0),
+    keys.map((k) => b[k] ?? 0)
+  );
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
+// src/analysis/analysis.ts
+var serverMetrics = {
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
+};
+var analysisConfigSchema = external_exports.object({
+  /** Largest canary 5xx share of its responses. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Canary responses needed before rates and latency mean anything. */
+  minRequests: external_exports.number().int().min(1).default(20),
+  maxP95Ms: external_exports.number().positive().default(250),
+  maxP99Ms: external_exports.number().positive().default(500),
+  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
+  latencyFactor: external_exports.number().min(1).default(2),
+  latencySlackMs: external_exports.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
+  /** Predictions needed on the canary before the quality checks judge. */
+  minPredictions: external_exports.number().int().min(1).default(100),
+  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
+  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
+  /** Largest population stability index between canary and stable confidence histograms. */
+  maxPsi: external_exports.number().min(0).default(0.25),
+  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
+  maxReferenceShift: external_exports.number().min(0).max(1).optional()
+});
+var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
+var totalVariation2 = labelTotalVariation;
+function mixText(mix) {
+  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
+}
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
+        config2.maxErrorRate
+      )
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
+      }
+    ];
+  const base = stable?.[q];
+  const relative = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative === void 0 ? limit : Math.min(limit, relative);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
+      name,
+      ok,
+      value,
+      threshold,
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
+        config2.maxClassShift
+      )
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
+        config2.maxPsi
+      )
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
+  if (!reference || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
+
+// src/shadow/compare.ts
+init_zod();
+
+// training/random.ts
+function createRng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function shuffleInPlace(items, rng) {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const tmp = items[i];
+    items[i] = items[j];
+    items[j] = tmp;
+  }
+  return items;
+}
+
+// src/gate/stats.ts
+function mcnemarExact(b, c) {
+  if (!(Number.isInteger(b) && Number.isInteger(c) && b >= 0 && c >= 0)) {
+    throw new RangeError(`McNemar counts must be non-negative integers, got ${b} and ${c}`);
+  }
+  const n = b + c;
+  if (n === 0) return 1;
+  const k = Math.min(b, c);
+  const ln2n = n * Math.LN2;
+  const logs = [];
+  let logC = 0;
+  for (let i = 0; i <= k; i++) {
+    logs.push(logC - ln2n);
+    logC += Math.log(n - i) - Math.log(i + 1);
+  }
+  const max = Math.max(...logs);
+  let sum2 = 0;
+  for (const l of logs) sum2 += Math.exp(l - max);
+  const tail2 = Math.exp(max + Math.log(sum2));
+  return Math.min(1, 2 * tail2);
+}
+function disagreements(input2) {
+  let candidateOnly = 0;
+  let baselineOnly = 0;
+  let bothRight = 0;
+  let bothWrong = 0;
+  let differentAnswers = 0;
+  for (let i = 0; i < input2.yTrue.length; i++) {
+    const t = input2.yTrue[i];
+    const c = input2.candidate[i] === t;
+    const b = input2.baseline[i] === t;
+    if (input2.candidate[i] !== input2.baseline[i]) differentAnswers++;
+    if (c && !b) candidateOnly++;
+    else if (b && !c) baselineOnly++;
+    else if (b && c) bothRight++;
+    else bothWrong++;
+  }
+  return {
+    candidateOnly,
+    baselineOnly,
+    bothRight,
+    bothWrong,
+    differentAnswers,
+    pValue: mcnemarExact(candidateOnly, baselineOnly)
+  };
+}
+function confusionMetrics(cells, k, outC, outB) {
+  for (const [out, which2] of [
+    [outC, 0],
+    [outB, 1]
+  ]) {
+    let total = 0;
+    let hits = 0;
+    let f1sum = 0;
+    for (let c = 0; c < k; c++) {
+      let tp = 0;
+      let predicted = 0;
+      let support = 0;
+      for (let a = 0; a < k; a++) {
+        for (let b = 0; b < k; b++) {
+          const own2 = which2 === 0 ? a : b;
+          const n = cells[(c * k + a) * k + b];
+          support += n;
+          if (own2 === c) tp += n;
+          const m = which2 === 0 ? cells[(a * k + c) * k + b] : cells[(a * k + b) * k + c];
+          predicted += m;
+        }
+      }
+      total += support;
+      hits += tp;
+      const precision = predicted === 0 ? 0 : tp / predicted;
+      const recall = support === 0 ? 0 : tp / support;
+      const f1 = precision + recall === 0 ? 0 : 2 * precision * recall / (precision + recall);
+      out[2 + c] = f1;
+      f1sum += f1;
+    }
+    out[0] = total === 0 ? Number.NaN : hits / total;
+    out[1] = f1sum / k;
+  }
+}
+var AucScorer = class {
+  constructor(positive2, score2) {
+    this.positive = positive2;
+    const n = positive2.length;
+    this.order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score2[a] - score2[b]);
+    this.groupEnd = new Int32Array(n);
+    for (let i = n - 1; i >= 0; i--) {
+      this.groupEnd[i] = i + 1 < n && score2[this.order[i + 1]] === score2[this.order[i]] ? this.groupEnd[i + 1] : i + 1;
+    }
+  }
+  positive;
+  order;
+  groupEnd;
+  /** Ties count half, as sklearn's roc_auc_score; NaN when a class is absent from the draw. */
+  auc(w) {
+    const { order, groupEnd, positive: positive2 } = this;
+    let negBelow = 0;
+    let area = 0;
+    let pos = 0;
+    let i = 0;
+    while (i < order.length) {
+      const end = groupEnd[i];
+      let gPos = 0;
+      let gNeg = 0;
+      for (let j = i; j < end; j++) {
+        const row = order[j];
+        const wi = w[row];
+        if (wi === 0) continue;
+        if (positive2[row] === 1) gPos += wi;
+        else gNeg += wi;
+      }
+      area += gPos * (negBelow + gNeg / 2);
+      negBelow += gNeg;
+      pos += gPos;
+      i = end;
+    }
+    if (pos === 0 || negBelow === 0) return Number.NaN;
+    return area / (pos * negBelow);
+  }
+};
+function metricKeys(labels) {
+  return ["accuracy", "macroF1", ...labels.map((l) => `classF1[${l}]`), "rocAuc"];
+}
+function pairedBootstrap(input2, options) {
+  const n = input2.yTrue.length;
+  const k = input2.labels.length;
+  if (n === 0) return [];
+  if (input2.candidate.length !== n || input2.baseline.length !== n) {
+    throw new RangeError(
+      `paired bootstrap: ${n} labels but ${input2.candidate.length}/${input2.baseline.length} predictions`
+    );
+  }
+  const combo = new Int32Array(n);
+  for (let i = 0; i < n; i++) combo[i] = (input2.yTrue[i] * k + input2.candidate[i]) * k + input2.baseline[i];
+  const binary = k === 2 && input2.candidateScore !== void 0 && input2.baselineScore !== void 0;
+  const positive2 = Uint8Array.from({ length: n }, (_, i) => input2.yTrue[i] === 1 ? 1 : 0);
+  const aucC = binary ? new AucScorer(positive2, input2.candidateScore) : void 0;
+  const aucB = binary ? new AucScorer(positive2, input2.baselineScore) : void 0;
+  const width = k + 3;
+  const cells = new Float64Array(k * k * k);
+  const score2 = (w2, outC2, outB2) => {
+    cells.fill(0);
+    for (let i = 0; i < n; i++) cells[combo[i]] += w2[i];
+    confusionMetrics(cells, k, outC2, outB2);
+    outC2[2 + k] = aucC ? aucC.auc(w2) : Number.NaN;
+    outB2[2 + k] = aucB ? aucB.auc(w2) : Number.NaN;
+  };
+  const pointC = new Float64Array(width);
+  const pointB = new Float64Array(width);
+  const ones = new Float64Array(n).fill(1);
+  score2(ones, pointC, pointB);
+  const deltas = Array.from({ length: width }, () => new Float64Array(options.resamples));
+  const counts = new Int32Array(width);
+  const w = new Float64Array(n);
+  const outC = new Float64Array(width);
+  const outB = new Float64Array(width);
+  const rng = createRng(options.seed);
+  for (let r = 0; r < options.resamples; r++) {
+    w.fill(0);
+    for (let i = 0; i < n; i++) w[Math.floor(rng() * n)]++;
+    score2(w, outC, outB);
+    for (let m = 0; m < width; m++) {
+      const d = outC[m] - outB[m];
+      if (Number.isNaN(d)) continue;
+      deltas[m][counts[m]++] = d;
+    }
+  }
+  const alpha = 1 - options.confidence;
+  const keys = metricKeys(input2.labels);
+  const result = [];
+  keys.forEach((key, m) => {
+    if (Number.isNaN(pointC[m]) || Number.isNaN(pointB[m])) return;
+    const sorted2 = deltas[m].subarray(0, counts[m]).sort();
+    result.push({
+      key,
+      candidate: pointC[m],
+      baseline: pointB[m],
+      delta: pointC[m] - pointB[m],
+      low: percentile(sorted2, alpha / 2),
+      high: percentile(sorted2, 1 - alpha / 2),
+      resamples: counts[m]
+    });
+  });
+  return result;
+}
+function percentile(sorted2, q) {
+  const n = sorted2.length;
+  if (n === 0) return Number.NaN;
+  const pos = (n - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted2[lo] + (sorted2[hi] - sorted2[lo]) * (pos - lo);
+}
+
+// src/shadow/compare.ts
+var shadowConfigSchema = external_exports.object({
+  /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
+  maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
+  /** Largest mean |Δp| (largest per-class probability difference per pair). */
+  maxMeanAbsDelta: external_exports.number().min(0).max(1).default(0.05),
+  /** Largest share of mirrored requests the candidate failed. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Answered pairs (or, for the error check, attempts) needed before the step passes or fails. */
+  minPairs: external_exports.number().int().min(1).default(100),
+  /** Disagreeing requests kept as examples (0 = none, e.g. when the prediction log hashes text). */
+  examples: external_exports.number().int().min(0).max(20).default(3),
+  /** Characters of an example's input shown. */
+  exampleChars: external_exports.number().int().min(8).max(500).default(80)
+});
+var textAnswer = external_exports.object({ sentiment: external_exports.string(), confidence: external_exports.number().min(0).max(100) });
+var tabularAnswer = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+});
+
+// src/rollout/settings.ts
+var containerSettingsSchema = external_exports.object({
+  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
+  cpus: external_exports.number().positive().default(1),
+  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
+  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
+  /** Server worker processes per container. */
+  workers: external_exports.number().int().min(1).max(64).default(1),
+  /** Port the server listens on inside the image. */
+  port: external_exports.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
+  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
+});
+var rolloutSettingsSchema = external_exports.object({
+  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
+  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
+  /** Analysis interval per step. */
+  intervalMs: external_exports.number().int().min(100).default(3e4),
+  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
+  maxExtensions: external_exports.number().int().min(0).default(3),
+  /** Failed analyses (at one step) that abort the rollout. */
+  failureThreshold: external_exports.number().int().min(1).default(1),
+  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
+  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
+  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
+  /** How long the previous stable stays running (weight 0) for an instant rollback. */
+  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
+  /** Images of this many most recent versions are kept; older ones are removed with their version. */
+  keepImages: external_exports.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: external_exports.boolean().default(false),
+  /** Promote even when the analysis has no data (demo without traffic). */
+  allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
+  analysis: analysisConfigSchema.prefault({}),
+  container: containerSettingsSchema.prefault({})
+});
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
+
+// src/config/deploy.ts
+var durationText = external_exports.union([external_exports.string(), external_exports.number().min(0)]).describe('A duration: "30s", "500ms", "2m", or a number of seconds.');
+var deployConfigSchema = external_exports.object({
+  steps: external_exports.union([external_exports.string(), external_exports.array(external_exports.union([external_exports.number(), external_exports.string()]))]).optional().describe(
+    `Rollout steps, as \`--steps\`: "shadow,5,25,50,100" or [shadow, 5, 25, 50, 100]; a leading \`shadow\` is a shadow step of \`shadow\`'s duration (default ${SHADOW_STEP_MS / 1e3}s, ${FAST_SHADOW_STEP_MS / 1e3}s with --fast), then the canary percentages.`
+  ),
+  shadow: external_exports.union([
+    durationText,
+    shadowConfigSchema.partial().extend({
+      duration: durationText.optional().describe("How long the shadow step mirrors (0 = off); given, it turns the step on.")
+    }).strict()
+  ]).optional().describe(
+    "Shadow step: a duration (as `--shadow`; turns the step on, 0 = off) or a mapping with `duration` and the verdict thresholds (maxDisagreement, maxMeanAbsDelta, maxErrorRate, minPairs, examples, exampleChars)."
+  )
+}).strict();
+
 // src/config/drift.ts
 init_zod();
 
@@ -59107,7 +59668,10 @@ var configSchema = external_exports.object({
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
   drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
-  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package)."),
+  deploy: deployConfigSchema.optional().describe(
+    "Rollout plan of modelship deploy / canary-deploy: steps (with a leading shadow step) and shadow."
+  )
 }).strict();
 var CONFIG_FILE = "modelship.yaml";
 
@@ -59170,7 +59734,11 @@ function workspaceConfig(given) {
 import { readFile } from "node:fs/promises";
 var import_yaml = __toESM(require_dist(), 1);
 init_errors3();
-var POLICY_SCHEMAS = { gate: gatePolicySchema, drift: driftPolicySchema };
+var POLICY_SCHEMAS = {
+  gate: gatePolicySchema,
+  drift: driftPolicySchema,
+  deploy: deployConfigSchema
+};
 async function loadPolicy(section, path) {
   const schema = POLICY_SCHEMAS[section];
   if (!path) return schema.parse({});
@@ -59716,7 +60284,7 @@ var ownerSchema = external_exports.object({
   target: external_exports.string().optional(),
   lockIno: external_exports.number()
 });
-var sleep = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep = (ms3) => new Promise((r) => setTimeout(r, ms3));
 var Ledger = class {
   stateDir;
   file;
@@ -60058,6 +60626,8 @@ var UnitName = external_exports.string().regex(
   /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
   "a systemd unit name like modelship-haproxy.service"
 );
+var HeaderName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/, "header name: letters, digits and '-' (max 64)").transform((v) => v.toLowerCase());
+var DEFAULT_PIN_HEADER = "x-modelship-version";
 var RouterSettings = external_exports.strictObject({
   /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
   stateDir: SafePath,
@@ -60098,6 +60668,15 @@ var RouterSettings = external_exports.strictObject({
   /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
   retryOn500: external_exports.boolean().default(true),
   maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /**
+   * Pinning by header (docs/pinning.md): a request naming a running version in `header` goes to that
+   * version (stable, canary, standby or shadow candidate), a version that does not run gets a 404.
+   * Off unless enabled (`host init --pin`).
+   */
+  pin: external_exports.strictObject({
+    enabled: external_exports.boolean().default(false),
+    header: HeaderName.default(DEFAULT_PIN_HEADER)
+  }).prefault({}),
   /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
   supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
   systemdUnit: UnitName.default("modelship-haproxy.service"),
@@ -60129,10 +60708,11 @@ function routerPaths(stateDir) {
     settings: join5(stateDir, "router.json"),
     desired: join5(stateDir, "router-desired.json"),
     lock: join5(dir, "router"),
-    shadowLua: join5(dir, "shadow.lua")
+    shadowLua: join5(dir, "shadow.lua"),
+    pinMap: join5(dir, "pin.map")
   };
 }
-var ms = (n) => `${n}ms`;
+var ms2 = (n) => `${n}ms`;
 var socketGroup = (settings) => {
   const g = settings.socketGroup;
   if (!g) return "";
@@ -60145,14 +60725,14 @@ function serverKeywords(settings, spec, forConfig) {
     `${spec.address}:${spec.port}`,
     `weight ${weight}`,
     "check",
-    `inter ${ms(h.interMs)}`,
-    `fastinter ${ms(h.fastInterMs)}`,
-    `downinter ${ms(h.downInterMs)}`,
+    `inter ${ms2(h.interMs)}`,
+    `fastinter ${ms2(h.fastInterMs)}`,
+    `downinter ${ms2(h.downInterMs)}`,
     `fall ${h.fall}`,
     `rise ${h.rise}`
   ];
   if (h.errorLimit > 0) words.push(`observe layer4 error-limit ${h.errorLimit} on-error mark-down`);
-  if (h.slowstartMs > 0) words.push(`slowstart ${ms(h.slowstartMs)}`);
+  if (h.slowstartMs > 0) words.push(`slowstart ${ms2(h.slowstartMs)}`);
   if (spec.backup) words.push("backup");
   if (forConfig && spec.state === "maint") words.push("disabled");
   return words.join(" ");
@@ -60203,12 +60783,57 @@ ${env2.map(([k, v]) => `    setenv MODELSHIP_SHADOW_${k} ${v}`).join("\n")}
     lua-load ${p.shadowLua}
 `;
 }
-function shadowEdge(t) {
+function shadowEdge(t, pin) {
   if (!t) return "";
   return `    # shadow: copy sampled POST /predict to the candidate after stable answered (never on the user's path)
-    http-request lua.shadow_req if METH_POST { path /predict }
+    http-request lua.shadow_req if METH_POST { path /predict }${pin ? " !{ var(txn.pin) -m found }" : ""}
     http-response wait-for-body time 1s if { var(txn.shadow_body) -m found }
     http-response lua.shadow_res if { var(txn.shadow_body) -m found }
+`;
+}
+var PIN_SHADOW_BACKEND = "pin_shadow";
+var PIN_RUNNING_KEY = "@running";
+var PIN_VALUE = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
+var jsonError = (message) => JSON.stringify({ error: message });
+function pinEntries(desired) {
+  const entries = /* @__PURE__ */ new Map();
+  for (const s of desired.servers) if (s.state !== "maint") entries.set(s.name, BACKEND);
+  if (desired.shadow && !entries.has(desired.shadow.name))
+    entries.set(desired.shadow.name, PIN_SHADOW_BACKEND);
+  const names = [...entries.keys()].sort();
+  if (names.length > 0) entries.set(PIN_RUNNING_KEY, names.map((n) => `"${n}"`).join(","));
+  return entries;
+}
+function renderPinMap(desired) {
+  const lines = [...pinEntries(desired)].map(([k, v]) => `${k} ${v}`);
+  return `# Generated by modelship: versions a pinned request may name (docs/pinning.md)
+${lines.map((l) => `${l}
+`).join("")}`;
+}
+function pinEdge(settings, p, t) {
+  if (!settings.pin.enabled) return "";
+  const h = settings.pin.header;
+  const pinned = "{ var(txn.pin) -m found }";
+  const bad = jsonError(`${h} must name one version: letters, digits and _.- (max 64 characters)`);
+  const notRunning = `{"error":"version %[var(txn.pin),json(ascii)] does not run here (${h})","running":[%[str(${PIN_RUNNING_KEY}),map(${p.pinMap})]]}`;
+  const gone = `{"error":"version %[var(txn.pin),json(ascii)] did not answer: it is down or restarting (${h})"}`;
+  return `    # pinning: "${h}: <version>" goes to that version if it runs, else 404 (docs/pinning.md)
+    http-request set-var(txn.pin) req.fhdr(${h}) if { req.fhdr(${h}) -m found }
+    http-request return status 400 content-type application/json string '${bad}' if ${pinned} { req.fhdr_cnt(${h}) gt 1 }
+    http-request return status 400 content-type application/json string '${bad}' if ${pinned} !{ var(txn.pin) -m reg ${PIN_VALUE} }
+    http-request return status 404 content-type application/json lf-string '${notRunning}' if ${pinned} !{ var(txn.pin),map(${p.pinMap}) -m found }
+    http-request disable-l7-retry if ${pinned}
+${t ? `    use_backend ${PIN_SHADOW_BACKEND} if { var(txn.pin) -m str ${t.name} }
+` : ""}    http-response return status 503 content-type application/json lf-string '${gone}' if ${pinned} !{ srv_name,strcmp(txn.pin) eq 0 }
+`;
+}
+function pinShadowBackend(settings, t) {
+  if (!settings.pin.enabled || !t) return "";
+  const host = isIP2(t.address) === 6 ? `[${t.address}]` : t.address;
+  return `
+backend ${PIN_SHADOW_BACKEND}
+    # requests pinned to the shadow candidate ${t.name} (docs/pinning.md); the mirror itself does not pass here
+    server ${t.name} ${host}:${t.port}
 `;
 }
 function renderConfig(settings, desired) {
@@ -60228,17 +60853,17 @@ global
     stats timeout 30s
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
-    hard-stop-after ${ms(t.hardStopAfterMs)}
+    hard-stop-after ${ms2(t.hardStopAfterMs)}
 ${runAsLines(settings)}${shadowGlobal(p, desired.shadow)}
 defaults
     mode http
-    timeout connect ${ms(t.connectMs)}
-    timeout client ${ms(t.clientMs)}
-    timeout server ${ms(t.serverMs)}
-    timeout http-request ${ms(t.httpRequestMs)}
-    timeout http-keep-alive ${ms(t.keepAliveMs)}
-    timeout queue ${ms(t.queueMs)}
-    timeout check ${ms(h.timeoutMs)}
+    timeout connect ${ms2(t.connectMs)}
+    timeout client ${ms2(t.clientMs)}
+    timeout server ${ms2(t.serverMs)}
+    timeout http-request ${ms2(t.httpRequestMs)}
+    timeout http-keep-alive ${ms2(t.keepAliveMs)}
+    timeout queue ${ms2(t.queueMs)}
+    timeout check ${ms2(h.timeoutMs)}
     # Keep-alive on both sides (HAProxy's default mode) rather than http-server-close: a new backend
     # connection per request costs throughput and latency, idle pooled connections do not count as
     # sessions (so drain still reaches 0), and a backend closing an idle connection under us is
@@ -60264,7 +60889,7 @@ ${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
-${shadowEdge(desired.shadow)}    default_backend ${BACKEND}
+${pinEdge(settings, p, desired.shadow)}${shadowEdge(desired.shadow, settings.pin.enabled)}    default_backend ${BACKEND}
 
 frontend prometheus
     bind ${settings.metrics.bind}:${settings.metrics.port}
@@ -60280,8 +60905,8 @@ backend ${BACKEND}
     option allbackups
     option httpchk GET ${h.path}
     http-check expect status 200
-${servers.join("\n")}
-`;
+${settings.pin.enabled ? "    use-server %[var(txn.pin)] if { var(txn.pin) -m found }\n" : ""}${servers.join("\n")}
+${pinShadowBackend(settings, desired.shadow)}`;
 }
 
 // src/router/planner.ts
@@ -60325,6 +60950,25 @@ function planChanges(settings, live, desired) {
   const leaving = live.map((s) => s.name).filter((name) => !wanted.has(name));
   for (const name of leaving) commands.push({ command: `set server ${BACKEND}/${name} state maint` });
   return { commands, leaving, reload };
+}
+function planPinMap(file2, live, wanted) {
+  const before = [];
+  const after = [];
+  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
+  for (const [key, value] of wanted) {
+    const cur = live.get(key);
+    if (cur === void 0) after.push({ command: `add map ${file2} ${key} ${value}` });
+    else if (cur !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
+  }
+  return { before, after };
+}
+function parseShowMap(answer) {
+  const out = /* @__PURE__ */ new Map();
+  for (const line of answer.split("\n")) {
+    const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
+    if (m) out.set(m[1], m[2]);
+  }
+  return out;
 }
 
 // src/router/process.ts
@@ -62147,7 +62791,7 @@ function parseServersState(answer) {
 }
 
 // src/router/process.ts
-var sleep2 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
 async function haproxyBinary() {
   const bin = await systemExecutable("haproxy");
   if (!bin)
@@ -62498,7 +63142,7 @@ function toServerStats(rows) {
   const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
   const regular = usable.filter((s) => !s.backup);
   const serving = regular.length > 0 ? regular : usable;
-  const total = serving.reduce((sum, s) => sum + s.weight, 0);
+  const total = serving.reduce((sum2, s) => sum2 + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round(s.weight / total * 1e3) / 10 : 0;
   return parsed;
 }
@@ -62749,7 +63393,7 @@ function stripUndefined(o) {
 }
 
 // src/router/router.ts
-var sleep3 = (ms2) => new Promise((r) => setTimeout(r, ms2));
+var sleep3 = (ms3) => new Promise((r) => setTimeout(r, ms3));
 var Router = class _Router {
   settings;
   paths;
@@ -62799,6 +63443,7 @@ var Router = class _Router {
   async writeConfig(desired) {
     const config2 = await this.render(desired);
     if (desired.shadow) await atomicWriteFile(this.paths.shadowLua, SHADOW_LUA);
+    if (this.settings.pin.enabled) await atomicWriteFile(this.paths.pinMap, renderPinMap(desired));
     await this.validate(config2);
     await atomicWriteFile(this.paths.config, config2);
     return config2;
@@ -62928,11 +63573,18 @@ var Router = class _Router {
   /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
   async pushRuntime(desired) {
     const plan = planChanges(this.settings, await this.liveServers(), desired);
+    const pin = await this.planPin(desired);
+    if (pin === "reload") plan.reload = true;
     const commands = [];
-    for (const step of plan.commands) {
-      commands.push(step.command);
-      await this.api.exec(step.command, step.ok);
-    }
+    const run2 = async (steps) => {
+      for (const step of steps) {
+        commands.push(step.command);
+        await this.api.exec(step.command, step.ok);
+      }
+    };
+    if (pin !== "reload") await run2(pin.before);
+    await run2(plan.commands);
+    if (pin !== "reload") await run2(pin.after);
     const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
     let pending = plan.leaving;
     while (pending.length > 0) {
@@ -62953,9 +63605,20 @@ var Router = class _Router {
     }
     if (plan.reload) {
       const r = await this.reloadLocked();
-      commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
+      const why = pin === "reload" ? "pin map not loaded" : "backup flag changed";
+      commands.push(`reload (${why}; pid ${r.previousPid} → ${r.pid})`);
     }
     return { commands, pendingRemoval: pending };
+  }
+  /**
+   * The pin map changes that follow `desired` live (no reload), or "reload" when the running process
+   * has no pin map (started before pinning was enabled): a seamless reload loads it from the file.
+   */
+  async planPin(desired) {
+    if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const answer = await this.api.send(`show map ${this.paths.pinMap}`);
+    if (/Unknown map/i.test(answer)) return "reload";
+    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {
@@ -63432,29 +64095,6 @@ import { join as join12, resolve as resolve3 } from "node:path";
 
 // training/split.ts
 init_errors3();
-
-// training/random.ts
-function createRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-function shuffleInPlace(items, rng) {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const tmp = items[i];
-    items[i] = items[j];
-    items[j] = tmp;
-  }
-  return items;
-}
-
-// training/split.ts
 function indicesByClass(labels) {
   const byClass = /* @__PURE__ */ new Map();
   const sortedClasses = [...new Set(labels)].sort();
@@ -63714,202 +64354,6 @@ function clip(s) {
 // src/gate/paired.ts
 init_classification();
 init_errors3();
-
-// src/gate/stats.ts
-function mcnemarExact(b, c) {
-  if (!(Number.isInteger(b) && Number.isInteger(c) && b >= 0 && c >= 0)) {
-    throw new RangeError(`McNemar counts must be non-negative integers, got ${b} and ${c}`);
-  }
-  const n = b + c;
-  if (n === 0) return 1;
-  const k = Math.min(b, c);
-  const ln2n = n * Math.LN2;
-  const logs = [];
-  let logC = 0;
-  for (let i = 0; i <= k; i++) {
-    logs.push(logC - ln2n);
-    logC += Math.log(n - i) - Math.log(i + 1);
-  }
-  const max = Math.max(...logs);
-  let sum = 0;
-  for (const l of logs) sum += Math.exp(l - max);
-  const tail2 = Math.exp(max + Math.log(sum));
-  return Math.min(1, 2 * tail2);
-}
-function disagreements(input2) {
-  let candidateOnly = 0;
-  let baselineOnly = 0;
-  let bothRight = 0;
-  let bothWrong = 0;
-  let differentAnswers = 0;
-  for (let i = 0; i < input2.yTrue.length; i++) {
-    const t = input2.yTrue[i];
-    const c = input2.candidate[i] === t;
-    const b = input2.baseline[i] === t;
-    if (input2.candidate[i] !== input2.baseline[i]) differentAnswers++;
-    if (c && !b) candidateOnly++;
-    else if (b && !c) baselineOnly++;
-    else if (b && c) bothRight++;
-    else bothWrong++;
-  }
-  return {
-    candidateOnly,
-    baselineOnly,
-    bothRight,
-    bothWrong,
-    differentAnswers,
-    pValue: mcnemarExact(candidateOnly, baselineOnly)
-  };
-}
-function confusionMetrics(cells, k, outC, outB) {
-  for (const [out, which2] of [
-    [outC, 0],
-    [outB, 1]
-  ]) {
-    let total = 0;
-    let hits = 0;
-    let f1sum = 0;
-    for (let c = 0; c < k; c++) {
-      let tp = 0;
-      let predicted = 0;
-      let support = 0;
-      for (let a = 0; a < k; a++) {
-        for (let b = 0; b < k; b++) {
-          const own2 = which2 === 0 ? a : b;
-          const n = cells[(c * k + a) * k + b];
-          support += n;
-          if (own2 === c) tp += n;
-          const m = which2 === 0 ? cells[(a * k + c) * k + b] : cells[(a * k + b) * k + c];
-          predicted += m;
-        }
-      }
-      total += support;
-      hits += tp;
-      const precision = predicted === 0 ? 0 : tp / predicted;
-      const recall = support === 0 ? 0 : tp / support;
-      const f1 = precision + recall === 0 ? 0 : 2 * precision * recall / (precision + recall);
-      out[2 + c] = f1;
-      f1sum += f1;
-    }
-    out[0] = total === 0 ? Number.NaN : hits / total;
-    out[1] = f1sum / k;
-  }
-}
-var AucScorer = class {
-  constructor(positive2, score2) {
-    this.positive = positive2;
-    const n = positive2.length;
-    this.order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score2[a] - score2[b]);
-    this.groupEnd = new Int32Array(n);
-    for (let i = n - 1; i >= 0; i--) {
-      this.groupEnd[i] = i + 1 < n && score2[this.order[i + 1]] === score2[this.order[i]] ? this.groupEnd[i + 1] : i + 1;
-    }
-  }
-  positive;
-  order;
-  groupEnd;
-  /** Ties count half, as sklearn's roc_auc_score; NaN when a class is absent from the draw. */
-  auc(w) {
-    const { order, groupEnd, positive: positive2 } = this;
-    let negBelow = 0;
-    let area = 0;
-    let pos = 0;
-    let i = 0;
-    while (i < order.length) {
-      const end = groupEnd[i];
-      let gPos = 0;
-      let gNeg = 0;
-      for (let j = i; j < end; j++) {
-        const row = order[j];
-        const wi = w[row];
-        if (wi === 0) continue;
-        if (positive2[row] === 1) gPos += wi;
-        else gNeg += wi;
-      }
-      area += gPos * (negBelow + gNeg / 2);
-      negBelow += gNeg;
-      pos += gPos;
-      i = end;
-    }
-    if (pos === 0 || negBelow === 0) return Number.NaN;
-    return area / (pos * negBelow);
-  }
-};
-function metricKeys(labels) {
-  return ["accuracy", "macroF1", ...labels.map((l) => `classF1[${l}]`), "rocAuc"];
-}
-function pairedBootstrap(input2, options) {
-  const n = input2.yTrue.length;
-  const k = input2.labels.length;
-  if (n === 0) return [];
-  if (input2.candidate.length !== n || input2.baseline.length !== n) {
-    throw new RangeError(
-      `paired bootstrap: ${n} labels but ${input2.candidate.length}/${input2.baseline.length} predictions`
-    );
-  }
-  const combo = new Int32Array(n);
-  for (let i = 0; i < n; i++) combo[i] = (input2.yTrue[i] * k + input2.candidate[i]) * k + input2.baseline[i];
-  const binary = k === 2 && input2.candidateScore !== void 0 && input2.baselineScore !== void 0;
-  const positive2 = Uint8Array.from({ length: n }, (_, i) => input2.yTrue[i] === 1 ? 1 : 0);
-  const aucC = binary ? new AucScorer(positive2, input2.candidateScore) : void 0;
-  const aucB = binary ? new AucScorer(positive2, input2.baselineScore) : void 0;
-  const width = k + 3;
-  const cells = new Float64Array(k * k * k);
-  const score2 = (w2, outC2, outB2) => {
-    cells.fill(0);
-    for (let i = 0; i < n; i++) cells[combo[i]] += w2[i];
-    confusionMetrics(cells, k, outC2, outB2);
-    outC2[2 + k] = aucC ? aucC.auc(w2) : Number.NaN;
-    outB2[2 + k] = aucB ? aucB.auc(w2) : Number.NaN;
-  };
-  const pointC = new Float64Array(width);
-  const pointB = new Float64Array(width);
-  const ones = new Float64Array(n).fill(1);
-  score2(ones, pointC, pointB);
-  const deltas = Array.from({ length: width }, () => new Float64Array(options.resamples));
-  const counts = new Int32Array(width);
-  const w = new Float64Array(n);
-  const outC = new Float64Array(width);
-  const outB = new Float64Array(width);
-  const rng = createRng(options.seed);
-  for (let r = 0; r < options.resamples; r++) {
-    w.fill(0);
-    for (let i = 0; i < n; i++) w[Math.floor(rng() * n)]++;
-    score2(w, outC, outB);
-    for (let m = 0; m < width; m++) {
-      const d = outC[m] - outB[m];
-      if (Number.isNaN(d)) continue;
-      deltas[m][counts[m]++] = d;
-    }
-  }
-  const alpha = 1 - options.confidence;
-  const keys = metricKeys(input2.labels);
-  const result = [];
-  keys.forEach((key, m) => {
-    if (Number.isNaN(pointC[m]) || Number.isNaN(pointB[m])) return;
-    const sorted2 = deltas[m].subarray(0, counts[m]).sort();
-    result.push({
-      key,
-      candidate: pointC[m],
-      baseline: pointB[m],
-      delta: pointC[m] - pointB[m],
-      low: percentile(sorted2, alpha / 2),
-      high: percentile(sorted2, 1 - alpha / 2),
-      resamples: counts[m]
-    });
-  });
-  return result;
-}
-function percentile(sorted2, q) {
-  const n = sorted2.length;
-  if (n === 0) return Number.NaN;
-  const pos = (n - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted2[lo] + (sorted2[hi] - sorted2[lo]) * (pos - lo);
-}
-
-// src/gate/paired.ts
 var Tables = class {
   /** Only the columns the models read (and the labels) are decoded: most of the parse time. */
   constructor(columns) {
@@ -64491,7 +64935,7 @@ function pairedRow(d, rule, metric, maxDrop, policy, accuracy, rows) {
   } else if (d.high < 0) significant = "drop";
   else if (d.low > 0) significant = "gain";
   const drop = -d.delta;
-  const pct2 = Math.round(policy.compare.confidence * 1e3) / 10;
+  const pct3 = Math.round(policy.compare.confidence * 1e3) / 10;
   let fail;
   let limit;
   switch (policy.compare.rule) {
@@ -64501,7 +64945,7 @@ function pairedRow(d, rule, metric, maxDrop, policy, accuracy, rows) {
       break;
     case "noninferior":
       fail = d.low < -maxDrop - EPS;
-      limit = `${pct2}% CI above −${fmt(maxDrop)}`;
+      limit = `${pct3}% CI above −${fmt(maxDrop)}`;
       break;
     default:
       fail = significant === "drop" && drop > maxDrop + EPS;
@@ -64773,7 +65217,7 @@ function renderMarkdown(verdict, ctx) {
   if (comparison?.mode === "paired") {
     const e = comparison.evaluation;
     out.push(
-      `> **Paired:** both models scored on the same ${e.rows.toLocaleString("en-US")} rows (${mdCell(e.source)}); Δ = candidate − production with its ${pct(verdict)} interval (paired bootstrap, ${comparison.bootstrap.resamples} resamples, seed ${comparison.bootstrap.seed}).`,
+      `> **Paired:** both models scored on the same ${e.rows.toLocaleString("en-US")} rows (${mdCell(e.source)}); Δ = candidate − production with its ${pct2(verdict)} interval (paired bootstrap, ${comparison.bootstrap.resamples} resamples, seed ${comparison.bootstrap.seed}).`,
       ""
     );
   } else if (comparison?.mode === "unpaired") {
@@ -64815,7 +65259,7 @@ function renderMarkdown(verdict, ctx) {
   return `${out.join("\n").trimEnd()}
 `;
 }
-function pct(verdict) {
+function pct2(verdict) {
   return `${Math.round(verdict.policy.compare.confidence * 1e3) / 10} %`;
 }
 function mdDelta(r) {

@@ -41792,6 +41792,383 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference) {
+  const k = Math.max(observed.length, reference.length);
+  const no = sum(observed);
+  const nr = sum(reference);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function labelTotalVariation(a, b) {
+  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
+  return totalVariation(
+    keys.map((k) => a[k] ?? 0),
+    keys.map((k) => b[k] ?? 0)
+  );
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
+// src/analysis/prom.ts
+var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
+var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
+function parsePromText(text) {
+  const samples = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) {
+      for (const lm of m[2].matchAll(LABEL)) {
+        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      }
+    }
+    const value = parseValue(m[3]);
+    if (value === void 0) continue;
+    samples.push({ name: m[1], labels, value });
+  }
+  return samples;
+}
+function parseValue(s) {
+  if (s === "+Inf") return Number.POSITIVE_INFINITY;
+  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
+  const v = Number(s);
+  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
+}
+
+// src/analysis/analysis.ts
+var serverMetrics = {
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
+};
+var analysisConfigSchema = external_exports.object({
+  /** Largest canary 5xx share of its responses. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Canary responses needed before rates and latency mean anything. */
+  minRequests: external_exports.number().int().min(1).default(20),
+  maxP95Ms: external_exports.number().positive().default(250),
+  maxP99Ms: external_exports.number().positive().default(500),
+  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
+  latencyFactor: external_exports.number().min(1).default(2),
+  latencySlackMs: external_exports.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
+  /** Predictions needed on the canary before the quality checks judge. */
+  minPredictions: external_exports.number().int().min(1).default(100),
+  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
+  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
+  /** Largest population stability index between canary and stable confidence histograms. */
+  maxPsi: external_exports.number().min(0).default(0.25),
+  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
+  maxReferenceShift: external_exports.number().min(0).max(1).optional()
+});
+var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
+var totalVariation2 = labelTotalVariation;
+function mixText(mix) {
+  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
+}
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
+        config2.maxErrorRate
+      )
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
+      }
+    ];
+  const base = stable?.[q];
+  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
+      name,
+      ok,
+      value,
+      threshold,
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
+        config2.maxClassShift
+      )
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
+        config2.maxPsi
+      )
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
+  if (!reference || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
+
+// src/shadow/compare.ts
+var shadowConfigSchema = external_exports.object({
+  /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
+  maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
+  /** Largest mean |Δp| (largest per-class probability difference per pair). */
+  maxMeanAbsDelta: external_exports.number().min(0).max(1).default(0.05),
+  /** Largest share of mirrored requests the candidate failed. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Answered pairs (or, for the error check, attempts) needed before the step passes or fails. */
+  minPairs: external_exports.number().int().min(1).default(100),
+  /** Disagreeing requests kept as examples (0 = none, e.g. when the prediction log hashes text). */
+  examples: external_exports.number().int().min(0).max(20).default(3),
+  /** Characters of an example's input shown. */
+  exampleChars: external_exports.number().int().min(8).max(500).default(80)
+});
+var textAnswer = external_exports.object({ sentiment: external_exports.string(), confidence: external_exports.number().min(0).max(100) });
+var tabularAnswer = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+});
+
+// src/rollout/settings.ts
+var containerSettingsSchema = external_exports.object({
+  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
+  cpus: external_exports.number().positive().default(1),
+  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
+  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
+  /** Server worker processes per container. */
+  workers: external_exports.number().int().min(1).max(64).default(1),
+  /** Port the server listens on inside the image. */
+  port: external_exports.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
+  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
+});
+var rolloutSettingsSchema = external_exports.object({
+  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
+  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
+  /** Analysis interval per step. */
+  intervalMs: external_exports.number().int().min(100).default(3e4),
+  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
+  maxExtensions: external_exports.number().int().min(0).default(3),
+  /** Failed analyses (at one step) that abort the rollout. */
+  failureThreshold: external_exports.number().int().min(1).default(1),
+  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
+  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
+  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
+  /** How long the previous stable stays running (weight 0) for an instant rollback. */
+  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
+  /** Images of this many most recent versions are kept; older ones are removed with their version. */
+  keepImages: external_exports.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: external_exports.boolean().default(false),
+  /** Promote even when the analysis has no data (demo without traffic). */
+  allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
+  analysis: analysisConfigSchema.prefault({}),
+  container: containerSettingsSchema.prefault({})
+});
+var FAST_SETTINGS = {
+  intervalMs: 4e3,
+  maxExtensions: 5,
+  drainTimeoutMs: 1e4,
+  analysis: { minRequests: 20, minPredictions: 50 },
+  shadow: { minPairs: 50 }
+};
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
+function parseDuration(text) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
+  const n = Number(m[1]);
+  const unit2 = m[2] ?? "s";
+  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
+}
+
+// src/config/deploy.ts
+var durationText = external_exports.union([external_exports.string(), external_exports.number().min(0)]).describe('A duration: "30s", "500ms", "2m", or a number of seconds.');
+var deployConfigSchema = external_exports.object({
+  steps: external_exports.union([external_exports.string(), external_exports.array(external_exports.union([external_exports.number(), external_exports.string()]))]).optional().describe(
+    `Rollout steps, as \`--steps\`: "shadow,5,25,50,100" or [shadow, 5, 25, 50, 100]; a leading \`shadow\` is a shadow step of \`shadow\`'s duration (default ${SHADOW_STEP_MS / 1e3}s, ${FAST_SHADOW_STEP_MS / 1e3}s with --fast), then the canary percentages.`
+  ),
+  shadow: external_exports.union([
+    durationText,
+    shadowConfigSchema.partial().extend({
+      duration: durationText.optional().describe("How long the shadow step mirrors (0 = off); given, it turns the step on.")
+    }).strict()
+  ]).optional().describe(
+    "Shadow step: a duration (as `--shadow`; turns the step on, 0 = off) or a mapping with `duration` and the verdict thresholds (maxDisagreement, maxMeanAbsDelta, maxErrorRate, minPairs, examples, exampleChars)."
+  )
+}).strict();
+
 // src/contracts/drift.ts
 var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
@@ -41924,7 +42301,10 @@ var configSchema = external_exports.object({
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
   drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
-  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package)."),
+  deploy: deployConfigSchema.optional().describe(
+    "Rollout plan of modelship deploy / canary-deploy: steps (with a leading shadow step) and shadow."
+  )
 }).strict();
 
 // src/settings/table.ts
@@ -46891,364 +47271,6 @@ var OperationHandle = class {
   }
 };
 
-// src/contracts/metrics.ts
-var METRIC = {
-  requests: "modelship_http_requests_total",
-  duration: "modelship_http_request_duration_seconds",
-  inFlight: "modelship_http_requests_in_flight",
-  predictions: "modelship_predictions_total",
-  confidence: "modelship_prediction_confidence",
-  modelInfo: "modelship_model_info",
-  ready: "modelship_worker_ready",
-  workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total"
-};
-var METRIC_LABEL = {
-  status: "status",
-  route: "route",
-  class: "class"
-};
-
-// src/stats/distribution.ts
-var PSI_SMOOTHING = 0.5;
-function psi(observed, reference) {
-  const k = Math.max(observed.length, reference.length);
-  const no = sum(observed);
-  const nr = sum(reference);
-  if (k === 0 || no === 0 || nr === 0) return 0;
-  const n = no + PSI_SMOOTHING * k;
-  const r = nr + PSI_SMOOTHING * k;
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
-    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
-    total += (q - p) * Math.log(q / p);
-  }
-  return total;
-}
-function totalVariation(p, q) {
-  const k = Math.max(p.length, q.length);
-  let total = 0;
-  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
-  return total / 2;
-}
-function labelTotalVariation(a, b) {
-  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
-  return totalVariation(
-    keys.map((k) => a[k] ?? 0),
-    keys.map((k) => b[k] ?? 0)
-  );
-}
-function sum(xs) {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
-
-// src/analysis/prom.ts
-var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
-var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
-function parsePromText(text) {
-  const samples = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const labels = {};
-    if (m[2]) {
-      for (const lm of m[2].matchAll(LABEL)) {
-        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
-      }
-    }
-    const value = parseValue(m[3]);
-    if (value === void 0) continue;
-    samples.push({ name: m[1], labels, value });
-  }
-  return samples;
-}
-function parseValue(s) {
-  if (s === "+Inf") return Number.POSITIVE_INFINITY;
-  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
-  const v = Number(s);
-  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
-}
-
-// src/analysis/analysis.ts
-var serverMetrics = {
-  requests: METRIC.requests,
-  statusLabel: METRIC_LABEL.status,
-  routeLabel: METRIC_LABEL.route,
-  latency: METRIC.duration,
-  predictions: METRIC.predictions,
-  classLabel: METRIC_LABEL.class,
-  confidence: METRIC.confidence
-};
-var analysisConfigSchema = external_exports.object({
-  /** Largest canary 5xx share of its responses. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Canary responses needed before rates and latency mean anything. */
-  minRequests: external_exports.number().int().min(1).default(20),
-  maxP95Ms: external_exports.number().positive().default(250),
-  maxP99Ms: external_exports.number().positive().default(500),
-  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
-  latencyFactor: external_exports.number().min(1).default(2),
-  latencySlackMs: external_exports.number().min(0).default(20),
-  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
-  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
-  /** Predictions needed on the canary before the quality checks judge. */
-  minPredictions: external_exports.number().int().min(1).default(100),
-  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
-  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
-  /** Largest population stability index between canary and stable confidence histograms. */
-  maxPsi: external_exports.number().min(0).default(0.25),
-  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
-  maxReferenceShift: external_exports.number().min(0).max(1).optional()
-});
-var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
-var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
-var totalVariation2 = labelTotalVariation;
-function mixText(mix) {
-  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
-}
-var judged = (name, ok, value, threshold, message) => ({
-  name,
-  status: ok ? "pass" : "fail",
-  value,
-  threshold,
-  message
-});
-var healthy = ({ canary, end }) => [
-  {
-    name: "healthy",
-    status: canary.healthy ? "pass" : "fail",
-    value: canary.healthy ? 1 : 0,
-    threshold: 1,
-    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
-  }
-];
-var errorRate = ({ canary, config: config2, noData }) => {
-  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config2.minRequests && canary.errors === 0)
-    return [
-      noData(
-        "error-rate",
-        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
-        config2.maxErrorRate
-      )
-    ];
-  const ok = rate <= config2.maxErrorRate;
-  return [
-    judged(
-      "error-rate",
-      ok,
-      rate,
-      config2.maxErrorRate,
-      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
-    )
-  ];
-};
-var latency = (q) => ({ canary, stable, config: config2, noData }) => {
-  const name = `latency-${q}`;
-  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
-  const value = canary[q];
-  if (value === void 0 || canary.responses < config2.minRequests)
-    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
-  const needed = config2.minLatencySamples[q];
-  if (canary.latencySamples < needed)
-    return [
-      {
-        name,
-        status: "pass",
-        value,
-        threshold: null,
-        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
-      }
-    ];
-  const base = stable?.[q];
-  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
-  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
-  const ok = value <= threshold;
-  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
-  return [
-    judged(
-      name,
-      ok,
-      value,
-      threshold,
-      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
-    )
-  ];
-};
-var classMix = ({
-  canary,
-  stable,
-  canaryMix,
-  stableMix,
-  enoughCanary,
-  enoughStable,
-  config: config2,
-  noData
-}) => {
-  if (!stable)
-    return [
-      {
-        name: "class-mix",
-        status: "pass",
-        value: null,
-        threshold: null,
-        message: "no stable version to compare predictions with"
-      }
-    ];
-  if (!enoughCanary || !enoughStable)
-    return [
-      noData(
-        "class-mix",
-        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
-        config2.maxClassShift
-      )
-    ];
-  const tv = totalVariation2(canaryMix, stableMix);
-  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "class-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
-    )
-  ];
-};
-var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
-  if (!stable) return [];
-  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
-    return [
-      noData(
-        "confidence-psi",
-        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
-        config2.maxPsi
-      )
-    ];
-  const value = psi(canary.confidenceBins, stable.confidenceBins);
-  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-  const ok = value <= threshold;
-  return [
-    judged(
-      "confidence-psi",
-      ok,
-      value,
-      threshold,
-      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
-    )
-  ];
-};
-var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
-  if (!reference || config2.maxReferenceShift === void 0) return [];
-  if (!enoughCanary)
-    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
-  const tv = totalVariation2(canaryMix, reference.classMix);
-  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "reference-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
-    )
-  ];
-};
-var CHECKS = [
-  healthy,
-  errorRate,
-  latency("p95"),
-  latency("p99"),
-  classMix,
-  confidencePsi,
-  referenceMix
-];
-
-// src/shadow/compare.ts
-var shadowConfigSchema = external_exports.object({
-  /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
-  maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
-  /** Largest mean |Δp| (largest per-class probability difference per pair). */
-  maxMeanAbsDelta: external_exports.number().min(0).max(1).default(0.05),
-  /** Largest share of mirrored requests the candidate failed. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Answered pairs (or, for the error check, attempts) needed before the step passes or fails. */
-  minPairs: external_exports.number().int().min(1).default(100),
-  /** Disagreeing requests kept as examples (0 = none, e.g. when the prediction log hashes text). */
-  examples: external_exports.number().int().min(0).max(20).default(3),
-  /** Characters of an example's input shown. */
-  exampleChars: external_exports.number().int().min(8).max(500).default(80)
-});
-var textAnswer = external_exports.object({ sentiment: external_exports.string(), confidence: external_exports.number().min(0).max(100) });
-var tabularAnswer = external_exports.object({
-  label: external_exports.union([external_exports.string(), external_exports.number()]),
-  probabilities: external_exports.record(external_exports.string(), external_exports.number())
-});
-
-// src/rollout/settings.ts
-var containerSettingsSchema = external_exports.object({
-  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
-  cpus: external_exports.number().positive().default(1),
-  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
-  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
-  /** Server worker processes per container. */
-  workers: external_exports.number().int().min(1).max(64).default(1),
-  /** Port the server listens on inside the image. */
-  port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
-  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
-});
-var rolloutSettingsSchema = external_exports.object({
-  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
-  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
-  /** Analysis interval per step. */
-  intervalMs: external_exports.number().int().min(100).default(3e4),
-  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
-  maxExtensions: external_exports.number().int().min(0).default(3),
-  /** Failed analyses (at one step) that abort the rollout. */
-  failureThreshold: external_exports.number().int().min(1).default(1),
-  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
-  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
-  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
-  /** How long the previous stable stays running (weight 0) for an instant rollback. */
-  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
-  /** Images of this many most recent versions are kept; older ones are removed with their version. */
-  keepImages: external_exports.number().int().min(1).default(3),
-  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
-  skipSmoke: external_exports.boolean().default(false),
-  /** Promote even when the analysis has no data (demo without traffic). */
-  allowNoData: external_exports.boolean().default(false),
-  /**
-   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
-   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
-   */
-  shadowMs: external_exports.number().int().min(0).default(0),
-  shadow: shadowConfigSchema.prefault({}),
-  analysis: analysisConfigSchema.prefault({}),
-  container: containerSettingsSchema.prefault({})
-});
-var FAST_SETTINGS = {
-  intervalMs: 4e3,
-  maxExtensions: 5,
-  drainTimeoutMs: 1e4,
-  analysis: { minRequests: 20, minPredictions: 50 }
-};
-function parseDuration(text) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
-  const n = Number(m[1]);
-  const unit2 = m[2] ?? "s";
-  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
-}
-
 // src/rollout/options.ts
 function num(flag, value) {
   if (value === void 0) return void 0;
@@ -47265,19 +47287,61 @@ function dur(flag, value) {
   }
 }
 var defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== void 0));
-function settingsFromFlags(flags) {
-  const base = flags.fast ? FAST_SETTINGS : {};
-  const steps = flags.steps === void 0 ? void 0 : flags.steps.split(",").map((s) => {
-    const n = Number(s.trim().replace(/%$/, ""));
-    if (!Number.isInteger(n)) throw new UserError(`--steps: '${s}' is not a whole percentage`);
-    return n;
+function parseSteps(value, where) {
+  const tokens = typeof value === "string" ? value.split(",") : value.map(String);
+  const text = tokens.map((t) => t.trim()).join(",");
+  let shadow = false;
+  const steps = [];
+  tokens.forEach((raw, i) => {
+    const token = raw.trim();
+    if (/^shadow$/i.test(token)) {
+      if (shadow) throw new UserError(`${where}: 'shadow' is given twice in '${text}'`);
+      if (i !== 0)
+        throw new UserError(
+          `${where}: 'shadow' must be the first step, before any traffic moves (got '${text}'; e.g. shadow,5,25,50,100)`
+        );
+      shadow = true;
+      return;
+    }
+    const n = Number(token.replace(/%$/, ""));
+    if (token === "" || !Number.isInteger(n))
+      throw new UserError(`${where}: '${token}' is neither a whole percentage nor 'shadow' (in '${text}')`);
+    steps.push(n);
   });
+  if (steps.length === 0)
+    throw new UserError(
+      `${where}: '${text}' has no canary percentages${shadow ? " after shadow" : ""} (e.g. shadow,5,25,50,100)`
+    );
+  return { shadow, steps };
+}
+function configDuration(where, value) {
+  try {
+    return parseDuration(String(value));
+  } catch (err) {
+    throw new UserError(`${where}: ${err.message}`);
+  }
+}
+function settingsFromFlags(flags, config2) {
+  const base = flags.fast ? FAST_SETTINGS : {};
+  const file2 = config2?.deploy ?? {};
+  const at = (key) => `${config2?.file ?? "modelship.yaml"} deploy.${key}`;
+  const stepsGiven = flags.steps !== void 0 ? { value: flags.steps, where: "--steps" } : file2.steps !== void 0 ? { value: file2.steps, where: at("steps") } : void 0;
+  const plan = stepsGiven ? parseSteps(stepsGiven.value, stepsGiven.where) : void 0;
+  const fileShadow = file2.shadow;
+  const { duration: fileDuration, ...fileThresholds } = typeof fileShadow === "object" ? fileShadow : { duration: fileShadow };
+  const duration3 = flags.shadow !== void 0 ? { ms: dur("--shadow", flags.shadow), where: `--shadow ${flags.shadow}` } : fileDuration !== void 0 ? { ms: configDuration(at("shadow"), fileDuration), where: `${at("shadow")} ${fileDuration}` } : void 0;
+  if (plan?.shadow && duration3?.ms === 0)
+    throw new UserError(
+      `${stepsGiven.where} start with shadow but ${duration3.where} turns the shadow step off: drop one of them`
+    );
+  const shadowMs = duration3?.ms ?? (plan?.shadow ? flags.fast ? FAST_SHADOW_STEP_MS : SHADOW_STEP_MS : void 0);
+  const steps = plan?.steps;
   const raw = {
     ...base,
     ...defined({
       steps,
       intervalMs: dur("--interval", flags.interval),
-      shadowMs: dur("--shadow", flags.shadow),
+      shadowMs,
       maxExtensions: num("--max-extensions", flags.maxExtensions),
       failureThreshold: num("--failure-threshold", flags.failureThreshold),
       allowNoData: flags.allowNoData,
@@ -47287,6 +47351,7 @@ function settingsFromFlags(flags) {
       standbyWindowMs: dur("--standby-window", flags.standbyWindow),
       keepImages: num("--keep-images", flags.keepImages)
     }),
+    shadow: { ...base.shadow ?? {}, ...fileThresholds },
     analysis: {
       ...base.analysis ?? {},
       ...defined({
@@ -52081,6 +52146,8 @@ var UnitName = external_exports.string().regex(
   /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
   "a systemd unit name like modelship-haproxy.service"
 );
+var HeaderName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/, "header name: letters, digits and '-' (max 64)").transform((v) => v.toLowerCase());
+var DEFAULT_PIN_HEADER = "x-modelship-version";
 var RouterSettings = external_exports.strictObject({
   /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
   stateDir: SafePath,
@@ -52121,6 +52188,15 @@ var RouterSettings = external_exports.strictObject({
   /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
   retryOn500: external_exports.boolean().default(true),
   maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /**
+   * Pinning by header (docs/pinning.md): a request naming a running version in `header` goes to that
+   * version (stable, canary, standby or shadow candidate), a version that does not run gets a 404.
+   * Off unless enabled (`host init --pin`).
+   */
+  pin: external_exports.strictObject({
+    enabled: external_exports.boolean().default(false),
+    header: HeaderName.default(DEFAULT_PIN_HEADER)
+  }).prefault({}),
   /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
   supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
   systemdUnit: UnitName.default("modelship-haproxy.service"),
@@ -52258,7 +52334,8 @@ function routerPaths(stateDir) {
     settings: join7(stateDir, "router.json"),
     desired: join7(stateDir, "router-desired.json"),
     lock: join7(dir, "router"),
-    shadowLua: join7(dir, "shadow.lua")
+    shadowLua: join7(dir, "shadow.lua"),
+    pinMap: join7(dir, "pin.map")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -52332,12 +52409,57 @@ ${env2.map(([k, v]) => `    setenv MODELSHIP_SHADOW_${k} ${v}`).join("\n")}
     lua-load ${p.shadowLua}
 `;
 }
-function shadowEdge(t) {
+function shadowEdge(t, pin) {
   if (!t) return "";
   return `    # shadow: copy sampled POST /predict to the candidate after stable answered (never on the user's path)
-    http-request lua.shadow_req if METH_POST { path /predict }
+    http-request lua.shadow_req if METH_POST { path /predict }${pin ? " !{ var(txn.pin) -m found }" : ""}
     http-response wait-for-body time 1s if { var(txn.shadow_body) -m found }
     http-response lua.shadow_res if { var(txn.shadow_body) -m found }
+`;
+}
+var PIN_SHADOW_BACKEND = "pin_shadow";
+var PIN_RUNNING_KEY = "@running";
+var PIN_VALUE = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
+var jsonError = (message) => JSON.stringify({ error: message });
+function pinEntries(desired) {
+  const entries = /* @__PURE__ */ new Map();
+  for (const s of desired.servers) if (s.state !== "maint") entries.set(s.name, BACKEND);
+  if (desired.shadow && !entries.has(desired.shadow.name))
+    entries.set(desired.shadow.name, PIN_SHADOW_BACKEND);
+  const names = [...entries.keys()].sort();
+  if (names.length > 0) entries.set(PIN_RUNNING_KEY, names.map((n) => `"${n}"`).join(","));
+  return entries;
+}
+function renderPinMap(desired) {
+  const lines = [...pinEntries(desired)].map(([k, v]) => `${k} ${v}`);
+  return `# Generated by modelship: versions a pinned request may name (docs/pinning.md)
+${lines.map((l) => `${l}
+`).join("")}`;
+}
+function pinEdge(settings, p, t) {
+  if (!settings.pin.enabled) return "";
+  const h = settings.pin.header;
+  const pinned = "{ var(txn.pin) -m found }";
+  const bad = jsonError(`${h} must name one version: letters, digits and _.- (max 64 characters)`);
+  const notRunning = `{"error":"version %[var(txn.pin),json(ascii)] does not run here (${h})","running":[%[str(${PIN_RUNNING_KEY}),map(${p.pinMap})]]}`;
+  const gone = `{"error":"version %[var(txn.pin),json(ascii)] did not answer: it is down or restarting (${h})"}`;
+  return `    # pinning: "${h}: <version>" goes to that version if it runs, else 404 (docs/pinning.md)
+    http-request set-var(txn.pin) req.fhdr(${h}) if { req.fhdr(${h}) -m found }
+    http-request return status 400 content-type application/json string '${bad}' if ${pinned} { req.fhdr_cnt(${h}) gt 1 }
+    http-request return status 400 content-type application/json string '${bad}' if ${pinned} !{ var(txn.pin) -m reg ${PIN_VALUE} }
+    http-request return status 404 content-type application/json lf-string '${notRunning}' if ${pinned} !{ var(txn.pin),map(${p.pinMap}) -m found }
+    http-request disable-l7-retry if ${pinned}
+${t ? `    use_backend ${PIN_SHADOW_BACKEND} if { var(txn.pin) -m str ${t.name} }
+` : ""}    http-response return status 503 content-type application/json lf-string '${gone}' if ${pinned} !{ srv_name,strcmp(txn.pin) eq 0 }
+`;
+}
+function pinShadowBackend(settings, t) {
+  if (!settings.pin.enabled || !t) return "";
+  const host = isIP2(t.address) === 6 ? `[${t.address}]` : t.address;
+  return `
+backend ${PIN_SHADOW_BACKEND}
+    # requests pinned to the shadow candidate ${t.name} (docs/pinning.md); the mirror itself does not pass here
+    server ${t.name} ${host}:${t.port}
 `;
 }
 function renderConfig(settings, desired) {
@@ -52393,7 +52515,7 @@ ${edgeErrorLines().join("\n")}
 
 frontend edge
     bind ${settings.edge.bind}:${settings.edge.port}
-${shadowEdge(desired.shadow)}    default_backend ${BACKEND}
+${pinEdge(settings, p, desired.shadow)}${shadowEdge(desired.shadow, settings.pin.enabled)}    default_backend ${BACKEND}
 
 frontend prometheus
     bind ${settings.metrics.bind}:${settings.metrics.port}
@@ -52409,8 +52531,8 @@ backend ${BACKEND}
     option allbackups
     option httpchk GET ${h.path}
     http-check expect status 200
-${servers.join("\n")}
-`;
+${settings.pin.enabled ? "    use-server %[var(txn.pin)] if { var(txn.pin) -m found }\n" : ""}${servers.join("\n")}
+${pinShadowBackend(settings, desired.shadow)}`;
 }
 
 // src/router/planner.ts
@@ -52454,6 +52576,25 @@ function planChanges(settings, live, desired) {
   const leaving = live.map((s) => s.name).filter((name) => !wanted.has(name));
   for (const name of leaving) commands.push({ command: `set server ${BACKEND}/${name} state maint` });
   return { commands, leaving, reload };
+}
+function planPinMap(file2, live, wanted) {
+  const before = [];
+  const after = [];
+  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
+  for (const [key, value] of wanted) {
+    const cur = live.get(key);
+    if (cur === void 0) after.push({ command: `add map ${file2} ${key} ${value}` });
+    else if (cur !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
+  }
+  return { before, after };
+}
+function parseShowMap(answer) {
+  const out = /* @__PURE__ */ new Map();
+  for (const line of answer.split("\n")) {
+    const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
+    if (m) out.set(m[1], m[2]);
+  }
+  return out;
 }
 
 // src/router/process.ts
@@ -54922,6 +55063,7 @@ var Router = class _Router {
   async writeConfig(desired) {
     const config2 = await this.render(desired);
     if (desired.shadow) await atomicWriteFile(this.paths.shadowLua, SHADOW_LUA);
+    if (this.settings.pin.enabled) await atomicWriteFile(this.paths.pinMap, renderPinMap(desired));
     await this.validate(config2);
     await atomicWriteFile(this.paths.config, config2);
     return config2;
@@ -55051,11 +55193,18 @@ var Router = class _Router {
   /** Executes the planner's commands; deletes leaving servers once HAProxy lets go of them. */
   async pushRuntime(desired) {
     const plan = planChanges(this.settings, await this.liveServers(), desired);
+    const pin = await this.planPin(desired);
+    if (pin === "reload") plan.reload = true;
     const commands = [];
-    for (const step of plan.commands) {
-      commands.push(step.command);
-      await this.api.exec(step.command, step.ok);
-    }
+    const run2 = async (steps) => {
+      for (const step of steps) {
+        commands.push(step.command);
+        await this.api.exec(step.command, step.ok);
+      }
+    };
+    if (pin !== "reload") await run2(pin.before);
+    await run2(plan.commands);
+    if (pin !== "reload") await run2(pin.after);
     const deadline = Date.now() + this.settings.timeouts.removeGraceMs;
     let pending = plan.leaving;
     while (pending.length > 0) {
@@ -55076,9 +55225,20 @@ var Router = class _Router {
     }
     if (plan.reload) {
       const r = await this.reloadLocked();
-      commands.push(`reload (backup flag changed; pid ${r.previousPid} → ${r.pid})`);
+      const why = pin === "reload" ? "pin map not loaded" : "backup flag changed";
+      commands.push(`reload (${why}; pid ${r.previousPid} → ${r.pid})`);
     }
     return { commands, pendingRemoval: pending };
+  }
+  /**
+   * The pin map changes that follow `desired` live (no reload), or "reload" when the running process
+   * has no pin map (started before pinning was enabled): a seamless reload loads it from the file.
+   */
+  async planPin(desired) {
+    if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const answer = await this.api.send(`show map ${this.paths.pinMap}`);
+    if (/Unknown map/i.test(answer)) return "reload";
+    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {
@@ -56306,10 +56466,16 @@ var DEPLOY_SETTINGS = table(
       description: "base image for --model builds"
     },
     {
+      key: "config",
+      flag: "--config <file>",
+      description: "modelship.yaml whose deploy: section (steps, shadow) applies under these flags (default: ./modelship.yaml if present)"
+    },
+    {
       key: "steps",
       flag: "--steps <list>",
       default: R.steps.join(","),
-      description: "canary traffic percentages, comma separated; reaching 100 is the promotion"
+      actionDefault: "",
+      description: `canary traffic percentages, comma separated, reaching 100 is the promotion; a leading \`shadow\` (shadow,5,25,50,100) adds a shadow step of --shadow's duration, else ${formatDuration2(SHADOW_STEP_MS)} (${formatDuration2(FAST_SHADOW_STEP_MS)} with --fast); modelship.yaml deploy.steps applies when not given`
     },
     {
       key: "interval",
@@ -56321,7 +56487,7 @@ var DEPLOY_SETTINGS = table(
     {
       key: "shadow",
       flag: "--shadow <duration>",
-      description: "shadow step (off unless given): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s)"
+      description: "shadow step (off unless given, or the steps start with shadow): before any weight moves, mirror live requests to the candidate this long and compare its answers with stable's; a failing verdict aborts (e.g. 30s; 0 = off)"
     },
     {
       key: "fast",

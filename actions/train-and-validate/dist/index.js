@@ -11646,7 +11646,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11901,7 +11901,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -18295,9 +18295,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
+    function delay(ms2) {
       return new Promise((resolve6) => {
-        setTimeout(resolve6, ms).unref();
+        setTimeout(resolve6, ms2).unref();
       });
     }
     module.exports = {
@@ -21085,7 +21085,7 @@ ${indent}${line}` : "\n";
           str += ",";
         } else if (ctx.options.trailingComma) {
           if (ctx.options.lineWidth > 0) {
-            reqNewline || (reqNewline = lines.reduce((sum, line) => sum + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
+            reqNewline || (reqNewline = lines.reduce((sum2, line) => sum2 + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
           }
           if (reqNewline) {
             str += ",";
@@ -21101,7 +21101,7 @@ ${indent}${line}` : "\n";
         return start + end;
       } else {
         if (!reqNewline) {
-          const len = lines.reduce((sum, line) => sum + line.length + 2, 2);
+          const len = lines.reduce((sum2, line) => sum2 + line.length + 2, 2);
           reqNewline = ctx.options.lineWidth > 0 && len > ctx.options.lineWidth;
         }
         if (reqNewline) {
@@ -41709,13 +41709,13 @@ var CC_SANITIZE = /[- ]/g;
 function isLuhnAlgo(digits) {
   let length = digits.length;
   let bit = 1;
-  let sum = 0;
+  let sum2 = 0;
   while (length) {
     const value = digits.charCodeAt(--length) - 48;
     bit ^= 1;
-    sum += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
+    sum2 += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
   }
-  return sum % 10 === 0;
+  return sum2 % 10 === 0;
 }
 function isValidCreditCard(input2) {
   if (!creditCard.test(input2))
@@ -58357,6 +58357,361 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/stats/distribution.ts
+var PSI_SMOOTHING = 0.5;
+function psi(observed, reference2) {
+  const k = Math.max(observed.length, reference2.length);
+  const no = sum(observed);
+  const nr = sum(reference2);
+  if (k === 0 || no === 0 || nr === 0) return 0;
+  const n = no + PSI_SMOOTHING * k;
+  const r = nr + PSI_SMOOTHING * k;
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
+    const p = ((reference2[i] ?? 0) + PSI_SMOOTHING) / r;
+    total += (q - p) * Math.log(q / p);
+  }
+  return total;
+}
+function totalVariation(p, q) {
+  const k = Math.max(p.length, q.length);
+  let total = 0;
+  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
+  return total / 2;
+}
+function labelTotalVariation(a, b) {
+  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
+  return totalVariation(
+    keys.map((k) => a[k] ?? 0),
+    keys.map((k) => b[k] ?? 0)
+  );
+}
+function sum(xs) {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
+// src/analysis/analysis.ts
+var serverMetrics = {
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
+};
+var analysisConfigSchema = external_exports.object({
+  /** Largest canary 5xx share of its responses. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Canary responses needed before rates and latency mean anything. */
+  minRequests: external_exports.number().int().min(1).default(20),
+  maxP95Ms: external_exports.number().positive().default(250),
+  maxP99Ms: external_exports.number().positive().default(500),
+  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
+  latencyFactor: external_exports.number().min(1).default(2),
+  latencySlackMs: external_exports.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
+  /** Predictions needed on the canary before the quality checks judge. */
+  minPredictions: external_exports.number().int().min(1).default(100),
+  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
+  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
+  /** Largest population stability index between canary and stable confidence histograms. */
+  maxPsi: external_exports.number().min(0).default(0.25),
+  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
+  maxReferenceShift: external_exports.number().min(0).max(1).optional()
+});
+var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
+var totalVariation2 = labelTotalVariation;
+function mixText(mix) {
+  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
+}
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
+        config2.maxErrorRate
+      )
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
+      }
+    ];
+  const base = stable?.[q];
+  const relative = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative === void 0 ? limit : Math.min(limit, relative);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
+      name,
+      ok,
+      value,
+      threshold,
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
+        config2.maxClassShift
+      )
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
+        config2.maxPsi
+      )
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference: reference2, noData }) => {
+  if (!reference2 || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference2.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference2.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
+
+// training/random.ts
+function createRng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function shuffleInPlace(items, rng) {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const tmp = items[i];
+    items[i] = items[j];
+    items[j] = tmp;
+  }
+  return items;
+}
+
+// src/shadow/compare.ts
+var shadowConfigSchema = external_exports.object({
+  /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
+  maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
+  /** Largest mean |Δp| (largest per-class probability difference per pair). */
+  maxMeanAbsDelta: external_exports.number().min(0).max(1).default(0.05),
+  /** Largest share of mirrored requests the candidate failed. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Answered pairs (or, for the error check, attempts) needed before the step passes or fails. */
+  minPairs: external_exports.number().int().min(1).default(100),
+  /** Disagreeing requests kept as examples (0 = none, e.g. when the prediction log hashes text). */
+  examples: external_exports.number().int().min(0).max(20).default(3),
+  /** Characters of an example's input shown. */
+  exampleChars: external_exports.number().int().min(8).max(500).default(80)
+});
+var textAnswer = external_exports.object({ sentiment: external_exports.string(), confidence: external_exports.number().min(0).max(100) });
+var tabularAnswer = external_exports.object({
+  label: external_exports.union([external_exports.string(), external_exports.number()]),
+  probabilities: external_exports.record(external_exports.string(), external_exports.number())
+});
+
+// src/rollout/settings.ts
+var containerSettingsSchema = external_exports.object({
+  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
+  cpus: external_exports.number().positive().default(1),
+  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
+  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
+  /** Server worker processes per container. */
+  workers: external_exports.number().int().min(1).max(64).default(1),
+  /** Port the server listens on inside the image. */
+  port: external_exports.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
+  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
+});
+var rolloutSettingsSchema = external_exports.object({
+  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
+  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
+  /** Analysis interval per step. */
+  intervalMs: external_exports.number().int().min(100).default(3e4),
+  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
+  maxExtensions: external_exports.number().int().min(0).default(3),
+  /** Failed analyses (at one step) that abort the rollout. */
+  failureThreshold: external_exports.number().int().min(1).default(1),
+  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
+  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
+  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
+  /** How long the previous stable stays running (weight 0) for an instant rollback. */
+  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
+  /** Images of this many most recent versions are kept; older ones are removed with their version. */
+  keepImages: external_exports.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: external_exports.boolean().default(false),
+  /** Promote even when the analysis has no data (demo without traffic). */
+  allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
+  analysis: analysisConfigSchema.prefault({}),
+  container: containerSettingsSchema.prefault({})
+});
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
+
+// src/config/deploy.ts
+var durationText = external_exports.union([external_exports.string(), external_exports.number().min(0)]).describe('A duration: "30s", "500ms", "2m", or a number of seconds.');
+var deployConfigSchema = external_exports.object({
+  steps: external_exports.union([external_exports.string(), external_exports.array(external_exports.union([external_exports.number(), external_exports.string()]))]).optional().describe(
+    `Rollout steps, as \`--steps\`: "shadow,5,25,50,100" or [shadow, 5, 25, 50, 100]; a leading \`shadow\` is a shadow step of \`shadow\`'s duration (default ${SHADOW_STEP_MS / 1e3}s, ${FAST_SHADOW_STEP_MS / 1e3}s with --fast), then the canary percentages.`
+  ),
+  shadow: external_exports.union([
+    durationText,
+    shadowConfigSchema.partial().extend({
+      duration: durationText.optional().describe("How long the shadow step mirrors (0 = off); given, it turns the step on.")
+    }).strict()
+  ]).optional().describe(
+    "Shadow step: a duration (as `--shadow`; turns the step on, 0 = off) or a mapping with `duration` and the verdict thresholds (maxDisagreement, maxMeanAbsDelta, maxErrorRate, minPairs, examples, exampleChars)."
+  )
+}).strict();
+
 // src/contracts/drift.ts
 var DEFAULT_THRESHOLDS = {
   scorePsi: 0.05,
@@ -58518,7 +58873,10 @@ var configSchema = external_exports.object({
   validate: checkLimitsSchema.optional().describe("Production-checklist limits checked by train and validate."),
   gate: gatePolicySchema.optional().describe("Metrics gate of a candidate against the production model."),
   drift: driftPolicySchema.optional().describe("Drift check and the retraining it triggers."),
-  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package).")
+  package: packageConfigSchema.optional().describe("Packaging an ONNX classifier trained elsewhere (modelship package)."),
+  deploy: deployConfigSchema.optional().describe(
+    "Rollout plan of modelship deploy / canary-deploy: steps (with a leading shadow step) and shadow."
+  )
 }).strict();
 var CONFIG_FILE = "modelship.yaml";
 
@@ -58935,13 +59293,13 @@ function pickGolden(inputs, yTrue, probabilities, labels, target = GOLDEN_TARGET
 function referenceDistribution(inputs, probabilities, labels) {
   const counts = labels.map(() => 0);
   for (const p of probabilities) counts[argmax(p)]++;
-  const classMix = {};
+  const classMix2 = {};
   labels.forEach((l, c) => {
-    classMix[l] = probabilities.length === 0 ? 0 : counts[c] / probabilities.length;
+    classMix2[l] = probabilities.length === 0 ? 0 : counts[c] / probabilities.length;
   });
   const ref = {
     rows: probabilities.length,
-    classMix,
+    classMix: classMix2,
     scoreHistogram: histogram(probabilities.map(maxOf), equalEdges(0, 1, 10))
   };
   if (inputs.every((x) => typeof x === "string")) {
@@ -59453,8 +59811,8 @@ function quantile(values, q) {
   const hi = Math.ceil(pos);
   return sorted2[lo] + (sorted2[hi] - sorted2[lo]) * (pos - lo);
 }
-function round(ms) {
-  return Math.round(ms * 1e3) / 1e3;
+function round(ms2) {
+  return Math.round(ms2 * 1e3) / 1e3;
 }
 
 // src/util/fs.ts
@@ -61689,26 +62047,26 @@ function softmaxRows(rows) {
     let max = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
     const out = new Float32Array(row.length);
-    let sum = 0;
+    let sum2 = 0;
     for (let i = 0; i < row.length; i++) {
       out[i] = Math.exp(row[i] - max);
-      sum += out[i];
+      sum2 += out[i];
     }
-    for (let i = 0; i < row.length; i++) out[i] = out[i] / sum;
+    for (let i = 0; i < row.length; i++) out[i] = out[i] / sum2;
     return out;
   });
 }
 function firstNonProbabilityRow(rows, tol = 1e-3) {
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r];
-    let sum = 0;
+    let sum2 = 0;
     let bad = false;
     for (let i = 0; i < row.length; i++) {
       const v = row[i];
       if (!(v >= -1e-6 && v <= 1 + 1e-6)) bad = true;
-      sum += v;
+      sum2 += v;
     }
-    if (bad || !(Math.abs(sum - 1) <= tol)) return { row: r, sum };
+    if (bad || !(Math.abs(sum2 - 1) <= tol)) return { row: r, sum: sum2 };
   }
   return void 0;
 }
@@ -65902,25 +66260,25 @@ var Reporter = class {
     };
     try {
       const result = await fn(update);
-      const ms = performance.now() - started;
+      const ms2 = performance.now() - started;
       const extra = detail ? detail(result) : void 0;
-      this.finish(spinner, title, "ok", ms, extra);
+      this.finish(spinner, title, "ok", ms2, extra);
       return result;
     } catch (err) {
-      const ms = performance.now() - started;
-      this.finish(spinner, title, "fail", ms, err instanceof Error ? err.message : String(err));
+      const ms2 = performance.now() - started;
+      this.finish(spinner, title, "fail", ms2, err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
-  finish(spinner, title, status, ms, detail) {
+  finish(spinner, title, status, ms2, detail) {
     if (this.mode === "json") {
-      this.event({ type: "step", title, status, ms: Math.round(ms), ...detail ? { detail } : {} });
+      this.event({ type: "step", title, status, ms: Math.round(ms2), ...detail ? { detail } : {} });
       return;
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
     detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
-    const time3 = pc.dim(`(${formatDuration(ms)})`);
+    const time3 = pc.dim(`(${formatDuration(ms2)})`);
     const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -65946,10 +66304,10 @@ var Reporter = class {
 `);
   }
 };
-function formatDuration(ms) {
-  if (ms < 1e3) return `${Math.round(ms)}ms`;
-  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
-  return `${Math.floor(ms / 6e4)}m${Math.round(ms % 6e4 / 1e3)}s`;
+function formatDuration(ms2) {
+  if (ms2 < 1e3) return `${Math.round(ms2)}ms`;
+  if (ms2 < 6e4) return `${(ms2 / 1e3).toFixed(1)}s`;
+  return `${Math.floor(ms2 / 6e4)}m${Math.round(ms2 % 6e4 / 1e3)}s`;
 }
 
 // src/metrics/render.ts
@@ -66069,9 +66427,9 @@ function minimizeLbfgs(f, x0, options) {
   return { x, loss, iterations: options.maxIterations, converged: maxAbs(g) <= options.gradientTolerance };
 }
 function dot(a, b) {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
+  let sum2 = 0;
+  for (let i = 0; i < a.length; i++) sum2 += a[i] * b[i];
+  return sum2;
 }
 function axpy(a, x, y) {
   for (let i = 0; i < y.length; i++) y[i] = y[i] + a * x[i];
@@ -66136,9 +66494,9 @@ var LogisticRegression = class _LogisticRegression {
         } else {
           let max = z2[0];
           for (let k = 1; k < K; k++) if (z2[k] > max) max = z2[k];
-          let sum = 0;
-          for (let k = 0; k < K; k++) sum += Math.exp(z2[k] - max);
-          const lse = max + Math.log(sum);
+          let sum2 = 0;
+          for (let k = 0; k < K; k++) sum2 += Math.exp(z2[k] - max);
+          const lse = max + Math.log(sum2);
           loss += w * (lse - z2[yi]);
           for (let k = 0; k < K; k++) r[k] = w * (Math.exp(z2[k] - lse) - (k === yi ? 1 : 0));
         }
@@ -66195,8 +66553,8 @@ var LogisticRegression = class _LogisticRegression {
       } else {
         const max = Math.max(...z2);
         const e = z2.map((v) => Math.exp(v - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        out.push(e.map((v) => v / sum));
+        const sum2 = e.reduce((a, b) => a + b, 0);
+        out.push(e.map((v) => v / sum2));
       }
     }
     return out;
@@ -66796,27 +67154,6 @@ function isUsablePattern(pattern2) {
   } catch {
     return false;
   }
-}
-
-// training/random.ts
-function createRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-function shuffleInPlace(items, rng) {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const tmp = items[i];
-    items[i] = items[j];
-    items[j] = tmp;
-  }
-  return items;
 }
 
 // training/split.ts
@@ -67489,6 +67826,120 @@ function argmaxOf(row) {
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
 }
+
+// src/router/schema.ts
+import { isIP } from "node:net";
+var ServerName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "server name: letters, digits, '_', '.', '-' (max 64)");
+var ServerState = external_exports.enum(["ready", "drain", "maint"]);
+var ServerSpec = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of traffic in percent (0–100); mapped to an HAProxy weight 0–256. */
+  weight: external_exports.number().min(0).max(100),
+  state: ServerState.default("ready"),
+  /**
+   * A backup gets traffic only while no regular server is up (HAProxy `backup`): e.g. the warm
+   * standby, so a crashed serving container costs users nothing while the engine restarts it.
+   */
+  backup: external_exports.boolean().default(false)
+});
+var ShadowTarget = external_exports.strictObject({
+  name: ServerName,
+  address: external_exports.string().refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), "address: an IP address or host name").default("127.0.0.1"),
+  port: external_exports.number().int().min(1).max(65535),
+  /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
+  share: external_exports.number().gt(0).max(1).default(1),
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
+  timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
+  /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
+  queue: external_exports.number().int().min(1).max(1e4).default(256),
+  /** Concurrent copies in flight. */
+  workers: external_exports.number().int().min(1).max(32).default(4),
+  /** Pairs kept for the comparison to read. */
+  keep: external_exports.number().int().min(10).max(1e5).default(5e3)
+});
+var RouterDesired = external_exports.strictObject({ servers: external_exports.array(ServerSpec).default([]), shadow: ShadowTarget.optional() }).refine((d) => new Set(d.servers.map((s) => s.name)).size === d.servers.length, {
+  message: "server names must be unique"
+});
+var Port = external_exports.number().int().min(1).max(65535);
+var Millis = external_exports.number().int().positive().max(24 * 3600 * 1e3);
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+var BindAddress = external_exports.string().refine(
+  (v) => {
+    if (v === "" || v === "*") return true;
+    const inner = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(inner) !== 0) return true;
+    return inner === v && HOSTNAME.test(v);
+  },
+  { message: "bind address: an IP address, a host name or '*'" }
+);
+var SafePath = external_exports.string().regex(/^\/[A-Za-z0-9._+@=,~/-]*$/, "an absolute path of letters, digits and ._+@=,~/- only");
+var UnitName = external_exports.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}\.service$/,
+  "a systemd unit name like modelship-haproxy.service"
+);
+var HeaderName = external_exports.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/, "header name: letters, digits and '-' (max 64)").transform((v) => v.toLowerCase());
+var DEFAULT_PIN_HEADER = "x-modelship-version";
+var RouterSettings = external_exports.strictObject({
+  /** Everything HAProxy needs at runtime lives here: config, socket, pid, server state. */
+  stateDir: SafePath,
+  edge: external_exports.strictObject({ bind: BindAddress.default("0.0.0.0"), port: Port.default(8080) }).prefault({}),
+  metrics: external_exports.strictObject({ bind: BindAddress.default("127.0.0.1"), port: Port.default(8404) }).prefault({}),
+  health: external_exports.strictObject({
+    path: external_exports.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "health path: an absolute URL path of letters, digits and ._~/-").default("/ready"),
+    interMs: Millis.default(1e3),
+    /** Interval while a server is changing state (UP→DOWN or back): takes a failing server out fast. */
+    fastInterMs: Millis.default(250),
+    downInterMs: Millis.default(1e3),
+    timeoutMs: Millis.default(1e3),
+    fall: external_exports.number().int().min(1).default(2),
+    rise: external_exports.number().int().min(1).default(2),
+    /** Consecutive connection errors on live traffic that mark a server DOWN before its next check (0 = off). */
+    errorLimit: external_exports.number().int().min(0).default(1),
+    /** 0 = off; otherwise a server coming UP ramps its weight over this time. */
+    slowstartMs: external_exports.number().int().min(0).default(0)
+  }).prefault({}),
+  timeouts: external_exports.strictObject({
+    connectMs: Millis.default(1e3),
+    clientMs: Millis.default(3e4),
+    serverMs: Millis.default(3e4),
+    httpRequestMs: Millis.default(1e4),
+    keepAliveMs: Millis.default(1e4),
+    queueMs: Millis.default(5e3),
+    /** Bounds how long an old process lingers after a reload while it finishes in-flight requests. */
+    hardStopAfterMs: Millis.default(3e4),
+    /** How long removing a server waits for its in-flight requests before leaving it for the next reload. */
+    removeGraceMs: Millis.default(1e4)
+  }).prefault({}),
+  /**
+   * Group (name or numeric gid) given access to the runtime API socket (mode 660). HAProxy usually
+   * runs as root while deploys run as the CI runner's user: that user's group goes here.
+   */
+  socketGroup: external_exports.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "socketGroup: a group name or numeric gid").optional(),
+  retries: external_exports.number().int().min(0).max(10).default(3),
+  /** Retry a 500 on another server: safe because /predict is a pure function of its input. */
+  retryOn500: external_exports.boolean().default(true),
+  maxconn: external_exports.number().int().positive().max(1e6).default(4096),
+  /**
+   * Pinning by header (docs/pinning.md): a request naming a running version in `header` goes to that
+   * version (stable, canary, standby or shadow candidate), a version that does not run gets a 404.
+   * Off unless enabled (`host init --pin`).
+   */
+  pin: external_exports.strictObject({
+    enabled: external_exports.boolean().default(false),
+    header: HeaderName.default(DEFAULT_PIN_HEADER)
+  }).prefault({}),
+  /** "daemon": we start `haproxy -D` ourselves; "systemd": the host's unit owns the process. */
+  supervisor: external_exports.enum(["daemon", "systemd"]).default("daemon"),
+  systemdUnit: UnitName.default("modelship-haproxy.service"),
+  /**
+   * User HAProxy drops to after binding its ports (global `user`/`group`), when started as root.
+   * `host init` sets it to `haproxy` when that account exists; "root" keeps root (not recommended).
+   */
+  runAs: external_exports.string().regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, "runAs: a user name or user:group").optional()
+});
 
 // src/settings/validate.ts
 var CHECK_LIMIT_SETTINGS = [

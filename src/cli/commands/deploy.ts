@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { loadDeployConfig } from "../../config/load.js";
 import { resolveStateDir } from "../../ledger/ledger.js";
 import { parseEnvPairs, type RolloutFlags, settingsFromFlags } from "../../rollout/options.js";
 import { deploy, edgeFailure } from "../../rollout/run.js";
@@ -8,6 +9,7 @@ import { Reporter } from "../../util/progress.js";
 import { addSettings, foldDeprecated } from "../settings.js";
 
 interface DeployFlags extends RolloutFlags {
+  config?: string;
   image?: string;
   model?: string;
   repository?: string;
@@ -35,7 +37,7 @@ export function register(program: Command): void {
       env: parseEnvPairs(flags.env),
       stateDir: resolveStateDir(flags.stateDir),
       wait: flags.wait,
-      settings: settingsFromFlags(flags),
+      settings: settingsFromFlags(flags, await loadDeployConfig(flags.config)),
       reporter,
     });
     reporter.event({ type: "result", ...outcome });

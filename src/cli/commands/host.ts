@@ -35,6 +35,8 @@ interface HostFlags {
   grace?: string;
   maxRestarts?: string;
   restartWindow?: string;
+  pin?: boolean;
+  pinHeader?: string;
 }
 
 function healPolicy(flags: HostFlags): HealPolicy {
@@ -150,6 +152,15 @@ export function register(program: Command): void {
     .option("--engine-socket <path>", "with --install: where to start Podman's Docker API")
     .option("--monitoring", "also start Prometheus with modelship's scrape config and alert rules")
     .option("--monitoring-port <port>", "Prometheus port (default 9090, on 127.0.0.1)")
+    .option(
+      "--pin",
+      "turn on pinning by header: a request naming a running version (stable, canary, standby, shadow candidate) goes to it, any other version gets a 404 (docs/pinning.md)",
+    )
+    .option("--no-pin", "turn pinning by header off (the default; the header is then ignored)")
+    .option(
+      "--pin-header <name>",
+      "header that names the version; implies --pin (default x-modelship-version)",
+    )
     .action(async (flags: HostFlags) => {
       const reporter = new Reporter(flags.json ? "json" : "human");
       const stateDir = resolveStateDir(flags.stateDir);
@@ -164,6 +175,8 @@ export function register(program: Command): void {
           ...(flags.edgeBind ? { edgeBind: flags.edgeBind } : {}),
           ...(flags.metricsPort ? { metricsPort: parsePort(flags.metricsPort, "--metrics-port") } : {}),
           ...(flags.socketGroup ? { socketGroup: flags.socketGroup } : {}),
+          ...(flags.pin !== undefined ? { pin: flags.pin } : {}),
+          ...(flags.pinHeader !== undefined ? { pinHeader: flags.pinHeader } : {}),
         },
         reporter,
       );
