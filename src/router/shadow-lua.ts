@@ -68,10 +68,15 @@ end
 
 local function worker()
   local hc = core.httpclient()
+  -- An idle worker backs off to 50 ms between looks: every wake-up takes HAProxy's Lua lock, which
+  -- the user path's shadow_req/shadow_res also need; a copy's delay does not matter.
+  local idle = 5
   while true do
     if qhead > qtail then
-      core.msleep(5)
+      core.msleep(idle)
+      if idle < 50 then idle = idle * 2 end
     else
+      idle = 5
       local item = queue[qhead]
       queue[qhead] = nil
       qhead = qhead + 1

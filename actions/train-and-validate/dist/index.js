@@ -59460,7 +59460,8 @@ var modelCardSchema = external_exports.object({
   }).nullable(),
   /**
    * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
-   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity, and any
+   * corrections that make it agree with the Python model.
    */
   origin: external_exports.object({
     kind: external_exports.literal("packaged"),
@@ -59469,9 +59470,29 @@ var modelCardSchema = external_exports.object({
     producer: external_exports.string(),
     scores: external_exports.enum(["probabilities", "logits"]),
     transforms: external_exports.array(external_exports.string()),
-    /** Max |bundle − original| probability over every evaluation row. */
+    /**
+     * Max |served − original| probability over every evaluation row, for the `transforms` above
+     * (they only make the graph servable and leave its outputs alone).
+     */
     parity: finite,
-    parityRows: external_exports.number().int().nonnegative()
+    parityRows: external_exports.number().int().nonnegative(),
+    /**
+     * Changes that do alter outputs, made so the bundle predicts what the Python model predicts
+     * (skl2onnx text graphs tokenize unlike scikit-learn), and what they changed on the evaluation
+     * rows against the exported graph. Absent when nothing needed correcting.
+     */
+    corrections: external_exports.object({
+      reason: external_exports.string(),
+      transforms: external_exports.array(external_exports.string()).min(1),
+      rows: external_exports.number().int().nonnegative(),
+      /** Rows whose predicted label differs from the exported graph's. */
+      labelsChanged: external_exports.number().int().nonnegative(),
+      /** Rows with any probability different from the exported graph's. */
+      rowsChanged: external_exports.number().int().nonnegative(),
+      maxAbsDelta: finite,
+      accuracyBefore: finite,
+      accuracyAfter: finite
+    }).optional()
   }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
@@ -62414,6 +62435,47 @@ function exposeOutput(original, name, classCount) {
   graph.output.push(tensorOutput(name, dtype, ["N", classCount]));
   return encodeModel(model);
 }
+var SKL2ONNX_DEFAULT_TOKENEXP = "[a-zA-Z0-9_]+";
+var SKLEARN_TOKENEXP = "[\\p{L}\\p{N}_]{2,}";
+function alignWithScikitLearn(bytes) {
+  const model = decodeModel(bytes);
+  if (model.producer_name !== "skl2onnx") return { bytes, transforms: [] };
+  const graph = model.graph;
+  const transforms = [];
+  const consumers = (value) => graph.node.filter((n) => n.input.includes(value));
+  const feedsTfIdf = (node2) => node2.output.some(
+    (o) => consumers(o).some(
+      (c) => c.op_type === "TfIdfVectorizer" || c.op_type === "Flatten" && c.output.some((f) => consumers(f).some((d) => d.op_type === "TfIdfVectorizer"))
+    )
+  );
+  const str = (node2, name) => {
+    const a = node2.attribute.find((x) => x.name === name);
+    return a?.s ? utf8.decode(a.s) : void 0;
+  };
+  const int2 = (node2, name) => toNumber(node2.attribute.find((x) => x.name === name)?.i);
+  const tokenizers = graph.node.filter((n) => n.op_type === "Tokenizer" && n.domain === "com.microsoft");
+  for (const node2 of tokenizers) {
+    if (str(node2, "tokenexp") !== SKL2ONNX_DEFAULT_TOKENEXP || (int2(node2, "mincharnum") ?? 1) !== 1) continue;
+    if (node2.attribute.some((a) => a.name === "separators") || !feedsTfIdf(node2)) continue;
+    const attr = node2.attribute.find((a) => a.name === "tokenexp");
+    attr.s = new TextEncoder().encode(SKLEARN_TOKENEXP);
+    transforms.push(
+      `Tokenizer '${node2.name ?? ""}': tokenexp ${SKL2ONNX_DEFAULT_TOKENEXP} → ${SKLEARN_TOKENEXP} — scikit-learn's default token_pattern (?u)\\b\\w\\w+\\b; skl2onnx's stand-in is ASCII-only and keeps one-character tokens`
+    );
+  }
+  for (const node2 of graph.node) {
+    if (node2.op_type !== "StringNormalizer") continue;
+    const stop = node2.attribute.find((a) => a.name === "stopwords");
+    const count = stop?.strings?.length ?? 0;
+    if (count === 0) continue;
+    if (!node2.output.some((o) => consumers(o).some((c) => tokenizers.includes(c)))) continue;
+    node2.attribute = node2.attribute.filter((a) => a !== stop);
+    transforms.push(
+      `StringNormalizer '${node2.name ?? ""}': dropped ${count} stopwords — TfidfVectorizer.stop_words_, which scikit-learn never applies; onnxruntime removes whole input texts equal to one, so a batch lost rows`
+    );
+  }
+  return { bytes: transforms.length === 0 ? bytes : encodeModel(model), transforms };
+}
 
 // src/package/package.ts
 var PACKAGE_PARITY_TOLERANCE = 1e-4;
@@ -62493,22 +62555,43 @@ async function packageBundle(s, reporter) {
       scoresOutput: probe.probabilitiesOutput,
       addSoftmax: scores === "logits"
     });
-    const session = await openSession(served.bytes, s.model, {
+    const portable = await openSession(served.bytes, s.model, {
       ...s.inputName ? { inputName: s.inputName } : {},
       probabilitiesOutput: served.probabilitiesOutput ?? probe.probabilitiesOutput,
       labels
     });
+    let session = portable;
     try {
-      const out = await runAll(session, data.inputs);
-      const probabilities = out.probabilities;
+      const exported = await runAll(portable, data.inputs);
       const parity = await reporter.step(
         "parity with the original",
-        async () => checkParity(s, original, info2, probe, scores, out, labels.length, data.inputs),
+        async () => checkParity(s, original, info2, probe, scores, exported, labels.length, data.inputs),
         (p) => `max |Δp| ${p.toExponential(1)} over ${data.inputs.length} rows (≤ ${PACKAGE_PARITY_TOLERANCE})${served.transforms.length ? `; ${served.transforms.join("; ")}` : "; graph unchanged"}`
       );
-      checkLabelOutput(out.graphLabels, probabilities, labels);
       const index = new Map(labels.map((l, i) => [l, i]));
       const yTrue = data.yLabels.map((l) => index.get(l));
+      const aligned = alignWithScikitLearn(served.bytes);
+      let out = exported;
+      let corrections;
+      if (aligned.transforms.length > 0) {
+        session = await openSession(aligned.bytes, s.model, {
+          ...s.inputName ? { inputName: s.inputName } : {},
+          probabilitiesOutput: portable.probabilitiesOutput,
+          labels
+        });
+        const result = await reporter.step(
+          "agree with scikit-learn",
+          async () => {
+            const fixed = await runAll(session, data.inputs);
+            return { fixed, corrections: compareCorrected(aligned.transforms, exported, fixed, yTrue) };
+          },
+          ({ corrections: c }) => `${aligned.transforms.map((t) => t.split(" — ")[0]).join("; ")} · ${c.labelsChanged} of ${c.rows} evaluation rows change label vs the exported graph (accuracy ${c.accuracyBefore.toFixed(4)} → ${c.accuracyAfter.toFixed(4)}), ${c.rowsChanged} change probabilities`
+        );
+        out = result.fixed;
+        corrections = result.corrections;
+      }
+      const probabilities = out.probabilities;
+      checkLabelOutput(out.graphLabels, probabilities, labels);
       const metrics = evaluateClassifier({ labels, yTrue, probabilities });
       const ref = await reporter.step(
         "reference distributions",
@@ -62516,7 +62599,7 @@ async function packageBundle(s, reporter) {
         (r) => `${r.rows} rows from ${s.reference ?? s.data}${r.features ? `, ${r.features.length} features` : ""}`
       );
       const io = ioSignature(session, data, labels, info2);
-      const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: served.bytes });
+      const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: aligned.bytes });
       try {
         const runtime = await reporter.step(
           "measure runtime",
@@ -62549,7 +62632,8 @@ async function packageBundle(s, reporter) {
                 scores,
                 transforms: served.transforms,
                 parity,
-                parityRows: data.inputs.length
+                parityRows: data.inputs.length,
+                ...corrections ? { corrections } : {}
               },
               metrics,
               golden: pickGolden(data.inputs, yTrue, probabilities, labels),
@@ -62559,16 +62643,47 @@ async function packageBundle(s, reporter) {
           ),
           (w) => w.dir
         );
-        return { ...written, parity, transforms: served.transforms };
+        return { ...written, parity, transforms: served.transforms, corrections };
       } finally {
         await staged.discard();
       }
     } finally {
-      await session.release();
+      if (session !== portable) await session.release();
+      await portable.release();
     }
   } finally {
     await probe.release();
   }
+}
+function compareCorrected(transforms, exported, fixed, yTrue) {
+  let labelsChanged = 0;
+  let rowsChanged = 0;
+  let maxAbsDelta = 0;
+  let before = 0;
+  let after = 0;
+  exported.probabilities.forEach((a, i) => {
+    const b = fixed.probabilities[i];
+    const la = argmax(a);
+    const lb = argmax(b);
+    if (la !== lb) labelsChanged++;
+    if (la === yTrue[i]) before++;
+    if (lb === yTrue[i]) after++;
+    let d = 0;
+    for (let c = 0; c < a.length; c++) d = Math.max(d, Math.abs(a[c] - b[c]));
+    if (d > 0) rowsChanged++;
+    maxAbsDelta = Math.max(maxAbsDelta, d);
+  });
+  const rows = yTrue.length;
+  return {
+    reason: "skl2onnx's TfidfVectorizer graph tokenizes unlike scikit-learn; corrected so the bundle predicts what the Python pipeline predicts",
+    transforms,
+    rows,
+    labelsChanged,
+    rowsChanged,
+    maxAbsDelta,
+    accuracyBefore: before / rows,
+    accuracyAfter: after / rows
+  };
 }
 function dim(d) {
   return typeof d === "number" ? String(d) : "N";
