@@ -113,13 +113,16 @@ describe("slow clients on the server port: the configured limits are the real on
 // (Node's own 30 s check interval would fail those bounds), so no 30 s drill is needed for the defaults.
 describe("server defaults: 10 s for headers, 30 s for the whole request", () => {
   it("an unconfigured server resolves a 10 s header limit and a 30 s request limit", () => {
-    const s = resolveSettings({}, {});
+    const s = resolveSettings({ modelDir: "/model" }, {});
     expect({ headers: s.headersTimeoutMs, request: s.requestTimeoutMs }).toEqual({
       headers: 10_000,
       request: 30_000,
     });
     const env = { MODELSHIP_HEADERS_TIMEOUT_MS: "2000", MODELSHIP_REQUEST_TIMEOUT_MS: "4000" };
-    expect(resolveSettings({}, env)).toMatchObject({ headersTimeoutMs: 2000, requestTimeoutMs: 4000 });
+    expect(resolveSettings({ modelDir: "/model" }, env)).toMatchObject({
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 4000,
+    });
   });
 });
 
