@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -615,10 +615,15 @@ describe("shadow verdict surfaces (in-memory host, real mirror format, real ledg
     expect(v3.shadow!.flips).toEqual(fail.out.shadow!.flips);
     expect(JSON.stringify(l)).not.toContain("octocat");
 
-    // `modelship status`, read back from that ledger afterwards
+    // `modelship status`, read back from that ledger afterwards (on a host with pinning on)
+    await writeFile(join(dir, "router.json"), JSON.stringify({ pin: { enabled: true } }));
     const status = await hostStatus(dir, 0);
+    expect(status.edge.pinHeader).toBe("x-modelship-version");
     expect(status.versions.find((v) => v.version === "v3")?.shadow?.verdict).toBe("fail");
     const text = renderStatus(status);
+    expect(text).toContain(
+      "Pinning: on — `curl -H 'x-modelship-version: <version>' http://127.0.0.1:8080/predict …` is answered by that version",
+    );
     expect(text).toMatch(
       /^v2 shadow step \(\d{4}-\d\d-\d\dT[\d:]+Z\): 150 pairs, agreement 99\.3% .*: pass$/m,
     );

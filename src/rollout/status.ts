@@ -30,7 +30,8 @@ export interface VersionStatus {
 
 export interface HostStatus {
   stateDir: string;
-  edge: { url: string; running: boolean };
+  /** `pinHeader`: pinning by header is on (docs/pinning.md) with this header. */
+  edge: { url: string; running: boolean; pinHeader?: string };
   versions: VersionStatus[];
   operation: (Operation & { state: "running" | "interrupted"; explanation: string }) | null;
   history: Array<Record<string, unknown>>;
@@ -121,7 +122,11 @@ export async function hostStatus(stateDir: string, windowMs = 1000): Promise<Hos
   }
   return {
     stateDir,
-    edge: { url: router.edgeUrl(), running },
+    edge: {
+      url: router.edgeUrl(),
+      running,
+      ...(router.settings.pin.enabled ? { pinHeader: router.settings.pin.header } : {}),
+    },
     versions,
     operation,
     history: data.history.slice(-10),

@@ -45,6 +45,10 @@ export function renderStatus(status: HostStatus): string {
     `Edge: ${status.edge.url} ${status.edge.running ? pc.green("(HAProxy running)") : pc.red("(HAProxy not running — `modelship host repair`)")}`,
   );
   out.push(`State: ${status.stateDir}`);
+  if (status.edge.pinHeader)
+    out.push(
+      `Pinning: on — \`curl -H '${status.edge.pinHeader}: <version>' ${status.edge.url}/predict …\` is answered by that version (docs/pinning.md)`,
+    );
   if (status.operation) {
     const mark = status.operation.state === "running" ? pc.cyan("▶") : pc.yellow("!");
     out.push(`${mark} ${safeText(status.operation.explanation)}`);
