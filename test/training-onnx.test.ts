@@ -159,8 +159,7 @@ function denseVocabularyOps(bytes: Uint8Array, vocabulary: number): string[] {
   );
   const found: string[] = [];
   for (const n of graph.node) {
-    if (["TfIdfVectorizer", "OneHot", "CategoryMapper"].includes(n.op_type))
-      found.push(n.op_type);
+    if (["TfIdfVectorizer", "OneHot", "CategoryMapper"].includes(n.op_type)) found.push(n.op_type);
     n.input.forEach((name, i) => {
       const gathered = (n.op_type === "Gather" || n.op_type === "GatherND") && i === 0;
       if (big.has(name) && !gathered) found.push(`${n.op_type}(${name})`);
