@@ -55203,16 +55203,26 @@ async function trackDeployment(gh, options, rollout) {
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`
   });
+  let notes = Promise.resolve();
+  const progress = (description) => {
+    notes = notes.then(
+      () => setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch(
+        (e) => options.onWarning?.(e.message)
+      )
+    );
+  };
   let result;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
       description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
     description: options.describe?.() ?? `${options.payload.modelVersion} is live`
@@ -55221,7 +55231,8 @@ async function trackDeployment(gh, options, rollout) {
 }
 async function withRunDeployment(options, rollout) {
   const env2 = options.env ?? process.env;
-  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null, () => {
+  });
   const gh = connectGitHub({
     token: options.token,
     repository: env2.GITHUB_REPOSITORY,
@@ -59733,8 +59744,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
@@ -65325,19 +65343,25 @@ function shadowSection(r) {
   }
   return out.join("\n");
 }
+var within140 = (text) => text.length <= 140 ? text : `${text.slice(0, 139)}…`;
 var ms3 = (x) => x === null ? "–" : `${Math.round(x)} ms`;
 function deploymentDescription(o) {
-  const fit = (text) => text.length <= 140 ? text : `${text.slice(0, 139)}…`;
   const r = o.shadow;
   if (o.status === "aborted" && (!r || r.verdict === "pass"))
-    return fit(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
+    return within140(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
   const head = o.status === "promoted" ? o.edge.failed > 0 ? `${o.version} is live, but ${o.edge.failed} of ${o.edge.requests} requests failed` : `${o.version} is live` : o.status === "aborted" ? `${o.version} aborted` : `${o.version} already live`;
-  if (!r) return fit(head);
+  if (!r) return within140(head);
+  return within140(`${head}; ${shadowDeploymentText(r)}`);
+}
+function shadowDeploymentText(r) {
   const p = (x) => Number((x * 100).toFixed(1));
   const agreement = r.agreement === null || r.agreementCi === null ? `${r.pairs} pairs` : `${p(r.agreement)}% agree [${p(r.agreementCi.low)}–${p(r.agreementCi.high)}] (${r.pairs} pairs)`;
   const delta = r.meanAbsDelta === null ? "" : `, |Δp| mean ${r.meanAbsDelta.toFixed(3)} p95 ${(r.p95AbsDelta ?? 0).toFixed(3)}`;
-  return fit(
-    `${head}; shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms3(r.candidateP95Ms)}`
+  return `shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms3(r.candidateP95Ms)}`;
+}
+function shadowProgressDescription(version2, r) {
+  return within140(
+    `${version2} ${shadowDeploymentText(r)}${r.verdict === "pass" ? "; canary steps next" : "; aborting"}`
   );
 }
 
@@ -65672,7 +65696,11 @@ function run2() {
         // The Deployment says how it ended, with the shadow verdict and its figures when there was one.
         describe: () => outcome ? deploymentDescription(outcome) : void 0
       },
-      async () => {
+      async (_deployment, progress) => {
+        const reporter = new Reporter("human").listen((e) => {
+          if (e.type === "shadow")
+            progress(shadowProgressDescription(candidate.version, e));
+        });
         outcome = await deploy({
           image: inputs.image,
           // An image wins: the bundle is then only the workflow's record of what was built.
@@ -65681,7 +65709,7 @@ function run2() {
           stateDir,
           wait: inputs.wait,
           settings,
-          reporter: new Reporter("human")
+          reporter
         });
         if (outcome.status === "aborted")
           throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {

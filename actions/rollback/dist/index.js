@@ -46716,16 +46716,26 @@ async function trackDeployment(gh, options, rollout) {
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`
   });
+  let notes = Promise.resolve();
+  const progress = (description) => {
+    notes = notes.then(
+      () => setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch(
+        (e) => options.onWarning?.(e.message)
+      )
+    );
+  };
   let result;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
       description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
     description: options.describe?.() ?? `${options.payload.modelVersion} is live`
@@ -46734,7 +46744,8 @@ async function trackDeployment(gh, options, rollout) {
 }
 async function withRunDeployment(options, rollout) {
   const env2 = options.env ?? process.env;
-  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null, () => {
+  });
   const gh = connectGitHub({
     token: options.token,
     repository: env2.GITHUB_REPOSITORY,
@@ -51693,8 +51704,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
