@@ -252,4 +252,12 @@ describe("pinning by header (real HAProxy 2.6, real backends)", () => {
         .sort(),
     ).toEqual(["v0", "v1", "v4"]);
   });
+
+  it("turned on while HAProxy runs a config without it: the next change reloads seamlessly to load the map", async () => {
+    const on = new Router({ ...router.settings, pin: { enabled: true } });
+    const applied = await on.remove("v4");
+    expect(applied.commands.at(-1)).toMatch(/^reload \(pin map not loaded; pid \d+ → \d+\)$/);
+    expect(backendOf(await predict(on.edgeUrl(), [[H, "v0"]]))).toBe("v0");
+    expect(JSON.parse((await predict(on.edgeUrl(), [[H, "v4"]])).body).running).toEqual(["v0", "v1", "v3"]);
+  });
 });

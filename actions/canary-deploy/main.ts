@@ -8,7 +8,7 @@ import { candidateFromBundle, candidateFromImage } from "../../src/rollout/candi
 import type { DeployOutcome } from "../../src/rollout/deploy.js";
 import { type RolloutFlags, settingsFromFlags } from "../../src/rollout/options.js";
 import { deploy, edgeFailure } from "../../src/rollout/run.js";
-import { deploySummaryMarkdown } from "../../src/rollout/summary.js";
+import { deploymentDescription, deploySummaryMarkdown } from "../../src/rollout/summary.js";
 import { DEPLOY_SETTINGS } from "../../src/settings/rollout.js";
 import { ExitCode, UserError } from "../../src/util/errors.js";
 import { Reporter } from "../../src/util/progress.js";
@@ -40,6 +40,8 @@ export function run(): Promise<void> {
           ...(candidate.image.digest ? { imageDigest: candidate.image.digest } : {}),
         },
         onWarning: (m) => core.warning(m),
+        // The Deployment says how it ended, with the shadow verdict and its figures when there was one.
+        describe: () => (outcome ? deploymentDescription(outcome) : undefined),
       },
       async () => {
         outcome = await deploy({

@@ -98,6 +98,11 @@ export async function trackDeployment<T>(
     logUrl?: string;
     environmentUrl?: string;
     onWarning?: (message: string) => void;
+    /**
+     * The final status's description, asked once the rollout ended (e.g. the outcome with its shadow
+     * verdict); undefined = "<version> is live" on success, the error's message on failure.
+     */
+    describe?: () => string | undefined;
   },
   rollout: (deployment: DeploymentRef) => Promise<T>,
 ): Promise<T> {
@@ -116,13 +121,13 @@ export async function trackDeployment<T>(
   } catch (err) {
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
-      description: (err as Error)?.message ?? "rollout failed",
+      description: options.describe?.() ?? (err as Error)?.message ?? "rollout failed",
     }).catch((e: Error) => options.onWarning?.(e.message));
     throw err;
   }
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
-    description: `${options.payload.modelVersion} is live`,
+    description: options.describe?.() ?? `${options.payload.modelVersion} is live`,
   }).catch((e: Error) => options.onWarning?.(e.message));
   return result;
 }
@@ -139,6 +144,8 @@ export async function withRunDeployment<T>(
     payload: ModelDeploymentPayload;
     environmentUrl?: string;
     onWarning?: (message: string) => void;
+    /** See trackDeployment. */
+    describe?: () => string | undefined;
     env?: NodeJS.ProcessEnv;
   },
   rollout: (deployment: DeploymentRef | null) => Promise<T>,
@@ -160,6 +167,7 @@ export async function withRunDeployment<T>(
       ...(logUrl ? { logUrl } : {}),
       ...(options.environmentUrl ? { environmentUrl: options.environmentUrl } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+      ...(options.describe ? { describe: options.describe } : {}),
     },
     rollout,
   );

@@ -18295,9 +18295,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms3) {
+    function delay(ms4) {
       return new Promise((resolve5) => {
-        setTimeout(resolve5, ms3).unref();
+        setTimeout(resolve5, ms4).unref();
       });
     }
     module.exports = {
@@ -27193,8 +27193,8 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve5) => setTimeout(() => resolve5(), ms3));
+          const ms4 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve5) => setTimeout(() => resolve5(), ms4));
         });
       }
       _processResponse(res, options) {
@@ -49980,6 +49980,10 @@ var thresholdsSchema = external_exports.object({
   oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
   featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
+var TRUE_TEXT = /^(1|true|yes|on)$/i;
+function envHashesText(env2) {
+  return TRUE_TEXT.test(env2?.MODELSHIP_PREDICTION_LOG_HASH_TEXT?.trim() ?? "");
+}
 
 // src/config/drift.ts
 var driftPolicySchema = external_exports.object({
@@ -55205,13 +55209,13 @@ async function trackDeployment(gh, options, rollout) {
   } catch (err) {
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
-      description: err?.message ?? "rollout failed"
+      description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
-    description: `${options.payload.modelVersion} is live`
+    description: options.describe?.() ?? `${options.payload.modelVersion} is live`
   }).catch((e) => options.onWarning?.(e.message));
   return result;
 }
@@ -55232,7 +55236,8 @@ async function withRunDeployment(options, rollout) {
       payload: options.payload,
       ...logUrl ? { logUrl } : {},
       ...options.environmentUrl ? { environmentUrl: options.environmentUrl } : {},
-      ...options.onWarning ? { onWarning: options.onWarning } : {}
+      ...options.onWarning ? { onWarning: options.onWarning } : {},
+      ...options.describe ? { describe: options.describe } : {}
     },
     rollout
   );
@@ -55314,6 +55319,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -55356,7 +55384,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [
@@ -55479,7 +55509,7 @@ function safeUsername() {
     return "unknown";
   }
 }
-var sleep = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep = (ms4) => new Promise((r) => setTimeout(r, ms4));
 var Ledger = class {
   stateDir;
   file;
@@ -59666,25 +59696,25 @@ var Reporter = class {
     };
     try {
       const result = await fn(update);
-      const ms3 = performance.now() - started;
+      const ms4 = performance.now() - started;
       const extra = detail ? detail(result) : void 0;
-      this.finish(spinner, title, "ok", ms3, extra);
+      this.finish(spinner, title, "ok", ms4, extra);
       return result;
     } catch (err) {
-      const ms3 = performance.now() - started;
-      this.finish(spinner, title, "fail", ms3, err instanceof Error ? err.message : String(err));
+      const ms4 = performance.now() - started;
+      this.finish(spinner, title, "fail", ms4, err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
-  finish(spinner, title, status, ms3, detail) {
+  finish(spinner, title, status, ms4, detail) {
     if (this.mode === "json") {
-      this.event({ type: "step", title, status, ms: Math.round(ms3), ...detail ? { detail } : {} });
+      this.event({ type: "step", title, status, ms: Math.round(ms4), ...detail ? { detail } : {} });
       return;
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
     detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
-    const time3 = pc.dim(`(${formatDuration(ms3)})`);
+    const time3 = pc.dim(`(${formatDuration(ms4)})`);
     const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -59710,10 +59740,10 @@ var Reporter = class {
 `);
   }
 };
-function formatDuration(ms3) {
-  if (ms3 < 1e3) return `${Math.round(ms3)}ms`;
-  if (ms3 < 6e4) return `${(ms3 / 1e3).toFixed(1)}s`;
-  return `${Math.floor(ms3 / 6e4)}m${Math.round(ms3 % 6e4 / 1e3)}s`;
+function formatDuration(ms4) {
+  if (ms4 < 1e3) return `${Math.round(ms4)}ms`;
+  if (ms4 < 6e4) return `${(ms4 / 1e3).toFixed(1)}s`;
+  return `${Math.floor(ms4 / 6e4)}m${Math.round(ms4 % 6e4 / 1e3)}s`;
 }
 function textTable(header, rows) {
   const cells = [header, ...rows.map((r) => r.map(String))];
@@ -62867,7 +62897,7 @@ function parseServersState(answer) {
 }
 
 // src/router/process.ts
-var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep2 = (ms4) => new Promise((r) => setTimeout(r, ms4));
 async function haproxyBinary() {
   const bin = await systemExecutable("haproxy");
   if (!bin)
@@ -63471,7 +63501,7 @@ function stripUndefined(o) {
 }
 
 // src/router/router.ts
-var sleep3 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep3 = (ms4) => new Promise((r) => setTimeout(r, ms4));
 var Router = class _Router {
   settings;
   paths;
@@ -64363,11 +64393,12 @@ var RolloutAborted = class extends Error {
 };
 function shadowDetail(r) {
   const p = (x) => `${Number((x * 100).toFixed(1))}%`;
+  const candidate = `candidate ${r.candidateErrors} errors${r.candidateP95Ms === null ? "" : `, p95 ${Math.round(r.candidateP95Ms)} ms`}`;
   if (r.agreement === null || r.agreementCi === null)
-    return `${r.pairs} pairs, ${r.candidateErrors} candidate errors of ${r.attempts} mirrored`;
+    return `${r.pairs} pairs of ${r.attempts} mirrored, ${candidate}: ${r.verdict}`;
   const ci = `[${Number((r.agreementCi.low * 100).toFixed(1))}–${Number((r.agreementCi.high * 100).toFixed(1))}]`;
-  const errors = r.candidateErrors > 0 ? `, ${r.candidateErrors} candidate errors` : "";
-  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${errors}`;
+  const p95 = r.p95AbsDelta === null ? "" : ` (p95 ${r.p95AbsDelta.toFixed(3)})`;
+  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${p95}, ${candidate}: ${r.verdict}`;
 }
 var nowIso2 = () => (/* @__PURE__ */ new Date()).toISOString();
 function newEntry(c) {
@@ -64568,6 +64599,8 @@ var DeployRun = class {
       `Shadow ${seconds}`,
       async (update) => {
         await op.advance({ name: "shadow", version: this.name });
+        const startedAt = nowIso2();
+        const inputsHidden = envHashesText(candidate.env) || envHashesText(this.stable?.container?.run?.env);
         update("mirroring live requests to the candidate");
         const run3 = await runShadow(
           deps.traffic,
@@ -64578,8 +64611,8 @@ var DeployRun = class {
             thresholds: settings.shadow,
             labels: candidate.card?.io.labels,
             // The prediction log hashes texts: the report keeps none either.
-            hideInput: /^(1|true|yes)$/i.test(candidate.env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT ?? ""),
-            sleep: (ms3) => deps.clock.sleep(ms3),
+            hideInput: inputsHidden,
+            sleep: (ms4) => deps.clock.sleep(ms4),
             onInterval: (report, extension) => {
               update(shadowDetail(report));
               if (report.verdict === "inconclusive" && extension < settings.maxExtensions)
@@ -64590,8 +64623,12 @@ var DeployRun = class {
         this.shadowResult = {
           ...run3.report,
           durationMs: settings.shadowMs * (run3.extensions + 1),
-          extensions: run3.extensions
+          extensions: run3.extensions,
+          inputsHidden
         };
+        const { examples: _texts, inputsHidden: _h, ...figures } = this.shadowResult;
+        const record2 = { ...figures, startedAt, endedAt: nowIso2() };
+        await op.update((l) => patch(l, this.name, { shadow: record2 }));
         this.timeline.push({
           at: nowIso2(),
           label: "shadow",
@@ -64824,7 +64861,7 @@ import { createServer } from "node:net";
 // src/rollout/ports.ts
 var systemClock = {
   now: () => Date.now(),
-  sleep: (ms3) => new Promise((r) => setTimeout(r, ms3))
+  sleep: (ms4) => new Promise((r) => setTimeout(r, ms4))
 };
 
 // src/rollout/wiring.ts
@@ -65203,29 +65240,7 @@ function deploySummaryMarkdown(o) {
     o.edge.failed === 0 ? `**Zero requests dropped** — ${o.edge.requests} requests through the edge (${o.edge.url}) during the rollout.` : `**${o.edge.failed} of ${o.edge.requests} requests failed** at the edge (${o.edge.url}) during the rollout.`,
     ""
   );
-  if (o.shadow) {
-    const r = o.shadow;
-    lines.push(
-      `### Shadow step: ${r.verdict === "pass" ? "✅ pass" : r.verdict === "fail" ? "❌ fail" : "⚠️ inconclusive"}`,
-      "",
-      `${shadowDetail(r)} — ${r.attempts} requests mirrored over ${(r.durationMs / 1e3).toFixed(0)} s, users got only the stable answers.`,
-      "",
-      "Class flips (rows: stable's label, columns: the candidate's):",
-      "",
-      flipMatrixMarkdown(r.flips),
-      ""
-    );
-    if (r.examples.length) {
-      const cut = (t) => t.replace(/[|\n\r]/g, " ");
-      lines.push(
-        mdTable(
-          ["request", "stable", "candidate"],
-          r.examples.map((e) => [cut(e.input), e.stable.label, e.candidate.label])
-        ),
-        ""
-      );
-    }
-  }
+  if (o.shadow) lines.push(shadowSection(o.shadow), "");
   if (o.timeline.length) {
     lines.push(
       mdTable(
@@ -65259,19 +65274,85 @@ function deploySummaryMarkdown(o) {
   return `${lines.join("\n")}
 `;
 }
+var verdictMark = (v) => v === "pass" ? "✅ pass" : v === "fail" ? "❌ fail" : "⚠️ inconclusive";
+function mdLiteral(text) {
+  return text.replace(/[\r\n\t]+/g, " ").replace(/[\\`*_{}[\]()#+\-.!~]/g, (c) => `\\${c}`).replace(/[&<>@]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function answerText(a) {
+  const p = a.probabilities[a.label];
+  return `${mdLiteral(a.label)}${p === void 0 ? "" : ` (${p.toFixed(2)})`}`;
+}
+function shadowSection(r) {
+  const out = [
+    `### Shadow step: ${verdictMark(r.verdict)}`,
+    "",
+    `${shadowDetail(r)} — ${r.attempts} requests mirrored over ${(r.durationMs / 1e3).toFixed(0)} s${r.extensions > 0 ? ` (extended ${r.extensions}×)` : ""}, users got only the stable answers.`,
+    "",
+    mdTable(
+      ["check", "value", "threshold", "verdict"],
+      r.checks.map((c) => [
+        c.message,
+        c.value === null ? "–" : Number(c.value.toFixed(4)),
+        c.threshold,
+        c.status
+      ]),
+      ["l", "r", "r", "l"]
+    ),
+    "",
+    `Latency on the mirrored requests: candidate p50 ${ms3(r.candidateP50Ms)}, p95 ${ms3(r.candidateP95Ms)}; stable p95 ${ms3(r.stableP95Ms)}.`,
+    "",
+    "Class flips (rows: stable's label, columns: the candidate's):",
+    "",
+    flipMatrixMarkdown(r.flips)
+  ];
+  const differ = r.pairs - r.agreements;
+  if (r.inputsHidden) {
+    if (differ > 0)
+      out.push(
+        "",
+        `_${differ} requests got different answers; their texts are not shown: the prediction log hashes text (MODELSHIP_PREDICTION_LOG_HASH_TEXT)._`
+      );
+  } else if (r.examples.length > 0) {
+    out.push(
+      "",
+      `${r.examples.length} of the ${differ} requests that got different answers (texts truncated):`,
+      "",
+      mdTable(
+        ["request", "stable answered", "candidate answered"],
+        r.examples.map((e) => [mdLiteral(e.input), answerText(e.stable), answerText(e.candidate)])
+      )
+    );
+  }
+  return out.join("\n");
+}
+var ms3 = (x) => x === null ? "–" : `${Math.round(x)} ms`;
+function deploymentDescription(o) {
+  const fit = (text) => text.length <= 140 ? text : `${text.slice(0, 139)}…`;
+  const r = o.shadow;
+  if (o.status === "aborted" && (!r || r.verdict === "pass"))
+    return fit(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
+  const head = o.status === "promoted" ? o.edge.failed > 0 ? `${o.version} is live, but ${o.edge.failed} of ${o.edge.requests} requests failed` : `${o.version} is live` : o.status === "aborted" ? `${o.version} aborted` : `${o.version} already live`;
+  if (!r) return fit(head);
+  const p = (x) => Number((x * 100).toFixed(1));
+  const agreement = r.agreement === null || r.agreementCi === null ? `${r.pairs} pairs` : `${p(r.agreement)}% agree [${p(r.agreementCi.low)}–${p(r.agreementCi.high)}] (${r.pairs} pairs)`;
+  const delta = r.meanAbsDelta === null ? "" : `, |Δp| mean ${r.meanAbsDelta.toFixed(3)} p95 ${(r.p95AbsDelta ?? 0).toFixed(3)}`;
+  return fit(
+    `${head}; shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms3(r.candidateP95Ms)}`
+  );
+}
 
 // src/settings/rollout.ts
 var R = rolloutSettingsSchema.parse({});
 var A = R.analysis;
 var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
-function formatDuration2(ms3) {
+function formatDuration2(ms4) {
   for (const [unit2, size] of [
     ["h", 36e5],
     ["m", 6e4],
     ["s", 1e3]
   ])
-    if (ms3 % size === 0) return `${ms3 / size}${unit2}`;
-  return `${ms3}ms`;
+    if (ms4 % size === 0) return `${ms4 / size}${unit2}`;
+  return `${ms4}ms`;
 }
 var STATE_DIR = {
   key: "stateDir",
@@ -65587,7 +65668,9 @@ function run2() {
           ...inputs.image ? { image: inputs.image } : {},
           ...candidate.image.digest ? { imageDigest: candidate.image.digest } : {}
         },
-        onWarning: (m) => warning(m)
+        onWarning: (m) => warning(m),
+        // The Deployment says how it ended, with the shadow verdict and its figures when there was one.
+        describe: () => outcome ? deploymentDescription(outcome) : void 0
       },
       async () => {
         outcome = await deploy({

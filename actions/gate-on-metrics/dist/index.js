@@ -60150,6 +60150,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -60192,7 +60215,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [

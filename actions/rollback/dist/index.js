@@ -46722,13 +46722,13 @@ async function trackDeployment(gh, options, rollout) {
   } catch (err) {
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
-      description: err?.message ?? "rollout failed"
+      description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
-    description: `${options.payload.modelVersion} is live`
+    description: options.describe?.() ?? `${options.payload.modelVersion} is live`
   }).catch((e) => options.onWarning?.(e.message));
   return result;
 }
@@ -46749,7 +46749,8 @@ async function withRunDeployment(options, rollout) {
       payload: options.payload,
       ...logUrl ? { logUrl } : {},
       ...options.environmentUrl ? { environmentUrl: options.environmentUrl } : {},
-      ...options.onWarning ? { onWarning: options.onWarning } : {}
+      ...options.onWarning ? { onWarning: options.onWarning } : {},
+      ...options.describe ? { describe: options.describe } : {}
     },
     rollout
   );
@@ -46825,6 +46826,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -46867,7 +46891,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [
