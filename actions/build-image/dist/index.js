@@ -44484,8 +44484,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
