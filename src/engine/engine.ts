@@ -389,6 +389,26 @@ export class Engine {
     return ["CMD-SHELL", cmd];
   }
 
+  /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+  async listImageTags(repository: string): Promise<string[]> {
+    const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    if (result.code !== 0) throw this.failure("docker image ls", result);
+    return [
+      ...new Set(
+        result.stdout
+          .split("\n")
+          .map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, ""))
+          .filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>")),
+      ),
+    ];
+  }
+
+  /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+  async pull(ref: string): Promise<void> {
+    const result = await this.exec(["pull", ref], { timeoutMs: 600_000 });
+    if (result.code !== 0) throw this.failure(`docker pull ${ref}`, result);
+  }
+
   async tagImage(source: string, target: string): Promise<void> {
     await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);
   }
