@@ -206,6 +206,7 @@ describe("model server image (real docker build on the local base, real model)",
       "--json",
     ]);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    if (r.code !== 0) console.log("DEBUG", r.stderr);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as {
       image: string;
