@@ -21472,27 +21472,27 @@ var require_adapter = __commonJS({
 var require_proper_lockfile = __commonJS({
   "node_modules/proper-lockfile/index.js"(exports, module) {
     "use strict";
-    var lockfile4 = require_lockfile();
+    var lockfile5 = require_lockfile();
     var { toPromise, toSync, toSyncOptions } = require_adapter();
     async function lock(file2, options) {
-      const release = await toPromise(lockfile4.lock)(file2, options);
+      const release = await toPromise(lockfile5.lock)(file2, options);
       return toPromise(release);
     }
     function lockSync(file2, options) {
-      const release = toSync(lockfile4.lock)(file2, toSyncOptions(options));
+      const release = toSync(lockfile5.lock)(file2, toSyncOptions(options));
       return toSync(release);
     }
     function unlock(file2, options) {
-      return toPromise(lockfile4.unlock)(file2, options);
+      return toPromise(lockfile5.unlock)(file2, options);
     }
     function unlockSync(file2, options) {
-      return toSync(lockfile4.unlock)(file2, toSyncOptions(options));
+      return toSync(lockfile5.unlock)(file2, toSyncOptions(options));
     }
     function check2(file2, options) {
-      return toPromise(lockfile4.check)(file2, options);
+      return toPromise(lockfile5.check)(file2, options);
     }
     function checkSync(file2, options) {
-      return toSync(lockfile4.check)(file2, toSyncOptions(options));
+      return toSync(lockfile5.check)(file2, toSyncOptions(options));
     }
     module.exports = lock;
     module.exports.lock = lock;
@@ -47818,6 +47818,21 @@ ${result.stdout}`;
     }
     return ["CMD-SHELL", cmd];
   }
+  /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+  async listImageTags(repository) {
+    const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    if (result.code !== 0) throw this.failure("docker image ls", result);
+    return [
+      ...new Set(
+        result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
+      )
+    ];
+  }
+  /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+  async pull(ref) {
+    const result = await this.exec(["pull", ref], { timeoutMs: 6e5 });
+    if (result.code !== 0) throw this.failure(`docker pull ${ref}`, result);
+  }
   async tagImage(source, target) {
     await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);
   }
@@ -52036,6 +52051,9 @@ function identityMismatch(expected, served) {
   return out;
 }
 
+// src/image/server.ts
+var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+
 // src/image/build.ts
 var PREDICTION_LOG_DIR = "/var/log/modelship";
 function serverHardening(workers) {
@@ -52065,7 +52083,7 @@ function lastErrorLine(logs) {
 }
 
 // src/monitoring/targets.ts
-var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
 import { existsSync as existsSync3 } from "node:fs";
 import { chown, mkdir as mkdir3, readdir as readdir3, readFile as readFile2, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join6 } from "node:path";
@@ -52305,7 +52323,7 @@ async function syncTargets(stateDir) {
   await mkdir3(paths.targetsDir, { recursive: true });
   const lockTarget = join6(paths.targetsDir, ".lock-target");
   await writeFile3(lockTarget, "", { flag: "a" });
-  const release = await import_proper_lockfile2.default.lock(lockTarget, {
+  const release = await import_proper_lockfile3.default.lock(lockTarget, {
     stale: 1e4,
     retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }
   });
@@ -54845,7 +54863,7 @@ function withCarry(live, carry) {
 }
 
 // src/router/store.ts
-var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
+var import_proper_lockfile4 = __toESM(require_proper_lockfile(), 1);
 import { mkdir as mkdir5, readFile as readFile4, rm as rm5 } from "node:fs/promises";
 import { dirname as dirname5 } from "node:path";
 
@@ -54976,7 +54994,7 @@ var RouterStore = class {
     await mkdir5(dirname5(this.paths.config), { recursive: true, mode: 488 });
     let release;
     try {
-      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
+      release = await import_proper_lockfile4.default.lock(this.paths.lock, {
         realpath: false,
         stale: 15e3,
         retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
