@@ -97,7 +97,12 @@ export function serverLockDir(): string {
   return process.env.MODELSHIP_LOCK_DIR ?? join(tmpdir(), `modelship-locks-${process.getuid?.() ?? "user"}`);
 }
 
-async function lockServerKey(lockDir: string, key: string, wait: boolean): Promise<() => Promise<void>> {
+/** The file lock of one server key (`wait: false`: fails at once when held). */
+export async function lockServerKey(
+  lockDir: string,
+  key: string,
+  wait: boolean,
+): Promise<() => Promise<void>> {
   await mkdir(lockDir, { recursive: true });
   return lockfile.lock(join(lockDir, `server-${key}`), {
     realpath: false,
