@@ -99,6 +99,8 @@ export interface BuildOptions {
   buildArgs?: Record<string, string | undefined>;
   labels?: Record<string, string>;
   target?: string;
+  /** `--no-cache`: no lookup of cached steps (Podman's lookup scans every child of the base image). */
+  noCache?: boolean;
   /** Each line of the engine's build output, as it arrives. */
   onProgress?: (line: string) => void;
 }
@@ -338,6 +340,7 @@ export class Engine {
     args.push(...labelArgs("--build-arg", options.buildArgs));
     args.push(...labelArgs("--label", options.labels));
     if (options.target) args.push("--target", options.target);
+    if (options.noCache) args.push("--no-cache");
     args.push(options.context);
     const env = info.podman ? { DOCKER_BUILDKIT: "0" } : {};
     const result = await this.exec(args, { onLine: options.onProgress ?? (() => {}), env });

@@ -246,6 +246,10 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
               // The labels are a literal LABEL line in the staged Dockerfile (see stageModelContext),
               // not --label: Podman turns each --label into a step of its own.
               buildArgs: { SERVER_IMAGE: server.ref },
+              // Nothing to reuse (the labels change every build) and faster without the lookup, which
+              // on Podman scans every model image of the server image and fails ("layer not known")
+              // when one of them is being removed meanwhile.
+              noCache: true,
               onProgress: (line) => {
                 // Classic builder / Podman: "STEP 3/18: COPY …"; BuildKit plain progress: "#7 [app 2/3] COPY …".
                 const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);

@@ -170,17 +170,26 @@ export async function withServerImage<T>(
     try {
       await reporter.step(
         `Building server image ${ref}`,
-        (update) =>
-          engine.build({
-            context: context.dir,
-            dockerfile: context.dockerfile,
-            tags: [ref],
-            buildArgs: { BASE_IMAGE: options.baseImage },
-            onProgress: (line) => {
-              const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
-              if (step) update(step[0].slice(0, 80));
-            },
-          }),
+        async (update) => {
+          const build = (noCache: boolean) =>
+            engine.build({
+              context: context.dir,
+              dockerfile: context.dockerfile,
+              tags: [ref],
+              buildArgs: { BASE_IMAGE: options.baseImage },
+              noCache,
+              onProgress: (line) => {
+                const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+                if (step) update(step[0].slice(0, 80));
+              },
+            });
+          // Podman's cache lookup fails when a cached step's image is removed meanwhile: once more
+          // without it.
+          return build(false).catch((err: Error) => {
+            if (!/layer not known|image not known|cached image/i.test(err.message)) throw err;
+            return build(true);
+          });
+        },
         () => `from ${options.baseImage} (once per server version)`,
       );
     } finally {

@@ -42325,6 +42325,7 @@ ${result.stdout}`;
     args.push(...labelArgs("--build-arg", options.buildArgs));
     args.push(...labelArgs("--label", options.labels));
     if (options.target) args.push("--target", options.target);
+    if (options.noCache) args.push("--no-cache");
     args.push(options.context);
     const env2 = info2.podman ? { DOCKER_BUILDKIT: "0" } : {};
     const result = await this.exec(args, { onLine: options.onProgress ?? (() => {
@@ -46774,16 +46775,23 @@ async function withServerImage(options, use) {
     try {
       await reporter.step(
         `Building server image ${ref}`,
-        (update) => engine.build({
-          context: context.dir,
-          dockerfile: context.dockerfile,
-          tags: [ref],
-          buildArgs: { BASE_IMAGE: options.baseImage },
-          onProgress: (line) => {
-            const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
-            if (step) update(step[0].slice(0, 80));
-          }
-        }),
+        async (update) => {
+          const build = (noCache) => engine.build({
+            context: context.dir,
+            dockerfile: context.dockerfile,
+            tags: [ref],
+            buildArgs: { BASE_IMAGE: options.baseImage },
+            noCache,
+            onProgress: (line) => {
+              const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+              if (step) update(step[0].slice(0, 80));
+            }
+          });
+          return build(false).catch((err) => {
+            if (!/layer not known|image not known|cached image/i.test(err.message)) throw err;
+            return build(true);
+          });
+        },
         () => `from ${options.baseImage} (once per server version)`
       );
     } finally {
@@ -46947,6 +46955,10 @@ async function buildModelImage(options) {
             // The labels are a literal LABEL line in the staged Dockerfile (see stageModelContext),
             // not --label: Podman turns each --label into a step of its own.
             buildArgs: { SERVER_IMAGE: server2.ref },
+            // Nothing to reuse (the labels change every build) and faster without the lookup, which
+            // on Podman scans every model image of the server image and fails ("layer not known")
+            // when one of them is being removed meanwhile.
+            noCache: true,
             onProgress: (line) => {
               const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
               if (step) update(step[0].slice(0, 80));

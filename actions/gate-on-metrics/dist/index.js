@@ -49760,6 +49760,7 @@ ${result.stdout}`;
         args.push(...labelArgs("--build-arg", options.buildArgs));
         args.push(...labelArgs("--label", options.labels));
         if (options.target) args.push("--target", options.target);
+        if (options.noCache) args.push("--no-cache");
         args.push(options.context);
         const env2 = info2.podman ? { DOCKER_BUILDKIT: "0" } : {};
         const result = await this.exec(args, { onLine: options.onProgress ?? (() => {
