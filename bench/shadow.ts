@@ -3,15 +3,19 @@
  * our Lua, real model servers): the same steady load through the edge, alternating rounds without and
  * with the mirror to an equal candidate (ABAB…, so drift in the machine's load hits both sides), then
  * stable's p50/p99 with vs without (the mirror is switched on/off between measured windows) (goal: p99 ≤ 1.2× the no-mirror run) and the shadow verdict.
- * Prints a table and a JSON line. Usage: npm run bench:shadow [-- --rounds 3 --seconds 5 --rps 150 --target equal|dead]
+ * The mirror runs as a deploy runs it: the target's defaults (rate cap ShadowTarget.ratePerSec) unless
+ * --rate overrides the cap (--rate 150 at --rps 150 copies every request). Prints a table, the load
+ * average before and after (other work on the machine shows there) and a JSON line.
+ * Usage: npm run bench:shadow [-- --rounds 3 --seconds 5 --rps 150 --target equal|dead --rate N]
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type LoadReport, startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/index.js";
+import { ShadowTarget } from "../src/router/schema.js";
 import { fetchPairs } from "../src/shadow/collect.js";
 import { compareShadow } from "../src/shadow/compare.js";
 import { textTable } from "../src/util/progress.js";
@@ -22,13 +26,19 @@ import { startServer } from "../test/support/serving.js";
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     rps: { type: "string", default: "150" },
     /** "equal" (a second server of the same bundle) or "dead" (a closed port: isolates the Lua's own cost). */
     target: { type: "string", default: "equal" },
+    /** Mirror rate cap per second (default: the product's, as deploy's shadow step uses it). */
+    rate: { type: "string" },
   },
 });
+const rate = args.rate ? Number(args.rate) : ShadowTarget.parse({ name: "x", port: 1 }).ratePerSec;
+const load1 = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(" ");
 const rounds = Number(args.rounds);
 const seconds = Number(args.seconds);
 const rps = Number(args.rps);
@@ -51,7 +61,7 @@ try {
     for (const mirror of [false, true]) {
       // The mirror is switched (a seamless reload) outside the measured window: steady state only.
       const port = args.target === "dead" ? await freePort() : candidate.port;
-      if (mirror) await router.setShadow({ name: "candidate", port, ratePerSec: rps });
+      if (mirror) await router.setShadow({ name: "candidate", port, ratePerSec: rate });
       const load = await startLoad({ url: router.edgeUrl(), texts: tweetTexts(), rps, connections: 8 });
       try {
         await sleep(seconds * 1000);
@@ -76,6 +86,9 @@ try {
   const a = fig(off);
   const b = fig(on);
   const ratio = b.p99 / a.p99;
+  // Paired: each round's with-mirror window right after its own without window, so a burst of other
+  // work on the machine lands in one pair, not in the whole comparison.
+  const paired = median(on.map((r, i) => r.p99Ms / off[i]!.p99Ms));
   console.log(
     textTable(
       ["", "requests", "failed", "p50 ms", "p99 ms"],
@@ -85,7 +98,13 @@ try {
       ],
     ),
   );
-  console.log(`p99 with/without mirror: ${ratio.toFixed(2)}× (goal ≤ 1.2×); ${verdict}`);
+  const load2 = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+  console.log(
+    `p99 with/without mirror: ${ratio.toFixed(2)}× (goal ≤ 1.2×; median of the ${rounds} paired rounds ${paired.toFixed(2)}×) at ${rps} req/s, mirror cap ${rate}/s; ${verdict}`,
+  );
+  console.log(`load average before ${load1}, after ${load2} (2 cores)`);
   console.log(
     JSON.stringify({
       bench: "shadow",
@@ -93,9 +112,13 @@ try {
       rounds,
       seconds,
       rps,
+      rate,
+      loadavg: { before: load1, after: load2 },
       without: a,
       with: b,
       p99Ratio: ratio,
+      pairedP99Ratio: paired,
+      perRound: on.map((r, i) => ({ without: off[i]!.p99Ms, with: r.p99Ms })),
       verdict,
     }),
   );

@@ -189,7 +189,7 @@ beforeAll(async () => {
   ensureDockerHost();
   work = await mkdtemp(join(tmpdir(), "mstest-byo-acc-"));
   policy = join(work, "gate.yaml");
-  // The fixtures are what they are (airline scores 0.816): absolute floors below them, no drop allowed.
+  // Absolute floors below the fixtures' scores (airline 0.820 once package corrects its tokenizer), no drop allowed.
   await writeFile(policy, "gate:\n  minimum:\n    accuracy: 0.8\n  maxDrop:\n    accuracy: 0.001\n");
 }, 900_000);
 
@@ -223,9 +223,7 @@ describe("bring your own model: package → gate → build → canary → /predi
       expect(pkg.code, pkg.stderr).toBe(0);
       const bundle = JSON.parse(pkg.stdout).bundle as string;
       const card = JSON.parse(await readFile(join(bundle, "model.json"), "utf8")) as ModelCard;
-      expect(Math.abs(card.metrics.accuracy - f.accuracy)).toBeLessThanOrEqual(
-        f.kind === "text" ? 0.005 : 0.001,
-      );
+      expect(Math.abs(card.metrics.accuracy - f.accuracy)).toBeLessThanOrEqual(0.001);
 
       // 2. gate: first deploy (absolute rules), then the next release against it as production
       const gate1 = await cli(["gate", "--candidate", bundle, "--policy", policy, "--json"]);

@@ -212,5 +212,12 @@ describe("text BYO model (airline, skl2onnx TF-IDF) answers /predict like a trai
     expect(
       (batch.json() as { predictions: { sentiment: string }[] }).predictions.map((p) => p.sentiment),
     ).toEqual(card.golden.map((x) => x.expected.label));
+    // A text equal to one of skl2onnx's stop words made the exported graph drop its row from a batch;
+    // the bundle (origin.corrections) answers every row.
+    const stop = await postJson(`${text.url}/predict`, {
+      texts: ["@united thanks", "Covered", "worst airline ever"],
+    });
+    expect(stop.status, stop.text).toBe(200);
+    expect((stop.json() as { predictions: unknown[] }).predictions).toHaveLength(3);
   });
 });

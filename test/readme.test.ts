@@ -72,6 +72,14 @@ describe("README", () => {
     expect(out).toMatch(
       /Starting canary deployment \(10% traffic\)\.\.\. ✓ \(\d+ canary requests, 0 errors, p95 [\d.]+ms, negative \d+% \/ positive \d+%\)/,
     );
+    // v2's shadow step, with its real agreement figure, before any of its traffic moves.
+    const shadow =
+      /Shadow 3s\.\.\. ✓ \(\d+ pairs, agreement [\d.]+% \[[\d.]+–[\d.]+\], mean \|Δp\| [\d.]+/.exec(out);
+    expect(shadow, out).not.toBeNull();
+    console.log(`README demo shadow step: ${shadow![0]}`);
+    const canary = out.lastIndexOf("Starting canary deployment (10% traffic)... ✓");
+    expect(shadow!.index).toBeLessThan(canary);
+    expect(out.indexOf("Gate passed.")).toBeLessThan(shadow!.index);
     expect(out).toMatch(/Gate passed\./);
     expect(out).toMatch(/Rolling back to v1 .*warm standby, a weight flip, switch \d+ ms/);
     expect(out).toMatch(/Rolling forward to v2 .*switch \d+ ms/);

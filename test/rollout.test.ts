@@ -1,17 +1,31 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { serverMetrics as N, type RouterCounters } from "../src/analysis/analysis.js";
 import { parsePromText } from "../src/analysis/prom.js";
+import { renderStatus } from "../src/cli/commands/status.js";
+import { loadCsv } from "../src/data/dataset.js";
+import { connectGitHub } from "../src/github/client.js";
+import { trackDeployment } from "../src/github/deployments.js";
 import { Ledger } from "../src/ledger/ledger.js";
-import { runDeploy } from "../src/rollout/deploy.js";
+import { type DeployOutcome, runDeploy, type ShadowFigures } from "../src/rollout/deploy.js";
 import { decide, initialPhase } from "../src/rollout/machine.js";
 import type { Candidate, RolloutDeps, RunningContainer } from "../src/rollout/ports.js";
 import { runRollback } from "../src/rollout/rollback.js";
 import { edgeFailure } from "../src/rollout/run.js";
 import { rolloutSettingsSchema } from "../src/rollout/settings.js";
+import { hostStatus } from "../src/rollout/status.js";
+import {
+  deploymentDescription,
+  deploySummaryMarkdown,
+  mdLiteral,
+  shadowProgressDescription,
+} from "../src/rollout/summary.js";
 import { Reporter } from "../src/util/progress.js";
+import { dataPath } from "./support/data.js";
+import { type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
 
 /**
  * In-memory host for the state machine: a traffic layer that splits simulated requests by weight and
@@ -39,6 +53,8 @@ class FakeHost {
   down = new Set<string>();
   /** What a version's container answers on /model-info as sha256 (default: what its labels say). */
   serves = new Map<string, string>();
+  /** Where the shadow step reads the mirror's pairs (a real HTTP server in the shadow tests). */
+  pairsUrl = "http://127.0.0.1:9/shadow/pairs";
 
   simulate(ms: number) {
     const total = Math.round((this.rps * ms) / 1000);
@@ -185,7 +201,7 @@ class FakeHost {
         setShadow: async (target) => {
           this.log.push(`shadow ${target ? target.name : "off"}`);
         },
-        shadowPairsUrl: () => "http://127.0.0.1:9/shadow/pairs",
+        shadowPairsUrl: (since) => `${this.pairsUrl}?since=${since ?? 0}`,
         shadowRunning: async () => false,
       },
       scrapeMetrics: async (port) => {
@@ -479,5 +495,238 @@ describe("deploy rollout (in-memory host)", () => {
     expect(cold.mode).toBe("cold");
     expect(host.weights.get("v2")).toBe(100);
     expect(host.running.has("v2")).toBe(true);
+  });
+});
+
+/**
+ * The shadow verdict on every surface (issue 16 item 3), from the real code path: the mirror's NDJSON
+ * (exactly what lua.shadow_pairs serves, built from real tweets of ../shared) read by the real collector,
+ * judged by compareShadow inside runDeploy, written to the ledger, then shown by the progress line,
+ * `status` (from that ledger), the job summary and the GitHub Deployment status.
+ */
+describe("shadow verdict surfaces (in-memory host, real mirror format, real ledger)", () => {
+  let pairsServer: Server;
+  let records: string[] = [];
+  let rec: GitHubRecorder;
+  const HOSTILE = "<img src=x onerror=alert(1)> @octocat [win](http://evil.example) **bold** | pipe `code`";
+  const tweets = loadCsv(dataPath())
+    .rows.filter((r) => r.airline_sentiment === "negative" || r.airline_sentiment === "positive")
+    .slice(0, 300)
+    .map((r) => ({ text: r.text ?? "", label: r.airline_sentiment as "negative" | "positive" }));
+
+  /** The mirror's ring as lua.shadow_pairs renders it: stable's answer, the candidate's (or its error). */
+  function mirror(n: number, disagree: number, errors: number, firstText?: string): void {
+    records = [];
+    for (let i = 0; i < n; i++) {
+      const t = tweets[i]!;
+      const text = i === 0 && firstText ? firstText : t.text;
+      const flip = i < disagree;
+      const failed = !flip && i >= n - errors;
+      const other = t.label === "negative" ? "positive" : "negative";
+      records.push(
+        JSON.stringify({
+          seq: i + 1,
+          request: JSON.stringify({ text }),
+          stable: JSON.stringify({ sentiment: t.label, confidence: 91.5 }),
+          stableMs: 3.2 + (i % 5),
+          status: failed ? 500 : 200,
+          candidate: failed
+            ? '{"error":"chaos"}'
+            : JSON.stringify({ sentiment: flip ? other : t.label, confidence: flip ? 77 : 90.5 + (i % 3) }),
+          candidateMs: 4 + (i % 7),
+          error: "",
+        }),
+      );
+    }
+  }
+
+  beforeAll(async () => {
+    pairsServer = createServer((req, res) => {
+      const since = Number(new URL(req.url ?? "/", "http://x").searchParams.get("since") ?? 0);
+      const header = {
+        seq: records.length,
+        sampled: records.length,
+        dropped: 0,
+        skipped: 0,
+        errors: 0,
+        queued: 0,
+      };
+      res.setHeader("content-type", "application/x-ndjson");
+      res.end(`${[JSON.stringify(header), ...records.slice(since)].join("\n")}\n`);
+    });
+    await new Promise<void>((r) => pairsServer.listen(0, "127.0.0.1", r));
+    rec = await startGitHubRecorder();
+  });
+  afterAll(async () => {
+    await new Promise((r) => pairsServer.close(r));
+    await rec.close();
+  });
+
+  /** A deploy with a 5 s shadow step; its human progress lines captured. */
+  async function shadowDeploy(
+    c: Candidate,
+    listen: (event: Record<string, unknown>) => void = () => {},
+  ): Promise<{ out: DeployOutcome; lines: string }> {
+    host.pairsUrl = `http://127.0.0.1:${(pairsServer.address() as { port: number }).port}/shadow/pairs`;
+    let lines = "";
+    const stream = {
+      isTTY: false,
+      write: (t: string) => {
+        lines += t;
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
+    const op = await ledger.begin("deploy", { target: c.version });
+    try {
+      const out = await runDeploy({
+        deps: host.deps(),
+        op,
+        candidate: c,
+        settings: rolloutSettingsSchema.parse({ intervalMs: 5000, shadowMs: 5000 }),
+        reporter: new Reporter("human", stream).listen(listen),
+      });
+      return { out, lines };
+    } finally {
+      await op.finish();
+    }
+  }
+
+  it("pass and fail: progress line, ledger, status after the fact, job summary, GitHub Deployment", async () => {
+    await deploy(candidate("v1"));
+    // Each deploy runs the way the canary-deploy action runs it: inside a GitHub Deployment (here the
+    // recorder), the deploy's `shadow` event posted at once as an in_progress note, and the outcome
+    // as the final status's description.
+    const gh = connectGitHub({ token: "t", repository: "acme/models", apiUrl: rec.url });
+    rec.take();
+    const tracked = async (c: Candidate) => {
+      let run: { out: DeployOutcome; lines: string } | undefined;
+      await trackDeployment(
+        gh,
+        {
+          ref: "abc",
+          environment: "production",
+          payload: { kind: "deploy", modelVersion: c.version },
+          describe: () => (run ? deploymentDescription(run.out) : undefined),
+        },
+        async (_deployment, progress) => {
+          run = await shadowDeploy(c, (e) => {
+            if (e.type === "shadow")
+              progress(shadowProgressDescription(c.version, e as unknown as ShadowFigures));
+          });
+          if (run.out.status === "aborted") throw new Error(`canary ${c.version} aborted: ${run.out.reason}`);
+        },
+      ).catch((err: Error) => expect(err.message).toMatch(/aborted: shadow step failed/));
+      return run!;
+    };
+
+    // v2 answers like stable but for one request: passes, then the canary steps promote it
+    mirror(150, 1, 0);
+    const pass = await tracked(candidate("v2"));
+    expect(pass.out.status, pass.out.reason).toBe("promoted");
+    const passLine = pass.lines.split("\n").find((l) => l.startsWith("Shadow 5s... "));
+    expect(passLine).toMatch(
+      /^Shadow 5s\.\.\. ✓ \(150 pairs, agreement 99\.3% \[96\.3–99\.9\], mean \|Δp\| 0\.0\d\d \(p95 0\.0\d\d\), candidate 0 errors, p95 10 ms: pass\)/,
+    );
+
+    // v3 flips 60 of 150 answers and fails 3: aborted before any weight moved
+    mirror(150, 60, 3, HOSTILE);
+    const fail = await tracked(candidate("v3"));
+    expect(fail.out.status).toBe("aborted");
+    expect(fail.out.reason).toMatch(/^shadow step failed: /);
+    expect(host.log.filter((l) => l.includes('"v3":5'))).toEqual([]);
+    expect(fail.lines).toMatch(
+      /^Shadow 5s\.\.\. ✗ 147 pairs, agreement 59\.2% \[[\d.]+–[\d.]+\], .*candidate 3 errors, p95 10 ms: fail/m,
+    );
+
+    // the ledger keeps each verdict with its figures (no request text)
+    const l = await ledger.read();
+    const v2 = l.versions.find((v) => v.version === "v2")!;
+    const v3 = l.versions.find((v) => v.version === "v3")!;
+    expect(v2.shadow).toMatchObject({ verdict: "pass", pairs: 150, agreements: 149, candidateErrors: 0 });
+    expect(v2.shadow!.agreementCi!.low).toBeCloseTo(0.963, 3);
+    expect(v3).toMatchObject({ role: "failed", shadow: { verdict: "fail", pairs: 147, candidateErrors: 3 } });
+    expect(v3.shadow!.flips).toEqual(fail.out.shadow!.flips);
+    expect(JSON.stringify(l)).not.toContain("octocat");
+
+    // `modelship status`, read back from that ledger afterwards (on a host with pinning on)
+    await writeFile(join(dir, "router.json"), JSON.stringify({ pin: { enabled: true } }));
+    const status = await hostStatus(dir, 0);
+    expect(status.edge.pinHeader).toBe("x-modelship-version");
+    expect(status.versions.find((v) => v.version === "v3")?.shadow?.verdict).toBe("fail");
+    const text = renderStatus(status);
+    expect(text).toContain(
+      "Pinning: on — `curl -H 'x-modelship-version: <version>' http://127.0.0.1:8080/predict …` is answered by that version",
+    );
+    expect(text).toMatch(
+      /^v2 shadow step \(\d{4}-\d\d-\d\dT[\d:]+Z\): 150 pairs, agreement 99\.3% .*: pass$/m,
+    );
+    expect(text).toMatch(
+      /^v3 shadow step \(.*\): 147 pairs, agreement 59\.2% .*candidate 3 errors, p95 10 ms: fail$/m,
+    );
+
+    // the canary-deploy job summary: verdict, checks, latency, flip matrix, disagreeing requests
+    const md = deploySummaryMarkdown(fail.out);
+    expect(md).toContain("### Shadow step: ❌ fail");
+    expect(md).toMatch(/\| candidate failed 3 of 150 mirrored requests \| 0\.02 \| 0\.01 \| fail \|/);
+    expect(md).toMatch(
+      /Latency on the mirrored requests: candidate p50 \d+ ms, p95 10 ms; stable p95 7 ms\./,
+    );
+    const negFlips = fail.out.shadow!.flips.negative!;
+    expect(md).toContain(`| **negative** | ${negFlips.negative ?? 0} | ${negFlips.positive ?? 0} |`);
+    expect(md).toContain("3 of the 60 requests that got different answers (texts truncated):");
+    expect(md).toMatch(/\| request \| stable answered \| candidate answered \|/);
+    expect(md).toMatch(/\| (negative|positive) \(0\.92\) \| (negative|positive) \(0\.77\) \|$/m);
+    // a user's text is inert: no HTML, mention, link, emphasis or cell break survives
+    const row = md.split("\n").find((r) => r.includes("octocat"))!;
+    expect(row).toContain(
+      "&#60;img src=x onerror=alert\\(1\\)&#62; &#64;octocat \\[win\\]\\(http://evil\\.example\\)",
+    );
+    expect(row).not.toMatch(/<img|@octocat|\]\(http|[^\\]\*\*/);
+    expect(row.split(" | ")).toHaveLength(3);
+    // the other examples: real tweets, cut to 80 characters, escaped the same way
+    const cut = (t: string) => (t.length <= 80 ? t : `${t.slice(0, 79)}…`);
+    expect(md, md).toContain(`| ${mdLiteral(cut(tweets[1]!.text))} |`);
+    expect(deploySummaryMarkdown(pass.out)).toContain("### Shadow step: ✅ pass");
+
+    // the GitHub Deployment: the verdict as soon as it is known, then in the final status (≤ 140 characters)
+    const statuses = rec.calls
+      .filter((c) => c.path.endsWith("/statuses"))
+      .map((c) => c.body as { state: string; description: string });
+    expect(statuses.map((x) => x.state)).toEqual([
+      "in_progress",
+      "in_progress",
+      "success",
+      "in_progress",
+      "in_progress",
+      "failure",
+    ]);
+    expect(statuses[1]!.description).toMatch(
+      /^v2 shadow pass: 99\.3% agree \[96\.3–99\.9\] \(150 pairs\), \|Δp\| mean 0\.\d{3} p95 0\.\d{3}, candidate 0 errors p95 10 ms; canary steps next$/,
+    );
+    expect(statuses[2]!.description).toMatch(
+      /^v2 is live; shadow pass: 99\.3% agree \[96\.3–99\.9\] \(150 pairs\)/,
+    );
+    expect(statuses[4]!.description).toMatch(/^v3 shadow fail: 59\.2% agree .*; aborting$/);
+    expect(statuses[5]!.description).toMatch(
+      /^v3 aborted; shadow fail: 59\.2% agree \[[\d.]+–[\d.]+\] \(147 pairs\), \|Δp\| mean 0\.\d{3} p95 0\.\d{3}, candidate 3 errors p95 10 ms$/,
+    );
+    for (const f of statuses) expect(f.description.length).toBeLessThanOrEqual(140);
+  });
+
+  it("no request text anywhere when the prediction log hashes text", async () => {
+    await deploy(candidate("v1"));
+    mirror(150, 60, 0, HOSTILE);
+    const { out } = await shadowDeploy(candidate("v2", { MODELSHIP_PREDICTION_LOG_HASH_TEXT: "on" }));
+    expect(out.status).toBe("aborted");
+    expect(out.shadow).toMatchObject({ verdict: "fail", inputsHidden: true, examples: [] });
+    const md = deploySummaryMarkdown(out);
+    expect(md).toContain(
+      "_60 requests got different answers; their texts are not shown: the prediction log hashes text (MODELSHIP_PREDICTION_LOG_HASH_TEXT)._",
+    );
+    expect(md).toContain("| **negative** |"); // the flip matrix is still there
+    for (const t of [HOSTILE, tweets[1]!.text, tweets[2]!.text]) {
+      expect(md).not.toContain(t.slice(0, 12));
+      expect(JSON.stringify(out)).not.toContain(t.slice(0, 12));
+    }
   });
 });

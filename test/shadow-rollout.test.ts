@@ -1,27 +1,37 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "../src/ledger/ledger.js";
 import { type LoadReport, startLoad } from "../src/load/generator.js";
+import { withClassLabels } from "../src/package/graph.js";
 import type { DeployOutcome } from "../src/rollout/deploy.js";
 import { deploySummaryMarkdown } from "../src/rollout/summary.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { bundleAs, trainedBundle } from "./support/bundle.js";
+import { byo } from "./support/byo.js";
+import { byoBundle } from "./support/byo-bundles.js";
 import { runCli } from "./support/cli.js";
-import { tweetTexts } from "./support/data.js";
+import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 import { killDaemonsOf } from "./support/leftovers.js";
 
 /**
  * `deploy --shadow` on real parts (issue 16): HAProxy mirrors live requests to the candidate container
  * while it sits at weight 0, the real CLI judges answer by answer, and only a pass lets weight move.
- * Runs under load from a separate process counting every user-visible failure.
+ * Runs under load from a separate process counting every user-visible failure. One host for every
+ * case: text (label-swapped, equal, retrained with 200× stronger regularisation), then the edge is
+ * switched to a tabular bring-your-own model (the shared wine fixture, packaged) for its equal and
+ * label-swapped candidates.
  */
 const PREFIX = "mstest-shd-";
 let stateDir: string;
 let edgeUrl: string;
-const images: Record<"v1" | "v2" | "flipped", { ref: string; version: string }> = {} as never;
+type Image = { ref: string; version: string };
+const images: Record<"v1" | "v2" | "flipped" | "weak" | "wine1" | "wine2" | "wineSwapped", Image> =
+  {} as never;
+/** The wine fixture's feature columns (models.json) and its full CSV: what tabular users send. */
+let wineTraffic: { data: string; columns: string[] };
 
 const cli = (args: string[], timeoutMs = 240_000) => runCli(args, { timeoutMs });
 const common = () => ["--state-dir", stateDir, "--name-prefix", PREFIX];
@@ -46,8 +56,14 @@ async function imageOf(dir: string, repository: string) {
   return { ref: img.ref, version: card.version as string };
 }
 
-async function underLoad<T>(fn: () => Promise<T>): Promise<{ result: T; load: LoadReport }> {
-  const load = await startLoad({ url: edgeUrl, texts: tweetTexts(), rps: 150, connections: 16 });
+async function underLoad<T>(fn: () => Promise<T>, tabular = false): Promise<{ result: T; load: LoadReport }> {
+  const what = tabular
+    ? {
+        texts: { data: wineTraffic.data, textColumn: wineTraffic.columns[0]! },
+        features: { data: wineTraffic.data, columns: wineTraffic.columns },
+      }
+    : { texts: tweetTexts() };
+  const load = await startLoad({ url: edgeUrl, rps: 150, connections: 16, ...what });
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const result = await fn();
@@ -81,6 +97,25 @@ beforeAll(async () => {
   images.v1 = await imageOf(await bundleAs(good, "20260101.000001", "shadow-rollout"), "mstest-acc-v1");
   images.v2 = await imageOf(await bundleAs(good, "20260101.000002", "shadow-rollout"), "mstest-acc-v2");
   images.flipped = await imageOf(flipped, "mstest-acc-flipped");
+  // The same data and trainer, C 0.02 instead of 4 (the gate-paired suite's "weak" model, one cache).
+  images.weak = await imageOf(await trainedBundle({ params: { C: 0.02 } }), "mstest-shd-weak");
+  // Tabular: the shared wine GBM packaged (`modelship package`), as two releases and label-swapped.
+  const wine = await byoBundle("wine-gbm");
+  const wineCard = JSON.parse(await readFile(join(wine, "model.json"), "utf8"));
+  const [a, b, c] = wineCard.io.labels as string[];
+  const swappedDir = join(repoRoot, "test", ".cache", "shadow-rollout");
+  await mkdir(swappedDir, { recursive: true });
+  const swappedOnnx = join(swappedDir, "wine-swapped.onnx");
+  await writeFile(swappedOnnx, withClassLabels(await readFile(byo("wine-gbm.onnx")), [b!, a!, c!]));
+  const wineSwapped = await byoBundle("wine-gbm", { name: "wine-swapped", model: swappedOnnx });
+  images.wine1 = await imageOf(await bundleAs(wine, "20260101.000011", "shadow-rollout"), "mstest-shd-wine1");
+  images.wine2 = await imageOf(await bundleAs(wine, "20260101.000012", "shadow-rollout"), "mstest-shd-wine2");
+  images.wineSwapped = await imageOf(
+    await bundleAs(wineSwapped, "20260101.000013", "shadow-rollout"),
+    "mstest-shd-wine-swapped",
+  );
+  const meta = JSON.parse(await readFile(byo("models.json"), "utf8"));
+  wineTraffic = { data: byo(meta.models["wine-gbm"].data), columns: meta.models["wine-gbm"].features };
   stateDir = await mkdtemp(join(tmpdir(), "mstest-shd-state-"));
   const [edge, metrics] = [await freePort(), await freePort()];
   const init = await cli([
@@ -175,4 +210,86 @@ describe("deploy --shadow (real HAProxy mirror, real containers, real CLI)", () 
     expect(l.versions.find((v) => v.version === images.v2.version)).toMatchObject({ role: "stable" });
     console.log(`shadow equal: ${line}`);
   }, 300_000);
+
+  it("a candidate retrained with very different regularisation (C 0.02 vs 4) fails shadow; users see 0 failures", async () => {
+    const { result, load } = await underLoad(() =>
+      cli(deployArgs(images.weak.ref, ["--shadow", "4s", "--json"])),
+    );
+    expect(result.code, result.stdout + result.stderr).not.toBe(0);
+    const ev = events(result.stdout);
+    expect(ev.filter((e) => e.type === "weight")).toEqual([]);
+    const res = ev.find((e) => e.type === "result") as unknown as {
+      status: string;
+      reason: string;
+      shadow: { verdict: string; pairs: number; meanAbsDelta: number; agreement: number };
+    };
+    expect(res.status).toBe("aborted");
+    expect(res.reason).toMatch(/^shadow step failed: /);
+    expect(res.shadow.verdict).toBe("fail");
+    expect(res.shadow.pairs).toBeGreaterThanOrEqual(50);
+    // Same labels mostly, very different confidence: the answer-by-answer |Δp| is what fails it.
+    expect(res.shadow.meanAbsDelta).toBeGreaterThan(0.05);
+    expectNoUserErrors(load);
+    const l = await new Ledger(stateDir).read();
+    expect(l.versions.find((v) => v.version === images.weak.version)).toMatchObject({
+      role: "failed",
+      weight: 0,
+      analysis: [],
+    });
+    console.log(`shadow weak: ${res.reason}; users ${load.completed} requests, 0 failed`);
+  }, 300_000);
+
+  describe("tabular (BYO wine, packaged with modelship package)", () => {
+    it("the edge switches to the wine model (no load, steps 100)", async () => {
+      const r = await cli(deployArgs(images.wine1.ref, ["--steps", "100"]));
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const l = await new Ledger(stateDir).read();
+      expect(l.versions.find((v) => v.version === images.wine1.version)).toMatchObject({ role: "stable" });
+    }, 300_000);
+
+    it("the label-swapped wine fails shadow; users see 0 failures", async () => {
+      const { result, load } = await underLoad(
+        () => cli(deployArgs(images.wineSwapped.ref, ["--steps", "shadow,100", "--json"])),
+        true,
+      );
+      expect(result.code, result.stdout + result.stderr).not.toBe(0);
+      const ev = events(result.stdout);
+      expect(ev.filter((e) => e.type === "weight")).toEqual([]);
+      const res = ev.find((e) => e.type === "result") as unknown as {
+        status: string;
+        reason: string;
+        shadow: { verdict: string; agreement: number; examples: Array<{ input: string }> };
+      };
+      expect(res.status).toBe("aborted");
+      expect(res.reason).toMatch(/^shadow step failed: /);
+      expect(res.shadow.verdict).toBe("fail");
+      expect(res.shadow.agreement).toBeLessThan(0.9);
+      // A disagreeing request shown with its features.
+      expect(res.shadow.examples[0]?.input).toMatch(/alcohol/);
+      expectNoUserErrors(load);
+      console.log(`shadow wine swapped: ${res.reason}; users ${load.completed} requests, 0 failed`);
+    }, 300_000);
+
+    it("an equal wine candidate passes `--steps shadow,100` (the --fast shadow duration) with ≥ 99 % agreement", async () => {
+      const { result, load } = await underLoad(
+        () => cli(deployArgs(images.wine2.ref, ["--steps", "shadow,100", "--json"])),
+        true,
+      );
+      expect(result.code, result.stdout + result.stderr).toBe(0);
+      const shadow = events(result.stdout).find((e) => e.type === "shadow") as unknown as {
+        verdict: string;
+        pairs: number;
+        agreement: number;
+        durationMs: number;
+      };
+      expect(shadow.verdict).toBe("pass");
+      expect(shadow.pairs).toBeGreaterThanOrEqual(50);
+      expect(shadow.agreement).toBeGreaterThanOrEqual(0.99);
+      expect(shadow.durationMs % 3000).toBe(0);
+      expectNoUserErrors(load);
+      const l = await new Ledger(stateDir).read();
+      expect(l.versions.find((v) => v.version === images.wine2.version)).toMatchObject({ role: "stable" });
+      console.log(`shadow wine equal: ${shadow.pairs} pairs, agreement ${shadow.agreement}`);
+    }, 300_000);
+  });
 });

@@ -169,7 +169,8 @@ export const modelCardSchema = z.object({
     .nullable(),
   /**
    * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
-   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity, and any
+   * corrections that make it agree with the Python model.
    */
   origin: z
     .object({
@@ -179,9 +180,31 @@ export const modelCardSchema = z.object({
       producer: z.string(),
       scores: z.enum(["probabilities", "logits"]),
       transforms: z.array(z.string()),
-      /** Max |bundle − original| probability over every evaluation row. */
+      /**
+       * Max |served − original| probability over every evaluation row, for the `transforms` above
+       * (they only make the graph servable and leave its outputs alone).
+       */
       parity: finite,
       parityRows: z.number().int().nonnegative(),
+      /**
+       * Changes that do alter outputs, made so the bundle predicts what the Python model predicts
+       * (skl2onnx text graphs tokenize unlike scikit-learn), and what they changed on the evaluation
+       * rows against the exported graph. Absent when nothing needed correcting.
+       */
+      corrections: z
+        .object({
+          reason: z.string(),
+          transforms: z.array(z.string()).min(1),
+          rows: z.number().int().nonnegative(),
+          /** Rows whose predicted label differs from the exported graph's. */
+          labelsChanged: z.number().int().nonnegative(),
+          /** Rows with any probability different from the exported graph's. */
+          rowsChanged: z.number().int().nonnegative(),
+          maxAbsDelta: finite,
+          accuracyBefore: finite,
+          accuracyAfter: finite,
+        })
+        .optional(),
     })
     .optional(),
   metrics: metricsSchema,

@@ -51,3 +51,15 @@ export const thresholdsSchema = z.object({
     .describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema)."),
 });
 export type DriftThresholds = z.infer<typeof thresholdsSchema>;
+
+/** How a boolean server setting reads "on" in the environment. */
+export const TRUE_TEXT = /^(1|true|yes|on)$/i;
+
+/**
+ * Whether a model server started with `env` writes hashes instead of texts to its prediction log
+ * (MODELSHIP_PREDICTION_LOG_HASH_TEXT, src/drift/settings.ts): then no request text may be shown
+ * anywhere else either (the shadow step's disagreeing examples).
+ */
+export function envHashesText(env: Record<string, string | undefined> | undefined): boolean {
+  return TRUE_TEXT.test(env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT?.trim() ?? "");
+}

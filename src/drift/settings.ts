@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "../contracts/drift.js";
+import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, TRUE_TEXT, thresholdsSchema } from "../contracts/drift.js";
 import { UserError } from "../util/errors.js";
 
 /** Server-side drift settings. The image is configured by env only, so these are env variables. */
@@ -52,6 +52,7 @@ export const DRIFT_ENV = {
 } as const;
 
 const BOOLEAN_PATHS = new Set(["enabled", "log.hashText"]);
+
 const STRING_PATHS = new Set(["log.file"]);
 
 export function driftSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): DriftSettings {
@@ -61,7 +62,7 @@ export function driftSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Drif
     if (value === undefined || value === "") continue;
     let parsed: unknown = value;
     if (BOOLEAN_PATHS.has(path)) {
-      if (/^(1|true|yes|on)$/i.test(value)) parsed = true;
+      if (TRUE_TEXT.test(value)) parsed = true;
       else if (/^(0|false|no|off)$/i.test(value)) parsed = false;
     } else if (!STRING_PATHS.has(path)) parsed = value.trim() === "" ? Number.NaN : Number(value);
     const keys = path.split(".");

@@ -14,7 +14,9 @@ export class TextProfile {
 
   constructor(options: { vocabulary: Iterable<string>; tokenPattern: string; lowercase: boolean }) {
     this.vocabulary = new Set(options.vocabulary);
-    this.pattern = new RegExp(options.tokenPattern, "g");
+    // Unicode property classes (\p{L}: the token pattern package writes into skl2onnx text graphs) need
+    // the u flag, as RE2 reads them; other patterns keep the flags the trainer compiles them with.
+    this.pattern = new RegExp(options.tokenPattern, /\\[pP]\{/.test(options.tokenPattern) ? "gu" : "g");
     this.lowercase = options.lowercase;
   }
 

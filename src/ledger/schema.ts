@@ -36,6 +36,35 @@ export const analysisRecordSchema = z.object({
 });
 export type AnalysisRecord = z.infer<typeof analysisRecordSchema>;
 
+/**
+ * A version's shadow step as judged (src/shadow/compare.ts), kept so `status` shows the verdict after
+ * the fact. No request texts: the disagreeing examples live only in the deploy's own output.
+ */
+export const shadowRecordSchema = z.object({
+  verdict: z.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: z.number().nonnegative(),
+  extensions: z.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: z.number().int().nonnegative(),
+  pairs: z.number().int().nonnegative(),
+  agreements: z.number().int().nonnegative(),
+  agreement: z.number().min(0).max(1).nullable(),
+  agreementCi: z.object({ low: z.number(), high: z.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: z.record(z.string(), z.record(z.string(), z.number().int().nonnegative())),
+  meanAbsDelta: z.number().nullable(),
+  p95AbsDelta: z.number().nullable(),
+  candidateErrors: z.number().int().nonnegative(),
+  candidateP50Ms: z.number().nullable(),
+  candidateP95Ms: z.number().nullable(),
+  stableP95Ms: z.number().nullable(),
+  checks: z.array(checkResultSchema),
+  summary: z.string(),
+});
+export type ShadowRecord = z.infer<typeof shadowRecordSchema>;
+
 /** How a serving container was started: what `host repair` needs to recreate it identically. */
 export const containerRunSchema = z.object({
   containerPort: z.number().int().min(1).max(65535),
@@ -86,6 +115,8 @@ export const versionEntrySchema = z.object({
   failedAt: isoTime.optional(),
   failureReason: z.string().optional(),
   analysis: z.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional(),
 });
 export type VersionEntry = z.infer<typeof versionEntrySchema>;
 

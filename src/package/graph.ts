@@ -240,3 +240,77 @@ export function withClassLabels(original: Uint8Array, labels: readonly string[])
   }
   return encodeModel(model);
 }
+
+/**
+ * skl2onnx's stand-in for scikit-learn's default `token_pattern` `(?u)\b\w\w+\b`: ASCII only, and with
+ * the Tokenizer's `mincharnum` 1 it keeps one-character tokens ("i", "a", the "t" of "don't") that
+ * scikit-learn drops, so the graph forms bigrams scikit-learn never saw and misses ones it learned.
+ */
+export const SKL2ONNX_DEFAULT_TOKENEXP = "[a-zA-Z0-9_]+";
+/**
+ * RE2 for `(?u)\b\w\w+\b`: maximal runs of at least two letters, digits or underscores. Python's `\w` is
+ * `[\p{L}\p{N}_]` on every code point Python's Unicode tables assign (test/package.test.ts runs
+ * onnxruntime's RE2 on each; RE2 only also knows letters of newer Unicode versions).
+ */
+export const SKLEARN_TOKENEXP = "[\\p{L}\\p{N}_]{2,}";
+
+export interface Correction {
+  bytes: Uint8Array;
+  /** "what changed — why", one line each (recorded in model.json `origin.corrections.transforms`). */
+  transforms: string[];
+}
+
+/**
+ * Corrections that make an skl2onnx TfidfVectorizer graph compute what the scikit-learn pipeline
+ * computes (unlike rewriteForServing, these change outputs; src/package/package.ts counts by how much):
+ * - the Tokenizer's `tokenexp` skl2onnx writes for the default token_pattern → SKLEARN_TOKENEXP;
+ * - a StringNormalizer's `stopwords` (skl2onnx copies TfidfVectorizer.stop_words_, the n-grams that
+ *   min_df/max_df pruned, which scikit-learn keeps for introspection and never applies) are dropped:
+ *   onnxruntime removes whole input texts equal to one, so a batch came back with fewer rows.
+ * Only for graphs skl2onnx produced, and only the exact attributes it writes; anything else is untouched.
+ */
+export function alignWithScikitLearn(bytes: Uint8Array): Correction {
+  const model = decodeModel(bytes);
+  if (model.producer_name !== "skl2onnx") return { bytes, transforms: [] };
+  const graph = model.graph!;
+  const transforms: string[] = [];
+  const consumers = (value: string) => graph.node.filter((n) => n.input.includes(value));
+  // The Tokenizer's tokens reach a TfIdfVectorizer (skl2onnx puts a Flatten between them).
+  const feedsTfIdf = (node: OnnxNode): boolean =>
+    node.output.some((o) =>
+      consumers(o).some(
+        (c) =>
+          c.op_type === "TfIdfVectorizer" ||
+          (c.op_type === "Flatten" &&
+            c.output.some((f) => consumers(f).some((d) => d.op_type === "TfIdfVectorizer"))),
+      ),
+    );
+  const str = (node: OnnxNode, name: string) => {
+    const a = node.attribute.find((x) => x.name === name);
+    return a?.s ? utf8.decode(a.s) : undefined;
+  };
+  const int = (node: OnnxNode, name: string) => toNumber(node.attribute.find((x) => x.name === name)?.i);
+
+  const tokenizers = graph.node.filter((n) => n.op_type === "Tokenizer" && n.domain === "com.microsoft");
+  for (const node of tokenizers) {
+    if (str(node, "tokenexp") !== SKL2ONNX_DEFAULT_TOKENEXP || (int(node, "mincharnum") ?? 1) !== 1) continue;
+    if (node.attribute.some((a) => a.name === "separators") || !feedsTfIdf(node)) continue;
+    const attr = node.attribute.find((a) => a.name === "tokenexp")!;
+    attr.s = new TextEncoder().encode(SKLEARN_TOKENEXP);
+    transforms.push(
+      `Tokenizer '${node.name ?? ""}': tokenexp ${SKL2ONNX_DEFAULT_TOKENEXP} → ${SKLEARN_TOKENEXP} — scikit-learn's default token_pattern (?u)\\b\\w\\w+\\b; skl2onnx's stand-in is ASCII-only and keeps one-character tokens`,
+    );
+  }
+  for (const node of graph.node) {
+    if (node.op_type !== "StringNormalizer") continue;
+    const stop = node.attribute.find((a) => a.name === "stopwords");
+    const count = stop?.strings?.length ?? 0;
+    if (count === 0) continue;
+    if (!node.output.some((o) => consumers(o).some((c) => tokenizers.includes(c)))) continue;
+    node.attribute = node.attribute.filter((a) => a !== stop);
+    transforms.push(
+      `StringNormalizer '${node.name ?? ""}': dropped ${count} stopwords — TfidfVectorizer.stop_words_, which scikit-learn never applies; onnxruntime removes whole input texts equal to one, so a batch lost rows`,
+    );
+  }
+  return { bytes: transforms.length === 0 ? bytes : encodeModel(model), transforms };
+}

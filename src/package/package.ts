@@ -11,7 +11,14 @@ import { ExitCode, UserError } from "../util/errors.js";
 import { sha256 } from "../util/fs.js";
 import type { Reporter } from "../util/progress.js";
 import { featureSchema, firstNonProbabilityRow, softmaxRows } from "./features.js";
-import { exposeOutput, type GraphInfo, inspectGraph, parseOnnx, rewriteForServing } from "./graph.js";
+import {
+  alignWithScikitLearn,
+  exposeOutput,
+  type GraphInfo,
+  inspectGraph,
+  parseOnnx,
+  rewriteForServing,
+} from "./graph.js";
 
 /** Largest |bundle − original| probability tolerated on any evaluation row. */
 export const PACKAGE_PARITY_TOLERANCE = 1e-4;
@@ -22,7 +29,11 @@ export interface PackageResult {
   card: ModelCard;
   parity: number;
   transforms: string[];
+  corrections: Corrections | undefined;
 }
+
+/** Output-changing corrections (src/package/graph.ts alignWithScikitLearn) and what they changed. */
+export type Corrections = NonNullable<NonNullable<ModelCard["origin"]>["corrections"]>;
 
 interface EvalData {
   kind: "text" | "features";
@@ -126,24 +137,48 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
       scoresOutput: probe.probabilitiesOutput,
       addSoftmax: scores === "logits",
     });
-    const session = await openSession(served.bytes, s.model, {
+    const portable = await openSession(served.bytes, s.model, {
       ...(s.inputName ? { inputName: s.inputName } : {}),
       probabilitiesOutput: served.probabilitiesOutput ?? probe.probabilitiesOutput,
       labels,
     });
+    let session = portable;
     try {
-      const out = await runAll(session, data.inputs);
-      const probabilities = out.probabilities;
+      const exported = await runAll(portable, data.inputs);
       const parity = await reporter.step(
         "parity with the original",
-        async () => checkParity(s, original, info, probe, scores, out, labels.length, data.inputs),
+        async () => checkParity(s, original, info, probe, scores, exported, labels.length, data.inputs),
         (p) =>
           `max |Δp| ${p.toExponential(1)} over ${data.inputs.length} rows (≤ ${PACKAGE_PARITY_TOLERANCE})${served.transforms.length ? `; ${served.transforms.join("; ")}` : "; graph unchanged"}`,
       );
-      checkLabelOutput(out.graphLabels, probabilities, labels);
-
       const index = new Map(labels.map((l, i) => [l, i]));
       const yTrue = data.yLabels.map((l) => index.get(l)!);
+
+      // skl2onnx text graphs tokenize unlike scikit-learn: correct them, and count what that changes.
+      const aligned = alignWithScikitLearn(served.bytes);
+      let out = exported;
+      let corrections: Corrections | undefined;
+      if (aligned.transforms.length > 0) {
+        session = await openSession(aligned.bytes, s.model, {
+          ...(s.inputName ? { inputName: s.inputName } : {}),
+          probabilitiesOutput: portable.probabilitiesOutput,
+          labels,
+        });
+        const result = await reporter.step(
+          "agree with scikit-learn",
+          async () => {
+            const fixed = await runAll(session, data.inputs);
+            return { fixed, corrections: compareCorrected(aligned.transforms, exported, fixed, yTrue) };
+          },
+          ({ corrections: c }) =>
+            `${aligned.transforms.map((t) => t.split(" — ")[0]).join("; ")} · ${c.labelsChanged} of ${c.rows} evaluation rows change label vs the exported graph (accuracy ${c.accuracyBefore.toFixed(4)} → ${c.accuracyAfter.toFixed(4)}), ${c.rowsChanged} change probabilities`,
+        );
+        out = result.fixed;
+        corrections = result.corrections;
+      }
+      const probabilities = out.probabilities;
+      checkLabelOutput(out.graphLabels, probabilities, labels);
+
       const metrics = evaluateClassifier({ labels, yTrue, probabilities });
 
       const ref = await reporter.step(
@@ -153,7 +188,7 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
           `${r.rows} rows from ${s.reference ?? s.data}${r.features ? `, ${r.features.length} features` : ""}`,
       );
       const io = ioSignature(session, data, labels, info);
-      const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: served.bytes });
+      const staged = await StagedBundle.create({ name: s.name, outDir: s.out, onnx: aligned.bytes });
       try {
         const runtime = await reporter.step(
           "measure runtime",
@@ -190,6 +225,7 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
                   transforms: served.transforms,
                   parity,
                   parityRows: data.inputs.length,
+                  ...(corrections ? { corrections } : {}),
                 },
                 metrics,
                 golden: pickGolden(data.inputs, yTrue, probabilities, labels),
@@ -199,16 +235,55 @@ export async function packageBundle(s: PackageSettings, reporter: Reporter): Pro
             ),
           (w) => w.dir,
         );
-        return { ...written, parity, transforms: served.transforms };
+        return { ...written, parity, transforms: served.transforms, corrections };
       } finally {
         await staged.discard();
       }
     } finally {
-      await session.release();
+      if (session !== portable) await session.release();
+      await portable.release();
     }
   } finally {
     await probe.release();
   }
+}
+
+/** What the corrected graph changed on the evaluation rows, against the exported graph's outputs. */
+function compareCorrected(
+  transforms: string[],
+  exported: { probabilities: Float32Array[] },
+  fixed: { probabilities: Float32Array[] },
+  yTrue: number[],
+): Corrections {
+  let labelsChanged = 0;
+  let rowsChanged = 0;
+  let maxAbsDelta = 0;
+  let before = 0;
+  let after = 0;
+  exported.probabilities.forEach((a, i) => {
+    const b = fixed.probabilities[i]!;
+    const la = argmax(a);
+    const lb = argmax(b);
+    if (la !== lb) labelsChanged++;
+    if (la === yTrue[i]) before++;
+    if (lb === yTrue[i]) after++;
+    let d = 0;
+    for (let c = 0; c < a.length; c++) d = Math.max(d, Math.abs(a[c]! - b[c]!));
+    if (d > 0) rowsChanged++;
+    maxAbsDelta = Math.max(maxAbsDelta, d);
+  });
+  const rows = yTrue.length;
+  return {
+    reason:
+      "skl2onnx's TfidfVectorizer graph tokenizes unlike scikit-learn; corrected so the bundle predicts what the Python pipeline predicts",
+    transforms,
+    rows,
+    labelsChanged,
+    rowsChanged,
+    maxAbsDelta,
+    accuracyBefore: before / rows,
+    accuracyAfter: after / rows,
+  };
 }
 
 function dim(d: number | string): string {

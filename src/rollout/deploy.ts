@@ -5,9 +5,10 @@ import {
   explain,
   type Scrape,
 } from "../analysis/analysis.js";
+import { envHashesText } from "../contracts/drift.js";
 import { identityMismatch } from "../image/labels.js";
 import type { OperationHandle } from "../ledger/ledger.js";
-import type { AnalysisRecord, LedgerData, VersionEntry } from "../ledger/schema.js";
+import type { AnalysisRecord, LedgerData, ShadowRecord, VersionEntry } from "../ledger/schema.js";
 import type { ShadowReport } from "../shadow/compare.js";
 import { runShadow } from "../shadow/run.js";
 import { ExitCode, UserError } from "../util/errors.js";
@@ -44,19 +45,43 @@ export interface DeployOutcome {
   /** What repair found wrong and left alone before the rollout (e.g. the stable was down). */
   warnings: string[];
   /** The shadow step's verdict and figures (`--shadow`; absent when off or on a first deploy). */
-  shadow?: ShadowReport & { durationMs: number; extensions: number };
+  shadow?: ShadowReport & {
+    durationMs: number;
+    extensions: number;
+    /** The prediction log hashes text (MODELSHIP_PREDICTION_LOG_HASH_TEXT): no request text was kept. */
+    inputsHidden: boolean;
+  };
 }
 
 class RolloutAborted extends Error {}
 
-/** Figures of a shadow verdict as the progress line shows them. */
-export function shadowDetail(r: ShadowReport): string {
+/** The figures of a shadow verdict `shadowDetail` needs (a ShadowReport, or its ledger record). */
+export type ShadowFigures = Pick<
+  ShadowReport,
+  | "verdict"
+  | "attempts"
+  | "pairs"
+  | "agreement"
+  | "agreementCi"
+  | "meanAbsDelta"
+  | "p95AbsDelta"
+  | "candidateErrors"
+  | "candidateP95Ms"
+>;
+
+/**
+ * Figures of a shadow verdict as the progress line, `status`, the job summary and the GitHub Deployment
+ * show them: agreement with its 95 % interval, mean and p95 |Δp|, the candidate's errors and p95
+ * latency, then the verdict ("… : pass").
+ */
+export function shadowDetail(r: ShadowFigures): string {
   const p = (x: number) => `${Number((x * 100).toFixed(1))}%`;
+  const candidate = `candidate ${r.candidateErrors} errors${r.candidateP95Ms === null ? "" : `, p95 ${Math.round(r.candidateP95Ms)} ms`}`;
   if (r.agreement === null || r.agreementCi === null)
-    return `${r.pairs} pairs, ${r.candidateErrors} candidate errors of ${r.attempts} mirrored`;
+    return `${r.pairs} pairs of ${r.attempts} mirrored, ${candidate}: ${r.verdict}`;
   const ci = `[${Number((r.agreementCi.low * 100).toFixed(1))}–${Number((r.agreementCi.high * 100).toFixed(1))}]`;
-  const errors = r.candidateErrors > 0 ? `, ${r.candidateErrors} candidate errors` : "";
-  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${errors}`;
+  const p95 = r.p95AbsDelta === null ? "" : ` (p95 ${r.p95AbsDelta.toFixed(3)})`;
+  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${p95}, ${candidate}: ${r.verdict}`;
 }
 
 const nowIso = () => new Date().toISOString();
@@ -290,6 +315,11 @@ class DeployRun {
         `Shadow ${seconds}`,
         async (update) => {
           await op.advance({ name: "shadow", version: this.name });
+          const startedAt = nowIso();
+          // Request texts reach the report (and the job summary) only when the prediction logs keep
+          // them too: hidden when the candidate's or the stable's server hashes text.
+          const inputsHidden =
+            envHashesText(candidate.env) || envHashesText(this.stable?.container?.run?.env);
           update("mirroring live requests to the candidate");
           const run = await runShadow(
             deps.traffic,
@@ -300,7 +330,7 @@ class DeployRun {
               thresholds: settings.shadow,
               labels: candidate.card?.io.labels,
               // The prediction log hashes texts: the report keeps none either.
-              hideInput: /^(1|true|yes)$/i.test(candidate.env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT ?? ""),
+              hideInput: inputsHidden,
               sleep: (ms) => deps.clock.sleep(ms),
               onInterval: (report, extension) => {
                 update(shadowDetail(report));
@@ -313,7 +343,11 @@ class DeployRun {
             ...run.report,
             durationMs: settings.shadowMs * (run.extensions + 1),
             extensions: run.extensions,
+            inputsHidden,
           };
+          const { examples: _texts, inputsHidden: _h, ...figures } = this.shadowResult;
+          const record: ShadowRecord = { ...figures, startedAt, endedAt: nowIso() };
+          await op.update((l) => patch(l, this.name, { shadow: record }));
           this.timeline.push({
             at: nowIso(),
             label: "shadow",

@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { serverMetrics } from "../analysis/analysis.js";
 import { histogramBuckets, histogramDelta, histogramQuantile, type Sample } from "../analysis/prom.js";
 import { Ledger } from "../ledger/ledger.js";
-import type { Operation, Role } from "../ledger/schema.js";
+import type { Operation, Role, ShadowRecord } from "../ledger/schema.js";
 import { Router } from "../router/router.js";
 import { pidAlive } from "../util/process.js";
 import { scrapeMetrics } from "./wiring.js";
@@ -24,11 +24,14 @@ export interface VersionStatus {
   promotedAt?: string;
   standbyUntil?: string;
   failureReason?: string;
+  /** The version's shadow step as judged during its deploy (from the ledger). */
+  shadow?: ShadowRecord;
 }
 
 export interface HostStatus {
   stateDir: string;
-  edge: { url: string; running: boolean };
+  /** `pinHeader`: pinning by header is on (docs/pinning.md) with this header. */
+  edge: { url: string; running: boolean; pinHeader?: string };
   versions: VersionStatus[];
   operation: (Operation & { state: "running" | "interrupted"; explanation: string }) | null;
   history: Array<Record<string, unknown>>;
@@ -100,6 +103,7 @@ export async function hostStatus(stateDir: string, windowMs = 1000): Promise<Hos
       promotedAt: v.promotedAt,
       standbyUntil: v.standbyUntil,
       failureReason: v.failureReason,
+      ...(v.shadow ? { shadow: v.shadow } : {}),
     };
   });
 
@@ -118,7 +122,11 @@ export async function hostStatus(stateDir: string, windowMs = 1000): Promise<Hos
   }
   return {
     stateDir,
-    edge: { url: router.edgeUrl(), running },
+    edge: {
+      url: router.edgeUrl(),
+      running,
+      ...(router.settings.pin.enabled ? { pinHeader: router.settings.pin.header } : {}),
+    },
     versions,
     operation,
     history: data.history.slice(-10),

@@ -1,4 +1,5 @@
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readBundle } from "../../src/bundle/read.js";
 import { packageBundle } from "../../src/package/package.js";
@@ -8,7 +9,8 @@ import { repoRoot } from "./data.js";
 
 /**
  * Bundles packaged from the shared BYO fixtures, cached per fixture under test/.cache/byo (rebuilt
- * when the cached one does not read back), so serving, image and acceptance tests share them.
+ * when the cached one does not read back or src/package changed), so serving, image and acceptance
+ * tests share them.
  */
 export async function byoBundle(
   key: "iris-logreg-zipmap" | "wine-gbm" | "airline-3class-tfidf-lr",
@@ -16,9 +18,11 @@ export async function byoBundle(
 ): Promise<string> {
   const name = opts.name ?? key.split("-")[0]!;
   const out = join(repoRoot, "test", ".cache", "byo", name);
+  const stampFile = join(out, ".package-src");
+  const stamp = await packageSourceStamp();
   try {
     const [dir] = (await readdir(out)).filter((d) => !d.startsWith("."));
-    if (dir) {
+    if (dir && (await readFile(stampFile, "utf8")) === stamp) {
       await readBundle(join(out, dir));
       return join(out, dir);
     }
@@ -50,5 +54,15 @@ export async function byoBundle(
     },
     new Reporter("silent"),
   );
+  await writeFile(stampFile, stamp);
   return result.dir;
+}
+
+/** Hash of the code that writes a packaged bundle: a cached bundle from older code is rebuilt. */
+async function packageSourceStamp(): Promise<string> {
+  const h = createHash("sha256");
+  for (const f of ["graph.ts", "package.ts", "features.ts"]) {
+    h.update(await readFile(join(repoRoot, "src", "package", f)));
+  }
+  return h.digest("hex");
 }

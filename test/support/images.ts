@@ -80,47 +80,60 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
   const memo = `${repository}|${bundleDir}`;
   let pending = modelImages.get(memo);
   if (!pending) {
-    pending = (async () => {
-      const engine = await testEngine();
-      const base = await baseImage();
-      // The product's keys: the server image's (base, server Dockerfile, traced files, packages)
-      // and the model image's on top (model Dockerfile, card).
-      const server = await resolveServerKey({ engine, baseImage: base, appRoot: repoRoot });
-      const { card } = await readBundle(bundleDir);
-      const key = await modelImageKey(server.key, card, repoRoot);
-      const ref = `${repository}:${key}`;
-      handedOut.add(ref);
-      return withLock(`model-${key}`, async () => {
-        if (await engine.inspectImage(ref)) return { ref, baseImage: base, build: null };
-        const build = await buildModelImage({
-          bundleDir,
-          image: repository,
-          extraTags: [key],
-          baseImage: base,
-          smoke: false,
-          revision: null,
-          engine,
-        });
-        // Older content keys of this repository are stale: drop them so runs do not pile up images.
-        // Best effort: Podman's image list fails while another process removes an image ("image not known").
-        const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]).catch(
-          () => ({
-            stdout: "",
-          }),
-        );
-        for (const old of stdout.split("\n"))
-          if (
-            old.replace(/^localhost\//, "").startsWith(`${repository}:`) &&
-            !handedOut.has(old.replace(/^localhost\//, ""))
-          )
-            await engine.removeImage(old).catch(() => {});
-        // Server images of older checkouts too: locked ones (a build is using them) and ones younger
-        // than an hour (another checkout on this host may be testing with it) stay.
-        await pruneServerImages(engine, { keep: [server.ref], olderThanMs: 3_600_000 }).catch(() => {});
-        return { ref, baseImage: base, build };
-      });
-    })();
+    pending = buildOnce().catch((err: unknown) => {
+      // Another test process on this shared host may have untagged the base image between its
+      // resolution and this build (scripts/base-image.sh drops older keys): resolve it again, once.
+      if (
+        !/initializing source docker:\/\/mstest-base|mstest-base.*(not known|no such image)/i.test(
+          String(err),
+        )
+      )
+        throw err;
+      baseRef = undefined;
+      return buildOnce();
+    });
     modelImages.set(memo, pending);
   }
   return pending;
+
+  async function buildOnce(): Promise<ModelImage> {
+    const engine = await testEngine();
+    const base = await baseImage();
+    // The product's keys: the server image's (base, server Dockerfile, traced files, packages)
+    // and the model image's on top (model Dockerfile, card).
+    const server = await resolveServerKey({ engine, baseImage: base, appRoot: repoRoot });
+    const { card } = await readBundle(bundleDir);
+    const key = await modelImageKey(server.key, card, repoRoot);
+    const ref = `${repository}:${key}`;
+    handedOut.add(ref);
+    return withLock(`model-${key}`, async () => {
+      if (await engine.inspectImage(ref)) return { ref, baseImage: base, build: null };
+      const build = await buildModelImage({
+        bundleDir,
+        image: repository,
+        extraTags: [key],
+        baseImage: base,
+        smoke: false,
+        revision: null,
+        engine,
+      });
+      // Older content keys of this repository are stale: drop them so runs do not pile up images.
+      // Best effort: Podman's image list fails while another process removes an image ("image not known").
+      const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]).catch(
+        () => ({
+          stdout: "",
+        }),
+      );
+      for (const old of stdout.split("\n"))
+        if (
+          old.replace(/^localhost\//, "").startsWith(`${repository}:`) &&
+          !handedOut.has(old.replace(/^localhost\//, ""))
+        )
+          await engine.removeImage(old).catch(() => {});
+      // Server images of older checkouts too: locked ones (a build is using them) and ones younger
+      // than an hour (another checkout on this host may be testing with it) stay.
+      await pruneServerImages(engine, { keep: [server.ref], olderThanMs: 3_600_000 }).catch(() => {});
+      return { ref, baseImage: base, build };
+    });
+  }
 }

@@ -41889,7 +41889,8 @@ var modelCardSchema = external_exports.object({
   }).nullable(),
   /**
    * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
-   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity, and any
+   * corrections that make it agree with the Python model.
    */
   origin: external_exports.object({
     kind: external_exports.literal("packaged"),
@@ -41898,9 +41899,29 @@ var modelCardSchema = external_exports.object({
     producer: external_exports.string(),
     scores: external_exports.enum(["probabilities", "logits"]),
     transforms: external_exports.array(external_exports.string()),
-    /** Max |bundle − original| probability over every evaluation row. */
+    /**
+     * Max |served − original| probability over every evaluation row, for the `transforms` above
+     * (they only make the graph servable and leave its outputs alone).
+     */
     parity: finite,
-    parityRows: external_exports.number().int().nonnegative()
+    parityRows: external_exports.number().int().nonnegative(),
+    /**
+     * Changes that do alter outputs, made so the bundle predicts what the Python model predicts
+     * (skl2onnx text graphs tokenize unlike scikit-learn), and what they changed on the evaluation
+     * rows against the exported graph. Absent when nothing needed correcting.
+     */
+    corrections: external_exports.object({
+      reason: external_exports.string(),
+      transforms: external_exports.array(external_exports.string()).min(1),
+      rows: external_exports.number().int().nonnegative(),
+      /** Rows whose predicted label differs from the exported graph's. */
+      labelsChanged: external_exports.number().int().nonnegative(),
+      /** Rows with any probability different from the exported graph's. */
+      rowsChanged: external_exports.number().int().nonnegative(),
+      maxAbsDelta: finite,
+      accuracyBefore: finite,
+      accuracyAfter: finite
+    }).optional()
   }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
@@ -46056,8 +46077,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);

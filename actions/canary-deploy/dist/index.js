@@ -18295,9 +18295,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms3) {
+    function delay(ms4) {
       return new Promise((resolve5) => {
-        setTimeout(resolve5, ms3).unref();
+        setTimeout(resolve5, ms4).unref();
       });
     }
     module.exports = {
@@ -27193,8 +27193,8 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve5) => setTimeout(() => resolve5(), ms3));
+          const ms4 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve5) => setTimeout(() => resolve5(), ms4));
         });
       }
       _processResponse(res, options) {
@@ -49980,6 +49980,10 @@ var thresholdsSchema = external_exports.object({
   oovRate: external_exports.number().positive().max(1).default(DEFAULT_THRESHOLDS.oovRate).describe("Share of input tokens outside the model's vocabulary."),
   featurePsi: external_exports.number().positive().default(DEFAULT_THRESHOLDS.featurePsi).describe("Tabular models: PSI of each input feature versus its reference histogram (feature schema).")
 });
+var TRUE_TEXT = /^(1|true|yes|on)$/i;
+function envHashesText(env2) {
+  return TRUE_TEXT.test(env2?.MODELSHIP_PREDICTION_LOG_HASH_TEXT?.trim() ?? "");
+}
 
 // src/config/drift.ts
 var driftPolicySchema = external_exports.object({
@@ -55215,25 +55219,36 @@ async function trackDeployment(gh, options, rollout) {
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`
   });
+  let notes = Promise.resolve();
+  const progress = (description) => {
+    notes = notes.then(
+      () => setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch(
+        (e) => options.onWarning?.(e.message)
+      )
+    );
+  };
   let result;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
-      description: err?.message ?? "rollout failed"
+      description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
-    description: `${options.payload.modelVersion} is live`
+    description: options.describe?.() ?? `${options.payload.modelVersion} is live`
   }).catch((e) => options.onWarning?.(e.message));
   return result;
 }
 async function withRunDeployment(options, rollout) {
   const env2 = options.env ?? process.env;
-  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null, () => {
+  });
   const gh = connectGitHub({
     token: options.token,
     repository: env2.GITHUB_REPOSITORY,
@@ -55248,7 +55263,8 @@ async function withRunDeployment(options, rollout) {
       payload: options.payload,
       ...logUrl ? { logUrl } : {},
       ...options.environmentUrl ? { environmentUrl: options.environmentUrl } : {},
-      ...options.onWarning ? { onWarning: options.onWarning } : {}
+      ...options.onWarning ? { onWarning: options.onWarning } : {},
+      ...options.describe ? { describe: options.describe } : {}
     },
     rollout
   );
@@ -55330,6 +55346,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -55372,7 +55411,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [
@@ -55495,7 +55536,7 @@ function safeUsername() {
     return "unknown";
   }
 }
-var sleep = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep = (ms4) => new Promise((r) => setTimeout(r, ms4));
 var Ledger = class {
   stateDir;
   file;
@@ -55921,7 +55962,8 @@ var modelCardSchema = external_exports.object({
   }).nullable(),
   /**
    * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
-   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity, and any
+   * corrections that make it agree with the Python model.
    */
   origin: external_exports.object({
     kind: external_exports.literal("packaged"),
@@ -55930,9 +55972,29 @@ var modelCardSchema = external_exports.object({
     producer: external_exports.string(),
     scores: external_exports.enum(["probabilities", "logits"]),
     transforms: external_exports.array(external_exports.string()),
-    /** Max |bundle − original| probability over every evaluation row. */
+    /**
+     * Max |served − original| probability over every evaluation row, for the `transforms` above
+     * (they only make the graph servable and leave its outputs alone).
+     */
     parity: finite,
-    parityRows: external_exports.number().int().nonnegative()
+    parityRows: external_exports.number().int().nonnegative(),
+    /**
+     * Changes that do alter outputs, made so the bundle predicts what the Python model predicts
+     * (skl2onnx text graphs tokenize unlike scikit-learn), and what they changed on the evaluation
+     * rows against the exported graph. Absent when nothing needed correcting.
+     */
+    corrections: external_exports.object({
+      reason: external_exports.string(),
+      transforms: external_exports.array(external_exports.string()).min(1),
+      rows: external_exports.number().int().nonnegative(),
+      /** Rows whose predicted label differs from the exported graph's. */
+      labelsChanged: external_exports.number().int().nonnegative(),
+      /** Rows with any probability different from the exported graph's. */
+      rowsChanged: external_exports.number().int().nonnegative(),
+      maxAbsDelta: finite,
+      accuracyBefore: finite,
+      accuracyAfter: finite
+    }).optional()
   }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
@@ -59663,25 +59725,25 @@ var Reporter = class {
     };
     try {
       const result = await fn(update);
-      const ms3 = performance.now() - started;
+      const ms4 = performance.now() - started;
       const extra = detail ? detail(result) : void 0;
-      this.finish(spinner, title, "ok", ms3, extra);
+      this.finish(spinner, title, "ok", ms4, extra);
       return result;
     } catch (err) {
-      const ms3 = performance.now() - started;
-      this.finish(spinner, title, "fail", ms3, err instanceof Error ? err.message : String(err));
+      const ms4 = performance.now() - started;
+      this.finish(spinner, title, "fail", ms4, err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
-  finish(spinner, title, status, ms3, detail) {
+  finish(spinner, title, status, ms4, detail) {
     if (this.mode === "json") {
-      this.event({ type: "step", title, status, ms: Math.round(ms3), ...detail ? { detail } : {} });
+      this.event({ type: "step", title, status, ms: Math.round(ms4), ...detail ? { detail } : {} });
       return;
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
     detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
-    const time3 = pc.dim(`(${formatDuration(ms3)})`);
+    const time3 = pc.dim(`(${formatDuration(ms4)})`);
     const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -59700,17 +59762,24 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
   }
 };
-function formatDuration(ms3) {
-  if (ms3 < 1e3) return `${Math.round(ms3)}ms`;
-  if (ms3 < 6e4) return `${(ms3 / 1e3).toFixed(1)}s`;
-  return `${Math.floor(ms3 / 6e4)}m${Math.round(ms3 % 6e4 / 1e3)}s`;
+function formatDuration(ms4) {
+  if (ms4 < 1e3) return `${Math.round(ms4)}ms`;
+  if (ms4 < 6e4) return `${(ms4 / 1e3).toFixed(1)}s`;
+  return `${Math.floor(ms4 / 6e4)}m${Math.round(ms4 % 6e4 / 1e3)}s`;
 }
 function textTable(header, rows) {
   const cells = [header, ...rows.map((r) => r.map(String))];
@@ -60712,7 +60781,12 @@ var ShadowTarget = external_exports.strictObject({
   port: external_exports.number().int().min(1).max(65535),
   /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
   share: external_exports.number().gt(0).max(1).default(1),
-  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /**
+   * Copies per second at most. The candidate runs on the same host: every copy is an inference that
+   * competes with stable for CPU (bench:shadow: stable p99 1.77× with every request copied at 150/s,
+   * ≈ 1× at 25–50/s); 25/s is still 1,500 pairs a minute and 75 in the 3 s `--fast` step.
+   */
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(25),
   /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
   timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
   /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
@@ -63010,7 +63084,7 @@ function parseServersState(answer) {
 }
 
 // src/router/process.ts
-var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep2 = (ms4) => new Promise((r) => setTimeout(r, ms4));
 async function haproxyBinary() {
   const bin = await systemExecutable("haproxy");
   if (!bin)
@@ -63205,7 +63279,7 @@ var SHADOW_LUA = String.raw`-- Generated by modelship: the shadow mirror (docs/s
 -- answer, candidate's answer or error) are kept in a bounded ring served as NDJSON by lua.shadow_pairs.
 local candidate = os.getenv("MODELSHIP_SHADOW_URL") or ""
 local share = tonumber(os.getenv("MODELSHIP_SHADOW_SHARE") or "1") or 1
-local cap = tonumber(os.getenv("MODELSHIP_SHADOW_RATE") or "50") or 50
+local cap = tonumber(os.getenv("MODELSHIP_SHADOW_RATE") or "25") or 25
 local qmax = tonumber(os.getenv("MODELSHIP_SHADOW_QUEUE") or "256") or 256
 local timeout = tonumber(os.getenv("MODELSHIP_SHADOW_TIMEOUT_MS") or "1000") or 1000
 local keep = tonumber(os.getenv("MODELSHIP_SHADOW_KEEP") or "5000") or 5000
@@ -63264,10 +63338,15 @@ end
 
 local function worker()
   local hc = core.httpclient()
+  -- An idle worker backs off to 50 ms between looks: every wake-up takes HAProxy's Lua lock, which
+  -- the user path's shadow_req/shadow_res also need; a copy's delay does not matter.
+  local idle = 5
   while true do
     if qhead > qtail then
-      core.msleep(5)
+      core.msleep(idle)
+      if idle < 50 then idle = idle * 2 end
     else
+      idle = 5
       local item = queue[qhead]
       queue[qhead] = nil
       qhead = qhead + 1
@@ -63609,7 +63688,7 @@ function stripUndefined(o) {
 }
 
 // src/router/router.ts
-var sleep3 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep3 = (ms4) => new Promise((r) => setTimeout(r, ms4));
 var Router = class _Router {
   settings;
   paths;
@@ -64501,11 +64580,12 @@ var RolloutAborted = class extends Error {
 };
 function shadowDetail(r) {
   const p = (x) => `${Number((x * 100).toFixed(1))}%`;
+  const candidate = `candidate ${r.candidateErrors} errors${r.candidateP95Ms === null ? "" : `, p95 ${Math.round(r.candidateP95Ms)} ms`}`;
   if (r.agreement === null || r.agreementCi === null)
-    return `${r.pairs} pairs, ${r.candidateErrors} candidate errors of ${r.attempts} mirrored`;
+    return `${r.pairs} pairs of ${r.attempts} mirrored, ${candidate}: ${r.verdict}`;
   const ci = `[${Number((r.agreementCi.low * 100).toFixed(1))}–${Number((r.agreementCi.high * 100).toFixed(1))}]`;
-  const errors = r.candidateErrors > 0 ? `, ${r.candidateErrors} candidate errors` : "";
-  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${errors}`;
+  const p95 = r.p95AbsDelta === null ? "" : ` (p95 ${r.p95AbsDelta.toFixed(3)})`;
+  return `${r.pairs} pairs, agreement ${p(r.agreement)} ${ci}, mean |Δp| ${(r.meanAbsDelta ?? 0).toFixed(3)}${p95}, ${candidate}: ${r.verdict}`;
 }
 var nowIso2 = () => (/* @__PURE__ */ new Date()).toISOString();
 function newEntry(c) {
@@ -64706,6 +64786,8 @@ var DeployRun = class {
       `Shadow ${seconds}`,
       async (update) => {
         await op.advance({ name: "shadow", version: this.name });
+        const startedAt = nowIso2();
+        const inputsHidden = envHashesText(candidate.env) || envHashesText(this.stable?.container?.run?.env);
         update("mirroring live requests to the candidate");
         const run3 = await runShadow(
           deps.traffic,
@@ -64716,8 +64798,8 @@ var DeployRun = class {
             thresholds: settings.shadow,
             labels: candidate.card?.io.labels,
             // The prediction log hashes texts: the report keeps none either.
-            hideInput: /^(1|true|yes)$/i.test(candidate.env?.MODELSHIP_PREDICTION_LOG_HASH_TEXT ?? ""),
-            sleep: (ms3) => deps.clock.sleep(ms3),
+            hideInput: inputsHidden,
+            sleep: (ms4) => deps.clock.sleep(ms4),
             onInterval: (report, extension) => {
               update(shadowDetail(report));
               if (report.verdict === "inconclusive" && extension < settings.maxExtensions)
@@ -64728,8 +64810,12 @@ var DeployRun = class {
         this.shadowResult = {
           ...run3.report,
           durationMs: settings.shadowMs * (run3.extensions + 1),
-          extensions: run3.extensions
+          extensions: run3.extensions,
+          inputsHidden
         };
+        const { examples: _texts, inputsHidden: _h, ...figures } = this.shadowResult;
+        const record2 = { ...figures, startedAt, endedAt: nowIso2() };
+        await op.update((l) => patch(l, this.name, { shadow: record2 }));
         this.timeline.push({
           at: nowIso2(),
           label: "shadow",
@@ -64962,7 +65048,7 @@ import { createServer } from "node:net";
 // src/rollout/ports.ts
 var systemClock = {
   now: () => Date.now(),
-  sleep: (ms3) => new Promise((r) => setTimeout(r, ms3))
+  sleep: (ms4) => new Promise((r) => setTimeout(r, ms4))
 };
 
 // src/rollout/wiring.ts
@@ -65341,29 +65427,7 @@ function deploySummaryMarkdown(o) {
     o.edge.failed === 0 ? `**Zero requests dropped** — ${o.edge.requests} requests through the edge (${o.edge.url}) during the rollout.` : `**${o.edge.failed} of ${o.edge.requests} requests failed** at the edge (${o.edge.url}) during the rollout.`,
     ""
   );
-  if (o.shadow) {
-    const r = o.shadow;
-    lines.push(
-      `### Shadow step: ${r.verdict === "pass" ? "✅ pass" : r.verdict === "fail" ? "❌ fail" : "⚠️ inconclusive"}`,
-      "",
-      `${shadowDetail(r)} — ${r.attempts} requests mirrored over ${(r.durationMs / 1e3).toFixed(0)} s, users got only the stable answers.`,
-      "",
-      "Class flips (rows: stable's label, columns: the candidate's):",
-      "",
-      flipMatrixMarkdown(r.flips),
-      ""
-    );
-    if (r.examples.length) {
-      const cut = (t) => t.replace(/[|\n\r]/g, " ");
-      lines.push(
-        mdTable(
-          ["request", "stable", "candidate"],
-          r.examples.map((e) => [cut(e.input), e.stable.label, e.candidate.label])
-        ),
-        ""
-      );
-    }
-  }
+  if (o.shadow) lines.push(shadowSection(o.shadow), "");
   if (o.timeline.length) {
     lines.push(
       mdTable(
@@ -65397,19 +65461,91 @@ function deploySummaryMarkdown(o) {
   return `${lines.join("\n")}
 `;
 }
+var verdictMark = (v) => v === "pass" ? "✅ pass" : v === "fail" ? "❌ fail" : "⚠️ inconclusive";
+function mdLiteral(text) {
+  return text.replace(/[\r\n\t]+/g, " ").replace(/[\\`*_{}[\]()#+\-.!~]/g, (c) => `\\${c}`).replace(/[&<>@]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function answerText(a) {
+  const p = a.probabilities[a.label];
+  return `${mdLiteral(a.label)}${p === void 0 ? "" : ` (${p.toFixed(2)})`}`;
+}
+function shadowSection(r) {
+  const out = [
+    `### Shadow step: ${verdictMark(r.verdict)}`,
+    "",
+    `${shadowDetail(r)} — ${r.attempts} requests mirrored over ${(r.durationMs / 1e3).toFixed(0)} s${r.extensions > 0 ? ` (extended ${r.extensions}×)` : ""}, users got only the stable answers.`,
+    "",
+    mdTable(
+      ["check", "value", "threshold", "verdict"],
+      r.checks.map((c) => [
+        c.message,
+        c.value === null ? "–" : Number(c.value.toFixed(4)),
+        c.threshold,
+        c.status
+      ]),
+      ["l", "r", "r", "l"]
+    ),
+    "",
+    `Latency on the mirrored requests: candidate p50 ${ms3(r.candidateP50Ms)}, p95 ${ms3(r.candidateP95Ms)}; stable p95 ${ms3(r.stableP95Ms)}.`,
+    "",
+    "Class flips (rows: stable's label, columns: the candidate's):",
+    "",
+    flipMatrixMarkdown(r.flips)
+  ];
+  const differ = r.pairs - r.agreements;
+  if (r.inputsHidden) {
+    if (differ > 0)
+      out.push(
+        "",
+        `_${differ} requests got different answers; their texts are not shown: the prediction log hashes text (MODELSHIP_PREDICTION_LOG_HASH_TEXT)._`
+      );
+  } else if (r.examples.length > 0) {
+    out.push(
+      "",
+      `${r.examples.length} of the ${differ} requests that got different answers (texts truncated):`,
+      "",
+      mdTable(
+        ["request", "stable answered", "candidate answered"],
+        r.examples.map((e) => [mdLiteral(e.input), answerText(e.stable), answerText(e.candidate)])
+      )
+    );
+  }
+  return out.join("\n");
+}
+var within140 = (text) => text.length <= 140 ? text : `${text.slice(0, 139)}…`;
+var ms3 = (x) => x === null ? "–" : `${Math.round(x)} ms`;
+function deploymentDescription(o) {
+  const r = o.shadow;
+  if (o.status === "aborted" && (!r || r.verdict === "pass"))
+    return within140(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
+  const head = o.status === "promoted" ? o.edge.failed > 0 ? `${o.version} is live, but ${o.edge.failed} of ${o.edge.requests} requests failed` : `${o.version} is live` : o.status === "aborted" ? `${o.version} aborted` : `${o.version} already live`;
+  if (!r) return within140(head);
+  return within140(`${head}; ${shadowDeploymentText(r)}`);
+}
+function shadowDeploymentText(r) {
+  const p = (x) => Number((x * 100).toFixed(1));
+  const agreement = r.agreement === null || r.agreementCi === null ? `${r.pairs} pairs` : `${p(r.agreement)}% agree [${p(r.agreementCi.low)}–${p(r.agreementCi.high)}] (${r.pairs} pairs)`;
+  const delta = r.meanAbsDelta === null ? "" : `, |Δp| mean ${r.meanAbsDelta.toFixed(3)} p95 ${(r.p95AbsDelta ?? 0).toFixed(3)}`;
+  return `shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms3(r.candidateP95Ms)}`;
+}
+function shadowProgressDescription(version2, r) {
+  return within140(
+    `${version2} ${shadowDeploymentText(r)}${r.verdict === "pass" ? "; canary steps next" : "; aborting"}`
+  );
+}
 
 // src/settings/rollout.ts
 var R = rolloutSettingsSchema.parse({});
 var A = R.analysis;
 var FAST = rolloutSettingsSchema.parse(FAST_SETTINGS);
-function formatDuration2(ms3) {
+function formatDuration2(ms4) {
   for (const [unit2, size] of [
     ["h", 36e5],
     ["m", 6e4],
     ["s", 1e3]
   ])
-    if (ms3 % size === 0) return `${ms3 / size}${unit2}`;
-  return `${ms3}ms`;
+    if (ms4 % size === 0) return `${ms4 / size}${unit2}`;
+  return `${ms4}ms`;
 }
 var STATE_DIR = {
   key: "stateDir",
@@ -65725,9 +65861,15 @@ function run2() {
           ...inputs.image ? { image: inputs.image } : {},
           ...candidate.image.digest ? { imageDigest: candidate.image.digest } : {}
         },
-        onWarning: (m) => warning(m)
+        onWarning: (m) => warning(m),
+        // The Deployment says how it ended, with the shadow verdict and its figures when there was one.
+        describe: () => outcome ? deploymentDescription(outcome) : void 0
       },
-      async () => {
+      async (_deployment, progress) => {
+        const reporter = new Reporter("human").listen((e) => {
+          if (e.type === "shadow")
+            progress(shadowProgressDescription(candidate.version, e));
+        });
         outcome = await deploy({
           image: inputs.image,
           // An image wins: the bundle is then only the workflow's record of what was built.
@@ -65736,7 +65878,7 @@ function run2() {
           stateDir,
           wait: inputs.wait,
           settings,
-          reporter: new Reporter("human")
+          reporter
         });
         if (outcome.status === "aborted")
           throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {

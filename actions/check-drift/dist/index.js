@@ -49885,7 +49885,8 @@ var modelCardSchema = external_exports.object({
   }).nullable(),
   /**
    * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
-   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity, and any
+   * corrections that make it agree with the Python model.
    */
   origin: external_exports.object({
     kind: external_exports.literal("packaged"),
@@ -49894,9 +49895,29 @@ var modelCardSchema = external_exports.object({
     producer: external_exports.string(),
     scores: external_exports.enum(["probabilities", "logits"]),
     transforms: external_exports.array(external_exports.string()),
-    /** Max |bundle − original| probability over every evaluation row. */
+    /**
+     * Max |served − original| probability over every evaluation row, for the `transforms` above
+     * (they only make the graph servable and leave its outputs alone).
+     */
     parity: finite,
-    parityRows: external_exports.number().int().nonnegative()
+    parityRows: external_exports.number().int().nonnegative(),
+    /**
+     * Changes that do alter outputs, made so the bundle predicts what the Python model predicts
+     * (skl2onnx text graphs tokenize unlike scikit-learn), and what they changed on the evaluation
+     * rows against the exported graph. Absent when nothing needed correcting.
+     */
+    corrections: external_exports.object({
+      reason: external_exports.string(),
+      transforms: external_exports.array(external_exports.string()).min(1),
+      rows: external_exports.number().int().nonnegative(),
+      /** Rows whose predicted label differs from the exported graph's. */
+      labelsChanged: external_exports.number().int().nonnegative(),
+      /** Rows with any probability different from the exported graph's. */
+      rowsChanged: external_exports.number().int().nonnegative(),
+      maxAbsDelta: finite,
+      accuracyBefore: finite,
+      accuracyAfter: finite
+    }).optional()
   }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
@@ -50019,6 +50040,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -50061,7 +50105,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [
@@ -54792,7 +54838,12 @@ var ShadowTarget = external_exports.strictObject({
   port: external_exports.number().int().min(1).max(65535),
   /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
   share: external_exports.number().gt(0).max(1).default(1),
-  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /**
+   * Copies per second at most. The candidate runs on the same host: every copy is an inference that
+   * competes with stable for CPU (bench:shadow: stable p99 1.77× with every request copied at 150/s,
+   * ≈ 1× at 25–50/s); 25/s is still 1,500 pairs a minute and 75 in the 3 s `--fast` step.
+   */
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(25),
   /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
   timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
   /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */

@@ -46716,25 +46716,36 @@ async function trackDeployment(gh, options, rollout) {
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`
   });
+  let notes = Promise.resolve();
+  const progress = (description) => {
+    notes = notes.then(
+      () => setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch(
+        (e) => options.onWarning?.(e.message)
+      )
+    );
+  };
   let result;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
-      description: err?.message ?? "rollout failed"
+      description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
-    description: `${options.payload.modelVersion} is live`
+    description: options.describe?.() ?? `${options.payload.modelVersion} is live`
   }).catch((e) => options.onWarning?.(e.message));
   return result;
 }
 async function withRunDeployment(options, rollout) {
   const env2 = options.env ?? process.env;
-  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null, () => {
+  });
   const gh = connectGitHub({
     token: options.token,
     repository: env2.GITHUB_REPOSITORY,
@@ -46749,7 +46760,8 @@ async function withRunDeployment(options, rollout) {
       payload: options.payload,
       ...logUrl ? { logUrl } : {},
       ...options.environmentUrl ? { environmentUrl: options.environmentUrl } : {},
-      ...options.onWarning ? { onWarning: options.onWarning } : {}
+      ...options.onWarning ? { onWarning: options.onWarning } : {},
+      ...options.describe ? { describe: options.describe } : {}
     },
     rollout
   );
@@ -46825,6 +46837,29 @@ var analysisRecordSchema = external_exports.object({
   stableRequests: external_exports.number().int().nonnegative(),
   checks: external_exports.array(checkResultSchema)
 });
+var shadowRecordSchema = external_exports.object({
+  verdict: external_exports.enum(["pass", "fail", "inconclusive"]),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  durationMs: external_exports.number().nonnegative(),
+  extensions: external_exports.number().int().nonnegative(),
+  /** Mirrored requests (answered + failed) and pairs both models answered. */
+  attempts: external_exports.number().int().nonnegative(),
+  pairs: external_exports.number().int().nonnegative(),
+  agreements: external_exports.number().int().nonnegative(),
+  agreement: external_exports.number().min(0).max(1).nullable(),
+  agreementCi: external_exports.object({ low: external_exports.number(), high: external_exports.number() }).nullable(),
+  /** stable label → candidate label → count. */
+  flips: external_exports.record(external_exports.string(), external_exports.record(external_exports.string(), external_exports.number().int().nonnegative())),
+  meanAbsDelta: external_exports.number().nullable(),
+  p95AbsDelta: external_exports.number().nullable(),
+  candidateErrors: external_exports.number().int().nonnegative(),
+  candidateP50Ms: external_exports.number().nullable(),
+  candidateP95Ms: external_exports.number().nullable(),
+  stableP95Ms: external_exports.number().nullable(),
+  checks: external_exports.array(checkResultSchema),
+  summary: external_exports.string()
+});
 var containerRunSchema = external_exports.object({
   containerPort: external_exports.number().int().min(1).max(65535),
   memory: external_exports.string(),
@@ -46867,7 +46902,9 @@ var versionEntrySchema = external_exports.object({
   retiredAt: isoTime.optional(),
   failedAt: isoTime.optional(),
   failureReason: external_exports.string().optional(),
-  analysis: external_exports.array(analysisRecordSchema).default([])
+  analysis: external_exports.array(analysisRecordSchema).default([]),
+  /** The shadow step's verdict (deploys with a shadow step only). */
+  shadow: shadowRecordSchema.optional()
 });
 var operationKindSchema = external_exports.enum(["deploy", "rollback", "repair"]);
 var phaseSchema = external_exports.discriminatedUnion("name", [
@@ -48143,7 +48180,8 @@ var modelCardSchema = external_exports.object({
   }).nullable(),
   /**
    * Bundles made by `modelship package` from an ONNX file trained elsewhere: the original file, what
-   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity.
+   * was changed to serve it (ZipMap removed, Softmax added, locale) and the measured parity, and any
+   * corrections that make it agree with the Python model.
    */
   origin: external_exports.object({
     kind: external_exports.literal("packaged"),
@@ -48152,9 +48190,29 @@ var modelCardSchema = external_exports.object({
     producer: external_exports.string(),
     scores: external_exports.enum(["probabilities", "logits"]),
     transforms: external_exports.array(external_exports.string()),
-    /** Max |bundle − original| probability over every evaluation row. */
+    /**
+     * Max |served − original| probability over every evaluation row, for the `transforms` above
+     * (they only make the graph servable and leave its outputs alone).
+     */
     parity: finite,
-    parityRows: external_exports.number().int().nonnegative()
+    parityRows: external_exports.number().int().nonnegative(),
+    /**
+     * Changes that do alter outputs, made so the bundle predicts what the Python model predicts
+     * (skl2onnx text graphs tokenize unlike scikit-learn), and what they changed on the evaluation
+     * rows against the exported graph. Absent when nothing needed correcting.
+     */
+    corrections: external_exports.object({
+      reason: external_exports.string(),
+      transforms: external_exports.array(external_exports.string()).min(1),
+      rows: external_exports.number().int().nonnegative(),
+      /** Rows whose predicted label differs from the exported graph's. */
+      labelsChanged: external_exports.number().int().nonnegative(),
+      /** Rows with any probability different from the exported graph's. */
+      rowsChanged: external_exports.number().int().nonnegative(),
+      maxAbsDelta: finite,
+      accuracyBefore: finite,
+      accuracyAfter: finite
+    }).optional()
   }).optional(),
   metrics: metricsSchema,
   runtime: runtimeSchema,
@@ -51662,8 +51720,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
@@ -52135,7 +52200,12 @@ var ShadowTarget = external_exports.strictObject({
   port: external_exports.number().int().min(1).max(65535),
   /** Share of prediction requests copied (0 < share ≤ 1), up to ratePerSec. */
   share: external_exports.number().gt(0).max(1).default(1),
-  ratePerSec: external_exports.number().int().min(1).max(1e4).default(50),
+  /**
+   * Copies per second at most. The candidate runs on the same host: every copy is an inference that
+   * competes with stable for CPU (bench:shadow: stable p99 1.77× with every request copied at 150/s,
+   * ≈ 1× at 25–50/s); 25/s is still 1,500 pairs a minute and 75 in the 3 s `--fast` step.
+   */
+  ratePerSec: external_exports.number().int().min(1).max(1e4).default(25),
   /** The candidate's answer is waited for at most this long (then the pair counts as an error). */
   timeoutMs: external_exports.number().int().min(10).max(6e4).default(1e3),
   /** Copies waiting for the candidate; more are dropped (and counted), never queued on a user. */
@@ -54628,7 +54698,7 @@ var SHADOW_LUA = String.raw`-- Generated by modelship: the shadow mirror (docs/s
 -- answer, candidate's answer or error) are kept in a bounded ring served as NDJSON by lua.shadow_pairs.
 local candidate = os.getenv("MODELSHIP_SHADOW_URL") or ""
 local share = tonumber(os.getenv("MODELSHIP_SHADOW_SHARE") or "1") or 1
-local cap = tonumber(os.getenv("MODELSHIP_SHADOW_RATE") or "50") or 50
+local cap = tonumber(os.getenv("MODELSHIP_SHADOW_RATE") or "25") or 25
 local qmax = tonumber(os.getenv("MODELSHIP_SHADOW_QUEUE") or "256") or 256
 local timeout = tonumber(os.getenv("MODELSHIP_SHADOW_TIMEOUT_MS") or "1000") or 1000
 local keep = tonumber(os.getenv("MODELSHIP_SHADOW_KEEP") or "5000") or 5000
@@ -54687,10 +54757,15 @@ end
 
 local function worker()
   local hc = core.httpclient()
+  -- An idle worker backs off to 50 ms between looks: every wake-up takes HAProxy's Lua lock, which
+  -- the user path's shadow_req/shadow_res also need; a copy's delay does not matter.
+  local idle = 5
   while true do
     if qhead > qtail then
-      core.msleep(5)
+      core.msleep(idle)
+      if idle < 50 then idle = idle * 2 end
     else
+      idle = 5
       local item = queue[qhead]
       queue[qhead] = nil
       qhead = qhead + 1

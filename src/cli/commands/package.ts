@@ -88,6 +88,7 @@ export function register(program: Command): void {
             metrics: m,
             parity: result.parity,
             transforms: result.transforms,
+            ...(result.corrections ? { corrections: result.corrections } : {}),
           })}\n`,
         );
         return;

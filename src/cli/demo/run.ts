@@ -292,9 +292,11 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
     // busy 2-core box does not end the demo, a real regression still does.
     "--failure-threshold",
     "2",
+    // A shadow step first (v2 only: a first deploy has no stable to compare with): the edge mirrors
+    // live requests to v2 at weight 0 and its answers are compared with v1's, 3 s with --fast.
     ...(opts.fast
-      ? ["--steps", "10,50,100", "--interval", "3s"]
-      : ["--steps", "5,25,50,100", "--interval", "5s"]),
+      ? ["--steps", "shadow,10,50,100", "--interval", "3s"]
+      : ["--steps", "shadow,5,25,50,100", "--interval", "5s", "--shadow", "5s"]),
   ];
   const trainVersion = async (label: string, params: Record<string, unknown>) => {
     const config = join(work, `${label}.yaml`);
@@ -536,7 +538,8 @@ export async function runDemo(opts: DemoOptions, reporter: Reporter): Promise<De
       run: startTraffic,
     },
     {
-      title: () => "Train v2 (other hyper-parameters), gate it against v1, canary it under traffic",
+      title: () =>
+        "Train v2 (other hyper-parameters), gate it against v1, shadow it, canary it under traffic",
       run: canaryV2,
     },
     { title: () => "Status, instant rollback to v1 and forward again", run: rollBackAndForward },
