@@ -27749,8 +27749,8 @@ var require_graceful_fs = __commonJS({
       fs4.createReadStream = createReadStream2;
       fs4.createWriteStream = createWriteStream;
       var fs$readFile = fs4.readFile;
-      fs4.readFile = readFile8;
-      function readFile8(path, options, cb) {
+      fs4.readFile = readFile9;
+      function readFile9(path, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$readFile(path, options, cb);
@@ -28802,27 +28802,27 @@ var require_adapter = __commonJS({
 var require_proper_lockfile = __commonJS({
   "node_modules/proper-lockfile/index.js"(exports, module) {
     "use strict";
-    var lockfile4 = require_lockfile();
+    var lockfile5 = require_lockfile();
     var { toPromise, toSync, toSyncOptions } = require_adapter();
     async function lock(file2, options) {
-      const release = await toPromise(lockfile4.lock)(file2, options);
+      const release = await toPromise(lockfile5.lock)(file2, options);
       return toPromise(release);
     }
     function lockSync(file2, options) {
-      const release = toSync(lockfile4.lock)(file2, toSyncOptions(options));
+      const release = toSync(lockfile5.lock)(file2, toSyncOptions(options));
       return toSync(release);
     }
     function unlock(file2, options) {
-      return toPromise(lockfile4.unlock)(file2, options);
+      return toPromise(lockfile5.unlock)(file2, options);
     }
     function unlockSync(file2, options) {
-      return toSync(lockfile4.unlock)(file2, toSyncOptions(options));
+      return toSync(lockfile5.unlock)(file2, toSyncOptions(options));
     }
     function check2(file2, options) {
-      return toPromise(lockfile4.check)(file2, options);
+      return toPromise(lockfile5.check)(file2, options);
     }
     function checkSync(file2, options) {
-      return toSync(lockfile4.check)(file2, toSyncOptions(options));
+      return toSync(lockfile5.check)(file2, toSyncOptions(options));
     }
     module.exports = lock;
     module.exports.lock = lock;
@@ -49250,24 +49250,6 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/contracts/metrics.ts
-var METRIC = {
-  requests: "modelship_http_requests_total",
-  duration: "modelship_http_request_duration_seconds",
-  inFlight: "modelship_http_requests_in_flight",
-  predictions: "modelship_predictions_total",
-  confidence: "modelship_prediction_confidence",
-  modelInfo: "modelship_model_info",
-  ready: "modelship_worker_ready",
-  workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total"
-};
-var METRIC_LABEL = {
-  status: "status",
-  route: "route",
-  class: "class"
-};
-
 // src/stats/distribution.ts
 var PSI_SMOOTHING = 0.5;
 function psi(observed, reference) {
@@ -49303,426 +49285,6 @@ function sum(xs) {
   for (const x of xs) s += x;
   return s;
 }
-
-// src/analysis/prom.ts
-var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
-var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
-function parsePromText(text) {
-  const samples = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const labels = {};
-    if (m[2]) {
-      for (const lm of m[2].matchAll(LABEL)) {
-        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
-      }
-    }
-    const value = parseValue(m[3]);
-    if (value === void 0) continue;
-    samples.push({ name: m[1], labels, value });
-  }
-  return samples;
-}
-function parseValue(s) {
-  if (s === "+Inf") return Number.POSITIVE_INFINITY;
-  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
-  const v = Number(s);
-  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
-}
-function sumOf(samples, name, filter = () => true) {
-  let total = 0;
-  for (const s of samples) if (s.name === name && filter(s.labels)) total += s.value;
-  return total;
-}
-function sumBy(samples, name, label) {
-  const out = /* @__PURE__ */ new Map();
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    const key = s.labels[label] ?? "";
-    out.set(key, (out.get(key) ?? 0) + s.value);
-  }
-  return out;
-}
-function deltaMap(start, end) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [k, v] of end) {
-    const before = start.get(k) ?? 0;
-    out.set(k, v >= before ? v - before : v);
-  }
-  return out;
-}
-function counterDelta(start, end) {
-  return end >= start ? end - start : end;
-}
-function histogramBuckets(samples, name, filter = () => true) {
-  const out = /* @__PURE__ */ new Map();
-  for (const s of samples) {
-    if (s.name !== `${name}_bucket` || !filter(s.labels)) continue;
-    const le = parseValue(s.labels.le ?? "");
-    if (le === void 0) continue;
-    out.set(le, (out.get(le) ?? 0) + s.value);
-  }
-  return out;
-}
-function histogramDelta(start, end) {
-  const bounds = [...end.keys()].sort((a, b) => a - b);
-  const restarted = bounds.some((b) => (end.get(b) ?? 0) < (start.get(b) ?? 0));
-  return bounds.map((b) => [b, restarted ? end.get(b) ?? 0 : (end.get(b) ?? 0) - (start.get(b) ?? 0)]);
-}
-function histogramQuantile(q, cumulative) {
-  const total = cumulative.at(-1)?.[1] ?? 0;
-  if (total <= 0) return void 0;
-  const rank = q * total;
-  let prevBound = 0;
-  let prevCount = 0;
-  for (const [bound, count] of cumulative) {
-    if (count >= rank) {
-      if (bound === Number.POSITIVE_INFINITY) return prevBound;
-      if (count === prevCount) return bound;
-      return prevBound + (bound - prevBound) * ((rank - prevCount) / (count - prevCount));
-    }
-    prevBound = bound;
-    prevCount = count;
-  }
-  return prevBound;
-}
-function binsFromCumulative(cumulative) {
-  const bins = [];
-  let prev = 0;
-  for (const [bound, count] of cumulative) {
-    const n = Math.max(0, count - prev);
-    if (bound === Number.POSITIVE_INFINITY) {
-      if (bins.length > 0) bins[bins.length - 1] += n;
-      else bins.push(n);
-    } else bins.push(n);
-    prev = count;
-  }
-  return bins;
-}
-
-// src/analysis/analysis.ts
-var serverMetrics = {
-  requests: METRIC.requests,
-  statusLabel: METRIC_LABEL.status,
-  routeLabel: METRIC_LABEL.route,
-  latency: METRIC.duration,
-  predictions: METRIC.predictions,
-  classLabel: METRIC_LABEL.class,
-  confidence: METRIC.confidence
-};
-var analysisConfigSchema = external_exports.object({
-  /** Largest canary 5xx share of its responses. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Canary responses needed before rates and latency mean anything. */
-  minRequests: external_exports.number().int().min(1).default(20),
-  maxP95Ms: external_exports.number().positive().default(250),
-  maxP99Ms: external_exports.number().positive().default(500),
-  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
-  latencyFactor: external_exports.number().min(1).default(2),
-  latencySlackMs: external_exports.number().min(0).default(20),
-  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
-  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
-  /** Predictions needed on the canary before the quality checks judge. */
-  minPredictions: external_exports.number().int().min(1).default(100),
-  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
-  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
-  /** Largest population stability index between canary and stable confidence histograms. */
-  maxPsi: external_exports.number().min(0).default(0.25),
-  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
-  maxReferenceShift: external_exports.number().min(0).max(1).optional()
-});
-var predictRoute = (labels) => {
-  const route = labels[serverMetrics.routeLabel];
-  return route === void 0 || /predict|infer/.test(route);
-};
-function serverDelta(start, end) {
-  const routerResponses = start.router && end.router ? counterDelta(start.router.responses, end.router.responses) : 0;
-  const routerErrors = start.router && end.router ? counterDelta(start.router.http5xx, end.router.http5xx) + counterDelta(start.router.failures, end.router.failures) : 0;
-  let serverResponses = 0;
-  let serverErrors = 0;
-  let p95;
-  let p99;
-  let latencySamples = 0;
-  let classCounts = /* @__PURE__ */ new Map();
-  let confidenceBins = [];
-  if (start.metrics && end.metrics) {
-    const m0 = start.metrics;
-    const m1 = end.metrics;
-    const is5xx = (l) => predictRoute(l) && /^5/.test(l[serverMetrics.statusLabel] ?? "");
-    serverResponses = counterDelta(
-      sumOf(m0, serverMetrics.requests, predictRoute),
-      sumOf(m1, serverMetrics.requests, predictRoute)
-    );
-    serverErrors = counterDelta(
-      sumOf(m0, serverMetrics.requests, is5xx),
-      sumOf(m1, serverMetrics.requests, is5xx)
-    );
-    const lat = histogramDelta(
-      histogramBuckets(m0, serverMetrics.latency, predictRoute),
-      histogramBuckets(m1, serverMetrics.latency, predictRoute)
-    );
-    latencySamples = lat.at(-1)?.[1] ?? 0;
-    const q95 = histogramQuantile(0.95, lat);
-    const q99 = histogramQuantile(0.99, lat);
-    p95 = q95 === void 0 ? void 0 : q95 * 1e3;
-    p99 = q99 === void 0 ? void 0 : q99 * 1e3;
-    classCounts = deltaMap(
-      sumBy(m0, serverMetrics.predictions, serverMetrics.classLabel),
-      sumBy(m1, serverMetrics.predictions, serverMetrics.classLabel)
-    );
-    confidenceBins = binsFromCumulative(
-      histogramDelta(
-        histogramBuckets(m0, serverMetrics.confidence),
-        histogramBuckets(m1, serverMetrics.confidence)
-      )
-    );
-  }
-  const predictions = [...classCounts.values()].reduce((a, b) => a + b, 0);
-  const statusText = end.router?.status ?? "unknown";
-  return {
-    // HAProxy and the server count differently (HAProxy books a retried 500 as a retry; the server
-    // sees every attempt): judge by the source that saw more errors, with its own denominator.
-    ...serverErrors > routerErrors ? { responses: serverResponses, errors: serverErrors } : { responses: Math.max(routerResponses, routerErrors), errors: routerErrors },
-    p95,
-    p99,
-    latencySamples,
-    classCounts,
-    predictions,
-    confidenceBins,
-    healthy: end.metrics !== null && (end.router === null || /^(UP|NOLB|DRAIN)/.test(statusText)),
-    statusText
-  };
-}
-var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
-var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
-function shares(counts) {
-  const total = [...counts.values()].reduce((a, b) => a + b, 0);
-  const out = {};
-  for (const [k, v] of counts) out[k] = total > 0 ? v / total : 0;
-  return out;
-}
-var totalVariation2 = labelTotalVariation;
-function mixText(mix) {
-  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
-}
-var judged = (name, ok, value, threshold, message) => ({
-  name,
-  status: ok ? "pass" : "fail",
-  value,
-  threshold,
-  message
-});
-var healthy = ({ canary, end }) => [
-  {
-    name: "healthy",
-    status: canary.healthy ? "pass" : "fail",
-    value: canary.healthy ? 1 : 0,
-    threshold: 1,
-    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
-  }
-];
-var errorRate = ({ canary, config: config2, noData }) => {
-  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config2.minRequests && canary.errors === 0)
-    return [
-      noData(
-        "error-rate",
-        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
-        config2.maxErrorRate
-      )
-    ];
-  const ok = rate <= config2.maxErrorRate;
-  return [
-    judged(
-      "error-rate",
-      ok,
-      rate,
-      config2.maxErrorRate,
-      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
-    )
-  ];
-};
-var latency = (q) => ({ canary, stable, config: config2, noData }) => {
-  const name = `latency-${q}`;
-  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
-  const value = canary[q];
-  if (value === void 0 || canary.responses < config2.minRequests)
-    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
-  const needed = config2.minLatencySamples[q];
-  if (canary.latencySamples < needed)
-    return [
-      {
-        name,
-        status: "pass",
-        value,
-        threshold: null,
-        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
-      }
-    ];
-  const base = stable?.[q];
-  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
-  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
-  const ok = value <= threshold;
-  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
-  return [
-    judged(
-      name,
-      ok,
-      value,
-      threshold,
-      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
-    )
-  ];
-};
-var classMix = ({
-  canary,
-  stable,
-  canaryMix,
-  stableMix,
-  enoughCanary,
-  enoughStable,
-  config: config2,
-  noData
-}) => {
-  if (!stable)
-    return [
-      {
-        name: "class-mix",
-        status: "pass",
-        value: null,
-        threshold: null,
-        message: "no stable version to compare predictions with"
-      }
-    ];
-  if (!enoughCanary || !enoughStable)
-    return [
-      noData(
-        "class-mix",
-        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
-        config2.maxClassShift
-      )
-    ];
-  const tv = totalVariation2(canaryMix, stableMix);
-  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "class-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
-    )
-  ];
-};
-var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
-  if (!stable) return [];
-  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
-    return [
-      noData(
-        "confidence-psi",
-        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
-        config2.maxPsi
-      )
-    ];
-  const value = psi(canary.confidenceBins, stable.confidenceBins);
-  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-  const ok = value <= threshold;
-  return [
-    judged(
-      "confidence-psi",
-      ok,
-      value,
-      threshold,
-      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
-    )
-  ];
-};
-var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
-  if (!reference || config2.maxReferenceShift === void 0) return [];
-  if (!enoughCanary)
-    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
-  const tv = totalVariation2(canaryMix, reference.classMix);
-  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "reference-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
-    )
-  ];
-};
-var CHECKS = [
-  healthy,
-  errorRate,
-  latency("p95"),
-  latency("p99"),
-  classMix,
-  confidencePsi,
-  referenceMix
-];
-function analyseInterval(start, end, config2, options = {}) {
-  const canary = serverDelta(start.canary, end.canary);
-  const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : void 0;
-  const canaryMix = shares(canary.classCounts);
-  const stableMix = stable ? shares(stable.classCounts) : {};
-  const context3 = {
-    canary,
-    stable,
-    canaryMix,
-    stableMix,
-    enoughCanary: canary.predictions >= config2.minPredictions,
-    enoughStable: stable !== void 0 && stable.predictions >= config2.minPredictions,
-    config: config2,
-    reference: options.reference,
-    end,
-    noData: (name, message, threshold) => ({
-      name,
-      status: options.allowNoData ? "pass" : "inconclusive",
-      value: null,
-      threshold,
-      message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message
-    })
-  };
-  const checks = CHECKS.flatMap((check2) => check2(context3));
-  const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "inconclusive") ? "inconclusive" : "pass";
-  const figures = {
-    seconds: Math.max(0, (end.at - start.at) / 1e3),
-    canaryRequests: canary.responses,
-    canaryErrors: canary.errors,
-    stableRequests: stable?.responses ?? 0,
-    stableErrors: stable?.errors ?? 0,
-    canaryP95Ms: canary.p95,
-    canaryP99Ms: canary.p99,
-    stableP95Ms: stable?.p95,
-    stableP99Ms: stable?.p99,
-    canaryClassMix: canaryMix,
-    stableClassMix: stableMix,
-    canaryPredictions: canary.predictions,
-    stablePredictions: stable?.predictions ?? 0
-  };
-  const parts = [
-    `${canary.responses} canary requests`,
-    `${canary.errors} errors`,
-    canary.p95 !== void 0 ? `p95 ${ms(canary.p95)}` : void 0,
-    canary.predictions > 0 ? mixText(canaryMix) : void 0
-  ].filter(Boolean);
-  return { verdict, checks, figures, summary: parts.join(", ") };
-}
-function explain(result) {
-  const bad = result.checks.filter((c) => c.status === "fail");
-  const list = bad.length ? bad : result.checks.filter((c) => c.status === "inconclusive");
-  return list.map((c) => `${c.name}: ${c.message}`).join("; ");
-}
-
-// src/gate/stats.ts
 function percentile(sorted, q) {
   const n = sorted.length;
   if (n === 0) return Number.NaN;
@@ -49733,6 +49295,8 @@ function percentile(sorted, q) {
 }
 
 // src/shadow/compare.ts
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
 var shadowConfigSchema = external_exports.object({
   /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
   maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
@@ -49779,7 +49343,7 @@ function absDelta(s, c, labels) {
   return best;
 }
 var truncate = (s, n) => s.length <= n ? s : `${s.slice(0, n - 1)}…`;
-var pct2 = (x) => `${(x * 100).toFixed(1)}%`;
+var pct = (x) => `${(x * 100).toFixed(1)}%`;
 function compareShadow(pairs, configInput = {}, labels) {
   const config2 = shadowConfigSchema.parse(configInput);
   const answered = pairs.filter((p) => p.candidate !== null);
@@ -49829,7 +49393,7 @@ function compareShadow(pairs, configInput = {}, labels) {
     threshold: config2.maxDisagreement,
     value: disagreement,
     status: disagreement === null ? "inconclusive" : n < config2.minPairs ? certainFail ? "fail" : "inconclusive" : n - agreements > config2.maxDisagreement * n + 1e-9 ? "fail" : "pass",
-    message: disagreement === null ? "no answered pairs yet" : `${n - agreements} of ${n} answers differ (${pct2(disagreement)})`
+    message: disagreement === null ? "no answered pairs yet" : `${n - agreements} of ${n} answers differ (${pct(disagreement)})`
   });
   checks.push({
     name: "meanAbsDelta",
@@ -49839,7 +49403,7 @@ function compareShadow(pairs, configInput = {}, labels) {
     message: meanAbsDelta === null ? "no comparable probabilities" : `mean |Δp| ${meanAbsDelta.toFixed(4)}`
   });
   const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.every((c) => c.status === "pass") ? "pass" : "inconclusive";
-  const summary2 = agreement === null || agreementCi === null ? `shadow ${verdict}: ${attempts} mirrored, ${errors} candidate errors, no answered pairs` : `shadow ${verdict}: agreement ${pct2(agreement)} (95% CI ${pct2(agreementCi.low)}–${pct2(agreementCi.high)}) on ${n} pairs, mean |Δp| ${(meanAbsDelta ?? 0).toFixed(3)}, ${errors} candidate errors`;
+  const summary2 = agreement === null || agreementCi === null ? `shadow ${verdict}: ${attempts} mirrored, ${errors} candidate errors, no answered pairs` : `shadow ${verdict}: agreement ${pct(agreement)} (95% CI ${pct(agreementCi.low)}–${pct(agreementCi.high)}) on ${n} pairs, mean |Δp| ${(meanAbsDelta ?? 0).toFixed(3)}, ${errors} candidate errors`;
   return {
     verdict,
     attempts,
@@ -49887,65 +49451,6 @@ function parseAnswer(body) {
     };
   }
   return null;
-}
-
-// src/rollout/settings.ts
-var containerSettingsSchema = external_exports.object({
-  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
-  cpus: external_exports.number().positive().default(1),
-  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
-  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
-  /** Server worker processes per container. */
-  workers: external_exports.number().int().min(1).max(64).default(1),
-  /** Port the server listens on inside the image. */
-  port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
-  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
-});
-var rolloutSettingsSchema = external_exports.object({
-  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
-  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
-  /** Analysis interval per step. */
-  intervalMs: external_exports.number().int().min(100).default(3e4),
-  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
-  maxExtensions: external_exports.number().int().min(0).default(3),
-  /** Failed analyses (at one step) that abort the rollout. */
-  failureThreshold: external_exports.number().int().min(1).default(1),
-  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
-  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
-  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
-  /** How long the previous stable stays running (weight 0) for an instant rollback. */
-  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
-  /** Images of this many most recent versions are kept; older ones are removed with their version. */
-  keepImages: external_exports.number().int().min(1).default(3),
-  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
-  skipSmoke: external_exports.boolean().default(false),
-  /** Promote even when the analysis has no data (demo without traffic). */
-  allowNoData: external_exports.boolean().default(false),
-  /**
-   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
-   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
-   */
-  shadowMs: external_exports.number().int().min(0).default(0),
-  shadow: shadowConfigSchema.prefault({}),
-  analysis: analysisConfigSchema.prefault({}),
-  container: containerSettingsSchema.prefault({})
-});
-var FAST_SETTINGS = {
-  intervalMs: 4e3,
-  maxExtensions: 5,
-  drainTimeoutMs: 1e4,
-  analysis: { minRequests: 20, minPredictions: 50 },
-  shadow: { minPairs: 50 }
-};
-var SHADOW_STEP_MS = 6e4;
-var FAST_SHADOW_STEP_MS = 3e3;
-function parseDuration(text) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
-  const n = Number(m[1]);
-  const unit2 = m[2] ?? "s";
-  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
 }
 
 // src/config/deploy.ts
@@ -50719,6 +50224,7 @@ ${result.stdout}`;
     args.push(...labelArgs("--build-arg", options.buildArgs));
     args.push(...labelArgs("--label", options.labels));
     if (options.target) args.push("--target", options.target);
+    if (options.noCache) args.push("--no-cache");
     args.push(options.context);
     const env2 = info2.podman ? { DOCKER_BUILDKIT: "0" } : {};
     const result = await this.exec(args, { onLine: options.onProgress ?? (() => {
@@ -50767,6 +50273,21 @@ ${result.stdout}`;
       }
     }
     return ["CMD-SHELL", cmd];
+  }
+  /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+  async listImageTags(repository) {
+    const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    if (result.code !== 0) throw this.failure("docker image ls", result);
+    return [
+      ...new Set(
+        result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
+      )
+    ];
+  }
+  /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+  async pull(ref) {
+    const result = await this.exec(["pull", ref], { timeoutMs: 6e5 });
+    if (result.code !== 0) throw this.failure(`docker pull ${ref}`, result);
   }
   async tagImage(source, target) {
     await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);
@@ -56048,6 +55569,7 @@ var MODEL_LABELS = {
 };
 var OCI_LABELS = {
   title: "org.opencontainers.image.title",
+  description: "org.opencontainers.image.description",
   version: "org.opencontainers.image.version",
   revision: "org.opencontainers.image.revision",
   source: "org.opencontainers.image.source",
@@ -56056,6 +55578,7 @@ var OCI_LABELS = {
 function imageLabels(card, meta3) {
   return {
     [OCI_LABELS.title]: `modelship-${card.name}`,
+    [OCI_LABELS.description]: `modelship model server for ${card.name} ${card.version}`,
     [OCI_LABELS.version]: card.version,
     [OCI_LABELS.revision]: meta3.revision ?? "",
     [OCI_LABELS.source]: meta3.source ?? "",
@@ -56126,6 +55649,499 @@ async function candidateFromBundle(dir, repository) {
     card,
     bundleDir: dir
   };
+}
+
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/analysis/prom.ts
+var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
+var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
+function parsePromText(text) {
+  const samples = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) {
+      for (const lm of m[2].matchAll(LABEL)) {
+        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      }
+    }
+    const value = parseValue(m[3]);
+    if (value === void 0) continue;
+    samples.push({ name: m[1], labels, value });
+  }
+  return samples;
+}
+function parseValue(s) {
+  if (s === "+Inf") return Number.POSITIVE_INFINITY;
+  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
+  const v = Number(s);
+  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
+}
+function sumOf(samples, name, filter = () => true) {
+  let total = 0;
+  for (const s of samples) if (s.name === name && filter(s.labels)) total += s.value;
+  return total;
+}
+function sumBy(samples, name, label) {
+  const out = /* @__PURE__ */ new Map();
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    const key = s.labels[label] ?? "";
+    out.set(key, (out.get(key) ?? 0) + s.value);
+  }
+  return out;
+}
+function deltaMap(start, end) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [k, v] of end) {
+    const before = start.get(k) ?? 0;
+    out.set(k, v >= before ? v - before : v);
+  }
+  return out;
+}
+function counterDelta(start, end) {
+  return end >= start ? end - start : end;
+}
+function histogramBuckets(samples, name, filter = () => true) {
+  const out = /* @__PURE__ */ new Map();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || !filter(s.labels)) continue;
+    const le = parseValue(s.labels.le ?? "");
+    if (le === void 0) continue;
+    out.set(le, (out.get(le) ?? 0) + s.value);
+  }
+  return out;
+}
+function histogramDelta(start, end) {
+  const bounds = [...end.keys()].sort((a, b) => a - b);
+  const restarted = bounds.some((b) => (end.get(b) ?? 0) < (start.get(b) ?? 0));
+  return bounds.map((b) => [b, restarted ? end.get(b) ?? 0 : (end.get(b) ?? 0) - (start.get(b) ?? 0)]);
+}
+function histogramQuantile(q, cumulative) {
+  const total = cumulative.at(-1)?.[1] ?? 0;
+  if (total <= 0) return void 0;
+  const rank = q * total;
+  let prevBound = 0;
+  let prevCount = 0;
+  for (const [bound, count] of cumulative) {
+    if (count >= rank) {
+      if (bound === Number.POSITIVE_INFINITY) return prevBound;
+      if (count === prevCount) return bound;
+      return prevBound + (bound - prevBound) * ((rank - prevCount) / (count - prevCount));
+    }
+    prevBound = bound;
+    prevCount = count;
+  }
+  return prevBound;
+}
+function binsFromCumulative(cumulative) {
+  const bins = [];
+  let prev = 0;
+  for (const [bound, count] of cumulative) {
+    const n = Math.max(0, count - prev);
+    if (bound === Number.POSITIVE_INFINITY) {
+      if (bins.length > 0) bins[bins.length - 1] += n;
+      else bins.push(n);
+    } else bins.push(n);
+    prev = count;
+  }
+  return bins;
+}
+
+// src/analysis/analysis.ts
+var serverMetrics = {
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
+};
+var analysisConfigSchema = external_exports.object({
+  /** Largest canary 5xx share of its responses. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Canary responses needed before rates and latency mean anything. */
+  minRequests: external_exports.number().int().min(1).default(20),
+  maxP95Ms: external_exports.number().positive().default(250),
+  maxP99Ms: external_exports.number().positive().default(500),
+  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
+  latencyFactor: external_exports.number().min(1).default(2),
+  latencySlackMs: external_exports.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
+  /** Predictions needed on the canary before the quality checks judge. */
+  minPredictions: external_exports.number().int().min(1).default(100),
+  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
+  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
+  /** Largest population stability index between canary and stable confidence histograms. */
+  maxPsi: external_exports.number().min(0).default(0.25),
+  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
+  maxReferenceShift: external_exports.number().min(0).max(1).optional()
+});
+var predictRoute = (labels) => {
+  const route = labels[serverMetrics.routeLabel];
+  return route === void 0 || /predict|infer/.test(route);
+};
+function serverDelta(start, end) {
+  const routerResponses = start.router && end.router ? counterDelta(start.router.responses, end.router.responses) : 0;
+  const routerErrors = start.router && end.router ? counterDelta(start.router.http5xx, end.router.http5xx) + counterDelta(start.router.failures, end.router.failures) : 0;
+  let serverResponses = 0;
+  let serverErrors = 0;
+  let p95;
+  let p99;
+  let latencySamples = 0;
+  let classCounts = /* @__PURE__ */ new Map();
+  let confidenceBins = [];
+  if (start.metrics && end.metrics) {
+    const m0 = start.metrics;
+    const m1 = end.metrics;
+    const is5xx = (l) => predictRoute(l) && /^5/.test(l[serverMetrics.statusLabel] ?? "");
+    serverResponses = counterDelta(
+      sumOf(m0, serverMetrics.requests, predictRoute),
+      sumOf(m1, serverMetrics.requests, predictRoute)
+    );
+    serverErrors = counterDelta(
+      sumOf(m0, serverMetrics.requests, is5xx),
+      sumOf(m1, serverMetrics.requests, is5xx)
+    );
+    const lat = histogramDelta(
+      histogramBuckets(m0, serverMetrics.latency, predictRoute),
+      histogramBuckets(m1, serverMetrics.latency, predictRoute)
+    );
+    latencySamples = lat.at(-1)?.[1] ?? 0;
+    const q95 = histogramQuantile(0.95, lat);
+    const q99 = histogramQuantile(0.99, lat);
+    p95 = q95 === void 0 ? void 0 : q95 * 1e3;
+    p99 = q99 === void 0 ? void 0 : q99 * 1e3;
+    classCounts = deltaMap(
+      sumBy(m0, serverMetrics.predictions, serverMetrics.classLabel),
+      sumBy(m1, serverMetrics.predictions, serverMetrics.classLabel)
+    );
+    confidenceBins = binsFromCumulative(
+      histogramDelta(
+        histogramBuckets(m0, serverMetrics.confidence),
+        histogramBuckets(m1, serverMetrics.confidence)
+      )
+    );
+  }
+  const predictions = [...classCounts.values()].reduce((a, b) => a + b, 0);
+  const statusText = end.router?.status ?? "unknown";
+  return {
+    // HAProxy and the server count differently (HAProxy books a retried 500 as a retry; the server
+    // sees every attempt): judge by the source that saw more errors, with its own denominator.
+    ...serverErrors > routerErrors ? { responses: serverResponses, errors: serverErrors } : { responses: Math.max(routerResponses, routerErrors), errors: routerErrors },
+    p95,
+    p99,
+    latencySamples,
+    classCounts,
+    predictions,
+    confidenceBins,
+    healthy: end.metrics !== null && (end.router === null || /^(UP|NOLB|DRAIN)/.test(statusText)),
+    statusText
+  };
+}
+var pct2 = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
+function shares(counts) {
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  const out = {};
+  for (const [k, v] of counts) out[k] = total > 0 ? v / total : 0;
+  return out;
+}
+var totalVariation2 = labelTotalVariation;
+function mixText(mix) {
+  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k} ${pct2(v, 0)}`).join(" / ") : "none";
+}
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
+        config2.maxErrorRate
+      )
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct2(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct2(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
+      }
+    ];
+  const base = stable?.[q];
+  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
+      name,
+      ok,
+      value,
+      threshold,
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
+        config2.maxClassShift
+      )
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
+        config2.maxPsi
+      )
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
+  if (!reference || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
+function analyseInterval(start, end, config2, options = {}) {
+  const canary = serverDelta(start.canary, end.canary);
+  const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : void 0;
+  const canaryMix = shares(canary.classCounts);
+  const stableMix = stable ? shares(stable.classCounts) : {};
+  const context3 = {
+    canary,
+    stable,
+    canaryMix,
+    stableMix,
+    enoughCanary: canary.predictions >= config2.minPredictions,
+    enoughStable: stable !== void 0 && stable.predictions >= config2.minPredictions,
+    config: config2,
+    reference: options.reference,
+    end,
+    noData: (name, message, threshold) => ({
+      name,
+      status: options.allowNoData ? "pass" : "inconclusive",
+      value: null,
+      threshold,
+      message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message
+    })
+  };
+  const checks = CHECKS.flatMap((check2) => check2(context3));
+  const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "inconclusive") ? "inconclusive" : "pass";
+  const figures = {
+    seconds: Math.max(0, (end.at - start.at) / 1e3),
+    canaryRequests: canary.responses,
+    canaryErrors: canary.errors,
+    stableRequests: stable?.responses ?? 0,
+    stableErrors: stable?.errors ?? 0,
+    canaryP95Ms: canary.p95,
+    canaryP99Ms: canary.p99,
+    stableP95Ms: stable?.p95,
+    stableP99Ms: stable?.p99,
+    canaryClassMix: canaryMix,
+    stableClassMix: stableMix,
+    canaryPredictions: canary.predictions,
+    stablePredictions: stable?.predictions ?? 0
+  };
+  const parts = [
+    `${canary.responses} canary requests`,
+    `${canary.errors} errors`,
+    canary.p95 !== void 0 ? `p95 ${ms(canary.p95)}` : void 0,
+    canary.predictions > 0 ? mixText(canaryMix) : void 0
+  ].filter(Boolean);
+  return { verdict, checks, figures, summary: parts.join(", ") };
+}
+function explain(result) {
+  const bad = result.checks.filter((c) => c.status === "fail");
+  const list = bad.length ? bad : result.checks.filter((c) => c.status === "inconclusive");
+  return list.map((c) => `${c.name}: ${c.message}`).join("; ");
+}
+
+// src/rollout/settings.ts
+var containerSettingsSchema = external_exports.object({
+  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
+  cpus: external_exports.number().positive().default(1),
+  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
+  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
+  /** Server worker processes per container. */
+  workers: external_exports.number().int().min(1).max(64).default(1),
+  /** Port the server listens on inside the image. */
+  port: external_exports.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
+  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
+});
+var rolloutSettingsSchema = external_exports.object({
+  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
+  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
+  /** Analysis interval per step. */
+  intervalMs: external_exports.number().int().min(100).default(3e4),
+  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
+  maxExtensions: external_exports.number().int().min(0).default(3),
+  /** Failed analyses (at one step) that abort the rollout. */
+  failureThreshold: external_exports.number().int().min(1).default(1),
+  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
+  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
+  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
+  /** How long the previous stable stays running (weight 0) for an instant rollback. */
+  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
+  /** Images of this many most recent versions are kept; older ones are removed with their version. */
+  keepImages: external_exports.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: external_exports.boolean().default(false),
+  /** Promote even when the analysis has no data (demo without traffic). */
+  allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
+  analysis: analysisConfigSchema.prefault({}),
+  container: containerSettingsSchema.prefault({})
+});
+var FAST_SETTINGS = {
+  intervalMs: 4e3,
+  maxExtensions: 5,
+  drainTimeoutMs: 1e4,
+  analysis: { minRequests: 20, minPredictions: 50 },
+  shadow: { minPairs: 50 }
+};
+function parseDuration(text) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
+  const n = Number(m[1]);
+  const unit2 = m[2] ?? "s";
+  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
 }
 
 // src/rollout/options.ts
@@ -60098,6 +60114,9 @@ import { tmpdir } from "node:os";
 import { basename, dirname as dirname4, join as join7, relative, resolve as resolve4, sep as sep2 } from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 var SERVER_DIST_DIR = "dist/serving";
+var SERVER_DOCKERFILE = "serving/Dockerfile";
+var ROOTFS_SCRIPT = "src/image/rootfs.cjs";
+var MODEL_DOCKERFILE = "serving/model.Dockerfile";
 var ORT_BIN_DIR = join7("bin", "napi-v6");
 var KEEP_OS = "linux";
 var KEEP_ARCH = "x64";
@@ -60266,17 +60285,11 @@ async function dirBytes(path) {
   for (const entry of await readdir3(path)) total += await dirBytes(join7(path, entry));
   return total;
 }
-async function stageBuildContext(options) {
+async function stageServerContext(options = {}) {
   const appRoot = options.appRoot ?? findAppRoot();
-  const bundleDir = resolve4(options.bundleDir);
-  for (const file2 of [CARD_FILE, MODEL_FILE])
-    if (!existsSync6(join7(bundleDir, file2)))
-      throw new UserError(
-        `${join7(bundleDir, file2)} not found: --model must point at a model bundle directory`
-      );
-  const trace = await traceServer(appRoot);
+  const trace = options.trace ?? await traceServer(appRoot);
   const packages = packageClosure(appRoot, trace.packages);
-  const dir = await mkdtemp(join7(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const dir = await mkdtemp(join7(options.tmpRoot ?? tmpdir(), "modelship-server-"));
   const cleanup = () => rm4(dir, { recursive: true, force: true });
   try {
     const app = join7(dir, "app");
@@ -60312,16 +60325,161 @@ async function stageBuildContext(options) {
         }
       });
     }
-    await mkdir3(join7(dir, "model"));
-    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join7(bundleDir, file2), join7(dir, "model", file2));
     const dockerfile = join7(dir, "Dockerfile");
-    await cp(join7(appRoot, "serving", "Dockerfile"), dockerfile);
-    await cp(join7(appRoot, "src", "image", "rootfs.cjs"), join7(dir, "rootfs.cjs"));
+    await cp(join7(appRoot, SERVER_DOCKERFILE), dockerfile);
+    await cp(join7(appRoot, ROOTFS_SCRIPT), join7(dir, "rootfs.cjs"));
     await writeFile3(join7(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
     await cleanup();
     throw err;
+  }
+}
+async function stageModelContext(options) {
+  const bundleDir = resolve4(options.bundleDir);
+  assertBundleDir(bundleDir);
+  const appRoot = options.appRoot ?? findAppRoot();
+  const dir = await mkdtemp(join7(options.tmpRoot ?? tmpdir(), "modelship-model-"));
+  const cleanup = () => rm4(dir, { recursive: true, force: true });
+  try {
+    await mkdir3(join7(dir, "model"));
+    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join7(bundleDir, file2), join7(dir, "model", file2));
+    const dockerfile = join7(dir, "Dockerfile");
+    const template = await readFile4(join7(appRoot, MODEL_DOCKERFILE), "utf8");
+    await writeFile3(dockerfile, `${template.trimEnd()}
+${labelInstruction(options.labels)}
+`);
+    await writeFile3(join7(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    return { dir, dockerfile, bytes: await dirBytes(dir), cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+function labelInstruction(labels) {
+  const quote = (text) => {
+    if (new RegExp("\\p{Cc}", "u").test(text))
+      throw new UserError(`image label ${JSON.stringify(text)} contains a control character`);
+    return `"${text.replace(/[\\"$]/g, (c) => `\\${c}`)}"`;
+  };
+  const pairs = Object.entries(labels).map(([k, v]) => `${quote(k)}=${quote(v)}`);
+  return `LABEL ${pairs.join(" \\\n      ")}`;
+}
+function assertBundleDir(bundleDir) {
+  for (const file2 of [CARD_FILE, MODEL_FILE])
+    if (!existsSync6(join7(bundleDir, file2)))
+      throw new UserError(
+        `${join7(bundleDir, file2)} not found: --model must point at a model bundle directory`
+      );
+}
+
+// src/image/server.ts
+var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+import { createHash as createHash3 } from "node:crypto";
+import { mkdir as mkdir4, readFile as readFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join8 } from "node:path";
+var SERVER_REPOSITORY = "modelship-server";
+var KEY_FORMAT = "modelship-server-key/1";
+async function serverImageKey(options) {
+  const appRoot = options.appRoot ?? findAppRoot();
+  const hash2 = createHash3("sha256");
+  hash2.update(`${KEY_FORMAT}
+${options.baseImage}
+${options.baseImageId ?? "-"}
+`);
+  for (const file2 of [SERVER_DOCKERFILE, ROOTFS_SCRIPT])
+    hash2.update(file2).update(await readFile5(join8(appRoot, file2)));
+  const trace = await traceServer(appRoot);
+  for (const file2 of trace.files) hash2.update(file2).update(await readFile5(join8(appRoot, file2)));
+  for (const pkg of packageClosure(appRoot, trace.packages))
+    hash2.update(pkg).update(await readFile5(join8(appRoot, pkg, "package.json")));
+  return { key: hash2.digest("hex").slice(0, 16), baseImageId: options.baseImageId, trace };
+}
+function serverLockDir() {
+  return process.env.MODELSHIP_LOCK_DIR ?? join8(tmpdir2(), `modelship-locks-${process.getuid?.() ?? "user"}`);
+}
+async function lockServerKey(lockDir, key, wait) {
+  await mkdir4(lockDir, { recursive: true });
+  return import_proper_lockfile2.default.lock(join8(lockDir, `server-${key}`), {
+    realpath: false,
+    stale: 6e4,
+    update: 1e4,
+    retries: wait ? { retries: 900, minTimeout: 200, maxTimeout: 1e3 } : 0,
+    // A lost lock (event loop stalled past `stale`) costs at most a second, identical build.
+    onCompromised: () => {
+    }
+  });
+}
+async function resolveServerKey(options) {
+  const { engine } = options;
+  const reporter = options.reporter ?? new Reporter("silent");
+  const appRoot = options.appRoot ?? findAppRoot();
+  let base = await engine.inspectImage(options.baseImage);
+  if (!base) {
+    await reporter.step(`Pulling ${options.baseImage}`, () => engine.pull(options.baseImage));
+    base = await engine.inspectImage(options.baseImage);
+  }
+  const k = await serverImageKey({ baseImage: options.baseImage, baseImageId: base?.id ?? null, appRoot });
+  return { ...k, ref: `${options.repository ?? SERVER_REPOSITORY}:${k.key}` };
+}
+async function withServerImage(options, use) {
+  const { engine } = options;
+  const reporter = options.reporter ?? new Reporter("silent");
+  const appRoot = options.appRoot ?? findAppRoot();
+  const lockDir = options.lockDir ?? serverLockDir();
+  const { key, ref, trace } = await reporter.step(
+    "Looking up the server image",
+    () => resolveServerKey({ ...options, appRoot, reporter: new Reporter("silent") }),
+    (k) => k.ref
+  );
+  const release = await lockServerKey(lockDir, key, true).catch((err) => {
+    throw new UserError(`cannot lock the server image ${ref}: ${err.message}`, {
+      exitCode: ExitCode2.environment,
+      hint: `another modelship build holds ${join8(lockDir, `server-${key}.lock`)}; retry when it is done`
+    });
+  });
+  try {
+    if (await engine.inspectImage(ref))
+      return await use({ ref, key, built: false, stageMs: 0, buildMs: 0, contextBytes: 0 });
+    const stageStarted = performance.now();
+    const context3 = await reporter.step(
+      "Staging server image context",
+      () => stageServerContext({ appRoot, trace }),
+      (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
+    );
+    const stageMs = Math.round(performance.now() - stageStarted);
+    const buildStarted = performance.now();
+    try {
+      await reporter.step(
+        `Building server image ${ref}`,
+        async (update) => {
+          const build = (noCache) => engine.build({
+            context: context3.dir,
+            dockerfile: context3.dockerfile,
+            tags: [ref],
+            buildArgs: { BASE_IMAGE: options.baseImage },
+            noCache,
+            onProgress: (line) => {
+              const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+              if (step) update(step[0].slice(0, 80));
+            }
+          });
+          return build(false).catch((err) => {
+            if (!/layer not known|image not known|cached image/i.test(err.message)) throw err;
+            return build(true);
+          });
+        },
+        () => `from ${options.baseImage} (once per server version)`
+      );
+    } finally {
+      await context3.cleanup();
+    }
+    const buildMs = Math.round(performance.now() - buildStarted);
+    return await use({ ref, key, built: true, stageMs, buildMs, contextBytes: context3.bytes });
+  } finally {
+    await release().catch(() => {
+    });
   }
 }
 
@@ -60451,44 +60609,47 @@ async function buildModelImage(options) {
   const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
   const source = options.sourceUrl === void 0 ? await sourceUrl() : options.sourceUrl;
   const labels = imageLabels(card, { revision, source, created: /* @__PURE__ */ new Date() });
-  const context3 = await reporter.step(
-    "Staging build context",
-    () => stageBuildContext({ bundleDir: options.bundleDir }),
-    (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
-  );
+  assertBundleDir(options.bundleDir);
+  const buildStarted = performance.now();
   const smokeFirst = options.smoke !== false;
   const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes4(4).toString("hex")}`] : tags;
-  let built;
-  const buildStarted = performance.now();
-  try {
-    built = await reporter.step(
-      `Building ${tags[0]}`,
-      (update) => engine.build({
-        context: context3.dir,
-        dockerfile: context3.dockerfile,
-        tags: buildTags,
-        buildArgs: {
-          BASE_IMAGE: baseImage,
-          MODEL_NAME: card.name,
-          MODEL_VERSION: card.version,
-          MODEL_SHA256: card.model.sha256,
-          GIT_REVISION: labels["org.opencontainers.image.revision"],
-          SOURCE_URL: labels["org.opencontainers.image.source"],
-          CREATED: labels["org.opencontainers.image.created"]
-        },
-        // Also as --label: Podman's builder reuses a cached LABEL step even when the build args
-        // it expands changed, and --label is applied on every commit.
-        labels,
-        onProgress: (line) => {
-          const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
-          if (step) update(step[0].slice(0, 80));
-        }
-      }),
-      () => `from ${baseImage}`
-    );
-  } finally {
-    await context3.cleanup();
-  }
+  let contextBytes = 0;
+  const { built, server } = await withServerImage(
+    { engine, baseImage, repository: options.serverRepository, reporter },
+    async (server2) => {
+      const context3 = await reporter.step(
+        "Staging build context",
+        () => stageModelContext({ bundleDir: options.bundleDir, labels }),
+        (c) => `${(c.bytes / 1e6).toFixed(1)} MB`
+      );
+      contextBytes = context3.bytes;
+      try {
+        const built2 = await reporter.step(
+          `Building ${tags[0]}`,
+          (update) => engine.build({
+            context: context3.dir,
+            dockerfile: context3.dockerfile,
+            tags: buildTags,
+            // The labels are a literal LABEL line in the staged Dockerfile (see stageModelContext),
+            // not --label: Podman turns each --label into a step of its own.
+            buildArgs: { SERVER_IMAGE: server2.ref },
+            // Nothing to reuse (the labels change every build) and faster without the lookup, which
+            // on Podman scans every model image of the server image and fails ("layer not known")
+            // when one of them is being removed meanwhile.
+            noCache: true,
+            onProgress: (line) => {
+              const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+              if (step) update(step[0].slice(0, 80));
+            }
+          }),
+          () => `from ${server2.ref}${server2.built ? "" : " (built before)"}`
+        );
+        return { built: built2, server: server2 };
+      } finally {
+        await context3.cleanup();
+      }
+    }
+  );
   const buildMs = Math.round(performance.now() - buildStarted);
   const info2 = await engine.inspectImage(built.imageId);
   if (!info2)
@@ -60543,9 +60704,10 @@ async function buildModelImage(options) {
     digest,
     pushed,
     sizeBytes: info2.sizeBytes,
-    contextBytes: context3.bytes,
+    contextBytes,
     buildMs,
     baseImage,
+    server,
     labels,
     model: { name: card.name, version: card.version, sha256: card.model.sha256 },
     smoke,
@@ -60566,32 +60728,32 @@ ${formatSmokeReport(result)}`,
 };
 
 // src/monitoring/targets.ts
-var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
 import { existsSync as existsSync7 } from "node:fs";
-import { chown, mkdir as mkdir4, readdir as readdir4, readFile as readFile5, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join9 } from "node:path";
+import { chown, mkdir as mkdir5, readdir as readdir4, readFile as readFile6, writeFile as writeFile4 } from "node:fs/promises";
+import { join as join10 } from "node:path";
 
 // src/monitoring/paths.ts
-import { join as join8 } from "node:path";
+import { join as join9 } from "node:path";
 function monitoringPaths(stateDir) {
-  const dir = join8(stateDir, "monitoring");
+  const dir = join9(stateDir, "monitoring");
   return {
     dir,
-    settings: join8(stateDir, "monitoring.json"),
-    config: join8(dir, "prometheus.yml"),
-    rulesDir: join8(dir, "rules"),
-    rules: join8(dir, "rules", "modelship.rules.yml"),
-    targetsDir: join8(dir, "targets"),
-    modelTargets: join8(dir, "targets", "models.json"),
-    data: join8(dir, "data"),
-    pidfile: join8(dir, "prometheus.pid"),
-    log: join8(dir, "prometheus.log")
+    settings: join9(stateDir, "monitoring.json"),
+    config: join9(dir, "prometheus.yml"),
+    rulesDir: join9(dir, "rules"),
+    rules: join9(dir, "rules", "modelship.rules.yml"),
+    targetsDir: join9(dir, "targets"),
+    modelTargets: join9(dir, "targets", "models.json"),
+    data: join9(dir, "data"),
+    pidfile: join9(dir, "prometheus.pid"),
+    log: join9(dir, "prometheus.log")
   };
 }
 var ASSET = {
   config: "prometheus.yml",
-  rules: join8("rules", "modelship.rules.yml"),
-  dashboard: join8("grafana", "modelship.json")
+  rules: join9("rules", "modelship.rules.yml"),
+  dashboard: join9("grafana", "modelship.json")
 };
 
 // src/router/schema.ts
@@ -60808,10 +60970,10 @@ async function writeTargets(file2, targets) {
 }
 async function syncTargets(stateDir) {
   const paths = monitoringPaths(stateDir);
-  await mkdir4(paths.targetsDir, { recursive: true });
-  const lockTarget = join9(paths.targetsDir, ".lock-target");
+  await mkdir5(paths.targetsDir, { recursive: true });
+  const lockTarget = join10(paths.targetsDir, ".lock-target");
   await writeFile4(lockTarget, "", { flag: "a" });
-  const release = await import_proper_lockfile2.default.lock(lockTarget, {
+  const release = await import_proper_lockfile3.default.lock(lockTarget, {
     stale: 1e4,
     retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }
   });
@@ -60828,20 +60990,20 @@ async function syncTargetsIfMonitored(stateDir) {
 
 // src/router/config.ts
 import { isIP as isIP2 } from "node:net";
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 function routerPaths(stateDir) {
-  const dir = join10(stateDir, "haproxy");
+  const dir = join11(stateDir, "haproxy");
   return {
-    config: join10(dir, "haproxy.cfg"),
-    socket: join10(dir, "haproxy.sock"),
-    pidfile: join10(dir, "haproxy.pid"),
-    serverState: join10(dir, "server-state"),
-    counterCarry: join10(dir, "counters-carry.json"),
-    settings: join10(stateDir, "router.json"),
-    desired: join10(stateDir, "router-desired.json"),
-    lock: join10(dir, "router"),
-    shadowLua: join10(dir, "shadow.lua"),
-    pinMap: join10(dir, "pin.map")
+    config: join11(dir, "haproxy.cfg"),
+    socket: join11(dir, "haproxy.sock"),
+    pidfile: join11(dir, "haproxy.pid"),
+    serverState: join11(dir, "server-state"),
+    counterCarry: join11(dir, "counters-carry.json"),
+    settings: join11(stateDir, "router.json"),
+    desired: join11(stateDir, "router-desired.json"),
+    lock: join11(dir, "router"),
+    shadowLua: join11(dir, "shadow.lua"),
+    pinMap: join11(dir, "pin.map")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -61104,9 +61266,9 @@ function parseShowMap(answer) {
 }
 
 // src/router/process.ts
-import { mkdir as mkdir5, mkdtemp as mkdtemp2, readFile as readFile6, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { dirname as dirname5, join as join11 } from "node:path";
+import { mkdir as mkdir6, mkdtemp as mkdtemp2, readFile as readFile7, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir3 } from "node:os";
+import { dirname as dirname5, join as join12 } from "node:path";
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
@@ -62936,8 +63098,8 @@ async function effectiveRunAs(settings) {
   if (!root && settings.supervisor === "daemon") return void 0;
   if (settings.runAs) return settings.runAs;
   if (!root) return void 0;
-  const passwd = await readFile6("/etc/passwd", "utf8").catch(() => "");
-  const group = await readFile6("/etc/group", "utf8").catch(() => "");
+  const passwd = await readFile7("/etc/passwd", "utf8").catch(() => "");
+  const group = await readFile7("/etc/group", "utf8").catch(() => "");
   const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
   return has(passwd, "haproxy") && has(group, "haproxy") ? "haproxy" : void 0;
 }
@@ -62956,8 +63118,8 @@ var HaproxyProcess = class {
    */
   async validate(config2) {
     const bin = await haproxyBinary();
-    const dir = await mkdtemp2(join11(tmpdir2(), "modelship-haproxy-check-"));
-    const file2 = join11(dir, "haproxy.cfg");
+    const dir = await mkdtemp2(join12(tmpdir3(), "modelship-haproxy-check-"));
+    const file2 = join12(dir, "haproxy.cfg");
     try {
       await writeFile5(file2, config2, { flag: "wx", mode: 384 });
       await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
@@ -62975,14 +63137,14 @@ var HaproxyProcess = class {
   async running() {
     let pid;
     try {
-      pid = Number((await readFile6(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
+      pid = Number((await readFile7(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
     } catch {
       return void 0;
     }
     if (!Number.isInteger(pid) || pid <= 0) return void 0;
     let cmdline;
     try {
-      cmdline = (await readFile6(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+      cmdline = (await readFile7(`/proc/${pid}/cmdline`, "utf8")).split("\0");
     } catch {
       return void 0;
     }
@@ -63000,7 +63162,7 @@ var HaproxyProcess = class {
   }
   /** Cold start from the config file (the config is the truth: stale server state is dropped). */
   async start() {
-    await mkdir5(dirname5(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir6(dirname5(this.paths.config), { recursive: true, mode: 488 });
     await atomicWriteFile(this.paths.serverState, "1\n");
     if (this.settings.supervisor === "systemd") {
       await systemctl("start", this.settings.systemdUnit);
@@ -63356,13 +63518,13 @@ function withCarry(live, carry) {
 }
 
 // src/router/store.ts
-var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
-import { mkdir as mkdir6, readFile as readFile7, rm as rm6 } from "node:fs/promises";
+var import_proper_lockfile4 = __toESM(require_proper_lockfile(), 1);
+import { mkdir as mkdir7, readFile as readFile8, rm as rm6 } from "node:fs/promises";
 import { dirname as dirname6 } from "node:path";
 
 // src/util/state-dir.ts
 import { lstat as lstat2, stat as stat6 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 function trustedOwners() {
   const uid = process.geteuid?.() ?? process.getuid?.();
   const owners = /* @__PURE__ */ new Set([0]);
@@ -63375,7 +63537,7 @@ function trustedOwners() {
 }
 async function stateDirProblem(stateDir) {
   const owners = trustedOwners();
-  for (const path of [stateDir, join12(stateDir, "haproxy"), join12(stateDir, "monitoring")]) {
+  for (const path of [stateDir, join13(stateDir, "haproxy"), join13(stateDir, "monitoring")]) {
     const link = await lstat2(path).catch((err) => err);
     if (link instanceof Error) {
       if (link.code === "ENOENT") {
@@ -63468,7 +63630,7 @@ var RouterStore = class {
     await atomicWriteJson(this.paths.desired, desired);
   }
   async readCarry() {
-    const text = await readFile7(this.paths.counterCarry, "utf8").catch(() => void 0);
+    const text = await readFile8(this.paths.counterCarry, "utf8").catch(() => void 0);
     if (text === void 0) return emptyCarry();
     try {
       return counterCarrySchema.parse(JSON.parse(text));
@@ -63484,10 +63646,10 @@ var RouterStore = class {
   }
   /** Runs `fn` holding the router lock (one change at a time across processes). */
   async withLock(fn) {
-    await mkdir6(dirname6(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir7(dirname6(this.paths.config), { recursive: true, mode: 488 });
     let release;
     try {
-      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
+      release = await import_proper_lockfile4.default.lock(this.paths.lock, {
         realpath: false,
         stale: 15e3,
         retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
@@ -63508,7 +63670,7 @@ var RouterStore = class {
 async function readJson(path) {
   let text;
   try {
-    text = await readFile7(path, "utf8");
+    text = await readFile8(path, "utf8");
   } catch (err) {
     if (err.code === "ENOENT") return void 0;
     throw err;
