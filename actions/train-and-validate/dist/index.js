@@ -66851,8 +66851,7 @@ function branch(name, build) {
   const sub = new GraphBuilder(name);
   let k = 0;
   const op = (t, ins, a = {}) => sub.node(t, ins, [`${name}_${k}`], a, { name: `${name}_${t}_${k++}` })[0];
-  sub.node("Identity", [build(op, sub)], [`${name}_count`], {}, { name: `${name}_out` });
-  sub.output(`${name}_count`, { tensor: "float" });
+  sub.output(build(op, sub), { tensor: "float" });
   return sub;
 }
 function termCounts(g, ids, V, axis1) {
