@@ -8,7 +8,8 @@
 #
 # Usage: scripts/base-image.sh [repository]    (default: modelship-base)
 # Prints the image reference on its last line. The tag is derived from the content, so an unchanged
-# host reuses the existing image and a changed node binary or library set gets a new tag.
+# host reuses the existing image and a changed node binary or library set gets a new tag (the same in
+# every checkout: the script is hashed by content, not by path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=${1:-modelship-base}
@@ -21,7 +22,7 @@ command -v docker >/dev/null || { echo "base-image: the docker CLI is not instal
 libs=$( { ldd "$node_bin"; [ -d "$ort_dir" ] && ldd "$ort_dir"/*.so* "$ort_dir"/*.node; } 2>/dev/null \
   | awk '/=>/ && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | grep -v "$ort_dir" | sort -u)
 
-key=$( { sha256sum "$node_bin"; for l in $libs; do sha256sum "$(readlink -f "$l")"; done; sha256sum "$0";
+key=$( { sha256sum "$node_bin"; for l in $libs; do sha256sum "$(readlink -f "$l")"; done; sha256sum <"$0";
   find /usr/lib/locale/C.utf8 -type f -exec sha256sum {} + 2>/dev/null || true; } \
   | sha256sum | cut -c1-12)
 version=$("$node_bin" -p 'process.versions.node')

@@ -9,6 +9,7 @@ import type { ModelCard } from "../src/contracts/card.js";
 import type { Engine, ImageInfo } from "../src/engine/engine.js";
 import { SERVER_PORT, smokeTestImage } from "../src/image/build.js";
 import { MODEL_LABELS, OCI_LABELS } from "../src/image/labels.js";
+import { lockServerKey, pruneServerImages, resolveServerKey } from "../src/image/server.js";
 import { formatSmokeReport, runSmokeTest, waitForReady } from "../src/smoke/smoke.js";
 import { trainedBundle } from "./support/bundle.js";
 import { runCli } from "./support/cli.js";
@@ -206,6 +207,7 @@ describe("model server image (real docker build on the local base, real model)",
       "--json",
     ]);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    if (r.code !== 0) console.log("DEBUG", r.stderr);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as {
       image: string;
@@ -215,6 +217,7 @@ describe("model server image (real docker build on the local base, real model)",
       smoke: { passed: boolean; examples: number };
       startToReadyMs: number;
       buildMs: number;
+      server: { ref: string; built: boolean };
     };
     images.push(...out.tags);
     const built = await engine.inspectImage(out.image);
@@ -232,6 +235,16 @@ describe("model server image (real docker build on the local base, real model)",
     expect(out.smoke).toMatchObject({ passed: true, examples: card.golden.length });
     for (const tag of out.tags) expect((await engine.inspectImage(tag))?.id).toBe(out.digest);
     expect(out.sizeBytes).toBe(built?.sizeBytes);
+    // Two layers on the server image modelImage() built or found (same key): not rebuilt.
+    const server = await resolveServerKey({ engine, baseImage: image.baseImage });
+    expect(out.server).toMatchObject({ ref: server.ref, built: false });
+    const layers = async (ref: string) =>
+      JSON.parse(
+        (await run("docker", ["image", "inspect", "--format", "{{json .RootFS.Layers}}", ref])).stdout,
+      ) as string[];
+    const [serverLayers, modelLayers] = [await layers(server.ref), await layers(out.image)];
+    expect(modelLayers.slice(0, serverLayers.length)).toEqual(serverLayers);
+    expect(modelLayers.length).toBe(serverLayers.length + 1);
     console.log(
       `[image] modelship build: ${out.buildMs} ms build, ${(out.sizeBytes / 1e6).toFixed(1)} MB, start → ready ${out.startToReadyMs} ms`,
     );
@@ -254,6 +267,35 @@ describe("model server image (real docker build on the local base, real model)",
     // The server itself refuses to become ready with golden examples it cannot reproduce.
     expect(r.stderr).toMatch(/smoke container for .* did not become ready: .*golden/i);
     expect(await engine.listContainers({ labels: { "dev.modelship.role": "smoke" } })).toEqual([]);
+  });
+
+  it("pruneServerImages untags other keys' server images, never one a build holds the lock of", async () => {
+    const server = await resolveServerKey({ engine, baseImage: image.baseImage });
+    const repo = `mstest-srv-${suffix}`;
+    const [current, inUse, stale] = ["a", "b", "c"].map((c) => `${repo}:${c.repeat(16)}`) as [
+      string,
+      string,
+      string,
+    ];
+    for (const ref of [current, inUse, stale]) {
+      await engine.tagImage(server.ref, ref);
+      images.push(ref);
+    }
+    const lockDir = await mkdtemp(join(tmpdir(), "mstest-srvlock-"));
+    tempDirs.push(lockDir);
+    const release = await lockServerKey(lockDir, "b".repeat(16), false);
+    try {
+      expect(await pruneServerImages(engine, { repository: repo, keep: [current], lockDir })).toEqual([
+        stale,
+      ]);
+    } finally {
+      await release();
+    }
+    expect(await engine.inspectImage(stale)).toBeNull();
+    expect(await engine.inspectImage(inUse)).not.toBeNull();
+    expect(await engine.inspectImage(current)).not.toBeNull();
+    // Model images built from a server image do not need its tag: they hold its layers.
+    expect(await engine.inspectImage(image.ref)).not.toBeNull();
   });
 
   it("rejects bad flags with one line and exit 2", async () => {

@@ -96,6 +96,7 @@ describe("npm pack", () => {
       "dist/src/cli/main.js",
       "dist/serving/main.js",
       "serving/Dockerfile",
+      "serving/model.Dockerfile",
       "src/image/rootfs.cjs",
       "monitoring/prometheus.yml",
       "monitoring/rules/modelship.rules.yml",

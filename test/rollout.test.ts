@@ -10,14 +10,19 @@ import { loadCsv } from "../src/data/dataset.js";
 import { connectGitHub } from "../src/github/client.js";
 import { trackDeployment } from "../src/github/deployments.js";
 import { Ledger } from "../src/ledger/ledger.js";
-import { type DeployOutcome, runDeploy } from "../src/rollout/deploy.js";
+import { type DeployOutcome, runDeploy, type ShadowFigures } from "../src/rollout/deploy.js";
 import { decide, initialPhase } from "../src/rollout/machine.js";
 import type { Candidate, RolloutDeps, RunningContainer } from "../src/rollout/ports.js";
 import { runRollback } from "../src/rollout/rollback.js";
 import { edgeFailure } from "../src/rollout/run.js";
 import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { hostStatus } from "../src/rollout/status.js";
-import { deploymentDescription, deploySummaryMarkdown, mdLiteral } from "../src/rollout/summary.js";
+import {
+  deploymentDescription,
+  deploySummaryMarkdown,
+  mdLiteral,
+  shadowProgressDescription,
+} from "../src/rollout/summary.js";
 import { Reporter } from "../src/util/progress.js";
 import { dataPath } from "./support/data.js";
 import { type GitHubRecorder, startGitHubRecorder } from "./support/github-recorder.js";
@@ -558,7 +563,10 @@ describe("shadow verdict surfaces (in-memory host, real mirror format, real ledg
   });
 
   /** A deploy with a 5 s shadow step; its human progress lines captured. */
-  async function shadowDeploy(c: Candidate): Promise<{ out: DeployOutcome; lines: string }> {
+  async function shadowDeploy(
+    c: Candidate,
+    listen: (event: Record<string, unknown>) => void = () => {},
+  ): Promise<{ out: DeployOutcome; lines: string }> {
     host.pairsUrl = `http://127.0.0.1:${(pairsServer.address() as { port: number }).port}/shadow/pairs`;
     let lines = "";
     const stream = {
@@ -575,7 +583,7 @@ describe("shadow verdict surfaces (in-memory host, real mirror format, real ledg
         op,
         candidate: c,
         settings: rolloutSettingsSchema.parse({ intervalMs: 5000, shadowMs: 5000 }),
-        reporter: new Reporter("human", stream),
+        reporter: new Reporter("human", stream).listen(listen),
       });
       return { out, lines };
     } finally {
@@ -585,10 +593,35 @@ describe("shadow verdict surfaces (in-memory host, real mirror format, real ledg
 
   it("pass and fail: progress line, ledger, status after the fact, job summary, GitHub Deployment", async () => {
     await deploy(candidate("v1"));
+    // Each deploy runs the way the canary-deploy action runs it: inside a GitHub Deployment (here the
+    // recorder), the deploy's `shadow` event posted at once as an in_progress note, and the outcome
+    // as the final status's description.
+    const gh = connectGitHub({ token: "t", repository: "acme/models", apiUrl: rec.url });
+    rec.take();
+    const tracked = async (c: Candidate) => {
+      let run: { out: DeployOutcome; lines: string } | undefined;
+      await trackDeployment(
+        gh,
+        {
+          ref: "abc",
+          environment: "production",
+          payload: { kind: "deploy", modelVersion: c.version },
+          describe: () => (run ? deploymentDescription(run.out) : undefined),
+        },
+        async (_deployment, progress) => {
+          run = await shadowDeploy(c, (e) => {
+            if (e.type === "shadow")
+              progress(shadowProgressDescription(c.version, e as unknown as ShadowFigures));
+          });
+          if (run.out.status === "aborted") throw new Error(`canary ${c.version} aborted: ${run.out.reason}`);
+        },
+      ).catch((err: Error) => expect(err.message).toMatch(/aborted: shadow step failed/));
+      return run!;
+    };
 
     // v2 answers like stable but for one request: passes, then the canary steps promote it
     mirror(150, 1, 0);
-    const pass = await shadowDeploy(candidate("v2"));
+    const pass = await tracked(candidate("v2"));
     expect(pass.out.status, pass.out.reason).toBe("promoted");
     const passLine = pass.lines.split("\n").find((l) => l.startsWith("Shadow 5s... "));
     expect(passLine).toMatch(
@@ -597,7 +630,7 @@ describe("shadow verdict surfaces (in-memory host, real mirror format, real ledg
 
     // v3 flips 60 of 150 answers and fails 3: aborted before any weight moved
     mirror(150, 60, 3, HOSTILE);
-    const fail = await shadowDeploy(candidate("v3"));
+    const fail = await tracked(candidate("v3"));
     expect(fail.out.status).toBe("aborted");
     expect(fail.out.reason).toMatch(/^shadow step failed: /);
     expect(host.log.filter((l) => l.includes('"v3":5'))).toEqual([]);
@@ -655,41 +688,29 @@ describe("shadow verdict surfaces (in-memory host, real mirror format, real ledg
     expect(md, md).toContain(`| ${mdLiteral(cut(tweets[1]!.text))} |`);
     expect(deploySummaryMarkdown(pass.out)).toContain("### Shadow step: ✅ pass");
 
-    // the GitHub Deployment status carries the verdict (≤ 140 characters)
-    const gh = connectGitHub({ token: "t", repository: "acme/models", apiUrl: rec.url });
-    const payload = { kind: "deploy" as const, modelVersion: "v3" };
-    rec.take();
-    await expect(
-      trackDeployment(
-        gh,
-        { ref: "abc", environment: "production", payload, describe: () => deploymentDescription(fail.out) },
-        async () => {
-          throw new Error(`canary v3 aborted: ${fail.out.reason}`);
-        },
-      ),
-    ).rejects.toThrow(/aborted/);
-    await trackDeployment(
-      gh,
-      {
-        ref: "abc",
-        environment: "production",
-        payload: { ...payload, modelVersion: "v2" },
-        describe: () => deploymentDescription(pass.out),
-      },
-      async () => pass.out,
-    );
-    const finals = rec.calls
+    // the GitHub Deployment: the verdict as soon as it is known, then in the final status (≤ 140 characters)
+    const statuses = rec.calls
       .filter((c) => c.path.endsWith("/statuses"))
-      .map((c) => c.body as { state: string; description: string })
-      .filter((s) => s.state !== "in_progress");
-    expect(finals.map((s) => s.state)).toEqual(["failure", "success"]);
-    expect(finals[0]!.description).toMatch(
-      /^v3 aborted; shadow fail: 59\.2% agree \[[\d.]+–[\d.]+\] \(147 pairs\), \|Δp\| mean 0\.\d{3} p95 0\.\d{3}, candidate 3 errors p95 10 ms$/,
+      .map((c) => c.body as { state: string; description: string });
+    expect(statuses.map((x) => x.state)).toEqual([
+      "in_progress",
+      "in_progress",
+      "success",
+      "in_progress",
+      "in_progress",
+      "failure",
+    ]);
+    expect(statuses[1]!.description).toMatch(
+      /^v2 shadow pass: 99\.3% agree \[96\.3–99\.9\] \(150 pairs\), \|Δp\| mean 0\.\d{3} p95 0\.\d{3}, candidate 0 errors p95 10 ms; canary steps next$/,
     );
-    expect(finals[1]!.description).toMatch(
+    expect(statuses[2]!.description).toMatch(
       /^v2 is live; shadow pass: 99\.3% agree \[96\.3–99\.9\] \(150 pairs\)/,
     );
-    for (const f of finals) expect(f.description.length).toBeLessThanOrEqual(140);
+    expect(statuses[4]!.description).toMatch(/^v3 shadow fail: 59\.2% agree .*; aborting$/);
+    expect(statuses[5]!.description).toMatch(
+      /^v3 aborted; shadow fail: 59\.2% agree \[[\d.]+–[\d.]+\] \(147 pairs\), \|Δp\| mean 0\.\d{3} p95 0\.\d{3}, candidate 3 errors p95 10 ms$/,
+    );
+    for (const f of statuses) expect(f.description.length).toBeLessThanOrEqual(140);
   });
 
   it("no request text anywhere when the prediction log hashes text", async () => {

@@ -182,6 +182,7 @@ describe("pinning by header (real HAProxy 2.6, real backends)", () => {
       const name = backendOf(await predict(router.edgeUrl()));
       counts[name] = (counts[name] ?? 0) + 1;
     }
+    console.log(`no header, 200 requests at v1 90 % / v2 10 %: ${JSON.stringify(counts)}`);
     expect(Object.keys(counts).sort()).toEqual(["v1", "v2"]);
     expect(counts.v2).toBeGreaterThan(5);
     expect(counts.v2).toBeLessThan(40);

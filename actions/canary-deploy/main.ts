@@ -5,10 +5,14 @@ import { Engine } from "../../src/engine/engine.js";
 import { withRunDeployment } from "../../src/github/deployments.js";
 import { resolveStateDir } from "../../src/ledger/ledger.js";
 import { candidateFromBundle, candidateFromImage } from "../../src/rollout/candidate.js";
-import type { DeployOutcome } from "../../src/rollout/deploy.js";
+import type { DeployOutcome, ShadowFigures } from "../../src/rollout/deploy.js";
 import { type RolloutFlags, settingsFromFlags } from "../../src/rollout/options.js";
 import { deploy, edgeFailure } from "../../src/rollout/run.js";
-import { deploymentDescription, deploySummaryMarkdown } from "../../src/rollout/summary.js";
+import {
+  deploymentDescription,
+  deploySummaryMarkdown,
+  shadowProgressDescription,
+} from "../../src/rollout/summary.js";
 import { DEPLOY_SETTINGS } from "../../src/settings/rollout.js";
 import { ExitCode, UserError } from "../../src/util/errors.js";
 import { Reporter } from "../../src/util/progress.js";
@@ -43,7 +47,12 @@ export function run(): Promise<void> {
         // The Deployment says how it ended, with the shadow verdict and its figures when there was one.
         describe: () => (outcome ? deploymentDescription(outcome) : undefined),
       },
-      async () => {
+      async (_deployment, progress) => {
+        // The shadow verdict reaches the Deployment as soon as it is known, not only at the end.
+        const reporter = new Reporter("human").listen((e) => {
+          if (e.type === "shadow")
+            progress(shadowProgressDescription(candidate.version, e as unknown as ShadowFigures));
+        });
         outcome = await deploy({
           image: inputs.image,
           // An image wins: the bundle is then only the workflow's record of what was built.
@@ -52,7 +61,7 @@ export function run(): Promise<void> {
           stateDir,
           wait: inputs.wait,
           settings,
-          reporter: new Reporter("human"),
+          reporter,
         });
         // A failed rollout must mark the GitHub Deployment failed too.
         if (outcome.status === "aborted")

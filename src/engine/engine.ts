@@ -99,6 +99,8 @@ export interface BuildOptions {
   buildArgs?: Record<string, string | undefined>;
   labels?: Record<string, string>;
   target?: string;
+  /** `--no-cache`: no lookup of cached steps (Podman's lookup scans every child of the base image). */
+  noCache?: boolean;
   /** Each line of the engine's build output, as it arrives. */
   onProgress?: (line: string) => void;
 }
@@ -338,6 +340,7 @@ export class Engine {
     args.push(...labelArgs("--build-arg", options.buildArgs));
     args.push(...labelArgs("--label", options.labels));
     if (options.target) args.push("--target", options.target);
+    if (options.noCache) args.push("--no-cache");
     args.push(options.context);
     const env = info.podman ? { DOCKER_BUILDKIT: "0" } : {};
     const result = await this.exec(args, { onLine: options.onProgress ?? (() => {}), env });
@@ -387,6 +390,26 @@ export class Engine {
       }
     }
     return ["CMD-SHELL", cmd];
+  }
+
+  /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+  async listImageTags(repository: string): Promise<string[]> {
+    const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    if (result.code !== 0) throw this.failure("docker image ls", result);
+    return [
+      ...new Set(
+        result.stdout
+          .split("\n")
+          .map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, ""))
+          .filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>")),
+      ),
+    ];
+  }
+
+  /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+  async pull(ref: string): Promise<void> {
+    const result = await this.exec(["pull", ref], { timeoutMs: 600_000 });
+    if (result.code !== 0) throw this.failure(`docker pull ${ref}`, result);
   }
 
   async tagImage(source: string, target: string): Promise<void> {

@@ -84,6 +84,9 @@ export async function setDeploymentStatus(
   }
 }
 
+/** Posts an `in_progress` status with this description while the rollout runs (best effort, in order). */
+export type DeploymentProgress = (description: string) => void;
+
 /**
  * Wraps a rollout in a GitHub Deployment: created, `in_progress`, then `success` or `failure` with a
  * link to the run. The rollout's own error is rethrown unchanged; a failure to record the final status
@@ -104,7 +107,7 @@ export async function trackDeployment<T>(
      */
     describe?: () => string | undefined;
   },
-  rollout: (deployment: DeploymentRef) => Promise<T>,
+  rollout: (deployment: DeploymentRef, progress: DeploymentProgress) => Promise<T>,
 ): Promise<T> {
   const deployment = await createDeployment(gh, options);
   const links = {
@@ -115,16 +118,28 @@ export async function trackDeployment<T>(
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`,
   });
+  // Progress notes go out in order and are awaited before the final status, so a late `in_progress`
+  // can never land after (and so replace) `success` or `failure`.
+  let notes: Promise<void> = Promise.resolve();
+  const progress: DeploymentProgress = (description) => {
+    notes = notes.then(() =>
+      setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch((e: Error) =>
+        options.onWarning?.(e.message),
+      ),
+    );
+  };
   let result: T;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
       description: options.describe?.() ?? (err as Error)?.message ?? "rollout failed",
     }).catch((e: Error) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
     description: options.describe?.() ?? `${options.payload.modelVersion} is live`,
@@ -148,10 +163,10 @@ export async function withRunDeployment<T>(
     describe?: () => string | undefined;
     env?: NodeJS.ProcessEnv;
   },
-  rollout: (deployment: DeploymentRef | null) => Promise<T>,
+  rollout: (deployment: DeploymentRef | null, progress: DeploymentProgress) => Promise<T>,
 ): Promise<T> {
   const env = options.env ?? process.env;
-  if (!options.token || !env.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env.GITHUB_REPOSITORY) return rollout(null, () => {});
   const gh = connectGitHub({
     token: options.token,
     repository: env.GITHUB_REPOSITORY,

@@ -7,8 +7,9 @@ import { formatSmokeReport, runSmokeTest, type SmokeResult, waitForReady } from 
 import { runChecked } from "../util/command.js";
 import { ExitCode, UserError } from "../util/errors.js";
 import { Reporter } from "../util/progress.js";
-import { stageBuildContext } from "./context.js";
+import { assertBundleDir, stageModelContext } from "./context.js";
 import { imageLabels, MODEL_LABELS } from "./labels.js";
+import { type ServerImage, withServerImage } from "./server.js";
 
 /** The official Node image the Dockerfile defaults to (see serving/Dockerfile). */
 export const DEFAULT_BASE_IMAGE = "node:20-bookworm-slim";
@@ -38,6 +39,8 @@ export interface BuildImageOptions {
   /** Extra tags: a bare tag ("latest") goes on `image`, a full reference is used as is. */
   extraTags?: string[];
   baseImage?: string;
+  /** Repository of the server image (default modelship-server; tests use their own). */
+  serverRepository?: string;
   smoke?: boolean;
   smokeTimeoutMs?: number;
   push?: boolean;
@@ -62,9 +65,13 @@ export interface BuildImageResult {
   digest: string;
   pushed: boolean;
   sizeBytes: number;
+  /** The model image's context (the bundle and its Dockerfile). */
   contextBytes: number;
+  /** Staging and building the model image, plus the server image's when this build made it. */
   buildMs: number;
   baseImage: string;
+  /** The server image the model image is FROM, and whether this build had to build it. */
+  server: ServerImage;
   labels: Record<string, string>;
   model: { name: string; version: string; sha256: string };
   smoke: SmokeSummary | null;
@@ -212,48 +219,51 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
   const source = options.sourceUrl === undefined ? await sourceUrl() : options.sourceUrl;
   const labels = imageLabels(card, { revision, source, created: new Date() });
 
-  const context = await reporter.step(
-    "Staging build context",
-    () => stageBuildContext({ bundleDir: options.bundleDir }),
-    (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`,
-  );
+  assertBundleDir(options.bundleDir);
+  const buildStarted = performance.now();
   // With a smoke test, the real tags are applied only once it passed: a broken image never carries
   // a tag a deploy could pick up.
   const smokeFirst = options.smoke !== false;
   const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes(4).toString("hex")}`] : tags;
-  let built: { imageId: string };
-  const buildStarted = performance.now();
-  try {
-    built = await reporter.step(
-      `Building ${tags[0]}`,
-      (update) =>
-        engine.build({
-          context: context.dir,
-          dockerfile: context.dockerfile,
-          tags: buildTags,
-          buildArgs: {
-            BASE_IMAGE: baseImage,
-            MODEL_NAME: card.name,
-            MODEL_VERSION: card.version,
-            MODEL_SHA256: card.model.sha256,
-            GIT_REVISION: labels["org.opencontainers.image.revision"],
-            SOURCE_URL: labels["org.opencontainers.image.source"],
-            CREATED: labels["org.opencontainers.image.created"],
-          },
-          // Also as --label: Podman's builder reuses a cached LABEL step even when the build args
-          // it expands changed, and --label is applied on every commit.
-          labels,
-          onProgress: (line) => {
-            // Classic builder / Podman: "STEP 3/18: COPY …"; BuildKit plain progress: "#7 [app 2/3] COPY …".
-            const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
-            if (step) update(step[0].slice(0, 80));
-          },
-        }),
-      () => `from ${baseImage}`,
-    );
-  } finally {
-    await context.cleanup();
-  }
+  let contextBytes = 0;
+  const { built, server } = await withServerImage(
+    { engine, baseImage, repository: options.serverRepository, reporter },
+    async (server) => {
+      const context = await reporter.step(
+        "Staging build context",
+        () => stageModelContext({ bundleDir: options.bundleDir, labels }),
+        (c) => `${(c.bytes / 1e6).toFixed(1)} MB`,
+      );
+      contextBytes = context.bytes;
+      try {
+        const built = await reporter.step(
+          `Building ${tags[0]}`,
+          (update) =>
+            engine.build({
+              context: context.dir,
+              dockerfile: context.dockerfile,
+              tags: buildTags,
+              // The labels are a literal LABEL line in the staged Dockerfile (see stageModelContext),
+              // not --label: Podman turns each --label into a step of its own.
+              buildArgs: { SERVER_IMAGE: server.ref },
+              // Nothing to reuse (the labels change every build) and faster without the lookup, which
+              // on Podman scans every model image of the server image and fails ("layer not known")
+              // when one of them is being removed meanwhile.
+              noCache: true,
+              onProgress: (line) => {
+                // Classic builder / Podman: "STEP 3/18: COPY …"; BuildKit plain progress: "#7 [app 2/3] COPY …".
+                const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+                if (step) update(step[0].slice(0, 80));
+              },
+            }),
+          () => `from ${server.ref}${server.built ? "" : " (built before)"}`,
+        );
+        return { built, server };
+      } finally {
+        await context.cleanup();
+      }
+    },
+  );
   const buildMs = Math.round(performance.now() - buildStarted);
   const info = await engine.inspectImage(built.imageId);
   if (!info)
@@ -310,9 +320,10 @@ export async function buildModelImage(options: BuildImageOptions): Promise<Build
     digest,
     pushed,
     sizeBytes: info.sizeBytes,
-    contextBytes: context.bytes,
+    contextBytes,
     buildMs,
     baseImage,
+    server,
     labels,
     model: { name: card.name, version: card.version, sha256: card.model.sha256 },
     smoke,

@@ -8,14 +8,19 @@ import { CARD_FILE, MODEL_FILE } from "../contracts/card.js";
 import { ExitCode, UserError } from "../util/errors.js";
 
 /**
- * Stages the image build context so `docker build` needs no network and no compiler: the compiled
- * server plus only the library files and npm packages it actually imports (traced from the JS), with
- * onnxruntime-node's binaries for other platforms left out, and the model bundle. The same context
- * builds on Docker Engine and Podman.
+ * Stages the image build contexts so `docker build` needs no network and no compiler. The server
+ * image's: the compiled server plus only the library files and npm packages it actually imports
+ * (traced from the JS), with onnxruntime-node's binaries for other platforms left out. A model
+ * image's: the model bundle alone. The same contexts build on Docker Engine and Podman.
  */
 
 /** Where the server's compiled entry points live, relative to the app root. */
 export const SERVER_DIST_DIR = "dist/serving";
+/** The server image's Dockerfile and the script its build stage runs, relative to the app root. */
+export const SERVER_DOCKERFILE = "serving/Dockerfile";
+export const ROOTFS_SCRIPT = "src/image/rootfs.cjs";
+/** The model image's Dockerfile (FROM the server image), relative to the app root. */
+export const MODEL_DOCKERFILE = "serving/model.Dockerfile";
 /** onnxruntime-node's prebuilt binaries, relative to its package folder. */
 const ORT_BIN_DIR = join("bin", "napi-v6");
 const KEEP_OS = "linux";
@@ -241,25 +246,24 @@ async function dirBytes(path: string): Promise<number> {
   return total;
 }
 
-export interface StageOptions {
-  bundleDir: string;
+export interface StageServerOptions {
   appRoot?: string;
+  /** The server's trace, when the caller has it already (the content key needs it too). */
+  trace?: { files: string[]; packages: string[] };
   /** Parent for the temp context dir (default: the OS temp dir). */
   tmpRoot?: string;
 }
 
-export async function stageBuildContext(options: StageOptions): Promise<StagedContext> {
+/**
+ * The server image's context (serving/Dockerfile): app/ (compiled server, traced library files and
+ * the npm package closure, other platforms' onnxruntime binaries left out) and rootfs.cjs. No model.
+ */
+export async function stageServerContext(options: StageServerOptions = {}): Promise<StagedContext> {
   const appRoot = options.appRoot ?? findAppRoot();
-  const bundleDir = resolve(options.bundleDir);
-  for (const file of [CARD_FILE, MODEL_FILE])
-    if (!existsSync(join(bundleDir, file)))
-      throw new UserError(
-        `${join(bundleDir, file)} not found: --model must point at a model bundle directory`,
-      );
-  const trace = await traceServer(appRoot);
+  const trace = options.trace ?? (await traceServer(appRoot));
   const packages = packageClosure(appRoot, trace.packages);
 
-  const dir = await mkdtemp(join(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const dir = await mkdtemp(join(options.tmpRoot ?? tmpdir(), "modelship-server-"));
   const cleanup = () => rm(dir, { recursive: true, force: true });
   try {
     const app = join(dir, "app");
@@ -296,15 +300,69 @@ export async function stageBuildContext(options: StageOptions): Promise<StagedCo
         },
       });
     }
-    await mkdir(join(dir, "model"));
-    for (const file of [CARD_FILE, MODEL_FILE]) await cp(join(bundleDir, file), join(dir, "model", file));
     const dockerfile = join(dir, "Dockerfile");
-    await cp(join(appRoot, "serving", "Dockerfile"), dockerfile);
-    await cp(join(appRoot, "src", "image", "rootfs.cjs"), join(dir, "rootfs.cjs"));
+    await cp(join(appRoot, SERVER_DOCKERFILE), dockerfile);
+    await cp(join(appRoot, ROOTFS_SCRIPT), join(dir, "rootfs.cjs"));
     await writeFile(join(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+export interface ModelContext {
+  dir: string;
+  dockerfile: string;
+  bytes: number;
+  cleanup: () => Promise<void>;
+}
+
+/** A model image's context (serving/model.Dockerfile): the Dockerfile and model/ — a few MB. */
+export async function stageModelContext(options: {
+  bundleDir: string;
+  /** Written as one LABEL instruction at the end of the staged Dockerfile. */
+  labels: Record<string, string>;
+  appRoot?: string;
+  tmpRoot?: string;
+}): Promise<ModelContext> {
+  const bundleDir = resolve(options.bundleDir);
+  assertBundleDir(bundleDir);
+  const appRoot = options.appRoot ?? findAppRoot();
+  const dir = await mkdtemp(join(options.tmpRoot ?? tmpdir(), "modelship-model-"));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    await mkdir(join(dir, "model"));
+    for (const file of [CARD_FILE, MODEL_FILE]) await cp(join(bundleDir, file), join(dir, "model", file));
+    const dockerfile = join(dir, "Dockerfile");
+    const template = await readFile(join(appRoot, MODEL_DOCKERFILE), "utf8");
+    await writeFile(dockerfile, `${template.trimEnd()}\n${labelInstruction(options.labels)}\n`);
+    await writeFile(join(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    return { dir, dockerfile, bytes: await dirBytes(dir), cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/**
+ * `LABEL "k"="v" …` with literal values: quotes, backslashes and `$` (variable expansion) escaped;
+ * a value with a line break or other control character is refused.
+ */
+export function labelInstruction(labels: Record<string, string>): string {
+  const quote = (text: string) => {
+    if (/\p{Cc}/u.test(text))
+      throw new UserError(`image label ${JSON.stringify(text)} contains a control character`);
+    return `"${text.replace(/[\\"$]/g, (c) => `\\${c}`)}"`;
+  };
+  const pairs = Object.entries(labels).map(([k, v]) => `${quote(k)}=${quote(v)}`);
+  return `LABEL ${pairs.join(" \\\n      ")}`;
+}
+
+export function assertBundleDir(bundleDir: string): void {
+  for (const file of [CARD_FILE, MODEL_FILE])
+    if (!existsSync(join(bundleDir, file)))
+      throw new UserError(
+        `${join(bundleDir, file)} not found: --model must point at a model bundle directory`,
+      );
 }

@@ -12,19 +12,21 @@ export const MODEL_LABELS = {
 
 export const OCI_LABELS = {
   title: "org.opencontainers.image.title",
+  description: "org.opencontainers.image.description",
   version: "org.opencontainers.image.version",
   revision: "org.opencontainers.image.revision",
   source: "org.opencontainers.image.source",
   created: "org.opencontainers.image.created",
 } as const;
 
-/** The labels every model image carries (set by the Dockerfile from build args, and by --label). */
+/** The labels every model image carries (one LABEL instruction `modelship build` adds to the staged model.Dockerfile). */
 export function imageLabels(
   card: ModelCard,
   meta: { revision: string | null; source: string | null; created: Date },
 ): Record<string, string> {
   return {
     [OCI_LABELS.title]: `modelship-${card.name}`,
+    [OCI_LABELS.description]: `modelship model server for ${card.name} ${card.version}`,
     [OCI_LABELS.version]: card.version,
     [OCI_LABELS.revision]: meta.revision ?? "",
     [OCI_LABELS.source]: meta.source ?? "",

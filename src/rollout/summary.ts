@@ -1,7 +1,7 @@
 import { mdTable, mermaidXyChart } from "../github/markdown.js";
 import { flipMatrixMarkdown, type ShadowAnswer } from "../shadow/compare.js";
 import type { DeployOutcome } from "./deploy.js";
-import { shadowDetail } from "./deploy.js";
+import { type ShadowFigures, shadowDetail } from "./deploy.js";
 import type { RollbackOutcome } from "./rollback.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -121,6 +121,9 @@ export function shadowSection(r: NonNullable<DeployOutcome["shadow"]>): string {
   return out.join("\n");
 }
 
+/** GitHub keeps at most 140 characters of a Deployment status description. */
+const within140 = (text: string) => (text.length <= 140 ? text : `${text.slice(0, 139)}…`);
+
 const ms = (x: number | null) => (x === null ? "–" : `${Math.round(x)} ms`);
 
 /**
@@ -128,10 +131,9 @@ const ms = (x: number | null) => (x === null ? "–" : `${Math.round(x)} ms`);
  * with its figures when the rollout had a shadow step.
  */
 export function deploymentDescription(o: DeployOutcome): string {
-  const fit = (text: string) => (text.length <= 140 ? text : `${text.slice(0, 139)}…`);
   const r = o.shadow;
   if (o.status === "aborted" && (!r || r.verdict === "pass"))
-    return fit(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
+    return within140(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
   const head =
     o.status === "promoted"
       ? o.edge.failed > 0
@@ -140,7 +142,12 @@ export function deploymentDescription(o: DeployOutcome): string {
       : o.status === "aborted"
         ? `${o.version} aborted`
         : `${o.version} already live`;
-  if (!r) return fit(head);
+  if (!r) return within140(head);
+  return within140(`${head}; ${shadowDeploymentText(r)}`);
+}
+
+/** The shadow verdict in a Deployment description's words ("shadow pass: 99.3% agree […] …"). */
+function shadowDeploymentText(r: ShadowFigures): string {
   const p = (x: number) => Number((x * 100).toFixed(1));
   const agreement =
     r.agreement === null || r.agreementCi === null
@@ -150,8 +157,16 @@ export function deploymentDescription(o: DeployOutcome): string {
     r.meanAbsDelta === null
       ? ""
       : `, |Δp| mean ${r.meanAbsDelta.toFixed(3)} p95 ${(r.p95AbsDelta ?? 0).toFixed(3)}`;
-  return fit(
-    `${head}; shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms(r.candidateP95Ms)}`,
+  return `shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms(r.candidateP95Ms)}`;
+}
+
+/**
+ * The `in_progress` description the canary-deploy action posts as soon as the shadow step is judged
+ * (from the deploy's `shadow` event), so the Deployment carries the verdict while the canary runs.
+ */
+export function shadowProgressDescription(version: string, r: ShadowFigures): string {
+  return within140(
+    `${version} ${shadowDeploymentText(r)}${r.verdict === "pass" ? "; canary steps next" : "; aborting"}`,
   );
 }
 

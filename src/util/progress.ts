@@ -87,8 +87,17 @@ export class Reporter {
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
 
+  private readonly listeners: ((payload: Record<string, unknown>) => void)[] = [];
+
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn: (payload: Record<string, unknown>) => void): this {
+    this.listeners.push(fn);
+    return this;
+  }
+
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload: Record<string, unknown>): void {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: new Date().toISOString(), ...payload })}\n`);
   }

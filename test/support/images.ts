@@ -1,14 +1,13 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import lockfile from "proper-lockfile";
 import { readBundle } from "../../src/bundle/read.js";
 import { Engine } from "../../src/engine/engine.js";
 import { type BuildImageResult, buildModelImage } from "../../src/image/build.js";
-import { packageClosure, traceServer } from "../../src/image/context.js";
+import { modelImageKey, pruneServerImages, resolveServerKey } from "../../src/image/server.js";
 import { repoRoot } from "./data.js";
 
 /**
@@ -71,21 +70,6 @@ export interface ModelImage {
   build: BuildImageResult | null;
 }
 
-/** Everything that goes into the image: base, Dockerfile, traced server files, packages, bundle. */
-async function imageKey(bundleDir: string, base: string): Promise<string> {
-  const hash = createHash("sha256");
-  hash.update(base);
-  hash.update(await readFile(join(repoRoot, "serving", "Dockerfile")));
-  hash.update(await readFile(join(repoRoot, "src", "image", "rootfs.cjs")));
-  const trace = await traceServer(repoRoot);
-  for (const file of trace.files) hash.update(file).update(await readFile(join(repoRoot, file)));
-  for (const pkg of packageClosure(repoRoot, trace.packages))
-    hash.update(pkg).update(await readFile(join(repoRoot, pkg, "package.json")));
-  const { card } = await readBundle(bundleDir);
-  hash.update(JSON.stringify(card));
-  return hash.digest("hex").slice(0, 16);
-}
-
 const modelImages = new Map<string, Promise<ModelImage>>();
 /** References handed out by this process: never dropped as stale while it runs. */
 const handedOut = new Set<string>();
@@ -115,7 +99,11 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
   async function buildOnce(): Promise<ModelImage> {
     const engine = await testEngine();
     const base = await baseImage();
-    const key = await imageKey(bundleDir, base);
+    // The product's keys: the server image's (base, server Dockerfile, traced files, packages)
+    // and the model image's on top (model Dockerfile, card).
+    const server = await resolveServerKey({ engine, baseImage: base, appRoot: repoRoot });
+    const { card } = await readBundle(bundleDir);
+    const key = await modelImageKey(server.key, card, repoRoot);
     const ref = `${repository}:${key}`;
     handedOut.add(ref);
     return withLock(`model-${key}`, async () => {
@@ -142,6 +130,9 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
           !handedOut.has(old.replace(/^localhost\//, ""))
         )
           await engine.removeImage(old).catch(() => {});
+      // Server images of older checkouts too: locked ones (a build is using them) and ones younger
+      // than an hour (another checkout on this host may be testing with it) stay.
+      await pruneServerImages(engine, { keep: [server.ref], olderThanMs: 3_600_000 }).catch(() => {});
       return { ref, baseImage: base, build };
     });
   }

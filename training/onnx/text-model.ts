@@ -2,7 +2,7 @@ import type { IoSignature } from "../../src/contracts/card.js";
 import type { LogisticRegression } from "../logistic.js";
 import { NGRAM_JOIN } from "../text.js";
 import type { TfidfVectorizer } from "../tfidf.js";
-import { GraphBuilder } from "./builder.js";
+import { type Attribute, attr, GraphBuilder } from "./builder.js";
 
 export const TEXT_INPUT = "text";
 export const PROBABILITIES_OUTPUT = "probabilities";
@@ -10,7 +10,7 @@ export const LABEL_OUTPUT = "label";
 
 /**
  * Opsets the exported graph needs from onnxruntime: StringConcat is opset 20 (onnxruntime ≥ 1.17),
- * ScatterND's reduction 16, LabelEncoder string → int64 ai.onnx.ml 2, Tokenizer com.microsoft 1.
+ * Shape's start/end 15, LabelEncoder string → int64 ai.onnx.ml 2, Tokenizer com.microsoft 1.
  */
 export const TEXT_MODEL_OPSETS = { "": 20, "ai.onnx.ml": 3, "com.microsoft": 1 };
 /** Opset 20 needs IR version 9. */
@@ -42,11 +42,15 @@ export function textModelIoSignature(labels: readonly string[]): IoSignature {
  *   StringNormalizer (lower-case) → Tokenizer (token regex) → tokens [N, T]
  *   n-grams: StringConcat of shifted token slices → [N, M]           (M = all n-gram positions)
  *   LabelEncoder n-gram → column (unknown → V, a column of zeros)      → ids [N, M]
- *   Unique(row·(V+1) + id) over the known n-grams → one entry per (row, term) with its count (tf)
- *   value = (1 + ln tf) · idf[id]  (Gather)                             → [U]
- *   ScatterND-add per row: Σ value² → [N];  Σ value · coef[id] (Gather) → [N, C]
- *   logits = Σ value·coef / ‖value‖₂ + intercept → Softmax → ArgMax → label strings
+ *   tf per position: c = how often the position's term occurs in its row → [N, 1, M]
+ *     (pairwise Equal for rows of ≤ 128 positions, Unique beyond; an If picks)
+ *   per occurrence w = s(c)/c, w2 = s(c)²/c, s(c) = 1 + ln c (sublinear tf) or c
+ *   one folded table per term: idf·coef [V+1, C] and idf² [V+1, 1], rows Gathered by id
+ *   per row (MatMul [N, 1, M] × [N, M, ·]): dot = Σ w·idf·coef, ‖tf-idf‖² = Σ w2·idf²
+ *   logits = dot / ‖tf-idf‖₂ + intercept → Softmax → ArgMax → label strings
  *
+ * A term of tf c occurs c times, so summing s(c)/c per occurrence gives s(c) per term without a
+ * per-term reduction (no Unique/ScatterND for tweets: per-node overhead decides a one-text run).
  * The L2 norm divides after the dot product (it is linear), so no per-term division is needed.
  */
 export function exportTextModel(parts: {
@@ -110,58 +114,44 @@ export function exportTextModel(parts: {
     { domain: "ai.onnx.ml" },
   );
 
-  // One key per (row, column): row·(V+1) + column, with the row offsets from an exclusive CumSum
-  // over a [N, M] tensor filled with V+1. Unique (input flattened) counts each term's frequency.
-  const offsets = g.op(
-    "CumSum",
-    [
-      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
-        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } },
-      }),
-      constant("axis0", "int64", [0], []),
-    ],
-    { exclusive: 1 },
-  );
-  // Only known n-grams go on: padding and out-of-vocabulary n-grams (id V) are often half the
-  // positions of a batch, and Unique costs per element.
-  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
-  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
-  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
-  // [U, 1] index columns, as ScatterND and GatherND take them.
-  const keyColumn = g.op("Unsqueeze", [uniqueKeys!, axis1]);
-  const stride = constant("stride", "int64", [V + 1], []);
-  const row = g.op("Div", [keyColumn, stride]);
-  const column = g.op("Mod", [keyColumn, stride]);
+  const count = termCounts(g, ids, V, axis1);
+  // Per occurrence: w = s(c)/c weights the idf-scaled coefficients; w·s(c) = s(c)²/c the squared idf.
+  let w: string;
+  let w2: string;
+  if (opts.sublinearTf) {
+    const s = g.op("Add", [g.op("Log", [count]), constant("one_f", "float", [1], [])]);
+    w = g.op("Div", [s, count]);
+    w2 = g.op("Mul", [w, s]);
+  } else {
+    w = g.op("ConstantOfShape", [g.op("Shape", [count])], {
+      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [1] } },
+    });
+    w2 = count;
+  }
 
-  let tf = g.op("Unsqueeze", [g.op("Cast", [counts!], { to: 1 }), axis1]);
-  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
-  const idf = Float64Array.from({ length: V + 1 }, (_, j) => (j < V ? vectorizer.idf[j]! : 0));
-  const value = g.op("Mul", [
-    tf,
-    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column]),
-  ]);
-
+  // idf folded into the classifier: one table row per term, idf·coef (row V, unknown: zeros).
   const { weights, bias } = model.logitParameters();
-  const coef = new Float64Array((V + 1) * C);
-  coef.set(weights);
-  const shapeN = g.op("Shape", [TEXT_INPUT]);
-  const filled = (width: number, fill: number) =>
-    g.op(
-      "ConstantOfShape",
-      [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
-      {
-        value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } },
-      },
-    );
-  // Sums of squares start at a tiny positive value instead of 0, so a text without known n-grams
-  // (dot product 0) divides 0 by √1e-30 and keeps its logits at the intercept, as in training.
-  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
-    reduction: "add",
-  });
-  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
-  const dot = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
+  const table = new Float64Array((V + 1) * C);
+  const idfSquared = new Float64Array(V + 1);
+  for (let j = 0; j < V; j++) {
+    const idf = vectorizer.idf[j]!;
+    idfSquared[j] = idf * idf;
+    for (let c = 0; c < C; c++) table[j * C + c] = idf * weights[j * C + c]!;
+  }
+  // [N, 1, M] × [N, M, C] → [N, 1, C]: per row Σ w·idf·coef, and Σ w2·idf² = ‖tf-idf‖².
+  const dot = g.op("MatMul", [
+    w,
+    g.op("Gather", [constant("idf_coef", "float", Array.from(table), [V + 1, C]), ids]),
+  ]);
+  const sumSquares = g.op("MatMul", [
+    w2,
+    g.op("Gather", [constant("idf_squared", "float", Array.from(idfSquared), [V + 1, 1]), ids]),
+  ]);
+  // The L2 norm divides after the dot product (it is linear); 1e-30 keeps a text without known
+  // n-grams (0 / 0) at the intercept, as in training.
+  const norm = g.op("Sqrt", [g.op("Add", [sumSquares, constant("tiny", "float", [1e-30], [])])]);
   const logits = g.op("Add", [
-    g.op("Div", [dot, g.op("Sqrt", [sumSquares])]),
+    g.op("Squeeze", [g.op("Div", [dot, norm]), axis1]),
     constant("intercept", "float", Array.from(bias)),
   ]);
   g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
@@ -179,7 +169,67 @@ export function exportTextModel(parts: {
     metadata: {
       labels: JSON.stringify(labels),
       trainer: "modelship-tfidf-logreg",
-      graph: "sparse-ngram-lookup",
+      graph: "sparse-ngram-pairwise",
     },
   });
+}
+
+/** Rows with at most this many n-gram positions count term frequencies pairwise ([N, M, M]). */
+export const PAIRWISE_MAX_POSITIONS = 128;
+
+type Op = (opType: string, inputs: string[], attributes?: Record<string, Attribute>) => string;
+
+/** A branch subgraph for If: nodes named `${name}_…` (never clashing with the outer graph), one output. */
+function branch(name: string, build: (op: Op, sub: GraphBuilder) => string): GraphBuilder {
+  const sub = new GraphBuilder(name);
+  let k = 0;
+  const op: Op = (t, ins, a = {}) =>
+    sub.node(t, ins, [`${name}_${k}`], a, { name: `${name}_${t}_${k++}` })[0]!;
+  sub.node("Identity", [build(op, sub)], [`${name}_count`], {}, { name: `${name}_out` });
+  sub.output(`${name}_count`, { tensor: "float" });
+  return sub;
+}
+
+/**
+ * How often each position's term occurs in its row: float [N, 1, M]. Rows of at most 128 n-gram
+ * positions (every tweet) compare all positions pairwise ([N, M, M] booleans, summed; the matrix is
+ * symmetric, so the sums come out as [N, 1, M]) — five cheap nodes, no Unique. Longer rows take a
+ * linear path so memory stays O(N·M): Unique over row·(V+1) + id, and each position's count
+ * gathered through Unique's inverse indices. An If node on M picks the branch.
+ */
+function termCounts(g: GraphBuilder, ids: string, V: number, axis1: string): string {
+  const axis2 = g.initializer("axis2", { dtype: "int64", dims: [1], values: [2] });
+  const axis0 = g.initializer("axis0", { dtype: "int64", dims: [], values: [0] });
+  const pairwise = branch("pairwise", (op) => {
+    const equal = op("Equal", [op("Unsqueeze", [ids, axis2]), op("Unsqueeze", [ids, axis1])]);
+    return op("ReduceSum", [op("Cast", [equal], { to: 1 }), axis1], { keepdims: 1 });
+  });
+  const linear = branch("linear", (op, sub) => {
+    const shape = op("Shape", [ids]);
+    // One key per (row, term): row·(V+1) + id, the row offsets from an exclusive CumSum down a
+    // [N, M] tensor filled with V+1.
+    const stride = op("ConstantOfShape", [shape], {
+      value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } },
+    });
+    const keys = op("Add", [ids, op("CumSum", [stride, axis0], { exclusive: 1 })]);
+    const [, , inverse, counts] = sub.node(
+      "Unique",
+      [keys],
+      ["linear_unique", "linear_first", "linear_inverse", "linear_counts"],
+      { sorted: 0 },
+      { name: "linear_Unique" },
+    );
+    const perPosition = op("Reshape", [op("Gather", [counts!, inverse!]), shape]);
+    return op("Cast", [op("Unsqueeze", [perPosition, axis1])], { to: 1 });
+  });
+  const positions = g.op("Shape", [ids], { start: 1, end: 2 });
+  const limit = g.initializer("pairwise_limit", {
+    dtype: "int64",
+    dims: [1],
+    values: [PAIRWISE_MAX_POSITIONS + 1],
+  });
+  return g.node("If", [g.op("Less", [positions, limit])], ["term_count"], {
+    then_branch: attr.graph(pairwise),
+    else_branch: attr.graph(linear),
+  })[0]!;
 }

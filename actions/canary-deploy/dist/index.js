@@ -27749,8 +27749,8 @@ var require_graceful_fs = __commonJS({
       fs4.createReadStream = createReadStream2;
       fs4.createWriteStream = createWriteStream;
       var fs$readFile = fs4.readFile;
-      fs4.readFile = readFile8;
-      function readFile8(path, options, cb) {
+      fs4.readFile = readFile9;
+      function readFile9(path, options, cb) {
         if (typeof options === "function")
           cb = options, options = null;
         return go$readFile(path, options, cb);
@@ -28802,27 +28802,27 @@ var require_adapter = __commonJS({
 var require_proper_lockfile = __commonJS({
   "node_modules/proper-lockfile/index.js"(exports, module) {
     "use strict";
-    var lockfile4 = require_lockfile();
+    var lockfile5 = require_lockfile();
     var { toPromise, toSync, toSyncOptions } = require_adapter();
     async function lock(file2, options) {
-      const release = await toPromise(lockfile4.lock)(file2, options);
+      const release = await toPromise(lockfile5.lock)(file2, options);
       return toPromise(release);
     }
     function lockSync(file2, options) {
-      const release = toSync(lockfile4.lock)(file2, toSyncOptions(options));
+      const release = toSync(lockfile5.lock)(file2, toSyncOptions(options));
       return toSync(release);
     }
     function unlock(file2, options) {
-      return toPromise(lockfile4.unlock)(file2, options);
+      return toPromise(lockfile5.unlock)(file2, options);
     }
     function unlockSync(file2, options) {
-      return toSync(lockfile4.unlock)(file2, toSyncOptions(options));
+      return toSync(lockfile5.unlock)(file2, toSyncOptions(options));
     }
     function check2(file2, options) {
-      return toPromise(lockfile4.check)(file2, options);
+      return toPromise(lockfile5.check)(file2, options);
     }
     function checkSync(file2, options) {
-      return toSync(lockfile4.check)(file2, toSyncOptions(options));
+      return toSync(lockfile5.check)(file2, toSyncOptions(options));
     }
     module.exports = lock;
     module.exports.lock = lock;
@@ -50719,6 +50719,7 @@ ${result.stdout}`;
     args.push(...labelArgs("--build-arg", options.buildArgs));
     args.push(...labelArgs("--label", options.labels));
     if (options.target) args.push("--target", options.target);
+    if (options.noCache) args.push("--no-cache");
     args.push(options.context);
     const env2 = info2.podman ? { DOCKER_BUILDKIT: "0" } : {};
     const result = await this.exec(args, { onLine: options.onProgress ?? (() => {
@@ -50767,6 +50768,21 @@ ${result.stdout}`;
       }
     }
     return ["CMD-SHELL", cmd];
+  }
+  /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+  async listImageTags(repository) {
+    const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    if (result.code !== 0) throw this.failure("docker image ls", result);
+    return [
+      ...new Set(
+        result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
+      )
+    ];
+  }
+  /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+  async pull(ref) {
+    const result = await this.exec(["pull", ref], { timeoutMs: 6e5 });
+    if (result.code !== 0) throw this.failure(`docker pull ${ref}`, result);
   }
   async tagImage(source, target) {
     await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);
@@ -55203,16 +55219,26 @@ async function trackDeployment(gh, options, rollout) {
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`
   });
+  let notes = Promise.resolve();
+  const progress = (description) => {
+    notes = notes.then(
+      () => setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch(
+        (e) => options.onWarning?.(e.message)
+      )
+    );
+  };
   let result;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
       description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
     description: options.describe?.() ?? `${options.payload.modelVersion} is live`
@@ -55221,7 +55247,8 @@ async function trackDeployment(gh, options, rollout) {
 }
 async function withRunDeployment(options, rollout) {
   const env2 = options.env ?? process.env;
-  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null, () => {
+  });
   const gh = connectGitHub({
     token: options.token,
     repository: env2.GITHUB_REPOSITORY,
@@ -56037,6 +56064,7 @@ var MODEL_LABELS = {
 };
 var OCI_LABELS = {
   title: "org.opencontainers.image.title",
+  description: "org.opencontainers.image.description",
   version: "org.opencontainers.image.version",
   revision: "org.opencontainers.image.revision",
   source: "org.opencontainers.image.source",
@@ -56045,6 +56073,7 @@ var OCI_LABELS = {
 function imageLabels(card, meta3) {
   return {
     [OCI_LABELS.title]: `modelship-${card.name}`,
+    [OCI_LABELS.description]: `modelship model server for ${card.name} ${card.version}`,
     [OCI_LABELS.version]: card.version,
     [OCI_LABELS.revision]: meta3.revision ?? "",
     [OCI_LABELS.source]: meta3.source ?? "",
@@ -59733,8 +59762,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
@@ -60080,6 +60116,9 @@ import { tmpdir } from "node:os";
 import { basename, dirname as dirname4, join as join7, relative, resolve as resolve4, sep as sep2 } from "node:path";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 var SERVER_DIST_DIR = "dist/serving";
+var SERVER_DOCKERFILE = "serving/Dockerfile";
+var ROOTFS_SCRIPT = "src/image/rootfs.cjs";
+var MODEL_DOCKERFILE = "serving/model.Dockerfile";
 var ORT_BIN_DIR = join7("bin", "napi-v6");
 var KEEP_OS = "linux";
 var KEEP_ARCH = "x64";
@@ -60248,17 +60287,11 @@ async function dirBytes(path) {
   for (const entry of await readdir3(path)) total += await dirBytes(join7(path, entry));
   return total;
 }
-async function stageBuildContext(options) {
+async function stageServerContext(options = {}) {
   const appRoot = options.appRoot ?? findAppRoot();
-  const bundleDir = resolve4(options.bundleDir);
-  for (const file2 of [CARD_FILE, MODEL_FILE])
-    if (!existsSync6(join7(bundleDir, file2)))
-      throw new UserError(
-        `${join7(bundleDir, file2)} not found: --model must point at a model bundle directory`
-      );
-  const trace = await traceServer(appRoot);
+  const trace = options.trace ?? await traceServer(appRoot);
   const packages = packageClosure(appRoot, trace.packages);
-  const dir = await mkdtemp(join7(options.tmpRoot ?? tmpdir(), "modelship-build-"));
+  const dir = await mkdtemp(join7(options.tmpRoot ?? tmpdir(), "modelship-server-"));
   const cleanup = () => rm4(dir, { recursive: true, force: true });
   try {
     const app = join7(dir, "app");
@@ -60294,16 +60327,161 @@ async function stageBuildContext(options) {
         }
       });
     }
-    await mkdir3(join7(dir, "model"));
-    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join7(bundleDir, file2), join7(dir, "model", file2));
     const dockerfile = join7(dir, "Dockerfile");
-    await cp(join7(appRoot, "serving", "Dockerfile"), dockerfile);
-    await cp(join7(appRoot, "src", "image", "rootfs.cjs"), join7(dir, "rootfs.cjs"));
+    await cp(join7(appRoot, SERVER_DOCKERFILE), dockerfile);
+    await cp(join7(appRoot, ROOTFS_SCRIPT), join7(dir, "rootfs.cjs"));
     await writeFile3(join7(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
     return { dir, dockerfile, distFiles: trace.files, packages, bytes: await dirBytes(dir), cleanup };
   } catch (err) {
     await cleanup();
     throw err;
+  }
+}
+async function stageModelContext(options) {
+  const bundleDir = resolve4(options.bundleDir);
+  assertBundleDir(bundleDir);
+  const appRoot = options.appRoot ?? findAppRoot();
+  const dir = await mkdtemp(join7(options.tmpRoot ?? tmpdir(), "modelship-model-"));
+  const cleanup = () => rm4(dir, { recursive: true, force: true });
+  try {
+    await mkdir3(join7(dir, "model"));
+    for (const file2 of [CARD_FILE, MODEL_FILE]) await cp(join7(bundleDir, file2), join7(dir, "model", file2));
+    const dockerfile = join7(dir, "Dockerfile");
+    const template = await readFile4(join7(appRoot, MODEL_DOCKERFILE), "utf8");
+    await writeFile3(dockerfile, `${template.trimEnd()}
+${labelInstruction(options.labels)}
+`);
+    await writeFile3(join7(dir, ".dockerignore"), "# staged by modelship build: everything here is needed\n");
+    return { dir, dockerfile, bytes: await dirBytes(dir), cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+function labelInstruction(labels) {
+  const quote = (text) => {
+    if (new RegExp("\\p{Cc}", "u").test(text))
+      throw new UserError(`image label ${JSON.stringify(text)} contains a control character`);
+    return `"${text.replace(/[\\"$]/g, (c) => `\\${c}`)}"`;
+  };
+  const pairs = Object.entries(labels).map(([k, v]) => `${quote(k)}=${quote(v)}`);
+  return `LABEL ${pairs.join(" \\\n      ")}`;
+}
+function assertBundleDir(bundleDir) {
+  for (const file2 of [CARD_FILE, MODEL_FILE])
+    if (!existsSync6(join7(bundleDir, file2)))
+      throw new UserError(
+        `${join7(bundleDir, file2)} not found: --model must point at a model bundle directory`
+      );
+}
+
+// src/image/server.ts
+var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+import { createHash as createHash3 } from "node:crypto";
+import { mkdir as mkdir4, readFile as readFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join8 } from "node:path";
+var SERVER_REPOSITORY = "modelship-server";
+var KEY_FORMAT = "modelship-server-key/1";
+async function serverImageKey(options) {
+  const appRoot = options.appRoot ?? findAppRoot();
+  const hash2 = createHash3("sha256");
+  hash2.update(`${KEY_FORMAT}
+${options.baseImage}
+${options.baseImageId ?? "-"}
+`);
+  for (const file2 of [SERVER_DOCKERFILE, ROOTFS_SCRIPT])
+    hash2.update(file2).update(await readFile5(join8(appRoot, file2)));
+  const trace = await traceServer(appRoot);
+  for (const file2 of trace.files) hash2.update(file2).update(await readFile5(join8(appRoot, file2)));
+  for (const pkg of packageClosure(appRoot, trace.packages))
+    hash2.update(pkg).update(await readFile5(join8(appRoot, pkg, "package.json")));
+  return { key: hash2.digest("hex").slice(0, 16), baseImageId: options.baseImageId, trace };
+}
+function serverLockDir() {
+  return process.env.MODELSHIP_LOCK_DIR ?? join8(tmpdir2(), `modelship-locks-${process.getuid?.() ?? "user"}`);
+}
+async function lockServerKey(lockDir, key, wait) {
+  await mkdir4(lockDir, { recursive: true });
+  return import_proper_lockfile2.default.lock(join8(lockDir, `server-${key}`), {
+    realpath: false,
+    stale: 6e4,
+    update: 1e4,
+    retries: wait ? { retries: 900, minTimeout: 200, maxTimeout: 1e3 } : 0,
+    // A lost lock (event loop stalled past `stale`) costs at most a second, identical build.
+    onCompromised: () => {
+    }
+  });
+}
+async function resolveServerKey(options) {
+  const { engine } = options;
+  const reporter = options.reporter ?? new Reporter("silent");
+  const appRoot = options.appRoot ?? findAppRoot();
+  let base = await engine.inspectImage(options.baseImage);
+  if (!base) {
+    await reporter.step(`Pulling ${options.baseImage}`, () => engine.pull(options.baseImage));
+    base = await engine.inspectImage(options.baseImage);
+  }
+  const k = await serverImageKey({ baseImage: options.baseImage, baseImageId: base?.id ?? null, appRoot });
+  return { ...k, ref: `${options.repository ?? SERVER_REPOSITORY}:${k.key}` };
+}
+async function withServerImage(options, use) {
+  const { engine } = options;
+  const reporter = options.reporter ?? new Reporter("silent");
+  const appRoot = options.appRoot ?? findAppRoot();
+  const lockDir = options.lockDir ?? serverLockDir();
+  const { key, ref, trace } = await reporter.step(
+    "Looking up the server image",
+    () => resolveServerKey({ ...options, appRoot, reporter: new Reporter("silent") }),
+    (k) => k.ref
+  );
+  const release = await lockServerKey(lockDir, key, true).catch((err) => {
+    throw new UserError(`cannot lock the server image ${ref}: ${err.message}`, {
+      exitCode: ExitCode2.environment,
+      hint: `another modelship build holds ${join8(lockDir, `server-${key}.lock`)}; retry when it is done`
+    });
+  });
+  try {
+    if (await engine.inspectImage(ref))
+      return await use({ ref, key, built: false, stageMs: 0, buildMs: 0, contextBytes: 0 });
+    const stageStarted = performance.now();
+    const context3 = await reporter.step(
+      "Staging server image context",
+      () => stageServerContext({ appRoot, trace }),
+      (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
+    );
+    const stageMs = Math.round(performance.now() - stageStarted);
+    const buildStarted = performance.now();
+    try {
+      await reporter.step(
+        `Building server image ${ref}`,
+        async (update) => {
+          const build = (noCache) => engine.build({
+            context: context3.dir,
+            dockerfile: context3.dockerfile,
+            tags: [ref],
+            buildArgs: { BASE_IMAGE: options.baseImage },
+            noCache,
+            onProgress: (line) => {
+              const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+              if (step) update(step[0].slice(0, 80));
+            }
+          });
+          return build(false).catch((err) => {
+            if (!/layer not known|image not known|cached image/i.test(err.message)) throw err;
+            return build(true);
+          });
+        },
+        () => `from ${options.baseImage} (once per server version)`
+      );
+    } finally {
+      await context3.cleanup();
+    }
+    const buildMs = Math.round(performance.now() - buildStarted);
+    return await use({ ref, key, built: true, stageMs, buildMs, contextBytes: context3.bytes });
+  } finally {
+    await release().catch(() => {
+    });
   }
 }
 
@@ -60433,44 +60611,47 @@ async function buildModelImage(options) {
   const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
   const source = options.sourceUrl === void 0 ? await sourceUrl() : options.sourceUrl;
   const labels = imageLabels(card, { revision, source, created: /* @__PURE__ */ new Date() });
-  const context3 = await reporter.step(
-    "Staging build context",
-    () => stageBuildContext({ bundleDir: options.bundleDir }),
-    (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
-  );
+  assertBundleDir(options.bundleDir);
+  const buildStarted = performance.now();
   const smokeFirst = options.smoke !== false;
   const buildTags = smokeFirst ? [`${image}:unverified-${randomBytes4(4).toString("hex")}`] : tags;
-  let built;
-  const buildStarted = performance.now();
-  try {
-    built = await reporter.step(
-      `Building ${tags[0]}`,
-      (update) => engine.build({
-        context: context3.dir,
-        dockerfile: context3.dockerfile,
-        tags: buildTags,
-        buildArgs: {
-          BASE_IMAGE: baseImage,
-          MODEL_NAME: card.name,
-          MODEL_VERSION: card.version,
-          MODEL_SHA256: card.model.sha256,
-          GIT_REVISION: labels["org.opencontainers.image.revision"],
-          SOURCE_URL: labels["org.opencontainers.image.source"],
-          CREATED: labels["org.opencontainers.image.created"]
-        },
-        // Also as --label: Podman's builder reuses a cached LABEL step even when the build args
-        // it expands changed, and --label is applied on every commit.
-        labels,
-        onProgress: (line) => {
-          const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
-          if (step) update(step[0].slice(0, 80));
-        }
-      }),
-      () => `from ${baseImage}`
-    );
-  } finally {
-    await context3.cleanup();
-  }
+  let contextBytes = 0;
+  const { built, server } = await withServerImage(
+    { engine, baseImage, repository: options.serverRepository, reporter },
+    async (server2) => {
+      const context3 = await reporter.step(
+        "Staging build context",
+        () => stageModelContext({ bundleDir: options.bundleDir, labels }),
+        (c) => `${(c.bytes / 1e6).toFixed(1)} MB`
+      );
+      contextBytes = context3.bytes;
+      try {
+        const built2 = await reporter.step(
+          `Building ${tags[0]}`,
+          (update) => engine.build({
+            context: context3.dir,
+            dockerfile: context3.dockerfile,
+            tags: buildTags,
+            // The labels are a literal LABEL line in the staged Dockerfile (see stageModelContext),
+            // not --label: Podman turns each --label into a step of its own.
+            buildArgs: { SERVER_IMAGE: server2.ref },
+            // Nothing to reuse (the labels change every build) and faster without the lookup, which
+            // on Podman scans every model image of the server image and fails ("layer not known")
+            // when one of them is being removed meanwhile.
+            noCache: true,
+            onProgress: (line) => {
+              const step = /(?:STEP|Step) \d+\/\d+.*|\[[\w-]*\s*\d+\/\d+\].*/.exec(line);
+              if (step) update(step[0].slice(0, 80));
+            }
+          }),
+          () => `from ${server2.ref}${server2.built ? "" : " (built before)"}`
+        );
+        return { built: built2, server: server2 };
+      } finally {
+        await context3.cleanup();
+      }
+    }
+  );
   const buildMs = Math.round(performance.now() - buildStarted);
   const info2 = await engine.inspectImage(built.imageId);
   if (!info2)
@@ -60525,9 +60706,10 @@ async function buildModelImage(options) {
     digest,
     pushed,
     sizeBytes: info2.sizeBytes,
-    contextBytes: context3.bytes,
+    contextBytes,
     buildMs,
     baseImage,
+    server,
     labels,
     model: { name: card.name, version: card.version, sha256: card.model.sha256 },
     smoke,
@@ -60548,32 +60730,32 @@ ${formatSmokeReport(result)}`,
 };
 
 // src/monitoring/targets.ts
-var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
 import { existsSync as existsSync7 } from "node:fs";
-import { chown, mkdir as mkdir4, readdir as readdir4, readFile as readFile5, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join9 } from "node:path";
+import { chown, mkdir as mkdir5, readdir as readdir4, readFile as readFile6, writeFile as writeFile4 } from "node:fs/promises";
+import { join as join10 } from "node:path";
 
 // src/monitoring/paths.ts
-import { join as join8 } from "node:path";
+import { join as join9 } from "node:path";
 function monitoringPaths(stateDir) {
-  const dir = join8(stateDir, "monitoring");
+  const dir = join9(stateDir, "monitoring");
   return {
     dir,
-    settings: join8(stateDir, "monitoring.json"),
-    config: join8(dir, "prometheus.yml"),
-    rulesDir: join8(dir, "rules"),
-    rules: join8(dir, "rules", "modelship.rules.yml"),
-    targetsDir: join8(dir, "targets"),
-    modelTargets: join8(dir, "targets", "models.json"),
-    data: join8(dir, "data"),
-    pidfile: join8(dir, "prometheus.pid"),
-    log: join8(dir, "prometheus.log")
+    settings: join9(stateDir, "monitoring.json"),
+    config: join9(dir, "prometheus.yml"),
+    rulesDir: join9(dir, "rules"),
+    rules: join9(dir, "rules", "modelship.rules.yml"),
+    targetsDir: join9(dir, "targets"),
+    modelTargets: join9(dir, "targets", "models.json"),
+    data: join9(dir, "data"),
+    pidfile: join9(dir, "prometheus.pid"),
+    log: join9(dir, "prometheus.log")
   };
 }
 var ASSET = {
   config: "prometheus.yml",
-  rules: join8("rules", "modelship.rules.yml"),
-  dashboard: join8("grafana", "modelship.json")
+  rules: join9("rules", "modelship.rules.yml"),
+  dashboard: join9("grafana", "modelship.json")
 };
 
 // src/router/schema.ts
@@ -60790,10 +60972,10 @@ async function writeTargets(file2, targets) {
 }
 async function syncTargets(stateDir) {
   const paths = monitoringPaths(stateDir);
-  await mkdir4(paths.targetsDir, { recursive: true });
-  const lockTarget = join9(paths.targetsDir, ".lock-target");
+  await mkdir5(paths.targetsDir, { recursive: true });
+  const lockTarget = join10(paths.targetsDir, ".lock-target");
   await writeFile4(lockTarget, "", { flag: "a" });
-  const release = await import_proper_lockfile2.default.lock(lockTarget, {
+  const release = await import_proper_lockfile3.default.lock(lockTarget, {
     stale: 1e4,
     retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }
   });
@@ -60810,20 +60992,20 @@ async function syncTargetsIfMonitored(stateDir) {
 
 // src/router/config.ts
 import { isIP as isIP2 } from "node:net";
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 function routerPaths(stateDir) {
-  const dir = join10(stateDir, "haproxy");
+  const dir = join11(stateDir, "haproxy");
   return {
-    config: join10(dir, "haproxy.cfg"),
-    socket: join10(dir, "haproxy.sock"),
-    pidfile: join10(dir, "haproxy.pid"),
-    serverState: join10(dir, "server-state"),
-    counterCarry: join10(dir, "counters-carry.json"),
-    settings: join10(stateDir, "router.json"),
-    desired: join10(stateDir, "router-desired.json"),
-    lock: join10(dir, "router"),
-    shadowLua: join10(dir, "shadow.lua"),
-    pinMap: join10(dir, "pin.map")
+    config: join11(dir, "haproxy.cfg"),
+    socket: join11(dir, "haproxy.sock"),
+    pidfile: join11(dir, "haproxy.pid"),
+    serverState: join11(dir, "server-state"),
+    counterCarry: join11(dir, "counters-carry.json"),
+    settings: join11(stateDir, "router.json"),
+    desired: join11(stateDir, "router-desired.json"),
+    lock: join11(dir, "router"),
+    shadowLua: join11(dir, "shadow.lua"),
+    pinMap: join11(dir, "pin.map")
   };
 }
 var ms2 = (n) => `${n}ms`;
@@ -61086,9 +61268,9 @@ function parseShowMap(answer) {
 }
 
 // src/router/process.ts
-import { mkdir as mkdir5, mkdtemp as mkdtemp2, readFile as readFile6, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { dirname as dirname5, join as join11 } from "node:path";
+import { mkdir as mkdir6, mkdtemp as mkdtemp2, readFile as readFile7, rm as rm5, writeFile as writeFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir3 } from "node:os";
+import { dirname as dirname5, join as join12 } from "node:path";
 
 // src/router/runtime-api.ts
 import { createConnection } from "node:net";
@@ -62918,8 +63100,8 @@ async function effectiveRunAs(settings) {
   if (!root && settings.supervisor === "daemon") return void 0;
   if (settings.runAs) return settings.runAs;
   if (!root) return void 0;
-  const passwd = await readFile6("/etc/passwd", "utf8").catch(() => "");
-  const group = await readFile6("/etc/group", "utf8").catch(() => "");
+  const passwd = await readFile7("/etc/passwd", "utf8").catch(() => "");
+  const group = await readFile7("/etc/group", "utf8").catch(() => "");
   const has = (text, name) => text.split("\n").some((l) => l.startsWith(`${name}:`));
   return has(passwd, "haproxy") && has(group, "haproxy") ? "haproxy" : void 0;
 }
@@ -62938,8 +63120,8 @@ var HaproxyProcess = class {
    */
   async validate(config2) {
     const bin = await haproxyBinary();
-    const dir = await mkdtemp2(join11(tmpdir2(), "modelship-haproxy-check-"));
-    const file2 = join11(dir, "haproxy.cfg");
+    const dir = await mkdtemp2(join12(tmpdir3(), "modelship-haproxy-check-"));
+    const file2 = join12(dir, "haproxy.cfg");
     try {
       await writeFile5(file2, config2, { flag: "wx", mode: 384 });
       await runChecked(bin, ["-c", "-q", "-f", file2], { timeoutMs: 3e4 });
@@ -62957,14 +63139,14 @@ var HaproxyProcess = class {
   async running() {
     let pid;
     try {
-      pid = Number((await readFile6(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
+      pid = Number((await readFile7(this.paths.pidfile, "utf8")).trim().split(/\s+/)[0]);
     } catch {
       return void 0;
     }
     if (!Number.isInteger(pid) || pid <= 0) return void 0;
     let cmdline;
     try {
-      cmdline = (await readFile6(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+      cmdline = (await readFile7(`/proc/${pid}/cmdline`, "utf8")).split("\0");
     } catch {
       return void 0;
     }
@@ -62982,7 +63164,7 @@ var HaproxyProcess = class {
   }
   /** Cold start from the config file (the config is the truth: stale server state is dropped). */
   async start() {
-    await mkdir5(dirname5(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir6(dirname5(this.paths.config), { recursive: true, mode: 488 });
     await atomicWriteFile(this.paths.serverState, "1\n");
     if (this.settings.supervisor === "systemd") {
       await systemctl("start", this.settings.systemdUnit);
@@ -63338,13 +63520,13 @@ function withCarry(live, carry) {
 }
 
 // src/router/store.ts
-var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
-import { mkdir as mkdir6, readFile as readFile7, rm as rm6 } from "node:fs/promises";
+var import_proper_lockfile4 = __toESM(require_proper_lockfile(), 1);
+import { mkdir as mkdir7, readFile as readFile8, rm as rm6 } from "node:fs/promises";
 import { dirname as dirname6 } from "node:path";
 
 // src/util/state-dir.ts
 import { lstat as lstat2, stat as stat6 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 function trustedOwners() {
   const uid = process.geteuid?.() ?? process.getuid?.();
   const owners = /* @__PURE__ */ new Set([0]);
@@ -63357,7 +63539,7 @@ function trustedOwners() {
 }
 async function stateDirProblem(stateDir) {
   const owners = trustedOwners();
-  for (const path of [stateDir, join12(stateDir, "haproxy"), join12(stateDir, "monitoring")]) {
+  for (const path of [stateDir, join13(stateDir, "haproxy"), join13(stateDir, "monitoring")]) {
     const link = await lstat2(path).catch((err) => err);
     if (link instanceof Error) {
       if (link.code === "ENOENT") {
@@ -63450,7 +63632,7 @@ var RouterStore = class {
     await atomicWriteJson(this.paths.desired, desired);
   }
   async readCarry() {
-    const text = await readFile7(this.paths.counterCarry, "utf8").catch(() => void 0);
+    const text = await readFile8(this.paths.counterCarry, "utf8").catch(() => void 0);
     if (text === void 0) return emptyCarry();
     try {
       return counterCarrySchema.parse(JSON.parse(text));
@@ -63466,10 +63648,10 @@ var RouterStore = class {
   }
   /** Runs `fn` holding the router lock (one change at a time across processes). */
   async withLock(fn) {
-    await mkdir6(dirname6(this.paths.config), { recursive: true, mode: 488 });
+    await mkdir7(dirname6(this.paths.config), { recursive: true, mode: 488 });
     let release;
     try {
-      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
+      release = await import_proper_lockfile4.default.lock(this.paths.lock, {
         realpath: false,
         stale: 15e3,
         retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }
@@ -63490,7 +63672,7 @@ var RouterStore = class {
 async function readJson(path) {
   let text;
   try {
-    text = await readFile7(path, "utf8");
+    text = await readFile8(path, "utf8");
   } catch (err) {
     if (err.code === "ENOENT") return void 0;
     throw err;
@@ -65330,19 +65512,25 @@ function shadowSection(r) {
   }
   return out.join("\n");
 }
+var within140 = (text) => text.length <= 140 ? text : `${text.slice(0, 139)}…`;
 var ms3 = (x) => x === null ? "–" : `${Math.round(x)} ms`;
 function deploymentDescription(o) {
-  const fit = (text) => text.length <= 140 ? text : `${text.slice(0, 139)}…`;
   const r = o.shadow;
   if (o.status === "aborted" && (!r || r.verdict === "pass"))
-    return fit(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
+    return within140(`${o.version} aborted${r ? " after shadow pass" : ""}: ${o.reason ?? "see the run"}`);
   const head = o.status === "promoted" ? o.edge.failed > 0 ? `${o.version} is live, but ${o.edge.failed} of ${o.edge.requests} requests failed` : `${o.version} is live` : o.status === "aborted" ? `${o.version} aborted` : `${o.version} already live`;
-  if (!r) return fit(head);
+  if (!r) return within140(head);
+  return within140(`${head}; ${shadowDeploymentText(r)}`);
+}
+function shadowDeploymentText(r) {
   const p = (x) => Number((x * 100).toFixed(1));
   const agreement = r.agreement === null || r.agreementCi === null ? `${r.pairs} pairs` : `${p(r.agreement)}% agree [${p(r.agreementCi.low)}–${p(r.agreementCi.high)}] (${r.pairs} pairs)`;
   const delta = r.meanAbsDelta === null ? "" : `, |Δp| mean ${r.meanAbsDelta.toFixed(3)} p95 ${(r.p95AbsDelta ?? 0).toFixed(3)}`;
-  return fit(
-    `${head}; shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms3(r.candidateP95Ms)}`
+  return `shadow ${r.verdict}: ${agreement}${delta}, candidate ${r.candidateErrors} errors p95 ${ms3(r.candidateP95Ms)}`;
+}
+function shadowProgressDescription(version2, r) {
+  return within140(
+    `${version2} ${shadowDeploymentText(r)}${r.verdict === "pass" ? "; canary steps next" : "; aborting"}`
   );
 }
 
@@ -65677,7 +65865,11 @@ function run2() {
         // The Deployment says how it ended, with the shadow verdict and its figures when there was one.
         describe: () => outcome ? deploymentDescription(outcome) : void 0
       },
-      async () => {
+      async (_deployment, progress) => {
+        const reporter = new Reporter("human").listen((e) => {
+          if (e.type === "shadow")
+            progress(shadowProgressDescription(candidate.version, e));
+        });
         outcome = await deploy({
           image: inputs.image,
           // An image wins: the bundle is then only the workflow's record of what was built.
@@ -65686,7 +65878,7 @@ function run2() {
           stateDir,
           wait: inputs.wait,
           settings,
-          reporter: new Reporter("human")
+          reporter
         });
         if (outcome.status === "aborted")
           throw new UserError(`canary ${outcome.version} aborted: ${outcome.reason}`, {

@@ -49760,6 +49760,7 @@ ${result.stdout}`;
         args.push(...labelArgs("--build-arg", options.buildArgs));
         args.push(...labelArgs("--label", options.labels));
         if (options.target) args.push("--target", options.target);
+        if (options.noCache) args.push("--no-cache");
         args.push(options.context);
         const env2 = info2.podman ? { DOCKER_BUILDKIT: "0" } : {};
         const result = await this.exec(args, { onLine: options.onProgress ?? (() => {
@@ -49808,6 +49809,21 @@ ${result.stdout}`;
           }
         }
         return ["CMD-SHELL", cmd];
+      }
+      /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+      async listImageTags(repository) {
+        const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+        if (result.code !== 0) throw this.failure("docker image ls", result);
+        return [
+          ...new Set(
+            result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
+          )
+        ];
+      }
+      /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+      async pull(ref2) {
+        const result = await this.exec(["pull", ref2], { timeoutMs: 6e5 });
+        if (result.code !== 0) throw this.failure(`docker pull ${ref2}`, result);
       }
       async tagImage(source, target) {
         await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);

@@ -21472,27 +21472,27 @@ var require_adapter = __commonJS({
 var require_proper_lockfile = __commonJS({
   "node_modules/proper-lockfile/index.js"(exports, module) {
     "use strict";
-    var lockfile4 = require_lockfile();
+    var lockfile5 = require_lockfile();
     var { toPromise, toSync, toSyncOptions } = require_adapter();
     async function lock(file2, options) {
-      const release = await toPromise(lockfile4.lock)(file2, options);
+      const release = await toPromise(lockfile5.lock)(file2, options);
       return toPromise(release);
     }
     function lockSync(file2, options) {
-      const release = toSync(lockfile4.lock)(file2, toSyncOptions(options));
+      const release = toSync(lockfile5.lock)(file2, toSyncOptions(options));
       return toSync(release);
     }
     function unlock(file2, options) {
-      return toPromise(lockfile4.unlock)(file2, options);
+      return toPromise(lockfile5.unlock)(file2, options);
     }
     function unlockSync(file2, options) {
-      return toSync(lockfile4.unlock)(file2, toSyncOptions(options));
+      return toSync(lockfile5.unlock)(file2, toSyncOptions(options));
     }
     function check2(file2, options) {
-      return toPromise(lockfile4.check)(file2, options);
+      return toPromise(lockfile5.check)(file2, options);
     }
     function checkSync(file2, options) {
-      return toSync(lockfile4.check)(file2, toSyncOptions(options));
+      return toSync(lockfile5.check)(file2, toSyncOptions(options));
     }
     module.exports = lock;
     module.exports.lock = lock;
@@ -46716,16 +46716,26 @@ async function trackDeployment(gh, options, rollout) {
     ...links,
     description: `${options.payload.kind} ${options.payload.modelVersion} started`
   });
+  let notes = Promise.resolve();
+  const progress = (description) => {
+    notes = notes.then(
+      () => setDeploymentStatus(gh, deployment, "in_progress", { ...links, description }).catch(
+        (e) => options.onWarning?.(e.message)
+      )
+    );
+  };
   let result;
   try {
-    result = await rollout(deployment);
+    result = await rollout(deployment, progress);
   } catch (err) {
+    await notes;
     await setDeploymentStatus(gh, deployment, "failure", {
       ...links,
       description: options.describe?.() ?? err?.message ?? "rollout failed"
     }).catch((e) => options.onWarning?.(e.message));
     throw err;
   }
+  await notes;
   await setDeploymentStatus(gh, deployment, "success", {
     ...links,
     description: options.describe?.() ?? `${options.payload.modelVersion} is live`
@@ -46734,7 +46744,8 @@ async function trackDeployment(gh, options, rollout) {
 }
 async function withRunDeployment(options, rollout) {
   const env2 = options.env ?? process.env;
-  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null);
+  if (!options.token || !env2.GITHUB_REPOSITORY) return rollout(null, () => {
+  });
   const gh = connectGitHub({
     token: options.token,
     repository: env2.GITHUB_REPOSITORY,
@@ -47795,6 +47806,7 @@ ${result.stdout}`;
     args.push(...labelArgs("--build-arg", options.buildArgs));
     args.push(...labelArgs("--label", options.labels));
     if (options.target) args.push("--target", options.target);
+    if (options.noCache) args.push("--no-cache");
     args.push(options.context);
     const env2 = info2.podman ? { DOCKER_BUILDKIT: "0" } : {};
     const result = await this.exec(args, { onLine: options.onProgress ?? (() => {
@@ -47843,6 +47855,21 @@ ${result.stdout}`;
       }
     }
     return ["CMD-SHELL", cmd];
+  }
+  /** `repository:tag` of every tagged local image of a repository (Podman's `localhost/` prefix dropped). */
+  async listImageTags(repository) {
+    const result = await this.exec(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    if (result.code !== 0) throw this.failure("docker image ls", result);
+    return [
+      ...new Set(
+        result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
+      )
+    ];
+  }
+  /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
+  async pull(ref) {
+    const result = await this.exec(["pull", ref], { timeoutMs: 6e5 });
+    if (result.code !== 0) throw this.failure(`docker pull ${ref}`, result);
   }
   async tagImage(source, target) {
     await this.run(`docker tag ${source} ${target}`, ["tag", source, target]);
@@ -51693,8 +51720,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
@@ -52083,6 +52117,9 @@ function identityMismatch(expected, served) {
   return out;
 }
 
+// src/image/server.ts
+var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+
 // src/image/build.ts
 var PREDICTION_LOG_DIR = "/var/log/modelship";
 function serverHardening(workers) {
@@ -52112,7 +52149,7 @@ function lastErrorLine(logs) {
 }
 
 // src/monitoring/targets.ts
-var import_proper_lockfile2 = __toESM(require_proper_lockfile(), 1);
+var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
 import { existsSync as existsSync3 } from "node:fs";
 import { chown, mkdir as mkdir3, readdir as readdir3, readFile as readFile2, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join6 } from "node:path";
@@ -52357,7 +52394,7 @@ async function syncTargets(stateDir) {
   await mkdir3(paths.targetsDir, { recursive: true });
   const lockTarget = join6(paths.targetsDir, ".lock-target");
   await writeFile3(lockTarget, "", { flag: "a" });
-  const release = await import_proper_lockfile2.default.lock(lockTarget, {
+  const release = await import_proper_lockfile3.default.lock(lockTarget, {
     stale: 1e4,
     retries: { retries: 50, minTimeout: 20, maxTimeout: 200 }
   });
@@ -54902,7 +54939,7 @@ function withCarry(live, carry) {
 }
 
 // src/router/store.ts
-var import_proper_lockfile3 = __toESM(require_proper_lockfile(), 1);
+var import_proper_lockfile4 = __toESM(require_proper_lockfile(), 1);
 import { mkdir as mkdir5, readFile as readFile4, rm as rm5 } from "node:fs/promises";
 import { dirname as dirname5 } from "node:path";
 
@@ -55033,7 +55070,7 @@ var RouterStore = class {
     await mkdir5(dirname5(this.paths.config), { recursive: true, mode: 488 });
     let release;
     try {
-      release = await import_proper_lockfile3.default.lock(this.paths.lock, {
+      release = await import_proper_lockfile4.default.lock(this.paths.lock, {
         realpath: false,
         stale: 15e3,
         retries: { retries: 100, minTimeout: 20, maxTimeout: 200 }

@@ -54546,7 +54546,7 @@ function foldIntersection(json2) {
     if (Object.keys(union2).length !== 1)
       return;
     const rest = allOf.filter((m) => m !== union2);
-    const branches = union2[keyword].map((branch) => foldObjects([...rest, branch]));
+    const branches = union2[keyword].map((branch2) => foldObjects([...rest, branch2]));
     if (branches.some((b) => !b))
       return;
     folded = { [keyword]: branches };
@@ -55264,8 +55264,8 @@ function stringifyKeyNames(bySchema, json2, visited) {
     const branches = json2[keyword];
     if (!Array.isArray(branches))
       continue;
-    const mapped = branches.map((branch) => stringifyKeyNames(bySchema, branch, visited));
-    if (mapped.some((branch, i) => branch !== branches[i]))
+    const mapped = branches.map((branch2) => stringifyKeyNames(bySchema, branch2, visited));
+    if (mapped.some((branch2, i) => branch2 !== branches[i]))
       json2 = { ...json2, [keyword]: mapped };
   }
   const types = Array.isArray(json2.type) ? json2.type : [json2.type];
@@ -62411,12 +62411,12 @@ function rewriteForServing(original, opts) {
     const current = node2.attribute.find((a) => a.name === "locale");
     const was = current?.s && current.s.length > 0 ? utf8.decode(current.s) : void 0;
     if (was === PORTABLE_LOCALE) continue;
-    const attr = makeMessage("AttributeProto", {
+    const attr2 = makeMessage("AttributeProto", {
       name: "locale",
       type: 3,
       s: new TextEncoder().encode(PORTABLE_LOCALE)
     });
-    node2.attribute = [...node2.attribute.filter((a) => a.name !== "locale"), attr];
+    node2.attribute = [...node2.attribute.filter((a) => a.name !== "locale"), attr2];
     transforms.push(
       `StringNormalizer '${node2.name ?? ""}': locale ${was ?? `(unset: ${ORT_DEFAULT_LOCALE})`} → ${PORTABLE_LOCALE}`
     );
@@ -62457,8 +62457,8 @@ function alignWithScikitLearn(bytes) {
   for (const node2 of tokenizers) {
     if (str(node2, "tokenexp") !== SKL2ONNX_DEFAULT_TOKENEXP || (int2(node2, "mincharnum") ?? 1) !== 1) continue;
     if (node2.attribute.some((a) => a.name === "separators") || !feedsTfIdf(node2)) continue;
-    const attr = node2.attribute.find((a) => a.name === "tokenexp");
-    attr.s = new TextEncoder().encode(SKLEARN_TOKENEXP);
+    const attr2 = node2.attribute.find((a) => a.name === "tokenexp");
+    attr2.s = new TextEncoder().encode(SKLEARN_TOKENEXP);
     transforms.push(
       `Tokenizer '${node2.name ?? ""}': tokenexp ${SKL2ONNX_DEFAULT_TOKENEXP} → ${SKLEARN_TOKENEXP} — scikit-learn's default token_pattern (?u)\\b\\w\\w+\\b; skl2onnx's stand-in is ASCII-only and keeps one-character tokens`
     );
@@ -66412,8 +66412,15 @@ var Reporter = class {
 `);
     else if (this.mode === "json") this.event({ type: "warning", message });
   }
+  listeners = [];
+  /** Also hands every event to `fn` (in any mode), e.g. to mirror the shadow verdict elsewhere. */
+  listen(fn) {
+    this.listeners.push(fn);
+    return this;
+  }
   /** A machine-readable event: one JSON line on stdout in JSON mode. */
   event(payload) {
+    for (const fn of this.listeners) fn(payload);
     if (this.mode === "json")
       this.out.write(`${JSON.stringify({ ts: (/* @__PURE__ */ new Date()).toISOString(), ...payload })}
 `);
@@ -66876,6 +66883,16 @@ var AttributeType = {
 };
 
 // training/onnx/builder.ts
+var attr = {
+  float: (value) => ({ type: "float", value }),
+  floats: (value) => ({ type: "floats", value }),
+  int: (value) => ({ type: "int", value }),
+  ints: (value) => ({ type: "ints", value }),
+  string: (value) => ({ type: "string", value }),
+  strings: (value) => ({ type: "strings", value }),
+  tensor: (value) => ({ type: "tensor", value }),
+  graph: (value) => ({ type: "graph", value })
+};
 var utf82 = new TextEncoder();
 var GraphBuilder = class {
   constructor(name) {
@@ -67095,48 +67112,38 @@ function exportTextModel(parts) {
     },
     { domain: "ai.onnx.ml" }
   );
-  const offsets = g.op(
-    "CumSum",
-    [
-      g.op("ConstantOfShape", [g.op("Shape", [ids])], {
-        value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
-      }),
-      constant("axis0", "int64", [0], [])
-    ],
-    { exclusive: 1 }
-  );
-  const known = g.op("Less", [ids, constant("vocabulary_size", "int64", [V], [])]);
-  const keys = g.op("Compress", [g.op("Add", [ids, offsets]), known]);
-  const [uniqueKeys, , , counts] = g.node("Unique", [keys], 4, { sorted: 0 });
-  const keyColumn = g.op("Unsqueeze", [uniqueKeys, axis1]);
-  const stride = constant("stride", "int64", [V + 1], []);
-  const row = g.op("Div", [keyColumn, stride]);
-  const column = g.op("Mod", [keyColumn, stride]);
-  let tf = g.op("Unsqueeze", [g.op("Cast", [counts], { to: 1 }), axis1]);
-  if (opts.sublinearTf) tf = g.op("Add", [g.op("Log", [tf]), constant("one_f", "float", [1], [])]);
-  const idf = Float64Array.from({ length: V + 1 }, (_, j) => j < V ? vectorizer.idf[j] : 0);
-  const value = g.op("Mul", [
-    tf,
-    g.op("GatherND", [constant("idf", "float", Array.from(idf), [V + 1, 1]), column])
-  ]);
+  const count = termCounts(g, ids, V, axis1);
+  let w;
+  let w2;
+  if (opts.sublinearTf) {
+    const s = g.op("Add", [g.op("Log", [count]), constant("one_f", "float", [1], [])]);
+    w = g.op("Div", [s, count]);
+    w2 = g.op("Mul", [w, s]);
+  } else {
+    w = g.op("ConstantOfShape", [g.op("Shape", [count])], {
+      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [1] } }
+    });
+    w2 = count;
+  }
   const { weights, bias } = model.logitParameters();
-  const coef = new Float64Array((V + 1) * C);
-  coef.set(weights);
-  const shapeN = g.op("Shape", [TEXT_INPUT]);
-  const filled = (width, fill) => g.op(
-    "ConstantOfShape",
-    [g.op("Concat", [shapeN, constant(`width_${width}`, "int64", [width])], { axis: 0 })],
-    {
-      value: { type: "tensor", value: { dtype: "float", dims: [1], values: [fill] } }
-    }
-  );
-  const sumSquares = g.op("ScatterND", [filled(1, 1e-30), row, g.op("Mul", [value, value])], {
-    reduction: "add"
-  });
-  const rowCoef = g.op("GatherND", [constant("coef", "float", Array.from(coef), [V + 1, C]), column]);
-  const dot2 = g.op("ScatterND", [filled(C, 0), row, g.op("Mul", [rowCoef, value])], { reduction: "add" });
+  const table = new Float64Array((V + 1) * C);
+  const idfSquared = new Float64Array(V + 1);
+  for (let j = 0; j < V; j++) {
+    const idf = vectorizer.idf[j];
+    idfSquared[j] = idf * idf;
+    for (let c = 0; c < C; c++) table[j * C + c] = idf * weights[j * C + c];
+  }
+  const dot2 = g.op("MatMul", [
+    w,
+    g.op("Gather", [constant("idf_coef", "float", Array.from(table), [V + 1, C]), ids])
+  ]);
+  const sumSquares = g.op("MatMul", [
+    w2,
+    g.op("Gather", [constant("idf_squared", "float", Array.from(idfSquared), [V + 1, 1]), ids])
+  ]);
+  const norm = g.op("Sqrt", [g.op("Add", [sumSquares, constant("tiny", "float", [1e-30], [])])]);
   const logits = g.op("Add", [
-    g.op("Div", [dot2, g.op("Sqrt", [sumSquares])]),
+    g.op("Squeeze", [g.op("Div", [dot2, norm]), axis1]),
     constant("intercept", "float", Array.from(bias))
   ]);
   g.node("Softmax", [logits], [PROBABILITIES_OUTPUT], { axis: 1 });
@@ -67151,9 +67158,52 @@ function exportTextModel(parts) {
     metadata: {
       labels: JSON.stringify(labels),
       trainer: "modelship-tfidf-logreg",
-      graph: "sparse-ngram-lookup"
+      graph: "sparse-ngram-pairwise"
     }
   });
+}
+var PAIRWISE_MAX_POSITIONS = 128;
+function branch(name, build) {
+  const sub = new GraphBuilder(name);
+  let k = 0;
+  const op = (t, ins, a = {}) => sub.node(t, ins, [`${name}_${k}`], a, { name: `${name}_${t}_${k++}` })[0];
+  sub.node("Identity", [build(op, sub)], [`${name}_count`], {}, { name: `${name}_out` });
+  sub.output(`${name}_count`, { tensor: "float" });
+  return sub;
+}
+function termCounts(g, ids, V, axis1) {
+  const axis2 = g.initializer("axis2", { dtype: "int64", dims: [1], values: [2] });
+  const axis0 = g.initializer("axis0", { dtype: "int64", dims: [], values: [0] });
+  const pairwise = branch("pairwise", (op) => {
+    const equal = op("Equal", [op("Unsqueeze", [ids, axis2]), op("Unsqueeze", [ids, axis1])]);
+    return op("ReduceSum", [op("Cast", [equal], { to: 1 }), axis1], { keepdims: 1 });
+  });
+  const linear = branch("linear", (op, sub) => {
+    const shape = op("Shape", [ids]);
+    const stride = op("ConstantOfShape", [shape], {
+      value: { type: "tensor", value: { dtype: "int64", dims: [1], values: [V + 1] } }
+    });
+    const keys = op("Add", [ids, op("CumSum", [stride, axis0], { exclusive: 1 })]);
+    const [, , inverse2, counts] = sub.node(
+      "Unique",
+      [keys],
+      ["linear_unique", "linear_first", "linear_inverse", "linear_counts"],
+      { sorted: 0 },
+      { name: "linear_Unique" }
+    );
+    const perPosition = op("Reshape", [op("Gather", [counts, inverse2]), shape]);
+    return op("Cast", [op("Unsqueeze", [perPosition, axis1])], { to: 1 });
+  });
+  const positions = g.op("Shape", [ids], { start: 1, end: 2 });
+  const limit = g.initializer("pairwise_limit", {
+    dtype: "int64",
+    dims: [1],
+    values: [PAIRWISE_MAX_POSITIONS + 1]
+  });
+  return g.node("If", [g.op("Less", [positions, limit])], ["term_count"], {
+    then_branch: attr.graph(pairwise),
+    else_branch: attr.graph(linear)
+  })[0];
 }
 
 // training/onnx/text-model-dense.ts

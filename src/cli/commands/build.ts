@@ -42,6 +42,7 @@ export function buildJson(r: BuildImageResult) {
     sizeBytes: r.sizeBytes,
     buildMs: r.buildMs,
     baseImage: r.baseImage,
+    server: { ref: r.server.ref, built: r.server.built, buildMs: r.server.buildMs },
     model: r.model,
     labels: r.labels,
     smoke: r.smoke
@@ -123,6 +124,9 @@ export function register(program: Command): void {
       `digest:         ${result.digest}${result.pushed ? "" : " (local image id; registry digest after --push)"}`,
     );
     reporter.info(`size:           ${(result.sizeBytes / 1e6).toFixed(1)} MB (base ${result.baseImage})`);
+    reporter.info(
+      `server image:   ${result.server.ref} (${result.server.built ? `built in ${formatDuration(result.server.buildMs)}` : "reused"})`,
+    );
     reporter.info(`build:          ${formatDuration(result.buildMs)}`);
     if (result.startToReadyMs !== null) reporter.info(`start → ready:  ${result.startToReadyMs} ms`);
     if (!result.smoke)

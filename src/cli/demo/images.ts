@@ -3,25 +3,23 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Engine } from "../../engine/engine.js";
-import { packageClosure, traceServer } from "../../image/context.js";
+import { MODEL_DOCKERFILE } from "../../image/context.js";
 import { MODEL_LABELS } from "../../image/labels.js";
+import { serverImageKey } from "../../image/server.js";
 import { atomicWriteJson } from "../../util/fs.js";
 
 /**
  * Images the demo built before, so a second run skips the (slow) image build: keyed by everything that
- * goes into an image (base, Dockerfile, the traced server files and packages, the model's sha256) and
+ * goes into an image (the server image's content key, the model Dockerfile, the model's sha256) and
  * re-checked against the engine and the image's model label before use.
  */
 const cacheSchema = z.record(z.string(), z.string());
 
 export async function imageKey(root: string, baseImage: string, modelSha256: string): Promise<string> {
   const hash = createHash("sha256");
-  hash.update(baseImage).update(modelSha256);
-  hash.update(await readFile(join(root, "serving", "Dockerfile")));
-  const trace = await traceServer(root);
-  for (const file of trace.files) hash.update(file).update(await readFile(join(root, file)));
-  for (const pkg of packageClosure(root, trace.packages))
-    hash.update(pkg).update(await readFile(join(root, pkg, "package.json")));
+  hash.update(modelSha256);
+  hash.update((await serverImageKey({ appRoot: root, baseImage, baseImageId: null })).key);
+  hash.update(await readFile(join(root, MODEL_DOCKERFILE)));
   return hash.digest("hex").slice(0, 24);
 }
 
