@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { disagreements, mcnemarExact, pairedBootstrap, percentile } from "../src/gate/stats.js";
+import { disagreements, mcnemarExact, pairedBootstrap } from "../src/gate/stats.js";
 import { evaluateClassifier } from "../src/metrics/classification.js";
+import { percentile } from "../src/stats/distribution.js";
 import { createRng } from "../training/random.js";
 
 /** Exact two-sided McNemar p with big integers: 2·Σ_{k≤min} C(n,k) / 2^n, capped at 1. */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadDeployConfig } from "../src/config/load.js";
 import { type DeployFileSettings, parseSteps, settingsFromFlags } from "../src/rollout/options.js";
-import { FAST_SHADOW_STEP_MS, SHADOW_STEP_MS } from "../src/rollout/settings.js";
+import { FAST_SHADOW_STEP_MS, SHADOW_STEP_MS } from "../src/shadow/compare.js";
 import { ExitCode, UserError } from "../src/util/errors.js";
 
 /** Steps with a leading shadow step: `--steps shadow,5,25,50,100`, modelship.yaml `deploy:`, `--shadow`. */

@@ -104,11 +104,16 @@ describe("binary airline model (default params)", () => {
       "Don't cancel my flight, it's NOT ok",
       "dont cancel my flight its not ok",
       "GREAT CREW",
+      // Repeated terms on both sides of the pairwise tf limit (128 n-gram positions: 119 and 139).
+      "thanks for the great flight ".repeat(12),
+      "thanks for the great flight ".repeat(14),
       `${"thanks for the great flight ".repeat(4000)}`,
       "x".repeat(100_000),
       "İSTANBUL ΣΊΣΥΦΟΣ \u212Aelvin",
     ];
     await expectParity(edge);
+    // One at a time too: a batch takes one tf branch (by its longest row), a single text its own.
+    for (const text of edge) await expectParity([text]);
     const [empty] = (await runOnnx([""])).probabilities;
     // No known n-gram: the model falls back to its intercept, identical for every such text.
     expect((await runOnnx(["!!! 🙂"])).probabilities[0]).toEqual(empty);

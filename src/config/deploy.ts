@@ -1,6 +1,5 @@
 import { z } from "zod";
-import { FAST_SHADOW_STEP_MS, SHADOW_STEP_MS } from "../rollout/settings.js";
-import { shadowConfigSchema } from "../shadow/compare.js";
+import { FAST_SHADOW_STEP_MS, SHADOW_STEP_MS, shadowConfigSchema } from "../shadow/compare.js";
 
 /** A duration as a user writes it: "30s", "500ms", "2m", or a plain number of seconds (0 = off). */
 const durationText = z

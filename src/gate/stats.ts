@@ -1,4 +1,5 @@
 import { createRng } from "../../training/random.js";
+import { percentile } from "../stats/distribution.js";
 
 /**
  * Paired statistics for the gate: both models answered the same rows, so their difference is judged
@@ -267,14 +268,4 @@ export function pairedBootstrap(input: PairedInput, options: BootstrapOptions): 
     });
   });
   return result;
-}
-
-/** Linear-interpolated percentile of an ascending array (numpy's default). */
-export function percentile(sorted: ArrayLike<number>, q: number): number {
-  const n = sorted.length;
-  if (n === 0) return Number.NaN;
-  const pos = (n - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }

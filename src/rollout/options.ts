@@ -1,14 +1,8 @@
 import { z } from "zod";
 import type { DeployConfig } from "../config/deploy.js";
+import { FAST_SHADOW_STEP_MS, SHADOW_STEP_MS } from "../shadow/compare.js";
 import { ExitCode, UserError } from "../util/errors.js";
-import {
-  FAST_SETTINGS,
-  FAST_SHADOW_STEP_MS,
-  parseDuration,
-  type RolloutSettings,
-  rolloutSettingsSchema,
-  SHADOW_STEP_MS,
-} from "./settings.js";
+import { FAST_SETTINGS, parseDuration, type RolloutSettings, rolloutSettingsSchema } from "./settings.js";
 
 /** Flags shared by `deploy`, `rollback` and the actions, as strings (CLI / action inputs); named in src/settings/rollout.ts. */
 export interface RolloutFlags {

@@ -70,11 +70,6 @@ export const FAST_SETTINGS: RolloutSettingsInput = {
   shadow: { minPairs: 50 },
 };
 
-/** A `shadow` first step without a duration (`--steps shadow,5,…`, no `--shadow`) mirrors this long. */
-export const SHADOW_STEP_MS = 60_000;
-/** …and this long with `--fast` (the demo: a few seconds at its 200 req/s is hundreds of pairs). */
-export const FAST_SHADOW_STEP_MS = 3000;
-
 /** "30s", "500ms", "2m", "1h" or a plain number of seconds → ms. */
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());

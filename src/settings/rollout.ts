@@ -1,9 +1,5 @@
-import {
-  FAST_SETTINGS,
-  FAST_SHADOW_STEP_MS,
-  rolloutSettingsSchema,
-  SHADOW_STEP_MS,
-} from "../rollout/settings.js";
+import { FAST_SETTINGS, rolloutSettingsSchema } from "../rollout/settings.js";
+import { FAST_SHADOW_STEP_MS, SHADOW_STEP_MS } from "../shadow/compare.js";
 import { type SettingsTable, table } from "./table.js";
 
 /** The defaults live in the zod schemas that apply them; the tables only render them. */

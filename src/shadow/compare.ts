@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { percentile } from "../gate/stats.js";
+import { percentile } from "../stats/distribution.js";
 
 /**
  * The shadow step's judgement: stable's and the candidate's answers to the SAME live requests,
@@ -25,6 +25,11 @@ export interface ShadowPair {
   /** The request's text or a short rendering of its features, shown for disagreements unless hidden. */
   input?: string;
 }
+
+/** A `shadow` first step without a duration (`--steps shadow,5,…`, no `--shadow`) mirrors this long. */
+export const SHADOW_STEP_MS = 60_000;
+/** …and this long with `--fast` (the demo: a few seconds at its 200 req/s is hundreds of pairs). */
+export const FAST_SHADOW_STEP_MS = 3000;
 
 export const shadowConfigSchema = z.object({
   /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */

@@ -59,3 +59,13 @@ function sum(xs: readonly number[]): number {
   for (const x of xs) s += x;
   return s;
 }
+
+/** Linear-interpolated percentile of an ascending array (numpy's default). */
+export function percentile(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  const pos = (n - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}

@@ -18295,9 +18295,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms2) {
+    function delay(ms) {
       return new Promise((resolve4) => {
-        setTimeout(resolve4, ms2).unref();
+        setTimeout(resolve4, ms).unref();
       });
     }
     module.exports = {
@@ -24499,13 +24499,13 @@ var CC_SANITIZE = /[- ]/g;
 function isLuhnAlgo(digits) {
   let length = digits.length;
   let bit = 1;
-  let sum2 = 0;
+  let sum = 0;
   while (length) {
     const value = digits.charCodeAt(--length) - 48;
     bit ^= 1;
-    sum2 += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
+    sum += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
   }
-  return sum2 % 10 === 0;
+  return sum % 10 === 0;
 }
 function isValidCreditCard(input2) {
   if (!creditCard.test(input2))
@@ -41147,259 +41147,9 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/contracts/metrics.ts
-var METRIC = {
-  requests: "modelship_http_requests_total",
-  duration: "modelship_http_request_duration_seconds",
-  inFlight: "modelship_http_requests_in_flight",
-  predictions: "modelship_predictions_total",
-  confidence: "modelship_prediction_confidence",
-  modelInfo: "modelship_model_info",
-  ready: "modelship_worker_ready",
-  workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total"
-};
-var METRIC_LABEL = {
-  status: "status",
-  route: "route",
-  class: "class"
-};
-
-// src/stats/distribution.ts
-var PSI_SMOOTHING = 0.5;
-function psi(observed, reference) {
-  const k = Math.max(observed.length, reference.length);
-  const no = sum(observed);
-  const nr = sum(reference);
-  if (k === 0 || no === 0 || nr === 0) return 0;
-  const n = no + PSI_SMOOTHING * k;
-  const r = nr + PSI_SMOOTHING * k;
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
-    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
-    total += (q - p) * Math.log(q / p);
-  }
-  return total;
-}
-function totalVariation(p, q) {
-  const k = Math.max(p.length, q.length);
-  let total = 0;
-  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
-  return total / 2;
-}
-function labelTotalVariation(a, b) {
-  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
-  return totalVariation(
-    keys.map((k) => a[k] ?? 0),
-    keys.map((k) => b[k] ?? 0)
-  );
-}
-function sum(xs) {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
-
-// src/analysis/analysis.ts
-var serverMetrics = {
-  requests: METRIC.requests,
-  statusLabel: METRIC_LABEL.status,
-  routeLabel: METRIC_LABEL.route,
-  latency: METRIC.duration,
-  predictions: METRIC.predictions,
-  classLabel: METRIC_LABEL.class,
-  confidence: METRIC.confidence
-};
-var analysisConfigSchema = external_exports.object({
-  /** Largest canary 5xx share of its responses. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Canary responses needed before rates and latency mean anything. */
-  minRequests: external_exports.number().int().min(1).default(20),
-  maxP95Ms: external_exports.number().positive().default(250),
-  maxP99Ms: external_exports.number().positive().default(500),
-  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
-  latencyFactor: external_exports.number().min(1).default(2),
-  latencySlackMs: external_exports.number().min(0).default(20),
-  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
-  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
-  /** Predictions needed on the canary before the quality checks judge. */
-  minPredictions: external_exports.number().int().min(1).default(100),
-  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
-  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
-  /** Largest population stability index between canary and stable confidence histograms. */
-  maxPsi: external_exports.number().min(0).default(0.25),
-  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
-  maxReferenceShift: external_exports.number().min(0).max(1).optional()
-});
-var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
-var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
-var totalVariation2 = labelTotalVariation;
-function mixText(mix) {
-  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
-}
-var judged = (name, ok, value, threshold, message) => ({
-  name,
-  status: ok ? "pass" : "fail",
-  value,
-  threshold,
-  message
-});
-var healthy = ({ canary, end }) => [
-  {
-    name: "healthy",
-    status: canary.healthy ? "pass" : "fail",
-    value: canary.healthy ? 1 : 0,
-    threshold: 1,
-    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
-  }
-];
-var errorRate = ({ canary, config: config2, noData }) => {
-  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config2.minRequests && canary.errors === 0)
-    return [
-      noData(
-        "error-rate",
-        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
-        config2.maxErrorRate
-      )
-    ];
-  const ok = rate <= config2.maxErrorRate;
-  return [
-    judged(
-      "error-rate",
-      ok,
-      rate,
-      config2.maxErrorRate,
-      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
-    )
-  ];
-};
-var latency = (q) => ({ canary, stable, config: config2, noData }) => {
-  const name = `latency-${q}`;
-  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
-  const value = canary[q];
-  if (value === void 0 || canary.responses < config2.minRequests)
-    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
-  const needed = config2.minLatencySamples[q];
-  if (canary.latencySamples < needed)
-    return [
-      {
-        name,
-        status: "pass",
-        value,
-        threshold: null,
-        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
-      }
-    ];
-  const base = stable?.[q];
-  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
-  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
-  const ok = value <= threshold;
-  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
-  return [
-    judged(
-      name,
-      ok,
-      value,
-      threshold,
-      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
-    )
-  ];
-};
-var classMix = ({
-  canary,
-  stable,
-  canaryMix,
-  stableMix,
-  enoughCanary,
-  enoughStable,
-  config: config2,
-  noData
-}) => {
-  if (!stable)
-    return [
-      {
-        name: "class-mix",
-        status: "pass",
-        value: null,
-        threshold: null,
-        message: "no stable version to compare predictions with"
-      }
-    ];
-  if (!enoughCanary || !enoughStable)
-    return [
-      noData(
-        "class-mix",
-        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
-        config2.maxClassShift
-      )
-    ];
-  const tv = totalVariation2(canaryMix, stableMix);
-  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "class-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
-    )
-  ];
-};
-var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
-  if (!stable) return [];
-  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
-    return [
-      noData(
-        "confidence-psi",
-        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
-        config2.maxPsi
-      )
-    ];
-  const value = psi(canary.confidenceBins, stable.confidenceBins);
-  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-  const ok = value <= threshold;
-  return [
-    judged(
-      "confidence-psi",
-      ok,
-      value,
-      threshold,
-      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
-    )
-  ];
-};
-var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
-  if (!reference || config2.maxReferenceShift === void 0) return [];
-  if (!enoughCanary)
-    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
-  const tv = totalVariation2(canaryMix, reference.classMix);
-  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "reference-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
-    )
-  ];
-};
-var CHECKS = [
-  healthy,
-  errorRate,
-  latency("p95"),
-  latency("p99"),
-  classMix,
-  confidencePsi,
-  referenceMix
-];
-
 // src/shadow/compare.ts
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
 var shadowConfigSchema = external_exports.object({
   /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
   maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
@@ -41419,51 +41169,6 @@ var tabularAnswer = external_exports.object({
   label: external_exports.union([external_exports.string(), external_exports.number()]),
   probabilities: external_exports.record(external_exports.string(), external_exports.number())
 });
-
-// src/rollout/settings.ts
-var containerSettingsSchema = external_exports.object({
-  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
-  cpus: external_exports.number().positive().default(1),
-  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
-  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
-  /** Server worker processes per container. */
-  workers: external_exports.number().int().min(1).max(64).default(1),
-  /** Port the server listens on inside the image. */
-  port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
-  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
-});
-var rolloutSettingsSchema = external_exports.object({
-  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
-  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
-  /** Analysis interval per step. */
-  intervalMs: external_exports.number().int().min(100).default(3e4),
-  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
-  maxExtensions: external_exports.number().int().min(0).default(3),
-  /** Failed analyses (at one step) that abort the rollout. */
-  failureThreshold: external_exports.number().int().min(1).default(1),
-  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
-  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
-  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
-  /** How long the previous stable stays running (weight 0) for an instant rollback. */
-  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
-  /** Images of this many most recent versions are kept; older ones are removed with their version. */
-  keepImages: external_exports.number().int().min(1).default(3),
-  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
-  skipSmoke: external_exports.boolean().default(false),
-  /** Promote even when the analysis has no data (demo without traffic). */
-  allowNoData: external_exports.boolean().default(false),
-  /**
-   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
-   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
-   */
-  shadowMs: external_exports.number().int().min(0).default(0),
-  shadow: shadowConfigSchema.prefault({}),
-  analysis: analysisConfigSchema.prefault({}),
-  container: containerSettingsSchema.prefault({})
-});
-var SHADOW_STEP_MS = 6e4;
-var FAST_SHADOW_STEP_MS = 3e3;
 
 // src/config/deploy.ts
 var durationText = external_exports.union([external_exports.string(), external_exports.number().min(0)]).describe('A duration: "30s", "500ms", "2m", or a number of seconds.');
@@ -46040,25 +45745,25 @@ var Reporter = class {
     };
     try {
       const result = await fn(update);
-      const ms2 = performance.now() - started;
+      const ms = performance.now() - started;
       const extra = detail ? detail(result) : void 0;
-      this.finish(spinner, title, "ok", ms2, extra);
+      this.finish(spinner, title, "ok", ms, extra);
       return result;
     } catch (err) {
-      const ms2 = performance.now() - started;
-      this.finish(spinner, title, "fail", ms2, err instanceof Error ? err.message : String(err));
+      const ms = performance.now() - started;
+      this.finish(spinner, title, "fail", ms, err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
-  finish(spinner, title, status, ms2, detail) {
+  finish(spinner, title, status, ms, detail) {
     if (this.mode === "json") {
-      this.event({ type: "step", title, status, ms: Math.round(ms2), ...detail ? { detail } : {} });
+      this.event({ type: "step", title, status, ms: Math.round(ms), ...detail ? { detail } : {} });
       return;
     }
     if (this.mode === "silent") return;
     const mark = status === "ok" ? pc.green("✓") : pc.red("✗");
     detail = detail === void 0 ? void 0 : safeText(detail, { multiline: true });
-    const time3 = pc.dim(`(${formatDuration(ms2)})`);
+    const time3 = pc.dim(`(${formatDuration(ms)})`);
     const line = `${title}... ${mark}${detail ? ` ${safeText(detail, { multiline: true })}` : ""} ${time3}`;
     if (spinner) {
       spinner.stop();
@@ -46091,10 +45796,10 @@ var Reporter = class {
 `);
   }
 };
-function formatDuration(ms2) {
-  if (ms2 < 1e3) return `${Math.round(ms2)}ms`;
-  if (ms2 < 6e4) return `${(ms2 / 1e3).toFixed(1)}s`;
-  return `${Math.floor(ms2 / 6e4)}m${Math.round(ms2 % 6e4 / 1e3)}s`;
+function formatDuration(ms) {
+  if (ms < 1e3) return `${Math.round(ms)}ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
+  return `${Math.floor(ms / 6e4)}m${Math.round(ms % 6e4 / 1e3)}s`;
 }
 function textTable(header, rows) {
   const cells = [header, ...rows.map((r) => r.map(String))];

@@ -49250,24 +49250,6 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/contracts/metrics.ts
-var METRIC = {
-  requests: "modelship_http_requests_total",
-  duration: "modelship_http_request_duration_seconds",
-  inFlight: "modelship_http_requests_in_flight",
-  predictions: "modelship_predictions_total",
-  confidence: "modelship_prediction_confidence",
-  modelInfo: "modelship_model_info",
-  ready: "modelship_worker_ready",
-  workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total"
-};
-var METRIC_LABEL = {
-  status: "status",
-  route: "route",
-  class: "class"
-};
-
 // src/stats/distribution.ts
 var PSI_SMOOTHING = 0.5;
 function psi(observed, reference) {
@@ -49303,426 +49285,6 @@ function sum(xs) {
   for (const x of xs) s += x;
   return s;
 }
-
-// src/analysis/prom.ts
-var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
-var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
-function parsePromText(text) {
-  const samples = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const labels = {};
-    if (m[2]) {
-      for (const lm of m[2].matchAll(LABEL)) {
-        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
-      }
-    }
-    const value = parseValue(m[3]);
-    if (value === void 0) continue;
-    samples.push({ name: m[1], labels, value });
-  }
-  return samples;
-}
-function parseValue(s) {
-  if (s === "+Inf") return Number.POSITIVE_INFINITY;
-  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
-  const v = Number(s);
-  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
-}
-function sumOf(samples, name, filter = () => true) {
-  let total = 0;
-  for (const s of samples) if (s.name === name && filter(s.labels)) total += s.value;
-  return total;
-}
-function sumBy(samples, name, label) {
-  const out = /* @__PURE__ */ new Map();
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    const key = s.labels[label] ?? "";
-    out.set(key, (out.get(key) ?? 0) + s.value);
-  }
-  return out;
-}
-function deltaMap(start, end) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [k, v] of end) {
-    const before = start.get(k) ?? 0;
-    out.set(k, v >= before ? v - before : v);
-  }
-  return out;
-}
-function counterDelta(start, end) {
-  return end >= start ? end - start : end;
-}
-function histogramBuckets(samples, name, filter = () => true) {
-  const out = /* @__PURE__ */ new Map();
-  for (const s of samples) {
-    if (s.name !== `${name}_bucket` || !filter(s.labels)) continue;
-    const le = parseValue(s.labels.le ?? "");
-    if (le === void 0) continue;
-    out.set(le, (out.get(le) ?? 0) + s.value);
-  }
-  return out;
-}
-function histogramDelta(start, end) {
-  const bounds = [...end.keys()].sort((a, b) => a - b);
-  const restarted = bounds.some((b) => (end.get(b) ?? 0) < (start.get(b) ?? 0));
-  return bounds.map((b) => [b, restarted ? end.get(b) ?? 0 : (end.get(b) ?? 0) - (start.get(b) ?? 0)]);
-}
-function histogramQuantile(q, cumulative) {
-  const total = cumulative.at(-1)?.[1] ?? 0;
-  if (total <= 0) return void 0;
-  const rank = q * total;
-  let prevBound = 0;
-  let prevCount = 0;
-  for (const [bound, count] of cumulative) {
-    if (count >= rank) {
-      if (bound === Number.POSITIVE_INFINITY) return prevBound;
-      if (count === prevCount) return bound;
-      return prevBound + (bound - prevBound) * ((rank - prevCount) / (count - prevCount));
-    }
-    prevBound = bound;
-    prevCount = count;
-  }
-  return prevBound;
-}
-function binsFromCumulative(cumulative) {
-  const bins = [];
-  let prev = 0;
-  for (const [bound, count] of cumulative) {
-    const n = Math.max(0, count - prev);
-    if (bound === Number.POSITIVE_INFINITY) {
-      if (bins.length > 0) bins[bins.length - 1] += n;
-      else bins.push(n);
-    } else bins.push(n);
-    prev = count;
-  }
-  return bins;
-}
-
-// src/analysis/analysis.ts
-var serverMetrics = {
-  requests: METRIC.requests,
-  statusLabel: METRIC_LABEL.status,
-  routeLabel: METRIC_LABEL.route,
-  latency: METRIC.duration,
-  predictions: METRIC.predictions,
-  classLabel: METRIC_LABEL.class,
-  confidence: METRIC.confidence
-};
-var analysisConfigSchema = external_exports.object({
-  /** Largest canary 5xx share of its responses. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Canary responses needed before rates and latency mean anything. */
-  minRequests: external_exports.number().int().min(1).default(20),
-  maxP95Ms: external_exports.number().positive().default(250),
-  maxP99Ms: external_exports.number().positive().default(500),
-  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
-  latencyFactor: external_exports.number().min(1).default(2),
-  latencySlackMs: external_exports.number().min(0).default(20),
-  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
-  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
-  /** Predictions needed on the canary before the quality checks judge. */
-  minPredictions: external_exports.number().int().min(1).default(100),
-  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
-  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
-  /** Largest population stability index between canary and stable confidence histograms. */
-  maxPsi: external_exports.number().min(0).default(0.25),
-  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
-  maxReferenceShift: external_exports.number().min(0).max(1).optional()
-});
-var predictRoute = (labels) => {
-  const route = labels[serverMetrics.routeLabel];
-  return route === void 0 || /predict|infer/.test(route);
-};
-function serverDelta(start, end) {
-  const routerResponses = start.router && end.router ? counterDelta(start.router.responses, end.router.responses) : 0;
-  const routerErrors = start.router && end.router ? counterDelta(start.router.http5xx, end.router.http5xx) + counterDelta(start.router.failures, end.router.failures) : 0;
-  let serverResponses = 0;
-  let serverErrors = 0;
-  let p95;
-  let p99;
-  let latencySamples = 0;
-  let classCounts = /* @__PURE__ */ new Map();
-  let confidenceBins = [];
-  if (start.metrics && end.metrics) {
-    const m0 = start.metrics;
-    const m1 = end.metrics;
-    const is5xx = (l) => predictRoute(l) && /^5/.test(l[serverMetrics.statusLabel] ?? "");
-    serverResponses = counterDelta(
-      sumOf(m0, serverMetrics.requests, predictRoute),
-      sumOf(m1, serverMetrics.requests, predictRoute)
-    );
-    serverErrors = counterDelta(
-      sumOf(m0, serverMetrics.requests, is5xx),
-      sumOf(m1, serverMetrics.requests, is5xx)
-    );
-    const lat = histogramDelta(
-      histogramBuckets(m0, serverMetrics.latency, predictRoute),
-      histogramBuckets(m1, serverMetrics.latency, predictRoute)
-    );
-    latencySamples = lat.at(-1)?.[1] ?? 0;
-    const q95 = histogramQuantile(0.95, lat);
-    const q99 = histogramQuantile(0.99, lat);
-    p95 = q95 === void 0 ? void 0 : q95 * 1e3;
-    p99 = q99 === void 0 ? void 0 : q99 * 1e3;
-    classCounts = deltaMap(
-      sumBy(m0, serverMetrics.predictions, serverMetrics.classLabel),
-      sumBy(m1, serverMetrics.predictions, serverMetrics.classLabel)
-    );
-    confidenceBins = binsFromCumulative(
-      histogramDelta(
-        histogramBuckets(m0, serverMetrics.confidence),
-        histogramBuckets(m1, serverMetrics.confidence)
-      )
-    );
-  }
-  const predictions = [...classCounts.values()].reduce((a, b) => a + b, 0);
-  const statusText = end.router?.status ?? "unknown";
-  return {
-    // HAProxy and the server count differently (HAProxy books a retried 500 as a retry; the server
-    // sees every attempt): judge by the source that saw more errors, with its own denominator.
-    ...serverErrors > routerErrors ? { responses: serverResponses, errors: serverErrors } : { responses: Math.max(routerResponses, routerErrors), errors: routerErrors },
-    p95,
-    p99,
-    latencySamples,
-    classCounts,
-    predictions,
-    confidenceBins,
-    healthy: end.metrics !== null && (end.router === null || /^(UP|NOLB|DRAIN)/.test(statusText)),
-    statusText
-  };
-}
-var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
-var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
-function shares(counts) {
-  const total = [...counts.values()].reduce((a, b) => a + b, 0);
-  const out = {};
-  for (const [k, v] of counts) out[k] = total > 0 ? v / total : 0;
-  return out;
-}
-var totalVariation2 = labelTotalVariation;
-function mixText(mix) {
-  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
-}
-var judged = (name, ok, value, threshold, message) => ({
-  name,
-  status: ok ? "pass" : "fail",
-  value,
-  threshold,
-  message
-});
-var healthy = ({ canary, end }) => [
-  {
-    name: "healthy",
-    status: canary.healthy ? "pass" : "fail",
-    value: canary.healthy ? 1 : 0,
-    threshold: 1,
-    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
-  }
-];
-var errorRate = ({ canary, config: config2, noData }) => {
-  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config2.minRequests && canary.errors === 0)
-    return [
-      noData(
-        "error-rate",
-        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
-        config2.maxErrorRate
-      )
-    ];
-  const ok = rate <= config2.maxErrorRate;
-  return [
-    judged(
-      "error-rate",
-      ok,
-      rate,
-      config2.maxErrorRate,
-      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
-    )
-  ];
-};
-var latency = (q) => ({ canary, stable, config: config2, noData }) => {
-  const name = `latency-${q}`;
-  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
-  const value = canary[q];
-  if (value === void 0 || canary.responses < config2.minRequests)
-    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
-  const needed = config2.minLatencySamples[q];
-  if (canary.latencySamples < needed)
-    return [
-      {
-        name,
-        status: "pass",
-        value,
-        threshold: null,
-        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
-      }
-    ];
-  const base = stable?.[q];
-  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
-  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
-  const ok = value <= threshold;
-  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
-  return [
-    judged(
-      name,
-      ok,
-      value,
-      threshold,
-      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
-    )
-  ];
-};
-var classMix = ({
-  canary,
-  stable,
-  canaryMix,
-  stableMix,
-  enoughCanary,
-  enoughStable,
-  config: config2,
-  noData
-}) => {
-  if (!stable)
-    return [
-      {
-        name: "class-mix",
-        status: "pass",
-        value: null,
-        threshold: null,
-        message: "no stable version to compare predictions with"
-      }
-    ];
-  if (!enoughCanary || !enoughStable)
-    return [
-      noData(
-        "class-mix",
-        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
-        config2.maxClassShift
-      )
-    ];
-  const tv = totalVariation2(canaryMix, stableMix);
-  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "class-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
-    )
-  ];
-};
-var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
-  if (!stable) return [];
-  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
-    return [
-      noData(
-        "confidence-psi",
-        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
-        config2.maxPsi
-      )
-    ];
-  const value = psi(canary.confidenceBins, stable.confidenceBins);
-  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-  const ok = value <= threshold;
-  return [
-    judged(
-      "confidence-psi",
-      ok,
-      value,
-      threshold,
-      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
-    )
-  ];
-};
-var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
-  if (!reference || config2.maxReferenceShift === void 0) return [];
-  if (!enoughCanary)
-    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
-  const tv = totalVariation2(canaryMix, reference.classMix);
-  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "reference-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
-    )
-  ];
-};
-var CHECKS = [
-  healthy,
-  errorRate,
-  latency("p95"),
-  latency("p99"),
-  classMix,
-  confidencePsi,
-  referenceMix
-];
-function analyseInterval(start, end, config2, options = {}) {
-  const canary = serverDelta(start.canary, end.canary);
-  const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : void 0;
-  const canaryMix = shares(canary.classCounts);
-  const stableMix = stable ? shares(stable.classCounts) : {};
-  const context3 = {
-    canary,
-    stable,
-    canaryMix,
-    stableMix,
-    enoughCanary: canary.predictions >= config2.minPredictions,
-    enoughStable: stable !== void 0 && stable.predictions >= config2.minPredictions,
-    config: config2,
-    reference: options.reference,
-    end,
-    noData: (name, message, threshold) => ({
-      name,
-      status: options.allowNoData ? "pass" : "inconclusive",
-      value: null,
-      threshold,
-      message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message
-    })
-  };
-  const checks = CHECKS.flatMap((check2) => check2(context3));
-  const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "inconclusive") ? "inconclusive" : "pass";
-  const figures = {
-    seconds: Math.max(0, (end.at - start.at) / 1e3),
-    canaryRequests: canary.responses,
-    canaryErrors: canary.errors,
-    stableRequests: stable?.responses ?? 0,
-    stableErrors: stable?.errors ?? 0,
-    canaryP95Ms: canary.p95,
-    canaryP99Ms: canary.p99,
-    stableP95Ms: stable?.p95,
-    stableP99Ms: stable?.p99,
-    canaryClassMix: canaryMix,
-    stableClassMix: stableMix,
-    canaryPredictions: canary.predictions,
-    stablePredictions: stable?.predictions ?? 0
-  };
-  const parts = [
-    `${canary.responses} canary requests`,
-    `${canary.errors} errors`,
-    canary.p95 !== void 0 ? `p95 ${ms(canary.p95)}` : void 0,
-    canary.predictions > 0 ? mixText(canaryMix) : void 0
-  ].filter(Boolean);
-  return { verdict, checks, figures, summary: parts.join(", ") };
-}
-function explain(result) {
-  const bad = result.checks.filter((c) => c.status === "fail");
-  const list = bad.length ? bad : result.checks.filter((c) => c.status === "inconclusive");
-  return list.map((c) => `${c.name}: ${c.message}`).join("; ");
-}
-
-// src/gate/stats.ts
 function percentile(sorted, q) {
   const n = sorted.length;
   if (n === 0) return Number.NaN;
@@ -49733,6 +49295,8 @@ function percentile(sorted, q) {
 }
 
 // src/shadow/compare.ts
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
 var shadowConfigSchema = external_exports.object({
   /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
   maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
@@ -49779,7 +49343,7 @@ function absDelta(s, c, labels) {
   return best;
 }
 var truncate = (s, n) => s.length <= n ? s : `${s.slice(0, n - 1)}…`;
-var pct2 = (x) => `${(x * 100).toFixed(1)}%`;
+var pct = (x) => `${(x * 100).toFixed(1)}%`;
 function compareShadow(pairs, configInput = {}, labels) {
   const config2 = shadowConfigSchema.parse(configInput);
   const answered = pairs.filter((p) => p.candidate !== null);
@@ -49829,7 +49393,7 @@ function compareShadow(pairs, configInput = {}, labels) {
     threshold: config2.maxDisagreement,
     value: disagreement,
     status: disagreement === null ? "inconclusive" : n < config2.minPairs ? certainFail ? "fail" : "inconclusive" : n - agreements > config2.maxDisagreement * n + 1e-9 ? "fail" : "pass",
-    message: disagreement === null ? "no answered pairs yet" : `${n - agreements} of ${n} answers differ (${pct2(disagreement)})`
+    message: disagreement === null ? "no answered pairs yet" : `${n - agreements} of ${n} answers differ (${pct(disagreement)})`
   });
   checks.push({
     name: "meanAbsDelta",
@@ -49839,7 +49403,7 @@ function compareShadow(pairs, configInput = {}, labels) {
     message: meanAbsDelta === null ? "no comparable probabilities" : `mean |Δp| ${meanAbsDelta.toFixed(4)}`
   });
   const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.every((c) => c.status === "pass") ? "pass" : "inconclusive";
-  const summary2 = agreement === null || agreementCi === null ? `shadow ${verdict}: ${attempts} mirrored, ${errors} candidate errors, no answered pairs` : `shadow ${verdict}: agreement ${pct2(agreement)} (95% CI ${pct2(agreementCi.low)}–${pct2(agreementCi.high)}) on ${n} pairs, mean |Δp| ${(meanAbsDelta ?? 0).toFixed(3)}, ${errors} candidate errors`;
+  const summary2 = agreement === null || agreementCi === null ? `shadow ${verdict}: ${attempts} mirrored, ${errors} candidate errors, no answered pairs` : `shadow ${verdict}: agreement ${pct(agreement)} (95% CI ${pct(agreementCi.low)}–${pct(agreementCi.high)}) on ${n} pairs, mean |Δp| ${(meanAbsDelta ?? 0).toFixed(3)}, ${errors} candidate errors`;
   return {
     verdict,
     attempts,
@@ -49887,65 +49451,6 @@ function parseAnswer(body) {
     };
   }
   return null;
-}
-
-// src/rollout/settings.ts
-var containerSettingsSchema = external_exports.object({
-  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
-  cpus: external_exports.number().positive().default(1),
-  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
-  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
-  /** Server worker processes per container. */
-  workers: external_exports.number().int().min(1).max(64).default(1),
-  /** Port the server listens on inside the image. */
-  port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
-  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
-});
-var rolloutSettingsSchema = external_exports.object({
-  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
-  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
-  /** Analysis interval per step. */
-  intervalMs: external_exports.number().int().min(100).default(3e4),
-  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
-  maxExtensions: external_exports.number().int().min(0).default(3),
-  /** Failed analyses (at one step) that abort the rollout. */
-  failureThreshold: external_exports.number().int().min(1).default(1),
-  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
-  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
-  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
-  /** How long the previous stable stays running (weight 0) for an instant rollback. */
-  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
-  /** Images of this many most recent versions are kept; older ones are removed with their version. */
-  keepImages: external_exports.number().int().min(1).default(3),
-  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
-  skipSmoke: external_exports.boolean().default(false),
-  /** Promote even when the analysis has no data (demo without traffic). */
-  allowNoData: external_exports.boolean().default(false),
-  /**
-   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
-   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
-   */
-  shadowMs: external_exports.number().int().min(0).default(0),
-  shadow: shadowConfigSchema.prefault({}),
-  analysis: analysisConfigSchema.prefault({}),
-  container: containerSettingsSchema.prefault({})
-});
-var FAST_SETTINGS = {
-  intervalMs: 4e3,
-  maxExtensions: 5,
-  drainTimeoutMs: 1e4,
-  analysis: { minRequests: 20, minPredictions: 50 },
-  shadow: { minPairs: 50 }
-};
-var SHADOW_STEP_MS = 6e4;
-var FAST_SHADOW_STEP_MS = 3e3;
-function parseDuration(text) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
-  const n = Number(m[1]);
-  const unit2 = m[2] ?? "s";
-  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
 }
 
 // src/config/deploy.ts
@@ -56144,6 +55649,499 @@ async function candidateFromBundle(dir, repository) {
     card,
     bundleDir: dir
   };
+}
+
+// src/contracts/metrics.ts
+var METRIC = {
+  requests: "modelship_http_requests_total",
+  duration: "modelship_http_request_duration_seconds",
+  inFlight: "modelship_http_requests_in_flight",
+  predictions: "modelship_predictions_total",
+  confidence: "modelship_prediction_confidence",
+  modelInfo: "modelship_model_info",
+  ready: "modelship_worker_ready",
+  workerRss: "modelship_worker_resident_memory_bytes",
+  chaosErrors: "modelship_chaos_errors_total"
+};
+var METRIC_LABEL = {
+  status: "status",
+  route: "route",
+  class: "class"
+};
+
+// src/analysis/prom.ts
+var LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$/;
+var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/g;
+function parsePromText(text) {
+  const samples = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) {
+      for (const lm of m[2].matchAll(LABEL)) {
+        labels[lm[1]] = lm[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+      }
+    }
+    const value = parseValue(m[3]);
+    if (value === void 0) continue;
+    samples.push({ name: m[1], labels, value });
+  }
+  return samples;
+}
+function parseValue(s) {
+  if (s === "+Inf") return Number.POSITIVE_INFINITY;
+  if (s === "-Inf") return Number.NEGATIVE_INFINITY;
+  const v = Number(s);
+  return Number.isNaN(v) && s !== "NaN" ? void 0 : v;
+}
+function sumOf(samples, name, filter = () => true) {
+  let total = 0;
+  for (const s of samples) if (s.name === name && filter(s.labels)) total += s.value;
+  return total;
+}
+function sumBy(samples, name, label) {
+  const out = /* @__PURE__ */ new Map();
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    const key = s.labels[label] ?? "";
+    out.set(key, (out.get(key) ?? 0) + s.value);
+  }
+  return out;
+}
+function deltaMap(start, end) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [k, v] of end) {
+    const before = start.get(k) ?? 0;
+    out.set(k, v >= before ? v - before : v);
+  }
+  return out;
+}
+function counterDelta(start, end) {
+  return end >= start ? end - start : end;
+}
+function histogramBuckets(samples, name, filter = () => true) {
+  const out = /* @__PURE__ */ new Map();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || !filter(s.labels)) continue;
+    const le = parseValue(s.labels.le ?? "");
+    if (le === void 0) continue;
+    out.set(le, (out.get(le) ?? 0) + s.value);
+  }
+  return out;
+}
+function histogramDelta(start, end) {
+  const bounds = [...end.keys()].sort((a, b) => a - b);
+  const restarted = bounds.some((b) => (end.get(b) ?? 0) < (start.get(b) ?? 0));
+  return bounds.map((b) => [b, restarted ? end.get(b) ?? 0 : (end.get(b) ?? 0) - (start.get(b) ?? 0)]);
+}
+function histogramQuantile(q, cumulative) {
+  const total = cumulative.at(-1)?.[1] ?? 0;
+  if (total <= 0) return void 0;
+  const rank = q * total;
+  let prevBound = 0;
+  let prevCount = 0;
+  for (const [bound, count] of cumulative) {
+    if (count >= rank) {
+      if (bound === Number.POSITIVE_INFINITY) return prevBound;
+      if (count === prevCount) return bound;
+      return prevBound + (bound - prevBound) * ((rank - prevCount) / (count - prevCount));
+    }
+    prevBound = bound;
+    prevCount = count;
+  }
+  return prevBound;
+}
+function binsFromCumulative(cumulative) {
+  const bins = [];
+  let prev = 0;
+  for (const [bound, count] of cumulative) {
+    const n = Math.max(0, count - prev);
+    if (bound === Number.POSITIVE_INFINITY) {
+      if (bins.length > 0) bins[bins.length - 1] += n;
+      else bins.push(n);
+    } else bins.push(n);
+    prev = count;
+  }
+  return bins;
+}
+
+// src/analysis/analysis.ts
+var serverMetrics = {
+  requests: METRIC.requests,
+  statusLabel: METRIC_LABEL.status,
+  routeLabel: METRIC_LABEL.route,
+  latency: METRIC.duration,
+  predictions: METRIC.predictions,
+  classLabel: METRIC_LABEL.class,
+  confidence: METRIC.confidence
+};
+var analysisConfigSchema = external_exports.object({
+  /** Largest canary 5xx share of its responses. */
+  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
+  /** Canary responses needed before rates and latency mean anything. */
+  minRequests: external_exports.number().int().min(1).default(20),
+  maxP95Ms: external_exports.number().positive().default(250),
+  maxP99Ms: external_exports.number().positive().default(500),
+  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
+  latencyFactor: external_exports.number().min(1).default(2),
+  latencySlackMs: external_exports.number().min(0).default(20),
+  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
+  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
+  /** Predictions needed on the canary before the quality checks judge. */
+  minPredictions: external_exports.number().int().min(1).default(100),
+  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
+  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
+  /** Largest population stability index between canary and stable confidence histograms. */
+  maxPsi: external_exports.number().min(0).default(0.25),
+  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
+  maxReferenceShift: external_exports.number().min(0).max(1).optional()
+});
+var predictRoute = (labels) => {
+  const route = labels[serverMetrics.routeLabel];
+  return route === void 0 || /predict|infer/.test(route);
+};
+function serverDelta(start, end) {
+  const routerResponses = start.router && end.router ? counterDelta(start.router.responses, end.router.responses) : 0;
+  const routerErrors = start.router && end.router ? counterDelta(start.router.http5xx, end.router.http5xx) + counterDelta(start.router.failures, end.router.failures) : 0;
+  let serverResponses = 0;
+  let serverErrors = 0;
+  let p95;
+  let p99;
+  let latencySamples = 0;
+  let classCounts = /* @__PURE__ */ new Map();
+  let confidenceBins = [];
+  if (start.metrics && end.metrics) {
+    const m0 = start.metrics;
+    const m1 = end.metrics;
+    const is5xx = (l) => predictRoute(l) && /^5/.test(l[serverMetrics.statusLabel] ?? "");
+    serverResponses = counterDelta(
+      sumOf(m0, serverMetrics.requests, predictRoute),
+      sumOf(m1, serverMetrics.requests, predictRoute)
+    );
+    serverErrors = counterDelta(
+      sumOf(m0, serverMetrics.requests, is5xx),
+      sumOf(m1, serverMetrics.requests, is5xx)
+    );
+    const lat = histogramDelta(
+      histogramBuckets(m0, serverMetrics.latency, predictRoute),
+      histogramBuckets(m1, serverMetrics.latency, predictRoute)
+    );
+    latencySamples = lat.at(-1)?.[1] ?? 0;
+    const q95 = histogramQuantile(0.95, lat);
+    const q99 = histogramQuantile(0.99, lat);
+    p95 = q95 === void 0 ? void 0 : q95 * 1e3;
+    p99 = q99 === void 0 ? void 0 : q99 * 1e3;
+    classCounts = deltaMap(
+      sumBy(m0, serverMetrics.predictions, serverMetrics.classLabel),
+      sumBy(m1, serverMetrics.predictions, serverMetrics.classLabel)
+    );
+    confidenceBins = binsFromCumulative(
+      histogramDelta(
+        histogramBuckets(m0, serverMetrics.confidence),
+        histogramBuckets(m1, serverMetrics.confidence)
+      )
+    );
+  }
+  const predictions = [...classCounts.values()].reduce((a, b) => a + b, 0);
+  const statusText = end.router?.status ?? "unknown";
+  return {
+    // HAProxy and the server count differently (HAProxy books a retried 500 as a retry; the server
+    // sees every attempt): judge by the source that saw more errors, with its own denominator.
+    ...serverErrors > routerErrors ? { responses: serverResponses, errors: serverErrors } : { responses: Math.max(routerResponses, routerErrors), errors: routerErrors },
+    p95,
+    p99,
+    latencySamples,
+    classCounts,
+    predictions,
+    confidenceBins,
+    healthy: end.metrics !== null && (end.router === null || /^(UP|NOLB|DRAIN)/.test(statusText)),
+    statusText
+  };
+}
+var pct2 = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
+function shares(counts) {
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  const out = {};
+  for (const [k, v] of counts) out[k] = total > 0 ? v / total : 0;
+  return out;
+}
+var totalVariation2 = labelTotalVariation;
+function mixText(mix) {
+  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k} ${pct2(v, 0)}`).join(" / ") : "none";
+}
+var judged = (name, ok, value, threshold, message) => ({
+  name,
+  status: ok ? "pass" : "fail",
+  value,
+  threshold,
+  message
+});
+var healthy = ({ canary, end }) => [
+  {
+    name: "healthy",
+    status: canary.healthy ? "pass" : "fail",
+    value: canary.healthy ? 1 : 0,
+    threshold: 1,
+    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
+  }
+];
+var errorRate = ({ canary, config: config2, noData }) => {
+  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
+  if (canary.responses < config2.minRequests && canary.errors === 0)
+    return [
+      noData(
+        "error-rate",
+        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
+        config2.maxErrorRate
+      )
+    ];
+  const ok = rate <= config2.maxErrorRate;
+  return [
+    judged(
+      "error-rate",
+      ok,
+      rate,
+      config2.maxErrorRate,
+      `canary 5xx/error rate ${pct2(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct2(config2.maxErrorRate, 2)}`
+    )
+  ];
+};
+var latency = (q) => ({ canary, stable, config: config2, noData }) => {
+  const name = `latency-${q}`;
+  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
+  const value = canary[q];
+  if (value === void 0 || canary.responses < config2.minRequests)
+    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
+  const needed = config2.minLatencySamples[q];
+  if (canary.latencySamples < needed)
+    return [
+      {
+        name,
+        status: "pass",
+        value,
+        threshold: null,
+        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
+      }
+    ];
+  const base = stable?.[q];
+  const relative2 = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
+  const threshold = relative2 === void 0 ? limit : Math.min(limit, relative2);
+  const ok = value <= threshold;
+  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
+  return [
+    judged(
+      name,
+      ok,
+      value,
+      threshold,
+      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
+    )
+  ];
+};
+var classMix = ({
+  canary,
+  stable,
+  canaryMix,
+  stableMix,
+  enoughCanary,
+  enoughStable,
+  config: config2,
+  noData
+}) => {
+  if (!stable)
+    return [
+      {
+        name: "class-mix",
+        status: "pass",
+        value: null,
+        threshold: null,
+        message: "no stable version to compare predictions with"
+      }
+    ];
+  if (!enoughCanary || !enoughStable)
+    return [
+      noData(
+        "class-mix",
+        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
+        config2.maxClassShift
+      )
+    ];
+  const tv = totalVariation2(canaryMix, stableMix);
+  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "class-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
+    )
+  ];
+};
+var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
+  if (!stable) return [];
+  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
+    return [
+      noData(
+        "confidence-psi",
+        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
+        config2.maxPsi
+      )
+    ];
+  const value = psi(canary.confidenceBins, stable.confidenceBins);
+  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
+  const ok = value <= threshold;
+  return [
+    judged(
+      "confidence-psi",
+      ok,
+      value,
+      threshold,
+      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
+    )
+  ];
+};
+var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
+  if (!reference || config2.maxReferenceShift === void 0) return [];
+  if (!enoughCanary)
+    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
+  const tv = totalVariation2(canaryMix, reference.classMix);
+  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
+  const ok = tv <= threshold;
+  return [
+    judged(
+      "reference-mix",
+      ok,
+      tv,
+      threshold,
+      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
+    )
+  ];
+};
+var CHECKS = [
+  healthy,
+  errorRate,
+  latency("p95"),
+  latency("p99"),
+  classMix,
+  confidencePsi,
+  referenceMix
+];
+function analyseInterval(start, end, config2, options = {}) {
+  const canary = serverDelta(start.canary, end.canary);
+  const stable = start.stable && end.stable ? serverDelta(start.stable, end.stable) : void 0;
+  const canaryMix = shares(canary.classCounts);
+  const stableMix = stable ? shares(stable.classCounts) : {};
+  const context3 = {
+    canary,
+    stable,
+    canaryMix,
+    stableMix,
+    enoughCanary: canary.predictions >= config2.minPredictions,
+    enoughStable: stable !== void 0 && stable.predictions >= config2.minPredictions,
+    config: config2,
+    reference: options.reference,
+    end,
+    noData: (name, message, threshold) => ({
+      name,
+      status: options.allowNoData ? "pass" : "inconclusive",
+      value: null,
+      threshold,
+      message: options.allowNoData ? `${message} (allowed: --allow-no-data)` : message
+    })
+  };
+  const checks = CHECKS.flatMap((check2) => check2(context3));
+  const verdict = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "inconclusive") ? "inconclusive" : "pass";
+  const figures = {
+    seconds: Math.max(0, (end.at - start.at) / 1e3),
+    canaryRequests: canary.responses,
+    canaryErrors: canary.errors,
+    stableRequests: stable?.responses ?? 0,
+    stableErrors: stable?.errors ?? 0,
+    canaryP95Ms: canary.p95,
+    canaryP99Ms: canary.p99,
+    stableP95Ms: stable?.p95,
+    stableP99Ms: stable?.p99,
+    canaryClassMix: canaryMix,
+    stableClassMix: stableMix,
+    canaryPredictions: canary.predictions,
+    stablePredictions: stable?.predictions ?? 0
+  };
+  const parts = [
+    `${canary.responses} canary requests`,
+    `${canary.errors} errors`,
+    canary.p95 !== void 0 ? `p95 ${ms(canary.p95)}` : void 0,
+    canary.predictions > 0 ? mixText(canaryMix) : void 0
+  ].filter(Boolean);
+  return { verdict, checks, figures, summary: parts.join(", ") };
+}
+function explain(result) {
+  const bad = result.checks.filter((c) => c.status === "fail");
+  const list = bad.length ? bad : result.checks.filter((c) => c.status === "inconclusive");
+  return list.map((c) => `${c.name}: ${c.message}`).join("; ");
+}
+
+// src/rollout/settings.ts
+var containerSettingsSchema = external_exports.object({
+  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
+  cpus: external_exports.number().positive().default(1),
+  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
+  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
+  /** Server worker processes per container. */
+  workers: external_exports.number().int().min(1).max(64).default(1),
+  /** Port the server listens on inside the image. */
+  port: external_exports.number().int().min(1).max(65535).default(8080),
+  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
+  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
+});
+var rolloutSettingsSchema = external_exports.object({
+  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
+  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
+  /** Analysis interval per step. */
+  intervalMs: external_exports.number().int().min(100).default(3e4),
+  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
+  maxExtensions: external_exports.number().int().min(0).default(3),
+  /** Failed analyses (at one step) that abort the rollout. */
+  failureThreshold: external_exports.number().int().min(1).default(1),
+  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
+  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
+  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
+  /** How long the previous stable stays running (weight 0) for an instant rollback. */
+  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
+  /** Images of this many most recent versions are kept; older ones are removed with their version. */
+  keepImages: external_exports.number().int().min(1).default(3),
+  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
+  skipSmoke: external_exports.boolean().default(false),
+  /** Promote even when the analysis has no data (demo without traffic). */
+  allowNoData: external_exports.boolean().default(false),
+  /**
+   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
+   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
+   */
+  shadowMs: external_exports.number().int().min(0).default(0),
+  shadow: shadowConfigSchema.prefault({}),
+  analysis: analysisConfigSchema.prefault({}),
+  container: containerSettingsSchema.prefault({})
+});
+var FAST_SETTINGS = {
+  intervalMs: 4e3,
+  maxExtensions: 5,
+  drainTimeoutMs: 1e4,
+  analysis: { minRequests: 20, minPredictions: 50 },
+  shadow: { minPairs: 50 }
+};
+function parseDuration(text) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`not a duration: '${text}' (use e.g. 30s, 500ms, 2m)`);
+  const n = Number(m[1]);
+  const unit2 = m[2] ?? "s";
+  return Math.round(n * { ms: 1, s: 1e3, m: 6e4, h: 36e5 }[unit2]);
 }
 
 // src/rollout/options.ts

@@ -18303,9 +18303,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms3) {
+    function delay(ms2) {
       return new Promise((resolve4) => {
-        setTimeout(resolve4, ms3).unref();
+        setTimeout(resolve4, ms2).unref();
       });
     }
     module.exports = {
@@ -19871,8 +19871,8 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve4) => setTimeout(() => resolve4(), ms3));
+          const ms2 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve4) => setTimeout(() => resolve4(), ms2));
         });
       }
       _processResponse(res, options) {
@@ -22116,13 +22116,13 @@ function isValidBase64URL(data) {
 function isLuhnAlgo(digits) {
   let length = digits.length;
   let bit = 1;
-  let sum2 = 0;
+  let sum = 0;
   while (length) {
     const value = digits.charCodeAt(--length) - 48;
     bit ^= 1;
-    sum2 += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
+    sum += bit ? [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][value] : value;
   }
-  return sum2 % 10 === 0;
+  return sum % 10 === 0;
 }
 function isValidCreditCard(input2) {
   if (!creditCard.test(input2))
@@ -42369,7 +42369,7 @@ ${indent}${line}` : "\n";
           str += ",";
         } else if (ctx.options.trailingComma) {
           if (ctx.options.lineWidth > 0) {
-            reqNewline || (reqNewline = lines.reduce((sum2, line) => sum2 + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
+            reqNewline || (reqNewline = lines.reduce((sum, line) => sum + line.length + 2, 2) + (str.length + 2) > ctx.options.lineWidth);
           }
           if (reqNewline) {
             str += ",";
@@ -42385,7 +42385,7 @@ ${indent}${line}` : "\n";
         return start + end;
       } else {
         if (!reqNewline) {
-          const len = lines.reduce((sum2, line) => sum2 + line.length + 2, 2);
+          const len = lines.reduce((sum, line) => sum + line.length + 2, 2);
           reqNewline = ctx.options.lineWidth > 0 && len > ctx.options.lineWidth;
         }
         if (reqNewline) {
@@ -58987,473 +58987,10 @@ init_zod();
 // src/config/deploy.ts
 init_zod();
 
-// src/rollout/settings.ts
-init_zod();
-
-// src/analysis/analysis.ts
-init_zod();
-
-// src/contracts/metrics.ts
-var METRIC = {
-  requests: "modelship_http_requests_total",
-  duration: "modelship_http_request_duration_seconds",
-  inFlight: "modelship_http_requests_in_flight",
-  predictions: "modelship_predictions_total",
-  confidence: "modelship_prediction_confidence",
-  modelInfo: "modelship_model_info",
-  ready: "modelship_worker_ready",
-  workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total"
-};
-var METRIC_LABEL = {
-  status: "status",
-  route: "route",
-  class: "class"
-};
-
-// src/stats/distribution.ts
-var PSI_SMOOTHING = 0.5;
-function psi(observed, reference) {
-  const k = Math.max(observed.length, reference.length);
-  const no = sum(observed);
-  const nr = sum(reference);
-  if (k === 0 || no === 0 || nr === 0) return 0;
-  const n = no + PSI_SMOOTHING * k;
-  const r = nr + PSI_SMOOTHING * k;
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const q = ((observed[i] ?? 0) + PSI_SMOOTHING) / n;
-    const p = ((reference[i] ?? 0) + PSI_SMOOTHING) / r;
-    total += (q - p) * Math.log(q / p);
-  }
-  return total;
-}
-function totalVariation(p, q) {
-  const k = Math.max(p.length, q.length);
-  let total = 0;
-  for (let i = 0; i < k; i++) total += Math.abs((p[i] ?? 0) - (q[i] ?? 0));
-  return total / 2;
-}
-function labelTotalVariation(a, b) {
-  const keys = [.../* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])];
-  return totalVariation(
-    keys.map((k) => a[k] ?? 0),
-    keys.map((k) => b[k] ?? 0)
-  );
-}
-function sum(xs) {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
-
-// src/analysis/analysis.ts
-var serverMetrics = {
-  requests: METRIC.requests,
-  statusLabel: METRIC_LABEL.status,
-  routeLabel: METRIC_LABEL.route,
-  latency: METRIC.duration,
-  predictions: METRIC.predictions,
-  classLabel: METRIC_LABEL.class,
-  confidence: METRIC.confidence
-};
-var analysisConfigSchema = external_exports.object({
-  /** Largest canary 5xx share of its responses. */
-  maxErrorRate: external_exports.number().min(0).max(1).default(0.01),
-  /** Canary responses needed before rates and latency mean anything. */
-  minRequests: external_exports.number().int().min(1).default(20),
-  maxP95Ms: external_exports.number().positive().default(250),
-  maxP99Ms: external_exports.number().positive().default(500),
-  /** Canary p95/p99 may be at most this multiple of stable's (plus latencySlackMs, for sub-ms noise). */
-  latencyFactor: external_exports.number().min(1).default(2),
-  latencySlackMs: external_exports.number().min(0).default(20),
-  /** Observations a quantile needs before it is judged (p99 of 50 requests is one request). */
-  minLatencySamples: external_exports.object({ p95: external_exports.number().int().min(1).default(50), p99: external_exports.number().int().min(1).default(200) }).prefault({}),
-  /** Predictions needed on the canary before the quality checks judge. */
-  minPredictions: external_exports.number().int().min(1).default(100),
-  /** Largest total-variation distance between canary and stable class mix (0 = same, 1 = disjoint). */
-  maxClassShift: external_exports.number().min(0).max(1).default(0.15),
-  /** Largest population stability index between canary and stable confidence histograms. */
-  maxPsi: external_exports.number().min(0).default(0.25),
-  /** Also compare the canary's class mix with the bundle's reference (test split); off when unset. */
-  maxReferenceShift: external_exports.number().min(0).max(1).optional()
-});
-var pct = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
-var ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)}ms`;
-var totalVariation2 = labelTotalVariation;
-function mixText(mix) {
-  const entries = Object.entries(mix).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length ? entries.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" / ") : "none";
-}
-var judged = (name, ok, value, threshold, message) => ({
-  name,
-  status: ok ? "pass" : "fail",
-  value,
-  threshold,
-  message
-});
-var healthy = ({ canary, end }) => [
-  {
-    name: "healthy",
-    status: canary.healthy ? "pass" : "fail",
-    value: canary.healthy ? 1 : 0,
-    threshold: 1,
-    message: canary.healthy ? `canary is up (HAProxy: ${canary.statusText}) and serving metrics` : `canary is not healthy (HAProxy: ${canary.statusText}${end.canary.metrics === null ? ", /metrics unreachable" : ""})`
-  }
-];
-var errorRate = ({ canary, config: config2, noData }) => {
-  const rate = canary.responses > 0 ? canary.errors / canary.responses : 0;
-  if (canary.responses < config2.minRequests && canary.errors === 0)
-    return [
-      noData(
-        "error-rate",
-        `only ${canary.responses} canary responses (need ${config2.minRequests}) to judge the error rate`,
-        config2.maxErrorRate
-      )
-    ];
-  const ok = rate <= config2.maxErrorRate;
-  return [
-    judged(
-      "error-rate",
-      ok,
-      rate,
-      config2.maxErrorRate,
-      `canary 5xx/error rate ${pct(rate, 2)} (${canary.errors}/${canary.responses}) ${ok ? "≤" : ">"} ${pct(config2.maxErrorRate, 2)}`
-    )
-  ];
-};
-var latency = (q) => ({ canary, stable, config: config2, noData }) => {
-  const name = `latency-${q}`;
-  const limit = q === "p95" ? config2.maxP95Ms : config2.maxP99Ms;
-  const value = canary[q];
-  if (value === void 0 || canary.responses < config2.minRequests)
-    return [noData(name, `not enough canary requests to measure ${q} latency`, limit)];
-  const needed = config2.minLatencySamples[q];
-  if (canary.latencySamples < needed)
-    return [
-      {
-        name,
-        status: "pass",
-        value,
-        threshold: null,
-        message: `${q} not judged yet: ${canary.latencySamples} canary requests (needs ${needed}); measured ${ms(value)}`
-      }
-    ];
-  const base = stable?.[q];
-  const relative = base === void 0 ? void 0 : base * config2.latencyFactor + config2.latencySlackMs;
-  const threshold = relative === void 0 ? limit : Math.min(limit, relative);
-  const ok = value <= threshold;
-  const vsStable = base === void 0 ? "" : `, stable ${ms(base)} (limit ${config2.latencyFactor}× + ${config2.latencySlackMs}ms)`;
-  return [
-    judged(
-      name,
-      ok,
-      value,
-      threshold,
-      `canary ${q} ${ms(value)} ${ok ? "≤" : ">"} ${ms(threshold)}${vsStable}`
-    )
-  ];
-};
-var classMix = ({
-  canary,
-  stable,
-  canaryMix,
-  stableMix,
-  enoughCanary,
-  enoughStable,
-  config: config2,
-  noData
-}) => {
-  if (!stable)
-    return [
-      {
-        name: "class-mix",
-        status: "pass",
-        value: null,
-        threshold: null,
-        message: "no stable version to compare predictions with"
-      }
-    ];
-  if (!enoughCanary || !enoughStable)
-    return [
-      noData(
-        "class-mix",
-        `too few predictions to compare class mix (canary ${canary.predictions}, stable ${stable.predictions}; need ${config2.minPredictions} each)`,
-        config2.maxClassShift
-      )
-    ];
-  const tv = totalVariation2(canaryMix, stableMix);
-  const threshold = config2.maxClassShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "class-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix shift ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: canary ${mixText(canaryMix)} vs stable ${mixText(stableMix)}`
-    )
-  ];
-};
-var confidencePsi = ({ canary, stable, enoughCanary, enoughStable, config: config2, noData }) => {
-  if (!stable) return [];
-  if (!enoughCanary || !enoughStable || !canary.confidenceBins.length || !stable.confidenceBins.length)
-    return [
-      noData(
-        "confidence-psi",
-        `too few predictions for the confidence histogram (canary ${canary.predictions}, need ${config2.minPredictions})`,
-        config2.maxPsi
-      )
-    ];
-  const value = psi(canary.confidenceBins, stable.confidenceBins);
-  const threshold = config2.maxPsi + (canary.confidenceBins.length - 1) / canary.predictions;
-  const ok = value <= threshold;
-  return [
-    judged(
-      "confidence-psi",
-      ok,
-      value,
-      threshold,
-      `confidence distribution PSI ${value.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)} (canary vs stable)`
-    )
-  ];
-};
-var referenceMix = ({ canary, canaryMix, enoughCanary, config: config2, reference, noData }) => {
-  if (!reference || config2.maxReferenceShift === void 0) return [];
-  if (!enoughCanary)
-    return [noData("reference-mix", "too few canary predictions to compare with the reference", null)];
-  const tv = totalVariation2(canaryMix, reference.classMix);
-  const threshold = config2.maxReferenceShift + 1 / Math.sqrt(canary.predictions);
-  const ok = tv <= threshold;
-  return [
-    judged(
-      "reference-mix",
-      ok,
-      tv,
-      threshold,
-      `class mix vs the bundle's test split ${tv.toFixed(3)} ${ok ? "≤" : ">"} ${threshold.toFixed(3)}: ${mixText(canaryMix)} vs ${mixText(reference.classMix)}`
-    )
-  ];
-};
-var CHECKS = [
-  healthy,
-  errorRate,
-  latency("p95"),
-  latency("p99"),
-  classMix,
-  confidencePsi,
-  referenceMix
-];
-
 // src/shadow/compare.ts
 init_zod();
 
-// training/random.ts
-function createRng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-function shuffleInPlace(items, rng) {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const tmp = items[i];
-    items[i] = items[j];
-    items[j] = tmp;
-  }
-  return items;
-}
-
-// src/gate/stats.ts
-function mcnemarExact(b, c) {
-  if (!(Number.isInteger(b) && Number.isInteger(c) && b >= 0 && c >= 0)) {
-    throw new RangeError(`McNemar counts must be non-negative integers, got ${b} and ${c}`);
-  }
-  const n = b + c;
-  if (n === 0) return 1;
-  const k = Math.min(b, c);
-  const ln2n = n * Math.LN2;
-  const logs = [];
-  let logC = 0;
-  for (let i = 0; i <= k; i++) {
-    logs.push(logC - ln2n);
-    logC += Math.log(n - i) - Math.log(i + 1);
-  }
-  const max = Math.max(...logs);
-  let sum2 = 0;
-  for (const l of logs) sum2 += Math.exp(l - max);
-  const tail2 = Math.exp(max + Math.log(sum2));
-  return Math.min(1, 2 * tail2);
-}
-function disagreements(input2) {
-  let candidateOnly = 0;
-  let baselineOnly = 0;
-  let bothRight = 0;
-  let bothWrong = 0;
-  let differentAnswers = 0;
-  for (let i = 0; i < input2.yTrue.length; i++) {
-    const t = input2.yTrue[i];
-    const c = input2.candidate[i] === t;
-    const b = input2.baseline[i] === t;
-    if (input2.candidate[i] !== input2.baseline[i]) differentAnswers++;
-    if (c && !b) candidateOnly++;
-    else if (b && !c) baselineOnly++;
-    else if (b && c) bothRight++;
-    else bothWrong++;
-  }
-  return {
-    candidateOnly,
-    baselineOnly,
-    bothRight,
-    bothWrong,
-    differentAnswers,
-    pValue: mcnemarExact(candidateOnly, baselineOnly)
-  };
-}
-function confusionMetrics(cells, k, outC, outB) {
-  for (const [out, which2] of [
-    [outC, 0],
-    [outB, 1]
-  ]) {
-    let total = 0;
-    let hits = 0;
-    let f1sum = 0;
-    for (let c = 0; c < k; c++) {
-      let tp = 0;
-      let predicted = 0;
-      let support = 0;
-      for (let a = 0; a < k; a++) {
-        for (let b = 0; b < k; b++) {
-          const own2 = which2 === 0 ? a : b;
-          const n = cells[(c * k + a) * k + b];
-          support += n;
-          if (own2 === c) tp += n;
-          const m = which2 === 0 ? cells[(a * k + c) * k + b] : cells[(a * k + b) * k + c];
-          predicted += m;
-        }
-      }
-      total += support;
-      hits += tp;
-      const precision = predicted === 0 ? 0 : tp / predicted;
-      const recall = support === 0 ? 0 : tp / support;
-      const f1 = precision + recall === 0 ? 0 : 2 * precision * recall / (precision + recall);
-      out[2 + c] = f1;
-      f1sum += f1;
-    }
-    out[0] = total === 0 ? Number.NaN : hits / total;
-    out[1] = f1sum / k;
-  }
-}
-var AucScorer = class {
-  constructor(positive2, score2) {
-    this.positive = positive2;
-    const n = positive2.length;
-    this.order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score2[a] - score2[b]);
-    this.groupEnd = new Int32Array(n);
-    for (let i = n - 1; i >= 0; i--) {
-      this.groupEnd[i] = i + 1 < n && score2[this.order[i + 1]] === score2[this.order[i]] ? this.groupEnd[i + 1] : i + 1;
-    }
-  }
-  positive;
-  order;
-  groupEnd;
-  /** Ties count half, as sklearn's roc_auc_score; NaN when a class is absent from the draw. */
-  auc(w) {
-    const { order, groupEnd, positive: positive2 } = this;
-    let negBelow = 0;
-    let area = 0;
-    let pos = 0;
-    let i = 0;
-    while (i < order.length) {
-      const end = groupEnd[i];
-      let gPos = 0;
-      let gNeg = 0;
-      for (let j = i; j < end; j++) {
-        const row = order[j];
-        const wi = w[row];
-        if (wi === 0) continue;
-        if (positive2[row] === 1) gPos += wi;
-        else gNeg += wi;
-      }
-      area += gPos * (negBelow + gNeg / 2);
-      negBelow += gNeg;
-      pos += gPos;
-      i = end;
-    }
-    if (pos === 0 || negBelow === 0) return Number.NaN;
-    return area / (pos * negBelow);
-  }
-};
-function metricKeys(labels) {
-  return ["accuracy", "macroF1", ...labels.map((l) => `classF1[${l}]`), "rocAuc"];
-}
-function pairedBootstrap(input2, options) {
-  const n = input2.yTrue.length;
-  const k = input2.labels.length;
-  if (n === 0) return [];
-  if (input2.candidate.length !== n || input2.baseline.length !== n) {
-    throw new RangeError(
-      `paired bootstrap: ${n} labels but ${input2.candidate.length}/${input2.baseline.length} predictions`
-    );
-  }
-  const combo = new Int32Array(n);
-  for (let i = 0; i < n; i++) combo[i] = (input2.yTrue[i] * k + input2.candidate[i]) * k + input2.baseline[i];
-  const binary = k === 2 && input2.candidateScore !== void 0 && input2.baselineScore !== void 0;
-  const positive2 = Uint8Array.from({ length: n }, (_, i) => input2.yTrue[i] === 1 ? 1 : 0);
-  const aucC = binary ? new AucScorer(positive2, input2.candidateScore) : void 0;
-  const aucB = binary ? new AucScorer(positive2, input2.baselineScore) : void 0;
-  const width = k + 3;
-  const cells = new Float64Array(k * k * k);
-  const score2 = (w2, outC2, outB2) => {
-    cells.fill(0);
-    for (let i = 0; i < n; i++) cells[combo[i]] += w2[i];
-    confusionMetrics(cells, k, outC2, outB2);
-    outC2[2 + k] = aucC ? aucC.auc(w2) : Number.NaN;
-    outB2[2 + k] = aucB ? aucB.auc(w2) : Number.NaN;
-  };
-  const pointC = new Float64Array(width);
-  const pointB = new Float64Array(width);
-  const ones = new Float64Array(n).fill(1);
-  score2(ones, pointC, pointB);
-  const deltas = Array.from({ length: width }, () => new Float64Array(options.resamples));
-  const counts = new Int32Array(width);
-  const w = new Float64Array(n);
-  const outC = new Float64Array(width);
-  const outB = new Float64Array(width);
-  const rng = createRng(options.seed);
-  for (let r = 0; r < options.resamples; r++) {
-    w.fill(0);
-    for (let i = 0; i < n; i++) w[Math.floor(rng() * n)]++;
-    score2(w, outC, outB);
-    for (let m = 0; m < width; m++) {
-      const d = outC[m] - outB[m];
-      if (Number.isNaN(d)) continue;
-      deltas[m][counts[m]++] = d;
-    }
-  }
-  const alpha = 1 - options.confidence;
-  const keys = metricKeys(input2.labels);
-  const result = [];
-  keys.forEach((key, m) => {
-    if (Number.isNaN(pointC[m]) || Number.isNaN(pointB[m])) return;
-    const sorted2 = deltas[m].subarray(0, counts[m]).sort();
-    result.push({
-      key,
-      candidate: pointC[m],
-      baseline: pointB[m],
-      delta: pointC[m] - pointB[m],
-      low: percentile(sorted2, alpha / 2),
-      high: percentile(sorted2, 1 - alpha / 2),
-      resamples: counts[m]
-    });
-  });
-  return result;
-}
+// src/stats/distribution.ts
 function percentile(sorted2, q) {
   const n = sorted2.length;
   if (n === 0) return Number.NaN;
@@ -59464,6 +59001,8 @@ function percentile(sorted2, q) {
 }
 
 // src/shadow/compare.ts
+var SHADOW_STEP_MS = 6e4;
+var FAST_SHADOW_STEP_MS = 3e3;
 var shadowConfigSchema = external_exports.object({
   /** Largest share of pairs whose labels differ (point estimate, judged once minPairs are in). */
   maxDisagreement: external_exports.number().min(0).max(1).default(0.02),
@@ -59483,51 +59022,6 @@ var tabularAnswer = external_exports.object({
   label: external_exports.union([external_exports.string(), external_exports.number()]),
   probabilities: external_exports.record(external_exports.string(), external_exports.number())
 });
-
-// src/rollout/settings.ts
-var containerSettingsSchema = external_exports.object({
-  memory: external_exports.string().regex(/^\d+[kmg]?$/i, "memory like 512m or 1g").default("512m"),
-  cpus: external_exports.number().positive().default(1),
-  /** Engine restart policy: the container must outlive the CI job and come back after a crash. */
-  restart: external_exports.enum(["always", "unless-stopped", "on-failure"]).default("always"),
-  /** Server worker processes per container. */
-  workers: external_exports.number().int().min(1).max(64).default(1),
-  /** Port the server listens on inside the image. */
-  port: external_exports.number().int().min(1).max(65535).default(8080),
-  /** Container names are `<prefix><version>-<8 hex of the state dir>` (two state dirs never share one). */
-  namePrefix: external_exports.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default("modelship-")
-});
-var rolloutSettingsSchema = external_exports.object({
-  /** Canary traffic percentages, ascending; reaching 100 is the promotion. */
-  steps: external_exports.array(external_exports.number().int().min(1).max(100)).min(1).default([5, 25, 50, 100]).refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]), "steps must be strictly ascending"),
-  /** Analysis interval per step. */
-  intervalMs: external_exports.number().int().min(100).default(3e4),
-  /** An inconclusive step (too little traffic) is extended this many times, then the rollout aborts. */
-  maxExtensions: external_exports.number().int().min(0).default(3),
-  /** Failed analyses (at one step) that abort the rollout. */
-  failureThreshold: external_exports.number().int().min(1).default(1),
-  readyTimeoutMs: external_exports.number().int().positive().default(6e4),
-  healthTimeoutMs: external_exports.number().int().positive().default(2e4),
-  drainTimeoutMs: external_exports.number().int().positive().default(3e4),
-  /** How long the previous stable stays running (weight 0) for an instant rollback. */
-  standbyWindowMs: external_exports.number().int().min(0).default(24 * 36e5),
-  /** Images of this many most recent versions are kept; older ones are removed with their version. */
-  keepImages: external_exports.number().int().min(1).default(3),
-  /** Skip the golden smoke test on the candidate's own port (drills only: the analysis still judges). */
-  skipSmoke: external_exports.boolean().default(false),
-  /** Promote even when the analysis has no data (demo without traffic). */
-  allowNoData: external_exports.boolean().default(false),
-  /**
-   * Shadow step before any weight moves (0 = off): the edge mirrors live prediction requests to the
-   * candidate this long, answers compared with stable's; a failing verdict aborts the rollout.
-   */
-  shadowMs: external_exports.number().int().min(0).default(0),
-  shadow: shadowConfigSchema.prefault({}),
-  analysis: analysisConfigSchema.prefault({}),
-  container: containerSettingsSchema.prefault({})
-});
-var SHADOW_STEP_MS = 6e4;
-var FAST_SHADOW_STEP_MS = 3e3;
 
 // src/config/deploy.ts
 var durationText = external_exports.union([external_exports.string(), external_exports.number().min(0)]).describe('A duration: "30s", "500ms", "2m", or a number of seconds.');
@@ -60346,7 +59840,7 @@ var ownerSchema = external_exports.object({
   target: external_exports.string().optional(),
   lockIno: external_exports.number()
 });
-var sleep = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep = (ms2) => new Promise((r) => setTimeout(r, ms2));
 var Ledger = class {
   stateDir;
   file;
@@ -60779,7 +60273,7 @@ function routerPaths(stateDir) {
     pinMap: join5(dir, "pin.map")
   };
 }
-var ms2 = (n) => `${n}ms`;
+var ms = (n) => `${n}ms`;
 var socketGroup = (settings) => {
   const g = settings.socketGroup;
   if (!g) return "";
@@ -60792,14 +60286,14 @@ function serverKeywords(settings, spec, forConfig) {
     `${spec.address}:${spec.port}`,
     `weight ${weight}`,
     "check",
-    `inter ${ms2(h.interMs)}`,
-    `fastinter ${ms2(h.fastInterMs)}`,
-    `downinter ${ms2(h.downInterMs)}`,
+    `inter ${ms(h.interMs)}`,
+    `fastinter ${ms(h.fastInterMs)}`,
+    `downinter ${ms(h.downInterMs)}`,
     `fall ${h.fall}`,
     `rise ${h.rise}`
   ];
   if (h.errorLimit > 0) words.push(`observe layer4 error-limit ${h.errorLimit} on-error mark-down`);
-  if (h.slowstartMs > 0) words.push(`slowstart ${ms2(h.slowstartMs)}`);
+  if (h.slowstartMs > 0) words.push(`slowstart ${ms(h.slowstartMs)}`);
   if (spec.backup) words.push("backup");
   if (forConfig && spec.state === "maint") words.push("disabled");
   return words.join(" ");
@@ -60920,17 +60414,17 @@ global
     stats timeout 30s
     server-state-file ${p.serverState}
     maxconn ${settings.maxconn}
-    hard-stop-after ${ms2(t.hardStopAfterMs)}
+    hard-stop-after ${ms(t.hardStopAfterMs)}
 ${runAsLines(settings)}${shadowGlobal(p, desired.shadow)}
 defaults
     mode http
-    timeout connect ${ms2(t.connectMs)}
-    timeout client ${ms2(t.clientMs)}
-    timeout server ${ms2(t.serverMs)}
-    timeout http-request ${ms2(t.httpRequestMs)}
-    timeout http-keep-alive ${ms2(t.keepAliveMs)}
-    timeout queue ${ms2(t.queueMs)}
-    timeout check ${ms2(h.timeoutMs)}
+    timeout connect ${ms(t.connectMs)}
+    timeout client ${ms(t.clientMs)}
+    timeout server ${ms(t.serverMs)}
+    timeout http-request ${ms(t.httpRequestMs)}
+    timeout http-keep-alive ${ms(t.keepAliveMs)}
+    timeout queue ${ms(t.queueMs)}
+    timeout check ${ms(h.timeoutMs)}
     # Keep-alive on both sides (HAProxy's default mode) rather than http-server-close: a new backend
     # connection per request costs throughput and latency, idle pooled connections do not count as
     # sessions (so drain still reaches 0), and a backend closing an idle connection under us is
@@ -62858,7 +62352,7 @@ function parseServersState(answer) {
 }
 
 // src/router/process.ts
-var sleep2 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep2 = (ms2) => new Promise((r) => setTimeout(r, ms2));
 async function haproxyBinary() {
   const bin = await systemExecutable("haproxy");
   if (!bin)
@@ -63214,7 +62708,7 @@ function toServerStats(rows) {
   const usable = parsed.filter((s) => s.up && !s.status.startsWith("DRAIN") && s.weight > 0);
   const regular = usable.filter((s) => !s.backup);
   const serving = regular.length > 0 ? regular : usable;
-  const total = serving.reduce((sum2, s) => sum2 + s.weight, 0);
+  const total = serving.reduce((sum, s) => sum + s.weight, 0);
   for (const s of serving) s.sharePercent = total > 0 ? Math.round(s.weight / total * 1e3) / 10 : 0;
   return parsed;
 }
@@ -63465,7 +62959,7 @@ function stripUndefined(o) {
 }
 
 // src/router/router.ts
-var sleep3 = (ms3) => new Promise((r) => setTimeout(r, ms3));
+var sleep3 = (ms2) => new Promise((r) => setTimeout(r, ms2));
 var Router = class _Router {
   settings;
   paths;
@@ -64167,6 +63661,29 @@ import { join as join12, resolve as resolve3 } from "node:path";
 
 // training/split.ts
 init_errors3();
+
+// training/random.ts
+function createRng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function shuffleInPlace(items, rng) {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const tmp = items[i];
+    items[i] = items[j];
+    items[j] = tmp;
+  }
+  return items;
+}
+
+// training/split.ts
 function indicesByClass(labels) {
   const byClass = /* @__PURE__ */ new Map();
   const sortedClasses = [...new Set(labels)].sort();
@@ -64426,6 +63943,194 @@ function clip(s) {
 // src/gate/paired.ts
 init_classification();
 init_errors3();
+
+// src/gate/stats.ts
+function mcnemarExact(b, c) {
+  if (!(Number.isInteger(b) && Number.isInteger(c) && b >= 0 && c >= 0)) {
+    throw new RangeError(`McNemar counts must be non-negative integers, got ${b} and ${c}`);
+  }
+  const n = b + c;
+  if (n === 0) return 1;
+  const k = Math.min(b, c);
+  const ln2n = n * Math.LN2;
+  const logs = [];
+  let logC = 0;
+  for (let i = 0; i <= k; i++) {
+    logs.push(logC - ln2n);
+    logC += Math.log(n - i) - Math.log(i + 1);
+  }
+  const max = Math.max(...logs);
+  let sum = 0;
+  for (const l of logs) sum += Math.exp(l - max);
+  const tail2 = Math.exp(max + Math.log(sum));
+  return Math.min(1, 2 * tail2);
+}
+function disagreements(input2) {
+  let candidateOnly = 0;
+  let baselineOnly = 0;
+  let bothRight = 0;
+  let bothWrong = 0;
+  let differentAnswers = 0;
+  for (let i = 0; i < input2.yTrue.length; i++) {
+    const t = input2.yTrue[i];
+    const c = input2.candidate[i] === t;
+    const b = input2.baseline[i] === t;
+    if (input2.candidate[i] !== input2.baseline[i]) differentAnswers++;
+    if (c && !b) candidateOnly++;
+    else if (b && !c) baselineOnly++;
+    else if (b && c) bothRight++;
+    else bothWrong++;
+  }
+  return {
+    candidateOnly,
+    baselineOnly,
+    bothRight,
+    bothWrong,
+    differentAnswers,
+    pValue: mcnemarExact(candidateOnly, baselineOnly)
+  };
+}
+function confusionMetrics(cells, k, outC, outB) {
+  for (const [out, which2] of [
+    [outC, 0],
+    [outB, 1]
+  ]) {
+    let total = 0;
+    let hits = 0;
+    let f1sum = 0;
+    for (let c = 0; c < k; c++) {
+      let tp = 0;
+      let predicted = 0;
+      let support = 0;
+      for (let a = 0; a < k; a++) {
+        for (let b = 0; b < k; b++) {
+          const own2 = which2 === 0 ? a : b;
+          const n = cells[(c * k + a) * k + b];
+          support += n;
+          if (own2 === c) tp += n;
+          const m = which2 === 0 ? cells[(a * k + c) * k + b] : cells[(a * k + b) * k + c];
+          predicted += m;
+        }
+      }
+      total += support;
+      hits += tp;
+      const precision = predicted === 0 ? 0 : tp / predicted;
+      const recall = support === 0 ? 0 : tp / support;
+      const f1 = precision + recall === 0 ? 0 : 2 * precision * recall / (precision + recall);
+      out[2 + c] = f1;
+      f1sum += f1;
+    }
+    out[0] = total === 0 ? Number.NaN : hits / total;
+    out[1] = f1sum / k;
+  }
+}
+var AucScorer = class {
+  constructor(positive2, score2) {
+    this.positive = positive2;
+    const n = positive2.length;
+    this.order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => score2[a] - score2[b]);
+    this.groupEnd = new Int32Array(n);
+    for (let i = n - 1; i >= 0; i--) {
+      this.groupEnd[i] = i + 1 < n && score2[this.order[i + 1]] === score2[this.order[i]] ? this.groupEnd[i + 1] : i + 1;
+    }
+  }
+  positive;
+  order;
+  groupEnd;
+  /** Ties count half, as sklearn's roc_auc_score; NaN when a class is absent from the draw. */
+  auc(w) {
+    const { order, groupEnd, positive: positive2 } = this;
+    let negBelow = 0;
+    let area = 0;
+    let pos = 0;
+    let i = 0;
+    while (i < order.length) {
+      const end = groupEnd[i];
+      let gPos = 0;
+      let gNeg = 0;
+      for (let j = i; j < end; j++) {
+        const row = order[j];
+        const wi = w[row];
+        if (wi === 0) continue;
+        if (positive2[row] === 1) gPos += wi;
+        else gNeg += wi;
+      }
+      area += gPos * (negBelow + gNeg / 2);
+      negBelow += gNeg;
+      pos += gPos;
+      i = end;
+    }
+    if (pos === 0 || negBelow === 0) return Number.NaN;
+    return area / (pos * negBelow);
+  }
+};
+function metricKeys(labels) {
+  return ["accuracy", "macroF1", ...labels.map((l) => `classF1[${l}]`), "rocAuc"];
+}
+function pairedBootstrap(input2, options) {
+  const n = input2.yTrue.length;
+  const k = input2.labels.length;
+  if (n === 0) return [];
+  if (input2.candidate.length !== n || input2.baseline.length !== n) {
+    throw new RangeError(
+      `paired bootstrap: ${n} labels but ${input2.candidate.length}/${input2.baseline.length} predictions`
+    );
+  }
+  const combo = new Int32Array(n);
+  for (let i = 0; i < n; i++) combo[i] = (input2.yTrue[i] * k + input2.candidate[i]) * k + input2.baseline[i];
+  const binary = k === 2 && input2.candidateScore !== void 0 && input2.baselineScore !== void 0;
+  const positive2 = Uint8Array.from({ length: n }, (_, i) => input2.yTrue[i] === 1 ? 1 : 0);
+  const aucC = binary ? new AucScorer(positive2, input2.candidateScore) : void 0;
+  const aucB = binary ? new AucScorer(positive2, input2.baselineScore) : void 0;
+  const width = k + 3;
+  const cells = new Float64Array(k * k * k);
+  const score2 = (w2, outC2, outB2) => {
+    cells.fill(0);
+    for (let i = 0; i < n; i++) cells[combo[i]] += w2[i];
+    confusionMetrics(cells, k, outC2, outB2);
+    outC2[2 + k] = aucC ? aucC.auc(w2) : Number.NaN;
+    outB2[2 + k] = aucB ? aucB.auc(w2) : Number.NaN;
+  };
+  const pointC = new Float64Array(width);
+  const pointB = new Float64Array(width);
+  const ones = new Float64Array(n).fill(1);
+  score2(ones, pointC, pointB);
+  const deltas = Array.from({ length: width }, () => new Float64Array(options.resamples));
+  const counts = new Int32Array(width);
+  const w = new Float64Array(n);
+  const outC = new Float64Array(width);
+  const outB = new Float64Array(width);
+  const rng = createRng(options.seed);
+  for (let r = 0; r < options.resamples; r++) {
+    w.fill(0);
+    for (let i = 0; i < n; i++) w[Math.floor(rng() * n)]++;
+    score2(w, outC, outB);
+    for (let m = 0; m < width; m++) {
+      const d = outC[m] - outB[m];
+      if (Number.isNaN(d)) continue;
+      deltas[m][counts[m]++] = d;
+    }
+  }
+  const alpha = 1 - options.confidence;
+  const keys = metricKeys(input2.labels);
+  const result = [];
+  keys.forEach((key, m) => {
+    if (Number.isNaN(pointC[m]) || Number.isNaN(pointB[m])) return;
+    const sorted2 = deltas[m].subarray(0, counts[m]).sort();
+    result.push({
+      key,
+      candidate: pointC[m],
+      baseline: pointB[m],
+      delta: pointC[m] - pointB[m],
+      low: percentile(sorted2, alpha / 2),
+      high: percentile(sorted2, 1 - alpha / 2),
+      resamples: counts[m]
+    });
+  });
+  return result;
+}
+
+// src/gate/paired.ts
 var Tables = class {
   /** Only the columns the models read (and the labels) are decoded: most of the parse time. */
   constructor(columns) {
@@ -65007,7 +64712,7 @@ function pairedRow(d, rule, metric, maxDrop, policy, accuracy, rows) {
   } else if (d.high < 0) significant = "drop";
   else if (d.low > 0) significant = "gain";
   const drop = -d.delta;
-  const pct3 = Math.round(policy.compare.confidence * 1e3) / 10;
+  const pct2 = Math.round(policy.compare.confidence * 1e3) / 10;
   let fail;
   let limit;
   switch (policy.compare.rule) {
@@ -65017,7 +64722,7 @@ function pairedRow(d, rule, metric, maxDrop, policy, accuracy, rows) {
       break;
     case "noninferior":
       fail = d.low < -maxDrop - EPS;
-      limit = `${pct3}% CI above −${fmt(maxDrop)}`;
+      limit = `${pct2}% CI above −${fmt(maxDrop)}`;
       break;
     default:
       fail = significant === "drop" && drop > maxDrop + EPS;
@@ -65289,7 +64994,7 @@ function renderMarkdown(verdict, ctx) {
   if (comparison?.mode === "paired") {
     const e = comparison.evaluation;
     out.push(
-      `> **Paired:** both models scored on the same ${e.rows.toLocaleString("en-US")} rows (${mdCell(e.source)}); Δ = candidate − production with its ${pct2(verdict)} interval (paired bootstrap, ${comparison.bootstrap.resamples} resamples, seed ${comparison.bootstrap.seed}).`,
+      `> **Paired:** both models scored on the same ${e.rows.toLocaleString("en-US")} rows (${mdCell(e.source)}); Δ = candidate − production with its ${pct(verdict)} interval (paired bootstrap, ${comparison.bootstrap.resamples} resamples, seed ${comparison.bootstrap.seed}).`,
       ""
     );
   } else if (comparison?.mode === "unpaired") {
@@ -65331,7 +65036,7 @@ function renderMarkdown(verdict, ctx) {
   return `${out.join("\n").trimEnd()}
 `;
 }
-function pct2(verdict) {
+function pct(verdict) {
   return `${Math.round(verdict.policy.compare.confidence * 1e3) / 10} %`;
 }
 function mdDelta(r) {
