@@ -305,6 +305,12 @@ export class Engine {
     return new EngineError(`${what} failed: ${message}`, { exitCode: ExitCode.environment });
   }
 
+  /** Whether the engine answers right now (never cached): tells an engine outage from a container's own failure. */
+  async answers(): Promise<boolean> {
+    const result = await this.exec(["version", "--format", "{{.Server.Version}}"], { timeoutMs: 15_000 });
+    return result.code === 0 && result.stdout.trim() !== "";
+  }
+
   async info(): Promise<EngineInfo> {
     if (this.infoCache) return this.infoCache;
     const result = await this.exec(["version", "--format", "{{json .}}"], { timeoutMs: 15_000 });

@@ -68,9 +68,10 @@ export async function heal(ctx: HealContext): Promise<HealOutcome> {
       outcome.failed.push(action.version);
       continue;
     }
+    const at = new Date(now()).toISOString();
     await ctx.op.update((l) => {
       l.history.push({
-        at: new Date(now()).toISOString(),
+        at,
         kind: "restart",
         version: action.version,
         reason: `${action.kind === "start" ? "stopped" : "gone"}; restart ${action.restarts + 1} of ${policy.maxRestarts} allowed per ${Math.round(policy.windowMs / 60_000)} min`,
@@ -81,7 +82,18 @@ export async function heal(ctx: HealContext): Promise<HealOutcome> {
       outcome.actions.push(`${what}: ${detail}`);
       outcome.healed.push(action.version);
     } catch (err) {
-      outcome.actions.push(`${what}: failed: ${(err as Error).message}`);
+      // The engine went away mid-restart (a reboot, the service restarting): the container did not
+      // die, so the attempt does not count towards "keeps dying" — else an outage spends the budget.
+      const engineDown = !(await ctx.engine.answers().catch(() => false));
+      if (engineDown)
+        await ctx.op.update((l) => {
+          const i = l.history.findIndex(
+            (h) => h.kind === "restart" && h.at === at && h.version === action.version,
+          );
+          if (i >= 0) l.history.splice(i, 1);
+        });
+      const note = engineDown ? " (engine not reachable: not counted against the restart limit)" : "";
+      outcome.actions.push(`${what}: failed${note}: ${(err as Error).message}`);
       outcome.failed.push(action.version);
     }
   }

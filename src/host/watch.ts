@@ -8,7 +8,7 @@ import { Ledger } from "../ledger/ledger.js";
 import { Router } from "../router/router.js";
 import { runChecked, startDetached } from "../util/command.js";
 import { atomicWriteFile } from "../util/fs.js";
-import { DEFAULT_HEAL_POLICY, type HealPolicy, planHeal } from "./heal.js";
+import { DEFAULT_HEAL_POLICY, describeHeal, type HealPolicy, planHeal } from "./heal.js";
 import { liveStates } from "./heal-run.js";
 import { repairRouter } from "./repair.js";
 import { repairLedger } from "./repair-ledger.js";
@@ -44,6 +44,9 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** The give-up message last logged by the loop owning a `seen` map (said once, again when it changes). */
+const seenGiveUp = new WeakMap<Map<string, number>, string>();
+
 /** One check; returns what it saw/did in one line (null: all well). `seen` carries the grace count. */
 export async function watchCheck(options: WatchOptions, seen: Map<string, number>): Promise<string | null> {
   const { stateDir } = options;
@@ -56,12 +59,19 @@ export async function watchCheck(options: WatchOptions, seen: Map<string, number
   const router = await Router.open(stateDir);
   const problems: string[] = [];
   const live = await liveStates(new Engine(), ledger);
+  const giveUps: string[] = [];
   for (const a of planHeal(ledger, live, Date.now(), policy))
-    if (a.kind !== "give-up") problems.push(`${a.role} ${a.version} ${live[a.container.name] ?? "missing"}`);
+    if (a.kind === "give-up") giveUps.push(describeHeal(a, policy));
+    else problems.push(`${a.role} ${a.version} ${live[a.container.name] ?? "missing"}`);
   if (!(await router.answers())) problems.push("HAProxy not answering");
+  // A crash-looping container is left alone, but said once (not at every check) so the log explains it.
+  const givenUp = giveUps.join("; ");
+  const newGiveUp = givenUp !== "" && givenUp !== seenGiveUp.get(seen);
+  if (givenUp === "") seenGiveUp.delete(seen);
+  else seenGiveUp.set(seen, givenUp);
   if (problems.length === 0) {
     seen.clear();
-    return null;
+    return newGiveUp ? `not restarting: ${givenUp}` : null;
   }
   const key = problems.join(", ");
   const count = (seen.get(key) ?? 0) + 1;
