@@ -113,7 +113,9 @@ async function underLoad<T>(
   what: Pick<LoadOptions, "texts" | "features">,
   fn: () => Promise<T>,
 ) {
-  const load = await startLoad({ url, rps: 150, connections: 16, ...what } as LoadOptions);
+  // 32 connections: a few seconds of slow answers while a canary container starts on 2 cores must not
+  // cap the offered 150 req/s (16 in flight at 200 ms is only 80 req/s).
+  const load = await startLoad({ url, rps: 150, connections: 32, ...what } as LoadOptions);
   try {
     await new Promise((r) => setTimeout(r, 1500));
     const result = await fn();
