@@ -20,8 +20,8 @@ import {
 
 /**
  * Self-healing, the doing half: reads what the engine says about every container the ledger wants,
- * runs planHeal's actions (each restart recorded in the ledger first, so a container that dies on
- * start still counts against the rate limit), waits for the server to answer /ready and for HAProxy's
+ * runs planHeal's actions (each restart recorded in the ledger as soon as the engine started the
+ * container, so one that dies on start still counts against the rate limit; an engine outage does not), waits for the server to answer /ready and for HAProxy's
  * health check to mark it UP, and puts it back in HAProxy when it was missing or moved port.
  * Runs under the operation lock (`host repair`, `host watch`).
  */
@@ -68,24 +68,31 @@ export async function heal(ctx: HealContext): Promise<HealOutcome> {
       outcome.failed.push(action.version);
       continue;
     }
+    // A restart counts towards "keeps dying" once the engine has started the container (so one that
+    // dies on start still counts), not when the engine itself failed to start it (an outage, a reboot
+    // in progress): else the engine restarting would spend the budget and the watcher would give up.
     const at = new Date(now()).toISOString();
-    await ctx.op.update((l) => {
-      l.history.push({
-        at,
-        kind: "restart",
-        version: action.version,
-        reason: `${action.kind === "start" ? "stopped" : "gone"}; restart ${action.restarts + 1} of ${policy.maxRestarts} allowed per ${Math.round(policy.windowMs / 60_000)} min`,
+    let recorded = false;
+    const started = async () => {
+      await ctx.op.update((l) => {
+        l.history.push({
+          at,
+          kind: "restart",
+          version: action.version,
+          reason: `${action.kind === "start" ? "stopped" : "gone"}; restart ${action.restarts + 1} of ${policy.maxRestarts} allowed per ${Math.round(policy.windowMs / 60_000)} min`,
+        });
       });
-    });
+      recorded = true;
+    };
     try {
-      const detail = await bringBack(ctx, action);
+      const detail = await bringBack(ctx, action, started);
       outcome.actions.push(`${what}: ${detail}`);
       outcome.healed.push(action.version);
     } catch (err) {
-      // The engine went away mid-restart (a reboot, the service restarting): the container did not
-      // die, so the attempt does not count towards "keeps dying" — else an outage spends the budget.
+      // Started, then the engine went away before it was back (waiting for ready asks the engine):
+      // the container did not die either.
       const engineDown = !(await ctx.engine.answers().catch(() => false));
-      if (engineDown)
+      if (recorded && engineDown)
         await ctx.op.update((l) => {
           const i = l.history.findIndex(
             (h) => h.kind === "restart" && h.at === at && h.version === action.version,
@@ -130,17 +137,20 @@ function defaultRun(ctx: HealContext, version: string): ContainerRun {
 async function bringBack(
   ctx: HealContext,
   action: Exclude<HealAction, { kind: "give-up" }>,
+  started: () => Promise<void>,
 ): Promise<string> {
   const { engine } = ctx;
   let { id, hostPort } = action.container;
   const name = action.container.name;
   if (action.kind === "start") {
     await engine.start(name);
+    await started();
   } else {
     const run = action.container.run ?? defaultRun(ctx, action.version);
     if (!(await portFree(hostPort))) hostPort = await freePort();
     await engine.remove(name, { force: true });
     id = await runServing(engine, action.image, name, hostPort, run);
+    await started();
     await ctx.op.update((l) => {
       const v = l.versions.find((x) => x.version === action.version);
       if (v?.container) v.container = { ...v.container, id, hostPort };
