@@ -281,6 +281,7 @@ describe("self-healing under load (host repair, host watch)", () => {
       );
     });
     const log = await readFile(join(stateDir, WATCH_LOG), "utf8");
+    console.info(`watch log:\n${log}`);
     expect(log).toMatch(/check failed: .*not reachable/);
     expect(log).toMatch(/repaired \(stable .* stopped\)/);
     console.info(`engine restart: stable back ${(ms / 1000).toFixed(1)}s after the engine returned`);
