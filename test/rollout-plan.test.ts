@@ -114,6 +114,24 @@ describe("repair planner", () => {
     expect(ok.find((s) => s.do === "retire-standby")).toMatchObject({ version: "v1" });
   });
 
+  it("a standby the engine does not list (engine restarting) but HAProxy sees UP is kept while nothing else serves", () => {
+    const l = ledgerOf(entry("v2", "stable", 1002), entry("v1", "standby", 1001));
+    // an engine coming back up can list no containers at all for a moment
+    const blind = host([], [server("v2", 1002, { up: false }), server("v1", 1001, { backup: true })]);
+    const steps = planRepair(l, blind, opts);
+    expect(kinds(steps)).not.toContain("retire-standby");
+    expect(kinds(steps)).not.toContain("detach");
+    expect(steps.find((s) => s.do === "warn")).toMatchObject({
+      message: expect.stringMatching(/standby v1 .* kept/),
+    });
+    // with the stable serving, a standby whose container is really gone is retired as before
+    const gone = host(
+      [container("v2", 1002)],
+      [server("v2", 1002), server("v1", 1001, { backup: true, up: false })],
+    );
+    expect(planRepair(l, gone, opts).find((s) => s.do === "retire-standby")).toMatchObject({ version: "v1" });
+  });
+
   it("item 8: an orphan container of a crashed cold rollback is removed; a detached standby is re-attached", () => {
     const interrupted: Operation = {
       id: "rollback-1",

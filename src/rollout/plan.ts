@@ -243,7 +243,15 @@ function planKnown(ledger: LedgerData, host: HostView, options: PlanOptions): Re
   for (const v of ledger.versions.filter((x) => x.role === "standby")) {
     const alive = running(v);
     const expired = v.standbyUntil !== undefined && Date.parse(v.standbyUntil) <= host.now;
-    if (!alive) {
+    if (!alive && !safeToRemove(v.version)) {
+      // The engine does not list it as running (an engine that is restarting can answer with an empty
+      // list), yet HAProxy gets answers from it and nothing else serves: never take it out.
+      keptStandbys.push(v.version);
+      steps.push({
+        do: "warn",
+        message: `standby ${v.version} is not running as far as the engine says, but HAProxy still gets answers from it and it is the last healthy server; kept`,
+      });
+    } else if (!alive) {
       removing.add(v.version);
       steps.push({
         do: "retire-standby",
