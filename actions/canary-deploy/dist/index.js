@@ -50192,6 +50192,11 @@ ${result.stdout}`;
     const message = (line ?? `exit ${result.code}`).replace(/^Error( response from daemon)?:\s*/i, "");
     return new EngineError(`${what} failed: ${message}`, { exitCode: ExitCode2.environment });
   }
+  /** Whether the engine answers right now (never cached): tells an engine outage from a container's own failure. */
+  async answers() {
+    const result = await this.exec(["version", "--format", "{{.Server.Version}}"], { timeoutMs: 15e3 });
+    return result.code === 0 && result.stdout.trim() !== "";
+  }
   async info() {
     if (this.infoCache) return this.infoCache;
     const result = await this.exec(["version", "--format", "{{json .}}"], { timeoutMs: 15e3 });
@@ -64324,7 +64329,13 @@ function planKnown(ledger, host, options) {
   for (const v of ledger.versions.filter((x) => x.role === "standby")) {
     const alive = running(v);
     const expired = v.standbyUntil !== void 0 && Date.parse(v.standbyUntil) <= host.now;
-    if (!alive) {
+    if (!alive && !safeToRemove(v.version)) {
+      keptStandbys.push(v.version);
+      steps.push({
+        do: "warn",
+        message: `standby ${v.version} is not running as far as the engine says, but HAProxy still gets answers from it and it is the last healthy server; kept`
+      });
+    } else if (!alive) {
       removing.add(v.version);
       steps.push({
         do: "retire-standby",

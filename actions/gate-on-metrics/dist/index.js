@@ -49728,6 +49728,11 @@ ${result.stdout}`;
         const message = (line ?? `exit ${result.code}`).replace(/^Error( response from daemon)?:\s*/i, "");
         return new EngineError(`${what} failed: ${message}`, { exitCode: ExitCode2.environment });
       }
+      /** Whether the engine answers right now (never cached): tells an engine outage from a container's own failure. */
+      async answers() {
+        const result = await this.exec(["version", "--format", "{{.Server.Version}}"], { timeoutMs: 15e3 });
+        return result.code === 0 && result.stdout.trim() !== "";
+      }
       async info() {
         if (this.infoCache) return this.infoCache;
         const result = await this.exec(["version", "--format", "{{json .}}"], { timeoutMs: 15e3 });
