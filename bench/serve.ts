@@ -266,6 +266,12 @@ async function main() {
       items: 1,
       env: { MODELSHIP_ACCESS_LOG: "0" },
     },
+    {
+      name: "(b'') /predict 1 text, each request alone",
+      body: single,
+      items: 1,
+      env: { MODELSHIP_COALESCE_ROWS: "1" },
+    },
     { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: {} },
   ];
   const readyMs: number[] = [];

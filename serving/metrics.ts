@@ -24,7 +24,10 @@ export interface ServerMetrics {
  * Creates this worker's metrics in prom-client's global registry, which the primary's
  * AggregatorRegistry collects over IPC and sums across workers.
  */
-export function createServerMetrics(card: ModelCard): ServerMetrics {
+export function createServerMetrics(
+  card: ModelCard,
+  runStats: () => { runs: number; coalescedRequests: number } = () => ({ runs: 0, coalescedRequests: 0 }),
+): ServerMetrics {
   register.clear();
   // Constructing one installs prom-client's worker-side IPC listener that answers the primary.
   new AggregatorRegistry();
@@ -71,6 +74,23 @@ export function createServerMetrics(card: ModelCard): ServerMetrics {
     labelNames: ["worker"] as const,
     collect() {
       this.set({ worker: workerId }, process.memoryUsage.rss());
+    },
+  });
+  // Read from the model at scrape time: nothing is added to the request path.
+  new Counter({
+    name: METRIC.modelRuns,
+    help: "onnxruntime runs; fewer than predict requests when requests arriving together share a run",
+    collect() {
+      this.reset();
+      this.inc(runStats().runs);
+    },
+  });
+  new Counter({
+    name: METRIC.coalescedRequests,
+    help: "Requests whose rows were run together with another request's (MODELSHIP_COALESCE_ROWS)",
+    collect() {
+      this.reset();
+      this.inc(runStats().coalescedRequests);
     },
   });
   const chaosErrors = new Counter({

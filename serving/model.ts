@@ -15,21 +15,45 @@ export interface ServedPrediction {
   confidence: number;
 }
 
+/** A request waiting for the next shared model run. */
+interface Waiting {
+  inputs: readonly ModelInput[];
+  resolve: (predictions: ServedPrediction[]) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface ServedModelOptions {
+  /**
+   * Requests that arrive in the same event-loop turn share one model run of up to this many rows;
+   * 1 runs every request alone. Nothing waits for company: a lone request runs at once.
+   */
+  coalesceRows?: number;
+}
+
 /** One worker's model: an ORT session plus the card. */
 export class ServedModel {
   readonly card: ModelCard;
   readonly kind: "text" | "features";
   readonly featureCount: number | undefined;
+  /** Rows one shared run may hold (1 = coalescing off, also for graphs with a fixed batch size). */
+  readonly coalesceRows: number;
   private readonly session: ClassifierSession;
+  private waiting: Waiting[] = [];
+  private flushQueued = false;
+  private runs = 0;
+  private coalescedRequests = 0;
 
-  private constructor(card: ModelCard, session: ClassifierSession) {
+  private constructor(card: ModelCard, session: ClassifierSession, opts: ServedModelOptions) {
     this.card = card;
     this.session = session;
     this.kind = session.inputKind === "text" ? "text" : "features";
     this.featureCount = session.featureCount ?? card.io.featureColumns?.length;
+    const first = session.input.shape[0];
+    const fixedBatch = typeof first === "number" && first > 0;
+    this.coalesceRows = fixedBatch ? 1 : Math.max(1, Math.floor(opts.coalesceRows ?? 1));
   }
 
-  static async open(bundle: LoadedBundle): Promise<ServedModel> {
+  static async open(bundle: LoadedBundle, opts: ServedModelOptions = {}): Promise<ServedModel> {
     const { card } = bundle;
     const session = await ClassifierSession.open(bundle.modelPath, {
       intraOpThreads: 1,
@@ -37,7 +61,12 @@ export class ServedModel {
       probabilitiesOutput: card.io.probabilitiesOutput,
       labels: card.io.labels,
     });
-    return new ServedModel(card, session);
+    return new ServedModel(card, session, opts);
+  }
+
+  /** Model runs so far and the requests that shared one with another request. */
+  get runStats(): { runs: number; coalescedRequests: number } {
+    return { runs: this.runs, coalescedRequests: this.coalescedRequests };
   }
 
   get inputName(): string {
@@ -45,15 +74,68 @@ export class ServedModel {
   }
 
   /**
-   * Predicts a batch. No dynamic batching across requests: bench:serve measured no reliable win
-   * (docs/benchmarks.md), so each request is one model run.
+   * Predicts a request's rows. Requests that arrive in the same event-loop turn (several sockets
+   * read in one poll) are run as one batch: onnxruntime's per-call cost and the cache refill are
+   * paid once per turn instead of once per request. Rows are independent, so each request gets
+   * exactly the probabilities it would get alone (up to float summation order, ~1e-7).
    */
   predict(inputs: readonly ModelInput[]): Promise<ServedPrediction[]> {
-    return this.run(inputs);
+    if (inputs.length === 0) return Promise.resolve([]);
+    if (this.coalesceRows <= 1 || inputs.length >= this.coalesceRows) return this.run(inputs);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ inputs, resolve, reject });
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        // The check phase runs after the poll phase has handed every readable socket to its handler.
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const queue = this.waiting;
+    this.waiting = [];
+    let group: Waiting[] = [];
+    let rows = 0;
+    for (const w of queue) {
+      if (rows + w.inputs.length > this.coalesceRows && group.length > 0) {
+        void this.runGroup(group);
+        group = [];
+        rows = 0;
+      }
+      group.push(w);
+      rows += w.inputs.length;
+    }
+    if (group.length > 0) void this.runGroup(group);
+  };
+
+  private async runGroup(group: Waiting[]): Promise<void> {
+    if (group.length === 1) {
+      const only = group[0]!;
+      await this.run(only.inputs).then(only.resolve, only.reject);
+      return;
+    }
+    const inputs = group.flatMap((w) => w.inputs);
+    let predictions: ServedPrediction[];
+    try {
+      predictions = await this.run(inputs);
+    } catch {
+      // One bad request must not fail the others: run each alone, so each gets its own outcome.
+      for (const w of group) await this.run(w.inputs).then(w.resolve, w.reject);
+      return;
+    }
+    this.coalescedRequests += group.length;
+    let at = 0;
+    for (const w of group) {
+      w.resolve(predictions.slice(at, at + w.inputs.length));
+      at += w.inputs.length;
+    }
   }
 
   private async run(inputs: readonly ModelInput[]): Promise<ServedPrediction[]> {
     if (inputs.length === 0) return [];
+    this.runs++;
     const { probabilities } = await this.session.runRaw(inputs as string[] | number[][], false);
     const labels = this.card.io.labels;
     return probabilities.map((row) => {

@@ -28,6 +28,11 @@ export const serveSettingsSchema = z.object({
     .default(1024 * 1024),
   maxTextChars: z.number().int().min(1).default(10_000),
   maxBatchTexts: z.number().int().min(1).default(256),
+  /**
+   * Requests that arrive in the same event-loop turn share one model run of up to this many rows
+   * (texts or feature rows); 1 runs each request alone. Nothing waits for company.
+   */
+  coalesceRows: z.number().int().min(1).max(4096).default(64),
   /** Whole-request receive timeout; slow clients get 408 instead of holding a worker's socket. */
   requestTimeoutMs: z.number().int().min(1000).default(30_000),
   headersTimeoutMs: z.number().int().min(1000).default(10_000),
@@ -70,6 +75,7 @@ export const SETTINGS_ENV = {
   bodyLimitBytes: "MODELSHIP_BODY_LIMIT_BYTES",
   maxTextChars: "MODELSHIP_MAX_TEXT_CHARS",
   maxBatchTexts: "MODELSHIP_MAX_BATCH_TEXTS",
+  coalesceRows: "MODELSHIP_COALESCE_ROWS",
   requestTimeoutMs: "MODELSHIP_REQUEST_TIMEOUT_MS",
   headersTimeoutMs: "MODELSHIP_HEADERS_TIMEOUT_MS",
   keepAliveTimeoutMs: "MODELSHIP_KEEPALIVE_TIMEOUT_MS",
@@ -90,6 +96,7 @@ const numericKeys = new Set<keyof ServeSettings>([
   "bodyLimitBytes",
   "maxTextChars",
   "maxBatchTexts",
+  "coalesceRows",
   "requestTimeoutMs",
   "headersTimeoutMs",
   "keepAliveTimeoutMs",

@@ -71,9 +71,9 @@ async function start(settings: ServeSettings, logger: Logger): Promise<void> {
   const started = performance.now();
   // The primary already checked the model file against its sha256.
   const bundle = await readBundle(settings.modelDir, { verifyHash: false });
-  const model = await ServedModel.open(bundle);
+  const model = await ServedModel.open(bundle, { coalesceRows: settings.coalesceRows });
   const golden = await model.verifyGolden(settings.goldenTolerance);
-  const metrics = createServerMetrics(bundle.card);
+  const metrics = createServerMetrics(bundle.card, () => model.runStats);
   const drift = await DriftRecorder.open(bundle);
   const state: WorkerState = { ready: false, draining: false };
   const ctx: ServerContext = {

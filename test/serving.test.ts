@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePromText, type Sample, sumOf } from "../src/analysis/prom.js";
@@ -113,6 +114,57 @@ describe("POST /predict", () => {
       expect(predictions[i]!.sentiment).toBe(g.expected.label);
       expect(predictions[i]!.confidence).toBeCloseTo(Math.max(...g.expected.probabilities) * 100, 1);
     });
+  });
+});
+
+describe("requests arriving together share a model run", () => {
+  it("concurrent keep-alive requests coalesce, and each gets the answer it gets alone", async () => {
+    const texts = card.golden.map((g) => g.input as string).slice(0, 24);
+    const single = await Promise.all(
+      texts.map(
+        async (text) => (await postJson(`${url}/predict`, { text })).json() as Record<string, unknown>,
+      ),
+    );
+    const agent = new Agent({ keepAlive: true, maxSockets: texts.length });
+    const send = (text: string) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = httpRequest(
+          `${url}/predict`,
+          { method: "POST", agent, headers: { "content-type": "application/json" } },
+          (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+              body += c;
+            });
+            res.on("end", () => resolve(JSON.parse(body) as Record<string, unknown>));
+          },
+        );
+        req.on("error", reject);
+        req.end(JSON.stringify({ text }));
+      });
+    try {
+      const before = await scrape();
+      let answered = 0;
+      for (let round = 0; round < 8; round++) {
+        const got = await Promise.all(texts.map(send));
+        got.forEach((answer, i) => {
+          expect(answer.text).toBe(texts[i]);
+          expect(answer.sentiment).toBe(single[i]!.sentiment);
+          expect(
+            Math.abs((answer.confidence as number) - (single[i]!.confidence as number)),
+          ).toBeLessThanOrEqual(0.01);
+        });
+        answered += got.length;
+      }
+      const after = await scrape();
+      const delta = (name: string) => sumOf(after, name) - sumOf(before, name);
+      // Same-turn requests exist under concurrency; the counters say how many shared a run.
+      expect(delta("modelship_model_coalesced_requests_total")).toBeGreaterThan(0);
+      expect(delta("modelship_model_runs_total")).toBeLessThan(answered);
+    } finally {
+      agent.destroy();
+    }
   });
 });
 

@@ -12,6 +12,8 @@ export const METRIC = {
   ready: "modelship_worker_ready",
   workerRss: "modelship_worker_resident_memory_bytes",
   chaosErrors: "modelship_chaos_errors_total",
+  modelRuns: "modelship_model_runs_total",
+  coalescedRequests: "modelship_model_coalesced_requests_total",
 } as const;
 
 /** Label names on those series that readers select by. */

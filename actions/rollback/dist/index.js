@@ -47016,7 +47016,9 @@ var METRIC = {
   modelInfo: "modelship_model_info",
   ready: "modelship_worker_ready",
   workerRss: "modelship_worker_resident_memory_bytes",
-  chaosErrors: "modelship_chaos_errors_total"
+  chaosErrors: "modelship_chaos_errors_total",
+  modelRuns: "modelship_model_runs_total",
+  coalescedRequests: "modelship_model_coalesced_requests_total"
 };
 var METRIC_LABEL = {
   status: "status",
