@@ -14,7 +14,8 @@ import { freePort } from "../src/rollout/wiring.js";
 import { createRng, shuffleInPlace } from "../training/random.js";
 import { type ByoFixture, byo, byoFixtures } from "./support/byo.js";
 import { repoRoot } from "./support/data.js";
-import { ensureDockerHost, testEngine } from "./support/images.js";
+import { ensureDockerHost, freshBaseImage, testEngine } from "./support/images.js";
+import { loadFlowing } from "./support/load.js";
 
 /**
  * Bring your own model, end to end on real parts, for each of the three shared Python exports:
@@ -29,20 +30,11 @@ const LOOSE_LATENCY = ["--latency-factor", "10", "--max-p95", "2000", "--max-p99
 let work: string;
 
 /**
- * The local base image under a tag of this suite's own: other suites on this shared host drop stale
- * `mstest-base` tags while this one runs, so it is resolved (recreated from its content key when gone)
- * before every build and tagged `mstest-byo-base:<key>`, which only this suite removes.
+ * The local base image, resolved again before every build (recreated from its content key if a run of
+ * another checkout untagged it): the reference test/support/images.ts builds on, so every build here
+ * reuses the server image the other drills share (its key holds the base's name and id).
  */
-async function base(): Promise<string> {
-  const { stdout } = await exec("bash", [join(repoRoot, "scripts", "base-image.sh"), "mstest-base"], {
-    env: process.env,
-  });
-  const ref = stdout.trim().split("\n").pop()!;
-  const own = `mstest-byo-base:${ref.split(":")[1]}`;
-  await exec("docker", ["tag", ref, own], { env: process.env });
-  if (!builtImages.includes(own)) builtImages.push(own);
-  return own;
-}
+const base = freshBaseImage;
 let policy: string;
 const fixtures = await byoFixtures();
 
@@ -117,7 +109,7 @@ async function underLoad<T>(
   // cap the offered 150 req/s (16 in flight at 200 ms is only 80 req/s).
   const load = await startLoad({ url, rps: 150, connections: 32, ...what } as LoadOptions);
   try {
-    await new Promise((r) => setTimeout(r, 1500));
+    await loadFlowing(load);
     const result = await fn();
     await new Promise((r) => setTimeout(r, 1000));
     return { result, load: await load.stop() };

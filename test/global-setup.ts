@@ -16,6 +16,27 @@ import { leftoverDaemons, TEST_RUN_VAR } from "./support/leftovers.js";
  * before the mark.
  */
 export default function setup(): () => Promise<void> {
+  // vitest.config.ts has two projects (unit files two at a time, then the drills), each naming this
+  // file: the build, the host setup and the mark happen once per run, the leftover check after the last.
+  const registry = globalThis as Record<symbol, SharedRun>;
+  registry[SHARED] ??= { users: 0, run: null };
+  const shared = registry[SHARED];
+  shared.users++;
+  shared.run ??= prepare();
+  const run = shared.run;
+  return async () => {
+    if (--shared.users > 0) return;
+    await checkLeftovers(run);
+  };
+}
+
+const SHARED = Symbol.for("modelship.test.global-setup");
+interface SharedRun {
+  users: number;
+  run: string | null;
+}
+
+function prepare(): string {
   execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
   if (process.env.MODELSHIP_TEST_SKIP_HOST_SETUP !== "1") {
     try {
@@ -31,25 +52,27 @@ export default function setup(): () => Promise<void> {
   }
   const run = randomBytes(8).toString("hex");
   process.env[TEST_RUN_VAR] = run;
-  return async () => {
-    // a soft-stopping HAProxy may take a moment to exit after its test's afterAll
-    let left = await leftoverDaemons(run);
-    for (let i = 0; i < 20 && left.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      left = await leftoverDaemons(run);
+  return run;
+}
+
+async function checkLeftovers(run: string): Promise<void> {
+  // a soft-stopping HAProxy may take a moment to exit after its test's afterAll
+  let left = await leftoverDaemons(run);
+  for (let i = 0; i < 20 && left.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    left = await leftoverDaemons(run);
+  }
+  if (left.length === 0) return;
+  for (const p of left) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      // gone
     }
-    if (left.length === 0) return;
-    for (const p of left) {
-      try {
-        process.kill(p.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    // vitest only prints an error thrown here; the exit code is what CI sees
-    process.exitCode = 1;
-    throw new Error(
-      `tests left ${left.length} process(es) running (killed now): ${left.map((p) => `${p.pid} ${p.cmdline}`).join(" | ")}`,
-    );
-  };
+  }
+  // vitest only prints an error thrown here; the exit code is what CI sees
+  process.exitCode = 1;
+  throw new Error(
+    `tests left ${left.length} process(es) running (killed now): ${left.map((p) => `${p.pid} ${p.cmdline}`).join(" | ")}`,
+  );
 }

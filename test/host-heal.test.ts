@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,7 +13,7 @@ import type { VersionEntry } from "../src/ledger/schema.js";
 import { type LoadHandle, type LoadReport, startLoad } from "../src/load/generator.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
-import { trainedBundle } from "./support/bundle.js";
+import { bundleAs, trainedBundle } from "./support/bundle.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage } from "./support/images.js";
 
@@ -61,16 +61,6 @@ const sd = () => ["--state-dir", stateDir];
 const engine = () => new Engine({ env });
 const ledger = () => new Ledger(stateDir).read();
 const byVersion = async (v: string) => (await ledger()).versions.find((x) => x.version === v) as VersionEntry;
-
-async function bundleAs(src: string, stamp: string): Promise<string> {
-  const card = JSON.parse(await readFile(join(src, "model.json"), "utf8"));
-  const version = `${stamp}-${card.model.sha256.slice(0, 8)}`;
-  const out = join(repoRoot, "test", ".cache", "heal", `${card.name}-${version}`);
-  await rm(out, { recursive: true, force: true });
-  await cp(src, out, { recursive: true });
-  await writeFile(join(out, "model.json"), `${JSON.stringify({ ...card, version }, null, 2)}\n`);
-  return out;
-}
 
 async function imageOf(bundle: string, repository: string) {
   const card = JSON.parse(await readFile(join(bundle, "model.json"), "utf8"));
@@ -125,9 +115,9 @@ async function sinceMark(): Promise<LoadReport> {
 beforeAll(async () => {
   ensureDockerHost();
   const good = await trainedBundle();
-  // Repositories of its own: modelImage drops older tags of a repository another suite may be using.
-  versions.v1 = await imageOf(await bundleAs(good, "20260101.000001"), "mstest-heal-v1");
-  versions.v2 = await imageOf(await bundleAs(good, "20260101.000002"), "mstest-heal-v2");
+  // The releases, stamps and repositories of test/acceptance.test.ts: one image build serves both suites.
+  versions.v1 = await imageOf(await bundleAs(good, "20260101.000001", "heal"), "mstest-acc-v1");
+  versions.v2 = await imageOf(await bundleAs(good, "20260101.000002", "heal"), "mstest-acc-v2");
 
   dir = await mkdtemp(join(tmpdir(), "mstest-heal-"));
   stateDir = join(dir, "state");
@@ -166,7 +156,8 @@ beforeAll(async () => {
   const first = await cli(["deploy", "--image", versions.v1.ref, ...common]);
   expect(first.code, first.stdout + first.stderr).toBe(0);
   load = await startLoad({ url: edgeUrl, texts: tweetTexts(), rps: 150, connections: 16 });
-  const second = await cli(["deploy", "--image", versions.v2.ref, ...common]);
+  // set-up, not under test (test/acceptance.test.ts drills the canary): v2 straight to stable
+  const second = await cli(["deploy", "--image", versions.v2.ref, "--steps", "100", ...common]);
   expect(second.code, second.stdout + second.stderr).toBe(0);
   expect((await byVersion(versions.v2.version)).role).toBe("stable");
   expect((await byVersion(versions.v1.version)).role).toBe("standby");

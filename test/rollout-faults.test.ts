@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -9,10 +9,11 @@ import { type LoadReport, startLoad } from "../src/load/generator.js";
 import { rolloutSettingsSchema } from "../src/rollout/settings.js";
 import { freePort } from "../src/rollout/wiring.js";
 import { Router } from "../src/router/router.js";
-import { trainedBundle } from "./support/bundle.js";
+import { bundleAs, trainedBundle } from "./support/bundle.js";
 import { type CliResult, runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
-import { baseImage, ensureDockerHost, modelImage, testEngine } from "./support/images.js";
+import { ensureDockerHost, freshBaseImage, modelImage, testEngine } from "./support/images.js";
+import { loadFlowing } from "./support/load.js";
 
 /**
  * Issue 10 items 4–9, the rollout/ledger/repair side, as fault drills on real parts: HAProxy, Podman
@@ -46,7 +47,7 @@ const deployArgs = (ref: string, dir = stateDir) => [
 async function underLoad<T>(fn: () => Promise<T>, url = edgeUrl): Promise<{ result: T; load: LoadReport }> {
   const load = await startLoad({ url, texts: tweetTexts(), rps: 150, connections: 16 });
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    await loadFlowing(load);
     const result = await fn();
     await new Promise((r) => setTimeout(r, 1000));
     return { result, load: await load.stop() };
@@ -68,16 +69,6 @@ function expectNoFailures(load: LoadReport) {
 async function ourContainers(dir = stateDir) {
   const engine = await testEngine();
   return engine.listContainers({ labels: { "dev.modelship.state-dir": dir } });
-}
-
-async function bundleAs(src: string, stamp: string): Promise<string> {
-  const card = JSON.parse(await readFile(join(src, "model.json"), "utf8"));
-  const version = `${stamp}-${card.model.sha256.slice(0, 8)}`;
-  const dir = join(repoRoot, "test", ".cache", "faults", `${card.name}-${version}`);
-  await rm(dir, { recursive: true, force: true });
-  await cp(src, dir, { recursive: true });
-  await writeFile(join(dir, "model.json"), `${JSON.stringify({ ...card, version }, null, 2)}\n`);
-  return dir;
 }
 
 /** The same image under other labels (what anyone with `docker build` can produce). */
@@ -142,13 +133,14 @@ const roles = async (dir = stateDir) =>
 beforeAll(async () => {
   ensureDockerHost();
   const good = await trainedBundle();
+  // The releases, stamps and repositories of test/acceptance.test.ts: one image build serves both suites.
   for (const [key, stamp] of [
-    ["v1", "20260201.000001"],
-    ["v2", "20260201.000002"],
+    ["v1", "20260101.000001"],
+    ["v2", "20260101.000002"],
   ] as const) {
-    const dir = await bundleAs(good, stamp);
+    const dir = await bundleAs(good, stamp, "faults");
     const card = JSON.parse(await readFile(join(dir, "model.json"), "utf8"));
-    const img = await modelImage(dir, { repository: `mstest-flt-${key}` });
+    const img = await modelImage(dir, { repository: `mstest-acc-${key}` });
     images[key] = { ref: img.ref, version: card.version, sha256: card.model.sha256 };
   }
   stateDir = await mkdtemp(join(tmpdir(), "mstest-flt-state-"));
@@ -437,12 +429,11 @@ describe("issue 10 fault drills on real HAProxy + Podman (rollout, ledger, repai
     await initHost(b);
     const keep = ["--keep-images", "1"];
     // B builds X's image I (`--model`): B's ledger records it as built here, so B may prune it
-    const x = await bundleAs(await trainedBundle(), "20260201.000003");
+    const x = await bundleAs(await trainedBundle(), "20260201.000003", "faults");
     const xVersion = JSON.parse(await readFile(join(x, "model.json"), "utf8")).version as string;
-    // our own tag of the local base image (other test runs replace and remove theirs meanwhile)
-    const base = `mstest-flt-base:${(await baseImage()).split(":").pop()}`;
-    await exec("docker", ["tag", await baseImage(), base], { env: process.env });
-    labelImages.push(base);
+    // The local base image as modelImage() uses it (resolved again: recreated if a run of another
+    // checkout replaced it meanwhile), so the build reuses the server image the drills' images share.
+    const base = await freshBaseImage();
     const built = await cli([
       "deploy",
       "--model",

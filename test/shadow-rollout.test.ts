@@ -15,6 +15,7 @@ import { runCli } from "./support/cli.js";
 import { repoRoot, tweetTexts } from "./support/data.js";
 import { ensureDockerHost, modelImage, testEngine } from "./support/images.js";
 import { killDaemonsOf } from "./support/leftovers.js";
+import { loadFlowing } from "./support/load.js";
 
 /**
  * `deploy --shadow` on real parts (issue 16): HAProxy mirrors live requests to the candidate container
@@ -65,7 +66,7 @@ async function underLoad<T>(fn: () => Promise<T>, tabular = false): Promise<{ re
     : { texts: tweetTexts() };
   const load = await startLoad({ url: edgeUrl, rps: 150, connections: 16, ...what });
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    await loadFlowing(load);
     const result = await fn();
     await new Promise((r) => setTimeout(r, 1000));
     return { result, load: await load.stop() };

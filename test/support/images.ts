@@ -62,6 +62,16 @@ export function baseImage(): Promise<string> {
   return baseRef;
 }
 
+/**
+ * The local base image resolved again now (scripts/base-image.sh recreates it if it was untagged): for
+ * a `modelship build` / `deploy --model` with `--base-image`. The same reference modelImage() builds
+ * on, so the server image (its key holds the base's name and id) is built once and shared.
+ */
+export function freshBaseImage(): Promise<string> {
+  baseRef = undefined;
+  return baseImage();
+}
+
 export interface ModelImage {
   /** Content-derived reference, e.g. localhost/mstest-model:3f2a…; stable while its inputs are. */
   ref: string;
@@ -117,7 +127,9 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
         revision: null,
         engine,
       });
-      // Older content keys of this repository are stale: drop them so runs do not pile up images.
+      // Older content keys of this repository are stale: drop them so runs do not pile up images —
+      // once an hour old: several suites share a repository, and another checkout on this host (other
+      // sources, other keys) may be running one of them with its key right now.
       // Best effort: Podman's image list fails while another process removes an image ("image not known").
       const { stdout } = await run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]).catch(
         () => ({
@@ -127,7 +139,8 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
       for (const old of stdout.split("\n"))
         if (
           old.replace(/^localhost\//, "").startsWith(`${repository}:`) &&
-          !handedOut.has(old.replace(/^localhost\//, ""))
+          !handedOut.has(old.replace(/^localhost\//, "")) &&
+          (await olderThanAnHour(engine, old))
         )
           await engine.removeImage(old).catch(() => {});
       // Server images of older checkouts too: locked ones (a build is using them) and ones younger
@@ -136,4 +149,10 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
       return { ref, baseImage: base, build };
     });
   }
+}
+
+async function olderThanAnHour(engine: Engine, ref: string): Promise<boolean> {
+  const info = await engine.inspectImage(ref).catch(() => null);
+  const created = info?.created ? Date.parse(info.created) : Number.NaN;
+  return Date.now() - created >= 3_600_000;
 }
