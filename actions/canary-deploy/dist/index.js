@@ -61255,19 +61255,26 @@ function planChanges(settings, live, desired) {
 function planPinMap(file2, live, wanted) {
   const before = [];
   const after = [];
-  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
+  const entries = live instanceof Map ? [...live] : live;
+  const count = /* @__PURE__ */ new Map();
+  for (const [key] of entries) count.set(key, (count.get(key) ?? 0) + 1);
+  const current = new Map(entries);
+  for (const key of count.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
   for (const [key, value] of wanted) {
-    const cur = live.get(key);
-    if (cur === void 0) after.push({ command: `add map ${file2} ${key} ${value}` });
-    else if (cur !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
+    const n = count.get(key) ?? 0;
+    if (n === 0) after.push({ command: `add map ${file2} ${key} ${value}` });
+    else if (n > 1) {
+      before.push({ command: `del map ${file2} ${key}` });
+      after.push({ command: `add map ${file2} ${key} ${value}` });
+    } else if (current.get(key) !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
   }
   return { before, after };
 }
-function parseShowMap(answer) {
-  const out = /* @__PURE__ */ new Map();
+function parseShowMapEntries(answer) {
+  const out = [];
   for (const line of answer.split("\n")) {
     const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
-    if (m) out.set(m[1], m[2]);
+    if (m) out.push([m[1], m[2]]);
   }
   return out;
 }
@@ -63916,9 +63923,15 @@ var Router = class _Router {
    */
   async planPin(desired) {
     if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const live = await this.livePinMap();
+    if (!live) return "reload";
+    return planPinMap(this.paths.pinMap, live, pinEntries(desired));
+  }
+  /** The pin map's entries in the running process (`show map`), undefined when it has none loaded. */
+  async livePinMap() {
     const answer = await this.api.send(`show map ${this.paths.pinMap}`);
-    if (/Unknown map/i.test(answer)) return "reload";
-    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
+    if (/Unknown map/i.test(answer)) return void 0;
+    return parseShowMapEntries(answer);
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {
