@@ -93,7 +93,8 @@ async function processRss(pid: number, workers: number): Promise<number[]> {
 async function imageServerEnv(): Promise<Record<string, string>> {
   const dockerfile = await readFile(join(root, "serving", "Dockerfile"), "utf8");
   const env: Record<string, string> = {};
-  for (const [, key, value] of dockerfile.matchAll(/\b(MODELSHIP_(?!MODEL_DIR)[A-Z_]+)=(\S+)/g)) env[key!] = value!;
+  for (const [, key, value] of dockerfile.matchAll(/\b(MODELSHIP_(?!MODEL_DIR)[A-Z_]+)=(\S+)/g))
+    env[key!] = value!;
   return env;
 }
 
