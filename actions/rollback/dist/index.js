@@ -47622,6 +47622,11 @@ var imageInspectSchema = external_exports.object({
     }).loose().nullish()
   }).loose().nullish()
 }).loose();
+var imageLayersSchema = external_exports.object({
+  Id: external_exports.string(),
+  RepoTags: external_exports.array(external_exports.string()).nullish(),
+  RootFS: external_exports.object({ Layers: external_exports.array(external_exports.string()).nullish() }).loose().nullish()
+}).loose();
 var containerListEntrySchema = external_exports.object({
   ID: external_exports.string(),
   Names: external_exports.union([external_exports.string(), external_exports.array(external_exports.string())]),
@@ -47872,6 +47877,35 @@ ${result.stdout}`;
         result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
       )
     ];
+  }
+  /**
+   * Every image with its layers (diff ids, base first): an image built `FROM` another starts with all
+   * of the other's layers. One `image ls` and one `image inspect` (in batches); an image removed in
+   * between is left out.
+   */
+  async listImageLayers() {
+    const ls = await this.exec(["image", "ls", "--quiet", "--no-trunc"]);
+    if (ls.code !== 0) throw this.failure("docker image ls", ls);
+    const ids = [
+      ...new Set(
+        ls.stdout.split("\n").map((l) => l.trim()).filter(Boolean)
+      )
+    ];
+    const out = [];
+    for (let i = 0; i < ids.length; i += 200) {
+      const batch = ids.slice(i, i + 200);
+      const result = await this.exec(["image", "inspect", ...batch]);
+      const gone = /no such (image|object)|not found|image not known/i;
+      if (result.code !== 0 && !(gone.test(result.stderr) && result.stdout.trim().startsWith("[")))
+        throw this.failure("docker image inspect", result);
+      for (const image of parseJson(imageLayersSchema.array(), result.stdout, "docker image inspect"))
+        out.push({
+          id: image.Id.startsWith("sha256:") ? image.Id : `sha256:${image.Id}`,
+          tags: (image.RepoTags ?? []).map((t) => t.replace(/^(localhost|docker\.io\/library)\//, "")),
+          layers: image.RootFS?.Layers ?? []
+        });
+    }
+    return out;
   }
   /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
   async pull(ref) {
