@@ -1,7 +1,8 @@
 /**
  * `npm run bench:serve` — model server throughput and latency against floors measured in the same run:
  *   (a) bare node:http hello world (same worker count)   ← HTTP floor
- *   (b) POST /predict, one text                            (also without the access log)
+ *   (b) POST /predict, one text, the server configured as its image configures it (serving/Dockerfile
+ *       ENV); also (b') with an access line per request and (b'') with coalescing off
  *   (c) POST /predict, batch of 32 texts
  *   (d) in-process session.run, 1 text and 32 texts        ← model floor
  *   (e) the peer: FastAPI + scikit-learn (bench/peer/app.py, same data and model), 1 and 2 uvicorn
@@ -13,7 +14,7 @@
  *        --data <csv> (peer training data; default the test suite's) --json
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -86,6 +87,15 @@ async function processRss(pid: number, workers: number): Promise<number[]> {
   }
   const { stdout } = await exec("ps", ["-o", "rss=", "-p", String(pid)]).catch(() => ({ stdout: "" }));
   return [Math.round(Number(stdout.trim()) / 1024)];
+}
+
+/** The MODELSHIP_* settings the image's ENV gives the server (serving/Dockerfile), so (b) is the shipped setup. */
+async function imageServerEnv(): Promise<Record<string, string>> {
+  const dockerfile = await readFile(join(root, "serving", "Dockerfile"), "utf8");
+  const env: Record<string, string> = {};
+  for (const [, key, value] of dockerfile.matchAll(/\b(MODELSHIP_(?!MODEL_DIR)[A-Z_]+)=(\S+)/g))
+    env[key!] = value!;
+  return env;
 }
 
 const HELLO = `
@@ -258,21 +268,24 @@ async function main() {
     await rm(dir, { recursive: true, force: true });
   }
 
+  // (b) runs the server as its image does (the image's ENV: access log 1 line in 100 requests);
+  // (b') as bare `modelship serve` does (a line per request); (b'') with coalescing off.
+  const imageEnv = await imageServerEnv();
   const serverRuns: { name: string; body: string; items: number; env: Record<string, string> }[] = [
-    { name: "(b) POST /predict 1 text", body: single, items: 1, env: {} },
+    { name: "(b) POST /predict 1 text (image settings)", body: single, items: 1, env: imageEnv },
     {
-      name: "(b') /predict 1 text, no access log",
+      name: "(b') /predict 1 text, access line per request",
       body: single,
       items: 1,
-      env: { MODELSHIP_ACCESS_LOG: "0" },
+      env: { ...imageEnv, MODELSHIP_ACCESS_LOG_SAMPLE: "1" },
     },
     {
       name: "(b'') /predict 1 text, each request alone",
       body: single,
       items: 1,
-      env: { MODELSHIP_COALESCE_ROWS: "1" },
+      env: { ...imageEnv, MODELSHIP_COALESCE_ROWS: "1" },
     },
-    { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: {} },
+    { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: imageEnv },
   ];
   const readyMs: number[] = [];
   for (const run of serverRuns) {

@@ -25,6 +25,14 @@ type ChunkMessage = { type: "modelship:drift-chunk"; counts: DriftCounts; log: P
 type ReportRequest = { type: "modelship:drift-req"; id: number };
 type ReportResponse = { type: "modelship:drift-res"; id: number; report?: DriftReport; error?: string };
 
+/**
+ * A full chunk is sent at most this often per worker; one that fills sooner keeps counting and goes
+ * out when the interval is up. Each message wakes the primary, which under heavy load costs more
+ * than the counting itself (≈ 5 µs of CPU per request at 15,000 requests/s per worker with 50-prediction
+ * chunks, bench:serve); at that rate a chunk then holds ≈ 150 predictions.
+ */
+export const MIN_CHUNK_INTERVAL_MS = 10;
+
 /** Worker side: counts what PredictionBook sees. */
 export class DriftRecorder {
   readonly settings: DriftSettings;
@@ -35,6 +43,8 @@ export class DriftRecorder {
   private readonly send: (msg: ChunkMessage | ReportRequest) => void;
   private nextId = 0;
   private readonly pending = new Map<number, (r: ReportResponse) => void>();
+  private lastSent = 0;
+  private held: NodeJS.Timeout | undefined;
 
   private constructor(
     card: ModelCard,
@@ -84,12 +94,25 @@ export class DriftRecorder {
       this.counter.add({ input, classIndex: p.labelIndex, confidence: p.confidence });
       if (logging && Math.random() < this.settings.log.sample) this.log.push(this.logRecord(input, p));
     }
-    if (this.counter.size >= this.settings.chunk) this.flush();
+    if (this.counter.size >= this.settings.chunk) this.flushSoon();
+  }
+
+  /** Sends a full chunk now, or when MIN_CHUNK_INTERVAL_MS since the last one is up. */
+  private flushSoon(): void {
+    const wait = this.lastSent + MIN_CHUNK_INTERVAL_MS - Date.now();
+    if (wait <= 0) this.flush();
+    else if (!this.held) {
+      this.held = setTimeout(() => this.flush(), wait);
+      this.held.unref();
+    }
   }
 
   /** Sends the current chunk (and pending log records) to the primary. */
   flush(): void {
+    if (this.held) clearTimeout(this.held);
+    this.held = undefined;
     if (this.counter.size === 0 && this.log.length === 0) return;
+    this.lastSent = Date.now();
     const log = this.log;
     this.log = [];
     this.send({ type: "modelship:drift-chunk", counts: this.counter.take(), log });

@@ -28,6 +28,8 @@ export interface ServedModelOptions {
    * 1 runs every request alone. Nothing waits for company: a lone request runs at once.
    */
   coalesceRows?: number;
+  /** Told once if the model fails shared runs that each request passes alone (coalescing turns off). */
+  warn?: (message: string) => void;
 }
 
 /** One worker's model: an ORT session plus the card. */
@@ -36,8 +38,9 @@ export class ServedModel {
   readonly kind: "text" | "features";
   readonly featureCount: number | undefined;
   /** Rows one shared run may hold (1 = coalescing off, also for graphs with a fixed batch size). */
-  readonly coalesceRows: number;
+  coalesceRows: number;
   private readonly session: ClassifierSession;
+  private readonly warn: (message: string) => void;
   private waiting: Waiting[] = [];
   private flushQueued = false;
   private runs = 0;
@@ -51,6 +54,7 @@ export class ServedModel {
     const first = session.input.shape[0];
     const fixedBatch = typeof first === "number" && first > 0;
     this.coalesceRows = fixedBatch ? 1 : Math.max(1, Math.floor(opts.coalesceRows ?? 1));
+    this.warn = opts.warn ?? (() => {});
   }
 
   static async open(bundle: LoadedBundle, opts: ServedModelOptions = {}): Promise<ServedModel> {
@@ -120,9 +124,22 @@ export class ServedModel {
     let predictions: ServedPrediction[];
     try {
       predictions = await this.run(inputs);
-    } catch {
+    } catch (err) {
       // One bad request must not fail the others: run each alone, so each gets its own outcome.
-      for (const w of group) await this.run(w.inputs).then(w.resolve, w.reject);
+      let failedAlone = 0;
+      for (const w of group) {
+        await this.run(w.inputs).then(w.resolve, (e: unknown) => {
+          failedAlone++;
+          w.reject(e);
+        });
+      }
+      if (failedAlone === 0 && this.coalesceRows > 1) {
+        // The graph cannot take rows of different requests together; stop paying for two runs.
+        this.coalesceRows = 1;
+        this.warn(
+          `model fails when requests share a run (${firstLine(err)}) but not alone: each request now runs alone`,
+        );
+      }
       return;
     }
     this.coalescedRequests += group.length;
@@ -189,4 +206,10 @@ function describeMismatch(i: number, g: GoldenExample, p: ServedPrediction, diff
     typeof g.input === "string" ? JSON.stringify(g.input.slice(0, 40)) : `[${g.input.length} features]`;
   const fmt = (xs: ArrayLike<number>) => `[${Array.from(xs, (x) => x.toFixed(6)).join(", ")}]`;
   return `#${i} ${input}: expected ${g.expected.label} ${fmt(g.expected.probabilities)}, got ${p.label} ${fmt(p.probabilities)} (max diff ${diff.toExponential(2)})`;
+}
+
+function firstLine(err: unknown): string {
+  return String(err instanceof Error ? err.message : err)
+    .split("\n")[0]!
+    .slice(0, 200);
 }

@@ -71,7 +71,10 @@ async function start(settings: ServeSettings, logger: Logger): Promise<void> {
   const started = performance.now();
   // The primary already checked the model file against its sha256.
   const bundle = await readBundle(settings.modelDir, { verifyHash: false });
-  const model = await ServedModel.open(bundle, { coalesceRows: settings.coalesceRows });
+  const model = await ServedModel.open(bundle, {
+    coalesceRows: settings.coalesceRows,
+    warn: (message) => logger.warn(message),
+  });
   const golden = await model.verifyGolden(settings.goldenTolerance);
   const metrics = createServerMetrics(bundle.card, () => model.runStats);
   const drift = await DriftRecorder.open(bundle);

@@ -174,6 +174,14 @@ describe("import graph", () => {
     expect(across).toEqual([]);
   });
 
+  it("one place per concept: a single ONNX protobuf schema (src/onnx/model-proto.ts), which training uses too", () => {
+    const schemas = sourceFiles().filter((f) =>
+      /^\s*message ModelProto\s*\{/m.test(readFileSync(join(repoRoot, f), "utf8")),
+    );
+    expect(schemas).toEqual(["src/onnx/model-proto.ts"]);
+    expect(graph.get("training/onnx/builder.ts")).toContain("src/onnx/model-proto.ts");
+  });
+
   it("the rule catches what it must (a domain file importing the CLI, a cycle)", () => {
     expect(layerOf("src/rollout/run.ts")).toBe(1);
     expect(layerOf("src/cli/demo/run.ts")).toBe(2);

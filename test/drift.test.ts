@@ -3,6 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DriftRecorder, MIN_CHUNK_INTERVAL_MS } from "../serving/drift.js";
+import { readBundle } from "../src/bundle/read.js";
 import { DEFAULT_THRESHOLDS, DEFAULT_WINDOW, thresholdsSchema } from "../src/contracts/drift.js";
 import { layoutOf } from "../src/drift/counts.js";
 import { predictionLogRecordSchema, RotatingLog } from "../src/drift/log.js";
@@ -141,6 +143,38 @@ describe("drift building blocks", () => {
     expect(window.counts.n).toBeLessThan(107);
     expect(window.chunkCount).toBe(Math.ceil(window.counts.n / 7));
     expect(window.counts.classes.reduce((a, b) => a + b, 0)).toBe(window.counts.n);
+  });
+
+  it("a worker sends a full chunk at most every MIN_CHUNK_INTERVAL_MS; one that fills sooner waits and keeps counting", async () => {
+    const sent: { n: number; at: number }[] = [];
+    const recorder = await DriftRecorder.open(await readBundle(bundle), (msg) => {
+      const m = msg as { type: string; counts?: { n: number } };
+      if (m.type === "modelship:drift-chunk") sent.push({ n: m.counts!.n, at: performance.now() });
+    });
+    const p = streams.heldOut[0]!;
+    const prediction = {
+      label: streams.card.io.labels[p.classIndex]!,
+      labelIndex: p.classIndex,
+      probabilities: new Float32Array(streams.card.io.labels.length),
+      confidence: p.confidence,
+    };
+    const record = (k: number) =>
+      recorder.record(
+        Array.from({ length: k }, () => p.input as string),
+        Array.from({ length: k }, () => prediction),
+      );
+    const t0 = performance.now();
+    record(50); // the first full chunk goes at once
+    expect(sent.map((m) => m.n)).toEqual([50]);
+    for (let i = 0; i < 4; i++) record(50); // 200 more inside the interval: held, still counted
+    expect(sent).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, MIN_CHUNK_INTERVAL_MS + 30));
+    expect(sent.map((m) => m.n)).toEqual([50, 200]);
+    expect(sent[1]!.at - t0).toBeGreaterThanOrEqual(MIN_CHUNK_INTERVAL_MS - 1);
+    record(10); // a partial chunk waits for flushMs or a report, as before
+    expect(sent).toHaveLength(2);
+    recorder.flush();
+    expect(sent.map((m) => m.n)).toEqual([50, 200, 10]);
   });
 
   it("settings come from env with one clear error for a bad value", () => {

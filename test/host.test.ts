@@ -198,6 +198,51 @@ describe("modelship host init|check|repair", () => {
     });
     const down = await ask("v1"); // v1 (port 9) is down: HAProxy's own 503, never another version's answer
     expect(down.status).toBe(503);
+
+    // `host check` verifies the pin map, live (`show map`) and on disk, against the router's servers
+    const map = router.paths.pinMap;
+    const pinLine = (stdout: string) => stdout.split("\n").find((l) => l.includes(" pin map: "));
+    const good = await cli(["host", "check", "--state-dir", stateDir]);
+    expect(pinLine(good.stdout)).toBe(
+      "✓ pin map: 1 pinnable version(s): v1 (live and on disk, header x-try)",
+    );
+    // drift behind our back: v1 dropped, a rogue v9 and a second 404 list added live; the file edited
+    await router.api.exec(`del map ${map} v1`);
+    await router.api.exec(`add map ${map} v9 models`);
+    await router.api.exec(`add map ${map} @running "v9"`);
+    await writeFile(map, "# edited by hand\nv1 pin_shadow\n");
+    const drift = await cli(["host", "check", "--state-dir", stateDir, "--json"]);
+    expect(drift.code).toBe(3);
+    const failed = (JSON.parse(drift.stdout) as CheckJson).checks.filter((c) => !c.ok);
+    expect(failed).toEqual([
+      {
+        name: "pin map",
+        ok: false,
+        detail:
+          'live map lacks v1; live map lists v9, not a server; live map 404 list is "v1" + "v9", want "v1"; pin.map on disk sends v1 to pin_shadow, want models; pin.map on disk 404 list missing, want "v1"',
+        fix: `modelship host repair --state-dir ${stateDir}`,
+      },
+    ]);
+    expect(pinLine((await cli(["host", "check", "--state-dir", stateDir])).stdout)).toMatch(
+      /^✗ pin map: live map lacks v1; .*want "v1"$/,
+    );
+    expect((await ask("v9")).status).toBe(503); // the rogue entry routes: v9 is no server (HAProxy's 503)
+    // the router half of `host repair` puts the live map and the file back, without a reload
+    const pid = (await router.running())!.pid;
+    const fixed = await repairRouter(stateDir);
+    expect(fixed.actions).toEqual([
+      `runtime API: del map ${map} v9`,
+      `runtime API: del map ${map} @running`,
+      `runtime API: add map ${map} v1 models`,
+      `runtime API: add map ${map} @running "v1"`,
+    ]);
+    expect((await router.running())!.pid).toBe(pid);
+    expect(pinLine((await cli(["host", "check", "--state-dir", stateDir])).stdout)).toMatch(/^✓ pin map: /);
+    expect(await router.livePinMap()).toEqual([
+      ["v1", "models"],
+      ["@running", '"v1"'],
+    ]);
+    expect(JSON.parse((await ask("v9")).body).running).toEqual(["v1"]);
     const off = await cli(["host", "init", "--state-dir", stateDir, "--no-pin"]);
     expect(off.code, off.stderr).toBe(0);
     expect((await Router.open(stateDir)).settings.pin).toEqual({ enabled: false, header: "x-try" });

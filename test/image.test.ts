@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBundle } from "../src/bundle/read.js";
@@ -9,8 +10,9 @@ import type { ModelCard } from "../src/contracts/card.js";
 import type { Engine, ImageInfo } from "../src/engine/engine.js";
 import { SERVER_PORT, smokeTestImage } from "../src/image/build.js";
 import { MODEL_LABELS, OCI_LABELS } from "../src/image/labels.js";
-import { lockServerKey, pruneServerImages, resolveServerKey } from "../src/image/server.js";
+import { lockServerKey, resolveServerKey, withServerImage } from "../src/image/server.js";
 import { formatSmokeReport, runSmokeTest, waitForReady } from "../src/smoke/smoke.js";
+import { Reporter } from "../src/util/progress.js";
 import { trainedBundle } from "./support/bundle.js";
 import { runCli } from "./support/cli.js";
 import { repoRoot } from "./support/data.js";
@@ -269,32 +271,62 @@ describe("model server image (real docker build on the local base, real model)",
     expect(await engine.listContainers({ labels: { "dev.modelship.role": "smoke" } })).toEqual([]);
   });
 
-  it("pruneServerImages untags other keys' server images, never one a build holds the lock of", async () => {
-    const server = await resolveServerKey({ engine, baseImage: image.baseImage });
-    const repo = `mstest-srv-${suffix}`;
-    const [current, inUse, stale] = ["a", "b", "c"].map((c) => `${repo}:${c.repeat(16)}`) as [
-      string,
-      string,
-      string,
-    ];
-    for (const ref of [current, inUse, stale]) {
-      await engine.tagImage(server.ref, ref);
-      images.push(ref);
-    }
+  it("building a new server image removes the older ones no image is built from, never forced", async () => {
+    const repo = `mstest-srvp-${suffix}`;
+    const dir = await mkdtemp(join(tmpdir(), "mstest-srvp-"));
+    tempDirs.push(dir);
+    // Older "server images" of `repo`: one small layer each on the base image (a fraction of a second).
+    const tiny = async (tag: string, from: string) => {
+      await writeFile(join(dir, "f"), tag);
+      await writeFile(join(dir, "Dockerfile"), `FROM ${from}\nCOPY f /f\n`);
+      images.push(tag);
+      await engine.build({ context: dir, dockerfile: join(dir, "Dockerfile"), tags: [tag] });
+    };
+    const [free, parent, running, locked, alias] = ["1", "2", "3", "4", "5"].map(
+      (c) => `${repo}:${c.repeat(16)}`,
+    ) as [string, string, string, string, string];
+    const child = `mstest-srvchild-${suffix}:1`;
+    for (const tag of [free, parent, running, locked]) await tiny(tag, image.baseImage);
+    await tiny(child, parent); // a model image FROM `parent`
+    await engine.tagImage(child, alias); // a second tag of an image that stays
+    images.push(alias);
+    const container = `mstest-srvp-${suffix}`;
+    containers.push(container);
+    await engine.run("docker create", ["create", "--name", container, running]); // a container uses `running`
+
+    const lines: string[] = [];
+    const out = new PassThrough();
+    out.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter(Boolean)));
     const lockDir = await mkdtemp(join(tmpdir(), "mstest-srvlock-"));
     tempDirs.push(lockDir);
-    const release = await lockServerKey(lockDir, "b".repeat(16), false);
-    try {
-      expect(await pruneServerImages(engine, { repository: repo, keep: [current], lockDir })).toEqual([
-        stale,
-      ]);
-    } finally {
-      await release();
-    }
-    expect(await engine.inspectImage(stale)).toBeNull();
-    expect(await engine.inspectImage(inUse)).not.toBeNull();
-    expect(await engine.inspectImage(current)).not.toBeNull();
-    // Model images built from a server image do not need its tag: they hold its layers.
+    const release = await lockServerKey(lockDir, "4".repeat(16), false); // another build uses `locked`
+    const server = await withServerImage(
+      {
+        engine,
+        baseImage: image.baseImage,
+        repository: repo,
+        lockDir,
+        reporter: new Reporter("human", out as unknown as NodeJS.WriteStream),
+      },
+      async (s) => s,
+    ).finally(release);
+    images.push(server.ref);
+    console.log(`[image] ${lines.join("\n        ")}`);
+    expect(server.built).toBe(true);
+    expect(server.pruned?.removed).toEqual([free, alias]);
+    expect(server.pruned?.kept).toEqual([
+      { ref: parent, reason: `still in use: ${child} built from it` },
+      { ref: running, reason: expect.stringMatching(/^the engine refused: .*(in use|being used)/i) },
+      { ref: locked, reason: "a build is using it" },
+    ]);
+    const line = lines.find((l) => l.startsWith(`Building server image ${server.ref}... ✓`));
+    expect(line, lines.join("\n")).toContain(
+      `✓ from ${image.baseImage} (once per server version); removed older ${free}, ${alias}; kept 3 older (still in use)`,
+    );
+    for (const ref of [free, alias]) expect(await engine.inspectImage(ref)).toBeNull();
+    for (const ref of [parent, running, locked, child, server.ref])
+      expect(await engine.inspectImage(ref)).not.toBeNull();
+    // Model images built from a server image keep working without its tag: they hold its layers.
     expect(await engine.inspectImage(image.ref)).not.toBeNull();
   });
 

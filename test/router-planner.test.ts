@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { RouterDesired, RouterSettings } from "../src/router/index.js";
-import { adminStateOf, driftProblems, planChanges } from "../src/router/planner.js";
+import { PIN_RUNNING_KEY } from "../src/router/config.js";
+import { pinEntries, RouterDesired, RouterSettings, renderPinMap } from "../src/router/index.js";
+import {
+  adminStateOf,
+  driftProblems,
+  parseMapFile,
+  pinMapProblems,
+  planChanges,
+  planPinMap,
+} from "../src/router/planner.js";
 
 describe("planner: live + desired → runtime API commands (pure)", () => {
   const settings = RouterSettings.parse({ stateDir: "/var/lib/modelship" });
@@ -110,5 +118,51 @@ describe("planner helpers", () => {
     expect(
       driftProblems([{ ...live[0]!, userWeight: 7 }], RouterDesired.parse({ servers: [desired.servers[0]] })),
     ).toEqual(["a weight 7, want 256"]);
+  });
+
+  it("pin map: reports a map that differs from the servers, and plans the commands that fix it", () => {
+    const desired = RouterDesired.parse({
+      servers: [
+        { name: "a", port: 1, weight: 100 },
+        { name: "b", port: 2, weight: 0, backup: true },
+        { name: "m", port: 3, weight: 0, state: "maint" },
+      ],
+    });
+    const wanted = pinEntries(desired);
+    const file = parseMapFile(renderPinMap(desired));
+    expect(file).toEqual([
+      ["a", "models"],
+      ["b", "models"],
+      [PIN_RUNNING_KEY, '"a","b"'],
+    ]);
+    expect(pinMapProblems("live map", file, wanted, PIN_RUNNING_KEY)).toEqual([]);
+    expect(planPinMap("/p.map", file, wanted)).toEqual({ before: [], after: [] });
+    const drifted: [string, string][] = [
+      ["a", "pin_shadow"],
+      ["x", "models"],
+      ["x", "models"],
+      [PIN_RUNNING_KEY, '"a"'],
+    ];
+    expect(pinMapProblems("live map", drifted, wanted, PIN_RUNNING_KEY)).toEqual([
+      "live map lacks b",
+      "live map lists x, not a server",
+      "live map sends a to pin_shadow, want models",
+      "live map lists x 2 times",
+      'live map 404 list is "a", want "a","b"',
+    ]);
+    const plan = planPinMap("/p.map", drifted, wanted);
+    expect(plan.before.map((c) => c.command)).toEqual([
+      "del map /p.map x",
+      "set map /p.map a models",
+      `set map /p.map ${PIN_RUNNING_KEY} "a","b"`,
+    ]);
+    expect(plan.after.map((c) => c.command)).toEqual(["add map /p.map b models"]);
+    // a wanted key listed twice: every copy deleted first, one added back after
+    const twice = planPinMap("/p.map", [...file, ["a", "models"]], wanted);
+    expect(twice).toEqual({
+      before: [{ command: "del map /p.map a" }],
+      after: [{ command: "add map /p.map a models" }],
+    });
+    expect(pinMapProblems("f", [], new Map(), PIN_RUNNING_KEY)).toEqual([]);
   });
 });

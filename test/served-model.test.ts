@@ -1,3 +1,8 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServedModel } from "../serving/model.js";
 import { readBundle } from "../src/bundle/read.js";
@@ -5,6 +10,8 @@ import { loadCsv } from "../src/data/dataset.js";
 import { trainedBundle } from "./support/bundle.js";
 import { byoBundle } from "./support/byo-bundles.js";
 import { dataPath } from "./support/data.js";
+
+const exec = promisify(execFile);
 
 // The worker's model object with real onnxruntime-node: requests issued in the same event-loop turn
 // share one run, and each gets exactly its own rows back.
@@ -86,6 +93,55 @@ describe("coalescing requests into one model run", () => {
     expect((outcomes[0] as PromiseFulfilledResult<{ label: string }[]>).value[0]!.label).toBe(
       alone0[0]!.label,
     );
+  });
+
+  it("a graph that only takes one row at a time: shared runs fail, each runs alone, coalescing turns itself off", async () => {
+    // Declared [N, 4] but reshaped to [1, 4] inside, as some hand-made exports do.
+    const dir = await mkdtemp(join(tmpdir(), "ms-batch1-"));
+    const onnx = join(dir, "batch1.onnx");
+    await exec("/usr/bin/python3", [
+      "-c",
+      `
+import sys, onnx
+from onnx import helper as h, TensorProto as T
+g = h.make_graph(
+  [h.make_node("Reshape", ["float_input", "shape"], ["row"]),
+   h.make_node("MatMul", ["row", "w"], ["logits"]),
+   h.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+  "batch1",
+  [h.make_tensor_value_info("float_input", T.FLOAT, ["N", 4])],
+  [h.make_tensor_value_info("probabilities", T.FLOAT, ["N", 3])],
+  [h.make_tensor("shape", T.INT64, [2], [1, 4]),
+   h.make_tensor("w", T.FLOAT, [4, 3], [1, 0, -1, 0, 1, 0, -1, 0, 1, 0.5, 0.5, 0.5])])
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), sys.argv[1])
+`,
+      onnx,
+    ]);
+    const irisBundle = await readBundle(await byoBundle("iris-logreg-zipmap"));
+    const warnings: string[] = [];
+    const one = await ServedModel.open(
+      { ...irisBundle, modelPath: onnx },
+      { coalesceRows: 64, warn: (m) => warnings.push(m) },
+    );
+    try {
+      const rows = [
+        [5.1, 3.5, 1.4, 0.2],
+        [6.7, 3.0, 5.2, 2.3],
+        [5.9, 3.0, 4.2, 1.5],
+      ];
+      const first = await Promise.all(rows.map((r) => one.predict([r])));
+      expect(first.every((p) => p.length === 1)).toBe(true);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/each request now runs alone/);
+      expect(one.coalesceRows).toBe(1);
+      const before = one.runStats.runs;
+      const again = await Promise.all(rows.map((r) => one.predict([r])));
+      expect(one.runStats.runs - before).toBe(3); // no failed shared run any more
+      expect(again.map((p) => p[0]!.label)).toEqual(first.map((p) => p[0]!.label));
+    } finally {
+      await one.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("is off for coalesceRows 1: every request is its own run", async () => {

@@ -3,9 +3,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadTextDataset, type TextExample } from "../src/data/dataset.js";
 import { textProfileFromOnnx } from "../src/drift/vocabulary.js";
 import { accuracy, argmax, confusionMatrix, perClassScores } from "../src/metrics/index.js";
+import { modelProtoType } from "../src/onnx/model-proto.js";
 import { stratifiedSplit, type TrainedTextModel, trainTextClassifier } from "../training/index.js";
 import { GraphBuilder } from "../training/onnx/builder.js";
-import { modelProtoType } from "../training/onnx/proto.js";
 import { lowerCase } from "../training/text.js";
 import { dataPath } from "./support/data.js";
 

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { modelProtoType } from "../../training/onnx/proto.js";
 import { lowerCase, NGRAM_JOIN } from "../../training/text.js";
+import { modelProtoType } from "../onnx/model-proto.js";
 
 /**
  * How the served graph sees text, read from the ONNX graph itself (no extra bundle field): the

@@ -8,6 +8,7 @@ import {
   containerListEntrySchema,
   type ImageInspect,
   imageInspectSchema,
+  imageLayersSchema,
   versionSchema,
 } from "./schema.js";
 
@@ -136,6 +137,13 @@ export interface ImageInfo {
   labels: Record<string, string>;
   healthcheck: string[] | null;
   raw: ImageInspect;
+}
+
+export interface ImageLayers {
+  id: string;
+  /** `repository:tag` (Podman's `localhost/` and `docker.io/library/` prefixes dropped). */
+  tags: string[];
+  layers: string[];
 }
 
 export interface ContainerSummary {
@@ -410,6 +418,39 @@ export class Engine {
           .filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>")),
       ),
     ];
+  }
+
+  /**
+   * Every image with its layers (diff ids, base first): an image built `FROM` another starts with all
+   * of the other's layers. One `image ls` and one `image inspect` (in batches); an image removed in
+   * between is left out.
+   */
+  async listImageLayers(): Promise<ImageLayers[]> {
+    const ls = await this.exec(["image", "ls", "--quiet", "--no-trunc"]);
+    if (ls.code !== 0) throw this.failure("docker image ls", ls);
+    const ids = [
+      ...new Set(
+        ls.stdout
+          .split("\n")
+          .map((l) => l.trim())
+          .filter(Boolean),
+      ),
+    ];
+    const out: ImageLayers[] = [];
+    for (let i = 0; i < ids.length; i += 200) {
+      const batch = ids.slice(i, i + 200);
+      const result = await this.exec(["image", "inspect", ...batch]);
+      const gone = /no such (image|object)|not found|image not known/i;
+      if (result.code !== 0 && !(gone.test(result.stderr) && result.stdout.trim().startsWith("[")))
+        throw this.failure("docker image inspect", result);
+      for (const image of parseJson(imageLayersSchema.array(), result.stdout, "docker image inspect"))
+        out.push({
+          id: image.Id.startsWith("sha256:") ? image.Id : `sha256:${image.Id}`,
+          tags: (image.RepoTags ?? []).map((t) => t.replace(/^(localhost|docker\.io\/library)\//, "")),
+          layers: image.RootFS?.Layers ?? [],
+        });
+    }
+    return out;
   }
 
   /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */

@@ -113,6 +113,18 @@ export const imageInspectSchema = z
   })
   .loose();
 
+/** The part of `docker image inspect` that says which layers an image stacks (parents are a prefix). */
+export const imageLayersSchema = z
+  .object({
+    Id: z.string(),
+    RepoTags: z.array(z.string()).nullish(),
+    RootFS: z
+      .object({ Layers: z.array(z.string()).nullish() })
+      .loose()
+      .nullish(),
+  })
+  .loose();
+
 /** One line of `docker ps --format '{{json .}}'`. */
 export const containerListEntrySchema = z
   .object({

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { rm, stat, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Engine } from "../engine/engine.js";
 import { Ledger } from "../ledger/ledger.js";
 import type { LedgerData } from "../ledger/schema.js";
-import { driftProblems } from "../router/planner.js";
+import { PIN_RUNNING_KEY, pinEntries } from "../router/config.js";
+import { driftProblems, parseMapFile, pinMapProblems } from "../router/planner.js";
 import { haproxyBinary } from "../router/process.js";
 import { Router } from "../router/router.js";
 import { CommandFailed, runChecked } from "../util/command.js";
@@ -130,6 +131,7 @@ export async function checkHost(stateDir: string): Promise<HostCheck[]> {
     checks.push(await checkListening(router, sd));
     checks.push(await checkLiveMatchesDesired(router, sd));
   }
+  if (router.settings.pin.enabled) checks.push(await checkPinMap(router, answers, sd));
   checks.push(...(await checkLedger(stateDir, router, answers)));
   return checks;
 }
@@ -313,4 +315,32 @@ async function checkLiveMatchesDesired(router: Router, sd: string): Promise<Host
   return problems.length === 0
     ? { name: "router state", ok: true, detail: `${desired.servers.length} server(s) as desired` }
     : { name: "router state", ok: false, detail: problems.join(", "), fix: `modelship host repair ${sd}` };
+}
+
+/**
+ * Pinning on (docs/pinning.md): the pin map on disk (loaded at start and reload) and in the running
+ * process (`show map`) list exactly the versions the router has as servers, and the 404 list of them.
+ */
+async function checkPinMap(router: Router, answers: boolean, sd: string): Promise<HostCheck> {
+  const desired = await router.readDesired();
+  const wanted = pinEntries(desired);
+  const fix = `modelship host repair ${sd}`;
+  const file = router.paths.pinMap;
+  const text = await readFile(file, "utf8").catch(() => undefined);
+  const problems =
+    text === undefined
+      ? [`${file} missing`]
+      : pinMapProblems("pin.map on disk", parseMapFile(text), wanted, PIN_RUNNING_KEY);
+  if (answers) {
+    const live = await router.livePinMap();
+    if (!live) problems.unshift("the running HAProxy has no pin map loaded (started before pinning was on)");
+    else problems.unshift(...pinMapProblems("live map", live, wanted, PIN_RUNNING_KEY));
+  }
+  if (problems.length > 0) return { name: "pin map", ok: false, detail: problems.join("; "), fix };
+  const versions = [...wanted.keys()].filter((k) => k !== PIN_RUNNING_KEY);
+  return {
+    name: "pin map",
+    ok: true,
+    detail: `${versions.length} pinnable version(s)${versions.length ? `: ${versions.join(", ")}` : ""} (${answers ? "live and on disk" : "on disk"}, header ${router.settings.pin.header})`,
+  };
 }

@@ -16,14 +16,15 @@ import {
   stageServerContext,
   traceServer,
 } from "./context.js";
+import { planServerPrune } from "./server-prune.js";
 
 /**
  * The model-independent half of a model image: node, onnxruntime and the compiled server
  * (serving/Dockerfile), tagged by a key over everything that goes into it and built only when no image
  * has that tag yet. Model images are `FROM` it (serving/model.Dockerfile), so a new model version
  * costs a build of a few MB; pushing a model image pushes these layers along, so the server image
- * needs no push of its own. Server images are never removed by modelship: model images do not need
- * the tag once built, but another build may be about to use it.
+ * needs no push of its own. Building a new one removes the older ones that no remaining image is
+ * built from and no build holds the lock of (server-prune.ts plans it, `pruneServerImages` runs it).
  */
 
 /** Local repository of server images (no registry: they are never pushed). */
@@ -72,6 +73,15 @@ export async function modelImageKey(serverKey: string, card: ModelCard, appRoot?
   return hash.digest("hex").slice(0, 16);
 }
 
+export interface PruneResult {
+  /** Tags removed. */
+  removed: string[];
+  /** Older server tags left in place, with why (an image is built from it, a build holds its lock, the engine refused). */
+  kept: { ref: string; reason: string }[];
+  /** Set when listing the images failed: nothing was removed. */
+  failed?: string;
+}
+
 export interface ServerImage {
   ref: string;
   key: string;
@@ -81,6 +91,8 @@ export interface ServerImage {
   stageMs: number;
   buildMs: number;
   contextBytes: number;
+  /** Older server images removed and kept after this call built a new one. */
+  pruned?: PruneResult;
 }
 
 export interface ServerImageOptions {
@@ -91,6 +103,8 @@ export interface ServerImageOptions {
   reporter?: Reporter;
   /** Where the locks live (default: $MODELSHIP_LOCK_DIR, else <tmp>/modelship-locks-<uid>). */
   lockDir?: string;
+  /** After building a new server image, remove the older ones no image is built from (default true). */
+  prune?: boolean;
 }
 
 export function serverLockDir(): string {
@@ -166,11 +180,13 @@ export async function withServerImage<T>(
       (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`,
     );
     const stageMs = Math.round(performance.now() - stageStarted);
-    const buildStarted = performance.now();
+    let buildMs = 0;
+    let pruned: PruneResult | null = null;
     try {
       await reporter.step(
         `Building server image ${ref}`,
         async (update) => {
+          const buildStarted = performance.now();
           const build = (noCache: boolean) =>
             engine.build({
               context: context.dir,
@@ -185,27 +201,50 @@ export async function withServerImage<T>(
             });
           // Podman's cache lookup fails when a cached step's image is removed meanwhile: once more
           // without it.
-          return build(false).catch((err: Error) => {
+          await build(false).catch((err: Error) => {
             if (!/layer not known|image not known|cached image/i.test(err.message)) throw err;
             return build(true);
           });
+          buildMs = Math.round(performance.now() - buildStarted);
+          // The new server image supersedes the older ones: those no remaining image is built from go.
+          if (options.prune === false) return;
+          update("removing older server images no image is built from");
+          pruned = await pruneServerImages(engine, {
+            keep: [ref],
+            repository: options.repository,
+            lockDir,
+          }).catch((err: Error) => ({
+            removed: [],
+            kept: [],
+            failed: (err.message.split("\n")[0] ?? "").slice(0, 200),
+          }));
         },
-        () => `from ${options.baseImage} (once per server version)`,
+        () =>
+          [`from ${options.baseImage} (once per server version)`, pruned && pruneSummary(pruned)]
+            .filter(Boolean)
+            .join("; "),
       );
     } finally {
       await context.cleanup();
     }
-    const buildMs = Math.round(performance.now() - buildStarted);
-    return await use({ ref, key, built: true, stageMs, buildMs, contextBytes: context.bytes });
+    return await use({
+      ref,
+      key,
+      built: true,
+      stageMs,
+      buildMs,
+      contextBytes: context.bytes,
+      ...(pruned ? { pruned } : {}),
+    });
   } finally {
     await release().catch(() => {});
   }
 }
 
 /**
- * Untags the server images of `repository` other than `keep` (refs or keys) whose lock is free right
- * now (a build using one holds its lock). Model images built from them keep working: they hold the layers.
- * Best effort; returns the refs removed.
+ * Removes the server images of `repository` other than `keep` (refs or keys) that no remaining image
+ * is built from (server-prune.ts decides), skipping any whose lock a build holds right now. Never
+ * forced: an engine refusal (a container uses it, dependent child images) means still in use, kept.
  */
 export async function pruneServerImages(
   engine: Engine,
@@ -216,26 +255,48 @@ export async function pruneServerImages(
     /** Only images created at least this long ago (default 0). */
     olderThanMs?: number;
   },
-): Promise<string[]> {
+): Promise<PruneResult> {
   const repository = options.repository ?? SERVER_REPOSITORY;
   const lockDir = options.lockDir ?? serverLockDir();
-  const removed: string[] = [];
-  for (const ref of await engine.listImageTags(repository).catch(() => [])) {
+  const result: PruneResult = { removed: [], kept: [] };
+  const plan = planServerPrune(await engine.listImageLayers(), { repository, keep: options.keep });
+  result.kept.push(...plan.keep);
+  for (const { ref } of plan.remove) {
     const key = ref.slice(repository.length + 1);
-    if (options.keep.includes(ref) || options.keep.includes(key) || !/^[0-9a-f]{16}$/.test(key)) continue;
     const release = await lockServerKey(lockDir, key, false).catch(() => null);
-    if (!release) continue;
+    if (!release) {
+      result.kept.push({ ref, reason: "a build is using it" });
+      continue;
+    }
     try {
-      const info = await engine.inspectImage(ref);
-      const created = info?.created ? Date.parse(info.created) : Number.NaN;
-      if (!info || !(Date.now() - created >= (options.olderThanMs ?? 0))) continue;
+      if (options.olderThanMs) {
+        const info = await engine.inspectImage(ref);
+        const created = info?.created ? Date.parse(info.created) : Number.NaN;
+        if (!info) continue;
+        if (!(Date.now() - created >= options.olderThanMs)) {
+          result.kept.push({ ref, reason: "recent" });
+          continue;
+        }
+      }
       await engine.removeImage(ref);
-      removed.push(ref);
-    } catch {
-      // in use by a container, or removed meanwhile: leave it
+      result.removed.push(ref);
+    } catch (err) {
+      const reason = (err as Error).message.split("\n")[0] ?? "refused";
+      result.kept.push({ ref, reason: `the engine refused: ${reason}` });
     } finally {
       await release().catch(() => {});
     }
   }
-  return removed;
+  result.removed.sort();
+  result.kept.sort((a, b) => a.ref.localeCompare(b.ref));
+  return result;
+}
+
+/** The end of the server build's progress line: what pruning removed and kept. */
+export function pruneSummary(p: PruneResult): string {
+  if (p.failed) return `older server images left alone: ${p.failed}`;
+  const parts: string[] = [];
+  if (p.removed.length) parts.push(`removed older ${p.removed.join(", ")}`);
+  if (p.kept.length) parts.push(`kept ${p.kept.length} older (still in use)`);
+  return parts.join("; ");
 }

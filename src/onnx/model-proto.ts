@@ -1,11 +1,13 @@
 import protobuf from "protobufjs";
 
 /**
- * The whole of onnx.proto (onnx/onnx, IR version 9, official field numbers) for READING and
- * REWRITING models users bring: protobufjs drops fields its schema does not know, so a rewrite
- * (src/package/graph.ts) must declare every field a real export may carry — sparse initializers,
- * functions, training info, external data, optional types — to give back the same graph.
- * training/onnx/proto.ts keeps the small subset the trainer writes.
+ * The one ONNX protobuf schema of the code base: the whole of onnx.proto (onnx/onnx, IR version 9,
+ * official field numbers). It READS and REWRITES models users bring — protobufjs drops fields its
+ * schema does not know, so a rewrite (src/package/graph.ts) must declare every field a real export may
+ * carry (sparse initializers, functions, training info, external data, optional types) to give back
+ * the same graph — and the trainer WRITES its models with it (training/onnx/builder.ts; fields it
+ * leaves unset are not encoded, so the bytes are those of the subset it uses). Drift reads the served
+ * graph's vocabulary with it (src/drift/vocabulary.ts).
  */
 const ONNX_PROTO = `
 syntax = "proto2";
@@ -188,10 +190,41 @@ message FunctionProto {
 
 let root: protobuf.Root | undefined;
 
-function modelType(): protobuf.Type {
+function onnxRoot(): protobuf.Root {
   root ??= protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
-  return root.lookupType("onnx.ModelProto");
+  return root;
 }
+
+/** The ModelProto message type (encode with `ModelProto.encode(ModelProto.fromObject(obj)).finish()`). */
+export function modelProtoType(): protobuf.Type {
+  return onnxRoot().lookupType("onnx.ModelProto");
+}
+
+/** ONNX TensorProto.DataType numbers the trainer writes (ELEM_TYPE below names them all for reading). */
+export const DataType = {
+  float: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  string: 8,
+  bool: 9,
+  double: 11,
+} as const;
+export type DataTypeName = keyof typeof DataType;
+
+/** AttributeProto.AttributeType numbers (as in the schema's enum). */
+export const AttributeType = {
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9,
+} as const;
 
 /* Structural views of the decoded messages: only what src/package reads or edits. */
 export interface OnnxAttribute {
@@ -253,19 +286,18 @@ export interface OnnxModel {
 
 /** Decodes model bytes; throws protobufjs' error on bytes that are not a ModelProto. */
 export function decodeModel(bytes: Uint8Array): OnnxModel {
-  return modelType().decode(bytes) as unknown as OnnxModel;
+  return modelProtoType().decode(bytes) as unknown as OnnxModel;
 }
 
 /** Encodes a (possibly edited) decoded model back to bytes. */
 export function encodeModel(model: OnnxModel): Uint8Array {
-  const type = modelType();
+  const type = modelProtoType();
   return type.encode(model as unknown as protobuf.Message).finish();
 }
 
 /** Creates a message of a nested type (e.g. "NodeProto") from a plain object, for graph edits. */
 export function makeMessage<T>(typeName: string, fields: object): T {
-  root ??= protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
-  return root.lookupType(`onnx.${typeName}`).fromObject(fields) as unknown as T;
+  return onnxRoot().lookupType(`onnx.${typeName}`).fromObject(fields) as unknown as T;
 }
 
 export const ELEM_TYPE: Record<number, string> = {

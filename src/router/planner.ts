@@ -121,24 +121,89 @@ export interface PinMapPlan {
   after: PlannedCommand[];
 }
 
-export function planPinMap(file: string, live: Map<string, string>, wanted: Map<string, string>): PinMapPlan {
+/** One `key value` entry of a pin map, in the order HAProxy (or the file) lists them. */
+export type PinMapEntry = [key: string, value: string];
+
+export function planPinMap(
+  file: string,
+  live: Map<string, string> | PinMapEntry[],
+  wanted: Map<string, string>,
+): PinMapPlan {
   const before: PlannedCommand[] = [];
   const after: PlannedCommand[] = [];
-  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file} ${key}` });
+  const entries = live instanceof Map ? [...live] : live;
+  const count = new Map<string, number>();
+  for (const [key] of entries) count.set(key, (count.get(key) ?? 0) + 1);
+  const current = new Map(entries);
+  for (const key of count.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file} ${key}` });
   for (const [key, value] of wanted) {
-    const cur = live.get(key);
-    if (cur === undefined) after.push({ command: `add map ${file} ${key} ${value}` });
-    else if (cur !== value) before.push({ command: `set map ${file} ${key} ${value}` });
+    const n = count.get(key) ?? 0;
+    if (n === 0) after.push({ command: `add map ${file} ${key} ${value}` });
+    else if (n > 1) {
+      // A key listed twice (an `add map` by hand): `del map` drops every copy, then one is added back.
+      before.push({ command: `del map ${file} ${key}` });
+      after.push({ command: `add map ${file} ${key} ${value}` });
+    } else if (current.get(key) !== value) before.push({ command: `set map ${file} ${key} ${value}` });
   }
   return { before, after };
 }
 
-/** `show map <file>` → key → value (`0x55d… key value` lines). */
-export function parseShowMap(answer: string): Map<string, string> {
-  const out = new Map<string, string>();
+/** `show map <file>` → its entries in order (`0x55d… key value` lines). */
+export function parseShowMapEntries(answer: string): PinMapEntry[] {
+  const out: PinMapEntry[] = [];
   for (const line of answer.split("\n")) {
     const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
-    if (m) out.set(m[1]!, m[2]!);
+    if (m) out.push([m[1]!, m[2]!]);
   }
   return out;
+}
+
+/** `show map <file>` → key → value (the last entry of a key listed twice). */
+export function parseShowMap(answer: string): Map<string, string> {
+  return new Map(parseShowMapEntries(answer));
+}
+
+/** A map file's entries (`key value` lines; blank lines and `#` comments skipped, as HAProxy does). */
+export function parseMapFile(text: string): PinMapEntry[] {
+  const out: PinMapEntry[] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^(\S+)\s*(.*)$/.exec(line);
+    if (m) out.push([m[1]!, m[2]!]);
+  }
+  return out;
+}
+
+/**
+ * How a pin map (`where`: "live map", "pin.map on disk") differs from the entries it must hold
+ * (config.ts `pinEntries`: one per version the router has as a server, plus the 404 list). Empty = exact.
+ * Pure; `host check` reports it, `host repair` (Router.apply → planPinMap) fixes it.
+ */
+export function pinMapProblems(
+  where: string,
+  entries: PinMapEntry[],
+  wanted: Map<string, string>,
+  runningKey: string,
+): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, string[]>();
+  for (const [key, value] of entries) seen.set(key, [...(seen.get(key) ?? []), value]);
+  const versions = (m: Map<string, unknown>) => [...m.keys()].filter((k) => k !== runningKey);
+  const missing = versions(wanted).filter((k) => !seen.has(k));
+  const extra = versions(seen).filter((k) => !wanted.has(k));
+  if (missing.length) problems.push(`${where} lacks ${missing.join(", ")}`);
+  if (extra.length) problems.push(`${where} lists ${extra.join(", ")}, not a server`);
+  for (const [key, values] of seen) {
+    const want = wanted.get(key);
+    if (key === runningKey) {
+      if (values.length !== 1 || values[0] !== want)
+        problems.push(`${where} 404 list is ${values.join(" + ") || "empty"}, want ${want ?? "none"}`);
+    } else if (values.length > 1) problems.push(`${where} lists ${key} ${values.length} times`);
+    else if (want !== undefined && values[0] !== want)
+      problems.push(`${where} sends ${key} to ${values[0] || "nothing"}, want ${want}`);
+  }
+  if (!seen.has(runningKey) && wanted.has(runningKey))
+    problems.push(`${where} 404 list missing, want ${wanted.get(runningKey)}`);
+  return problems;
 }

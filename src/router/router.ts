@@ -1,7 +1,14 @@
 import { ExitCode, UserError } from "../util/errors.js";
 import { atomicWriteFile } from "../util/fs.js";
 import { pinEntries, type RouterPaths, renderConfig, renderPinMap } from "./config.js";
-import { type LiveServer, type PlannedCommand, parseShowMap, planChanges, planPinMap } from "./planner.js";
+import {
+  type LiveServer,
+  type PinMapEntry,
+  type PlannedCommand,
+  parseShowMapEntries,
+  planChanges,
+  planPinMap,
+} from "./planner.js";
 import { effectiveRunAs, HaproxyProcess, type RunningInfo } from "./process.js";
 import type { RuntimeApi } from "./runtime-api.js";
 import {
@@ -298,9 +305,16 @@ export class Router {
     desired: RouterDesired,
   ): Promise<{ before: PlannedCommand[]; after: PlannedCommand[] } | "reload"> {
     if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const live = await this.livePinMap();
+    if (!live) return "reload";
+    return planPinMap(this.paths.pinMap, live, pinEntries(desired));
+  }
+
+  /** The pin map's entries in the running process (`show map`), undefined when it has none loaded. */
+  async livePinMap(): Promise<PinMapEntry[] | undefined> {
     const answer = await this.api.send(`show map ${this.paths.pinMap}`);
-    if (/Unknown map/i.test(answer)) return "reload";
-    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
+    if (/Unknown map/i.test(answer)) return undefined;
+    return parseShowMapEntries(answer);
   }
 
   /** Adds a server or replaces its spec (address, weight, state). */

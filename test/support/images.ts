@@ -7,7 +7,7 @@ import lockfile from "proper-lockfile";
 import { readBundle } from "../../src/bundle/read.js";
 import { Engine } from "../../src/engine/engine.js";
 import { type BuildImageResult, buildModelImage } from "../../src/image/build.js";
-import { modelImageKey, pruneServerImages, resolveServerKey } from "../../src/image/server.js";
+import { modelImageKey, resolveServerKey } from "../../src/image/server.js";
 import { repoRoot } from "./data.js";
 
 /**
@@ -143,9 +143,8 @@ export function modelImage(bundleDir: string, opts: { repository?: string } = {}
           (await olderThanAnHour(engine, old))
         )
           await engine.removeImage(old).catch(() => {});
-      // Server images of older checkouts too: locked ones (a build is using them) and ones younger
-      // than an hour (another checkout on this host may be testing with it) stay.
-      await pruneServerImages(engine, { keep: [server.ref], olderThanMs: 3_600_000 }).catch(() => {});
+      // Server images of older checkouts: the build removes those no image is built from any more
+      // when it builds a new one (withServerImage), so nothing to do here.
       return { ref, baseImage: base, build };
     });
   }

@@ -1,4 +1,4 @@
-import { AttributeType, DataType, type DataTypeName, modelProtoType } from "./proto.js";
+import { AttributeType, DataType, type DataTypeName, modelProtoType } from "../../src/onnx/model-proto.js";
 
 /**
  * A small, general ONNX graph builder: typed inputs/outputs (tensors, sequences, maps), initializers

@@ -50038,6 +50038,11 @@ var imageInspectSchema = external_exports.object({
     }).loose().nullish()
   }).loose().nullish()
 }).loose();
+var imageLayersSchema = external_exports.object({
+  Id: external_exports.string(),
+  RepoTags: external_exports.array(external_exports.string()).nullish(),
+  RootFS: external_exports.object({ Layers: external_exports.array(external_exports.string()).nullish() }).loose().nullish()
+}).loose();
 var containerListEntrySchema = external_exports.object({
   ID: external_exports.string(),
   Names: external_exports.union([external_exports.string(), external_exports.array(external_exports.string())]),
@@ -50288,6 +50293,35 @@ ${result.stdout}`;
         result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
       )
     ];
+  }
+  /**
+   * Every image with its layers (diff ids, base first): an image built `FROM` another starts with all
+   * of the other's layers. One `image ls` and one `image inspect` (in batches); an image removed in
+   * between is left out.
+   */
+  async listImageLayers() {
+    const ls = await this.exec(["image", "ls", "--quiet", "--no-trunc"]);
+    if (ls.code !== 0) throw this.failure("docker image ls", ls);
+    const ids = [
+      ...new Set(
+        ls.stdout.split("\n").map((l) => l.trim()).filter(Boolean)
+      )
+    ];
+    const out = [];
+    for (let i = 0; i < ids.length; i += 200) {
+      const batch = ids.slice(i, i + 200);
+      const result = await this.exec(["image", "inspect", ...batch]);
+      const gone = /no such (image|object)|not found|image not known/i;
+      if (result.code !== 0 && !(gone.test(result.stderr) && result.stdout.trim().startsWith("[")))
+        throw this.failure("docker image inspect", result);
+      for (const image of parseJson(imageLayersSchema.array(), result.stdout, "docker image inspect"))
+        out.push({
+          id: image.Id.startsWith("sha256:") ? image.Id : `sha256:${image.Id}`,
+          tags: (image.RepoTags ?? []).map((t) => t.replace(/^(localhost|docker\.io\/library)\//, "")),
+          layers: image.RootFS?.Layers ?? []
+        });
+    }
+    return out;
   }
   /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
   async pull(ref) {
@@ -60386,6 +60420,48 @@ import { createHash as createHash3 } from "node:crypto";
 import { mkdir as mkdir4, readFile as readFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { join as join8 } from "node:path";
+
+// src/image/server-prune.ts
+var KEY = /^[0-9a-f]{16}$/;
+function builtOn(child, parent) {
+  if (child.id === parent.id || parent.layers.length === 0 || child.layers.length <= parent.layers.length)
+    return false;
+  return parent.layers.every((layer, i) => child.layers[i] === layer);
+}
+function planServerPrune(images, options) {
+  const { repository } = options;
+  const isCandidate = (tag) => {
+    if (!tag.startsWith(`${repository}:`)) return false;
+    const key = tag.slice(repository.length + 1);
+    return KEY.test(key) && !options.keep.includes(tag) && !options.keep.includes(key);
+  };
+  const plan = { remove: [], keep: [] };
+  for (const image of images) {
+    const candidates = [...new Set(image.tags.filter(isCandidate))].sort();
+    if (candidates.length === 0) continue;
+    const staying = image.tags.filter((t) => !candidates.includes(t));
+    if (staying.length > 0) {
+      for (const ref of candidates) plan.remove.push({ ref, why: `an alias of ${staying[0]}` });
+      continue;
+    }
+    if (image.layers.length === 0) {
+      for (const ref of candidates) plan.keep.push({ ref, reason: "its layers are unknown" });
+      continue;
+    }
+    const dependents = images.filter((other) => builtOn(other, image));
+    if (dependents.length > 0) {
+      const named = dependents.find((d) => d.tags.length > 0)?.tags[0] ?? dependents[0].id.slice(0, 19);
+      const more = dependents.length > 1 ? ` and ${dependents.length - 1} more` : "";
+      for (const ref of candidates)
+        plan.keep.push({ ref, reason: `still in use: ${named}${more} built from it` });
+      continue;
+    }
+    for (const ref of candidates) plan.remove.push({ ref, why: "no image is built from it" });
+  }
+  return plan;
+}
+
+// src/image/server.ts
 var SERVER_REPOSITORY = "modelship-server";
 var KEY_FORMAT = "modelship-server-key/1";
 async function serverImageKey(options) {
@@ -60456,11 +60532,13 @@ async function withServerImage(options, use) {
       (c) => `${(c.bytes / 1e6).toFixed(1)} MB, ${c.packages.length} packages`
     );
     const stageMs = Math.round(performance.now() - stageStarted);
-    const buildStarted = performance.now();
+    let buildMs = 0;
+    let pruned = null;
     try {
       await reporter.step(
         `Building server image ${ref}`,
         async (update) => {
+          const buildStarted = performance.now();
           const build = (noCache) => engine.build({
             context: context3.dir,
             dockerfile: context3.dockerfile,
@@ -60472,22 +60550,85 @@ async function withServerImage(options, use) {
               if (step) update(step[0].slice(0, 80));
             }
           });
-          return build(false).catch((err) => {
+          await build(false).catch((err) => {
             if (!/layer not known|image not known|cached image/i.test(err.message)) throw err;
             return build(true);
           });
+          buildMs = Math.round(performance.now() - buildStarted);
+          if (options.prune === false) return;
+          update("removing older server images no image is built from");
+          pruned = await pruneServerImages(engine, {
+            keep: [ref],
+            repository: options.repository,
+            lockDir
+          }).catch((err) => ({
+            removed: [],
+            kept: [],
+            failed: (err.message.split("\n")[0] ?? "").slice(0, 200)
+          }));
         },
-        () => `from ${options.baseImage} (once per server version)`
+        () => [`from ${options.baseImage} (once per server version)`, pruned && pruneSummary(pruned)].filter(Boolean).join("; ")
       );
     } finally {
       await context3.cleanup();
     }
-    const buildMs = Math.round(performance.now() - buildStarted);
-    return await use({ ref, key, built: true, stageMs, buildMs, contextBytes: context3.bytes });
+    return await use({
+      ref,
+      key,
+      built: true,
+      stageMs,
+      buildMs,
+      contextBytes: context3.bytes,
+      ...pruned ? { pruned } : {}
+    });
   } finally {
     await release().catch(() => {
     });
   }
+}
+async function pruneServerImages(engine, options) {
+  const repository = options.repository ?? SERVER_REPOSITORY;
+  const lockDir = options.lockDir ?? serverLockDir();
+  const result = { removed: [], kept: [] };
+  const plan = planServerPrune(await engine.listImageLayers(), { repository, keep: options.keep });
+  result.kept.push(...plan.keep);
+  for (const { ref } of plan.remove) {
+    const key = ref.slice(repository.length + 1);
+    const release = await lockServerKey(lockDir, key, false).catch(() => null);
+    if (!release) {
+      result.kept.push({ ref, reason: "a build is using it" });
+      continue;
+    }
+    try {
+      if (options.olderThanMs) {
+        const info2 = await engine.inspectImage(ref);
+        const created = info2?.created ? Date.parse(info2.created) : Number.NaN;
+        if (!info2) continue;
+        if (!(Date.now() - created >= options.olderThanMs)) {
+          result.kept.push({ ref, reason: "recent" });
+          continue;
+        }
+      }
+      await engine.removeImage(ref);
+      result.removed.push(ref);
+    } catch (err) {
+      const reason = err.message.split("\n")[0] ?? "refused";
+      result.kept.push({ ref, reason: `the engine refused: ${reason}` });
+    } finally {
+      await release().catch(() => {
+      });
+    }
+  }
+  result.removed.sort();
+  result.kept.sort((a, b) => a.ref.localeCompare(b.ref));
+  return result;
+}
+function pruneSummary(p) {
+  if (p.failed) return `older server images left alone: ${p.failed}`;
+  const parts = [];
+  if (p.removed.length) parts.push(`removed older ${p.removed.join(", ")}`);
+  if (p.kept.length) parts.push(`kept ${p.kept.length} older (still in use)`);
+  return parts.join("; ");
 }
 
 // src/image/build.ts
@@ -61255,19 +61396,26 @@ function planChanges(settings, live, desired) {
 function planPinMap(file2, live, wanted) {
   const before = [];
   const after = [];
-  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
+  const entries = live instanceof Map ? [...live] : live;
+  const count = /* @__PURE__ */ new Map();
+  for (const [key] of entries) count.set(key, (count.get(key) ?? 0) + 1);
+  const current = new Map(entries);
+  for (const key of count.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
   for (const [key, value] of wanted) {
-    const cur = live.get(key);
-    if (cur === void 0) after.push({ command: `add map ${file2} ${key} ${value}` });
-    else if (cur !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
+    const n = count.get(key) ?? 0;
+    if (n === 0) after.push({ command: `add map ${file2} ${key} ${value}` });
+    else if (n > 1) {
+      before.push({ command: `del map ${file2} ${key}` });
+      after.push({ command: `add map ${file2} ${key} ${value}` });
+    } else if (current.get(key) !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
   }
   return { before, after };
 }
-function parseShowMap(answer) {
-  const out = /* @__PURE__ */ new Map();
+function parseShowMapEntries(answer) {
+  const out = [];
   for (const line of answer.split("\n")) {
     const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
-    if (m) out.set(m[1], m[2]);
+    if (m) out.push([m[1], m[2]]);
   }
   return out;
 }
@@ -63916,9 +64064,15 @@ var Router = class _Router {
    */
   async planPin(desired) {
     if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const live = await this.livePinMap();
+    if (!live) return "reload";
+    return planPinMap(this.paths.pinMap, live, pinEntries(desired));
+  }
+  /** The pin map's entries in the running process (`show map`), undefined when it has none loaded. */
+  async livePinMap() {
     const answer = await this.api.send(`show map ${this.paths.pinMap}`);
-    if (/Unknown map/i.test(answer)) return "reload";
-    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
+    if (/Unknown map/i.test(answer)) return void 0;
+    return parseShowMapEntries(answer);
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {

@@ -49475,7 +49475,7 @@ var init_command = __esm({
 });
 
 // src/engine/schema.ts
-var portBindings, healthSchema, containerInspectSchema, imageInspectSchema, containerListEntrySchema, versionSchema2;
+var portBindings, healthSchema, containerInspectSchema, imageInspectSchema, imageLayersSchema, containerListEntrySchema, versionSchema2;
 var init_schema = __esm({
   "src/engine/schema.ts"() {
     "use strict";
@@ -49556,6 +49556,11 @@ var init_schema = __esm({
           Retries: external_exports.number().nullish()
         }).loose().nullish()
       }).loose().nullish()
+    }).loose();
+    imageLayersSchema = external_exports.object({
+      Id: external_exports.string(),
+      RepoTags: external_exports.array(external_exports.string()).nullish(),
+      RootFS: external_exports.object({ Layers: external_exports.array(external_exports.string()).nullish() }).loose().nullish()
     }).loose();
     containerListEntrySchema = external_exports.object({
       ID: external_exports.string(),
@@ -49824,6 +49829,35 @@ ${result.stdout}`;
             result.stdout.split("\n").map((l) => l.trim().replace(/^(localhost|docker\.io\/library)\//, "")).filter((l) => l.startsWith(`${repository}:`) && !l.endsWith(":<none>"))
           )
         ];
+      }
+      /**
+       * Every image with its layers (diff ids, base first): an image built `FROM` another starts with all
+       * of the other's layers. One `image ls` and one `image inspect` (in batches); an image removed in
+       * between is left out.
+       */
+      async listImageLayers() {
+        const ls = await this.exec(["image", "ls", "--quiet", "--no-trunc"]);
+        if (ls.code !== 0) throw this.failure("docker image ls", ls);
+        const ids = [
+          ...new Set(
+            ls.stdout.split("\n").map((l) => l.trim()).filter(Boolean)
+          )
+        ];
+        const out = [];
+        for (let i = 0; i < ids.length; i += 200) {
+          const batch = ids.slice(i, i + 200);
+          const result = await this.exec(["image", "inspect", ...batch]);
+          const gone = /no such (image|object)|not found|image not known/i;
+          if (result.code !== 0 && !(gone.test(result.stderr) && result.stdout.trim().startsWith("[")))
+            throw this.failure("docker image inspect", result);
+          for (const image of parseJson(imageLayersSchema.array(), result.stdout, "docker image inspect"))
+            out.push({
+              id: image.Id.startsWith("sha256:") ? image.Id : `sha256:${image.Id}`,
+              tags: (image.RepoTags ?? []).map((t) => t.replace(/^(localhost|docker\.io\/library)\//, "")),
+              layers: image.RootFS?.Layers ?? []
+            });
+        }
+        return out;
       }
       /** Pulls an image (`docker pull`); the engine's error when the registry cannot be reached. */
       async pull(ref2) {
@@ -60520,19 +60554,26 @@ function planChanges(settings, live, desired) {
 function planPinMap(file2, live, wanted) {
   const before = [];
   const after = [];
-  for (const key of live.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
+  const entries = live instanceof Map ? [...live] : live;
+  const count = /* @__PURE__ */ new Map();
+  for (const [key] of entries) count.set(key, (count.get(key) ?? 0) + 1);
+  const current = new Map(entries);
+  for (const key of count.keys()) if (!wanted.has(key)) before.push({ command: `del map ${file2} ${key}` });
   for (const [key, value] of wanted) {
-    const cur = live.get(key);
-    if (cur === void 0) after.push({ command: `add map ${file2} ${key} ${value}` });
-    else if (cur !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
+    const n = count.get(key) ?? 0;
+    if (n === 0) after.push({ command: `add map ${file2} ${key} ${value}` });
+    else if (n > 1) {
+      before.push({ command: `del map ${file2} ${key}` });
+      after.push({ command: `add map ${file2} ${key} ${value}` });
+    } else if (current.get(key) !== value) before.push({ command: `set map ${file2} ${key} ${value}` });
   }
   return { before, after };
 }
-function parseShowMap(answer) {
-  const out = /* @__PURE__ */ new Map();
+function parseShowMapEntries(answer) {
+  const out = [];
   for (const line of answer.split("\n")) {
     const m = /^0x[0-9a-f]+ (\S+) ?(.*)$/.exec(line.trim());
-    if (m) out.set(m[1], m[2]);
+    if (m) out.push([m[1], m[2]]);
   }
   return out;
 }
@@ -63187,9 +63228,15 @@ var Router = class _Router {
    */
   async planPin(desired) {
     if (!this.settings.pin.enabled) return { before: [], after: [] };
+    const live = await this.livePinMap();
+    if (!live) return "reload";
+    return planPinMap(this.paths.pinMap, live, pinEntries(desired));
+  }
+  /** The pin map's entries in the running process (`show map`), undefined when it has none loaded. */
+  async livePinMap() {
     const answer = await this.api.send(`show map ${this.paths.pinMap}`);
-    if (/Unknown map/i.test(answer)) return "reload";
-    return planPinMap(this.paths.pinMap, parseShowMap(answer), pinEntries(desired));
+    if (/Unknown map/i.test(answer)) return void 0;
+    return parseShowMapEntries(answer);
   }
   /** Adds a server or replaces its spec (address, weight, state). */
   async upsertServer(spec) {

@@ -19555,9 +19555,9 @@ var require_anchors = __commonJS({
       }
       return true;
     }
-    function anchorNames(root3) {
+    function anchorNames(root2) {
       const anchors = /* @__PURE__ */ new Set();
-      visit2.visit(root3, {
+      visit2.visit(root2, {
         Value(_key, node2) {
           if (node2.anchor)
             anchors.add(node2.anchor);
@@ -35005,11 +35005,11 @@ var require_type = __commonJS({
       return new this.ctor(properties);
     };
     Type.prototype.setup = function setup() {
-      var root3 = this.root;
-      if (root3 && root3._needsRecursiveFeatureResolution) {
-        var edition = root3._edition || this._edition;
+      var root2 = this.root;
+      if (root2 && root2._needsRecursiveFeatureResolution) {
+        var edition = root2._edition || this._edition;
         if (edition)
-          root3._resolveFeaturesRecursive(edition);
+          root2._resolveFeaturesRecursive(edition);
       }
       var fullName = this.fullName, types = [];
       for (var i = 0; i < /* initializes */
@@ -35116,16 +35116,16 @@ var require_root = __commonJS({
       this._edition = "proto2";
       this._fullyQualifiedObjects = {};
     }
-    Root.fromJSON = function fromJSON(json2, root3, depth) {
+    Root.fromJSON = function fromJSON(json2, root2, depth) {
       if (depth === void 0)
         depth = 0;
       if (depth > util.recursionLimit)
         throw Error("max depth exceeded");
-      if (!root3)
-        root3 = new Root();
+      if (!root2)
+        root2 = new Root();
       if (json2.options)
-        root3.setOptions(json2.options);
-      return root3.addJSON(json2.nested, depth).resolveAll();
+        root2.setOptions(json2.options);
+      return root2.addJSON(json2.nested, depth).resolveAll();
     };
     Root.prototype.resolvePath = util.path.resolve;
     Root.prototype.fetch = util.fetch;
@@ -35141,19 +35141,19 @@ var require_root = __commonJS({
         return util.asPromise(load2, self2, filename, options);
       }
       var sync = callback === SYNC;
-      function finish(err, root3) {
+      function finish(err, root2) {
         if (!callback) {
           return;
         }
         if (sync) {
           throw err;
         }
-        if (root3) {
-          root3.resolveAll();
+        if (root2) {
+          root2.resolveAll();
         }
         var cb = callback;
         callback = null;
-        cb(err, root3);
+        cb(err, root2);
       }
       function getBundledFileName(filename2) {
         var idx = filename2.lastIndexOf("google/protobuf/");
@@ -35273,7 +35273,7 @@ var require_root = __commonJS({
       return Namespace.prototype.resolveAll.call(this);
     };
     var exposeRe = /^[A-Z]/;
-    function tryHandleExtension(root3, field) {
+    function tryHandleExtension(root2, field) {
       var extendedType = field.parent.lookup(field.extend);
       if (extendedType) {
         var sisterField = new Field(field.fullName, field.id, field.type, field.rule, void 0, field.options);
@@ -36086,14 +36086,14 @@ var require_object = __commonJS({
         this.parent.remove(this);
       this.parent = parent;
       this.resolved = false;
-      var root3 = parent.root;
-      if (root3 instanceof Root)
-        root3._handleAdd(this);
+      var root2 = parent.root;
+      if (root2 instanceof Root)
+        root2._handleAdd(this);
     };
     ReflectionObject.prototype.onRemove = function onRemove(parent) {
-      var root3 = parent.root;
-      if (root3 instanceof Root)
-        root3._handleRemove(this);
+      var root2 = parent.root;
+      if (root2 instanceof Root)
+        root2._handleRemove(this);
       this.parent = null;
       this.resolved = false;
     };
@@ -36424,19 +36424,19 @@ var require_index_light = __commonJS({
     "use strict";
     exports = module.exports = require_index_minimal();
     exports.build = "light";
-    function load2(filename, root3, callback) {
-      if (typeof root3 === "function") {
-        callback = root3;
-        root3 = new exports.Root();
-      } else if (!root3)
-        root3 = new exports.Root();
-      return root3.load(filename, callback);
+    function load2(filename, root2, callback) {
+      if (typeof root2 === "function") {
+        callback = root2;
+        root2 = new exports.Root();
+      } else if (!root2)
+        root2 = new exports.Root();
+      return root2.load(filename, callback);
     }
     exports.load = load2;
-    function loadSync(filename, root3) {
-      if (!root3)
-        root3 = new exports.Root();
-      return root3.loadSync(filename);
+    function loadSync(filename, root2) {
+      if (!root2)
+        root2 = new exports.Root();
+      return root2.loadSync(filename);
     }
     exports.loadSync = loadSync;
     exports.encoder = require_encoder();
@@ -36758,17 +36758,17 @@ var require_parse2 = __commonJS({
     var typeRefRe = util.patterns.typeRefRe;
     var maxFieldId = 536870911;
     var maxEnumId = 2147483647;
-    function parse4(source, root3, options) {
-      if (!(root3 instanceof Root)) {
-        options = root3;
-        root3 = new Root();
+    function parse4(source, root2, options) {
+      if (!(root2 instanceof Root)) {
+        options = root2;
+        root2 = new Root();
       }
       if (!options)
         options = parse4.defaults;
       var preferTrailingComment = options.preferTrailingComment || false;
       var tn = tokenize2(source, options.alternateCommentMode || false), next = tn.next, push = tn.push, peek = tn.peek, skip = tn.skip, cmnt = tn.cmnt;
       var head = true, pkg, imports, weakImports, edition = "proto2";
-      var ptr = root3;
+      var ptr = root2;
       var topLevelObjects = [];
       var topLevelOptions = {};
       var applyCase = options.keepCase ? function(name) {
@@ -37573,7 +37573,7 @@ var require_parse2 = __commonJS({
         "package": pkg,
         "imports": imports,
         weakImports,
-        root: root3
+        root: root2
       };
     }
   }
@@ -38049,14 +38049,14 @@ function isInstalled(dir) {
   return existsSync(join(dir, "node_modules", "onnxruntime-node", "package.json")) && existsSync(join(dir, "dist", "serving", "main.js"));
 }
 function actionCheckout(bundleFile) {
-  const root3 = resolve(dirname(bundleFile), "..", "..", "..");
-  return isModelshipRoot(root3) ? root3 : null;
+  const root2 = resolve(dirname(bundleFile), "..", "..", "..");
+  return isModelshipRoot(root2) ? root2 : null;
 }
-function hashTree(hash2, root3, rel) {
-  const full = join(root3, rel);
+function hashTree(hash2, root2, rel) {
+  const full = join(root2, rel);
   if (!existsSync(full)) return;
   if (statSync(full).isDirectory()) {
-    for (const entry of readdirSync(full).sort()) hashTree(hash2, root3, join(rel, entry));
+    for (const entry of readdirSync(full).sort()) hashTree(hash2, root2, join(rel, entry));
     return;
   }
   hash2.update(rel).update("\0").update(readFileSync(full)).update("\0");
@@ -54356,8 +54356,8 @@ function encodeJSONPointerSegment(segment) {
   return segment.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 function extractDefs(ctx, schema) {
-  const root3 = ctx.seen.get(schema);
-  if (!root3)
+  const root2 = ctx.seen.get(schema);
+  if (!root2)
     throw new Error("Unprocessed schema. This is a bug in Zod.");
   if (ctx.external && ctx.sharedDefsExtractedFor === ctx.external)
     return;
@@ -54386,7 +54386,7 @@ function extractDefs(ctx, schema) {
     }
     const uriPrefix = `#`;
     const defUriPrefix = `${uriPrefix}/${defsSegment}/`;
-    if (entry[1] === root3 && !entry[1].schema.id) {
+    if (entry[1] === root2 && !entry[1].schema.id) {
       return { ref: uriPrefix };
     }
     const defId = entry[1].schema.id ?? `__schema${ctx.counter++}`;
@@ -54557,8 +54557,8 @@ function foldIntersection(json2) {
   assignProps(json2, folded);
 }
 function finalize(ctx, schema) {
-  const root3 = ctx.seen.get(schema);
-  if (!root3)
+  const root2 = ctx.seen.get(schema);
+  if (!root2)
     throw new Error("Unprocessed schema. This is a bug in Zod.");
   const flattenRef = (zodSchema) => {
     const seen = ctx.seen.get(zodSchema);
@@ -54669,7 +54669,7 @@ function finalize(ctx, schema) {
       throw new Error("Schema is missing an `id` property");
     result.$id = ctx.external.uri(id);
   }
-  assignProps(result, root3.defId ? root3.schema : root3.def ?? root3.schema);
+  assignProps(result, root2.defId ? root2.schema : root2.def ?? root2.schema);
   const rootMetaId = ctx.metadataRegistry.get(schema)?.id;
   if (rootMetaId !== void 0 && result.id === rootMetaId)
     delete result.id;
@@ -58732,10 +58732,10 @@ function parseWith(schema, value, where, prefix = []) {
     hint: "see the configuration reference in docs/config.md"
   });
 }
-function describeIssue(root3, issue3, prefix) {
+function describeIssue(root2, issue3, prefix) {
   const path = [...prefix, ...issue3.path.map(String)];
   if (issue3.code === "unrecognized_keys") {
-    const allowed = objectKeysAt(root3, issue3.path.map(String));
+    const allowed = objectKeysAt(root2, issue3.path.map(String));
     return issue3.keys.map((k) => {
       const key = [...path, k].join(".");
       return `${key}: unknown key${allowed ? ` (expected one of: ${allowed.join(", ")})` : ""}`;
@@ -61957,20 +61957,43 @@ message FunctionProto {
 }
 `;
 var root;
-function modelType() {
+function onnxRoot() {
   root ??= import_protobufjs.default.parse(ONNX_PROTO, { keepCase: true }).root;
-  return root.lookupType("onnx.ModelProto");
+  return root;
 }
+function modelProtoType() {
+  return onnxRoot().lookupType("onnx.ModelProto");
+}
+var DataType = {
+  float: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  string: 8,
+  bool: 9,
+  double: 11
+};
+var AttributeType = {
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9
+};
 function decodeModel(bytes) {
-  return modelType().decode(bytes);
+  return modelProtoType().decode(bytes);
 }
 function encodeModel(model) {
-  const type = modelType();
+  const type = modelProtoType();
   return type.encode(model).finish();
 }
 function makeMessage(typeName, fields) {
-  root ??= import_protobufjs.default.parse(ONNX_PROTO, { keepCase: true }).root;
-  return root.lookupType(`onnx.${typeName}`).fromObject(fields);
+  return onnxRoot().lookupType(`onnx.${typeName}`).fromObject(fields);
 }
 function toNumber(v) {
   if (v === void 0 || v === null) return void 0;
@@ -66413,158 +66436,6 @@ function englishStopWords() {
   }
   return english;
 }
-
-// training/onnx/proto.ts
-var import_protobufjs2 = __toESM(require_protobufjs(), 1);
-var ONNX_PROTO2 = `
-syntax = "proto2";
-package onnx;
-
-message AttributeProto {
-  enum AttributeType {
-    UNDEFINED = 0; FLOAT = 1; INT = 2; STRING = 3; TENSOR = 4; GRAPH = 5;
-    FLOATS = 6; INTS = 7; STRINGS = 8; TENSORS = 9; GRAPHS = 10;
-  }
-  optional string name = 1;
-  optional string doc_string = 13;
-  optional AttributeType type = 20;
-  optional float f = 2;
-  optional int64 i = 3;
-  optional bytes s = 4;
-  optional TensorProto t = 5;
-  optional GraphProto g = 6;
-  repeated float floats = 7;
-  repeated int64 ints = 8;
-  repeated bytes strings = 9;
-  repeated TensorProto tensors = 10;
-  repeated GraphProto graphs = 11;
-}
-
-message ValueInfoProto {
-  optional string name = 1;
-  optional TypeProto type = 2;
-  optional string doc_string = 3;
-}
-
-message NodeProto {
-  repeated string input = 1;
-  repeated string output = 2;
-  optional string name = 3;
-  optional string op_type = 4;
-  optional string domain = 7;
-  repeated AttributeProto attribute = 5;
-  optional string doc_string = 6;
-}
-
-message StringStringEntryProto {
-  optional string key = 1;
-  optional string value = 2;
-}
-
-message OperatorSetIdProto {
-  optional string domain = 1;
-  optional int64 version = 2;
-}
-
-message ModelProto {
-  optional int64 ir_version = 1;
-  repeated OperatorSetIdProto opset_import = 8;
-  optional string producer_name = 2;
-  optional string producer_version = 3;
-  optional string domain = 4;
-  optional int64 model_version = 5;
-  optional string doc_string = 6;
-  optional GraphProto graph = 7;
-  repeated StringStringEntryProto metadata_props = 14;
-}
-
-message GraphProto {
-  repeated NodeProto node = 1;
-  optional string name = 2;
-  repeated TensorProto initializer = 5;
-  optional string doc_string = 10;
-  repeated ValueInfoProto input = 11;
-  repeated ValueInfoProto output = 12;
-  repeated ValueInfoProto value_info = 13;
-}
-
-message TensorProto {
-  enum DataType {
-    UNDEFINED = 0; FLOAT = 1; UINT8 = 2; INT8 = 3; UINT16 = 4; INT16 = 5; INT32 = 6; INT64 = 7;
-    STRING = 8; BOOL = 9; FLOAT16 = 10; DOUBLE = 11; UINT32 = 12; UINT64 = 13;
-  }
-  repeated int64 dims = 1;
-  optional int32 data_type = 2;
-  repeated float float_data = 4 [packed = true];
-  repeated int32 int32_data = 5 [packed = true];
-  repeated bytes string_data = 6;
-  repeated int64 int64_data = 7 [packed = true];
-  optional string name = 8;
-  optional string doc_string = 12;
-  optional bytes raw_data = 9;
-  repeated double double_data = 10 [packed = true];
-}
-
-message TensorShapeProto {
-  message Dimension {
-    oneof value {
-      int64 dim_value = 1;
-      string dim_param = 2;
-    }
-    optional string denotation = 3;
-  }
-  repeated Dimension dim = 1;
-}
-
-message TypeProto {
-  message Tensor {
-    optional int32 elem_type = 1;
-    optional TensorShapeProto shape = 2;
-  }
-  message Sequence {
-    optional TypeProto elem_type = 1;
-  }
-  message Map {
-    optional int32 key_type = 1;
-    optional TypeProto value_type = 2;
-  }
-  oneof value {
-    Tensor tensor_type = 1;
-    Sequence sequence_type = 4;
-    Map map_type = 5;
-  }
-  optional string denotation = 6;
-}
-`;
-var root2;
-function onnxRoot() {
-  root2 ??= import_protobufjs2.default.parse(ONNX_PROTO2, { keepCase: true }).root;
-  return root2;
-}
-function modelProtoType() {
-  return onnxRoot().lookupType("onnx.ModelProto");
-}
-var DataType = {
-  float: 1,
-  uint8: 2,
-  int8: 3,
-  int32: 6,
-  int64: 7,
-  string: 8,
-  bool: 9,
-  double: 11
-};
-var AttributeType = {
-  FLOAT: 1,
-  INT: 2,
-  STRING: 3,
-  TENSOR: 4,
-  GRAPH: 5,
-  FLOATS: 6,
-  INTS: 7,
-  STRINGS: 8,
-  TENSORS: 9
-};
 
 // training/onnx/builder.ts
 var attr = {

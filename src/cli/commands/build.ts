@@ -42,7 +42,12 @@ export function buildJson(r: BuildImageResult) {
     sizeBytes: r.sizeBytes,
     buildMs: r.buildMs,
     baseImage: r.baseImage,
-    server: { ref: r.server.ref, built: r.server.built, buildMs: r.server.buildMs },
+    server: {
+      ref: r.server.ref,
+      built: r.server.built,
+      buildMs: r.server.buildMs,
+      ...(r.server.pruned ? { pruned: r.server.pruned } : {}),
+    },
     model: r.model,
     labels: r.labels,
     smoke: r.smoke
