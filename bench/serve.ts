@@ -2,7 +2,7 @@
  * `npm run bench:serve` — model server throughput and latency against floors measured in the same run:
  *   (a) bare node:http hello world (same worker count)   ← HTTP floor
  *   (b) POST /predict, one text, the server configured as its image configures it (serving/Dockerfile
- *       ENV); also (b') with an access line per request and (b'') with coalescing off
+ *       ENV); also (b') with an access line per request, (b'') with coalescing off, (b1) 1 worker
  *   (c) POST /predict, batch of 32 texts
  *   (d) in-process session.run, 1 text and 32 texts        ← model floor
  *   (e) the peer: FastAPI + scikit-learn (bench/peer/app.py, same data and model), 1 and 2 uvicorn
@@ -285,6 +285,12 @@ async function main() {
       items: 1,
       env: { ...imageEnv, MODELSHIP_COALESCE_ROWS: "1" },
     },
+    {
+      name: "(b1) /predict 1 text, 1 worker",
+      body: single,
+      items: 1,
+      env: { ...imageEnv, MODELSHIP_WORKERS: "1" },
+    },
     { name: "(c) POST /predict 32 texts", body: batch32, items: 32, env: imageEnv },
   ];
   const readyMs: number[] = [];
@@ -483,6 +489,7 @@ function goals(rows: Row[]): Goal[] {
   const find = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
   const hello = find("(a)");
   const one = find("(b) ");
+  const oneWorker = find("(b1)");
   const batch = find("(c)");
   const floor1 = find("(d) session.run 1");
   const peer1 = find("(e) FastAPI+sklearn 1 text, 1 worker");
@@ -509,7 +516,7 @@ function goals(rows: Row[]): Goal[] {
   if (one) {
     out.push({
       figure: `/predict p99 at ${connections} connections, ${workers} workers`,
-      measured: `${one.p99.toFixed(2)} ms (FastAPI 2 workers: ${peer2 ? `${peer2.p99.toFixed(1)} ms` : "n/a"})`,
+      measured: `${one.p99.toFixed(2)} ms (1 worker: ${oneWorker ? `${oneWorker.p99.toFixed(2)} ms` : "n/a"}; FastAPI 2 workers: ${peer2 ? `${peer2.p99.toFixed(1)} ms` : "n/a"})`,
       goal: "≤ 5 ms",
       met: one.p99 <= 5,
     });
