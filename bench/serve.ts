@@ -9,7 +9,8 @@
  *       workers — skipped with one line when no python3 has fastapi, uvicorn and scikit-learn
  * Load: wrk (or autocannon when wrk is missing) at 32 connections. RSS per worker before/after.
  * Ends with the goal table of issue 15 (ratios of figures from this run).
- * Flags: --model <bundle> (default: the test suite's trained bundle) --duration <s> (10) --workers <n>
+ * Flags: --model <bundle> (default: the test suite's trained bundle) --duration <s> (10) --warmup <s> (2)
+ *        --workers <n>
  *        --connections <n> (32) --soak <s> (5-minute soak: RSS sampled every 10 s) --no-peer
  *        --data <csv> (peer training data; default the test suite's) --json
  */
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
   options: {
     model: { type: "string" },
     duration: { type: "string", default: "10" },
+    warmup: { type: "string", default: "2" },
     workers: { type: "string", default: String(availableParallelism()) },
     connections: { type: "string", default: "32" },
     soak: { type: "string" },
@@ -39,6 +41,8 @@ const { values: args } = parseArgs({
   },
 });
 const duration = Number(args.duration);
+/** Seconds of the same load before each measured run (JIT, first connections); not counted. */
+const warmup = Number(args.warmup);
 const workers = Number(args.workers);
 const connections = Number(args.connections);
 
@@ -68,6 +72,10 @@ const useWrk = await hasWrk();
 /** Runs the shared HTTP load (bench/support.ts) against `url`. */
 const load = (url: string, body?: string, seconds = duration): Promise<Load> =>
   httpLoad(url, { ...(body === undefined ? {} : { body }), seconds, connections });
+
+const warm = async (url: string, body: string): Promise<void> => {
+  if (warmup > 0) await load(url, body, warmup);
+};
 
 /** RSS (MB) of a process's children: the server's workers. */
 async function workerRss(pid: number): Promise<number[]> {
@@ -250,7 +258,7 @@ async function main() {
     if (!args.json) process.stderr.write(`${s}\n`);
   };
   log(
-    `bench:serve — model ${card.name} ${card.version}, ${workers} workers, ${connections} connections, ${duration}s per run, load generator ${useWrk ? "wrk" : "autocannon"}, load average ${load0.map((l) => l.toFixed(1)).join(" ")}`,
+    `bench:serve — model ${card.name} ${card.version}, ${workers} workers, ${connections} connections, ${duration}s per run after ${warmup}s of the same load (not counted), load generator ${useWrk ? "wrk" : "autocannon"}, load average ${load0.map((l) => l.toFixed(1)).join(" ")}`,
   );
 
   log("(a) node:http hello floor...");
@@ -260,6 +268,7 @@ async function main() {
     const script = join(dir, "hello.cjs");
     await writeFile(script, HELLO);
     const { child, port } = await startServer([script], { WORKERS: String(workers) });
+    await warm(`http://127.0.0.1:${port}/`, "{}");
     const cpu0 = await treeCpuSeconds(child.pid!);
     const result = await load(`http://127.0.0.1:${port}/`, "{}");
     const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / result.requests) * 1e6;
@@ -309,6 +318,7 @@ async function main() {
     });
     readyMs.push(startup);
     const rssBefore = await workerRss(child.pid!);
+    await warm(`http://127.0.0.1:${port}/predict`, run.body);
     const cpu0 = await treeCpuSeconds(child.pid!);
     const result = await load(`http://127.0.0.1:${port}/predict`, run.body);
     const cpuUs = (((await treeCpuSeconds(child.pid!)) - cpu0) / result.requests) * 1e6;
@@ -347,6 +357,7 @@ async function main() {
           const peer = await startPeer(found.python, pickle, n);
           try {
             const rssBefore = await processRss(peer.child.pid!, n);
+            await warm(`http://127.0.0.1:${peer.port}/predict`, single);
             const cpu0 = await treeCpuSeconds(peer.child.pid!);
             const result = await load(`http://127.0.0.1:${peer.port}/predict`, single);
             const cpuUs = (((await treeCpuSeconds(peer.child.pid!)) - cpu0) / result.requests) * 1e6;
