@@ -473,7 +473,7 @@ async function main() {
         g.figure,
         g.measured,
         g.goal,
-        g.met === undefined ? "n/a" : g.met ? "yes" : "NO",
+        g.met === undefined ? (g.goal === "—" ? "" : "n/a") : g.met ? "yes" : "NO",
       ]),
     )}\n`,
   );
@@ -521,7 +521,14 @@ function goals(rows: Row[]): Goal[] {
     });
   }
   ratio("/predict 1 text req/s ÷ node:http hello req/s", one?.rps, hello?.rps, 0.3);
-  ratio("/predict 1 text CPU/req: hello ÷ /predict", hello?.cpuUs, one?.cpuUs, 0.3);
+  if (hello?.cpuUs && one?.cpuUs) {
+    // Not one of the issue's goals: the same ratio by CPU, for reading the req/s one.
+    out.push({
+      figure: "(info) /predict 1 text CPU/req: hello ÷ /predict",
+      measured: `${(hello.cpuUs / one.cpuUs).toFixed(2)}×`,
+      goal: "—",
+    });
+  }
   ratio("/predict 1 text req/s ÷ FastAPI+sklearn (1 worker)", one?.rps, peer1?.rps, 15);
   ratio("/predict 1 text req/s ÷ FastAPI+sklearn (2 workers)", one?.rps, peer2?.rps, 15);
   if (one) {
