@@ -303,7 +303,10 @@ describe("the installed CLI, from an empty folder", () => {
     } finally {
       const report = await load.stop();
       expect(report.completed).toBeGreaterThan(100);
-      expect({ non2xx: report.non2xx, errors: report.errorCount }).toEqual({ non2xx: 0, errors: 0 });
+      expect(
+        { non2xx: report.non2xx, errors: report.errorCount },
+        `failed requests (ms after load start): ${JSON.stringify(report.failures)}`,
+      ).toEqual({ non2xx: 0, errors: 0 });
     }
   }, 900_000);
 });

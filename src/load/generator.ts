@@ -10,6 +10,9 @@ import { loadCsv, loadTextDataset } from "../data/dataset.js";
  * deploys, assertions) never throttles it. Every response is counted by status and every connection
  * error by code: the final count is the honest one.
  */
+/** Idle keep-alive sockets are closed after this long, below the edge's 10 s idle timeout. */
+const IDLE_SOCKET_MS = 5_000;
+
 export interface LoadOptions {
   url: string;
   /** Where the texts come from: a labelled CSV; with `split`, only the test split the trainer held out. */
@@ -174,7 +177,15 @@ async function child(): Promise<void> {
     ? featureBodies(o.features)
     : loadTexts(o.texts).map((text) => JSON.stringify({ text }));
   if (bodies.length === 0) throw new Error("no texts to send");
-  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  // A well-behaved keep-alive client: sockets are used in turn (FIFO), and one left idle is closed by
+  // us after 5 s, before the edge's own idle timeout (HAProxy `timeout http-keep-alive`, 10 s) closes it
+  // under a request being written — a race every keep-alive client must avoid or retry.
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: connections,
+    scheduling: "fifo",
+    timeout: IDLE_SOCKET_MS,
+  });
   const byStatus: Record<string, number> = {};
   const errors: Record<string, number> = {};
   const failures: LoadReport["failures"] = [];
