@@ -2,7 +2,7 @@ import type { LoadedBundle } from "../src/bundle/read.js";
 import type { GoldenExample, ModelCard } from "../src/contracts/card.js";
 import { argmax } from "../src/metrics/classification.js";
 import { ClassifierSession } from "../src/onnx/session.js";
-import { ExitCode, UserError } from "../src/util/errors.js";
+import { ExitCode, firstLine, UserError } from "../src/util/errors.js";
 
 export type ModelInput = string | readonly number[];
 
@@ -137,7 +137,7 @@ export class ServedModel {
         // The graph cannot take rows of different requests together; stop paying for two runs.
         this.coalesceRows = 1;
         this.warn(
-          `model fails when requests share a run (${firstLine(err)}) but not alone: each request now runs alone`,
+          `model fails when requests share a run (${firstLine(err).slice(0, 200)}) but not alone: each request now runs alone`,
         );
       }
       return;
@@ -206,10 +206,4 @@ function describeMismatch(i: number, g: GoldenExample, p: ServedPrediction, diff
     typeof g.input === "string" ? JSON.stringify(g.input.slice(0, 40)) : `[${g.input.length} features]`;
   const fmt = (xs: ArrayLike<number>) => `[${Array.from(xs, (x) => x.toFixed(6)).join(", ")}]`;
   return `#${i} ${input}: expected ${g.expected.label} ${fmt(g.expected.probabilities)}, got ${p.label} ${fmt(p.probabilities)} (max diff ${diff.toExponential(2)})`;
-}
-
-function firstLine(err: unknown): string {
-  return String(err instanceof Error ? err.message : err)
-    .split("\n")[0]!
-    .slice(0, 200);
 }

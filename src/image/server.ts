@@ -5,7 +5,7 @@ import { join } from "node:path";
 import lockfile from "proper-lockfile";
 import type { ModelCard } from "../contracts/card.js";
 import type { Engine } from "../engine/engine.js";
-import { ExitCode, UserError } from "../util/errors.js";
+import { ExitCode, firstLine, UserError } from "../util/errors.js";
 import { Reporter } from "../util/progress.js";
 import {
   findAppRoot,
@@ -216,7 +216,7 @@ export async function withServerImage<T>(
           }).catch((err: Error) => ({
             removed: [],
             kept: [],
-            failed: (err.message.split("\n")[0] ?? "").slice(0, 200),
+            failed: firstLine(err).slice(0, 200),
           }));
         },
         () =>

@@ -4,15 +4,15 @@ import { fileURLToPath } from "node:url";
 import { stratifiedSplit } from "../../training/split.js";
 import { loadCsv, loadTextDataset } from "../data/dataset.js";
 
+/** Idle keep-alive sockets are closed after this long, below the edge's 10 s idle timeout. */
+const IDLE_SOCKET_MS = 5_000;
+
 /**
  * The one load generator of the demo, the tests and the benchmarks: `POST /predict` with real texts at a
  * steady rate over keep-alive connections, from a SEPARATE process, so the caller's own work (training,
  * deploys, assertions) never throttles it. Every response is counted by status and every connection
  * error by code: the final count is the honest one.
  */
-/** Idle keep-alive sockets are closed after this long, below the edge's 10 s idle timeout. */
-const IDLE_SOCKET_MS = 5_000;
-
 export interface LoadOptions {
   url: string;
   /** Where the texts come from: a labelled CSV; with `split`, only the test split the trainer held out. */

@@ -2,7 +2,7 @@ import { access, stat } from "node:fs/promises";
 import * as ort from "onnxruntime-node";
 import type { TensorSpec } from "../contracts/card.js";
 import { argmax } from "../metrics/classification.js";
-import { ExitCode, UserError } from "../util/errors.js";
+import { ExitCode, firstLine, UserError } from "../util/errors.js";
 
 /**
  * The one place that talks to onnxruntime-node for classifiers (trainer checks, bundle figures,
@@ -327,11 +327,6 @@ function describeValue(v: ValueSpec): string {
 
 function fmtShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(", ")}]`;
-}
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split("\n")[0]!.trim();
 }
 
 /** Missing, directory, or unreadable → one clear message (exit 2). */

@@ -43,3 +43,9 @@ export function describeError(err: unknown, debug = false): string {
   }
   return `unexpected error: ${safeText(err)}`;
 }
+
+/** The first line of an error's message (trimmed), for one-line reports. */
+export function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split("\n")[0]!.trim();
+}

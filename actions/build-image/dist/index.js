@@ -41404,6 +41404,10 @@ ${err.stack}` : line;
   }
   return `unexpected error: ${safeText(err)}`;
 }
+function firstLine(err) {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split("\n")[0].trim();
+}
 
 // src/action/kit.ts
 async function runAction(fn) {
@@ -41928,12 +41932,12 @@ function engineHost(env2 = process.env) {
   return env2.DOCKER_HOST || "unix:///var/run/docker.sock (docker default)";
 }
 function unreachableError(detail) {
-  return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
+  return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine2(detail)}`, {
     exitCode: ExitCode2.environment,
     hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
-function firstLine(text) {
+function firstLine2(text) {
   return text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "(no output)";
 }
 function parseJson(schema, text, what) {
@@ -41941,7 +41945,7 @@ function parseJson(schema, text, what) {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new EngineError(`${what}: the engine returned output that is not JSON: ${firstLine(text)}`, {
+    throw new EngineError(`${what}: the engine returned output that is not JSON: ${firstLine2(text)}`, {
       exitCode: ExitCode2.environment
     });
   }
@@ -46617,7 +46621,7 @@ async function withServerImage(options, use) {
           }).catch((err) => ({
             removed: [],
             kept: [],
-            failed: (err.message.split("\n")[0] ?? "").slice(0, 200)
+            failed: firstLine(err).slice(0, 200)
           }));
         },
         () => [`from ${options.baseImage} (once per server version)`, pruned && pruneSummary(pruned)].filter(Boolean).join("; ")

@@ -40414,6 +40414,10 @@ ${err.stack}` : line;
   }
   return `unexpected error: ${safeText(err)}`;
 }
+function firstLine(err) {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split("\n")[0].trim();
+}
 var ExitCode2, UserError;
 var init_errors3 = __esm({
   "src/util/errors.ts"() {
@@ -49618,12 +49622,12 @@ function engineHost(env2 = process.env) {
   return env2.DOCKER_HOST || "unix:///var/run/docker.sock (docker default)";
 }
 function unreachableError(detail) {
-  return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine(detail)}`, {
+  return new EngineError(`container engine not reachable at ${engineHost()}: ${firstLine2(detail)}`, {
     exitCode: ExitCode2.environment,
     hint: "start Docker (`sudo systemctl start docker`) or Podman's Docker API (`podman system service --time=0 unix:///run/podman/podman.sock &`), then set DOCKER_HOST to its socket (e.g. `export DOCKER_HOST=unix:///run/podman/podman.sock`; or let `sudo npx modelship host setup` install and start one)"
   });
 }
-function firstLine(text) {
+function firstLine2(text) {
   return text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "(no output)";
 }
 function parseJson(schema, text, what) {
@@ -49631,7 +49635,7 @@ function parseJson(schema, text, what) {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new EngineError(`${what}: the engine returned output that is not JSON: ${firstLine(text)}`, {
+    throw new EngineError(`${what}: the engine returned output that is not JSON: ${firstLine2(text)}`, {
       exitCode: ExitCode2.environment
     });
   }
@@ -53955,10 +53959,6 @@ function describeValue(v) {
 function fmtShape(shape) {
   return `[${shape.join(", ")}]`;
 }
-function firstLine2(err) {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split("\n")[0].trim();
-}
 async function assertReadableFile(path, what) {
   try {
     const s = await stat7(path);
@@ -53968,7 +53968,7 @@ async function assertReadableFile(path, what) {
     if (err instanceof UserError) throw err;
     const code = err.code;
     if (code === "ENOENT") throw new UserError(`${what} not found: ${path}`, { exitCode: ExitCode2.usage });
-    throw new UserError(`cannot read ${what} ${path}: ${code ?? firstLine2(err)}`, { cause: err });
+    throw new UserError(`cannot read ${what} ${path}: ${code ?? firstLine(err)}`, { cause: err });
   }
 }
 var ort, ORT_VERSION, FLOAT_INPUTS, TEXT_INPUTS, LABEL_DTYPES, ClassifierSession;
@@ -54027,7 +54027,7 @@ var init_session = __esm({
           const options = sessionOptions(opts.intraOpThreads ?? 1);
           session = typeof model === "string" ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
         } catch (err) {
-          throw new UserError(`cannot load ONNX model ${path}: ${firstLine2(err)}`, {
+          throw new UserError(`cannot load ONNX model ${path}: ${firstLine(err)}`, {
             hint: "is it an ONNX file (not a pickle/joblib/safetensors file) and complete?",
             cause: err
           });
@@ -54079,7 +54079,7 @@ var init_session = __esm({
         try {
           result = await this.session.run({ [this.input.name]: feed }, fetches);
         } catch (err) {
-          throw new UserError(`model ${this.path} failed on the given input: ${firstLine2(err)}`, { cause: err });
+          throw new UserError(`model ${this.path} failed on the given input: ${firstLine(err)}`, { cause: err });
         } finally {
           feed.dispose?.();
         }

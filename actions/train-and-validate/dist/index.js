@@ -58644,6 +58644,10 @@ ${err.stack}` : line;
   }
   return `unexpected error: ${safeText(err)}`;
 }
+function firstLine(err) {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split("\n")[0].trim();
+}
 
 // src/action/kit.ts
 async function runAction(fn) {
@@ -59445,10 +59449,6 @@ function describeValue(v) {
 }
 function fmtShape(shape) {
   return `[${shape.join(", ")}]`;
-}
-function firstLine(err) {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split("\n")[0].trim();
 }
 async function assertReadableFile(path, what) {
   try {
